@@ -1,0 +1,92 @@
+// Package postgres is credvault's PostgreSQL adapter: the connection pool,
+// the migration runner and the sqlx stores. It translates database errors
+// into *credvault.Error at its edge.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"credvault/internal/credvault"
+)
+
+// Pool limits. A credvault instance mostly serves from memory (key cache,
+// secret cache); PostgreSQL sees writes, cache misses and batched
+// last-used updates, so a modest pool per instance leaves room for several
+// instances under PostgreSQL's default max_connections of 100.
+const (
+	maxOpenConns    = 20
+	maxIdleConns    = 10
+	connMaxLifetime = 30 * time.Minute
+	connMaxIdleTime = 5 * time.Minute
+)
+
+// Open connects to PostgreSQL and checks the connection. The URL is never
+// put into an error (it may hold a password). Errors: EINVALID for a URL the
+// driver cannot parse, EUNAVAILABLE when the server does not answer.
+func Open(ctx context.Context, url string) (*sqlx.DB, error) {
+	if _, err := pq.ParseURL(url); err != nil {
+		return nil, credvault.Errorf(credvault.EINVALID, "DATABASE_URL is not a valid postgres:// URL")
+	}
+	db, err := sqlx.Open("postgres", url)
+	if err != nil {
+		return nil, credvault.Errorf(credvault.EINVALID, "DATABASE_URL is not usable")
+	}
+	db.SetMaxOpenConns(maxOpenConns)
+	db.SetMaxIdleConns(maxIdleConns)
+	db.SetConnMaxLifetime(connMaxLifetime)
+	db.SetConnMaxIdleTime(connMaxIdleTime)
+	if err := Ping(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Ping checks that PostgreSQL answers within a few seconds. Errors:
+// EUNAVAILABLE.
+func Ping(ctx context.Context, db *sqlx.DB) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		return credvault.Wrap(credvault.EUNAVAILABLE, err, "postgres is not answering")
+	}
+	return nil
+}
+
+// translate maps a database error to a *credvault.Error: no rows ->
+// ENOTFOUND, unique violation -> ECONFLICT, foreign-key or check violation
+// -> EINVALID, connection failures -> EUNAVAILABLE, the rest EINTERNAL.
+// what names the thing for the message, e.g. "user".
+func translate(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return credvault.Errorf(credvault.ENOTFOUND, "%s not found", what)
+	}
+	var pqe *pq.Error
+	if errors.As(err, &pqe) {
+		switch pqe.Code {
+		case "23505":
+			return credvault.Wrap(credvault.ECONFLICT, err, "%s already exists", what)
+		case "23503", "23514", "22P02":
+			return credvault.Wrap(credvault.EINVALID, err, "%s: invalid reference or value", what)
+		case "57P01", "57P02", "57P03", "53300":
+			return credvault.Wrap(credvault.EUNAVAILABLE, err, "postgres is unavailable")
+		}
+		if pqe.Code.Class() == "08" {
+			return credvault.Wrap(credvault.EUNAVAILABLE, err, "postgres is unavailable")
+		}
+		return credvault.Wrap(credvault.EINTERNAL, err, "database error on %s", what)
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return credvault.Wrap(credvault.EUNAVAILABLE, err, "postgres did not answer in time")
+	}
+	return credvault.Wrap(credvault.EUNAVAILABLE, err, "postgres is unavailable")
+}

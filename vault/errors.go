@@ -1,0 +1,78 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	vaultapi "github.com/hashicorp/vault/api"
+
+	"credvault/internal/credvault"
+)
+
+// Sentinel causes carried inside the *credvault.Error values this package
+// returns, for callers that must tell them apart with errors.Is.
+var (
+	// ErrUnavailable: Vault is sealed, unreachable, overloaded or failing
+	// (5xx, 429). Worth retrying later; readiness reports it.
+	ErrUnavailable = errors.New("vault unavailable")
+	// ErrIntegrity: Vault refused a ciphertext because the derivation context
+	// does not match, the data was altered, or its key version is outside the
+	// allowed range. Retrying cannot help, so it is never retried.
+	ErrIntegrity = errors.New("ciphertext rejected by vault")
+	// ErrKeyNotFound: the transit key (or mount) does not exist.
+	ErrKeyNotFound = errors.New("transit key not found")
+	// ErrPermissionDenied: Vault refused credvault's token for this path.
+	ErrPermissionDenied = errors.New("vault permission denied")
+)
+
+// translate turns an error from the Vault API client into a
+// *credvault.Error with one of the sentinels above as its cause. what names
+// the operation for the message; no input value ever goes into the message.
+func translate(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	var re *vaultapi.ResponseError
+	if !errors.As(err, &re) {
+		if errors.Is(err, context.Canceled) {
+			return &credvault.Error{Code: credvault.EUNAVAILABLE, Message: what + ": request cancelled", Err: err}
+		}
+		return &credvault.Error{Code: credvault.EUNAVAILABLE, Message: what + ": vault is unreachable",
+			Err: errors.Join(ErrUnavailable, err)}
+	}
+	msg := strings.Join(re.Errors, "; ")
+	switch {
+	case re.StatusCode == http.StatusForbidden:
+		return &credvault.Error{Code: credvault.EUNAVAILABLE, Message: what + ": vault denied credvault's token (permission denied); check the token and its policy", Err: ErrPermissionDenied}
+	case re.StatusCode == http.StatusServiceUnavailable && strings.Contains(msg, "sealed"):
+		return &credvault.Error{Code: credvault.EUNAVAILABLE, Message: what + ": vault is sealed", Err: ErrUnavailable}
+	case re.StatusCode == http.StatusTooManyRequests || re.StatusCode >= 500:
+		return &credvault.Error{Code: credvault.EUNAVAILABLE, Message: what + ": vault is unavailable", Err: errors.Join(ErrUnavailable, err)}
+	case re.StatusCode == http.StatusNotFound:
+		return &credvault.Error{Code: credvault.EUNAVAILABLE, Message: what + ": transit mount or key not found", Err: ErrKeyNotFound}
+	}
+	return classifyMessage(msg, what)
+}
+
+// classifyMessage sorts a 400 answer (or a batch item's error) by Vault's
+// error text.
+func classifyMessage(msg, what string) error {
+	switch {
+	case strings.Contains(msg, "key not found"):
+		return &credvault.Error{Code: credvault.EUNAVAILABLE, Message: what + ": transit key not found", Err: ErrKeyNotFound}
+	case strings.Contains(msg, "message authentication failed"),
+		strings.Contains(msg, "invalid ciphertext"),
+		strings.Contains(msg, "disallowed by policy"),
+		strings.Contains(msg, "version is too new"),
+		strings.Contains(msg, "base64"):
+		return &credvault.Error{Code: credvault.EINTERNAL, Message: what + ": vault rejected the ciphertext (wrong context, altered data or retired key version)",
+			Err: errors.Join(ErrIntegrity, errors.New(msg))}
+	}
+	return &credvault.Error{Code: credvault.EINTERNAL, Message: what + ": vault rejected the request", Err: errors.New(msg)}
+}
+
+// ErrorIs reports whether err carries the sentinel target (a shorthand for
+// errors.Is that reads well at call sites).
+func ErrorIs(err, target error) bool { return errors.Is(err, target) }

@@ -1,0 +1,43 @@
+# Least-privilege Vault policy for credvault, for the default mount "transit"
+# and key "credvault" (change both paths if CREDVAULT_TRANSIT_MOUNT or
+# CREDVAULT_TRANSIT_KEY differ).
+#
+#   vault policy write credvault vault/policy.hcl
+#
+# "update" without "create" on encrypt: a typo in the key name can never make
+# Vault create a fresh (non-derived) key on the fly. Also set
+#   vault write transit/config/keys disable_upsert=true
+
+path "transit/encrypt/credvault" {
+  capabilities = ["update"]
+}
+
+path "transit/decrypt/credvault" {
+  capabilities = ["update"]
+}
+
+# The rewrap job (`credvault rewrap`): re-encrypt under the latest version.
+path "transit/rewrap/credvault" {
+  capabilities = ["update"]
+}
+
+# Start-up check (the key must exist and be derived) and the rewrap job's
+# view of latest_version.
+path "transit/keys/credvault" {
+  capabilities = ["read"]
+}
+
+# Raising min_decryption_version after a complete rewrap. Remove this block
+# if an operator does that step by hand.
+path "transit/keys/credvault/config" {
+  capabilities = ["update"]
+}
+
+# Keep its own token alive.
+path "auth/token/renew-self" {
+  capabilities = ["update"]
+}
+
+path "auth/token/lookup-self" {
+  capabilities = ["read"]
+}
