@@ -1,0 +1,126 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+
+	"github.com/go-playground/validator/v10"
+	"github.com/gofiber/fiber/v2"
+
+	"credvault/internal/credvault"
+)
+
+// validate is the one shared validator; it names fields by their JSON tag
+// so that messages speak the API's language.
+var validate = newValidator()
+
+func newValidator() *validator.Validate {
+	v := validator.New(validator.WithRequiredStructEnabled())
+	v.RegisterTagNameFunc(func(f reflect.StructField) string {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			return ""
+		}
+		return name
+	})
+	return v
+}
+
+// decodeBody parses the JSON request body into dst, rejecting unknown
+// fields, trailing data and wrong types, then validates dst. Every failure
+// is EINVALID with a message that names the field.
+func decodeBody(c *fiber.Ctx, dst any) error {
+	body := c.Body()
+	if len(bytes.TrimSpace(body)) == 0 {
+		return credvault.Errorf(credvault.EINVALID, "request body is empty; send a JSON object")
+	}
+	if ct := string(c.Request().Header.ContentType()); ct != "" && !strings.HasPrefix(ct, fiber.MIMEApplicationJSON) {
+		return credvault.Errorf(credvault.EINVALID, "Content-Type must be application/json")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return credvault.Errorf(credvault.EINVALID, "%s", jsonMessage(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return credvault.Errorf(credvault.EINVALID, "request body must hold a single JSON object")
+	}
+	return validateStruct(dst)
+}
+
+func jsonMessage(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("request body is not valid JSON (at byte %d)", syn.Offset)
+	case errors.As(err, &typ):
+		if typ.Field != "" {
+			return fmt.Sprintf("field %q must be %s", typ.Field, jsonKind(typ.Type))
+		}
+		return fmt.Sprintf("request body must be %s", jsonKind(typ.Type))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "request body is truncated JSON"
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return fmt.Sprintf("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	}
+	return "request body is not valid JSON"
+}
+
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "of type " + t.String()
+}
+
+// validateStruct runs the shared validator and turns its first failure
+// into a message such as `field "name" is required`.
+func validateStruct(v any) error {
+	err := validate.Struct(v)
+	if err == nil {
+		return nil
+	}
+	var ves validator.ValidationErrors
+	if !errors.As(err, &ves) || len(ves) == 0 {
+		return credvault.Errorf(credvault.EINVALID, "request body is invalid")
+	}
+	fe := ves[0]
+	field := strings.SplitN(fe.Namespace(), ".", 2)
+	name := fe.Field()
+	if len(field) == 2 {
+		name = field[1]
+	}
+	switch fe.Tag() {
+	case "required":
+		return credvault.Errorf(credvault.EINVALID, "field %q is required", name)
+	case "max":
+		return credvault.Errorf(credvault.EINVALID, "field %q must be at most %s long", name, fe.Param())
+	case "min":
+		return credvault.Errorf(credvault.EINVALID, "field %q must be at least %s long", name, fe.Param())
+	case "oneof":
+		return credvault.Errorf(credvault.EINVALID, "field %q must be one of: %s", name, fe.Param())
+	case "email":
+		return credvault.Errorf(credvault.EINVALID, "field %q must be an email address", name)
+	case "uuid", "uuid4":
+		return credvault.Errorf(credvault.EINVALID, "field %q must be a UUID", name)
+	}
+	return credvault.Errorf(credvault.EINVALID, "field %q fails check %q", name, fe.Tag())
+}

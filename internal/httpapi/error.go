@@ -1,0 +1,109 @@
+package httpapi
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/gofiber/fiber/v2"
+
+	"credvault/internal/credvault"
+)
+
+// statusOf is the one place where a domain error code becomes an HTTP status.
+var statusOf = map[string]int{
+	credvault.EINVALID:      http.StatusBadRequest,
+	credvault.EUNAUTHORIZED: http.StatusUnauthorized,
+	credvault.EFORBIDDEN:    http.StatusForbidden,
+	credvault.ENOTFOUND:     http.StatusNotFound,
+	credvault.ECONFLICT:     http.StatusConflict,
+	credvault.ERATELIMITED:  http.StatusTooManyRequests,
+	credvault.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	credvault.EINTERNAL:     http.StatusInternalServerError,
+}
+
+// codeOf names the JSON error code of a status Fiber produced by itself
+// (unknown route, body too large, ...), outside any handler.
+var codeOf = map[int]string{
+	http.StatusBadRequest:            "invalid_request",
+	http.StatusNotFound:              "not_found",
+	http.StatusMethodNotAllowed:      "method_not_allowed",
+	http.StatusRequestEntityTooLarge: "body_too_large",
+	http.StatusRequestTimeout:        "request_timeout",
+	http.StatusUnsupportedMediaType:  "unsupported_media_type",
+}
+
+// errorBody is the JSON shape of every error the API returns.
+type errorBody struct {
+	Error     errorDetail `json:"error"`
+	RequestID string      `json:"request_id"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// apiCode is the snake_case code a client sees for a domain error: the
+// error's Reason when it has one, else a name derived from its code.
+func apiCode(err error) string {
+	if r := credvault.ErrorReason(err); r != "" {
+		return r
+	}
+	switch c := credvault.ErrorCode(err); c {
+	case credvault.EINVALID:
+		return "invalid_request"
+	default:
+		return c
+	}
+}
+
+// errorHandler is Fiber's one error handler: handlers just return errors.
+// Internal errors are logged with their cause; the client sees only the
+// caller-safe message, never err.Error().
+func errorHandler(log *slog.Logger) fiber.ErrorHandler {
+	return func(c *fiber.Ctx, err error) error {
+		var (
+			status int
+			body   errorBody
+		)
+		var fe *fiber.Error
+		if errors.As(err, &fe) {
+			status = fe.Code
+			code, ok := codeOf[status]
+			if !ok {
+				code = "http_" + http.StatusText(status)
+			}
+			body.Error = errorDetail{Code: code, Message: fiberMessage(fe)}
+		} else {
+			status = statusOf[credvault.ErrorCode(err)]
+			if status == 0 {
+				status = http.StatusInternalServerError
+			}
+			body.Error = errorDetail{Code: apiCode(err), Message: credvault.ErrorMessage(err)}
+		}
+		body.RequestID = requestID(c)
+		switch {
+		case status >= 500:
+			log.Error("request failed", "request_id", body.RequestID, "route", routeOf(c), "status", status, "error", err.Error())
+		default:
+			log.Debug("request refused", "request_id", body.RequestID, "route", routeOf(c), "status", status, "code", body.Error.Code)
+		}
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		return c.Status(status).JSON(body)
+	}
+}
+
+// fiberMessage rewrites Fiber's own error texts into ones that say what to
+// do, without echoing anything from the request.
+func fiberMessage(fe *fiber.Error) string {
+	switch fe.Code {
+	case http.StatusNotFound:
+		return "no such route; see api/openapi.yaml for the API"
+	case http.StatusMethodNotAllowed:
+		return "method not allowed on this route"
+	case http.StatusRequestEntityTooLarge:
+		return "request body is too large"
+	}
+	return fe.Message
+}

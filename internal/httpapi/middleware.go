@@ -1,0 +1,107 @@
+package httpapi
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+const (
+	headerRequestID = "X-Request-Id"
+	localRequestID  = "credvault.request_id"
+	unmatchedRoute  = "unmatched"
+)
+
+// requestIDMiddleware gives every request an id: the caller's X-Request-Id
+// when it is short and plain (so that a platform can trace a call across
+// services), else a fresh random one. It is echoed in the response header,
+// the error body and every log line about the request.
+func (s *Server) requestIDMiddleware(c *fiber.Ctx) error {
+	id := string(c.Request().Header.Peek(headerRequestID))
+	if !plainID(id) {
+		id = newRequestID()
+	}
+	c.Locals(localRequestID, id)
+	c.Set(headerRequestID, id)
+	return c.Next()
+}
+
+func plainID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		b := id[i]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_' || b == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// requestID returns the id of the request, creating one for requests that
+// failed before the middleware ran (such as an oversized body).
+func requestID(c *fiber.Ctx) string {
+	if id, ok := c.Locals(localRequestID).(string); ok {
+		return id
+	}
+	id := newRequestID()
+	c.Locals(localRequestID, id)
+	return id
+}
+
+// routeOf is the matched route template ("/v1/users/:id"), never the raw
+// path, so that ids and whatever else a client puts in a URL stay out of
+// metric labels and logs.
+func routeOf(c *fiber.Ctx) string {
+	r := c.Route()
+	if r == nil || r.Path == "" || r.Path == "/" && c.Path() != "/" {
+		return unmatchedRoute
+	}
+	return r.Path
+}
+
+// recoverMiddleware turns a panic into a 500 with the request id, logging
+// the stack (which holds code locations, not request data).
+func (s *Server) recoverMiddleware(c *fiber.Ctx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic in handler", "request_id", requestID(c), "route", routeOf(c),
+				"panic", fmt.Sprintf("%T", r), "stack", string(debug.Stack()))
+			err = fmt.Errorf("panic in handler: %T", r)
+		}
+	}()
+	return c.Next()
+}
+
+// observeMiddleware records the request in the metrics and writes one
+// access log line: method, route template, status, duration, request id.
+// Query strings and headers are never logged: they may carry keys.
+func (s *Server) observeMiddleware(c *fiber.Ctx) error {
+	start := time.Now()
+	err := c.Next()
+	if err != nil {
+		// Render now so that the status below is the one the client gets.
+		if herr := s.app.ErrorHandler(c, err); herr != nil {
+			_ = c.SendStatus(fiber.StatusInternalServerError)
+		}
+	}
+	elapsed := time.Since(start)
+	status := c.Response().StatusCode()
+	route := routeOf(c)
+	method := c.Method()
+	s.metrics.observe(method, route, status, elapsed)
+	s.log.Debug("http request", "request_id", requestID(c), "method", method, "route", route,
+		"status", status, "duration_ms", float64(elapsed.Microseconds())/1000)
+	return nil
+}

@@ -1,0 +1,103 @@
+// Package httpapi is credvault's HTTP surface on Fiber: routing, the auth
+// middleware, request ids, metrics, logging and the one error handler.
+// Handlers parse and validate input, call the domain services with the
+// request's context, and return errors for the error handler to render.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// DefaultBodyLimit caps request bodies. Credentials and key requests are
+// small; 1 MiB leaves room for proxied workflow payloads without letting
+// a client pin memory.
+const DefaultBodyLimit = 1 << 20
+
+// ReadinessCheck is one dependency /readyz reports on, such as "postgres"
+// or "vault". Check returns nil when the dependency is usable; its error's
+// caller-safe message is shown.
+type ReadinessCheck struct {
+	Name  string
+	Check func(context.Context) error
+}
+
+// Config holds what the HTTP layer needs from the outside.
+type Config struct {
+	Logger          *slog.Logger
+	Registry        *prometheus.Registry // metrics are registered here; nil = a fresh one
+	Readiness       []ReadinessCheck
+	BodyLimit       int           // bytes; 0 = DefaultBodyLimit
+	ShutdownTimeout time.Duration // how long in-flight requests may take to drain; 0 = 30s
+
+	// testRoutes lets this package's tests mount extra handlers before
+	// the catch-all 404.
+	testRoutes func(fiber.Router)
+}
+
+// Server is credvault's HTTP API.
+type Server struct {
+	app     *fiber.App
+	log     *slog.Logger
+	cfg     Config
+	metrics *metrics
+}
+
+// NewServer builds the Fiber app with every route of the API.
+func NewServer(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = DefaultBodyLimit
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registry)}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "credvault",
+		BodyLimit:             cfg.BodyLimit,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          60 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		ErrorHandler:          errorHandler(cfg.Logger),
+		DisableStartupMessage: true,
+	})
+	s.routes()
+	return s
+}
+
+// Handler exposes the Fiber app, for tests that drive it in-process.
+func (s *Server) Handler() *fiber.App { return s.app }
+
+// Serve answers requests on ln until ctx ends, then stops accepting new
+// connections and waits (up to ShutdownTimeout) for in-flight requests to
+// finish. It returns nil after a clean shutdown.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.app.Listener(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("http: shutting down; draining in-flight requests")
+	if err := s.app.ShutdownWithTimeout(s.cfg.ShutdownTimeout); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if err := <-errc; err != nil {
+		return err
+	}
+	s.log.Info("http: stopped")
+	return nil
+}
