@@ -1,0 +1,242 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lib/pq"
+
+	"credvault/internal/credvault"
+)
+
+// Config is credvault's whole configuration, read from the environment
+// once, at start-up, and validated before anything starts.
+type Config struct {
+	Addr               string
+	DatabaseURL        credvault.Secret
+	VaultAddr          string
+	VaultToken         credvault.Secret
+	VaultRoleID        string
+	VaultSecretID      credvault.Secret
+	TransitMount       string
+	TransitKey         string
+	KeyPrefix          string
+	AuthHeaders        []string
+	RedisURL           credvault.Secret
+	SecretCacheTTL     time.Duration
+	EgressAllowPrivate bool
+	LogLevel           slog.Level
+	DataDir            string
+}
+
+// configError names the variable at fault; its text is the one line that
+// start-up prints.
+type configError struct {
+	Var, Problem string
+}
+
+func (e *configError) Error() string { return e.Var + ": " + e.Problem }
+
+var (
+	mountPattern  = regexp.MustCompile(`^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$`)
+	keyPattern    = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+	prefixPattern = regexp.MustCompile(`^[a-z][a-z0-9]{0,15}$`)
+	headerPattern = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+)
+
+// loadConfig reads and checks every variable. Secrets may come from the
+// file named by <VAR>_FILE instead (Docker and Kubernetes secrets).
+func loadConfig(getenv func(string) string) (Config, error) {
+	env := envReader{getenv: getenv}
+	cfg := Config{
+		Addr:         env.str("CREDVAULT_ADDR", ":8080"),
+		DatabaseURL:  credvault.NewSecret(env.secret("DATABASE_URL")),
+		VaultAddr:    env.str("VAULT_ADDR", ""),
+		VaultToken:   credvault.NewSecret(env.secret("VAULT_TOKEN")),
+		VaultRoleID:  env.secret("VAULT_ROLE_ID"),
+		TransitMount: strings.Trim(env.str("CREDVAULT_TRANSIT_MOUNT", "transit"), "/"),
+		TransitKey:   env.str("CREDVAULT_TRANSIT_KEY", "credvault"),
+		KeyPrefix:    env.str("CREDVAULT_KEY_PREFIX", "cv"),
+		RedisURL:     credvault.NewSecret(env.secret("REDIS_URL")),
+		DataDir:      env.str("CREDVAULT_DATA_DIR", ".credvault"),
+	}
+	cfg.VaultSecretID = credvault.NewSecret(env.secret("VAULT_SECRET_ID"))
+	if env.err != nil {
+		return Config{}, env.err
+	}
+
+	if err := checkListenAddr(cfg.Addr); err != nil {
+		return Config{}, &configError{"CREDVAULT_ADDR", err.Error()}
+	}
+	if !cfg.DatabaseURL.IsZero() {
+		if _, err := pq.ParseURL(cfg.DatabaseURL.Reveal()); err != nil {
+			return Config{}, &configError{"DATABASE_URL", "not a valid postgres:// URL (want postgres://user:password@host:5432/dbname?sslmode=...)"}
+		}
+	}
+	if cfg.VaultAddr != "" {
+		u, err := url.Parse(cfg.VaultAddr)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return Config{}, &configError{"VAULT_ADDR", fmt.Sprintf("%q is not an http(s) URL such as https://vault.example.com:8200", cfg.VaultAddr)}
+		}
+	}
+	if (cfg.VaultRoleID == "") != cfg.VaultSecretID.IsZero() {
+		return Config{}, &configError{"VAULT_ROLE_ID", "AppRole login needs both VAULT_ROLE_ID and VAULT_SECRET_ID"}
+	}
+	if !mountPattern.MatchString(cfg.TransitMount) {
+		return Config{}, &configError{"CREDVAULT_TRANSIT_MOUNT", fmt.Sprintf("%q is not a mount path (letters, digits, '-', '_', '/')", cfg.TransitMount)}
+	}
+	if !keyPattern.MatchString(cfg.TransitKey) {
+		return Config{}, &configError{"CREDVAULT_TRANSIT_KEY", fmt.Sprintf("%q is not a key name (letters, digits, '-', '_', '.')", cfg.TransitKey)}
+	}
+	if !prefixPattern.MatchString(cfg.KeyPrefix) {
+		return Config{}, &configError{"CREDVAULT_KEY_PREFIX", fmt.Sprintf("%q must be 1-16 lowercase letters or digits, starting with a letter", cfg.KeyPrefix)}
+	}
+	var err error
+	if cfg.AuthHeaders, err = parseAuthHeaders(env.str("CREDVAULT_AUTH_HEADERS", "X-API-Key,Authorization")); err != nil {
+		return Config{}, &configError{"CREDVAULT_AUTH_HEADERS", err.Error()}
+	}
+	if !cfg.RedisURL.IsZero() {
+		u, err := url.Parse(cfg.RedisURL.Reveal())
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			return Config{}, &configError{"REDIS_URL", "not a redis:// or rediss:// URL (want redis://host:6379/0)"}
+		}
+	}
+	if cfg.SecretCacheTTL, err = parseTTL(env.str("CREDVAULT_SECRET_CACHE_TTL", "30s")); err != nil {
+		return Config{}, &configError{"CREDVAULT_SECRET_CACHE_TTL", err.Error()}
+	}
+	if v := env.str("CREDVAULT_EGRESS_ALLOW_PRIVATE", "false"); v != "" {
+		if cfg.EgressAllowPrivate, err = strconv.ParseBool(v); err != nil {
+			return Config{}, &configError{"CREDVAULT_EGRESS_ALLOW_PRIVATE", fmt.Sprintf("%q is not true or false", v)}
+		}
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(env.str("CREDVAULT_LOG_LEVEL", "info"))); err != nil {
+		return Config{}, &configError{"CREDVAULT_LOG_LEVEL", "must be debug, info, warn or error"}
+	}
+	if cfg.DataDir == "" {
+		return Config{}, &configError{"CREDVAULT_DATA_DIR", "must not be empty"}
+	}
+	return cfg, nil
+}
+
+// requireProduction checks what `credvault serve` needs beyond a valid
+// configuration: a database and a real Vault with credentials.
+func (cfg Config) requireProduction() error {
+	switch {
+	case cfg.DatabaseURL.IsZero():
+		return &configError{"DATABASE_URL", "required by `credvault serve` (postgres://user:password@host:5432/credvault?sslmode=require); for a local setup run `credvault dev`"}
+	case cfg.VaultAddr == "":
+		return &configError{"VAULT_ADDR", "required by `credvault serve` (the Vault server with the transit engine); for a local setup run `credvault dev`"}
+	case cfg.VaultToken.IsZero() && cfg.VaultRoleID == "":
+		return &configError{"VAULT_TOKEN", "required by `credvault serve`: set VAULT_TOKEN (or VAULT_TOKEN_FILE), or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole"}
+	}
+	return nil
+}
+
+func checkListenAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (e.g. :8080 or 127.0.0.1:8080)", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	if host != "" && net.ParseIP(host) == nil && !headerPattern.MatchString(host) {
+		return fmt.Errorf("host %q is not an IP address or host name", host)
+	}
+	return nil
+}
+
+func parseAuthHeaders(v string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for _, h := range strings.Split(v, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			continue
+		}
+		if !headerPattern.MatchString(h) {
+			return nil, fmt.Errorf("%q is not a valid header name", h)
+		}
+		canon := http.CanonicalHeaderKey(h)
+		if seen[canon] {
+			return nil, fmt.Errorf("header %q is listed twice", h)
+		}
+		seen[canon] = true
+		out = append(out, canon)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("must name at least one header, e.g. X-API-Key,Authorization")
+	}
+	return out, nil
+}
+
+func parseTTL(v string) (time.Duration, error) {
+	if v == "0" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q is not a duration such as 30s or 5m (0 disables the cache)", v)
+	}
+	if d > 24*time.Hour {
+		return 0, fmt.Errorf("%q is longer than 24h; a decrypted secret must not stay in memory that long", v)
+	}
+	return d, nil
+}
+
+// envReader reads variables and remembers the first error, so that
+// loadConfig reads like a list.
+type envReader struct {
+	getenv func(string) string
+	err    error
+}
+
+func (r *envReader) str(name, def string) string {
+	if v := r.getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// secret reads name, or the file named by name_FILE (trailing newline
+// trimmed). Setting both is an error: which one wins would be a guess.
+func (r *envReader) secret(name string) string {
+	v, file := r.getenv(name), r.getenv(name+"_FILE")
+	if file == "" {
+		return v
+	}
+	if v != "" {
+		r.fail(&configError{name + "_FILE", "set either " + name + " or " + name + "_FILE, not both"})
+		return ""
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		var pe *os.PathError
+		reason := err.Error()
+		if errors.As(err, &pe) {
+			reason = pe.Err.Error()
+		}
+		r.fail(&configError{name + "_FILE", fmt.Sprintf("cannot read %s: %s", file, reason)})
+		return ""
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		r.fail(&configError{name + "_FILE", file + " is empty"})
+	}
+	return s
+}
+
+func (r *envReader) fail(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"credvault/internal/httpapi"
+	"credvault/internal/postgres"
+	"credvault/migrations"
+	"credvault/vault"
+)
+
+// service is a running credvault: its database, its Vault client and its
+// HTTP server.
+type service struct {
+	db    *sqlx.DB
+	vault *vault.Client
+	http  *httpapi.Server
+	ln    net.Listener
+	log   *slog.Logger
+}
+
+// startOptions differ between serve and dev.
+type startOptions struct {
+	createTransitKey bool // dev only: enable transit and create the derived key
+}
+
+// startService connects to PostgreSQL and applies migrations, connects to
+// Vault and checks the transit key, and opens the listener. Anything it
+// opened is closed again when it fails.
+func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startOptions) (_ *service, err error) {
+	s := &service{log: log}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+
+	if s.db, err = postgres.Open(startCtx, cfg.DatabaseURL.Reveal()); err != nil {
+		return nil, err
+	}
+	applied, err := postgres.Migrate(startCtx, s.db, migrations.FS)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range applied {
+		log.Info("migration applied", "version", m.Version, "name", m.Name)
+	}
+
+	s.vault, err = vault.New(startCtx, vault.Config{
+		Addr: cfg.VaultAddr, Token: cfg.VaultToken,
+		RoleID: cfg.VaultRoleID, SecretID: cfg.VaultSecretID,
+		Mount: cfg.TransitMount, Key: cfg.TransitKey, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if opts.createTransitKey {
+		err = s.vault.EnsureKey(startCtx)
+	} else {
+		err = s.vault.CheckKey(startCtx)
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	s.http = httpapi.NewServer(httpapi.Config{
+		Logger: log,
+		Readiness: []httpapi.ReadinessCheck{
+			{Name: "postgres", Check: func(ctx context.Context) error { return postgres.Ping(ctx, s.db) }},
+			{Name: "vault", Check: s.vault.Health},
+		},
+	})
+	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("CREDVAULT_ADDR: cannot listen on %s: %w", cfg.Addr, err)
+	}
+	return s, nil
+}
+
+// URL is the base URL clients use, with a loopback host when the listener
+// is on every interface.
+func (s *service) URL() string {
+	addr := s.ln.Addr().(*net.TCPAddr)
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, fmt.Sprint(addr.Port))
+}
+
+// serve answers requests until ctx ends, then drains and closes everything.
+func (s *service) serve(ctx context.Context) error {
+	defer s.close()
+	return s.http.Serve(ctx, s.ln)
+}
+
+func (s *service) close() {
+	if s.vault != nil {
+		s.vault.Close()
+	}
+	if s.db != nil {
+		s.db.Close()
+	}
+}
+
+func runServe(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) error {
+	if err := cfg.requireProduction(); err != nil {
+		return err
+	}
+	s, err := startService(ctx, cfg, log, startOptions{})
+	if err != nil {
+		return err
+	}
+	log.Info("credvault serving", "url", s.URL())
+	fmt.Fprintf(stdout, "credvault listening on %s\n", s.URL())
+	return s.serve(ctx)
+}
+
+func runMigrate(ctx context.Context, cfg Config, args []string, stdout io.Writer) error {
+	sub := "up"
+	if len(args) > 0 {
+		sub = args[0]
+	}
+	if len(args) > 1 || (sub != "up" && sub != "status") {
+		return fmt.Errorf("usage: credvault migrate [up|status]")
+	}
+	if cfg.DatabaseURL.IsZero() {
+		return &configError{"DATABASE_URL", "required by `credvault migrate`"}
+	}
+	db, err := postgres.Open(ctx, cfg.DatabaseURL.Reveal())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if sub == "status" {
+		all, err := postgres.MigrationStatus(ctx, db, migrations.FS)
+		if err != nil {
+			return err
+		}
+		for _, m := range all {
+			fmt.Fprintln(stdout, m)
+		}
+		return nil
+	}
+	applied, err := postgres.Migrate(ctx, db, migrations.FS)
+	if err != nil {
+		return err
+	}
+	for _, m := range applied {
+		fmt.Fprintln(stdout, m)
+	}
+	fmt.Fprintf(stdout, "%d migration(s) applied; database is current\n", len(applied))
+	return nil
+}
