@@ -1,0 +1,60 @@
+package httpapi
+
+import (
+	"context"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+)
+
+var pathParam = regexp.MustCompile(`:([A-Za-z_]+)`)
+
+// TestOpenAPIDescribesEveryRoute keeps api/openapi.yaml and routes.go in
+// step: the document is valid, and the set of (method, path) pairs is the
+// same on both sides.
+func TestOpenAPIDescribesEveryRoute(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromFile("../../api/openapi.yaml")
+	if err != nil {
+		t.Fatalf("load openapi.yaml: %v", err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("openapi.yaml is invalid: %v", err)
+	}
+	documented := map[string]bool{}
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			documented[method+" "+path] = true
+		}
+	}
+	served := map[string]bool{}
+	for _, r := range NewServer(Config{}).Handler().GetRoutes(true) {
+		if r.Method == "HEAD" || r.Path == "/" {
+			continue
+		}
+		p := pathParam.ReplaceAllString(r.Path, "{$1}")
+		p = strings.Replace(p, "*", "{path}", 1)
+		served[r.Method+" "+p] = true
+	}
+	for _, k := range sortedKeys(served) {
+		if !documented[k] {
+			t.Errorf("route %s is not in api/openapi.yaml", k)
+		}
+	}
+	for _, k := range sortedKeys(documented) {
+		if !served[k] {
+			t.Errorf("api/openapi.yaml describes %s, which routes.go does not serve", k)
+		}
+	}
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
