@@ -34,12 +34,14 @@ type readyBody struct {
 func (s *Server) handleReadyz(c *fiber.Ctx) error {
 	checks := s.cfg.Readiness
 	results := make([]error, len(checks))
+	// UserContext is not safe to call from several goroutines; take it once.
+	parent := c.UserContext()
 	var wg sync.WaitGroup
 	for i, chk := range checks {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(c.UserContext(), readinessTimeout)
+			ctx, cancel := context.WithTimeout(parent, readinessTimeout)
 			defer cancel()
 			results[i] = chk.Check(ctx)
 		}()
