@@ -1,0 +1,412 @@
+package apikey
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
+
+	"credvault/internal/credvault"
+)
+
+// Store is what the verifier reads from and writes to.
+type Store interface {
+	// FindAuthKeyByHash returns ENOTFOUND when no key has that hash.
+	FindAuthKeyByHash(ctx context.Context, hash [32]byte) (*credvault.AuthKey, error)
+	// KeyHashes calls fn with every stored key's hash.
+	KeyHashes(ctx context.Context, fn func([32]byte)) error
+	// TouchAPIKeys records last-used times in one batch.
+	TouchAPIKeys(ctx context.Context, used map[string]time.Time) error
+}
+
+// VerifierOptions configures a Verifier. Zero values take the defaults.
+type VerifierOptions struct {
+	Prefix      string        // CREDVAULT_KEY_PREFIX
+	CacheTTL    time.Duration // backstop for a missed invalidation; default 10s
+	NegativeTTL time.Duration // how long an unknown key is remembered; default 5s
+	// MissBudget bounds, per second, the database lookups for keys that are
+	// not in the known-key set (which NOTIFY keeps current); default 20.
+	MissBudget   int
+	FlushEvery   time.Duration // last_used_at write-back period; default 1s
+	DisableCache bool          // every verification reads PostgreSQL (benchmarks)
+	Logger       *slog.Logger
+	Now          func() time.Time
+}
+
+// Verifier checks presented keys on the hot path. A known key costs a
+// checksum, a SHA-256, a map lookup and the rate limiter: no database round
+// trip. A key that fails its checksum never gets further; an unknown key
+// with a valid checksum is refused from the known-key set, or from a short
+// negative cache, so random keys cannot flood PostgreSQL.
+type Verifier struct {
+	store   Store
+	limiter Limiter
+	opts    VerifierOptions
+	log     *slog.Logger
+
+	cache    shardedMap[*entry]
+	negative shardedMap[int64] // hash -> unix nanos when the entry ends
+	known    knownSet
+	flight   singleflight.Group
+	miss     *rate.Limiter
+	used     usedTimes
+	stats    Stats
+
+	// generation counts invalidations, so that a lookup racing with one
+	// does not put stale data back into the cache.
+	generation atomic.Uint64
+}
+
+type entry struct {
+	key    *credvault.AuthKey
+	loaded int64 // unix nanos
+}
+
+// Stats counts what the verifier did, for tests, benchmarks and metrics.
+type Stats struct {
+	Verifications atomic.Int64
+	CacheHits     atomic.Int64
+	DBLookups     atomic.Int64
+	Malformed     atomic.Int64
+	UnknownFast   atomic.Int64 // refused from the known-key set or negative cache
+}
+
+// NewVerifier returns a verifier; call Run to keep its known-key set and
+// last-used write-back going.
+func NewVerifier(store Store, limiter Limiter, opts VerifierOptions) *Verifier {
+	if opts.CacheTTL <= 0 {
+		opts.CacheTTL = 10 * time.Second
+	}
+	if opts.NegativeTTL <= 0 {
+		opts.NegativeTTL = 5 * time.Second
+	}
+	if opts.MissBudget <= 0 {
+		opts.MissBudget = 20
+	}
+	if opts.FlushEvery <= 0 {
+		opts.FlushEvery = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	v := &Verifier{
+		store: store, limiter: limiter, opts: opts, log: opts.Logger,
+		miss: rate.NewLimiter(rate.Limit(opts.MissBudget), opts.MissBudget),
+	}
+	v.cache.init()
+	v.negative.init()
+	v.known.init()
+	v.used.init()
+	return v
+}
+
+// KnownReady reports whether the known-key set is loaded (after the
+// invalidation listener first connected).
+func (v *Verifier) KnownReady() bool {
+	v.known.mu.RLock()
+	defer v.known.mu.RUnlock()
+	return v.known.ready
+}
+
+// Stats returns the verifier's counters.
+func (v *Verifier) Stats() *Stats { return &v.stats }
+
+// Verify checks key and, when it is valid, counts it against its rate
+// limit. Bad keys are codes, not errors; the error is for PostgreSQL being
+// unavailable (EUNAVAILABLE).
+func (v *Verifier) Verify(ctx context.Context, key string) (credvault.Verification, error) {
+	v.stats.Verifications.Add(1)
+	if _, err := Parse(key, v.opts.Prefix); err != nil {
+		v.stats.Malformed.Add(1)
+		return credvault.Verification{Code: credvault.VerifyMalformed}, nil
+	}
+	hash := Hash(key)
+	ak, err := v.lookup(ctx, hash)
+	if err != nil {
+		if credvault.ErrorCode(err) == credvault.ENOTFOUND {
+			return credvault.Verification{Code: credvault.VerifyNotFound}, nil
+		}
+		return credvault.Verification{}, err
+	}
+	now := v.opts.Now()
+	switch {
+	case ak.RevokedAt != nil:
+		return credvault.Verification{Code: credvault.VerifyRevoked, Key: ak}, nil
+	case ak.ExpiresAt != nil && !now.Before(*ak.ExpiresAt):
+		return credvault.Verification{Code: credvault.VerifyExpired, Key: ak}, nil
+	}
+	v.used.mark(ak.ID, now)
+	res := credvault.Verification{Code: credvault.VerifyValid, Key: ak}
+	if ak.RateLimit != nil {
+		d, err := v.limiter.Allow(ctx, ak.ID, Limit{Requests: ak.RateLimit.Requests, Window: time.Duration(ak.RateLimit.WindowSeconds) * time.Second})
+		if err != nil {
+			// The limiter degrades by itself (Redis falls back to local);
+			// an error here is a bug, and refusing every call would turn it
+			// into an outage.
+			v.log.Error("rate limiter failed; allowing the request", "key_id", ak.ID, "error", err.Error())
+			return res, nil
+		}
+		res.Rate = credvault.RateDecision{Limited: true, Allowed: d.Allowed, Limit: d.Limit, Remaining: d.Remaining, Reset: d.Reset, RetryAfter: d.RetryAfter}
+		if !d.Allowed {
+			res.Code = credvault.VerifyRateLimited
+		}
+	}
+	return res, nil
+}
+
+// lookup finds the key by hash: the cache, then the known-key set and
+// negative cache (no database), then PostgreSQL, once per hash at a time.
+func (v *Verifier) lookup(ctx context.Context, hash [32]byte) (*credvault.AuthKey, error) {
+	now := v.opts.Now().UnixNano()
+	if !v.opts.DisableCache {
+		if e, ok := v.cache.get(hash); ok && now-e.loaded < int64(v.opts.CacheTTL) {
+			v.stats.CacheHits.Add(1)
+			return e.key, nil
+		}
+		if until, ok := v.negative.get(hash); ok && now < until {
+			v.stats.UnknownFast.Add(1)
+			return nil, errUnknown
+		}
+		if !v.known.mayContain(hash) && !v.miss.Allow() {
+			v.stats.UnknownFast.Add(1)
+			return nil, errUnknown
+		}
+	}
+	gen := v.generation.Load()
+	res, err, _ := v.flight.Do(string(hash[:]), func() (any, error) {
+		v.stats.DBLookups.Add(1)
+		return v.store.FindAuthKeyByHash(ctx, hash)
+	})
+	if err != nil {
+		if credvault.ErrorCode(err) == credvault.ENOTFOUND && !v.opts.DisableCache {
+			v.negative.put(hash, v.opts.Now().Add(v.opts.NegativeTTL).UnixNano())
+		}
+		return nil, err
+	}
+	ak := res.(*credvault.AuthKey)
+	if !v.opts.DisableCache && v.generation.Load() == gen {
+		v.cache.put(hash, &entry{key: ak, loaded: now})
+		v.known.add(hash)
+	}
+	return ak, nil
+}
+
+var errUnknown = credvault.Errorf(credvault.ENOTFOUND, "API key not found")
+
+// Invalidate applies one notification from PostgreSQL: "key:<hex>" drops
+// that key, "user:<uuid>" drops that user's keys, "new:<hex>" records a new
+// key in the known-key set (and clears a negative entry for it).
+func (v *Verifier) Invalidate(payload string) {
+	kind, arg, _ := strings.Cut(payload, ":")
+	switch kind {
+	case "key", "new":
+		b, err := hex.DecodeString(arg)
+		if err != nil || len(b) != 32 {
+			v.log.Warn("ignoring malformed invalidation", "kind", kind)
+			return
+		}
+		var h [32]byte
+		copy(h[:], b)
+		v.generation.Add(1)
+		v.cache.delete(h)
+		v.negative.delete(h)
+		v.known.add(h)
+	case "user":
+		v.generation.Add(1)
+		v.cache.deleteIf(func(e *entry) bool { return e.key.UserID == arg })
+	default:
+		v.log.Warn("ignoring unknown invalidation", "kind", kind)
+	}
+}
+
+// Reset drops every cached key and reloads the known-key set. The listener
+// calls it on (re)connect, when notifications may have been missed.
+func (v *Verifier) Reset(ctx context.Context) {
+	v.generation.Add(1)
+	v.cache.clear()
+	v.negative.clear()
+	fresh := knownSet{}
+	fresh.init()
+	if err := v.store.KeyHashes(ctx, fresh.add); err != nil {
+		v.log.Error("loading known API keys failed; unknown keys go to the database (rate-limited) until the next reload", "error", err.Error())
+		v.known.setReady(false)
+		return
+	}
+	fresh.setReady(true)
+	v.known.replace(&fresh)
+}
+
+// Run writes last-used times back every FlushEvery until ctx ends, then
+// once more.
+func (v *Verifier) Run(ctx context.Context) {
+	t := time.NewTicker(v.opts.FlushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			v.flush(fctx)
+			cancel()
+			return
+		case <-t.C:
+			v.flush(ctx)
+		}
+	}
+}
+
+func (v *Verifier) flush(ctx context.Context) {
+	used := v.used.swap()
+	if len(used) == 0 {
+		return
+	}
+	if err := v.store.TouchAPIKeys(ctx, used); err != nil {
+		v.log.Warn("writing last_used_at failed; will retry", "keys", len(used), "error", err.Error())
+		for id, t := range used {
+			v.used.mark(id, t)
+		}
+	}
+}
+
+// shardedMap is a map keyed by key hash, split into shards so that
+// concurrent verifications rarely contend on a lock.
+type shardedMap[V any] struct {
+	shards [64]struct {
+		sync.RWMutex
+		m map[[32]byte]V
+	}
+}
+
+func (s *shardedMap[V]) init() {
+	for i := range s.shards {
+		s.shards[i].m = map[[32]byte]V{}
+	}
+}
+
+func (s *shardedMap[V]) get(h [32]byte) (V, bool) {
+	sh := &s.shards[h[0]&63]
+	sh.RLock()
+	v, ok := sh.m[h]
+	sh.RUnlock()
+	return v, ok
+}
+
+// maxShardEntries bounds memory: a full shard is emptied rather than
+// growing without limit (an attacker can make many distinct valid-checksum
+// keys for the negative cache).
+const maxShardEntries = 1 << 16
+
+func (s *shardedMap[V]) put(h [32]byte, v V) {
+	sh := &s.shards[h[0]&63]
+	sh.Lock()
+	if len(sh.m) >= maxShardEntries {
+		clear(sh.m)
+	}
+	sh.m[h] = v
+	sh.Unlock()
+}
+
+func (s *shardedMap[V]) delete(h [32]byte) {
+	sh := &s.shards[h[0]&63]
+	sh.Lock()
+	delete(sh.m, h)
+	sh.Unlock()
+}
+
+func (s *shardedMap[V]) deleteIf(match func(V) bool) {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.Lock()
+		for h, v := range sh.m {
+			if match(v) {
+				delete(sh.m, h)
+			}
+		}
+		sh.Unlock()
+	}
+}
+
+func (s *shardedMap[V]) clear() {
+	for i := range s.shards {
+		s.shards[i].Lock()
+		clear(s.shards[i].m)
+		s.shards[i].Unlock()
+	}
+}
+
+// knownSet holds the first 8 bytes of every stored key's hash: 8 bytes a
+// key keeps a million keys in tens of megabytes, and a collision only costs
+// one database lookup. Until it is loaded it answers "maybe" to everything.
+type knownSet struct {
+	mu    sync.RWMutex
+	ready bool
+	m     map[uint64]struct{}
+}
+
+func (k *knownSet) init() { k.m = map[uint64]struct{}{} }
+
+func (k *knownSet) add(h [32]byte) {
+	k.mu.Lock()
+	k.m[binary.LittleEndian.Uint64(h[:8])] = struct{}{}
+	k.mu.Unlock()
+}
+
+func (k *knownSet) mayContain(h [32]byte) bool {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if !k.ready {
+		return true
+	}
+	_, ok := k.m[binary.LittleEndian.Uint64(h[:8])]
+	return ok
+}
+
+func (k *knownSet) setReady(r bool) {
+	k.mu.Lock()
+	k.ready = r
+	k.mu.Unlock()
+}
+
+// replace swaps in a freshly loaded set, keeping additions made while it
+// loaded (a key created during the load is in one or the other).
+func (k *knownSet) replace(fresh *knownSet) {
+	k.mu.Lock()
+	for h := range k.m {
+		fresh.m[h] = struct{}{}
+	}
+	k.m, k.ready = fresh.m, fresh.ready
+	k.mu.Unlock()
+}
+
+// usedTimes collects last-used times between write-backs.
+type usedTimes struct {
+	mu sync.Mutex
+	m  map[string]time.Time
+}
+
+func (u *usedTimes) init() { u.m = map[string]time.Time{} }
+
+func (u *usedTimes) mark(id string, t time.Time) {
+	u.mu.Lock()
+	if t.After(u.m[id]) {
+		u.m[id] = t
+	}
+	u.mu.Unlock()
+}
+
+func (u *usedTimes) swap() map[string]time.Time {
+	u.mu.Lock()
+	m := u.m
+	u.m = make(map[string]time.Time, len(m))
+	u.mu.Unlock()
+	return m
+}

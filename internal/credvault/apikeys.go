@@ -1,0 +1,352 @@
+package credvault
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Limits on API key input.
+const (
+	maxTags          = 20
+	maxTagKeyLen     = 64
+	maxTagValueLen   = 256
+	maxRateRequests  = 1_000_000
+	maxRateWindow    = 86_400
+	maxGraceSeconds  = 30 * 86_400
+	maxKeyLifetime   = 10 * 365 * 24 * time.Hour
+	defaultKeyEnv    = "live"
+	defaultKeyExpiry = "never"
+)
+
+var expiresIn = map[string]time.Duration{
+	"7d":  7 * 24 * time.Hour,
+	"30d": 30 * 24 * time.Hour,
+	"90d": 90 * 24 * time.Hour,
+}
+
+// APIKeyService holds the rules for inbound keys: a key is its creator's
+// unless an owner or admin names another user or asks for a service key,
+// and a key never carries a scope its creator lacks.
+type APIKeyService struct {
+	Store  APIKeyStore
+	Users  UserStore
+	Minter KeyMinter
+	Now    func() time.Time
+}
+
+// CreateAPIKeyInput is POST /v1/api-keys.
+type CreateAPIKeyInput struct {
+	Name        string
+	Scopes      []string
+	ExpiresIn   string
+	ExpiresAt   *time.Time
+	Environment string
+	Tags        map[string]string
+	RateLimit   *RateLimit
+	Kind        string
+	UserID      string
+}
+
+func (s *APIKeyService) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// CreateAPIKey issues a key and returns its metadata and the key itself,
+// which is shown this once. Errors: EFORBIDDEN (scope keys:write; another
+// user's or a service key without owner/admin role; a scope the caller
+// lacks), EINVALID (bad expiry, scopes, tags, rate limit, user).
+func (s *APIKeyService) CreateAPIKey(ctx context.Context, in CreateAPIKeyInput) (*APIKey, Secret, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, Secret{}, err
+	}
+	if err := requireScope(p, ScopeKeysWrite); err != nil {
+		return nil, Secret{}, err
+	}
+	k := &APIKey{OrgID: p.OrgID, Name: strings.TrimSpace(in.Name), Kind: in.Kind, Environment: in.Environment}
+	if k.Kind == "" {
+		k.Kind = KeyKindUser
+	}
+	if k.Environment == "" {
+		k.Environment = defaultKeyEnv
+	}
+	if err := s.resolveOwner(ctx, p, k, in.UserID); err != nil {
+		return nil, Secret{}, err
+	}
+	if k.Scopes, err = NormalizeScopes("scopes", in.Scopes); err != nil {
+		return nil, Secret{}, err
+	}
+	if len(k.Scopes) == 0 {
+		return nil, Secret{}, Errorf(EINVALID, "field \"scopes\" must list at least one scope")
+	}
+	if missing := MissingScopes(p.Scopes, k.Scopes); len(missing) > 0 {
+		return nil, Secret{}, &Error{Code: EFORBIDDEN, Reason: "insufficient_scope",
+			Message: "a key cannot carry scopes its creator lacks: " + strings.Join(missing, ", ")}
+	}
+	if k.ExpiresAt, err = s.expiry(in.ExpiresIn, in.ExpiresAt); err != nil {
+		return nil, Secret{}, err
+	}
+	if k.Tags, err = checkTags(in.Tags); err != nil {
+		return nil, Secret{}, err
+	}
+	if err := checkRateLimit(in.RateLimit); err != nil {
+		return nil, Secret{}, err
+	}
+	k.RateLimit = in.RateLimit
+	if p.UserID != "" {
+		k.CreatedBy = &p.UserID
+	}
+	secret, err := s.mint(k)
+	if err != nil {
+		return nil, Secret{}, err
+	}
+	ev := newAuditEvent(ctx, p.OrgID, "api_key.create", "api_key", "", map[string]any{
+		"display": k.Display, "kind": k.Kind, "scopes": k.Scopes, "environment": k.Environment,
+	})
+	if err := s.Store.CreateAPIKey(ctx, k, ev); err != nil {
+		return nil, Secret{}, err
+	}
+	return k, secret, nil
+}
+
+// resolveOwner decides whose key it is.
+func (s *APIKeyService) resolveOwner(ctx context.Context, p *Principal, k *APIKey, userID string) error {
+	switch k.Kind {
+	case KeyKindService:
+		if userID != "" {
+			return Errorf(EINVALID, "field \"user_id\" must be empty for a service key (it has no user)")
+		}
+		return requireManager(p, "create service keys")
+	case KeyKindUser:
+	default:
+		return Errorf(EINVALID, "field \"kind\" must be one of: user service")
+	}
+	if userID == "" {
+		if p.UserID == "" {
+			return Errorf(EINVALID, "field \"user_id\" is required when a service key creates a user key")
+		}
+		userID = p.UserID
+	}
+	if userID != p.UserID {
+		if err := requireManager(p, "create keys for other users"); err != nil {
+			return err
+		}
+		if _, err := s.Users.FindUserByID(ctx, p.OrgID, userID); err != nil {
+			if ErrorCode(err) == ENOTFOUND {
+				return Errorf(EINVALID, "field \"user_id\": no such user in your org")
+			}
+			return err
+		}
+	}
+	k.UserID = &userID
+	return nil
+}
+
+func (s *APIKeyService) mint(k *APIKey) (Secret, error) {
+	if k.Environment != "live" && k.Environment != "test" {
+		return Secret{}, Errorf(EINVALID, "field \"environment\" must be one of: live test")
+	}
+	m, err := s.Minter.Mint(k.Environment)
+	if err != nil {
+		return Secret{}, err
+	}
+	k.Hash, k.Prefix, k.Last4 = m.Hash, m.Prefix, m.Last4
+	k.Display = m.Prefix + "_…" + m.Last4
+	return m.Key, nil
+}
+
+func (s *APIKeyService) expiry(in string, at *time.Time) (*time.Time, error) {
+	if in != "" && at != nil {
+		return nil, Errorf(EINVALID, "set either \"expires_in\" or \"expires_at\", not both")
+	}
+	if at != nil {
+		now := s.now()
+		if !at.After(now) {
+			return nil, Errorf(EINVALID, "field \"expires_at\" must be in the future")
+		}
+		if at.Sub(now) > maxKeyLifetime {
+			return nil, Errorf(EINVALID, "field \"expires_at\" must be within 10 years")
+		}
+		t := at.UTC()
+		return &t, nil
+	}
+	if in == "" {
+		in = defaultKeyExpiry
+	}
+	if in == "never" {
+		return nil, nil
+	}
+	d, ok := expiresIn[in]
+	if !ok {
+		return nil, Errorf(EINVALID, "field \"expires_in\" must be one of: 7d 30d 90d never")
+	}
+	t := s.now().Add(d).UTC()
+	return &t, nil
+}
+
+func checkTags(tags map[string]string) (map[string]string, error) {
+	if len(tags) > maxTags {
+		return nil, Errorf(EINVALID, "field \"tags\" holds at most %d entries", maxTags)
+	}
+	for k, v := range tags {
+		if k == "" || len(k) > maxTagKeyLen {
+			return nil, Errorf(EINVALID, "field \"tags\": keys must be 1-%d characters", maxTagKeyLen)
+		}
+		if len(v) > maxTagValueLen {
+			return nil, Errorf(EINVALID, "field \"tags\": value of %q is longer than %d characters", k, maxTagValueLen)
+		}
+	}
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	return tags, nil
+}
+
+func checkRateLimit(rl *RateLimit) error {
+	if rl == nil {
+		return nil
+	}
+	if rl.Requests < 1 || rl.Requests > maxRateRequests {
+		return Errorf(EINVALID, "field \"rate_limit.requests\" must be from 1 to %d", maxRateRequests)
+	}
+	if rl.WindowSeconds < 1 || rl.WindowSeconds > maxRateWindow {
+		return Errorf(EINVALID, "field \"rate_limit.window_seconds\" must be from 1 to %d", maxRateWindow)
+	}
+	return nil
+}
+
+// FindAPIKey returns a key's metadata. Errors: EFORBIDDEN (scope
+// keys:read; another user's key without owner/admin role), ENOTFOUND.
+func (s *APIKeyService) FindAPIKey(ctx context.Context, id string) (*APIKey, error) {
+	_, k, err := s.load(ctx, id, ScopeKeysRead, "see other users' keys")
+	return k, err
+}
+
+// FindAPIKeys lists keys: the caller's own, or for owners and admins every
+// key of the org (or one user's, with userID). Errors: EFORBIDDEN.
+func (s *APIKeyService) FindAPIKeys(ctx context.Context, userID string, page Page) ([]*APIKey, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireScope(p, ScopeKeysRead); err != nil {
+		return nil, err
+	}
+	if !p.Manager() {
+		if userID != "" && userID != p.UserID {
+			return nil, requireManager(p, "list other users' keys")
+		}
+		userID = p.UserID
+	}
+	return s.Store.FindAPIKeys(ctx, p.OrgID, APIKeyFilter{UserID: userID, Page: page})
+}
+
+// RollAPIKey issues a replacement with the same settings; the old key keeps
+// working for graceSeconds, then expires. Errors: EFORBIDDEN, ENOTFOUND,
+// EINVALID (grace out of range), ECONFLICT (revoked, expired or already
+// rolled).
+func (s *APIKeyService) RollAPIKey(ctx context.Context, id string, graceSeconds int) (*APIKey, Secret, error) {
+	if graceSeconds < 0 || graceSeconds > maxGraceSeconds {
+		return nil, Secret{}, Errorf(EINVALID, "field \"grace_seconds\" must be from 0 to %d", maxGraceSeconds)
+	}
+	p, old, err := s.load(ctx, id, ScopeKeysWrite, "roll other users' keys")
+	if err != nil {
+		return nil, Secret{}, err
+	}
+	now := s.now()
+	switch {
+	case old.ReplacedBy != nil:
+		return nil, Secret{}, Errorf(ECONFLICT, "this key was already rolled into %s; roll that one instead", *old.ReplacedBy)
+	case old.Status(now) != "active":
+		return nil, Secret{}, Errorf(ECONFLICT, "this key is %s and cannot be rolled; create a new key", old.Status(now))
+	}
+	next := &APIKey{
+		OrgID: old.OrgID, UserID: old.UserID, Kind: old.Kind, Name: old.Name, Environment: old.Environment,
+		Scopes: old.Scopes, Tags: old.Tags, RateLimit: old.RateLimit, ExpiresAt: old.ExpiresAt,
+	}
+	if p.UserID != "" {
+		next.CreatedBy = &p.UserID
+	}
+	secret, err := s.mint(next)
+	if err != nil {
+		return nil, Secret{}, err
+	}
+	oldEnd := now.Add(time.Duration(graceSeconds) * time.Second).UTC()
+	if old.ExpiresAt != nil && old.ExpiresAt.Before(oldEnd) {
+		oldEnd = *old.ExpiresAt
+	}
+	ev := newAuditEvent(ctx, p.OrgID, "api_key.roll", "api_key", old.ID, map[string]any{
+		"grace_seconds": graceSeconds, "old_expires_at": oldEnd, "new_display": next.Display,
+	})
+	if err := s.Store.RollAPIKey(ctx, p.OrgID, old.ID, next, oldEnd, ev); err != nil {
+		return nil, Secret{}, err
+	}
+	return next, secret, nil
+}
+
+// RevokeAPIKey revokes a key at once, on every instance. Revoking a
+// revoked key changes nothing. Errors: EFORBIDDEN, ENOTFOUND.
+func (s *APIKeyService) RevokeAPIKey(ctx context.Context, id string) (*APIKey, error) {
+	p, k, err := s.load(ctx, id, ScopeKeysWrite, "revoke other users' keys")
+	if err != nil {
+		return nil, err
+	}
+	if k.RevokedAt != nil {
+		return k, nil
+	}
+	ev := newAuditEvent(ctx, p.OrgID, "api_key.revoke", "api_key", id, map[string]any{"display": k.Display})
+	return s.Store.RevokeAPIKey(ctx, p.OrgID, id, ev)
+}
+
+// load reads a key of the caller's org that the caller may act on.
+func (s *APIKeyService) load(ctx context.Context, id, scope, what string) (*Principal, *APIKey, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := requireScope(p, scope); err != nil {
+		return nil, nil, err
+	}
+	k, err := s.Store.FindAPIKeyByID(ctx, p.OrgID, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	own := k.UserID != nil && *k.UserID == p.UserID
+	if !own {
+		if err := requireManager(p, what); err != nil {
+			return nil, nil, err
+		}
+	}
+	return p, k, nil
+}
+
+// VerificationError turns a failed verification into the error the API
+// answers with: 401 for missing, malformed, unknown, expired and revoked
+// keys (each saying which), 429 when rate limited.
+func VerificationError(v Verification) error {
+	switch v.Code {
+	case VerifyValid, VerifyPublicEndpoint:
+		return nil
+	case VerifyMissing:
+		return &Error{Code: EUNAUTHORIZED, Reason: "missing_api_key", Message: "no API key: send it in the X-API-Key header or as Authorization: Bearer <key>"}
+	case VerifyMalformed:
+		return &Error{Code: EUNAUTHORIZED, Reason: "malformed_api_key", Message: "malformed API key: it is not a credvault key or it was mistyped (checksum mismatch); copy the whole key"}
+	case VerifyNotFound:
+		return &Error{Code: EUNAUTHORIZED, Reason: "unknown_api_key", Message: "unauthorized access"}
+	case VerifyExpired:
+		return &Error{Code: EUNAUTHORIZED, Reason: "expired_api_key", Message: "API key expired: roll it or create a new one"}
+	case VerifyRevoked:
+		return &Error{Code: EUNAUTHORIZED, Reason: "revoked_api_key", Message: "API key was revoked: create a new one"}
+	case VerifyRateLimited:
+		secs := int(v.Rate.RetryAfter.Seconds() + 0.999)
+		return &Error{Code: ERATELIMITED, Reason: "rate_limited", Message: fmt.Sprintf("rate limit exceeded: retry after %d second(s)", max(secs, 1))}
+	case VerifyInsufficientScope:
+		return &Error{Code: EFORBIDDEN, Reason: "insufficient_scope", Message: "this API key lacks a required scope"}
+	}
+	return Errorf(EINTERNAL, "unknown verification code %s", v.Code)
+}

@@ -1,0 +1,148 @@
+package credvault
+
+import (
+	"context"
+	"time"
+)
+
+// Page is keyset pagination: items after Cursor (an id), at most Limit.
+type Page struct {
+	Cursor string
+	Limit  int
+}
+
+// UserStore persists orgs and users. Every method that changes something
+// takes the audit event to write in the same transaction.
+type UserStore interface {
+	// CreateOrgWithOwner creates an org, its first owner and the owner's
+	// first key at once. ECONFLICT when the org name is taken.
+	CreateOrgWithOwner(ctx context.Context, org *Org, owner *User, key *APIKey, ev *AuditEvent) error
+	// FindOrgByName returns ENOTFOUND when there is none.
+	FindOrgByName(ctx context.Context, name string) (*Org, error)
+	// CreateUser returns ECONFLICT when the email is taken in the org.
+	CreateUser(ctx context.Context, u *User, ev *AuditEvent) error
+	// FindUserByID returns ENOTFOUND for an id outside orgID.
+	FindUserByID(ctx context.Context, orgID, id string) (*User, error)
+	FindUsers(ctx context.Context, orgID string, page Page) ([]*User, error)
+	// UpdateUser applies upd; ECONFLICT when it would leave the org without
+	// an owner. Role changes invalidate the user's cached keys everywhere.
+	UpdateUser(ctx context.Context, orgID, id string, upd UserUpdate, ev *AuditEvent) (*User, error)
+	// DeleteUser removes the user and their keys (refused by every
+	// instance at once); ECONFLICT for the last owner.
+	DeleteUser(ctx context.Context, orgID, id string, ev *AuditEvent) error
+}
+
+// UserUpdate holds the fields a PATCH may change; nil leaves one as it is.
+type UserUpdate struct {
+	Name *string
+	Role *Role
+}
+
+// APIKeyStore persists API keys. Revoke and roll notify every instance so
+// that their verification caches drop the key at once.
+type APIKeyStore interface {
+	CreateAPIKey(ctx context.Context, k *APIKey, ev *AuditEvent) error
+	// FindAPIKeyByID returns ENOTFOUND for an id outside orgID.
+	FindAPIKeyByID(ctx context.Context, orgID, id string) (*APIKey, error)
+	FindAPIKeys(ctx context.Context, orgID string, f APIKeyFilter) ([]*APIKey, error)
+	// RollAPIKey stores next and makes the old key expire at oldExpiresAt
+	// (the end of the grace period), pointing it at next.
+	RollAPIKey(ctx context.Context, orgID, oldID string, next *APIKey, oldExpiresAt time.Time, ev *AuditEvent) error
+	// RevokeAPIKey marks the key revoked (idempotent) and returns it.
+	RevokeAPIKey(ctx context.Context, orgID, id string, ev *AuditEvent) (*APIKey, error)
+	// FindAuthKeyByHash is the verification lookup; ENOTFOUND when no key
+	// has that hash.
+	FindAuthKeyByHash(ctx context.Context, hash [32]byte) (*AuthKey, error)
+}
+
+// APIKeyFilter narrows a key listing.
+type APIKeyFilter struct {
+	UserID string // "" = every user's (managers only)
+	Page
+}
+
+// EndpointStore persists the endpoint registry.
+type EndpointStore interface {
+	CreateEndpoint(ctx context.Context, e *Endpoint, ev *AuditEvent) error
+	// FindEndpoint looks an endpoint up by id or, within orgID, by name.
+	// orgID "" searches by id across orgs (forward-auth without a key).
+	FindEndpoint(ctx context.Context, orgID, idOrName string) (*Endpoint, error)
+	FindEndpoints(ctx context.Context, orgID string, page Page) ([]*Endpoint, error)
+	UpdateEndpoint(ctx context.Context, orgID, id string, upd EndpointUpdate, ev *AuditEvent) (*Endpoint, error)
+	DeleteEndpoint(ctx context.Context, orgID, id string, ev *AuditEvent) error
+}
+
+// EndpointUpdate holds the fields a PATCH may change.
+type EndpointUpdate struct {
+	Name           *string
+	AuthMode       *string
+	RequiredScopes *[]string
+}
+
+// AuditStore appends and reads audit events.
+type AuditStore interface {
+	CreateAuditEvent(ctx context.Context, ev *AuditEvent) error
+	FindAuditEvents(ctx context.Context, orgID string, f AuditFilter) ([]*AuditEvent, error)
+}
+
+// AuditFilter narrows an audit listing; Cursor is an event id.
+type AuditFilter struct {
+	ResourceType string
+	ResourceID   string
+	ActorID      string
+	Action       string
+	Cursor       int64
+	Limit        int
+}
+
+// KeyMinter makes new API keys: the key (shown once), its hash and the
+// public parts listings show.
+type KeyMinter interface {
+	Mint(env string) (MintedKey, error)
+}
+
+// MintedKey is a freshly generated key.
+type MintedKey struct {
+	Key    Secret
+	Hash   [32]byte
+	Prefix string // "cv_live"
+	Last4  string
+}
+
+// Verification codes, as POST /v1/api-keys/verify reports them.
+const (
+	VerifyValid             = "VALID"
+	VerifyPublicEndpoint    = "PUBLIC_ENDPOINT"
+	VerifyMissing           = "MISSING"
+	VerifyMalformed         = "MALFORMED"
+	VerifyNotFound          = "NOT_FOUND"
+	VerifyExpired           = "EXPIRED"
+	VerifyRevoked           = "REVOKED"
+	VerifyInsufficientScope = "INSUFFICIENT_SCOPE"
+	VerifyRateLimited       = "RATE_LIMITED"
+)
+
+// RateDecision is the rate limiter's answer for one request.
+type RateDecision struct {
+	Limited    bool // the key has a limit at all
+	Allowed    bool
+	Limit      int
+	Remaining  int
+	Reset      time.Duration
+	RetryAfter time.Duration
+}
+
+// Verification is the result of checking a presented key: its code and,
+// unless MALFORMED or NOT_FOUND, the key.
+type Verification struct {
+	Code string
+	Key  *AuthKey
+	Rate RateDecision
+}
+
+// KeyVerifier checks presented keys on the hot path (checksum, cache,
+// expiry, revocation, rate limit). It never returns an error for a bad
+// key, only a code; err is for PostgreSQL being down (EUNAVAILABLE).
+type KeyVerifier interface {
+	Verify(ctx context.Context, key string) (Verification, error)
+}

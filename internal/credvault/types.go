@@ -1,0 +1,184 @@
+package credvault
+
+import (
+	"context"
+	"time"
+)
+
+// Role is a user's role in their org.
+type Role string
+
+// Roles, from most to least powerful. Owners and admins manage users,
+// endpoints and every API key of the org; members manage their own keys.
+const (
+	RoleOwner  Role = "owner"
+	RoleAdmin  Role = "admin"
+	RoleMember Role = "member"
+)
+
+// Valid reports whether r is one of the three roles.
+func (r Role) Valid() bool { return r == RoleOwner || r == RoleAdmin || r == RoleMember }
+
+// Manager reports whether r may manage users, endpoints and others' keys.
+func (r Role) Manager() bool { return r == RoleOwner || r == RoleAdmin }
+
+// Org is a tenant: a team whose users, keys and credentials are invisible
+// to every other org.
+type Org struct {
+	ID        string    `json:"id" db:"id"`
+	Name      string    `json:"name" db:"name"`
+	CreatedAt time.Time `json:"created_at" db:"created_at"`
+}
+
+// User belongs to exactly one org.
+type User struct {
+	ID        string    `json:"id" db:"id"`
+	OrgID     string    `json:"org_id" db:"org_id"`
+	Email     string    `json:"email" db:"email"`
+	Name      string    `json:"name" db:"name"`
+	Role      Role      `json:"role" db:"role"`
+	CreatedAt time.Time `json:"created_at" db:"created_at"`
+	UpdatedAt time.Time `json:"updated_at" db:"updated_at"`
+}
+
+// Key kinds: a user key acts as its user; a service key (for platform
+// components) has no user and names the acting user per request.
+const (
+	KeyKindUser    = "user"
+	KeyKindService = "service"
+)
+
+// RateLimit is a key's allowance: Requests per WindowSeconds.
+type RateLimit struct {
+	Requests      int `json:"requests"`
+	WindowSeconds int `json:"window_seconds"`
+}
+
+// APIKey is an inbound key's metadata. The key itself is never stored:
+// only its SHA-256 (Hash), which never leaves the server either.
+type APIKey struct {
+	ID          string            `json:"id"`
+	OrgID       string            `json:"org_id"`
+	UserID      *string           `json:"user_id"`
+	Kind        string            `json:"kind"`
+	Name        string            `json:"name"`
+	Environment string            `json:"environment"`
+	Prefix      string            `json:"-"`
+	Last4       string            `json:"-"`
+	Display     string            `json:"display"` // "cv_live_…a1B2"
+	Scopes      []string          `json:"scopes"`
+	Tags        map[string]string `json:"tags"`
+	RateLimit   *RateLimit        `json:"rate_limit"`
+	ExpiresAt   *time.Time        `json:"expires_at"`
+	RevokedAt   *time.Time        `json:"revoked_at"`
+	ReplacedBy  *string           `json:"replaced_by"`
+	CreatedBy   *string           `json:"created_by"`
+	CreatedAt   time.Time         `json:"created_at"`
+	UpdatedAt   time.Time         `json:"updated_at"`
+	LastUsedAt  *time.Time        `json:"last_used_at"`
+	Hash        [32]byte          `json:"-"`
+}
+
+// Status is "active", "expired" or "revoked" at time now.
+func (k *APIKey) Status(now time.Time) string {
+	switch {
+	case k.RevokedAt != nil:
+		return "revoked"
+	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
+		return "expired"
+	}
+	return "active"
+}
+
+// AuthKey is what verification needs to know about a key: the key row
+// joined with its user's role. It is what the verification cache holds.
+type AuthKey struct {
+	ID        string
+	OrgID     string
+	UserID    string // "" for service keys
+	Kind      string
+	Role      Role // the user's role; "" for service keys
+	Scopes    []string
+	ExpiresAt *time.Time
+	RevokedAt *time.Time
+	RateLimit *RateLimit
+	Hash      [32]byte
+}
+
+// Endpoint is an entry of the endpoint registry: a platform API whose
+// verification needs no key ("none") or a key with its scopes ("private").
+type Endpoint struct {
+	ID             string    `json:"id"`
+	OrgID          string    `json:"org_id"`
+	Name           string    `json:"name"`
+	AuthMode       string    `json:"auth_mode"`
+	RequiredScopes []string  `json:"required_scopes"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+// Endpoint auth modes.
+const (
+	AuthModeNone    = "none"
+	AuthModePrivate = "private"
+)
+
+// AuditEvent is one append-only record of who did what. Data never holds a
+// secret: keys appear as ids and "prefix…last4" at most.
+type AuditEvent struct {
+	ID           int64          `json:"id"`
+	OrgID        string         `json:"org_id"`
+	ActorType    string         `json:"actor_type"`
+	ActorID      string         `json:"actor_id"`
+	Action       string         `json:"action"`
+	ResourceType string         `json:"resource_type"`
+	ResourceID   string         `json:"resource_id"`
+	RequestID    string         `json:"request_id"`
+	Data         map[string]any `json:"data"`
+	CreatedAt    time.Time      `json:"created_at"`
+}
+
+// Principal is the authenticated caller of a request: the key and, for a
+// user key, its user and role.
+type Principal struct {
+	OrgID  string
+	UserID string // "" for a service key
+	KeyID  string
+	Kind   string
+	Role   Role
+	Scopes []string
+}
+
+// Manager reports whether the caller may manage users, endpoints and
+// every key of its org: an owner's or admin's key, or a service key (only
+// owners and admins can create service keys, and never with scopes beyond
+// their own).
+func (p *Principal) Manager() bool {
+	return p.Kind == KeyKindService || p.Role.Manager()
+}
+
+type principalKey struct{}
+type requestIDKey struct{}
+
+// WithPrincipal returns ctx carrying p.
+func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the caller of ctx, or nil for an anonymous context.
+func PrincipalFrom(ctx context.Context) *Principal {
+	p, _ := ctx.Value(principalKey{}).(*Principal)
+	return p
+}
+
+// WithRequestID returns ctx carrying the request id, which audit events
+// record.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestIDFrom returns the request id of ctx, or "".
+func RequestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}

@@ -1,0 +1,155 @@
+package credvault
+
+import (
+	"context"
+	"net/mail"
+	"strings"
+)
+
+// UserService holds the rules for users: owners and admins manage users,
+// only owners manage owners, and an org always keeps at least one owner.
+type UserService struct {
+	Store UserStore
+}
+
+// CreateUserInput is a new user.
+type CreateUserInput struct {
+	Email string
+	Name  string
+	Role  Role
+}
+
+// CreateUser adds a user to the caller's org. Errors: EFORBIDDEN (scope
+// users:write, owner/admin role, only owners create owners), EINVALID (bad
+// email or role), ECONFLICT (email taken).
+func (s *UserService) CreateUser(ctx context.Context, in CreateUserInput) (*User, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.canWrite(p, in.Role); err != nil {
+		return nil, err
+	}
+	email, err := normalizeEmail(in.Email)
+	if err != nil {
+		return nil, err
+	}
+	u := &User{OrgID: p.OrgID, Email: email, Name: strings.TrimSpace(in.Name), Role: in.Role}
+	ev := newAuditEvent(ctx, p.OrgID, "user.create", "user", "", map[string]any{"role": string(in.Role)})
+	if err := s.Store.CreateUser(ctx, u, ev); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// FindUser returns a user of the caller's org. Errors: EFORBIDDEN (scope
+// users:read), ENOTFOUND (no such user in the caller's org).
+func (s *UserService) FindUser(ctx context.Context, id string) (*User, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireScope(p, ScopeUsersRead); err != nil {
+		return nil, err
+	}
+	return s.Store.FindUserByID(ctx, p.OrgID, id)
+}
+
+// FindUsers lists the caller's org. Errors: EFORBIDDEN (scope users:read).
+func (s *UserService) FindUsers(ctx context.Context, page Page) ([]*User, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireScope(p, ScopeUsersRead); err != nil {
+		return nil, err
+	}
+	return s.Store.FindUsers(ctx, p.OrgID, page)
+}
+
+// UpdateUser renames a user or changes their role. Errors: EFORBIDDEN
+// (scope, role; only owners touch owners), ENOTFOUND, ECONFLICT (the last
+// owner cannot be demoted).
+func (s *UserService) UpdateUser(ctx context.Context, id string, upd UserUpdate) (*User, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	target, err := s.Store.FindUserByID(ctx, p.OrgID, id)
+	if err != nil {
+		return nil, err
+	}
+	newRole := target.Role
+	if upd.Role != nil {
+		if !upd.Role.Valid() {
+			return nil, Errorf(EINVALID, "field \"role\" must be one of: owner admin member")
+		}
+		newRole = *upd.Role
+	}
+	if err := s.canWrite(p, target.Role); err != nil {
+		return nil, err
+	}
+	if err := s.canWrite(p, newRole); err != nil {
+		return nil, err
+	}
+	if upd.Name != nil {
+		n := strings.TrimSpace(*upd.Name)
+		upd.Name = &n
+	}
+	data := map[string]any{}
+	if upd.Role != nil && *upd.Role != target.Role {
+		data["role_from"], data["role_to"] = string(target.Role), string(*upd.Role)
+	}
+	if upd.Name != nil {
+		data["name_changed"] = true
+	}
+	ev := newAuditEvent(ctx, p.OrgID, "user.update", "user", id, data)
+	return s.Store.UpdateUser(ctx, p.OrgID, id, upd, ev)
+}
+
+// DeleteUser removes a user and revokes every key they hold. Errors:
+// EFORBIDDEN, ENOTFOUND, ECONFLICT (last owner), EINVALID (yourself).
+func (s *UserService) DeleteUser(ctx context.Context, id string) error {
+	p, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	target, err := s.Store.FindUserByID(ctx, p.OrgID, id)
+	if err != nil {
+		return err
+	}
+	if err := s.canWrite(p, target.Role); err != nil {
+		return err
+	}
+	if target.ID == p.UserID {
+		return Errorf(EINVALID, "you cannot delete yourself; ask another owner or admin")
+	}
+	ev := newAuditEvent(ctx, p.OrgID, "user.delete", "user", id, map[string]any{"role": string(target.Role)})
+	return s.Store.DeleteUser(ctx, p.OrgID, id, ev)
+}
+
+// canWrite checks that p may create or change a user holding role.
+func (s *UserService) canWrite(p *Principal, role Role) error {
+	if err := requireScope(p, ScopeUsersWrite); err != nil {
+		return err
+	}
+	if err := requireManager(p, "manage users"); err != nil {
+		return err
+	}
+	if !role.Valid() {
+		return Errorf(EINVALID, "field \"role\" must be one of: owner admin member")
+	}
+	if role == RoleOwner && p.Role != RoleOwner {
+		return &Error{Code: EFORBIDDEN, Reason: "forbidden_role", Message: "only owners may create, change or delete owners"}
+	}
+	return nil
+}
+
+func normalizeEmail(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || !strings.Contains(s, "@") {
+		return "", Errorf(EINVALID, "field \"email\" must be a plain email address such as ada@example.com")
+	}
+	return s, nil
+}

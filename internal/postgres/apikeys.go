@@ -1,0 +1,255 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"credvault/internal/credvault"
+)
+
+const apiKeyColumns = `id, org_id, user_id, kind, name, environment, key_hash, prefix, last4, scopes, tags,
+	rate_limit, rate_window_secs, expires_at, revoked_at, replaced_by, created_by, created_at, updated_at, last_used_at`
+
+// apiKeyRow is the table's shape; toDomain turns it into an APIKey.
+type apiKeyRow struct {
+	ID             string         `db:"id"`
+	OrgID          string         `db:"org_id"`
+	UserID         sql.NullString `db:"user_id"`
+	Kind           string         `db:"kind"`
+	Name           string         `db:"name"`
+	Environment    string         `db:"environment"`
+	KeyHash        []byte         `db:"key_hash"`
+	Prefix         string         `db:"prefix"`
+	Last4          string         `db:"last4"`
+	Scopes         pq.StringArray `db:"scopes"`
+	Tags           []byte         `db:"tags"`
+	RateLimit      sql.NullInt64  `db:"rate_limit"`
+	RateWindowSecs sql.NullInt64  `db:"rate_window_secs"`
+	ExpiresAt      sql.NullTime   `db:"expires_at"`
+	RevokedAt      sql.NullTime   `db:"revoked_at"`
+	ReplacedBy     sql.NullString `db:"replaced_by"`
+	CreatedBy      sql.NullString `db:"created_by"`
+	CreatedAt      time.Time      `db:"created_at"`
+	UpdatedAt      time.Time      `db:"updated_at"`
+	LastUsedAt     sql.NullTime   `db:"last_used_at"`
+}
+
+func (r *apiKeyRow) toDomain() (*credvault.APIKey, error) {
+	k := &credvault.APIKey{
+		ID: r.ID, OrgID: r.OrgID, UserID: nullString(r.UserID), Kind: r.Kind, Name: r.Name,
+		Environment: r.Environment, Prefix: r.Prefix, Last4: r.Last4, Display: r.Prefix + "_…" + r.Last4,
+		Scopes: []string(r.Scopes), ExpiresAt: nullTime(r.ExpiresAt), RevokedAt: nullTime(r.RevokedAt),
+		ReplacedBy: nullString(r.ReplacedBy), CreatedBy: nullString(r.CreatedBy),
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, LastUsedAt: nullTime(r.LastUsedAt),
+	}
+	copy(k.Hash[:], r.KeyHash)
+	if err := json.Unmarshal(r.Tags, &k.Tags); err != nil {
+		return nil, credvault.Wrap(credvault.EINTERNAL, err, "decode key tags")
+	}
+	if r.RateLimit.Valid {
+		k.RateLimit = &credvault.RateLimit{Requests: int(r.RateLimit.Int64), WindowSeconds: int(r.RateWindowSecs.Int64)}
+	}
+	if k.Scopes == nil {
+		k.Scopes = []string{}
+	}
+	return k, nil
+}
+
+func insertAPIKey(ctx context.Context, tx *sqlx.Tx, k *credvault.APIKey) error {
+	tags, err := json.Marshal(k.Tags)
+	if err != nil {
+		return credvault.Wrap(credvault.EINTERNAL, err, "encode key tags")
+	}
+	var rl, rw any
+	if k.RateLimit != nil {
+		rl, rw = k.RateLimit.Requests, k.RateLimit.WindowSeconds
+	}
+	var row apiKeyRow
+	err = tx.GetContext(ctx, &row, `
+		INSERT INTO api_keys (org_id, user_id, kind, name, environment, key_hash, prefix, last4, scopes, tags,
+			rate_limit, rate_window_secs, expires_at, created_by)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+		RETURNING `+apiKeyColumns,
+		k.OrgID, k.UserID, k.Kind, k.Name, k.Environment, k.Hash[:], k.Prefix, k.Last4, pq.StringArray(k.Scopes), tags,
+		rl, rw, k.ExpiresAt, k.CreatedBy)
+	if err != nil {
+		return translate(err, "API key")
+	}
+	got, err := row.toDomain()
+	if err != nil {
+		return err
+	}
+	*k = *got
+	return notify(ctx, tx, "new:"+hex.EncodeToString(k.Hash[:]))
+}
+
+// CreateAPIKey stores a key (hash only) with its audit event.
+func (s *Store) CreateAPIKey(ctx context.Context, k *credvault.APIKey, ev *credvault.AuditEvent) error {
+	return s.inTx(ctx, "API key", func(tx *sqlx.Tx) error {
+		if err := insertAPIKey(ctx, tx, k); err != nil {
+			return err
+		}
+		ev.ResourceID = k.ID
+		return insertAudit(ctx, tx, ev)
+	})
+}
+
+// FindAPIKeyByID returns ENOTFOUND for an unknown id or one in another org.
+func (s *Store) FindAPIKeyByID(ctx context.Context, orgID, id string) (*credvault.APIKey, error) {
+	if !isUUID(id) {
+		return nil, credvault.Errorf(credvault.ENOTFOUND, "API key not found")
+	}
+	var row apiKeyRow
+	if err := s.db.GetContext(ctx, &row, `SELECT `+apiKeyColumns+` FROM api_keys WHERE org_id = $1 AND id = $2`, orgID, id); err != nil {
+		return nil, translate(err, "API key")
+	}
+	return row.toDomain()
+}
+
+// FindAPIKeys lists keys in id order after f.Cursor, optionally one user's.
+func (s *Store) FindAPIKeys(ctx context.Context, orgID string, f credvault.APIKeyFilter) ([]*credvault.APIKey, error) {
+	if f.UserID != "" && !isUUID(f.UserID) {
+		return []*credvault.APIKey{}, nil
+	}
+	var rows []apiKeyRow
+	err := s.db.SelectContext(ctx, &rows, `
+		SELECT `+apiKeyColumns+` FROM api_keys
+		WHERE org_id = $1 AND ($2 = '' OR user_id = $2::uuid) AND ($3 = '' OR id > $3::uuid)
+		ORDER BY id LIMIT $4`, orgID, f.UserID, cursor(f.Cursor), limit(f.Limit))
+	if err != nil {
+		return nil, translate(err, "API keys")
+	}
+	out := make([]*credvault.APIKey, 0, len(rows))
+	for i := range rows {
+		k, err := rows[i].toDomain()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// RollAPIKey stores next and ends the old key at oldExpiresAt, in one
+// transaction, and tells every instance to reload the old key.
+func (s *Store) RollAPIKey(ctx context.Context, orgID, oldID string, next *credvault.APIKey, oldExpiresAt time.Time, ev *credvault.AuditEvent) error {
+	return s.inTx(ctx, "API key", func(tx *sqlx.Tx) error {
+		if err := insertAPIKey(ctx, tx, next); err != nil {
+			return err
+		}
+		var hash []byte
+		err := tx.GetContext(ctx, &hash, `
+			UPDATE api_keys SET expires_at = $3, replaced_by = $4, updated_at = now()
+			WHERE org_id = $1 AND id = $2 AND replaced_by IS NULL AND revoked_at IS NULL
+			RETURNING key_hash`, orgID, oldID, oldExpiresAt, next.ID)
+		if err == sql.ErrNoRows {
+			return credvault.Errorf(credvault.ECONFLICT, "this key was rolled or revoked meanwhile")
+		}
+		if err != nil {
+			return translate(err, "API key")
+		}
+		if err := notify(ctx, tx, "key:"+hex.EncodeToString(hash)); err != nil {
+			return err
+		}
+		ev.Data["new_key_id"] = next.ID
+		return insertAudit(ctx, tx, ev)
+	})
+}
+
+// RevokeAPIKey marks the key revoked and tells every instance to drop it.
+func (s *Store) RevokeAPIKey(ctx context.Context, orgID, id string, ev *credvault.AuditEvent) (*credvault.APIKey, error) {
+	var row apiKeyRow
+	err := s.inTx(ctx, "API key", func(tx *sqlx.Tx) error {
+		if err := tx.GetContext(ctx, &row, `
+			UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()), updated_at = now()
+			WHERE org_id = $1 AND id = $2 RETURNING `+apiKeyColumns, orgID, id); err != nil {
+			return translate(err, "API key")
+		}
+		if err := notify(ctx, tx, "key:"+hex.EncodeToString(row.KeyHash)); err != nil {
+			return err
+		}
+		return insertAudit(ctx, tx, ev)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return row.toDomain()
+}
+
+// FindAuthKeyByHash is the verification lookup (a unique index on the
+// hash): the key with its user's role. ENOTFOUND when no key matches.
+func (s *Store) FindAuthKeyByHash(ctx context.Context, hash [32]byte) (*credvault.AuthKey, error) {
+	var row struct {
+		ID             string         `db:"id"`
+		OrgID          string         `db:"org_id"`
+		UserID         sql.NullString `db:"user_id"`
+		Kind           string         `db:"kind"`
+		Role           sql.NullString `db:"role"`
+		Scopes         pq.StringArray `db:"scopes"`
+		ExpiresAt      sql.NullTime   `db:"expires_at"`
+		RevokedAt      sql.NullTime   `db:"revoked_at"`
+		RateLimit      sql.NullInt64  `db:"rate_limit"`
+		RateWindowSecs sql.NullInt64  `db:"rate_window_secs"`
+	}
+	err := s.db.GetContext(ctx, &row, `
+		SELECT k.id, k.org_id, k.user_id, k.kind, u.role, k.scopes, k.expires_at, k.revoked_at, k.rate_limit, k.rate_window_secs
+		FROM api_keys k LEFT JOIN users u ON u.id = k.user_id
+		WHERE k.key_hash = $1`, hash[:])
+	if err != nil {
+		return nil, translate(err, "API key")
+	}
+	ak := &credvault.AuthKey{
+		ID: row.ID, OrgID: row.OrgID, UserID: row.UserID.String, Kind: row.Kind, Role: credvault.Role(row.Role.String),
+		Scopes: []string(row.Scopes), ExpiresAt: nullTime(row.ExpiresAt), RevokedAt: nullTime(row.RevokedAt), Hash: hash,
+	}
+	if row.RateLimit.Valid {
+		ak.RateLimit = &credvault.RateLimit{Requests: int(row.RateLimit.Int64), WindowSeconds: int(row.RateWindowSecs.Int64)}
+	}
+	return ak, nil
+}
+
+// KeyHashes calls fn with the hash of every stored key (revoked and
+// expired ones too, so that they are refused as such), for the verifier's
+// set of known keys.
+func (s *Store) KeyHashes(ctx context.Context, fn func([32]byte)) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT key_hash FROM api_keys`)
+	if err != nil {
+		return translate(err, "API keys")
+	}
+	defer rows.Close()
+	var b []byte
+	var h [32]byte
+	for rows.Next() {
+		if err := rows.Scan(&b); err != nil {
+			return translate(err, "API keys")
+		}
+		copy(h[:], b)
+		fn(h)
+	}
+	return translate(rows.Err(), "API keys")
+}
+
+// TouchAPIKeys records last_used_at for many keys in one statement; the
+// verifier calls it in batches, never once per request.
+func (s *Store) TouchAPIKeys(ctx context.Context, used map[string]time.Time) error {
+	if len(used) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(used))
+	times := make([]time.Time, 0, len(used))
+	for id, t := range used {
+		ids, times = append(ids, id), append(times, t)
+	}
+	_, err := s.db.ExecContext(ctx, `
+		UPDATE api_keys k SET last_used_at = v.t
+		FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, t)
+		WHERE k.id = v.id AND (k.last_used_at IS NULL OR k.last_used_at < v.t)`,
+		pq.StringArray(ids), pq.Array(times))
+	return translate(err, "API keys")
+}
