@@ -79,8 +79,19 @@ func runDev(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "credvault dev is ready\n  URL:        %s\n  PostgreSQL: %s\n  Vault:      %s\n  Health:     curl %s/readyz\nPress Ctrl-C to stop.\n",
-		s.URL(), pgNote, vaultNote, s.URL())
+	adminKey, err := bootstrapDev(ctx, s, dataDir)
+	if err != nil {
+		s.close()
+		return err
+	}
+	keyFile := filepath.Join(dataDir, "admin.key")
+	keyNote := "in " + keyFile
+	if !adminKey.IsZero() {
+		// Printed this once, on the first start; afterwards only the file has it.
+		keyNote = adminKey.Reveal() + "\n              (org \"" + devOrg + "\", owner " + devEmail + "; also written to " + keyFile + ")"
+	}
+	fmt.Fprintf(stdout, "credvault dev is ready\n  URL:        %s\n  Admin key:  %s\n  PostgreSQL: %s\n  Vault:      %s\n  Try:        curl -H \"X-API-Key: $(cat %s)\" %s/v1/whoami\nPress Ctrl-C to stop.\n",
+		s.URL(), keyNote, pgNote, vaultNote, keyFile, s.URL())
 	fmt.Fprintf(stdout, "credvault listening on %s\n", s.URL())
 	return s.serve(ctx)
 }

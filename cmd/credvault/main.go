@@ -22,6 +22,8 @@ commands:
   dev                      run everything locally on embedded defaults
   serve                    run in production (needs DATABASE_URL and Vault)
   migrate [up|status]      apply or list the database migrations
+  bootstrap --org NAME --email EMAIL
+                           create an org and its owner; prints the owner's API key once
   devtransit [flags]       run the Vault-compatible dev transit server alone
   help                     show this text
 
@@ -71,6 +73,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runDev(ctx, cfg, log, stdout)
 	case "migrate":
 		return runMigrate(ctx, cfg, rest, stdout)
+	case "bootstrap":
+		return runBootstrap(ctx, cfg, rest, stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)

@@ -109,7 +109,7 @@ func TestServeEndToEnd(t *testing.T) {
 		"VAULT_ADDR": tg.Addr, "VAULT_TOKEN": tg.Token, "CREDVAULT_TRANSIT_MOUNT": tg.Mount,
 		"CREDVAULT_LOG_LEVEL": "debug",
 	}, "serve")
-	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/v1/nothing": 404} {
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/nothing": 404, "/v1/whoami": 401} {
 		if code, body := get(t, s.url+path); code != want {
 			t.Errorf("GET %s = %d, want %d: %s", path, code, want, body)
 		}

@@ -6,24 +6,34 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/redis/go-redis/v9"
 
+	"credvault/internal/apikey"
+	"credvault/internal/credvault"
 	"credvault/internal/httpapi"
 	"credvault/internal/postgres"
 	"credvault/migrations"
 	"credvault/vault"
 )
 
-// service is a running credvault: its database, its Vault client and its
-// HTTP server.
+// service is a running credvault: its database, its Vault client, the
+// key verifier with its background loops, and its HTTP server.
 type service struct {
-	db    *sqlx.DB
-	vault *vault.Client
-	http  *httpapi.Server
-	ln    net.Listener
-	log   *slog.Logger
+	db       *sqlx.DB
+	store    *postgres.Store
+	vault    *vault.Client
+	verifier *apikey.Verifier
+	minter   apikey.Minter
+	http     *httpapi.Server
+	ln       net.Listener
+	log      *slog.Logger
+
+	stopLoops context.CancelFunc
+	loops     sync.WaitGroup
 }
 
 // startOptions differ between serve and dev.
@@ -72,8 +82,27 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 		return nil, err
 	}
 
+	s.store = postgres.NewStore(s.db)
+	s.minter = apikey.Minter{Prefix: cfg.KeyPrefix}
+	limiter, err := newLimiter(startCtx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.verifier = apikey.NewVerifier(s.store, limiter, apikey.VerifierOptions{Prefix: cfg.KeyPrefix, Logger: log})
+	s.startLoops(cfg)
+
+	users := &credvault.UserService{Store: s.store}
 	s.http = httpapi.NewServer(httpapi.Config{
-		Logger: log,
+		Services: httpapi.Services{
+			Users:     users,
+			Keys:      &credvault.APIKeyService{Store: s.store, Users: s.store, Minter: s.minter},
+			Endpoints: &credvault.EndpointService{Store: s.store},
+			Verify:    &credvault.VerifyService{Verifier: s.verifier, Endpoints: s.store},
+			Verifier:  s.verifier,
+		},
+		AuthHeaders: cfg.AuthHeaders,
+		KeyPrefix:   cfg.KeyPrefix,
+		Logger:      log,
 		Readiness: []httpapi.ReadinessCheck{
 			{Name: "postgres", Check: func(ctx context.Context) error { return postgres.Ping(ctx, s.db) }},
 			{Name: "vault", Check: s.vault.Health},
@@ -102,7 +131,31 @@ func (s *service) serve(ctx context.Context) error {
 	return s.http.Serve(ctx, s.ln)
 }
 
+// startLoops runs the verifier's background work: the LISTEN/NOTIFY
+// subscription that keeps every instance's key cache current, and the
+// batched last_used_at write-back.
+func (s *service) startLoops(cfg Config) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopLoops = cancel
+	s.loops.Add(2)
+	go func() {
+		defer s.loops.Done()
+		err := postgres.Listen(ctx, cfg.DatabaseURL.Reveal(), s.log, s.verifier.Invalidate, func() { s.verifier.Reset(ctx) })
+		if err != nil {
+			s.log.Error("invalidation listener stopped", "error", err.Error())
+		}
+	}()
+	go func() {
+		defer s.loops.Done()
+		s.verifier.Run(ctx)
+	}()
+}
+
 func (s *service) close() {
+	if s.stopLoops != nil {
+		s.stopLoops()
+		s.loops.Wait()
+	}
 	if s.vault != nil {
 		s.vault.Close()
 	}
@@ -159,4 +212,23 @@ func runMigrate(ctx context.Context, cfg Config, args []string, stdout io.Writer
 	}
 	fmt.Fprintf(stdout, "%d migration(s) applied; database is current\n", len(applied))
 	return nil
+}
+
+// newLimiter is the in-process token bucket, or with REDIS_URL the limiter
+// every instance shares (falling back to the local one while Redis is down).
+func newLimiter(ctx context.Context, cfg Config, log *slog.Logger) (apikey.Limiter, error) {
+	local := apikey.NewLocalLimiter()
+	if cfg.RedisURL.IsZero() {
+		return local, nil
+	}
+	opts, err := redis.ParseURL(cfg.RedisURL.Reveal())
+	if err != nil {
+		return nil, &configError{"REDIS_URL", "not a valid redis:// URL"}
+	}
+	opts.ContextTimeoutEnabled = true // abandoned calls end at the limiter's deadline
+	rdb := redis.NewClient(opts)
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		log.Warn("redis does not answer; rate limits are per instance until it does", "error", err.Error())
+	}
+	return apikey.NewRedisLimiter(rdb, "credvault:ratelimit:", local, log), nil
 }

@@ -16,6 +16,13 @@ import (
 	"credvault/internal/credvault"
 )
 
+// DefaultMissBudget is how many database lookups per second the verifier
+// spends on keys its known-key set does not hold. They cover a key created
+// on another instance an instant before its notification arrives; beyond
+// the budget such keys are refused without a query, so a flood of random
+// well-formed keys cannot load PostgreSQL.
+const DefaultMissBudget = 20
+
 // Store is what the verifier reads from and writes to.
 type Store interface {
 	// FindAuthKeyByHash returns ENOTFOUND when no key has that hash.
@@ -32,7 +39,8 @@ type VerifierOptions struct {
 	CacheTTL    time.Duration // backstop for a missed invalidation; default 10s
 	NegativeTTL time.Duration // how long an unknown key is remembered; default 5s
 	// MissBudget bounds, per second, the database lookups for keys that are
-	// not in the known-key set (which NOTIFY keeps current); default 20.
+	// not in the known-key set (which NOTIFY keeps current); default
+	// DefaultMissBudget.
 	MissBudget   int
 	FlushEvery   time.Duration // last_used_at write-back period; default 1s
 	DisableCache bool          // every verification reads PostgreSQL (benchmarks)
@@ -88,7 +96,7 @@ func NewVerifier(store Store, limiter Limiter, opts VerifierOptions) *Verifier {
 		opts.NegativeTTL = 5 * time.Second
 	}
 	if opts.MissBudget <= 0 {
-		opts.MissBudget = 20
+		opts.MissBudget = DefaultMissBudget
 	}
 	if opts.FlushEvery <= 0 {
 		opts.FlushEvery = time.Second

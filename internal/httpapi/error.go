@@ -83,6 +83,9 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			body.Error = errorDetail{Code: apiCode(err), Message: credvault.ErrorMessage(err)}
 		}
 		body.RequestID = requestID(c)
+		if status == http.StatusUnauthorized {
+			c.Set(fiber.HeaderWWWAuthenticate, wwwAuthenticate(body.Error.Code, body.Error.Message))
+		}
 		switch {
 		case status >= 500:
 			log.Error("request failed", "request_id", body.RequestID, "route", routeOf(c), "status", status, "error", err.Error())

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"credvault/internal/credvault"
 )
 
 const (
@@ -27,6 +29,7 @@ func (s *Server) requestIDMiddleware(c *fiber.Ctx) error {
 	}
 	c.Locals(localRequestID, id)
 	c.Set(headerRequestID, id)
+	c.SetUserContext(credvault.WithRequestID(c.UserContext(), id))
 	return c.Next()
 }
 

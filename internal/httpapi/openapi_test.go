@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
+
+	"credvault/internal/credvault"
 )
 
 var pathParam = regexp.MustCompile(`:([A-Za-z_]+)`)
@@ -30,7 +32,8 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 		}
 	}
 	served := map[string]bool{}
-	for _, r := range NewServer(Config{}).Handler().GetRoutes(true) {
+	all := NewServer(Config{Services: Services{Verifier: nopVerifier{}}})
+	for _, r := range all.Handler().GetRoutes(true) {
 		if r.Method == "HEAD" || r.Path == "/" {
 			continue
 		}
@@ -57,4 +60,11 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// nopVerifier lets NewServer mount the /v1 routes; no request reaches it.
+type nopVerifier struct{}
+
+func (nopVerifier) Verify(context.Context, string) (credvault.Verification, error) {
+	return credvault.Verification{}, nil
 }

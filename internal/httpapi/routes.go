@@ -15,6 +15,34 @@ func (s *Server) routes() {
 	s.app.Get("/readyz", s.handleReadyz)
 	s.app.Get("/metrics", s.handleMetrics())
 
+	if s.cfg.Services.Verifier != nil {
+		v1 := s.app.Group("/v1")
+		// These two authenticate by themselves: verify has a public
+		// endpoint case, and forward-auth checks the client's own key.
+		v1.Post("/api-keys/verify", s.handleAPIKeyVerify)
+		v1.Get("/auth/check", s.handleAuthCheck)
+
+		v1.Use(s.authenticate)
+		v1.Get("/whoami", s.handleWhoami)
+
+		v1.Post("/users", s.handleUserCreate)
+		v1.Get("/users", s.handleUserList)
+		v1.Get("/users/:id", s.handleUserGet)
+		v1.Patch("/users/:id", s.handleUserUpdate)
+		v1.Delete("/users/:id", s.handleUserDelete)
+
+		v1.Post("/api-keys", s.handleAPIKeyCreate)
+		v1.Get("/api-keys", s.handleAPIKeyList)
+		v1.Get("/api-keys/:id", s.handleAPIKeyGet)
+		v1.Post("/api-keys/:id/roll", s.handleAPIKeyRoll)
+		v1.Post("/api-keys/:id/revoke", s.handleAPIKeyRevoke)
+
+		v1.Post("/endpoints", s.handleEndpointCreate)
+		v1.Get("/endpoints", s.handleEndpointList)
+		v1.Patch("/endpoints/:id", s.handleEndpointUpdate)
+		v1.Delete("/endpoints/:id", s.handleEndpointDelete)
+	}
+
 	if s.cfg.testRoutes != nil {
 		s.cfg.testRoutes(s.app)
 	}

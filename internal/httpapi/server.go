@@ -5,7 +5,9 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -13,6 +15,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"credvault/internal/credvault"
 )
 
 // DefaultBodyLimit caps request bodies. Credentials and key requests are
@@ -28,8 +32,21 @@ type ReadinessCheck struct {
 	Check func(context.Context) error
 }
 
+// Services are the domain services the handlers call.
+type Services struct {
+	Users     *credvault.UserService
+	Keys      *credvault.APIKeyService
+	Endpoints *credvault.EndpointService
+	Verify    *credvault.VerifyService
+	Verifier  credvault.KeyVerifier
+}
+
 // Config holds what the HTTP layer needs from the outside.
 type Config struct {
+	Services    Services
+	AuthHeaders []string // CREDVAULT_AUTH_HEADERS, canonical form
+	KeyPrefix   string   // CREDVAULT_KEY_PREFIX, to spot keys put in URLs
+
 	Logger          *slog.Logger
 	Registry        *prometheus.Registry // metrics are registered here; nil = a fresh one
 	Readiness       []ReadinessCheck
@@ -60,6 +77,12 @@ func NewServer(cfg Config) *Server {
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
 	}
+	if len(cfg.AuthHeaders) == 0 {
+		cfg.AuthHeaders = []string{"X-Api-Key", fiber.HeaderAuthorization}
+	}
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix = "cv"
+	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
 	}
@@ -72,6 +95,7 @@ func NewServer(cfg Config) *Server {
 		IdleTimeout:           120 * time.Second,
 		ErrorHandler:          errorHandler(cfg.Logger),
 		DisableStartupMessage: true,
+		JSONEncoder:           marshalJSON,
 	})
 	s.routes()
 	return s
@@ -100,4 +124,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.Info("http: stopped")
 	return nil
+}
+
+// marshalJSON is encoding/json without HTML escaping: the API speaks JSON
+// to programs, and messages such as "Bearer <key>" should read as written.
+func marshalJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"credvault/internal/credvault"
+	"credvault/internal/postgres/pgtest"
+	"credvault/vault/vaulttest"
+)
+
+// instance is one credvault service started in-process, the way `serve`
+// wires it, on a loopback port.
+type instance struct {
+	s    *service
+	url  string
+	logs *lineBuffer
+}
+
+// cluster is a database and a transit key shared by the instances of a
+// test, like several replicas of one deployment.
+type cluster struct {
+	t     *testing.T
+	env   map[string]string
+	dbURL string
+
+	mu        sync.Mutex
+	responses []string // every response body the harness saw
+}
+
+func newCluster(t *testing.T, extra map[string]string) *cluster {
+	t.Helper()
+	_, dbURL := pgtest.New(t)
+	tg := vaulttest.Start(t)
+	tg.CreateKey(t, "credvault", true)
+	env := map[string]string{
+		"CREDVAULT_ADDR": "127.0.0.1:0", "DATABASE_URL": dbURL,
+		"VAULT_ADDR": tg.Addr, "VAULT_TOKEN": tg.Token, "CREDVAULT_TRANSIT_MOUNT": tg.Mount,
+		"CREDVAULT_LOG_LEVEL": "debug",
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return &cluster{t: t, env: env, dbURL: dbURL}
+}
+
+// start runs one more instance; it stops when the test ends.
+func (cl *cluster) start() *instance {
+	t := cl.t
+	t.Helper()
+	cfg, err := loadConfig(envOf(cl.env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lineBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := startService(ctx, cfg, log, startOptions{})
+	if err != nil {
+		cancel()
+		t.Fatalf("startService: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	inst := &instance{s: s, url: s.URL(), logs: logs}
+	waitReady(t, inst)
+	return inst
+}
+
+// waitReady waits until the instance's invalidation listener has loaded
+// the known-key set (it connects asynchronously).
+func waitReady(t *testing.T, inst *instance) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !inst.s.verifier.KnownReady() {
+		if time.Now().After(deadline) {
+			t.Fatal("verifier never loaded its known-key set")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// bootstrap creates an org with an owner and returns the owner's key.
+func (cl *cluster) bootstrap(inst *instance, org string) (*credvault.BootstrapResult, string) {
+	cl.t.Helper()
+	res, err := credvault.Bootstrap(context.Background(), inst.s.store, inst.s.minter, org, "owner@"+org+".test")
+	if err != nil {
+		cl.t.Fatal(err)
+	}
+	return res, res.APIKey.Reveal()
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("response is not a JSON object: %v: %s", err, r.body)
+	}
+	return m
+}
+
+func (r response) errCode(t *testing.T) string {
+	t.Helper()
+	e, _ := r.json(t)["error"].(map[string]any)
+	code, _ := e["code"].(string)
+	return code
+}
+
+func (r response) errMessage(t *testing.T) string {
+	t.Helper()
+	e, _ := r.json(t)["error"].(map[string]any)
+	msg, _ := e["message"].(string)
+	return msg
+}
+
+// call sends a request with headers (a key is given as X-API-Key unless
+// headers name the header) and records the response body.
+func (cl *cluster) call(method, url string, headers map[string]string, body any) response {
+	cl.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			cl.t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		cl.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cl.t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	cl.mu.Lock()
+	cl.responses = append(cl.responses, string(b))
+	cl.mu.Unlock()
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// as is shorthand for calling with a key in X-API-Key.
+func (cl *cluster) as(key, method, url string, body any) response {
+	cl.t.Helper()
+	return cl.call(method, url, map[string]string{"X-API-Key": key}, body)
+}
+
+func (cl *cluster) allResponses() string {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return strings.Join(cl.responses, "\n")
+}
+
+// createKey creates a key through the API and returns its id and key.
+func (cl *cluster) createKey(inst *instance, creator string, body map[string]any) (string, string) {
+	cl.t.Helper()
+	r := cl.as(creator, "POST", inst.url+"/v1/api-keys", body)
+	if r.status != 201 {
+		cl.t.Fatalf("create key: %d %s", r.status, r.body)
+	}
+	m := r.json(cl.t)
+	return m["id"].(string), m["key"].(string)
+}

@@ -1,0 +1,217 @@
+package httpapi
+
+import (
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"credvault/internal/credvault"
+)
+
+type createAPIKeyRequest struct {
+	Name        string               `json:"name" validate:"required,max=200"`
+	Scopes      []string             `json:"scopes" validate:"required"`
+	ExpiresIn   string               `json:"expires_in" validate:"omitempty,oneof=7d 30d 90d never"`
+	ExpiresAt   *time.Time           `json:"expires_at"`
+	Environment string               `json:"environment" validate:"omitempty,oneof=live test"`
+	Tags        map[string]string    `json:"tags"`
+	RateLimit   *credvault.RateLimit `json:"rate_limit"`
+	Kind        string               `json:"kind" validate:"omitempty,oneof=user service"`
+	UserID      string               `json:"user_id" validate:"omitempty,uuid"`
+}
+
+type rollAPIKeyRequest struct {
+	GraceSeconds int `json:"grace_seconds"`
+}
+
+type verifyRequest struct {
+	Key            string   `json:"key"`
+	RequiredScopes []string `json:"required_scopes"`
+	Endpoint       string   `json:"endpoint" validate:"max=200"`
+}
+
+// apiKeyResponse is a key's metadata; Key is set only in the answer that
+// creates it (create, roll): the one time it is shown.
+type apiKeyResponse struct {
+	*credvault.APIKey
+	Status string `json:"status"`
+	Key    string `json:"key,omitempty"`
+}
+
+func keyResponse(k *credvault.APIKey, secret credvault.Secret) apiKeyResponse {
+	return apiKeyResponse{APIKey: k, Status: k.Status(time.Now()), Key: secret.Reveal()}
+}
+
+func (s *Server) handleAPIKeyCreate(c *fiber.Ctx) error {
+	var in createAPIKeyRequest
+	if err := decodeBody(c, &in); err != nil {
+		return err
+	}
+	k, secret, err := s.cfg.Services.Keys.CreateAPIKey(c.UserContext(), credvault.CreateAPIKeyInput{
+		Name: in.Name, Scopes: in.Scopes, ExpiresIn: in.ExpiresIn, ExpiresAt: in.ExpiresAt,
+		Environment: in.Environment, Tags: in.Tags, RateLimit: in.RateLimit, Kind: in.Kind, UserID: in.UserID,
+	})
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Status(fiber.StatusCreated).JSON(keyResponse(k, secret))
+}
+
+func (s *Server) handleAPIKeyList(c *fiber.Ctx) error {
+	p, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	userID := strings.Clone(c.Query("user_id"))
+	if userID != "" && !looksLikeUUID(userID) {
+		return credvault.Errorf(credvault.EINVALID, "query parameter \"user_id\" must be a user id")
+	}
+	keys, err := s.cfg.Services.Keys.FindAPIKeys(c.UserContext(), userID, p)
+	if err != nil {
+		return err
+	}
+	out := make([]apiKeyResponse, len(keys))
+	for i, k := range keys {
+		out[i] = keyResponse(k, credvault.Secret{})
+	}
+	return c.JSON(page(out, p.Limit, func(r apiKeyResponse) string { return r.ID }))
+}
+
+func (s *Server) handleAPIKeyGet(c *fiber.Ctx) error {
+	k, err := s.cfg.Services.Keys.FindAPIKey(c.UserContext(), pathID(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(keyResponse(k, credvault.Secret{}))
+}
+
+func (s *Server) handleAPIKeyRoll(c *fiber.Ctx) error {
+	var in rollAPIKeyRequest
+	if len(c.Body()) > 0 {
+		if err := decodeBody(c, &in); err != nil {
+			return err
+		}
+	}
+	k, secret, err := s.cfg.Services.Keys.RollAPIKey(c.UserContext(), pathID(c), in.GraceSeconds)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Status(fiber.StatusCreated).JSON(keyResponse(k, secret))
+}
+
+func (s *Server) handleAPIKeyRevoke(c *fiber.Ctx) error {
+	k, err := s.cfg.Services.Keys.RevokeAPIKey(c.UserContext(), pathID(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(keyResponse(k, credvault.Secret{}))
+}
+
+// verifyResponse is POST /v1/api-keys/verify's answer: always 200, with the
+// outcome in valid and code.
+type verifyResponse struct {
+	Valid     bool                `json:"valid"`
+	Code      string              `json:"code"`
+	KeyID     *string             `json:"key_id"`
+	OrgID     *string             `json:"org_id"`
+	UserID    *string             `json:"user_id"`
+	Scopes    []string            `json:"scopes"`
+	ExpiresAt *time.Time          `json:"expires_at"`
+	RateLimit *verifyRateResponse `json:"ratelimit"`
+}
+
+type verifyRateResponse struct {
+	Limit        int `json:"limit"`
+	Remaining    int `json:"remaining"`
+	ResetSeconds int `json:"reset_seconds"`
+}
+
+// handleAPIKeyVerify lets a gateway with scope keys:verify check a client's
+// key. The one case that needs no credvault key of its own is a public
+// ("none") endpoint named by id.
+func (s *Server) handleAPIKeyVerify(c *fiber.Ctx) error {
+	var in verifyRequest
+	if err := decodeBody(c, &in); err != nil {
+		return err
+	}
+	input := credvault.VerifyInput{Key: credvault.NewSecret(in.Key), RequiredScopes: in.RequiredScopes, Endpoint: in.Endpoint}
+	var (
+		res *credvault.VerifyResult
+		err error
+	)
+	if key, malformed := s.presentedKey(c); key == "" && !malformed && in.Endpoint != "" {
+		res, err = s.cfg.Services.Verify.Check(c.UserContext(), credvault.VerifyInput{Endpoint: in.Endpoint})
+		if err == nil && res.Code != credvault.VerifyPublicEndpoint {
+			// Not public: the caller must authenticate after all.
+			return credvault.VerificationError(credvault.Verification{Code: credvault.VerifyMissing})
+		}
+	} else {
+		v, verr := s.verifyPresented(c)
+		if verr != nil {
+			return verr
+		}
+		if err := credvault.VerificationError(v); err != nil {
+			return err
+		}
+		s.setPrincipal(c, v.Key)
+		// The gateway's own RateLimit headers must not be mistaken for the
+		// client key's, which are in the body.
+		for _, h := range []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} {
+			c.Response().Header.Del(h)
+		}
+		res, err = s.cfg.Services.Verify.Verify(c.UserContext(), input)
+	}
+	if err != nil {
+		return err
+	}
+	out := verifyResponse{Valid: res.Valid, Code: res.Code, Scopes: res.Scopes, ExpiresAt: res.ExpiresAt,
+		KeyID: nullable(res.KeyID), OrgID: nullable(res.OrgID), UserID: nullable(res.UserID)}
+	if out.Scopes == nil {
+		out.Scopes = []string{}
+	}
+	if res.Rate.Limited {
+		out.RateLimit = &verifyRateResponse{Limit: res.Rate.Limit, Remaining: res.Rate.Remaining, ResetSeconds: ceilSeconds(res.Rate.Reset)}
+	}
+	return c.JSON(out)
+}
+
+// handleAuthCheck is forward-auth for nginx auth_request, Traefik
+// forwardAuth and Envoy ext_authz: the client's key comes in the
+// configured headers; 200 with identity headers, or 401/403/429.
+func (s *Server) handleAuthCheck(c *fiber.Ctx) error {
+	var scopes []string
+	for _, v := range c.Context().QueryArgs().PeekMulti("scope") {
+		for _, sc := range strings.Split(string(v), ",") {
+			if sc = strings.TrimSpace(sc); sc != "" {
+				scopes = append(scopes, sc)
+			}
+		}
+	}
+	endpoint := strings.Clone(c.Query("endpoint"))
+	if s.keyInQuery(c, true) {
+		return errKeyInQuery
+	}
+	key, malformed := s.presentedKey(c)
+	in := credvault.VerifyInput{Key: credvault.NewSecret(key), RequiredScopes: scopes, Endpoint: endpoint}
+	if malformed {
+		return credvault.VerificationError(credvault.Verification{Code: credvault.VerifyMalformed})
+	}
+	res, err := s.cfg.Services.Verify.Check(c.UserContext(), in)
+	if err != nil {
+		return err
+	}
+	setRateHeaders(c, res.Rate)
+	if err := credvault.VerificationError(credvault.Verification{Code: res.Code, Rate: res.Rate}); err != nil {
+		return err
+	}
+	if res.Code == credvault.VerifyValid {
+		c.Set("X-Credvault-Org-Id", res.OrgID)
+		c.Set("X-Credvault-User-Id", res.UserID)
+		c.Set("X-Credvault-Key-Id", res.KeyID)
+		c.Set("X-Credvault-Scopes", strings.Join(res.Scopes, ","))
+	}
+	return c.JSON(fiber.Map{"valid": true, "code": res.Code})
+}

@@ -1,0 +1,145 @@
+package httpapi
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"credvault/internal/credvault"
+)
+
+// queryKeyNames are query parameters that announce an API key. A key in a
+// URL ends up in access logs, browser history and Referer headers, so
+// credvault refuses it instead of reading it.
+var queryKeyNames = []string{"api_key", "apikey", "api-key", "x-api-key", "access_token", "key"}
+
+// presentedKey reads the caller's key from the configured headers, in
+// order. Authorization must use the Bearer scheme. It returns "" when no
+// header carries a key, and malformed when Authorization has another scheme.
+func (s *Server) presentedKey(c *fiber.Ctx) (key string, malformed bool) {
+	for _, h := range s.cfg.AuthHeaders {
+		v := strings.TrimSpace(c.Get(h))
+		if v == "" {
+			continue
+		}
+		if strings.EqualFold(h, fiber.HeaderAuthorization) {
+			scheme, rest, ok := strings.Cut(v, " ")
+			if !ok || !strings.EqualFold(scheme, "Bearer") {
+				return "", true
+			}
+			v = strings.TrimSpace(rest)
+		}
+		return v, false
+	}
+	return "", false
+}
+
+// keyInQuery reports whether the query string carries something that is,
+// or is named like, an API key.
+func (s *Server) keyInQuery(c *fiber.Ctx, checkNames bool) bool {
+	found := false
+	livePrefix, testPrefix := s.cfg.KeyPrefix+"_live_", s.cfg.KeyPrefix+"_test_"
+	c.Context().QueryArgs().VisitAll(func(k, v []byte) {
+		if found {
+			return
+		}
+		val := string(v)
+		if strings.HasPrefix(val, livePrefix) || strings.HasPrefix(val, testPrefix) {
+			found = true
+			return
+		}
+		if checkNames {
+			name := strings.ToLower(string(k))
+			for _, n := range queryKeyNames {
+				if name == n {
+					found = true
+					return
+				}
+			}
+			for _, h := range s.cfg.AuthHeaders {
+				if strings.EqualFold(name, h) {
+					found = true
+					return
+				}
+			}
+		}
+	})
+	return found
+}
+
+var errKeyInQuery = &credvault.Error{Code: credvault.EUNAUTHORIZED, Reason: "api_key_in_query",
+	Message: "API keys are not accepted in the URL query string (URLs end up in logs); send the key in the X-API-Key header or as Authorization: Bearer <key>"}
+
+// verifyPresented checks the key the request carries: the shared first step
+// of the auth middleware and of forward-auth. It sets the RateLimit headers.
+func (s *Server) verifyPresented(c *fiber.Ctx) (credvault.Verification, error) {
+	if s.keyInQuery(c, true) {
+		return credvault.Verification{}, errKeyInQuery
+	}
+	key, malformed := s.presentedKey(c)
+	switch {
+	case malformed:
+		return credvault.Verification{Code: credvault.VerifyMalformed}, nil
+	case key == "":
+		return credvault.Verification{Code: credvault.VerifyMissing}, nil
+	}
+	v, err := s.cfg.Services.Verifier.Verify(c.UserContext(), key)
+	if err != nil {
+		return v, err
+	}
+	setRateHeaders(c, v.Rate)
+	return v, nil
+}
+
+// authenticate is the middleware in front of every /v1 route that needs a
+// key: it verifies the caller's key and puts the Principal in the request
+// context, or answers 401/429.
+func (s *Server) authenticate(c *fiber.Ctx) error {
+	v, err := s.verifyPresented(c)
+	if err != nil {
+		return err
+	}
+	if err := credvault.VerificationError(v); err != nil {
+		return err
+	}
+	s.setPrincipal(c, v.Key)
+	return c.Next()
+}
+
+func (s *Server) setPrincipal(c *fiber.Ctx, k *credvault.AuthKey) {
+	p := &credvault.Principal{OrgID: k.OrgID, UserID: k.UserID, KeyID: k.ID, Kind: k.Kind, Role: k.Role, Scopes: k.Scopes}
+	c.SetUserContext(credvault.WithPrincipal(c.UserContext(), p))
+}
+
+// setRateHeaders writes the RateLimit-* headers (IETF draft) for a key
+// with a limit, and Retry-After when it is exhausted.
+func setRateHeaders(c *fiber.Ctx, d credvault.RateDecision) {
+	if !d.Limited {
+		return
+	}
+	c.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
+	c.Set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
+	c.Set("RateLimit-Reset", strconv.Itoa(ceilSeconds(d.Reset)))
+	if !d.Allowed {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(1, ceilSeconds(d.RetryAfter))))
+	}
+}
+
+func ceilSeconds(d interface{ Seconds() float64 }) int {
+	s := d.Seconds()
+	n := int(s)
+	if float64(n) < s {
+		n++
+	}
+	return n
+}
+
+// wwwAuthenticate is the challenge of a 401 (RFC 6750): no error attribute
+// when no credentials were sent, invalid_token otherwise.
+func wwwAuthenticate(reason, message string) string {
+	if reason == "missing_api_key" {
+		return `Bearer realm="credvault"`
+	}
+	return `Bearer realm="credvault", error="invalid_token", error_description="` + strings.ReplaceAll(message, `"`, `'`) + `"`
+}
