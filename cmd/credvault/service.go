@@ -89,6 +89,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 		return nil, err
 	}
 	s.verifier = apikey.NewVerifier(s.store, limiter, apikey.VerifierOptions{Prefix: cfg.KeyPrefix, Logger: log})
+	s.store.OnInvalidate(s.verifier.Invalidate)
 	s.startLoops(cfg)
 
 	users := &credvault.UserService{Store: s.store}

@@ -59,9 +59,30 @@ func (s *VerifyService) evaluate(ctx context.Context, orgID string, in VerifyInp
 	if err != nil {
 		return nil, err
 	}
+	key := strings.TrimSpace(in.Key.Reveal())
+	var v *Verification // the key's check, made at most once (it counts against the key's limit)
+	check := func() error {
+		if v == nil && key != "" {
+			got, err := s.Verifier.Verify(ctx, key)
+			if err != nil {
+				return err
+			}
+			v = &got
+		}
+		return nil
+	}
 	res := &VerifyResult{}
 	if in.Endpoint != "" {
 		ep, err := s.Endpoints.FindEndpoint(ctx, orgID, in.Endpoint)
+		if ErrorCode(err) == ENOTFOUND && orgID == "" {
+			// Forward-auth naming an endpoint by name: its org is the key's.
+			if err := check(); err != nil {
+				return nil, err
+			}
+			if v != nil && v.Key != nil {
+				ep, err = s.Endpoints.FindEndpoint(ctx, v.Key.OrgID, in.Endpoint)
+			}
+		}
 		if err != nil {
 			if ErrorCode(err) == ENOTFOUND {
 				return nil, Errorf(EINVALID, "unknown endpoint %q: register it with POST /v1/endpoints", in.Endpoint)
@@ -76,13 +97,11 @@ func (s *VerifyService) evaluate(ctx context.Context, orgID string, in VerifyInp
 		orgID = ep.OrgID
 		required = append(required, ep.RequiredScopes...)
 	}
-	key := strings.TrimSpace(in.Key.Reveal())
 	if key == "" {
 		res.Code = VerifyMissing
 		return res, nil
 	}
-	v, err := s.Verifier.Verify(ctx, key)
-	if err != nil {
+	if err := check(); err != nil {
 		return nil, err
 	}
 	if v.Key != nil && orgID != "" && v.Key.OrgID != orgID {

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"credvault/internal/credvault"
@@ -61,7 +60,7 @@ func (r *apiKeyRow) toDomain() (*credvault.APIKey, error) {
 	return k, nil
 }
 
-func insertAPIKey(ctx context.Context, tx *sqlx.Tx, k *credvault.APIKey) error {
+func insertAPIKey(ctx context.Context, tx *txn, k *credvault.APIKey) error {
 	tags, err := json.Marshal(k.Tags)
 	if err != nil {
 		return credvault.Wrap(credvault.EINTERNAL, err, "encode key tags")
@@ -86,12 +85,12 @@ func insertAPIKey(ctx context.Context, tx *sqlx.Tx, k *credvault.APIKey) error {
 		return err
 	}
 	*k = *got
-	return notify(ctx, tx, "new:"+hex.EncodeToString(k.Hash[:]))
+	return tx.notify(ctx, "new:"+hex.EncodeToString(k.Hash[:]))
 }
 
 // CreateAPIKey stores a key (hash only) with its audit event.
 func (s *Store) CreateAPIKey(ctx context.Context, k *credvault.APIKey, ev *credvault.AuditEvent) error {
-	return s.inTx(ctx, "API key", func(tx *sqlx.Tx) error {
+	return s.inTx(ctx, "API key", func(tx *txn) error {
 		if err := insertAPIKey(ctx, tx, k); err != nil {
 			return err
 		}
@@ -139,7 +138,7 @@ func (s *Store) FindAPIKeys(ctx context.Context, orgID string, f credvault.APIKe
 // RollAPIKey stores next and ends the old key at oldExpiresAt, in one
 // transaction, and tells every instance to reload the old key.
 func (s *Store) RollAPIKey(ctx context.Context, orgID, oldID string, next *credvault.APIKey, oldExpiresAt time.Time, ev *credvault.AuditEvent) error {
-	return s.inTx(ctx, "API key", func(tx *sqlx.Tx) error {
+	return s.inTx(ctx, "API key", func(tx *txn) error {
 		if err := insertAPIKey(ctx, tx, next); err != nil {
 			return err
 		}
@@ -154,7 +153,7 @@ func (s *Store) RollAPIKey(ctx context.Context, orgID, oldID string, next *credv
 		if err != nil {
 			return translate(err, "API key")
 		}
-		if err := notify(ctx, tx, "key:"+hex.EncodeToString(hash)); err != nil {
+		if err := tx.notify(ctx, "key:"+hex.EncodeToString(hash)); err != nil {
 			return err
 		}
 		ev.Data["new_key_id"] = next.ID
@@ -165,13 +164,13 @@ func (s *Store) RollAPIKey(ctx context.Context, orgID, oldID string, next *credv
 // RevokeAPIKey marks the key revoked and tells every instance to drop it.
 func (s *Store) RevokeAPIKey(ctx context.Context, orgID, id string, ev *credvault.AuditEvent) (*credvault.APIKey, error) {
 	var row apiKeyRow
-	err := s.inTx(ctx, "API key", func(tx *sqlx.Tx) error {
+	err := s.inTx(ctx, "API key", func(tx *txn) error {
 		if err := tx.GetContext(ctx, &row, `
 			UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()), updated_at = now()
 			WHERE org_id = $1 AND id = $2 RETURNING `+apiKeyColumns, orgID, id); err != nil {
 			return translate(err, "API key")
 		}
-		if err := notify(ctx, tx, "key:"+hex.EncodeToString(row.KeyHash)); err != nil {
+		if err := tx.notify(ctx, "key:"+hex.EncodeToString(row.KeyHash)); err != nil {
 			return err
 		}
 		return insertAudit(ctx, tx, ev)

@@ -5,15 +5,13 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
 	"credvault/internal/credvault"
 )
 
 // CreateAuditEvent appends one event on its own (for events that go with
 // no other change, such as a burst of failed verifications).
 func (s *Store) CreateAuditEvent(ctx context.Context, ev *credvault.AuditEvent) error {
-	return s.inTx(ctx, "audit event", func(tx *sqlx.Tx) error { return insertAudit(ctx, tx, ev) })
+	return s.inTx(ctx, "audit event", func(tx *txn) error { return insertAudit(ctx, tx, ev) })
 }
 
 // FindAuditEvents lists an org's events, newest first, before f.Cursor.

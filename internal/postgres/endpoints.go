@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"credvault/internal/credvault"
@@ -33,7 +32,7 @@ const endpointColumns = `id, org_id, name, auth_mode, required_scopes, created_a
 
 // CreateEndpoint returns ECONFLICT when the name is taken in the org.
 func (s *Store) CreateEndpoint(ctx context.Context, e *credvault.Endpoint, ev *credvault.AuditEvent) error {
-	return s.inTx(ctx, "endpoint", func(tx *sqlx.Tx) error {
+	return s.inTx(ctx, "endpoint", func(tx *txn) error {
 		var row endpointRow
 		err := tx.GetContext(ctx, &row, `
 			INSERT INTO endpoints (org_id, name, auth_mode, required_scopes) VALUES ($1, $2, $3, $4)
@@ -90,7 +89,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, orgID, id string, upd credva
 		scopes = pq.StringArray(*upd.RequiredScopes)
 	}
 	var row endpointRow
-	err := s.inTx(ctx, "endpoint", func(tx *sqlx.Tx) error {
+	err := s.inTx(ctx, "endpoint", func(tx *txn) error {
 		err := tx.GetContext(ctx, &row, `
 			UPDATE endpoints SET name = COALESCE($3, name), auth_mode = COALESCE($4, auth_mode),
 				required_scopes = COALESCE($5, required_scopes), updated_at = now()
@@ -115,7 +114,7 @@ func (s *Store) DeleteEndpoint(ctx context.Context, orgID, id string, ev *credva
 	if !isUUID(id) {
 		return credvault.Errorf(credvault.ENOTFOUND, "endpoint not found")
 	}
-	return s.inTx(ctx, "endpoint", func(tx *sqlx.Tx) error {
+	return s.inTx(ctx, "endpoint", func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM endpoints WHERE org_id = $1 AND id = $2`, orgID, id)
 		if err != nil {
 			return translate(err, "endpoint")

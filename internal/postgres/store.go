@@ -18,6 +18,21 @@ const InvalidationChannel = "credvault_invalidate"
 // Store implements the domain's store interfaces on PostgreSQL.
 type Store struct {
 	db *sqlx.DB
+	// local receives this instance's own invalidations right after commit,
+	// so that it never answers from stale cache while the notification
+	// travels through PostgreSQL.
+	local func(payload string)
+}
+
+// OnInvalidate sets the function that receives this instance's own
+// invalidation payloads as soon as their transaction commits (the same
+// payloads every instance gets through LISTEN/NOTIFY).
+func (s *Store) OnInvalidate(fn func(payload string)) { s.local = fn }
+
+// txn is a transaction that remembers what it announced.
+type txn struct {
+	*sqlx.Tx
+	notes []string
 }
 
 // NewStore returns a Store on db.
@@ -26,22 +41,32 @@ func NewStore(db *sqlx.DB) *Store { return &Store{db: db} }
 // DB exposes the pool (for readiness checks and jobs).
 func (s *Store) DB() *sqlx.DB { return s.db }
 
-// inTx runs fn in a transaction, committing when it returns nil.
-func (s *Store) inTx(ctx context.Context, what string, fn func(tx *sqlx.Tx) error) error {
+// inTx runs fn in a transaction, committing when it returns nil; then it
+// hands the transaction's invalidations to this instance at once.
+func (s *Store) inTx(ctx context.Context, what string, fn func(tx *txn) error) error {
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return translate(err, what)
 	}
 	defer tx.Rollback()
-	if err := fn(tx); err != nil {
+	t := &txn{Tx: tx}
+	if err := fn(t); err != nil {
 		return err
 	}
-	return translate(tx.Commit(), what)
+	if err := tx.Commit(); err != nil {
+		return translate(err, what)
+	}
+	if s.local != nil {
+		for _, n := range t.notes {
+			s.local(n)
+		}
+	}
+	return nil
 }
 
 // insertAudit appends ev inside tx, so that a change and its audit record
 // are stored together or not at all.
-func insertAudit(ctx context.Context, tx *sqlx.Tx, ev *credvault.AuditEvent) error {
+func insertAudit(ctx context.Context, tx *txn, ev *credvault.AuditEvent) error {
 	if ev == nil {
 		return nil
 	}
@@ -62,10 +87,14 @@ func insertAudit(ctx context.Context, tx *sqlx.Tx, ev *credvault.AuditEvent) err
 	return translate(err, "audit event")
 }
 
-// notify announces an invalidation; PostgreSQL delivers it on commit.
-func notify(ctx context.Context, tx *sqlx.Tx, payload string) error {
-	_, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, InvalidationChannel, payload)
-	return translate(err, "notify")
+// notify announces an invalidation; PostgreSQL delivers it to every
+// instance on commit, and inTx to this one.
+func (tx *txn) notify(ctx context.Context, payload string) error {
+	if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, InvalidationChannel, payload); err != nil {
+		return translate(err, "notify")
+	}
+	tx.notes = append(tx.notes, payload)
+	return nil
 }
 
 // limit clamps a page size to 1..500, 100 by default.

@@ -3,8 +3,6 @@ package postgres
 import (
 	"context"
 
-	"github.com/jmoiron/sqlx"
-
 	"credvault/internal/credvault"
 )
 
@@ -13,7 +11,7 @@ const userColumns = `id, org_id, email, name, role, created_at, updated_at`
 // CreateOrgWithOwner creates an org, its owner and the owner's first key
 // in one transaction. Errors: ECONFLICT when the org name is taken.
 func (s *Store) CreateOrgWithOwner(ctx context.Context, org *credvault.Org, owner *credvault.User, key *credvault.APIKey, ev *credvault.AuditEvent) error {
-	return s.inTx(ctx, "org", func(tx *sqlx.Tx) error {
+	return s.inTx(ctx, "org", func(tx *txn) error {
 		if err := tx.QueryRowxContext(ctx, `INSERT INTO orgs (name) VALUES ($1) RETURNING id, created_at`, org.Name).
 			Scan(&org.ID, &org.CreatedAt); err != nil {
 			return translate(err, "org")
@@ -44,7 +42,7 @@ func (s *Store) FindOrgByName(ctx context.Context, name string) (*credvault.Org,
 
 // CreateUser returns ECONFLICT when the email is taken in the org.
 func (s *Store) CreateUser(ctx context.Context, u *credvault.User, ev *credvault.AuditEvent) error {
-	return s.inTx(ctx, "user", func(tx *sqlx.Tx) error {
+	return s.inTx(ctx, "user", func(tx *txn) error {
 		if err := insertUser(ctx, tx, u); err != nil {
 			return err
 		}
@@ -53,7 +51,7 @@ func (s *Store) CreateUser(ctx context.Context, u *credvault.User, ev *credvault
 	})
 }
 
-func insertUser(ctx context.Context, tx *sqlx.Tx, u *credvault.User) error {
+func insertUser(ctx context.Context, tx *txn, u *credvault.User) error {
 	err := tx.QueryRowxContext(ctx, `
 		INSERT INTO users (org_id, email, name, role) VALUES ($1, $2, $3, $4)
 		RETURNING id, created_at, updated_at`, u.OrgID, u.Email, u.Name, u.Role,
@@ -93,7 +91,7 @@ func (s *Store) FindUsers(ctx context.Context, orgID string, page credvault.Page
 // cached keys, whose permissions depend on it.
 func (s *Store) UpdateUser(ctx context.Context, orgID, id string, upd credvault.UserUpdate, ev *credvault.AuditEvent) (*credvault.User, error) {
 	var u credvault.User
-	err := s.inTx(ctx, "user", func(tx *sqlx.Tx) error {
+	err := s.inTx(ctx, "user", func(tx *txn) error {
 		if err := tx.GetContext(ctx, &u, `SELECT `+userColumns+` FROM users WHERE org_id = $1 AND id = $2 FOR UPDATE`, orgID, id); err != nil {
 			return translate(err, "user")
 		}
@@ -109,7 +107,7 @@ func (s *Store) UpdateUser(ctx context.Context, orgID, id string, upd credvault.
 			return translate(err, "user")
 		}
 		if roleChanged {
-			if err := notify(ctx, tx, "user:"+id); err != nil {
+			if err := tx.notify(ctx, "user:"+id); err != nil {
 				return err
 			}
 		}
@@ -124,7 +122,7 @@ func (s *Store) UpdateUser(ctx context.Context, orgID, id string, upd credvault.
 // DeleteUser removes a user; their keys go with them (foreign key
 // cascade) and every instance drops them from its cache at once.
 func (s *Store) DeleteUser(ctx context.Context, orgID, id string, ev *credvault.AuditEvent) error {
-	return s.inTx(ctx, "user", func(tx *sqlx.Tx) error {
+	return s.inTx(ctx, "user", func(tx *txn) error {
 		var role credvault.Role
 		if err := tx.GetContext(ctx, &role, `SELECT role FROM users WHERE org_id = $1 AND id = $2 FOR UPDATE`, orgID, id); err != nil {
 			return translate(err, "user")
@@ -137,7 +135,7 @@ func (s *Store) DeleteUser(ctx context.Context, orgID, id string, ev *credvault.
 		if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE org_id = $1 AND id = $2`, orgID, id); err != nil {
 			return translate(err, "user")
 		}
-		if err := notify(ctx, tx, "user:"+id); err != nil {
+		if err := tx.notify(ctx, "user:"+id); err != nil {
 			return err
 		}
 		return insertAudit(ctx, tx, ev)
@@ -146,7 +144,7 @@ func (s *Store) DeleteUser(ctx context.Context, orgID, id string, ev *credvault.
 
 // ensureAnotherOwner locks the org's owners and refuses when id is the
 // only one, so two concurrent demotions cannot leave the org ownerless.
-func ensureAnotherOwner(ctx context.Context, tx *sqlx.Tx, orgID, id string) error {
+func ensureAnotherOwner(ctx context.Context, tx *txn, orgID, id string) error {
 	var others []string
 	if err := tx.SelectContext(ctx, &others, `
 		SELECT id FROM users WHERE org_id = $1 AND role = 'owner' AND id <> $2 FOR UPDATE`, orgID, id); err != nil {
