@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/lib/pq"
@@ -185,30 +186,23 @@ func (s *Store) RevokeAPIKey(ctx context.Context, orgID, id string, ev *credvaul
 // hash): the key with its user's role. ENOTFOUND when no key matches.
 func (s *Store) FindAuthKeyByHash(ctx context.Context, hash [32]byte) (*credvault.AuthKey, error) {
 	var row struct {
-		ID             string         `db:"id"`
-		OrgID          string         `db:"org_id"`
-		UserID         sql.NullString `db:"user_id"`
-		Kind           string         `db:"kind"`
-		Role           sql.NullString `db:"role"`
-		Scopes         pq.StringArray `db:"scopes"`
-		ExpiresAt      sql.NullTime   `db:"expires_at"`
-		RevokedAt      sql.NullTime   `db:"revoked_at"`
-		RateLimit      sql.NullInt64  `db:"rate_limit"`
-		RateWindowSecs sql.NullInt64  `db:"rate_window_secs"`
+		apiKeyRow
+		Role sql.NullString `db:"role"`
 	}
 	err := s.db.GetContext(ctx, &row, `
-		SELECT k.id, k.org_id, k.user_id, k.kind, u.role, k.scopes, k.expires_at, k.revoked_at, k.rate_limit, k.rate_window_secs
+		SELECT `+prefixed("k.", apiKeyColumns)+`, u.role
 		FROM api_keys k LEFT JOIN users u ON u.id = k.user_id
 		WHERE k.key_hash = $1`, hash[:])
 	if err != nil {
 		return nil, translate(err, "API key")
 	}
-	ak := &credvault.AuthKey{
-		ID: row.ID, OrgID: row.OrgID, UserID: row.UserID.String, Kind: row.Kind, Role: credvault.Role(row.Role.String),
-		Scopes: []string(row.Scopes), ExpiresAt: nullTime(row.ExpiresAt), RevokedAt: nullTime(row.RevokedAt), Hash: hash,
+	k, err := row.toDomain()
+	if err != nil {
+		return nil, err
 	}
-	if row.RateLimit.Valid {
-		ak.RateLimit = &credvault.RateLimit{Requests: int(row.RateLimit.Int64), WindowSeconds: int(row.RateWindowSecs.Int64)}
+	ak := &credvault.AuthKey{
+		ID: k.ID, OrgID: k.OrgID, UserID: row.UserID.String, Kind: k.Kind, Role: credvault.Role(row.Role.String),
+		Scopes: k.Scopes, ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, RateLimit: k.RateLimit, Hash: hash,
 	}
 	return ak, nil
 }
@@ -251,4 +245,13 @@ func (s *Store) TouchAPIKeys(ctx context.Context, used map[string]time.Time) err
 		WHERE k.id = v.id AND (k.last_used_at IS NULL OR k.last_used_at < v.t)`,
 		pq.StringArray(ids), pq.Array(times))
 	return translate(err, "API keys")
+}
+
+// prefixed qualifies every column of a comma-separated list with p.
+func prefixed(p, columns string) string {
+	parts := strings.Split(columns, ",")
+	for i, c := range parts {
+		parts[i] = p + strings.TrimSpace(c)
+	}
+	return strings.Join(parts, ", ")
 }
