@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -399,7 +398,9 @@ func manyTags(n int) map[string]string {
 	return m
 }
 
-func TestWhoami(t *testing.T) {
+// TestWhoamiAndLastUsed: whoami names the caller; last_used_at is written
+// back in a batch within about a second of use, not on the request.
+func TestWhoamiAndLastUsed(t *testing.T) {
 	cl := newCluster(t, nil)
 	a := cl.start()
 	res, owner := cl.bootstrap(a, "acme")
@@ -408,5 +409,16 @@ func TestWhoami(t *testing.T) {
 	if r.status != http.StatusOK || m["org_id"] != res.OrgID || m["user_id"] != res.UserID || m["role"] != "owner" || fmt.Sprint(m["scopes"]) != "[admin]" {
 		t.Fatalf("whoami: %d %s", r.status, r.body)
 	}
-	_ = context.Background
+	id, key := cl.createKey(a, owner, map[string]any{"name": "used", "scopes": []string{"keys:read"}})
+	if got := cl.as(owner, "GET", a.url+"/v1/api-keys/"+id, nil).json(t)["last_used_at"]; got != nil {
+		t.Fatalf("fresh key has last_used_at %v", got)
+	}
+	cl.as(key, "GET", a.url+"/v1/whoami", nil)
+	deadline := time.Now().Add(3 * time.Second)
+	for cl.as(owner, "GET", a.url+"/v1/api-keys/"+id, nil).json(t)["last_used_at"] == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("last_used_at never written")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
