@@ -70,7 +70,7 @@ func TestEncryptDecryptRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Encrypt: %v", err)
 		}
-		if v, err := vault.CiphertextVersion(ct); err != nil || v != 1 {
+		if v, err := credvault.CiphertextVersion(ct); err != nil || v != 1 {
 			t.Fatalf("ciphertext %q: version %d, err %v; want vault:v1:", ct, v, err)
 		}
 		got, err := c.Decrypt(ctx, ct, ctxOf("o1", "c1"))
@@ -345,12 +345,12 @@ func TestAppRoleReloginWhenTokenEnds(t *testing.T) {
 
 func TestCiphertextVersion(t *testing.T) {
 	for in, want := range map[string]int{"vault:v1:abc": 1, "vault:v12:x": 12} {
-		if got, err := vault.CiphertextVersion(in); err != nil || got != want {
+		if got, err := credvault.CiphertextVersion(in); err != nil || got != want {
 			t.Errorf("%s: %d, %v; want %d", in, got, err, want)
 		}
 	}
 	for _, bad := range []string{"", "vault:", "vault:v0:x", "vault:vx:y", "v1:abc", "vault:v1"} {
-		if _, err := vault.CiphertextVersion(bad); credvault.ErrorCode(err) != credvault.EINVALID {
+		if _, err := credvault.CiphertextVersion(bad); credvault.ErrorCode(err) != credvault.EINVALID {
 			t.Errorf("%q: err = %v, want EINVALID", bad, err)
 		}
 	}

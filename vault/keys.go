@@ -93,6 +93,12 @@ func (c *Client) EnsureKey(ctx context.Context) error {
 	return c.CheckKey(ctx)
 }
 
+// LatestVersion is the key version new encryptions use. Errors as ReadKey.
+func (c *Client) LatestVersion(ctx context.Context) (int, error) {
+	ki, err := c.ReadKey(ctx)
+	return ki.LatestVersion, err
+}
+
 // RotateKey adds a new version to the transit key; new encryptions use it
 // and old ciphertexts still decrypt until min_decryption_version is raised.
 func (c *Client) RotateKey(ctx context.Context) error {

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 
 	vaultapi "github.com/hashicorp/vault/api"
 
@@ -20,23 +18,13 @@ import (
 // cap even for large values, and the batch methods split longer inputs.
 const MaxBatch = 1000
 
-// Item is one input of a batch call. Context is the raw derivation context
-// (this package base64-encodes it); Plaintext is for encrypt, Ciphertext for
-// decrypt and rewrap.
-type Item struct {
-	Plaintext  []byte
-	Ciphertext string
-	Context    []byte
-}
+// Item is one input of a batch call (the domain's TransitItem).
+type Item = credvault.TransitItem
 
-// Result is one output of a batch call, in input order. Err is a
-// *credvault.Error whose cause is ErrIntegrity for a rejected ciphertext.
-type Result struct {
-	Ciphertext string
-	Plaintext  []byte
-	KeyVersion int
-	Err        error
-}
+// Result is one output of a batch call, in input order (the domain's
+// TransitResult). Err is a *credvault.Error whose cause is ErrIntegrity for
+// a rejected ciphertext.
+type Result = credvault.TransitResult
 
 type transitData struct {
 	Ciphertext   string        `json:"ciphertext"`
@@ -181,24 +169,6 @@ func (c *Client) call(ctx context.Context, op string, body map[string]any) (*tra
 		return nil, credvault.Wrap(credvault.EUNAVAILABLE, errors.Join(ErrUnavailable, err), "%s: unreadable answer from vault", what)
 	}
 	return env.Data, nil
-}
-
-// CiphertextVersion returns N of a "vault:vN:..." ciphertext. Errors:
-// EINVALID when the text is not in that form.
-func CiphertextVersion(ciphertext string) (int, error) {
-	rest, ok := strings.CutPrefix(ciphertext, "vault:v")
-	if !ok {
-		return 0, credvault.Errorf(credvault.EINVALID, "ciphertext has no vault:v prefix")
-	}
-	num, _, ok := strings.Cut(rest, ":")
-	if !ok {
-		return 0, credvault.Errorf(credvault.EINVALID, "ciphertext has no version separator")
-	}
-	n, err := strconv.Atoi(num)
-	if err != nil || n < 1 {
-		return 0, credvault.Errorf(credvault.EINVALID, "ciphertext version %q is not a positive number", num)
-	}
-	return n, nil
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

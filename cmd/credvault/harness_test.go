@@ -31,6 +31,7 @@ type cluster struct {
 	t     *testing.T
 	env   map[string]string
 	dbURL string
+	vault *vaulttest.Target
 
 	mu        sync.Mutex
 	responses []string // every response body the harness saw
@@ -49,7 +50,7 @@ func newCluster(t *testing.T, extra map[string]string) *cluster {
 	for k, v := range extra {
 		env[k] = v
 	}
-	return &cluster{t: t, env: env, dbURL: dbURL}
+	return &cluster{t: t, env: env, dbURL: dbURL, vault: tg}
 }
 
 // start runs one more instance; it stops when the test ends.

@@ -24,6 +24,8 @@ commands:
   migrate [up|status]      apply or list the database migrations
   bootstrap --org NAME --email EMAIL
                            create an org and its owner; prints the owner's API key once
+  rewrap [--batch N] [--raise-min-version]
+                           re-encrypt every credential under the latest transit key version
   devtransit [flags]       run the Vault-compatible dev transit server alone
   help                     show this text
 
@@ -75,6 +77,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runMigrate(ctx, cfg, rest, stdout)
 	case "bootstrap":
 		return runBootstrap(ctx, cfg, rest, stdout, stderr)
+	case "rewrap":
+		return runRewrap(ctx, cfg, rest, log, stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)

@@ -28,6 +28,7 @@ type service struct {
 	vault    *vault.Client
 	verifier *apikey.Verifier
 	minter   apikey.Minter
+	creds    *credvault.CredentialService
 	http     *httpapi.Server
 	ln       net.Listener
 	log      *slog.Logger
@@ -93,13 +94,17 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	s.startLoops(cfg)
 
 	users := &credvault.UserService{Store: s.store}
+	s.creds = &credvault.CredentialService{Store: s.store, Users: s.store, Transit: s.vault, ReservedHeaders: cfg.AuthHeaders}
 	s.http = httpapi.NewServer(httpapi.Config{
 		Services: httpapi.Services{
-			Users:     users,
-			Keys:      &credvault.APIKeyService{Store: s.store, Users: s.store, Minter: s.minter},
-			Endpoints: &credvault.EndpointService{Store: s.store},
-			Verify:    &credvault.VerifyService{Verifier: s.verifier, Endpoints: s.store},
-			Verifier:  s.verifier,
+			Credentials: s.creds,
+			Audit:       &credvault.AuditService{Store: s.store},
+			Rewrap:      &credvault.RewrapService{Store: s.store, Audit: s.store, Vault: s.vault, Log: log},
+			Users:       users,
+			Keys:        &credvault.APIKeyService{Store: s.store, Users: s.store, Minter: s.minter},
+			Endpoints:   &credvault.EndpointService{Store: s.store},
+			Verify:      &credvault.VerifyService{Verifier: s.verifier, Endpoints: s.store},
+			Verifier:    s.verifier,
 		},
 		AuthHeaders: cfg.AuthHeaders,
 		KeyPrefix:   cfg.KeyPrefix,

@@ -232,9 +232,8 @@ func (v *Verifier) Invalidate(payload string) {
 	case "user":
 		v.generation.Add(1)
 		v.cache.deleteIf(func(e *entry) bool { return e.key.UserID == arg })
-	default:
-		v.log.Warn("ignoring unknown invalidation", "kind", kind)
 	}
+	// Other kinds ("cred:") concern other caches.
 }
 
 // Reset drops every cached key and reloads the known-key set. The listener

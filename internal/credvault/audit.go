@@ -53,3 +53,24 @@ func requireManager(p *Principal, what string) error {
 	}
 	return nil
 }
+
+// AuditService reads the audit trail of the caller's org.
+type AuditService struct {
+	Store AuditStore
+}
+
+// FindAuditEvents lists events newest first. Errors: EFORBIDDEN (scope
+// audit:read; owners and admins only).
+func (s *AuditService) FindAuditEvents(ctx context.Context, f AuditFilter) ([]*AuditEvent, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireScope(p, ScopeAuditRead); err != nil {
+		return nil, err
+	}
+	if err := requireManager(p, "read the audit trail"); err != nil {
+		return nil, err
+	}
+	return s.Store.FindAuditEvents(ctx, p.OrgID, f)
+}

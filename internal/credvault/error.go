@@ -31,6 +31,9 @@ type Error struct {
 	Reason  string
 	Message string
 	Err     error
+	// Details, when set, is shown to the caller next to the message (for
+	// example the workflows that still use a credential). Never a secret.
+	Details any
 }
 
 // Error implements error. It shows the message and the cause, which is fine
@@ -87,4 +90,13 @@ func ErrorReason(err error) string {
 		return e.Reason
 	}
 	return ""
+}
+
+// ErrorDetails returns the caller-visible details of err, if any.
+func ErrorDetails(err error) any {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Details
+	}
+	return nil
 }

@@ -146,3 +146,62 @@ type Verification struct {
 type KeyVerifier interface {
 	Verify(ctx context.Context, key string) (Verification, error)
 }
+
+// CredentialStore persists credentials, their shares and usage. Changes
+// notify every instance ("cred:<id>") so that cached values are dropped.
+type CredentialStore interface {
+	// CreateCredential stores c (with its ciphertext) and its shares.
+	// EINVALID when a shared user is not in the org.
+	CreateCredential(ctx context.Context, c *Credential, ev *AuditEvent) error
+	// FindCredentialByID returns ENOTFOUND for an id outside orgID.
+	FindCredentialByID(ctx context.Context, orgID, id string) (*Credential, error)
+	FindCredentials(ctx context.Context, orgID string, f CredentialFilter) ([]*Credential, error)
+	// UpdateCredential stores c's editable fields (and its ciphertext when
+	// rotated) as they are now.
+	UpdateCredential(ctx context.Context, c *Credential, evs ...*AuditEvent) error
+	// SetCredentialSharing replaces the mode and member list.
+	SetCredentialSharing(ctx context.Context, c *Credential, evs ...*AuditEvent) error
+	DeleteCredential(ctx context.Context, orgID, id string, ev *AuditEvent) error
+	// RecentWorkflows lists workflows that used the credential since then.
+	RecentWorkflows(ctx context.Context, credentialID string, since time.Time) ([]WorkflowUse, error)
+	FindUsage(ctx context.Context, credentialID string, f UsageFilter) ([]*Usage, error)
+	RecordUsage(ctx context.Context, uses []Usage) error
+
+	// The rewrap job: ciphertexts older than version, in id order after
+	// afterID, in one org or all ("").
+	CiphertextsBelow(ctx context.Context, orgID string, version int, afterID string, limit int) ([]CipherRow, error)
+	CountCiphertextsBelow(ctx context.Context, orgID string, version int) (int, error)
+	// UpdateCiphertexts replaces each row's ciphertext if it still holds
+	// the old one (a concurrent rotation wins) and returns how many changed.
+	UpdateCiphertexts(ctx context.Context, rows []CipherUpdate) (int, error)
+}
+
+// CredentialFilter narrows a credential listing to what the caller may use.
+type CredentialFilter struct {
+	UserID  string // the caller
+	Manager bool   // the caller sees every credential of the org
+	Service string
+	Scope   string // "mine", "shared" or "all"
+	Page
+}
+
+// UsageFilter pages through a credential's usage, newest first.
+type UsageFilter struct {
+	Cursor int64
+	Limit  int
+}
+
+// CipherRow is a stored ciphertext with what its context is made of.
+type CipherRow struct {
+	ID         string `db:"id"`
+	OrgID      string `db:"org_id"`
+	Ciphertext string `db:"ciphertext"`
+}
+
+// CipherUpdate is one rewrapped ciphertext.
+type CipherUpdate struct {
+	ID            string
+	OldCiphertext string
+	NewCiphertext string
+	KeyVersion    int
+}

@@ -42,6 +42,7 @@ type errorBody struct {
 type errorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	Details any    `json:"details,omitempty"`
 }
 
 // apiCode is the snake_case code a client sees for a domain error: the
@@ -80,7 +81,7 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			if status == 0 {
 				status = http.StatusInternalServerError
 			}
-			body.Error = errorDetail{Code: apiCode(err), Message: credvault.ErrorMessage(err)}
+			body.Error = errorDetail{Code: apiCode(err), Message: credvault.ErrorMessage(err), Details: credvault.ErrorDetails(err)}
 		}
 		body.RequestID = requestID(c)
 		if status == http.StatusUnauthorized {

@@ -41,6 +41,18 @@ func (s *Server) routes() {
 		v1.Get("/endpoints", s.handleEndpointList)
 		v1.Patch("/endpoints/:id", s.handleEndpointUpdate)
 		v1.Delete("/endpoints/:id", s.handleEndpointDelete)
+
+		v1.Get("/services", s.handleServiceList)
+		v1.Post("/credentials", s.handleCredentialCreate)
+		v1.Get("/credentials", s.handleCredentialList)
+		v1.Get("/credentials/:id", s.handleCredentialGet)
+		v1.Patch("/credentials/:id", s.handleCredentialUpdate)
+		v1.Delete("/credentials/:id", s.handleCredentialDelete)
+		v1.Put("/credentials/:id/sharing", s.handleCredentialSharing)
+		v1.Get("/credentials/:id/usage", s.handleCredentialUsage)
+
+		v1.Get("/audit", s.handleAuditList)
+		v1.Post("/admin/rewrap", s.handleRewrap)
 	}
 
 	if s.cfg.testRoutes != nil {

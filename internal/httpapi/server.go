@@ -34,11 +34,14 @@ type ReadinessCheck struct {
 
 // Services are the domain services the handlers call.
 type Services struct {
-	Users     *credvault.UserService
-	Keys      *credvault.APIKeyService
-	Endpoints *credvault.EndpointService
-	Verify    *credvault.VerifyService
-	Verifier  credvault.KeyVerifier
+	Users       *credvault.UserService
+	Keys        *credvault.APIKeyService
+	Endpoints   *credvault.EndpointService
+	Verify      *credvault.VerifyService
+	Verifier    credvault.KeyVerifier
+	Credentials *credvault.CredentialService
+	Audit       *credvault.AuditService
+	Rewrap      *credvault.RewrapService
 }
 
 // Config holds what the HTTP layer needs from the outside.

@@ -1,0 +1,472 @@
+package credvault
+
+import (
+	"context"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// deleteProtectionWindow is how far back DELETE looks for workflows that
+// still use a credential.
+const deleteProtectionWindow = 30 * 24 * time.Hour
+
+// CredentialService holds the rules for outbound credentials: values are
+// encrypted through Vault transit before anything is stored, are never
+// returned, and only the owner, `manage` sharees and org admins change a
+// credential.
+type CredentialService struct {
+	Store   CredentialStore
+	Users   UserStore
+	Transit Transit
+	// ReservedHeaders are credvault's own auth headers: a credential may
+	// not be injected under one of them.
+	ReservedHeaders []string
+	Now             func() time.Time
+}
+
+// CreateCredentialInput is POST /v1/credentials.
+type CreateCredentialInput struct {
+	Name         string
+	Service      string
+	Placement    string
+	ParamName    string
+	ValuePrefix  string
+	Value        Secret
+	BaseURL      string
+	AllowedHosts []string
+	Sharing      *Sharing
+	TestRequest  *TestRequest
+}
+
+// CredentialUpdate is PATCH /v1/credentials/{id}; nil leaves a field as
+// it is. A Value rotates the credential: same id, new ciphertext.
+type CredentialUpdate struct {
+	Name         *string
+	Placement    *string
+	ParamName    *string
+	ValuePrefix  *string
+	Value        *Secret
+	BaseURL      *string
+	AllowedHosts *[]string
+	TestRequest  *TestRequest
+}
+
+func (s *CredentialService) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// CreateCredential encrypts the value and stores the credential. A known
+// service fills in placement, param_name, base_url, allowed_hosts and the
+// test request that the caller leaves out. If Vault fails nothing is
+// stored. Errors: EFORBIDDEN (scope credentials:write), EINVALID (a field,
+// named), EUNAVAILABLE (Vault or PostgreSQL down).
+func (s *CredentialService) CreateCredential(ctx context.Context, in CreateCredentialInput) (*Credential, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireScope(p, ScopeCredentialsWrite); err != nil {
+		return nil, err
+	}
+	c := &Credential{
+		ID: uuid.NewString(), OrgID: p.OrgID, Name: strings.TrimSpace(in.Name),
+		Service: strings.ToLower(strings.TrimSpace(in.Service)), Placement: in.Placement, ParamName: in.ParamName,
+		ValuePrefix: in.ValuePrefix, BaseURL: in.BaseURL, AllowedHosts: in.AllowedHosts, TestRequest: in.TestRequest,
+		Sharing: Sharing{Mode: SharingPersonal, Members: []Share{}},
+	}
+	if p.UserID != "" {
+		c.OwnerID = &p.UserID
+	}
+	if c.Service == "" {
+		c.Service = "custom"
+	}
+	if preset, ok := FindServicePreset(c.Service); ok {
+		applyPreset(c, preset)
+	} else if !serviceName(c.Service) {
+		return nil, Errorf(EINVALID, "field \"service\" must be a preset id (see GET /v1/services) or a name of 1-64 lowercase letters, digits, '-' or '_'")
+	}
+	if in.Sharing != nil {
+		c.Sharing = *in.Sharing
+	}
+	if err := s.check(ctx, c); err != nil {
+		return nil, err
+	}
+	if err := CheckSecretValue(in.Value.Reveal()); err != nil {
+		return nil, err
+	}
+	if err := s.encrypt(ctx, c, in.Value); err != nil {
+		return nil, err
+	}
+	ev := newAuditEvent(ctx, p.OrgID, "credential.create", "credential", c.ID, map[string]any{
+		"name": c.Name, "service": c.Service, "placement": c.Placement, "allowed_hosts": c.AllowedHosts,
+		"sharing": c.Sharing.Mode, "key_version": c.KeyVersion,
+	})
+	if err := s.Store.CreateCredential(ctx, c, ev); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// encrypt sets c's ciphertext, key version, hint and rotation time from
+// value, through Vault with c's derivation context.
+func (s *CredentialService) encrypt(ctx context.Context, c *Credential, value Secret) error {
+	ct, err := s.Transit.Encrypt(ctx, []byte(value.Reveal()), CredentialContext(c.OrgID, c.ID))
+	if err != nil {
+		return err
+	}
+	v, err := CiphertextVersion(ct)
+	if err != nil {
+		return Wrap(EINTERNAL, err, "vault returned an unexpected ciphertext")
+	}
+	c.Ciphertext, c.KeyVersion, c.Hint, c.RotatedAt = ct, v, Hint(value.Reveal()), s.now().UTC()
+	return nil
+}
+
+func applyPreset(c *Credential, p ServicePreset) {
+	if c.Placement == "" {
+		c.Placement, c.ParamName, c.ValuePrefix = p.Placement, p.ParamName, p.ValuePrefix
+	}
+	if c.BaseURL == "" {
+		c.BaseURL = p.BaseURL
+	}
+	if c.AllowedHosts == nil {
+		c.AllowedHosts = append([]string(nil), p.AllowedHosts...)
+	}
+	if c.TestRequest == nil && p.TestRequest != nil {
+		tr := *p.TestRequest
+		c.TestRequest = &tr
+	}
+}
+
+// check validates every field of c and normalises hosts and test request.
+func (s *CredentialService) check(ctx context.Context, c *Credential) error {
+	if c.Name == "" || len(c.Name) > 200 {
+		return Errorf(EINVALID, "field \"name\" must be 1-200 characters")
+	}
+	if err := CheckParamName(c.Placement, c.ParamName, s.ReservedHeaders); err != nil {
+		return err
+	}
+	if err := CheckValuePrefix(c.Placement, c.ValuePrefix); err != nil {
+		return err
+	}
+	if c.AllowedHosts == nil {
+		c.AllowedHosts = []string{}
+	}
+	hosts, err := ParseHostPatterns("allowed_hosts", c.AllowedHosts)
+	if err != nil {
+		return err
+	}
+	c.AllowedHosts = make([]string, len(hosts))
+	for i, h := range hosts {
+		c.AllowedHosts[i] = h.String()
+	}
+	if c.BaseURL != "" {
+		if err := checkBaseURL(c.BaseURL, hosts); err != nil {
+			return err
+		}
+	}
+	if c.TestRequest != nil {
+		if c.TestRequest, err = CheckTestRequest(c.TestRequest); err != nil {
+			return err
+		}
+	}
+	return s.checkSharing(ctx, c)
+}
+
+// checkBaseURL: an absolute http(s) URL without credentials, query or
+// fragment, whose host allowed_hosts permits (else every call would be
+// refused).
+func checkBaseURL(raw string, hosts []HostPattern) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Opaque != "" {
+		return Errorf(EINVALID, "field \"base_url\" must be an absolute http(s) URL such as https://api.stripe.com")
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(raw, "\r\n\t ") {
+		return Errorf(EINVALID, "field \"base_url\" must not hold credentials, a query, a fragment or spaces")
+	}
+	if len(hosts) > 0 && !HostAllowed(hosts, u.Scheme, u.Host) {
+		return Errorf(EINVALID, "field \"base_url\": host %s is not in allowed_hosts", u.Host)
+	}
+	return nil
+}
+
+// checkSharing validates the sharing mode and members: users of the org,
+// each once, with a known permission.
+func (s *CredentialService) checkSharing(ctx context.Context, c *Credential) error {
+	sh := &c.Sharing
+	switch sh.Mode {
+	case SharingPersonal:
+		if len(sh.Members) > 0 {
+			return Errorf(EINVALID, "field \"sharing.members\" must be empty for a personal credential")
+		}
+	case SharingTeam, SharingMembers:
+	default:
+		return Errorf(EINVALID, "field \"sharing.mode\" must be one of: personal team members")
+	}
+	if sh.Members == nil {
+		sh.Members = []Share{}
+	}
+	if len(sh.Members) > 500 {
+		return Errorf(EINVALID, "field \"sharing.members\" holds at most 500 users")
+	}
+	seen := map[string]bool{}
+	for _, m := range sh.Members {
+		if m.Permission != PermissionUse && m.Permission != PermissionManage {
+			return Errorf(EINVALID, "field \"sharing.members[].permission\" must be one of: use manage")
+		}
+		if seen[m.UserID] {
+			return Errorf(EINVALID, "field \"sharing.members\" names user %s twice", m.UserID)
+		}
+		seen[m.UserID] = true
+		if _, err := s.Users.FindUserByID(ctx, c.OrgID, m.UserID); err != nil {
+			if ErrorCode(err) == ENOTFOUND {
+				return Errorf(EINVALID, "field \"sharing.members\": no user %s in your org", m.UserID)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// FindCredential returns a credential the caller may use. Errors:
+// EFORBIDDEN (scope credentials:read), ENOTFOUND (no such credential, or
+// one the caller may not use: it does not exist for them).
+func (s *CredentialService) FindCredential(ctx context.Context, id string) (*Credential, string, error) {
+	return s.load(ctx, id, ScopeCredentialsRead, PermissionUse)
+}
+
+// FindCredentials lists what the caller may use: scope "mine" (theirs),
+// "shared" (others' shared with them) or "all", optionally one service.
+// Errors: EFORBIDDEN, EINVALID (scope).
+func (s *CredentialService) FindCredentials(ctx context.Context, service, scope string, page Page) ([]*Credential, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireScope(p, ScopeCredentialsRead); err != nil {
+		return nil, err
+	}
+	if scope == "" {
+		scope = "all"
+	}
+	if scope != "mine" && scope != "shared" && scope != "all" {
+		return nil, Errorf(EINVALID, "query parameter \"scope\" must be one of: mine shared all")
+	}
+	return s.Store.FindCredentials(ctx, p.OrgID, CredentialFilter{
+		UserID: p.UserID, Manager: p.Manager(), Service: strings.ToLower(service), Scope: scope, Page: page,
+	})
+}
+
+// UpdateCredential edits a credential; a new value rotates it under the
+// same id, so every workflow that references it keeps working. The value
+// is encrypted before anything is written; if Vault fails nothing changes.
+// Errors: EFORBIDDEN (scope, or only `use`), ENOTFOUND, EINVALID,
+// EUNAVAILABLE.
+func (s *CredentialService) UpdateCredential(ctx context.Context, id string, upd CredentialUpdate) (*Credential, error) {
+	c, _, err := s.load(ctx, id, ScopeCredentialsWrite, PermissionManage)
+	if err != nil {
+		return nil, err
+	}
+	changed := []string{}
+	set := func(field string, dst *string, v *string) {
+		if v != nil && *v != *dst {
+			*dst = *v
+			changed = append(changed, field)
+		}
+	}
+	if upd.Name != nil {
+		n := strings.TrimSpace(*upd.Name)
+		upd.Name = &n
+	}
+	set("name", &c.Name, upd.Name)
+	set("placement", &c.Placement, upd.Placement)
+	set("param_name", &c.ParamName, upd.ParamName)
+	set("value_prefix", &c.ValuePrefix, upd.ValuePrefix)
+	set("base_url", &c.BaseURL, upd.BaseURL)
+	if upd.AllowedHosts != nil {
+		c.AllowedHosts = *upd.AllowedHosts
+		changed = append(changed, "allowed_hosts")
+	}
+	if upd.TestRequest != nil {
+		c.TestRequest = upd.TestRequest
+		changed = append(changed, "test_request")
+	}
+	if err := s.check(ctx, c); err != nil {
+		return nil, err
+	}
+	var evs []*AuditEvent
+	if len(changed) > 0 {
+		evs = append(evs, newAuditEvent(ctx, c.OrgID, "credential.update", "credential", c.ID, map[string]any{"fields": changed}))
+	}
+	if upd.Value != nil {
+		if err := CheckSecretValue(upd.Value.Reveal()); err != nil {
+			return nil, err
+		}
+		if err := s.encrypt(ctx, c, *upd.Value); err != nil {
+			return nil, err
+		}
+		evs = append(evs, newAuditEvent(ctx, c.OrgID, "credential.rotate", "credential", c.ID, map[string]any{"key_version": c.KeyVersion}))
+	}
+	if len(evs) == 0 {
+		return nil, Errorf(EINVALID, "nothing to change")
+	}
+	if err := s.Store.UpdateCredential(ctx, c, evs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// SetSharing replaces who may use or manage a credential. Removing access
+// is recorded as credential.unshare, granting it as credential.share.
+// Errors: EFORBIDDEN, ENOTFOUND, EINVALID.
+func (s *CredentialService) SetSharing(ctx context.Context, id string, sh Sharing) (*Credential, error) {
+	c, _, err := s.load(ctx, id, ScopeCredentialsWrite, PermissionManage)
+	if err != nil {
+		return nil, err
+	}
+	before := c.Sharing
+	c.Sharing = sh
+	if err := s.checkSharing(ctx, c); err != nil {
+		return nil, err
+	}
+	granted, removed := sharingDiff(before, c.Sharing)
+	var evs []*AuditEvent
+	if len(granted) > 0 || (c.Sharing.Mode == SharingTeam && before.Mode != SharingTeam) {
+		evs = append(evs, newAuditEvent(ctx, c.OrgID, "credential.share", "credential", c.ID,
+			map[string]any{"mode": c.Sharing.Mode, "granted": granted}))
+	}
+	if len(removed) > 0 || (before.Mode == SharingTeam && c.Sharing.Mode != SharingTeam) {
+		evs = append(evs, newAuditEvent(ctx, c.OrgID, "credential.unshare", "credential", c.ID,
+			map[string]any{"mode": c.Sharing.Mode, "removed": removed}))
+	}
+	if err := s.Store.SetCredentialSharing(ctx, c, evs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// sharingDiff lists the users who gained or changed a permission, and
+// those who lost theirs.
+func sharingDiff(before, after Sharing) (granted []Share, removed []string) {
+	old := map[string]string{}
+	if before.Mode != SharingPersonal {
+		for _, m := range before.Members {
+			old[m.UserID] = m.Permission
+		}
+	}
+	now := map[string]bool{}
+	for _, m := range after.Members {
+		now[m.UserID] = true
+		if old[m.UserID] != m.Permission {
+			granted = append(granted, m)
+		}
+	}
+	for u := range old {
+		if !now[u] {
+			removed = append(removed, u)
+		}
+	}
+	return granted, removed
+}
+
+// DeleteCredential removes a credential. If workflows used it in the last
+// 30 days it refuses with ECONFLICT listing them, unless force. Only the
+// owner and the org's admins delete (a `manage` sharee does not). Errors:
+// EFORBIDDEN, ENOTFOUND, ECONFLICT.
+func (s *CredentialService) DeleteCredential(ctx context.Context, id string, force bool) error {
+	c, _, err := s.load(ctx, id, ScopeCredentialsWrite, PermissionUse)
+	if err != nil {
+		return err
+	}
+	p := PrincipalFrom(ctx)
+	if !p.Manager() && (c.OwnerID == nil || *c.OwnerID != p.UserID) {
+		return &Error{Code: EFORBIDDEN, Reason: "forbidden_role", Message: "only the credential's owner and the org's owners and admins may delete it"}
+	}
+	recent, err := s.Store.RecentWorkflows(ctx, c.ID, s.now().Add(-deleteProtectionWindow))
+	if err != nil {
+		return err
+	}
+	if len(recent) > 0 && !force {
+		return &Error{Code: ECONFLICT, Reason: "credential_in_use",
+			Message: "workflows used this credential in the last 30 days; update them, or delete with ?force=true",
+			Details: map[string]any{"workflows": recent}}
+	}
+	ev := newAuditEvent(ctx, c.OrgID, "credential.delete", "credential", c.ID, map[string]any{
+		"name": c.Name, "forced": force && len(recent) > 0, "recent_workflows": len(recent),
+	})
+	return s.Store.DeleteCredential(ctx, c.OrgID, c.ID, ev)
+}
+
+// FindUsage lists a credential's uses, newest first. Errors: EFORBIDDEN,
+// ENOTFOUND.
+func (s *CredentialService) FindUsage(ctx context.Context, id string, f UsageFilter) ([]*Usage, error) {
+	c, _, err := s.load(ctx, id, ScopeCredentialsRead, PermissionUse)
+	if err != nil {
+		return nil, err
+	}
+	return s.Store.FindUsage(ctx, c.ID, f)
+}
+
+// UseCredential returns a credential and its decrypted value, for the
+// injector. Errors: EFORBIDDEN (scope credentials:use), ENOTFOUND,
+// EINVALID with reason credential_not_usable when it has no allowed hosts,
+// EUNAVAILABLE (Vault down), EINTERNAL (Vault refused the ciphertext).
+func (s *CredentialService) UseCredential(ctx context.Context, id string) (*Credential, Secret, error) {
+	c, _, err := s.load(ctx, id, ScopeCredentialsUse, PermissionUse)
+	if err != nil {
+		return nil, Secret{}, err
+	}
+	if len(c.AllowedHosts) == 0 {
+		return nil, Secret{}, &Error{Code: EINVALID, Reason: "credential_not_usable",
+			Message: "field \"allowed_hosts\" of this credential is empty: set the hosts it may be sent to before using it"}
+	}
+	pt, err := s.Transit.Decrypt(ctx, c.Ciphertext, CredentialContext(c.OrgID, c.ID))
+	if err != nil {
+		return nil, Secret{}, err
+	}
+	return c, NewSecret(string(pt)), nil
+}
+
+// load reads a credential the caller holds at least perm on. A caller
+// with no permission at all gets ENOTFOUND; one with `use` asking for
+// `manage` gets EFORBIDDEN.
+func (s *CredentialService) load(ctx context.Context, id, scope, perm string) (*Credential, string, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := requireScope(p, scope); err != nil {
+		return nil, "", err
+	}
+	c, err := s.Store.FindCredentialByID(ctx, p.OrgID, id)
+	if err != nil {
+		return nil, "", err
+	}
+	got := c.PermissionOf(p)
+	switch {
+	case got == "":
+		return nil, "", Errorf(ENOTFOUND, "credential not found")
+	case perm == PermissionManage && got != PermissionManage:
+		return nil, "", &Error{Code: EFORBIDDEN, Reason: "forbidden_permission", Message: "you may use this credential but not manage it; ask its owner for the manage permission"}
+	}
+	return c, got, nil
+}
+
+func serviceName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,330 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/lib/pq"
+
+	"credvault/internal/credvault"
+)
+
+const credentialColumns = `id, org_id, owner_id, name, service, placement, param_name, value_prefix, base_url,
+	allowed_hosts, ciphertext, key_version, hint, sharing_mode, test_method, test_path, test_expect_status,
+	created_at, updated_at, rotated_at`
+
+type credentialRow struct {
+	ID               string         `db:"id"`
+	OrgID            string         `db:"org_id"`
+	OwnerID          sql.NullString `db:"owner_id"`
+	Name             string         `db:"name"`
+	Service          string         `db:"service"`
+	Placement        string         `db:"placement"`
+	ParamName        string         `db:"param_name"`
+	ValuePrefix      string         `db:"value_prefix"`
+	BaseURL          string         `db:"base_url"`
+	AllowedHosts     pq.StringArray `db:"allowed_hosts"`
+	Ciphertext       string         `db:"ciphertext"`
+	KeyVersion       int            `db:"key_version"`
+	Hint             string         `db:"hint"`
+	SharingMode      string         `db:"sharing_mode"`
+	TestMethod       string         `db:"test_method"`
+	TestPath         string         `db:"test_path"`
+	TestExpectStatus int            `db:"test_expect_status"`
+	CreatedAt        time.Time      `db:"created_at"`
+	UpdatedAt        time.Time      `db:"updated_at"`
+	RotatedAt        time.Time      `db:"rotated_at"`
+}
+
+func (r *credentialRow) toDomain() *credvault.Credential {
+	c := &credvault.Credential{
+		ID: r.ID, OrgID: r.OrgID, OwnerID: nullString(r.OwnerID), Name: r.Name, Service: r.Service,
+		Placement: r.Placement, ParamName: r.ParamName, ValuePrefix: r.ValuePrefix, BaseURL: r.BaseURL,
+		AllowedHosts: []string(r.AllowedHosts), Ciphertext: r.Ciphertext, KeyVersion: r.KeyVersion, Hint: r.Hint,
+		Sharing:   credvault.Sharing{Mode: r.SharingMode, Members: []credvault.Share{}},
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, RotatedAt: r.RotatedAt,
+	}
+	if c.AllowedHosts == nil {
+		c.AllowedHosts = []string{}
+	}
+	if r.TestMethod != "" {
+		c.TestRequest = &credvault.TestRequest{Method: r.TestMethod, Path: r.TestPath, ExpectStatus: r.TestExpectStatus}
+	}
+	return c
+}
+
+func testFields(c *credvault.Credential) (string, string, int) {
+	if c.TestRequest == nil {
+		return "", "", 0
+	}
+	return c.TestRequest.Method, c.TestRequest.Path, c.TestRequest.ExpectStatus
+}
+
+// CreateCredential stores the credential, its shares and the audit event
+// in one transaction. EINVALID when a shared user is not in the org.
+func (s *Store) CreateCredential(ctx context.Context, c *credvault.Credential, ev *credvault.AuditEvent) error {
+	return s.inTx(ctx, "credential", func(tx *txn) error {
+		m, p, st := testFields(c)
+		var row credentialRow
+		err := tx.GetContext(ctx, &row, `
+			INSERT INTO credentials (id, org_id, owner_id, name, service, placement, param_name, value_prefix, base_url,
+				allowed_hosts, ciphertext, key_version, hint, sharing_mode, test_method, test_path, test_expect_status, rotated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+			RETURNING `+credentialColumns,
+			c.ID, c.OrgID, c.OwnerID, c.Name, c.Service, c.Placement, c.ParamName, c.ValuePrefix, c.BaseURL,
+			pq.StringArray(c.AllowedHosts), c.Ciphertext, c.KeyVersion, c.Hint, c.Sharing.Mode, m, p, st, c.RotatedAt)
+		if err != nil {
+			return translate(err, "credential")
+		}
+		members := c.Sharing.Members
+		*c = *row.toDomain()
+		c.Sharing.Members = members
+		if err := writeShares(ctx, tx, c); err != nil {
+			return err
+		}
+		return insertAudit(ctx, tx, ev)
+	})
+}
+
+// writeShares replaces the credential's shares; users must be in its org.
+func writeShares(ctx context.Context, tx *txn, c *credvault.Credential) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM credential_shares WHERE credential_id = $1`, c.ID); err != nil {
+		return translate(err, "credential shares")
+	}
+	if len(c.Sharing.Members) == 0 {
+		return nil
+	}
+	users := make([]string, len(c.Sharing.Members))
+	perms := make([]string, len(c.Sharing.Members))
+	for i, m := range c.Sharing.Members {
+		users[i], perms[i] = m.UserID, m.Permission
+	}
+	res, err := tx.ExecContext(ctx, `
+		INSERT INTO credential_shares (credential_id, user_id, permission)
+		SELECT $1, u.id, v.permission
+		FROM unnest($2::uuid[], $3::text[]) AS v(user_id, permission)
+		JOIN users u ON u.id = v.user_id AND u.org_id = $4`,
+		c.ID, pq.StringArray(users), pq.StringArray(perms), c.OrgID)
+	if err != nil {
+		return translate(err, "credential shares")
+	}
+	if n, _ := res.RowsAffected(); int(n) != len(users) {
+		return credvault.Errorf(credvault.EINVALID, "field \"sharing.members\" names a user who is not in your org")
+	}
+	return nil
+}
+
+// FindCredentialByID returns ENOTFOUND for an unknown id or one in
+// another org.
+func (s *Store) FindCredentialByID(ctx context.Context, orgID, id string) (*credvault.Credential, error) {
+	if !isUUID(id) {
+		return nil, credvault.Errorf(credvault.ENOTFOUND, "credential not found")
+	}
+	var row credentialRow
+	if err := s.db.GetContext(ctx, &row, `SELECT `+credentialColumns+` FROM credentials WHERE org_id = $1 AND id = $2`, orgID, id); err != nil {
+		return nil, translate(err, "credential")
+	}
+	c := row.toDomain()
+	if err := s.db.SelectContext(ctx, &c.Sharing.Members, `
+		SELECT user_id, permission FROM credential_shares WHERE credential_id = $1 ORDER BY user_id`, id); err != nil {
+		return nil, translate(err, "credential shares")
+	}
+	return c, nil
+}
+
+// FindCredentials lists the credentials f.UserID may use (all of the org
+// for a manager), filtered by service and scope, in id order.
+func (s *Store) FindCredentials(ctx context.Context, orgID string, f credvault.CredentialFilter) ([]*credvault.Credential, error) {
+	var user any
+	if isUUID(f.UserID) {
+		user = f.UserID
+	}
+	var rows []credentialRow
+	err := s.db.SelectContext(ctx, &rows, `
+		SELECT `+prefixed("c.", credentialColumns)+` FROM credentials c
+		WHERE c.org_id = $1
+		  AND ($2 = '' OR c.service = $2)
+		  AND ($3 = '' OR c.id > $3::uuid)
+		  AND ($4 OR c.owner_id = $5 OR c.sharing_mode = 'team'
+		       OR (c.sharing_mode = 'members' AND EXISTS (
+		           SELECT 1 FROM credential_shares s WHERE s.credential_id = c.id AND s.user_id = $5)))
+		  AND ($6 = 'all' OR ($6 = 'mine' AND c.owner_id = $5) OR ($6 = 'shared' AND c.owner_id IS DISTINCT FROM $5))
+		ORDER BY c.id LIMIT $7`,
+		orgID, f.Service, cursor(f.Cursor), f.Manager, user, f.Scope, limit(f.Limit))
+	if err != nil {
+		return nil, translate(err, "credentials")
+	}
+	out := make([]*credvault.Credential, len(rows))
+	byID := map[string]*credvault.Credential{}
+	ids := make([]string, len(rows))
+	for i := range rows {
+		out[i] = rows[i].toDomain()
+		byID[out[i].ID], ids[i] = out[i], out[i].ID
+	}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var shares []struct {
+		CredentialID string `db:"credential_id"`
+		credvault.Share
+	}
+	if err := s.db.SelectContext(ctx, &shares, `
+		SELECT credential_id, user_id, permission FROM credential_shares
+		WHERE credential_id = ANY($1::uuid[]) ORDER BY user_id`, pq.StringArray(ids)); err != nil {
+		return nil, translate(err, "credential shares")
+	}
+	for _, sh := range shares {
+		c := byID[sh.CredentialID]
+		c.Sharing.Members = append(c.Sharing.Members, sh.Share)
+	}
+	return out, nil
+}
+
+// UpdateCredential writes c's editable fields and ciphertext, and tells
+// every instance to drop its cached value.
+func (s *Store) UpdateCredential(ctx context.Context, c *credvault.Credential, evs ...*credvault.AuditEvent) error {
+	return s.inTx(ctx, "credential", func(tx *txn) error {
+		m, p, st := testFields(c)
+		err := tx.QueryRowxContext(ctx, `
+			UPDATE credentials SET name = $3, placement = $4, param_name = $5, value_prefix = $6, base_url = $7,
+				allowed_hosts = $8, ciphertext = $9, key_version = $10, hint = $11, test_method = $12, test_path = $13,
+				test_expect_status = $14, rotated_at = $15, updated_at = now()
+			WHERE org_id = $1 AND id = $2 RETURNING updated_at`,
+			c.OrgID, c.ID, c.Name, c.Placement, c.ParamName, c.ValuePrefix, c.BaseURL, pq.StringArray(c.AllowedHosts),
+			c.Ciphertext, c.KeyVersion, c.Hint, m, p, st, c.RotatedAt).Scan(&c.UpdatedAt)
+		if err != nil {
+			return translate(err, "credential")
+		}
+		return finishCredentialChange(ctx, tx, c.ID, evs)
+	})
+}
+
+// SetCredentialSharing replaces the mode and shares.
+func (s *Store) SetCredentialSharing(ctx context.Context, c *credvault.Credential, evs ...*credvault.AuditEvent) error {
+	return s.inTx(ctx, "credential", func(tx *txn) error {
+		err := tx.QueryRowxContext(ctx, `UPDATE credentials SET sharing_mode = $3, updated_at = now()
+			WHERE org_id = $1 AND id = $2 RETURNING updated_at`, c.OrgID, c.ID, c.Sharing.Mode).Scan(&c.UpdatedAt)
+		if err != nil {
+			return translate(err, "credential")
+		}
+		if err := writeShares(ctx, tx, c); err != nil {
+			return err
+		}
+		return finishCredentialChange(ctx, tx, c.ID, evs)
+	})
+}
+
+// DeleteCredential removes it (its shares and usage go with it).
+func (s *Store) DeleteCredential(ctx context.Context, orgID, id string, ev *credvault.AuditEvent) error {
+	return s.inTx(ctx, "credential", func(tx *txn) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM credentials WHERE org_id = $1 AND id = $2`, orgID, id)
+		if err != nil {
+			return translate(err, "credential")
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return credvault.Errorf(credvault.ENOTFOUND, "credential not found")
+		}
+		return finishCredentialChange(ctx, tx, id, []*credvault.AuditEvent{ev})
+	})
+}
+
+// finishCredentialChange announces the change and records its events.
+func finishCredentialChange(ctx context.Context, tx *txn, id string, evs []*credvault.AuditEvent) error {
+	if err := tx.notify(ctx, "cred:"+id); err != nil {
+		return err
+	}
+	for _, ev := range evs {
+		if err := insertAudit(ctx, tx, ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RecentWorkflows lists the workflows that used the credential since then.
+func (s *Store) RecentWorkflows(ctx context.Context, credentialID string, since time.Time) ([]credvault.WorkflowUse, error) {
+	out := []credvault.WorkflowUse{}
+	err := s.db.SelectContext(ctx, &out, `
+		SELECT workflow_id, count(*) AS uses, max(created_at) AS last_used_at
+		FROM credential_usage WHERE credential_id = $1 AND created_at >= $2 AND workflow_id <> ''
+		GROUP BY workflow_id ORDER BY max(created_at) DESC LIMIT 100`, credentialID, since)
+	return out, translate(err, "credential usage")
+}
+
+// FindUsage pages through a credential's usage, newest first.
+func (s *Store) FindUsage(ctx context.Context, credentialID string, f credvault.UsageFilter) ([]*credvault.Usage, error) {
+	out := []*credvault.Usage{}
+	err := s.db.SelectContext(ctx, &out, `
+		SELECT id, credential_id, org_id, workflow_id, node_id, user_id, destination_host, status, latency_ms, created_at
+		FROM credential_usage WHERE credential_id = $1 AND ($2 = 0 OR id < $2)
+		ORDER BY id DESC LIMIT $3`, credentialID, f.Cursor, limit(f.Limit))
+	return out, translate(err, "credential usage")
+}
+
+// RecordUsage stores a batch of uses in one statement.
+func (s *Store) RecordUsage(ctx context.Context, uses []credvault.Usage) error {
+	if len(uses) == 0 {
+		return nil
+	}
+	n := len(uses)
+	cred, org, wf, node, user, host := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]sql.NullString, n), make([]string, n)
+	status, lat, at := make([]int64, n), make([]int64, n), make([]time.Time, n)
+	for i, u := range uses {
+		cred[i], org[i], wf[i], node[i], host[i] = u.CredentialID, u.OrgID, u.WorkflowID, u.NodeID, u.DestinationHost
+		if u.UserID != nil {
+			user[i] = sql.NullString{String: *u.UserID, Valid: true}
+		}
+		status[i], lat[i], at[i] = int64(u.Status), int64(u.LatencyMS), u.CreatedAt
+	}
+	_, err := s.db.ExecContext(ctx, `
+		INSERT INTO credential_usage (credential_id, org_id, workflow_id, node_id, user_id, destination_host, status, latency_ms, created_at)
+		SELECT v.cred, v.org, v.wf, v.node, v.usr, v.host, v.status, v.lat, v.at
+		FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::text[], $7::int[], $8::int[], $9::timestamptz[])
+			AS v(cred, org, wf, node, usr, host, status, lat, at)
+		WHERE EXISTS (SELECT 1 FROM credentials c WHERE c.id = v.cred)`,
+		pq.StringArray(cred), pq.StringArray(org), pq.StringArray(wf), pq.StringArray(node), pq.Array(user),
+		pq.StringArray(host), pq.Array(status), pq.Array(lat), pq.Array(at))
+	return translate(err, "credential usage")
+}
+
+// CiphertextsBelow returns up to limit rows whose ciphertext predates
+// version, after afterID in id order, in one org or all.
+func (s *Store) CiphertextsBelow(ctx context.Context, orgID string, version int, afterID string, n int) ([]credvault.CipherRow, error) {
+	var rows []credvault.CipherRow
+	err := s.db.SelectContext(ctx, &rows, `
+		SELECT id, org_id, ciphertext FROM credentials
+		WHERE key_version < $1 AND ($2 = '' OR org_id::text = $2) AND ($3 = '' OR id > $3::uuid)
+		ORDER BY id LIMIT $4`, version, orgID, cursor(afterID), n)
+	return rows, translate(err, "credentials")
+}
+
+// CountCiphertextsBelow counts the rows a rewrap still has to do.
+func (s *Store) CountCiphertextsBelow(ctx context.Context, orgID string, version int) (int, error) {
+	var n int
+	err := s.db.GetContext(ctx, &n, `SELECT count(*) FROM credentials WHERE key_version < $1 AND ($2 = '' OR org_id::text = $2)`, version, orgID)
+	return n, translate(err, "credentials")
+}
+
+// UpdateCiphertexts stores a batch of rewrapped ciphertexts in one
+// transaction; a row whose ciphertext changed meanwhile (rotated) is left
+// alone. It returns how many rows changed.
+func (s *Store) UpdateCiphertexts(ctx context.Context, rows []credvault.CipherUpdate) (int, error) {
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	ids, olds, news, vers := make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows)), make([]int64, len(rows))
+	for i, r := range rows {
+		ids[i], olds[i], news[i], vers[i] = r.ID, r.OldCiphertext, r.NewCiphertext, int64(r.KeyVersion)
+	}
+	res, err := s.db.ExecContext(ctx, `
+		UPDATE credentials c SET ciphertext = v.new, key_version = v.ver
+		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[]) AS v(id, old, new, ver)
+		WHERE c.id = v.id AND c.ciphertext = v.old`,
+		pq.StringArray(ids), pq.StringArray(olds), pq.StringArray(news), pq.Array(vers))
+	if err != nil {
+		return 0, translate(err, "credentials")
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
