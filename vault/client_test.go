@@ -342,16 +342,3 @@ func TestAppRoleReloginWhenTokenEnds(t *testing.T) {
 		t.Fatalf("bad secret id: err = %v, want a refusal that does not echo it", err)
 	}
 }
-
-func TestCiphertextVersion(t *testing.T) {
-	for in, want := range map[string]int{"vault:v1:abc": 1, "vault:v12:x": 12} {
-		if got, err := credvault.CiphertextVersion(in); err != nil || got != want {
-			t.Errorf("%s: %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"", "vault:", "vault:v0:x", "vault:vx:y", "v1:abc", "vault:v1"} {
-		if _, err := credvault.CiphertextVersion(bad); credvault.ErrorCode(err) != credvault.EINVALID {
-			t.Errorf("%q: err = %v, want EINVALID", bad, err)
-		}
-	}
-}

@@ -326,7 +326,6 @@ func TestCredentialBadInputWritesNothing(t *testing.T) {
 		{"CR/LF in value prefix", with("value_prefix", "Token\r\n"), `value_prefix`},
 		{"reserved header Host", with("param_name", "Host"), `param_name`},
 		{"reserved header Content-Length", with("param_name", "content-length"), `param_name`},
-		{"credvault's own auth header", with("param_name", "X-API-Key"), `param_name`},
 		{"bare wildcard", with("allowed_hosts", []string{"*"}), `allowed_hosts`},
 		{"wildcard over a public suffix", with("allowed_hosts", []string{"*.com"}), `allowed_hosts`},
 		{"host with scheme", with("allowed_hosts", []string{"https://api.example.com"}), `allowed_hosts`},
@@ -442,6 +441,13 @@ func TestCredentialListingAndServices(t *testing.T) {
 		}
 	}
 	mine := cl.createCredential(a, member, map[string]any{"name": "mine", "service": "slack", "value": "xoxb-123456789"})["id"].(string)
+	// X-API-Key is credvault's own auth header by default, and also the
+	// header many APIs take their key in: the proxy strips the caller's
+	// credvault key before injecting, so a credential may use it.
+	anthropic := cl.createCredential(a, owner, map[string]any{"name": "claude", "service": "anthropic", "value": "sk-ant-123456789"})
+	if anthropic["param_name"] != "x-api-key" && anthropic["param_name"] != "X-Api-Key" {
+		t.Errorf("anthropic preset: %v", anthropic)
+	}
 	shared := cl.createCredential(a, owner, map[string]any{"name": "team", "service": "stripe", "value": "sk_test_123456789", "sharing": map[string]any{"mode": "team"}})["id"].(string)
 	hidden := cl.createCredential(a, owner, map[string]any{"name": "private", "service": "stripe", "value": "sk_test_987654321"})["id"].(string)
 	list := func(q string) string { return string(cl.as(member, "GET", a.url+"/v1/credentials"+q, nil).body) }

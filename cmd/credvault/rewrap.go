@@ -28,6 +28,9 @@ func runRewrap(ctx context.Context, cfg Config, args []string, log *slog.Logger,
 	if fs.NArg() > 0 {
 		return fmt.Errorf("rewrap: unexpected argument %q", fs.Arg(0))
 	}
+	if *batch < 1 || *batch > credvault.MaxRewrapBatch {
+		return fmt.Errorf("rewrap: --batch must be from 1 to %d", credvault.MaxRewrapBatch)
+	}
 	if err := cfg.requireProduction(); err != nil {
 		return err
 	}

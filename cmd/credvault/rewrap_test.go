@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+
+	"credvault/internal/credvault"
+)
+
+// cancelOnLine cancels a run after it printed n lines starting with
+// prefix: a kill in the middle of a job.
+type cancelOnLine struct {
+	mu     sync.Mutex
+	buf    strings.Builder
+	prefix string
+	n      int
+	cancel context.CancelFunc
+}
+
+func (w *cancelOnLine) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if strings.Count(w.buf.String(), w.prefix) >= w.n && w.cancel != nil {
+		w.cancel()
+	}
+	return len(p), nil
+}
+
+func (w *cancelOnLine) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// TestRewrapAfterRotation fills the table, rotates the transit key, kills
+// `credvault rewrap` after its first batch, runs it again, and checks that
+// the second run did only what was left, every row ends on the latest
+// version, values are unchanged, and min_decryption_version can be raised.
+func TestRewrapAfterRotation(t *testing.T) {
+	cl := newCluster(t, nil)
+	a := cl.start()
+	res, owner := cl.bootstrap(a, "acme")
+	ctx := principalOf(t, a, owner)
+	const n = 250
+	values := map[string]string{}
+	for i := range n {
+		v := fmt.Sprintf("sk_live_rewrap_value_%04d", i)
+		c, err := a.s.creds.CreateCredential(ctx, credvault.CreateCredentialInput{
+			Name: fmt.Sprint("c", i), Service: "stripe", Value: credvault.NewSecret(v),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		values[c.ID] = v
+	}
+	if err := a.s.vault.RotateKey(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	onVersion := func(v int) (k int) {
+		_ = a.s.db.Get(&k, `SELECT count(*) FROM credentials WHERE key_version = $1 AND ciphertext LIKE $2`, v, fmt.Sprintf("vault:v%d:%%", v))
+		return k
+	}
+	if onVersion(1) != n {
+		t.Fatalf("%d rows on v1 before rewrap, want %d", onVersion(1), n)
+	}
+
+	// First run: killed after its first batch of 100.
+	runCtx, cancel := context.WithCancel(context.Background())
+	out := &cancelOnLine{prefix: "rewrap: ", n: 1, cancel: cancel}
+	err := run(runCtx, []string{"credvault", "rewrap", "--batch", "100"}, envOf(cl.env), out, io.Discard)
+	cancel()
+	if err == nil {
+		t.Fatalf("the killed run finished anyway:\n%s", out.String())
+	}
+	doneFirst := onVersion(2)
+	if doneFirst < 100 || doneFirst >= n || doneFirst%100 != 0 {
+		t.Fatalf("after the killed run %d rows are on v2; want whole batches, fewer than %d", doneFirst, n)
+	}
+	if !strings.Contains(out.String(), fmt.Sprintf("rewrap: 100/%d rows", n)) {
+		t.Fatalf("no progress line:\n%s", out.String())
+	}
+
+	// Second run resumes: it only sees the rows left.
+	var second strings.Builder
+	if err := run(context.Background(), []string{"credvault", "rewrap", "--batch", "100", "--raise-min-version"}, envOf(cl.env), &second, io.Discard); err != nil {
+		t.Fatalf("second run: %v\n%s", err, second.String())
+	}
+	left := n - doneFirst
+	if !strings.Contains(second.String(), fmt.Sprintf("rewrap: %d/%d rows", left, left)) ||
+		!strings.Contains(second.String(), fmt.Sprintf("rewrap done: %d rewrapped, 0 failed", left)) {
+		t.Fatalf("second run did not resume with the %d rows left:\n%s", left, second.String())
+	}
+	if onVersion(2) != n {
+		t.Fatalf("%d rows on v2, want all %d", onVersion(2), n)
+	}
+	if !strings.Contains(second.String(), "min_decryption_version raised to 2") {
+		t.Fatalf("min version not raised:\n%s", second.String())
+	}
+	ki, err := a.s.vault.ReadKey(context.Background())
+	if err != nil || ki.MinDecryptionVersion != 2 {
+		t.Fatalf("key after raise: %+v %v", ki, err)
+	}
+	for id, want := range values {
+		_, got, err := a.s.creds.UseCredential(ctx, id)
+		if err != nil || got.Reveal() != want {
+			t.Fatalf("%s after rewrap: %v", id, err)
+		}
+	}
+	var audited int
+	_ = a.s.db.Get(&audited, `SELECT count(*) FROM audit_events WHERE action = 'credential.rewrap'`)
+	if audited < 2 {
+		t.Fatalf("%d rewrap audit events, want one per run", audited)
+	}
+
+	// Nothing left: a third run is a no-op, and the API job (one org) too.
+	var third strings.Builder
+	if err := run(context.Background(), []string{"credvault", "rewrap"}, envOf(cl.env), &third, io.Discard); err != nil || !strings.Contains(third.String(), "rewrap done: 0 rewrapped") {
+		t.Fatalf("third run: %v\n%s", err, third.String())
+	}
+	if r := cl.as(owner, "POST", a.url+"/v1/admin/rewrap", nil); r.status != 200 || r.json(t)["rewrapped"].(float64) != 0 {
+		t.Fatalf("API rewrap: %d %s", r.status, r.body)
+	}
+	_ = res
+	for _, args := range [][]string{{"--batch", "0"}, {"--batch", "1001"}, {"extra"}} {
+		if err := run(context.Background(), append([]string{"credvault", "rewrap"}, args...), envOf(cl.env), io.Discard, io.Discard); err == nil {
+			t.Errorf("rewrap %v accepted", args)
+		}
+	}
+}
+
+// TestRewrapAPIIsOrgScoped: the API job rewraps the caller's org only and
+// needs an owner's or admin's key with scope admin.
+func TestRewrapAPIIsOrgScoped(t *testing.T) {
+	cl := newCluster(t, nil)
+	a := cl.start()
+	_, owner := cl.bootstrap(a, "acme")
+	_, other := cl.bootstrap(a, "globex")
+	for _, k := range []string{owner, other} {
+		cl.createCredential(a, k, map[string]any{"name": "x", "service": "openai", "value": "sk-value-123456"})
+	}
+	if err := a.s.vault.RotateKey(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, weak := cl.createKey(a, owner, map[string]any{"name": "w", "scopes": []string{"credentials:write"}})
+	if r := cl.as(weak, "POST", a.url+"/v1/admin/rewrap", nil); r.status != 403 {
+		t.Fatalf("without scope admin: %d", r.status)
+	}
+	r := cl.as(owner, "POST", a.url+"/v1/admin/rewrap", nil)
+	if r.status != 200 || r.json(t)["rewrapped"].(float64) != 1 {
+		t.Fatalf("org rewrap: %d %s", r.status, r.body)
+	}
+	var v1 int
+	_ = a.s.db.Get(&v1, `SELECT count(*) FROM credentials WHERE key_version = 1`)
+	if v1 != 1 {
+		t.Fatalf("%d rows left on v1, want the other org's one", v1)
+	}
+}
