@@ -21,6 +21,7 @@ CREATE TABLE credentials (
     test_method        text NOT NULL DEFAULT '',
     test_path          text NOT NULL DEFAULT '',
     test_expect_status integer NOT NULL DEFAULT 0,
+    test_headers       jsonb NOT NULL DEFAULT '{}'::jsonb,
     created_at         timestamptz NOT NULL DEFAULT now(),
     updated_at         timestamptz NOT NULL DEFAULT now(),
     rotated_at         timestamptz NOT NULL DEFAULT now()

@@ -448,6 +448,10 @@ func TestCredentialListingAndServices(t *testing.T) {
 	if anthropic["param_name"] != "x-api-key" && anthropic["param_name"] != "X-Api-Key" {
 		t.Errorf("anthropic preset: %v", anthropic)
 	}
+	got := cl.as(owner, "GET", a.url+"/v1/credentials/"+anthropic["id"].(string), nil).json(t)
+	if fmt.Sprint(got["test_request"].(map[string]any)["headers"]) != "map[anthropic-version:2023-06-01]" {
+		t.Errorf("test request headers not kept: %v", got["test_request"])
+	}
 	shared := cl.createCredential(a, owner, map[string]any{"name": "team", "service": "stripe", "value": "sk_test_123456789", "sharing": map[string]any{"mode": "team"}})["id"].(string)
 	hidden := cl.createCredential(a, owner, map[string]any{"name": "private", "service": "stripe", "value": "sk_test_987654321"})["id"].(string)
 	list := func(q string) string { return string(cl.as(member, "GET", a.url+"/v1/credentials"+q, nil).body) }

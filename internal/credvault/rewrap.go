@@ -127,6 +127,23 @@ func (s *RewrapService) run(ctx context.Context, opts RewrapOptions) (RewrapProg
 	return pr, nil
 }
 
+// RewrapCallerOrg runs the job over the caller's org (POST
+// /v1/admin/rewrap). Errors: EFORBIDDEN (scope admin; owners and admins
+// only), then as Rewrap.
+func (s *RewrapService) RewrapCallerOrg(ctx context.Context) (RewrapProgress, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return RewrapProgress{}, err
+	}
+	if err := requireScope(p, ScopeAdmin); err != nil {
+		return RewrapProgress{}, err
+	}
+	if err := requireManager(p, "run the rewrap job"); err != nil {
+		return RewrapProgress{}, err
+	}
+	return s.Rewrap(ctx, RewrapOptions{OrgID: p.OrgID})
+}
+
 // batch rewraps one batch and stores the results in one transaction.
 func (s *RewrapService) batch(ctx context.Context, rows []CipherRow, pr *RewrapProgress) error {
 	items := make([]TransitItem, len(rows))

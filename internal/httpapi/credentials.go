@@ -197,11 +197,7 @@ func (s *Server) handleAuditList(c *fiber.Ctx) error {
 // handleRewrap runs the rewrap job over the caller's org and answers with
 // its summary.
 func (s *Server) handleRewrap(c *fiber.Ctx) error {
-	p := credvault.PrincipalFrom(c.UserContext())
-	if !credvault.HasScope(p.Scopes, credvault.ScopeAdmin) || !p.Manager() {
-		return &credvault.Error{Code: credvault.EFORBIDDEN, Reason: "forbidden_role", Message: "rewrap needs an owner's or admin's key with scope admin"}
-	}
-	res, err := s.cfg.Services.Rewrap.Rewrap(c.UserContext(), credvault.RewrapOptions{OrgID: p.OrgID})
+	res, err := s.cfg.Services.Rewrap.RewrapCallerOrg(c.UserContext())
 	if err != nil {
 		return err
 	}

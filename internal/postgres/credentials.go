@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"time"
 
 	"github.com/lib/pq"
@@ -12,7 +13,7 @@ import (
 
 const credentialColumns = `id, org_id, owner_id, name, service, placement, param_name, value_prefix, base_url,
 	allowed_hosts, ciphertext, key_version, hint, sharing_mode, test_method, test_path, test_expect_status,
-	created_at, updated_at, rotated_at`
+	test_headers, created_at, updated_at, rotated_at`
 
 type credentialRow struct {
 	ID               string         `db:"id"`
@@ -32,12 +33,13 @@ type credentialRow struct {
 	TestMethod       string         `db:"test_method"`
 	TestPath         string         `db:"test_path"`
 	TestExpectStatus int            `db:"test_expect_status"`
+	TestHeaders      []byte         `db:"test_headers"`
 	CreatedAt        time.Time      `db:"created_at"`
 	UpdatedAt        time.Time      `db:"updated_at"`
 	RotatedAt        time.Time      `db:"rotated_at"`
 }
 
-func (r *credentialRow) toDomain() *credvault.Credential {
+func (r *credentialRow) toDomain() (*credvault.Credential, error) {
 	c := &credvault.Credential{
 		ID: r.ID, OrgID: r.OrgID, OwnerID: nullString(r.OwnerID), Name: r.Name, Service: r.Service,
 		Placement: r.Placement, ParamName: r.ParamName, ValuePrefix: r.ValuePrefix, BaseURL: r.BaseURL,
@@ -50,36 +52,51 @@ func (r *credentialRow) toDomain() *credvault.Credential {
 	}
 	if r.TestMethod != "" {
 		c.TestRequest = &credvault.TestRequest{Method: r.TestMethod, Path: r.TestPath, ExpectStatus: r.TestExpectStatus}
+		if err := json.Unmarshal(r.TestHeaders, &c.TestRequest.Headers); err != nil {
+			return nil, credvault.Wrap(credvault.EINTERNAL, err, "decode test request headers")
+		}
+		if len(c.TestRequest.Headers) == 0 {
+			c.TestRequest.Headers = nil
+		}
 	}
-	return c
+	return c, nil
 }
 
-func testFields(c *credvault.Credential) (string, string, int) {
+// testFields flattens the test request into its columns.
+func testFields(c *credvault.Credential) (method, path string, status int, headers []byte) {
 	if c.TestRequest == nil {
-		return "", "", 0
+		return "", "", 0, []byte("{}")
 	}
-	return c.TestRequest.Method, c.TestRequest.Path, c.TestRequest.ExpectStatus
+	headers, _ = json.Marshal(c.TestRequest.Headers)
+	if string(headers) == "null" {
+		headers = []byte("{}")
+	}
+	return c.TestRequest.Method, c.TestRequest.Path, c.TestRequest.ExpectStatus, headers
 }
 
 // CreateCredential stores the credential, its shares and the audit event
 // in one transaction. EINVALID when a shared user is not in the org.
 func (s *Store) CreateCredential(ctx context.Context, c *credvault.Credential, ev *credvault.AuditEvent) error {
 	return s.inTx(ctx, "credential", func(tx *txn) error {
-		m, p, st := testFields(c)
+		m, p, st, hd := testFields(c)
 		var row credentialRow
 		err := tx.GetContext(ctx, &row, `
 			INSERT INTO credentials (id, org_id, owner_id, name, service, placement, param_name, value_prefix, base_url,
-				allowed_hosts, ciphertext, key_version, hint, sharing_mode, test_method, test_path, test_expect_status, rotated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+				allowed_hosts, ciphertext, key_version, hint, sharing_mode, test_method, test_path, test_expect_status,
+				test_headers, rotated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
 			RETURNING `+credentialColumns,
 			c.ID, c.OrgID, c.OwnerID, c.Name, c.Service, c.Placement, c.ParamName, c.ValuePrefix, c.BaseURL,
-			pq.StringArray(c.AllowedHosts), c.Ciphertext, c.KeyVersion, c.Hint, c.Sharing.Mode, m, p, st, c.RotatedAt)
+			pq.StringArray(c.AllowedHosts), c.Ciphertext, c.KeyVersion, c.Hint, c.Sharing.Mode, m, p, st, hd, c.RotatedAt)
 		if err != nil {
 			return translate(err, "credential")
 		}
-		members := c.Sharing.Members
-		*c = *row.toDomain()
-		c.Sharing.Members = members
+		stored, err := row.toDomain()
+		if err != nil {
+			return err
+		}
+		stored.Sharing.Members = c.Sharing.Members
+		*c = *stored
 		if err := writeShares(ctx, tx, c); err != nil {
 			return err
 		}
@@ -125,7 +142,10 @@ func (s *Store) FindCredentialByID(ctx context.Context, orgID, id string) (*cred
 	if err := s.db.GetContext(ctx, &row, `SELECT `+credentialColumns+` FROM credentials WHERE org_id = $1 AND id = $2`, orgID, id); err != nil {
 		return nil, translate(err, "credential")
 	}
-	c := row.toDomain()
+	c, err := row.toDomain()
+	if err != nil {
+		return nil, err
+	}
 	if err := s.db.SelectContext(ctx, &c.Sharing.Members, `
 		SELECT user_id, permission FROM credential_shares WHERE credential_id = $1 ORDER BY user_id`, id); err != nil {
 		return nil, translate(err, "credential shares")
@@ -159,8 +179,12 @@ func (s *Store) FindCredentials(ctx context.Context, orgID string, f credvault.C
 	byID := map[string]*credvault.Credential{}
 	ids := make([]string, len(rows))
 	for i := range rows {
-		out[i] = rows[i].toDomain()
-		byID[out[i].ID], ids[i] = out[i], out[i].ID
+		c, err := rows[i].toDomain()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = c
+		byID[c.ID], ids[i] = c, c.ID
 	}
 	if len(ids) == 0 {
 		return out, nil
@@ -185,14 +209,14 @@ func (s *Store) FindCredentials(ctx context.Context, orgID string, f credvault.C
 // every instance to drop its cached value.
 func (s *Store) UpdateCredential(ctx context.Context, c *credvault.Credential, evs ...*credvault.AuditEvent) error {
 	return s.inTx(ctx, "credential", func(tx *txn) error {
-		m, p, st := testFields(c)
+		m, p, st, hd := testFields(c)
 		err := tx.QueryRowxContext(ctx, `
 			UPDATE credentials SET name = $3, placement = $4, param_name = $5, value_prefix = $6, base_url = $7,
 				allowed_hosts = $8, ciphertext = $9, key_version = $10, hint = $11, test_method = $12, test_path = $13,
-				test_expect_status = $14, rotated_at = $15, updated_at = now()
+				test_expect_status = $14, test_headers = $15, rotated_at = $16, updated_at = now()
 			WHERE org_id = $1 AND id = $2 RETURNING updated_at`,
 			c.OrgID, c.ID, c.Name, c.Placement, c.ParamName, c.ValuePrefix, c.BaseURL, pq.StringArray(c.AllowedHosts),
-			c.Ciphertext, c.KeyVersion, c.Hint, m, p, st, c.RotatedAt).Scan(&c.UpdatedAt)
+			c.Ciphertext, c.KeyVersion, c.Hint, m, p, st, hd, c.RotatedAt).Scan(&c.UpdatedAt)
 		if err != nil {
 			return translate(err, "credential")
 		}
