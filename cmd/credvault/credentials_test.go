@@ -286,6 +286,11 @@ func TestCredentialAuthorizationMatrix(t *testing.T) {
 	if got := ops[5].do(useKey, id); got != 404 {
 		t.Errorf("use after unshare: %d", got)
 	}
+	var actions []string
+	_ = a.s.db.Select(&actions, `SELECT DISTINCT action FROM audit_events WHERE resource_id = $1 ORDER BY action`, id)
+	if strings.Join(actions, ",") != "credential.create,credential.rotate,credential.share,credential.unshare,credential.update" {
+		t.Errorf("audit actions on the credential: %v", actions)
+	}
 }
 
 func TestCredentialBadInputWritesNothing(t *testing.T) {
