@@ -21,7 +21,7 @@ const plantedValue = "sk_live_51PLANTEDsecretVALUEzz9Q"
 
 // principalOf turns a key into the Principal its requests carry, for
 // calling a service directly (the injector's path, until it has a route).
-func principalOf(t *testing.T, inst *instance, key string) context.Context {
+func principalOf(t testing.TB, inst *instance, key string) context.Context {
 	t.Helper()
 	v, err := inst.s.verifier.Verify(context.Background(), key)
 	if err != nil || v.Key == nil {

@@ -28,7 +28,7 @@ type instance struct {
 // cluster is a database and a transit key shared by the instances of a
 // test, like several replicas of one deployment.
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	env   map[string]string
 	dbURL string
 	vault *vaulttest.Target
@@ -37,7 +37,7 @@ type cluster struct {
 	responses []string // every response body the harness saw
 }
 
-func newCluster(t *testing.T, extra map[string]string) *cluster {
+func newCluster(t testing.TB, extra map[string]string) *cluster {
 	t.Helper()
 	_, dbURL := pgtest.New(t)
 	tg := vaulttest.Start(t)
@@ -84,7 +84,7 @@ func (cl *cluster) start() *instance {
 
 // waitReady waits until the instance's invalidation listener has loaded
 // the known-key set (it connects asynchronously).
-func waitReady(t *testing.T, inst *instance) {
+func waitReady(t testing.TB, inst *instance) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !inst.s.verifier.KnownReady() {
@@ -111,7 +111,7 @@ type response struct {
 	body   []byte
 }
 
-func (r response) json(t *testing.T) map[string]any {
+func (r response) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -120,14 +120,14 @@ func (r response) json(t *testing.T) map[string]any {
 	return m
 }
 
-func (r response) errCode(t *testing.T) string {
+func (r response) errCode(t testing.TB) string {
 	t.Helper()
 	e, _ := r.json(t)["error"].(map[string]any)
 	code, _ := e["code"].(string)
 	return code
 }
 
-func (r response) errMessage(t *testing.T) string {
+func (r response) errMessage(t testing.TB) string {
 	t.Helper()
 	e, _ := r.json(t)["error"].(map[string]any)
 	msg, _ := e["message"].(string)
@@ -156,7 +156,7 @@ func (cl *cluster) call(method, url string, headers map[string]string, body any)
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := noRedirects.Do(req)
 	if err != nil {
 		cl.t.Fatalf("%s %s: %v", method, url, err)
 	}
@@ -167,6 +167,10 @@ func (cl *cluster) call(method, url string, headers map[string]string, body any)
 	cl.mu.Unlock()
 	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }
+
+// noRedirects shows the test what credvault answered, 3xx included, and
+// never follows a Location on its own.
+var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 // as is shorthand for calling with a key in X-API-Key.
 func (cl *cluster) as(key, method, url string, body any) response {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"credvault/internal/apikey"
 	"credvault/internal/credvault"
 	"credvault/internal/httpapi"
+	"credvault/internal/injector"
 	"credvault/internal/postgres"
 	"credvault/migrations"
 	"credvault/vault"
@@ -29,6 +31,8 @@ type service struct {
 	verifier *apikey.Verifier
 	minter   apikey.Minter
 	creds    *credvault.CredentialService
+	values   *credvault.ValueCache
+	usage    *postgres.UsageWriter
 	http     *httpapi.Server
 	ln       net.Listener
 	log      *slog.Logger
@@ -90,14 +94,18 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 		return nil, err
 	}
 	s.verifier = apikey.NewVerifier(s.store, limiter, apikey.VerifierOptions{Prefix: cfg.KeyPrefix, Logger: log})
-	s.store.OnInvalidate(s.verifier.Invalidate)
+	s.values = credvault.NewValueCache(cfg.SecretCacheTTL)
+	s.usage = postgres.NewUsageWriter(s.store, log, time.Second)
+	s.store.OnInvalidate(s.invalidate)
 	s.startLoops(cfg)
 
 	users := &credvault.UserService{Store: s.store}
-	s.creds = &credvault.CredentialService{Store: s.store, Users: s.store, Transit: s.vault}
+	s.creds = &credvault.CredentialService{Store: s.store, Users: s.store, Transit: s.vault, Values: s.values}
+	client := injector.NewClient(injector.ClientOptions{AllowPrivate: cfg.EgressAllowPrivate})
 	s.http = httpapi.NewServer(httpapi.Config{
 		Services: httpapi.Services{
 			Credentials: s.creds,
+			Proxy:       &credvault.ProxyService{Credentials: s.creds, Outbound: outbound{client}, Usage: s.usage, Audit: s.store},
 			Audit:       &credvault.AuditService{Store: s.store},
 			Rewrap:      &credvault.RewrapService{Store: s.store, Audit: s.store, Vault: s.vault, Log: log},
 			Users:       users,
@@ -143,11 +151,14 @@ func (s *service) serve(ctx context.Context) error {
 func (s *service) startLoops(cfg Config) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopLoops = cancel
-	s.loops.Add(2)
+	s.loops.Add(3)
 	go func() {
 		defer s.loops.Done()
-		err := postgres.Listen(ctx, cfg.DatabaseURL.Reveal(), s.log, s.verifier.Invalidate, func() { s.verifier.Reset(ctx) })
-		if err != nil {
+		reset := func() {
+			s.values.Reset()
+			s.verifier.Reset(ctx)
+		}
+		if err := postgres.Listen(ctx, cfg.DatabaseURL.Reveal(), s.log, s.invalidate, reset); err != nil {
 			s.log.Error("invalidation listener stopped", "error", err.Error())
 		}
 	}()
@@ -155,6 +166,28 @@ func (s *service) startLoops(cfg Config) {
 		defer s.loops.Done()
 		s.verifier.Run(ctx)
 	}()
+	go func() {
+		defer s.loops.Done()
+		s.usage.Run(ctx)
+	}()
+}
+
+// invalidate hands one invalidation (from this instance's own commit or
+// from LISTEN/NOTIFY) to every cache.
+func (s *service) invalidate(payload string) {
+	s.verifier.Invalidate(payload)
+	s.values.Invalidate(payload)
+}
+
+// outbound adapts the injector to the domain's Outbound interface.
+type outbound struct{ client *injector.Client }
+
+func (o outbound) Apply(req *http.Request, c *credvault.Credential, v credvault.Secret) error {
+	return injector.Apply(req, c, v)
+}
+
+func (o outbound) Send(req *http.Request, c *credvault.Credential, v credvault.Secret) (*http.Response, error) {
+	return o.client.Do(req, c, v)
 }
 
 func (s *service) close() {

@@ -21,7 +21,9 @@ type CredentialService struct {
 	Store   CredentialStore
 	Users   UserStore
 	Transit Transit
-	Now     func() time.Time
+	// Values caches decrypted values for injection; nil disables it.
+	Values *ValueCache
+	Now    func() time.Time
 }
 
 // CreateCredentialInput is POST /v1/credentials.
@@ -415,19 +417,37 @@ func (s *CredentialService) FindUsage(ctx context.Context, id string, f UsageFil
 // EINVALID with reason credential_not_usable when it has no allowed hosts,
 // EUNAVAILABLE (Vault down), EINTERNAL (Vault refused the ciphertext).
 func (s *CredentialService) UseCredential(ctx context.Context, id string) (*Credential, Secret, error) {
-	c, _, err := s.load(ctx, id, ScopeCredentialsUse, PermissionUse)
+	p, err := caller(ctx)
 	if err != nil {
 		return nil, Secret{}, err
+	}
+	if err := requireScope(p, ScopeCredentialsUse); err != nil {
+		return nil, Secret{}, err
+	}
+	c, value, hit := s.Values.Get(id)
+	if !hit {
+		if c, err = s.Store.FindCredentialByID(ctx, p.OrgID, id); err != nil {
+			return nil, Secret{}, err
+		}
+	}
+	// The permission is checked on every use, cached or not: the cached
+	// credential carries its sharing, which changes drop from the cache.
+	if c.PermissionOf(p) == "" {
+		return nil, Secret{}, Errorf(ENOTFOUND, "credential not found")
 	}
 	if len(c.AllowedHosts) == 0 {
 		return nil, Secret{}, &Error{Code: EINVALID, Reason: "credential_not_usable",
 			Message: "field \"allowed_hosts\" of this credential is empty: set the hosts it may be sent to before using it"}
 	}
-	pt, err := s.Transit.Decrypt(ctx, c.Ciphertext, CredentialContext(c.OrgID, c.ID))
-	if err != nil {
-		return nil, Secret{}, err
+	if !hit {
+		pt, err := s.Transit.Decrypt(ctx, c.Ciphertext, CredentialContext(c.OrgID, c.ID))
+		if err != nil {
+			return nil, Secret{}, err
+		}
+		value = NewSecret(string(pt))
+		s.Values.Put(c, value)
 	}
-	return c, NewSecret(string(pt)), nil
+	return c, value, nil
 }
 
 // load reads a credential the caller holds at least perm on. A caller

@@ -153,3 +153,26 @@ func normalizeEmail(s string) (string, error) {
 	}
 	return s, nil
 }
+
+// ActAs lets a service key name the user a call is made for (header
+// X-Credvault-Acting-User): the returned context carries that user's
+// principal, with the service key's id and scopes, so that sharing rules
+// apply as for the user. Errors: EFORBIDDEN when the caller is not a
+// service key, EINVALID when the user is not in the caller's org.
+func (s *UserService) ActAs(ctx context.Context, userID string) (context.Context, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if p.Kind != KeyKindService {
+		return nil, &Error{Code: EFORBIDDEN, Reason: "forbidden_acting_user", Message: "only service keys may name an acting user (X-Credvault-Acting-User)"}
+	}
+	u, err := s.Store.FindUserByID(ctx, p.OrgID, userID)
+	if err != nil {
+		if ErrorCode(err) == ENOTFOUND {
+			return nil, Errorf(EINVALID, "header X-Credvault-Acting-User: no such user in your org")
+		}
+		return nil, err
+	}
+	return WithPrincipal(ctx, &Principal{OrgID: p.OrgID, UserID: u.ID, KeyID: p.KeyID, Kind: KeyKindUser, Role: u.Role, Scopes: p.Scopes}), nil
+}

@@ -74,7 +74,9 @@ var errKeyInQuery = &credvault.Error{Code: credvault.EUNAUTHORIZED, Reason: "api
 // verifyPresented checks the key the request carries: the shared first step
 // of the auth middleware and of forward-auth. It sets the RateLimit headers.
 func (s *Server) verifyPresented(c *fiber.Ctx) (credvault.Verification, error) {
-	if s.keyInQuery(c, true) {
+	// A proxied call's query belongs to the upstream, where "key" or
+	// "api_key" are ordinary names; a credvault key there is still refused.
+	if s.keyInQuery(c, !strings.HasPrefix(c.Path(), proxyPrefix)) {
 		return credvault.Verification{}, errKeyInQuery
 	}
 	key, malformed := s.presentedKey(c)

@@ -28,7 +28,11 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	documented := map[string]bool{}
 	for path, item := range doc.Paths.Map() {
 		for method := range item.Operations() {
-			documented[method+" "+path] = true
+			// Fiber serves HEAD for every GET by itself; HEAD is compared
+			// on neither side.
+			if method != "HEAD" {
+				documented[method+" "+path] = true
+			}
 		}
 	}
 	served := map[string]bool{}

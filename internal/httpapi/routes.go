@@ -50,6 +50,11 @@ func (s *Server) routes() {
 		v1.Delete("/credentials/:id", s.handleCredentialDelete)
 		v1.Put("/credentials/:id/sharing", s.handleCredentialSharing)
 		v1.Get("/credentials/:id/usage", s.handleCredentialUsage)
+		v1.Post("/credentials/:id/test", s.handleCredentialTest)
+		for _, m := range proxyMethods {
+			v1.Add(m, "/proxy/:id/*", s.handleProxy)
+		}
+		v1.Post("/inject", s.handleInject)
 
 		v1.Get("/audit", s.handleAuditList)
 		v1.Post("/admin/rewrap", s.handleRewrap)

@@ -42,6 +42,7 @@ type Services struct {
 	Credentials *credvault.CredentialService
 	Audit       *credvault.AuditService
 	Rewrap      *credvault.RewrapService
+	Proxy       *credvault.ProxyService
 }
 
 // Config holds what the HTTP layer needs from the outside.

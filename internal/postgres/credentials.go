@@ -305,8 +305,9 @@ func (s *Store) RecordUsage(ctx context.Context, uses []credvault.Usage) error {
 		INSERT INTO credential_usage (credential_id, org_id, workflow_id, node_id, user_id, destination_host, status, latency_ms, created_at)
 		SELECT v.cred, v.org, v.wf, v.node, v.usr, v.host, v.status, v.lat, v.at
 		FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::text[], $7::int[], $8::int[], $9::timestamptz[])
-			AS v(cred, org, wf, node, usr, host, status, lat, at)
-		WHERE EXISTS (SELECT 1 FROM credentials c WHERE c.id = v.cred)`,
+			WITH ORDINALITY AS v(cred, org, wf, node, usr, host, status, lat, at, ord)
+		WHERE EXISTS (SELECT 1 FROM credentials c WHERE c.id = v.cred)
+		ORDER BY v.ord`,
 		pq.StringArray(cred), pq.StringArray(org), pq.StringArray(wf), pq.StringArray(node), pq.Array(user),
 		pq.StringArray(host), pq.Array(status), pq.Array(lat), pq.Array(at))
 	return translate(err, "credential usage")

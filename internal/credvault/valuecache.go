@@ -1,0 +1,87 @@
+package credvault
+
+import (
+	"strings"
+	"sync"
+	"time"
+)
+
+// ValueCache keeps decrypted credentials in memory for a short TTL
+// (CREDVAULT_SECRET_CACHE_TTL), so that injection does not cost a Vault
+// round trip per call. Every change to a credential (update, rotate,
+// unshare, delete) drops it on every instance through the "cred:<id>"
+// invalidation, so a cached entry never outlives a change by more than
+// the notification's travel time.
+type ValueCache struct {
+	ttl time.Duration
+	now func() time.Time
+
+	mu      sync.RWMutex
+	entries map[string]cachedValue
+}
+
+type cachedValue struct {
+	cred    *Credential
+	value   Secret
+	expires time.Time
+}
+
+// maxCachedValues bounds memory; past it the cache starts over.
+const maxCachedValues = 100_000
+
+// NewValueCache returns a cache with the given TTL; a TTL of 0 disables
+// it (Get never hits).
+func NewValueCache(ttl time.Duration) *ValueCache {
+	return &ValueCache{ttl: ttl, now: time.Now, entries: map[string]cachedValue{}}
+}
+
+// Get returns the cached credential and value for id, if fresh.
+func (vc *ValueCache) Get(id string) (*Credential, Secret, bool) {
+	if vc == nil || vc.ttl <= 0 {
+		return nil, Secret{}, false
+	}
+	vc.mu.RLock()
+	e, ok := vc.entries[id]
+	vc.mu.RUnlock()
+	if !ok || !vc.now().Before(e.expires) {
+		return nil, Secret{}, false
+	}
+	return e.cred, e.value, true
+}
+
+// Put caches c and its value.
+func (vc *ValueCache) Put(c *Credential, value Secret) {
+	if vc == nil || vc.ttl <= 0 {
+		return
+	}
+	vc.mu.Lock()
+	if len(vc.entries) >= maxCachedValues {
+		clear(vc.entries)
+	}
+	vc.entries[c.ID] = cachedValue{cred: c, value: value, expires: vc.now().Add(vc.ttl)}
+	vc.mu.Unlock()
+}
+
+// Invalidate applies an invalidation payload: "cred:<id>" drops that
+// credential; other kinds concern other caches.
+func (vc *ValueCache) Invalidate(payload string) {
+	if vc == nil {
+		return
+	}
+	if id, ok := strings.CutPrefix(payload, "cred:"); ok {
+		vc.mu.Lock()
+		delete(vc.entries, id)
+		vc.mu.Unlock()
+	}
+}
+
+// Reset drops everything (after the listener reconnected and may have
+// missed notifications).
+func (vc *ValueCache) Reset() {
+	if vc == nil {
+		return
+	}
+	vc.mu.Lock()
+	clear(vc.entries)
+	vc.mu.Unlock()
+}

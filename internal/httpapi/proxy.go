@@ -1,0 +1,196 @@
+package httpapi
+
+import (
+	"bytes"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"credvault/internal/credvault"
+)
+
+// Headers a proxied call never forwards: hop-by-hop headers (RFC 9110
+// 7.6.1), the ones the client sets itself, and credvault's own.
+var dropRequestHeaders = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Proxy-Authenticate": true,
+	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+	"Host": true, "Content-Length": true, "Accept-Encoding": true,
+}
+
+var dropResponseHeaders = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Proxy-Authenticate": true,
+	"Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true, "Content-Length": true,
+}
+
+const proxyPrefix = "/v1/proxy/"
+
+// proxyMethods are the methods the proxy forwards (not CONNECT or TRACE).
+var proxyMethods = []string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete, http.MethodOptions,
+}
+
+// actingContext switches to the acting user a service key names.
+func (s *Server) actingContext(c *fiber.Ctx) error {
+	if acting := strings.TrimSpace(c.Get("X-Credvault-Acting-User")); acting != "" {
+		ctx, err := s.cfg.Services.Users.ActAs(c.UserContext(), strings.Clone(acting))
+		if err != nil {
+			return err
+		}
+		c.SetUserContext(ctx)
+	}
+	return nil
+}
+
+func useMeta(c *fiber.Ctx) credvault.UseMeta {
+	return credvault.UseMeta{
+		WorkflowID: strings.Clone(limitString(c.Get("X-Credvault-Workflow-Id"), 200)),
+		NodeID:     strings.Clone(limitString(c.Get("X-Credvault-Node-Id"), 200)),
+	}
+}
+
+func limitString(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// outboundRequest builds the upstream request from the caller's: method,
+// path after /v1/proxy/{id}, raw query, body and end-to-end headers, minus
+// hop-by-hop headers, the caller's credvault key headers and every
+// X-Credvault-* header.
+func (s *Server) outboundRequest(c *fiber.Ctx, id string) (*http.Request, error) {
+	raw := string(c.Request().URI().PathOriginal())
+	rest := strings.TrimPrefix(raw, proxyPrefix+id)
+	rel := &url.URL{RawQuery: string(c.Request().URI().QueryString())}
+	p, err := url.PathUnescape(rest)
+	if err != nil {
+		return nil, credvault.Errorf(credvault.EINVALID, "the path after /v1/proxy/{credential_id} is not a valid URL path")
+	}
+	rel.Path, rel.RawPath = p, ""
+	if rest != rel.EscapedPath() {
+		rel.RawPath = rest
+	}
+	req, err := http.NewRequestWithContext(c.UserContext(), c.Method(), "http://upstream/", bytes.NewReader(bytes.Clone(c.Body())))
+	if err != nil {
+		return nil, credvault.Errorf(credvault.EINVALID, "method %q is not valid", c.Method())
+	}
+	req.URL = rel
+	auth := map[string]bool{}
+	for _, h := range s.cfg.AuthHeaders {
+		auth[http.CanonicalHeaderKey(h)] = true
+	}
+	c.Request().Header.VisitAll(func(k, v []byte) {
+		name := http.CanonicalHeaderKey(string(k))
+		if dropRequestHeaders[name] || auth[name] || strings.HasPrefix(name, "X-Credvault-") {
+			return
+		}
+		req.Header.Add(name, string(v))
+	})
+	for _, h := range strings.Split(c.Get(fiber.HeaderConnection), ",") {
+		req.Header.Del(strings.TrimSpace(h))
+	}
+	req.ContentLength = int64(len(c.Body()))
+	return req, nil
+}
+
+// handleProxy is ANY /v1/proxy/{credential_id}/{path…}: the caller's call,
+// sent to the credential's base_url with the credential attached, the
+// response streamed back with the value scrubbed out.
+func (s *Server) handleProxy(c *fiber.Ctx) error {
+	if err := s.actingContext(c); err != nil {
+		return err
+	}
+	id := pathID(c)
+	req, err := s.outboundRequest(c, id)
+	if err != nil {
+		return err
+	}
+	resp, err := s.cfg.Services.Proxy.Forward(c.UserContext(), id, req, strings.Clone(c.Get("X-Credvault-Target")), useMeta(c))
+	if err != nil {
+		return err
+	}
+	c.Status(resp.StatusCode)
+	for k, vs := range resp.Header {
+		if dropResponseHeaders[k] {
+			continue
+		}
+		for _, v := range vs {
+			c.Response().Header.Add(k, v)
+		}
+	}
+	c.Response().SetBodyStream(resp.Body, -1)
+	return nil
+}
+
+type injectRequest struct {
+	CredentialID string `json:"credential_id" validate:"required,uuid"`
+	WorkflowID   string `json:"workflow_id" validate:"max=200"`
+	NodeID       string `json:"node_id" validate:"max=200"`
+	Request      struct {
+		Method  string              `json:"method" validate:"omitempty,oneof=GET HEAD POST PUT PATCH DELETE OPTIONS"`
+		URL     string              `json:"url" validate:"required,max=8192"`
+		Headers map[string][]string `json:"headers"`
+		Query   map[string][]string `json:"query"`
+	} `json:"request"`
+}
+
+// handleInject is POST /v1/inject: the request with the credential
+// applied, for trusted runners (scope credentials:resolve), audited.
+func (s *Server) handleInject(c *fiber.Ctx) error {
+	if err := s.actingContext(c); err != nil {
+		return err
+	}
+	var in injectRequest
+	if err := decodeBody(c, &in); err != nil {
+		return err
+	}
+	u, err := url.Parse(in.Request.URL)
+	if err != nil || !u.IsAbs() || u.Host == "" || u.User != nil {
+		return credvault.Errorf(credvault.EINVALID, "field \"request.url\" must be an absolute http(s) URL without credentials")
+	}
+	q := u.Query()
+	for k, vs := range in.Request.Query {
+		for _, v := range vs {
+			q.Add(k, v)
+		}
+	}
+	u.RawQuery = q.Encode()
+	method := in.Request.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	req, err := http.NewRequestWithContext(c.UserContext(), method, u.String(), nil)
+	if err != nil {
+		return credvault.Errorf(credvault.EINVALID, "field \"request\" does not make a valid request")
+	}
+	for k, vs := range in.Request.Headers {
+		for _, v := range vs {
+			if strings.ContainsAny(k+v, "\r\n\x00") {
+				return credvault.Errorf(credvault.EINVALID, "field \"request.headers\" must not contain CR, LF or NUL")
+			}
+			req.Header.Add(k, v)
+		}
+	}
+	res, err := s.cfg.Services.Proxy.Resolve(c.UserContext(), in.CredentialID, req, credvault.UseMeta{WorkflowID: in.WorkflowID, NodeID: in.NodeID})
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(fiber.Map{"request": res})
+}
+
+// handleCredentialTest is POST /v1/credentials/{id}/test.
+func (s *Server) handleCredentialTest(c *fiber.Ctx) error {
+	if err := s.actingContext(c); err != nil {
+		return err
+	}
+	res, err := s.cfg.Services.Proxy.Test(c.UserContext(), pathID(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(res)
+}

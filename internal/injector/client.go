@@ -1,0 +1,302 @@
+package injector
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"credvault/internal/credvault"
+)
+
+// Defaults for the zero values of ClientOptions.
+const (
+	DefaultDialTimeout           = 5 * time.Second
+	DefaultTLSHandshakeTimeout   = 5 * time.Second
+	DefaultResponseHeaderTimeout = 30 * time.Second
+	DefaultTimeout               = 60 * time.Second
+	DefaultMaxRedirects          = 5
+	DefaultMaxResponseBytes      = 10 << 20
+)
+
+// ClientOptions configures a Client. Every zero value takes its default, so
+// that ClientOptions{} is the production configuration.
+type ClientOptions struct {
+	// AllowPrivate turns the dial-time address check off
+	// (CREDVAULT_EGRESS_ALLOW_PRIVATE=true), for development and for tests
+	// whose upstreams listen on loopback. allowed_hosts still applies.
+	AllowPrivate bool
+	// DialTimeout bounds one TCP connect (default 5s).
+	DialTimeout time.Duration
+	// TLSHandshakeTimeout bounds the TLS handshake (default 5s).
+	TLSHandshakeTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for the response headers once
+	// the request is written (default 30s).
+	ResponseHeaderTimeout time.Duration
+	// Timeout bounds the whole call, redirects and reading the body
+	// included (default 60s).
+	Timeout time.Duration
+	// MaxRedirects is how many redirects Do follows (default 5; negative:
+	// none).
+	MaxRedirects int
+	// MaxResponseBytes caps the (decompressed) response body (default
+	// 10 MiB; negative: the default).
+	MaxResponseBytes int64
+}
+
+// Client sends credential-bearing requests for the proxy and the credential
+// test. It exists because a plain http.Client would follow redirects with
+// the credential, reach private addresses and wait forever: its dialer
+// checks every resolved address with CheckAddr at dial time (after DNS, so
+// DNS rebinding cannot slip a private address in) unless AllowPrivate, its
+// transport has timeouts and ignores proxies from the environment, and Do
+// applies the redirect and scrubbing rules. It is safe for concurrent use
+// and keeps connections alive across calls.
+type Client struct {
+	opts      ClientOptions
+	transport *http.Transport
+}
+
+// NewClient builds a Client; zero options take their defaults. It cannot
+// fail.
+func NewClient(opts ClientOptions) *Client {
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = DefaultDialTimeout
+	}
+	if opts.TLSHandshakeTimeout <= 0 {
+		opts.TLSHandshakeTimeout = DefaultTLSHandshakeTimeout
+	}
+	if opts.ResponseHeaderTimeout <= 0 {
+		opts.ResponseHeaderTimeout = DefaultResponseHeaderTimeout
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	switch {
+	case opts.MaxRedirects == 0:
+		opts.MaxRedirects = DefaultMaxRedirects
+	case opts.MaxRedirects < 0:
+		opts.MaxRedirects = 0
+	}
+	if opts.MaxResponseBytes <= 0 {
+		opts.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	d := &net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}
+	if !opts.AllowPrivate {
+		d.Control = checkDialAddr
+	}
+	t := &http.Transport{
+		Proxy:                  nil,
+		DialContext:            d.DialContext,
+		ForceAttemptHTTP2:      true,
+		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:    opts.TLSHandshakeTimeout,
+		ResponseHeaderTimeout:  opts.ResponseHeaderTimeout,
+		ExpectContinueTimeout:  time.Second,
+		MaxIdleConns:           1024,
+		MaxIdleConnsPerHost:    256,
+		IdleConnTimeout:        90 * time.Second,
+		MaxResponseHeaderBytes: 1 << 20,
+	}
+	return &Client{opts: opts, transport: t}
+}
+
+// checkDialAddr is the dialer's Control hook: it runs for every address the
+// host resolved to, right before connect, so a refusal sends no packet.
+func checkDialAddr(_, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("%w: unreadable address", ErrPrivateAddress)
+	}
+	return CheckAddr(ap.Addr())
+}
+
+// CloseIdleConnections closes the kept-alive connections, for shutdown and
+// for tests. It cannot fail.
+func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }
+
+// Do applies the credential to a copy of req (as Apply does; req itself is
+// never changed and never holds the value), sends it, follows redirects and
+// returns the response with the value scrubbed from its headers, trailers
+// and streamed body. The caller closes resp.Body; until then the call's
+// Timeout keeps running. resp.Request is req. req.Body is closed, even on
+// errors.
+//
+// Redirects are followed (at most MaxRedirects, then the last 3xx is
+// returned) only to a URL that passes the same scheme and allowed_hosts
+// check as the first request, so never from https to http unless base_url
+// is http; any other redirect is returned as it is, scrubbed. On a redirect
+// to the original host (host and port) the credential is applied again; to
+// another allowed host it is removed (the injected header, Authorization,
+// cookies and the injected query parameter from the new URL), and the
+// redirect is not followed at all when the new URL still holds the value.
+// 301, 302 and 303 turn other methods into GET without body; 307 and 308
+// resend the body, which needs req.GetBody (without it the 3xx is returned).
+//
+// The caller's Accept-Encoding is removed so that the transport asks for
+// gzip and decompresses it (a compressed body cannot be scrubbed);
+// Content-Length is removed from the response, whose length scrubbing may
+// change, and resp.ContentLength is -1.
+//
+// Errors (all *credvault.Error; messages name the host, never the value or
+// the URL): everything Apply returns; EFORBIDDEN "egress_denied" when the
+// dial-time check refuses the address (errors.Is(err, ErrPrivateAddress)
+// holds); EUNAVAILABLE "upstream_unreachable" for connection refused, DNS,
+// TLS and protocol failures, resets and a canceled context (errors.Is(err,
+// context.Canceled) holds); EUNAVAILABLE "upstream_timeout" for any timeout
+// or deadline; EUNAVAILABLE "upstream_response_too_large" for a
+// Content-Length above MaxResponseBytes (reading past it fails the same
+// way); EUNAVAILABLE "upstream_response_encoded" for a body in a
+// content-coding other than gzip, which could not be scrubbed.
+func (c *Client) Do(req *http.Request, cred *credvault.Credential, value credvault.Secret) (*http.Response, error) {
+	pol, err := newPolicy(cred)
+	if err == nil && (req == nil || req.URL == nil) {
+		err = notUsable("the outbound request has no URL", nil)
+	}
+	if err == nil {
+		err = pol.check(req.URL)
+	}
+	if err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	v := value.Reveal()
+	scrub := NewScrubber(value)
+	ctx, cancel := context.WithTimeout(req.Context(), c.opts.Timeout)
+	origHost := hostKey(req.URL)
+
+	// A shallow copy with its own URL, header and trailer: apply changes
+	// those, and the caller's request must never hold the value.
+	out := req.WithContext(ctx)
+	u := *req.URL
+	out.URL = &u
+	out.Header = baseHeader(req.Header)
+	out.Trailer = req.Trailer.Clone()
+	pol.apply(out, v)
+	for hops := 0; ; hops++ {
+		resp, err := c.transport.RoundTrip(out)
+		if err != nil {
+			err = classify(ctx, err, out.URL.Host, scrub) // before cancel, which would look like the caller's
+			cancel()
+			return nil, err
+		}
+		if hops >= c.opts.MaxRedirects || !isRedirect(resp.StatusCode) {
+			return c.finish(ctx, cancel, req, out.URL.Host, resp, scrub)
+		}
+		next := c.redirect(ctx, req, out, resp, pol, origHost, v, scrub)
+		if next == nil {
+			return c.finish(ctx, cancel, req, out.URL.Host, resp, scrub)
+		}
+		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
+		resp.Body.Close()
+		out = next
+	}
+}
+
+// baseHeader is the caller's header as every hop starts from it: a copy,
+// without Accept-Encoding (so that the transport negotiates gzip itself and
+// hands back a body that can be scrubbed), or with Accept-Encoding: identity
+// when the caller asks for a range, which the transport does not compress.
+func baseHeader(h http.Header) http.Header {
+	out := h.Clone()
+	if out == nil {
+		out = make(http.Header, 2)
+	}
+	deleteHeader(out, "Accept-Encoding")
+	deleteHeader(out, "Host")
+	for k := range out {
+		if strings.EqualFold(k, "Range") {
+			out["Accept-Encoding"] = []string{"identity"}
+		}
+	}
+	return out
+}
+
+func isRedirect(status int) bool {
+	switch status {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return false
+}
+
+// redirect builds the request for resp's Location, or returns nil when the
+// redirect must not be followed (see Do).
+func (c *Client) redirect(ctx context.Context, orig, prev *http.Request, resp *http.Response, pol *policy, origHost, v string, scrub *Scrubber) *http.Request {
+	loc := resp.Header.Get("Location")
+	if loc == "" {
+		return nil
+	}
+	u, err := prev.URL.Parse(loc)
+	if err != nil || pol.check(u) != nil {
+		return nil
+	}
+	u.Fragment, u.RawFragment, u.User = "", "", nil
+	next := prev.Clone(ctx)
+	next.URL, next.Host = u, ""
+	next.Header = baseHeader(orig.Header)
+	next.Trailer = nil
+	if resp.StatusCode == http.StatusTemporaryRedirect || resp.StatusCode == http.StatusPermanentRedirect {
+		if orig.Body != nil && orig.Body != http.NoBody {
+			if orig.GetBody == nil {
+				return nil
+			}
+			body, err := orig.GetBody()
+			if err != nil {
+				return nil
+			}
+			next.Body = body
+		}
+	} else {
+		if next.Method != http.MethodGet && next.Method != http.MethodHead {
+			next.Method = http.MethodGet
+		}
+		next.Body, next.GetBody, next.ContentLength = nil, nil, 0
+		deleteHeader(next.Header, "Content-Type")
+		deleteHeader(next.Header, "Content-Length")
+		deleteHeader(next.Header, "Content-Encoding")
+	}
+	if hostKey(u) == origHost {
+		pol.apply(next, v)
+		return next
+	}
+	pol.strip(next)
+	for _, h := range []string{"Cookie", "Cookie2", "Proxy-Authorization", "Www-Authenticate"} {
+		deleteHeader(next.Header, h)
+	}
+	if us := u.String(); scrub.String(us) != us || (v != "" && strings.Contains(us, v)) {
+		if next.Body != nil {
+			next.Body.Close()
+		}
+		return nil
+	}
+	return next
+}
+
+// hostKey names a destination for the same-host test: lower-case host
+// without trailing dot, and the port, the scheme's default when absent.
+func hostKey(u *url.URL) string {
+	name := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	port := u.Port()
+	if port == "" {
+		port = "443"
+		if strings.EqualFold(u.Scheme, "http") {
+			port = "80"
+		}
+	}
+	return net.JoinHostPort(name, port)
+}
+
+func closeBody(req *http.Request) {
+	if req != nil && req.Body != nil {
+		req.Body.Close()
+	}
+}

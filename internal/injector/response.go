@@ -1,0 +1,189 @@
+package injector
+
+import (
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+
+	"credvault/internal/credvault"
+)
+
+// finish turns the upstream's response into what Do returns: size and
+// encoding checked, headers scrubbed, body capped, scrubbed and tied to the
+// call's context. It owns cancel from here on.
+func (c *Client) finish(ctx context.Context, cancel context.CancelFunc, req *http.Request, host string, resp *http.Response, scrub *Scrubber) (*http.Response, error) {
+	fail := func(err error) (*http.Response, error) {
+		resp.Body.Close()
+		cancel()
+		return nil, err
+	}
+	if resp.ContentLength > c.opts.MaxResponseBytes {
+		return fail(tooLarge(host, c.opts.MaxResponseBytes))
+	}
+	body := resp.Body
+	if ce := strings.TrimSpace(resp.Header.Get("Content-Encoding")); ce != "" && !strings.EqualFold(ce, "identity") {
+		switch {
+		case strings.EqualFold(ce, "gzip") || strings.EqualFold(ce, "x-gzip"):
+			body = &gzipBody{r: body}
+			resp.Header.Del("Content-Encoding")
+			resp.Uncompressed = true
+		case req.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified:
+			// No body follows, so there is nothing to scrub.
+		default:
+			return fail(&credvault.Error{
+				Code: credvault.EUNAVAILABLE, Reason: "upstream_response_encoded",
+				Message: fmt.Sprintf("upstream %s answered in a content-coding credvault cannot scrub; only gzip is accepted", quoteHost(host)),
+			})
+		}
+	}
+	scrub.Header(resp.Header)
+	resp.Status = scrub.String(resp.Status) // the reason phrase is the upstream's text
+	resp.Header.Del("Content-Length")
+	resp.ContentLength = -1
+	resp.Request = req
+	resp.Body = &responseBody{
+		r:      scrub.Reader(&capReader{r: body, left: c.opts.MaxResponseBytes, max: c.opts.MaxResponseBytes, host: host}),
+		ctx:    ctx,
+		cancel: cancel,
+		host:   host,
+		scrub:  scrub,
+		resp:   resp,
+	}
+	return resp, nil
+}
+
+func tooLarge(host string, max int64) *credvault.Error {
+	return &credvault.Error{
+		Code: credvault.EUNAVAILABLE, Reason: "upstream_response_too_large",
+		Message: fmt.Sprintf("the response of upstream %s is larger than %d bytes", quoteHost(host), max),
+	}
+}
+
+// responseBody is the body Do hands out: read errors become
+// *credvault.Error, the trailers are scrubbed once the body is read, and
+// Close releases the call's context.
+type responseBody struct {
+	r      io.ReadCloser
+	ctx    context.Context
+	cancel context.CancelFunc
+	host   string
+	scrub  *Scrubber
+	resp   *http.Response
+	done   bool
+}
+
+func (b *responseBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	switch {
+	case err == nil:
+	case err == io.EOF:
+		if !b.done {
+			b.done = true
+			b.scrub.Header(b.resp.Trailer)
+		}
+	default:
+		var ce *credvault.Error
+		if !errors.As(err, &ce) {
+			err = classify(b.ctx, err, b.host, b.scrub)
+		}
+	}
+	return n, err
+}
+
+func (b *responseBody) Close() error {
+	err := b.r.Close()
+	b.cancel()
+	return err
+}
+
+// capReader fails once more than max bytes arrive, so that an upstream
+// cannot make credvault buffer or relay an unbounded body.
+type capReader struct {
+	r         io.ReadCloser
+	left, max int64
+	host      string
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left < 0 {
+		return 0, tooLarge(c.host, c.max)
+	}
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if c.left < 0 {
+		return 0, tooLarge(c.host, c.max)
+	}
+	return n, err
+}
+
+func (c *capReader) Close() error { return c.r.Close() }
+
+// gzipBody decompresses a gzip body the transport did not decompress itself
+// (an upstream that compressed without being asked). The gzip header is read
+// lazily, on the first Read, so that finish does not block on the upstream.
+type gzipBody struct {
+	r  io.ReadCloser
+	zr *gzip.Reader
+}
+
+func (g *gzipBody) Read(p []byte) (int, error) {
+	if g.zr == nil {
+		zr, err := gzip.NewReader(g.r)
+		if err != nil {
+			return 0, err
+		}
+		g.zr = zr
+	}
+	return g.zr.Read(p)
+}
+
+func (g *gzipBody) Close() error { return g.r.Close() }
+
+// classify turns a transport failure into the error Do returns. The cause
+// is kept for errors.Is and the log, with its text scrubbed; the message
+// names only the host.
+func classify(ctx context.Context, err error, host string, scrub *Scrubber) error {
+	cause := &causeError{text: scrub.String(err.Error()), err: err}
+	h := quoteHost(host)
+	var ne net.Error
+	switch {
+	case errors.Is(err, ErrPrivateAddress):
+		return &credvault.Error{Code: credvault.EFORBIDDEN, Reason: "egress_denied", Err: cause,
+			Message: fmt.Sprintf("%s resolves to an address that is not public (private, loopback, link-local or metadata); credvault does not send credentials there", h)}
+	case errors.Is(ctx.Err(), context.Canceled):
+		// The caller went away (the transport's own error may not say so).
+		if !errors.Is(err, context.Canceled) {
+			cause.err = errors.Join(err, context.Canceled)
+		}
+		return &credvault.Error{Code: credvault.EUNAVAILABLE, Reason: "upstream_unreachable", Err: cause,
+			Message: fmt.Sprintf("the call to upstream %s was canceled", h)}
+	case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		// The transport's timeouts (dial, TLS, response headers) and the
+		// call's deadline.
+		return &credvault.Error{Code: credvault.EUNAVAILABLE, Reason: "upstream_timeout", Err: cause,
+			Message: fmt.Sprintf("upstream %s did not answer in time", h)}
+	case errors.Is(err, context.Canceled):
+		return &credvault.Error{Code: credvault.EUNAVAILABLE, Reason: "upstream_unreachable", Err: cause,
+			Message: fmt.Sprintf("the call to upstream %s was canceled", h)}
+	}
+	return &credvault.Error{Code: credvault.EUNAVAILABLE, Reason: "upstream_unreachable", Err: cause,
+		Message: fmt.Sprintf("upstream %s could not be reached", h)}
+}
+
+// causeError keeps a transport error for errors.Is and errors.As while
+// showing a text with the credential value scrubbed out.
+type causeError struct {
+	text string
+	err  error
+}
+
+func (e *causeError) Error() string { return e.text }
+func (e *causeError) Unwrap() error { return e.err }

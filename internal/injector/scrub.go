@@ -1,0 +1,389 @@
+package injector
+
+import (
+	"bytes"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+
+	"credvault/internal/credvault"
+)
+
+// redactedMark replaces every occurrence of a credential value (in any of the
+// encodings a Scrubber knows) in what an upstream sends back.
+const redactedMark = "[REDACTED]"
+
+// minScrubLen is the shortest value a Scrubber looks for. Shorter values
+// would match ordinary text far too often and turn responses into noise;
+// they are also far too short to be a real API key.
+const minScrubLen = 4
+
+// minCoreLen is the shortest value whose base64 form is also looked for
+// inside a longer base64 text (as in "Basic base64(user:value)"): the part
+// of such an encoding that does not depend on the neighbouring bytes is
+// shorter than the value, and for short values it would match random base64
+// data.
+const minCoreLen = 8
+
+// maxPatterns bounds how many encodings of one value a Scrubber holds.
+const maxPatterns = 24
+
+// Scrubber removes one credential value from what an upstream sends back,
+// so that an upstream that echoes the key (in an error message, a debug
+// header, a redirect URL) cannot hand it to the workflow that called through
+// credvault. It finds the raw value; its URL encodings (url.QueryEscape and
+// url.PathEscape forms, with upper- or lower-case percent hex, though not
+// mixed case in one occurrence); its base64 encodings (standard and URL
+// alphabets, with and without padding, and the standard form URL-encoded);
+// and, for values of at least 8 bytes, the part of its base64 encoding that
+// is the same wherever the value sits inside a longer base64 text. Each
+// occurrence becomes "[REDACTED]"; where occurrences overlap, the leftmost
+// (then longest) wins.
+//
+// Values shorter than 4 bytes are not scrubbed at all: they would match
+// ordinary text everywhere. A Scrubber is immutable and safe for concurrent
+// use; it returns no errors.
+type Scrubber struct {
+	bpats  [][]byte // every encoding, longest first
+	spats  []string // the same, as strings
+	roots  []int    // the patterns no shorter pattern is a prefix of
+	maxLen int
+}
+
+// NewScrubber prepares the patterns for value once, so that headers and
+// every chunk of a streamed body are checked without re-encoding it. The
+// proxy calls it on every request, so the encodings share one buffer.
+func NewScrubber(value credvault.Secret) *Scrubber {
+	s := &Scrubber{}
+	v := value.Reveal()
+	if len(v) < minScrubLen {
+		return s
+	}
+	// zv is v after two zero bytes: zv[2-off:] is v at offset off of a
+	// base64 group.
+	zv := make([]byte, 2+len(v))
+	copy(zv[2:], v)
+	vb := zv[2:]
+	ps := patternSet{buf: make([]byte, 0, 12*len(v)+64)}
+
+	ps.addString(v)
+	ps.addEscaped(url.QueryEscape(v))
+	ps.addEscaped(url.PathEscape(v))
+	st := len(ps.buf)
+	ps.buf = base64.StdEncoding.AppendEncode(ps.buf, vb)
+	std := ps.buf[st:] // stays valid (and unchanged) if buf grows
+	ps.commit(st)
+	for _, lower := range []bool{false, true} {
+		st = len(ps.buf)
+		ps.buf = appendEscapedBase64(ps.buf, std, lower)
+		ps.commit(st)
+	}
+	for _, enc := range []*base64.Encoding{base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		st = len(ps.buf)
+		ps.buf = enc.AppendEncode(ps.buf, vb)
+		ps.commit(st)
+	}
+	if len(v) >= minCoreLen {
+		for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+			for off := 0; off < 3; off++ {
+				st = len(ps.buf)
+				ps.buf = enc.AppendEncode(ps.buf, zv[2-off:])
+				skip := (8*off + 5) / 6       // characters holding bits of the bytes before v
+				end := 8 * (off + len(v)) / 6 // characters complete without the bytes after v
+				n := copy(ps.buf[st:], ps.buf[st+skip:st+end])
+				ps.buf = ps.buf[:st+n]
+				ps.commit(st)
+			}
+		}
+	}
+
+	spans := ps.spans[:ps.n]
+	slices.SortStableFunc(spans, func(a, b [2]int) int { return (b[1] - b[0]) - (a[1] - a[0]) })
+	all := string(ps.buf)
+	s.bpats = make([][]byte, len(spans))
+	s.spats = make([]string, len(spans))
+	for i, sp := range spans {
+		s.bpats[i] = ps.buf[sp[0]:sp[1]:sp[1]]
+		s.spats[i] = all[sp[0]:sp[1]]
+	}
+	s.roots = make([]int, 0, len(spans))
+	for i, p := range s.spats {
+		root := true
+		for j := i + 1; j < len(s.spats); j++ {
+			if len(s.spats[j]) < len(p) && strings.HasPrefix(p, s.spats[j]) {
+				root = false
+				break
+			}
+		}
+		if root {
+			s.roots = append(s.roots, i)
+		}
+	}
+	s.maxLen = len(s.spats[0])
+	return s
+}
+
+// patternSet collects the encodings of a value in one buffer, without
+// duplicates and without the ones too short to look for.
+type patternSet struct {
+	buf   []byte
+	spans [maxPatterns][2]int
+	n     int
+}
+
+// commit keeps buf[start:] as a pattern, or drops it.
+func (ps *patternSet) commit(start int) {
+	p := ps.buf[start:]
+	keep := len(p) >= minScrubLen && ps.n < maxPatterns
+	for _, sp := range ps.spans[:ps.n] {
+		if keep && bytes.Equal(ps.buf[sp[0]:sp[1]], p) {
+			keep = false
+		}
+	}
+	if !keep {
+		ps.buf = ps.buf[:start]
+		return
+	}
+	ps.spans[ps.n] = [2]int{start, len(ps.buf)}
+	ps.n++
+}
+
+func (ps *patternSet) addString(e string) {
+	st := len(ps.buf)
+	ps.buf = append(ps.buf, e...)
+	ps.commit(st)
+}
+
+// addEscaped adds a percent-encoded form as it is and with lower-case hex.
+func (ps *patternSet) addEscaped(e string) {
+	ps.addString(e)
+	st := len(ps.buf)
+	ps.buf = append(ps.buf, e...)
+	lowerHex(ps.buf[st:])
+	ps.commit(st)
+}
+
+// lowerHex turns the hex digits of every percent escape in b to lower case.
+func lowerHex(b []byte) {
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] == '%' {
+			for j := i + 1; j <= i+2; j++ {
+				if b[j] >= 'A' && b[j] <= 'F' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			i += 2
+		}
+	}
+}
+
+// appendEscapedBase64 appends standard base64 text as url.QueryEscape
+// writes it ('+', '/' and '=' escaped), with lower-case hex if lower.
+func appendEscapedBase64(dst, b64 []byte, lower bool) []byte {
+	hex := "0123456789ABCDEF"
+	if lower {
+		hex = "0123456789abcdef"
+	}
+	for _, c := range b64 {
+		if c == '+' || c == '/' || c == '=' {
+			dst = append(dst, '%', hex[c>>4], hex[c&15])
+			continue
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// String returns v with every occurrence of the value replaced. It does not
+// allocate when there is nothing to replace.
+func (s *Scrubber) String(v string) string {
+	if !s.containsAny(v) {
+		return v
+	}
+	out, _ := s.redact(make([]byte, 0, len(v)+len(redactedMark)), []byte(v), len(v))
+	return string(out)
+}
+
+func (s *Scrubber) containsAny(v string) bool {
+	for _, i := range s.roots {
+		if p := s.spats[i]; len(v) >= len(p) && strings.Contains(v, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Header scrubs every value of h in place. A header whose name itself holds
+// the value is deleted, since a name cannot be redacted without changing
+// what the header means.
+func (s *Scrubber) Header(h http.Header) {
+	if len(s.spats) == 0 {
+		return
+	}
+	for k, vs := range h {
+		if s.containsAny(k) {
+			delete(h, k)
+			continue
+		}
+		for i, v := range vs {
+			vs[i] = s.String(v)
+		}
+	}
+}
+
+// redact appends b[:limit] to out with matches replaced and returns how
+// many bytes of b it consumed: at least limit, more when a match that
+// starts before limit runs past it. Matches are only looked for at starting
+// positions below limit. Only the root patterns are searched for (every
+// occurrence of a longer pattern starts with one of them); at a hit, the
+// longest pattern there is replaced.
+func (s *Scrubber) redact(out, b []byte, limit int) ([]byte, int) {
+	var next [maxPatterns]int // next hit of each root at or after pos; -1 none, -2 unknown
+	for r := range s.roots {
+		next[r] = -2
+	}
+	pos := 0
+	for {
+		best := -1
+		for r, i := range s.roots {
+			if next[r] == -2 || (next[r] >= 0 && next[r] < pos) {
+				j := bytes.Index(b[pos:], s.bpats[i])
+				if j >= 0 {
+					j += pos
+				}
+				next[r] = j
+			}
+			if j := next[r]; j >= 0 && j < limit && (best < 0 || j < best) {
+				best = j
+			}
+		}
+		if best < 0 {
+			break
+		}
+		n := 0
+		for _, p := range s.bpats {
+			if bytes.HasPrefix(b[best:], p) {
+				n = len(p)
+				break
+			}
+		}
+		out = append(out, b[pos:best]...)
+		out = append(out, redactedMark...)
+		pos = best + n
+	}
+	if pos < limit {
+		out = append(out, b[pos:limit]...)
+		pos = limit
+	}
+	return out, pos
+}
+
+// scrubChunk is how much is read from the upstream at a time.
+const scrubChunk = 16 << 10
+
+// maxPooledBuf keeps buffers that grew on a chunk full of matches out of
+// the pool.
+const maxPooledBuf = 4 * scrubChunk
+
+// scrubBufPool recycles the buffers of scrubbing readers: the proxy opens
+// one per call.
+var scrubBufPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, 2*scrubChunk)
+	return &b
+}}
+
+// Reader returns a reader of r with the value scrubbed as the data streams
+// through. An occurrence split across reads is still caught: the last
+// (longest pattern - 1) bytes of each chunk are held back until the next
+// read or the end of r. When r fails (with anything but io.EOF), the bytes
+// held back are dropped, since they may be the start of the value, and the
+// error is returned. Close closes r. The reader is not safe for concurrent
+// use, like any body.
+func (s *Scrubber) Reader(r io.ReadCloser) io.ReadCloser {
+	if len(s.spats) == 0 {
+		return r
+	}
+	return &scrubReader{s: s, r: r}
+}
+
+type scrubReader struct {
+	mu     sync.Mutex // Close may come from another goroutine than Read
+	s      *Scrubber
+	r      io.ReadCloser
+	in     *[]byte // held-back tail followed by fresh data
+	out    *[]byte // scrubbed data not yet handed out
+	outPos int
+	err    error
+	closed bool
+}
+
+func (z *scrubReader) Read(p []byte) (int, error) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if z.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	if z.in == nil {
+		z.in = scrubBufPool.Get().(*[]byte)
+		z.out = scrubBufPool.Get().(*[]byte)
+	}
+	for {
+		if out := *z.out; z.outPos < len(out) {
+			n := copy(p, out[z.outPos:])
+			z.outPos += n
+			return n, nil
+		}
+		if z.err != nil {
+			return 0, z.err
+		}
+		if len(p) == 0 {
+			return 0, nil
+		}
+		in := *z.in
+		if cap(in)-len(in) < scrubChunk {
+			grown := make([]byte, len(in), len(in)+scrubChunk+z.s.maxLen)
+			copy(grown, in)
+			in = grown
+		}
+		n, err := z.r.Read(in[len(in) : len(in)+scrubChunk])
+		in = in[:len(in)+n]
+		limit := len(in) - (z.s.maxLen - 1)
+		if err == io.EOF {
+			limit = len(in)
+		}
+		limit = max(limit, 0)
+		z.err = err
+		out, used := z.s.redact((*z.out)[:0], in, limit)
+		*z.out, z.outPos = out, 0
+		if err != nil {
+			used = len(in) // at the end, or the tail is dropped: it may begin the value
+		}
+		*z.in = in[:copy(in, in[used:])]
+	}
+}
+
+// Close closes the upstream body and gives the buffers back. The body is
+// closed first, so that a Read blocked in it returns and lets go of the
+// buffers.
+func (z *scrubReader) Close() error {
+	err := z.r.Close()
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if !z.closed {
+		z.closed = true
+		if z.in != nil {
+			for _, b := range []*[]byte{z.in, z.out} {
+				if cap(*b) <= maxPooledBuf {
+					*b = (*b)[:0]
+					scrubBufPool.Put(b)
+				}
+			}
+			z.in, z.out = nil, nil
+		}
+	}
+	return err
+}
