@@ -122,6 +122,12 @@ func (s *Server) handleProxy(c *fiber.Ctx) error {
 			c.Response().Header.Add(k, v)
 		}
 	}
+	if c.Method() == http.MethodHead {
+		// No body goes back; release the upstream connection now.
+		resp.Body.Close()
+		return nil
+	}
+	// fasthttp closes the stream once it has sent it.
 	c.Response().SetBodyStream(resp.Body, -1)
 	return nil
 }

@@ -157,7 +157,7 @@ func classify(ctx context.Context, err error, host string, scrub *Scrubber) erro
 	switch {
 	case errors.Is(err, ErrPrivateAddress):
 		return &credvault.Error{Code: credvault.EFORBIDDEN, Reason: "egress_denied", Err: cause,
-			Message: fmt.Sprintf("%s resolves to an address that is not public (private, loopback, link-local or metadata); credvault does not send credentials there", h)}
+			Message: fmt.Sprintf("upstream %s is at an address that is not public (private, loopback, link-local or metadata); credvault does not send credentials there", h)}
 	case errors.Is(ctx.Err(), context.Canceled):
 		// The caller went away (the transport's own error may not say so).
 		if !errors.Is(err, context.Canceled) {

@@ -56,7 +56,8 @@ type Scrubber struct {
 
 // NewScrubber prepares the patterns for value once, so that headers and
 // every chunk of a streamed body are checked without re-encoding it. The
-// proxy calls it on every request, so the encodings share one buffer.
+// proxy calls it on every request, so the encodings share one buffer. It
+// cannot fail.
 func NewScrubber(value credvault.Secret) *Scrubber {
 	s := &Scrubber{}
 	v := value.Reveal()
@@ -198,8 +199,9 @@ func appendEscapedBase64(dst, b64 []byte, lower bool) []byte {
 	return dst
 }
 
-// String returns v with every occurrence of the value replaced. It does not
-// allocate when there is nothing to replace.
+// String returns v with every occurrence of the value replaced, for single
+// texts such as a status line or an error. It does not allocate when there
+// is nothing to replace, and cannot fail.
 func (s *Scrubber) String(v string) string {
 	if !s.containsAny(v) {
 		return v
@@ -217,9 +219,10 @@ func (s *Scrubber) containsAny(v string) bool {
 	return false
 }
 
-// Header scrubs every value of h in place. A header whose name itself holds
-// the value is deleted, since a name cannot be redacted without changing
-// what the header means.
+// Header scrubs every value of h (response headers or trailers) in place.
+// Names are not rewritten, but a header whose name itself holds the value is
+// deleted, since a name cannot be redacted without changing what the header
+// means. h may be nil. It cannot fail.
 func (s *Scrubber) Header(h http.Header) {
 	if len(s.spats) == 0 {
 		return
@@ -301,8 +304,9 @@ var scrubBufPool = sync.Pool{New: func() any {
 // (longest pattern - 1) bytes of each chunk are held back until the next
 // read or the end of r. When r fails (with anything but io.EOF), the bytes
 // held back are dropped, since they may be the start of the value, and the
-// error is returned. Close closes r. The reader is not safe for concurrent
-// use, like any body.
+// error is returned unchanged; Read after Close returns
+// http.ErrBodyReadAfterClose. Close closes r (and may be called while a Read
+// waits, to abort it) and returns r's error.
 func (s *Scrubber) Reader(r io.ReadCloser) io.ReadCloser {
 	if len(s.spats) == 0 {
 		return r
