@@ -451,3 +451,21 @@ func TestInjectTestAndUsage(t *testing.T) {
 		t.Fatalf("delete after use: %d %s", r.status, r.body)
 	}
 }
+
+func TestProxyUpstreamFailures(t *testing.T) {
+	cl := newCluster(t, privateEgress())
+	a := cl.start()
+	_, owner := cl.bootstrap(a, "acme")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	id := cl.createCredential(a, owner, map[string]any{"name": "down", "placement": "bearer", "value": "sk-unreachable-123",
+		"base_url": "http://" + closed, "allowed_hosts": []string{closed}})["id"].(string)
+	r := cl.as(owner, "GET", a.url+"/v1/proxy/"+id+"/x", nil)
+	if r.status != 502 || r.errCode(t) != "upstream_unreachable" || strings.Contains(string(r.body), "sk-unreachable-123") {
+		t.Fatalf("closed port: %d %s", r.status, r.body)
+	}
+}

@@ -22,6 +22,16 @@ var statusOf = map[string]int{
 	credvault.EINTERNAL:     http.StatusInternalServerError,
 }
 
+// statusOfReason refines the status for reasons that are more specific
+// than their code: an upstream failing is a gateway problem, not credvault
+// being unavailable.
+var statusOfReason = map[string]int{
+	"upstream_unreachable":        http.StatusBadGateway,
+	"upstream_response_too_large": http.StatusBadGateway,
+	"upstream_response_encoded":   http.StatusBadGateway,
+	"upstream_timeout":            http.StatusGatewayTimeout,
+}
+
 // codeOf names the JSON error code of a status Fiber produced by itself
 // (unknown route, body too large, ...), outside any handler.
 var codeOf = map[int]string{
@@ -78,6 +88,9 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			body.Error = errorDetail{Code: code, Message: fiberMessage(fe)}
 		} else {
 			status = statusOf[credvault.ErrorCode(err)]
+			if st, ok := statusOfReason[credvault.ErrorReason(err)]; ok {
+				status = st
+			}
 			if status == 0 {
 				status = http.StatusInternalServerError
 			}

@@ -3,12 +3,10 @@ package injector
 import (
 	"bytes"
 	"encoding/base64"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 
 	"credvault/internal/credvault"
 )
@@ -65,33 +63,31 @@ func NewScrubber(value credvault.Secret) *Scrubber {
 		return s
 	}
 	// zv is v after two zero bytes: zv[2-off:] is v at offset off of a
-	// base64 group.
-	zv := make([]byte, 2+len(v))
+	// base64 group. Its spare capacity holds the standard base64 form.
+	zv := make([]byte, 2+len(v), 2+len(v)+base64.StdEncoding.EncodedLen(len(v)))
 	copy(zv[2:], v)
 	vb := zv[2:]
+	std := base64.StdEncoding.AppendEncode(zv[len(zv):], vb)
 	ps := patternSet{buf: make([]byte, 0, 12*len(v)+64)}
 
 	ps.addString(v)
 	ps.addEscaped(url.QueryEscape(v))
 	ps.addEscaped(url.PathEscape(v))
-	st := len(ps.buf)
-	ps.buf = base64.StdEncoding.AppendEncode(ps.buf, vb)
-	std := ps.buf[st:] // stays valid (and unchanged) if buf grows
-	ps.commit(st)
+	ps.addBytes(std)
 	for _, lower := range []bool{false, true} {
-		st = len(ps.buf)
+		st := len(ps.buf)
 		ps.buf = appendEscapedBase64(ps.buf, std, lower)
 		ps.commit(st)
 	}
 	for _, enc := range []*base64.Encoding{base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
-		st = len(ps.buf)
+		st := len(ps.buf)
 		ps.buf = enc.AppendEncode(ps.buf, vb)
 		ps.commit(st)
 	}
 	if len(v) >= minCoreLen {
 		for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
 			for off := 0; off < 3; off++ {
-				st = len(ps.buf)
+				st := len(ps.buf)
 				ps.buf = enc.AppendEncode(ps.buf, zv[2-off:])
 				skip := (8*off + 5) / 6       // characters holding bits of the bytes before v
 				end := 8 * (off + len(v)) / 6 // characters complete without the bytes after v
@@ -151,6 +147,12 @@ func (ps *patternSet) commit(start int) {
 	}
 	ps.spans[ps.n] = [2]int{start, len(ps.buf)}
 	ps.n++
+}
+
+func (ps *patternSet) addBytes(e []byte) {
+	st := len(ps.buf)
+	ps.buf = append(ps.buf, e...)
+	ps.commit(st)
 }
 
 func (ps *patternSet) addString(e string) {
@@ -283,111 +285,4 @@ func (s *Scrubber) redact(out, b []byte, limit int) ([]byte, int) {
 		pos = limit
 	}
 	return out, pos
-}
-
-// scrubChunk is how much is read from the upstream at a time.
-const scrubChunk = 16 << 10
-
-// maxPooledBuf keeps buffers that grew on a chunk full of matches out of
-// the pool.
-const maxPooledBuf = 4 * scrubChunk
-
-// scrubBufPool recycles the buffers of scrubbing readers: the proxy opens
-// one per call.
-var scrubBufPool = sync.Pool{New: func() any {
-	b := make([]byte, 0, 2*scrubChunk)
-	return &b
-}}
-
-// Reader returns a reader of r with the value scrubbed as the data streams
-// through. An occurrence split across reads is still caught: the last
-// (longest pattern - 1) bytes of each chunk are held back until the next
-// read or the end of r. When r fails (with anything but io.EOF), the bytes
-// held back are dropped, since they may be the start of the value, and the
-// error is returned unchanged; Read after Close returns
-// http.ErrBodyReadAfterClose. Close closes r (and may be called while a Read
-// waits, to abort it) and returns r's error.
-func (s *Scrubber) Reader(r io.ReadCloser) io.ReadCloser {
-	if len(s.spats) == 0 {
-		return r
-	}
-	return &scrubReader{s: s, r: r}
-}
-
-type scrubReader struct {
-	mu     sync.Mutex // Close may come from another goroutine than Read
-	s      *Scrubber
-	r      io.ReadCloser
-	in     *[]byte // held-back tail followed by fresh data
-	out    *[]byte // scrubbed data not yet handed out
-	outPos int
-	err    error
-	closed bool
-}
-
-func (z *scrubReader) Read(p []byte) (int, error) {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	if z.closed {
-		return 0, http.ErrBodyReadAfterClose
-	}
-	if z.in == nil {
-		z.in = scrubBufPool.Get().(*[]byte)
-		z.out = scrubBufPool.Get().(*[]byte)
-	}
-	for {
-		if out := *z.out; z.outPos < len(out) {
-			n := copy(p, out[z.outPos:])
-			z.outPos += n
-			return n, nil
-		}
-		if z.err != nil {
-			return 0, z.err
-		}
-		if len(p) == 0 {
-			return 0, nil
-		}
-		in := *z.in
-		if cap(in)-len(in) < scrubChunk {
-			grown := make([]byte, len(in), len(in)+scrubChunk+z.s.maxLen)
-			copy(grown, in)
-			in = grown
-		}
-		n, err := z.r.Read(in[len(in) : len(in)+scrubChunk])
-		in = in[:len(in)+n]
-		limit := len(in) - (z.s.maxLen - 1)
-		if err == io.EOF {
-			limit = len(in)
-		}
-		limit = max(limit, 0)
-		z.err = err
-		out, used := z.s.redact((*z.out)[:0], in, limit)
-		*z.out, z.outPos = out, 0
-		if err != nil {
-			used = len(in) // at the end, or the tail is dropped: it may begin the value
-		}
-		*z.in = in[:copy(in, in[used:])]
-	}
-}
-
-// Close closes the upstream body and gives the buffers back. The body is
-// closed first, so that a Read blocked in it returns and lets go of the
-// buffers.
-func (z *scrubReader) Close() error {
-	err := z.r.Close()
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	if !z.closed {
-		z.closed = true
-		if z.in != nil {
-			for _, b := range []*[]byte{z.in, z.out} {
-				if cap(*b) <= maxPooledBuf {
-					*b = (*b)[:0]
-					scrubBufPool.Put(b)
-				}
-			}
-			z.in, z.out = nil, nil
-		}
-	}
-	return err
 }

@@ -361,3 +361,32 @@ func TestBodyCloseWhileReading(t *testing.T) {
 		t.Fatal("Read did not return after Close")
 	}
 }
+
+// TestScrubberReaderReleasesEarly checks that only a tail that could begin
+// the value waits for more data, so that server-sent events flow through.
+func TestScrubberReaderReleasesEarly(t *testing.T) {
+	s := NewScrubber(credvault.NewSecret(testValue))
+	pr, pw := io.Pipe()
+	r := s.Reader(pr)
+	defer r.Close()
+	go func() {
+		io.WriteString(pw, "data: 1\n\n")
+		io.WriteString(pw, "data: "+testValue[:9])
+		io.WriteString(pw, testValue[9:]+" end\n\n")
+		pw.Close()
+	}()
+	buf := make([]byte, 100)
+	read := func(want string) {
+		t.Helper()
+		n, err := r.Read(buf)
+		if err != nil || string(buf[:n]) != want {
+			t.Fatalf("got %q, %v; want %q", buf[:n], err, want)
+		}
+	}
+	read("data: 1\n\n")
+	read("data: ") // the start of the value waits
+	read("[REDACTED] end\n\n")
+	if n, err := r.Read(buf); n != 0 || err != io.EOF {
+		t.Fatalf("got %d, %v; want EOF", n, err)
+	}
+}
