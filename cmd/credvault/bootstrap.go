@@ -7,19 +7,19 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 
 	"credvault/internal/apikey"
 	"credvault/internal/credvault"
 	"credvault/internal/postgres"
-	"credvault/migrations"
 )
 
 // runBootstrap is `credvault bootstrap --org NAME --email EMAIL`: it creates
 // an org with its owner and prints {"org_id","user_id","api_key"}; the key
 // is shown this once.
-func runBootstrap(ctx context.Context, cfg Config, args []string, stdout, stderr io.Writer) error {
+func runBootstrap(ctx context.Context, cfg Config, args []string, log *slog.Logger, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bootstrap", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	org := fs.String("org", "", "name of the new org (required)")
@@ -37,14 +37,11 @@ func runBootstrap(ctx context.Context, cfg Config, args []string, stdout, stderr
 	case cfg.DatabaseURL.IsZero():
 		return &configError{"DATABASE_URL", "required by `credvault bootstrap`"}
 	}
-	db, err := postgres.Open(ctx, cfg.DatabaseURL.Reveal())
+	db, err := openDatabase(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if _, err := postgres.Migrate(ctx, db, migrations.FS); err != nil {
-		return err
-	}
 	res, err := credvault.Bootstrap(ctx, postgres.NewStore(db), apikey.Minter{Prefix: cfg.KeyPrefix}, *org, *email)
 	if err != nil {
 		return err

@@ -76,7 +76,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "migrate":
 		return runMigrate(ctx, cfg, rest, stdout)
 	case "bootstrap":
-		return runBootstrap(ctx, cfg, rest, stdout, stderr)
+		return runBootstrap(ctx, cfg, rest, log, stdout, stderr)
 	case "rewrap":
 		return runRewrap(ctx, cfg, rest, log, stdout, stderr)
 	}

@@ -9,7 +9,6 @@ import (
 
 	"credvault/internal/credvault"
 	"credvault/internal/postgres"
-	"credvault/migrations"
 	"credvault/vault"
 )
 
@@ -34,18 +33,12 @@ func runRewrap(ctx context.Context, cfg Config, args []string, log *slog.Logger,
 	if err := cfg.requireProduction(); err != nil {
 		return err
 	}
-	db, err := postgres.Open(ctx, cfg.DatabaseURL.Reveal())
+	db, err := openDatabase(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if _, err := postgres.Migrate(ctx, db, migrations.FS); err != nil {
-		return err
-	}
-	vc, err := vault.New(ctx, vault.Config{
-		Addr: cfg.VaultAddr, Token: cfg.VaultToken, RoleID: cfg.VaultRoleID, SecretID: cfg.VaultSecretID,
-		Mount: cfg.TransitMount, Key: cfg.TransitKey, Logger: log,
-	})
+	vc, err := vault.New(ctx, cfg.vaultConfig(log))
 	if err != nil {
 		return err
 	}

@@ -59,23 +59,10 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 
-	if s.db, err = postgres.Open(startCtx, cfg.DatabaseURL.Reveal()); err != nil {
+	if s.db, err = openDatabase(startCtx, cfg, log); err != nil {
 		return nil, err
 	}
-	applied, err := postgres.Migrate(startCtx, s.db, migrations.FS)
-	if err != nil {
-		return nil, err
-	}
-	for _, m := range applied {
-		log.Info("migration applied", "version", m.Version, "name", m.Name)
-	}
-
-	s.vault, err = vault.New(startCtx, vault.Config{
-		Addr: cfg.VaultAddr, Token: cfg.VaultToken,
-		RoleID: cfg.VaultRoleID, SecretID: cfg.VaultSecretID,
-		Mount: cfg.TransitMount, Key: cfg.TransitKey, Logger: log,
-	})
-	if err != nil {
+	if s.vault, err = vault.New(startCtx, cfg.vaultConfig(log)); err != nil {
 		return nil, err
 	}
 	if opts.createTransitKey {
@@ -126,6 +113,32 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 		return nil, fmt.Errorf("CREDVAULT_ADDR: cannot listen on %s: %w", cfg.Addr, err)
 	}
 	return s, nil
+}
+
+// openDatabase connects to PostgreSQL and applies pending migrations, as
+// every command that touches data does first.
+func openDatabase(ctx context.Context, cfg Config, log *slog.Logger) (*sqlx.DB, error) {
+	db, err := postgres.Open(ctx, cfg.DatabaseURL.Reveal())
+	if err != nil {
+		return nil, err
+	}
+	applied, err := postgres.Migrate(ctx, db, migrations.FS)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	for _, m := range applied {
+		log.Info("migration applied", "version", m.Version, "name", m.Name)
+	}
+	return db, nil
+}
+
+// vaultConfig is the Vault client's share of the configuration.
+func (cfg Config) vaultConfig(log *slog.Logger) vault.Config {
+	return vault.Config{
+		Addr: cfg.VaultAddr, Token: cfg.VaultToken, RoleID: cfg.VaultRoleID, SecretID: cfg.VaultSecretID,
+		Mount: cfg.TransitMount, Key: cfg.TransitKey, Logger: log,
+	}
 }
 
 // URL is the base URL clients use, with a loopback host when the listener
