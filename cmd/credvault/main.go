@@ -26,6 +26,8 @@ commands:
                            create an org and its owner; prints the owner's API key once
   rewrap [--batch N] [--raise-min-version]
                            re-encrypt every credential under the latest transit key version
+  bench [--quick] [--json FILE]
+                           measure credvault against its baselines (see BENCHMARKS.md)
   devtransit [flags]       run the Vault-compatible dev transit server alone
   help                     show this text
 
@@ -79,6 +81,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runBootstrap(ctx, cfg, rest, log, stdout, stderr)
 	case "rewrap":
 		return runRewrap(ctx, cfg, rest, log, stdout, stderr)
+	case "bench":
+		return runBench(ctx, cfg, rest, stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)

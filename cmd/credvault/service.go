@@ -44,6 +44,7 @@ type service struct {
 // startOptions differ between serve and dev.
 type startOptions struct {
 	createTransitKey bool // dev only: enable transit and create the derived key
+	disableKeyCache  bool // bench only: every key verification reads PostgreSQL
 }
 
 // startService connects to PostgreSQL and applies migrations, connects to
@@ -80,7 +81,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	if err != nil {
 		return nil, err
 	}
-	s.verifier = apikey.NewVerifier(s.store, limiter, apikey.VerifierOptions{Prefix: cfg.KeyPrefix, Logger: log})
+	s.verifier = apikey.NewVerifier(s.store, limiter, apikey.VerifierOptions{Prefix: cfg.KeyPrefix, Logger: log, DisableCache: opts.disableKeyCache})
 	s.values = credvault.NewValueCache(cfg.SecretCacheTTL)
 	s.usage = postgres.NewUsageWriter(s.store, log, time.Second)
 	s.store.OnInvalidate(s.invalidate)

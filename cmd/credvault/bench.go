@@ -1,0 +1,273 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/jmoiron/sqlx"
+
+	"credvault/internal/credvault"
+)
+
+// benchOptions sizes a `credvault bench` run.
+type benchOptions struct {
+	quick       bool
+	jsonFile    string
+	concurrency int
+	duration    time.Duration
+	poolKeys    int // keys the verify scenarios send
+	coldKeys    int // keys in the table for verify-cold
+	revocations int
+	rewrapRows  int
+}
+
+// scenarioResult is one line of the report and one object of --json.
+type scenarioResult struct {
+	Name        string  `json:"name"`
+	RPS         float64 `json:"rps"`
+	P50         float64 `json:"p50_ms"`
+	P99         float64 `json:"p99_ms"`
+	BaselineRPS float64 `json:"baseline_rps"`
+	Ratio       float64 `json:"ratio"`
+	Requests    int     `json:"requests"`
+	Failures    int     `json:"failures"`
+	Extra       map[string]any
+}
+
+// MarshalJSON flattens Extra (db_queries, keys_in_table, ...) into the object.
+func (r scenarioResult) MarshalJSON() ([]byte, error) {
+	type plain scenarioResult
+	b, err := json.Marshal(plain(r))
+	if err != nil || len(r.Extra) == 0 {
+		return b, err
+	}
+	m := map[string]any{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	delete(m, "Extra")
+	for k, v := range r.Extra {
+		m[k] = v
+	}
+	return json.Marshal(m)
+}
+
+func (r scenarioResult) line() string {
+	s := fmt.Sprintf("%-19s rps=%9.0f  p50=%8.3fms  p99=%8.3fms  baseline_rps=%9.0f  ratio=%.2f", r.Name, r.RPS, r.P50, r.P99, r.BaselineRPS, r.Ratio)
+	if r.Failures > 0 {
+		s += fmt.Sprintf("  failures=%d", r.Failures)
+	}
+	for _, k := range sortedExtra(r.Extra) {
+		s += fmt.Sprintf("  %s=%v", k, r.Extra[k])
+	}
+	return s
+}
+
+func sortedExtra(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	return keys
+}
+
+// runBench is `credvault bench [--quick] [--json FILE]`: it starts what it
+// needs (a throwaway database on local PostgreSQL, the dev transit server,
+// several service instances, a baseline Fiber route and a local upstream),
+// then measures each scenario against its baseline in the same run.
+func runBench(ctx context.Context, cfg Config, args []string, stdout, stderr io.Writer) error {
+	opts, err := parseBenchFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, slog.LevelWarn)
+	env, cleanup, err := benchEnvironment(ctx, cfg, log, stdout)
+	defer cleanup()
+	if err != nil {
+		return err
+	}
+	b := &bench{opts: opts, out: stdout, log: log, client: benchClient(opts.concurrency)}
+	if err := b.setup(ctx, env); err != nil {
+		return err
+	}
+	defer b.stop()
+	results, err := b.run(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "\nresults:")
+	for _, r := range results {
+		fmt.Fprintln(stdout, r.line())
+	}
+	if opts.jsonFile != "" {
+		data, err := json.MarshalIndent(results, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(opts.jsonFile, append(data, '\n'), 0o644); err != nil {
+			return fmt.Errorf("--json: %w", err)
+		}
+		fmt.Fprintf(stdout, "JSON summary written to %s\n", opts.jsonFile)
+	}
+	return nil
+}
+
+func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	quick := fs.Bool("quick", false, "small data and short runs (under two minutes), for CI smoke tests")
+	jsonFile := fs.String("json", "", "also write the results as JSON to this file")
+	conc := fs.Int("concurrency", 64, "connections per load run")
+	dur := fs.Duration("duration", 0, "length of each load run (default 10s, 2s with --quick)")
+	if err := fs.Parse(args); err != nil {
+		return benchOptions{}, err
+	}
+	if fs.NArg() > 0 {
+		return benchOptions{}, fmt.Errorf("bench: unexpected argument %q", fs.Arg(0))
+	}
+	if *conc < 1 || *conc > 1024 {
+		return benchOptions{}, errors.New("bench: --concurrency must be from 1 to 1024")
+	}
+	o := benchOptions{quick: *quick, jsonFile: *jsonFile, concurrency: *conc, duration: 10 * time.Second,
+		poolKeys: 10_000, coldKeys: 1_000_000, revocations: 100, rewrapRows: 100_000}
+	if *quick {
+		o.duration, o.poolKeys, o.coldKeys, o.revocations, o.rewrapRows = 2*time.Second, 1_000, 20_000, 20, 5_000
+	}
+	if *dur != 0 {
+		if *dur < 100*time.Millisecond || *dur > 10*time.Minute {
+			return benchOptions{}, errors.New("bench: --duration must be from 100ms to 10m")
+		}
+		o.duration = *dur
+	}
+	return o, nil
+}
+
+// benchEnv is where the bench's services run: a database and a Vault.
+type benchEnv struct {
+	cfg Config
+}
+
+// benchEnvironment provides a database (DATABASE_URL, or a throwaway one
+// on the local server, dropped at the end) and a Vault (VAULT_ADDR, or the
+// dev transit server in-process).
+func benchEnvironment(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (benchEnv, func(), error) {
+	var cleanups []func()
+	cleanup := func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}
+	cfg.Addr, cfg.LogLevel, cfg.EgressAllowPrivate = "127.0.0.1:0", slog.LevelWarn, true
+	if cfg.DatabaseURL.IsZero() {
+		dbURL, drop, err := throwawayDatabase(ctx)
+		if err != nil {
+			return benchEnv{}, cleanup, err
+		}
+		cleanups = append(cleanups, drop)
+		cfg.DatabaseURL = credvault.NewSecret(dbURL)
+		fmt.Fprintln(out, "bench: using a throwaway database on the local PostgreSQL server")
+	}
+	if cfg.VaultAddr == "" {
+		dir, err := os.MkdirTemp("", "credvault-bench-transit-")
+		if err != nil {
+			return benchEnv{}, cleanup, err
+		}
+		cleanups = append(cleanups, func() { os.RemoveAll(dir) })
+		addr, tokenFile, stop, err := startDevTransit(ctx, dir, log)
+		if err != nil {
+			return benchEnv{}, cleanup, err
+		}
+		cleanups = append(cleanups, stop)
+		token, err := readSecretFile(tokenFile)
+		if err != nil {
+			return benchEnv{}, cleanup, err
+		}
+		cfg.VaultAddr, cfg.VaultToken, cfg.VaultRoleID, cfg.VaultSecretID = addr, token, "", credvault.Secret{}
+		cfg.TransitKey = "credvault-bench"
+	}
+	return benchEnv{cfg: cfg}, cleanup, nil
+}
+
+// throwawayDatabase creates a database on CREDVAULT_BENCH_DATABASE_URL's
+// server (default: the local one at 127.0.0.1:5432) and returns its URL
+// and a function that drops it.
+func throwawayDatabase(ctx context.Context) (string, func(), error) {
+	server := os.Getenv("CREDVAULT_BENCH_DATABASE_URL")
+	if server == "" {
+		server = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	}
+	admin, err := sqlx.Open("postgres", server)
+	if err != nil {
+		return "", func() {}, err
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := "credvault_bench_" + hex.EncodeToString(b)
+	if _, err := admin.ExecContext(ctx, `CREATE DATABASE `+name); err != nil {
+		admin.Close()
+		return "", func() {}, fmt.Errorf("bench: cannot create a database on the local PostgreSQL server (set DATABASE_URL or CREDVAULT_BENCH_DATABASE_URL): %w", err)
+	}
+	u, err := url.Parse(server)
+	if err != nil {
+		admin.Close()
+		return "", func() {}, err
+	}
+	u.Path = "/" + name
+	drop := func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = admin.ExecContext(dctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`)
+		admin.Close()
+	}
+	return u.String(), drop, nil
+}
+
+// baselineServer is a Fiber app in the same process that does nothing but
+// answer 200: what verify-cached is measured against.
+func baselineServer() (string, func(), error) {
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Get("/ok", func(c *fiber.Ctx) error { return c.SendStatus(fiber.StatusOK) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	go func() { _ = app.Listener(ln) }()
+	return "http://" + ln.Addr().String(), func() { _ = app.Shutdown() }, nil
+}
+
+// upstreamServer is the local third-party API the proxy scenario calls.
+func upstreamServer() (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") && r.URL.Query().Get("direct") == "" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"object":"balance","available":[{"amount":1000,"currency":"usd"}],"livemode":false}`)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
+}

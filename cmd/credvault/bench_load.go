@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// loadResult is what one bounded load run measured.
+type loadResult struct {
+	requests int
+	failures int
+	elapsed  time.Duration
+	latency  []time.Duration // one sample per request, up to maxSamples
+}
+
+const maxSamples = 2_000_000
+
+func (r loadResult) rps() float64 {
+	if r.elapsed <= 0 {
+		return 0
+	}
+	return float64(r.requests) / r.elapsed.Seconds()
+}
+
+// percentile returns the p-th percentile (0..100) of the samples, in ms.
+func percentile(samples []time.Duration, p float64) float64 {
+	if len(samples) == 0 {
+		return 0
+	}
+	s := slices.Clone(samples)
+	slices.Sort(s)
+	i := int(float64(len(s)-1) * p / 100)
+	return float64(s[i].Microseconds()) / 1000
+}
+
+// loadSpec is one load run: concurrency workers send requests made by
+// next until the duration is up or maxRequests have been sent, whichever
+// comes first (every run is bounded in count and time).
+type loadSpec struct {
+	concurrency int
+	duration    time.Duration
+	maxRequests int
+	next        func(i int) *http.Request
+	ok          func(status int) bool
+}
+
+// runLoad drives spec with client and measures throughput and latency.
+func runLoad(ctx context.Context, client *http.Client, spec loadSpec) loadResult {
+	ctx, cancel := context.WithTimeout(ctx, spec.duration)
+	defer cancel()
+	var (
+		counter  atomic.Int64
+		failures atomic.Int64
+		mu       sync.Mutex
+		samples  = make([]time.Duration, 0, min(spec.maxRequests, maxSamples))
+		wg       sync.WaitGroup
+	)
+	start := time.Now()
+	for range spec.concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, 4096)
+			for ctx.Err() == nil {
+				i := int(counter.Add(1)) - 1
+				if i >= spec.maxRequests {
+					break
+				}
+				req := spec.next(i).WithContext(ctx)
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					if ctx.Err() == nil {
+						failures.Add(1)
+					} else {
+						counter.Add(-1) // cut off by the deadline: not a request
+					}
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				local = append(local, time.Since(t0))
+				if !spec.ok(resp.StatusCode) {
+					failures.Add(1)
+				}
+			}
+			mu.Lock()
+			if room := maxSamples - len(samples); room > 0 {
+				samples = append(samples, local[:min(room, len(local))]...)
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	return loadResult{requests: len(samples), failures: int(failures.Load()), elapsed: elapsed, latency: samples}
+}
+
+// benchClient is the load generator's HTTP client: keep-alive connections,
+// one per worker.
+func benchClient(concurrency int) *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{MaxIdleConns: concurrency * 2, MaxIdleConnsPerHost: concurrency * 2, IdleConnTimeout: time.Minute},
+		Timeout:   30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+
+func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }

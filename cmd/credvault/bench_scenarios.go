@@ -1,0 +1,320 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"credvault/internal/apikey"
+	"credvault/internal/credvault"
+)
+
+// bench holds the running pieces of one `credvault bench` run.
+type bench struct {
+	opts   benchOptions
+	out    io.Writer
+	log    *slog.Logger
+	client *http.Client
+
+	a, b, cold, nocache *service // instances on one database
+	stops               []func()
+	baseline, upstream  string
+	owner               string // the bench org's owner key (scope admin)
+	orgID, userID       string
+	pool                []string // valid keys the verify scenarios send
+}
+
+func (bn *bench) stop() {
+	for i := len(bn.stops) - 1; i >= 0; i-- {
+		bn.stops[i]()
+	}
+}
+
+// instance starts one service on env's database and Vault.
+func (bn *bench) instance(ctx context.Context, cfg Config, opts startOptions) (*service, error) {
+	s, err := startService(ctx, cfg, bn.log, opts)
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- s.serve(sctx) }()
+	bn.stops = append(bn.stops, func() { cancel(); <-done })
+	return s, nil
+}
+
+func (bn *bench) setup(ctx context.Context, env benchEnv) error {
+	fmt.Fprintln(bn.out, "bench: starting four service instances, a baseline route and a local upstream")
+	var err error
+	if bn.a, err = bn.instance(ctx, env.cfg, startOptions{createTransitKey: true}); err != nil {
+		return err
+	}
+	if bn.b, err = bn.instance(ctx, env.cfg, startOptions{}); err != nil {
+		return err
+	}
+	if bn.cold, err = bn.instance(ctx, env.cfg, startOptions{disableKeyCache: true}); err != nil {
+		return err
+	}
+	noCache := env.cfg
+	noCache.SecretCacheTTL = 0
+	if bn.nocache, err = bn.instance(ctx, noCache, startOptions{}); err != nil {
+		return err
+	}
+	var stop func()
+	if bn.baseline, stop, err = baselineServer(); err != nil {
+		return err
+	}
+	bn.stops = append(bn.stops, stop)
+	if bn.upstream, stop, err = upstreamServer(); err != nil {
+		return err
+	}
+	bn.stops = append(bn.stops, stop)
+
+	res, err := credvault.Bootstrap(ctx, bn.a.store, bn.a.minter, "bench", "bench@localhost")
+	if err != nil {
+		return err
+	}
+	bn.owner, bn.orgID, bn.userID = res.APIKey.Reveal(), res.OrgID, res.UserID
+	fmt.Fprintf(bn.out, "bench: seeding %d API keys (%d of them sent in requests)\n", bn.opts.coldKeys, bn.opts.poolKeys)
+	if bn.pool, err = seedKeys(ctx, bn.a.db, bn.orgID, bn.userID, bn.opts.coldKeys, bn.opts.poolKeys, bn.out); err != nil {
+		return err
+	}
+	// Seeding bypassed NOTIFY: reload every instance's known-key set.
+	for _, s := range []*service{bn.a, bn.b, bn.cold, bn.nocache} {
+		s.verifier.Reset(ctx)
+	}
+	return nil
+}
+
+func (bn *bench) run(ctx context.Context) ([]scenarioResult, error) {
+	var out []scenarioResult
+	steps := []func(context.Context) ([]scenarioResult, error){
+		bn.verifyScenarios, bn.revokePropagation, bn.proxyScenarios, bn.rewrap,
+	}
+	for _, step := range steps {
+		rs, err := step(ctx)
+		if err != nil {
+			return out, err
+		}
+		for _, r := range rs {
+			fmt.Fprintln(bn.out, "  "+r.line())
+		}
+		out = append(out, rs...)
+	}
+	return out, nil
+}
+
+// load runs one bounded load and prints what it is doing first.
+func (bn *bench) load(ctx context.Context, what string, next func(i int) *http.Request, ok func(int) bool) loadResult {
+	fmt.Fprintf(bn.out, "bench: %s: %d connections for %s\n", what, bn.opts.concurrency, bn.opts.duration)
+	return runLoad(ctx, bn.client, loadSpec{
+		concurrency: bn.opts.concurrency, duration: bn.opts.duration, maxRequests: 50_000_000, next: next, ok: ok,
+	})
+}
+
+func newGet(url string, headers ...string) *http.Request {
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	return req
+}
+
+func wantStatus(want int) func(int) bool { return func(s int) bool { return s == want } }
+
+func result(name string, r loadResult, baseline float64) scenarioResult {
+	res := scenarioResult{Name: name, RPS: r.rps(), P50: percentile(r.latency, 50), P99: percentile(r.latency, 99),
+		BaselineRPS: baseline, Requests: r.requests, Failures: r.failures, Extra: map[string]any{}}
+	if baseline > 0 {
+		res.Ratio = res.RPS / baseline
+	}
+	return res
+}
+
+// verifyScenarios: verify-cached, verify-cold and verify-garbage.
+func (bn *bench) verifyScenarios(ctx context.Context) ([]scenarioResult, error) {
+	base := bn.load(ctx, "baseline (a Fiber route that only answers 200)", func(int) *http.Request { return newGet(bn.baseline + "/ok") }, wantStatus(200))
+	check := func(s *service) func(i int) *http.Request {
+		return func(i int) *http.Request {
+			return newGet(s.URL()+"/v1/auth/check", "X-API-Key", bn.pool[i%len(bn.pool)])
+		}
+	}
+	// Warm the cache of instance a with every pool key once.
+	warm := runLoad(ctx, bn.client, loadSpec{concurrency: bn.opts.concurrency, duration: time.Minute, maxRequests: len(bn.pool), next: check(bn.a), ok: wantStatus(200)})
+	if warm.failures > 0 {
+		return nil, fmt.Errorf("bench: %d of %d pool keys failed to verify while warming up", warm.failures, len(bn.pool))
+	}
+	cached := bn.load(ctx, "verify-cached", check(bn.a), wantStatus(200))
+	rCached := result("verify-cached", cached, base.rps())
+
+	before := bn.cold.verifier.Stats().DBLookups.Load()
+	cold := bn.load(ctx, fmt.Sprintf("verify-cold (no cache, %d keys in the table)", bn.opts.coldKeys), check(bn.cold), wantStatus(200))
+	rCold := result("verify-cold", cold, base.rps())
+	rCold.Extra["db_queries"] = bn.cold.verifier.Stats().DBLookups.Load() - before
+	rCold.Extra["keys_in_table"] = bn.opts.coldKeys
+
+	// Garbage: keys with one character changed (bad checksum), then
+	// well-formed keys that do not exist.
+	bad := make([]string, len(bn.pool))
+	for i, k := range bn.pool {
+		b := []byte(k)
+		j := len("cv_live_") + i%30
+		b[j] = map[bool]byte{true: 'B', false: 'A'}[b[j] == 'A']
+		bad[i] = string(b)
+	}
+	unknown := make([]string, 10_000)
+	for i := range unknown {
+		k, err := apikey.Generate("cv", apikey.EnvLive)
+		if err != nil {
+			return nil, err
+		}
+		unknown[i] = k.Reveal()
+	}
+	garbage := func(keys []string) func(int) *http.Request {
+		return func(i int) *http.Request { return newGet(bn.a.URL()+"/v1/auth/check", "X-API-Key", keys[i%len(keys)]) }
+	}
+	stats := bn.a.verifier.Stats()
+	q0 := stats.DBLookups.Load()
+	badRun := bn.load(ctx, "verify-garbage (bad checksums)", garbage(bad), wantStatus(401))
+	q1 := stats.DBLookups.Load()
+	unknownRun := bn.load(ctx, "verify-garbage (well-formed unknown keys)", garbage(unknown), wantStatus(401))
+	q2 := stats.DBLookups.Load()
+	both := loadResult{requests: badRun.requests + unknownRun.requests, failures: badRun.failures + unknownRun.failures,
+		elapsed: badRun.elapsed + unknownRun.elapsed, latency: append(badRun.latency, unknownRun.latency...)}
+	rGarbage := result("verify-garbage", both, cached.rps())
+	rGarbage.Extra["db_queries_bad_checksum"] = q1 - q0
+	rGarbage.Extra["db_queries_unknown"] = q2 - q1
+	rGarbage.Extra["db_queries"] = q2 - q0
+	rGarbage.Extra["baseline"] = "verify-cached"
+	return []scenarioResult{rCached, rCold, rGarbage}, nil
+}
+
+// revokePropagation revokes keys through instance a and measures how long
+// instance b keeps accepting each.
+func (bn *bench) revokePropagation(ctx context.Context) ([]scenarioResult, error) {
+	fmt.Fprintf(bn.out, "bench: revoke-propagation: %d revocations on instance A, polled on instance B\n", bn.opts.revocations)
+	api := func(method, url string, body string) (int, map[string]any, error) {
+		var rd io.Reader
+		if body != "" {
+			rd = stringsReader(body)
+		}
+		req, _ := http.NewRequestWithContext(ctx, method, url, rd)
+		req.Header.Set("X-API-Key", bn.owner)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := bn.client.Do(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = jsonDecode(resp.Body, &m)
+		return resp.StatusCode, m, nil
+	}
+	var samples []time.Duration
+	for i := range bn.opts.revocations {
+		st, m, err := api("POST", bn.a.URL()+"/v1/api-keys", fmt.Sprintf(`{"name":"revoke-%d","scopes":["keys:read"]}`, i))
+		if err != nil || st != 201 {
+			return nil, fmt.Errorf("bench: create key: %d %v", st, err)
+		}
+		key, id := m["key"].(string), m["id"].(string)
+		for {
+			resp, err := bn.client.Do(newGet(bn.b.URL()+"/v1/auth/check", "X-API-Key", key))
+			if err != nil {
+				return nil, err
+			}
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		start := time.Now()
+		if st, _, err := api("POST", bn.a.URL()+"/v1/api-keys/"+id+"/revoke", ""); err != nil || st != 200 {
+			return nil, fmt.Errorf("bench: revoke: %d %v", st, err)
+		}
+		for time.Since(start) < 5*time.Second {
+			resp, err := bn.client.Do(newGet(bn.b.URL()+"/v1/auth/check", "X-API-Key", key))
+			if err != nil {
+				return nil, err
+			}
+			resp.Body.Close()
+			if resp.StatusCode == 401 {
+				break
+			}
+		}
+		samples = append(samples, time.Since(start))
+	}
+	r := scenarioResult{Name: "revoke-propagation", P50: percentile(samples, 50), P99: percentile(samples, 99),
+		Requests: len(samples), Extra: map[string]any{"revocations": len(samples), "max_ms": percentile(samples, 100)}}
+	return []scenarioResult{r}, nil
+}
+
+// proxyScenarios: calls through /v1/proxy with the secret cache on and off,
+// against direct calls to the same upstream.
+func (bn *bench) proxyScenarios(ctx context.Context) ([]scenarioResult, error) {
+	ctxOwner := credvault.WithPrincipal(ctx, &credvault.Principal{OrgID: bn.orgID, UserID: bn.userID, Kind: credvault.KeyKindUser, Role: credvault.RoleOwner, Scopes: []string{credvault.ScopeAdmin}})
+	hostPort := bn.upstream[len("http://"):]
+	c, err := bn.a.creds.CreateCredential(ctxOwner, credvault.CreateCredentialInput{
+		Name: "bench upstream", Placement: credvault.PlacementBearer, Value: credvault.NewSecret("sk_bench_upstream_0123456789"),
+		BaseURL: bn.upstream, AllowedHosts: []string{hostPort},
+	})
+	if err != nil {
+		return nil, err
+	}
+	direct := bn.load(ctx, "proxy baseline (direct calls to the upstream)", func(int) *http.Request { return newGet(bn.upstream + "/v1/balance?direct=1") }, wantStatus(200))
+	via := func(s *service) func(int) *http.Request {
+		return func(int) *http.Request { return newGet(s.URL()+"/v1/proxy/"+c.ID+"/v1/balance", "X-API-Key", bn.owner) }
+	}
+	cached := bn.load(ctx, "proxy (secret cache on)", via(bn.a), wantStatus(200))
+	uncached := bn.load(ctx, "proxy (secret cache off: Vault decrypt per call)", via(bn.nocache), wantStatus(200))
+	r1 := result("proxy", cached, direct.rps())
+	r1.Extra["secret_cache"] = true
+	r2 := result("proxy-nocache", uncached, direct.rps())
+	r2.Extra["secret_cache"] = false
+	return []scenarioResult{r1, r2}, nil
+}
+
+// rewrap measures rows rewrapped per second, against the transit rewrap
+// rate alone (no database) as the baseline.
+func (bn *bench) rewrap(ctx context.Context) ([]scenarioResult, error) {
+	n := bn.opts.rewrapRows
+	fmt.Fprintf(bn.out, "bench: rewrap: seeding %d credentials through Vault\n", n)
+	if err := seedCredentials(ctx, bn.a.db, bn.a.vault, bn.orgID, bn.userID, n, bn.out); err != nil {
+		return nil, err
+	}
+	if err := bn.a.vault.RotateKey(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := bn.a.store.CiphertextsBelow(ctx, "", 2, "", min(n, 20_000))
+	if err != nil {
+		return nil, err
+	}
+	items := make([]credvault.TransitItem, len(rows))
+	for i, r := range rows {
+		items[i] = credvault.TransitItem{Ciphertext: r.Ciphertext, Context: credvault.CredentialContext(r.OrgID, r.ID)}
+	}
+	fmt.Fprintf(bn.out, "bench: rewrap baseline: %d ciphertexts through Vault's rewrap alone\n", len(items))
+	t0 := time.Now()
+	if _, err := bn.a.vault.RewrapBatch(ctx, items); err != nil {
+		return nil, err
+	}
+	baseline := float64(len(items)) / time.Since(t0).Seconds()
+	fmt.Fprintf(bn.out, "bench: rewrap: %d credentials\n", n)
+	job := &credvault.RewrapService{Store: bn.a.store, Audit: bn.a.store, Vault: bn.a.vault, Log: bn.log}
+	last := time.Now()
+	pr, err := job.Rewrap(ctx, credvault.RewrapOptions{Progress: func(p credvault.RewrapProgress) {
+		if time.Since(last) > time.Second {
+			fmt.Fprintln(bn.out, "  "+progressLine(p))
+			last = time.Now()
+		}
+	}})
+	if err != nil {
+		return nil, err
+	}
+	rate := float64(pr.Rewrapped) / pr.Elapsed.Seconds()
+	r := scenarioResult{Name: "rewrap", RPS: rate, BaselineRPS: baseline, Ratio: rate / baseline, Requests: pr.Rewrapped,
+		Failures: pr.Failed, Extra: map[string]any{"rows": n, "batches": pr.Batches, "unit": "rows/s"}}
+	return []scenarioResult{r}, nil
+}
