@@ -33,6 +33,7 @@ type benchOptions struct {
 	coldKeys    int // keys in the table for verify-cold
 	revocations int
 	rewrapRows  int
+	cpuProfile  string // prefix: one CPU profile per load run
 }
 
 // scenarioResult is one line of the report and one object of --json.
@@ -138,6 +139,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, error) {
 	jsonFile := fs.String("json", "", "also write the results as JSON to this file")
 	conc := fs.Int("concurrency", 64, "connections per load run")
 	dur := fs.Duration("duration", 0, "length of each load run (default 10s, 2s with --quick)")
+	prof := fs.String("cpuprofile", "", "write a CPU profile of each load run to PREFIX-<run>.pprof")
 	if err := fs.Parse(args); err != nil {
 		return benchOptions{}, err
 	}
@@ -147,7 +149,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, error) {
 	if *conc < 1 || *conc > 1024 {
 		return benchOptions{}, errors.New("bench: --concurrency must be from 1 to 1024")
 	}
-	o := benchOptions{quick: *quick, jsonFile: *jsonFile, concurrency: *conc, duration: 10 * time.Second,
+	o := benchOptions{quick: *quick, jsonFile: *jsonFile, concurrency: *conc, duration: 10 * time.Second, cpuProfile: *prof,
 		poolKeys: 10_000, coldKeys: 1_000_000, revocations: 100, rewrapRows: 100_000}
 	if *quick {
 		o.duration, o.poolKeys, o.coldKeys, o.revocations, o.rewrapRows = 2*time.Second, 1_000, 20_000, 20, 5_000

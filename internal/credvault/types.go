@@ -93,16 +93,19 @@ func (k *APIKey) Status(now time.Time) string {
 // AuthKey is what verification needs to know about a key: the key row
 // joined with its user's role. It is what the verification cache holds.
 type AuthKey struct {
-	ID        string
-	OrgID     string
-	UserID    string // "" for service keys
-	Kind      string
-	Role      Role // the user's role; "" for service keys
-	Scopes    []string
-	ExpiresAt *time.Time
-	RevokedAt *time.Time
-	RateLimit *RateLimit
-	Hash      [32]byte
+	ID     string
+	OrgID  string
+	UserID string // "" for service keys
+	Kind   string
+	Role   Role // the user's role; "" for service keys
+	Scopes []string
+	// ScopeHeader is Scopes comma-joined, made once when the key is loaded
+	// rather than on every forward-auth answer.
+	ScopeHeader string
+	ExpiresAt   *time.Time
+	RevokedAt   *time.Time
+	RateLimit   *RateLimit
+	Hash        [32]byte
 }
 
 // Endpoint is an entry of the endpoint registry: a platform API whose

@@ -23,15 +23,17 @@ type VerifyInput struct {
 
 // VerifyResult is the answer; Valid is true for VALID and PUBLIC_ENDPOINT.
 type VerifyResult struct {
-	Valid     bool
-	Code      string
-	KeyID     string
-	OrgID     string
-	UserID    string
-	Scopes    []string
-	ExpiresAt *time.Time
-	Rate      RateDecision
-	Endpoint  *Endpoint
+	Valid  bool
+	Code   string
+	KeyID  string
+	OrgID  string
+	UserID string
+	Scopes []string
+	// ScopeHeader is Scopes comma-joined, for X-Credvault-Scopes.
+	ScopeHeader string
+	ExpiresAt   *time.Time
+	Rate        RateDecision
+	Endpoint    *Endpoint
 }
 
 // Verify checks key for a caller holding keys:verify: only keys of the
@@ -55,9 +57,12 @@ func (s *VerifyService) Check(ctx context.Context, in VerifyInput) (*VerifyResul
 }
 
 func (s *VerifyService) evaluate(ctx context.Context, orgID string, in VerifyInput) (*VerifyResult, error) {
-	required, err := NormalizeScopes("required_scopes", in.RequiredScopes)
-	if err != nil {
-		return nil, err
+	var required []string
+	if len(in.RequiredScopes) > 0 {
+		var err error
+		if required, err = NormalizeScopes("required_scopes", in.RequiredScopes); err != nil {
+			return nil, err
+		}
 	}
 	key := strings.TrimSpace(in.Key.Reveal())
 	var v *Verification // the key's check, made at most once (it counts against the key's limit)
@@ -112,6 +117,7 @@ func (s *VerifyService) evaluate(ctx context.Context, orgID string, in VerifyInp
 	res.Code, res.Rate = v.Code, v.Rate
 	if v.Key != nil {
 		res.KeyID, res.OrgID, res.UserID, res.Scopes, res.ExpiresAt = v.Key.ID, v.Key.OrgID, v.Key.UserID, v.Key.Scopes, v.Key.ExpiresAt
+		res.ScopeHeader = v.Key.ScopeHeader
 	}
 	if res.Code == VerifyValid && len(MissingScopes(v.Key.Scopes, required)) > 0 {
 		res.Code = VerifyInsufficientScope

@@ -41,8 +41,21 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	return m
 }
 
+// statusText holds the label value of every status, so that recording a
+// request does not format one.
+var statusText = func() (t [600]string) {
+	for i := range t {
+		t[i] = strconv.Itoa(i)
+	}
+	return t
+}()
+
 func (m *metrics) observe(method, route string, status int, elapsed time.Duration) {
-	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+	code := "other"
+	if status >= 0 && status < len(statusText) {
+		code = statusText[status]
+	}
+	m.requests.WithLabelValues(method, route, code).Inc()
 	m.latency.WithLabelValues(method, route).Observe(elapsed.Seconds())
 }
 

@@ -4,7 +4,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -46,10 +49,24 @@ func plainID(id string) bool {
 	return true
 }
 
+// requestIDs are a random per-process prefix and a counter: unique, cheap
+// on the hot path (no system call per request), and not guessable from
+// another process's ids.
+var (
+	requestIDPrefix = func() string {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		return hex.EncodeToString(b[:])
+	}()
+	requestIDCounter atomic.Uint64
+)
+
 func newRequestID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	var buf [12 + 16]byte
+	b := append(buf[:0], requestIDPrefix...)
+	n := requestIDCounter.Add(1)
+	b = strconv.AppendUint(append(b, '-'), n, 16)
+	return string(b)
 }
 
 // requestID returns the id of the request, creating one for requests that
@@ -104,7 +121,9 @@ func (s *Server) observeMiddleware(c *fiber.Ctx) error {
 	route := routeOf(c)
 	method := c.Method()
 	s.metrics.observe(method, route, status, elapsed)
-	s.log.Debug("http request", "request_id", requestID(c), "method", method, "route", route,
-		"status", status, "duration_ms", float64(elapsed.Microseconds())/1000)
+	if s.log.Enabled(c.UserContext(), slog.LevelDebug) { // spare the hot path the attribute boxing
+		s.log.Debug("http request", "request_id", requestID(c), "method", method, "route", route,
+			"status", status, "duration_ms", float64(elapsed.Microseconds())/1000)
+	}
 	return nil
 }

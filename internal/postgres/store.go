@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"sync"
 
 	"github.com/jmoiron/sqlx"
 
@@ -22,6 +23,9 @@ type Store struct {
 	// so that it never answers from stale cache while the notification
 	// travels through PostgreSQL.
 	local func(payload string)
+
+	prepMu  sync.Mutex
+	authKey *sqlx.Stmt // the verification lookup, prepared on first use
 }
 
 // OnInvalidate sets the function that receives this instance's own
