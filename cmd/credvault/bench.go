@@ -210,10 +210,14 @@ func benchEnvironment(ctx context.Context, cfg Config, log *slog.Logger, out io.
 }
 
 // throwawayDatabase creates a database on CREDVAULT_BENCH_DATABASE_URL's
-// server (default: the local one at 127.0.0.1:5432) and returns its URL
+// server (else TEST_DATABASE_URL's, else the local one at 127.0.0.1:5432)
+// and returns its URL
 // and a function that drops it.
 func throwawayDatabase(ctx context.Context) (string, func(), error) {
 	server := os.Getenv("CREDVAULT_BENCH_DATABASE_URL")
+	if server == "" {
+		server = os.Getenv("TEST_DATABASE_URL")
+	}
 	if server == "" {
 		server = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 	}
