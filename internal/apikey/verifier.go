@@ -73,8 +73,9 @@ type Verifier struct {
 }
 
 type entry struct {
-	key    *credvault.AuthKey
-	loaded int64 // unix nanos
+	key        *credvault.AuthKey
+	loaded     int64       // unix nanos
+	refreshing atomic.Bool // a background reload is under way
 }
 
 // Stats counts what the verifier did, for tests, benchmarks and metrics.
@@ -177,9 +178,23 @@ func (v *Verifier) Verify(ctx context.Context, key string) (credvault.Verificati
 func (v *Verifier) lookup(ctx context.Context, hash [32]byte) (*credvault.AuthKey, error) {
 	now := v.opts.Now().UnixNano()
 	if !v.opts.DisableCache {
-		if e, ok := v.cache.get(hash); ok && now-e.loaded < int64(v.opts.CacheTTL) {
-			v.stats.CacheHits.Add(1)
-			return e.key, nil
+		if e, ok := v.cache.get(hash); ok {
+			age := now - e.loaded
+			if age < int64(v.opts.CacheTTL) {
+				v.stats.CacheHits.Add(1)
+				return e.key, nil
+			}
+			if age < 2*int64(v.opts.CacheTTL) {
+				// Past the TTL backstop but recent: answer from the entry
+				// and reload it in the background, so that a busy key does
+				// not stall a request every TTL. Changes arrive by NOTIFY
+				// long before this; the TTL only bounds a missed one.
+				v.stats.CacheHits.Add(1)
+				if e.refreshing.CompareAndSwap(false, true) {
+					v.refresh(hash)
+				}
+				return e.key, nil
+			}
 		}
 		if until, ok := v.negative.get(hash); ok && now < until {
 			v.stats.UnknownFast.Add(1)
@@ -210,6 +225,26 @@ func (v *Verifier) lookup(ctx context.Context, hash [32]byte) (*credvault.AuthKe
 }
 
 var errUnknown = credvault.Errorf(credvault.ENOTFOUND, "API key not found")
+
+// refresh reloads one cached key in the background (the entry's
+// refreshing flag makes it once per entry).
+func (v *Verifier) refresh(hash [32]byte) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		gen := v.generation.Load()
+		res, err, _ := v.flight.Do(string(hash[:]), func() (any, error) {
+			v.stats.DBLookups.Add(1)
+			return v.store.FindAuthKeyByHash(ctx, hash)
+		})
+		switch {
+		case err == nil && v.generation.Load() == gen:
+			v.cache.put(hash, &entry{key: res.(*credvault.AuthKey), loaded: v.opts.Now().UnixNano()})
+		case credvault.ErrorCode(err) == credvault.ENOTFOUND:
+			v.cache.delete(hash)
+		}
+	}()
+}
 
 // Invalidate applies one notification from PostgreSQL: "key:<hex>" drops
 // that key, "user:<uuid>" drops that user's keys, "new:<hex>" records a new

@@ -3,6 +3,8 @@ package apikey_test
 import (
 	"context"
 	"encoding/hex"
+	"sync"
+	"time"
 	"testing"
 
 	"credvault/internal/apikey"
@@ -114,4 +116,54 @@ func BenchmarkVerifyUnknown(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(v.Stats().DBLookups.Load())/float64(i), "db-lookups/op")
+}
+
+// TestVerifierRefreshesStaleEntriesInBackground: past the TTL an entry is
+// still answered from while it reloads; a change the reload finds (here a
+// revocation whose notification was "missed") then applies; past twice the
+// TTL the reload is synchronous.
+func TestVerifierRefreshesStaleEntriesInBackground(t *testing.T) {
+	db, _ := pgtest.New(t)
+	store := postgres.NewStore(db)
+	res, err := credvault.Bootstrap(context.Background(), store, apikey.Minter{Prefix: "cv"}, "stale", "owner@stale.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	v := apikey.NewVerifier(store, apikey.NewLocalLimiter(), apikey.VerifierOptions{Prefix: "cv", CacheTTL: time.Minute, Now: clock})
+	v.Reset(context.Background())
+	ctx := context.Background()
+	key := res.APIKey.Reveal()
+	if got, _ := v.Verify(ctx, key); got.Code != credvault.VerifyValid {
+		t.Fatal(got.Code)
+	}
+	// Revoked behind the verifier's back (no notification reaches it).
+	if _, err := db.Exec(`UPDATE api_keys SET revoked_at = now()`); err != nil {
+		t.Fatal(err)
+	}
+	advance(90 * time.Second)
+	if got, _ := v.Verify(ctx, key); got.Code != credvault.VerifyValid {
+		t.Fatalf("stale entry: %s, want VALID while it reloads", got.Code)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		got, _ := v.Verify(ctx, key)
+		if got.Code == credvault.VerifyRevoked {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the background reload never applied the revocation")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := db.Exec(`UPDATE api_keys SET revoked_at = NULL`); err != nil {
+		t.Fatal(err)
+	}
+	advance(3 * time.Minute)
+	if got, _ := v.Verify(ctx, key); got.Code != credvault.VerifyValid {
+		t.Fatalf("past twice the TTL: %s, want a synchronous reload (VALID)", got.Code)
+	}
 }
