@@ -62,7 +62,7 @@ func (cl *cluster) start() *instance {
 		t.Fatal(err)
 	}
 	logs := &lineBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := startService(ctx, cfg, log, startOptions{})
 	if err != nil {

@@ -39,29 +39,29 @@ type VerifyResult struct {
 // Verify checks key for a caller holding keys:verify: only keys of the
 // caller's org are found. Errors: EFORBIDDEN (scope), EINVALID (unknown
 // scope or endpoint), EUNAVAILABLE (PostgreSQL down).
-func (s *VerifyService) Verify(ctx context.Context, in VerifyInput) (*VerifyResult, error) {
+func (s *VerifyService) Verify(ctx context.Context, in VerifyInput) (VerifyResult, error) {
 	p, err := caller(ctx)
 	if err != nil {
-		return nil, err
+		return VerifyResult{}, err
 	}
 	if err := requireScope(p, ScopeKeysVerify); err != nil {
-		return nil, err
+		return VerifyResult{}, err
 	}
 	return s.evaluate(ctx, p.OrgID, in)
 }
 
 // Check is forward-auth: the org is the key's own, or the endpoint's when
 // in.Endpoint is an endpoint id. Errors as for Verify, without the scope.
-func (s *VerifyService) Check(ctx context.Context, in VerifyInput) (*VerifyResult, error) {
+func (s *VerifyService) Check(ctx context.Context, in VerifyInput) (VerifyResult, error) {
 	return s.evaluate(ctx, "", in)
 }
 
-func (s *VerifyService) evaluate(ctx context.Context, orgID string, in VerifyInput) (*VerifyResult, error) {
+func (s *VerifyService) evaluate(ctx context.Context, orgID string, in VerifyInput) (VerifyResult, error) {
 	var required []string
 	if len(in.RequiredScopes) > 0 {
 		var err error
 		if required, err = NormalizeScopes("required_scopes", in.RequiredScopes); err != nil {
-			return nil, err
+			return VerifyResult{}, err
 		}
 	}
 	key := strings.TrimSpace(in.Key.Reveal())
@@ -76,13 +76,13 @@ func (s *VerifyService) evaluate(ctx context.Context, orgID string, in VerifyInp
 		}
 		return nil
 	}
-	res := &VerifyResult{}
+	var res VerifyResult
 	if in.Endpoint != "" {
 		ep, err := s.Endpoints.FindEndpoint(ctx, orgID, in.Endpoint)
 		if ErrorCode(err) == ENOTFOUND && orgID == "" {
 			// Forward-auth naming an endpoint by name: its org is the key's.
 			if err := check(); err != nil {
-				return nil, err
+				return VerifyResult{}, err
 			}
 			if v != nil && v.Key != nil {
 				ep, err = s.Endpoints.FindEndpoint(ctx, v.Key.OrgID, in.Endpoint)
@@ -90,9 +90,9 @@ func (s *VerifyService) evaluate(ctx context.Context, orgID string, in VerifyInp
 		}
 		if err != nil {
 			if ErrorCode(err) == ENOTFOUND {
-				return nil, Errorf(EINVALID, "unknown endpoint %q: register it with POST /v1/endpoints", in.Endpoint)
+				return VerifyResult{}, Errorf(EINVALID, "unknown endpoint %q: register it with POST /v1/endpoints", in.Endpoint)
 			}
-			return nil, err
+			return VerifyResult{}, err
 		}
 		res.Endpoint = ep
 		if ep.AuthMode == AuthModeNone {
@@ -107,7 +107,7 @@ func (s *VerifyService) evaluate(ctx context.Context, orgID string, in VerifyInp
 		return res, nil
 	}
 	if err := check(); err != nil {
-		return nil, err
+		return VerifyResult{}, err
 	}
 	if v.Key != nil && orgID != "" && v.Key.OrgID != orgID {
 		// Another org's key is, for this org, no key at all.

@@ -139,7 +139,7 @@ func (s *Server) handleAPIKeyVerify(c *fiber.Ctx) error {
 	}
 	input := credvault.VerifyInput{Key: credvault.NewSecret(in.Key), RequiredScopes: in.RequiredScopes, Endpoint: in.Endpoint}
 	var (
-		res *credvault.VerifyResult
+		res credvault.VerifyResult
 		err error
 	)
 	if key, malformed := s.presentedKey(c); key == "" && !malformed && in.Endpoint != "" {

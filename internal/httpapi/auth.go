@@ -111,7 +111,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 
 func (s *Server) setPrincipal(c *fiber.Ctx, k *credvault.AuthKey) {
 	p := &credvault.Principal{OrgID: k.OrgID, UserID: k.UserID, KeyID: k.ID, Kind: k.Kind, Role: k.Role, Scopes: k.Scopes}
-	c.SetUserContext(credvault.WithPrincipal(c.UserContext(), p))
+	c.SetUserContext(credvault.WithCaller(c.UserContext(), p, requestID(c)))
 }
 
 // setRateHeaders writes the RateLimit-* headers (IETF draft) for a key

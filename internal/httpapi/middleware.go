@@ -11,13 +11,10 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-
-	"credvault/internal/credvault"
 )
 
 const (
 	headerRequestID = "X-Request-Id"
-	localRequestID  = "credvault.request_id"
 	unmatchedRoute  = "unmatched"
 )
 
@@ -25,18 +22,21 @@ const (
 // when it is short and plain (so that a platform can trace a call across
 // services), else a fresh random one. It is echoed in the response header,
 // the error body and every log line about the request.
+//
+// The id lives in the response header only; requestID reads it back where
+// it is needed (errors, logs, audit), so a request that needs none of them
+// costs no allocation for it.
 func (s *Server) requestIDMiddleware(c *fiber.Ctx) error {
-	id := string(c.Request().Header.Peek(headerRequestID))
-	if !plainID(id) {
-		id = newRequestID()
+	if in := c.Request().Header.Peek(headerRequestID); plainID(in) {
+		c.Response().Header.SetBytesV(headerRequestID, in)
+	} else {
+		var buf [32]byte
+		c.Response().Header.SetBytesV(headerRequestID, appendRequestID(buf[:0]))
 	}
-	c.Locals(localRequestID, id)
-	c.Set(headerRequestID, id)
-	c.SetUserContext(credvault.WithRequestID(c.UserContext(), id))
 	return c.Next()
 }
 
-func plainID(id string) bool {
+func plainID(id []byte) bool {
 	if len(id) == 0 || len(id) > 128 {
 		return false
 	}
@@ -61,23 +61,21 @@ var (
 	requestIDCounter atomic.Uint64
 )
 
-func newRequestID() string {
-	var buf [12 + 16]byte
-	b := append(buf[:0], requestIDPrefix...)
-	n := requestIDCounter.Add(1)
-	b = strconv.AppendUint(append(b, '-'), n, 16)
-	return string(b)
+func appendRequestID(b []byte) []byte {
+	b = append(b, requestIDPrefix...)
+	return strconv.AppendUint(append(b, '-'), requestIDCounter.Add(1), 16)
 }
 
 // requestID returns the id of the request, creating one for requests that
 // failed before the middleware ran (such as an oversized body).
 func requestID(c *fiber.Ctx) string {
-	if id, ok := c.Locals(localRequestID).(string); ok {
-		return id
+	if id := c.Response().Header.Peek(headerRequestID); len(id) > 0 {
+		return string(id)
 	}
-	id := newRequestID()
-	c.Locals(localRequestID, id)
-	return id
+	var buf [32]byte
+	id := appendRequestID(buf[:0])
+	c.Response().Header.SetBytesV(headerRequestID, id)
+	return string(id)
 }
 
 // routeOf is the matched route template ("/v1/users/:id"), never the raw
