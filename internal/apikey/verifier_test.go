@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/hex"
 	"sync"
-	"time"
 	"testing"
+	"time"
 
 	"credvault/internal/apikey"
 	"credvault/internal/credvault"
