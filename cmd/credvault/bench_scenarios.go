@@ -111,7 +111,7 @@ func (bn *bench) run(ctx context.Context) ([]scenarioResult, error) {
 }
 
 // load runs one bounded load and prints what it is doing first.
-func (bn *bench) load(ctx context.Context, what string, next func(i int) *http.Request, ok func(int) bool) loadResult {
+func (bn *bench) load(ctx context.Context, what string, next func(i int) reqSpec, ok func(int) bool) loadResult {
 	fmt.Fprintf(bn.out, "bench: %s: %d connections for %s\n", what, bn.opts.concurrency, bn.opts.duration)
 	if bn.opts.cpuProfile != "" {
 		name := fmt.Sprintf("%s-%02d.pprof", bn.opts.cpuProfile, bn.profiles)
@@ -126,15 +126,19 @@ func (bn *bench) load(ctx context.Context, what string, next func(i int) *http.R
 			}
 		}
 	}
-	return runLoad(ctx, bn.client, loadSpec{
+	return runLoad(ctx, loadSpec{
 		concurrency: bn.opts.concurrency, duration: bn.opts.duration, maxRequests: 50_000_000, next: next, ok: ok,
 	})
 }
 
-func newGet(url string, headers ...string) *http.Request {
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
+func newGet(url string, headers ...string) reqSpec { return reqSpec{url: url, headers: headers} }
+
+// httpGet makes a net/http request of a reqSpec, for the few sequential
+// calls (revoke-propagation) that are not load.
+func httpGet(rs reqSpec) *http.Request {
+	req, _ := http.NewRequest(http.MethodGet, rs.url, nil)
+	for i := 0; i+1 < len(rs.headers); i += 2 {
+		req.Header.Set(rs.headers[i], rs.headers[i+1])
 	}
 	return req
 }
@@ -152,14 +156,23 @@ func result(name string, r loadResult, baseline float64) scenarioResult {
 
 // verifyScenarios: verify-cached, verify-cold and verify-garbage.
 func (bn *bench) verifyScenarios(ctx context.Context) ([]scenarioResult, error) {
-	base := bn.load(ctx, "baseline (a Fiber route that only answers 200)", func(int) *http.Request { return newGet(bn.baseline + "/ok") }, wantStatus(200))
-	check := func(s *service) func(i int) *http.Request {
-		return func(i int) *http.Request {
-			return newGet(s.URL()+"/v1/auth/check", "X-API-Key", bn.pool[i%len(bn.pool)])
+	baseSpec := newGet(bn.baseline + "/ok")
+	base := bn.load(ctx, "baseline (a Fiber route that only answers 200)", func(int) reqSpec { return baseSpec }, wantStatus(200))
+	// Requests are built before a run, so that the generator does no work
+	// per request beyond sending it.
+	specsFor := func(url string, keys []string) []reqSpec {
+		out := make([]reqSpec, len(keys))
+		for i, k := range keys {
+			out[i] = newGet(url, "X-API-Key", k)
 		}
+		return out
 	}
+	cycle := func(specs []reqSpec) func(int) reqSpec {
+		return func(i int) reqSpec { return specs[i%len(specs)] }
+	}
+	check := func(s *service) func(i int) reqSpec { return cycle(specsFor(s.URL()+"/v1/auth/check", bn.pool)) }
 	// Warm the cache of instance a with every pool key once.
-	warm := runLoad(ctx, bn.client, loadSpec{concurrency: bn.opts.concurrency, duration: time.Minute, maxRequests: len(bn.pool), next: check(bn.a), ok: wantStatus(200)})
+	warm := runLoad(ctx, loadSpec{concurrency: bn.opts.concurrency, duration: time.Minute, maxRequests: len(bn.pool), next: check(bn.a), ok: wantStatus(200)})
 	if warm.failures > 0 {
 		return nil, fmt.Errorf("bench: %d of %d pool keys failed to verify while warming up", warm.failures, len(bn.pool))
 	}
@@ -174,7 +187,7 @@ func (bn *bench) verifyScenarios(ctx context.Context) ([]scenarioResult, error) 
 	// At 64 connections the latency is mostly queueing for the 20 database
 	// connections; one connection shows the lookup itself.
 	fmt.Fprintf(bn.out, "bench: verify-cold: 1 connection for %s\n", bn.opts.duration/2)
-	serial := runLoad(ctx, bn.client, loadSpec{concurrency: 1, duration: bn.opts.duration / 2, maxRequests: 50_000_000, next: check(bn.cold), ok: wantStatus(200)})
+	serial := runLoad(ctx, loadSpec{concurrency: 1, duration: bn.opts.duration / 2, maxRequests: 50_000_000, next: check(bn.cold), ok: wantStatus(200)})
 	rCold.Extra["p50_ms_1conn"] = percentile(serial.latency, 50)
 	rCold.Extra["p99_ms_1conn"] = percentile(serial.latency, 99)
 
@@ -195,9 +208,7 @@ func (bn *bench) verifyScenarios(ctx context.Context) ([]scenarioResult, error) 
 		}
 		unknown[i] = k.Reveal()
 	}
-	garbage := func(keys []string) func(int) *http.Request {
-		return func(i int) *http.Request { return newGet(bn.a.URL()+"/v1/auth/check", "X-API-Key", keys[i%len(keys)]) }
-	}
+	garbage := func(keys []string) func(int) reqSpec { return cycle(specsFor(bn.a.URL()+"/v1/auth/check", keys)) }
 	stats := bn.a.verifier.Stats()
 	q0 := stats.DBLookups.Load()
 	badRun := bn.load(ctx, "verify-garbage (bad checksums)", garbage(bad), wantStatus(401))
@@ -243,7 +254,7 @@ func (bn *bench) revokePropagation(ctx context.Context) ([]scenarioResult, error
 		}
 		key, id := m["key"].(string), m["id"].(string)
 		for {
-			resp, err := bn.client.Do(newGet(bn.b.URL()+"/v1/auth/check", "X-API-Key", key))
+			resp, err := bn.client.Do(httpGet(newGet(bn.b.URL()+"/v1/auth/check", "X-API-Key", key)))
 			if err != nil {
 				return nil, err
 			}
@@ -257,7 +268,7 @@ func (bn *bench) revokePropagation(ctx context.Context) ([]scenarioResult, error
 			return nil, fmt.Errorf("bench: revoke: %d %v", st, err)
 		}
 		for time.Since(start) < 5*time.Second {
-			resp, err := bn.client.Do(newGet(bn.b.URL()+"/v1/auth/check", "X-API-Key", key))
+			resp, err := bn.client.Do(httpGet(newGet(bn.b.URL()+"/v1/auth/check", "X-API-Key", key)))
 			if err != nil {
 				return nil, err
 			}
@@ -285,9 +296,11 @@ func (bn *bench) proxyScenarios(ctx context.Context) ([]scenarioResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	direct := bn.load(ctx, "proxy baseline (direct calls to the upstream)", func(int) *http.Request { return newGet(bn.upstream + "/v1/balance?direct=1") }, wantStatus(200))
-	via := func(s *service) func(int) *http.Request {
-		return func(int) *http.Request { return newGet(s.URL()+"/v1/proxy/"+c.ID+"/v1/balance", "X-API-Key", bn.owner) }
+	directSpec := newGet(bn.upstream + "/v1/balance?direct=1")
+	direct := bn.load(ctx, "proxy baseline (direct calls to the upstream)", func(int) reqSpec { return directSpec }, wantStatus(200))
+	via := func(s *service) func(int) reqSpec {
+		spec := newGet(s.URL()+"/v1/proxy/"+c.ID+"/v1/balance", "X-API-Key", bn.owner)
+		return func(int) reqSpec { return spec }
 	}
 	cached := bn.load(ctx, "proxy (secret cache on)", via(bn.a), wantStatus(200))
 	uncached := bn.load(ctx, "proxy (secret cache off: Vault decrypt per call)", via(bn.nocache), wantStatus(200))

@@ -140,14 +140,14 @@ func (v *Verifier) Verify(ctx context.Context, key string) (credvault.Verificati
 		return credvault.Verification{Code: credvault.VerifyMalformed}, nil
 	}
 	hash := Hash(key)
-	ak, err := v.lookup(ctx, hash)
+	now := v.opts.Now() // one clock read per verification
+	ak, err := v.lookup(ctx, hash, now.UnixNano())
 	if err != nil {
 		if credvault.ErrorCode(err) == credvault.ENOTFOUND {
 			return credvault.Verification{Code: credvault.VerifyNotFound}, nil
 		}
 		return credvault.Verification{}, err
 	}
-	now := v.opts.Now()
 	switch {
 	case ak.RevokedAt != nil:
 		return credvault.Verification{Code: credvault.VerifyRevoked, Key: ak}, nil
@@ -175,8 +175,7 @@ func (v *Verifier) Verify(ctx context.Context, key string) (credvault.Verificati
 
 // lookup finds the key by hash: the cache, then the known-key set and
 // negative cache (no database), then PostgreSQL, once per hash at a time.
-func (v *Verifier) lookup(ctx context.Context, hash [32]byte) (*credvault.AuthKey, error) {
-	now := v.opts.Now().UnixNano()
+func (v *Verifier) lookup(ctx context.Context, hash [32]byte, now int64) (*credvault.AuthKey, error) {
 	if !v.opts.DisableCache {
 		if e, ok := v.cache.get(hash); ok {
 			age := now - e.loaded
