@@ -36,7 +36,7 @@ type Store interface {
 // VerifierOptions configures a Verifier. Zero values take the defaults.
 type VerifierOptions struct {
 	Prefix      string        // CREDVAULT_KEY_PREFIX
-	CacheTTL    time.Duration // backstop for a missed invalidation; default 10s
+	CacheTTL    time.Duration // backstop for a missed invalidation; default 30s
 	NegativeTTL time.Duration // how long an unknown key is remembered; default 5s
 	// MissBudget bounds, per second, the database lookups for keys that are
 	// not in the known-key set (which NOTIFY keeps current); default
@@ -91,7 +91,7 @@ type Stats struct {
 // last-used write-back going.
 func NewVerifier(store Store, limiter Limiter, opts VerifierOptions) *Verifier {
 	if opts.CacheTTL <= 0 {
-		opts.CacheTTL = 10 * time.Second
+		opts.CacheTTL = 30 * time.Second
 	}
 	if opts.NegativeTTL <= 0 {
 		opts.NegativeTTL = 5 * time.Second
