@@ -106,7 +106,7 @@ func runBench(ctx context.Context, cfg Config, args []string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	b := &bench{opts: opts, out: stdout, log: log, client: benchClient(opts.concurrency)}
+	b := &bench{opts: opts, out: stdout, log: log, client: benchClient(opts.concurrency), gen: loadClient(opts.concurrency)}
 	if err := b.setup(ctx, env); err != nil {
 		return err
 	}

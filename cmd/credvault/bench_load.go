@@ -63,10 +63,9 @@ type reqSpec struct {
 // generator is fasthttp's client: it parses responses without allocating,
 // so the generator, which shares the machine, skews the comparison between
 // a scenario and its baseline as little as it can.
-func runLoad(ctx context.Context, spec loadSpec) loadResult {
+func runLoad(ctx context.Context, client *fasthttp.Client, spec loadSpec) loadResult {
 	ctx, cancel := context.WithTimeout(ctx, spec.duration)
 	defer cancel()
-	client := &fasthttp.Client{MaxConnsPerHost: spec.concurrency * 2, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
 	deadline, _ := ctx.Deadline()
 	var (
 		counter  atomic.Int64
@@ -120,7 +119,13 @@ func runLoad(ctx context.Context, spec loadSpec) loadResult {
 	return loadResult{requests: len(samples), failures: int(failures.Load()), elapsed: elapsed, latency: samples}
 }
 
-// benchClient is the load generator's HTTP client: keep-alive connections,
+// loadClient is the load generator, shared by every run so that runs
+// reuse warm connections instead of measuring their setup.
+func loadClient(concurrency int) *fasthttp.Client {
+	return &fasthttp.Client{MaxConnsPerHost: concurrency * 2, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+}
+
+// benchClient is the HTTP client for sequential calls: keep-alive connections,
 // one per worker.
 func benchClient(concurrency int) *http.Client {
 	return &http.Client{

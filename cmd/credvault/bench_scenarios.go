@@ -10,6 +10,8 @@ import (
 	"runtime/pprof"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"credvault/internal/apikey"
 	"credvault/internal/credvault"
 )
@@ -19,7 +21,8 @@ type bench struct {
 	opts   benchOptions
 	out    io.Writer
 	log    *slog.Logger
-	client *http.Client
+	client *http.Client     // sequential calls
+	gen    *fasthttp.Client // the load generator
 
 	a, b, cold, nocache *service // instances on one database
 	stops               []func()
@@ -126,9 +129,32 @@ func (bn *bench) load(ctx context.Context, what string, next func(i int) reqSpec
 			}
 		}
 	}
-	return runLoad(ctx, loadSpec{
+	return runLoad(ctx, bn.gen, loadSpec{
 		concurrency: bn.opts.concurrency, duration: bn.opts.duration, maxRequests: 50_000_000, next: next, ok: ok,
 	})
+}
+
+// paired measures a scenario and its baseline alternately, in rounds of
+// half the duration each (baseline, scenario, baseline, scenario), so that
+// drift in the machine's load hits both alike.
+func (bn *bench) paired(ctx context.Context, what string, base, scen func(int) reqSpec, baseOK, scenOK func(int) bool) (loadResult, loadResult) {
+	half := bn.opts
+	half.duration = bn.opts.duration / 2
+	saved := bn.opts
+	bn.opts = half
+	defer func() { bn.opts = saved }()
+	var b, s loadResult
+	for round := 1; round <= 2; round++ {
+		b = merge(b, bn.load(ctx, fmt.Sprintf("%s baseline, round %d/2", what, round), base, baseOK))
+		s = merge(s, bn.load(ctx, fmt.Sprintf("%s, round %d/2", what, round), scen, scenOK))
+	}
+	return b, s
+}
+
+// merge adds the requests and time of two runs.
+func merge(a, b loadResult) loadResult {
+	return loadResult{requests: a.requests + b.requests, failures: a.failures + b.failures,
+		elapsed: a.elapsed + b.elapsed, latency: append(a.latency, b.latency...)}
 }
 
 func newGet(url string, headers ...string) reqSpec { return reqSpec{url: url, headers: headers} }
@@ -172,12 +198,12 @@ func (bn *bench) verifyScenarios(ctx context.Context) ([]scenarioResult, error) 
 	}
 	check := func(s *service) func(i int) reqSpec { return cycle(specsFor(s.URL()+"/v1/auth/check", bn.pool)) }
 	// Warm the cache of instance a with every pool key once.
-	warm := runLoad(ctx, loadSpec{concurrency: bn.opts.concurrency, duration: time.Minute, maxRequests: len(bn.pool), next: check(bn.a), ok: wantStatus(200)})
+	warm := runLoad(ctx, bn.gen, loadSpec{concurrency: bn.opts.concurrency, duration: time.Minute, maxRequests: len(bn.pool), next: check(bn.a), ok: wantStatus(200)})
 	if warm.failures > 0 {
 		return nil, fmt.Errorf("bench: %d of %d pool keys failed to verify while warming up", warm.failures, len(bn.pool))
 	}
-	cached := bn.load(ctx, "verify-cached", check(bn.a), wantStatus(200))
-	rCached := result("verify-cached", cached, base.rps())
+	basePaired, cached := bn.paired(ctx, "verify-cached", func(int) reqSpec { return baseSpec }, check(bn.a), wantStatus(200), wantStatus(200))
+	rCached := result("verify-cached", cached, basePaired.rps())
 
 	before := bn.cold.verifier.Stats().DBLookups.Load()
 	cold := bn.load(ctx, fmt.Sprintf("verify-cold (no cache, %d keys in the table)", bn.opts.coldKeys), check(bn.cold), wantStatus(200))
@@ -187,7 +213,7 @@ func (bn *bench) verifyScenarios(ctx context.Context) ([]scenarioResult, error) 
 	// At 64 connections the latency is mostly queueing for the 20 database
 	// connections; one connection shows the lookup itself.
 	fmt.Fprintf(bn.out, "bench: verify-cold: 1 connection for %s\n", bn.opts.duration/2)
-	serial := runLoad(ctx, loadSpec{concurrency: 1, duration: bn.opts.duration / 2, maxRequests: 50_000_000, next: check(bn.cold), ok: wantStatus(200)})
+	serial := runLoad(ctx, bn.gen, loadSpec{concurrency: 1, duration: bn.opts.duration / 2, maxRequests: 50_000_000, next: check(bn.cold), ok: wantStatus(200)})
 	rCold.Extra["p50_ms_1conn"] = percentile(serial.latency, 50)
 	rCold.Extra["p99_ms_1conn"] = percentile(serial.latency, 99)
 
@@ -215,8 +241,7 @@ func (bn *bench) verifyScenarios(ctx context.Context) ([]scenarioResult, error) 
 	q1 := stats.DBLookups.Load()
 	unknownRun := bn.load(ctx, "verify-garbage (well-formed unknown keys)", garbage(unknown), wantStatus(401))
 	q2 := stats.DBLookups.Load()
-	both := loadResult{requests: badRun.requests + unknownRun.requests, failures: badRun.failures + unknownRun.failures,
-		elapsed: badRun.elapsed + unknownRun.elapsed, latency: append(badRun.latency, unknownRun.latency...)}
+	both := merge(badRun, unknownRun)
 	rGarbage := result("verify-garbage", both, cached.rps())
 	rGarbage.Extra["db_queries_bad_checksum"] = q1 - q0
 	rGarbage.Extra["db_queries_unknown"] = q2 - q1
@@ -297,16 +322,16 @@ func (bn *bench) proxyScenarios(ctx context.Context) ([]scenarioResult, error) {
 		return nil, err
 	}
 	directSpec := newGet(bn.upstream + "/v1/balance?direct=1")
-	direct := bn.load(ctx, "proxy baseline (direct calls to the upstream)", func(int) reqSpec { return directSpec }, wantStatus(200))
 	via := func(s *service) func(int) reqSpec {
 		spec := newGet(s.URL()+"/v1/proxy/"+c.ID+"/v1/balance", "X-API-Key", bn.owner)
 		return func(int) reqSpec { return spec }
 	}
-	cached := bn.load(ctx, "proxy (secret cache on)", via(bn.a), wantStatus(200))
-	uncached := bn.load(ctx, "proxy (secret cache off: Vault decrypt per call)", via(bn.nocache), wantStatus(200))
+	directFn := func(int) reqSpec { return directSpec }
+	direct, cached := bn.paired(ctx, "proxy (secret cache on) against direct calls", directFn, via(bn.a), wantStatus(200), wantStatus(200))
+	direct2, uncached := bn.paired(ctx, "proxy (secret cache off: a Vault decrypt per call) against direct calls", directFn, via(bn.nocache), wantStatus(200), wantStatus(200))
 	r1 := result("proxy", cached, direct.rps())
 	r1.Extra["secret_cache"] = true
-	r2 := result("proxy-nocache", uncached, direct.rps())
+	r2 := result("proxy-nocache", uncached, direct2.rps())
 	r2.Extra["secret_cache"] = false
 	return []scenarioResult{r1, r2}, nil
 }

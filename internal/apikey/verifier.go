@@ -154,7 +154,7 @@ func (v *Verifier) Verify(ctx context.Context, key string) (credvault.Verificati
 	case ak.ExpiresAt != nil && !now.Before(*ak.ExpiresAt):
 		return credvault.Verification{Code: credvault.VerifyExpired, Key: ak}, nil
 	}
-	v.used.mark(ak.ID, now)
+	v.used.mark(hash[1], ak.ID, now)
 	res := credvault.Verification{Code: credvault.VerifyValid, Key: ak}
 	if ak.RateLimit != nil {
 		d, err := v.limiter.Allow(ctx, ak.ID, Limit{Requests: ak.RateLimit.Requests, Window: time.Duration(ak.RateLimit.WindowSeconds) * time.Second})
@@ -313,7 +313,7 @@ func (v *Verifier) flush(ctx context.Context) {
 	if err := v.store.TouchAPIKeys(ctx, used); err != nil {
 		v.log.Warn("writing last_used_at failed; will retry", "keys", len(used), "error", err.Error())
 		for id, t := range used {
-			v.used.mark(id, t)
+			v.used.mark(id[0], id, t)
 		}
 	}
 }
@@ -428,26 +428,44 @@ func (k *knownSet) replace(fresh *knownSet) {
 	k.mu.Unlock()
 }
 
-// usedTimes collects last-used times between write-backs.
+// usedTimes collects last-used times between write-backs, in shards (by
+// key hash) so that concurrent verifications of different keys do not
+// queue on one lock.
 type usedTimes struct {
-	mu sync.Mutex
-	m  map[string]time.Time
-}
-
-func (u *usedTimes) init() { u.m = map[string]time.Time{} }
-
-func (u *usedTimes) mark(id string, t time.Time) {
-	u.mu.Lock()
-	if t.After(u.m[id]) {
-		u.m[id] = t
+	shards [64]struct {
+		sync.Mutex
+		m map[string]time.Time
 	}
-	u.mu.Unlock()
 }
 
+func (u *usedTimes) init() {
+	for i := range u.shards {
+		u.shards[i].m = map[string]time.Time{}
+	}
+}
+
+func (u *usedTimes) mark(shard byte, id string, t time.Time) {
+	sh := &u.shards[shard&63]
+	sh.Lock()
+	if t.After(sh.m[id]) {
+		sh.m[id] = t
+	}
+	sh.Unlock()
+}
+
+// swap takes everything collected so far.
 func (u *usedTimes) swap() map[string]time.Time {
-	u.mu.Lock()
-	m := u.m
-	u.m = make(map[string]time.Time, len(m))
-	u.mu.Unlock()
-	return m
+	out := map[string]time.Time{}
+	for i := range u.shards {
+		sh := &u.shards[i]
+		sh.Lock()
+		for id, t := range sh.m {
+			if t.After(out[id]) {
+				out[id] = t
+			}
+		}
+		clear(sh.m)
+		sh.Unlock()
+	}
+	return out
 }
