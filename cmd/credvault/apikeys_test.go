@@ -422,3 +422,34 @@ func TestWhoamiAndLastUsed(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestKeysCannotEscalate: a narrow key cannot roll a wider one into a new
+// secret, and an admin cannot create, roll or revoke an owner's keys (a key
+// acts with its user's role).
+func TestKeysCannotEscalate(t *testing.T) {
+	cl := newCluster(t, nil)
+	a := cl.start()
+	res, owner := cl.bootstrap(a, "acme")
+	ownerKeyID := cl.as(owner, "GET", a.url+"/v1/whoami", nil).json(t)["key_id"].(string)
+	_, narrow := cl.createKey(a, owner, map[string]any{"name": "narrow", "scopes": []string{"keys:write"}})
+	if r := cl.as(narrow, "POST", a.url+"/v1/api-keys/"+ownerKeyID+"/roll", nil); r.status != 403 || r.errCode(t) != "insufficient_scope" {
+		t.Fatalf("narrow key rolls the admin key: %d %s", r.status, r.body)
+	}
+	u := cl.as(owner, "POST", a.url+"/v1/users", map[string]any{"email": "adm@acme.test", "role": "admin"}).json(t)
+	_, admin := cl.createKey(a, owner, map[string]any{"name": "adm", "scopes": []string{"admin"}, "user_id": u["id"]})
+	for _, tc := range []struct {
+		method, path string
+		body         any
+	}{
+		{"POST", "/v1/api-keys", map[string]any{"name": "x", "scopes": []string{"admin"}, "user_id": res.UserID}},
+		{"POST", "/v1/api-keys/" + ownerKeyID + "/roll", nil},
+		{"POST", "/v1/api-keys/" + ownerKeyID + "/revoke", nil},
+	} {
+		if r := cl.as(admin, tc.method, a.url+tc.path, tc.body); r.status != 403 || r.errCode(t) != "forbidden_role" {
+			t.Errorf("admin %s %s: %d %s", tc.method, tc.path, r.status, r.body)
+		}
+	}
+	if r := cl.as(owner, "GET", a.url+"/v1/whoami", nil); r.status != 200 {
+		t.Fatalf("the owner's key was touched: %d", r.status)
+	}
+}

@@ -502,3 +502,28 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestEditNeverRestoresAnOlderCiphertext: an edit that loaded the
+// credential before a rotation committed must not write the old
+// ciphertext back.
+func TestEditNeverRestoresAnOlderCiphertext(t *testing.T) {
+	cl := newCluster(t, nil)
+	a := cl.start()
+	res, owner := cl.bootstrap(a, "acme")
+	id := cl.createCredential(a, owner, map[string]any{"name": "c", "service": "openai", "value": "sk-before-rotation-1"})["id"].(string)
+	stale, err := a.s.store.FindCredentialByID(context.Background(), res.OrgID, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cl.as(owner, "PATCH", a.url+"/v1/credentials/"+id, map[string]any{"value": "sk-after-rotation-22"}); r.status != 200 {
+		t.Fatalf("rotate: %d", r.status)
+	}
+	stale.Name = "renamed by a slow editor"
+	if err := a.s.store.UpdateCredential(context.Background(), stale, false); err != nil {
+		t.Fatal(err)
+	}
+	_, v, err := a.s.creds.UseCredential(principalOf(t, a, owner), id)
+	if err != nil || v.Reveal() != "sk-after-rotation-22" {
+		t.Fatalf("after a racing edit the value is %v", err)
+	}
+}

@@ -282,3 +282,17 @@ func TestDevPrintsAdminKeyOnce(t *testing.T) {
 		t.Fatalf("admin key after restart: %d", r.status)
 	}
 }
+
+// TestForwardAuthByNameWithoutAGoodKey: naming an endpoint by name with a
+// missing or bad key is the key's problem (401), not an unknown endpoint.
+func TestForwardAuthByNameWithoutAGoodKey(t *testing.T) {
+	cl := newCluster(t, nil)
+	a := cl.start()
+	_, owner := cl.bootstrap(a, "acme")
+	cl.as(owner, "POST", a.url+"/v1/endpoints", map[string]any{"name": "orders", "auth_mode": "private"})
+	for _, h := range []map[string]string{nil, {"X-API-Key": "cv_live_garbage"}} {
+		if r := cl.call("GET", a.url+"/v1/auth/check?endpoint=orders", h, nil); r.status != 401 {
+			t.Errorf("%v: %d %s", h, r.status, r.body)
+		}
+	}
+}

@@ -204,23 +204,53 @@ func (v *Verifier) lookup(ctx context.Context, hash [32]byte, now int64) (*credv
 			return nil, errUnknown
 		}
 	}
-	gen := v.generation.Load()
-	res, err, _ := v.flight.Do(string(hash[:]), func() (any, error) {
-		v.stats.DBLookups.Add(1)
-		return v.store.FindAuthKeyByHash(ctx, hash)
-	})
+	f, err := v.fetch(ctx, hash)
 	if err != nil {
 		if credvault.ErrorCode(err) == credvault.ENOTFOUND && !v.opts.DisableCache {
 			v.negative.put(hash, v.opts.Now().Add(v.opts.NegativeTTL).UnixNano())
 		}
 		return nil, err
 	}
-	ak := res.(*credvault.AuthKey)
-	if !v.opts.DisableCache && v.generation.Load() == gen {
-		v.cache.put(hash, &entry{key: ak, loaded: now})
+	if !v.opts.DisableCache {
+		v.keep(hash, f, now)
 		v.known.add(hash)
 	}
-	return ak, nil
+	return f.key, nil
+}
+
+// fetched is a key read from the database with the invalidation
+// generation current when the read started.
+type fetched struct {
+	key *credvault.AuthKey
+	gen uint64
+}
+
+// fetch reads a key once at a time per hash. The generation is taken
+// inside the shared read, so a caller who joins a read that began before
+// an invalidation learns that it did.
+func (v *Verifier) fetch(ctx context.Context, hash [32]byte) (fetched, error) {
+	res, err, _ := v.flight.Do(string(hash[:]), func() (any, error) {
+		gen := v.generation.Load()
+		v.stats.DBLookups.Add(1)
+		ak, err := v.store.FindAuthKeyByHash(ctx, hash)
+		return fetched{key: ak, gen: gen}, err
+	})
+	if err != nil {
+		return fetched{}, err
+	}
+	return res.(fetched), nil
+}
+
+// keep caches f unless an invalidation happened since its read began; an
+// invalidation that lands while it is being stored removes it again.
+func (v *Verifier) keep(hash [32]byte, f fetched, now int64) {
+	if v.generation.Load() != f.gen {
+		return
+	}
+	v.cache.put(hash, &entry{key: f.key, loaded: now})
+	if v.generation.Load() != f.gen {
+		v.cache.delete(hash)
+	}
 }
 
 var errUnknown = credvault.Errorf(credvault.ENOTFOUND, "API key not found")
@@ -231,14 +261,10 @@ func (v *Verifier) refresh(hash [32]byte) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		gen := v.generation.Load()
-		res, err, _ := v.flight.Do(string(hash[:]), func() (any, error) {
-			v.stats.DBLookups.Add(1)
-			return v.store.FindAuthKeyByHash(ctx, hash)
-		})
+		f, err := v.fetch(ctx, hash)
 		switch {
-		case err == nil && v.generation.Load() == gen:
-			v.cache.put(hash, &entry{key: res.(*credvault.AuthKey), loaded: v.opts.Now().UnixNano()})
+		case err == nil:
+			v.keep(hash, f, v.opts.Now().UnixNano())
 		case credvault.ErrorCode(err) == credvault.ENOTFOUND:
 			v.cache.delete(hash)
 		}

@@ -136,10 +136,14 @@ func (s *APIKeyService) resolveOwner(ctx context.Context, p *Principal, k *APIKe
 		if err := requireManager(p, "create keys for other users"); err != nil {
 			return err
 		}
-		if _, err := s.Users.FindUserByID(ctx, p.OrgID, userID); err != nil {
+		target, err := s.Users.FindUserByID(ctx, p.OrgID, userID)
+		if err != nil {
 			if ErrorCode(err) == ENOTFOUND {
 				return Errorf(EINVALID, "field \"user_id\": no such user in your org")
 			}
+			return err
+		}
+		if err := ownersOnly(p, target.Role); err != nil {
 			return err
 		}
 	}
@@ -258,6 +262,10 @@ func (s *APIKeyService) RollAPIKey(ctx context.Context, id string, graceSeconds 
 	if err != nil {
 		return nil, Secret{}, err
 	}
+	if missing := MissingScopes(p.Scopes, old.Scopes); len(missing) > 0 {
+		return nil, Secret{}, &Error{Code: EFORBIDDEN, Reason: "insufficient_scope",
+			Message: "rolling issues a key with the old key's scopes, and this API key lacks: " + strings.Join(missing, ", ")}
+	}
 	now := s.now()
 	switch {
 	case old.ReplacedBy != nil:
@@ -321,8 +329,28 @@ func (s *APIKeyService) load(ctx context.Context, id, scope, what string) (*Prin
 		if err := requireManager(p, what); err != nil {
 			return nil, nil, err
 		}
+		// Rolling or revoking an owner's key is managing the owner.
+		if scope == ScopeKeysWrite && k.UserID != nil {
+			u, err := s.Users.FindUserByID(ctx, p.OrgID, *k.UserID)
+			if err != nil {
+				return nil, nil, err
+			}
+			if err := ownersOnly(p, u.Role); err != nil {
+				return nil, nil, err
+			}
+		}
 	}
 	return p, k, nil
+}
+
+// ownersOnly refuses a non-owner acting on an owner's keys: a key acts
+// with its user's role, so issuing one for an owner would make its
+// creator an owner.
+func ownersOnly(p *Principal, target Role) error {
+	if target == RoleOwner && p.Role != RoleOwner {
+		return &Error{Code: EFORBIDDEN, Reason: "forbidden_role", Message: "only owners may create, roll or revoke an owner's keys"}
+	}
+	return nil
 }
 
 // VerificationError turns a failed verification into the error the API

@@ -315,7 +315,7 @@ func (s *CredentialService) UpdateCredential(ctx context.Context, id string, upd
 	if len(evs) == 0 {
 		return nil, Errorf(EINVALID, "nothing to change")
 	}
-	if err := s.Store.UpdateCredential(ctx, c, evs...); err != nil {
+	if err := s.Store.UpdateCredential(ctx, c, upd.Value != nil, evs...); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -424,6 +424,7 @@ func (s *CredentialService) UseCredential(ctx context.Context, id string) (*Cred
 	if err := requireScope(p, ScopeCredentialsUse); err != nil {
 		return nil, Secret{}, err
 	}
+	gen := s.Values.Generation()
 	c, value, hit := s.Values.Get(id)
 	if !hit {
 		if c, err = s.Store.FindCredentialByID(ctx, p.OrgID, id); err != nil {
@@ -445,7 +446,7 @@ func (s *CredentialService) UseCredential(ctx context.Context, id string) (*Cred
 			return nil, Secret{}, err
 		}
 		value = NewSecret(string(pt))
-		s.Values.Put(c, value)
+		s.Values.Put(c, value, gen)
 	}
 	return c, value, nil
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 )
@@ -85,9 +86,22 @@ func targetURL(c *Credential, rel *url.URL, target string) (*url.URL, error) {
 		return nil, Wrap(EINTERNAL, err, "stored base_url does not parse")
 	}
 	u := *base
-	u.Path = strings.TrimSuffix(base.Path, "/") + "/" + strings.TrimPrefix(rel.Path, "/")
+	prefix := strings.TrimSuffix(base.Path, "/")
+	u.Path = prefix + "/" + strings.TrimPrefix(rel.Path, "/")
 	if rel.RawPath != "" {
 		u.RawPath = strings.TrimSuffix(base.EscapedPath(), "/") + "/" + strings.TrimPrefix(rel.RawPath, "/")
+	}
+	// Dot segments are resolved here, so that "../" cannot climb out of
+	// base_url's path (a credential scoped to /tenants/42 stays there).
+	cleaned := path.Clean(u.Path)
+	if strings.HasSuffix(u.Path, "/") && cleaned != "/" {
+		cleaned += "/"
+	}
+	if cleaned != u.Path {
+		u.Path, u.RawPath = cleaned, ""
+	}
+	if prefix != "" && u.Path != prefix && !strings.HasPrefix(u.Path, prefix+"/") {
+		return nil, &Error{Code: EFORBIDDEN, Reason: "egress_denied", Message: "the path leaves the credential's base_url path"}
 	}
 	u.RawQuery = rel.RawQuery
 	return &u, nil
@@ -99,7 +113,7 @@ func (s *ProxyService) record(ctx context.Context, c *Credential, host string, s
 	}
 	u := Usage{
 		CredentialID: c.ID, OrgID: c.OrgID, WorkflowID: meta.WorkflowID, NodeID: meta.NodeID,
-		DestinationHost: host, Status: status, LatencyMS: int(latency.Milliseconds()), CreatedAt: time.Now().UTC(),
+		DestinationHost: strings.ToValidUTF8(host, "?"), Status: status, LatencyMS: int(latency.Milliseconds()), CreatedAt: time.Now().UTC(),
 	}
 	if p := PrincipalFrom(ctx); p != nil && p.UserID != "" {
 		u.UserID = &p.UserID

@@ -156,9 +156,9 @@ type CredentialStore interface {
 	// FindCredentialByID returns ENOTFOUND for an id outside orgID.
 	FindCredentialByID(ctx context.Context, orgID, id string) (*Credential, error)
 	FindCredentials(ctx context.Context, orgID string, f CredentialFilter) ([]*Credential, error)
-	// UpdateCredential stores c's editable fields (and its ciphertext when
-	// rotated) as they are now.
-	UpdateCredential(ctx context.Context, c *Credential, evs ...*AuditEvent) error
+	// UpdateCredential stores c's editable fields, and its ciphertext only
+	// when rotated.
+	UpdateCredential(ctx context.Context, c *Credential, rotated bool, evs ...*AuditEvent) error
 	// SetCredentialSharing replaces the mode and member list.
 	SetCredentialSharing(ctx context.Context, c *Credential, evs ...*AuditEvent) error
 	DeleteCredential(ctx context.Context, orgID, id string, ev *AuditEvent) error

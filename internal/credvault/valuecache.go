@@ -18,6 +18,9 @@ type ValueCache struct {
 
 	mu      sync.RWMutex
 	entries map[string]cachedValue
+	// gen counts invalidations (under mu), so that a value read before
+	// one is not cached after it.
+	gen uint64
 }
 
 type cachedValue struct {
@@ -49,17 +52,32 @@ func (vc *ValueCache) Get(id string) (*Credential, Secret, bool) {
 	return e.cred, e.value, true
 }
 
-// Put caches c and its value.
-func (vc *ValueCache) Put(c *Credential, value Secret) {
+// Generation is taken before reading a credential from the store and
+// handed to Put.
+func (vc *ValueCache) Generation() uint64 {
+	if vc == nil {
+		return 0
+	}
+	vc.mu.RLock()
+	defer vc.mu.RUnlock()
+	return vc.gen
+}
+
+// Put caches c and its value, unless an invalidation happened since gen
+// was taken (the value may be from before a change).
+func (vc *ValueCache) Put(c *Credential, value Secret, gen uint64) {
 	if vc == nil || vc.ttl <= 0 {
 		return
 	}
 	vc.mu.Lock()
+	defer vc.mu.Unlock()
+	if vc.gen != gen {
+		return
+	}
 	if len(vc.entries) >= maxCachedValues {
 		clear(vc.entries)
 	}
 	vc.entries[c.ID] = cachedValue{cred: c, value: value, expires: vc.now().Add(vc.ttl)}
-	vc.mu.Unlock()
 }
 
 // Invalidate applies an invalidation payload: "cred:<id>" drops that
@@ -70,6 +88,7 @@ func (vc *ValueCache) Invalidate(payload string) {
 	}
 	if id, ok := strings.CutPrefix(payload, "cred:"); ok {
 		vc.mu.Lock()
+		vc.gen++
 		delete(vc.entries, id)
 		vc.mu.Unlock()
 	}
@@ -82,6 +101,7 @@ func (vc *ValueCache) Reset() {
 		return
 	}
 	vc.mu.Lock()
+	vc.gen++
 	clear(vc.entries)
 	vc.mu.Unlock()
 }

@@ -80,13 +80,20 @@ func (s *VerifyService) evaluate(ctx context.Context, orgID string, in VerifyInp
 	if in.Endpoint != "" {
 		ep, err := s.Endpoints.FindEndpoint(ctx, orgID, in.Endpoint)
 		if ErrorCode(err) == ENOTFOUND && orgID == "" {
-			// Forward-auth naming an endpoint by name: its org is the key's.
+			// Forward-auth naming an endpoint by name: its org is the key's,
+			// and without a good key the answer is the key's problem (401).
 			if err := check(); err != nil {
 				return VerifyResult{}, err
 			}
-			if v != nil && v.Key != nil {
-				ep, err = s.Endpoints.FindEndpoint(ctx, v.Key.OrgID, in.Endpoint)
+			switch {
+			case v == nil:
+				res.Code = VerifyMissing
+				return res, nil
+			case v.Key == nil:
+				res.Code = v.Code
+				return res, nil
 			}
+			ep, err = s.Endpoints.FindEndpoint(ctx, v.Key.OrgID, in.Endpoint)
 		}
 		if err != nil {
 			if ErrorCode(err) == ENOTFOUND {

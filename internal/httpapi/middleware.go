@@ -117,11 +117,23 @@ func (s *Server) observeMiddleware(c *fiber.Ctx) error {
 	elapsed := time.Since(start)
 	status := c.Response().StatusCode()
 	route := routeOf(c)
-	method := c.Method()
+	method := methodLabel(c.Method())
 	s.metrics.observe(method, route, status, elapsed)
 	if s.log.Enabled(c.UserContext(), slog.LevelDebug) { // spare the hot path the attribute boxing
 		s.log.Debug("http request", "request_id", requestID(c), "method", method, "route", route,
 			"status", status, "duration_ms", float64(elapsed.Microseconds())/1000)
 	}
 	return nil
+}
+
+// methodLabel maps a request method to a constant string: Fiber's Method()
+// points into a buffer that is reused for the next request, and metric
+// labels are kept for the life of the process.
+func methodLabel(m string) string {
+	for _, known := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+		if m == known {
+			return known
+		}
+	}
+	return "OTHER"
 }

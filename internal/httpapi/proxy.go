@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -46,16 +47,30 @@ func (s *Server) actingContext(c *fiber.Ctx) error {
 
 func useMeta(c *fiber.Ctx) credvault.UseMeta {
 	return credvault.UseMeta{
-		WorkflowID: strings.Clone(limitString(c.Get("X-Credvault-Workflow-Id"), 200)),
-		NodeID:     strings.Clone(limitString(c.Get("X-Credvault-Node-Id"), 200)),
+		WorkflowID: cleanLabel(c.Get("X-Credvault-Workflow-Id")),
+		NodeID:     cleanLabel(c.Get("X-Credvault-Node-Id")),
 	}
 }
 
-func limitString(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+// cleanLabel makes a caller's label safe to store: valid UTF-8, no control
+// characters, at most 200 bytes cut on a character boundary, and copied out
+// of Fiber's reused buffer.
+func cleanLabel(s string) string {
+	s = strings.ToValidUTF8(s, "")
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+	if len(s) > 200 {
+		cut := 200
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
 	}
-	return s
+	return strings.Clone(s)
 }
 
 // outboundRequest builds the upstream request from the caller's: method,
@@ -114,6 +129,16 @@ func (s *Server) handleProxy(c *fiber.Ctx) error {
 		return err
 	}
 	c.Status(resp.StatusCode)
+	// The upstream's own rate-limit headers win over credvault's for the
+	// caller's key: two sets would be ambiguous.
+	for _, h := range []string{"Ratelimit-Limit", "Ratelimit-Remaining", "Ratelimit-Reset", "Retry-After"} {
+		if _, ok := resp.Header[h]; ok {
+			for _, mine := range []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"} {
+				c.Response().Header.Del(mine)
+			}
+			break
+		}
+	}
 	for k, vs := range resp.Header {
 		if dropResponseHeaders[k] {
 			continue

@@ -3,6 +3,7 @@ package injector
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
@@ -28,7 +29,7 @@ const minScrubLen = 4
 const minCoreLen = 8
 
 // maxPatterns bounds how many encodings of one value a Scrubber holds.
-const maxPatterns = 24
+const maxPatterns = 32
 
 // Scrubber removes one credential value from what an upstream sends back,
 // so that an upstream that echoes the key (in an error message, a debug
@@ -71,6 +72,11 @@ func NewScrubber(value credvault.Secret) *Scrubber {
 	ps := patternSet{buf: make([]byte, 0, 12*len(v)+64)}
 
 	ps.addString(v)
+	// As a JSON string: Go's encoder (\u003c for <, >, &), a plain one, and
+	// one that also escapes "/" (\/), for an upstream echoing it in JSON.
+	for _, j := range jsonForms(v) {
+		ps.addString(j)
+	}
 	ps.addEscaped(url.QueryEscape(v))
 	ps.addEscaped(url.PathEscape(v))
 	ps.addBytes(std)
@@ -285,4 +291,23 @@ func (s *Scrubber) redact(out, b []byte, limit int) ([]byte, int) {
 		pos = limit
 	}
 	return out, pos
+}
+
+// jsonForms returns v as it appears inside JSON strings written by common
+// encoders (without the quotes).
+func jsonForms(v string) []string {
+	var out []string
+	var buf bytes.Buffer
+	for _, html := range []bool{true, false} {
+		buf.Reset()
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(html)
+		if enc.Encode(v) != nil {
+			continue
+		}
+		j := strings.TrimSuffix(buf.String(), "\n")
+		j = j[1 : len(j)-1]
+		out = append(out, j, strings.ReplaceAll(j, "/", `\/`))
+	}
+	return out
 }

@@ -390,3 +390,17 @@ func TestScrubberReaderReleasesEarly(t *testing.T) {
 		t.Fatalf("got %d, %v; want EOF", n, err)
 	}
 }
+
+func TestScrubberCatchesJSONEscapedValues(t *testing.T) {
+	v := "abc/def<ghi>&jkl\"mno"
+	sc := NewScrubber(credvault.NewSecret(v))
+	for _, in := range []string{
+		`{"key":"abc/def\u003cghi\u003e\u0026jkl\"mno"}`,
+		`{"key":"abc\/def<ghi>&jkl\"mno"}`,
+		`{"key":"abc/def<ghi>&jkl\"mno"}`,
+	} {
+		if out := sc.String(in); strings.Contains(out, "ghi") {
+			t.Errorf("%s -> %s", in, out)
+		}
+	}
+}

@@ -205,18 +205,24 @@ func (s *Store) FindCredentials(ctx context.Context, orgID string, f credvault.C
 	return out, nil
 }
 
-// UpdateCredential writes c's editable fields and ciphertext, and tells
-// every instance to drop its cached value.
-func (s *Store) UpdateCredential(ctx context.Context, c *credvault.Credential, evs ...*credvault.AuditEvent) error {
+// UpdateCredential writes c's editable fields, and its ciphertext only
+// when rotated (so that an edit racing with a rotation or a rewrap never
+// puts an older ciphertext back), and tells every instance to drop its
+// cached value.
+func (s *Store) UpdateCredential(ctx context.Context, c *credvault.Credential, rotated bool, evs ...*credvault.AuditEvent) error {
 	return s.inTx(ctx, "credential", func(tx *txn) error {
 		m, p, st, hd := testFields(c)
 		err := tx.QueryRowxContext(ctx, `
 			UPDATE credentials SET name = $3, placement = $4, param_name = $5, value_prefix = $6, base_url = $7,
-				allowed_hosts = $8, ciphertext = $9, key_version = $10, hint = $11, test_method = $12, test_path = $13,
-				test_expect_status = $14, test_headers = $15, rotated_at = $16, updated_at = now()
+				allowed_hosts = $8, test_method = $9, test_path = $10, test_expect_status = $11, test_headers = $12,
+				ciphertext = CASE WHEN $13 THEN $14 ELSE ciphertext END,
+				key_version = CASE WHEN $13 THEN $15 ELSE key_version END,
+				hint = CASE WHEN $13 THEN $16 ELSE hint END,
+				rotated_at = CASE WHEN $13 THEN $17 ELSE rotated_at END,
+				updated_at = now()
 			WHERE org_id = $1 AND id = $2 RETURNING updated_at`,
 			c.OrgID, c.ID, c.Name, c.Placement, c.ParamName, c.ValuePrefix, c.BaseURL, pq.StringArray(c.AllowedHosts),
-			c.Ciphertext, c.KeyVersion, c.Hint, m, p, st, hd, c.RotatedAt).Scan(&c.UpdatedAt)
+			m, p, st, hd, rotated, c.Ciphertext, c.KeyVersion, c.Hint, c.RotatedAt).Scan(&c.UpdatedAt)
 		if err != nil {
 			return translate(err, "credential")
 		}

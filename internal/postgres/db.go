@@ -75,7 +75,7 @@ func translate(err error, what string) error {
 		switch pqe.Code {
 		case "23505":
 			return credvault.Wrap(credvault.ECONFLICT, err, "%s already exists", what)
-		case "23503", "23514", "22P02":
+		case "23503", "23514", "22P02", "22021", "22P05":
 			return credvault.Wrap(credvault.EINVALID, err, "%s: invalid reference or value", what)
 		case "57P01", "57P02", "57P03", "53300":
 			return credvault.Wrap(credvault.EUNAVAILABLE, err, "postgres is unavailable")

@@ -32,6 +32,9 @@ func Listen(ctx context.Context, url string, log *slog.Logger, onEvent func(stri
 	if err := l.Listen(InvalidationChannel); err != nil {
 		return translate(err, "listen")
 	}
+	// The first connect's reset may have run before LISTEN took effect;
+	// one more, now that it has, closes that gap.
+	onReset()
 	ping := time.NewTicker(15 * time.Second)
 	defer ping.Stop()
 	for {

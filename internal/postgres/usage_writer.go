@@ -69,6 +69,12 @@ func (w *UsageWriter) Flush(ctx context.Context) {
 		return
 	}
 	if err := w.store.RecordUsage(ctx, batch); err != nil {
+		if credvault.ErrorCode(err) != credvault.EUNAVAILABLE {
+			// The batch itself is bad: retrying it would block every later
+			// use. Drop it and say so.
+			w.log.Error("credential usage batch refused by the database; dropped", "uses", len(batch), "error", err.Error())
+			return
+		}
 		w.log.Warn("recording credential usage failed; will retry", "uses", len(batch), "error", err.Error())
 		w.mu.Lock()
 		w.pending = append(batch, w.pending...)
