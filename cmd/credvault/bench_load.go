@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 
 	"github.com/valyala/fasthttp"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,7 +133,3 @@ func benchClient(concurrency int) *http.Client {
 		},
 	}
 }
-
-func stringsReader(s string) io.Reader { return strings.NewReader(s) }
-
-func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }

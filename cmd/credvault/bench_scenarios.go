@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -115,7 +117,12 @@ func (bn *bench) run(ctx context.Context) ([]scenarioResult, error) {
 
 // load runs one bounded load and prints what it is doing first.
 func (bn *bench) load(ctx context.Context, what string, next func(i int) reqSpec, ok func(int) bool) loadResult {
-	fmt.Fprintf(bn.out, "bench: %s: %d connections for %s\n", what, bn.opts.concurrency, bn.opts.duration)
+	return bn.loadFor(ctx, what, bn.opts.duration, next, ok)
+}
+
+// loadFor is load for a given duration.
+func (bn *bench) loadFor(ctx context.Context, what string, dur time.Duration, next func(i int) reqSpec, ok func(int) bool) loadResult {
+	fmt.Fprintf(bn.out, "bench: %s: %d connections for %s\n", what, bn.opts.concurrency, dur)
 	if bn.opts.cpuProfile != "" {
 		name := fmt.Sprintf("%s-%02d.pprof", bn.opts.cpuProfile, bn.profiles)
 		bn.profiles++
@@ -130,7 +137,7 @@ func (bn *bench) load(ctx context.Context, what string, next func(i int) reqSpec
 		}
 	}
 	return runLoad(ctx, bn.gen, loadSpec{
-		concurrency: bn.opts.concurrency, duration: bn.opts.duration, maxRequests: 50_000_000, next: next, ok: ok,
+		concurrency: bn.opts.concurrency, duration: dur, maxRequests: 50_000_000, next: next, ok: ok,
 	})
 }
 
@@ -138,15 +145,11 @@ func (bn *bench) load(ctx context.Context, what string, next func(i int) reqSpec
 // half the duration each (baseline, scenario, baseline, scenario), so that
 // drift in the machine's load hits both alike.
 func (bn *bench) paired(ctx context.Context, what string, base, scen func(int) reqSpec, baseOK, scenOK func(int) bool) (loadResult, loadResult) {
-	half := bn.opts
-	half.duration = bn.opts.duration / 2
-	saved := bn.opts
-	bn.opts = half
-	defer func() { bn.opts = saved }()
+	half := bn.opts.duration / 2
 	var b, s loadResult
 	for round := 1; round <= 2; round++ {
-		b = merge(b, bn.load(ctx, fmt.Sprintf("%s baseline, round %d/2", what, round), base, baseOK))
-		s = merge(s, bn.load(ctx, fmt.Sprintf("%s, round %d/2", what, round), scen, scenOK))
+		b = merge(b, bn.loadFor(ctx, fmt.Sprintf("%s baseline, round %d/2", what, round), half, base, baseOK))
+		s = merge(s, bn.loadFor(ctx, fmt.Sprintf("%s, round %d/2", what, round), half, scen, scenOK))
 	}
 	return b, s
 }
@@ -257,7 +260,7 @@ func (bn *bench) revokePropagation(ctx context.Context) ([]scenarioResult, error
 	api := func(method, url string, body string) (int, map[string]any, error) {
 		var rd io.Reader
 		if body != "" {
-			rd = stringsReader(body)
+			rd = strings.NewReader(body)
 		}
 		req, _ := http.NewRequestWithContext(ctx, method, url, rd)
 		req.Header.Set("X-API-Key", bn.owner)
@@ -268,7 +271,7 @@ func (bn *bench) revokePropagation(ctx context.Context) ([]scenarioResult, error
 		}
 		defer resp.Body.Close()
 		var m map[string]any
-		_ = jsonDecode(resp.Body, &m)
+		_ = json.NewDecoder(resp.Body).Decode(&m)
 		return resp.StatusCode, m, nil
 	}
 	var samples []time.Duration

@@ -191,10 +191,5 @@ func WithPrincipal(ctx context.Context, p *Principal) context.Context {
 // PrincipalFrom returns the caller of ctx, or nil for an anonymous context.
 func PrincipalFrom(ctx context.Context) *Principal { return callerOf(ctx).principal }
 
-// WithRequestID returns ctx carrying the request id (and the caller ctx had).
-func WithRequestID(ctx context.Context, id string) context.Context {
-	return WithCaller(ctx, callerOf(ctx).principal, id)
-}
-
 // RequestIDFrom returns the request id of ctx, or "".
 func RequestIDFrom(ctx context.Context) string { return callerOf(ctx).requestID }

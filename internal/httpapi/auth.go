@@ -3,6 +3,7 @@ package httpapi
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -128,13 +129,9 @@ func setRateHeaders(c *fiber.Ctx, d credvault.RateDecision) {
 	}
 }
 
-func ceilSeconds(d interface{ Seconds() float64 }) int {
-	s := d.Seconds()
-	n := int(s)
-	if float64(n) < s {
-		n++
-	}
-	return n
+// ceilSeconds rounds d up to whole seconds, as the headers count them.
+func ceilSeconds(d time.Duration) int {
+	return int((d + time.Second - 1) / time.Second)
 }
 
 // wwwAuthenticate is the challenge of a 401 (RFC 6750): no error attribute

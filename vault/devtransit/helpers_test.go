@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -237,9 +236,6 @@ func (b *syncBuffer) String() string {
 func debugLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
-
-// str64 is standard padded base64.
-func str64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 // num reads a JSON number the way the api client returns it.
 func num(t *testing.T, v any) int64 {
