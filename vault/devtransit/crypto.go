@@ -216,9 +216,14 @@ func (k *key) decrypt(value string, context []byte, aadB64 string) ([]byte, *opE
 
 // keyData is Vault's read shape for an aes256-gcm96 key.
 func (k *key) keyData() map[string]any {
+	// A real server moves the versions below min_decryption_version to its
+	// archive and lists only the rest (Vault/OpenBao keysutil
+	// handleArchiving); lowering the minimum lists them again.
 	versions := make(map[string]int64, len(k.versions))
 	for i, v := range k.versions {
-		versions[strconv.Itoa(i+1)] = v.created.Unix()
+		if i+1 >= k.minDecrypt {
+			versions[strconv.Itoa(i+1)] = v.created.Unix()
+		}
 	}
 	d := map[string]any{
 		"name":                   k.name,
