@@ -27,10 +27,15 @@ path "transit/keys/credvault" {
   capabilities = ["read"]
 }
 
-# Raising min_decryption_version after a complete rewrap. Remove this block
-# if an operator does that step by hand.
+# Raising min_decryption_version after a complete rewrap, and nothing else:
+# allowed_parameters refuses (403) every other field of the key's config,
+# among them the irreversible exportable and allow_plaintext_backup, and
+# deletion_allowed. Remove this block if an operator does that step by hand.
 path "transit/keys/credvault/config" {
   capabilities = ["update"]
+  allowed_parameters = {
+    "min_decryption_version" = []
+  }
 }
 
 # Keep its own token alive.
