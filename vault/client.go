@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
@@ -31,6 +32,9 @@ type Config struct {
 	Key      string // transit key name, e.g. "credvault"
 	Timeout  time.Duration
 	Logger   *slog.Logger
+	// BatchSize is the items per transit batch request, 1..MaxBatch;
+	// 0 means DefaultBatch.
+	BatchSize int
 }
 
 // Client talks to one transit key on one Vault server. It is safe for
@@ -42,6 +46,11 @@ type Client struct {
 	log    *slog.Logger
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// batchSize is the items per batch request; a complexity refusal
+	// lowers it (never raises it) for the client's lifetime.
+	batchSize atomic.Int64
+	splitOnce sync.Once
 }
 
 // New connects to Vault, logs in (token or AppRole) and starts keeping the
@@ -57,6 +66,13 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	if cfg.Mount == "" || cfg.Key == "" {
 		return nil, credvault.Errorf(credvault.EINVALID, "transit mount and key must be set")
+	}
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = DefaultBatch
+	}
+	if cfg.BatchSize < 1 || cfg.BatchSize > MaxBatch {
+		return nil, credvault.Errorf(credvault.EINVALID, "vault batch size must be from 1 to %d (a transit batch item costs %d JSON strings; OpenBao refuses more than %d per request by default)",
+			MaxBatch, StringsPerItem("rewrap"), DefaultMaxRequestJSONStrings)
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
@@ -89,6 +105,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		key:   cfg.Key,
 		log:   cfg.Logger,
 	}
+	c.batchSize.Store(int64(cfg.BatchSize))
 	login := c.loginFunc(cfg)
 	secret, err := login(ctx)
 	if err != nil {

@@ -25,7 +25,38 @@ var (
 	ErrKeyNotFound = errors.New("transit key not found")
 	// ErrPermissionDenied: Vault refused credvault's token for this path.
 	ErrPermissionDenied = errors.New("vault permission denied")
+	// ErrTooComplex: the server refused a request body for its JSON
+	// complexity (too many strings, array elements, object entries or
+	// tokens). A smaller batch is accepted; the batch methods split and
+	// retry on their own.
+	ErrTooComplex = errors.New("vault refused the request's JSON as too complex")
 )
+
+// complexityTexts are the servers' error texts for a body over their JSON
+// complexity limits; a smaller batch passes all of them. OpenBao
+// (http/util.go, 2.4.1+): "refused JSON input due to high complexity:
+// exceeded maximum number of strings" (or "... estimated memory limits"),
+// status 400. HashiCorp Vault (sdk/helper/jsonutil, max_json_* listener
+// settings): "JSON array exceeds allowed element count", "JSON object
+// exceeds allowed entry count", "JSON payload exceeds allowed token count".
+// Nesting depth and string length are not listed: splitting cannot help.
+var complexityTexts = []string{
+	"refused JSON input due to high complexity",
+	"JSON array exceeds allowed element count",
+	"JSON object exceeds allowed entry count",
+	"JSON payload exceeds allowed token count",
+}
+
+// isComplexityRefusal reports whether a server error text is one of
+// complexityTexts.
+func isComplexityRefusal(msg string) bool {
+	for _, t := range complexityTexts {
+		if strings.Contains(msg, t) {
+			return true
+		}
+	}
+	return false
+}
 
 // translate turns an error from the Vault API client into a
 // *credvault.Error with one of the sentinels above as its cause. what names
@@ -44,6 +75,9 @@ func translate(err error, what string) error {
 	}
 	msg := strings.Join(re.Errors, "; ")
 	switch {
+	case re.StatusCode >= 400 && isComplexityRefusal(msg):
+		return &credvault.Error{Code: credvault.EUNAVAILABLE, Message: what + ": vault refused the request as too complex (JSON limits); send smaller batches",
+			Err: errors.Join(ErrTooComplex, errors.New(msg))}
 	case re.StatusCode == http.StatusForbidden:
 		return &credvault.Error{Code: credvault.EUNAVAILABLE, Message: what + ": vault denied credvault's token (permission denied); check the token and its policy", Err: ErrPermissionDenied}
 	case re.StatusCode == http.StatusServiceUnavailable && strings.Contains(msg, "sealed"):

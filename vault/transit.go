@@ -13,10 +13,50 @@ import (
 	"credvault/internal/credvault"
 )
 
-// MaxBatch is how many items one transit batch request carries. Real Vault
-// accepts up to 10,000; 1,000 keeps each request well under its 32 MiB body
-// cap even for large values, and the batch methods split longer inputs.
-const MaxBatch = 1000
+// Batch sizes. A real server limits the JSON of one request body, not only
+// its bytes: OpenBao (since 2.4.1) refuses a body with more than
+// max_request_json_strings strings, 1000 by default, object keys included;
+// HashiCorp Vault has its own max_json_* listener limits an operator may
+// tighten. A batch request is {"batch_input":[{...}, ...]}: one string for
+// "batch_input", plus, per item, each field's key and its string value.
+const (
+	// DefaultMaxRequestJSONStrings is OpenBao's default
+	// max_request_json_strings.
+	DefaultMaxRequestJSONStrings = 1000
+	// batchEnvelopeStrings is the "batch_input" key.
+	batchEnvelopeStrings = 1
+	// MaxBatch is the most items one request may carry under OpenBao's
+	// default limit: (1000 - 1) / 4 = 249 for encrypt, decrypt and rewrap
+	// alike (ItemsPerRequest). Config.BatchSize and `credvault rewrap
+	// --batch` are bounded by it.
+	MaxBatch = (DefaultMaxRequestJSONStrings - batchEnvelopeStrings) / 4
+	// DefaultBatch is the items per request when Config.BatchSize is 0:
+	// 801 strings, a fifth under OpenBao's default, leaving room for a
+	// server configured a little tighter.
+	DefaultBatch = 200
+	// maxSplitRounds bounds how often one refused batch is halved: 8
+	// rounds take 249 items down to one.
+	maxSplitRounds = 8
+)
+
+// itemFields is each batch operation's fields per item, all strings:
+// encrypt {plaintext, context}, decrypt and rewrap {ciphertext, context}.
+var itemFields = map[string]int{"encrypt": 2, "decrypt": 2, "rewrap": 2}
+
+// StringsPerItem is how many JSON strings one batch_input item of op
+// ("encrypt", "decrypt" or "rewrap") costs: a key and a value per field.
+func StringsPerItem(op string) int { return 2 * itemFields[op] }
+
+// ItemsPerRequest is the most items of op one request may carry when the
+// server accepts at most maxStrings JSON strings per body; 0 when not even
+// one fits or op is unknown.
+func ItemsPerRequest(op string, maxStrings int) int {
+	per := StringsPerItem(op)
+	if per == 0 || maxStrings <= batchEnvelopeStrings {
+		return 0
+	}
+	return (maxStrings - batchEnvelopeStrings) / per
+}
 
 // Item is one input of a batch call (the domain's TransitItem).
 type Item = credvault.TransitItem
@@ -107,29 +147,69 @@ func (c *Client) RewrapBatch(ctx context.Context, items []Item) ([]Result, error
 
 func (c *Client) batch(ctx context.Context, op string, items []Item, input func(Item) map[string]any) ([]Result, error) {
 	out := make([]Result, 0, len(items))
-	for start := 0; start < len(items); start += MaxBatch {
-		chunk := items[start:min(start+MaxBatch, len(items))]
-		in := make([]map[string]any, len(chunk))
-		for i, it := range chunk {
-			in[i] = input(it)
-		}
-		d, err := c.call(ctx, op, map[string]any{"batch_input": in})
+	size := int(c.batchSize.Load())
+	for start := 0; start < len(items); {
+		chunk := items[start:min(start+size, len(items))]
+		res, err := c.batchChunk(ctx, op, chunk, input, 0)
 		if err != nil {
 			return nil, err
 		}
-		if len(d.BatchResults) != len(chunk) {
-			return nil, credvault.Errorf(credvault.EINTERNAL, "vault %s: %d results for %d items", op, len(d.BatchResults), len(chunk))
-		}
-		for _, r := range d.BatchResults {
-			res := Result{Ciphertext: r.Ciphertext, KeyVersion: r.KeyVersion}
-			switch {
-			case r.Error != "":
-				res.Err = classifyMessage(r.Error, "vault "+op)
-			case op == "decrypt":
-				res.Plaintext, res.Err = unb64(r.Plaintext, op)
+		out = append(out, res...)
+		start += len(chunk)
+		// A split lowered the size: the next chunks use it from the start.
+		size = int(c.batchSize.Load())
+	}
+	return out, nil
+}
+
+// batchChunk sends one batch request. When the server refuses it for its
+// JSON complexity (ErrTooComplex), it halves the chunk, remembers the
+// smaller size for later requests, logs that once per client, and sends
+// both halves, at most maxSplitRounds times deep.
+func (c *Client) batchChunk(ctx context.Context, op string, chunk []Item, input func(Item) map[string]any, round int) ([]Result, error) {
+	in := make([]map[string]any, len(chunk))
+	for i, it := range chunk {
+		in[i] = input(it)
+	}
+	d, err := c.call(ctx, op, map[string]any{"batch_input": in})
+	if ErrorIs(err, ErrTooComplex) && len(chunk) > 1 && round < maxSplitRounds {
+		half := (len(chunk) + 1) / 2
+		for {
+			cur := c.batchSize.Load()
+			if int(cur) <= half || c.batchSize.CompareAndSwap(cur, int64(half)) {
+				break
 			}
-			out = append(out, res)
 		}
+		c.splitOnce.Do(func() {
+			c.log.Warn("vault: the server refused a batch for its JSON complexity; sending smaller batches from now on (lower --batch, or raise the server's limit: OpenBao max_request_json_strings, Vault max_json_*)",
+				"operation", op, "items_refused", len(chunk), "items_per_request", half)
+		})
+		first, err := c.batchChunk(ctx, op, chunk[:half], input, round+1)
+		if err != nil {
+			return nil, err
+		}
+		second, err := c.batchChunk(ctx, op, chunk[half:], input, round+1)
+		if err != nil {
+			return nil, err
+		}
+		return append(first, second...), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(d.BatchResults) != len(chunk) {
+		return nil, credvault.Errorf(credvault.EINTERNAL, "vault %s: %d results for %d items", op, len(d.BatchResults), len(chunk))
+	}
+	out := make([]Result, 0, len(chunk))
+	for _, r := range d.BatchResults {
+		res := Result{Ciphertext: r.Ciphertext, KeyVersion: r.KeyVersion}
+		switch {
+		case r.Error != "":
+			res.Err = classifyMessage(r.Error, "vault "+op)
+		case op == "decrypt":
+			res.Plaintext, res.Err = unb64(r.Plaintext, op)
+		}
+		out = append(out, res)
 	}
 	return out, nil
 }

@@ -19,7 +19,7 @@ import (
 func runRewrap(ctx context.Context, cfg Config, args []string, log *slog.Logger, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("rewrap", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	batch := fs.Int("batch", credvault.MaxRewrapBatch, fmt.Sprintf("rows per Vault batch (1-%d)", credvault.MaxRewrapBatch))
+	batch := fs.Int("batch", credvault.DefaultRewrapBatch, fmt.Sprintf("rows per Vault rewrap request (1-%d)", credvault.MaxRewrapBatch))
 	raise := fs.Bool("raise-min-version", false, "after a complete run, set the key's min_decryption_version to its latest version")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -28,7 +28,8 @@ func runRewrap(ctx context.Context, cfg Config, args []string, log *slog.Logger,
 		return fmt.Errorf("rewrap: unexpected argument %q", fs.Arg(0))
 	}
 	if *batch < 1 || *batch > credvault.MaxRewrapBatch {
-		return fmt.Errorf("rewrap: --batch must be from 1 to %d", credvault.MaxRewrapBatch)
+		return fmt.Errorf("rewrap: --batch must be from 1 to %d, got %d (one row costs %d JSON strings in a rewrap request and OpenBao refuses more than %d per request by default)",
+			credvault.MaxRewrapBatch, *batch, vault.StringsPerItem("rewrap"), vault.DefaultMaxRequestJSONStrings)
 	}
 	if err := cfg.requireProduction(); err != nil {
 		return err
@@ -38,7 +39,9 @@ func runRewrap(ctx context.Context, cfg Config, args []string, log *slog.Logger,
 		return err
 	}
 	defer db.Close()
-	vc, err := vault.New(ctx, cfg.vaultConfig(log))
+	vcfg := cfg.vaultConfig(log)
+	vcfg.BatchSize = *batch // one batch of rows is one request
+	vc, err := vault.New(ctx, vcfg)
 	if err != nil {
 		return err
 	}

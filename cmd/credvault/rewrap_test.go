@@ -126,7 +126,7 @@ func TestRewrapAfterRotation(t *testing.T) {
 		t.Fatalf("API rewrap: %d %s", r.status, r.body)
 	}
 	_ = res
-	for _, args := range [][]string{{"--batch", "0"}, {"--batch", "1001"}, {"extra"}} {
+	for _, args := range [][]string{{"--batch", "0"}, {"--batch", "250"}, {"extra"}} {
 		if err := run(context.Background(), append([]string{"credvault", "rewrap"}, args...), envOf(cl.env), io.Discard, io.Discard); err == nil {
 			t.Errorf("rewrap %v accepted", args)
 		}

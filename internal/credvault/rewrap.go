@@ -6,8 +6,16 @@ import (
 	"time"
 )
 
-// MaxRewrapBatch is the most ciphertexts one rewrap batch carries.
-const MaxRewrapBatch = 1000
+// Rewrap batch sizes. One batch of rows is one transit rewrap request, so
+// the bounds are the Vault client's (vault.MaxBatch, vault.DefaultBatch):
+// an item {ciphertext, context} costs 4 JSON strings, the body 1 more, and
+// OpenBao refuses a body with more than 1000 strings by default.
+const (
+	// MaxRewrapBatch is the most ciphertexts one rewrap batch carries.
+	MaxRewrapBatch = 249
+	// DefaultRewrapBatch leaves a margin under that limit.
+	DefaultRewrapBatch = 200
+)
 
 // RewrapService re-encrypts stored ciphertexts under the transit key's
 // latest version, in batches, without ever seeing a plaintext. It is
@@ -24,7 +32,7 @@ type RewrapService struct {
 // RewrapOptions shapes a run.
 type RewrapOptions struct {
 	OrgID     string // "" = every org (the command line); else one org (the API)
-	BatchSize int    // 1..MaxRewrapBatch; 0 = MaxRewrapBatch
+	BatchSize int    // 1..MaxRewrapBatch; 0 = DefaultRewrapBatch
 	// RaiseMinVersion sets the key's min_decryption_version to the latest
 	// version after a complete, failure-free run over every org, so that
 	// old key versions can no longer decrypt anything.
@@ -49,7 +57,7 @@ type RewrapProgress struct {
 // resume), ECONFLICT (RaiseMinVersion asked but rows failed or remain).
 func (s *RewrapService) Rewrap(ctx context.Context, opts RewrapOptions) (RewrapProgress, error) {
 	if opts.BatchSize == 0 {
-		opts.BatchSize = MaxRewrapBatch
+		opts.BatchSize = DefaultRewrapBatch
 	}
 	if opts.BatchSize < 1 || opts.BatchSize > MaxRewrapBatch {
 		return RewrapProgress{}, Errorf(EINVALID, "batch size must be from 1 to %d", MaxRewrapBatch)

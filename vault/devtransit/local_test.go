@@ -244,7 +244,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 // TestLimits: batch_input is capped at 10,000 items and a body at 32 MiB.
 func TestLimits(t *testing.T) {
 	localOnly(t, "devtransit's own batch cap")
-	_, addr := startLocal(t, Options{})
+	_, addr := startLocal(t, Options{MaxRequestJSONStrings: -1})
 	c := newClient(t, addr, testRootToken)
 	items := make([]any, maxBatchItems+1)
 	for i := range items {
@@ -268,5 +268,49 @@ func TestLimits(t *testing.T) {
 	}
 	if sec, _ := c.Logical().Read("transit/keys/k2"); sec != nil {
 		t.Errorf("an oversized body created key k2")
+	}
+}
+
+// TestJSONStringLimit: like OpenBao's max_request_json_strings, the server
+// counts every string of a body, keys included, and refuses more than its
+// limit (1000 by default) with OpenBao's status and text, before anything
+// is done.
+func TestJSONStringLimit(t *testing.T) {
+	localOnly(t, "sets devtransit's JSON string limit")
+	const wantText = "refused JSON input due to high complexity: exceeded maximum number of strings"
+	items := func(n int) []any {
+		out := make([]any, n)
+		for i := range out {
+			out[i] = map[string]any{"plaintext": ptA, "context": ctxA}
+		}
+		return out
+	}
+	_, addr := startLocal(t, Options{})
+	c := newClient(t, addr, testRootToken)
+	// 1 + 249*4 = 997 strings, + "a":"b" = 999, + "n":1 = 1000: accepted.
+	res := raw(t, c, "PUT", "transit/encrypt/k", map[string]any{"batch_input": items(249), "a": "b", "n": 1})
+	if len(batchResults(t, res, 200)) != 249 {
+		t.Fatalf("1000 strings: not answered in full")
+	}
+	// One string more ("n":"1"): refused, and nothing happens.
+	res = raw(t, c, "PUT", "transit/encrypt/k2", map[string]any{"batch_input": items(249), "a": "b", "n": "1"})
+	if res.status != 400 || !slices.Equal(errorsOf(res.body), []string{wantText}) {
+		t.Errorf("1001 strings: got %d %.200s, want 400 %q", res.status, res.text, wantText)
+	}
+	if sec, _ := c.Logical().Read("transit/keys/k2"); sec != nil {
+		t.Errorf("a refused body created key k2")
+	}
+	res = raw(t, c, "PUT", "transit/encrypt/k2", map[string]any{"batch_input": items(250)})
+	if res.status != 400 || !slices.Equal(errorsOf(res.body), []string{wantText}) {
+		t.Errorf("250 items with context: got %d %.200s, want 400", res.status, res.text)
+	}
+	// Configurable: a higher limit takes the 250 items, a negative none.
+	for _, limit := range []int{1001 + 4, -1} {
+		_, addr := startLocal(t, Options{MaxRequestJSONStrings: limit})
+		c := newClient(t, addr, testRootToken)
+		res := raw(t, c, "PUT", "transit/encrypt/k", map[string]any{"batch_input": items(250)})
+		if len(batchResults(t, res, 200)) != 250 {
+			t.Errorf("limit %d: 250 items not answered", limit)
+		}
 	}
 }

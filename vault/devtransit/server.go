@@ -38,7 +38,19 @@ type Options struct {
 	Logger *slog.Logger
 	// AppRole, when set, enables auth/approle/login with one role.
 	AppRole *AppRole
+	// MaxRequestJSONStrings caps the JSON strings (object keys and string
+	// values) of one request body, like OpenBao's listener setting
+	// max_request_json_strings: a body with more answers 400 "refused JSON
+	// input due to high complexity: exceeded maximum number of strings".
+	// 0 means OpenBao's default, DefaultMaxRequestJSONStrings; negative
+	// means no limit.
+	MaxRequestJSONStrings int
 }
+
+// DefaultMaxRequestJSONStrings is OpenBao's default max_request_json_strings
+// (since 2.4.1). The dev transit server enforces it unless told otherwise,
+// so the test suite meets the limit a real server applies.
+const DefaultMaxRequestJSONStrings = 1000
 
 // AppRole is the single AppRole role the server accepts at
 // auth/approle/login. A zero TokenTTL or TokenMaxTTL means Vault's system
@@ -56,7 +68,9 @@ type Server struct {
 	dataDir   string
 	approle   *AppRole
 	clusterID string
-	sealed    atomic.Bool
+	// maxJSONStrings is the body's string budget; negative = unlimited.
+	maxJSONStrings int
+	sealed         atomic.Bool
 
 	// now and persistHook are replaced by tests (clock, storage failure).
 	now         func() time.Time
@@ -76,6 +90,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Token == "" {
 		return nil, errors.New("devtransit: Options.Token (the root token) is required")
 	}
+	if opts.MaxRequestJSONStrings == 0 {
+		opts.MaxRequestJSONStrings = DefaultMaxRequestJSONStrings
+	}
 	if ar := opts.AppRole; ar != nil && (ar.RoleID == "" || ar.SecretID == "") {
 		return nil, errors.New("devtransit: AppRole needs both RoleID and SecretID")
 	}
@@ -84,13 +101,14 @@ func New(opts Options) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		log:       log,
-		dataDir:   opts.DataDir,
-		approle:   opts.AppRole,
-		clusterID: newUUID(),
-		now:       time.Now,
-		mounts:    map[string]*mount{},
-		tokens:    map[string]*token{},
+		log:            log,
+		dataDir:        opts.DataDir,
+		approle:        opts.AppRole,
+		clusterID:      newUUID(),
+		maxJSONStrings: opts.MaxRequestJSONStrings,
+		now:            time.Now,
+		mounts:         map[string]*mount{},
+		tokens:         map[string]*token{},
 	}
 	s.root = &token{id: opts.Token, accessor: randomID(24), root: true, policies: []string{"root"}, issued: s.now()}
 	if s.dataDir != "" {
@@ -199,7 +217,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		req.data = queryData(r)
 	case http.MethodPost, http.MethodPut:
 		req.op = "update"
-		data, err := readBody(w, r)
+		data, err := readBody(w, r, s.maxJSONStrings)
 		if err != nil {
 			writeError(w, err)
 			return

@@ -1,6 +1,7 @@
 package devtransit
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -67,6 +68,9 @@ var (
 	errUnsupported    = errStatus(http.StatusNotFound, multiErr("unsupported path"))
 	errUnsupportedOp  = errStatus(http.StatusMethodNotAllowed, multiErr("unsupported operation"))
 	errNotFoundNoBody = &apiError{status: http.StatusNotFound}
+	// errTooManyStrings is OpenBao's answer to a body over
+	// max_request_json_strings.
+	errTooManyStrings = errStatus(http.StatusBadRequest, "refused JSON input due to high complexity: exceeded maximum number of strings")
 )
 
 // authBlock is the "auth" object of a login or renewal answer.
@@ -180,7 +184,9 @@ func writeResponse(w http.ResponseWriter, req *request, resp *response) {
 
 // readBody parses a JSON object body the way Vault does: numbers stay
 // json.Number, an empty body is no data.
-func readBody(w http.ResponseWriter, r *http.Request) (map[string]any, error) {
+// A body with more than maxStrings JSON strings (keys and values; negative
+// = no limit) is refused before it is decoded, as OpenBao does.
+func readBody(w http.ResponseWriter, r *http.Request, maxStrings int) (map[string]any, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -192,6 +198,9 @@ func readBody(w http.ResponseWriter, r *http.Request) (map[string]any, error) {
 	if strings.TrimSpace(string(body)) == "" {
 		return nil, nil
 	}
+	if maxStrings >= 0 && countJSONStrings(body, maxStrings) > maxStrings {
+		return nil, errTooManyStrings
+	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.UseNumber()
 	var out map[string]any
@@ -199,6 +208,24 @@ func readBody(w http.ResponseWriter, r *http.Request) (map[string]any, error) {
 		return nil, userError("error parsing JSON: failed to parse JSON input: %v", err)
 	}
 	return out, nil
+}
+
+// countJSONStrings counts the strings of a JSON text, keys included,
+// stopping once it passes limit. A malformed text is counted as far as it
+// parses; decoding it afterwards reports the error.
+func countJSONStrings(body []byte, limit int) int {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	n := 0
+	for n <= limit {
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		if _, ok := tok.(string); ok {
+			n++
+		}
+	}
+	return n
 }
 
 // queryData turns query parameters into request data, as Vault does for

@@ -37,12 +37,21 @@ func Real() bool { return os.Getenv("VAULT_ADDR") != "" && os.Getenv("VAULT_TOKE
 // own data directory.
 func Start(t testing.TB) *Target {
 	t.Helper()
+	return StartDev(t, devtransit.Options{})
+}
+
+// StartDev is Start with options for the in-process server (its Token and
+// DataDir are set here); against a real server the options are ignored, so
+// a test relying on them checks Dev != nil or skips with a reason.
+func StartDev(t testing.TB, opts devtransit.Options) *Target {
+	t.Helper()
 	tg := &Target{Mount: "cvtest-" + randomHex(6)}
 	if Real() {
 		tg.Addr, tg.Token = os.Getenv("VAULT_ADDR"), os.Getenv("VAULT_TOKEN")
 	} else {
 		tg.Token = "test-root-" + randomHex(8)
-		srv, err := devtransit.New(devtransit.Options{Token: tg.Token, DataDir: t.TempDir()})
+		opts.Token, opts.DataDir = tg.Token, t.TempDir()
+		srv, err := devtransit.New(opts)
 		if err != nil {
 			t.Fatalf("vaulttest: devtransit: %v", err)
 		}
