@@ -68,6 +68,9 @@ func seedKeys(ctx context.Context, db *sqlx.DB, orgID, userID string, n, keep in
 func seedCredentials(ctx context.Context, db *sqlx.DB, transit interface {
 	EncryptBatch(context.Context, []credvault.TransitItem) ([]credvault.TransitResult, error)
 }, orgID, ownerID string, n int, progress io.Writer) error {
+	// One database transaction per chunk; EncryptBatch sends each chunk in
+	// requests sized for the server's JSON limits (vault.DefaultBatch
+	// items, split further if a server refuses), like every batch call.
 	const chunk = 1000
 	start := time.Now()
 	for done := 0; done < n; done += chunk {

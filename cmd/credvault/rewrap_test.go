@@ -160,3 +160,47 @@ func TestRewrapAPIIsOrgScoped(t *testing.T) {
 		t.Fatalf("%d rows left on v1, want the other org's one", v1)
 	}
 }
+
+// TestThousandCredentialsThroughDefaultLimit seeds 1,000 credentials the
+// way `credvault bench` does (batch encryption), rotates, and rewraps them
+// all with `credvault rewrap` at its default batch size, against the dev
+// transit server with OpenBao's default JSON string limit in force (or a
+// real server with its own). Before batches were sized for that limit,
+// both the seeding and the rewrap were refused.
+func TestThousandCredentialsThroughDefaultLimit(t *testing.T) {
+	cl := newCluster(t, nil)
+	a := cl.start()
+	res, owner := cl.bootstrap(a, "acme")
+	ctx := context.Background()
+	const n = 1000
+	if err := seedCredentials(ctx, a.s.db, a.s.vault, res.OrgID, res.UserID, n, io.Discard); err != nil {
+		t.Fatalf("seeding %d credentials: %v", n, err)
+	}
+	if err := a.s.vault.RotateKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := run(ctx, []string{"credvault", "rewrap"}, envOf(cl.env), &out, io.Discard); err != nil {
+		t.Fatalf("rewrap: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), fmt.Sprintf("rewrap done: %d rewrapped, 0 failed", n)) {
+		t.Fatalf("rewrap output:\n%s", out.String())
+	}
+	// Default batch: 200 rows per request, so five progress lines.
+	if got := strings.Count(out.String(), "rewrap: "); got != n/credvault.DefaultRewrapBatch {
+		t.Errorf("%d progress lines, want %d:\n%s", got, n/credvault.DefaultRewrapBatch, out.String())
+	}
+	var onV2 int
+	_ = a.s.db.Get(&onV2, `SELECT count(*) FROM credentials WHERE key_version = 2 AND ciphertext LIKE 'vault:v2:%'`)
+	if onV2 != n {
+		t.Fatalf("%d rows on v2, want %d", onV2, n)
+	}
+	var ids []string
+	_ = a.s.db.Select(&ids, `SELECT id FROM credentials ORDER BY id LIMIT 20`)
+	pctx := principalOf(t, a, owner)
+	for _, id := range ids {
+		if _, v, err := a.s.creds.UseCredential(pctx, id); err != nil || !strings.HasPrefix(v.Reveal(), "sk_bench_value_") {
+			t.Fatalf("%s after rewrap: %v", id, err)
+		}
+	}
+}
