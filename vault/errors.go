@@ -20,7 +20,9 @@ var (
 	// ErrIntegrity: Vault refused a ciphertext because the derivation context
 	// does not match, the data was altered, or its key version is outside the
 	// allowed range. Retrying cannot help, so it is never retried.
-	ErrIntegrity = errors.New("ciphertext rejected by vault")
+	// It is the domain's credvault.ErrUndecryptable, so services can tell
+	// it apart without importing this package.
+	ErrIntegrity = credvault.ErrUndecryptable
 	// ErrKeyNotFound: the transit key (or mount) does not exist.
 	ErrKeyNotFound = errors.New("transit key not found")
 	// ErrPermissionDenied: Vault refused credvault's token for this path.

@@ -25,7 +25,8 @@ commands:
   bootstrap --org NAME --email EMAIL
                            create an org and its owner; prints the owner's API key once
   rewrap [--batch N] [--raise-min-version]
-                           re-encrypt every credential under the latest transit key version
+                           re-encrypt every credential under the latest transit key version;
+                           exit status 3 when some rows failed and stay on older versions
   bench [--quick] [--json FILE]
                            measure credvault against its baselines (see BENCHMARKS.md)
   devtransit [flags]       run the Vault-compatible dev transit server alone
@@ -39,7 +40,7 @@ func main() {
 	defer stop()
 	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "credvault: "+cliMessage(err))
-		os.Exit(1)
+		os.Exit(exitStatus(err))
 	}
 }
 
@@ -94,6 +95,28 @@ func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 
 // cliMessage renders an error as the one line start-up prints: a domain
 // error's caller-safe message plus its cause, which never holds a secret.
+// Exit statuses: 0 success, 1 any error, 3 `credvault rewrap` finished but
+// some rows failed and are still on older key versions (see README).
+const exitRewrapIncomplete = 3
+
+// exitError is an error that ends the program with a status other than 1.
+type exitError struct {
+	status int
+	err    error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// exitStatus is the process exit status for an error run returned.
+func exitStatus(err error) int {
+	var e *exitError
+	if errors.As(err, &e) {
+		return e.status
+	}
+	return 1
+}
+
 func cliMessage(err error) string {
 	var e *credvault.Error
 	if errors.As(err, &e) {

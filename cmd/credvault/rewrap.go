@@ -55,8 +55,25 @@ func runRewrap(ctx context.Context, cfg Config, args []string, log *slog.Logger,
 		BatchSize: *batch, RaiseMinVersion: *raise,
 		Progress: func(p credvault.RewrapProgress) { fmt.Fprintln(stdout, progressLine(p)) },
 	})
-	if err != nil {
+	if err != nil && res.Failed == 0 {
 		fmt.Fprintln(stdout, progressLine(res))
+		return err
+	}
+	// Count what is left from the table, not from the run: rows that failed
+	// in an earlier run, or were skipped, count too.
+	left, cerr := store.CountCiphertextsBelow(ctx, "", res.LatestVersion)
+	if cerr != nil {
+		return cerr
+	}
+	if res.Failed > 0 || left > 0 {
+		fmt.Fprintf(stdout, "rewrap incomplete: %d rewrapped, %d failed, %d skipped (changed meanwhile); %d row(s) are still on key versions older than %d (see the log for each failed credential id); min_decryption_version not raised\n",
+			res.Rewrapped, res.Failed, res.Skipped, left, res.LatestVersion)
+		if err == nil {
+			err = fmt.Errorf("rewrap: %d row(s) failed, %d still on key versions older than %d", res.Failed, left, res.LatestVersion)
+		}
+		return &exitError{status: exitRewrapIncomplete, err: err}
+	}
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "rewrap done: %d rewrapped, %d failed, %d skipped (changed meanwhile); every row is on key version %d", res.Rewrapped, res.Failed, res.Skipped, res.LatestVersion)

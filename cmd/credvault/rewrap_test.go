@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -202,5 +203,86 @@ func TestThousandCredentialsThroughDefaultLimit(t *testing.T) {
 		if _, v, err := a.s.creds.UseCredential(pctx, id); err != nil || !strings.HasPrefix(v.Reveal(), "sk_bench_value_") {
 			t.Fatalf("%s after rewrap: %v", id, err)
 		}
+	}
+}
+
+// TestUndecryptableRowFailsRewrapAndUse: one stored ciphertext Vault
+// refuses (copied from another row, so its derivation context is wrong).
+// `credvault rewrap` rewraps the others, then ends with exit status 3 and
+// a line counting the row still on the old version; using that credential
+// answers 500 credential_undecryptable and writes an audit event naming
+// it, with neither value nor ciphertext anywhere.
+func TestUndecryptableRowFailsRewrapAndUse(t *testing.T) {
+	cl := newCluster(t, privateEgress())
+	a := cl.start()
+	_, owner := cl.bootstrap(a, "acme")
+	up := newUpstream(t, nil)
+	const planted = "sk_live_undecryptable_planted_7q2w"
+	var ids []string
+	for i := range 9 {
+		c := cl.createCredential(a, owner, map[string]any{"name": fmt.Sprint("c", i), "value": fmt.Sprintf("%s_%d", planted, i),
+			"base_url": up.URL, "allowed_hosts": []string{up.HostP}, "placement": "bearer"})
+		ids = append(ids, c["id"].(string))
+	}
+	bad := ids[4]
+	var stolen string
+	if err := a.s.db.Get(&stolen, `SELECT ciphertext FROM credentials WHERE id = $1`, ids[5]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.s.db.Exec(`UPDATE credentials SET ciphertext = $1 WHERE id = $2`, stolen, bad); err != nil {
+		t.Fatal(err)
+	}
+
+	// Using it: a distinct code, an audit event, nothing secret.
+	r := cl.as(owner, "GET", a.url+"/v1/proxy/"+bad+"/x", nil)
+	if r.status != 500 || !strings.Contains(string(r.body), `"code":"credential_undecryptable"`) || !strings.Contains(string(r.body), bad) {
+		t.Fatalf("using the undecryptable credential: %d %s", r.status, r.body)
+	}
+	if len(up.requests()) != 0 {
+		t.Fatal("the upstream was called without a value")
+	}
+	var data []string
+	if err := a.s.db.Select(&data, `SELECT data::text FROM audit_events WHERE action = 'credential.undecryptable' AND resource_type = 'credential' AND resource_id = $1`, bad); err != nil || len(data) != 1 {
+		t.Fatalf("audit events for %s: %v %v", bad, data, err)
+	}
+	for _, text := range []string{string(r.body), data[0], a.logs.String()} {
+		if strings.Contains(text, planted) || strings.Contains(text, stolen[10:]) {
+			t.Fatalf("a value or ciphertext leaked: %s", text)
+		}
+	}
+	// The others still work.
+	if r := cl.as(owner, "GET", a.url+"/v1/proxy/"+ids[3]+"/x", nil); r.status != 200 {
+		t.Fatalf("a healthy credential: %d %s", r.status, r.body)
+	}
+
+	if err := a.s.vault.RotateKey(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	err := run(context.Background(), []string{"credvault", "rewrap", "--raise-min-version"}, envOf(cl.env), &out, io.Discard)
+	if err == nil || exitStatus(err) != exitRewrapIncomplete {
+		t.Fatalf("rewrap with a failed row: err %v (status %d), want exit status 3\n%s", err, exitStatus(err), out.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "rewrap incomplete: 8 rewrapped, 1 failed") || !strings.Contains(last, "1 row(s) are still on key versions older than 2") {
+		t.Fatalf("final line: %q", last)
+	}
+	if strings.Contains(out.String(), "every row is on key version") {
+		t.Fatalf("claims success:\n%s", out.String())
+	}
+	if ki, err := a.s.vault.ReadKey(context.Background()); err != nil || ki.MinDecryptionVersion != 1 {
+		t.Fatalf("min_decryption_version raised despite a failed row: %+v %v", ki, err)
+	}
+	// A clean run exits 0 (status 1 errors are unchanged).
+	if _, err := a.s.db.Exec(`DELETE FROM credentials WHERE id = $1`, bad); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"credvault", "rewrap"}, envOf(cl.env), &out, io.Discard); err != nil || !strings.Contains(out.String(), "every row is on key version 2") {
+		t.Fatalf("clean run: %v\n%s", err, out.String())
+	}
+	if exitStatus(errors.New("x")) != 1 {
+		t.Fatal("a plain error must exit 1")
 	}
 }

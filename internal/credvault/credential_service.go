@@ -2,6 +2,8 @@ package credvault
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"time"
@@ -21,6 +23,9 @@ type CredentialService struct {
 	Store   CredentialStore
 	Users   UserStore
 	Transit Transit
+	// Audit records events that belong to no write, such as a stored value
+	// Vault refuses to decrypt; nil skips them.
+	Audit AuditStore
 	// Values caches decrypted values for injection; nil disables it.
 	Values *ValueCache
 	Now    func() time.Time
@@ -415,7 +420,9 @@ func (s *CredentialService) FindUsage(ctx context.Context, id string, f UsageFil
 // UseCredential returns a credential and its decrypted value, for the
 // injector. Errors: EFORBIDDEN (scope credentials:use), ENOTFOUND,
 // EINVALID with reason credential_not_usable when it has no allowed hosts,
-// EUNAVAILABLE (Vault down), EINTERNAL (Vault refused the ciphertext).
+// EUNAVAILABLE (Vault down), EINTERNAL with reason credential_undecryptable
+// when Vault refuses the stored ciphertext (also audited as
+// credential.undecryptable, naming the credential, never a value).
 func (s *CredentialService) UseCredential(ctx context.Context, id string) (*Credential, Secret, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -442,6 +449,9 @@ func (s *CredentialService) UseCredential(ctx context.Context, id string) (*Cred
 	}
 	if !hit {
 		pt, err := s.Transit.Decrypt(ctx, c.Ciphertext, CredentialContext(c.OrgID, c.ID))
+		if errors.Is(err, ErrUndecryptable) {
+			return nil, Secret{}, s.undecryptable(ctx, c, err)
+		}
 		if err != nil {
 			return nil, Secret{}, err
 		}
@@ -487,4 +497,24 @@ func serviceName(s string) bool {
 		}
 	}
 	return true
+}
+
+// undecryptable audits a stored value Vault refused and returns the error
+// the caller sees. The event names the credential and its key version; the
+// ciphertext and Vault's text stay out of it (the text goes to the log via
+// the returned error's cause).
+func (s *CredentialService) undecryptable(ctx context.Context, c *Credential, cause error) error {
+	if s.Audit != nil {
+		ev := newAuditEvent(ctx, c.OrgID, "credential.undecryptable", "credential", c.ID, map[string]any{
+			"name": c.Name, "key_version": c.KeyVersion,
+		})
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := s.Audit.CreateAuditEvent(actx, ev); err != nil {
+			return err
+		}
+	}
+	return &Error{Code: EINTERNAL, Reason: ReasonUndecryptable, Err: cause, Message: fmt.Sprintf(
+		"the stored value of credential %s cannot be decrypted: Vault refused its ciphertext (key version %d retired or lost, or the row was altered); set a new value with PATCH /v1/credentials/%s",
+		c.ID, c.KeyVersion, c.ID)}
 }

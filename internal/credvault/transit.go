@@ -2,6 +2,7 @@ package credvault
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 )
@@ -30,6 +31,16 @@ type Transit interface {
 	Encrypt(ctx context.Context, plaintext, derivation []byte) (string, error)
 	Decrypt(ctx context.Context, ciphertext string, derivation []byte) ([]byte, error)
 }
+
+// ErrUndecryptable is the cause a Transit carries when Vault refuses a
+// stored ciphertext: wrong derivation context, altered data, or a key
+// version that was retired (min_decryption_version) or never existed on
+// this key (a Vault whose keys were lost). Retrying cannot help.
+var ErrUndecryptable = errors.New("vault refused the stored ciphertext")
+
+// ReasonUndecryptable is the API error code of a credential whose stored
+// value Vault refuses to decrypt (HTTP 500, documented in api/openapi.yaml).
+const ReasonUndecryptable = "credential_undecryptable"
 
 // Rewrapper is what the rewrap job needs from Vault.
 type Rewrapper interface {
