@@ -6,10 +6,10 @@ package vault
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,14 +24,18 @@ import (
 // Config says where Vault is and how credvault authenticates to it. Exactly
 // one of Token or RoleID+SecretID is used; AppRole wins when both are set.
 type Config struct {
-	Addr     string
-	Token    credvault.Secret
-	RoleID   string
-	SecretID credvault.Secret
-	Mount    string // transit mount path, e.g. "transit"
-	Key      string // transit key name, e.g. "credvault"
-	Timeout  time.Duration
-	Logger   *slog.Logger
+	Addr  string
+	Token credvault.Secret
+	// TokenFile, when set, is where Token came from (VAULT_TOKEN_FILE): it is
+	// read again at each login, so that a token replaced there is picked up
+	// without a restart once the old one is refused or expires.
+	TokenFile string
+	RoleID    string
+	SecretID  credvault.Secret
+	Mount     string // transit mount path, e.g. "transit"
+	Key       string // transit key name, e.g. "credvault"
+	Timeout   time.Duration
+	Logger    *slog.Logger
 	// BatchSize is the items per transit batch request, 1..MaxBatch;
 	// 0 means DefaultBatch.
 	BatchSize int
@@ -46,6 +50,14 @@ type Client struct {
 	log    *slog.Logger
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// kick asks the keep-alive loop to log in again now (the token was
+	// refused); buffered, so a pending request is never lost or doubled.
+	kick chan struct{}
+	// tokenCheck caches the last token self-lookup for readiness.
+	tokenMu      sync.Mutex
+	tokenChecked time.Time
+	tokenErr     error
 
 	// batchSize is the items per batch request; a complexity refusal
 	// lowers it (never raises it) for the client's lifetime.
@@ -104,6 +116,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		mount: strings.Trim(cfg.Mount, "/"),
 		key:   cfg.Key,
 		log:   cfg.Logger,
+		kick:  make(chan struct{}, 1),
 	}
 	c.batchSize.Store(int64(cfg.BatchSize))
 	login := c.loginFunc(cfg)
@@ -113,10 +126,8 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	loopCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
-	if secret != nil && secret.Auth != nil && secret.Auth.Renewable {
-		c.wg.Add(1)
-		go c.keepAlive(loopCtx, secret, login)
-	}
+	c.wg.Add(1)
+	go c.keepAlive(loopCtx, secret, login)
 	return c, nil
 }
 
@@ -156,7 +167,17 @@ func (c *Client) loginFunc(cfg Config) func(context.Context) (*vaultapi.Secret, 
 		}
 	}
 	return func(ctx context.Context) (*vaultapi.Secret, error) {
-		c.api.SetToken(cfg.Token.Reveal())
+		tok := cfg.Token
+		if cfg.TokenFile != "" {
+			b, err := os.ReadFile(cfg.TokenFile)
+			if err != nil {
+				return nil, credvault.Wrap(credvault.EUNAVAILABLE, err, "vault token file %s cannot be read", cfg.TokenFile)
+			}
+			if t := strings.TrimSpace(string(b)); t != "" {
+				tok = credvault.NewSecret(t)
+			}
+		}
+		c.api.SetToken(tok.Reveal())
 		secret, err := c.api.Auth().Token().LookupSelfWithContext(ctx)
 		if err != nil {
 			return nil, translate(err, "vault token lookup")
@@ -165,7 +186,7 @@ func (c *Client) loginFunc(cfg Config) func(context.Context) (*vaultapi.Secret, 
 		ttl, _ := secret.TokenTTL()
 		// Turn the lookup into the shape the lifetime watcher expects.
 		out := &vaultapi.Secret{Auth: &vaultapi.SecretAuth{
-			ClientToken:   cfg.Token.Reveal(),
+			ClientToken:   tok.Reveal(),
 			Renewable:     renewable,
 			LeaseDuration: int(ttl.Seconds()),
 		}}
@@ -174,77 +195,163 @@ func (c *Client) loginFunc(cfg Config) func(context.Context) (*vaultapi.Secret, 
 	}
 }
 
-// keepAlive renews the token until it can no longer be renewed, then logs
-// in again (with backoff) and starts over, until ctx ends.
+// keepAlive renews the token until it can no longer be renewed, or Vault
+// refuses it (a kick from Health), then logs in again (with backoff; a kick
+// retries at once) and starts over, until ctx ends. A token without a TTL
+// (a root token) is only replaced after a kick. Cycles shorter than a
+// second (a token that is about to expire) back off too.
 func (c *Client) keepAlive(ctx context.Context, secret *vaultapi.Secret, login func(context.Context) (*vaultapi.Secret, error)) {
 	defer c.wg.Done()
+	const minCycle = time.Second
+	pause := 200 * time.Millisecond
 	for {
+		cycleStart := time.Now()
 		if secret != nil && secret.Auth != nil && secret.Auth.Renewable {
-			if err := c.watch(ctx, secret); err != nil {
-				c.log.Warn("vault: token renewal stopped", "error", err.Error())
+			reason, renewed := c.watch(ctx, secret)
+			if renewed != nil {
+				secret = renewed // renewed in full: keep watching this token
+				continue
+			}
+			if reason != "" {
+				c.log.Warn("vault: " + reason)
 			}
 		} else {
-			// A non-renewable token after a re-login: wait out its TTL.
-			ttl := time.Duration(0)
-			if secret != nil && secret.Auth != nil {
-				ttl = time.Duration(secret.Auth.LeaseDuration) * time.Second
-			}
-			if ttl <= 0 {
-				return
+			// Not renewable: log in again at 90% of its TTL, or when Vault
+			// refuses it.
+			var due <-chan time.Time
+			if secret != nil && secret.Auth != nil && secret.Auth.LeaseDuration > 0 {
+				due = time.After(time.Duration(secret.Auth.LeaseDuration) * time.Second * 9 / 10)
 			}
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(ttl * 9 / 10):
+			case <-due:
+				c.log.Warn("vault: token is not renewable and nears the end of its TTL; logging in again")
+			case <-c.kick:
+				c.log.Warn("vault: token refused by vault (invalid or expired); logging in again")
 			}
 		}
 		if ctx.Err() != nil {
 			return
+		}
+		if time.Since(cycleStart) < minCycle {
+			if !c.wait(ctx, pause) {
+				return
+			}
+			pause = min(pause*2, 30*time.Second)
+		} else {
+			pause = 200 * time.Millisecond
 		}
 		backoff := 200 * time.Millisecond
 		for {
 			var err error
 			secret, err = login(ctx)
 			if err == nil {
+				c.resetTokenCheck()
+				c.log.Info("vault: logged in again")
 				break
 			}
 			c.log.Error("vault: login failed; retrying", "error", err.Error(), "retry_in", backoff.String())
-			select {
-			case <-ctx.Done():
+			if !c.wait(ctx, backoff) {
 				return
-			case <-time.After(backoff):
 			}
 			backoff = min(backoff*2, 30*time.Second)
 		}
 	}
 }
 
-// watch runs one lifetime watcher over secret until it is done (the token
-// reached its max TTL or renewal failed) or ctx ends.
-func (c *Client) watch(ctx context.Context, secret *vaultapi.Secret) error {
+// wait sleeps for d, or less when a kick asks for a login now. It reports
+// false when ctx ended.
+func (c *Client) wait(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-c.kick:
+	}
+	return true
+}
+
+// watch runs one lifetime watcher over secret until it is done or ctx
+// ends. It returns either the token renewed in full (keep watching it) or
+// why renewal ended, in words fit for the log ("" when shutting down).
+func (c *Client) watch(ctx context.Context, secret *vaultapi.Secret) (string, *vaultapi.Secret) {
 	w, err := c.api.NewLifetimeWatcher(&vaultapi.LifetimeWatcherInput{Secret: secret})
 	if err != nil {
-		return err
+		return "token renewal could not start: " + err.Error() + "; logging in again", nil
 	}
 	go w.Start()
 	defer w.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return "", nil
+		case <-c.kick:
+			return "token refused by vault (invalid or expired) while being renewed; logging in again", nil
 		case err := <-w.DoneCh():
-			if err == nil {
-				return errors.New("token reached its maximum lifetime")
+			if err != nil {
+				return renewalOutcome(err, false), nil
 			}
-			return err
+			// The watcher stops without an error both at the max TTL and
+			// when the lease ran short: ask Vault once more, to tell which.
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			r, rerr := c.api.Auth().Token().RenewSelfWithContext(rctx, 0)
+			cancel()
+			if rerr == nil && r != nil && r.Auth != nil && !cappedByMaxTTL(r) {
+				return "", r
+			}
+			return renewalOutcome(rerr, true), nil
 		case r := <-w.RenewCh():
-			c.log.Debug("vault: token renewed", "ttl_seconds", r.Secret.Auth.LeaseDuration)
+			if r.Secret != nil && r.Secret.Auth != nil {
+				c.log.Debug("vault: token renewed", "ttl_seconds", r.Secret.Auth.LeaseDuration)
+			}
 		}
 	}
 }
 
-// Health reports whether Vault is usable: initialised and unsealed. Errors:
-// EUNAVAILABLE when it is unreachable, sealed or not initialised.
+// cappedByMaxTTL reports whether a renewal was cut short by the token's
+// max TTL: Vault and OpenBao then warn that the TTL "exceeded the
+// effective max_ttl" and grant only what is left.
+func cappedByMaxTTL(r *vaultapi.Secret) bool {
+	if r.Auth.LeaseDuration <= 0 {
+		return true
+	}
+	for _, w := range r.Warnings {
+		if strings.Contains(w, "max_ttl") {
+			return true
+		}
+	}
+	return false
+}
+
+// renewalOutcome words why token renewal ended, for the log: err is the
+// last renewal's error, nil when it succeeded but was capped by the
+// token's max TTL (capped).
+func renewalOutcome(err error, capped bool) string {
+	switch {
+	case err != nil && strings.Contains(err.Error(), "permission denied"):
+		return "token renewal refused: permission denied (the token is expired or revoked, or its policy lacks update on auth/token/renew-self); logging in again"
+	case err != nil:
+		return "token renewal refused: " + err.Error() + "; logging in again"
+	case capped:
+		return "token reached its maximum TTL (max_ttl); logging in again"
+	}
+	return "token renewal ended; logging in again"
+}
+
+// tokenCheckTTL is how long readiness trusts a token self-lookup.
+const tokenCheckTTL = 2 * time.Second
+
+// Health reports whether credvault can use Vault: the server is reachable,
+// initialised and unsealed (sys/health, no token needed), and Vault still
+// accepts credvault's token (auth/token/lookup-self, cached tokenCheckTTL).
+// A refused token makes the keep-alive loop log in again at once, so
+// readiness recovers without a restart when a new token or login works.
+// Errors: EUNAVAILABLE whose message names the reason: unreachable, not
+// initialised, sealed, or token invalid or expired (cause
+// ErrPermissionDenied).
 func (c *Client) Health(ctx context.Context) error {
 	h, err := c.api.Sys().HealthWithContext(ctx)
 	if err != nil {
@@ -256,7 +363,37 @@ func (c *Client) Health(ctx context.Context) error {
 	case h.Sealed:
 		return &credvault.Error{Code: credvault.EUNAVAILABLE, Message: "vault is sealed", Err: ErrUnavailable}
 	}
-	return nil
+	return c.checkToken(ctx)
+}
+
+// checkToken looks the token up, or returns the cached answer.
+func (c *Client) checkToken(ctx context.Context) error {
+	c.tokenMu.Lock()
+	defer c.tokenMu.Unlock()
+	if !c.tokenChecked.IsZero() && time.Since(c.tokenChecked) < tokenCheckTTL {
+		return c.tokenErr
+	}
+	_, err := c.api.Auth().Token().LookupSelfWithContext(ctx)
+	if err != nil {
+		err = translate(err, "vault token lookup")
+		if ErrorIs(err, ErrPermissionDenied) {
+			err = &credvault.Error{Code: credvault.EUNAVAILABLE, Err: ErrPermissionDenied,
+				Message: "vault token is invalid or expired (vault refused it); credvault is logging in again: put a new token in VAULT_TOKEN_FILE, or check the AppRole"}
+			select {
+			case c.kick <- struct{}{}:
+			default:
+			}
+		}
+	}
+	c.tokenChecked, c.tokenErr = time.Now(), err
+	return err
+}
+
+// resetTokenCheck forgets the cached lookup after a new login.
+func (c *Client) resetTokenCheck() {
+	c.tokenMu.Lock()
+	c.tokenChecked, c.tokenErr = time.Time{}, nil
+	c.tokenMu.Unlock()
 }
 
 func (c *Client) path(op string) string {

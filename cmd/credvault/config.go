@@ -25,6 +25,7 @@ type Config struct {
 	DatabaseURL        credvault.Secret
 	VaultAddr          string
 	VaultToken         credvault.Secret
+	VaultTokenFile     string // VAULT_TOKEN_FILE, read again at each Vault login
 	VaultRoleID        string
 	VaultSecretID      credvault.Secret
 	TransitMount       string
@@ -58,16 +59,17 @@ var (
 func loadConfig(getenv func(string) string) (Config, error) {
 	env := envReader{getenv: getenv}
 	cfg := Config{
-		Addr:         env.str("CREDVAULT_ADDR", ":8080"),
-		DatabaseURL:  credvault.NewSecret(env.secret("DATABASE_URL")),
-		VaultAddr:    env.str("VAULT_ADDR", ""),
-		VaultToken:   credvault.NewSecret(env.secret("VAULT_TOKEN")),
-		VaultRoleID:  env.secret("VAULT_ROLE_ID"),
-		TransitMount: strings.Trim(env.str("CREDVAULT_TRANSIT_MOUNT", "transit"), "/"),
-		TransitKey:   env.str("CREDVAULT_TRANSIT_KEY", "credvault"),
-		KeyPrefix:    env.str("CREDVAULT_KEY_PREFIX", "cv"),
-		RedisURL:     credvault.NewSecret(env.secret("REDIS_URL")),
-		DataDir:      env.str("CREDVAULT_DATA_DIR", ".credvault"),
+		Addr:           env.str("CREDVAULT_ADDR", ":8080"),
+		DatabaseURL:    credvault.NewSecret(env.secret("DATABASE_URL")),
+		VaultAddr:      env.str("VAULT_ADDR", ""),
+		VaultToken:     credvault.NewSecret(env.secret("VAULT_TOKEN")),
+		VaultTokenFile: getenv("VAULT_TOKEN_FILE"),
+		VaultRoleID:    env.secret("VAULT_ROLE_ID"),
+		TransitMount:   strings.Trim(env.str("CREDVAULT_TRANSIT_MOUNT", "transit"), "/"),
+		TransitKey:     env.str("CREDVAULT_TRANSIT_KEY", "credvault"),
+		KeyPrefix:      env.str("CREDVAULT_KEY_PREFIX", "cv"),
+		RedisURL:       credvault.NewSecret(env.secret("REDIS_URL")),
+		DataDir:        env.str("CREDVAULT_DATA_DIR", ".credvault"),
 	}
 	cfg.VaultSecretID = credvault.NewSecret(env.secret("VAULT_SECRET_ID"))
 	if env.err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"credvault/internal/credvault"
 	"credvault/internal/postgres/pgtest"
+	"credvault/vault/devtransit"
 	"credvault/vault/vaulttest"
 )
 
@@ -39,8 +40,15 @@ type cluster struct {
 
 func newCluster(t testing.TB, extra map[string]string) *cluster {
 	t.Helper()
+	return newClusterDev(t, extra, devtransit.Options{})
+}
+
+// newClusterDev is newCluster with options for the in-process dev transit
+// server (ignored against a real Vault).
+func newClusterDev(t testing.TB, extra map[string]string, opts devtransit.Options) *cluster {
+	t.Helper()
 	_, dbURL := pgtest.New(t)
-	tg := vaulttest.Start(t)
+	tg := vaulttest.StartDev(t, opts)
 	tg.CreateKey(t, "credvault", true)
 	env := map[string]string{
 		"CREDVAULT_ADDR": "127.0.0.1:0", "DATABASE_URL": dbURL,

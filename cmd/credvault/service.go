@@ -137,7 +137,7 @@ func openDatabase(ctx context.Context, cfg Config, log *slog.Logger) (*sqlx.DB, 
 // vaultConfig is the Vault client's share of the configuration.
 func (cfg Config) vaultConfig(log *slog.Logger) vault.Config {
 	return vault.Config{
-		Addr: cfg.VaultAddr, Token: cfg.VaultToken, RoleID: cfg.VaultRoleID, SecretID: cfg.VaultSecretID,
+		Addr: cfg.VaultAddr, Token: cfg.VaultToken, TokenFile: cfg.VaultTokenFile, RoleID: cfg.VaultRoleID, SecretID: cfg.VaultSecretID,
 		Mount: cfg.TransitMount, Key: cfg.TransitKey, Logger: log,
 	}
 }

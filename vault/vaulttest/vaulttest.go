@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"testing"
+	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
 
@@ -26,6 +27,8 @@ type Target struct {
 	Mount string
 	Dev   *devtransit.Server
 	API   *vaultapi.Client
+
+	appRole *devtransit.AppRole // the in-process server's role, if any
 }
 
 // Real reports whether tests run against a real Vault or OpenBao.
@@ -51,6 +54,7 @@ func StartDev(t testing.TB, opts devtransit.Options) *Target {
 	} else {
 		tg.Token = "test-root-" + randomHex(8)
 		opts.Token, opts.DataDir = tg.Token, t.TempDir()
+		tg.appRole = opts.AppRole
 		srv, err := devtransit.New(opts)
 		if err != nil {
 			t.Fatalf("vaulttest: devtransit: %v", err)
@@ -96,6 +100,33 @@ func (tg *Target) CreateKey(t testing.TB, name string, derived bool) {
 	if err != nil {
 		t.Fatalf("vaulttest: create key %s: %v", name, err)
 	}
+}
+
+// ShortLivedToken returns a fresh renewable token that lives at most maxTTL
+// (a "fresh login"). Against a real server it is a child of VAULT_TOKEN
+// made with auth/token/create (policy root, explicit_max_ttl); in-process
+// it is an AppRole login, so the server must have been started by StartDev
+// with an AppRole whose TokenMaxTTL is maxTTL.
+func (tg *Target) ShortLivedToken(t testing.TB, maxTTL time.Duration) string {
+	t.Helper()
+	if tg.Dev == nil {
+		renewable := true
+		sec, err := tg.API.Auth().Token().Create(&vaultapi.TokenCreateRequest{
+			Policies: []string{"root"}, TTL: maxTTL.String(), ExplicitMaxTTL: maxTTL.String(), Renewable: &renewable,
+		})
+		if err != nil || sec == nil || sec.Auth == nil {
+			t.Fatalf("vaulttest: create a short-lived token: %v", err)
+		}
+		return sec.Auth.ClientToken
+	}
+	if tg.appRole == nil || tg.appRole.TokenMaxTTL != maxTTL {
+		t.Fatalf("vaulttest: ShortLivedToken(%v) needs StartDev with an AppRole whose TokenMaxTTL is %v", maxTTL, maxTTL)
+	}
+	sec, err := tg.API.Logical().Write("auth/approle/login", map[string]any{"role_id": tg.appRole.RoleID, "secret_id": tg.appRole.SecretID})
+	if err != nil || sec == nil || sec.Auth == nil {
+		t.Fatalf("vaulttest: approle login: %v", err)
+	}
+	return sec.Auth.ClientToken
 }
 
 func randomHex(n int) string {
