@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -227,6 +228,41 @@ func TestCheckKey(t *testing.T) {
 	err = clientFor(t, tg.Addr, tg.Token, tg.Mount, "missing").CheckKey(ctx)
 	if !errors.Is(err, vault.ErrKeyNotFound) || !strings.Contains(err.Error(), "derived=true") {
 		t.Fatalf("missing key: err = %v, want ErrKeyNotFound with the command to create it", err)
+	}
+	wantHint(t, "missing key", err, tg.Mount, "missing")
+
+	// Under the least-privilege policy a mistyped name answers 403 (the
+	// policy names only the real key). A proxy plays that policy, so this
+	// runs against a real server too.
+	u, _ := url.Parse(tg.Addr)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	policy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/"+tg.Mount+"/keys/typo" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `{"errors":["1 error occurred:\n\t* permission denied\n\n"]}`)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(policy.Close)
+	err = clientFor(t, policy.URL, tg.Token, tg.Mount, "typo").CheckKey(ctx)
+	if !errors.Is(err, vault.ErrPermissionDenied) {
+		t.Fatalf("unreadable key: err = %v, want ErrPermissionDenied", err)
+	}
+	wantHint(t, "unreadable key", err, tg.Mount, "typo")
+}
+
+// wantHint checks a start-up error names both possibilities (missing, not
+// readable), the key and mount, and the command that creates the key.
+func wantHint(t *testing.T, what string, err error, mount, key string) {
+	t.Helper()
+	msg := credvault.ErrorMessage(err)
+	for _, want := range []string{"is missing, or credvault's token may not read it", fmt.Sprintf("%q", key), fmt.Sprintf("%q", mount),
+		fmt.Sprintf("vault write -f %s/keys/%s derived=true", mount, key), "vault/policy.hcl", "CREDVAULT_TRANSIT_KEY"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("%s: message %q lacks %q", what, msg, want)
+		}
 	}
 }
 

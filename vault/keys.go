@@ -57,10 +57,20 @@ func (c *Client) ReadKey(ctx context.Context) (KeyInfo, error) {
 func (c *Client) CheckKey(ctx context.Context) error {
 	ki, err := c.ReadKey(ctx)
 	if err != nil {
-		if ErrorIs(err, ErrKeyNotFound) {
-			return &credvault.Error{Code: credvault.EUNAVAILABLE, Err: ErrKeyNotFound, Message: fmt.Sprintf(
-				"transit key %q not found on mount %q: create it with `vault secrets enable -path=%s transit && vault write -f %s/keys/%s derived=true`",
-				c.key, c.mount, c.mount, c.mount, c.key)}
+		// Under the least-privilege policy a mistyped key name is not
+		// "not found" but 403: the policy grants read on the right name
+		// only. Both answers get the same hint.
+		if ErrorIs(err, ErrKeyNotFound) || ErrorIs(err, ErrPermissionDenied) {
+			cause := ErrKeyNotFound
+			if ErrorIs(err, ErrPermissionDenied) {
+				cause = ErrPermissionDenied
+			}
+			return &credvault.Error{Code: credvault.EUNAVAILABLE, Err: cause, Message: fmt.Sprintf(
+				"transit key %q on mount %q is missing, or credvault's token may not read it (vault answered %s): "+
+					"check CREDVAULT_TRANSIT_KEY and CREDVAULT_TRANSIT_MOUNT; create the key with `vault write -f %s/keys/%s derived=true` "+
+					"(after `vault secrets enable -path=%s transit` if the mount is new); and make sure the token's policy (vault/policy.hcl) names %s/keys/%s",
+				c.key, c.mount, map[error]string{ErrKeyNotFound: "not found", ErrPermissionDenied: "permission denied"}[cause],
+				c.mount, c.key, c.mount, c.mount, c.key)}
 		}
 		return err
 	}
