@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,5 +63,18 @@ func TestReadyzFollowsTheVaultToken(t *testing.T) {
 	}
 	if !strings.Contains(logs, "logged in again") {
 		t.Errorf("no log line for the new login:\n%s", logs)
+	}
+}
+
+// TestDevTransitJSONLimitFlag: the standalone dev transit server's string
+// limit is configurable; nonsense values are refused before it starts.
+func TestDevTransitJSONLimitFlag(t *testing.T) {
+	for _, v := range []string{"0", "-2"} {
+		var errOut strings.Builder
+		err := run(context.Background(), []string{"credvault", "devtransit", "--max-request-json-strings", v, "--data", t.TempDir()},
+			func(string) string { return "" }, io.Discard, &errOut)
+		if err == nil || !strings.Contains(err.Error(), "--max-request-json-strings") {
+			t.Errorf("--max-request-json-strings %s: err = %v", v, err)
+		}
 	}
 }
