@@ -5,8 +5,10 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -101,6 +103,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	apiCfg.MaxRetries = 2
 	apiCfg.MinRetryWait = 50 * time.Millisecond
 	apiCfg.MaxRetryWait = 500 * time.Millisecond
+	apiCfg.CheckRetry = checkRetry
 	tr := apiCfg.HttpClient.Transport.(*http.Transport)
 	tr.MaxIdleConnsPerHost = 64
 	api, err := vaultapi.NewClient(apiCfg)
@@ -129,6 +132,22 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	c.wg.Add(1)
 	go c.keepAlive(loopCtx, secret, login)
 	return c, nil
+}
+
+// checkRetry is the Vault client's retry policy (retry 5xx and 412) except
+// for a refusal for JSON complexity, which HashiCorp Vault answers with
+// 500: the same body would be refused again, so the batch methods split it
+// at once instead. The body read here is put back for the caller.
+func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if err == nil && resp != nil && resp.StatusCode >= 500 && resp.Body != nil {
+		b, rerr := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		if rerr == nil && isComplexityRefusal(string(b)) {
+			return false, nil
+		}
+	}
+	return vaultapi.DefaultRetryPolicy(ctx, resp, err)
 }
 
 // Close stops the token renewal loop. The client must not be used afterwards.
