@@ -2,13 +2,14 @@
 GO      ?= go
 PKG     := ./...
 BIN     := bin/credvault
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
 .PHONY: all build dev test vet fmt cover clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/credvault
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/credvault
 
 ## dev: the whole service on embedded defaults (private PostgreSQL under
 ## ./.credvault/pg, built-in dev transit server), printing the URL.

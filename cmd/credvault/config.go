@@ -127,16 +127,18 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	return cfg, nil
 }
 
-// requireProduction checks what `credvault serve` needs beyond a valid
-// configuration: a database and a real Vault with credentials.
-func (cfg Config) requireProduction() error {
+// requireProduction checks what a command that runs against production
+// (`credvault serve`, `credvault rewrap`) needs beyond a valid
+// configuration: a database and a real Vault with credentials. cmd names
+// the command in the message.
+func (cfg Config) requireProduction(cmd string) error {
 	switch {
 	case cfg.DatabaseURL.IsZero():
-		return &configError{"DATABASE_URL", "required by `credvault serve` (postgres://user:password@host:5432/credvault?sslmode=require); for a local setup run `credvault dev`"}
+		return &configError{"DATABASE_URL", "required by `credvault " + cmd + "` (postgres://user:password@host:5432/credvault?sslmode=require); for a local setup run `credvault dev`"}
 	case cfg.VaultAddr == "":
-		return &configError{"VAULT_ADDR", "required by `credvault serve` (the Vault server with the transit engine); for a local setup run `credvault dev`"}
+		return &configError{"VAULT_ADDR", "required by `credvault " + cmd + "` (the Vault server with the transit engine); for a local setup run `credvault dev`"}
 	case cfg.VaultToken.IsZero() && cfg.VaultRoleID == "":
-		return &configError{"VAULT_TOKEN", "required by `credvault serve`: set VAULT_TOKEN (or VAULT_TOKEN_FILE), or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole"}
+		return &configError{"VAULT_TOKEN", "required by `credvault " + cmd + "`: set VAULT_TOKEN (or VAULT_TOKEN_FILE), or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole"}
 	}
 	return nil
 }

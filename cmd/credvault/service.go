@@ -218,7 +218,7 @@ func (s *service) close() {
 }
 
 func runServe(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) error {
-	if err := cfg.requireProduction(); err != nil {
+	if err := cfg.requireProduction("serve"); err != nil {
 		return err
 	}
 	s, err := startService(ctx, cfg, log, startOptions{})
