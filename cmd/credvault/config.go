@@ -101,7 +101,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		return Config{}, &configError{"CREDVAULT_KEY_PREFIX", fmt.Sprintf("%q must be 1-16 lowercase letters or digits, starting with a letter", cfg.KeyPrefix)}
 	}
 	var err error
-	if cfg.AuthHeaders, err = parseAuthHeaders(env.str("CREDVAULT_AUTH_HEADERS", "X-API-Key,Authorization")); err != nil {
+	if cfg.AuthHeaders, err = parseAuthHeaders(getenv("CREDVAULT_AUTH_HEADERS")); err != nil {
 		return Config{}, &configError{"CREDVAULT_AUTH_HEADERS", err.Error()}
 	}
 	if !cfg.RedisURL.IsZero() {
@@ -157,6 +157,15 @@ func checkListenAddr(addr string) error {
 	return nil
 }
 
+// defaultAuthHeaders are the headers an API key is always read from.
+var defaultAuthHeaders = []string{"X-API-Key", "Authorization"}
+
+// parseAuthHeaders reads CREDVAULT_AUTH_HEADERS: header names, comma
+// separated, that carry an API key in addition to the defaults (SPEC:
+// "add e.g. nected-api-key"). Listing a default again is allowed, so that
+// a list written out in full keeps its meaning; the headers are tried in
+// the order listed, then the defaults not listed. Names stay as written
+// (they show in messages); matching is case-insensitive.
 func parseAuthHeaders(v string) ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
@@ -173,10 +182,15 @@ func parseAuthHeaders(v string) ([]string, error) {
 			return nil, fmt.Errorf("header %q is listed twice", h)
 		}
 		seen[canon] = true
-		out = append(out, canon)
+		out = append(out, h)
 	}
-	if len(out) == 0 {
-		return nil, errors.New("must name at least one header, e.g. X-API-Key,Authorization")
+	if strings.TrimSpace(v) != "" && len(out) == 0 {
+		return nil, errors.New("names no header; list headers to add to X-API-Key and Authorization, e.g. nected-api-key")
+	}
+	for _, h := range defaultAuthHeaders {
+		if !seen[http.CanonicalHeaderKey(h)] {
+			out = append(out, h)
+		}
 	}
 	return out, nil
 }
