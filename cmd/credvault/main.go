@@ -90,6 +90,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if len(rest) > 0 {
 			return fmt.Errorf("dev takes no arguments (got %q)", rest[0])
 		}
+		if getenv("CREDVAULT_ADDR") == "" {
+			cfg.Addr = devAddr
+		}
 		return runDev(ctx, cfg, log, stdout)
 	case "migrate":
 		return runMigrate(ctx, cfg, rest, stdout)
