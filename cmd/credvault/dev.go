@@ -33,10 +33,16 @@ func runDev(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+	// Private to this user; only a cluster made by an earlier credvault dev
+	// run as root inside the data dir needs its user to pass through.
+	mode := os.FileMode(0o700)
+	if fi, err := os.Lstat(filepath.Join(dataDir, "pg")); err == nil && fi.IsDir() && os.Geteuid() == 0 {
+		mode = 0o711
+	}
+	if err := os.MkdirAll(dataDir, mode); err != nil {
 		return &configError{"CREDVAULT_DATA_DIR", fmt.Sprintf("cannot create %s: %v", dataDir, err)}
 	}
-	if err := os.Chmod(dataDir, 0o700); err != nil {
+	if err := os.Chmod(dataDir, mode); err != nil {
 		return err
 	}
 	unlock, err := lockDataDir(dataDir)

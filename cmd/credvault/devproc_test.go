@@ -13,11 +13,14 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 )
 
 // TestDevProcessHelper is not a test: the tests below run the test binary
@@ -164,7 +167,21 @@ func checkDevProcess(t *testing.T, p *devProc, pgDir string) {
 			t.Errorf("listens on %s: beyond loopback (all: %v)", a, addrs)
 		}
 	}
+	// Another local user cannot walk in: the cluster wants the password.
+	m := pgURLRe.FindStringSubmatch(p.stdout.String())
+	if m == nil {
+		t.Fatalf("no PostgreSQL URL in the banner:\n%s", p.stdout.String())
+	}
+	if strings.Contains(m[0], ":@") || strings.Count(m[0], ":") > 2 {
+		t.Errorf("the banner shows a password: %s", m[0])
+	}
+	if db, err := sqlOpenPing(m[0]); err == nil {
+		db.Close()
+		t.Error("the private cluster accepts a connection without the password")
+	}
 }
+
+var pgURLRe = regexp.MustCompile(`postgres://credvault@127\.0\.0\.1:\d+/credvault\?sslmode=disable`)
 
 func pgRunning(pgDir string) bool {
 	_, err := os.Stat(filepath.Join(pgDir, "postmaster.pid"))
@@ -375,4 +392,75 @@ func TestDevDefaultAddrIsLoopback(t *testing.T) {
 	if !errors.As(err, &ae) {
 		t.Errorf("error %T, want a configError", err)
 	}
+}
+
+// TestDevMovesTrustClusterToPassword: a cluster an earlier credvault dev
+// created with trust authentication gets a password on the next start;
+// afterwards a connection without it is refused.
+func TestDevMovesTrustClusterToPassword(t *testing.T) {
+	skipWithoutPG(t)
+	dataDir := t.TempDir()
+	pg := &privatePG{dir: filepath.Join(dataDir, "pg")}
+	var err error
+	if pg.bin, err = findPGBin(); err != nil {
+		t.Fatal(err)
+	}
+	if pg.runAs, err = unprivilegedUser(); err != nil {
+		t.Fatal(err)
+	}
+	if pg.runAs != nil { // the old layout: the cluster inside the data dir
+		for _, d := range []string{filepath.Dir(dataDir), dataDir} {
+			if err := os.Chmod(d, 0o711); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.Mkdir(pg.dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := pg.chown(pg.dir); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := pg.command("initdb", "-D", pg.dir, "-U", "credvault", "-A", "trust", "-E", "UTF8", "--no-locale").CombinedOutput(); err != nil {
+		t.Fatalf("initdb: %v %s", err, out)
+	}
+	port, _ := freeLoopbackPort()
+	f, err := os.OpenFile(filepath.Join(pg.dir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "\nlisten_addresses = '127.0.0.1'\nport = %d\nunix_socket_directories = ''\n", port)
+	f.Close()
+
+	s := startRun(t, map[string]string{"CREDVAULT_ADDR": "127.0.0.1:0", "CREDVAULT_DATA_DIR": dataDir}, "dev")
+	if code, body := get(t, s.url+"/readyz"); code != 200 {
+		t.Fatalf("readyz %d %s", code, body)
+	}
+	if fi, err := os.Stat(filepath.Join(dataDir, "pg.password")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("pg.password: %v, want mode 0600", err)
+	}
+	hba, _ := os.ReadFile(filepath.Join(pg.dir, "pg_hba.conf"))
+	if strings.Contains(string(hba), "trust") || !strings.Contains(string(hba), "scram-sha-256") {
+		t.Errorf("pg_hba.conf still admits without a password:\n%s", hba)
+	}
+	db, err := sqlOpenPing(fmt.Sprintf("postgres://credvault@127.0.0.1:%d/credvault?sslmode=disable", port))
+	if err == nil {
+		db.Close()
+		t.Error("a connection without the password is accepted")
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sqlOpenPing(url string) (*sqlx.DB, error) {
+	db, err := sqlx.Open("postgres", url)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }
