@@ -44,7 +44,7 @@ func newRouteTable(app *fiber.App) *routeTable {
 			methods = append(methods, m)
 		}
 		sort.Strings(methods)
-		t.routes = append(t.routes, tableRoute{segments: splitPath(strings.ToLower(p)), allow: strings.Join(methods, ", "), methods: byPath[p]})
+		t.routes = append(t.routes, tableRoute{segments: splitPath(p), allow: strings.Join(methods, ", "), methods: byPath[p]})
 	}
 	return t
 }
@@ -59,12 +59,12 @@ func splitPath(p string) []string {
 
 // lookup reports whether some route template matches path, and if so
 // whether one of them takes method; allow lists the methods of the
-// templates that match.
+// templates that match. It allocates only for a 405.
 func (t *routeTable) lookup(method, path string) (known, allowed bool, allow string) {
-	segs := splitPath(strings.ToLower(path))
 	var allows []string
-	for _, r := range t.routes {
-		if !r.matches(segs) {
+	for i := range t.routes {
+		r := &t.routes[i]
+		if !r.matches(path) {
 			continue
 		}
 		known = true
@@ -76,19 +76,34 @@ func (t *routeTable) lookup(method, path string) (known, allowed bool, allow str
 	return known, false, strings.Join(allows, ", ")
 }
 
-func (r *tableRoute) matches(segs []string) bool {
-	for i, want := range r.segments {
+// matches walks path segment by segment against the template, comparing
+// literals case-insensitively; a trailing slash and empty segments are
+// ignored, as Fiber does.
+func (r *tableRoute) matches(path string) bool {
+	rest := path
+	for _, want := range r.segments {
 		if want == "*" {
 			return true // the rest, possibly nothing
 		}
-		if i >= len(segs) {
+		var seg string
+		if seg, rest = nextSegment(rest); seg == "" {
 			return false
 		}
-		if !strings.HasPrefix(want, ":") && want != segs[i] {
+		if want[0] != ':' && !strings.EqualFold(want, seg) {
 			return false
 		}
 	}
-	return len(segs) == len(r.segments)
+	seg, _ := nextSegment(rest)
+	return seg == ""
+}
+
+// nextSegment returns the first non-empty segment of p and what follows it.
+func nextSegment(p string) (seg, rest string) {
+	p = strings.TrimLeft(p, "/")
+	if i := strings.IndexByte(p, '/'); i >= 0 {
+		return p[:i], p[i:]
+	}
+	return p, ""
 }
 
 // routeGuard answers 404 for a path no route has and 405 (with Allow) for
