@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"credvault/internal/postgres/pgtest"
 )
 
 // TestDevProcessHelper is not a test: the tests below run the test binary
@@ -463,4 +465,26 @@ func sqlOpenPing(url string) (*sqlx.DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// TestDevRefusesSecondOnOneDataDir: while one dev runs, a second on the
+// same data dir is refused (it would share, and then stop, the first one's
+// cluster).
+func TestDevRefusesSecondOnOneDataDir(t *testing.T) {
+	_, dbURL := pgtest.New(t)
+	dataDir := t.TempDir()
+	env := map[string]string{"CREDVAULT_ADDR": "127.0.0.1:0", "DATABASE_URL": dbURL, "CREDVAULT_DATA_DIR": dataDir}
+	s := startRun(t, env, "dev")
+	err := run(context.Background(), []string{"credvault", "dev"}, envOf(env), io.Discard, io.Discard)
+	if msg := cliMessage(err); !strings.HasPrefix(msg, fmt.Sprintf("another credvault dev (pid %d) is using %s", os.Getpid(), dataDir)) {
+		t.Errorf("second dev: %q", msg)
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Once the first has stopped, the data dir is free again.
+	s = startRun(t, env, "dev")
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
 }
