@@ -2,18 +2,21 @@
 GO      ?= go
 PKG     := ./...
 BIN     := bin/credvault
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
 .PHONY: all build dev test vet fmt cover clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/credvault
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/credvault
 
 ## dev: the whole service on embedded defaults (private PostgreSQL under
-## ./.credvault/pg, built-in dev transit server), printing the URL.
-dev:
-	$(GO) run ./cmd/credvault dev
+## ./.credvault/pg, built-in dev transit server), printing the URL. It runs
+## the built binary rather than `go run`, which exits 1 on Ctrl-C even
+## when credvault stops cleanly.
+dev: build
+	./$(BIN) dev
 
 ## test: vet, then the whole suite against real PostgreSQL
 ## (TEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres).

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -96,7 +95,7 @@ func sortedExtra(m map[string]any) []string {
 // several service instances, a baseline Fiber route and a local upstream),
 // then measures each scenario against its baseline in the same run.
 func runBench(ctx context.Context, cfg Config, args []string, stdout, stderr io.Writer) error {
-	opts, err := parseBenchFlags(args, stderr)
+	opts, err := parseBenchFlags(args, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -132,9 +131,8 @@ func runBench(ctx context.Context, cfg Config, args []string, stdout, stderr io.
 	return nil
 }
 
-func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, error) {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchOptions, error) {
+	fs := newFlagSet("bench", args, stdout, stderr)
 	quick := fs.Bool("quick", false, "small data and short runs (under two minutes), for CI smoke tests")
 	jsonFile := fs.String("json", "", "also write the results as JSON to this file")
 	conc := fs.Int("concurrency", 64, "connections per load run")

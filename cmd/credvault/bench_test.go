@@ -9,16 +9,16 @@ import (
 )
 
 func TestBenchFlags(t *testing.T) {
-	o, err := parseBenchFlags([]string{"--quick", "--json", "x.json"}, io.Discard)
+	o, err := parseBenchFlags([]string{"--quick", "--json", "x.json"}, io.Discard, io.Discard)
 	if err != nil || !o.quick || o.duration != 2*time.Second || o.coldKeys != 20_000 || o.jsonFile != "x.json" {
 		t.Fatalf("quick: %+v %v", o, err)
 	}
-	o, err = parseBenchFlags(nil, io.Discard)
+	o, err = parseBenchFlags(nil, io.Discard, io.Discard)
 	if err != nil || o.coldKeys != 1_000_000 || o.poolKeys != 10_000 || o.revocations != 100 || o.rewrapRows != 100_000 || o.concurrency != 64 {
 		t.Fatalf("full: %+v %v", o, err)
 	}
 	for _, bad := range [][]string{{"--concurrency", "0"}, {"--duration", "1ms"}, {"extra"}, {"--nope"}} {
-		if _, err := parseBenchFlags(bad, io.Discard); err == nil {
+		if _, err := parseBenchFlags(bad, io.Discard, io.Discard); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
 	}

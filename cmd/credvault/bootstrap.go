@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,8 +19,7 @@ import (
 // an org with its owner and prints {"org_id","user_id","api_key"}; the key
 // is shown this once.
 func runBootstrap(ctx context.Context, cfg Config, args []string, log *slog.Logger, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bootstrap", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("bootstrap", args, stdout, stderr)
 	org := fs.String("org", "", "name of the new org (required)")
 	email := fs.String("email", "", "email of its owner (required)")
 	if err := fs.Parse(args); err != nil {
@@ -43,6 +41,9 @@ func runBootstrap(ctx context.Context, cfg Config, args []string, log *slog.Logg
 	}
 	defer db.Close()
 	res, err := credvault.Bootstrap(ctx, postgres.NewStore(db), apikey.Minter{Prefix: cfg.KeyPrefix}, *org, *email)
+	if credvault.ErrorCode(err) == credvault.ECONFLICT {
+		return fmt.Errorf("bootstrap: org %q already exists; bootstrap creates a new org only (its owner's key was printed when it was created; issue more keys with POST /v1/api-keys)", *org)
+	}
 	if err != nil {
 		return err
 	}

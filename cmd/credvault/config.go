@@ -103,7 +103,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		return Config{}, &configError{"CREDVAULT_KEY_PREFIX", fmt.Sprintf("%q must be 1-16 lowercase letters or digits, starting with a letter", cfg.KeyPrefix)}
 	}
 	var err error
-	if cfg.AuthHeaders, err = parseAuthHeaders(env.str("CREDVAULT_AUTH_HEADERS", "X-API-Key,Authorization")); err != nil {
+	if cfg.AuthHeaders, err = parseAuthHeaders(getenv("CREDVAULT_AUTH_HEADERS")); err != nil {
 		return Config{}, &configError{"CREDVAULT_AUTH_HEADERS", err.Error()}
 	}
 	if !cfg.RedisURL.IsZero() {
@@ -129,16 +129,18 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	return cfg, nil
 }
 
-// requireProduction checks what `credvault serve` needs beyond a valid
-// configuration: a database and a real Vault with credentials.
-func (cfg Config) requireProduction() error {
+// requireProduction checks what a command that runs against production
+// (`credvault serve`, `credvault rewrap`) needs beyond a valid
+// configuration: a database and a real Vault with credentials. cmd names
+// the command in the message.
+func (cfg Config) requireProduction(cmd string) error {
 	switch {
 	case cfg.DatabaseURL.IsZero():
-		return &configError{"DATABASE_URL", "required by `credvault serve` (postgres://user:password@host:5432/credvault?sslmode=require); for a local setup run `credvault dev`"}
+		return &configError{"DATABASE_URL", "required by `credvault " + cmd + "` (postgres://user:password@host:5432/credvault?sslmode=require); for a local setup run `credvault dev`"}
 	case cfg.VaultAddr == "":
-		return &configError{"VAULT_ADDR", "required by `credvault serve` (the Vault server with the transit engine); for a local setup run `credvault dev`"}
+		return &configError{"VAULT_ADDR", "required by `credvault " + cmd + "` (the Vault server with the transit engine); for a local setup run `credvault dev`"}
 	case cfg.VaultToken.IsZero() && cfg.VaultRoleID == "":
-		return &configError{"VAULT_TOKEN", "required by `credvault serve`: set VAULT_TOKEN (or VAULT_TOKEN_FILE), or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole"}
+		return &configError{"VAULT_TOKEN", "required by `credvault " + cmd + "`: set VAULT_TOKEN (or VAULT_TOKEN_FILE), or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole"}
 	}
 	return nil
 }
@@ -157,6 +159,15 @@ func checkListenAddr(addr string) error {
 	return nil
 }
 
+// defaultAuthHeaders are the headers an API key is always read from.
+var defaultAuthHeaders = []string{"X-API-Key", "Authorization"}
+
+// parseAuthHeaders reads CREDVAULT_AUTH_HEADERS: header names, comma
+// separated, that carry an API key in addition to the defaults (SPEC:
+// "add e.g. nected-api-key"). Listing a default again is allowed, so that
+// a list written out in full keeps its meaning; the headers are tried in
+// the order listed, then the defaults not listed. Names stay as written
+// (they show in messages); matching is case-insensitive.
 func parseAuthHeaders(v string) ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
@@ -173,10 +184,15 @@ func parseAuthHeaders(v string) ([]string, error) {
 			return nil, fmt.Errorf("header %q is listed twice", h)
 		}
 		seen[canon] = true
-		out = append(out, canon)
+		out = append(out, h)
 	}
-	if len(out) == 0 {
-		return nil, errors.New("must name at least one header, e.g. X-API-Key,Authorization")
+	if strings.TrimSpace(v) != "" && len(out) == 0 {
+		return nil, errors.New("names no header; list headers to add to X-API-Key and Authorization, e.g. nected-api-key")
+	}
+	for _, h := range defaultAuthHeaders {
+		if !seen[http.CanonicalHeaderKey(h)] {
+			out = append(out, h)
+		}
 	}
 	return out, nil
 }

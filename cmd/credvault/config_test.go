@@ -21,7 +21,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 	if cfg.Addr != ":8080" || cfg.TransitMount != "transit" || cfg.TransitKey != "credvault" ||
 		cfg.KeyPrefix != "cv" || cfg.SecretCacheTTL != 30*time.Second || cfg.EgressAllowPrivate ||
-		strings.Join(cfg.AuthHeaders, ",") != "X-Api-Key,Authorization" {
+		strings.Join(cfg.AuthHeaders, ",") != "X-API-Key,Authorization" {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 }
@@ -40,8 +40,27 @@ func TestLoadConfigFileVariants(t *testing.T) {
 	if cfg.VaultToken.Reveal() != "s.from-file" {
 		t.Fatalf("token from file = %q", cfg.VaultToken.Reveal())
 	}
-	if cfg.SecretCacheTTL != 0 || len(cfg.AuthHeaders) != 3 || cfg.AuthHeaders[2] != "Nected-Api-Key" {
+	if cfg.SecretCacheTTL != 0 || strings.Join(cfg.AuthHeaders, ",") != "X-API-Key,Authorization,nected-api-key" {
 		t.Fatalf("cfg = %+v", cfg)
+	}
+}
+
+// TestAuthHeadersAddToDefaults: CREDVAULT_AUTH_HEADERS adds headers; the
+// defaults keep working (README and SPEC: "add e.g. nected-api-key").
+func TestAuthHeadersAddToDefaults(t *testing.T) {
+	for v, want := range map[string]string{
+		"nected-api-key":                 "nected-api-key,X-API-Key,Authorization",
+		"nected-api-key, x-api-key":      "nected-api-key,x-api-key,Authorization",
+		"Authorization,X-Org-Key":        "Authorization,X-Org-Key,X-API-Key",
+		"X-API-Key,Authorization,nected": "X-API-Key,Authorization,nected",
+	} {
+		cfg, err := loadConfig(envOf(map[string]string{"CREDVAULT_AUTH_HEADERS": v}))
+		if err != nil {
+			t.Fatalf("%q: %v", v, err)
+		}
+		if got := strings.Join(cfg.AuthHeaders, ","); got != want {
+			t.Errorf("%q: headers %s, want %s", v, got, want)
+		}
 	}
 }
 

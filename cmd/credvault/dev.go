@@ -11,25 +11,32 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 
 	"credvault/internal/credvault"
 	"credvault/vault/devtransit"
 )
 
+// devAddr is where `credvault dev` listens unless CREDVAULT_ADDR says
+// otherwise: loopback only, since it prints a freshly minted owner key.
+const devAddr = "127.0.0.1:8080"
+
 // runDev runs the whole service for a laptop or a fresh machine: the
 // private PostgreSQL cluster unless DATABASE_URL is set, the built-in dev
 // transit server unless VAULT_ADDR is set, then the service itself. On
-// Ctrl-C it drains requests and stops what it started, in reverse order.
+// Ctrl-C it drains requests and stops what it started, in reverse order,
+// and returns nil.
 func runDev(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) (err error) {
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return err
 	}
-	// As root, PostgreSQL runs as another user, which must be able to pass
-	// through (not list) the data directory to reach its cluster.
+	// Private to this user; only a cluster made by an earlier credvault dev
+	// run as root inside the data dir needs its user to pass through.
 	mode := os.FileMode(0o700)
-	if os.Geteuid() == 0 {
+	if fi, err := os.Lstat(filepath.Join(dataDir, "pg")); err == nil && fi.IsDir() && os.Geteuid() == 0 {
 		mode = 0o711
 	}
 	if err := os.MkdirAll(dataDir, mode); err != nil {
@@ -38,23 +45,34 @@ func runDev(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer)
 	if err := os.Chmod(dataDir, mode); err != nil {
 		return err
 	}
+	unlock, err := lockDataDir(dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 
+	// The port first: when it is taken, say so before starting anything.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return listenError(cfg.Addr, err)
+	}
 	var stops []func()
 	defer func() {
 		for i := len(stops) - 1; i >= 0; i-- {
 			stops[i]()
 		}
 	}()
+	stops = append(stops, func() { ln.Close() })
 
 	pgNote := "from DATABASE_URL"
 	if cfg.DatabaseURL.IsZero() {
-		pg, err := startPrivatePG(ctx, filepath.Join(dataDir, "pg"), log)
+		pg, err := startPrivatePG(ctx, dataDir, log)
 		if err != nil {
 			return err
 		}
 		stops = append(stops, pg.stop)
 		cfg.DatabaseURL = credvault.NewSecret(pg.URL())
-		pgNote = fmt.Sprintf("%s (private cluster in %s)", pg.URL(), pg.dir)
+		pgNote = fmt.Sprintf("%s (private cluster in %s; password in %s)", pg.DisplayURL(), pg.dir, filepath.Join(dataDir, "pg.password"))
 	}
 
 	vaultNote := cfg.VaultAddr
@@ -75,7 +93,7 @@ func runDev(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer)
 		return &configError{"VAULT_TOKEN", "VAULT_ADDR is set, so credvault dev needs VAULT_TOKEN (or AppRole) for it"}
 	}
 
-	s, err := startService(ctx, cfg, log, startOptions{createTransitKey: true})
+	s, err := startService(ctx, cfg, log, startOptions{createTransitKey: true, ln: ln})
 	if err != nil {
 		return err
 	}
@@ -90,15 +108,50 @@ func runDev(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer)
 		// Printed this once, on the first start; afterwards only the file has it.
 		keyNote = adminKey.Reveal() + "\n              (org \"" + devOrg + "\", owner " + devEmail + "; also written to " + keyFile + ")"
 	}
+	urlNote := s.URL()
+	if addr := ln.Addr().(*net.TCPAddr); !addr.IP.IsLoopback() {
+		urlNote += " (listening on " + addr.String() + ", as CREDVAULT_ADDR asks: reachable from other machines)"
+	}
 	fmt.Fprintf(stdout, "credvault dev is ready\n  URL:        %s\n  Admin key:  %s\n  PostgreSQL: %s\n  Vault:      %s\n  Try:        curl -H \"X-API-Key: $(cat %s)\" %s/v1/whoami\nPress Ctrl-C to stop.\n",
-		s.URL(), keyNote, pgNote, vaultNote, keyFile, s.URL())
+		urlNote, keyNote, pgNote, vaultNote, keyFile, s.URL())
 	fmt.Fprintf(stdout, "credvault listening on %s\n", s.URL())
 	return s.serve(ctx)
 }
 
+// listenError is the one line for a listen address that cannot be used,
+// such as a port another process holds.
+func listenError(addr string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return &configError{"CREDVAULT_ADDR", fmt.Sprintf("%s is already in use (another credvault?); stop that process or set CREDVAULT_ADDR to another address, e.g. 127.0.0.1:8081", addr)}
+	}
+	return &configError{"CREDVAULT_ADDR", fmt.Sprintf("cannot listen on %s: %v", addr, err)}
+}
+
+// lockDataDir holds an exclusive lock on dataDir/dev.lock while dev runs,
+// so that two dev processes never share one cluster, and so that a
+// cluster found running while the lock is free was left by a crash. The
+// kernel drops the lock when the process dies, however it dies.
+func lockDataDir(dataDir string) (unlock func(), err error) {
+	path := filepath.Join(dataDir, "dev.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		pid, _ := os.ReadFile(path)
+		f.Close()
+		return nil, fmt.Errorf("another credvault dev (pid %s) is using %s; stop it first or set CREDVAULT_DATA_DIR to another directory", strings.TrimSpace(string(pid)), dataDir)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return func() { f.Close() }, nil
+}
+
 // startDevTransit runs the dev transit server in-process on a loopback
 // port, with its keys under dataDir/transit and a root token kept in
-// dataDir/vault.token, so that a restart decrypts what was encrypted before.
+// dataDir/vault.token, so that a restart decrypts what was encrypted
+// before. Its port is kept in dataDir/vault.addr and reused on the next
+// start, so that its address stays the same.
 func startDevTransit(ctx context.Context, dataDir string, log *slog.Logger) (addr, tokenFile string, stop func(), err error) {
 	tokenFile = filepath.Join(dataDir, "vault.token")
 	token, err := readSecretFile(tokenFile)
@@ -117,7 +170,8 @@ func startDevTransit(ctx context.Context, dataDir string, log *slog.Logger) (add
 	if err != nil {
 		return "", "", nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addrFile := filepath.Join(dataDir, "vault.addr")
+	ln, err := listenKept(addrFile, log)
 	if err != nil {
 		return "", "", nil, err
 	}
@@ -133,6 +187,32 @@ func startDevTransit(ctx context.Context, dataDir string, log *slog.Logger) (add
 	return "http://" + ln.Addr().String(), tokenFile, stop, nil
 }
 
+// listenKept listens on the loopback address recorded in file (as
+// http://127.0.0.1:PORT), or on a free loopback port that it records
+// there; if the recorded port has been taken meanwhile, it says so and
+// records a new one.
+func listenKept(file string, log *slog.Logger) (net.Listener, error) {
+	if b, err := os.ReadFile(file); err == nil {
+		hostport := strings.TrimPrefix(strings.TrimSpace(string(b)), "http://")
+		if host, _, err := net.SplitHostPort(hostport); err == nil && host == "127.0.0.1" {
+			ln, err := net.Listen("tcp", hostport)
+			if err == nil {
+				return ln, nil
+			}
+			log.Warn("dev: the dev transit server's port is taken; using a new one", "was", hostport, "error", err.Error())
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(file, []byte("http://"+ln.Addr().String()+"\n"), 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
 func readSecretFile(path string) (credvault.Secret, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -145,8 +225,12 @@ func readSecretFile(path string) (credvault.Secret, error) {
 	return credvault.NewSecret(s), nil
 }
 
-func randomToken() string {
-	b := make([]byte, 24)
+func randomToken() string { return "cvdev." + randomHex(24) }
+
+// randomHex is n random bytes in hex: tokens and passwords that need no
+// quoting anywhere.
+func randomHex(n int) string {
+	b := make([]byte, n)
 	_, _ = rand.Read(b)
-	return "cvdev." + hex.EncodeToString(b)
+	return hex.EncodeToString(b)
 }

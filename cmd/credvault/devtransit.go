@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -14,8 +13,7 @@ import (
 // tests and tools: `credvault devtransit --addr 127.0.0.1:8200 [--token T]
 // [--data DIR]`.
 func runDevTransit(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("devtransit", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("devtransit", args, stdout, stderr)
 	addr := fs.String("addr", "127.0.0.1:8200", "listen address")
 	token := fs.String("token", getenv("VAULT_DEV_ROOT_TOKEN_ID"), "root token (default $VAULT_DEV_ROOT_TOKEN_ID, else a random one printed at start)")
 	data := fs.String("data", ".credvault/transit", "directory where keys persist")

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,7 +31,10 @@ commands:
   bench [--quick] [--json FILE]
                            measure credvault against its baselines (see BENCHMARKS.md)
   devtransit [flags]       run the Vault-compatible dev transit server alone
+  version                  print credvault's version and build
   help                     show this text
+
+Every command takes --help.
 
 Configuration comes from the environment; see README.md.
 `
@@ -53,16 +57,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	cmd, rest := args[1], args[2:]
 	switch cmd {
-	case "help", "-h", "--help":
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	case "version", "--version":
+		fmt.Fprintln(stdout, versionLine())
+		return nil
 	case "devtransit":
-		return runDevTransit(ctx, rest, getenv, stdout, stderr)
+		return ignoreHelp(runDevTransit(ctx, rest, getenv, stdout, stderr))
 	}
 
-	cfg, err := loadConfig(getenv)
-	if err != nil {
-		return err
+	var cfg Config
+	if wantsHelp(rest) {
+		// Help needs no configuration: a newcomer asks before setting any.
+		if text, ok := plainHelp[cmd]; ok {
+			fmt.Fprint(stdout, text)
+			return nil
+		}
+	} else {
+		var err error
+		if cfg, err = loadConfig(getenv); err != nil {
+			return err
+		}
 	}
 	log := newLogger(stderr, cfg.LogLevel)
 	switch cmd {
@@ -75,15 +91,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if len(rest) > 0 {
 			return fmt.Errorf("dev takes no arguments (got %q)", rest[0])
 		}
+		if getenv("CREDVAULT_ADDR") == "" {
+			cfg.Addr = devAddr
+		}
 		return runDev(ctx, cfg, log, stdout)
 	case "migrate":
 		return runMigrate(ctx, cfg, rest, stdout)
 	case "bootstrap":
-		return runBootstrap(ctx, cfg, rest, log, stdout, stderr)
+		return ignoreHelp(runBootstrap(ctx, cfg, rest, log, stdout, stderr))
 	case "rewrap":
-		return runRewrap(ctx, cfg, rest, log, stdout, stderr)
+		return ignoreHelp(runRewrap(ctx, cfg, rest, log, stdout, stderr))
 	case "bench":
-		return runBench(ctx, cfg, rest, stdout, stderr)
+		return ignoreHelp(runBench(ctx, cfg, rest, stdout, stderr))
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)
@@ -93,8 +112,6 @@ func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
-// cliMessage renders an error as the one line start-up prints: a domain
-// error's caller-safe message plus its cause, which never holds a secret.
 // Exit statuses: 0 success, 1 any error, 3 `credvault rewrap` finished but
 // some rows failed and are still on older key versions (see README).
 const exitRewrapIncomplete = 3
@@ -117,13 +134,72 @@ func exitStatus(err error) int {
 	return 1
 }
 
+// cliMessage renders an error as the one line start-up prints: a domain
+// error's caller-safe message, plus its cause when the cause is what an
+// operator needs (a dependency unavailable or an internal failure); the
+// cause never holds a secret. A conflict or a bad value says all in its
+// message, so a driver's text (such as a constraint name) stays out.
 func cliMessage(err error) string {
 	var e *credvault.Error
 	if errors.As(err, &e) {
-		if e.Err != nil && e.Code != credvault.EINVALID {
+		if e.Err != nil && (e.Code == credvault.EUNAVAILABLE || e.Code == credvault.EINTERNAL) {
 			return e.Message + ": " + e.Err.Error()
 		}
 		return e.Message
 	}
 	return err.Error()
+}
+
+// plainHelp is the --help text of the commands without flags.
+var plainHelp = map[string]string{
+	"serve": `usage: credvault serve
+
+Runs credvault for production. Needs DATABASE_URL, VAULT_ADDR and a Vault
+token (VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID); see README.md.
+`,
+	"dev": `usage: credvault dev
+
+Runs the whole service locally: a private PostgreSQL cluster unless
+DATABASE_URL is set, the built-in dev transit server unless VAULT_ADDR is
+set, listening on 127.0.0.1:8080 unless CREDVAULT_ADDR says otherwise.
+State is kept under CREDVAULT_DATA_DIR (default ./.credvault).
+`,
+	"migrate": `usage: credvault migrate [up|status]
+
+Applies the pending database migrations (up, the default) or lists every
+migration and whether it is applied (status). Needs DATABASE_URL.
+`,
+}
+
+// wantsHelp reports whether args ask for help before any "--".
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
+// newFlagSet is a subcommand's flag set: errors and usage on stderr, but
+// the usage asked for with --help on stdout, where a pager can read it.
+func newFlagSet(name string, args []string, stdout, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if wantsHelp(args) {
+		fs.SetOutput(stdout)
+	}
+	return fs
+}
+
+// ignoreHelp turns the flag package's "help requested" into success: the
+// usage was printed, as asked.
+func ignoreHelp(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,8 +16,7 @@ import (
 // version, printing a progress line per batch. Interrupted, it is simply
 // run again: it resumes with the rows not yet done.
 func runRewrap(ctx context.Context, cfg Config, args []string, log *slog.Logger, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rewrap", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("rewrap", args, stdout, stderr)
 	batch := fs.Int("batch", credvault.DefaultRewrapBatch, fmt.Sprintf("rows per Vault rewrap request (1-%d)", credvault.MaxRewrapBatch))
 	raise := fs.Bool("raise-min-version", false, "after a complete run, set the key's min_decryption_version to its latest version")
 	if err := fs.Parse(args); err != nil {
@@ -31,7 +29,7 @@ func runRewrap(ctx context.Context, cfg Config, args []string, log *slog.Logger,
 		return fmt.Errorf("rewrap: --batch must be from 1 to %d, got %d (one row costs %d JSON strings in a rewrap request and OpenBao refuses more than %d per request by default)",
 			credvault.MaxRewrapBatch, *batch, vault.StringsPerItem("rewrap"), vault.DefaultMaxRequestJSONStrings)
 	}
-	if err := cfg.requireProduction(); err != nil {
+	if err := cfg.requireProduction("rewrap"); err != nil {
 		return err
 	}
 	db, err := openDatabase(ctx, cfg, log)

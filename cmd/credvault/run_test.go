@@ -232,18 +232,14 @@ func TestDevPrivateClusterReadiness(t *testing.T) {
 	if _, err := findPGBin(); err != nil {
 		t.Skipf("no PostgreSQL server binaries: %v", err)
 	}
-	dataDir := t.TempDir()
-	if os.Geteuid() == 0 { // PostgreSQL runs as another user and must pass through
-		for _, d := range []string{filepath.Dir(dataDir), dataDir} {
-			if err := os.Chmod(d, 0o711); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	dataDir := t.TempDir() // mode 0700: as root, the cluster goes where postgres can reach it
 	s := startRun(t, map[string]string{"CREDVAULT_ADDR": "127.0.0.1:0", "CREDVAULT_DATA_DIR": dataDir}, "dev")
-	pgDir := filepath.Join(dataDir, "pg")
+	removeRootCluster(t, dataDir)
+	pgDir, err := filepath.EvalSymlinks(filepath.Join(dataDir, "pg"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	pg := &privatePG{dir: pgDir, log: nil}
-	var err error
 	if pg.bin, err = findPGBin(); err != nil {
 		t.Fatal(err)
 	}

@@ -43,8 +43,9 @@ type service struct {
 
 // startOptions differ between serve and dev.
 type startOptions struct {
-	createTransitKey bool // dev only: enable transit and create the derived key
-	disableKeyCache  bool // bench only: every key verification reads PostgreSQL
+	createTransitKey bool         // dev only: enable transit and create the derived key
+	disableKeyCache  bool         // bench only: every key verification reads PostgreSQL
+	ln               net.Listener // already listening (dev opens it first); nil: listen on cfg.Addr
 }
 
 // startService connects to PostgreSQL and applies migrations, connects to
@@ -60,6 +61,12 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 
+	// The address first: a port in use is one line, before anything starts.
+	if s.ln = opts.ln; s.ln == nil {
+		if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return nil, listenError(cfg.Addr, err)
+		}
+	}
 	if s.db, err = openDatabase(startCtx, cfg, log); err != nil {
 		return nil, err
 	}
@@ -110,9 +117,6 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 			{Name: "vault", Check: s.vault.Health},
 		},
 	})
-	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
-		return nil, fmt.Errorf("CREDVAULT_ADDR: cannot listen on %s: %w", cfg.Addr, err)
-	}
 	return s, nil
 }
 
@@ -205,6 +209,9 @@ func (o outbound) Send(req *http.Request, c *credvault.Credential, v credvault.S
 }
 
 func (s *service) close() {
+	if s.ln != nil {
+		s.ln.Close() // after Serve, already closed: harmless
+	}
 	if s.stopLoops != nil {
 		s.stopLoops()
 		s.loops.Wait()
@@ -218,7 +225,7 @@ func (s *service) close() {
 }
 
 func runServe(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) error {
-	if err := cfg.requireProduction(); err != nil {
+	if err := cfg.requireProduction("serve"); err != nil {
 		return err
 	}
 	s, err := startService(ctx, cfg, log, startOptions{})

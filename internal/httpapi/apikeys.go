@@ -146,14 +146,14 @@ func (s *Server) handleAPIKeyVerify(c *fiber.Ctx) error {
 		res, err = s.cfg.Services.Verify.Check(c.UserContext(), credvault.VerifyInput{Endpoint: in.Endpoint})
 		if err == nil && res.Code != credvault.VerifyPublicEndpoint {
 			// Not public: the caller must authenticate after all.
-			return credvault.VerificationError(credvault.Verification{Code: credvault.VerifyMissing})
+			return s.refusal(credvault.Verification{Code: credvault.VerifyMissing})
 		}
 	} else {
 		v, verr := s.verifyPresented(c)
 		if verr != nil {
 			return verr
 		}
-		if err := credvault.VerificationError(v); err != nil {
+		if err := s.refusal(v); err != nil {
 			return err
 		}
 		s.setPrincipal(c, v.Key)
@@ -192,19 +192,19 @@ func (s *Server) handleAuthCheck(c *fiber.Ctx) error {
 	}
 	endpoint := strings.Clone(c.Query("endpoint"))
 	if s.keyInQuery(c, true) {
-		return errKeyInQuery
+		return s.authErrs.inQuery
 	}
 	key, malformed := s.presentedKey(c)
 	in := credvault.VerifyInput{Key: credvault.NewSecret(key), RequiredScopes: scopes, Endpoint: endpoint}
 	if malformed {
-		return credvault.VerificationError(credvault.Verification{Code: credvault.VerifyMalformed})
+		return s.refusal(credvault.Verification{Code: credvault.VerifyMalformed})
 	}
 	res, err := s.cfg.Services.Verify.Check(c.UserContext(), in)
 	if err != nil {
 		return err
 	}
 	setRateHeaders(c, res.Rate)
-	if err := credvault.VerificationError(credvault.Verification{Code: res.Code, Rate: res.Rate}); err != nil {
+	if err := s.refusal(credvault.Verification{Code: res.Code, Rate: res.Rate}); err != nil {
 		return err
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)

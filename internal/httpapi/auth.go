@@ -69,8 +69,46 @@ func (s *Server) keyInQuery(c *fiber.Ctx, checkNames bool) bool {
 	return found
 }
 
-var errKeyInQuery = &credvault.Error{Code: credvault.EUNAUTHORIZED, Reason: "api_key_in_query",
-	Message: "API keys are not accepted in the URL query string (URLs end up in logs); send the key in the X-API-Key header or as Authorization: Bearer <key>"}
+// keyHeadersHint says where a key goes, naming the configured headers in
+// order: `in the X-API-Key header, as Authorization: Bearer <key> or in the
+// nected-api-key header`.
+func keyHeadersHint(headers []string) string {
+	parts := make([]string, len(headers))
+	for i, h := range headers {
+		if strings.EqualFold(h, fiber.HeaderAuthorization) {
+			parts[i] = "as Authorization: Bearer <key>"
+		} else {
+			parts[i] = "in the " + h + " header"
+		}
+	}
+	if len(parts) < 2 {
+		return strings.Join(parts, "")
+	}
+	return strings.Join(parts[:len(parts)-1], ", ") + " or " + parts[len(parts)-1]
+}
+
+// authErrors are the 401s whose message names the configured headers.
+type authErrors struct {
+	missing, inQuery error
+}
+
+func newAuthErrors(headers []string) authErrors {
+	hint := keyHeadersHint(headers)
+	return authErrors{
+		missing: &credvault.Error{Code: credvault.EUNAUTHORIZED, Reason: "missing_api_key", Message: "no API key: send it " + hint},
+		inQuery: &credvault.Error{Code: credvault.EUNAUTHORIZED, Reason: "api_key_in_query",
+			Message: "API keys are not accepted in the URL query string (URLs end up in logs); send the key " + hint},
+	}
+}
+
+// refusal is credvault.VerificationError with the missing-key message
+// naming this server's headers (CREDVAULT_AUTH_HEADERS).
+func (s *Server) refusal(v credvault.Verification) error {
+	if v.Code == credvault.VerifyMissing {
+		return s.authErrs.missing
+	}
+	return credvault.VerificationError(v)
+}
 
 // verifyPresented checks the key the request carries: the shared first step
 // of the auth middleware and of forward-auth. It sets the RateLimit headers.
@@ -78,7 +116,7 @@ func (s *Server) verifyPresented(c *fiber.Ctx) (credvault.Verification, error) {
 	// A proxied call's query belongs to the upstream, where "key" or
 	// "api_key" are ordinary names; a credvault key there is still refused.
 	if s.keyInQuery(c, !strings.HasPrefix(c.Path(), proxyPrefix)) {
-		return credvault.Verification{}, errKeyInQuery
+		return credvault.Verification{}, s.authErrs.inQuery
 	}
 	key, malformed := s.presentedKey(c)
 	switch {
@@ -103,7 +141,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := credvault.VerificationError(v); err != nil {
+	if err := s.refusal(v); err != nil {
 		return err
 	}
 	s.setPrincipal(c, v.Key)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/go-playground/validator/v10"
 	"github.com/gofiber/fiber/v2"
@@ -45,7 +46,7 @@ func decodeBody(c *fiber.Ctx, dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		return credvault.Errorf(credvault.EINVALID, "%s", jsonMessage(err))
+		return credvault.Errorf(credvault.EINVALID, "%s", jsonMessage(err, body, dst))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return credvault.Errorf(credvault.EINVALID, "request body must hold a single JSON object")
@@ -53,10 +54,14 @@ func decodeBody(c *fiber.Ctx, dst any) error {
 	return validateStruct(dst)
 }
 
-func jsonMessage(err error) string {
+func jsonMessage(err error, body []byte, dst any) string {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
+	var tpe *time.ParseError
 	switch {
+	case errors.As(err, &tpe):
+		// encoding/json passes an Unmarshaler's error on without the field.
+		return fmt.Sprintf("field %q must be an RFC 3339 date-time such as 2027-01-15T00:00:00Z (a date alone is ambiguous: give the time and zone)", failingField(body, reflect.TypeOf(dst)))
 	case errors.As(err, &syn):
 		return fmt.Sprintf("request body is not valid JSON (at byte %d)", syn.Offset)
 	case errors.As(err, &typ):
@@ -70,6 +75,43 @@ func jsonMessage(err error) string {
 		return fmt.Sprintf("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
 	}
 	return "request body is not valid JSON"
+}
+
+// failingField finds the JSON name (dotted for nested objects) of the first
+// field of t whose value in body does not decode, for errors that
+// encoding/json reports without one (those of an Unmarshaler such as
+// time.Time). It returns "?" when it cannot tell.
+func failingField(body []byte, t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var raw map[string]json.RawMessage
+	if t.Kind() != reflect.Struct || json.Unmarshal(body, &raw) != nil {
+		return "?"
+	}
+	byName := make(map[string]json.RawMessage, len(raw))
+	for k, v := range raw { // encoding/json matches names case-insensitively
+		byName[strings.ToLower(k)] = v
+	}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" {
+			name = f.Name
+		}
+		v, ok := byName[strings.ToLower(name)]
+		if !ok || name == "-" {
+			continue
+		}
+		if json.Unmarshal(v, reflect.New(f.Type).Interface()) == nil {
+			continue
+		}
+		if inner := failingField(v, f.Type); inner != "?" {
+			return name + "." + inner
+		}
+		return name
+	}
+	return "?"
 }
 
 func jsonKind(t reflect.Type) string {

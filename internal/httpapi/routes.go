@@ -10,6 +10,7 @@ func (s *Server) routes() {
 	s.app.Use(s.requestIDMiddleware)
 	s.app.Use(s.recoverMiddleware)
 	s.app.Use(s.observeMiddleware)
+	s.app.Use(s.routeGuard) // 404 and 405 before authentication; s.known is set below
 
 	s.app.Get("/healthz", s.handleHealthz)
 	s.app.Get("/readyz", s.handleReadyz)
@@ -63,6 +64,7 @@ func (s *Server) routes() {
 	if s.cfg.testRoutes != nil {
 		s.cfg.testRoutes(s.app)
 	}
+	s.known = newRouteTable(s.app)
 	// Anything else: the JSON 404 of the error handler.
 	s.app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 }

@@ -48,7 +48,7 @@ type Services struct {
 // Config holds what the HTTP layer needs from the outside.
 type Config struct {
 	Services    Services
-	AuthHeaders []string // CREDVAULT_AUTH_HEADERS, canonical form
+	AuthHeaders []string // headers a key is read from, in order, as named in messages (CREDVAULT_AUTH_HEADERS)
 	KeyPrefix   string   // CREDVAULT_KEY_PREFIX, to spot keys put in URLs
 
 	Logger          *slog.Logger
@@ -64,10 +64,12 @@ type Config struct {
 
 // Server is credvault's HTTP API.
 type Server struct {
-	app     *fiber.App
-	log     *slog.Logger
-	cfg     Config
-	metrics *metrics
+	app      *fiber.App
+	log      *slog.Logger
+	cfg      Config
+	metrics  *metrics
+	known    *routeTable // the routes above, for 404 and 405 before authentication
+	authErrs authErrors
 }
 
 // NewServer builds the Fiber app with every route of the API.
@@ -82,7 +84,7 @@ func NewServer(cfg Config) *Server {
 		cfg.BodyLimit = DefaultBodyLimit
 	}
 	if len(cfg.AuthHeaders) == 0 {
-		cfg.AuthHeaders = []string{"X-Api-Key", fiber.HeaderAuthorization}
+		cfg.AuthHeaders = []string{"X-API-Key", fiber.HeaderAuthorization}
 	}
 	if cfg.KeyPrefix == "" {
 		cfg.KeyPrefix = "cv"
@@ -90,7 +92,7 @@ func NewServer(cfg Config) *Server {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registry)}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registry), authErrs: newAuthErrors(cfg.AuthHeaders)}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "credvault",
 		BodyLimit:             cfg.BodyLimit,

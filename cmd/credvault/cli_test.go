@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"regexp"
+	"strings"
+	"testing"
+
+	"credvault/internal/postgres/pgtest"
+)
+
+// TestHelpExitsZero: every command answers --help (and -h) with its usage
+// on stdout and success, without needing any configuration.
+func TestHelpExitsZero(t *testing.T) {
+	for _, cmd := range []string{"serve", "dev", "migrate", "bootstrap", "rewrap", "bench", "devtransit"} {
+		for _, flag := range []string{"--help", "-h"} {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), []string{"credvault", cmd, flag}, envOf(nil), &out, &errOut)
+			if err != nil {
+				t.Errorf("%s %s: %v", cmd, flag, err)
+			}
+			if !strings.Contains(strings.ToLower(out.String()), "usage") {
+				t.Errorf("%s %s: no usage on stdout: %q (stderr %q)", cmd, flag, out.String(), errOut.String())
+			}
+		}
+	}
+	// Help does not read the configuration: a bad variable does not hide it.
+	err := run(context.Background(), []string{"credvault", "bootstrap", "--help"}, envOf(map[string]string{"CREDVAULT_ADDR": "nonsense"}), io.Discard, io.Discard)
+	if err != nil {
+		t.Errorf("bootstrap --help with a bad CREDVAULT_ADDR: %v", err)
+	}
+}
+
+func TestVersionCommand(t *testing.T) {
+	for _, arg := range []string{"version", "--version"} {
+		var out bytes.Buffer
+		if err := run(context.Background(), []string{"credvault", arg}, envOf(nil), &out, io.Discard); err != nil {
+			t.Fatalf("%s: %v", arg, err)
+		}
+		if !regexp.MustCompile(`^credvault \S+ \(go1\.\S+ \w+/\w+.*\)\n$`).MatchString(out.String()) {
+			t.Errorf("%s printed %q", arg, out.String())
+		}
+	}
+	old := version
+	version = "v1.2.3"
+	defer func() { version = old }()
+	if got := versionLine(); !strings.HasPrefix(got, "credvault v1.2.3 (") {
+		t.Errorf("with -X main.version: %q", got)
+	}
+}
+
+// TestBootstrapExistingOrg: a second bootstrap of one org fails with one
+// line that says what happened, and no driver text.
+func TestBootstrapExistingOrg(t *testing.T) {
+	_, dbURL := pgtest.New(t)
+	env := envOf(map[string]string{"DATABASE_URL": dbURL})
+	args := []string{"credvault", "bootstrap", "--org", "acme", "--email", "ada@acme.example"}
+	var out bytes.Buffer
+	if err := run(context.Background(), args, env, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	err := run(context.Background(), args, env, &out, io.Discard)
+	if err == nil {
+		t.Fatal("second bootstrap of acme succeeded")
+	}
+	msg := cliMessage(err)
+	if !strings.Contains(msg, `org "acme" already exists`) || strings.Contains(msg, "\n") ||
+		strings.Contains(msg, "pq:") || strings.Contains(msg, "23505") || strings.Contains(msg, "duplicate") {
+		t.Errorf("message %q, want one clean line", msg)
+	}
+	if out.Len() != 0 {
+		t.Errorf("second bootstrap printed %q", out.String())
+	}
+}
+
+func TestRewrapNamesItselfWithoutDatabaseURL(t *testing.T) {
+	err := run(context.Background(), []string{"credvault", "rewrap"}, envOf(nil), io.Discard, io.Discard)
+	if msg := cliMessage(err); !strings.HasPrefix(msg, "DATABASE_URL: required by `credvault rewrap`") {
+		t.Errorf("rewrap without DATABASE_URL: %q", msg)
+	}
+}

@@ -1,0 +1,121 @@
+package httpapi
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// routeTable knows the API's route templates and the methods each one
+// takes, so that a request for a route that does not exist is answered
+// 404 not_found, and a known route asked with another method 405 with
+// Allow (RFC 9110 §15.5.6), before authentication: which routes exist is
+// public (api/openapi.yaml), so saying so reveals nothing, while whatever
+// a route holds stays behind the key. The table mirrors Fiber's matching
+// (case-insensitive, trailing slash ignored); where it could differ it
+// errs towards "known", which sends the request on to authentication.
+type routeTable struct {
+	routes []tableRoute
+}
+
+type tableRoute struct {
+	segments []string // "v1", "users", ":id"; a final "*" takes the rest
+	allow    string   // e.g. "GET, HEAD, PATCH"
+	methods  map[string]bool
+}
+
+// newRouteTable builds the table from the routes registered on app (not
+// its middleware).
+func newRouteTable(app *fiber.App) *routeTable {
+	byPath := map[string]map[string]bool{}
+	var order []string
+	for _, r := range app.GetRoutes(true) {
+		if byPath[r.Path] == nil {
+			byPath[r.Path] = map[string]bool{}
+			order = append(order, r.Path)
+		}
+		byPath[r.Path][r.Method] = true
+	}
+	t := &routeTable{}
+	for _, p := range order {
+		methods := make([]string, 0, len(byPath[p]))
+		for m := range byPath[p] {
+			methods = append(methods, m)
+		}
+		sort.Strings(methods)
+		t.routes = append(t.routes, tableRoute{segments: splitPath(p), allow: strings.Join(methods, ", "), methods: byPath[p]})
+	}
+	return t
+}
+
+func splitPath(p string) []string {
+	p = strings.Trim(p, "/")
+	if p == "" {
+		return nil
+	}
+	return strings.Split(p, "/")
+}
+
+// lookup reports whether some route template matches path, and if so
+// whether one of them takes method; allow lists the methods of the
+// templates that match. It allocates only for a 405.
+func (t *routeTable) lookup(method, path string) (known, allowed bool, allow string) {
+	var allows []string
+	for i := range t.routes {
+		r := &t.routes[i]
+		if !r.matches(path) {
+			continue
+		}
+		known = true
+		if r.methods[method] {
+			return true, true, ""
+		}
+		allows = append(allows, r.allow)
+	}
+	return known, false, strings.Join(allows, ", ")
+}
+
+// matches walks path segment by segment against the template, comparing
+// literals case-insensitively; a trailing slash and empty segments are
+// ignored, as Fiber does.
+func (r *tableRoute) matches(path string) bool {
+	rest := path
+	for _, want := range r.segments {
+		if want == "*" {
+			return true // the rest, possibly nothing
+		}
+		var seg string
+		if seg, rest = nextSegment(rest); seg == "" {
+			return false
+		}
+		if want[0] != ':' && !strings.EqualFold(want, seg) {
+			return false
+		}
+	}
+	seg, _ := nextSegment(rest)
+	return seg == ""
+}
+
+// nextSegment returns the first non-empty segment of p and what follows it.
+func nextSegment(p string) (seg, rest string) {
+	p = strings.TrimLeft(p, "/")
+	if i := strings.IndexByte(p, '/'); i >= 0 {
+		return p[:i], p[i:]
+	}
+	return p, ""
+}
+
+// routeGuard answers 404 for a path no route has and 405 (with Allow) for
+// a method a known path does not take; everything else goes on.
+func (s *Server) routeGuard(c *fiber.Ctx) error {
+	known, allowed, allow := s.known.lookup(c.Method(), c.Path())
+	switch {
+	case allowed:
+		return c.Next()
+	case !known:
+		return fiber.ErrNotFound
+	}
+	c.Set(fiber.HeaderAllow, allow)
+	return fiber.ErrMethodNotAllowed
+}
