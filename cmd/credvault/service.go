@@ -108,6 +108,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 		Readiness: []httpapi.ReadinessCheck{
 			{Name: "postgres", Check: func(ctx context.Context) error { return postgres.Ping(ctx, s.db) }},
 			{Name: "vault", Check: s.vault.Health},
+			{Name: "api_keys", Check: s.verifier.Loaded},
 		},
 	})
 	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
