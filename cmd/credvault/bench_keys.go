@@ -58,6 +58,8 @@ func (bn *bench) keyScale(ctx context.Context, env benchEnv, n int) ([]scenarioR
 	ready := time.Since(start)
 	debug.FreeOSMemory()
 	rss := residentBytes() - rss0
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
 	filter := s.verifier.KnownBytes()
 
 	unknown := make([]reqSpec, 10_000)
@@ -78,6 +80,7 @@ func (bn *bench) keyScale(ctx context.Context, env benchEnv, n int) ([]scenarioR
 	r.Extra["ready_seconds"] = round2(ready.Seconds())
 	r.Extra["filter_mb"] = round2(float64(filter) / 1e6)
 	r.Extra["rss_growth_mb"] = round2(float64(rss) / 1e6)
+	r.Extra["heap_inuse_mb"] = round2(float64(ms.HeapInuse) / 1e6)
 	r.Extra["db_queries_unknown"] = queries
 	r.Extra["db_queries_per_second"] = round2(float64(queries) / run.elapsed.Seconds())
 	r.Extra["miss_budget_per_second"] = apikey.DefaultMissBudget

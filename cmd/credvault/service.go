@@ -171,7 +171,7 @@ func (s *service) startLoops(cfg Config) {
 		defer s.loops.Done()
 		reset := func() {
 			s.values.Reset()
-			s.verifier.Reset(ctx)
+			s.verifier.RequestReset()
 		}
 		if err := postgres.Listen(ctx, cfg.DatabaseURL.Reveal(), s.log, s.invalidate, reset); err != nil {
 			s.log.Error("invalidation listener stopped", "error", err.Error())

@@ -68,6 +68,8 @@ type Verifier struct {
 	used     usedTimes
 	stats    Stats
 
+	reloads chan struct{} // RequestReset -> Run, one pending at most
+
 	// loadedOnce is set by the first successful load of the known-key set.
 	loadedOnce atomic.Bool
 
@@ -114,7 +116,8 @@ func NewVerifier(store Store, limiter Limiter, opts VerifierOptions) *Verifier {
 	}
 	v := &Verifier{
 		store: store, limiter: limiter, opts: opts, log: opts.Logger,
-		miss: rate.NewLimiter(rate.Limit(opts.MissBudget), opts.MissBudget),
+		miss:    rate.NewLimiter(rate.Limit(opts.MissBudget), opts.MissBudget),
+		reloads: make(chan struct{}, 1),
 	}
 	v.cache.init()
 	v.negative.init()
@@ -310,15 +313,34 @@ func (v *Verifier) Invalidate(payload string) {
 	// Other kinds ("cred:") concern other caches.
 }
 
-// Reset drops every cached key and reloads the known-key set. The listener
-// calls it on (re)connect, when notifications may have been missed. The
-// reload holds 8 bytes a key while it reads, then builds the filter; a
-// failed reload keeps the previous set (a key it misses then costs a
-// lookup within the miss budget) until the next reload.
+// Reset drops every cached key and reloads the known-key set before it
+// returns. The reload holds 8 bytes a key while it reads, then builds the
+// filter; a failed reload keeps the previous set (a key it misses then
+// costs a lookup within the miss budget) until the next reload.
 func (v *Verifier) Reset(ctx context.Context) {
+	v.dropCaches()
+	v.load(ctx)
+}
+
+// RequestReset is Reset for the invalidation listener, which calls it on
+// every (re)connect and must not stall while 10,000,000 keys load: the
+// caches are dropped at once, and the reload runs in Run's goroutine.
+// Requests made while a reload waits or runs are served by one more.
+func (v *Verifier) RequestReset() {
+	v.dropCaches()
+	select {
+	case v.reloads <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+func (v *Verifier) dropCaches() {
 	v.generation.Add(1)
 	v.cache.clear()
 	v.negative.clear()
+}
+
+func (v *Verifier) load(ctx context.Context) {
 	v.known.beginLoad()
 	var prefixes []uint64
 	err := v.store.KeyHashPrefixes(ctx, func(p [8]byte) {
@@ -336,8 +358,9 @@ func (v *Verifier) Reset(ctx context.Context) {
 	}
 }
 
-// Run writes last-used times back every FlushEvery until ctx ends, then
-// once more.
+// Run writes last-used times back every FlushEvery and performs the
+// reloads RequestReset asks for, until ctx ends; then it writes back once
+// more.
 func (v *Verifier) Run(ctx context.Context) {
 	t := time.NewTicker(v.opts.FlushEvery)
 	defer t.Stop()
@@ -350,6 +373,8 @@ func (v *Verifier) Run(ctx context.Context) {
 			return
 		case <-t.C:
 			v.flush(ctx)
+		case <-v.reloads:
+			v.load(ctx)
 		}
 	}
 }
