@@ -33,6 +33,7 @@ type benchOptions struct {
 	revocations int
 	rewrapRows  int
 	cpuProfile  string // prefix: one CPU profile per load run
+	keys        int    // --keys: run only the key-scale measurement on this many keys
 }
 
 // scenarioResult is one line of the report and one object of --json.
@@ -106,11 +107,13 @@ func runBench(ctx context.Context, cfg Config, args []string, stdout, stderr io.
 		return err
 	}
 	b := &bench{opts: opts, out: stdout, log: log, client: benchClient(opts.concurrency), gen: loadClient(opts.concurrency)}
-	if err := b.setup(ctx, env); err != nil {
-		return err
-	}
 	defer b.stop()
-	results, err := b.run(ctx)
+	var results []scenarioResult
+	if opts.keys > 0 {
+		results, err = b.keyScale(ctx, env, opts.keys)
+	} else if err = b.setup(ctx, env); err == nil {
+		results, err = b.run(ctx)
+	}
 	if err != nil {
 		return err
 	}
@@ -138,17 +141,21 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchOptions, err
 	conc := fs.Int("concurrency", 64, "connections per load run")
 	dur := fs.Duration("duration", 0, "length of each load run (default 10s, 2s with --quick)")
 	prof := fs.String("cpuprofile", "", "write a CPU profile of each load run to PREFIX-<run>.pprof")
+	keys := fs.Int("keys", 0, "only measure start-up, filter memory and unknown-key queries with this many keys stored (e.g. 10000000)")
 	if err := fs.Parse(args); err != nil {
 		return benchOptions{}, err
 	}
 	if fs.NArg() > 0 {
 		return benchOptions{}, fmt.Errorf("bench: unexpected argument %q", fs.Arg(0))
 	}
+	if *keys < 0 || *keys > 100_000_000 {
+		return benchOptions{}, errors.New("bench: --keys must be from 1 to 100000000")
+	}
 	if *conc < 1 || *conc > 1024 {
 		return benchOptions{}, errors.New("bench: --concurrency must be from 1 to 1024")
 	}
 	o := benchOptions{quick: *quick, jsonFile: *jsonFile, concurrency: *conc, duration: 10 * time.Second, cpuProfile: *prof,
-		poolKeys: 10_000, coldKeys: 1_000_000, revocations: 100, rewrapRows: 100_000}
+		poolKeys: 10_000, coldKeys: 1_000_000, revocations: 100, rewrapRows: 100_000, keys: *keys}
 	if *quick {
 		o.duration, o.poolKeys, o.coldKeys, o.revocations, o.rewrapRows = 2*time.Second, 1_000, 20_000, 20, 5_000
 	}

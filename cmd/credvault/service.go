@@ -115,6 +115,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 		Readiness: []httpapi.ReadinessCheck{
 			{Name: "postgres", Check: func(ctx context.Context) error { return postgres.Ping(ctx, s.db) }},
 			{Name: "vault", Check: s.vault.Health},
+			{Name: "api_keys", Check: s.verifier.Loaded},
 		},
 	})
 	return s, nil
@@ -174,7 +175,7 @@ func (s *service) startLoops(cfg Config) {
 		defer s.loops.Done()
 		reset := func() {
 			s.values.Reset()
-			s.verifier.Reset(ctx)
+			s.verifier.RequestReset()
 		}
 		if err := postgres.Listen(ctx, cfg.DatabaseURL.Reveal(), s.log, s.invalidate, reset); err != nil {
 			s.log.Error("invalidation listener stopped", "error", err.Error())

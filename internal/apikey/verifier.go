@@ -27,8 +27,9 @@ const DefaultMissBudget = 20
 type Store interface {
 	// FindAuthKeyByHash returns ENOTFOUND when no key has that hash.
 	FindAuthKeyByHash(ctx context.Context, hash [32]byte) (*credvault.AuthKey, error)
-	// KeyHashes calls fn with every stored key's hash.
-	KeyHashes(ctx context.Context, fn func([32]byte)) error
+	// KeyHashPrefixes calls fn with the first 8 bytes of every stored
+	// key's hash (revoked and expired keys included).
+	KeyHashPrefixes(ctx context.Context, fn func(prefix [8]byte)) error
 	// TouchAPIKeys records last-used times in one batch.
 	TouchAPIKeys(ctx context.Context, used map[string]time.Time) error
 }
@@ -66,6 +67,11 @@ type Verifier struct {
 	miss     *rate.Limiter
 	used     usedTimes
 	stats    Stats
+
+	reloads chan struct{} // RequestReset -> Run, one pending at most
+
+	// loadedOnce is set by the first successful load of the known-key set.
+	loadedOnce atomic.Bool
 
 	// generation counts invalidations, so that a lookup racing with one
 	// does not put stale data back into the cache.
@@ -110,7 +116,8 @@ func NewVerifier(store Store, limiter Limiter, opts VerifierOptions) *Verifier {
 	}
 	v := &Verifier{
 		store: store, limiter: limiter, opts: opts, log: opts.Logger,
-		miss: rate.NewLimiter(rate.Limit(opts.MissBudget), opts.MissBudget),
+		miss:    rate.NewLimiter(rate.Limit(opts.MissBudget), opts.MissBudget),
+		reloads: make(chan struct{}, 1),
 	}
 	v.cache.init()
 	v.negative.init()
@@ -121,11 +128,21 @@ func NewVerifier(store Store, limiter Limiter, opts VerifierOptions) *Verifier {
 
 // KnownReady reports whether the known-key set is loaded (after the
 // invalidation listener first connected).
-func (v *Verifier) KnownReady() bool {
-	v.known.mu.RLock()
-	defer v.known.mu.RUnlock()
-	return v.known.ready
+func (v *Verifier) KnownReady() bool { return v.known.isReady() }
+
+// Loaded is the readiness check of the verifier: nil once the known-key
+// set has loaded at least once since start, EUNAVAILABLE before (until
+// then every unknown key would cost a database lookup, so an instance
+// should not take traffic). A later failed reload keeps the previous set.
+func (v *Verifier) Loaded(context.Context) error {
+	if v.loadedOnce.Load() {
+		return nil
+	}
+	return credvault.Errorf(credvault.EUNAVAILABLE, "known API keys are still loading")
 }
+
+// KnownBytes is the memory the known-key filter holds, in bytes.
+func (v *Verifier) KnownBytes() int64 { return v.known.sizeBytes() }
 
 // Stats returns the verifier's counters.
 func (v *Verifier) Stats() *Stats { return &v.stats }
@@ -296,25 +313,54 @@ func (v *Verifier) Invalidate(payload string) {
 	// Other kinds ("cred:") concern other caches.
 }
 
-// Reset drops every cached key and reloads the known-key set. The listener
-// calls it on (re)connect, when notifications may have been missed.
+// Reset drops every cached key and reloads the known-key set before it
+// returns. The reload holds 8 bytes a key while it reads, then builds the
+// filter; a failed reload keeps the previous set (a key it misses then
+// costs a lookup within the miss budget) until the next reload.
 func (v *Verifier) Reset(ctx context.Context) {
+	v.dropCaches()
+	v.load(ctx)
+}
+
+// RequestReset is Reset for the invalidation listener, which calls it on
+// every (re)connect and must not stall while 10,000,000 keys load: the
+// caches are dropped at once, and the reload runs in Run's goroutine.
+// Requests made while a reload waits or runs are served by one more.
+func (v *Verifier) RequestReset() {
+	v.dropCaches()
+	select {
+	case v.reloads <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+func (v *Verifier) dropCaches() {
 	v.generation.Add(1)
 	v.cache.clear()
 	v.negative.clear()
-	fresh := knownSet{}
-	fresh.init()
-	if err := v.store.KeyHashes(ctx, fresh.add); err != nil {
-		v.log.Error("loading known API keys failed; unknown keys go to the database (rate-limited) until the next reload", "error", err.Error())
-		v.known.setReady(false)
-		return
-	}
-	fresh.setReady(true)
-	v.known.replace(&fresh)
 }
 
-// Run writes last-used times back every FlushEvery until ctx ends, then
-// once more.
+func (v *Verifier) load(ctx context.Context) {
+	v.known.beginLoad()
+	var prefixes []uint64
+	err := v.store.KeyHashPrefixes(ctx, func(p [8]byte) {
+		prefixes = append(prefixes, binary.LittleEndian.Uint64(p[:]))
+	})
+	if err == nil {
+		if err = v.known.finishLoad(prefixes); err == nil {
+			v.loadedOnce.Store(true)
+		}
+	} else {
+		v.known.failLoad()
+	}
+	if err != nil {
+		v.log.Error("loading known API keys failed; keeping the previous set until the next reload", "error", err.Error())
+	}
+}
+
+// Run writes last-used times back every FlushEvery and performs the
+// reloads RequestReset asks for, until ctx ends; then it writes back once
+// more.
 func (v *Verifier) Run(ctx context.Context) {
 	t := time.NewTicker(v.opts.FlushEvery)
 	defer t.Stop()
@@ -327,6 +373,8 @@ func (v *Verifier) Run(ctx context.Context) {
 			return
 		case <-t.C:
 			v.flush(ctx)
+		case <-v.reloads:
+			v.load(ctx)
 		}
 	}
 }
@@ -408,50 +456,6 @@ func (s *shardedMap[V]) clear() {
 		clear(s.shards[i].m)
 		s.shards[i].Unlock()
 	}
-}
-
-// knownSet holds the first 8 bytes of every stored key's hash: 8 bytes a
-// key keeps a million keys in tens of megabytes, and a collision only costs
-// one database lookup. Until it is loaded it answers "maybe" to everything.
-type knownSet struct {
-	mu    sync.RWMutex
-	ready bool
-	m     map[uint64]struct{}
-}
-
-func (k *knownSet) init() { k.m = map[uint64]struct{}{} }
-
-func (k *knownSet) add(h [32]byte) {
-	k.mu.Lock()
-	k.m[binary.LittleEndian.Uint64(h[:8])] = struct{}{}
-	k.mu.Unlock()
-}
-
-func (k *knownSet) mayContain(h [32]byte) bool {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	if !k.ready {
-		return true
-	}
-	_, ok := k.m[binary.LittleEndian.Uint64(h[:8])]
-	return ok
-}
-
-func (k *knownSet) setReady(r bool) {
-	k.mu.Lock()
-	k.ready = r
-	k.mu.Unlock()
-}
-
-// replace swaps in a freshly loaded set, keeping additions made while it
-// loaded (a key created during the load is in one or the other).
-func (k *knownSet) replace(fresh *knownSet) {
-	k.mu.Lock()
-	for h := range k.m {
-		fresh.m[h] = struct{}{}
-	}
-	k.m, k.ready = fresh.m, fresh.ready
-	k.mu.Unlock()
 }
 
 // usedTimes collects last-used times between write-backs, in shards (by

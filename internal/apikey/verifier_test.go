@@ -167,3 +167,19 @@ func TestVerifierRefreshesStaleEntriesInBackground(t *testing.T) {
 		t.Fatalf("past twice the TTL: %s, want a synchronous reload (VALID)", got.Code)
 	}
 }
+
+// TestVerifierLoadedGatesReadiness: until the known-key set has loaded,
+// the verifier's readiness check fails (every unknown key would cost a
+// database lookup); after the first load it passes.
+func TestVerifierLoadedGatesReadiness(t *testing.T) {
+	db, _ := pgtest.New(t)
+	store := postgres.NewStore(db)
+	v := apikey.NewVerifier(store, apikey.NewLocalLimiter(), apikey.VerifierOptions{Prefix: "cv"})
+	if err := v.Loaded(context.Background()); credvault.ErrorCode(err) != credvault.EUNAVAILABLE {
+		t.Fatalf("before the first load: %v, want EUNAVAILABLE", err)
+	}
+	v.Reset(context.Background())
+	if err := v.Loaded(context.Background()); err != nil {
+		t.Fatalf("after the first load: %v", err)
+	}
+}

@@ -243,23 +243,25 @@ func (s *Store) authKeyStmt(ctx context.Context) (*sqlx.Stmt, error) {
 	return s.authKey, nil
 }
 
-// KeyHashes calls fn with the hash of every stored key (revoked and
-// expired ones too, so that they are refused as such), for the verifier's
-// set of known keys.
-func (s *Store) KeyHashes(ctx context.Context, fn func([32]byte)) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT key_hash FROM api_keys`)
+// KeyHashPrefixes calls fn with the first 8 bytes of every stored key's
+// hash (revoked and expired ones too, so that they are refused as such),
+// for the verifier's known-key filter. Only the prefix crosses the wire:
+// 18 bytes of text a row instead of 66, which keeps a reload of
+// 10,000,000 keys within seconds (credvault bench --keys).
+func (s *Store) KeyHashPrefixes(ctx context.Context, fn func(prefix [8]byte)) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT substring(key_hash FROM 1 FOR 8) FROM api_keys`)
 	if err != nil {
 		return translate(err, "API keys")
 	}
 	defer rows.Close()
 	var b []byte
-	var h [32]byte
+	var p [8]byte
 	for rows.Next() {
 		if err := rows.Scan(&b); err != nil {
 			return translate(err, "API keys")
 		}
-		copy(h[:], b)
-		fn(h)
+		copy(p[:], b)
+		fn(p)
 	}
 	return translate(rows.Err(), "API keys")
 }

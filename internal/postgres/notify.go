@@ -10,15 +10,14 @@ import (
 
 // Listen subscribes to InvalidationChannel on a dedicated connection (lib/pq's
 // Listener, which reconnects by itself) and calls onEvent with each
-// payload. Once connected, and after every reconnect, it calls onReset:
-// notifications sent while it was not listening are lost, so the caller
-// must (re)load what it keeps.
+// payload. Once LISTEN is in effect, and after every reconnect, it calls
+// onReset: notifications sent while it was not listening are lost, so the
+// caller must (re)load what it keeps. onReset runs on the listener's own
+// goroutine and should return quickly.
 // It returns when ctx ends.
 func Listen(ctx context.Context, url string, log *slog.Logger, onEvent func(string), onReset func()) error {
 	l := pq.NewListener(url, 100*time.Millisecond, 5*time.Second, func(ev pq.ListenerEventType, err error) {
 		switch ev {
-		case pq.ListenerEventConnected:
-			onReset()
 		case pq.ListenerEventDisconnected:
 			log.Warn("invalidation listener disconnected; reconnecting", "error", errString(err))
 		case pq.ListenerEventReconnected:
@@ -32,8 +31,9 @@ func Listen(ctx context.Context, url string, log *slog.Logger, onEvent func(stri
 	if err := l.Listen(InvalidationChannel); err != nil {
 		return translate(err, "listen")
 	}
-	// The first connect's reset may have run before LISTEN took effect;
-	// one more, now that it has, closes that gap.
+	// Listen returns once the server has acknowledged LISTEN: a load that
+	// starts now misses no notification. (A reset on the first connect
+	// would run before that, and load everything twice.)
 	onReset()
 	ping := time.NewTicker(15 * time.Second)
 	defer ping.Stop()
