@@ -239,12 +239,12 @@ func resolveRequest(ctx context.Context, in ResolveInput) (*http.Request, error)
 }
 
 // outcomeOf names a refusal for the audit trail: the error's reason, or
-// its code in lower case.
+// its code.
 func outcomeOf(err error) string {
 	if r := ErrorReason(err); r != "" {
 		return r
 	}
-	return strings.ToLower(strings.TrimPrefix(ErrorCode(err), "E"))
+	return ErrorCode(err)
 }
 
 // TestResult is what POST /v1/credentials/{id}/test reports.
