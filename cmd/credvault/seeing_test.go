@@ -296,7 +296,7 @@ func TestKeyPowerEndsWithItsCreator(t *testing.T) {
 	o := newOrg(t, cl, a)
 	svcID, svc := cl.createKey(a, o.admin, map[string]any{"name": "a-svc", "kind": "service", "scopes": []string{"admin"}})
 	chainID, chain := cl.createKey(a, svc, map[string]any{"name": "a-svc-2", "kind": "service", "scopes": []string{"users:write", "users:read"}})
-	_, forMember := cl.createKey(a, o.admin, map[string]any{"name": "for-member", "scopes": []string{"credentials:use"}, "user_id": o.useID})
+	forMemberID, forMember := cl.createKey(a, o.admin, map[string]any{"name": "for-member", "scopes": []string{"credentials:use"}, "user_id": o.useID})
 	for _, k := range []string{o.admin, svc, chain, forMember} {
 		if r := cl.as(k, "GET", b.url+"/v1/whoami", nil); r.status != 200 {
 			t.Fatalf("before: %d", r.status)
@@ -338,6 +338,9 @@ func TestKeyPowerEndsWithItsCreator(t *testing.T) {
 	if r := cl.as(forMember, "GET", b.url+"/v1/whoami", nil); r.status != 200 {
 		t.Fatalf("the member's key the admin made: %d", r.status)
 	}
+	if r := cl.as(o.owner, "POST", a.url+"/v1/api-keys/"+forMemberID+"/roll", map[string]any{"grace_seconds": 60}); r.status != 201 {
+		t.Fatalf("roll the member's key the deleted admin made: %d %s", r.status, r.body)
+	}
 	if n := o.count(t, `SELECT count(*) FROM audit_events WHERE action = 'user.delete' AND data->'revoked_keys' ? $1 AND data->'revoked_keys' ? $2`, svcID, chainID); n != 1 {
 		t.Fatalf("user.delete audit without the revoked keys")
 	}
@@ -363,6 +366,26 @@ func TestKeyPowerEndsWithItsCreator(t *testing.T) {
 	// And a member's key cannot mint a new one in their name.
 	if r := cl.as(o2, "POST", a.url+"/v1/api-keys", map[string]any{"name": "again", "kind": "service", "scopes": []string{"keys:read"}}); r.status != 403 {
 		t.Fatalf("demoted user creates a service key: %d", r.status)
+	}
+
+	// A legacy service key (no creator on record, as migration 0004 marks
+	// them) hands its mark on, and owners find both.
+	legID, leg := cl.createKey(a, o.owner, map[string]any{"name": "old-svc", "kind": "service", "scopes": []string{"keys:write", "keys:read"}})
+	if _, err := a.s.db.Exec(`UPDATE api_keys SET created_by = NULL, legacy = true WHERE id = $1`, legID); err != nil {
+		t.Fatal(err)
+	}
+	childID, _ := cl.createKey(a, leg, map[string]any{"name": "legacy-child", "kind": "service", "scopes": []string{"keys:read"}})
+	legacy := cl.as(o.owner, "GET", a.url+"/v1/api-keys?created_by=legacy", nil).json(t)["data"].([]any)
+	found := map[string]bool{}
+	for _, k := range legacy {
+		m := k.(map[string]any)
+		if m["legacy"] != true || m["created_by"] != nil {
+			t.Errorf("legacy listing holds %v", m)
+		}
+		found[m["id"].(string)] = true
+	}
+	if len(legacy) != 2 || !found[legID] || !found[childID] {
+		t.Fatalf("legacy keys: %v", legacy)
 	}
 }
 

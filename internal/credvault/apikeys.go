@@ -108,7 +108,9 @@ func (s *APIKeyService) CreateAPIKey(ctx context.Context, in CreateAPIKeyInput) 
 	if err := capToCreator(k, parent, in.ExpiresIn, in.ExpiresAt != nil); err != nil {
 		return nil, Secret{}, err
 	}
-	k.CreatedBy, k.Legacy = creatorOf(p, parent)
+	var legacy bool
+	k.CreatedBy, legacy = creatorOf(p, parent)
+	k.Legacy = k.Kind == KeyKindService && (legacy || k.CreatedBy == nil)
 	secret, err := s.mint(k)
 	if err != nil {
 		return nil, Secret{}, err

@@ -45,10 +45,11 @@ type UserUpdate struct {
 // APIKeyStore persists API keys. Revoke and roll notify every instance so
 // that their verification caches drop the key at once.
 type APIKeyStore interface {
-	// CreateAPIKey stores k. When k.CreatedBy names a person, it re-reads
-	// their role under a lock in the same transaction: EFORBIDDEN when they
-	// are gone or their role no longer allows a service key with k's
-	// scopes (a deletion or demotion committed meanwhile).
+	// CreateAPIKey stores k. For a service key whose CreatedBy names a
+	// person, it re-reads their role under a lock in the same transaction:
+	// EFORBIDDEN when they are gone or their role no longer allows a
+	// service key with k's scopes (a deletion or demotion committed
+	// meanwhile). RollAPIKey inserts next under the same check.
 	CreateAPIKey(ctx context.Context, k *APIKey, ev *AuditEvent) error
 	// FindAPIKeyByID returns ENOTFOUND for an id outside orgID.
 	FindAPIKeyByID(ctx context.Context, orgID, id string) (*APIKey, error)

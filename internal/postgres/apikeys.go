@@ -95,11 +95,12 @@ func insertAPIKey(ctx context.Context, tx *txn, k *credvault.APIKey) error {
 }
 
 // checkCreator re-reads, under a share lock, the role of the person a new
-// key's power comes from: a deletion or demotion takes that row's update
-// lock, so either it commits first and the key is refused here, or it
-// waits for this transaction and then revokes the new key too.
+// service key's power comes from: a deletion or demotion takes that row's
+// update lock, so either it commits first and the key is refused here, or
+// it waits for this transaction and then revokes the new key too. (A user
+// key acts with its own user's role, whoever created it.)
 func checkCreator(ctx context.Context, tx *txn, k *credvault.APIKey) error {
-	if k.CreatedBy == nil || k.Legacy {
+	if k.Kind != credvault.KeyKindService || k.CreatedBy == nil || k.Legacy {
 		return nil
 	}
 	var role credvault.Role
@@ -111,7 +112,7 @@ func checkCreator(ctx context.Context, tx *txn, k *credvault.APIKey) error {
 	if err != nil {
 		return translate(err, "user")
 	}
-	if k.Kind == credvault.KeyKindService && !credvault.RoleAllowsServiceKey(role, k.Scopes) {
+	if !credvault.RoleAllowsServiceKey(role, k.Scopes) {
 		return &credvault.Error{Code: credvault.EFORBIDDEN, Reason: "forbidden_role",
 			Message: "the role of the person this key's power comes from does not allow a service key with these scopes"}
 	}
