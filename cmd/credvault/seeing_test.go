@@ -225,6 +225,8 @@ func TestNobodySeesAValue(t *testing.T) {
 				t.Run("widen/"+field+"/"+pl+"/"+c.name, func(t *testing.T) {
 					id := creds[pl]
 					before := o.credentialState(t, id)
+					refusals := `SELECT count(*) FROM audit_events WHERE action = 'credential.update_refused' AND resource_id = $1`
+					audited := o.count(t, refusals, id)
 					r := cl.as(c.key, "PATCH", a.url+"/v1/credentials/"+id, body)
 					if r.status != c.status || r.errCode(t) != c.code {
 						t.Fatalf("got %d %s, want %d %s: %s", r.status, r.errCode(t), c.status, c.code, r.body)
@@ -234,6 +236,13 @@ func TestNobodySeesAValue(t *testing.T) {
 					}
 					if after := o.credentialState(t, id); after != before {
 						t.Fatalf("the credential changed:\n%s\n%s", before, after)
+					}
+					want := audited
+					if c.code == "value_required" {
+						want++ // the refused redirect is on record; a 403/404 is not an edit at all
+					}
+					if got := o.count(t, refusals, id); got != want {
+						t.Fatalf("credential.update_refused rows: %d, want %d", got, want)
 					}
 				})
 			}

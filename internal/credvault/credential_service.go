@@ -23,7 +23,10 @@ type CredentialService struct {
 	Transit Transit
 	// Values caches decrypted values for injection; nil disables it.
 	Values *ValueCache
-	Now    func() time.Time
+	// Audit records refused attempts to widen a credential's reach; nil
+	// records none.
+	Audit AuditStore
+	Now   func() time.Time
 }
 
 // CreateCredentialInput is POST /v1/credentials.
@@ -267,7 +270,8 @@ func (s *CredentialService) FindCredentials(ctx context.Context, service, scope 
 // is encrypted before anything is written; if Vault fails nothing changes.
 // A change that widens where the value may go (Widened) needs the value in
 // the same request, from every caller, owners included: redirecting a
-// value is as good as reading it. Narrowing needs no value.
+// value is as good as reading it; a refused attempt is audited as
+// credential.update_refused. Narrowing needs no value.
 // Errors: EFORBIDDEN (scope, or only `use`), ENOTFOUND, EINVALID (reason
 // value_required naming the widening field; a field), EUNAVAILABLE.
 func (s *CredentialService) UpdateCredential(ctx context.Context, id string, upd CredentialUpdate) (*Credential, error) {
@@ -306,6 +310,14 @@ func (s *CredentialService) UpdateCredential(ctx context.Context, id string, upd
 	}
 	widened := Widened(&before, c)
 	if len(widened) > 0 && upd.Value == nil {
+		if s.Audit != nil {
+			ev := newAuditEvent(ctx, c.OrgID, "credential.update_refused", "credential", c.ID, map[string]any{
+				"widened": widened, "outcome": "value_required", "base_url": c.BaseURL, "allowed_hosts": c.AllowedHosts,
+			})
+			if err := s.Audit.CreateAuditEvent(ctx, ev); err != nil {
+				return nil, err
+			}
+		}
 		return nil, &Error{Code: EINVALID, Reason: "value_required", Details: map[string]any{"fields": widened},
 			Message: "field \"" + widened[0] + "\" widens where the value may go: send the credential's \"value\" in the same request (" + strings.Join(widened, ", ") + ")"}
 	}
