@@ -140,6 +140,12 @@ func TestNobodySeesAValue(t *testing.T) {
 	if n := evil.conns.Load(); n != 0 {
 		t.Fatalf("the other host got %d connections", n)
 	}
+	// A refusal after the runner named its user records who it acted for,
+	// the actor being that user.
+	if n := o.count(t, `SELECT count(*) FROM audit_events WHERE action = 'credential.resolve' AND data->>'outcome' = 'egress_denied'
+		AND data->>'acting_user' = $1 AND actor_id = $1`, o.useID); n != 3 {
+		t.Fatalf("egress refusals recorded for the acting user: %d, want 3", n)
+	}
 
 	// credentials:resolve is never on a user key, and only owners hand it
 	// to a service key; refusals write nothing.

@@ -159,9 +159,13 @@ func (s *ProxyService) Resolve(ctx context.Context, in ResolveInput) (*ResolvedR
 	}
 	actx, host := ctx, ""
 	res, err := s.resolve(ctx, p, in, &actx, &host)
+	// The acting user is recorded once found in the org (never the raw
+	// header), as the event's actor.
 	data := map[string]any{
-		"workflow_id": in.Meta.WorkflowID, "node_id": in.Meta.NodeID, "destination_host": host,
-		"outcome": "applied", "acting_user": in.ActingUser,
+		"workflow_id": in.Meta.WorkflowID, "node_id": in.Meta.NodeID, "destination_host": host, "outcome": "applied",
+	}
+	if ap := PrincipalFrom(actx); ap != p {
+		data["acting_user"] = ap.UserID
 	}
 	if err != nil {
 		data["outcome"] = outcomeOf(err)
