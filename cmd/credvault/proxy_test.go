@@ -409,26 +409,30 @@ func TestInjectTestAndUsage(t *testing.T) {
 		t.Fatalf("test with a rejected key: %s", r.body)
 	}
 
-	// Inject needs credentials:resolve and is audited every time.
+	// Inject needs a runner (a service key with credentials:resolve)
+	// acting for a user who may use the credential, and is audited every
+	// time, refused calls included.
 	_, user := cl.createKey(a, owner, map[string]any{"name": "u", "scopes": []string{"credentials:use"}})
+	_, runner := cl.createKey(a, owner, map[string]any{"name": "runner", "kind": "service", "scopes": []string{"credentials:use", "credentials:resolve"}})
 	body := map[string]any{"credential_id": id, "workflow_id": "wf-7", "request": map[string]any{"method": "GET", "url": up.URL + "/x?a=1"}}
 	if r := cl.as(user, "POST", a.url+"/v1/inject", body); r.status != 403 {
 		t.Fatalf("inject without credentials:resolve: %d", r.status)
 	}
+	acting := map[string]string{"X-API-Key": runner, "X-Credvault-Acting-User": res.UserID}
 	for i := range 2 {
-		r := cl.as(owner, "POST", a.url+"/v1/inject", body)
+		r := cl.call("POST", a.url+"/v1/inject", acting, body)
 		if r.status != 200 || !strings.Contains(string(r.body), "Bearer revoked-key-654321") {
 			t.Fatalf("inject %d: %d %s", i, r.status, r.body)
 		}
 	}
 	body["request"] = map[string]any{"url": "http://elsewhere.test/x"}
-	if r := cl.as(owner, "POST", a.url+"/v1/inject", body); r.status != 403 || r.errCode(t) != "egress_denied" {
+	if r := cl.call("POST", a.url+"/v1/inject", acting, body); r.status != 403 || r.errCode(t) != "egress_denied" {
 		t.Fatalf("inject elsewhere: %d %s", r.status, r.body)
 	}
 	var resolves int
 	_ = a.s.db.Get(&resolves, `SELECT count(*) FROM audit_events WHERE action = 'credential.resolve' AND resource_id = $1`, id)
-	if resolves != 3 {
-		t.Fatalf("%d resolve audit events, want 3 (every call, refused ones too)", resolves)
+	if resolves != 4 {
+		t.Fatalf("%d resolve audit events, want 4 (every call, refused ones too)", resolves)
 	}
 	var leaked int
 	_ = a.s.db.Get(&leaked, `SELECT count(*) FROM audit_events WHERE data::text LIKE '%key-654321%' OR data::text LIKE '%key-123456%'`)

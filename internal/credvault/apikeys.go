@@ -84,7 +84,10 @@ func (s *APIKeyService) CreateAPIKey(ctx context.Context, in CreateAPIKeyInput) 
 	if len(k.Scopes) == 0 {
 		return nil, Secret{}, Errorf(EINVALID, "field \"scopes\" must list at least one scope")
 	}
-	if missing := MissingScopes(p.Scopes, k.Scopes); len(missing) > 0 {
+	if err := CheckKeyScopes(k.Kind, k.Scopes); err != nil {
+		return nil, Secret{}, err
+	}
+	if missing := ungrantable(p, k.Scopes); len(missing) > 0 {
 		return nil, Secret{}, &Error{Code: EFORBIDDEN, Reason: "insufficient_scope",
 			Message: "a key cannot carry scopes its creator lacks: " + strings.Join(missing, ", ")}
 	}
@@ -98,9 +101,16 @@ func (s *APIKeyService) CreateAPIKey(ctx context.Context, in CreateAPIKeyInput) 
 		return nil, Secret{}, err
 	}
 	k.RateLimit = in.RateLimit
-	if p.UserID != "" {
-		k.CreatedBy = &p.UserID
+	parent, err := s.creatorKey(ctx, p)
+	if err != nil {
+		return nil, Secret{}, err
 	}
+	if err := capToCreator(k, parent, in.ExpiresIn, in.ExpiresAt != nil); err != nil {
+		return nil, Secret{}, err
+	}
+	var legacy bool
+	k.CreatedBy, legacy = creatorOf(p, parent)
+	k.Legacy = k.Kind == KeyKindService && (legacy || k.CreatedBy == nil)
 	secret, err := s.mint(k)
 	if err != nil {
 		return nil, Secret{}, err
@@ -232,8 +242,10 @@ func (s *APIKeyService) FindAPIKey(ctx context.Context, id string) (*APIKey, err
 }
 
 // FindAPIKeys lists keys: the caller's own, or for owners and admins every
-// key of the org (or one user's, with userID). Errors: EFORBIDDEN.
-func (s *APIKeyService) FindAPIKeys(ctx context.Context, userID string, page Page) ([]*APIKey, error) {
+// key of the org (or one user's, with f.UserID). f.CreatedBy narrows to
+// the keys one user created, or with CreatedByLegacy to legacy keys whose
+// creator is unknown. Errors: EFORBIDDEN.
+func (s *APIKeyService) FindAPIKeys(ctx context.Context, f APIKeyFilter) ([]*APIKey, error) {
 	p, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -242,12 +254,12 @@ func (s *APIKeyService) FindAPIKeys(ctx context.Context, userID string, page Pag
 		return nil, err
 	}
 	if !p.Manager() {
-		if userID != "" && userID != p.UserID {
+		if f.UserID != "" && f.UserID != p.UserID {
 			return nil, requireManager(p, "list other users' keys")
 		}
-		userID = p.UserID
+		f.UserID = p.UserID
 	}
-	return s.Store.FindAPIKeys(ctx, p.OrgID, APIKeyFilter{UserID: userID, Page: page})
+	return s.Store.FindAPIKeys(ctx, p.OrgID, f)
 }
 
 // RollAPIKey issues a replacement with the same settings; the old key keeps
@@ -262,7 +274,10 @@ func (s *APIKeyService) RollAPIKey(ctx context.Context, id string, graceSeconds 
 	if err != nil {
 		return nil, Secret{}, err
 	}
-	if missing := MissingScopes(p.Scopes, old.Scopes); len(missing) > 0 {
+	if err := CheckKeyScopes(old.Kind, old.Scopes); err != nil {
+		return nil, Secret{}, err
+	}
+	if missing := ungrantable(p, old.Scopes); len(missing) > 0 {
 		return nil, Secret{}, &Error{Code: EFORBIDDEN, Reason: "insufficient_scope",
 			Message: "rolling issues a key with the old key's scopes, and this API key lacks: " + strings.Join(missing, ", ")}
 	}
@@ -276,10 +291,15 @@ func (s *APIKeyService) RollAPIKey(ctx context.Context, id string, graceSeconds 
 	next := &APIKey{
 		OrgID: old.OrgID, UserID: old.UserID, Kind: old.Kind, Name: old.Name, Environment: old.Environment,
 		Scopes: old.Scopes, Tags: old.Tags, RateLimit: old.RateLimit, ExpiresAt: old.ExpiresAt,
+		// The replacement carries the same power, handed out by the same
+		// person: it is revoked with the old key's creator.
+		CreatedBy: old.CreatedBy, Legacy: old.Legacy,
 	}
-	if p.UserID != "" {
-		next.CreatedBy = &p.UserID
+	parent, err := s.creatorKey(ctx, p)
+	if err != nil {
+		return nil, Secret{}, err
 	}
+	clampToCreator(next, parent)
 	secret, err := s.mint(next)
 	if err != nil {
 		return nil, Secret{}, err
@@ -341,6 +361,112 @@ func (s *APIKeyService) load(ctx context.Context, id, scope, what string) (*Prin
 		}
 	}
 	return p, k, nil
+}
+
+// ungrantable lists the scopes of want that p may not put on a key: those
+// p lacks, except that an owner's key with ScopeAdmin may grant
+// ScopeCredentialsResolve (to a service key: CheckKeyScopes), since admin
+// no longer implies it and someone must be able to issue runners.
+func ungrantable(p *Principal, want []string) []string {
+	var out []string
+	for _, w := range want {
+		if HasScope(p.Scopes, w) {
+			continue
+		}
+		if w == ScopeCredentialsResolve && p.Kind == KeyKindUser && p.Role == RoleOwner && HasScope(p.Scopes, ScopeAdmin) {
+			continue
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// creatorKey loads the key the caller authenticated with, whose limits a
+// key it creates may not exceed; nil for a caller without a key (internal
+// jobs). Errors: EUNAUTHORIZED when that key is gone.
+func (s *APIKeyService) creatorKey(ctx context.Context, p *Principal) (*APIKey, error) {
+	if p.KeyID == "" {
+		return nil, nil
+	}
+	k, err := s.Store.FindAPIKeyByID(ctx, p.OrgID, p.KeyID)
+	if ErrorCode(err) == ENOTFOUND {
+		return nil, &Error{Code: EUNAUTHORIZED, Reason: "revoked_api_key", Message: "API key was revoked: create a new one"}
+	}
+	return k, err
+}
+
+// creatorOf is the person a new key's power comes from: the caller's user,
+// or for a service key the person who created that key (so that removing
+// them reaches every key minted down the chain). A service key without a
+// known creator hands its legacy mark on.
+func creatorOf(p *Principal, parent *APIKey) (*string, bool) {
+	if p.UserID != "" {
+		id := p.UserID
+		return &id, false
+	}
+	if parent == nil {
+		return nil, false
+	}
+	return parent.CreatedBy, parent.Legacy
+}
+
+// capToCreator keeps a new key within the key that creates it: its rate
+// limit no looser than the creator's (inherited when absent), its expiry
+// no later (inherited when absent). Errors: EINVALID exceeds_creator_key
+// naming rate_limit, expires_in or expires_at.
+func capToCreator(k *APIKey, parent *APIKey, expiresIn string, expiresAtGiven bool) error {
+	if parent == nil {
+		return nil
+	}
+	if prl := parent.RateLimit; prl != nil {
+		switch {
+		case k.RateLimit == nil:
+			rl := *prl
+			k.RateLimit = &rl
+		case looserRate(k.RateLimit, prl):
+			return &Error{Code: EINVALID, Reason: "exceeds_creator_key", Message: fmt.Sprintf(
+				"field \"rate_limit\" must be at most the creating key's %d requests per %d seconds",
+				prl.Requests, prl.WindowSeconds)}
+		}
+	}
+	if pe := parent.ExpiresAt; pe != nil {
+		field := "expires_in"
+		if expiresAtGiven {
+			field = "expires_at"
+		}
+		switch {
+		case expiresIn == "" && !expiresAtGiven:
+			t := *pe
+			k.ExpiresAt = &t
+		case k.ExpiresAt == nil || k.ExpiresAt.After(*pe):
+			return &Error{Code: EINVALID, Reason: "exceeds_creator_key", Message: fmt.Sprintf(
+				"field %q must end no later than the creating key, which expires at %s", field, pe.UTC().Format(time.RFC3339))}
+		}
+	}
+	return nil
+}
+
+// clampToCreator narrows a rolled key to the rolling key's limits: the
+// tighter rate limit and the earlier expiry of the two.
+func clampToCreator(k *APIKey, parent *APIKey) {
+	if parent == nil {
+		return
+	}
+	if prl := parent.RateLimit; prl != nil && (k.RateLimit == nil || looserRate(k.RateLimit, prl)) {
+		rl := *prl
+		k.RateLimit = &rl
+	}
+	if pe := parent.ExpiresAt; pe != nil && (k.ExpiresAt == nil || k.ExpiresAt.After(*pe)) {
+		t := *pe
+		k.ExpiresAt = &t
+	}
+}
+
+// looserRate reports whether a allows more than b: a larger burst, or a
+// higher average rate (requests per second).
+func looserRate(a, b *RateLimit) bool {
+	return a.Requests > b.Requests ||
+		int64(a.Requests)*int64(b.WindowSeconds) > int64(b.Requests)*int64(a.WindowSeconds)
 }
 
 // ownersOnly refuses a non-owner acting on an owner's keys: a key acts

@@ -23,8 +23,9 @@ type CredentialService struct {
 	Store   CredentialStore
 	Users   UserStore
 	Transit Transit
-	// Audit records events that belong to no write, such as a stored value
-	// Vault refuses to decrypt; nil skips them.
+	// Audit records events that belong to no write: a stored value Vault
+	// refuses to decrypt, a refused attempt to widen a credential's reach.
+	// nil records none.
 	Audit AuditStore
 	// Values caches decrypted values for injection; nil disables it.
 	Values *ValueCache
@@ -270,13 +271,19 @@ func (s *CredentialService) FindCredentials(ctx context.Context, service, scope 
 // UpdateCredential edits a credential; a new value rotates it under the
 // same id, so every workflow that references it keeps working. The value
 // is encrypted before anything is written; if Vault fails nothing changes.
-// Errors: EFORBIDDEN (scope, or only `use`), ENOTFOUND, EINVALID,
-// EUNAVAILABLE.
+// A change that widens where the value may go (Widened) needs the value in
+// the same request, from every caller, owners included: redirecting a
+// value is as good as reading it; a refused attempt is audited as
+// credential.update_refused. Narrowing needs no value.
+// Errors: EFORBIDDEN (scope, or only `use`), ENOTFOUND, EINVALID (reason
+// value_required naming the widening field; a field), EUNAVAILABLE.
 func (s *CredentialService) UpdateCredential(ctx context.Context, id string, upd CredentialUpdate) (*Credential, error) {
 	c, _, err := s.load(ctx, id, ScopeCredentialsWrite, PermissionManage)
 	if err != nil {
 		return nil, err
 	}
+	before := *c
+	before.AllowedHosts = append([]string(nil), c.AllowedHosts...)
 	changed := []string{}
 	set := func(field string, dst *string, v *string) {
 		if v != nil && *v != *dst {
@@ -304,9 +311,25 @@ func (s *CredentialService) UpdateCredential(ctx context.Context, id string, upd
 	if err := s.check(ctx, c); err != nil {
 		return nil, err
 	}
+	widened := Widened(&before, c)
+	if len(widened) > 0 && upd.Value == nil {
+		if s.Audit != nil {
+			ev := newAuditEvent(ctx, c.OrgID, "credential.update_refused", "credential", c.ID, map[string]any{
+				"widened": widened, "outcome": "value_required", "base_url": c.BaseURL, "allowed_hosts": c.AllowedHosts,
+			})
+			if err := s.Audit.CreateAuditEvent(ctx, ev); err != nil {
+				return nil, err
+			}
+		}
+		return nil, &Error{Code: EINVALID, Reason: "value_required", Details: map[string]any{"fields": widened},
+			Message: "field \"" + widened[0] + "\" widens where the value may go: send the credential's \"value\" in the same request (" + strings.Join(widened, ", ") + ")"}
+	}
 	var evs []*AuditEvent
 	if len(changed) > 0 {
-		evs = append(evs, newAuditEvent(ctx, c.OrgID, "credential.update", "credential", c.ID, map[string]any{"fields": changed}))
+		added, removed := hostsDiff(before.AllowedHosts, c.AllowedHosts)
+		evs = append(evs, newAuditEvent(ctx, c.OrgID, "credential.update", "credential", c.ID, map[string]any{
+			"fields": changed, "widened": widened, "hosts_added": added, "hosts_removed": removed, "base_url": c.BaseURL,
+		}))
 	}
 	if upd.Value != nil {
 		if err := CheckSecretValue(upd.Value.Reveal()); err != nil {

@@ -129,38 +129,126 @@ type ResolvedRequest struct {
 	Headers map[string][]string `json:"headers"`
 }
 
+// ResolveInput is POST /v1/inject: the request a runner will send, the
+// credential to apply and the user the workflow runs for.
+type ResolveInput struct {
+	CredentialID string
+	// ActingUser is the user the runner acts for; the resolve needs their
+	// `use` on the credential.
+	ActingUser string
+	Method     string
+	URL        string
+	Headers    map[string][]string
+	Query      map[string][]string
+	Meta       UseMeta
+}
+
 // Resolve applies the credential to the described request and returns it,
-// value included: the one route that hands a value out, so it needs scope
-// credentials:resolve and is audited every time (without the value).
-// Errors: EFORBIDDEN (scope; egress_denied), ENOTFOUND, EINVALID.
-func (s *ProxyService) Resolve(ctx context.Context, credentialID string, req *http.Request, meta UseMeta) (*ResolvedRequest, error) {
+// value included: the one route that hands a value out. It needs a service
+// key (a runner) holding credentials:resolve (never implied by admin),
+// naming an acting user who may use the credential, and a destination in
+// its allowed_hosts. Every attempt is audited as credential.resolve with
+// its outcome, refused ones included, never with the value.
+// Errors: EFORBIDDEN (insufficient_scope, service_key_required,
+// egress_denied), EINVALID (acting_user_required, a request field),
+// ENOTFOUND (the acting user may not use the credential).
+func (s *ProxyService) Resolve(ctx context.Context, in ResolveInput) (*ResolvedRequest, error) {
 	p, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
+	actx, host := ctx, ""
+	res, err := s.resolve(ctx, p, in, &actx, &host)
+	// The acting user is recorded once found in the org (never the raw
+	// header), as the event's actor.
+	data := map[string]any{
+		"workflow_id": in.Meta.WorkflowID, "node_id": in.Meta.NodeID, "destination_host": host, "outcome": "applied",
+	}
+	if ap := PrincipalFrom(actx); ap != p {
+		data["acting_user"] = ap.UserID
+	}
+	if err != nil {
+		data["outcome"] = outcomeOf(err)
+	}
+	ev := newAuditEvent(actx, p.OrgID, "credential.resolve", "credential", in.CredentialID, data)
+	if aerr := s.Audit.CreateAuditEvent(ctx, ev); aerr != nil {
+		return nil, aerr
+	}
+	return res, err
+}
+
+func (s *ProxyService) resolve(ctx context.Context, p *Principal, in ResolveInput, actx *context.Context, host *string) (*ResolvedRequest, error) {
 	if err := requireScope(p, ScopeCredentialsResolve); err != nil {
 		return nil, err
 	}
-	c, value, err := s.Credentials.UseCredential(ctx, credentialID)
+	if p.Kind != KeyKindService {
+		return nil, &Error{Code: EFORBIDDEN, Reason: "service_key_required", Message: "only service keys (runners) may resolve a credential value"}
+	}
+	if in.ActingUser == "" {
+		return nil, &Error{Code: EINVALID, Reason: "acting_user_required",
+			Message: "name the user the workflow runs for in the X-Credvault-Acting-User header (or the field \"acting_user\"): a resolve needs their use permission"}
+	}
+	c, err := actAs(ctx, s.Credentials.Users, in.ActingUser)
 	if err != nil {
 		return nil, err
 	}
-	applyErr := s.Outbound.Apply(req, c, value)
-	outcome := "applied"
-	if applyErr != nil {
-		outcome = ErrorReason(applyErr)
-	}
-	ev := newAuditEvent(ctx, c.OrgID, "credential.resolve", "credential", c.ID, map[string]any{
-		"workflow_id": meta.WorkflowID, "node_id": meta.NodeID, "destination_host": req.URL.Host, "outcome": outcome,
-	})
-	if err := s.Audit.CreateAuditEvent(ctx, ev); err != nil {
+	*actx = c
+	req, err := resolveRequest(c, in)
+	if err != nil {
 		return nil, err
 	}
-	if applyErr != nil {
-		return nil, applyErr
+	*host = strings.ToValidUTF8(req.URL.Host, "?")
+	cred, value, err := s.Credentials.UseCredential(c, in.CredentialID)
+	if err != nil {
+		return nil, err
 	}
-	s.record(ctx, c, req.URL.Host, 0, 0, meta)
+	if err := s.Outbound.Apply(req, cred, value); err != nil {
+		return nil, err
+	}
+	s.record(c, cred, req.URL.Host, 0, 0, in.Meta)
 	return &ResolvedRequest{Method: req.Method, URL: req.URL.String(), Headers: req.Header}, nil
+}
+
+// resolveRequest builds the runner's request from in. Errors: EINVALID
+// naming the field.
+func resolveRequest(ctx context.Context, in ResolveInput) (*http.Request, error) {
+	u, err := url.Parse(in.URL)
+	if err != nil || !u.IsAbs() || u.Host == "" || u.User != nil {
+		return nil, Errorf(EINVALID, "field \"request.url\" must be an absolute http(s) URL without credentials")
+	}
+	q := u.Query()
+	for k, vs := range in.Query {
+		for _, v := range vs {
+			q.Add(k, v)
+		}
+	}
+	u.RawQuery = q.Encode()
+	method := in.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
+	if err != nil {
+		return nil, Errorf(EINVALID, "field \"request\" does not make a valid request")
+	}
+	for k, vs := range in.Headers {
+		for _, v := range vs {
+			if strings.ContainsAny(k+v, "\r\n\x00") {
+				return nil, Errorf(EINVALID, "field \"request.headers\" must not contain CR, LF or NUL")
+			}
+			req.Header.Add(k, v)
+		}
+	}
+	return req, nil
+}
+
+// outcomeOf names a refusal for the audit trail: the error's reason, or
+// its code.
+func outcomeOf(err error) string {
+	if r := ErrorReason(err); r != "" {
+		return r
+	}
+	return ErrorCode(err)
 }
 
 // TestResult is what POST /v1/credentials/{id}/test reports.

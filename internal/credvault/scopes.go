@@ -6,7 +6,9 @@ import (
 	"strings"
 )
 
-// Scopes a key can carry. ScopeAdmin stands for all of them.
+// Scopes a key can carry. ScopeAdmin stands for all of them except
+// ScopeCredentialsResolve, which hands out credential values and is held
+// only by service keys (runners) that name it explicitly.
 const (
 	ScopeKeysRead           = "keys:read"
 	ScopeKeysWrite          = "keys:write"
@@ -29,12 +31,37 @@ var AllScopes = []string{
 	ScopeUsersRead, ScopeUsersWrite, ScopeEndpointsWrite, ScopeAuditRead, ScopeAdmin,
 }
 
-// HasScope reports whether scopes grant want; ScopeAdmin grants everything.
+// HasScope reports whether scopes grant want. ScopeAdmin grants every
+// scope but ScopeCredentialsResolve: seeing a value is a right of its own
+// that must be named (SPEC, "Who may see a value").
 func HasScope(scopes []string, want string) bool {
 	for _, s := range scopes {
-		if s == want || s == ScopeAdmin {
+		if s == want || (s == ScopeAdmin && want != ScopeCredentialsResolve) {
 			return true
 		}
+	}
+	return false
+}
+
+// CheckKeyScopes enforces what a key of kind may carry: only service keys
+// hold ScopeCredentialsResolve. Errors: EINVALID naming field "scopes".
+func CheckKeyScopes(kind string, scopes []string) error {
+	if kind != KeyKindService && slices.Contains(scopes, ScopeCredentialsResolve) {
+		return Errorf(EINVALID, "field \"scopes\": %s is held only by service keys (runners); create a key with kind \"service\"", ScopeCredentialsResolve)
+	}
+	return nil
+}
+
+// RoleAllowsServiceKey reports whether a user of role may stand behind a
+// service key carrying scopes: members create no service keys, admins no
+// runner keys (ScopeCredentialsResolve), owners any. A service key whose
+// creator's role no longer allows it is revoked (UserService).
+func RoleAllowsServiceKey(role Role, scopes []string) bool {
+	switch role {
+	case RoleOwner:
+		return true
+	case RoleAdmin:
+		return !slices.Contains(scopes, ScopeCredentialsResolve)
 	}
 	return false
 }

@@ -25,10 +25,14 @@ type UserStore interface {
 	FindUserByID(ctx context.Context, orgID, id string) (*User, error)
 	FindUsers(ctx context.Context, orgID string, page Page) ([]*User, error)
 	// UpdateUser applies upd; ECONFLICT when it would leave the org without
-	// an owner. Role changes invalidate the user's cached keys everywhere.
+	// an owner. Role changes invalidate the user's cached keys everywhere
+	// and, in the same transaction, revoke the service keys the user
+	// created that RoleAllowsServiceKey no longer allows for the new role
+	// (their ids go into ev.Data["revoked_keys"]).
 	UpdateUser(ctx context.Context, orgID, id string, upd UserUpdate, ev *AuditEvent) (*User, error)
-	// DeleteUser removes the user and their keys (refused by every
-	// instance at once); ECONFLICT for the last owner.
+	// DeleteUser removes the user and their keys and revokes every service
+	// key they created, in one transaction (refused by every instance at
+	// once); ECONFLICT for the last owner.
 	DeleteUser(ctx context.Context, orgID, id string, ev *AuditEvent) error
 }
 
@@ -41,6 +45,11 @@ type UserUpdate struct {
 // APIKeyStore persists API keys. Revoke and roll notify every instance so
 // that their verification caches drop the key at once.
 type APIKeyStore interface {
+	// CreateAPIKey stores k. For a service key whose CreatedBy names a
+	// person, it re-reads their role under a lock in the same transaction:
+	// EFORBIDDEN when they are gone or their role no longer allows a
+	// service key with k's scopes (a deletion or demotion committed
+	// meanwhile). RollAPIKey inserts next under the same check.
 	CreateAPIKey(ctx context.Context, k *APIKey, ev *AuditEvent) error
 	// FindAPIKeyByID returns ENOTFOUND for an id outside orgID.
 	FindAPIKeyByID(ctx context.Context, orgID, id string) (*APIKey, error)
@@ -58,8 +67,14 @@ type APIKeyStore interface {
 // APIKeyFilter narrows a key listing.
 type APIKeyFilter struct {
 	UserID string // "" = every user's (managers only)
+	// CreatedBy is a user id, CreatedByLegacy, or "" for any creator.
+	CreatedBy string
 	Page
 }
+
+// CreatedByLegacy as APIKeyFilter.CreatedBy lists the legacy keys: those
+// no known person stands behind.
+const CreatedByLegacy = "legacy"
 
 // EndpointStore persists the endpoint registry.
 type EndpointStore interface {

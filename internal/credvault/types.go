@@ -72,11 +72,18 @@ type APIKey struct {
 	ExpiresAt   *time.Time        `json:"expires_at"`
 	RevokedAt   *time.Time        `json:"revoked_at"`
 	ReplacedBy  *string           `json:"replaced_by"`
-	CreatedBy   *string           `json:"created_by"`
-	CreatedAt   time.Time         `json:"created_at"`
-	UpdatedAt   time.Time         `json:"updated_at"`
-	LastUsedAt  *time.Time        `json:"last_used_at"`
-	Hash        [32]byte          `json:"-"`
+	// CreatedBy is the person the key's power comes from: its creator,
+	// or for a key a service key created, that service key's creator.
+	// Deleting or demoting them revokes the service keys they stand behind.
+	CreatedBy *string `json:"created_by"`
+	// Legacy marks a service key from before creators were recorded, or
+	// minted by one: no person stands behind it, so an owner should
+	// review it (GET /v1/api-keys?created_by=legacy) and revoke it.
+	Legacy     bool       `json:"legacy"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+	Hash       [32]byte   `json:"-"`
 }
 
 // Status is "active", "expired" or "revoked" at time now.

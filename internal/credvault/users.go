@@ -67,7 +67,9 @@ func (s *UserService) FindUsers(ctx context.Context, page Page) ([]*User, error)
 	return s.Store.FindUsers(ctx, p.OrgID, page)
 }
 
-// UpdateUser renames a user or changes their role. Errors: EFORBIDDEN
+// UpdateUser renames a user or changes their role. A demotion revokes, in
+// the same transaction, the service keys the user created that the new
+// role does not allow (RoleAllowsServiceKey). Errors: EFORBIDDEN
 // (scope, role; only owners touch owners), ENOTFOUND, ECONFLICT (the last
 // owner cannot be demoted).
 func (s *UserService) UpdateUser(ctx context.Context, id string, upd UserUpdate) (*User, error) {
@@ -107,7 +109,9 @@ func (s *UserService) UpdateUser(ctx context.Context, id string, upd UserUpdate)
 	return s.Store.UpdateUser(ctx, p.OrgID, id, upd, ev)
 }
 
-// DeleteUser removes a user and revokes every key they hold. Errors:
+// DeleteUser removes a user, their keys and, in the same transaction,
+// every service key they created (or one of those created): a key's power
+// never outlives its creator's. Errors:
 // EFORBIDDEN, ENOTFOUND, ECONFLICT (last owner), EINVALID (yourself).
 func (s *UserService) DeleteUser(ctx context.Context, id string) error {
 	p, err := caller(ctx)
@@ -160,6 +164,10 @@ func normalizeEmail(s string) (string, error) {
 // apply as for the user. Errors: EFORBIDDEN when the caller is not a
 // service key, EINVALID when the user is not in the caller's org.
 func (s *UserService) ActAs(ctx context.Context, userID string) (context.Context, error) {
+	return actAs(ctx, s.Store, userID)
+}
+
+func actAs(ctx context.Context, users UserStore, userID string) (context.Context, error) {
 	p, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -167,7 +175,7 @@ func (s *UserService) ActAs(ctx context.Context, userID string) (context.Context
 	if p.Kind != KeyKindService {
 		return nil, &Error{Code: EFORBIDDEN, Reason: "forbidden_acting_user", Message: "only service keys may name an acting user (X-Credvault-Acting-User)"}
 	}
-	u, err := s.Store.FindUserByID(ctx, p.OrgID, userID)
+	u, err := users.FindUserByID(ctx, p.OrgID, userID)
 	if err != nil {
 		if ErrorCode(err) == ENOTFOUND {
 			return nil, Errorf(EINVALID, "header X-Credvault-Acting-User: no such user in your org")

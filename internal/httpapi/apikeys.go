@@ -68,7 +68,11 @@ func (s *Server) handleAPIKeyList(c *fiber.Ctx) error {
 	if userID != "" && !looksLikeUUID(userID) {
 		return credvault.Errorf(credvault.EINVALID, "query parameter \"user_id\" must be a user id")
 	}
-	keys, err := s.cfg.Services.Keys.FindAPIKeys(c.UserContext(), userID, p)
+	createdBy := strings.Clone(c.Query("created_by"))
+	if createdBy != "" && createdBy != credvault.CreatedByLegacy && !looksLikeUUID(createdBy) {
+		return credvault.Errorf(credvault.EINVALID, "query parameter \"created_by\" must be a user id or \"legacy\"")
+	}
+	keys, err := s.cfg.Services.Keys.FindAPIKeys(c.UserContext(), credvault.APIKeyFilter{UserID: userID, CreatedBy: createdBy, Page: p})
 	if err != nil {
 		return err
 	}

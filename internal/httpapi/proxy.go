@@ -161,7 +161,9 @@ type injectRequest struct {
 	CredentialID string `json:"credential_id" validate:"required,uuid"`
 	WorkflowID   string `json:"workflow_id" validate:"max=200"`
 	NodeID       string `json:"node_id" validate:"max=200"`
-	Request      struct {
+	// ActingUser may stand in for the X-Credvault-Acting-User header.
+	ActingUser string `json:"acting_user" validate:"omitempty,uuid"`
+	Request    struct {
 		Method  string              `json:"method" validate:"omitempty,oneof=GET HEAD POST PUT PATCH DELETE OPTIONS"`
 		URL     string              `json:"url" validate:"required,max=8192"`
 		Headers map[string][]string `json:"headers"`
@@ -170,43 +172,25 @@ type injectRequest struct {
 }
 
 // handleInject is POST /v1/inject: the request with the credential
-// applied, for trusted runners (scope credentials:resolve), audited.
+// applied, for runners (service keys with credentials:resolve) acting for
+// a user who may use the credential; every attempt is audited.
 func (s *Server) handleInject(c *fiber.Ctx) error {
-	if err := s.actingContext(c); err != nil {
-		return err
-	}
 	var in injectRequest
 	if err := decodeBody(c, &in); err != nil {
 		return err
 	}
-	u, err := url.Parse(in.Request.URL)
-	if err != nil || !u.IsAbs() || u.Host == "" || u.User != nil {
-		return credvault.Errorf(credvault.EINVALID, "field \"request.url\" must be an absolute http(s) URL without credentials")
+	acting := strings.TrimSpace(c.Get("X-Credvault-Acting-User"))
+	if acting != "" && in.ActingUser != "" && acting != in.ActingUser {
+		return credvault.Errorf(credvault.EINVALID, "field \"acting_user\" and header X-Credvault-Acting-User name different users; send one")
 	}
-	q := u.Query()
-	for k, vs := range in.Request.Query {
-		for _, v := range vs {
-			q.Add(k, v)
-		}
+	if acting == "" {
+		acting = in.ActingUser
 	}
-	u.RawQuery = q.Encode()
-	method := in.Request.Method
-	if method == "" {
-		method = http.MethodGet
-	}
-	req, err := http.NewRequestWithContext(c.UserContext(), method, u.String(), nil)
-	if err != nil {
-		return credvault.Errorf(credvault.EINVALID, "field \"request\" does not make a valid request")
-	}
-	for k, vs := range in.Request.Headers {
-		for _, v := range vs {
-			if strings.ContainsAny(k+v, "\r\n\x00") {
-				return credvault.Errorf(credvault.EINVALID, "field \"request.headers\" must not contain CR, LF or NUL")
-			}
-			req.Header.Add(k, v)
-		}
-	}
-	res, err := s.cfg.Services.Proxy.Resolve(c.UserContext(), in.CredentialID, req, credvault.UseMeta{WorkflowID: in.WorkflowID, NodeID: in.NodeID})
+	res, err := s.cfg.Services.Proxy.Resolve(c.UserContext(), credvault.ResolveInput{
+		CredentialID: in.CredentialID, ActingUser: strings.Clone(acting),
+		Method: in.Request.Method, URL: in.Request.URL, Headers: in.Request.Headers, Query: in.Request.Query,
+		Meta: credvault.UseMeta{WorkflowID: in.WorkflowID, NodeID: in.NodeID},
+	})
 	if err != nil {
 		return err
 	}

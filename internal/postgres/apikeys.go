@@ -15,7 +15,7 @@ import (
 )
 
 const apiKeyColumns = `id, org_id, user_id, kind, name, environment, key_hash, prefix, last4, scopes, tags,
-	rate_limit, rate_window_secs, expires_at, revoked_at, replaced_by, created_by, created_at, updated_at, last_used_at`
+	rate_limit, rate_window_secs, expires_at, revoked_at, replaced_by, created_by, legacy, created_at, updated_at, last_used_at`
 
 // apiKeyRow is the table's shape; toDomain turns it into an APIKey.
 type apiKeyRow struct {
@@ -36,6 +36,7 @@ type apiKeyRow struct {
 	RevokedAt      sql.NullTime   `db:"revoked_at"`
 	ReplacedBy     sql.NullString `db:"replaced_by"`
 	CreatedBy      sql.NullString `db:"created_by"`
+	Legacy         bool           `db:"legacy"`
 	CreatedAt      time.Time      `db:"created_at"`
 	UpdatedAt      time.Time      `db:"updated_at"`
 	LastUsedAt     sql.NullTime   `db:"last_used_at"`
@@ -46,7 +47,7 @@ func (r *apiKeyRow) toDomain() (*credvault.APIKey, error) {
 		ID: r.ID, OrgID: r.OrgID, UserID: nullString(r.UserID), Kind: r.Kind, Name: r.Name,
 		Environment: r.Environment, Prefix: r.Prefix, Last4: r.Last4, Display: r.Prefix + "_…" + r.Last4,
 		Scopes: []string(r.Scopes), ExpiresAt: nullTime(r.ExpiresAt), RevokedAt: nullTime(r.RevokedAt),
-		ReplacedBy: nullString(r.ReplacedBy), CreatedBy: nullString(r.CreatedBy),
+		ReplacedBy: nullString(r.ReplacedBy), CreatedBy: nullString(r.CreatedBy), Legacy: r.Legacy,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, LastUsedAt: nullTime(r.LastUsedAt),
 	}
 	copy(k.Hash[:], r.KeyHash)
@@ -71,14 +72,17 @@ func insertAPIKey(ctx context.Context, tx *txn, k *credvault.APIKey) error {
 	if k.RateLimit != nil {
 		rl, rw = k.RateLimit.Requests, k.RateLimit.WindowSeconds
 	}
+	if err := checkCreator(ctx, tx, k); err != nil {
+		return err
+	}
 	var row apiKeyRow
 	err = tx.GetContext(ctx, &row, `
 		INSERT INTO api_keys (org_id, user_id, kind, name, environment, key_hash, prefix, last4, scopes, tags,
-			rate_limit, rate_window_secs, expires_at, created_by)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+			rate_limit, rate_window_secs, expires_at, created_by, legacy)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 		RETURNING `+apiKeyColumns,
 		k.OrgID, k.UserID, k.Kind, k.Name, k.Environment, k.Hash[:], k.Prefix, k.Last4, pq.StringArray(k.Scopes), tags,
-		rl, rw, k.ExpiresAt, k.CreatedBy)
+		rl, rw, k.ExpiresAt, k.CreatedBy, k.Legacy)
 	if err != nil {
 		return translate(err, "API key")
 	}
@@ -88,6 +92,62 @@ func insertAPIKey(ctx context.Context, tx *txn, k *credvault.APIKey) error {
 	}
 	*k = *got
 	return tx.notify(ctx, "new:"+hex.EncodeToString(k.Hash[:]))
+}
+
+// checkCreator re-reads, under a share lock, the role of the person a new
+// service key's power comes from: a deletion or demotion takes that row's
+// update lock, so either it commits first and the key is refused here, or
+// it waits for this transaction and then revokes the new key too. (A user
+// key acts with its own user's role, whoever created it.)
+func checkCreator(ctx context.Context, tx *txn, k *credvault.APIKey) error {
+	if k.Kind != credvault.KeyKindService || k.CreatedBy == nil || k.Legacy {
+		return nil
+	}
+	var role credvault.Role
+	err := tx.GetContext(ctx, &role, `SELECT role FROM users WHERE org_id = $1 AND id = $2 FOR SHARE`, k.OrgID, *k.CreatedBy)
+	if err == sql.ErrNoRows {
+		return &credvault.Error{Code: credvault.EFORBIDDEN, Reason: "creator_removed",
+			Message: "the person this key's power comes from is no longer a user of the org"}
+	}
+	if err != nil {
+		return translate(err, "user")
+	}
+	if !credvault.RoleAllowsServiceKey(role, k.Scopes) {
+		return &credvault.Error{Code: credvault.EFORBIDDEN, Reason: "forbidden_role",
+			Message: "the role of the person this key's power comes from does not allow a service key with these scopes"}
+	}
+	return nil
+}
+
+// revokeCreatedServiceKeys revokes, inside tx, the active service keys that
+// userID stands behind (created_by) and that keep(scopes) refuses, tells
+// every instance to drop them, and returns their ids.
+func revokeCreatedServiceKeys(ctx context.Context, tx *txn, orgID, userID string, keep func(scopes []string) bool) ([]string, error) {
+	var rows []struct {
+		ID      string         `db:"id"`
+		KeyHash []byte         `db:"key_hash"`
+		Scopes  pq.StringArray `db:"scopes"`
+	}
+	if err := tx.SelectContext(ctx, &rows, `
+		SELECT id, key_hash, scopes FROM api_keys
+		WHERE org_id = $1 AND created_by = $2 AND kind = 'service' AND revoked_at IS NULL
+		ORDER BY id FOR UPDATE`, orgID, userID); err != nil {
+		return nil, translate(err, "API keys")
+	}
+	ids := []string{}
+	for _, r := range rows {
+		if keep([]string(r.Scopes)) {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = now(), updated_at = now() WHERE id = $1`, r.ID); err != nil {
+			return nil, translate(err, "API key")
+		}
+		if err := tx.notify(ctx, "key:"+hex.EncodeToString(r.KeyHash)); err != nil {
+			return nil, err
+		}
+		ids = append(ids, r.ID)
+	}
+	return ids, nil
 }
 
 // CreateAPIKey stores a key (hash only) with its audit event.
@@ -113,16 +173,23 @@ func (s *Store) FindAPIKeyByID(ctx context.Context, orgID, id string) (*credvaul
 	return row.toDomain()
 }
 
-// FindAPIKeys lists keys in id order after f.Cursor, optionally one user's.
+// FindAPIKeys lists keys in id order after f.Cursor, optionally one user's
+// or those one user created (f.CreatedBy; "legacy" for legacy keys).
 func (s *Store) FindAPIKeys(ctx context.Context, orgID string, f credvault.APIKeyFilter) ([]*credvault.APIKey, error) {
-	if f.UserID != "" && !isUUID(f.UserID) {
+	legacy := f.CreatedBy == credvault.CreatedByLegacy
+	createdBy := f.CreatedBy
+	if legacy {
+		createdBy = ""
+	}
+	if (f.UserID != "" && !isUUID(f.UserID)) || (createdBy != "" && !isUUID(createdBy)) {
 		return []*credvault.APIKey{}, nil
 	}
 	var rows []apiKeyRow
 	err := s.db.SelectContext(ctx, &rows, `
 		SELECT `+apiKeyColumns+` FROM api_keys
 		WHERE org_id = $1 AND ($2 = '' OR user_id = $2::uuid) AND ($3 = '' OR id > $3::uuid)
-		ORDER BY id LIMIT $4`, orgID, f.UserID, cursor(f.Cursor), limit(f.Limit))
+		  AND ($5 = '' OR created_by = $5::uuid) AND (NOT $6 OR legacy)
+		ORDER BY id LIMIT $4`, orgID, f.UserID, cursor(f.Cursor), limit(f.Limit), createdBy, legacy)
 	if err != nil {
 		return nil, translate(err, "API keys")
 	}

@@ -110,6 +110,13 @@ func (s *Store) UpdateUser(ctx context.Context, orgID, id string, upd credvault.
 			if err := tx.notify(ctx, "user:"+id); err != nil {
 				return err
 			}
+			revoked, err := revokeCreatedServiceKeys(ctx, tx, orgID, id, func(scopes []string) bool {
+				return credvault.RoleAllowsServiceKey(u.Role, scopes)
+			})
+			if err != nil {
+				return err
+			}
+			ev.Data["revoked_keys"] = revoked
 		}
 		return insertAudit(ctx, tx, ev)
 	})
@@ -120,7 +127,8 @@ func (s *Store) UpdateUser(ctx context.Context, orgID, id string, upd credvault.
 }
 
 // DeleteUser removes a user; their keys go with them (foreign key
-// cascade) and every instance drops them from its cache at once.
+// cascade), every service key they created is revoked, and every instance
+// drops all of them from its cache at once.
 func (s *Store) DeleteUser(ctx context.Context, orgID, id string, ev *credvault.AuditEvent) error {
 	return s.inTx(ctx, "user", func(tx *txn) error {
 		var role credvault.Role
@@ -138,6 +146,11 @@ func (s *Store) DeleteUser(ctx context.Context, orgID, id string, ev *credvault.
 		if err := tx.notify(ctx, "user:"+id); err != nil {
 			return err
 		}
+		revoked, err := revokeCreatedServiceKeys(ctx, tx, orgID, id, func([]string) bool { return false })
+		if err != nil {
+			return err
+		}
+		ev.Data["revoked_keys"] = revoked
 		return insertAudit(ctx, tx, ev)
 	})
 }
