@@ -93,6 +93,13 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	s.usage = postgres.NewUsageWriter(s.store, log, time.Second)
 	s.store.OnInvalidate(s.invalidate)
 	s.startLoops(cfg)
+	// The listener loads the known-key set once LISTEN is in effect; wait
+	// for it (about 1 s a million keys, credvault bench --keys), so the
+	// instance does not send unknown keys to the database while it loads.
+	// /readyz reports the set if the wait runs out.
+	if err := s.verifier.WaitLoaded(startCtx); err != nil {
+		log.Warn("known API keys not loaded yet; serving while they load (see /readyz)")
+	}
 
 	users := &credvault.UserService{Store: s.store}
 	s.creds = &credvault.CredentialService{Store: s.store, Users: s.store, Audit: s.store, Transit: s.vault, Values: s.values}

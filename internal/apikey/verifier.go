@@ -70,8 +70,10 @@ type Verifier struct {
 
 	reloads chan struct{} // RequestReset -> Run, one pending at most
 
-	// loadedOnce is set by the first successful load of the known-key set.
+	// loadedOnce is set by the first successful load of the known-key
+	// set, and firstLoad closed at the same time.
 	loadedOnce atomic.Bool
+	firstLoad  chan struct{}
 
 	// generation counts invalidations, so that a lookup racing with one
 	// does not put stale data back into the cache.
@@ -116,8 +118,9 @@ func NewVerifier(store Store, limiter Limiter, opts VerifierOptions) *Verifier {
 	}
 	v := &Verifier{
 		store: store, limiter: limiter, opts: opts, log: opts.Logger,
-		miss:    rate.NewLimiter(rate.Limit(opts.MissBudget), opts.MissBudget),
-		reloads: make(chan struct{}, 1),
+		miss:      rate.NewLimiter(rate.Limit(opts.MissBudget), opts.MissBudget),
+		reloads:   make(chan struct{}, 1),
+		firstLoad: make(chan struct{}),
 	}
 	v.cache.init()
 	v.negative.init()
@@ -139,6 +142,18 @@ func (v *Verifier) Loaded(context.Context) error {
 		return nil
 	}
 	return credvault.Errorf(credvault.EUNAVAILABLE, "known API keys are still loading")
+}
+
+// WaitLoaded blocks until the known-key set has loaded once, or ctx ends
+// (its error is returned then). Start-up waits here, so that an instance
+// serves only once unknown keys are refused without a query.
+func (v *Verifier) WaitLoaded(ctx context.Context) error {
+	select {
+	case <-v.firstLoad:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // KnownBytes is the memory the known-key filter holds, in bytes.
@@ -347,8 +362,8 @@ func (v *Verifier) load(ctx context.Context) {
 		prefixes = append(prefixes, binary.LittleEndian.Uint64(p[:]))
 	})
 	if err == nil {
-		if err = v.known.finishLoad(prefixes); err == nil {
-			v.loadedOnce.Store(true)
+		if err = v.known.finishLoad(prefixes); err == nil && v.loadedOnce.CompareAndSwap(false, true) {
+			close(v.firstLoad)
 		}
 	} else {
 		v.known.failLoad()
