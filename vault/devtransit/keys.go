@@ -55,7 +55,7 @@ func (s *Server) handleTransit(m *mount, req *request) (*response, error) {
 			}
 			return s.rewrap(m, parts[1], req)
 		})
- 	case (len(parts) == 2 || len(parts) == 3) && (parts[0] == "sign" || parts[0] == "verify") && validName(parts[1]):
+	case (len(parts) == 2 || len(parts) == 3) && (parts[0] == "sign" || parts[0] == "verify") && validName(parts[1]):
 		return only("update", func() (*response, error) {
 			if len(parts) == 3 {
 				req.data = withURLAlgorithm(req.data, parts[2])
