@@ -33,7 +33,9 @@ type APIKeyService struct {
 	Store  APIKeyStore
 	Users  UserStore
 	Minter KeyMinter
-	Now    func() time.Time
+	// JWT issues keys of format "jwt"; nil refuses them.
+	JWT JWTMinter
+	Now func() time.Time
 }
 
 // CreateAPIKeyInput is POST /v1/api-keys.
@@ -47,6 +49,8 @@ type CreateAPIKeyInput struct {
 	RateLimit   *RateLimit
 	Kind        string
 	UserID      string
+	Format      string  // "opaque" (default) or "jwt"
+	Agent       *string // agent or integration label of a JWT key
 }
 
 func (s *APIKeyService) now() time.Time {
@@ -69,6 +73,9 @@ func (s *APIKeyService) CreateAPIKey(ctx context.Context, in CreateAPIKeyInput) 
 		return nil, Secret{}, err
 	}
 	k := &APIKey{OrgID: p.OrgID, Name: strings.TrimSpace(in.Name), Kind: in.Kind, Environment: in.Environment}
+	if k.Format, k.Agent, err = checkFormat(in.Format, in.Agent); err != nil {
+		return nil, Secret{}, err
+	}
 	if k.Kind == "" {
 		k.Kind = KeyKindUser
 	}
@@ -101,12 +108,12 @@ func (s *APIKeyService) CreateAPIKey(ctx context.Context, in CreateAPIKeyInput) 
 	if p.UserID != "" {
 		k.CreatedBy = &p.UserID
 	}
-	secret, err := s.mint(k)
+	secret, err := s.mintFormat(ctx, k)
 	if err != nil {
 		return nil, Secret{}, err
 	}
 	ev := newAuditEvent(ctx, p.OrgID, "api_key.create", "api_key", "", map[string]any{
-		"display": k.Display, "kind": k.Kind, "scopes": k.Scopes, "environment": k.Environment,
+		"display": k.Display, "kind": k.Kind, "scopes": k.Scopes, "environment": k.Environment, "format": k.Format,
 	})
 	if err := s.Store.CreateAPIKey(ctx, k, ev); err != nil {
 		return nil, Secret{}, err
@@ -276,11 +283,12 @@ func (s *APIKeyService) RollAPIKey(ctx context.Context, id string, graceSeconds 
 	next := &APIKey{
 		OrgID: old.OrgID, UserID: old.UserID, Kind: old.Kind, Name: old.Name, Environment: old.Environment,
 		Scopes: old.Scopes, Tags: old.Tags, RateLimit: old.RateLimit, ExpiresAt: old.ExpiresAt,
+		Format: old.Format, Agent: old.Agent,
 	}
 	if p.UserID != "" {
 		next.CreatedBy = &p.UserID
 	}
-	secret, err := s.mint(next)
+	secret, err := s.mintFormat(ctx, next)
 	if err != nil {
 		return nil, Secret{}, err
 	}
@@ -370,6 +378,8 @@ func VerificationError(v Verification) error {
 		return &Error{Code: EUNAUTHORIZED, Reason: "expired_api_key", Message: "API key expired: roll it or create a new one"}
 	case VerifyRevoked:
 		return &Error{Code: EUNAUTHORIZED, Reason: "revoked_api_key", Message: "API key was revoked: create a new one"}
+	case VerifyBadSignature, VerifyUnknownKid, VerifyNotYetValid, VerifyWrongIssuer, VerifyKeyRetired:
+		return jwtVerificationError(v.Code)
 	case VerifyRateLimited:
 		secs := int(v.Rate.RetryAfter.Seconds() + 0.999)
 		return &Error{Code: ERATELIMITED, Reason: "rate_limited", Message: fmt.Sprintf("rate limit exceeded: retry after %d second(s)", max(secs, 1))}

@@ -63,7 +63,15 @@ type APIKey struct {
 	Kind        string            `json:"kind"`
 	Name        string            `json:"name"`
 	Environment string            `json:"environment"`
-	Prefix      string            `json:"-"`
+	// Format is "opaque" (a random key) or "jwt" (a signed key, see
+	// jwtkeys.go); Agent is the optional agent or integration label a JWT
+	// carries as its "agent" claim.
+	Format string  `json:"format"`
+	Agent  *string `json:"agent"`
+	// SigningVersion is the transit signing key version that signed a JWT
+	// key (0 for opaque keys).
+	SigningVersion int    `json:"-"`
+	Prefix         string `json:"-"`
 	Last4       string            `json:"-"`
 	Display     string            `json:"display"` // "cv_live_…a1B2"
 	Scopes      []string          `json:"scopes"`
@@ -106,6 +114,11 @@ type AuthKey struct {
 	RevokedAt   *time.Time
 	RateLimit   *RateLimit
 	Hash        [32]byte
+	// Format is "opaque" or "jwt"; a JWT key also records the signing key
+	// version that signed it, so that raising the signing key's minimum
+	// version refuses it even from the cache.
+	Format         string
+	SigningVersion int
 }
 
 // Endpoint is an entry of the endpoint registry: a platform API whose
