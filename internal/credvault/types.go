@@ -57,12 +57,12 @@ type RateLimit struct {
 // APIKey is an inbound key's metadata. The key itself is never stored:
 // only its SHA-256 (Hash), which never leaves the server either.
 type APIKey struct {
-	ID          string            `json:"id"`
-	OrgID       string            `json:"org_id"`
-	UserID      *string           `json:"user_id"`
-	Kind        string            `json:"kind"`
-	Name        string            `json:"name"`
-	Environment string            `json:"environment"`
+	ID          string  `json:"id"`
+	OrgID       string  `json:"org_id"`
+	UserID      *string `json:"user_id"`
+	Kind        string  `json:"kind"`
+	Name        string  `json:"name"`
+	Environment string  `json:"environment"`
 	// Format is "opaque" (a random key) or "jwt" (a signed key, see
 	// jwtkeys.go); Agent is the optional agent or integration label a JWT
 	// carries as its "agent" claim.
@@ -70,21 +70,21 @@ type APIKey struct {
 	Agent  *string `json:"agent"`
 	// SigningVersion is the transit signing key version that signed a JWT
 	// key (0 for opaque keys).
-	SigningVersion int    `json:"-"`
-	Prefix         string `json:"-"`
-	Last4       string            `json:"-"`
-	Display     string            `json:"display"` // "cv_live_…a1B2"
-	Scopes      []string          `json:"scopes"`
-	Tags        map[string]string `json:"tags"`
-	RateLimit   *RateLimit        `json:"rate_limit"`
-	ExpiresAt   *time.Time        `json:"expires_at"`
-	RevokedAt   *time.Time        `json:"revoked_at"`
-	ReplacedBy  *string           `json:"replaced_by"`
-	CreatedBy   *string           `json:"created_by"`
-	CreatedAt   time.Time         `json:"created_at"`
-	UpdatedAt   time.Time         `json:"updated_at"`
-	LastUsedAt  *time.Time        `json:"last_used_at"`
-	Hash        [32]byte          `json:"-"`
+	SigningVersion int               `json:"-"`
+	Prefix         string            `json:"-"`
+	Last4          string            `json:"-"`
+	Display        string            `json:"display"` // "cv_live_…a1B2"
+	Scopes         []string          `json:"scopes"`
+	Tags           map[string]string `json:"tags"`
+	RateLimit      *RateLimit        `json:"rate_limit"`
+	ExpiresAt      *time.Time        `json:"expires_at"`
+	RevokedAt      *time.Time        `json:"revoked_at"`
+	ReplacedBy     *string           `json:"replaced_by"`
+	CreatedBy      *string           `json:"created_by"`
+	CreatedAt      time.Time         `json:"created_at"`
+	UpdatedAt      time.Time         `json:"updated_at"`
+	LastUsedAt     *time.Time        `json:"last_used_at"`
+	Hash           [32]byte          `json:"-"`
 }
 
 // Status is "active", "expired" or "revoked" at time now.
