@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	vaultapi "github.com/hashicorp/vault/api"
-
 	"credvault/internal/credvault"
 )
 
@@ -102,15 +100,15 @@ func (c *Client) EnsureSigningKey(ctx context.Context, name string) error {
 	return c.CheckSigningKey(ctx, name)
 }
 
-// Sign signs input with the latest version of signing key name through
-// transit/sign (needs `update` on <mount>/sign/<name>): the private key
-// never leaves Vault. It returns the raw 64-byte Ed25519 signature and the
-// version that made it. Errors: EUNAVAILABLE (Vault down, key missing,
+// Sign signs input with version (0 = the latest) of signing key name
+// through transit/sign (needs `update` on <mount>/sign/<name>): the private
+// key never leaves Vault. It returns the raw 64-byte Ed25519 signature and
+// the version that made it. Errors: EUNAVAILABLE (Vault down, key missing,
 // permission denied), EINTERNAL (an answer that is not an Ed25519
 // signature).
-func (c *Client) Sign(ctx context.Context, name string, input []byte) ([]byte, int, error) {
+func (c *Client) Sign(ctx context.Context, name string, input []byte, version int) ([]byte, int, error) {
 	s, err := c.api.Logical().WriteWithContext(ctx, fmt.Sprintf("%s/sign/%s", c.mount, name),
-		map[string]any{"input": b64(input)})
+		map[string]any{"input": b64(input), "key_version": version})
 	if err != nil {
 		return nil, 0, translate(err, "vault sign")
 	}
@@ -152,6 +150,39 @@ func (c *Client) SetSigningMinVersion(ctx context.Context, name string, v int) e
 	return translate(err, "vault configure signing key")
 }
 
-// API returns the underlying Vault client, for tests and tools that call
-// transit directly.
-func (c *Client) API() *vaultapi.Client { return c.api }
+// SigningKey is one transit signing key of a Client, in the shape the
+// JWT key machinery consumes (apikey.SigningKeySource).
+type SigningKey struct {
+	c    *Client
+	name string
+}
+
+// SigningKey returns the signing key name of c's mount.
+func (c *Client) SigningKey(name string) SigningKey { return SigningKey{c: c, name: name} }
+
+// Name is the transit key's name.
+func (k SigningKey) Name() string { return k.name }
+
+// PublicKeys returns every version's public key and min_decryption_version.
+// Errors as ReadSigningKey, and EINVALID when the key is not a
+// non-derived ed25519 key.
+func (k SigningKey) PublicKeys(ctx context.Context) (map[int]ed25519.PublicKey, int, error) {
+	ki, err := k.c.ReadSigningKey(ctx, k.name)
+	if err != nil {
+		return nil, 0, err
+	}
+	if ki.Type != "ed25519" || ki.Derived {
+		return nil, 0, k.c.CheckSigningKey(ctx, k.name)
+	}
+	return ki.PublicKeys, ki.MinDecryptionVersion, nil
+}
+
+// Sign signs input with the given version. Errors as Client.Sign, and
+// EINTERNAL when Vault signed with another version.
+func (k SigningKey) Sign(ctx context.Context, input []byte, version int) ([]byte, error) {
+	sig, used, err := k.c.Sign(ctx, k.name, input, version)
+	if err == nil && used != version {
+		return nil, credvault.Errorf(credvault.EINTERNAL, "vault sign: signed with version %d, asked for %d", used, version)
+	}
+	return sig, err
+}
