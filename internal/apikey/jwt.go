@@ -242,8 +242,10 @@ type transitSigner struct {
 	err     error // the source's error, kept whole for the caller
 }
 
-func (t *transitSigner) Public() *jose.JSONWebKey         { return t.pub }
-func (t *transitSigner) Algs() []jose.SignatureAlgorithm { return []jose.SignatureAlgorithm{jose.EdDSA} }
+func (t *transitSigner) Public() *jose.JSONWebKey { return t.pub }
+func (t *transitSigner) Algs() []jose.SignatureAlgorithm {
+	return []jose.SignatureAlgorithm{jose.EdDSA}
+}
 
 func (t *transitSigner) SignPayload(payload []byte, _ jose.SignatureAlgorithm) ([]byte, error) {
 	sig, err := t.src.Sign(t.ctx, payload, t.version)

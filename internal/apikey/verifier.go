@@ -50,7 +50,7 @@ type VerifierOptions struct {
 	SigningKeys *SigningKeys
 	Issuer      string
 	Logger      *slog.Logger
-	Now          func() time.Time
+	Now         func() time.Time
 }
 
 // Verifier checks presented keys on the hot path. A known key costs a
