@@ -42,9 +42,7 @@ func newCluster(t testing.TB, extra map[string]string) *cluster {
 	_, dbURL := pgtest.New(t)
 	tg := vaulttest.Start(t)
 	tg.CreateKey(t, "credvault", true)
-	if _, err := tg.API.Logical().Write(tg.Mount+"/keys/credvault-jwt", map[string]any{"type": "ed25519"}); err != nil {
-		t.Fatalf("creating the JWT signing key: %v", err)
-	}
+	tg.CreateSigningKey(t, "credvault-jwt")
 	env := map[string]string{
 		"CREDVAULT_ADDR": "127.0.0.1:0", "DATABASE_URL": dbURL,
 		"VAULT_ADDR": tg.Addr, "VAULT_TOKEN": tg.Token, "CREDVAULT_TRANSIT_MOUNT": tg.Mount,
