@@ -186,6 +186,10 @@ func TestJWTRefusalsHaveTheirOwnCodes(t *testing.T) {
 			t.Errorf("%s: %d database lookups, want 0", tc.name, n)
 		}
 	}
+	// A JWT key in the URL is refused like an opaque one, under any name.
+	if r := cl.as(owner, "GET", a.url+"/v1/whoami?t="+token, nil); r.status != 401 || r.errCode(t) != "api_key_in_query" {
+		t.Errorf("JWT key in the query: %d %s", r.status, r.body)
+	}
 	// The gateway's view: the same outcomes as verification codes.
 	r := cl.as(owner, "POST", a.url+"/v1/api-keys/verify", map[string]any{"key": parts[0] + "." + parts[1] + "." + string(sig)})
 	if r.status != 200 || r.json(t)["code"] != credvault.VerifyBadSignature {

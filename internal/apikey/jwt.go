@@ -25,9 +25,6 @@ import (
 // iat, nbf and exp plus org, agent, scope (space-separated, as RFC 8693
 // writes it) and env.
 
-// maxJWTLen bounds a presented JWT: credvault's own are about 600 bytes.
-const maxJWTLen = 4096
-
 // nbfLeeway tolerates clocks of instances that disagree a little about
 // the moment a key was issued.
 const nbfLeeway = time.Minute
@@ -251,13 +248,6 @@ func (t *transitSigner) SignPayload(payload []byte, _ jose.SignatureAlgorithm) (
 	sig, err := t.src.Sign(t.ctx, payload, t.version)
 	t.err = err
 	return sig, err
-}
-
-// looksLikeJWS reports whether key has the shape of a compact JWS: a
-// JSON header (base64url of `{"` starts "eyJ") and three dot-separated
-// parts. It only routes the key; the JOSE library parses it.
-func looksLikeJWS(key string) bool {
-	return len(key) > 3 && len(key) <= maxJWTLen && key[:3] == "eyJ" && strings.Count(key, ".") == 2
 }
 
 // checkJWT is the full verification of a JWT key the cache does not hold:

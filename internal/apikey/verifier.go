@@ -144,7 +144,7 @@ func (v *Verifier) Stats() *Stats { return &v.stats }
 func (v *Verifier) Verify(ctx context.Context, key string) (credvault.Verification, error) {
 	v.stats.Verifications.Add(1)
 	if _, err := Parse(key, v.opts.Prefix); err != nil {
-		if v.opts.SigningKeys != nil && looksLikeJWS(key) {
+		if v.opts.SigningKeys != nil && credvault.LooksLikeJWS(key) {
 			return v.verifyJWT(ctx, key)
 		}
 		v.stats.Malformed.Add(1)

@@ -26,6 +26,18 @@ type Revocation struct {
 	Reason   string    `json:"reason"` // "revoked", "rolled" or "deleted"
 }
 
+// MaxJWTLen bounds a presented JWT key: credvault's own are about 600
+// bytes; anything much longer is not one.
+const MaxJWTLen = 4096
+
+// LooksLikeJWS reports whether s has the shape of a compact JWS: a JSON
+// header (base64url of `{"` starts "eyJ") and three dot-separated parts,
+// at most MaxJWTLen long. It only routes a presented key (or refuses one
+// in a URL); the JOSE library parses it.
+func LooksLikeJWS(s string) bool {
+	return len(s) > 3 && len(s) <= MaxJWTLen && s[:3] == "eyJ" && strings.Count(s, ".") == 2
+}
+
 // checkFormat validates the format and agent label of a new key.
 func checkFormat(format string, agent *string) (string, *string, error) {
 	switch format {
