@@ -260,7 +260,7 @@ func Display(prefix, env, last4 string) string {
 	return prefix + "_" + env + "_…" + last4
 }
 
-// hashLong is Hash for JWT keys (about 600 bytes): a larger stack buffer,
+// hashLong is Hash for JWT keys (about 500 bytes): a larger stack buffer,
 // so that hashing a token on every request does not allocate.
 func hashLong(key string) [sha256.Size]byte {
 	var buf [1024]byte

@@ -26,7 +26,7 @@ type Revocation struct {
 	Reason   string    `json:"reason"` // "revoked", "rolled" or "deleted"
 }
 
-// MaxJWTLen bounds a presented JWT key: credvault's own are about 600
+// MaxJWTLen bounds a presented JWT key: credvault's own are about 500
 // bytes; anything much longer is not one.
 const MaxJWTLen = 4096
 

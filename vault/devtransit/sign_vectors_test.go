@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/vault/api"
 )
 
 // signVectorFile is testdata/transit-sign.json: signing keys, their public
@@ -208,4 +210,62 @@ func TestSignVerifyWire(t *testing.T) {
 	if r.status != 400 || !strings.Contains(r.text, "key type aes256-gcm96 does not support signing") {
 		t.Errorf("signing with an encryption key: got %d %s", r.status, r.text)
 	}
+}
+
+// TestSigningKeysPersist: signing keys survive a restart with the same
+// public keys and versions, and keep signing identically (Ed25519 is
+// deterministic).
+func TestSigningKeysPersist(t *testing.T) {
+	localOnly(t, "restart")
+	dir := t.TempDir()
+	_, addr := startLocal(t, Options{DataDir: dir})
+	c := newClient(t, addr, testRootToken)
+	for _, typ := range []string{keyTypeEd25519, keyTypeECDSAP256} {
+		if _, err := c.Logical().Write("transit/keys/"+typ, map[string]any{"type": typ}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Logical().Write("transit/keys/"+typ+"/rotate", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := base64.StdEncoding.EncodeToString([]byte("persist"))
+	before, err := c.Logical().Write("transit/sign/ed25519", map[string]any{"input": in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(c interface {
+		Read(string) (*api.Secret, error)
+	}, name string) string {
+		s, err := c.Read("transit/keys/" + name)
+		if err != nil || s == nil {
+			t.Fatalf("read %s: %v", name, err)
+		}
+		b, _ := json.Marshal(s.Data["keys"])
+		return string(b)
+	}
+	keysBefore := read(c.Logical(), "ed25519") + read(c.Logical(), "ecdsa-p256")
+
+	_, addr2 := startLocal(t, Options{DataDir: dir})
+	c2 := newClient(t, addr2, testRootToken)
+	if got := read(c2.Logical(), "ed25519") + read(c2.Logical(), "ecdsa-p256"); got != keysBefore {
+		t.Errorf("after restart the keys differ:\n%s\nwant\n%s", got, keysBefore)
+	}
+	after, err := c2.Logical().Write("transit/sign/ed25519", map[string]any{"input": in})
+	if err != nil || after.Data["signature"] != before.Data["signature"] {
+		t.Errorf("after restart: %v %v, want the same signature %v", after, err, before.Data["signature"])
+	}
+	res, err := c2.Logical().Write("transit/verify/ecdsa-p256", map[string]any{"input": in,
+		"signature": mustSign(t, c.Logical(), "ecdsa-p256", in)})
+	if err != nil || res.Data["valid"] != true {
+		t.Errorf("ECDSA signature from before the restart: %v %v", res, err)
+	}
+}
+
+func mustSign(t *testing.T, l *api.Logical, name, in string) string {
+	t.Helper()
+	s, err := l.Write("transit/sign/"+name, map[string]any{"input": in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Data["signature"].(string)
 }
