@@ -265,10 +265,10 @@ func (v *Verifier) checkJWT(ctx context.Context, token string, now time.Time) (s
 	}
 	pub, minVersion := v.opts.SigningKeys.publicKey(ctx, version)
 	switch {
+	case version < minVersion: // listed or already trimmed from the key
+		return credvault.VerifyKeyRetired, nil
 	case pub == nil:
 		return credvault.VerifyUnknownKid, nil
-	case version < minVersion:
-		return credvault.VerifyKeyRetired, nil
 	}
 	var c Claims
 	if err := tok.Claims(pub, &c); err != nil {
