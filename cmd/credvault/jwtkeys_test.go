@@ -52,23 +52,26 @@ func TestJWTKeysForEveryKindAndHeaderForm(t *testing.T) {
 		t.Fatalf("create member: %d %s", r.status, r.body)
 	}
 	memberID := r.json(t)["id"].(string)
+	_, memberKey := cl.createKey(a, owner, map[string]any{"name": "m", "scopes": []string{"keys:read", "keys:write", "keys:verify"}, "user_id": memberID})
 	var tokens []string
 	for _, tc := range []struct {
-		name string
-		body map[string]any
-		sub  func(id string) string
-		kind string
+		name    string
+		creator string
+		body    map[string]any
+		sub     func(id string) string
+		kind    string
 	}{
-		{"owner", map[string]any{"agent": "billing-agent"}, func(string) string { return res.UserID }, "user"},
-		{"member", map[string]any{"user_id": memberID, "environment": "test"}, func(string) string { return memberID }, "user"},
-		{"service", map[string]any{"kind": "service", "agent": "zapier"}, func(id string) string { return "service:" + id }, "service"},
+		{"owner", owner, map[string]any{"agent": "billing-agent"}, func(string) string { return res.UserID }, "user"},
+		{"member by owner", owner, map[string]any{"user_id": memberID, "environment": "test"}, func(string) string { return memberID }, "user"},
+		{"member for itself", memberKey, map[string]any{"agent": "my-script"}, func(string) string { return memberID }, "user"},
+		{"service", owner, map[string]any{"kind": "service", "agent": "zapier"}, func(id string) string { return "service:" + id }, "service"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := map[string]any{"name": tc.name, "scopes": []string{"keys:read", "keys:verify"}, "format": "jwt", "expires_in": "30d"}
 			for k, v := range tc.body {
 				body[k] = v
 			}
-			r := cl.as(owner, "POST", a.url+"/v1/api-keys", body)
+			r := cl.as(tc.creator, "POST", a.url+"/v1/api-keys", body)
 			if r.status != 201 {
 				t.Fatalf("create: %d %s", r.status, r.body)
 			}
@@ -297,7 +300,7 @@ func TestJWTRevokeReachesEveryInstanceAndTheFeed(t *testing.T) {
 // the cache, and the JWKS lists only what still verifies.
 func TestJWTSigningKeyRotation(t *testing.T) {
 	cl := newCluster(t, map[string]string{"CREDVAULT_ISSUER": "https://credvault.acme.test"})
-	a := cl.start()
+	a, b := cl.start(), cl.start()
 	_, owner := cl.bootstrap(a, "acme")
 	_, oldKey := cl.createKey(a, owner, map[string]any{"name": "old", "scopes": []string{"keys:read"}, "format": "jwt"})
 	if r := cl.as(oldKey, "GET", a.url+"/v1/whoami", nil); r.status != 200 {
@@ -311,9 +314,13 @@ func TestJWTSigningKeyRotation(t *testing.T) {
 	if kid := jwtHeader(t, newKey).KeyID; kid != "credvault-jwt:v2" {
 		t.Fatalf("key created after rotation: kid %q, want credvault-jwt:v2", kid)
 	}
-	for _, k := range []string{oldKey, newKey} {
-		if r := cl.as(k, "GET", a.url+"/v1/whoami", nil); r.status != 200 {
-			t.Fatalf("after rotation: %d %s", r.status, r.body)
+	// B read the signing key before the rotation: the new kid makes it
+	// read the key again on first sight.
+	for _, inst := range []*instance{a, b} {
+		for _, k := range []string{oldKey, newKey} {
+			if r := cl.as(k, "GET", inst.url+"/v1/whoami", nil); r.status != 200 {
+				t.Fatalf("after rotation: %d %s", r.status, r.body)
+			}
 		}
 	}
 	if kids := jwksKids(t, cl, a); kids != "credvault-jwt:v2,credvault-jwt:v1" {
@@ -335,9 +342,9 @@ func TestJWTSigningKeyRotation(t *testing.T) {
 	if kids := jwksKids(t, cl, a); kids != "credvault-jwt:v2" {
 		t.Errorf("JWKS after min raised: %s", kids)
 	}
-	// A second instance, started now, refuses the old key on first sight.
-	b := cl.start()
-	if r := cl.as(oldKey, "GET", b.url+"/v1/whoami", nil); r.status != 401 || r.errCode(t) != "retired_signing_key" {
+	// An instance started now refuses the old key on first sight.
+	c := cl.start()
+	if r := cl.as(oldKey, "GET", c.url+"/v1/whoami", nil); r.status != 401 || r.errCode(t) != "retired_signing_key" {
 		t.Errorf("fresh instance, old key: %d %s", r.status, r.body)
 	}
 }
