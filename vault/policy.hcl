@@ -46,3 +46,17 @@ path "auth/token/renew-self" {
 path "auth/token/lookup-self" {
   capabilities = ["read"]
 }
+
+# JWT API keys: sign with the ed25519 key CREDVAULT_SIGNING_KEY (default
+# "credvault-jwt"; change both paths if it differs). The private key never
+# leaves Vault; credvault only asks it to sign.
+path "transit/sign/credvault-jwt" {
+  capabilities = ["update"]
+}
+
+# Start-up check (the signing key must exist and be a non-derived ed25519
+# key), its public keys for verification and the JWKS, and its
+# min_decryption_version (older versions stop verifying).
+path "transit/keys/credvault-jwt" {
+  capabilities = ["read"]
+}

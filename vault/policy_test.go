@@ -10,7 +10,8 @@ import (
 
 // TestPolicyLeastPrivilege reads vault/policy.hcl as Vault does (HCL) and
 // checks that the token may change only min_decryption_version in the key's
-// config, and may never create keys or manage transit.
+// config, may sign only with the JWT signing key, and may never create
+// keys or manage transit.
 func TestPolicyLeastPrivilege(t *testing.T) {
 	raw, err := os.ReadFile("policy.hcl")
 	if err != nil {
@@ -33,6 +34,9 @@ func TestPolicyLeastPrivilege(t *testing.T) {
 		"transit/keys/credvault/config": {"update"},
 		"auth/token/renew-self":         {"update"},
 		"auth/token/lookup-self":        {"read"},
+		// JWT API keys: sign with the signing key, read its public keys.
+		"transit/sign/credvault-jwt": {"update"},
+		"transit/keys/credvault-jwt": {"read"},
 	}
 	if len(pol.Path) != len(want) {
 		t.Errorf("policy has %d paths, want %d", len(pol.Path), len(want))

@@ -30,6 +30,8 @@ type Config struct {
 	VaultSecretID      credvault.Secret
 	TransitMount       string
 	TransitKey         string
+	SigningKey         string // CREDVAULT_SIGNING_KEY: the ed25519 transit key of JWT API keys
+	Issuer             string // CREDVAULT_ISSUER: iss of JWT API keys; "" = the listener's URL
 	KeyPrefix          string
 	AuthHeaders        []string
 	RedisURL           credvault.Secret
@@ -67,6 +69,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		VaultRoleID:    env.secret("VAULT_ROLE_ID"),
 		TransitMount:   strings.Trim(env.str("CREDVAULT_TRANSIT_MOUNT", "transit"), "/"),
 		TransitKey:     env.str("CREDVAULT_TRANSIT_KEY", "credvault"),
+		SigningKey:     env.str("CREDVAULT_SIGNING_KEY", "credvault-jwt"),
+		Issuer:         env.str("CREDVAULT_ISSUER", ""),
 		KeyPrefix:      env.str("CREDVAULT_KEY_PREFIX", "cv"),
 		RedisURL:       credvault.NewSecret(env.secret("REDIS_URL")),
 		DataDir:        env.str("CREDVAULT_DATA_DIR", ".credvault"),
@@ -98,6 +102,14 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	}
 	if !keyPattern.MatchString(cfg.TransitKey) {
 		return Config{}, &configError{"CREDVAULT_TRANSIT_KEY", fmt.Sprintf("%q is not a key name (letters, digits, '-', '_', '.')", cfg.TransitKey)}
+	}
+	if !keyPattern.MatchString(cfg.SigningKey) || cfg.SigningKey == cfg.TransitKey {
+		return Config{}, &configError{"CREDVAULT_SIGNING_KEY", fmt.Sprintf("%q is not a key name (letters, digits, '-', '_', '.') other than CREDVAULT_TRANSIT_KEY", cfg.SigningKey)}
+	}
+	if cfg.Issuer != "" {
+		if u, err := url.Parse(cfg.Issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return Config{}, &configError{"CREDVAULT_ISSUER", fmt.Sprintf("%q is not an http(s) URL such as https://credvault.example.com", cfg.Issuer)}
+		}
 	}
 	if !prefixPattern.MatchString(cfg.KeyPrefix) {
 		return Config{}, &configError{"CREDVAULT_KEY_PREFIX", fmt.Sprintf("%q must be 1-16 lowercase letters or digits, starting with a letter", cfg.KeyPrefix)}

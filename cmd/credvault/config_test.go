@@ -19,7 +19,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Addr != ":8080" || cfg.TransitMount != "transit" || cfg.TransitKey != "credvault" ||
+	if cfg.Addr != ":8080" || cfg.TransitMount != "transit" || cfg.TransitKey != "credvault" || cfg.SigningKey != "credvault-jwt" || cfg.Issuer != "" ||
 		cfg.KeyPrefix != "cv" || cfg.SecretCacheTTL != 30*time.Second || cfg.EgressAllowPrivate ||
 		strings.Join(cfg.AuthHeaders, ",") != "X-API-Key,Authorization" {
 		t.Fatalf("defaults: %+v", cfg)
@@ -80,6 +80,10 @@ func TestLoadConfigRejectsBadValues(t *testing.T) {
 		{map[string]string{"CREDVAULT_TRANSIT_MOUNT": "bad mount"}, "CREDVAULT_TRANSIT_MOUNT"},
 		{map[string]string{"CREDVAULT_TRANSIT_KEY": "a/b"}, "CREDVAULT_TRANSIT_KEY"},
 		{map[string]string{"CREDVAULT_KEY_PREFIX": "Bad_"}, "CREDVAULT_KEY_PREFIX"},
+		{map[string]string{"CREDVAULT_SIGNING_KEY": "a/b"}, "CREDVAULT_SIGNING_KEY"},
+		{map[string]string{"CREDVAULT_SIGNING_KEY": "credvault"}, "CREDVAULT_SIGNING_KEY"},
+		{map[string]string{"CREDVAULT_ISSUER": "credvault.example"}, "CREDVAULT_ISSUER"},
+		{map[string]string{"CREDVAULT_ISSUER": "ftp://credvault.example"}, "CREDVAULT_ISSUER"},
 		{map[string]string{"CREDVAULT_AUTH_HEADERS": "X-API-Key,Bad Header"}, "CREDVAULT_AUTH_HEADERS"},
 		{map[string]string{"CREDVAULT_AUTH_HEADERS": "x-api-key,X-API-Key"}, "CREDVAULT_AUTH_HEADERS"},
 		{map[string]string{"CREDVAULT_AUTH_HEADERS": " , "}, "CREDVAULT_AUTH_HEADERS"},

@@ -50,6 +50,7 @@ func newClusterDev(t testing.TB, extra map[string]string, opts devtransit.Option
 	_, dbURL := pgtest.New(t)
 	tg := vaulttest.StartDev(t, opts)
 	tg.CreateKey(t, "credvault", true)
+	tg.CreateSigningKey(t, "credvault-jwt")
 	env := map[string]string{
 		"CREDVAULT_ADDR": "127.0.0.1:0", "DATABASE_URL": dbURL,
 		"VAULT_ADDR": tg.Addr, "VAULT_TOKEN": tg.Token, "CREDVAULT_TRANSIT_MOUNT": tg.Mount,

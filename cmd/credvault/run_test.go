@@ -104,6 +104,7 @@ func TestServeEndToEnd(t *testing.T) {
 	_, dbURL := pgtest.New(t)
 	tg := vaulttest.Start(t)
 	tg.CreateKey(t, "credvault", true)
+	tg.CreateSigningKey(t, "credvault-jwt")
 	s := startRun(t, map[string]string{
 		"CREDVAULT_ADDR": "127.0.0.1:0", "DATABASE_URL": dbURL,
 		"VAULT_ADDR": tg.Addr, "VAULT_TOKEN": tg.Token, "CREDVAULT_TRANSIT_MOUNT": tg.Mount,
@@ -142,6 +143,32 @@ func TestServeRefusesNonDerivedKey(t *testing.T) {
 	// serve never creates the key.
 	if s, _ := tg.API.Logical().Read(tg.Mount + "/keys/absent"); s != nil {
 		t.Errorf("serve created the missing transit key")
+	}
+}
+
+// TestServeRefusesBadSigningKey: serve checks the JWT signing key at
+// start like the encryption key: missing, or not a non-derived ed25519
+// key, is one line naming it, and serve never creates it.
+func TestServeRefusesBadSigningKey(t *testing.T) {
+	_, dbURL := pgtest.New(t)
+	tg := vaulttest.Start(t)
+	tg.CreateKey(t, "credvault", true)
+	tg.CreateKey(t, "aes", false)
+	tg.CreateKey(t, "derived", true)
+	env := map[string]string{
+		"CREDVAULT_ADDR": "127.0.0.1:0", "DATABASE_URL": dbURL,
+		"VAULT_ADDR": tg.Addr, "VAULT_TOKEN": tg.Token, "CREDVAULT_TRANSIT_MOUNT": tg.Mount,
+	}
+	for key, want := range map[string]string{"absent": "not found", "aes": "ed25519", "derived": "ed25519"} {
+		env["CREDVAULT_SIGNING_KEY"] = key
+		err := run(context.Background(), []string{"credvault", "serve"}, envOf(env), io.Discard, io.Discard)
+		msg := cliMessage(err)
+		if err == nil || !strings.Contains(msg, want) || !strings.Contains(msg, `"`+key+`"`) || strings.Contains(msg, "\n") {
+			t.Errorf("signing key %s: err = %q, want one line naming it, containing %q", key, msg, want)
+		}
+	}
+	if s, _ := tg.API.Logical().Read(tg.Mount + "/keys/absent"); s != nil {
+		t.Errorf("serve created the missing signing key")
 	}
 }
 

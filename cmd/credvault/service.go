@@ -30,6 +30,7 @@ type service struct {
 	vault    *vault.Client
 	verifier *apikey.Verifier
 	minter   apikey.Minter
+	signing  *apikey.SigningKeys
 	creds    *credvault.CredentialService
 	values   *credvault.ValueCache
 	usage    *postgres.UsageWriter
@@ -75,11 +76,28 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	}
 	if opts.createTransitKey {
 		err = s.vault.EnsureKey(startCtx)
+		if err == nil {
+			err = s.vault.EnsureSigningKey(startCtx, cfg.SigningKey)
+		}
 	} else {
 		err = s.vault.CheckKey(startCtx)
+		if err == nil {
+			err = s.vault.CheckSigningKey(startCtx, cfg.SigningKey)
+		}
 	}
 	if err != nil {
 		return nil, err
+	}
+	s.signing = apikey.NewSigningKeys(s.vault.SigningKey(cfg.SigningKey), log)
+	if err = s.signing.Refresh(startCtx); err != nil {
+		return nil, err
+	}
+	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("CREDVAULT_ADDR: cannot listen on %s: %w", cfg.Addr, err)
+	}
+	issuer := cfg.Issuer
+	if issuer == "" {
+		issuer = s.URL()
 	}
 
 	s.store = postgres.NewStore(s.db)
@@ -88,7 +106,8 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	if err != nil {
 		return nil, err
 	}
-	s.verifier = apikey.NewVerifier(s.store, limiter, apikey.VerifierOptions{Prefix: cfg.KeyPrefix, Logger: log, DisableCache: opts.disableKeyCache})
+	s.verifier = apikey.NewVerifier(s.store, limiter, apikey.VerifierOptions{Prefix: cfg.KeyPrefix, Logger: log, DisableCache: opts.disableKeyCache,
+		SigningKeys: s.signing, Issuer: issuer})
 	s.values = credvault.NewValueCache(cfg.SecretCacheTTL)
 	s.usage = postgres.NewUsageWriter(s.store, log, time.Second)
 	s.store.OnInvalidate(s.invalidate)
@@ -111,10 +130,11 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 			Audit:       &credvault.AuditService{Store: s.store},
 			Rewrap:      &credvault.RewrapService{Store: s.store, Audit: s.store, Vault: s.vault, Log: log},
 			Users:       users,
-			Keys:        &credvault.APIKeyService{Store: s.store, Users: s.store, Minter: s.minter},
+			Keys:        &credvault.APIKeyService{Store: s.store, Users: s.store, Minter: s.minter, JWT: &apikey.JWTIssuer{Keys: s.signing, Issuer: issuer}},
 			Endpoints:   &credvault.EndpointService{Store: s.store},
 			Verify:      &credvault.VerifyService{Verifier: s.verifier, Endpoints: s.store},
 			Verifier:    s.verifier,
+			JWKS:        s.signing,
 		},
 		AuthHeaders: cfg.AuthHeaders,
 		KeyPrefix:   cfg.KeyPrefix,
@@ -177,7 +197,11 @@ func (s *service) serve(ctx context.Context) error {
 func (s *service) startLoops(cfg Config) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopLoops = cancel
-	s.loops.Add(3)
+	s.loops.Add(4)
+	go func() {
+		defer s.loops.Done()
+		s.signing.Run(ctx, signingKeyRefresh)
+	}()
 	go func() {
 		defer s.loops.Done()
 		reset := func() {
@@ -197,6 +221,11 @@ func (s *service) startLoops(cfg Config) {
 		s.usage.Run(ctx)
 	}()
 }
+
+// signingKeyRefresh is how often every instance rereads the JWT signing
+// key: how long a raised min_decryption_version may take to refuse old
+// JWT keys here (a newer kid is picked up at once, on first sight).
+const signingKeyRefresh = 10 * time.Second
 
 // invalidate hands one invalidation (from this instance's own commit or
 // from LISTEN/NOTIFY) to every cache.
@@ -226,6 +255,9 @@ func (s *service) close() {
 	}
 	if s.vault != nil {
 		s.vault.Close()
+	}
+	if s.ln != nil {
+		_ = s.ln.Close() // already closed after serving; this is for a failed start
 	}
 	if s.db != nil {
 		s.db.Close()

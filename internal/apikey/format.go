@@ -259,3 +259,16 @@ func Last4(key string) string {
 func Display(prefix, env, last4 string) string {
 	return prefix + "_" + env + "_…" + last4
 }
+
+// hashLong is Hash for JWT keys (about 500 bytes): a larger stack buffer,
+// so that hashing a token on every request does not allocate.
+func hashLong(key string) [sha256.Size]byte {
+	var buf [1024]byte
+	if len(key) <= len(buf) {
+		b := append(buf[:0], key...)
+		sum := sha256.Sum256(b)
+		clear(b)
+		return sum
+	}
+	return sha256.Sum256([]byte(key))
+}

@@ -45,8 +45,13 @@ type VerifierOptions struct {
 	MissBudget   int
 	FlushEvery   time.Duration // last_used_at write-back period; default 1s
 	DisableCache bool          // every verification reads PostgreSQL (benchmarks)
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// SigningKeys and Issuer enable JWT keys: the signing key's public
+	// keys and the iss every key must carry (CREDVAULT_ISSUER). Without
+	// SigningKeys a JWT is MALFORMED.
+	SigningKeys *SigningKeys
+	Issuer      string
+	Logger      *slog.Logger
+	Now         func() time.Time
 }
 
 // Verifier checks presented keys on the hot path. A known key costs a
@@ -93,6 +98,9 @@ type Stats struct {
 	DBLookups     atomic.Int64
 	Malformed     atomic.Int64
 	UnknownFast   atomic.Int64 // refused from the known-key set or negative cache
+	// JWTSignatureChecks counts full JWT verifications (parse, signature,
+	// claims): the first use of a token on an instance, not the cached ones.
+	JWTSignatureChecks atomic.Int64
 }
 
 // NewVerifier returns a verifier; call Run to keep its known-key set and
@@ -168,6 +176,9 @@ func (v *Verifier) Stats() *Stats { return &v.stats }
 func (v *Verifier) Verify(ctx context.Context, key string) (credvault.Verification, error) {
 	v.stats.Verifications.Add(1)
 	if _, err := Parse(key, v.opts.Prefix); err != nil {
+		if v.opts.SigningKeys != nil && credvault.LooksLikeJWS(key) {
+			return v.verifyJWT(ctx, key)
+		}
 		v.stats.Malformed.Add(1)
 		return credvault.Verification{Code: credvault.VerifyMalformed}, nil
 	}
@@ -180,6 +191,44 @@ func (v *Verifier) Verify(ctx context.Context, key string) (credvault.Verificati
 		}
 		return credvault.Verification{}, err
 	}
+	return v.admit(ctx, ak, hash, now)
+}
+
+// verifyJWT checks a JWT key. A token this instance verified before is in
+// the cache under its hash, which only a token credvault issued can have
+// (the database holds the hashes of issued tokens), so a cache hit skips
+// the signature and claims check and costs what an opaque key costs. A
+// miss verifies the token in full before anything is looked up, then
+// reads its row (by hash, like an opaque key) for revocation.
+func (v *Verifier) verifyJWT(ctx context.Context, token string) (credvault.Verification, error) {
+	hash := hashLong(token)
+	now := v.opts.Now()
+	ak, hit := v.cached(hash, now.UnixNano())
+	if !hit {
+		code, claims := v.checkJWT(ctx, token, now)
+		if code != "" {
+			return credvault.Verification{Code: code}, nil
+		}
+		var err error
+		if ak, err = v.lookup(ctx, hash, now.UnixNano()); err != nil {
+			if credvault.ErrorCode(err) == credvault.ENOTFOUND {
+				return credvault.Verification{Code: credvault.VerifyNotFound}, nil
+			}
+			return credvault.Verification{}, err
+		}
+		if ak.ID != claims.ID {
+			return credvault.Verification{Code: credvault.VerifyNotFound}, nil
+		}
+	}
+	if ak.Format == credvault.KeyFormatJWT && ak.SigningVersion < v.opts.SigningKeys.MinVersion() {
+		return credvault.Verification{Code: credvault.VerifyKeyRetired, Key: ak}, nil
+	}
+	return v.admit(ctx, ak, hash, now)
+}
+
+// admit finishes a verification of a found key of either format:
+// revocation, expiry, last-used time and the rate limit.
+func (v *Verifier) admit(ctx context.Context, ak *credvault.AuthKey, hash [32]byte, now time.Time) (credvault.Verification, error) {
 	switch {
 	case ak.RevokedAt != nil:
 		return credvault.Verification{Code: credvault.VerifyRevoked, Key: ak}, nil
@@ -208,25 +257,10 @@ func (v *Verifier) Verify(ctx context.Context, key string) (credvault.Verificati
 // lookup finds the key by hash: the cache, then the known-key set and
 // negative cache (no database), then PostgreSQL, once per hash at a time.
 func (v *Verifier) lookup(ctx context.Context, hash [32]byte, now int64) (*credvault.AuthKey, error) {
+	if ak, ok := v.cached(hash, now); ok {
+		return ak, nil
+	}
 	if !v.opts.DisableCache {
-		if e, ok := v.cache.get(hash); ok {
-			age := now - e.loaded
-			if age < int64(v.opts.CacheTTL) {
-				v.stats.CacheHits.Add(1)
-				return e.key, nil
-			}
-			if age < 2*int64(v.opts.CacheTTL) {
-				// Past the TTL backstop but recent: answer from the entry
-				// and reload it in the background, so that a busy key does
-				// not stall a request every TTL. Changes arrive by NOTIFY
-				// long before this; the TTL only bounds a missed one.
-				v.stats.CacheHits.Add(1)
-				if e.refreshing.CompareAndSwap(false, true) {
-					v.refresh(hash)
-				}
-				return e.key, nil
-			}
-		}
 		if until, ok := v.negative.get(hash); ok && now < until {
 			v.stats.UnknownFast.Add(1)
 			return nil, errUnknown
@@ -248,6 +282,29 @@ func (v *Verifier) lookup(ctx context.Context, hash [32]byte, now int64) (*credv
 		v.known.add(hash)
 	}
 	return f.key, nil
+}
+
+// cached answers from the cache: a fresh entry, or one past the TTL but
+// recent, which is answered from while it reloads in the background (so
+// that a busy key does not stall a request every TTL; changes arrive by
+// NOTIFY long before, the TTL only bounds a missed one).
+func (v *Verifier) cached(hash [32]byte, now int64) (*credvault.AuthKey, bool) {
+	if v.opts.DisableCache {
+		return nil, false
+	}
+	e, ok := v.cache.get(hash)
+	if !ok {
+		return nil, false
+	}
+	age := now - e.loaded
+	if age >= 2*int64(v.opts.CacheTTL) {
+		return nil, false
+	}
+	v.stats.CacheHits.Add(1)
+	if age >= int64(v.opts.CacheTTL) && e.refreshing.CompareAndSwap(false, true) {
+		v.refresh(hash)
+	}
+	return e.key, true
 }
 
 // fetched is a key read from the database with the invalidation

@@ -33,7 +33,9 @@ type APIKeyService struct {
 	Store  APIKeyStore
 	Users  UserStore
 	Minter KeyMinter
-	Now    func() time.Time
+	// JWT issues keys of format "jwt"; nil refuses them.
+	JWT JWTMinter
+	Now func() time.Time
 }
 
 // CreateAPIKeyInput is POST /v1/api-keys.
@@ -47,6 +49,8 @@ type CreateAPIKeyInput struct {
 	RateLimit   *RateLimit
 	Kind        string
 	UserID      string
+	Format      string  // "opaque" (default) or "jwt"
+	Agent       *string // agent or integration label of a JWT key
 }
 
 func (s *APIKeyService) now() time.Time {
@@ -69,6 +73,9 @@ func (s *APIKeyService) CreateAPIKey(ctx context.Context, in CreateAPIKeyInput) 
 		return nil, Secret{}, err
 	}
 	k := &APIKey{OrgID: p.OrgID, Name: strings.TrimSpace(in.Name), Kind: in.Kind, Environment: in.Environment}
+	if k.Format, k.Agent, err = checkFormat(in.Format, in.Agent); err != nil {
+		return nil, Secret{}, err
+	}
 	if k.Kind == "" {
 		k.Kind = KeyKindUser
 	}
@@ -111,12 +118,12 @@ func (s *APIKeyService) CreateAPIKey(ctx context.Context, in CreateAPIKeyInput) 
 	var legacy bool
 	k.CreatedBy, legacy = creatorOf(p, parent)
 	k.Legacy = k.Kind == KeyKindService && (legacy || k.CreatedBy == nil)
-	secret, err := s.mint(k)
+	secret, err := s.mintFormat(ctx, k)
 	if err != nil {
 		return nil, Secret{}, err
 	}
 	ev := newAuditEvent(ctx, p.OrgID, "api_key.create", "api_key", "", map[string]any{
-		"display": k.Display, "kind": k.Kind, "scopes": k.Scopes, "environment": k.Environment,
+		"display": k.Display, "kind": k.Kind, "scopes": k.Scopes, "environment": k.Environment, "format": k.Format,
 	})
 	if err := s.Store.CreateAPIKey(ctx, k, ev); err != nil {
 		return nil, Secret{}, err
@@ -294,13 +301,14 @@ func (s *APIKeyService) RollAPIKey(ctx context.Context, id string, graceSeconds 
 		// The replacement carries the same power, handed out by the same
 		// person: it is revoked with the old key's creator.
 		CreatedBy: old.CreatedBy, Legacy: old.Legacy,
+		Format: old.Format, Agent: old.Agent,
 	}
 	parent, err := s.creatorKey(ctx, p)
 	if err != nil {
 		return nil, Secret{}, err
 	}
 	clampToCreator(next, parent)
-	secret, err := s.mint(next)
+	secret, err := s.mintFormat(ctx, next)
 	if err != nil {
 		return nil, Secret{}, err
 	}
@@ -496,6 +504,8 @@ func VerificationError(v Verification) error {
 		return &Error{Code: EUNAUTHORIZED, Reason: "expired_api_key", Message: "API key expired: roll it or create a new one"}
 	case VerifyRevoked:
 		return &Error{Code: EUNAUTHORIZED, Reason: "revoked_api_key", Message: "API key was revoked: create a new one"}
+	case VerifyBadSignature, VerifyUnknownKid, VerifyNotYetValid, VerifyWrongIssuer, VerifyKeyRetired:
+		return jwtVerificationError(v.Code)
 	case VerifyRateLimited:
 		secs := int(v.Rate.RetryAfter.Seconds() + 0.999)
 		return &Error{Code: ERATELIMITED, Reason: "rate_limited", Message: fmt.Sprintf("rate limit exceeded: retry after %d second(s)", max(secs, 1))}

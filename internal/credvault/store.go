@@ -62,6 +62,10 @@ type APIKeyStore interface {
 	// FindAuthKeyByHash is the verification lookup; ENOTFOUND when no key
 	// has that hash.
 	FindAuthKeyByHash(ctx context.Context, hash [32]byte) (*AuthKey, error)
+	// FindRevocations lists orgID's JWT keys that stopped being valid
+	// before their exp (revoked, rolled, deleted), after cursor since, in
+	// cursor order.
+	FindRevocations(ctx context.Context, orgID string, since int64, limit int) ([]*Revocation, error)
 }
 
 // APIKeyFilter narrows a key listing.
@@ -122,6 +126,15 @@ type MintedKey struct {
 	Hash   [32]byte
 	Prefix string // "cv_live"
 	Last4  string
+	// SigningVersion is the signing key version of a JWT key, else 0.
+	SigningVersion int
+}
+
+// JWTMinter issues signed (JWT) API keys: it signs k's claims through the
+// transit signing key and returns the token with its hash. k.ID must be
+// set (it is the jti). Errors: EUNAVAILABLE when Vault cannot sign.
+type JWTMinter interface {
+	MintJWT(ctx context.Context, k *APIKey) (MintedKey, error)
 }
 
 // Verification codes, as POST /v1/api-keys/verify reports them.
@@ -135,6 +148,12 @@ const (
 	VerifyRevoked           = "REVOKED"
 	VerifyInsufficientScope = "INSUFFICIENT_SCOPE"
 	VerifyRateLimited       = "RATE_LIMITED"
+	// Codes of JWT keys only.
+	VerifyBadSignature = "BAD_SIGNATURE"       // the signature does not match the header and payload
+	VerifyUnknownKid   = "UNKNOWN_KID"         // no signing key version with that kid
+	VerifyNotYetValid  = "NOT_YET_VALID"       // nbf is in the future
+	VerifyWrongIssuer  = "WRONG_ISSUER"        // iss is not CREDVAULT_ISSUER
+	VerifyKeyRetired   = "SIGNING_KEY_RETIRED" // signed by a version below min_decryption_version
 )
 
 // RateDecision is the rate limiter's answer for one request.

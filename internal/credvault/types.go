@@ -57,21 +57,29 @@ type RateLimit struct {
 // APIKey is an inbound key's metadata. The key itself is never stored:
 // only its SHA-256 (Hash), which never leaves the server either.
 type APIKey struct {
-	ID          string            `json:"id"`
-	OrgID       string            `json:"org_id"`
-	UserID      *string           `json:"user_id"`
-	Kind        string            `json:"kind"`
-	Name        string            `json:"name"`
-	Environment string            `json:"environment"`
-	Prefix      string            `json:"-"`
-	Last4       string            `json:"-"`
-	Display     string            `json:"display"` // "cv_live_…a1B2"
-	Scopes      []string          `json:"scopes"`
-	Tags        map[string]string `json:"tags"`
-	RateLimit   *RateLimit        `json:"rate_limit"`
-	ExpiresAt   *time.Time        `json:"expires_at"`
-	RevokedAt   *time.Time        `json:"revoked_at"`
-	ReplacedBy  *string           `json:"replaced_by"`
+	ID          string  `json:"id"`
+	OrgID       string  `json:"org_id"`
+	UserID      *string `json:"user_id"`
+	Kind        string  `json:"kind"`
+	Name        string  `json:"name"`
+	Environment string  `json:"environment"`
+	// Format is "opaque" (a random key) or "jwt" (a signed key, see
+	// jwtkeys.go); Agent is the optional agent or integration label a JWT
+	// carries as its "agent" claim.
+	Format string  `json:"format"`
+	Agent  *string `json:"agent"`
+	// SigningVersion is the transit signing key version that signed a JWT
+	// key (0 for opaque keys).
+	SigningVersion int               `json:"-"`
+	Prefix         string            `json:"-"`
+	Last4          string            `json:"-"`
+	Display        string            `json:"display"` // "cv_live_…a1B2"
+	Scopes         []string          `json:"scopes"`
+	Tags           map[string]string `json:"tags"`
+	RateLimit      *RateLimit        `json:"rate_limit"`
+	ExpiresAt      *time.Time        `json:"expires_at"`
+	RevokedAt      *time.Time        `json:"revoked_at"`
+	ReplacedBy     *string           `json:"replaced_by"`
 	// CreatedBy is the person the key's power comes from: its creator,
 	// or for a key a service key created, that service key's creator.
 	// Deleting or demoting them revokes the service keys they stand behind.
@@ -113,6 +121,11 @@ type AuthKey struct {
 	RevokedAt   *time.Time
 	RateLimit   *RateLimit
 	Hash        [32]byte
+	// Format is "opaque" or "jwt"; a JWT key also records the signing key
+	// version that signed it, so that raising the signing key's minimum
+	// version refuses it even from the cache.
+	Format         string
+	SigningVersion int
 }
 
 // Endpoint is an entry of the endpoint registry: a platform API whose

@@ -19,6 +19,8 @@ type createAPIKeyRequest struct {
 	RateLimit   *credvault.RateLimit `json:"rate_limit"`
 	Kind        string               `json:"kind" validate:"omitempty,oneof=user service"`
 	UserID      string               `json:"user_id" validate:"omitempty,uuid"`
+	Format      string               `json:"format" validate:"omitempty,oneof=opaque jwt"`
+	Agent       *string              `json:"agent" validate:"omitempty,max=200"`
 }
 
 type rollAPIKeyRequest struct {
@@ -51,6 +53,7 @@ func (s *Server) handleAPIKeyCreate(c *fiber.Ctx) error {
 	k, secret, err := s.cfg.Services.Keys.CreateAPIKey(c.UserContext(), credvault.CreateAPIKeyInput{
 		Name: in.Name, Scopes: in.Scopes, ExpiresIn: in.ExpiresIn, ExpiresAt: in.ExpiresAt,
 		Environment: in.Environment, Tags: in.Tags, RateLimit: in.RateLimit, Kind: in.Kind, UserID: in.UserID,
+		Format: in.Format, Agent: in.Agent,
 	})
 	if err != nil {
 		return err

@@ -51,6 +51,12 @@ func (s *Server) keyInQuery(c *fiber.Ctx, checkNames bool) bool {
 			return
 		}
 		if checkNames {
+			// A JWT key too; not on proxied paths, whose query belongs to
+			// the upstream (which may well use JWTs of its own).
+			if credvault.LooksLikeJWS(val) {
+				found = true
+				return
+			}
 			name := strings.ToLower(string(k))
 			for _, n := range queryKeyNames {
 				if name == n {

@@ -15,6 +15,7 @@ func (s *Server) routes() {
 	s.app.Get("/healthz", s.handleHealthz)
 	s.app.Get("/readyz", s.handleReadyz)
 	s.app.Get("/metrics", s.handleMetrics())
+	s.app.Get("/.well-known/jwks.json", s.handleJWKS)
 
 	if s.cfg.Services.Verifier != nil {
 		v1 := s.app.Group("/v1")
@@ -34,6 +35,7 @@ func (s *Server) routes() {
 
 		v1.Post("/api-keys", s.handleAPIKeyCreate)
 		v1.Get("/api-keys", s.handleAPIKeyList)
+		v1.Get("/api-keys/revocations", s.handleRevocations)
 		v1.Get("/api-keys/:id", s.handleAPIKeyGet)
 		v1.Post("/api-keys/:id/roll", s.handleAPIKeyRoll)
 		v1.Post("/api-keys/:id/revoke", s.handleAPIKeyRevoke)

@@ -13,6 +13,7 @@ import (
 	"net"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -43,6 +44,13 @@ type Services struct {
 	Audit       *credvault.AuditService
 	Rewrap      *credvault.RewrapService
 	Proxy       *credvault.ProxyService
+	// JWKS publishes the JWT signing key's public keys; nil serves none.
+	JWKS JWKSource
+}
+
+// JWKSource is the JWT signing key's public half (apikey.SigningKeys).
+type JWKSource interface {
+	JWKS() jose.JSONWebKeySet
 }
 
 // Config holds what the HTTP layer needs from the outside.

@@ -15,7 +15,8 @@ import (
 )
 
 const apiKeyColumns = `id, org_id, user_id, kind, name, environment, key_hash, prefix, last4, scopes, tags,
-	rate_limit, rate_window_secs, expires_at, revoked_at, replaced_by, created_by, legacy, created_at, updated_at, last_used_at`
+	rate_limit, rate_window_secs, expires_at, revoked_at, replaced_by, created_by, legacy, created_at, updated_at, last_used_at,
+	format, agent, signing_version`
 
 // apiKeyRow is the table's shape; toDomain turns it into an APIKey.
 type apiKeyRow struct {
@@ -40,6 +41,9 @@ type apiKeyRow struct {
 	CreatedAt      time.Time      `db:"created_at"`
 	UpdatedAt      time.Time      `db:"updated_at"`
 	LastUsedAt     sql.NullTime   `db:"last_used_at"`
+	Format         string         `db:"format"`
+	Agent          sql.NullString `db:"agent"`
+	SigningVersion sql.NullInt64  `db:"signing_version"`
 }
 
 func (r *apiKeyRow) toDomain() (*credvault.APIKey, error) {
@@ -49,6 +53,7 @@ func (r *apiKeyRow) toDomain() (*credvault.APIKey, error) {
 		Scopes: []string(r.Scopes), ExpiresAt: nullTime(r.ExpiresAt), RevokedAt: nullTime(r.RevokedAt),
 		ReplacedBy: nullString(r.ReplacedBy), CreatedBy: nullString(r.CreatedBy), Legacy: r.Legacy,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, LastUsedAt: nullTime(r.LastUsedAt),
+		Format: r.Format, Agent: nullString(r.Agent), SigningVersion: int(r.SigningVersion.Int64),
 	}
 	copy(k.Hash[:], r.KeyHash)
 	if err := json.Unmarshal(r.Tags, &k.Tags); err != nil {
@@ -75,14 +80,19 @@ func insertAPIKey(ctx context.Context, tx *txn, k *credvault.APIKey) error {
 	if err := checkCreator(ctx, tx, k); err != nil {
 		return err
 	}
+	format, signed := k.Format, sql.NullInt64{Int64: int64(k.SigningVersion), Valid: k.SigningVersion > 0}
+	if format == "" {
+		format = credvault.KeyFormatOpaque
+	}
 	var row apiKeyRow
 	err = tx.GetContext(ctx, &row, `
-		INSERT INTO api_keys (org_id, user_id, kind, name, environment, key_hash, prefix, last4, scopes, tags,
-			rate_limit, rate_window_secs, expires_at, created_by, legacy)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+		INSERT INTO api_keys (id, org_id, user_id, kind, name, environment, key_hash, prefix, last4, scopes, tags,
+			rate_limit, rate_window_secs, expires_at, created_by, legacy, format, agent, signing_version)
+		VALUES (COALESCE(NULLIF($1, '')::uuid, gen_random_uuid()), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+			$15, $16, $17, $18, $19)
 		RETURNING `+apiKeyColumns,
-		k.OrgID, k.UserID, k.Kind, k.Name, k.Environment, k.Hash[:], k.Prefix, k.Last4, pq.StringArray(k.Scopes), tags,
-		rl, rw, k.ExpiresAt, k.CreatedBy, k.Legacy)
+		k.ID, k.OrgID, k.UserID, k.Kind, k.Name, k.Environment, k.Hash[:], k.Prefix, k.Last4, pq.StringArray(k.Scopes), tags,
+		rl, rw, k.ExpiresAt, k.CreatedBy, k.Legacy, format, k.Agent, signed)
 	if err != nil {
 		return translate(err, "API key")
 	}
@@ -266,6 +276,8 @@ func (s *Store) FindAuthKeyByHash(ctx context.Context, hash [32]byte) (*credvaul
 		RevokedAt      sql.NullTime   `db:"revoked_at"`
 		RateLimit      sql.NullInt64  `db:"rate_limit"`
 		RateWindowSecs sql.NullInt64  `db:"rate_window_secs"`
+		Format         string         `db:"format"`
+		SigningVersion sql.NullInt64  `db:"signing_version"`
 	}
 	stmt, err := s.authKeyStmt(ctx)
 	if err != nil {
@@ -281,7 +293,7 @@ func (s *Store) FindAuthKeyByHash(ctx context.Context, hash [32]byte) (*credvaul
 	ak := &credvault.AuthKey{
 		ID: row.ID, OrgID: row.OrgID, UserID: row.UserID.String, Kind: row.Kind, Role: credvault.Role(row.Role.String),
 		Scopes: scopes, ScopeHeader: strings.Join(scopes, ","), ExpiresAt: nullTime(row.ExpiresAt),
-		RevokedAt: nullTime(row.RevokedAt), Hash: hash,
+		RevokedAt: nullTime(row.RevokedAt), Hash: hash, Format: row.Format, SigningVersion: int(row.SigningVersion.Int64),
 	}
 	if row.RateLimit.Valid {
 		ak.RateLimit = &credvault.RateLimit{Requests: int(row.RateLimit.Int64), WindowSeconds: int(row.RateWindowSecs.Int64)}
@@ -290,7 +302,8 @@ func (s *Store) FindAuthKeyByHash(ctx context.Context, hash [32]byte) (*credvaul
 }
 
 const authKeyQuery = `
-	SELECT k.id, k.org_id, k.user_id, k.kind, u.role, k.scopes, k.expires_at, k.revoked_at, k.rate_limit, k.rate_window_secs
+	SELECT k.id, k.org_id, k.user_id, k.kind, u.role, k.scopes, k.expires_at, k.revoked_at, k.rate_limit, k.rate_window_secs,
+		k.format, k.signing_version
 	FROM api_keys k LEFT JOIN users u ON u.id = k.user_id
 	WHERE k.key_hash = $1`
 
@@ -359,4 +372,26 @@ func prefixed(p, columns string) string {
 		parts[i] = p + strings.TrimSpace(c)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// FindRevocations reads the revocation feed of orgID after cursor since,
+// oldest first (the table is filled by triggers; see migration 0007).
+func (s *Store) FindRevocations(ctx context.Context, orgID string, since int64, limit int) ([]*credvault.Revocation, error) {
+	var rows []struct {
+		Seq      int64     `db:"seq"`
+		KeyID    string    `db:"key_id"`
+		NotAfter time.Time `db:"not_after"`
+		Reason   string    `db:"reason"`
+	}
+	err := s.db.SelectContext(ctx, &rows, `
+		SELECT seq, key_id, not_after, reason FROM api_key_revocations
+		WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, orgID, since, limit)
+	if err != nil {
+		return nil, translate(err, "revocations")
+	}
+	out := make([]*credvault.Revocation, len(rows))
+	for i, r := range rows {
+		out[i] = &credvault.Revocation{Cursor: r.Seq, JTI: r.KeyID, NotAfter: r.NotAfter.UTC(), Reason: r.Reason}
+	}
+	return out, nil
 }

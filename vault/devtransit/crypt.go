@@ -41,6 +41,9 @@ func (s *Server) encrypt(m *mount, name string, req *request) (*response, error)
 	}
 	resp := &response{warnings: unknownParams(d, encryptFields...)}
 	k := s.getKey(m, name)
+	if k != nil && k.signing() {
+		return nil, userError("key type %s does not support encryption", k.typ)
+	}
 	if k == nil { // Vault's create operation: the key may be upserted.
 		contextSet := items[0].context != ""
 		convergent, _, err := boolean(d, "convergent_encryption")
@@ -150,6 +153,9 @@ func (s *Server) decrypt(m *mount, name string, req *request) (*response, error)
 	if k == nil {
 		return nil, userError(msgKeyNotFound)
 	}
+	if k.signing() {
+		return nil, userError("key type %s does not support decryption", k.typ)
+	}
 	results := make([]decResult, len(items))
 	success, internalBad := false, false
 	for i, it := range items {
@@ -195,6 +201,9 @@ func (s *Server) rewrap(m *mount, name string, req *request) (*response, error) 
 	k := s.getKey(m, name)
 	if k == nil {
 		return nil, userError(msgKeyNotFound)
+	}
+	if k.signing() {
+		return nil, userError("key type %s does not support decryption", k.typ)
 	}
 	results := make([]encResult, len(items))
 	for i, it := range items {
@@ -271,6 +280,9 @@ func (s *Server) datakey(m *mount, kind, name string, req *request) (*response, 
 	k := s.getKey(m, name)
 	if k == nil {
 		return nil, userError(msgKeyNotFound)
+	}
+	if k.signing() {
+		return nil, userError("key type %s does not support decryption", k.typ)
 	}
 	if nonce != "" {
 		return nil, internalError(msgNonceForbidden)

@@ -45,6 +45,7 @@ type keyVersion struct {
 // encrypt.
 type key struct {
 	name            string
+	typ             string // keyTypeAES256, keyTypeEd25519 or keyTypeECDSAP256
 	derived         bool
 	exportable      bool
 	deletionAllowed bool
@@ -66,7 +67,7 @@ func (k *key) clone() *key {
 
 // newKey generates a key with one random version.
 func newKey(name string, derived bool, now time.Time) (*key, error) {
-	k := &key{name: name, derived: derived, minDecrypt: 1}
+	k := &key{name: name, typ: keyTypeAES256, derived: derived, minDecrypt: 1}
 	if err := k.addVersion(now); err != nil {
 		return nil, err
 	}
@@ -75,9 +76,17 @@ func newKey(name string, derived bool, now time.Time) (*key, error) {
 
 // addVersion appends a fresh random version (a rotation).
 func (k *key) addVersion(now time.Time) error {
-	m := make([]byte, keyBytes)
-	if _, err := rand.Read(m); err != nil {
-		return fmt.Errorf("generating key material: %w", err)
+	var m []byte
+	if k.signing() {
+		var err error
+		if m, err = generateSigningMaterial(k.typ); err != nil {
+			return err
+		}
+	} else {
+		m = make([]byte, keyBytes)
+		if _, err := rand.Read(m); err != nil {
+			return fmt.Errorf("generating key material: %w", err)
+		}
 	}
 	k.versions = append(k.versions, keyVersion{material: m, created: now})
 	if k.minDecrypt == 0 {
@@ -214,20 +223,28 @@ func (k *key) decrypt(value string, context []byte, aadB64 string) ([]byte, *opE
 	return plain, nil
 }
 
-// keyData is Vault's read shape for an aes256-gcm96 key.
+// keyData is Vault's read shape for a key: for aes256-gcm96 "keys" maps
+// each version to its creation time in unix seconds, for signing keys to
+// its curve name, public key and creation time.
 func (k *key) keyData() map[string]any {
 	// A real server moves the versions below min_decryption_version to its
 	// archive and lists only the rest (Vault/OpenBao keysutil
 	// handleArchiving); lowering the minimum lists them again.
-	versions := make(map[string]int64, len(k.versions))
-	for i, v := range k.versions {
-		if i+1 >= k.minDecrypt {
-			versions[strconv.Itoa(i+1)] = v.created.Unix()
+	var versions any
+	if k.signing() {
+		versions = k.publicKeys()
+	} else {
+		created := make(map[string]int64, len(k.versions))
+		for i, v := range k.versions {
+			if i+1 >= k.minDecrypt {
+				created[strconv.Itoa(i+1)] = v.created.Unix()
+			}
 		}
+		versions = created
 	}
 	d := map[string]any{
 		"name":                   k.name,
-		"type":                   keyTypeAES256,
+		"type":                   k.typ,
 		"derived":                k.derived,
 		"deletion_allowed":       k.deletionAllowed,
 		"min_available_version":  0,
@@ -236,10 +253,10 @@ func (k *key) keyData() map[string]any {
 		"latest_version":         k.latest(),
 		"exportable":             k.exportable,
 		"allow_plaintext_backup": k.plaintextBackup,
-		"supports_encryption":    true,
-		"supports_decryption":    true,
-		"supports_signing":       false,
-		"supports_derivation":    true,
+		"supports_encryption":    !k.signing(),
+		"supports_decryption":    !k.signing(),
+		"supports_signing":       k.signing(),
+		"supports_derivation":    k.typ != keyTypeECDSAP256,
 		"auto_rotate_period":     int64(k.autoRotate.Seconds()),
 		"imported_key":           false,
 		"keys":                   versions,

@@ -55,6 +55,16 @@ func (s *Server) handleTransit(m *mount, req *request) (*response, error) {
 			}
 			return s.rewrap(m, parts[1], req)
 		})
+	case (len(parts) == 2 || len(parts) == 3) && (parts[0] == "sign" || parts[0] == "verify") && validName(parts[1]):
+		return only("update", func() (*response, error) {
+			if len(parts) == 3 {
+				req.data = withURLAlgorithm(req.data, parts[2])
+			}
+			if parts[0] == "sign" {
+				return s.sign(m, parts[1], req)
+			}
+			return s.verify(m, parts[1], req)
+		})
 	case len(parts) == 3 && parts[0] == "datakey" && validName(parts[1]) && validName(parts[2]):
 		return only("update", func() (*response, error) { return s.datakey(m, parts[1], parts[2], req) })
 	}
@@ -127,17 +137,17 @@ var keyCreateFields = []string{"name", "type", "derived", "convergent_encryption
 	"context", "auto_rotate_period", "key_size", "managed_key_name", "managed_key_id", "parameter_set",
 	"hybrid_key_type_pqc", "hybrid_key_type_ec"}
 
-// checkKeyType answers for a key type: nil for aes256-gcm96, Vault's text for
-// an unknown type, and a clear refusal for types Vault has but devtransit
-// does not implement.
+// checkKeyType answers for a key type: nil for aes256-gcm96, ed25519 and
+// ecdsa-p256, Vault's text for an unknown type, and a clear refusal for
+// types Vault has but devtransit does not implement.
 func checkKeyType(t string) error {
 	switch t {
-	case "", keyTypeAES256:
+	case "", keyTypeAES256, keyTypeEd25519, keyTypeECDSAP256:
 		return nil
-	case "aes128-gcm96", "chacha20-poly1305", "ecdsa-p256", "ecdsa-p384", "ecdsa-p521", "ed25519", "rsa-2048",
+	case "aes128-gcm96", "chacha20-poly1305", "ecdsa-p384", "ecdsa-p521", "rsa-2048",
 		"rsa-3072", "rsa-4096", "hmac", "managed_key", "aes128-cmac", "aes192-cmac", "aes256-cmac", "ml-dsa",
 		"hybrid", "slh-dsa", "aes128-cbc", "aes256-cbc":
-		return userError("devtransit supports only key type %s, not %s", keyTypeAES256, t)
+		return userError("devtransit supports only key types %s, %s and %s, not %s", keyTypeAES256, keyTypeEd25519, keyTypeECDSAP256, t)
 	}
 	return userError("unknown key type %v", t)
 }
@@ -181,8 +191,17 @@ func (s *Server) createKey(m *mount, name string, req *request) (*response, erro
 	if err := checkKeyType(typ); err != nil {
 		return nil, err
 	}
+	if typ == "" {
+		typ = keyTypeAES256
+	}
 	if keySize != 0 {
-		return nil, userError("key_size is not valid for algorithm %s", keyTypeAES256)
+		return nil, userError("key_size is not valid for algorithm %s", typ)
+	}
+	if derived && typ == keyTypeECDSAP256 {
+		return nil, userError("key derivation and convergent encryption not supported for keys of type %s", typ)
+	}
+	if derived && typ == keyTypeEd25519 {
+		return nil, userError("devtransit does not support derived %s keys", typ)
 	}
 	if convergent {
 		return nil, userError("devtransit does not support convergent encryption")
@@ -194,8 +213,8 @@ func (s *Server) createKey(m *mount, name string, req *request) (*response, erro
 			out = k
 			return false, nil
 		}
-		k, err := newKey(name, derived, s.now())
-		if err != nil {
+		k := &key{name: name, typ: typ, derived: derived, minDecrypt: 1}
+		if err := k.addVersion(s.now()); err != nil {
 			return false, internalError(err.Error())
 		}
 		k.exportable, k.plaintextBackup, k.autoRotate = exportable, backup, rotate
@@ -368,7 +387,7 @@ func (s *Server) ImportKey(mountPath, name string, derived bool, versions map[in
 	if len(versions) == 0 {
 		return errors.New("devtransit: ImportKey needs at least one version")
 	}
-	k := &key{name: name, derived: derived, minDecrypt: 1, versions: make([]keyVersion, len(versions))}
+	k := &key{name: name, typ: keyTypeAES256, derived: derived, minDecrypt: 1, versions: make([]keyVersion, len(versions))}
 	now := s.now()
 	for v := 1; v <= len(versions); v++ {
 		material, ok := versions[v]

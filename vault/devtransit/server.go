@@ -2,7 +2,8 @@
 // for credvault's development mode and tests.
 //
 // It answers the subset of Vault's API that credvault's production client
-// uses (transit keys, encrypt, decrypt, rewrap, datakey, sys/health,
+// uses (transit keys, encrypt, decrypt, rewrap, datakey, sign and verify
+// with ed25519 and ecdsa-p256 keys, sys/health,
 // sys/mounts, token lookup and renewal, AppRole login) with the same paths,
 // JSON shapes, status codes and error texts as Vault 1.21 / OpenBao 2.x, so
 // the client's tests can run against it and against a real server alike.

@@ -78,7 +78,7 @@ func snapshot(mounts map[string]*mount) fileState {
 		fm := fileMount{UUID: m.uuid, Accessor: m.accessor, Description: m.description, DisableUpsert: m.disableUpsert, Keys: make(map[string]fileKey, len(m.keys))}
 		for name, k := range m.keys {
 			fk := fileKey{
-				Type: keyTypeAES256, Derived: k.derived, Exportable: k.exportable,
+				Type: k.typ, Derived: k.derived, Exportable: k.exportable,
 				DeletionAllowed: k.deletionAllowed, AllowPlaintextBackup: k.plaintextBackup,
 				MinDecryptionVersion: k.minDecrypt, MinEncryptionVersion: k.minEncrypt,
 				AutoRotateSeconds: int64(k.autoRotate.Seconds()),
@@ -124,7 +124,7 @@ func restoreKey(name string, fk fileKey) (*key, error) {
 	if !validName(name) {
 		return nil, errors.New("invalid key name")
 	}
-	if fk.Type != keyTypeAES256 {
+	if fk.Type != keyTypeAES256 && fk.Type != keyTypeEd25519 && fk.Type != keyTypeECDSAP256 {
 		return nil, fmt.Errorf("unsupported key type %q", fk.Type)
 	}
 	if fk.Derived && fk.KDF != kdfHKDF {
@@ -135,7 +135,7 @@ func restoreKey(name string, fk fileKey) (*key, error) {
 		return nil, errors.New("no key versions")
 	}
 	k := &key{
-		name: name, derived: fk.Derived, exportable: fk.Exportable, deletionAllowed: fk.DeletionAllowed,
+		name: name, typ: fk.Type, derived: fk.Derived, exportable: fk.Exportable, deletionAllowed: fk.DeletionAllowed,
 		plaintextBackup: fk.AllowPlaintextBackup, minDecrypt: fk.MinDecryptionVersion,
 		minEncrypt: fk.MinEncryptionVersion, autoRotate: time.Duration(fk.AutoRotateSeconds) * time.Second,
 		versions: make([]keyVersion, n),
@@ -145,8 +145,8 @@ func restoreKey(name string, fk fileKey) (*key, error) {
 		if !ok {
 			return nil, fmt.Errorf("key version %d missing", i)
 		}
-		if len(v.Key) != keyBytes {
-			return nil, fmt.Errorf("key version %d has %d bytes, want %d", i, len(v.Key), keyBytes)
+		if err := checkMaterial(fk.Type, v.Key); err != nil {
+			return nil, fmt.Errorf("key version %d: %w", i, err)
 		}
 		k.versions[i-1] = keyVersion{material: v.Key, created: v.Created}
 	}

@@ -129,6 +129,15 @@ func (tg *Target) ShortLivedToken(t testing.TB, maxTTL time.Duration) string {
 	return sec.Auth.ClientToken
 }
 
+// CreateSigningKey creates a non-derived ed25519 key, the kind that signs
+// credvault's JWT API keys (CREDVAULT_SIGNING_KEY).
+func (tg *Target) CreateSigningKey(t testing.TB, name string) {
+	t.Helper()
+	if _, err := tg.API.Logical().Write(tg.Mount+"/keys/"+name, map[string]any{"type": "ed25519"}); err != nil {
+		t.Fatalf("vaulttest: create signing key %s: %v", name, err)
+	}
+}
+
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
