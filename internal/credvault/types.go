@@ -62,7 +62,8 @@ type APIKey struct {
 	UserID      *string           `json:"user_id"`
 	Kind        string            `json:"kind"`
 	Name        string            `json:"name"`
-	Environment string            `json:"environment"`
+	Mode        string            `json:"mode"`        // "live" or "test": the key's prefix, fixed at creation
+	Environment string            `json:"environment"` // a free label: "production", "staging", …
 	Prefix      string            `json:"-"`
 	Last4       string            `json:"-"`
 	Display     string            `json:"display"` // "cv_live_…a1B2"

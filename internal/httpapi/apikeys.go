@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,11 +15,24 @@ type createAPIKeyRequest struct {
 	Scopes      []string             `json:"scopes" validate:"required"`
 	ExpiresIn   string               `json:"expires_in" validate:"omitempty,oneof=7d 30d 90d never"`
 	ExpiresAt   *time.Time           `json:"expires_at"`
-	Environment string               `json:"environment" validate:"omitempty,oneof=live test"`
+	Mode        string               `json:"mode" validate:"omitempty,oneof=live test"`
+	Environment string               `json:"environment"`
 	Tags        map[string]string    `json:"tags"`
 	RateLimit   *credvault.RateLimit `json:"rate_limit"`
 	Kind        string               `json:"kind" validate:"omitempty,oneof=user service"`
 	UserID      string               `json:"user_id" validate:"omitempty,uuid"`
+}
+
+// updateAPIKeyRequest is PATCH /v1/api-keys/{id}; an absent field is
+// left as it is.
+type updateAPIKeyRequest struct {
+	Name        *string                        `json:"name"`
+	Environment *string                        `json:"environment"`
+	Tags        optional[map[string]string]    `json:"tags"`
+	Scopes      optional[[]string]             `json:"scopes"`
+	RateLimit   optional[*credvault.RateLimit] `json:"rate_limit"`
+	ExpiresAt   optional[*time.Time]           `json:"expires_at"`
+	ExpiresIn   string                         `json:"expires_in" validate:"omitempty,oneof=7d 30d 90d never"`
 }
 
 type rollAPIKeyRequest struct {
@@ -50,7 +64,7 @@ func (s *Server) handleAPIKeyCreate(c *fiber.Ctx) error {
 	}
 	k, secret, err := s.cfg.Services.Keys.CreateAPIKey(c.UserContext(), credvault.CreateAPIKeyInput{
 		Name: in.Name, Scopes: in.Scopes, ExpiresIn: in.ExpiresIn, ExpiresAt: in.ExpiresAt,
-		Environment: in.Environment, Tags: in.Tags, RateLimit: in.RateLimit, Kind: in.Kind, UserID: in.UserID,
+		Mode: in.Mode, Environment: in.Environment, Tags: in.Tags, RateLimit: in.RateLimit, Kind: in.Kind, UserID: in.UserID,
 	})
 	if err != nil {
 		return err
@@ -59,16 +73,31 @@ func (s *Server) handleAPIKeyCreate(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(keyResponse(k, secret))
 }
 
+// handleAPIKeyList is GET /v1/api-keys: newest first, filtered by
+// user_id, status, environment, tag, created_by, q and expires_within.
 func (s *Server) handleAPIKeyList(c *fiber.Ctx) error {
-	p, err := pageParams(c)
+	p, err := pageParams(c, "user_id", "status", "environment", "tag", "created_by", "q", "expires_within")
 	if err != nil {
 		return err
 	}
-	userID := strings.Clone(c.Query("user_id"))
-	if userID != "" && !looksLikeUUID(userID) {
-		return credvault.Errorf(credvault.EINVALID, "query parameter \"user_id\" must be a user id")
+	q := credvault.APIKeyQuery{
+		UserID: strings.Clone(c.Query("user_id")), Status: strings.Clone(c.Query("status")),
+		Environment: strings.Clone(c.Query("environment")), Tag: strings.Clone(c.Query("tag")),
+		CreatedBy: strings.Clone(c.Query("created_by")), Query: strings.Clone(c.Query("q")),
 	}
-	keys, err := s.cfg.Services.Keys.FindAPIKeys(c.UserContext(), userID, p)
+	for name, id := range map[string]string{"user_id": q.UserID, "created_by": q.CreatedBy} {
+		if id != "" && !looksLikeUUID(id) {
+			return credvault.Errorf(credvault.EINVALID, "query parameter %q must be a user id", name)
+		}
+	}
+	if v := c.Query("expires_within"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return credvault.Errorf(credvault.EINVALID, "query parameter \"expires_within\" must be a number of days")
+		}
+		q.ExpiresWithinDays = &n
+	}
+	keys, err := s.cfg.Services.Keys.FindAPIKeys(c.UserContext(), q, p)
 	if err != nil {
 		return err
 	}
@@ -76,7 +105,32 @@ func (s *Server) handleAPIKeyList(c *fiber.Ctx) error {
 	for i, k := range keys {
 		out[i] = keyResponse(k, credvault.Secret{})
 	}
-	return c.JSON(page(out, p.Limit, func(r apiKeyResponse) string { return r.ID }))
+	return c.JSON(page(out, p.Limit, func(r apiKeyResponse) string { return keysetOf(r.CreatedAt, r.ID) }))
+}
+
+// handleAPIKeyUpdate is PATCH /v1/api-keys/{id}: rename, relabel, retag,
+// and narrow (scopes, rate limit, expiry).
+func (s *Server) handleAPIKeyUpdate(c *fiber.Ctx) error {
+	var in updateAPIKeyRequest
+	if err := decodeBody(c, &in); err != nil {
+		return err
+	}
+	upd := credvault.UpdateAPIKeyInput{
+		Name: in.Name, Environment: in.Environment, Tags: in.Tags.V, Scopes: in.Scopes.V,
+		RateLimit: in.RateLimit.V, ClearRateLimit: in.RateLimit.Null,
+		ExpiresAt: in.ExpiresAt.V, ExpiresIn: in.ExpiresIn, ClearExpiry: in.ExpiresAt.Null,
+	}
+	if in.Tags.Set && upd.Tags == nil {
+		upd.Tags = map[string]string{} // "tags": null or {} clears them
+	}
+	if in.Scopes.Set && upd.Scopes == nil {
+		upd.Scopes = []string{} // refused: a key needs a scope
+	}
+	k, err := s.cfg.Services.Keys.UpdateAPIKey(c.UserContext(), pathID(c), upd)
+	if err != nil {
+		return err
+	}
+	return c.JSON(keyResponse(k, credvault.Secret{}))
 }
 
 func (s *Server) handleAPIKeyGet(c *fiber.Ctx) error {

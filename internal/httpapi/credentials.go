@@ -97,7 +97,7 @@ func (s *Server) handleCredentialCreate(c *fiber.Ctx) error {
 }
 
 func (s *Server) handleCredentialList(c *fiber.Ctx) error {
-	p, err := pageParams(c)
+	p, err := pageParams(c, "service", "scope")
 	if err != nil {
 		return err
 	}
@@ -109,7 +109,7 @@ func (s *Server) handleCredentialList(c *fiber.Ctx) error {
 	for i, cr := range list {
 		out[i] = credentialJSON(c, cr)
 	}
-	return c.JSON(page(out, p.Limit, func(r credentialResponse) string { return r.ID }))
+	return c.JSON(page(out, p.Limit, func(r credentialResponse) string { return keysetOf(r.CreatedAt, r.ID) }))
 }
 
 func (s *Server) handleCredentialGet(c *fiber.Ctx) error {
@@ -179,7 +179,7 @@ func (s *Server) handleCredentialUsage(c *fiber.Ctx) error {
 }
 
 func (s *Server) handleAuditList(c *fiber.Ctx) error {
-	f, err := int64Page(c)
+	f, err := int64Page(c, "resource_type", "resource_id", "actor_id", "action")
 	if err != nil {
 		return err
 	}
@@ -212,8 +212,11 @@ type int64Cursor struct {
 
 // int64Page reads ?cursor=&limit= where the cursor is a numeric id (audit
 // events, usage records: newest first).
-func int64Page(c *fiber.Ctx) (int64Cursor, error) {
+func int64Page(c *fiber.Ctx, extra ...string) (int64Cursor, error) {
 	out := int64Cursor{limit: 100}
+	if err := knownParams(c, extra...); err != nil {
+		return out, err
+	}
 	if v := c.Query("cursor"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 {
@@ -221,12 +224,7 @@ func int64Page(c *fiber.Ctx) (int64Cursor, error) {
 		}
 		out.cursor = n
 	}
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 500 {
-			return out, credvault.Errorf(credvault.EINVALID, "query parameter \"limit\" must be a number from 1 to 500")
-		}
-		out.limit = n
-	}
-	return out, nil
+	n, err := limitParam(c)
+	out.limit = n
+	return out, err
 }

@@ -34,6 +34,7 @@ func (s *Server) routes() {
 		v1.Post("/api-keys", s.handleAPIKeyCreate)
 		v1.Get("/api-keys", s.handleAPIKeyList)
 		v1.Get("/api-keys/:id", s.handleAPIKeyGet)
+		v1.Patch("/api-keys/:id", s.handleAPIKeyUpdate)
 		v1.Post("/api-keys/:id/roll", s.handleAPIKeyRoll)
 		v1.Post("/api-keys/:id/revoke", s.handleAPIKeyRevoke)
 

@@ -154,24 +154,25 @@ func (s *Store) FindCredentialByID(ctx context.Context, orgID, id string) (*cred
 }
 
 // FindCredentials lists the credentials f.UserID may use (all of the org
-// for a manager), filtered by service and scope, in id order.
+// for a manager), filtered by service and scope, newest first.
 func (s *Store) FindCredentials(ctx context.Context, orgID string, f credvault.CredentialFilter) ([]*credvault.Credential, error) {
 	var user any
 	if isUUID(f.UserID) {
 		user = f.UserID
 	}
 	var rows []credentialRow
+	at, id := keyset(f.Cursor)
 	err := s.db.SelectContext(ctx, &rows, `
 		SELECT `+prefixed("c.", credentialColumns)+` FROM credentials c
 		WHERE c.org_id = $1
 		  AND ($2 = '' OR c.service = $2)
-		  AND ($3 = '' OR c.id > $3::uuid)
+		  AND ($3::timestamptz IS NULL OR (c.created_at, c.id) < ($3, $8::uuid))
 		  AND ($4 OR c.owner_id = $5 OR c.sharing_mode = 'team'
 		       OR (c.sharing_mode = 'members' AND EXISTS (
 		           SELECT 1 FROM credential_shares s WHERE s.credential_id = c.id AND s.user_id = $5)))
 		  AND ($6 = 'all' OR ($6 = 'mine' AND c.owner_id = $5) OR ($6 = 'shared' AND c.owner_id IS DISTINCT FROM $5))
-		ORDER BY c.id LIMIT $7`,
-		orgID, f.Service, cursor(f.Cursor), f.Manager, user, f.Scope, limit(f.Limit))
+		ORDER BY c.created_at DESC, c.id DESC LIMIT $7`,
+		orgID, f.Service, at, f.Manager, user, f.Scope, limit(f.Limit), id)
 	if err != nil {
 		return nil, translate(err, "credentials")
 	}
