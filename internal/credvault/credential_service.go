@@ -33,6 +33,7 @@ type CreateCredentialInput struct {
 	Placement    string
 	ParamName    string
 	ValuePrefix  string
+	Username     string
 	Value        Secret
 	BaseURL      string
 	AllowedHosts []string
@@ -47,6 +48,7 @@ type CredentialUpdate struct {
 	Placement    *string
 	ParamName    *string
 	ValuePrefix  *string
+	Username     *string
 	Value        *Secret
 	BaseURL      *string
 	AllowedHosts *[]string
@@ -76,7 +78,7 @@ func (s *CredentialService) CreateCredential(ctx context.Context, in CreateCrede
 	c := &Credential{
 		ID: uuid.NewString(), OrgID: p.OrgID, Name: strings.TrimSpace(in.Name),
 		Service: strings.ToLower(strings.TrimSpace(in.Service)), Placement: in.Placement, ParamName: in.ParamName,
-		ValuePrefix: in.ValuePrefix, BaseURL: in.BaseURL, AllowedHosts: in.AllowedHosts, TestRequest: in.TestRequest,
+		ValuePrefix: in.ValuePrefix, Username: in.Username, BaseURL: in.BaseURL, AllowedHosts: in.AllowedHosts, TestRequest: in.TestRequest,
 		Sharing: Sharing{Mode: SharingPersonal, Members: []Share{}},
 	}
 	if p.UserID != "" {
@@ -152,6 +154,9 @@ func (s *CredentialService) check(ctx context.Context, c *Credential) error {
 		return err
 	}
 	if err := CheckValuePrefix(c.Placement, c.ValuePrefix); err != nil {
+		return err
+	}
+	if err := CheckUsername(c.Placement, c.Username); err != nil {
 		return err
 	}
 	if c.AllowedHosts == nil {
@@ -287,6 +292,7 @@ func (s *CredentialService) UpdateCredential(ctx context.Context, id string, upd
 	set("placement", &c.Placement, upd.Placement)
 	set("param_name", &c.ParamName, upd.ParamName)
 	set("value_prefix", &c.ValuePrefix, upd.ValuePrefix)
+	set("username", &c.Username, upd.Username)
 	set("base_url", &c.BaseURL, upd.BaseURL)
 	if upd.AllowedHosts != nil {
 		c.AllowedHosts = *upd.AllowedHosts

@@ -45,8 +45,25 @@ type ProxyService struct {
 // relative to the credential's base_url; without a base_url, target is
 // the absolute URL to call. Errors: those of UseCredential; EINVALID (no
 // target); EFORBIDDEN egress_denied; EUNAVAILABLE upstream_unreachable or
-// upstream_timeout.
+// upstream_timeout. The workflow id TestWorkflowID is the credential
+// test's own and is refused (EINVALID) from callers.
 func (s *ProxyService) Forward(ctx context.Context, credentialID string, req *http.Request, target string, meta UseMeta) (*http.Response, error) {
+	if err := checkUseMeta(meta); err != nil {
+		return nil, err
+	}
+	return s.forward(ctx, credentialID, req, target, meta)
+}
+
+// checkUseMeta refuses a caller's claim to be the credential test, whose
+// uses do not count as workflow use.
+func checkUseMeta(meta UseMeta) error {
+	if meta.WorkflowID == TestWorkflowID {
+		return Errorf(EINVALID, "workflow id %q is reserved for credential tests", TestWorkflowID)
+	}
+	return nil
+}
+
+func (s *ProxyService) forward(ctx context.Context, credentialID string, req *http.Request, target string, meta UseMeta) (*http.Response, error) {
 	c, value, err := s.Credentials.UseCredential(ctx, credentialID)
 	if err != nil {
 		return nil, err
@@ -141,6 +158,9 @@ func (s *ProxyService) Resolve(ctx context.Context, credentialID string, req *ht
 	if err := requireScope(p, ScopeCredentialsResolve); err != nil {
 		return nil, err
 	}
+	if err := checkUseMeta(meta); err != nil {
+		return nil, err
+	}
 	c, value, err := s.Credentials.UseCredential(ctx, credentialID)
 	if err != nil {
 		return nil, err
@@ -199,7 +219,7 @@ func (s *ProxyService) Test(ctx context.Context, credentialID string) (*TestResu
 		req.Header.Set(k, v)
 	}
 	start := time.Now()
-	resp, err := s.Forward(ctx, c.ID, req, "", UseMeta{WorkflowID: "credvault:test"})
+	resp, err := s.forward(ctx, c.ID, req, "", UseMeta{WorkflowID: TestWorkflowID})
 	res := &TestResult{ExpectStatus: c.TestRequest.ExpectStatus, LatencyMS: time.Since(start).Milliseconds()}
 	if res.ExpectStatus == 0 {
 		res.ExpectStatus = http.StatusOK

@@ -18,9 +18,10 @@ type sharingRequest struct {
 type createCredentialRequest struct {
 	Name         string                 `json:"name" validate:"required,max=200"`
 	Service      string                 `json:"service" validate:"max=64"`
-	Placement    string                 `json:"placement" validate:"omitempty,oneof=header query bearer"`
+	Placement    string                 `json:"placement" validate:"omitempty,oneof=header query bearer basic"`
 	ParamName    string                 `json:"param_name" validate:"max=64"`
 	ValuePrefix  string                 `json:"value_prefix" validate:"max=64"`
+	Username     string                 `json:"username" validate:"max=256"`
 	Value        string                 `json:"value" validate:"required"`
 	BaseURL      string                 `json:"base_url" validate:"max=2048"`
 	AllowedHosts []string               `json:"allowed_hosts"`
@@ -30,9 +31,10 @@ type createCredentialRequest struct {
 
 type updateCredentialRequest struct {
 	Name         *string                `json:"name" validate:"omitempty,max=200"`
-	Placement    *string                `json:"placement" validate:"omitempty,oneof=header query bearer"`
+	Placement    *string                `json:"placement" validate:"omitempty,oneof=header query bearer basic"`
 	ParamName    *string                `json:"param_name" validate:"omitempty,max=64"`
 	ValuePrefix  *string                `json:"value_prefix" validate:"omitempty,max=64"`
+	Username     *string                `json:"username" validate:"omitempty,max=256"`
 	Value        *string                `json:"value"`
 	BaseURL      *string                `json:"base_url" validate:"omitempty,max=2048"`
 	AllowedHosts *[]string              `json:"allowed_hosts"`
@@ -50,6 +52,7 @@ type credentialResponse struct {
 	Placement    string                 `json:"placement"`
 	ParamName    string                 `json:"param_name"`
 	ValuePrefix  string                 `json:"value_prefix"`
+	Username     string                 `json:"username"` // placement basic; not a secret
 	BaseURL      string                 `json:"base_url"`
 	AllowedHosts []string               `json:"allowed_hosts"`
 	Hint         string                 `json:"hint"`
@@ -60,6 +63,7 @@ type credentialResponse struct {
 	CreatedAt    time.Time              `json:"created_at"`
 	UpdatedAt    time.Time              `json:"updated_at"`
 	RotatedAt    time.Time              `json:"rotated_at"`
+	LastUsedAt   *time.Time             `json:"last_used_at"` // last workflow use; tests do not count
 }
 
 func credentialJSON(c *fiber.Ctx, cr *credvault.Credential) credentialResponse {
@@ -69,6 +73,7 @@ func credentialJSON(c *fiber.Ctx, cr *credvault.Credential) credentialResponse {
 		Hint: cr.Hint, KeyVersion: cr.KeyVersion, Sharing: cr.Sharing, TestRequest: cr.TestRequest,
 		Permission: cr.PermissionOf(credvault.PrincipalFrom(c.UserContext())),
 		CreatedAt:  cr.CreatedAt, UpdatedAt: cr.UpdatedAt, RotatedAt: cr.RotatedAt,
+		Username: cr.Username, LastUsedAt: cr.LastUsedAt,
 	}
 }
 
@@ -83,7 +88,7 @@ func (s *Server) handleCredentialCreate(c *fiber.Ctx) error {
 	}
 	input := credvault.CreateCredentialInput{
 		Name: in.Name, Service: in.Service, Placement: in.Placement, ParamName: in.ParamName,
-		ValuePrefix: in.ValuePrefix, Value: credvault.NewSecret(in.Value), BaseURL: in.BaseURL,
+		ValuePrefix: in.ValuePrefix, Username: in.Username, Value: credvault.NewSecret(in.Value), BaseURL: in.BaseURL,
 		AllowedHosts: in.AllowedHosts, TestRequest: in.TestRequest,
 	}
 	if in.Sharing != nil {
@@ -126,7 +131,7 @@ func (s *Server) handleCredentialUpdate(c *fiber.Ctx) error {
 		return err
 	}
 	upd := credvault.CredentialUpdate{
-		Name: in.Name, Placement: in.Placement, ParamName: in.ParamName, ValuePrefix: in.ValuePrefix,
+		Name: in.Name, Placement: in.Placement, ParamName: in.ParamName, ValuePrefix: in.ValuePrefix, Username: in.Username,
 		BaseURL: in.BaseURL, AllowedHosts: in.AllowedHosts, TestRequest: in.TestRequest,
 	}
 	if in.Value != nil {
