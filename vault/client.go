@@ -31,17 +31,22 @@ type Config struct {
 	Key      string // transit key name, e.g. "credvault"
 	Timeout  time.Duration
 	Logger   *slog.Logger
+	// Observe, when set, is told of every transit call (op "encrypt",
+	// "decrypt", "rewrap", …), its error and how long it took: the metrics
+	// hook. It must not block.
+	Observe func(op string, err error, elapsed time.Duration)
 }
 
 // Client talks to one transit key on one Vault server. It is safe for
 // concurrent use; Close stops the token renewal loop.
 type Client struct {
-	api    *vaultapi.Client
-	mount  string
-	key    string
-	log    *slog.Logger
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	api     *vaultapi.Client
+	mount   string
+	key     string
+	log     *slog.Logger
+	observe func(op string, err error, elapsed time.Duration)
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 // New connects to Vault, logs in (token or AppRole) and starts keeping the
@@ -84,10 +89,11 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	api.SetToken("")
 
 	c := &Client{
-		api:   api,
-		mount: strings.Trim(cfg.Mount, "/"),
-		key:   cfg.Key,
-		log:   cfg.Logger,
+		api:     api,
+		mount:   strings.Trim(cfg.Mount, "/"),
+		key:     cfg.Key,
+		log:     cfg.Logger,
+		observe: cfg.Observe,
 	}
 	login := c.loginFunc(cfg)
 	secret, err := login(ctx)

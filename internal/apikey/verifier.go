@@ -85,6 +85,8 @@ type Stats struct {
 	DBLookups     atomic.Int64
 	Malformed     atomic.Int64
 	UnknownFast   atomic.Int64 // refused from the known-key set or negative cache
+	RateAllowed   atomic.Int64 // keys with a rate limit, let through
+	RateLimited   atomic.Int64 // keys with a rate limit, refused by it
 }
 
 // NewVerifier returns a verifier; call Run to keep its known-key set and
@@ -168,6 +170,9 @@ func (v *Verifier) Verify(ctx context.Context, key string) (credvault.Verificati
 		res.Rate = credvault.RateDecision{Limited: true, Allowed: d.Allowed, Limit: d.Limit, Remaining: d.Remaining, Reset: d.Reset, RetryAfter: d.RetryAfter}
 		if !d.Allowed {
 			res.Code = credvault.VerifyRateLimited
+			v.stats.RateLimited.Add(1)
+		} else {
+			v.stats.RateAllowed.Add(1)
 		}
 	}
 	return res, nil

@@ -38,6 +38,10 @@ type ProxyService struct {
 	Outbound    Outbound
 	Usage       UsageRecorder
 	Audit       AuditStore
+	// Observe, when set, is told of every call sent with a credential: the
+	// upstream's status (0 without a response), the error, and the time
+	// until the response headers. The metrics hook; it must not block.
+	Observe func(status int, err error, elapsed time.Duration)
 }
 
 // Forward sends req with the credential applied and returns the upstream's
@@ -79,7 +83,11 @@ func (s *ProxyService) forward(ctx context.Context, credentialID string, req *ht
 	if resp != nil {
 		status = resp.StatusCode
 	}
-	s.record(ctx, c, u.Host, status, time.Since(start), meta)
+	elapsed := time.Since(start)
+	if s.Observe != nil {
+		s.Observe(status, err, elapsed)
+	}
+	s.record(ctx, c, u.Host, status, elapsed, meta)
 	return resp, err
 }
 

@@ -200,6 +200,7 @@ func (s *Server) handleAPIKeyVerify(c *fiber.Ctx) error {
 		res, err = s.cfg.Services.Verify.Check(c.UserContext(), credvault.VerifyInput{Endpoint: in.Endpoint})
 		if err == nil && res.Code != credvault.VerifyPublicEndpoint {
 			// Not public: the caller must authenticate after all.
+			s.cfg.Telemetry.Verification(credvault.VerifyMissing)
 			return credvault.VerificationError(credvault.Verification{Code: credvault.VerifyMissing})
 		}
 	} else {
@@ -207,7 +208,9 @@ func (s *Server) handleAPIKeyVerify(c *fiber.Ctx) error {
 		if verr != nil {
 			return verr
 		}
+		s.cfg.Telemetry.Verification(v.Code)
 		if err := credvault.VerificationError(v); err != nil {
+			s.noteRefusedKey(c, v, key)
 			return err
 		}
 		s.setPrincipal(c, v.Key)
@@ -221,6 +224,7 @@ func (s *Server) handleAPIKeyVerify(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	s.cfg.Telemetry.Verification(res.Code)
 	out := verifyResponse{Valid: res.Valid, Code: res.Code, Scopes: res.Scopes, ExpiresAt: res.ExpiresAt,
 		KeyID: nullable(res.KeyID), OrgID: nullable(res.OrgID), UserID: nullable(res.UserID)}
 	if out.Scopes == nil {
@@ -251,14 +255,21 @@ func (s *Server) handleAuthCheck(c *fiber.Ctx) error {
 	key, malformed := s.presentedKey(c)
 	in := credvault.VerifyInput{Key: credvault.NewSecret(key), RequiredScopes: scopes, Endpoint: endpoint}
 	if malformed {
+		s.cfg.Telemetry.Verification(credvault.VerifyMalformed)
 		return credvault.VerificationError(credvault.Verification{Code: credvault.VerifyMalformed})
 	}
 	res, err := s.cfg.Services.Verify.Check(c.UserContext(), in)
 	if err != nil {
 		return err
 	}
+	s.cfg.Telemetry.Verification(res.Code)
 	setRateHeaders(c, res.Rate)
 	if err := credvault.VerificationError(credvault.Verification{Code: res.Code, Rate: res.Rate}); err != nil {
+		rk := &refusedKey{id: res.KeyID, orgID: res.OrgID}
+		if res.KeyID == "" && res.Code == credvault.VerifyNotFound {
+			rk.display = displayOf(key)
+		}
+		c.Locals(refusedKeyLocal, rk)
 		return err
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)

@@ -103,7 +103,10 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	s.cfg.Telemetry.Verification(v.Code)
 	if err := credvault.VerificationError(v); err != nil {
+		key, _ := s.presentedKey(c)
+		s.noteRefusedKey(c, v, key)
 		return err
 	}
 	s.setPrincipal(c, v.Key)
