@@ -134,6 +134,8 @@ func TestAPIKeyPatchRefusals(t *testing.T) {
 	cl.as(owner, "POST", a.url+"/v1/api-keys/"+revokedID+"/revoke", nil)
 	mres := cl.as(owner, "POST", a.url+"/v1/users", map[string]any{"email": "m@acme.test", "role": "member"})
 	_, member := cl.createKey(a, owner, map[string]any{"name": "m", "scopes": []string{"keys:read", "keys:write"}, "user_id": mres.json(t)["id"].(string)})
+	ares := cl.as(owner, "POST", a.url+"/v1/users", map[string]any{"email": "a@acme.test", "role": "admin"})
+	_, admin := cl.createKey(a, owner, map[string]any{"name": "a", "scopes": []string{"admin"}, "user_id": ares.json(t)["id"].(string)})
 
 	snapshot := func() string {
 		var s string
@@ -172,6 +174,8 @@ func TestAPIKeyPatchRefusals(t *testing.T) {
 		{"bad label", owner, id, map[string]any{"environment": "Prod uction"}, 400, `field "environment" must be 1-63`},
 		{"too many tags", owner, id, map[string]any{"tags": manyTags(21)}, 400, `"tags" holds at most 20`},
 		{"unknown field", owner, id, map[string]any{"kind": "service"}, 400, `unknown field "kind"`},
+		{"empty body", owner, id, map[string]any{}, 400, "nothing to change"},
+		{"admin edits an owner's key", admin, id, map[string]any{"name": "x"}, 403, "only owners may"},
 		{"wrong type", owner, id, map[string]any{"name": 5}, 400, `field "name" must be a string`},
 		{"revoked key narrowed", owner, revokedID, map[string]any{"scopes": []string{"keys:read"}}, 409, "revoked"},
 		{"member edits another's key", member, id, map[string]any{"name": "x"}, 403, "only owners and admins"},

@@ -369,7 +369,7 @@ func (s *APIKeyService) UpdateAPIKey(ctx context.Context, id string, in UpdateAP
 		return nil, err
 	}
 	if len(changed) == 0 {
-		return k, nil
+		return nil, Errorf(EINVALID, "nothing to change: send name, environment, tags, scopes, rate_limit, expires_at or expires_in")
 	}
 	ev := newAuditEvent(ctx, p.OrgID, "api_key.update", "api_key", id, map[string]any{"display": k.Display, "changed": changed})
 	return s.Store.UpdateAPIKey(ctx, p.OrgID, id, upd, ev)
@@ -552,7 +552,7 @@ func (s *APIKeyService) load(ctx context.Context, id, scope, what string) (*Prin
 // creator an owner.
 func ownersOnly(p *Principal, target Role) error {
 	if target == RoleOwner && p.Role != RoleOwner {
-		return &Error{Code: EFORBIDDEN, Reason: "forbidden_role", Message: "only owners may create, roll or revoke an owner's keys"}
+		return &Error{Code: EFORBIDDEN, Reason: "forbidden_role", Message: "only owners may create, roll, edit or revoke an owner's keys"}
 	}
 	return nil
 }
