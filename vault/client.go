@@ -41,17 +41,22 @@ type Config struct {
 	// BatchSize is the items per transit batch request, 1..MaxBatch;
 	// 0 means DefaultBatch.
 	BatchSize int
+	// Observe, when set, is told of every transit call (op "encrypt",
+	// "decrypt", "rewrap", …), its error and how long it took: the metrics
+	// hook. It must not block.
+	Observe func(op string, err error, elapsed time.Duration)
 }
 
 // Client talks to one transit key on one Vault server. It is safe for
 // concurrent use; Close stops the token renewal loop.
 type Client struct {
-	api    *vaultapi.Client
-	mount  string
-	key    string
-	log    *slog.Logger
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	api     *vaultapi.Client
+	mount   string
+	key     string
+	log     *slog.Logger
+	observe func(op string, err error, elapsed time.Duration)
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 
 	// kick asks the keep-alive loop to log in again now (the token was
 	// refused); buffered, so a pending request is never lost or doubled.
@@ -115,11 +120,12 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	api.SetToken("")
 
 	c := &Client{
-		api:   api,
-		mount: strings.Trim(cfg.Mount, "/"),
-		key:   cfg.Key,
-		log:   cfg.Logger,
-		kick:  make(chan struct{}, 1),
+		api:     api,
+		mount:   strings.Trim(cfg.Mount, "/"),
+		key:     cfg.Key,
+		log:     cfg.Logger,
+		kick:    make(chan struct{}, 1),
+		observe: cfg.Observe,
 	}
 	c.batchSize.Store(int64(cfg.BatchSize))
 	login := c.loginFunc(cfg)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
 
@@ -217,7 +218,11 @@ func (c *Client) batchChunk(ctx context.Context, op string, chunk []Item, input 
 // call posts body to <mount>/<op>/<key> and decodes data. A batch answered
 // with 400 still carries batch_results (Vault puts each item's error there
 // and no top-level errors); those are returned, not treated as a failure.
-func (c *Client) call(ctx context.Context, op string, body map[string]any) (*transitData, error) {
+func (c *Client) call(ctx context.Context, op string, body map[string]any) (d *transitData, err error) {
+	if c.observe != nil {
+		start := time.Now()
+		defer func() { c.observe(op, err, time.Since(start)) }()
+	}
 	req := c.api.NewRequest(http.MethodPost, c.path(op))
 	if err := req.SetJSONBody(body); err != nil {
 		return nil, credvault.Wrap(credvault.EINTERNAL, err, "vault %s: encode request", op)

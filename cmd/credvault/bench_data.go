@@ -26,7 +26,7 @@ func seedKeys(ctx context.Context, db *sqlx.DB, orgID, userID string, n, keep in
 		if err != nil {
 			return nil, err
 		}
-		stmt, err := tx.Prepare(pq.CopyIn("api_keys", "org_id", "user_id", "kind", "name", "environment", "key_hash", "prefix", "last4", "scopes"))
+		stmt, err := tx.Prepare(pq.CopyIn("api_keys", "org_id", "user_id", "kind", "name", "mode", "environment", "key_hash", "prefix", "last4", "scopes"))
 		if err != nil {
 			tx.Rollback()
 			return nil, err
@@ -42,7 +42,7 @@ func seedKeys(ctx context.Context, db *sqlx.DB, orgID, userID string, n, keep in
 			if len(kept) < keep {
 				kept = append(kept, k)
 			}
-			if _, err := stmt.ExecContext(ctx, orgID, userID, "user", "bench", "live", h[:], "cv_live", apikey.Last4(k), pq.StringArray{"keys:read"}); err != nil {
+			if _, err := stmt.ExecContext(ctx, orgID, userID, "user", "bench", apikey.EnvLive, "bench", h[:], "cv_live", apikey.Last4(k), pq.StringArray{"keys:read"}); err != nil {
 				tx.Rollback()
 				return nil, err
 			}

@@ -473,3 +473,140 @@ func TestProxyUpstreamFailures(t *testing.T) {
 		t.Fatalf("closed port: %d %s", r.status, r.body)
 	}
 }
+
+// TestBasicPlacementOnTheWire: placement basic sends RFC 7617's
+// "Authorization: Basic base64(username:value)"; an upstream that echoes
+// it back (raw, decoded, URL-encoded, base64 in both alphabets) has every
+// form scrubbed, in headers and body; the username is metadata.
+func TestBasicPlacementOnTheWire(t *testing.T) {
+	const user, value = "AC1234567890", "tw-secret/+=value-0099"
+	pair := user + ":" + value
+	token := base64.StdEncoding.EncodeToString([]byte(pair))
+	cl := newCluster(t, privateEgress())
+	a := cl.start()
+	_, owner := cl.bootstrap(a, "acme")
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Get("Authorization")
+		u, p, ok := r.BasicAuth()
+		w.Header().Set("X-Echo", h)
+		w.Header().Set("X-Echo-Password", p)
+		fmt.Fprintf(w, "ok=%v user=%s\nauth=%s\npair=%s:%s\nq=%s\nb64url=%s\nrawb64=%s\npassword=%s\n", ok, u, h, u, p,
+			url.QueryEscape(h), base64.URLEncoding.EncodeToString([]byte(u+":"+p)),
+			base64.RawStdEncoding.EncodeToString([]byte(u+":"+p)), p)
+	})
+	created := cl.createCredential(a, owner, map[string]any{"name": "twilio", "placement": "basic", "username": user, "value": value,
+		"base_url": up.URL, "allowed_hosts": []string{up.HostP}})
+	if created["username"] != user || created["placement"] != "basic" {
+		t.Fatalf("created: %v", created)
+	}
+	r := cl.as(owner, "GET", a.url+"/v1/proxy/"+created["id"].(string)+"/2010-04-01/Accounts", nil)
+	if r.status != 200 {
+		t.Fatalf("proxy: %d %s", r.status, r.body)
+	}
+	if got := up.last(t).Header.Values("Authorization"); len(got) != 1 || got[0] != "Basic "+token {
+		t.Fatalf("upstream got Authorization %q, want Basic %s", got, token)
+	}
+	if u, p, ok := up.last(t).BasicAuth(); !ok || u != user || p != value {
+		t.Fatalf("upstream decoded %q %q %v", u, p, ok)
+	}
+	if !strings.Contains(string(r.body), "ok=true user="+user) {
+		t.Fatalf("the username should pass (it is not a secret): %s", r.body)
+	}
+	// Each encoded form goes whole, not only the value's bits in its middle
+	// (the edges of a partly redacted base64 text still carry the value's).
+	for _, line := range []string{"auth=Basic [REDACTED]\n", "q=Basic+[REDACTED]\n", "b64url=[REDACTED]\n", "rawb64=[REDACTED]\n", "password=[REDACTED]\n"} {
+		if !strings.Contains(string(r.body), line) {
+			t.Errorf("response lacks %q:\n%s", line, r.body)
+		}
+	}
+	if got := r.header.Get("X-Echo"); got != "Basic [REDACTED]" {
+		t.Errorf("X-Echo: %q", got)
+	}
+	all := string(r.body) + fmt.Sprint(r.header)
+	for _, enc := range []string{value, pair, token, url.QueryEscape(value), url.QueryEscape("Basic " + token),
+		base64.URLEncoding.EncodeToString([]byte(pair)), base64.RawStdEncoding.EncodeToString([]byte(pair))} {
+		if strings.Contains(all, enc) {
+			t.Errorf("response holds %q:\n%s", enc, all)
+		}
+	}
+}
+
+// TestBasicPlacementBadInputWritesNothing: username rules, each a 400
+// naming the field, with no row written.
+func TestBasicPlacementBadInputWritesNothing(t *testing.T) {
+	cl := newCluster(t, nil)
+	a := cl.start()
+	_, owner := cl.bootstrap(a, "acme")
+	count := func() (n int) {
+		_ = a.s.db.Get(&n, `SELECT count(*) FROM credentials`)
+		return n
+	}
+	base := func(extra map[string]any) map[string]any {
+		m := map[string]any{"name": "b", "value": "secret-value-123", "base_url": "https://api.twilio.com", "allowed_hosts": []string{"api.twilio.com"}}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	before := count()
+	for _, tc := range []struct {
+		body map[string]any
+		want string
+	}{
+		{base(map[string]any{"placement": "basic"}), `field "username" is required for placement basic`},
+		{base(map[string]any{"placement": "basic", "username": "a:b"}), `field "username" cannot contain ':'`},
+		{base(map[string]any{"placement": "basic", "username": "a\tb"}), `field "username": control characters`},
+		{base(map[string]any{"placement": "basic", "username": "u", "param_name": "X-Key"}), `field "param_name" must be empty for placement basic`},
+		{base(map[string]any{"placement": "basic", "username": "u", "value_prefix": "Basic "}), `field "value_prefix" must be empty for placement basic`},
+		{base(map[string]any{"placement": "bearer", "username": "u"}), `field "username" must be empty for placement bearer`},
+		{base(map[string]any{"placement": "basic", "username": strings.Repeat("u", 257)}), `field "username"`},
+	} {
+		r := cl.as(owner, "POST", a.url+"/v1/credentials", tc.body)
+		if r.status != 400 || !strings.Contains(r.errMessage(t), tc.want) {
+			t.Errorf("%v: %d %q, want 400 containing %q", tc.body, r.status, r.errMessage(t), tc.want)
+		}
+	}
+	if n := count(); n != before {
+		t.Fatalf("credentials %d -> %d after refused input", before, n)
+	}
+}
+
+// TestCredentialTestIsNotWorkflowUse: a credential only tested can be
+// deleted without 409 and shows no last_used_at; a proxied workflow call
+// sets last_used_at (written in a batch) and holds off the delete; a
+// caller cannot pass as the test.
+func TestCredentialTestIsNotWorkflowUse(t *testing.T) {
+	cl := newCluster(t, privateEgress())
+	a := cl.start()
+	_, owner := cl.bootstrap(a, "acme")
+	up := newUpstream(t, nil)
+	mk := func() string {
+		return cl.createCredential(a, owner, map[string]any{"name": "c", "placement": "bearer", "value": "good-key-123456",
+			"base_url": up.URL, "allowed_hosts": []string{up.HostP},
+			"test_request": map[string]any{"method": "GET", "path": "/me", "expect_status": 200}})["id"].(string)
+	}
+	tested, used := mk(), mk()
+	if r := cl.as(owner, "POST", a.url+"/v1/credentials/"+tested+"/test", nil); r.status != 200 || r.json(t)["ok"] != true {
+		t.Fatalf("test: %d %s", r.status, r.body)
+	}
+	cl.call("GET", a.url+"/v1/proxy/"+used+"/x", map[string]string{"X-API-Key": owner, "X-Credvault-Workflow-Id": "wf-1"}, nil)
+	waitFor(t, 5*time.Second, func() bool {
+		return cl.as(owner, "GET", a.url+"/v1/credentials/"+used, nil).json(t)["last_used_at"] != nil
+	})
+	// The test's use is recorded (usage lists it) but is not workflow use.
+	waitFor(t, 5*time.Second, func() bool {
+		return strings.Contains(string(cl.as(owner, "GET", a.url+"/v1/credentials/"+tested+"/usage", nil).body), "credvault:test")
+	})
+	if got := cl.as(owner, "GET", a.url+"/v1/credentials/"+tested, nil).json(t); got["last_used_at"] != nil {
+		t.Errorf("a test set last_used_at: %v", got["last_used_at"])
+	}
+	if r := cl.call("GET", a.url+"/v1/proxy/"+used+"/x", map[string]string{"X-API-Key": owner, "X-Credvault-Workflow-Id": "credvault:test"}, nil); r.status != 400 {
+		t.Errorf("a caller claiming to be the test: %d %s", r.status, r.body)
+	}
+	if r := cl.as(owner, "DELETE", a.url+"/v1/credentials/"+used, nil); r.status != 409 {
+		t.Errorf("delete after workflow use: %d, want 409", r.status)
+	}
+	if r := cl.as(owner, "DELETE", a.url+"/v1/credentials/"+tested, nil); r.status != 204 {
+		t.Errorf("delete after a test only: %d %s, want 204", r.status, r.body)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"credvault/internal/apikey"
@@ -18,6 +19,7 @@ import (
 	"credvault/internal/httpapi"
 	"credvault/internal/injector"
 	"credvault/internal/postgres"
+	"credvault/internal/telemetry"
 	"credvault/migrations"
 	"credvault/vault"
 )
@@ -37,6 +39,9 @@ type service struct {
 	http     *httpapi.Server
 	ln       net.Listener
 	log      *slog.Logger
+	registry *prometheus.Registry
+	metrics  *telemetry.Metrics
+	redis    *redis.Client // nil without REDIS_URL
 
 	stopLoops context.CancelFunc
 	loops     sync.WaitGroup
@@ -53,7 +58,8 @@ type startOptions struct {
 // Vault and checks the transit key, and opens the listener. Anything it
 // opened is closed again when it fails.
 func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startOptions) (_ *service, err error) {
-	s := &service{log: log}
+	s := &service{log: log, registry: prometheus.NewRegistry()}
+	s.metrics = telemetry.New(s.registry)
 	defer func() {
 		if err != nil {
 			s.close()
@@ -71,7 +77,9 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	if s.db, err = openDatabase(startCtx, cfg, log); err != nil {
 		return nil, err
 	}
-	if s.vault, err = vault.New(startCtx, cfg.vaultConfig(log)); err != nil {
+	vcfg := cfg.vaultConfig(log)
+	vcfg.Observe = s.metrics.VaultCall
+	if s.vault, err = vault.New(startCtx, vcfg); err != nil {
 		return nil, err
 	}
 	if opts.createTransitKey {
@@ -102,12 +110,18 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 
 	s.store = postgres.NewStore(s.db)
 	s.minter = apikey.Minter{Prefix: cfg.KeyPrefix}
-	limiter, err := newLimiter(startCtx, cfg, log)
+	limiter, rdb, err := newLimiter(startCtx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
+	s.redis = rdb
 	s.verifier = apikey.NewVerifier(s.store, limiter, apikey.VerifierOptions{Prefix: cfg.KeyPrefix, Logger: log, DisableCache: opts.disableKeyCache,
 		SigningKeys: s.signing, Issuer: issuer})
+	st := s.verifier.Stats()
+	s.metrics.WatchVerifier(telemetry.VerifierCounters{
+		CacheHits: st.CacheHits.Load, CacheMisses: st.DBLookups.Load, CacheNegative: st.UnknownFast.Load,
+		RateAllowed: st.RateAllowed.Load, RateLimited: st.RateLimited.Load,
+	})
 	s.values = credvault.NewValueCache(cfg.SecretCacheTTL)
 	s.usage = postgres.NewUsageWriter(s.store, log, time.Second)
 	s.store.OnInvalidate(s.invalidate)
@@ -126,24 +140,23 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	s.http = httpapi.NewServer(httpapi.Config{
 		Services: httpapi.Services{
 			Credentials: s.creds,
-			Proxy:       &credvault.ProxyService{Credentials: s.creds, Outbound: outbound{client}, Usage: s.usage, Audit: s.store},
-			Audit:       &credvault.AuditService{Store: s.store},
-			Rewrap:      &credvault.RewrapService{Store: s.store, Audit: s.store, Vault: s.vault, Log: log},
-			Users:       users,
-			Keys:        &credvault.APIKeyService{Store: s.store, Users: s.store, Minter: s.minter, JWT: &apikey.JWTIssuer{Keys: s.signing, Issuer: issuer}},
-			Endpoints:   &credvault.EndpointService{Store: s.store},
-			Verify:      &credvault.VerifyService{Verifier: s.verifier, Endpoints: s.store},
-			Verifier:    s.verifier,
-			JWKS:        s.signing,
+			Proxy: &credvault.ProxyService{Credentials: s.creds, Outbound: outbound{client}, Usage: s.usage, Audit: s.store,
+				Observe: s.metrics.ProxyCall},
+			Audit:     &credvault.AuditService{Store: s.store},
+			Rewrap:    &credvault.RewrapService{Store: s.store, Audit: s.store, Vault: s.vault, Log: log},
+			Users:     users,
+			Keys:      &credvault.APIKeyService{Store: s.store, Users: s.store, Minter: s.minter, JWT: &apikey.JWTIssuer{Keys: s.signing, Issuer: issuer}},
+			Endpoints: &credvault.EndpointService{Store: s.store},
+			Verify:    &credvault.VerifyService{Verifier: s.verifier, Endpoints: s.store},
+			Verifier:  s.verifier,
+			JWKS:      s.signing,
 		},
 		AuthHeaders: cfg.AuthHeaders,
 		KeyPrefix:   cfg.KeyPrefix,
 		Logger:      log,
-		Readiness: []httpapi.ReadinessCheck{
-			{Name: "postgres", Check: func(ctx context.Context) error { return postgres.Ping(ctx, s.db) }},
-			{Name: "vault", Check: s.vault.Health},
-			{Name: "api_keys", Check: s.verifier.Loaded},
-		},
+		Registry:    s.registry,
+		Telemetry:   s.metrics,
+		Readiness:   s.readiness(),
 	})
 	return s, nil
 }
@@ -208,7 +221,7 @@ func (s *service) startLoops(cfg Config) {
 			s.values.Reset()
 			s.verifier.RequestReset()
 		}
-		if err := postgres.Listen(ctx, cfg.DatabaseURL.Reveal(), s.log, s.invalidate, reset); err != nil {
+		if err := postgres.Listen(ctx, cfg.DatabaseURL.Reveal(), s.log, s.invalidate, reset, s.metrics.ListenReconnect); err != nil {
 			s.log.Error("invalidation listener stopped", "error", err.Error())
 		}
 	}()
@@ -256,8 +269,8 @@ func (s *service) close() {
 	if s.vault != nil {
 		s.vault.Close()
 	}
-	if s.ln != nil {
-		_ = s.ln.Close() // already closed after serving; this is for a failed start
+	if s.redis != nil {
+		s.redis.Close()
 	}
 	if s.db != nil {
 		s.db.Close()
@@ -314,21 +327,43 @@ func runMigrate(ctx context.Context, cfg Config, args []string, stdout io.Writer
 	return nil
 }
 
+// readiness lists what /readyz checks: PostgreSQL, Vault, and Redis when
+// REDIS_URL is set (rate limits fall back to per-instance while it is
+// down, which an operator must hear about).
+func (s *service) readiness() []httpapi.ReadinessCheck {
+	checks := []httpapi.ReadinessCheck{
+		{Name: "postgres", Check: func(ctx context.Context) error { return postgres.Ping(ctx, s.db) }},
+		{Name: "vault", Check: s.vault.Health},
+		{Name: "api_keys", Check: s.verifier.Loaded},
+	}
+	if s.redis != nil {
+		checks = append(checks, httpapi.ReadinessCheck{Name: "redis", Check: func(ctx context.Context) error {
+			if err := s.redis.Ping(ctx).Err(); err != nil {
+				return credvault.Errorf(credvault.EUNAVAILABLE, "redis does not answer; rate limits are per instance until it does")
+			}
+			return nil
+		}})
+	}
+	return checks
+}
+
 // newLimiter is the in-process token bucket, or with REDIS_URL the limiter
-// every instance shares (falling back to the local one while Redis is down).
-func newLimiter(ctx context.Context, cfg Config, log *slog.Logger) (apikey.Limiter, error) {
+// every instance shares (falling back to the local one while Redis is down)
+// and its Redis client.
+func newLimiter(ctx context.Context, cfg Config, log *slog.Logger) (apikey.Limiter, *redis.Client, error) {
 	local := apikey.NewLocalLimiter()
 	if cfg.RedisURL.IsZero() {
-		return local, nil
+		return local, nil, nil
 	}
 	opts, err := redis.ParseURL(cfg.RedisURL.Reveal())
 	if err != nil {
-		return nil, &configError{"REDIS_URL", "not a valid redis:// URL"}
+		return nil, nil, &configError{"REDIS_URL", "not a valid redis:// URL"}
 	}
 	opts.ContextTimeoutEnabled = true // abandoned calls end at the limiter's deadline
+	setRedisLogger(log)
 	rdb := redis.NewClient(opts)
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		log.Warn("redis does not answer; rate limits are per instance until it does", "error", err.Error())
 	}
-	return apikey.NewRedisLimiter(rdb, "credvault:ratelimit:", local, log), nil
+	return apikey.NewRedisLimiter(rdb, "credvault:ratelimit:", local, log), rdb, nil
 }

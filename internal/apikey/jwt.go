@@ -168,7 +168,7 @@ type Claims struct {
 	Org   string `json:"org"`
 	Agent string `json:"agent,omitempty"`
 	Scope string `json:"scope"`
-	Env   string `json:"env"`
+	Env   string `json:"env"` // the key's mode, "live" or "test"
 }
 
 // JWTIssuer mints JWT API keys; it implements credvault.JWTMinter.
@@ -203,7 +203,7 @@ func (j *JWTIssuer) MintJWT(ctx context.Context, k *credvault.APIKey) (credvault
 	issued := jwt.NewNumericDate(now().Truncate(time.Second))
 	c := Claims{
 		Claims: jwt.Claims{Issuer: j.Issuer, ID: k.ID, IssuedAt: issued, NotBefore: issued},
-		Org:    k.OrgID, Scope: strings.Join(k.Scopes, " "), Env: k.Environment,
+		Org:    k.OrgID, Scope: strings.Join(k.Scopes, " "), Env: k.Mode,
 	}
 	if k.UserID != nil {
 		c.Subject = *k.UserID
@@ -224,7 +224,7 @@ func (j *JWTIssuer) MintJWT(ctx context.Context, k *credvault.APIKey) (credvault
 		return credvault.MintedKey{}, credvault.Wrap(credvault.EINTERNAL, err, "cannot sign the JWT")
 	}
 	return credvault.MintedKey{
-		Key: credvault.NewSecret(token), Hash: Hash(token), Prefix: "jwt_" + k.Environment,
+		Key: credvault.NewSecret(token), Hash: Hash(token), Prefix: "jwt_" + k.Mode,
 		Last4: Last4(token), SigningVersion: s.latest,
 	}, nil
 }

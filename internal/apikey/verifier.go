@@ -101,6 +101,8 @@ type Stats struct {
 	// JWTSignatureChecks counts full JWT verifications (parse, signature,
 	// claims): the first use of a token on an instance, not the cached ones.
 	JWTSignatureChecks atomic.Int64
+	RateAllowed        atomic.Int64 // keys with a rate limit, let through
+	RateLimited        atomic.Int64 // keys with a rate limit, refused by it
 }
 
 // NewVerifier returns a verifier; call Run to keep its known-key set and
@@ -249,6 +251,9 @@ func (v *Verifier) admit(ctx context.Context, ak *credvault.AuthKey, hash [32]by
 		res.Rate = credvault.RateDecision{Limited: true, Allowed: d.Allowed, Limit: d.Limit, Remaining: d.Remaining, Reset: d.Reset, RetryAfter: d.RetryAfter}
 		if !d.Allowed {
 			res.Code = credvault.VerifyRateLimited
+			v.stats.RateLimited.Add(1)
+		} else {
+			v.stats.RateAllowed.Add(1)
 		}
 	}
 	return res, nil

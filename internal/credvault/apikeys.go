@@ -16,7 +16,9 @@ const (
 	maxRateWindow    = 86_400
 	maxGraceSeconds  = 30 * 86_400
 	maxKeyLifetime   = 10 * 365 * 24 * time.Hour
-	defaultKeyEnv    = "live"
+	defaultKeyMode   = "live"
+	maxEnvLabelLen   = 63
+	maxExpiresWithin = 3650
 	defaultKeyExpiry = "never"
 )
 
@@ -44,7 +46,8 @@ type CreateAPIKeyInput struct {
 	Scopes      []string
 	ExpiresIn   string
 	ExpiresAt   *time.Time
-	Environment string
+	Mode        string // "live" or "test"; see keyModeAndLabel
+	Environment string // free label
 	Tags        map[string]string
 	RateLimit   *RateLimit
 	Kind        string
@@ -72,15 +75,15 @@ func (s *APIKeyService) CreateAPIKey(ctx context.Context, in CreateAPIKeyInput) 
 	if err := requireScope(p, ScopeKeysWrite); err != nil {
 		return nil, Secret{}, err
 	}
-	k := &APIKey{OrgID: p.OrgID, Name: strings.TrimSpace(in.Name), Kind: in.Kind, Environment: in.Environment}
+	k := &APIKey{OrgID: p.OrgID, Name: strings.TrimSpace(in.Name), Kind: in.Kind}
 	if k.Format, k.Agent, err = checkFormat(in.Format, in.Agent); err != nil {
 		return nil, Secret{}, err
 	}
 	if k.Kind == "" {
 		k.Kind = KeyKindUser
 	}
-	if k.Environment == "" {
-		k.Environment = defaultKeyEnv
+	if k.Mode, k.Environment, err = keyModeAndLabel(in.Mode, in.Environment); err != nil {
+		return nil, Secret{}, err
 	}
 	if err := s.resolveOwner(ctx, p, k, in.UserID); err != nil {
 		return nil, Secret{}, err
@@ -123,7 +126,7 @@ func (s *APIKeyService) CreateAPIKey(ctx context.Context, in CreateAPIKeyInput) 
 		return nil, Secret{}, err
 	}
 	ev := newAuditEvent(ctx, p.OrgID, "api_key.create", "api_key", "", map[string]any{
-		"display": k.Display, "kind": k.Kind, "scopes": k.Scopes, "environment": k.Environment, "format": k.Format,
+		"display": k.Display, "kind": k.Kind, "scopes": k.Scopes, "mode": k.Mode, "environment": k.Environment, "format": k.Format,
 	})
 	if err := s.Store.CreateAPIKey(ctx, k, ev); err != nil {
 		return nil, Secret{}, err
@@ -168,11 +171,49 @@ func (s *APIKeyService) resolveOwner(ctx context.Context, p *Principal, k *APIKe
 	return nil
 }
 
-func (s *APIKeyService) mint(k *APIKey) (Secret, error) {
-	if k.Environment != "live" && k.Environment != "test" {
-		return Secret{}, Errorf(EINVALID, "field \"environment\" must be one of: live test")
+// keyModeAndLabel decides a new key's mode and environment label. The mode
+// is "live" or "test" (default live). Clients written before the two were
+// apart send the mode as "environment": "live"|"test" without "mode"; such
+// a request gets that mode and keeps "live"/"test" as its label, so that
+// it reads back exactly as before. Errors: EINVALID naming the field.
+func keyModeAndLabel(mode, env string) (string, string, error) {
+	switch mode {
+	case "live", "test":
+	case "":
+		mode = defaultKeyMode
+		if env == "live" || env == "test" {
+			mode = env
+		}
+	default:
+		return "", "", Errorf(EINVALID, "field \"mode\" must be one of: live test")
 	}
-	m, err := s.Minter.Mint(k.Environment)
+	if err := CheckEnvironmentLabel("environment", env); err != nil {
+		return "", "", err
+	}
+	return mode, env, nil
+}
+
+// CheckEnvironmentLabel accepts "" or 1-63 characters of lower-case
+// letters, digits, ".", "_" and "-", starting with a letter or digit
+// ("production", "staging", "eu-west.dev"). Errors: EINVALID naming field.
+func CheckEnvironmentLabel(field, env string) error {
+	if env == "" {
+		return nil
+	}
+	ok := len(env) <= maxEnvLabelLen
+	for i := 0; ok && i < len(env); i++ {
+		ch := env[i]
+		alnum := ('a' <= ch && ch <= 'z') || ('0' <= ch && ch <= '9')
+		ok = alnum || (i > 0 && (ch == '.' || ch == '_' || ch == '-'))
+	}
+	if !ok {
+		return Errorf(EINVALID, "field %q must be 1-%d lower-case letters, digits, '.', '_' or '-', starting with a letter or digit (e.g. production, staging)", field, maxEnvLabelLen)
+	}
+	return nil
+}
+
+func (s *APIKeyService) mint(k *APIKey) (Secret, error) {
+	m, err := s.Minter.Mint(k.Mode)
 	if err != nil {
 		return Secret{}, err
 	}
@@ -248,17 +289,63 @@ func (s *APIKeyService) FindAPIKey(ctx context.Context, id string) (*APIKey, err
 	return k, err
 }
 
-// FindAPIKeys lists keys: the caller's own, or for owners and admins every
-// key of the org (or one user's, with f.UserID). f.CreatedBy narrows to
-// the keys one user created, or with CreatedByLegacy to legacy keys whose
-// creator is unknown. Errors: EFORBIDDEN.
-func (s *APIKeyService) FindAPIKeys(ctx context.Context, f APIKeyFilter) ([]*APIKey, error) {
+// APIKeyQuery is what GET /v1/api-keys filters by; see APIKeyFilter.
+// ExpiresWithinDays, when set, keeps active keys that expire within that
+// many days (0 = already due, up to 3650).
+type APIKeyQuery struct {
+	UserID            string
+	Status            string
+	Environment       string
+	Tag               string // "key" or "key=value"
+	CreatedBy         string
+	Query             string
+	ExpiresWithinDays *int
+}
+
+// FindAPIKeys lists keys newest first: the caller's own, or for owners and
+// admins every key of the org (or one user's, with UserID). CreatedBy
+// narrows to the keys one user created, or with CreatedByLegacy to legacy
+// keys whose creator is unknown. Revoked and expired keys are hidden
+// unless Status asks for them. Errors: EFORBIDDEN;
+// EINVALID naming the query parameter.
+func (s *APIKeyService) FindAPIKeys(ctx context.Context, q APIKeyQuery, page Page) ([]*APIKey, error) {
 	p, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if err := requireScope(p, ScopeKeysRead); err != nil {
 		return nil, err
+	}
+	f := APIKeyFilter{UserID: q.UserID, Status: q.Status, Environment: q.Environment, CreatedBy: q.CreatedBy,
+		Query: strings.TrimSpace(q.Query), Now: s.now(), Page: page}
+	switch f.Status {
+	case "", KeyStatusActive, KeyStatusRevoked, KeyStatusExpired, KeyStatusAll:
+	default:
+		return nil, Errorf(EINVALID, "query parameter \"status\" must be one of: active revoked expired all")
+	}
+	if err := CheckEnvironmentLabel("environment", f.Environment); err != nil {
+		return nil, Errorf(EINVALID, "query parameter %s", strings.TrimPrefix(ErrorMessage(err), "field "))
+	}
+	if q.Tag != "" {
+		k, v, hasValue := strings.Cut(q.Tag, "=")
+		if k == "" || len(k) > maxTagKeyLen || len(v) > maxTagValueLen {
+			return nil, Errorf(EINVALID, "query parameter \"tag\" must be key or key=value (key 1-%d characters)", maxTagKeyLen)
+		}
+		f.TagKey = k
+		if hasValue {
+			f.TagValue = &v
+		}
+	}
+	if len(f.Query) > 200 {
+		return nil, Errorf(EINVALID, "query parameter \"q\" is longer than 200 characters")
+	}
+	if q.ExpiresWithinDays != nil {
+		d := *q.ExpiresWithinDays
+		if d < 0 || d > maxExpiresWithin {
+			return nil, Errorf(EINVALID, "query parameter \"expires_within\" must be a number of days from 0 to %d", maxExpiresWithin)
+		}
+		by := f.Now.Add(time.Duration(d) * 24 * time.Hour)
+		f.ExpiresBy = &by
 	}
 	if !p.Manager() {
 		if f.UserID != "" && f.UserID != p.UserID {
@@ -267,6 +354,123 @@ func (s *APIKeyService) FindAPIKeys(ctx context.Context, f APIKeyFilter) ([]*API
 		f.UserID = p.UserID
 	}
 	return s.Store.FindAPIKeys(ctx, p.OrgID, f)
+}
+
+// UpdateAPIKeyInput is PATCH /v1/api-keys/{id}: nil leaves a field as it
+// is. ClearRateLimit and ClearExpiry mark an explicit null, which would
+// widen the key and is refused.
+type UpdateAPIKeyInput struct {
+	Name           *string
+	Environment    *string
+	Tags           map[string]string
+	Scopes         []string
+	RateLimit      *RateLimit
+	ClearRateLimit bool
+	ExpiresAt      *time.Time
+	ExpiresIn      string
+	ClearExpiry    bool
+}
+
+// UpdateAPIKey edits a key's metadata and narrows what it may do: its name,
+// environment label and tags change freely; its scopes may only shrink, its
+// rate limit only fall (fewer requests and no higher rate), its expiry only
+// come earlier. The change reaches every instance's cache at once. The same
+// people may edit a key as may revoke it. Errors: EFORBIDDEN, ENOTFOUND,
+// EINVALID naming the field (a widening, or a bad value); ECONFLICT for a
+// revoked key's scopes, limit or expiry (it can never be used again).
+func (s *APIKeyService) UpdateAPIKey(ctx context.Context, id string, in UpdateAPIKeyInput) (*APIKey, error) {
+	p, k, err := s.load(ctx, id, ScopeKeysWrite, "edit other users' keys")
+	if err != nil {
+		return nil, err
+	}
+	upd, changed, err := s.narrow(k, in)
+	if err != nil {
+		return nil, err
+	}
+	if len(changed) == 0 {
+		return nil, Errorf(EINVALID, "nothing to change: send name, environment, tags, scopes, rate_limit, expires_at or expires_in")
+	}
+	ev := newAuditEvent(ctx, p.OrgID, "api_key.update", "api_key", id, map[string]any{"display": k.Display, "changed": changed})
+	return s.Store.UpdateAPIKey(ctx, p.OrgID, id, upd, ev)
+}
+
+// narrow checks in against the key k and returns the update and the names
+// of the fields it changes.
+func (s *APIKeyService) narrow(k *APIKey, in UpdateAPIKeyInput) (APIKeyUpdate, []string, error) {
+	var upd APIKeyUpdate
+	changed := []string{}
+	if in.Name != nil {
+		name := strings.TrimSpace(*in.Name)
+		if name == "" || len(name) > 200 {
+			return upd, nil, Errorf(EINVALID, "field \"name\" must be 1-200 characters")
+		}
+		upd.Name, changed = &name, append(changed, "name")
+	}
+	if in.Environment != nil {
+		if err := CheckEnvironmentLabel("environment", *in.Environment); err != nil {
+			return upd, nil, err
+		}
+		upd.Environment, changed = in.Environment, append(changed, "environment")
+	}
+	if in.Tags != nil {
+		tags, err := checkTags(in.Tags)
+		if err != nil {
+			return upd, nil, err
+		}
+		upd.Tags, changed = tags, append(changed, "tags")
+	}
+	usage := in.Scopes != nil || in.RateLimit != nil || in.ClearRateLimit || in.ExpiresAt != nil || in.ExpiresIn != "" || in.ClearExpiry
+	if usage && k.RevokedAt != nil {
+		return upd, nil, Errorf(ECONFLICT, "this key is revoked: its scopes, rate limit and expiry no longer matter")
+	}
+	if in.Scopes != nil {
+		scopes, err := NormalizeScopes("scopes", in.Scopes)
+		if err != nil {
+			return upd, nil, err
+		}
+		if len(scopes) == 0 {
+			return upd, nil, Errorf(EINVALID, "field \"scopes\" must list at least one scope; revoke the key instead")
+		}
+		if wider := MissingScopes(k.Scopes, scopes); len(wider) > 0 {
+			return upd, nil, Errorf(EINVALID, "field \"scopes\" may only narrow a key; it does not hold: %s (create a new key instead)", strings.Join(wider, ", "))
+		}
+		upd.Scopes, changed = scopes, append(changed, "scopes")
+	}
+	if in.ClearRateLimit {
+		return upd, nil, Errorf(EINVALID, "field \"rate_limit\" may only be lowered, not removed")
+	}
+	if in.RateLimit != nil {
+		if err := checkRateLimit(in.RateLimit); err != nil {
+			return upd, nil, err
+		}
+		if old := k.RateLimit; old != nil && !lowerRate(*in.RateLimit, *old) {
+			return upd, nil, Errorf(EINVALID, "field \"rate_limit\" may only be lowered: at most %d requests and no more than %d per %d seconds", old.Requests, old.Requests, old.WindowSeconds)
+		}
+		rl := *in.RateLimit
+		upd.RateLimit, changed = &rl, append(changed, "rate_limit")
+	}
+	if in.ClearExpiry || in.ExpiresIn == "never" {
+		return upd, nil, Errorf(EINVALID, "field \"expires_at\" may only be brought forward, not removed")
+	}
+	if in.ExpiresAt != nil || in.ExpiresIn != "" {
+		at, err := s.expiry(in.ExpiresIn, in.ExpiresAt)
+		if err != nil {
+			return upd, nil, err
+		}
+		if k.ExpiresAt != nil && at.After(*k.ExpiresAt) {
+			return upd, nil, Errorf(EINVALID, "field \"expires_at\" may only be brought forward: the key expires at %s", k.ExpiresAt.UTC().Format(time.RFC3339))
+		}
+		upd.ExpiresAt, changed = at, append(changed, "expires_at")
+	}
+	return upd, changed, nil
+}
+
+// lowerRate reports whether next allows no more than cur: no more
+// requests in one window (the burst) and no higher average rate
+// (requests/window compared by cross-multiplying, in integers).
+func lowerRate(next, cur RateLimit) bool {
+	return next.Requests <= cur.Requests &&
+		int64(next.Requests)*int64(cur.WindowSeconds) <= int64(cur.Requests)*int64(next.WindowSeconds)
 }
 
 // RollAPIKey issues a replacement with the same settings; the old key keeps
@@ -296,7 +500,7 @@ func (s *APIKeyService) RollAPIKey(ctx context.Context, id string, graceSeconds 
 		return nil, Secret{}, Errorf(ECONFLICT, "this key is %s and cannot be rolled; create a new key", old.Status(now))
 	}
 	next := &APIKey{
-		OrgID: old.OrgID, UserID: old.UserID, Kind: old.Kind, Name: old.Name, Environment: old.Environment,
+		OrgID: old.OrgID, UserID: old.UserID, Kind: old.Kind, Name: old.Name, Mode: old.Mode, Environment: old.Environment,
 		Scopes: old.Scopes, Tags: old.Tags, RateLimit: old.RateLimit, ExpiresAt: old.ExpiresAt,
 		// The replacement carries the same power, handed out by the same
 		// person: it is revoked with the old key's creator.
@@ -482,7 +686,7 @@ func looserRate(a, b *RateLimit) bool {
 // creator an owner.
 func ownersOnly(p *Principal, target Role) error {
 	if target == RoleOwner && p.Role != RoleOwner {
-		return &Error{Code: EFORBIDDEN, Reason: "forbidden_role", Message: "only owners may create, roll or revoke an owner's keys"}
+		return &Error{Code: EFORBIDDEN, Reason: "forbidden_role", Message: "only owners may create, roll, edit or revoke an owner's keys"}
 	}
 	return nil
 }

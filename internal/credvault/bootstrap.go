@@ -27,7 +27,7 @@ func Bootstrap(ctx context.Context, users UserStore, minter KeyMinter, orgName, 
 	}
 	org := &Org{Name: orgName}
 	owner := &User{Email: email, Role: RoleOwner}
-	key := &APIKey{Kind: KeyKindUser, Name: "bootstrap", Environment: defaultKeyEnv, Scopes: []string{ScopeAdmin}, Tags: map[string]string{}}
+	key := &APIKey{Kind: KeyKindUser, Name: "bootstrap", Mode: defaultKeyMode, Scopes: []string{ScopeAdmin}, Tags: map[string]string{}}
 	secret, err := (&APIKeyService{Minter: minter}).mint(key)
 	if err != nil {
 		return nil, err

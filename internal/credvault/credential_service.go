@@ -39,6 +39,7 @@ type CreateCredentialInput struct {
 	Placement    string
 	ParamName    string
 	ValuePrefix  string
+	Username     string
 	Value        Secret
 	BaseURL      string
 	AllowedHosts []string
@@ -53,6 +54,7 @@ type CredentialUpdate struct {
 	Placement    *string
 	ParamName    *string
 	ValuePrefix  *string
+	Username     *string
 	Value        *Secret
 	BaseURL      *string
 	AllowedHosts *[]string
@@ -82,7 +84,7 @@ func (s *CredentialService) CreateCredential(ctx context.Context, in CreateCrede
 	c := &Credential{
 		ID: uuid.NewString(), OrgID: p.OrgID, Name: strings.TrimSpace(in.Name),
 		Service: strings.ToLower(strings.TrimSpace(in.Service)), Placement: in.Placement, ParamName: in.ParamName,
-		ValuePrefix: in.ValuePrefix, BaseURL: in.BaseURL, AllowedHosts: in.AllowedHosts, TestRequest: in.TestRequest,
+		ValuePrefix: in.ValuePrefix, Username: in.Username, BaseURL: in.BaseURL, AllowedHosts: in.AllowedHosts, TestRequest: in.TestRequest,
 		Sharing: Sharing{Mode: SharingPersonal, Members: []Share{}},
 	}
 	if p.UserID != "" {
@@ -158,6 +160,9 @@ func (s *CredentialService) check(ctx context.Context, c *Credential) error {
 		return err
 	}
 	if err := CheckValuePrefix(c.Placement, c.ValuePrefix); err != nil {
+		return err
+	}
+	if err := CheckUsername(c.Placement, c.Username); err != nil {
 		return err
 	}
 	if c.AllowedHosts == nil {
@@ -299,6 +304,7 @@ func (s *CredentialService) UpdateCredential(ctx context.Context, id string, upd
 	set("placement", &c.Placement, upd.Placement)
 	set("param_name", &c.ParamName, upd.ParamName)
 	set("value_prefix", &c.ValuePrefix, upd.ValuePrefix)
+	set("username", &c.Username, upd.Username)
 	set("base_url", &c.BaseURL, upd.BaseURL)
 	if upd.AllowedHosts != nil {
 		c.AllowedHosts = *upd.AllowedHosts

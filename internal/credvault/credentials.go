@@ -9,6 +9,7 @@ const (
 	PlacementHeader = "header" // param_name: value_prefix + value
 	PlacementQuery  = "query"  // ?param_name=value
 	PlacementBearer = "bearer" // Authorization: Bearer value
+	PlacementBasic  = "basic"  // Authorization: Basic base64(username ":" value), RFC 7617
 )
 
 // Sharing modes and share permissions. "use" lets a user inject the
@@ -34,6 +35,7 @@ type Credential struct {
 	Placement    string
 	ParamName    string
 	ValuePrefix  string
+	Username     string // placement basic: the user-id half of the pair (not a secret)
 	BaseURL      string
 	AllowedHosts []string
 	Ciphertext   string
@@ -44,7 +46,13 @@ type Credential struct {
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 	RotatedAt    time.Time
+	LastUsedAt   *time.Time // last workflow use (proxy or inject); a test does not count
 }
+
+// TestWorkflowID labels the uses a credential test makes. They appear in
+// the usage list, but are not workflow use: they neither set last_used_at
+// nor hold off a delete.
+const TestWorkflowID = "credvault:test"
 
 // Sharing says who besides the owner and the org's admins may use or
 // manage a credential.

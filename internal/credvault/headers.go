@@ -45,10 +45,10 @@ const credvaultHeaderPrefix = "x-credvault-"
 // "bearer" (Authorization: Bearer value).
 func checkPlacement(placement string) error {
 	switch placement {
-	case "header", "query", "bearer":
+	case "header", "query", "bearer", "basic":
 		return nil
 	}
-	return Errorf(EINVALID, "field \"placement\" must be one of: header query bearer (got %s)", quoteEntry(placement))
+	return Errorf(EINVALID, "field \"placement\" must be one of: header query bearer basic (got %s)", quoteEntry(placement))
 }
 
 // CheckParamName validates param_name for a placement, because the name
@@ -67,9 +67,9 @@ func CheckParamName(placement, name string, reserved []string) error {
 	if err := checkPlacement(placement); err != nil {
 		return err
 	}
-	if placement == "bearer" {
+	if placement == "bearer" || placement == "basic" {
 		if name != "" {
-			return Errorf(EINVALID, "field \"param_name\" must be empty for placement bearer: the credential always goes in the Authorization header")
+			return Errorf(EINVALID, "field \"param_name\" must be empty for placement %s: the credential always goes in the Authorization header", placement)
 		}
 		return nil
 	}
@@ -109,6 +109,40 @@ func CheckParamName(placement, name string, reserved []string) error {
 		r = strings.TrimSpace(r)
 		if r != "" && asciiEqualFold(name, r) {
 			return Errorf(EINVALID, "field \"param_name\": reserved header %s carries credvault's own API keys and cannot carry a credential", r)
+		}
+	}
+	return nil
+}
+
+// maxUsernameLen bounds a basic credential's username.
+const maxUsernameLen = 256
+
+// CheckUsername validates the username of a credential: required for
+// placement basic and empty for every other. RFC 7617 §2: the user-id
+// cannot contain a colon (the first colon ends it) or control characters.
+// Errors: EINVALID naming "username".
+func CheckUsername(placement, username string) error {
+	if placement != PlacementBasic {
+		if username != "" {
+			return Errorf(EINVALID, "field \"username\" must be empty for placement %s; it is only used with placement basic", placement)
+		}
+		return nil
+	}
+	if username == "" {
+		return Errorf(EINVALID, "field \"username\" is required for placement basic")
+	}
+	if len(username) > maxUsernameLen {
+		return Errorf(EINVALID, "field \"username\" is %d bytes long; at most %d are allowed", len(username), maxUsernameLen)
+	}
+	if !utf8.ValidString(username) {
+		return Errorf(EINVALID, "field \"username\" must be valid UTF-8")
+	}
+	for _, r := range username {
+		if r == ':' {
+			return Errorf(EINVALID, "field \"username\" cannot contain ':' (RFC 7617: the first colon separates it from the password)")
+		}
+		if r < 0x20 || r == 0x7f {
+			return Errorf(EINVALID, "field \"username\": control characters are not allowed")
 		}
 	}
 	return nil

@@ -112,10 +112,10 @@ func TestCheckParamNameRefuses(t *testing.T) {
 }
 
 func TestCheckPlacement(t *testing.T) {
-	for _, p := range []string{"", "Header", "HEADER", "cookie", "basic", "body"} {
+	for _, p := range []string{"", "Header", "HEADER", "cookie", "Basic", "body"} {
 		t.Run(p, func(t *testing.T) {
-			checkInvalid(t, CheckParamName(p, "X-Key", nil), "placement", "header", "query", "bearer")
-			checkInvalid(t, CheckValuePrefix(p, ""), "placement", "header", "query", "bearer")
+			checkInvalid(t, CheckParamName(p, "X-Key", nil), "placement", "header", "query", "bearer", "basic")
+			checkInvalid(t, CheckValuePrefix(p, ""), "placement", "header", "query", "bearer", "basic")
 		})
 	}
 }

@@ -71,8 +71,8 @@ func (s *APIKeyService) mintFormat(ctx context.Context, k *APIKey) (Secret, erro
 	if s.JWT == nil {
 		return Secret{}, Errorf(EUNAVAILABLE, "JWT API keys are not configured on this server")
 	}
-	if k.Environment != "live" && k.Environment != "test" {
-		return Secret{}, Errorf(EINVALID, "field \"environment\" must be one of: live test")
+	if k.Mode != "live" && k.Mode != "test" {
+		return Secret{}, Errorf(EINVALID, "field \"mode\" must be one of: live test")
 	}
 	k.ID = uuid.NewString()
 	m, err := s.JWT.MintJWT(ctx, k)

@@ -38,6 +38,10 @@ type ProxyService struct {
 	Outbound    Outbound
 	Usage       UsageRecorder
 	Audit       AuditStore
+	// Observe, when set, is told of every call sent with a credential: the
+	// upstream's status (0 without a response), the error, and the time
+	// until the response headers. The metrics hook; it must not block.
+	Observe func(status int, err error, elapsed time.Duration)
 }
 
 // Forward sends req with the credential applied and returns the upstream's
@@ -45,8 +49,25 @@ type ProxyService struct {
 // relative to the credential's base_url; without a base_url, target is
 // the absolute URL to call. Errors: those of UseCredential; EINVALID (no
 // target); EFORBIDDEN egress_denied; EUNAVAILABLE upstream_unreachable or
-// upstream_timeout.
+// upstream_timeout. The workflow id TestWorkflowID is the credential
+// test's own and is refused (EINVALID) from callers.
 func (s *ProxyService) Forward(ctx context.Context, credentialID string, req *http.Request, target string, meta UseMeta) (*http.Response, error) {
+	if err := checkUseMeta(meta); err != nil {
+		return nil, err
+	}
+	return s.forward(ctx, credentialID, req, target, meta)
+}
+
+// checkUseMeta refuses a caller's claim to be the credential test, whose
+// uses do not count as workflow use.
+func checkUseMeta(meta UseMeta) error {
+	if meta.WorkflowID == TestWorkflowID {
+		return Errorf(EINVALID, "workflow id %q is reserved for credential tests", TestWorkflowID)
+	}
+	return nil
+}
+
+func (s *ProxyService) forward(ctx context.Context, credentialID string, req *http.Request, target string, meta UseMeta) (*http.Response, error) {
 	c, value, err := s.Credentials.UseCredential(ctx, credentialID)
 	if err != nil {
 		return nil, err
@@ -62,7 +83,11 @@ func (s *ProxyService) Forward(ctx context.Context, credentialID string, req *ht
 	if resp != nil {
 		status = resp.StatusCode
 	}
-	s.record(ctx, c, u.Host, status, time.Since(start), meta)
+	elapsed := time.Since(start)
+	if s.Observe != nil {
+		s.Observe(status, err, elapsed)
+	}
+	s.record(ctx, c, u.Host, status, elapsed, meta)
 	return resp, err
 }
 
@@ -188,6 +213,9 @@ func (s *ProxyService) resolve(ctx context.Context, p *Principal, in ResolveInpu
 		return nil, &Error{Code: EINVALID, Reason: "acting_user_required",
 			Message: "name the user the workflow runs for in the X-Credvault-Acting-User header (or the field \"acting_user\"): a resolve needs their use permission"}
 	}
+	if err := checkUseMeta(in.Meta); err != nil {
+		return nil, err
+	}
 	c, err := actAs(ctx, s.Credentials.Users, in.ActingUser)
 	if err != nil {
 		return nil, err
@@ -287,7 +315,7 @@ func (s *ProxyService) Test(ctx context.Context, credentialID string) (*TestResu
 		req.Header.Set(k, v)
 	}
 	start := time.Now()
-	resp, err := s.Forward(ctx, c.ID, req, "", UseMeta{WorkflowID: "credvault:test"})
+	resp, err := s.forward(ctx, c.ID, req, "", UseMeta{WorkflowID: TestWorkflowID})
 	res := &TestResult{ExpectStatus: c.TestRequest.ExpectStatus, LatencyMS: time.Since(start).Milliseconds()}
 	if res.ExpectStatus == 0 {
 		res.ExpectStatus = http.StatusOK

@@ -2,13 +2,68 @@ package credvault
 
 import (
 	"context"
+	"encoding/base64"
+	"strconv"
+	"strings"
 	"time"
 )
 
-// Page is keyset pagination: items after Cursor (an id), at most Limit.
+// Page is keyset pagination: items after Cursor, at most Limit. Cursor is
+// the encoded KeysetCursor of the last item of the previous page ("" for
+// the first page).
 type Page struct {
 	Cursor string
 	Limit  int
+}
+
+// KeysetCursor is a position in a newest-first listing (created_at DESC,
+// id DESC): the created_at and id of the last item shown. Its encoded form
+// is opaque to clients.
+type KeysetCursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// Encode returns the cursor as an opaque URL-safe token: base64url of
+// "<unix microseconds>:<id>" (PostgreSQL keeps microseconds).
+func (c KeysetCursor) Encode() string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.CreatedAt.UnixMicro(), 10) + ":" + c.ID))
+}
+
+// ParseKeysetCursor decodes a token made by Encode; ok is false for
+// anything else. An id that is not a UUID is refused too, so that what
+// reaches SQL is always well formed.
+func ParseKeysetCursor(s string) (c KeysetCursor, ok bool) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return c, false
+	}
+	ts, id, found := strings.Cut(string(b), ":")
+	micros, err := strconv.ParseInt(ts, 10, 64)
+	if !found || err != nil || !IsUUID(id) {
+		return c, false
+	}
+	return KeysetCursor{CreatedAt: time.UnixMicro(micros).UTC(), ID: id}, true
+}
+
+// IsUUID reports whether s is a UUID in its 36-character text form.
+func IsUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if ch != '-' {
+				return false
+			}
+		case '0' <= ch && ch <= '9', 'a' <= ch && ch <= 'f', 'A' <= ch && ch <= 'F':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // UserStore persists orgs and users. Every method that changes something
@@ -59,6 +114,9 @@ type APIKeyStore interface {
 	RollAPIKey(ctx context.Context, orgID, oldID string, next *APIKey, oldExpiresAt time.Time, ev *AuditEvent) error
 	// RevokeAPIKey marks the key revoked (idempotent) and returns it.
 	RevokeAPIKey(ctx context.Context, orgID, id string, ev *AuditEvent) (*APIKey, error)
+	// UpdateAPIKey applies upd and tells every instance to reload the key;
+	// ENOTFOUND for an id outside orgID.
+	UpdateAPIKey(ctx context.Context, orgID, id string, upd APIKeyUpdate, ev *AuditEvent) (*APIKey, error)
 	// FindAuthKeyByHash is the verification lookup; ENOTFOUND when no key
 	// has that hash.
 	FindAuthKeyByHash(ctx context.Context, hash [32]byte) (*AuthKey, error)
@@ -68,12 +126,38 @@ type APIKeyStore interface {
 	FindRevocations(ctx context.Context, orgID string, since int64, limit int) ([]*Revocation, error)
 }
 
-// APIKeyFilter narrows a key listing.
+// APIKeyFilter narrows a key listing, newest first. Zero fields do not
+// filter, except Status: "" hides revoked and expired keys.
 type APIKeyFilter struct {
-	UserID string // "" = every user's (managers only)
-	// CreatedBy is a user id, CreatedByLegacy, or "" for any creator.
-	CreatedBy string
+	UserID      string // "" = every user's (managers only)
+	Status      string // "" or "active", "revoked", "expired", "all"
+	Environment string // exact label
+	TagKey      string // keys whose tags hold this key…
+	TagValue    *string
+	CreatedBy   string     // a user id, CreatedByLegacy, or "" for any creator
+	Query       string     // case-insensitive substring of the name
+	ExpiresBy   *time.Time // active keys expiring before this time
+	Now         time.Time  // what "expired" is measured against
 	Page
+}
+
+// Key statuses, as listings filter them.
+const (
+	KeyStatusActive  = "active"
+	KeyStatusRevoked = "revoked"
+	KeyStatusExpired = "expired"
+	KeyStatusAll     = "all"
+)
+
+// APIKeyUpdate holds what PATCH /v1/api-keys/{id} may change; nil leaves a
+// field as it is. The service only lets a change narrow what a key may do.
+type APIKeyUpdate struct {
+	Name        *string
+	Environment *string
+	Tags        map[string]string // nil: unchanged
+	Scopes      []string          // nil: unchanged
+	RateLimit   *RateLimit
+	ExpiresAt   *time.Time
 }
 
 // CreatedByLegacy as APIKeyFilter.CreatedBy lists the legacy keys: those

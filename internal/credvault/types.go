@@ -62,7 +62,8 @@ type APIKey struct {
 	UserID      *string `json:"user_id"`
 	Kind        string  `json:"kind"`
 	Name        string  `json:"name"`
-	Environment string  `json:"environment"`
+	Mode        string  `json:"mode"`        // "live" or "test": the key's prefix, fixed at creation
+	Environment string  `json:"environment"` // a free label: "production", "staging", …
 	// Format is "opaque" (a random key) or "jwt" (a signed key, see
 	// jwtkeys.go); Agent is the optional agent or integration label a JWT
 	// carries as its "agent" claim.

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,13 +15,26 @@ type createAPIKeyRequest struct {
 	Scopes      []string             `json:"scopes" validate:"required"`
 	ExpiresIn   string               `json:"expires_in" validate:"omitempty,oneof=7d 30d 90d never"`
 	ExpiresAt   *time.Time           `json:"expires_at"`
-	Environment string               `json:"environment" validate:"omitempty,oneof=live test"`
+	Mode        string               `json:"mode" validate:"omitempty,oneof=live test"`
+	Environment string               `json:"environment"`
 	Tags        map[string]string    `json:"tags"`
 	RateLimit   *credvault.RateLimit `json:"rate_limit"`
 	Kind        string               `json:"kind" validate:"omitempty,oneof=user service"`
 	UserID      string               `json:"user_id" validate:"omitempty,uuid"`
 	Format      string               `json:"format" validate:"omitempty,oneof=opaque jwt"`
 	Agent       *string              `json:"agent" validate:"omitempty,max=200"`
+}
+
+// updateAPIKeyRequest is PATCH /v1/api-keys/{id}; an absent field is
+// left as it is.
+type updateAPIKeyRequest struct {
+	Name        *string                        `json:"name"`
+	Environment *string                        `json:"environment"`
+	Tags        optional[map[string]string]    `json:"tags"`
+	Scopes      optional[[]string]             `json:"scopes"`
+	RateLimit   optional[*credvault.RateLimit] `json:"rate_limit"`
+	ExpiresAt   optional[*time.Time]           `json:"expires_at"`
+	ExpiresIn   string                         `json:"expires_in" validate:"omitempty,oneof=7d 30d 90d never"`
 }
 
 type rollAPIKeyRequest struct {
@@ -52,7 +66,7 @@ func (s *Server) handleAPIKeyCreate(c *fiber.Ctx) error {
 	}
 	k, secret, err := s.cfg.Services.Keys.CreateAPIKey(c.UserContext(), credvault.CreateAPIKeyInput{
 		Name: in.Name, Scopes: in.Scopes, ExpiresIn: in.ExpiresIn, ExpiresAt: in.ExpiresAt,
-		Environment: in.Environment, Tags: in.Tags, RateLimit: in.RateLimit, Kind: in.Kind, UserID: in.UserID,
+		Mode: in.Mode, Environment: in.Environment, Tags: in.Tags, RateLimit: in.RateLimit, Kind: in.Kind, UserID: in.UserID,
 		Format: in.Format, Agent: in.Agent,
 	})
 	if err != nil {
@@ -62,20 +76,32 @@ func (s *Server) handleAPIKeyCreate(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(keyResponse(k, secret))
 }
 
+// handleAPIKeyList is GET /v1/api-keys: newest first, filtered by
+// user_id, status, environment, tag, created_by, q and expires_within.
 func (s *Server) handleAPIKeyList(c *fiber.Ctx) error {
-	p, err := pageParams(c)
+	p, err := pageParams(c, "user_id", "status", "environment", "tag", "created_by", "q", "expires_within")
 	if err != nil {
 		return err
 	}
-	userID := strings.Clone(c.Query("user_id"))
-	if userID != "" && !looksLikeUUID(userID) {
+	q := credvault.APIKeyQuery{
+		UserID: strings.Clone(c.Query("user_id")), Status: strings.Clone(c.Query("status")),
+		Environment: strings.Clone(c.Query("environment")), Tag: strings.Clone(c.Query("tag")),
+		CreatedBy: strings.Clone(c.Query("created_by")), Query: strings.Clone(c.Query("q")),
+	}
+	if q.UserID != "" && !looksLikeUUID(q.UserID) {
 		return credvault.Errorf(credvault.EINVALID, "query parameter \"user_id\" must be a user id")
 	}
-	createdBy := strings.Clone(c.Query("created_by"))
-	if createdBy != "" && createdBy != credvault.CreatedByLegacy && !looksLikeUUID(createdBy) {
+	if q.CreatedBy != "" && q.CreatedBy != credvault.CreatedByLegacy && !looksLikeUUID(q.CreatedBy) {
 		return credvault.Errorf(credvault.EINVALID, "query parameter \"created_by\" must be a user id or \"legacy\"")
 	}
-	keys, err := s.cfg.Services.Keys.FindAPIKeys(c.UserContext(), credvault.APIKeyFilter{UserID: userID, CreatedBy: createdBy, Page: p})
+	if v := c.Query("expires_within"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return credvault.Errorf(credvault.EINVALID, "query parameter \"expires_within\" must be a number of days")
+		}
+		q.ExpiresWithinDays = &n
+	}
+	keys, err := s.cfg.Services.Keys.FindAPIKeys(c.UserContext(), q, p)
 	if err != nil {
 		return err
 	}
@@ -83,7 +109,32 @@ func (s *Server) handleAPIKeyList(c *fiber.Ctx) error {
 	for i, k := range keys {
 		out[i] = keyResponse(k, credvault.Secret{})
 	}
-	return c.JSON(page(out, p.Limit, func(r apiKeyResponse) string { return r.ID }))
+	return c.JSON(page(out, p.Limit, func(r apiKeyResponse) string { return keysetOf(r.CreatedAt, r.ID) }))
+}
+
+// handleAPIKeyUpdate is PATCH /v1/api-keys/{id}: rename, relabel, retag,
+// and narrow (scopes, rate limit, expiry).
+func (s *Server) handleAPIKeyUpdate(c *fiber.Ctx) error {
+	var in updateAPIKeyRequest
+	if err := decodeBody(c, &in); err != nil {
+		return err
+	}
+	upd := credvault.UpdateAPIKeyInput{
+		Name: in.Name, Environment: in.Environment, Tags: in.Tags.V, Scopes: in.Scopes.V,
+		RateLimit: in.RateLimit.V, ClearRateLimit: in.RateLimit.Null,
+		ExpiresAt: in.ExpiresAt.V, ExpiresIn: in.ExpiresIn, ClearExpiry: in.ExpiresAt.Null,
+	}
+	if in.Tags.Set && upd.Tags == nil {
+		upd.Tags = map[string]string{} // "tags": null or {} clears them
+	}
+	if in.Scopes.Set && upd.Scopes == nil {
+		upd.Scopes = []string{} // refused: a key needs a scope
+	}
+	k, err := s.cfg.Services.Keys.UpdateAPIKey(c.UserContext(), pathID(c), upd)
+	if err != nil {
+		return err
+	}
+	return c.JSON(keyResponse(k, credvault.Secret{}))
 }
 
 func (s *Server) handleAPIKeyGet(c *fiber.Ctx) error {
@@ -153,6 +204,7 @@ func (s *Server) handleAPIKeyVerify(c *fiber.Ctx) error {
 		res, err = s.cfg.Services.Verify.Check(c.UserContext(), credvault.VerifyInput{Endpoint: in.Endpoint})
 		if err == nil && res.Code != credvault.VerifyPublicEndpoint {
 			// Not public: the caller must authenticate after all.
+			s.cfg.Telemetry.Verification(credvault.VerifyMissing)
 			return s.refusal(credvault.Verification{Code: credvault.VerifyMissing})
 		}
 	} else {
@@ -160,7 +212,9 @@ func (s *Server) handleAPIKeyVerify(c *fiber.Ctx) error {
 		if verr != nil {
 			return verr
 		}
+		s.cfg.Telemetry.Verification(v.Code)
 		if err := s.refusal(v); err != nil {
+			s.noteRefusedKey(c, v, key)
 			return err
 		}
 		s.setPrincipal(c, v.Key)
@@ -174,6 +228,7 @@ func (s *Server) handleAPIKeyVerify(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	s.cfg.Telemetry.Verification(res.Code)
 	out := verifyResponse{Valid: res.Valid, Code: res.Code, Scopes: res.Scopes, ExpiresAt: res.ExpiresAt,
 		KeyID: nullable(res.KeyID), OrgID: nullable(res.OrgID), UserID: nullable(res.UserID)}
 	if out.Scopes == nil {
@@ -204,14 +259,21 @@ func (s *Server) handleAuthCheck(c *fiber.Ctx) error {
 	key, malformed := s.presentedKey(c)
 	in := credvault.VerifyInput{Key: credvault.NewSecret(key), RequiredScopes: scopes, Endpoint: endpoint}
 	if malformed {
+		s.cfg.Telemetry.Verification(credvault.VerifyMalformed)
 		return s.refusal(credvault.Verification{Code: credvault.VerifyMalformed})
 	}
 	res, err := s.cfg.Services.Verify.Check(c.UserContext(), in)
 	if err != nil {
 		return err
 	}
+	s.cfg.Telemetry.Verification(res.Code)
 	setRateHeaders(c, res.Rate)
 	if err := s.refusal(credvault.Verification{Code: res.Code, Rate: res.Rate}); err != nil {
+		rk := &refusedKey{id: res.KeyID, orgID: res.OrgID}
+		if res.KeyID == "" && res.Code == credvault.VerifyNotFound {
+			rk.display = displayOf(key)
+		}
+		c.Locals(refusedKeyLocal, rk)
 		return err
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)

@@ -147,7 +147,10 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	s.cfg.Telemetry.Verification(v.Code)
 	if err := s.refusal(v); err != nil {
+		key, _ := s.presentedKey(c)
+		s.noteRefusedKey(c, v, key)
 		return err
 	}
 	s.setPrincipal(c, v.Key)

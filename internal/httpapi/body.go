@@ -54,6 +54,23 @@ func decodeBody(c *fiber.Ctx, dst any) error {
 	return validateStruct(dst)
 }
 
+// optional is a body field whose absence, null and value differ: Set
+// when the field was present, Null when it was null.
+type optional[T any] struct {
+	Set, Null bool
+	V         T
+}
+
+// UnmarshalJSON records that the field was present.
+func (o *optional[T]) UnmarshalJSON(b []byte) error {
+	o.Set = true
+	if string(b) == "null" {
+		o.Null = true
+		return nil
+	}
+	return json.Unmarshal(b, &o.V)
+}
+
 func jsonMessage(err error, body []byte, dst any) string {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError

@@ -18,9 +18,10 @@ type sharingRequest struct {
 type createCredentialRequest struct {
 	Name         string                 `json:"name" validate:"required,max=200"`
 	Service      string                 `json:"service" validate:"max=64"`
-	Placement    string                 `json:"placement" validate:"omitempty,oneof=header query bearer"`
+	Placement    string                 `json:"placement" validate:"omitempty,oneof=header query bearer basic"`
 	ParamName    string                 `json:"param_name" validate:"max=64"`
 	ValuePrefix  string                 `json:"value_prefix" validate:"max=64"`
+	Username     string                 `json:"username" validate:"max=256"`
 	Value        string                 `json:"value" validate:"required"`
 	BaseURL      string                 `json:"base_url" validate:"max=2048"`
 	AllowedHosts []string               `json:"allowed_hosts"`
@@ -30,9 +31,10 @@ type createCredentialRequest struct {
 
 type updateCredentialRequest struct {
 	Name         *string                `json:"name" validate:"omitempty,max=200"`
-	Placement    *string                `json:"placement" validate:"omitempty,oneof=header query bearer"`
+	Placement    *string                `json:"placement" validate:"omitempty,oneof=header query bearer basic"`
 	ParamName    *string                `json:"param_name" validate:"omitempty,max=64"`
 	ValuePrefix  *string                `json:"value_prefix" validate:"omitempty,max=64"`
+	Username     *string                `json:"username" validate:"omitempty,max=256"`
 	Value        *string                `json:"value"`
 	BaseURL      *string                `json:"base_url" validate:"omitempty,max=2048"`
 	AllowedHosts *[]string              `json:"allowed_hosts"`
@@ -50,6 +52,7 @@ type credentialResponse struct {
 	Placement    string                 `json:"placement"`
 	ParamName    string                 `json:"param_name"`
 	ValuePrefix  string                 `json:"value_prefix"`
+	Username     string                 `json:"username"` // placement basic; not a secret
 	BaseURL      string                 `json:"base_url"`
 	AllowedHosts []string               `json:"allowed_hosts"`
 	Hint         string                 `json:"hint"`
@@ -60,6 +63,7 @@ type credentialResponse struct {
 	CreatedAt    time.Time              `json:"created_at"`
 	UpdatedAt    time.Time              `json:"updated_at"`
 	RotatedAt    time.Time              `json:"rotated_at"`
+	LastUsedAt   *time.Time             `json:"last_used_at"` // last workflow use; tests do not count
 }
 
 func credentialJSON(c *fiber.Ctx, cr *credvault.Credential) credentialResponse {
@@ -69,6 +73,7 @@ func credentialJSON(c *fiber.Ctx, cr *credvault.Credential) credentialResponse {
 		Hint: cr.Hint, KeyVersion: cr.KeyVersion, Sharing: cr.Sharing, TestRequest: cr.TestRequest,
 		Permission: cr.PermissionOf(credvault.PrincipalFrom(c.UserContext())),
 		CreatedAt:  cr.CreatedAt, UpdatedAt: cr.UpdatedAt, RotatedAt: cr.RotatedAt,
+		Username: cr.Username, LastUsedAt: cr.LastUsedAt,
 	}
 }
 
@@ -83,7 +88,7 @@ func (s *Server) handleCredentialCreate(c *fiber.Ctx) error {
 	}
 	input := credvault.CreateCredentialInput{
 		Name: in.Name, Service: in.Service, Placement: in.Placement, ParamName: in.ParamName,
-		ValuePrefix: in.ValuePrefix, Value: credvault.NewSecret(in.Value), BaseURL: in.BaseURL,
+		ValuePrefix: in.ValuePrefix, Username: in.Username, Value: credvault.NewSecret(in.Value), BaseURL: in.BaseURL,
 		AllowedHosts: in.AllowedHosts, TestRequest: in.TestRequest,
 	}
 	if in.Sharing != nil {
@@ -97,7 +102,7 @@ func (s *Server) handleCredentialCreate(c *fiber.Ctx) error {
 }
 
 func (s *Server) handleCredentialList(c *fiber.Ctx) error {
-	p, err := pageParams(c)
+	p, err := pageParams(c, "service", "scope")
 	if err != nil {
 		return err
 	}
@@ -109,7 +114,7 @@ func (s *Server) handleCredentialList(c *fiber.Ctx) error {
 	for i, cr := range list {
 		out[i] = credentialJSON(c, cr)
 	}
-	return c.JSON(page(out, p.Limit, func(r credentialResponse) string { return r.ID }))
+	return c.JSON(page(out, p.Limit, func(r credentialResponse) string { return keysetOf(r.CreatedAt, r.ID) }))
 }
 
 func (s *Server) handleCredentialGet(c *fiber.Ctx) error {
@@ -126,7 +131,7 @@ func (s *Server) handleCredentialUpdate(c *fiber.Ctx) error {
 		return err
 	}
 	upd := credvault.CredentialUpdate{
-		Name: in.Name, Placement: in.Placement, ParamName: in.ParamName, ValuePrefix: in.ValuePrefix,
+		Name: in.Name, Placement: in.Placement, ParamName: in.ParamName, ValuePrefix: in.ValuePrefix, Username: in.Username,
 		BaseURL: in.BaseURL, AllowedHosts: in.AllowedHosts, TestRequest: in.TestRequest,
 	}
 	if in.Value != nil {
@@ -179,7 +184,7 @@ func (s *Server) handleCredentialUsage(c *fiber.Ctx) error {
 }
 
 func (s *Server) handleAuditList(c *fiber.Ctx) error {
-	f, err := int64Page(c)
+	f, err := int64Page(c, "resource_type", "resource_id", "actor_id", "action")
 	if err != nil {
 		return err
 	}
@@ -212,8 +217,11 @@ type int64Cursor struct {
 
 // int64Page reads ?cursor=&limit= where the cursor is a numeric id (audit
 // events, usage records: newest first).
-func int64Page(c *fiber.Ctx) (int64Cursor, error) {
+func int64Page(c *fiber.Ctx, extra ...string) (int64Cursor, error) {
 	out := int64Cursor{limit: 100}
+	if err := knownParams(c, extra...); err != nil {
+		return out, err
+	}
 	if v := c.Query("cursor"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 {
@@ -221,12 +229,7 @@ func int64Page(c *fiber.Ctx) (int64Cursor, error) {
 		}
 		out.cursor = n
 	}
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 500 {
-			return out, credvault.Errorf(credvault.EINVALID, "query parameter \"limit\" must be a number from 1 to 500")
-		}
-		out.limit = n
-	}
-	return out, nil
+	n, err := limitParam(c)
+	out.limit = n
+	return out, err
 }

@@ -41,7 +41,7 @@ func (s *Server) handleEndpointList(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(page(eps, p.Limit, func(e *credvault.Endpoint) string { return e.ID }))
+	return c.JSON(page(eps, p.Limit, func(e *credvault.Endpoint) string { return keysetOf(e.CreatedAt, e.ID) }))
 }
 
 func (s *Server) handleEndpointUpdate(c *fiber.Ctx) error {

@@ -72,7 +72,7 @@ func apiCode(err error) string {
 // errorHandler is Fiber's one error handler: handlers just return errors.
 // Internal errors are logged with their cause; the client sees only the
 // caller-safe message, never err.Error().
-func errorHandler(log *slog.Logger) fiber.ErrorHandler {
+func errorHandler(log *slog.Logger, refusals *refusalLog) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		var (
 			status int
@@ -103,6 +103,8 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 		switch {
 		case status >= 500:
 			log.Error("request failed", "request_id", body.RequestID, "route", routeOf(c), "status", status, "error", err.Error())
+		case isRefusal(status, body.Error.Code):
+			refusals.record(c, status, body.Error.Code)
 		default:
 			log.Debug("request refused", "request_id", body.RequestID, "route", routeOf(c), "status", status, "code", body.Error.Code)
 		}

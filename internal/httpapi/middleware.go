@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"credvault/internal/credvault"
 )
 
 const (
@@ -120,8 +122,12 @@ func (s *Server) observeMiddleware(c *fiber.Ctx) error {
 	method := methodLabel(c.Method())
 	s.metrics.observe(method, route, status, elapsed)
 	if s.log.Enabled(c.UserContext(), slog.LevelDebug) { // spare the hot path the attribute boxing
-		s.log.Debug("http request", "request_id", requestID(c), "method", method, "route", route,
-			"status", status, "duration_ms", float64(elapsed.Microseconds())/1000)
+		attrs := []any{"request_id", requestID(c), "method", method, "route", route,
+			"status", status, "duration_ms", float64(elapsed.Microseconds()) / 1000, "client_ip", c.IP()}
+		if p := credvault.PrincipalFrom(c.UserContext()); p != nil {
+			attrs = append(attrs, "key_id", p.KeyID, "org_id", p.OrgID)
+		}
+		s.log.Debug("http request", attrs...)
 	}
 	return nil
 }

@@ -1,8 +1,11 @@
 package httpapi
 
 import (
+	"slices"
 	"strconv"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -16,53 +19,91 @@ type listResponse[T any] struct {
 	NextCursor *string `json:"next_cursor"`
 }
 
-// pageParams reads ?cursor=&limit= (limit 1..500, default 100). Errors:
-// EINVALID naming the parameter.
-func pageParams(c *fiber.Ctx) (credvault.Page, error) {
+// pageParams reads ?cursor=&limit= (limit 1..500, default 100) of a
+// newest-first listing, after checking that the query holds no parameter
+// but those and the listing's own (extra). Errors: EINVALID naming the
+// parameter.
+func pageParams(c *fiber.Ctx, extra ...string) (credvault.Page, error) {
+	if err := knownParams(c, extra...); err != nil {
+		return credvault.Page{}, err
+	}
 	p := credvault.Page{Cursor: c.Query("cursor"), Limit: 100}
-	if p.Cursor != "" && !looksLikeUUID(p.Cursor) {
+	if _, ok := credvault.ParseKeysetCursor(p.Cursor); p.Cursor != "" && !ok {
 		return p, credvault.Errorf(credvault.EINVALID, "query parameter \"cursor\" must be the next_cursor of a previous page")
 	}
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 500 {
-			return p, credvault.Errorf(credvault.EINVALID, "query parameter \"limit\" must be a number from 1 to 500")
-		}
-		p.Limit = n
-	}
+	n, err := limitParam(c)
+	p.Limit = n
 	p.Cursor = strings.Clone(p.Cursor)
-	return p, nil
+	return p, err
 }
 
-// page builds a listResponse; the next cursor is the last item's id when
-// the page is full.
-func page[T any](items []T, limit int, id func(T) string) listResponse[T] {
+// limitParam reads ?limit= (1..500, default 100).
+func limitParam(c *fiber.Ctx) (int, error) {
+	v := c.Query("limit")
+	if v == "" {
+		return 100, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 500 {
+		return 100, credvault.Errorf(credvault.EINVALID, "query parameter \"limit\" must be a number from 1 to 500")
+	}
+	return n, nil
+}
+
+// knownParams refuses a query parameter a listing does not know, so that
+// a mistyped filter is an error and not a silently unfiltered list.
+// cursor and limit are always known. Errors: EINVALID naming the first
+// unknown parameter and listing the accepted ones.
+func knownParams(c *fiber.Ctx, names ...string) error {
+	var unknown string
+	c.Context().QueryArgs().VisitAll(func(k, _ []byte) {
+		if unknown != "" {
+			return
+		}
+		name := string(k)
+		if name != "cursor" && name != "limit" && !slices.Contains(names, name) {
+			unknown = name
+		}
+	})
+	if unknown == "" {
+		return nil
+	}
+	accepted := append(slices.Clone(names), "cursor", "limit")
+	return credvault.Errorf(credvault.EINVALID, "unknown query parameter %q (accepted: %s)", truncate(unknown, 64), strings.Join(accepted, ", "))
+}
+
+// truncate cuts s to at most n bytes (on a rune boundary), for echoing
+// caller input in a message.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// page builds a listResponse; the next cursor is made from the last item
+// when the page is full.
+func page[T any](items []T, limit int, cursor func(T) string) listResponse[T] {
 	r := listResponse[T]{Data: items}
 	if r.Data == nil {
 		r.Data = []T{}
 	}
 	if len(items) == limit && limit > 0 {
-		next := id(items[len(items)-1])
+		next := cursor(items[len(items)-1])
 		r.NextCursor = &next
 	}
 	return r
 }
 
+// keysetOf is the cursor after an item of a newest-first listing.
+func keysetOf(createdAt time.Time, id string) string {
+	return credvault.KeysetCursor{CreatedAt: createdAt, ID: id}.Encode()
+}
+
 // pathID returns the :id path parameter, copied (Fiber reuses its buffers).
 func pathID(c *fiber.Ctx) string { return strings.Clone(c.Params("id")) }
 
-func looksLikeUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, r := range s {
-		if i == 8 || i == 13 || i == 18 || i == 23 {
-			if r != '-' {
-				return false
-			}
-		} else if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
-			return false
-		}
-	}
-	return true
-}
+func looksLikeUUID(s string) bool { return credvault.IsUUID(s) }

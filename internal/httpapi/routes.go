@@ -37,6 +37,7 @@ func (s *Server) routes() {
 		v1.Get("/api-keys", s.handleAPIKeyList)
 		v1.Get("/api-keys/revocations", s.handleRevocations)
 		v1.Get("/api-keys/:id", s.handleAPIKeyGet)
+		v1.Patch("/api-keys/:id", s.handleAPIKeyUpdate)
 		v1.Post("/api-keys/:id/roll", s.handleAPIKeyRoll)
 		v1.Post("/api-keys/:id/revoke", s.handleAPIKeyRevoke)
 

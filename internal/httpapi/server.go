@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"credvault/internal/credvault"
+	"credvault/internal/telemetry"
 )
 
 // DefaultBodyLimit caps request bodies. Credentials and key requests are
@@ -61,6 +62,7 @@ type Config struct {
 
 	Logger          *slog.Logger
 	Registry        *prometheus.Registry // metrics are registered here; nil = a fresh one
+	Telemetry       *telemetry.Metrics   // verification outcomes and the rest; nil = not counted
 	Readiness       []ReadinessCheck
 	BodyLimit       int           // bytes; 0 = DefaultBodyLimit
 	ShutdownTimeout time.Duration // how long in-flight requests may take to drain; 0 = 30s
@@ -78,6 +80,7 @@ type Server struct {
 	metrics  *metrics
 	known    *routeTable // the routes above, for 404 and 405 before authentication
 	authErrs authErrors
+	refusals *refusalLog
 }
 
 // NewServer builds the Fiber app with every route of the API.
@@ -101,13 +104,14 @@ func NewServer(cfg Config) *Server {
 		cfg.ShutdownTimeout = 30 * time.Second
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registry), authErrs: newAuthErrors(cfg.AuthHeaders)}
+	s.refusals = newRefusalLog(cfg.Logger, cfg.Telemetry.LogLinesSuppressed)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "credvault",
 		BodyLimit:             cfg.BodyLimit,
 		ReadTimeout:           30 * time.Second,
 		WriteTimeout:          60 * time.Second,
 		IdleTimeout:           120 * time.Second,
-		ErrorHandler:          errorHandler(cfg.Logger),
+		ErrorHandler:          errorHandler(cfg.Logger, s.refusals),
 		DisableStartupMessage: true,
 		JSONEncoder:           marshalJSON,
 	})

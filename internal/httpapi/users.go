@@ -40,7 +40,7 @@ func (s *Server) handleUserList(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(page(users, p.Limit, func(u *credvault.User) string { return u.ID }))
+	return c.JSON(page(users, p.Limit, func(u *credvault.User) string { return keysetOf(u.CreatedAt, u.ID) }))
 }
 
 func (s *Server) handleUserGet(c *fiber.Ctx) error {

@@ -11,6 +11,7 @@
 package injector
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -25,8 +26,9 @@ import (
 // "ParamName=value" to the query, after removing every caller-supplied
 // parameter of that name (compared ASCII case-insensitively, since some
 // upstreams read query names that way) and keeping all the others, in
-// order; placement bearer sets "Authorization: Bearer value". For header and
-// bearer, every caller-supplied header (and trailer) of that name, in any
+// order; placement bearer sets "Authorization: Bearer value"; placement
+// basic sets "Authorization: Basic base64(username:value)" (RFC 7617). For
+// header, bearer and basic, every caller-supplied header (and trailer) of that name, in any
 // case and with all its values, is removed first, so exactly one value
 // arrives. req.Host is cleared, so that the Host header always names the
 // host that was checked.
@@ -64,7 +66,8 @@ type policy struct {
 	prefix      string
 	allowHTTP   bool
 	patterns    []credvault.HostPattern
-	headerIsSet bool // placement header or bearer
+	headerIsSet bool   // placement header, bearer or basic
+	username    string // placement basic
 }
 
 // newPolicy reads the credential. Errors: EINVALID credential_not_usable.
@@ -93,13 +96,18 @@ func newPolicy(c *credvault.Credential) (*policy, error) {
 		p.name, p.headerIsSet = http.CanonicalHeaderKey(c.ParamName), true
 	case credvault.PlacementBearer:
 		p.name, p.prefix, p.headerIsSet = "Authorization", "Bearer ", true
+	case credvault.PlacementBasic:
+		if credvault.CheckUsername(c.Placement, c.Username) != nil {
+			return nil, notUsable("the credential has placement basic but no usable username", nil)
+		}
+		p.name, p.prefix, p.headerIsSet, p.username = "Authorization", "Basic ", true, c.Username
 	case credvault.PlacementQuery:
 		if c.ParamName == "" {
 			return nil, notUsable("the credential has placement query but no param_name", nil)
 		}
 		p.name = c.ParamName
 	default:
-		return nil, notUsable("the credential's placement is not header, query or bearer", nil)
+		return nil, notUsable("the credential's placement is not header, query, bearer or basic", nil)
 	}
 	return p, nil
 }
@@ -151,6 +159,9 @@ func quoteHost(h string) string {
 // apply places v into req, after the checks passed.
 func (p *policy) apply(req *http.Request, v string) {
 	req.Host = ""
+	if p.placement == credvault.PlacementBasic {
+		v = basicCredentials(p.username, v)
+	}
 	if p.headerIsSet {
 		if req.Header == nil {
 			req.Header = make(http.Header)
@@ -166,6 +177,14 @@ func (p *policy) apply(req *http.Request, v string) {
 	}
 	req.URL.RawQuery += url.QueryEscape(p.name) + "=" + url.QueryEscape(v)
 	req.URL.ForceQuery = false
+}
+
+// basicCredentials is the token of "Authorization: Basic" (RFC 7617 §2):
+// base64 of the user-id, a colon and the password, as UTF-8 (the charset
+// RFC 7617 §2.1 lets a server ask for, and what every API that takes a
+// key as the password expects).
+func basicCredentials(username, password string) string {
+	return base64.StdEncoding.EncodeToString([]byte(username + ":" + password))
 }
 
 // strip removes what apply would have placed (and whatever a caller or an

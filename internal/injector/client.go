@@ -168,7 +168,7 @@ func (c *Client) Do(req *http.Request, cred *credvault.Credential, value credvau
 		return nil, err
 	}
 	v := value.Reveal()
-	scrub := NewScrubber(value)
+	scrub := scrubberFor(pol, value)
 	ctx, cancel := context.WithTimeout(req.Context(), c.opts.Timeout)
 	origHost := hostKey(req.URL)
 
@@ -230,7 +230,7 @@ func isRedirect(status int) bool {
 
 // redirect builds the request for resp's Location, or returns nil when the
 // redirect must not be followed (see Do).
-func (c *Client) redirect(ctx context.Context, orig, prev *http.Request, resp *http.Response, pol *policy, origHost, v string, scrub *Scrubber) *http.Request {
+func (c *Client) redirect(ctx context.Context, orig, prev *http.Request, resp *http.Response, pol *policy, origHost, v string, scrub responseScrubber) *http.Request {
 	loc := resp.Header.Get("Location")
 	if loc == "" {
 		return nil

@@ -16,7 +16,7 @@ import (
 // finish turns the upstream's response into what Do returns: size and
 // encoding checked, headers scrubbed, body capped, scrubbed and tied to the
 // call's context. It owns cancel from here on.
-func (c *Client) finish(ctx context.Context, cancel context.CancelFunc, req *http.Request, host string, resp *http.Response, scrub *Scrubber) (*http.Response, error) {
+func (c *Client) finish(ctx context.Context, cancel context.CancelFunc, req *http.Request, host string, resp *http.Response, scrub responseScrubber) (*http.Response, error) {
 	fail := func(err error) (*http.Response, error) {
 		resp.Body.Close()
 		cancel()
@@ -72,7 +72,7 @@ type responseBody struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	host   string
-	scrub  *Scrubber
+	scrub  responseScrubber
 	resp   *http.Response
 	done   bool
 }
@@ -150,7 +150,7 @@ func (g *gzipBody) Close() error { return g.r.Close() }
 // classify turns a transport failure into the error Do returns. The cause
 // is kept for errors.Is and the log, with its text scrubbed; the message
 // names only the host.
-func classify(ctx context.Context, err error, host string, scrub *Scrubber) error {
+func classify(ctx context.Context, err error, host string, scrub responseScrubber) error {
 	cause := &causeError{text: scrub.String(err.Error()), err: err}
 	h := quoteHost(host)
 	var ne net.Error

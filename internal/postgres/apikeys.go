@@ -14,7 +14,7 @@ import (
 	"credvault/internal/credvault"
 )
 
-const apiKeyColumns = `id, org_id, user_id, kind, name, environment, key_hash, prefix, last4, scopes, tags,
+const apiKeyColumns = `id, org_id, user_id, kind, name, mode, environment, key_hash, prefix, last4, scopes, tags,
 	rate_limit, rate_window_secs, expires_at, revoked_at, replaced_by, created_by, legacy, created_at, updated_at, last_used_at,
 	format, agent, signing_version`
 
@@ -25,6 +25,7 @@ type apiKeyRow struct {
 	UserID         sql.NullString `db:"user_id"`
 	Kind           string         `db:"kind"`
 	Name           string         `db:"name"`
+	Mode           string         `db:"mode"`
 	Environment    string         `db:"environment"`
 	KeyHash        []byte         `db:"key_hash"`
 	Prefix         string         `db:"prefix"`
@@ -49,7 +50,7 @@ type apiKeyRow struct {
 func (r *apiKeyRow) toDomain() (*credvault.APIKey, error) {
 	k := &credvault.APIKey{
 		ID: r.ID, OrgID: r.OrgID, UserID: nullString(r.UserID), Kind: r.Kind, Name: r.Name,
-		Environment: r.Environment, Prefix: r.Prefix, Last4: r.Last4, Display: r.Prefix + "_…" + r.Last4,
+		Mode: r.Mode, Environment: r.Environment, Prefix: r.Prefix, Last4: r.Last4, Display: r.Prefix + "_…" + r.Last4,
 		Scopes: []string(r.Scopes), ExpiresAt: nullTime(r.ExpiresAt), RevokedAt: nullTime(r.RevokedAt),
 		ReplacedBy: nullString(r.ReplacedBy), CreatedBy: nullString(r.CreatedBy), Legacy: r.Legacy,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, LastUsedAt: nullTime(r.LastUsedAt),
@@ -86,12 +87,12 @@ func insertAPIKey(ctx context.Context, tx *txn, k *credvault.APIKey) error {
 	}
 	var row apiKeyRow
 	err = tx.GetContext(ctx, &row, `
-		INSERT INTO api_keys (id, org_id, user_id, kind, name, environment, key_hash, prefix, last4, scopes, tags,
+		INSERT INTO api_keys (id, org_id, user_id, kind, name, mode, environment, key_hash, prefix, last4, scopes, tags,
 			rate_limit, rate_window_secs, expires_at, created_by, legacy, format, agent, signing_version)
 		VALUES (COALESCE(NULLIF($1, '')::uuid, gen_random_uuid()), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-			$15, $16, $17, $18, $19)
+			$15, $16, $17, $18, $19, $20)
 		RETURNING `+apiKeyColumns,
-		k.ID, k.OrgID, k.UserID, k.Kind, k.Name, k.Environment, k.Hash[:], k.Prefix, k.Last4, pq.StringArray(k.Scopes), tags,
+		k.ID, k.OrgID, k.UserID, k.Kind, k.Name, k.Mode, k.Environment, k.Hash[:], k.Prefix, k.Last4, pq.StringArray(k.Scopes), tags,
 		rl, rw, k.ExpiresAt, k.CreatedBy, k.Legacy, format, k.Agent, signed)
 	if err != nil {
 		return translate(err, "API key")
@@ -183,8 +184,10 @@ func (s *Store) FindAPIKeyByID(ctx context.Context, orgID, id string) (*credvaul
 	return row.toDomain()
 }
 
-// FindAPIKeys lists keys in id order after f.Cursor, optionally one user's
-// or those one user created (f.CreatedBy; "legacy" for legacy keys).
+// FindAPIKeys lists keys newest first (created_at, then id, descending)
+// after f.Cursor, narrowed by f; f.CreatedBy is a user id or "legacy" for
+// the legacy keys. The name search escapes LIKE's wildcards, so "%" and
+// "_" match themselves.
 func (s *Store) FindAPIKeys(ctx context.Context, orgID string, f credvault.APIKeyFilter) ([]*credvault.APIKey, error) {
 	legacy := f.CreatedBy == credvault.CreatedByLegacy
 	createdBy := f.CreatedBy
@@ -194,12 +197,35 @@ func (s *Store) FindAPIKeys(ctx context.Context, orgID string, f credvault.APIKe
 	if (f.UserID != "" && !isUUID(f.UserID)) || (createdBy != "" && !isUUID(createdBy)) {
 		return []*credvault.APIKey{}, nil
 	}
+	afterAt, afterID := keyset(f.Cursor)
+	var tagValue any
+	if f.TagValue != nil {
+		tagValue = *f.TagValue
+	}
+	var expiresBy any
+	if f.ExpiresBy != nil {
+		expiresBy = *f.ExpiresBy
+	}
 	var rows []apiKeyRow
 	err := s.db.SelectContext(ctx, &rows, `
 		SELECT `+apiKeyColumns+` FROM api_keys
-		WHERE org_id = $1 AND ($2 = '' OR user_id = $2::uuid) AND ($3 = '' OR id > $3::uuid)
-		  AND ($5 = '' OR created_by = $5::uuid) AND (NOT $6 OR legacy)
-		ORDER BY id LIMIT $4`, orgID, f.UserID, cursor(f.Cursor), limit(f.Limit), createdBy, legacy)
+		WHERE org_id = $1
+		  AND ($2 = '' OR user_id = $2::uuid)
+		  AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
+		  AND CASE $5
+		      WHEN 'all' THEN true
+		      WHEN 'revoked' THEN revoked_at IS NOT NULL
+		      WHEN 'expired' THEN revoked_at IS NULL AND expires_at <= $6
+		      ELSE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $6) END
+		  AND ($7 = '' OR environment = $7)
+		  AND ($8 = '' OR tags ? $8)
+		  AND ($9::text IS NULL OR tags ->> $8 = $9)
+		  AND ($10 = '' OR created_by = $10::uuid) AND (NOT $14 OR legacy)
+		  AND ($11 = '' OR name ILIKE '%' || $11 || '%' ESCAPE '\')
+		  AND ($12::timestamptz IS NULL OR (expires_at IS NOT NULL AND expires_at <= $12))
+		ORDER BY created_at DESC, id DESC LIMIT $13`,
+		orgID, f.UserID, afterAt, afterID, f.Status, f.Now, f.Environment, f.TagKey, tagValue,
+		createdBy, escapeLike(f.Query), expiresBy, limit(f.Limit), legacy)
 	if err != nil {
 		return nil, translate(err, "API keys")
 	}
@@ -212,6 +238,53 @@ func (s *Store) FindAPIKeys(ctx context.Context, orgID string, f credvault.APIKe
 		out = append(out, k)
 	}
 	return out, nil
+}
+
+// UpdateAPIKey applies upd in one statement and tells every instance to
+// reload the key (its scopes, limit or expiry may have changed).
+func (s *Store) UpdateAPIKey(ctx context.Context, orgID, id string, upd credvault.APIKeyUpdate, ev *credvault.AuditEvent) (*credvault.APIKey, error) {
+	if !isUUID(id) {
+		return nil, credvault.Errorf(credvault.ENOTFOUND, "API key not found")
+	}
+	var tags, scopes, rl, rw any
+	if upd.Tags != nil {
+		b, err := json.Marshal(upd.Tags)
+		if err != nil {
+			return nil, credvault.Wrap(credvault.EINTERNAL, err, "encode key tags")
+		}
+		tags = b
+	}
+	if upd.Scopes != nil {
+		scopes = pq.StringArray(upd.Scopes)
+	}
+	if upd.RateLimit != nil {
+		rl, rw = upd.RateLimit.Requests, upd.RateLimit.WindowSeconds
+	}
+	var row apiKeyRow
+	err := s.inTx(ctx, "API key", func(tx *txn) error {
+		if err := tx.GetContext(ctx, &row, `
+			UPDATE api_keys SET
+				name = COALESCE($3, name),
+				environment = COALESCE($4, environment),
+				tags = COALESCE($5::jsonb, tags),
+				scopes = COALESCE($6::text[], scopes),
+				rate_limit = COALESCE($7, rate_limit),
+				rate_window_secs = COALESCE($8, rate_window_secs),
+				expires_at = COALESCE($9, expires_at),
+				updated_at = now()
+			WHERE org_id = $1 AND id = $2 RETURNING `+apiKeyColumns,
+			orgID, id, upd.Name, upd.Environment, tags, scopes, rl, rw, upd.ExpiresAt); err != nil {
+			return translate(err, "API key")
+		}
+		if err := tx.notify(ctx, "key:"+hex.EncodeToString(row.KeyHash)); err != nil {
+			return err
+		}
+		return insertAudit(ctx, tx, ev)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return row.toDomain()
 }
 
 // RollAPIKey stores next and ends the old key at oldExpiresAt, in one

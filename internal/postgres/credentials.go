@@ -13,7 +13,7 @@ import (
 
 const credentialColumns = `id, org_id, owner_id, name, service, placement, param_name, value_prefix, base_url,
 	allowed_hosts, ciphertext, key_version, hint, sharing_mode, test_method, test_path, test_expect_status,
-	test_headers, created_at, updated_at, rotated_at`
+	test_headers, created_at, updated_at, rotated_at, username, last_used_at`
 
 type credentialRow struct {
 	ID               string         `db:"id"`
@@ -37,6 +37,8 @@ type credentialRow struct {
 	CreatedAt        time.Time      `db:"created_at"`
 	UpdatedAt        time.Time      `db:"updated_at"`
 	RotatedAt        time.Time      `db:"rotated_at"`
+	Username         string         `db:"username"`
+	LastUsedAt       sql.NullTime   `db:"last_used_at"`
 }
 
 func (r *credentialRow) toDomain() (*credvault.Credential, error) {
@@ -46,6 +48,7 @@ func (r *credentialRow) toDomain() (*credvault.Credential, error) {
 		AllowedHosts: []string(r.AllowedHosts), Ciphertext: r.Ciphertext, KeyVersion: r.KeyVersion, Hint: r.Hint,
 		Sharing:   credvault.Sharing{Mode: r.SharingMode, Members: []credvault.Share{}},
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, RotatedAt: r.RotatedAt,
+		Username: r.Username, LastUsedAt: nullTime(r.LastUsedAt),
 	}
 	if c.AllowedHosts == nil {
 		c.AllowedHosts = []string{}
@@ -83,11 +86,11 @@ func (s *Store) CreateCredential(ctx context.Context, c *credvault.Credential, e
 		err := tx.GetContext(ctx, &row, `
 			INSERT INTO credentials (id, org_id, owner_id, name, service, placement, param_name, value_prefix, base_url,
 				allowed_hosts, ciphertext, key_version, hint, sharing_mode, test_method, test_path, test_expect_status,
-				test_headers, rotated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+				test_headers, rotated_at, username)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
 			RETURNING `+credentialColumns,
 			c.ID, c.OrgID, c.OwnerID, c.Name, c.Service, c.Placement, c.ParamName, c.ValuePrefix, c.BaseURL,
-			pq.StringArray(c.AllowedHosts), c.Ciphertext, c.KeyVersion, c.Hint, c.Sharing.Mode, m, p, st, hd, c.RotatedAt)
+			pq.StringArray(c.AllowedHosts), c.Ciphertext, c.KeyVersion, c.Hint, c.Sharing.Mode, m, p, st, hd, c.RotatedAt, c.Username)
 		if err != nil {
 			return translate(err, "credential")
 		}
@@ -154,24 +157,25 @@ func (s *Store) FindCredentialByID(ctx context.Context, orgID, id string) (*cred
 }
 
 // FindCredentials lists the credentials f.UserID may use (all of the org
-// for a manager), filtered by service and scope, in id order.
+// for a manager), filtered by service and scope, newest first.
 func (s *Store) FindCredentials(ctx context.Context, orgID string, f credvault.CredentialFilter) ([]*credvault.Credential, error) {
 	var user any
 	if isUUID(f.UserID) {
 		user = f.UserID
 	}
 	var rows []credentialRow
+	at, id := keyset(f.Cursor)
 	err := s.db.SelectContext(ctx, &rows, `
 		SELECT `+prefixed("c.", credentialColumns)+` FROM credentials c
 		WHERE c.org_id = $1
 		  AND ($2 = '' OR c.service = $2)
-		  AND ($3 = '' OR c.id > $3::uuid)
+		  AND ($3::timestamptz IS NULL OR (c.created_at, c.id) < ($3, $8::uuid))
 		  AND ($4 OR c.owner_id = $5 OR c.sharing_mode = 'team'
 		       OR (c.sharing_mode = 'members' AND EXISTS (
 		           SELECT 1 FROM credential_shares s WHERE s.credential_id = c.id AND s.user_id = $5)))
 		  AND ($6 = 'all' OR ($6 = 'mine' AND c.owner_id = $5) OR ($6 = 'shared' AND c.owner_id IS DISTINCT FROM $5))
-		ORDER BY c.id LIMIT $7`,
-		orgID, f.Service, cursor(f.Cursor), f.Manager, user, f.Scope, limit(f.Limit))
+		ORDER BY c.created_at DESC, c.id DESC LIMIT $7`,
+		orgID, f.Service, at, f.Manager, user, f.Scope, limit(f.Limit), id)
 	if err != nil {
 		return nil, translate(err, "credentials")
 	}
@@ -219,10 +223,11 @@ func (s *Store) UpdateCredential(ctx context.Context, c *credvault.Credential, r
 				key_version = CASE WHEN $13 THEN $15 ELSE key_version END,
 				hint = CASE WHEN $13 THEN $16 ELSE hint END,
 				rotated_at = CASE WHEN $13 THEN $17 ELSE rotated_at END,
+				username = $18,
 				updated_at = now()
 			WHERE org_id = $1 AND id = $2 RETURNING updated_at`,
 			c.OrgID, c.ID, c.Name, c.Placement, c.ParamName, c.ValuePrefix, c.BaseURL, pq.StringArray(c.AllowedHosts),
-			m, p, st, hd, rotated, c.Ciphertext, c.KeyVersion, c.Hint, c.RotatedAt).Scan(&c.UpdatedAt)
+			m, p, st, hd, rotated, c.Ciphertext, c.KeyVersion, c.Hint, c.RotatedAt, c.Username).Scan(&c.UpdatedAt)
 		if err != nil {
 			return translate(err, "credential")
 		}
@@ -272,13 +277,14 @@ func finishCredentialChange(ctx context.Context, tx *txn, id string, evs []*cred
 	return nil
 }
 
-// RecentWorkflows lists the workflows that used the credential since then.
+// RecentWorkflows lists the workflows that used the credential since then;
+// credential tests are not workflows and are left out.
 func (s *Store) RecentWorkflows(ctx context.Context, credentialID string, since time.Time) ([]credvault.WorkflowUse, error) {
 	out := []credvault.WorkflowUse{}
 	err := s.db.SelectContext(ctx, &out, `
 		SELECT workflow_id, count(*) AS uses, max(created_at) AS last_used_at
-		FROM credential_usage WHERE credential_id = $1 AND created_at >= $2 AND workflow_id <> ''
-		GROUP BY workflow_id ORDER BY max(created_at) DESC LIMIT 100`, credentialID, since)
+		FROM credential_usage WHERE credential_id = $1 AND created_at >= $2 AND workflow_id NOT IN ('', $3)
+		GROUP BY workflow_id ORDER BY max(created_at) DESC LIMIT 100`, credentialID, since, credvault.TestWorkflowID)
 	return out, translate(err, "credential usage")
 }
 
@@ -292,7 +298,9 @@ func (s *Store) FindUsage(ctx context.Context, credentialID string, f credvault.
 	return out, translate(err, "credential usage")
 }
 
-// RecordUsage stores a batch of uses in one statement.
+// RecordUsage stores a batch of uses in one statement, and moves each
+// credential's last_used_at to its latest use in the batch (tests left
+// out): the write stays off the request path, batched with the usage.
 func (s *Store) RecordUsage(ctx context.Context, uses []credvault.Usage) error {
 	if len(uses) == 0 {
 		return nil
@@ -308,14 +316,19 @@ func (s *Store) RecordUsage(ctx context.Context, uses []credvault.Usage) error {
 		status[i], lat[i], at[i] = int64(u.Status), int64(u.LatencyMS), u.CreatedAt
 	}
 	_, err := s.db.ExecContext(ctx, `
+		WITH v AS (
+			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::text[], $7::int[], $8::int[], $9::timestamptz[])
+				WITH ORDINALITY AS v(cred, org, wf, node, usr, host, status, lat, at, ord)
+			WHERE EXISTS (SELECT 1 FROM credentials c WHERE c.id = v.cred)
+		), used AS (
+			UPDATE credentials c SET last_used_at = u.at
+			FROM (SELECT cred, max(at) AS at FROM v WHERE wf <> $10 GROUP BY cred) u
+			WHERE c.id = u.cred AND (c.last_used_at IS NULL OR c.last_used_at < u.at)
+		)
 		INSERT INTO credential_usage (credential_id, org_id, workflow_id, node_id, user_id, destination_host, status, latency_ms, created_at)
-		SELECT v.cred, v.org, v.wf, v.node, v.usr, v.host, v.status, v.lat, v.at
-		FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::text[], $7::int[], $8::int[], $9::timestamptz[])
-			WITH ORDINALITY AS v(cred, org, wf, node, usr, host, status, lat, at, ord)
-		WHERE EXISTS (SELECT 1 FROM credentials c WHERE c.id = v.cred)
-		ORDER BY v.ord`,
+		SELECT v.cred, v.org, v.wf, v.node, v.usr, v.host, v.status, v.lat, v.at FROM v ORDER BY v.ord`,
 		pq.StringArray(cred), pq.StringArray(org), pq.StringArray(wf), pq.StringArray(node), pq.Array(user),
-		pq.StringArray(host), pq.Array(status), pq.Array(lat), pq.Array(at))
+		pq.StringArray(host), pq.Array(status), pq.Array(lat), pq.Array(at), credvault.TestWorkflowID)
 	return translate(err, "credential usage")
 }
 

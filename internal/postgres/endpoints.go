@@ -64,12 +64,14 @@ func (s *Store) FindEndpoint(ctx context.Context, orgID, idOrName string) (*cred
 	return row.toDomain(), nil
 }
 
-// FindEndpoints lists an org's endpoints in id order after page.Cursor.
+// FindEndpoints lists an org's endpoints newest first after page.Cursor.
 func (s *Store) FindEndpoints(ctx context.Context, orgID string, page credvault.Page) ([]*credvault.Endpoint, error) {
 	var rows []endpointRow
+	at, id := keyset(page.Cursor)
 	if err := s.db.SelectContext(ctx, &rows, `
-		SELECT `+endpointColumns+` FROM endpoints WHERE org_id = $1 AND ($2 = '' OR id > $2::uuid)
-		ORDER BY id LIMIT $3`, orgID, cursor(page.Cursor), limit(page.Limit)); err != nil {
+		SELECT `+endpointColumns+` FROM endpoints
+		WHERE org_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
+		ORDER BY created_at DESC, id DESC LIMIT $4`, orgID, at, id, limit(page.Limit)); err != nil {
 		return nil, translate(err, "endpoints")
 	}
 	out := make([]*credvault.Endpoint, len(rows))

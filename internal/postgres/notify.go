@@ -14,14 +14,19 @@ import (
 // onReset: notifications sent while it was not listening are lost, so the
 // caller must (re)load what it keeps. onReset runs on the listener's own
 // goroutine and should return quickly.
+// onReconnect, when not nil, is called on every reconnect (not the first
+// connect), before onReset: the metrics hook.
 // It returns when ctx ends.
-func Listen(ctx context.Context, url string, log *slog.Logger, onEvent func(string), onReset func()) error {
+func Listen(ctx context.Context, url string, log *slog.Logger, onEvent func(string), onReset, onReconnect func()) error {
 	l := pq.NewListener(url, 100*time.Millisecond, 5*time.Second, func(ev pq.ListenerEventType, err error) {
 		switch ev {
 		case pq.ListenerEventDisconnected:
 			log.Warn("invalidation listener disconnected; reconnecting", "error", errString(err))
 		case pq.ListenerEventReconnected:
 			log.Info("invalidation listener reconnected; dropping caches")
+			if onReconnect != nil {
+				onReconnect()
+			}
 			onReset()
 		case pq.ListenerEventConnectionAttemptFailed:
 			log.Debug("invalidation listener: connection attempt failed", "error", errString(err))

@@ -2,7 +2,10 @@ package postgres
 
 import (
 	"database/sql"
+	"strings"
 	"time"
+
+	"credvault/internal/credvault"
 )
 
 func nullString(s sql.NullString) *string {
@@ -23,25 +26,7 @@ func nullTime(t sql.NullTime) *time.Time {
 
 // isUUID reports whether s has the shape of a UUID, so that a malformed
 // id in a URL is "not found" rather than a database type error.
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}
+func isUUID(s string) bool { return credvault.IsUUID(s) }
 
 // cursor returns c when it is a UUID and "" (the first page) otherwise;
 // the HTTP layer refuses malformed cursors before they get here.
@@ -50,4 +35,20 @@ func cursor(c string) string {
 		return c
 	}
 	return ""
+}
+
+// keyset decodes a newest-first listing's cursor into the created_at and
+// id to continue after; both nil (the first page) for "" or a malformed
+// cursor, which the HTTP layer refuses before it gets here.
+func keyset(c string) (at, id any) {
+	k, ok := credvault.ParseKeysetCursor(c)
+	if !ok {
+		return nil, nil
+	}
+	return k.CreatedAt, k.ID
+}
+
+// escapeLike makes s match itself in a LIKE pattern with ESCAPE '\'.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }

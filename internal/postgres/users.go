@@ -76,13 +76,14 @@ func (s *Store) FindUserByID(ctx context.Context, orgID, id string) (*credvault.
 	return &u, nil
 }
 
-// FindUsers lists an org's users in id order after page.Cursor.
+// FindUsers lists an org's users newest first after page.Cursor.
 func (s *Store) FindUsers(ctx context.Context, orgID string, page credvault.Page) ([]*credvault.User, error) {
 	users := []*credvault.User{}
+	at, id := keyset(page.Cursor)
 	err := s.db.SelectContext(ctx, &users, `
 		SELECT `+userColumns+` FROM users
-		WHERE org_id = $1 AND ($2 = '' OR id > $2::uuid)
-		ORDER BY id LIMIT $3`, orgID, cursor(page.Cursor), limit(page.Limit))
+		WHERE org_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
+		ORDER BY created_at DESC, id DESC LIMIT $4`, orgID, at, id, limit(page.Limit))
 	return users, translate(err, "users")
 }
 
