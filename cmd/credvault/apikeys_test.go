@@ -243,7 +243,10 @@ func TestRedisSharesOneLimitAcrossInstances(t *testing.T) {
 	if redisURL == "" {
 		redisURL = "redis://127.0.0.1:6379/0"
 	}
-	cl := newCluster(t, map[string]string{"REDIS_URL": redisURL})
+	// The 50ms production timeout is not what this test is about: under the
+	// race detector on a loaded machine a round trip can take longer, and
+	// each instance would then fall back to its own limit.
+	cl := newCluster(t, map[string]string{"REDIS_URL": redisURL, "CREDVAULT_REDIS_TIMEOUT": "5s"})
 	a, b := cl.start(), cl.start()
 	_, owner := cl.bootstrap(a, "acme")
 	_, key := cl.createKey(a, owner, map[string]any{"name": "shared", "scopes": []string{"keys:read"},

@@ -139,13 +139,13 @@ func copyKeyChunk(ctx context.Context, db *sqlx.DB, orgID, userID string, hashes
 		return err
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, pq.CopyIn("api_keys", "org_id", "user_id", "kind", "name", "environment", "key_hash", "prefix", "last4", "scopes"))
+	stmt, err := tx.PrepareContext(ctx, pq.CopyIn("api_keys", "org_id", "user_id", "kind", "name", "mode", "environment", "key_hash", "prefix", "last4", "scopes"))
 	if err != nil {
 		return err
 	}
 	scopes := pq.StringArray{"keys:read"}
 	for i := 0; i < len(hashes); i += 32 {
-		if _, err := stmt.ExecContext(ctx, orgID, userID, "user", "bench", "live", hashes[i:i+32], "cv_live", "AAAA", scopes); err != nil {
+		if _, err := stmt.ExecContext(ctx, orgID, userID, "user", "bench", "live", "live", hashes[i:i+32], "cv_live", "AAAA", scopes); err != nil {
 			return err
 		}
 	}

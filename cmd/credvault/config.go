@@ -21,21 +21,24 @@ import (
 // Config is credvault's whole configuration, read from the environment
 // once, at start-up, and validated before anything starts.
 type Config struct {
-	Addr               string
-	DatabaseURL        credvault.Secret
-	VaultAddr          string
-	VaultToken         credvault.Secret
-	VaultTokenFile     string // VAULT_TOKEN_FILE, read again at each Vault login
-	VaultRoleID        string
-	VaultSecretID      credvault.Secret
-	TransitMount       string
-	TransitKey         string
-	SigningKey         string // CREDVAULT_SIGNING_KEY: the ed25519 transit key of JWT API keys
-	Issuer             string // CREDVAULT_ISSUER: iss of JWT API keys; "" = the listener's URL
-	KeyPrefix          string
-	AuthHeaders        []string
-	RedisURL           credvault.Secret
-	SecretCacheTTL     time.Duration
+	Addr           string
+	DatabaseURL    credvault.Secret
+	VaultAddr      string
+	VaultToken     credvault.Secret
+	VaultTokenFile string // VAULT_TOKEN_FILE, read again at each Vault login
+	VaultRoleID    string
+	VaultSecretID  credvault.Secret
+	TransitMount   string
+	TransitKey     string
+	SigningKey     string // CREDVAULT_SIGNING_KEY: the ed25519 transit key of JWT API keys
+	Issuer         string // CREDVAULT_ISSUER: iss of JWT API keys; "" = the listener's URL
+	KeyPrefix      string
+	AuthHeaders    []string
+	RedisURL       credvault.Secret
+	SecretCacheTTL time.Duration
+	// RedisTimeout bounds each rate-limit round trip to Redis before the
+	// local fallback answers (CREDVAULT_REDIS_TIMEOUT, default 50ms).
+	RedisTimeout       time.Duration
 	EgressAllowPrivate bool
 	LogLevel           slog.Level
 	DataDir            string
@@ -122,6 +125,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		u, err := url.Parse(cfg.RedisURL.Reveal())
 		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
 			return Config{}, &configError{"REDIS_URL", "not a redis:// or rediss:// URL (want redis://host:6379/0)"}
+		}
+	}
+	if v := env.str("CREDVAULT_REDIS_TIMEOUT", "50ms"); v != "" {
+		if cfg.RedisTimeout, err = time.ParseDuration(v); err != nil || cfg.RedisTimeout < time.Millisecond || cfg.RedisTimeout > 10*time.Second {
+			return Config{}, &configError{"CREDVAULT_REDIS_TIMEOUT", fmt.Sprintf("%q is not a duration from 1ms to 10s, such as 50ms", v)}
 		}
 	}
 	if cfg.SecretCacheTTL, err = parseTTL(env.str("CREDVAULT_SECRET_CACHE_TTL", "30s")); err != nil {

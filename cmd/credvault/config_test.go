@@ -88,6 +88,8 @@ func TestLoadConfigRejectsBadValues(t *testing.T) {
 		{map[string]string{"CREDVAULT_AUTH_HEADERS": "x-api-key,X-API-Key"}, "CREDVAULT_AUTH_HEADERS"},
 		{map[string]string{"CREDVAULT_AUTH_HEADERS": " , "}, "CREDVAULT_AUTH_HEADERS"},
 		{map[string]string{"REDIS_URL": "http://x"}, "REDIS_URL"},
+		{map[string]string{"CREDVAULT_REDIS_TIMEOUT": "0"}, "CREDVAULT_REDIS_TIMEOUT"},
+		{map[string]string{"CREDVAULT_REDIS_TIMEOUT": "11s"}, "CREDVAULT_REDIS_TIMEOUT"},
 		{map[string]string{"CREDVAULT_SECRET_CACHE_TTL": "soon"}, "CREDVAULT_SECRET_CACHE_TTL"},
 		{map[string]string{"CREDVAULT_SECRET_CACHE_TTL": "-1s"}, "CREDVAULT_SECRET_CACHE_TTL"},
 		{map[string]string{"CREDVAULT_SECRET_CACHE_TTL": "48h"}, "CREDVAULT_SECRET_CACHE_TTL"},

@@ -365,5 +365,5 @@ func newLimiter(ctx context.Context, cfg Config, log *slog.Logger) (apikey.Limit
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		log.Warn("redis does not answer; rate limits are per instance until it does", "error", err.Error())
 	}
-	return apikey.NewRedisLimiter(rdb, "credvault:ratelimit:", local, log), rdb, nil
+	return apikey.NewRedisLimiter(rdb, "credvault:ratelimit:", local, log).WithTimeout(cfg.RedisTimeout), rdb, nil
 }

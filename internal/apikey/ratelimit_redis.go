@@ -105,10 +105,21 @@ func NewRedisLimiter(rdb redis.UniversalClient, keyPrefix string, fallback Limit
 	return &RedisLimiter{rdb: rdb, prefix: keyPrefix, fallback: fallback, log: log, timeout: redisTimeout}
 }
 
+// WithTimeout sets how long each call gives Redis before the fallback
+// answers (default 50ms; d <= 0 keeps it). It returns r, for chaining at
+// construction; call it before first use.
+func (r *RedisLimiter) WithTimeout(d time.Duration) *RedisLimiter {
+	if d > 0 {
+		r.timeout = d
+	}
+	return r
+}
+
 // Allow implements Limiter with the same token bucket as LocalLimiter, held
 // in Redis under keyPrefix+id; a changed limit for id replaces its bucket
 // with a full one, as LocalLimiter does. When Redis fails or takes longer
-// than 50ms, the answer comes from the fallback. Errors:
+// than its timeout (50ms unless WithTimeout), the answer comes from the
+// fallback. Errors:
 // EINVALID for an invalid lim (see Limiter); Redis failures are never
 // returned.
 func (r *RedisLimiter) Allow(ctx context.Context, id string, lim Limit) (Decision, error) {
