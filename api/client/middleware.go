@@ -74,10 +74,11 @@ type Authenticator struct {
 	HTTPClient *http.Client
 	// MaxEntries bounds the cache (default 10000).
 	MaxEntries int
+	// Clock tells the time for the cache; time.Now when nil.
+	Clock func() time.Time
 
 	mu    sync.Mutex
 	cache map[string]verdict
-	now   func() time.Time
 }
 
 // verdict is one answer of credvault: an identity, or a refusal to pass
@@ -113,8 +114,8 @@ func (a *Authenticator) keyHeaders() []string {
 }
 
 func (a *Authenticator) clock() time.Time {
-	if a.now != nil {
-		return a.now()
+	if a.Clock != nil {
+		return a.Clock()
 	}
 	return time.Now()
 }
