@@ -109,11 +109,11 @@ func TestMiddleware(t *testing.T) {
 				t.Fatalf("limited key, first call: %d", status)
 			}
 			clock.add(5*time.Second + time.Millisecond)
-			before = calls.n.Load()
 			status, body, hdr = do(map[string]string{"X-API-Key": limited})
 			if status != 429 || hdr.Get("Retry-After") == "" || !strings.Contains(body, `"rate_limited"`) {
 				t.Errorf("rate limited: %d %s", status, body)
 			}
+			before = calls.n.Load()
 			do(map[string]string{"X-API-Key": limited})
 			if calls.n.Load() != before+1 {
 				t.Errorf("a 429 was cached")
