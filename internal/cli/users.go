@@ -63,6 +63,9 @@ func usersCreate(ctx context.Context, s *session, args []string) error {
 		return usageErrorf("users create needs --email")
 	}
 	body := client.UserCreateRequest{Email: openapi_types.Email(*email), Role: client.Role(*role)}
+	if _, err := body.Email.MarshalJSON(); err != nil {
+		return usageErrorf("--email %q is not an email address", *email)
+	}
 	setIf(&body.Name, *name)
 	r, err := s.c.UserCreateWithResponse(ctx, body)
 	if err != nil {
