@@ -55,6 +55,12 @@ func TestCLI(t *testing.T) {
 	env := map[string]string{"HOME": home, "XDG_CONFIG_HOME": filepath.Join(home, "cfg")}
 	var secrets = []string{owner}
 
+	// Help works before login, on stdout, exit 0.
+	for _, args := range [][]string{{"keys", "create", "--help"}, {"credentials", "--help"}, {"login", "-h"}} {
+		if out, _, code := cliRun(t, env, "", secrets, args...); code != 0 || !strings.Contains(out, "usage: credvault") {
+			t.Errorf("%v: exit %d, %q", args, code, out)
+		}
+	}
 	// Not logged in yet.
 	if _, errOut, code := cliRun(t, env, "", secrets, "keys", "list"); code != cli.ExitUnauthorized || !strings.Contains(errOut, "not logged in") {
 		t.Fatalf("before login: exit %d, %q", code, errOut)

@@ -78,16 +78,13 @@ func Run(ctx context.Context, args []string, env Env) error {
 	if err == nil {
 		return nil
 	}
-	code := ExitCode(err)
-	if !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(env.Stderr, "credvault: "+err.Error())
-	} else {
-		code = ExitOK
+	var help helpText
+	if errors.As(err, &help) {
+		_, err := io.WriteString(env.Stdout, string(help))
+		return err
 	}
-	if code == ExitOK {
-		return nil
-	}
-	return ExitError{Code: code}
+	fmt.Fprintln(env.Stderr, "credvault: "+err.Error())
+	return ExitError{Code: ExitCode(err)}
 }
 
 func (env Env) withDefaults() Env {
@@ -124,6 +121,11 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 	if len(args) < 2 {
 		return usageErrorf("%s needs a subcommand: %s", args[0], strings.Join(verbs[args[0]], ", "))
 	}
+	if args[1] == "-h" || args[1] == "--help" || args[1] == "help" {
+		fmt.Fprintf(env.Stdout, "usage: credvault %s %s [args] [--output table|json]\n(see `credvault %s <subcommand> --help`)\n",
+			args[0], strings.Join(verbs[args[0]], "|"), args[0])
+		return nil
+	}
 	noun, verb, rest := args[0], args[1], args[2:]
 	var run func(context.Context, *session, []string) error
 	switch noun {
@@ -137,11 +139,7 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 	if run == nil {
 		return usageErrorf("unknown command %q %q; one of: %s", noun, verb, strings.Join(verbs[noun], ", "))
 	}
-	s, err := newSession(env)
-	if err != nil {
-		return err
-	}
-	return run(ctx, s, rest)
+	return run(ctx, &session{env: env}, rest)
 }
 
 // verbs lists each noun's subcommands (for messages and completion).
@@ -150,6 +148,11 @@ var verbs = map[string][]string{
 	"credentials": {"list", "create", "share", "rotate", "test", "delete"},
 	"users":       {"list", "create", "get", "update", "delete"},
 }
+
+// helpText is what --help asked for: printed on stdout, exit 0.
+type helpText string
+
+func (h helpText) Error() string { return string(h) }
 
 type usageError struct{ msg string }
 
@@ -205,7 +208,12 @@ func parseFlags(fs *flag.FlagSet, args []string, want int, names string) ([]stri
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+				// --help: the usage and flags on stdout, exit 0.
+				var b strings.Builder
+				fmt.Fprintf(&b, "usage: credvault %s %s\n", fs.Name(), names)
+				fs.SetOutput(&b)
+				fs.PrintDefaults()
+				return nil, helpText(b.String())
 			}
 			return nil, usageErrorf("%s: %v", fs.Name(), err)
 		}

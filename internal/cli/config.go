@@ -44,16 +44,16 @@ func (env Env) configPath() (string, error) {
 	return filepath.Join(dir, "credvault", "config.json"), nil
 }
 
-// session is a logged-in command's client and output choice.
+// session is a command's environment; its client is made on first use,
+// so that --help works before login.
 type session struct {
 	env Env
-	url string
-	c   *client.ClientWithResponses
 }
 
-// newSession reads CREDVAULT_URL and CREDVAULT_API_KEY, else the login
-// file.
-func newSession(env Env) (*session, error) {
+// client reads CREDVAULT_URL and CREDVAULT_API_KEY, else the login file,
+// and returns a client for them.
+func (s *session) client() (*client.ClientWithResponses, error) {
+	env := s.env
 	url, key := env.Getenv("CREDVAULT_URL"), env.Getenv("CREDVAULT_API_KEY")
 	if url == "" || key == "" {
 		p, err := env.configPath()
@@ -81,7 +81,7 @@ func newSession(env Env) (*session, error) {
 	if err != nil {
 		return nil, usageErrorf("%v", err)
 	}
-	return &session{env: env, url: url, c: c}, nil
+	return c, nil
 }
 
 // readSecret reads one secret: from a prompt without echo when stdin is a

@@ -35,7 +35,11 @@ func credentialsList(ctx context.Context, s *session, args []string) error {
 	if err := checkOutput(*out); err != nil {
 		return err
 	}
-	r, err := s.c.CredentialListWithResponse(ctx, nil)
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.CredentialListWithResponse(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -88,7 +92,11 @@ func credentialsCreate(ctx context.Context, s *session, args []string) error {
 		h := []client.AllowedHost(hosts)
 		body.AllowedHosts = &h
 	}
-	r, err := s.c.CredentialCreateWithResponse(ctx, body)
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.CredentialCreateWithResponse(ctx, body)
 	if err != nil {
 		return err
 	}
@@ -120,7 +128,11 @@ func credentialsRotate(ctx context.Context, s *session, args []string) error {
 	if err != nil {
 		return err
 	}
-	r, err := s.c.CredentialUpdateWithResponse(ctx, id, client.CredentialUpdateRequest{Value: &value})
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.CredentialUpdateWithResponse(ctx, id, client.CredentialUpdateRequest{Value: &value})
 	if err != nil {
 		return err
 	}
@@ -164,7 +176,11 @@ func credentialsShare(ctx context.Context, s *session, args []string) error {
 		}
 		body.Members = &list
 	}
-	r, err := s.c.CredentialSharingWithResponse(ctx, id, body)
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.CredentialSharingWithResponse(ctx, id, body)
 	if err != nil {
 		return err
 	}
@@ -184,7 +200,11 @@ func credentialsTest(ctx context.Context, s *session, args []string) error {
 	if err := checkOutput(*out); err != nil {
 		return err
 	}
-	r, err := s.c.CredentialTestWithResponse(ctx, id)
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.CredentialTestWithResponse(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -206,7 +226,11 @@ func credentialsDelete(ctx context.Context, s *session, args []string) error {
 	if err := checkOutput(*out); err != nil {
 		return err
 	}
-	r, err := s.c.CredentialDeleteWithResponse(ctx, id, &client.CredentialDeleteParams{Force: force})
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.CredentialDeleteWithResponse(ctx, id, &client.CredentialDeleteParams{Force: force})
 	if err != nil {
 		return err
 	}

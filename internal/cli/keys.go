@@ -59,7 +59,11 @@ func keysList(ctx context.Context, s *session, args []string) error {
 	if err := checkOutput(*out); err != nil {
 		return err
 	}
-	r, err := s.c.ApiKeyListWithResponse(ctx, nil)
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.ApiKeyListWithResponse(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -83,7 +87,11 @@ func keysGet(ctx context.Context, s *session, args []string) error {
 	if err := checkOutput(*out); err != nil {
 		return err
 	}
-	r, err := s.c.ApiKeyGetWithResponse(ctx, id)
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.ApiKeyGetWithResponse(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -139,7 +147,11 @@ func keysCreate(ctx context.Context, s *session, args []string) error {
 	if *rlReq > 0 {
 		body.RateLimit = &client.RateLimit{Requests: *rlReq, WindowSeconds: *rlWin}
 	}
-	r, err := s.c.ApiKeyCreateWithResponse(ctx, body)
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.ApiKeyCreateWithResponse(ctx, body)
 	if err != nil {
 		return err
 	}
@@ -168,7 +180,11 @@ func keysRoll(ctx context.Context, s *session, args []string) error {
 	if err := checkOutput(*out); err != nil {
 		return err
 	}
-	r, err := s.c.ApiKeyRollWithResponse(ctx, id, client.APIKeyRollRequest{GraceSeconds: grace})
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.ApiKeyRollWithResponse(ctx, id, client.APIKeyRollRequest{GraceSeconds: grace})
 	if err != nil {
 		return err
 	}
@@ -188,7 +204,11 @@ func keysRevoke(ctx context.Context, s *session, args []string) error {
 	if err := checkOutput(*out); err != nil {
 		return err
 	}
-	r, err := s.c.ApiKeyRevokeWithResponse(ctx, id)
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.ApiKeyRevokeWithResponse(ctx, id)
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,11 @@ func usersList(ctx context.Context, s *session, args []string) error {
 	if err := checkOutput(*out); err != nil {
 		return err
 	}
-	r, err := s.c.UserListWithResponse(ctx, nil)
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.UserListWithResponse(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -67,7 +71,11 @@ func usersCreate(ctx context.Context, s *session, args []string) error {
 		return usageErrorf("--email %q is not an email address", *email)
 	}
 	setIf(&body.Name, *name)
-	r, err := s.c.UserCreateWithResponse(ctx, body)
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.UserCreateWithResponse(ctx, body)
 	if err != nil {
 		return err
 	}
@@ -87,7 +95,11 @@ func usersGet(ctx context.Context, s *session, args []string) error {
 	if err := checkOutput(*out); err != nil {
 		return err
 	}
-	r, err := s.c.UserGetWithResponse(ctx, id)
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.UserGetWithResponse(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -115,7 +127,11 @@ func usersUpdate(ctx context.Context, s *session, args []string) error {
 		r := client.Role(*role)
 		body.Role = &r
 	}
-	r, err := s.c.UserUpdateWithResponse(ctx, id, body)
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.UserUpdateWithResponse(ctx, id, body)
 	if err != nil {
 		return err
 	}
@@ -135,7 +151,11 @@ func usersDelete(ctx context.Context, s *session, args []string) error {
 	if err := checkOutput(*out); err != nil {
 		return err
 	}
-	r, err := s.c.UserDeleteWithResponse(ctx, id)
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.UserDeleteWithResponse(ctx, id)
 	if err != nil {
 		return err
 	}
