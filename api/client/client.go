@@ -59,9 +59,11 @@ func ProxyPathIntact(basePath string) RequestEditorFn {
 	}
 }
 
-// setRawPath makes u's path on the wire exactly raw (which must be a
-// valid escaped path).
+// setRawPath makes u's path on the wire raw, percent-encoding only what
+// may not appear in a path (RFC 6570 reserved expansion: existing %XX
+// triplets, "/" and the other reserved characters stay as they are).
 func setRawPath(u *url.URL, raw string) error {
+	raw = reservedEscape(raw)
 	p, err := url.PathUnescape(raw)
 	if err != nil {
 		return fmt.Errorf("path %q is not a valid escaped path: %w", raw, err)
@@ -71,4 +73,32 @@ func setRawPath(u *url.URL, raw string) error {
 		return fmt.Errorf("path %q cannot be sent as it is", raw)
 	}
 	return nil
+}
+
+// reservedEscape percent-encodes the bytes of s that RFC 3986 allows in no
+// path (space, quotes, non-ASCII, a "%" not starting a triplet, ...),
+// leaving unreserved and reserved characters and valid triplets alone.
+// "?" and "#" are encoded too: in a path they would end it.
+func reservedEscape(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			b.WriteByte(c)
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9',
+			strings.IndexByte("-._~!$&'()*+,;=:@/", c) >= 0:
+			b.WriteByte(c)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		}
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
