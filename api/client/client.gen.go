@@ -2062,6 +2062,11 @@ type ClientInterface interface {
 	// Checking an active key counts as a use of it (rate limit and
 	// `last_used_at`).
 	//
+	// `HEAD` answers the same, without a body: the nginx recipe in
+	// `api/gateways/nginx` uses it, because nginx keeps its connection to
+	// credvault alive only when it has read a whole answer, and never
+	// reads an auth_request answer's body.
+	//
 	// Corresponds with GET /v1/auth/check (the `AuthCheck` operationId).
 	AuthCheck(ctx context.Context, params *AuthCheckParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -2960,6 +2965,11 @@ func (c *Client) AuditList(ctx context.Context, params *AuditListParams, reqEdit
 //
 // Checking an active key counts as a use of it (rate limit and
 // `last_used_at`).
+//
+// `HEAD` answers the same, without a body: the nginx recipe in
+// `api/gateways/nginx` uses it, because nginx keeps its connection to
+// credvault alive only when it has read a whole answer, and never
+// reads an auth_request answer's body.
 //
 // Corresponds with GET /v1/auth/check (the `AuthCheck` operationId).
 func (c *Client) AuthCheck(ctx context.Context, params *AuthCheckParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -5914,6 +5924,11 @@ type ClientWithResponsesInterface interface {
 	//
 	// Checking an active key counts as a use of it (rate limit and
 	// `last_used_at`).
+	//
+	// `HEAD` answers the same, without a body: the nginx recipe in
+	// `api/gateways/nginx` uses it, because nginx keeps its connection to
+	// credvault alive only when it has read a whole answer, and never
+	// reads an auth_request answer's body.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -11602,6 +11617,11 @@ func (c *ClientWithResponses) AuditListWithResponse(ctx context.Context, params 
 //
 // Checking an active key counts as a use of it (rate limit and
 // `last_used_at`).
+//
+// `HEAD` answers the same, without a body: the nginx recipe in
+// `api/gateways/nginx` uses it, because nginx keeps its connection to
+// credvault alive only when it has read a whole answer, and never
+// reads an auth_request answer's body.
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"io"
+	"net"
+	"sync/atomic"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -74,7 +77,10 @@ func TestGatewayNginx(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf, err := gateways.NginxAuthRequest(gw, strings.TrimPrefix(inst.url, "http://"), app.addr())
+	// nginx reaches credvault through a forwarder that counts the TCP
+	// connections nginx opens: the recipe keeps them alive.
+	cvAddr, conns := countingForwarder(t, strings.TrimPrefix(inst.url, "http://"))
+	conf, err := gateways.NginxAuthRequest(gw, cvAddr, app.addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +96,51 @@ func TestGatewayNginx(t *testing.T) {
 		}
 		p.Stop()
 	}()
-	exerciseGateway(t, cl, inst, "http://"+gw, app)
+	owner := exerciseGateway(t, cl, inst, "http://"+gw, app)
+
+	_, key := cl.createKey(inst, owner, map[string]any{"name": "keepalive", "scopes": []string{"keys:read"}})
+	before := conns.Load()
+	const calls = 20
+	for i := 0; i < calls; i++ {
+		if r := cl.call("GET", "http://"+gw+"/orders/1", map[string]string{"X-API-Key": key}, nil); r.status != 200 {
+			t.Fatalf("keep-alive call %d: %d", i, r.status)
+		}
+	}
+	if opened := conns.Load() - before; opened > 2 {
+		t.Errorf("nginx opened %d connections to credvault for %d checks, want them kept alive", opened, calls)
+	}
+}
+
+// countingForwarder listens on loopback, forwards each connection to
+// target, and counts the connections it accepted.
+func countingForwarder(t *testing.T, target string) (string, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var n atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			go func() {
+				defer c.Close()
+				u, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				go func() { io.Copy(u, c); u.(*net.TCPConn).CloseWrite() }()
+				io.Copy(c, u)
+			}()
+		}
+	}()
+	return ln.Addr().String(), &n
 }
 
 // TestGatewayCaddy runs Caddy's forward_auth recipe; skipped when caddy is
@@ -183,8 +233,9 @@ func runGatewayProcess(t *testing.T, dir, addr, bin string, args ...string) {
 // and no key upstream for a valid key; credvault's own 401 (body and
 // WWW-Authenticate) for missing, malformed, unknown and revoked keys; 403
 // for a missing scope; 429 with Retry-After over the rate limit; and that
-// no refused request reaches the application.
-func exerciseGateway(t *testing.T, cl *cluster, inst *instance, gw string, app *recordingApp) {
+// no refused request reaches the application. It returns the key of the
+// org's owner.
+func exerciseGateway(t *testing.T, cl *cluster, inst *instance, gw string, app *recordingApp) string {
 	t.Helper()
 	boot, owner := cl.bootstrap(inst, "gw")
 	readID, readKey := cl.createKey(inst, owner, map[string]any{"name": "reader", "scopes": []string{"keys:read"}})
@@ -266,4 +317,5 @@ func exerciseGateway(t *testing.T, cl *cluster, inst *instance, gw string, app *
 	if n := len(app.requests()); n != seen {
 		t.Errorf("refused requests reached the app: %d requests, want %d", n, seen)
 	}
+	return owner
 }
