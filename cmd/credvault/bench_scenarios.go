@@ -100,7 +100,7 @@ func (bn *bench) setup(ctx context.Context, env benchEnv) error {
 func (bn *bench) run(ctx context.Context) ([]scenarioResult, error) {
 	var out []scenarioResult
 	steps := []func(context.Context) ([]scenarioResult, error){
-		bn.verifyScenarios, bn.revokePropagation, bn.proxyScenarios, bn.rewrap,
+		bn.verifyScenarios, bn.revokePropagation, bn.proxyScenarios, bn.nginxScenarios, bn.rewrap,
 	}
 	for _, step := range steps {
 		rs, err := step(ctx)

@@ -14,8 +14,13 @@ import (
 	"os/signal"
 	"syscall"
 
+	"credvault/internal/cli"
 	"credvault/internal/credvault"
 )
+
+// stdin is what the commands for people (internal/cli) read a key or a
+// credential value from; tests replace it.
+var stdin io.Reader = os.Stdin
 
 const usage = `usage: credvault <command> [flags]
 
@@ -32,6 +37,12 @@ commands:
                            measure credvault against its baselines (see BENCHMARKS.md)
   devtransit [flags]       run the Vault-compatible dev transit server alone
   version                  print credvault's version and build
+  login --url URL          save credvault's URL and an API key (read from stdin or a prompt)
+  keys list|create|get|roll|revoke
+  credentials list|create|share|rotate|test|delete
+  users list|create|get|update|delete
+                           manage credvault as the logged-in key (--output table|json)
+  completion bash|zsh|fish print a shell completion script
   help                     show this text
 
 Every command takes --help.
@@ -43,6 +54,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		var exit cli.ExitError // the commands for people report their own errors
+		if errors.As(err, &exit) {
+			os.Exit(exit.Code)
+		}
 		fmt.Fprintln(os.Stderr, "credvault: "+cliMessage(err))
 		os.Exit(exitStatus(err))
 	}
@@ -56,6 +71,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return errors.New("no command given")
 	}
 	cmd, rest := args[1], args[2:]
+	if cli.Handles(cmd) {
+		return cli.Run(ctx, args[1:], cli.Env{Getenv: getenv, Stdin: stdin, Stdout: stdout, Stderr: stderr})
+	}
 	switch cmd {
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)

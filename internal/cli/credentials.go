@@ -1,0 +1,242 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"credvault/api/client"
+)
+
+var credentialCommands = map[string]func(context.Context, *session, []string) error{
+	"list":   credentialsList,
+	"create": credentialsCreate,
+	"share":  credentialsShare,
+	"rotate": credentialsRotate,
+	"test":   credentialsTest,
+	"delete": credentialsDelete,
+}
+
+var credentialHeader = []string{"ID", "NAME", "SERVICE", "PLACEMENT", "BASE URL", "HINT", "SHARING", "PERMISSION"}
+
+func credentialRow(c client.Credential) []string {
+	return []string{c.Id.String(), c.Name, orDash(c.Service), string(c.Placement), orDash(c.BaseUrl), c.Hint, string(c.Sharing.Mode), string(c.Permission)}
+}
+
+func credentialsList(ctx context.Context, s *session, args []string) error {
+	fs := flag.NewFlagSet("credentials list", flag.ContinueOnError)
+	out := outputFlag(fs)
+	if _, err := parseFlags(fs, args, 0, "[--output table|json]"); err != nil {
+		return err
+	}
+	if err := checkOutput(*out); err != nil {
+		return err
+	}
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.CredentialListWithResponse(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if table, err := s.result(*out, r.HTTPResponse, r.Body); !table {
+		return err
+	}
+	rows := make([][]string, 0, len(r.JSON200.Data))
+	for _, c := range r.JSON200.Data {
+		rows = append(rows, credentialRow(c))
+	}
+	return s.table(credentialHeader, rows)
+}
+
+// credentialsCreate is `credentials create --name N [--service S] ...`;
+// the value is read from stdin or a prompt, never from a flag.
+func credentialsCreate(ctx context.Context, s *session, args []string) error {
+	fs := flag.NewFlagSet("credentials create", flag.ContinueOnError)
+	out := outputFlag(fs)
+	name := fs.String("name", "", "the credential's name (required)")
+	service := fs.String("service", "", "a preset (stripe, openai, ...) or a custom service name")
+	placement := fs.String("placement", "", "header, query or bearer (default: the preset's)")
+	param := fs.String("param-name", "", "the header or query parameter name")
+	prefix := fs.String("value-prefix", "", "text sent before the value (header placement)")
+	baseURL := fs.String("base-url", "", "the API's base URL (default: the preset's)")
+	var hosts stringList
+	fs.Var(&hosts, "allowed-host", "a host the credential may be sent to (repeat)")
+	if _, err := parseFlags(fs, args, 0, "--name NAME [--service S] [--placement P --param-name N] [--base-url URL] [--allowed-host H]...   (the value is read from stdin or a prompt)"); err != nil {
+		return err
+	}
+	if err := checkOutput(*out); err != nil {
+		return err
+	}
+	if *name == "" {
+		return usageErrorf("credentials create needs --name")
+	}
+	value, err := readSecret(s.env, "credential value")
+	if err != nil {
+		return err
+	}
+	body := client.CredentialCreateRequest{Name: *name, Value: &value}
+	setIf(&body.Service, *service)
+	setIf(&body.ParamName, *param)
+	setIf(&body.ValuePrefix, *prefix)
+	setIf(&body.BaseUrl, *baseURL)
+	if *placement != "" {
+		p := client.Placement(*placement)
+		body.Placement = &p
+	}
+	if len(hosts) > 0 {
+		h := []client.AllowedHost(hosts)
+		body.AllowedHosts = &h
+	}
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.CredentialCreateWithResponse(ctx, body)
+	if err != nil {
+		return err
+	}
+	if table, err := s.result(*out, r.HTTPResponse, r.Body); !table {
+		return err
+	}
+	return s.table(credentialHeader, [][]string{credentialRow(*r.JSON201)})
+}
+
+func setIf(dst **string, v string) {
+	if v != "" {
+		*dst = &v
+	}
+}
+
+// credentialsRotate is `credentials rotate ID`: the new value from stdin or
+// a prompt; the id stays, so every workflow using it keeps working.
+func credentialsRotate(ctx context.Context, s *session, args []string) error {
+	fs := flag.NewFlagSet("credentials rotate", flag.ContinueOnError)
+	out := outputFlag(fs)
+	id, err := parseID(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := checkOutput(*out); err != nil {
+		return err
+	}
+	value, err := readSecret(s.env, "new credential value")
+	if err != nil {
+		return err
+	}
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.CredentialUpdateWithResponse(ctx, id, client.CredentialUpdateRequest{Value: &value})
+	if err != nil {
+		return err
+	}
+	if table, err := s.result(*out, r.HTTPResponse, r.Body); !table {
+		return err
+	}
+	return s.table(credentialHeader, [][]string{credentialRow(*r.JSON200)})
+}
+
+// credentialsShare is `credentials share ID --mode personal|team|members
+// [--member USER_ID[:use|manage]]...`.
+func credentialsShare(ctx context.Context, s *session, args []string) error {
+	fs := flag.NewFlagSet("credentials share", flag.ContinueOnError)
+	out := outputFlag(fs)
+	mode := fs.String("mode", "", "personal, team or members (required)")
+	var members stringList
+	fs.Var(&members, "member", "USER_ID or USER_ID:manage (repeat; mode members)")
+	id, err := parseID(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := checkOutput(*out); err != nil {
+		return err
+	}
+	if *mode == "" {
+		return usageErrorf("credentials share needs --mode personal|team|members")
+	}
+	body := client.Sharing{Mode: client.SharingMode(*mode)}
+	if len(members) > 0 {
+		var list []client.Share
+		for _, m := range members {
+			uid, perm, _ := strings.Cut(m, ":")
+			u, err := uuid.Parse(uid)
+			if err != nil {
+				return usageErrorf("--member %q: not a user id", m)
+			}
+			if perm == "" {
+				perm = "use"
+			}
+			list = append(list, client.Share{UserId: u, Permission: client.SharePermission(perm)})
+		}
+		body.Members = &list
+	}
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.CredentialSharingWithResponse(ctx, id, body)
+	if err != nil {
+		return err
+	}
+	if table, err := s.result(*out, r.HTTPResponse, r.Body); !table {
+		return err
+	}
+	return s.table(credentialHeader, [][]string{credentialRow(*r.JSON200)})
+}
+
+func credentialsTest(ctx context.Context, s *session, args []string) error {
+	fs := flag.NewFlagSet("credentials test", flag.ContinueOnError)
+	out := outputFlag(fs)
+	id, err := parseID(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := checkOutput(*out); err != nil {
+		return err
+	}
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.CredentialTestWithResponse(ctx, id)
+	if err != nil {
+		return err
+	}
+	if table, err := s.result(*out, r.HTTPResponse, r.Body); !table {
+		return err
+	}
+	_, err = fmt.Fprintln(s.env.Stdout, strings.TrimSpace(string(r.Body)))
+	return err
+}
+
+func credentialsDelete(ctx context.Context, s *session, args []string) error {
+	fs := flag.NewFlagSet("credentials delete", flag.ContinueOnError)
+	out := outputFlag(fs)
+	force := fs.Bool("force", false, "delete even if workflows used it in the last 30 days")
+	id, err := parseID(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := checkOutput(*out); err != nil {
+		return err
+	}
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.CredentialDeleteWithResponse(ctx, id, &client.CredentialDeleteParams{Force: force})
+	if err != nil {
+		return err
+	}
+	if table, err := s.result(*out, r.HTTPResponse, r.Body); !table {
+		return err
+	}
+	_, err = fmt.Fprintf(s.env.Stdout, "Deleted credential %s\n", id)
+	return err
+}

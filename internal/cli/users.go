@@ -1,0 +1,167 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+
+	openapi_types "github.com/oapi-codegen/runtime/types"
+
+	"credvault/api/client"
+)
+
+var userCommands = map[string]func(context.Context, *session, []string) error{
+	"list":   usersList,
+	"create": usersCreate,
+	"get":    usersGet,
+	"update": usersUpdate,
+	"delete": usersDelete,
+}
+
+var userHeader = []string{"ID", "EMAIL", "NAME", "ROLE", "CREATED"}
+
+func userRow(u client.User) []string {
+	return []string{u.Id.String(), string(u.Email), orDash(u.Name), string(u.Role), timeOrDash(&u.CreatedAt)}
+}
+
+func usersList(ctx context.Context, s *session, args []string) error {
+	fs := flag.NewFlagSet("users list", flag.ContinueOnError)
+	out := outputFlag(fs)
+	if _, err := parseFlags(fs, args, 0, "[--output table|json]"); err != nil {
+		return err
+	}
+	if err := checkOutput(*out); err != nil {
+		return err
+	}
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.UserListWithResponse(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if table, err := s.result(*out, r.HTTPResponse, r.Body); !table {
+		return err
+	}
+	rows := make([][]string, 0, len(r.JSON200.Data))
+	for _, u := range r.JSON200.Data {
+		rows = append(rows, userRow(u))
+	}
+	return s.table(userHeader, rows)
+}
+
+func usersCreate(ctx context.Context, s *session, args []string) error {
+	fs := flag.NewFlagSet("users create", flag.ContinueOnError)
+	out := outputFlag(fs)
+	email := fs.String("email", "", "the user's email (required)")
+	name := fs.String("name", "", "display name")
+	role := fs.String("role", "member", "owner, admin or member")
+	if _, err := parseFlags(fs, args, 0, "--email EMAIL [--name NAME] [--role member|admin|owner]"); err != nil {
+		return err
+	}
+	if err := checkOutput(*out); err != nil {
+		return err
+	}
+	if *email == "" {
+		return usageErrorf("users create needs --email")
+	}
+	body := client.UserCreateRequest{Email: openapi_types.Email(*email), Role: client.Role(*role)}
+	if _, err := body.Email.MarshalJSON(); err != nil {
+		return usageErrorf("--email %q is not an email address", *email)
+	}
+	setIf(&body.Name, *name)
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.UserCreateWithResponse(ctx, body)
+	if err != nil {
+		return err
+	}
+	if table, err := s.result(*out, r.HTTPResponse, r.Body); !table {
+		return err
+	}
+	return s.table(userHeader, [][]string{userRow(*r.JSON201)})
+}
+
+func usersGet(ctx context.Context, s *session, args []string) error {
+	fs := flag.NewFlagSet("users get", flag.ContinueOnError)
+	out := outputFlag(fs)
+	id, err := parseID(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := checkOutput(*out); err != nil {
+		return err
+	}
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.UserGetWithResponse(ctx, id)
+	if err != nil {
+		return err
+	}
+	if table, err := s.result(*out, r.HTTPResponse, r.Body); !table {
+		return err
+	}
+	return s.table(userHeader, [][]string{userRow(*r.JSON200)})
+}
+
+func usersUpdate(ctx context.Context, s *session, args []string) error {
+	fs := flag.NewFlagSet("users update", flag.ContinueOnError)
+	out := outputFlag(fs)
+	name := fs.String("name", "", "new display name")
+	role := fs.String("role", "", "new role: owner, admin or member")
+	id, err := parseID(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := checkOutput(*out); err != nil {
+		return err
+	}
+	body := client.UserUpdateRequest{}
+	setIf(&body.Name, *name)
+	if *role != "" {
+		r := client.Role(*role)
+		body.Role = &r
+	}
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.UserUpdateWithResponse(ctx, id, body)
+	if err != nil {
+		return err
+	}
+	if table, err := s.result(*out, r.HTTPResponse, r.Body); !table {
+		return err
+	}
+	return s.table(userHeader, [][]string{userRow(*r.JSON200)})
+}
+
+func usersDelete(ctx context.Context, s *session, args []string) error {
+	fs := flag.NewFlagSet("users delete", flag.ContinueOnError)
+	out := outputFlag(fs)
+	id, err := parseID(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := checkOutput(*out); err != nil {
+		return err
+	}
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.UserDeleteWithResponse(ctx, id)
+	if err != nil {
+		return err
+	}
+	if table, err := s.result(*out, r.HTTPResponse, r.Body); !table {
+		return err
+	}
+	_, err = fmt.Fprintf(s.env.Stdout, "Deleted user %s\n", id)
+	return err
+}
