@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"credvault/internal/apikey"
+	"credvault/internal/console"
 	"credvault/internal/credvault"
 	"credvault/internal/httpapi"
 	"credvault/internal/injector"
@@ -33,6 +34,8 @@ type service struct {
 	creds    *credvault.CredentialService
 	values   *credvault.ValueCache
 	usage    *postgres.UsageWriter
+	sessions *credvault.SessionService
+	console  *console.Console
 	http     *httpapi.Server
 	ln       net.Listener
 	log      *slog.Logger
@@ -88,20 +91,39 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	s.startLoops(cfg)
 
 	users := &credvault.UserService{Store: s.store}
+	keys := &credvault.APIKeyService{Store: s.store, Users: s.store, Minter: s.minter}
 	s.creds = &credvault.CredentialService{Store: s.store, Users: s.store, Transit: s.vault, Values: s.values}
+	s.sessions = &credvault.SessionService{Store: s.store, Users: s.store, Audit: s.store, Verifier: s.verifier}
 	client := injector.NewClient(injector.ClientOptions{AllowPrivate: cfg.EgressAllowPrivate})
-	s.http = httpapi.NewServer(httpapi.Config{
-		Services: httpapi.Services{
-			Credentials: s.creds,
-			Proxy:       &credvault.ProxyService{Credentials: s.creds, Outbound: outbound{client}, Usage: s.usage, Audit: s.store},
-			Audit:       &credvault.AuditService{Store: s.store},
-			Rewrap:      &credvault.RewrapService{Store: s.store, Audit: s.store, Vault: s.vault, Log: log},
-			Users:       users,
-			Keys:        &credvault.APIKeyService{Store: s.store, Users: s.store, Minter: s.minter},
-			Endpoints:   &credvault.EndpointService{Store: s.store},
-			Verify:      &credvault.VerifyService{Verifier: s.verifier, Endpoints: s.store},
-			Verifier:    s.verifier,
+	services := httpapi.Services{
+		Credentials: s.creds,
+		Proxy:       &credvault.ProxyService{Credentials: s.creds, Outbound: outbound{client}, Usage: s.usage, Audit: s.store},
+		Audit:       &credvault.AuditService{Store: s.store},
+		Rewrap:      &credvault.RewrapService{Store: s.store, Audit: s.store, Vault: s.vault, Log: log},
+		Users:       users,
+		Keys:        keys,
+		Endpoints:   &credvault.EndpointService{Store: s.store},
+		Verify:      &credvault.VerifyService{Verifier: s.verifier, Endpoints: s.store},
+		Verifier:    s.verifier,
+		Sessions:    s.sessions,
+	}
+	s.console, err = console.New(console.Config{
+		Services: console.Services{
+			Sessions: s.sessions, Users: users, Keys: keys, Endpoints: services.Endpoints, Credentials: s.creds,
+			Proxy: services.Proxy, Audit: services.Audit,
+			Stats: &credvault.StatsService{Keys: keys, Credentials: s.creds, Store: s.store},
 		},
+		PublicURL: cfg.PublicURL,
+		Logger:    log,
+		RequestID: httpapi.RequestID,
+	})
+	if err != nil {
+		return nil, &configError{"CREDVAULT_PUBLIC_URL", credvault.ErrorMessage(err)}
+	}
+	s.http = httpapi.NewServer(httpapi.Config{
+		Services:    services,
+		Console:     s.console,
+		PublicURL:   cfg.PublicURL,
 		AuthHeaders: cfg.AuthHeaders,
 		KeyPrefix:   cfg.KeyPrefix,
 		Logger:      log,
@@ -140,6 +162,14 @@ func (cfg Config) vaultConfig(log *slog.Logger) vault.Config {
 		Addr: cfg.VaultAddr, Token: cfg.VaultToken, RoleID: cfg.VaultRoleID, SecretID: cfg.VaultSecretID,
 		Mount: cfg.TransitMount, Key: cfg.TransitKey, Logger: log,
 	}
+}
+
+// PublicURL is CREDVAULT_PUBLIC_URL when set, else URL().
+func (s *service) PublicURL(cfg Config) string {
+	if cfg.PublicURL != "" {
+		return cfg.PublicURL
+	}
+	return s.URL()
 }
 
 // URL is the base URL clients use, with a loopback host when the listener
