@@ -42,6 +42,9 @@ func (c *Console) handleCredentials(ctx *fiber.Ctx, v *view) error {
 	if err != nil {
 		return c.fail(ctx, v, err)
 	}
+	if ctx.Query("notice") == "deleted" {
+		v.Notice = "Deleted. Workflows that referenced it can no longer use it."
+	}
 	d := credentialsData{Service: service, Query: q, Total: len(all)}
 	d.Rows, d.Services = credentialRows(all, lastUsed, v.Me.UserID, service, q)
 	v.Title, v.Nav, v.Data = "Credentials", "credentials", d
@@ -386,5 +389,5 @@ func (c *Console) handleCredentialDelete(ctx *fiber.Ctx, v *view) error {
 		}
 		return c.fail(ctx, v, err)
 	}
-	return ctx.Redirect("/credentials", fiber.StatusSeeOther)
+	return ctx.Redirect("/credentials?notice=deleted", fiber.StatusSeeOther)
 }

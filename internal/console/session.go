@@ -112,15 +112,26 @@ func forbidden(msg string) error {
 }
 
 // checkPost refuses a state-changing request from another origin: the
-// Origin header must be the console's own (or, without one, Sec-Fetch-Site
-// must not say cross-site), and the form must carry the token derived from
-// the cookie.
+// Origin header must be the console's own, and the form must carry the
+// token derived from the cookie. Browsers send "Origin: null" for a form
+// posted from a page whose Referrer-Policy is no-referrer (as the console's
+// are; Fetch standard, "append a request Origin header"), and may send no
+// Origin at all; then Sec-Fetch-Site, which every current browser sends,
+// must say same-origin (OWASP CSRF Prevention Cheat Sheet, "Fetch
+// Metadata"). A request with neither relies on the token alone.
 func (c *Console) checkPost(ctx *fiber.Ctx, secret string) error {
-	if origin := ctx.Get(fiber.HeaderOrigin); origin != "" {
+	origin := ctx.Get(fiber.HeaderOrigin)
+	site := ctx.Get("Sec-Fetch-Site")
+	switch {
+	case origin != "" && origin != "null":
 		if origin != c.expectedOrigin(ctx) {
 			return errCrossOrigin
 		}
-	} else if site := ctx.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+	case site != "":
+		if site != "same-origin" {
+			return errCrossOrigin
+		}
+	case origin == "null":
 		return errCrossOrigin
 	}
 	want := csrfToken(secret)
