@@ -306,7 +306,7 @@ func TestConsoleSessionCookieHTTPS(t *testing.T) {
 	b := newBrowserish(t, inst.url)
 	path := strings.TrimPrefix(link, "https://vault.example.test")
 	lp := b.get(path)
-	if sc := lp.header.Get("Set-Cookie"); !strings.HasPrefix(sc, "__Host-cv_csrf=") || !!strings.Contains(strings.ToLower(sc), "; secure") || !strings.Contains(strings.ToLower(sc), "path=/") {
+	if sc := lp.header.Get("Set-Cookie"); !strings.HasPrefix(sc, "__Host-cv_csrf=") || !strings.Contains(strings.ToLower(sc), "; secure") || !strings.Contains(strings.ToLower(sc), "path=/") {
 		t.Errorf("pre-session cookie: %q", sc)
 	}
 	// The jar does not send Secure cookies over http; send it by hand.
