@@ -13,7 +13,9 @@ package console
 import (
 	"bytes"
 	"embed"
+	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/url"
@@ -218,20 +220,25 @@ func securityHeaders(c *fiber.Ctx) {
 // those showing a secret once say no-store (render sets it for all
 // signed-in pages, which all show data of one person's org).
 func (c *Console) render(ctx *fiber.Ctx, status int, name string, v *view) error {
-	t, ok := c.pages[name]
-	if !ok {
-		return fiber.ErrInternalServerError
-	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)
-	if err := t.Execute(buf, v); err != nil {
+	if err := c.execute(buf, name, v); err != nil {
 		c.log.Error("console: rendering a page failed", "page", name, "error", err.Error())
 		return ctx.Status(fiber.StatusInternalServerError).SendString("the page could not be rendered")
 	}
 	ctx.Set(fiber.HeaderCacheControl, "no-store")
 	ctx.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
 	return ctx.Status(status).Send(buf.Bytes())
+}
+
+// execute renders page name with v into w.
+func (c *Console) execute(w io.Writer, name string, v *view) error {
+	t, ok := c.pages[name]
+	if !ok {
+		return fmt.Errorf("no page %q", name)
+	}
+	return t.Execute(w, v)
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}

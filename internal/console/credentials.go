@@ -1,6 +1,7 @@
 package console
 
 import (
+	"html/template"
 	"net/url"
 	"slices"
 	"sort"
@@ -18,16 +19,52 @@ const maxListed = 5000
 
 // credentialRow is one line of the credentials list.
 type credentialRow struct {
-	ID, Name, Service, Placement, Sharing, Hint, Permission string
-	LastUsed                                                *time.Time
+	ID, Name, Service, Placement, Sharing, Hint string
+	LastUsed                                    *time.Time
 }
 
 type credentialsData struct {
-	Rows     []credentialRow
+	// Rows is the table body, written by credentialRowsHTML.
+	Rows     template.HTML
+	Count    int
 	Services []string // for the filter
 	Service  string
 	Query    string
 	Total    int
+}
+
+// credentialRowsHTML writes the list's table rows. A list of 1,000
+// credentials through template actions costs ~10 reflective calls per row
+// (several milliseconds a page), so the rows are written here instead,
+// every value through html/template's own escaper (HTMLEscapeString) and
+// the id also path-escaped: the same escaping the template applies in
+// these contexts (element text, and a quoted attribute holding a path).
+func credentialRowsHTML(rows []credentialRow) template.HTML {
+	var b strings.Builder
+	b.Grow(len(rows) * 360)
+	esc := func(s string) { b.WriteString(template.HTMLEscapeString(s)) }
+	for _, r := range rows {
+		b.WriteString("<tr>\n    <td><a href=\"/credentials/")
+		esc(url.PathEscape(r.ID))
+		b.WriteString("\">")
+		esc(r.Name)
+		b.WriteString("</a></td>\n    <td>")
+		esc(r.Service)
+		b.WriteString("</td>\n    <td>")
+		esc(r.Placement)
+		b.WriteString("</td>\n    <td><span class=\"badge\">")
+		esc(r.Sharing)
+		b.WriteString("</span></td>\n    <td class=\"mono\">")
+		esc(r.Hint)
+		b.WriteString("</td>\n    <td>")
+		if r.LastUsed != nil {
+			b.WriteString(r.LastUsed.UTC().Format("2006-01-02 15:04 UTC"))
+		} else {
+			b.WriteString(`<span class="muted">never</span>`)
+		}
+		b.WriteString("</td>\n  </tr>\n")
+	}
+	return template.HTML(b.String())
 }
 
 // handleCredentials lists what the caller may use, filtered by service and
@@ -46,7 +83,8 @@ func (c *Console) handleCredentials(ctx *fiber.Ctx, v *view) error {
 		v.Notice = "Deleted. Workflows that referenced it can no longer use it."
 	}
 	d := credentialsData{Service: service, Query: q, Total: len(all)}
-	d.Rows, d.Services = credentialRows(all, lastUsed, v.Me.UserID, service, q)
+	rows, services := credentialRows(all, lastUsed, v.Me.UserID, service, q)
+	d.Rows, d.Count, d.Services = credentialRowsHTML(rows), len(rows), services
 	v.Title, v.Nav, v.Data = "Credentials", "credentials", d
 	return c.render(ctx, fiber.StatusOK, "credentials", v)
 }
