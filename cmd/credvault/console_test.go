@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -499,4 +500,45 @@ func mustURL(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// TestKeyVerificationCounters: verifications are counted per key and day
+// off the hot path (the verifier's batched write-back), as successful,
+// refused and rate-limited, and the key's console page charts them.
+func TestKeyVerificationCounters(t *testing.T) {
+	cl, inst, ownerKey := consoleCluster(t)
+	id, key := cl.createKey(inst, ownerKey, map[string]any{"name": "counted", "scopes": []string{"keys:read"},
+		"rate_limit": map[string]any{"requests": 2, "window_seconds": 3600}})
+	var codes []int
+	for range 3 {
+		codes = append(codes, cl.as(key, "GET", inst.url+"/v1/whoami", nil).status)
+	}
+	if r := cl.as(ownerKey, "POST", inst.url+"/v1/api-keys/"+id+"/revoke", nil); r.status != 200 {
+		t.Fatalf("revoke: %d", r.status)
+	}
+	codes = append(codes, cl.as(key, "GET", inst.url+"/v1/whoami", nil).status)
+	if want := []int{200, 200, 429, 401}; fmt.Sprint(codes) != fmt.Sprint(want) {
+		t.Fatalf("statuses %v, want %v", codes, want)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := countRows(t, cl.dbURL, `SELECT count(*) FROM api_key_daily_verifications
+			WHERE key_id = $1 AND day = (now() AT TIME ZONE 'UTC')::date AND valid = 2 AND rate_limited = 1 AND refused = 1`, id)
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the day's counters never reached 2 successful, 1 refused, 1 rate-limited")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b := newBrowserish(t, inst.url)
+	b.signInWithLink(newLink(t, cl, inst, ownerKey, whoamiUser(t, cl, inst, ownerKey)))
+	p := b.get("/api-keys/" + id)
+	if p.status != 200 || !strings.Contains(p.body, "2 successful, 1 refused, 1 rate-limited") {
+		t.Fatalf("key page (%d) does not chart the counts", p.status)
+	}
+	if !strings.Contains(p.body, "<svg") || !strings.Contains(p.body, `class="s2"`) {
+		t.Error("no chart bars on the key page")
+	}
 }
