@@ -104,6 +104,15 @@ func (b *tab) snap(label string, shot bool) string {
 	b.t.Helper()
 	var html, loc string
 	b.run(chromedp.OuterHTML("html", &html, chromedp.ByQuery), chromedp.Location(&loc))
+	// Every visible form control has a label (label[for], a wrapping
+	// label, or aria-label), so screen readers name it.
+	var unlabeled []string
+	b.run(chromedp.Evaluate(`Array.from(document.querySelectorAll('input:not([type=hidden]), select, textarea'))
+		.filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+		.map(e => e.name || e.id || e.outerHTML.slice(0, 60))`, &unlabeled))
+	for _, u := range unlabeled {
+		b.t.Errorf("%s: form control %q has no label", label, u)
+	}
 	b.mu.Lock()
 	*b.pages = append(*b.pages, seenPage{label: b.name + "/" + label, url: loc, html: html})
 	b.mu.Unlock()
@@ -272,6 +281,8 @@ func TestConsoleBrowser(t *testing.T) {
 		chromedp.Click("#save-sharing", chromedp.ByID))
 	owner.waitURL("notice=shared")
 	owner.snap("credential-owner", true)
+	owner.run(chromedp.Navigate(s.url+"/credentials"), chromedp.WaitVisible("table", chromedp.ByQuery))
+	owner.snap("credentials-list", true)
 
 	// The member, in a browser of their own (own profile and cookies), signs in with their
 	// link and tests the connection.

@@ -427,6 +427,30 @@ func TestConsoleSignIn(t *testing.T) {
 		t.Fatalf("link after two GETs: %d", p.status)
 	}
 
+	// Idle and absolute timeouts: a session unused for 30 minutes, or
+	// older than 12 hours, is refused and removed.
+	for _, tc := range []struct{ name, set string }{
+		{"idle 31 min", `UPDATE console_sessions SET last_seen_at = now() - interval '31 minutes' WHERE user_id = $1`},
+		{"absolute 12 h", `UPDATE console_sessions SET expires_at = now() - interval '1 second' WHERE user_id = $1`},
+	} {
+		sb := newBrowserish(t, inst.url)
+		if p := sb.signInWithLink(newLink(t, cl, inst, ownerKey, ownerID)); p.status != 303 {
+			t.Fatalf("%s: sign in: %d", tc.name, p.status)
+		}
+		before := countRows(t, cl.dbURL, `SELECT count(*) FROM console_sessions WHERE user_id = $1`, ownerID)
+		execSQL(t, cl.dbURL, tc.set+` AND created_at = (SELECT max(created_at) FROM console_sessions WHERE user_id = $1)`, ownerID)
+		if p := sb.get("/credentials"); p.status != 303 || p.header.Get("Location") != "/sign-in" {
+			t.Errorf("%s: %d, want 303 to /sign-in", tc.name, p.status)
+		}
+		if n := countRows(t, cl.dbURL, `SELECT count(*) FROM console_sessions WHERE user_id = $1`, ownerID); n != before-1 {
+			t.Errorf("%s: the ended session was not removed (%d → %d)", tc.name, before, n)
+		}
+	}
+	// A session opened now ends after 12 hours at the latest.
+	if n := countRows(t, cl.dbURL, `SELECT count(*) FROM console_sessions WHERE expires_at > created_at + interval '12 hours'`); n != 0 {
+		t.Errorf("%d sessions live longer than 12 hours", n)
+	}
+
 	// Keys: a service key is refused; a personal key signs in, with the
 	// key's scopes, until the key is revoked.
 	_, svc := cl.createKey(inst, ownerKey, map[string]any{"name": "svc", "kind": "service", "scopes": []string{"credentials:read"}})
@@ -540,5 +564,32 @@ func TestKeyVerificationCounters(t *testing.T) {
 	}
 	if !strings.Contains(p.body, "<svg") || !strings.Contains(p.body, `class="s2"`) {
 		t.Error("no chart bars on the key page")
+	}
+}
+
+// TestConsoleSessionPurge: ended sessions and long-expired links are
+// deleted; live ones stay.
+func TestConsoleSessionPurge(t *testing.T) {
+	cl, inst, ownerKey := consoleCluster(t)
+	ownerID := whoamiUser(t, cl, inst, ownerKey)
+	for range 3 {
+		newBrowserish(t, inst.url).signInWithLink(newLink(t, cl, inst, ownerKey, ownerID))
+	}
+	newLink(t, cl, inst, ownerKey, ownerID) // unused, still valid
+	execSQL(t, cl.dbURL, `UPDATE console_sessions SET last_seen_at = now() - interval '2 hours'
+		WHERE id = (SELECT id FROM console_sessions ORDER BY created_at LIMIT 1)`)
+	execSQL(t, cl.dbURL, `UPDATE console_sessions SET expires_at = now() - interval '1 minute'
+		WHERE id = (SELECT id FROM console_sessions ORDER BY created_at DESC LIMIT 1)`)
+	execSQL(t, cl.dbURL, `UPDATE sign_in_links SET expires_at = now() - interval '2 days'
+		WHERE id = (SELECT id FROM sign_in_links ORDER BY created_at LIMIT 1)`)
+	n, err := inst.s.sessions.Purge(context.Background())
+	if err != nil || n != 3 {
+		t.Fatalf("purge: %d rows, %v; want 3", n, err)
+	}
+	if s := countRows(t, cl.dbURL, `SELECT count(*) FROM console_sessions`); s != 1 {
+		t.Errorf("%d sessions left, want 1", s)
+	}
+	if l := countRows(t, cl.dbURL, `SELECT count(*) FROM sign_in_links`); l != 3 {
+		t.Errorf("%d links left, want 3", l)
 	}
 }

@@ -87,13 +87,13 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	s.verifier = apikey.NewVerifier(s.store, limiter, apikey.VerifierOptions{Prefix: cfg.KeyPrefix, Logger: log, DisableCache: opts.disableKeyCache})
 	s.values = credvault.NewValueCache(cfg.SecretCacheTTL)
 	s.usage = postgres.NewUsageWriter(s.store, log, time.Second)
+	s.sessions = &credvault.SessionService{Store: s.store, Users: s.store, Audit: s.store, Verifier: s.verifier}
 	s.store.OnInvalidate(s.invalidate)
 	s.startLoops(cfg)
 
 	users := &credvault.UserService{Store: s.store}
 	keys := &credvault.APIKeyService{Store: s.store, Users: s.store, Minter: s.minter}
 	s.creds = &credvault.CredentialService{Store: s.store, Users: s.store, Transit: s.vault, Values: s.values}
-	s.sessions = &credvault.SessionService{Store: s.store, Users: s.store, Audit: s.store, Verifier: s.verifier}
 	client := injector.NewClient(injector.ClientOptions{AllowPrivate: cfg.EgressAllowPrivate})
 	services := httpapi.Services{
 		Credentials: s.creds,
@@ -195,7 +195,7 @@ func (s *service) serve(ctx context.Context) error {
 func (s *service) startLoops(cfg Config) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopLoops = cancel
-	s.loops.Add(3)
+	s.loops.Add(4)
 	go func() {
 		defer s.loops.Done()
 		reset := func() {
@@ -214,6 +214,29 @@ func (s *service) startLoops(cfg Config) {
 		defer s.loops.Done()
 		s.usage.Run(ctx)
 	}()
+	go func() {
+		defer s.loops.Done()
+		s.purgeSessions(ctx, 10*time.Minute)
+	}()
+}
+
+// purgeSessions removes ended console sessions and expired sign-in links
+// every period until ctx ends.
+func (s *service) purgeSessions(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.sessions.Purge(ctx); err != nil {
+				s.log.Warn("purging ended console sessions failed; will retry", "error", err.Error())
+			} else if n > 0 {
+				s.log.Debug("purged ended console sessions and sign-in links", "rows", n)
+			}
+		}
+	}
 }
 
 // invalidate hands one invalidation (from this instance's own commit or

@@ -170,7 +170,7 @@ func (c *Console) attempt(ctx *fiber.Ctx) credvault.SignInAttempt {
 // limited answers 429 when the client address has used up its sign-in
 // attempts.
 func (c *Console) limited(ctx *fiber.Ctx, v *view) (bool, error) {
-	if c.limiter.allow(ctx.IP(), time.Now()) {
+	if c.limiter.allow(strings.Clone(ctx.IP()), time.Now()) {
 		return false, nil
 	}
 	ctx.Set(fiber.HeaderRetryAfter, "60")

@@ -78,6 +78,10 @@ type SessionStore interface {
 	TouchSession(ctx context.Context, id string, at time.Time) error
 	// DeleteSession removes the session with that hash (idempotent).
 	DeleteSession(ctx context.Context, hash [32]byte, ev *AuditEvent) error
+	// PurgeSessions deletes sessions idle since before idleBefore or ended
+	// by now, and links that expired before linksBefore; it returns how
+	// many rows went.
+	PurgeSessions(ctx context.Context, idleBefore, now, linksBefore time.Time) (int64, error)
 }
 
 // SessionService holds the console's sign-in rules: one-time links that
@@ -311,6 +315,14 @@ func (s *SessionService) Authenticate(ctx context.Context, token string) (*Princ
 		p.KeyID, p.Scopes = *sess.KeyID, sess.KeyScopes
 	}
 	return p, sess, nil
+}
+
+// Purge deletes ended sessions and long-expired links, so the tables do
+// not grow with every sign-in (an ended session is refused anyway). It
+// returns how many rows went. Errors: EUNAVAILABLE.
+func (s *SessionService) Purge(ctx context.Context) (int64, error) {
+	now := s.now()
+	return s.Store.PurgeSessions(ctx, now.Add(-SessionIdleTimeout), now, now.Add(-24*time.Hour))
 }
 
 var errSession = &Error{Code: EUNAUTHORIZED, Reason: "session_ended", Message: "your session has ended; sign in again"}

@@ -135,6 +135,21 @@ func (s *Store) DeleteSession(ctx context.Context, hash [32]byte, ev *credvault.
 	})
 }
 
+// PurgeSessions deletes ended sessions and long-expired sign-in links.
+func (s *Store) PurgeSessions(ctx context.Context, idleBefore, now, linksBefore time.Time) (int64, error) {
+	r1, err := s.db.ExecContext(ctx, `DELETE FROM console_sessions WHERE last_seen_at < $1 OR expires_at <= $2`, idleBefore, now)
+	if err != nil {
+		return 0, translate(err, "session")
+	}
+	r2, err := s.db.ExecContext(ctx, `DELETE FROM sign_in_links WHERE expires_at < $1`, linksBefore)
+	if err != nil {
+		return 0, translate(err, "sign-in link")
+	}
+	n1, _ := r1.RowsAffected()
+	n2, _ := r2.RowsAffected()
+	return n1 + n2, nil
+}
+
 // endSessions deletes every console session of a user, inside the
 // transaction that changes their role.
 func endSessions(ctx context.Context, tx *txn, userID string) error {
