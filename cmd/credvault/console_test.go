@@ -593,3 +593,48 @@ func TestConsoleSessionPurge(t *testing.T) {
 		t.Errorf("%d links left, want 3", l)
 	}
 }
+
+// TestConsoleMemberSeesWhatAPIShows: a member's console shows their own
+// keys only, no manager pages or controls, and offers only the scopes
+// they hold; the org's owner sees everything.
+func TestConsoleMemberSeesWhatAPIShows(t *testing.T) {
+	cl, inst, ownerKey := consoleCluster(t)
+	u := cl.as(ownerKey, "POST", inst.url+"/v1/users", map[string]any{"email": "max@acme.test", "role": "member"})
+	memberID := u.json(t)["id"].(string)
+	_, _ = cl.createKey(inst, ownerKey, map[string]any{"name": "owner-only-key", "scopes": []string{"keys:read"}})
+	m := newBrowserish(t, inst.url)
+	if p := m.signInWithLink(newLink(t, cl, inst, ownerKey, memberID)); p.status != 303 {
+		t.Fatalf("member sign in: %d", p.status)
+	}
+	for path, want := range map[string]int{"/endpoints": 403, "/audit": 403, "/members": 200, "/api-keys": 200, "/credentials": 200} {
+		if p := m.get(path); p.status != want {
+			t.Errorf("member GET %s: %d, want %d", path, p.status, want)
+		}
+	}
+	if p := m.get("/api-keys"); strings.Contains(p.body, "owner-only-key") || strings.Contains(p.body, "bootstrap") {
+		t.Error("a member sees other people's keys")
+	}
+	if p := m.get("/members"); strings.Contains(p.body, `action="/members"`) || strings.Contains(p.body, "sign-in-link") {
+		t.Error("a member gets the manage-members controls")
+	}
+	newKey := m.get("/api-keys/new").body
+	for _, s := range []string{"users:write", "endpoints:write", "audit:read", "credentials:resolve", "keys:verify", `value="admin"`} {
+		if strings.Contains(newKey, `value="`+strings.TrimPrefix(s, `value="`)) {
+			t.Errorf("a member is offered the scope %s", s)
+		}
+	}
+	// Forcing a manager action through a form is refused by the service.
+	tok := m.csrf("/members")
+	before := countRows(t, cl.dbURL, `SELECT count(*) FROM users`)
+	if p := m.post("/members", url.Values{"csrf": {tok}, "email": {"evil@acme.test"}, "role": {"owner"}}, nil); p.status != 403 {
+		t.Errorf("member adding a user: %d, want 403", p.status)
+	}
+	if n := countRows(t, cl.dbURL, `SELECT count(*) FROM users`); n != before {
+		t.Errorf("users: %d → %d", before, n)
+	}
+	o := newBrowserish(t, inst.url)
+	o.signInWithLink(newLink(t, cl, inst, ownerKey, whoamiUser(t, cl, inst, ownerKey)))
+	if p := o.get("/api-keys"); !strings.Contains(p.body, "owner-only-key") {
+		t.Error("the owner does not see the org's keys")
+	}
+}

@@ -337,19 +337,24 @@ func (s *SessionService) SignOut(ctx context.Context, token string) error {
 	return s.Store.DeleteSession(ctx, HashToken(token), ev)
 }
 
-// ConsoleScopes is what a link session may do: everything a person of that
-// role needs in the console. It never includes credentials:resolve (which
-// hands out values: runners only) or keys:verify (a machine's job).
-// Owners' and admins' extra powers come from their role, checked by each
-// service as for API keys.
+// ConsoleScopes is what a link session may do: what a person of that role
+// needs in the console, and no more. Members get their own keys and the
+// credentials they may use or manage, and may list the org's people (to
+// share with them); owners and admins also manage users and endpoints and
+// read the audit trail. It never includes credentials:resolve (which hands
+// out values: runners only) or keys:verify (a machine's job). The services
+// still check the role for every manager-only action.
 func ConsoleScopes(r Role) []string {
-	if !r.Valid() {
-		return nil
+	switch {
+	case r.Manager():
+		return []string{
+			ScopeAuditRead, ScopeCredentialsRead, ScopeCredentialsUse, ScopeCredentialsWrite,
+			ScopeEndpointsWrite, ScopeKeysRead, ScopeKeysWrite, ScopeUsersRead, ScopeUsersWrite,
+		}
+	case r == RoleMember:
+		return []string{ScopeCredentialsRead, ScopeCredentialsUse, ScopeCredentialsWrite, ScopeKeysRead, ScopeKeysWrite, ScopeUsersRead}
 	}
-	return []string{
-		ScopeAuditRead, ScopeCredentialsRead, ScopeCredentialsUse, ScopeCredentialsWrite,
-		ScopeEndpointsWrite, ScopeKeysRead, ScopeKeysWrite, ScopeUsersRead, ScopeUsersWrite,
-	}
+	return nil
 }
 
 func lowerCode(code string) string {
