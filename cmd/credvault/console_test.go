@@ -638,3 +638,48 @@ func TestConsoleMemberSeesWhatAPIShows(t *testing.T) {
 		t.Error("the owner does not see the org's keys")
 	}
 }
+
+// TestSignInLinkAPIRules: POST /v1/users/{id}/sign-in-links follows the
+// user-management rules: owners and admins only, only owners for owners,
+// users of the caller's org only; refusals write nothing.
+func TestSignInLinkAPIRules(t *testing.T) {
+	cl, inst, ownerKey := consoleCluster(t)
+	ownerID := whoamiUser(t, cl, inst, ownerKey)
+	mk := func(email, role string) (string, string) {
+		u := cl.as(ownerKey, "POST", inst.url+"/v1/users", map[string]any{"email": email, "role": role})
+		if u.status != 201 {
+			t.Fatalf("create %s: %d", role, u.status)
+		}
+		id := u.json(t)["id"].(string)
+		_, key := cl.createKey(inst, ownerKey, map[string]any{"name": role, "user_id": id, "scopes": []string{"users:write", "users:read"}})
+		return id, key
+	}
+	adminID, adminKey := mk("ada@acme.test", "admin")
+	memberID, memberKey := mk("max@acme.test", "member")
+	_, otherOwner := cl.bootstrap(inst, "other")
+	cases := []struct {
+		name, key, user string
+		want            int
+	}{
+		{"admin for an owner", adminKey, ownerID, 403},
+		{"member for a member", memberKey, memberID, 403},
+		{"another org's owner", otherOwner, memberID, 404},
+		{"unknown user", ownerKey, "00000000-0000-0000-0000-000000000000", 404},
+		{"malformed id", ownerKey, "not-a-uuid", 404},
+	}
+	before := countRows(t, cl.dbURL, `SELECT count(*) FROM sign_in_links`)
+	for _, tc := range cases {
+		if r := cl.as(tc.key, "POST", inst.url+"/v1/users/"+tc.user+"/sign-in-links", nil); r.status != tc.want {
+			t.Errorf("%s: %d %s, want %d", tc.name, r.status, r.body, tc.want)
+		}
+	}
+	if n := countRows(t, cl.dbURL, `SELECT count(*) FROM sign_in_links`); n != before {
+		t.Errorf("refused requests stored %d links", n-before)
+	}
+	if r := cl.as(adminKey, "POST", inst.url+"/v1/users/"+memberID+"/sign-in-links", nil); r.status != 201 {
+		t.Errorf("admin for a member: %d", r.status)
+	}
+	if r := cl.as(ownerKey, "POST", inst.url+"/v1/users/"+adminID+"/sign-in-links", nil); r.status != 201 {
+		t.Errorf("owner for an admin: %d", r.status)
+	}
+}
