@@ -221,6 +221,10 @@ func TestConsoleBrowser(t *testing.T) {
 	acceptDialogs(owner.ctx)
 	owner.run(chromedp.EmulateViewport(1280, 800))
 
+	// Signed out, every page leads to the sign-in page.
+	owner.run(chromedp.Navigate(s.url+"/credentials"), chromedp.WaitVisible("#api_key", chromedp.ByID))
+	owner.snap("sign-in", true)
+
 	// The owner signs in with the link dev printed.
 	owner.run(chromedp.Navigate(link[1]), chromedp.WaitVisible("#continue", chromedp.ByID))
 	owner.snap("sign-in-link", true)
