@@ -67,13 +67,23 @@ func newBrowser(t *testing.T, timeout time.Duration) (context.Context, context.C
 		chromedp.WindowSize(1280, 800),
 		chromedp.UserDataDir(t.TempDir()),
 	}
-	ctx, cancelTimeout := context.WithTimeout(context.Background(), timeout)
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	if err := chromedp.Run(bctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
+	// A loaded machine occasionally fails a browser start; one more try
+	// tells that apart from a missing or broken chromium.
+	var err error
+	for attempt := range 2 {
+		ctx, cancelTimeout := context.WithTimeout(context.Background(), timeout)
+		actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+		bctx, cancelBrowser := chromedp.NewContext(actx)
+		if err = chromedp.Run(bctx); err == nil {
+			return bctx, func() { cancelBrowser(); cancelAlloc(); cancelTimeout() }
+		}
+		cancelBrowser()
+		cancelAlloc()
+		cancelTimeout()
+		t.Logf("start chromium (attempt %d): %v", attempt+1, err)
 	}
-	return bctx, func() { cancelBrowser(); cancelAlloc(); cancelTimeout() }
+	t.Fatalf("start chromium: %v", err)
+	return nil, nil
 }
 
 // tab is one browser profile (its own cookies) driven by the test, which
