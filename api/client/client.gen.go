@@ -3193,6 +3193,20 @@ type ClientInterface interface {
 	// Corresponds with PATCH /v1/users/{id} (the `UserUpdate` operationId).
 	UserUpdate(ctx context.Context, id UserId, body UserUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// UserSignInLinkCreate Create a one-time sign-in link to the web console for a user.
+	//
+	// Needs scope `users:write` and the role `owner` or `admin` (or a
+	// service key); only owners create links for owners (403
+	// `forbidden_role`), since the console acts with the user's role.
+	// The link is shown only in this answer (`Cache-Control: no-store`):
+	// credvault stores the SHA-256 of its token. It works once, for 15
+	// minutes: opening it shows a button, and pressing it starts a console
+	// session (so link previews and scanners cannot use it up). It starts
+	// with `CREDVAULT_PUBLIC_URL`, or the request's own scheme and host.
+	//
+	// Corresponds with POST /v1/users/{id}/sign-in-links (the `UserSignInLinkCreate` operationId).
+	UserSignInLinkCreate(ctx context.Context, id UserId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// Whoami The caller's org, user, key and scopes.
 	//
 	// The connectivity check: any valid key, whatever its scopes and role,
@@ -4678,6 +4692,30 @@ func (c *Client) UserUpdateWithBody(ctx context.Context, id UserId, contentType 
 // Corresponds with PATCH /v1/users/{id} (the `UserUpdate` operationId).
 func (c *Client) UserUpdate(ctx context.Context, id UserId, body UserUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUserUpdateRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UserSignInLinkCreate Create a one-time sign-in link to the web console for a user.
+//
+// Needs scope `users:write` and the role `owner` or `admin` (or a
+// service key); only owners create links for owners (403
+// `forbidden_role`), since the console acts with the user's role.
+// The link is shown only in this answer (`Cache-Control: no-store`):
+// credvault stores the SHA-256 of its token. It works once, for 15
+// minutes: opening it shows a button, and pressing it starts a console
+// session (so link previews and scanners cannot use it up). It starts
+// with `CREDVAULT_PUBLIC_URL`, or the request's own scheme and host.
+//
+// Corresponds with POST /v1/users/{id}/sign-in-links (the `UserSignInLinkCreate` operationId).
+func (c *Client) UserSignInLinkCreate(ctx context.Context, id UserId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUserSignInLinkCreateRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -6667,6 +6705,40 @@ func NewUserUpdateRequestWithBody(server string, id UserId, contentType string, 
 	return req, nil
 }
 
+// NewUserSignInLinkCreateRequest constructs an http.Request for the UserSignInLinkCreate method
+func NewUserSignInLinkCreateRequest(server string, id UserId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/users/%s/sign-in-links", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewWhoamiRequest constructs an http.Request for the Whoami method
 func NewWhoamiRequest(server string) (*http.Request, error) {
 	var err error
@@ -7751,6 +7823,22 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PATCH /v1/users/{id} (the `UserUpdate` operationId).
 	UserUpdateWithResponse(ctx context.Context, id UserId, body UserUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*UserUpdateResponse, error)
+
+	// UserSignInLinkCreateWithResponse Create a one-time sign-in link to the web console for a user.
+	//
+	// Needs scope `users:write` and the role `owner` or `admin` (or a
+	// service key); only owners create links for owners (403
+	// `forbidden_role`), since the console acts with the user's role.
+	// The link is shown only in this answer (`Cache-Control: no-store`):
+	// credvault stores the SHA-256 of its token. It works once, for 15
+	// minutes: opening it shows a button, and pressing it starts a console
+	// session (so link previews and scanners cannot use it up). It starts
+	// with `CREDVAULT_PUBLIC_URL`, or the request's own scheme and host.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/users/{id}/sign-in-links (the `UserSignInLinkCreate` operationId).
+	UserSignInLinkCreateWithResponse(ctx context.Context, id UserId, reqEditors ...RequestEditorFn) (*UserSignInLinkCreateResponse, error)
 
 	// WhoamiWithResponse The caller's org, user, key and scopes.
 	//
@@ -12912,6 +13000,145 @@ func (r UserUpdateResponse) ContentType() string {
 	return ""
 }
 
+// UserSignInLinkCreateResponse201Headers the declared response headers of an HTTP 201 response for UserSignInLinkCreate
+type UserSignInLinkCreateResponse201Headers struct {
+	CacheControl *string
+}
+
+// UserSignInLinkCreateResponse401Headers the declared response headers of an HTTP 401 response for UserSignInLinkCreate
+type UserSignInLinkCreateResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// UserSignInLinkCreateResponse403Headers the declared response headers of an HTTP 403 response for UserSignInLinkCreate
+type UserSignInLinkCreateResponse403Headers struct {
+	XRequestId *string
+}
+
+// UserSignInLinkCreateResponse404Headers the declared response headers of an HTTP 404 response for UserSignInLinkCreate
+type UserSignInLinkCreateResponse404Headers struct {
+	XRequestId *string
+}
+
+// UserSignInLinkCreateResponse429Headers the declared response headers of an HTTP 429 response for UserSignInLinkCreate
+type UserSignInLinkCreateResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// UserSignInLinkCreateResponse503Headers the declared response headers of an HTTP 503 response for UserSignInLinkCreate
+type UserSignInLinkCreateResponse503Headers struct {
+	XRequestId *string
+}
+
+type UserSignInLinkCreateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *struct {
+		ExpiresAt time.Time `json:"expires_at"`
+
+		// Url `<public URL>/sign-in/link/<token>`; the token is 43 base64url characters.
+		//
+		// Example: http://127.0.0.1:8080/sign-in/link/kz7ke17UlFcX5fVfS3T5FCWe3yOBrxo1JKMyMhplr_w
+		Url    string             `json:"url"`
+		UserId openapi_types.UUID `json:"user_id"`
+	}
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *UserSignInLinkCreateResponse201Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *UserSignInLinkCreateResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *UserSignInLinkCreateResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *UserSignInLinkCreateResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *UserSignInLinkCreateResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UserSignInLinkCreateResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r UserSignInLinkCreateResponse) GetJSON201() *struct {
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// Url `<public URL>/sign-in/link/<token>`; the token is 43 base64url characters.
+	//
+	// Example: http://127.0.0.1:8080/sign-in/link/kz7ke17UlFcX5fVfS3T5FCWe3yOBrxo1JKMyMhplr_w
+	Url    string             `json:"url"`
+	UserId openapi_types.UUID `json:"user_id"`
+} {
+	return r.JSON201
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r UserSignInLinkCreateResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r UserSignInLinkCreateResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r UserSignInLinkCreateResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r UserSignInLinkCreateResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r UserSignInLinkCreateResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r UserSignInLinkCreateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UserSignInLinkCreateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UserSignInLinkCreateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UserSignInLinkCreateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // WhoamiResponse401Headers the declared response headers of an HTTP 401 response for Whoami
 type WhoamiResponse401Headers struct {
 	WWWAuthenticate *string
@@ -14330,6 +14557,28 @@ func (c *ClientWithResponses) UserUpdateWithResponse(ctx context.Context, id Use
 		return nil, err
 	}
 	return ParseUserUpdateResponse(rsp)
+}
+
+// UserSignInLinkCreateWithResponse Create a one-time sign-in link to the web console for a user.
+//
+// Needs scope `users:write` and the role `owner` or `admin` (or a
+// service key); only owners create links for owners (403
+// `forbidden_role`), since the console acts with the user's role.
+// The link is shown only in this answer (`Cache-Control: no-store`):
+// credvault stores the SHA-256 of its token. It works once, for 15
+// minutes: opening it shows a button, and pressing it starts a console
+// session (so link previews and scanners cannot use it up). It starts
+// with `CREDVAULT_PUBLIC_URL`, or the request's own scheme and host.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/users/{id}/sign-in-links (the `UserSignInLinkCreate` operationId).
+func (c *ClientWithResponses) UserSignInLinkCreateWithResponse(ctx context.Context, id UserId, reqEditors ...RequestEditorFn) (*UserSignInLinkCreateResponse, error) {
+	rsp, err := c.UserSignInLinkCreate(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUserSignInLinkCreateResponse(rsp)
 }
 
 // WhoamiWithResponse The caller's org, user, key and scopes.
@@ -20833,6 +21082,173 @@ func ParseUserUpdateResponse(rsp *http.Response) (*UserUpdateResponse, error) {
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers UserUpdateResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUserSignInLinkCreateResponse parses an HTTP response from a UserSignInLinkCreateWithResponse call
+func ParseUserSignInLinkCreateResponse(rsp *http.Response) (*UserSignInLinkCreateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UserSignInLinkCreateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest struct {
+			ExpiresAt time.Time `json:"expires_at"`
+
+			// Url `<public URL>/sign-in/link/<token>`; the token is 43 base64url characters.
+			//
+			// Example: http://127.0.0.1:8080/sign-in/link/kz7ke17UlFcX5fVfS3T5FCWe3yOBrxo1JKMyMhplr_w
+			Url    string             `json:"url"`
+			UserId openapi_types.UUID `json:"user_id"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers UserSignInLinkCreateResponse201Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 401:
+		var headers UserSignInLinkCreateResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers UserSignInLinkCreateResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers UserSignInLinkCreateResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers UserSignInLinkCreateResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers UserSignInLinkCreateResponse503Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

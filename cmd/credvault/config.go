@@ -42,6 +42,9 @@ type Config struct {
 	EgressAllowPrivate bool
 	LogLevel           slog.Level
 	DataDir            string
+	// PublicURL is CREDVAULT_PUBLIC_URL: the origin browsers reach the
+	// console at. https makes the session cookie Secure and __Host-.
+	PublicURL string
 }
 
 // configError names the variable at fault; its text is the one line that
@@ -77,6 +80,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		KeyPrefix:      env.str("CREDVAULT_KEY_PREFIX", "cv"),
 		RedisURL:       credvault.NewSecret(env.secret("REDIS_URL")),
 		DataDir:        env.str("CREDVAULT_DATA_DIR", ".credvault"),
+		PublicURL:      strings.TrimRight(env.str("CREDVAULT_PUBLIC_URL", ""), "/"),
 	}
 	cfg.VaultSecretID = credvault.NewSecret(env.secret("VAULT_SECRET_ID"))
 	if env.err != nil {
@@ -145,6 +149,12 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	}
 	if cfg.DataDir == "" {
 		return Config{}, &configError{"CREDVAULT_DATA_DIR", "must not be empty"}
+	}
+	if cfg.PublicURL != "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return Config{}, &configError{"CREDVAULT_PUBLIC_URL", fmt.Sprintf("%q is not an origin such as https://vault.example.com (scheme and host, no path)", cfg.PublicURL)}
+		}
 	}
 	return cfg, nil
 }

@@ -112,8 +112,15 @@ func runDev(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer)
 	if addr := ln.Addr().(*net.TCPAddr); !addr.IP.IsLoopback() {
 		urlNote += " (listening on " + addr.String() + ", as CREDVAULT_ADDR asks: reachable from other machines)"
 	}
-	fmt.Fprintf(stdout, "credvault dev is ready\n  URL:        %s\n  Admin key:  %s\n  PostgreSQL: %s\n  Vault:      %s\n  Try:        curl -H \"X-API-Key: $(cat %s)\" %s/v1/whoami\nPress Ctrl-C to stop.\n",
-		urlNote, keyNote, pgNote, vaultNote, keyFile, s.URL())
+	// A fresh one-time console link for the owner at every start (the
+	// key above is printed only once; the link never needs the key).
+	_, link, err := s.sessions.IssueOwnerSignInLink(ctx, devOrg)
+	if err != nil {
+		s.close()
+		return err
+	}
+	fmt.Fprintf(stdout, "credvault dev is ready\n  URL:        %s\n  Admin key:  %s\n  Sign in:    %s\n              (console sign-in link for the owner; works once, for 15 minutes)\n  PostgreSQL: %s\n  Vault:      %s\n  Try:        curl -H \"X-API-Key: $(cat %s)\" %s/v1/whoami\nPress Ctrl-C to stop.\n",
+		urlNote, keyNote, s.PublicURL(cfg)+credvault.SignInLinkPath+link.Reveal(), pgNote, vaultNote, keyFile, s.URL())
 	fmt.Fprintf(stdout, "credvault listening on %s\n", s.URL())
 	return s.serve(ctx)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"credvault/internal/apikey"
+	"credvault/internal/console"
 	"credvault/internal/credvault"
 	"credvault/internal/httpapi"
 	"credvault/internal/injector"
@@ -36,6 +37,8 @@ type service struct {
 	creds    *credvault.CredentialService
 	values   *credvault.ValueCache
 	usage    *postgres.UsageWriter
+	sessions *credvault.SessionService
+	console  *console.Console
 	http     *httpapi.Server
 	ln       net.Listener
 	log      *slog.Logger
@@ -124,6 +127,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	})
 	s.values = credvault.NewValueCache(cfg.SecretCacheTTL)
 	s.usage = postgres.NewUsageWriter(s.store, log, time.Second)
+	s.sessions = &credvault.SessionService{Store: s.store, Users: s.store, Audit: s.store, Verifier: s.verifier}
 	s.store.OnInvalidate(s.invalidate)
 	s.startLoops(cfg)
 	// The listener loads the known-key set once LISTEN is in effect; wait
@@ -135,22 +139,40 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	}
 
 	users := &credvault.UserService{Store: s.store}
+	keys := &credvault.APIKeyService{Store: s.store, Users: s.store, Minter: s.minter, JWT: &apikey.JWTIssuer{Keys: s.signing, Issuer: issuer}}
 	s.creds = &credvault.CredentialService{Store: s.store, Users: s.store, Audit: s.store, Transit: s.vault, Values: s.values}
 	client := injector.NewClient(injector.ClientOptions{AllowPrivate: cfg.EgressAllowPrivate})
-	s.http = httpapi.NewServer(httpapi.Config{
-		Services: httpapi.Services{
-			Credentials: s.creds,
-			Proxy: &credvault.ProxyService{Credentials: s.creds, Outbound: outbound{client}, Usage: s.usage, Audit: s.store,
-				Observe: s.metrics.ProxyCall},
-			Audit:     &credvault.AuditService{Store: s.store},
-			Rewrap:    &credvault.RewrapService{Store: s.store, Audit: s.store, Vault: s.vault, Log: log},
-			Users:     users,
-			Keys:      &credvault.APIKeyService{Store: s.store, Users: s.store, Minter: s.minter, JWT: &apikey.JWTIssuer{Keys: s.signing, Issuer: issuer}},
-			Endpoints: &credvault.EndpointService{Store: s.store},
-			Verify:    &credvault.VerifyService{Verifier: s.verifier, Endpoints: s.store},
-			Verifier:  s.verifier,
-			JWKS:      s.signing,
+	services := httpapi.Services{
+		Credentials: s.creds,
+		Proxy: &credvault.ProxyService{Credentials: s.creds, Outbound: outbound{client}, Usage: s.usage, Audit: s.store,
+			Observe: s.metrics.ProxyCall},
+		Audit:     &credvault.AuditService{Store: s.store},
+		Rewrap:    &credvault.RewrapService{Store: s.store, Audit: s.store, Vault: s.vault, Log: log},
+		Users:     users,
+		Keys:      keys,
+		Endpoints: &credvault.EndpointService{Store: s.store},
+		Verify:    &credvault.VerifyService{Verifier: s.verifier, Endpoints: s.store},
+		Verifier:  s.verifier,
+		Sessions:  s.sessions,
+		JWKS:      s.signing,
+	}
+	s.console, err = console.New(console.Config{
+		Services: console.Services{
+			Sessions: s.sessions, Users: users, Keys: keys, Endpoints: services.Endpoints, Credentials: s.creds,
+			Proxy: services.Proxy, Audit: services.Audit,
+			Stats: &credvault.StatsService{Keys: keys, Credentials: s.creds, Store: s.store},
 		},
+		PublicURL: cfg.PublicURL,
+		Logger:    log,
+		RequestID: httpapi.RequestID,
+	})
+	if err != nil {
+		return nil, &configError{"CREDVAULT_PUBLIC_URL", credvault.ErrorMessage(err)}
+	}
+	s.http = httpapi.NewServer(httpapi.Config{
+		Services:    services,
+		Console:     s.console,
+		PublicURL:   cfg.PublicURL,
 		AuthHeaders: cfg.AuthHeaders,
 		KeyPrefix:   cfg.KeyPrefix,
 		Logger:      log,
@@ -185,6 +207,14 @@ func (cfg Config) vaultConfig(log *slog.Logger) vault.Config {
 		Addr: cfg.VaultAddr, Token: cfg.VaultToken, TokenFile: cfg.VaultTokenFile, RoleID: cfg.VaultRoleID, SecretID: cfg.VaultSecretID,
 		Mount: cfg.TransitMount, Key: cfg.TransitKey, Logger: log,
 	}
+}
+
+// PublicURL is CREDVAULT_PUBLIC_URL when set, else URL().
+func (s *service) PublicURL(cfg Config) string {
+	if cfg.PublicURL != "" {
+		return cfg.PublicURL
+	}
+	return s.URL()
 }
 
 // URL is the base URL clients use, with a loopback host when the listener
@@ -233,6 +263,29 @@ func (s *service) startLoops(cfg Config) {
 		defer s.loops.Done()
 		s.usage.Run(ctx)
 	}()
+	go func() {
+		defer s.loops.Done()
+		s.purgeSessions(ctx, 10*time.Minute)
+	}()
+}
+
+// purgeSessions removes ended console sessions and expired sign-in links
+// every period until ctx ends.
+func (s *service) purgeSessions(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.sessions.Purge(ctx); err != nil {
+				s.log.Warn("purging ended console sessions failed; will retry", "error", err.Error())
+			} else if n > 0 {
+				s.log.Debug("purged ended console sessions and sign-in links", "rows", n)
+			}
+		}
+	}
 }
 
 // signingKeyRefresh is how often every instance rereads the JWT signing

@@ -32,6 +32,9 @@ type Store interface {
 	KeyHashPrefixes(ctx context.Context, fn func(prefix [8]byte)) error
 	// TouchAPIKeys records last-used times in one batch.
 	TouchAPIKeys(ctx context.Context, used map[string]time.Time) error
+	// AddKeyVerifications adds per-key daily verification counts in one
+	// batch.
+	AddKeyVerifications(ctx context.Context, counts []credvault.KeyDayCount) error
 }
 
 // VerifierOptions configures a Verifier. Zero values take the defaults.
@@ -233,11 +236,12 @@ func (v *Verifier) verifyJWT(ctx context.Context, token string) (credvault.Verif
 func (v *Verifier) admit(ctx context.Context, ak *credvault.AuthKey, hash [32]byte, now time.Time) (credvault.Verification, error) {
 	switch {
 	case ak.RevokedAt != nil:
+		v.used.count(hash[1], ak.ID, now, outcomeRefused)
 		return credvault.Verification{Code: credvault.VerifyRevoked, Key: ak}, nil
 	case ak.ExpiresAt != nil && !now.Before(*ak.ExpiresAt):
+		v.used.count(hash[1], ak.ID, now, outcomeRefused)
 		return credvault.Verification{Code: credvault.VerifyExpired, Key: ak}, nil
 	}
-	v.used.mark(hash[1], ak.ID, now)
 	res := credvault.Verification{Code: credvault.VerifyValid, Key: ak}
 	if ak.RateLimit != nil {
 		d, err := v.limiter.Allow(ctx, ak.ID, Limit{Requests: ak.RateLimit.Requests, Window: time.Duration(ak.RateLimit.WindowSeconds) * time.Second})
@@ -246,16 +250,20 @@ func (v *Verifier) admit(ctx context.Context, ak *credvault.AuthKey, hash [32]by
 			// an error here is a bug, and refusing every call would turn it
 			// into an outage.
 			v.log.Error("rate limiter failed; allowing the request", "key_id", ak.ID, "error", err.Error())
+			v.used.markCount(hash[1], ak.ID, now, outcomeValid)
 			return res, nil
 		}
 		res.Rate = credvault.RateDecision{Limited: true, Allowed: d.Allowed, Limit: d.Limit, Remaining: d.Remaining, Reset: d.Reset, RetryAfter: d.RetryAfter}
 		if !d.Allowed {
 			res.Code = credvault.VerifyRateLimited
 			v.stats.RateLimited.Add(1)
+			v.used.markCount(hash[1], ak.ID, now, outcomeRateLimited)
+			return res, nil
 		} else {
 			v.stats.RateAllowed.Add(1)
 		}
 	}
+	v.used.markCount(hash[1], ak.ID, now, outcomeValid)
 	return res, nil
 }
 
@@ -457,7 +465,18 @@ func (v *Verifier) Run(ctx context.Context) {
 }
 
 func (v *Verifier) flush(ctx context.Context) {
-	used := v.used.swap()
+	used, counts := v.used.swap()
+	if len(counts) > 0 {
+		batch := make([]credvault.KeyDayCount, 0, len(counts))
+		for k, n := range counts {
+			batch = append(batch, credvault.KeyDayCount{KeyID: k.id, Day: time.Unix(k.day*86400, 0).UTC(),
+				Valid: n[outcomeValid], Refused: n[outcomeRefused], RateLimited: n[outcomeRateLimited]})
+		}
+		if err := v.store.AddKeyVerifications(ctx, batch); err != nil {
+			v.log.Warn("writing verification counters failed; will retry", "keys", len(batch), "error", err.Error())
+			v.used.restoreCounts(counts)
+		}
+	}
 	if len(used) == 0 {
 		return
 	}
@@ -535,20 +554,74 @@ func (s *shardedMap[V]) clear() {
 	}
 }
 
-// usedTimes collects last-used times between write-backs, in shards (by
-// key hash) so that concurrent verifications of different keys do not
-// queue on one lock.
+// usedTimes collects last-used times and per-key daily verification
+// counts between write-backs, in shards (by key hash) so that concurrent
+// verifications of different keys do not queue on one lock.
 type usedTimes struct {
 	shards [64]struct {
 		sync.Mutex
-		m map[string]time.Time
+		m      map[string]time.Time
+		counts map[dayKey][3]int64
 	}
 }
+
+// dayKey is a key id and a UTC day (days since the Unix epoch).
+type dayKey struct {
+	id  string
+	day int64
+}
+
+// Verification outcomes, the indexes of a dayKey's counts.
+const (
+	outcomeValid = iota
+	outcomeRefused
+	outcomeRateLimited
+)
 
 func (u *usedTimes) init() {
 	for i := range u.shards {
 		u.shards[i].m = map[string]time.Time{}
+		u.shards[i].counts = map[dayKey][3]int64{}
 	}
+}
+
+// count adds one verification outcome for the key on t's UTC day.
+func (u *usedTimes) count(shard byte, id string, t time.Time, outcome int) {
+	sh := &u.shards[shard&63]
+	k := dayKey{id: id, day: t.Unix() / 86400}
+	sh.Lock()
+	n := sh.counts[k]
+	n[outcome]++
+	sh.counts[k] = n
+	sh.Unlock()
+}
+
+// markCount records a use and its outcome under one lock.
+func (u *usedTimes) markCount(shard byte, id string, t time.Time, outcome int) {
+	sh := &u.shards[shard&63]
+	k := dayKey{id: id, day: t.Unix() / 86400}
+	sh.Lock()
+	if t.After(sh.m[id]) {
+		sh.m[id] = t
+	}
+	n := sh.counts[k]
+	n[outcome]++
+	sh.counts[k] = n
+	sh.Unlock()
+}
+
+// restoreCounts puts back counts a failed write-back took.
+func (u *usedTimes) restoreCounts(counts map[dayKey][3]int64) {
+	sh := &u.shards[0]
+	sh.Lock()
+	for k, n := range counts {
+		m := sh.counts[k]
+		for i := range n {
+			m[i] += n[i]
+		}
+		sh.counts[k] = m
+	}
+	sh.Unlock()
 }
 
 func (u *usedTimes) mark(shard byte, id string, t time.Time) {
@@ -561,8 +634,9 @@ func (u *usedTimes) mark(shard byte, id string, t time.Time) {
 }
 
 // swap takes everything collected so far.
-func (u *usedTimes) swap() map[string]time.Time {
+func (u *usedTimes) swap() (map[string]time.Time, map[dayKey][3]int64) {
 	out := map[string]time.Time{}
+	counts := map[dayKey][3]int64{}
 	for i := range u.shards {
 		sh := &u.shards[i]
 		sh.Lock()
@@ -571,8 +645,16 @@ func (u *usedTimes) swap() map[string]time.Time {
 				out[id] = t
 			}
 		}
+		for k, n := range sh.counts {
+			m := counts[k]
+			for j := range n {
+				m[j] += n[j]
+			}
+			counts[k] = m
+		}
 		clear(sh.m)
+		clear(sh.counts)
 		sh.Unlock()
 	}
-	return out
+	return out, counts
 }

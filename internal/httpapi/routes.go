@@ -32,6 +32,7 @@ func (s *Server) routes() {
 		v1.Get("/users/:id", s.handleUserGet)
 		v1.Patch("/users/:id", s.handleUserUpdate)
 		v1.Delete("/users/:id", s.handleUserDelete)
+		v1.Post("/users/:id/sign-in-links", s.handleSignInLinkCreate)
 
 		v1.Post("/api-keys", s.handleAPIKeyCreate)
 		v1.Get("/api-keys", s.handleAPIKeyList)
@@ -64,6 +65,9 @@ func (s *Server) routes() {
 		v1.Post("/admin/rewrap", s.handleRewrap)
 	}
 
+	if s.cfg.Console != nil {
+		s.cfg.Console.Mount(s.app)
+	}
 	if s.cfg.testRoutes != nil {
 		s.cfg.testRoutes(s.app)
 	}

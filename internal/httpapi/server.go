@@ -45,6 +45,7 @@ type Services struct {
 	Audit       *credvault.AuditService
 	Rewrap      *credvault.RewrapService
 	Proxy       *credvault.ProxyService
+	Sessions    *credvault.SessionService
 	// JWKS publishes the JWT signing key's public keys; nil serves none.
 	JWKS JWKSource
 }
@@ -52,6 +53,12 @@ type Services struct {
 // JWKSource is the JWT signing key's public half (apikey.SigningKeys).
 type JWKSource interface {
 	JWKS() jose.JSONWebKeySet
+}
+
+// Console is the web console, mounted at "/" next to /v1
+// (internal/console implements it).
+type Console interface {
+	Mount(r fiber.Router)
 }
 
 // Config holds what the HTTP layer needs from the outside.
@@ -66,6 +73,12 @@ type Config struct {
 	Readiness       []ReadinessCheck
 	BodyLimit       int           // bytes; 0 = DefaultBodyLimit
 	ShutdownTimeout time.Duration // how long in-flight requests may take to drain; 0 = 30s
+
+	// Console, when set, serves the web console at "/".
+	Console Console
+	// PublicURL is CREDVAULT_PUBLIC_URL: sign-in links the API returns
+	// start with it ("" = the request's own scheme and host).
+	PublicURL string
 
 	// testRoutes lets this package's tests mount extra handlers before
 	// the catch-all 404.
@@ -118,6 +131,10 @@ func NewServer(cfg Config) *Server {
 	s.routes()
 	return s
 }
+
+// RequestID returns the id credvault gave the request (the X-Request-Id
+// response header), for the console's logs and audit events.
+func RequestID(c *fiber.Ctx) string { return requestID(c) }
 
 // Handler exposes the Fiber app, for tests that drive it in-process.
 func (s *Server) Handler() *fiber.App { return s.app }

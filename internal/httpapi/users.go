@@ -93,3 +93,24 @@ func nullable(s string) *string {
 	}
 	return &s
 }
+
+// handleSignInLinkCreate issues a one-time console sign-in link for a user
+// (owners and admins; only owners for owners): 201 with the link, shown
+// this once, and when it expires.
+func (s *Server) handleSignInLinkCreate(c *fiber.Ctx) error {
+	if s.cfg.Services.Sessions == nil {
+		return fiber.ErrNotFound
+	}
+	l, tok, err := s.cfg.Services.Sessions.CreateSignInLink(c.UserContext(), pathID(c))
+	if err != nil {
+		return err
+	}
+	base := s.cfg.PublicURL
+	if base == "" {
+		base = c.Protocol() + "://" + c.Hostname()
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Status(fiber.StatusCreated).JSON(fiber.Map{
+		"user_id": l.UserID, "url": base + credvault.SignInLinkPath + tok.Reveal(), "expires_at": l.ExpiresAt,
+	})
+}

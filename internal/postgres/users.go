@@ -108,6 +108,11 @@ func (s *Store) UpdateUser(ctx context.Context, orgID, id string, upd credvault.
 			return translate(err, "user")
 		}
 		if roleChanged {
+			// A role change ends the user's console sessions at once, on
+			// every instance (sessions are read from here per request).
+			if err := endSessions(ctx, tx, id); err != nil {
+				return err
+			}
 			if err := tx.notify(ctx, "user:"+id); err != nil {
 				return err
 			}

@@ -1,0 +1,274 @@
+package console
+
+import (
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"credvault/internal/credvault"
+)
+
+type apiKeyRow struct {
+	K      *credvault.APIKey
+	Status string
+	Owner  string
+}
+
+type apiKeysData struct {
+	Rows        []apiKeyRow
+	Status      string
+	Environment string
+	Total       int
+}
+
+// handleAPIKeys lists the keys the caller may see (their own; every key of
+// the org for owners and admins), filtered by status and environment.
+func (c *Console) handleAPIKeys(ctx *fiber.Ctx, v *view) error {
+	status, env := ctx.Query("status"), ctx.Query("environment")
+	var all []*credvault.APIKey
+	q := credvault.APIKeyQuery{Status: status, Environment: env}
+	if q.Status == "" {
+		q.Status = credvault.KeyStatusAll
+	}
+	page := credvault.Page{Limit: 500}
+	for len(all) < maxListed {
+		items, err := c.cfg.Services.Keys.FindAPIKeys(ctx.UserContext(), q, page)
+		if err != nil {
+			return c.fail(ctx, v, err)
+		}
+		all = append(all, items...)
+		if len(items) < page.Limit {
+			break
+		}
+		last := items[len(items)-1]
+		page.Cursor = credvault.KeysetCursor{CreatedAt: last.CreatedAt, ID: last.ID}.Encode()
+	}
+	emails := c.emails(ctx)
+	now := time.Now()
+	d := apiKeysData{Status: status, Environment: env, Total: len(all)}
+	for _, k := range all { // newest first, filtered by the service
+		st := k.Status(now)
+		owner := "service"
+		if k.UserID != nil {
+			owner = emails[*k.UserID]
+			if owner == "" {
+				owner = *k.UserID
+			}
+		}
+		d.Rows = append(d.Rows, apiKeyRow{K: k, Status: st, Owner: owner})
+	}
+	v.Title, v.Nav, v.Data = "API keys", "api-keys", d
+	return c.render(ctx, fiber.StatusOK, "apikeys", v)
+}
+
+// emails maps user ids to emails when the caller may list users.
+func (c *Console) emails(ctx *fiber.Ctx) map[string]string {
+	out := map[string]string{}
+	users, err := c.cfg.Services.Users.FindUsers(ctx.UserContext(), credvault.Page{Limit: 500})
+	if err != nil {
+		return out
+	}
+	for _, u := range users {
+		out[u.ID] = u.Email
+	}
+	return out
+}
+
+type apiKeyNewData struct {
+	Scopes    []string // what the creator holds, offered as checkboxes
+	Form      map[string]string
+	Checked   []string
+	Manager   bool
+	MinExpiry string
+}
+
+// creatorScopes are the scopes a key made by p may carry: a key never
+// carries a scope its creator lacks (the service enforces it; the form
+// only offers those).
+func creatorScopes(p *credvault.Principal) []string {
+	var out []string
+	for _, s := range credvault.AllScopes {
+		if s == credvault.ScopeAdmin && !credvault.HasScope(p.Scopes, credvault.ScopeAdmin) {
+			continue
+		}
+		if credvault.HasScope(p.Scopes, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (c *Console) handleAPIKeyNew(ctx *fiber.Ctx, v *view) error {
+	p := credvault.PrincipalFrom(ctx.UserContext())
+	v.Title, v.Nav = "Create an API key", "api-keys"
+	v.Data = apiKeyNewData{Scopes: creatorScopes(p), Form: map[string]string{"expires_in": "90d", "environment": "live"},
+		Manager: v.Me.Manager, MinExpiry: time.Now().AddDate(0, 0, 1).Format(time.DateOnly)}
+	return c.render(ctx, fiber.StatusOK, "apikey_new", v)
+}
+
+type revealData struct {
+	Key       string
+	Display   string
+	ID        string
+	Name      string
+	Canonical string
+	Rolled    bool
+	GraceEnds *time.Time
+}
+
+// handleAPIKeyCreate creates a key and shows it once (no-store).
+func (c *Console) handleAPIKeyCreate(ctx *fiber.Ctx, v *view) error {
+	form := map[string]string{
+		"name": ctx.FormValue("name"), "expires_in": ctx.FormValue("expires_in"), "expires_at": ctx.FormValue("expires_at"),
+		"environment": ctx.FormValue("environment"), "tags": ctx.FormValue("tags"),
+		"rate_requests": ctx.FormValue("rate_requests"), "rate_window": ctx.FormValue("rate_window"), "kind": ctx.FormValue("kind"),
+	}
+	scopes := formValues(ctx, "scopes")
+	in, err := apiKeyInput(form, scopes)
+	if err == nil {
+		var k *credvault.APIKey
+		var secret credvault.Secret
+		k, secret, err = c.cfg.Services.Keys.CreateAPIKey(ctx.UserContext(), in)
+		if err == nil {
+			v.Title, v.Nav = "Copy your new API key", "api-keys"
+			v.Data = revealData{Key: secret.Reveal(), Display: k.Display, ID: k.ID, Name: k.Name, Canonical: "/api-keys/" + url.PathEscape(k.ID)}
+			return c.render(ctx, fiber.StatusCreated, "reveal", v)
+		}
+	}
+	if code := credvault.ErrorCode(err); code != credvault.EINVALID && code != credvault.EFORBIDDEN {
+		return c.fail(ctx, v, err)
+	}
+	p := credvault.PrincipalFrom(ctx.UserContext())
+	v.Title, v.Nav, v.Error = "Create an API key", "api-keys", credvault.ErrorMessage(err)
+	v.Data = apiKeyNewData{Scopes: creatorScopes(p), Form: form, Checked: scopes, Manager: v.Me.Manager,
+		MinExpiry: time.Now().AddDate(0, 0, 1).Format(time.DateOnly)}
+	return c.render(ctx, statusOf(err), "apikey_new", v)
+}
+
+// apiKeyInput turns the form into the service's input. Errors: EINVALID
+// naming the field.
+func apiKeyInput(form map[string]string, scopes []string) (credvault.CreateAPIKeyInput, error) {
+	in := credvault.CreateAPIKeyInput{Name: strings.TrimSpace(form["name"]), Scopes: scopes, Environment: form["environment"], Kind: form["kind"]}
+	if in.Name == "" {
+		return in, credvault.Errorf(credvault.EINVALID, "field \"name\" is required: say what the key is for")
+	}
+	switch form["expires_in"] {
+	case "date":
+		t, err := time.Parse(time.DateOnly, form["expires_at"])
+		if err != nil {
+			return in, credvault.Errorf(credvault.EINVALID, "field \"expires_at\" must be a date such as 2030-01-31")
+		}
+		in.ExpiresAt = &t
+	default:
+		in.ExpiresIn = form["expires_in"]
+	}
+	if tags := strings.TrimSpace(form["tags"]); tags != "" {
+		in.Tags = map[string]string{}
+		for _, pair := range splitList(tags) {
+			k, val, ok := strings.Cut(pair, "=")
+			if !ok || k == "" {
+				return in, credvault.Errorf(credvault.EINVALID, "field \"tags\" must be key=value pairs separated by commas, such as team=billing")
+			}
+			in.Tags[k] = val
+		}
+	}
+	if r := strings.TrimSpace(form["rate_requests"]); r != "" {
+		n, err := strconv.Atoi(r)
+		w, werr := strconv.Atoi(strings.TrimSpace(form["rate_window"]))
+		if err != nil || werr != nil {
+			return in, credvault.Errorf(credvault.EINVALID, "field \"rate_limit\" needs whole numbers of requests and seconds")
+		}
+		in.RateLimit = &credvault.RateLimit{Requests: n, WindowSeconds: w}
+	}
+	return in, nil
+}
+
+// formValues returns every value of a repeated form field (checkboxes).
+func formValues(ctx *fiber.Ctx, name string) []string {
+	var out []string
+	ctx.Request().PostArgs().VisitAll(func(k, val []byte) {
+		if string(k) == name {
+			out = append(out, string(val))
+		}
+	})
+	return out
+}
+
+type apiKeyData struct {
+	K      *credvault.APIKey
+	Status string
+	Owner  string
+	Chart  *chart
+}
+
+// handleAPIKey shows a key's metadata (never the key), its verifications
+// per day, roll and revoke.
+func (c *Console) handleAPIKey(ctx *fiber.Ctx, v *view) error {
+	k, err := c.cfg.Services.Keys.FindAPIKey(ctx.UserContext(), ctx.Params("id"))
+	if err != nil {
+		return c.fail(ctx, v, err)
+	}
+	rows, since, err := c.cfg.Services.Stats.KeyVerifications(ctx.UserContext(), k.ID, chartDays)
+	if err != nil {
+		return c.fail(ctx, v, err)
+	}
+	owner := "service key"
+	if k.UserID != nil {
+		owner = c.emails(ctx)[*k.UserID]
+	}
+	if ctx.Query("notice") == "revoked" {
+		v.Notice = "Revoked. Every instance refuses it from now on."
+	}
+	v.Title, v.Nav = k.Name, "api-keys"
+	v.Data = apiKeyData{K: k, Status: k.Status(time.Now()), Owner: owner, Chart: verificationsChart(rows, since)}
+	return c.render(ctx, fiber.StatusOK, "apikey", v)
+}
+
+// handleAPIKeyRoll issues a replacement and shows it once; the old key
+// keeps working for the grace period.
+func (c *Console) handleAPIKeyRoll(ctx *fiber.Ctx, v *view) error {
+	grace, err := strconv.Atoi(ctx.FormValue("grace_seconds", "0"))
+	if err != nil {
+		return c.fail(ctx, v, credvault.Errorf(credvault.EINVALID, "field \"grace_seconds\" must be a whole number of seconds"))
+	}
+	next, secret, err := c.cfg.Services.Keys.RollAPIKey(ctx.UserContext(), ctx.Params("id"), grace)
+	if err != nil {
+		return c.fail(ctx, v, err)
+	}
+	ends := time.Now().Add(time.Duration(grace) * time.Second)
+	v.Title, v.Nav = "Copy your new API key", "api-keys"
+	v.Data = revealData{Key: secret.Reveal(), Display: next.Display, ID: next.ID, Name: next.Name,
+		Canonical: "/api-keys/" + url.PathEscape(next.ID), Rolled: true, GraceEnds: &ends}
+	return c.render(ctx, fiber.StatusCreated, "reveal", v)
+}
+
+type confirmData struct {
+	Message string
+	Action  string
+	Button  string
+	Back    string
+	Danger  bool
+}
+
+func (c *Console) handleAPIKeyRevokeConfirm(ctx *fiber.Ctx, v *view) error {
+	k, err := c.cfg.Services.Keys.FindAPIKey(ctx.UserContext(), ctx.Params("id"))
+	if err != nil {
+		return c.fail(ctx, v, err)
+	}
+	id := url.PathEscape(k.ID)
+	v.Title, v.Nav = "Revoke "+k.Name+"?", "api-keys"
+	v.Data = confirmData{Message: "Every call made with " + k.Display + " will be refused, on every instance, from the moment you revoke it. This cannot be undone.",
+		Action: "/api-keys/" + id + "/revoke", Button: "Revoke key", Back: "/api-keys/" + id, Danger: true}
+	return c.render(ctx, fiber.StatusOK, "confirm", v)
+}
+
+func (c *Console) handleAPIKeyRevoke(ctx *fiber.Ctx, v *view) error {
+	k, err := c.cfg.Services.Keys.RevokeAPIKey(ctx.UserContext(), ctx.Params("id"))
+	if err != nil {
+		return c.fail(ctx, v, err)
+	}
+	return ctx.Redirect("/api-keys/"+url.PathEscape(k.ID)+"?notice=revoked", fiber.StatusSeeOther)
+}

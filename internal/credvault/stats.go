@@ -1,0 +1,115 @@
+package credvault
+
+import (
+	"context"
+	"time"
+)
+
+// KeyDayCount is how one API key's verifications went on one UTC day:
+// Valid (accepted), Refused (the key was expired or revoked) and
+// RateLimited (its rate limit was exhausted). The verifier adds these up in
+// memory and writes them in batches, like last-used times.
+type KeyDayCount struct {
+	KeyID       string    `db:"key_id"`
+	Day         time.Time `db:"day"` // midnight UTC
+	Valid       int64     `db:"valid"`
+	Refused     int64     `db:"refused"`
+	RateLimited int64     `db:"rate_limited"`
+}
+
+// DayCount is a number of events on one UTC day.
+type DayCount struct {
+	Day   time.Time `db:"day"`
+	Count int64     `db:"count"`
+}
+
+// StatsStore reads the per-day figures behind the console's charts.
+type StatsStore interface {
+	// KeyVerificationsPerDay returns the key's counts for days >= since,
+	// oldest first; days without verifications are absent.
+	KeyVerificationsPerDay(ctx context.Context, keyID string, since time.Time) ([]KeyDayCount, error)
+	// CredentialCallsPerDay counts the credential's uses per UTC day since
+	// then, oldest first; days without use are absent.
+	CredentialCallsPerDay(ctx context.Context, credentialID string, since time.Time) ([]DayCount, error)
+	// CredentialsLastUsed returns the last use of each of the org's
+	// credentials named; ids without use are absent.
+	CredentialsLastUsed(ctx context.Context, orgID string, ids []string) (map[string]time.Time, error)
+}
+
+// StatsService serves per-day figures under the same rules as the
+// resources they describe: whoever may read a key sees its chart, whoever
+// may use a credential sees its calls.
+type StatsService struct {
+	Keys        *APIKeyService
+	Credentials *CredentialService
+	Store       StatsStore
+	Now         func() time.Time
+}
+
+// StatsDays bounds how many days a chart may cover.
+const StatsDays = 90
+
+func (s *StatsService) since(days int) (time.Time, error) {
+	if days < 1 || days > StatsDays {
+		return time.Time{}, Errorf(EINVALID, "field \"days\" must be 1 to %d", StatsDays)
+	}
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	today := now().UTC().Truncate(24 * time.Hour)
+	return today.AddDate(0, 0, -(days - 1)), nil
+}
+
+// KeyVerifications returns the last days of a key's verification counts.
+// Errors: those of APIKeyService.FindAPIKey (EFORBIDDEN, ENOTFOUND), and
+// EINVALID for days outside 1..90.
+func (s *StatsService) KeyVerifications(ctx context.Context, keyID string, days int) ([]KeyDayCount, time.Time, error) {
+	since, err := s.since(days)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	k, err := s.Keys.FindAPIKey(ctx, keyID)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	out, err := s.Store.KeyVerificationsPerDay(ctx, k.ID, since)
+	return out, since, err
+}
+
+// CredentialCalls returns the last days of a credential's calls. Errors:
+// those of CredentialService.FindCredential (EFORBIDDEN, ENOTFOUND), and
+// EINVALID for days outside 1..90.
+func (s *StatsService) CredentialCalls(ctx context.Context, credentialID string, days int) ([]DayCount, time.Time, error) {
+	since, err := s.since(days)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	c, _, err := s.Credentials.FindCredential(ctx, credentialID)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	out, err := s.Store.CredentialCallsPerDay(ctx, c.ID, since)
+	return out, since, err
+}
+
+// CredentialsLastUsed returns when each credential was last used, for a
+// list the caller already obtained from CredentialService.FindCredentials
+// (so it holds only what the caller may see); credentials of another org
+// are skipped. Errors: EUNAUTHORIZED without a caller, EUNAVAILABLE.
+func (s *StatsService) CredentialsLastUsed(ctx context.Context, creds []*Credential) (map[string]time.Time, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(creds))
+	for _, c := range creds {
+		if c.OrgID == p.OrgID {
+			ids = append(ids, c.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return map[string]time.Time{}, nil
+	}
+	return s.Store.CredentialsLastUsed(ctx, p.OrgID, ids)
+}
