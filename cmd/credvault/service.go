@@ -234,13 +234,14 @@ func (s *service) serve(ctx context.Context) error {
 	return s.http.Serve(ctx, s.ln)
 }
 
-// startLoops runs the verifier's background work: the LISTEN/NOTIFY
-// subscription that keeps every instance's key cache current, and the
-// batched last_used_at write-back.
+// startLoops runs the background work: the signing key refresh, the
+// LISTEN/NOTIFY subscription that keeps every instance's caches current,
+// the verifier's write-backs and reloads, the usage writer and the purge
+// of ended console sessions.
 func (s *service) startLoops(cfg Config) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopLoops = cancel
-	s.loops.Add(4)
+	s.loops.Add(5)
 	go func() {
 		defer s.loops.Done()
 		s.signing.Run(ctx, signingKeyRefresh)
