@@ -70,7 +70,7 @@ func TestGoClientEveryRouteFamily(t *testing.T) {
 	ctx := context.Background()
 	cl := newCluster(t, privateEgress())
 	inst := cl.start()
-	_, owner := cl.bootstrap(inst, "sdk")
+	boot, owner := cl.bootstrap(inst, "sdk")
 	c, err := client.New(inst.url, owner)
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +214,9 @@ func TestGoClientEveryRouteFamily(t *testing.T) {
 		t.Errorf("ProxyTransport with an unknown credential: %v", err)
 	}
 
-	inj := client.InjectRequest{CredentialId: cid}
+	// A runner resolves for the user the workflow runs for (issue 9's rule).
+	acting := uuid.MustParse(boot.UserID)
+	inj := client.InjectRequest{CredentialId: cid, ActingUser: &acting}
 	inj.Request.Url = up.srv.URL + "/api/v1/x"
 	sk, err := c.ApiKeyCreateWithResponse(ctx, client.APIKeyCreateRequest{Name: "runner", Kind: ptr(client.APIKeyCreateRequestKind("service")),
 		Scopes: []client.Scope{"credentials:resolve", "credentials:use"}})
