@@ -88,7 +88,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	s.startLoops(cfg)
 
 	users := &credvault.UserService{Store: s.store}
-	s.creds = &credvault.CredentialService{Store: s.store, Users: s.store, Transit: s.vault, Values: s.values}
+	s.creds = &credvault.CredentialService{Store: s.store, Users: s.store, Transit: s.vault, Values: s.values, ReservedHeaders: cfg.AuthHeaders}
 	client := injector.NewClient(injector.ClientOptions{AllowPrivate: cfg.EgressAllowPrivate})
 	s.http = httpapi.NewServer(httpapi.Config{
 		Services: httpapi.Services{

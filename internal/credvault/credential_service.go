@@ -23,7 +23,12 @@ type CredentialService struct {
 	Transit Transit
 	// Values caches decrypted values for injection; nil disables it.
 	Values *ValueCache
-	Now    func() time.Time
+	// ReservedHeaders are credvault's own API-key headers
+	// (CREDVAULT_AUTH_HEADERS): a caller may not choose one of them as
+	// param_name (CheckParamName). A preset that names an upstream's
+	// documented header (Anthropic's x-api-key) keeps it.
+	ReservedHeaders []string
+	Now             func() time.Time
 }
 
 // CreateCredentialInput is POST /v1/credentials.
@@ -93,7 +98,7 @@ func (s *CredentialService) CreateCredential(ctx context.Context, in CreateCrede
 	if in.Sharing != nil {
 		c.Sharing = *in.Sharing
 	}
-	if err := s.check(ctx, c); err != nil {
+	if err := s.check(ctx, c, in.ParamName != ""); err != nil {
 		return nil, err
 	}
 	if err := CheckSecretValue(in.Value.Reveal()); err != nil {
@@ -144,11 +149,17 @@ func applyPreset(c *Credential, p ServicePreset) {
 }
 
 // check validates every field of c and normalises hosts and test request.
-func (s *CredentialService) check(ctx context.Context, c *Credential) error {
+// callerNamed says whether the caller chose param_name in this request
+// (then credvault's own key headers are refused as well).
+func (s *CredentialService) check(ctx context.Context, c *Credential, callerNamed bool) error {
 	if c.Name == "" || len(c.Name) > 200 {
 		return Errorf(EINVALID, "field \"name\" must be 1-200 characters")
 	}
-	if err := CheckParamName(c.Placement, c.ParamName, nil); err != nil {
+	var reserved []string
+	if callerNamed {
+		reserved = s.ReservedHeaders
+	}
+	if err := CheckParamName(c.Placement, c.ParamName, reserved); err != nil {
 		return err
 	}
 	if err := CheckValuePrefix(c.Placement, c.ValuePrefix); err != nil {
@@ -296,7 +307,7 @@ func (s *CredentialService) UpdateCredential(ctx context.Context, id string, upd
 		c.TestRequest = upd.TestRequest
 		changed = append(changed, "test_request")
 	}
-	if err := s.check(ctx, c); err != nil {
+	if err := s.check(ctx, c, upd.ParamName != nil && *upd.ParamName != ""); err != nil {
 		return nil, err
 	}
 	var evs []*AuditEvent
