@@ -1,0 +1,398 @@
+package injector
+
+import (
+	"bytes"
+	"unicode/utf8"
+)
+
+// view is a decoding of the input: data[i] comes from input bytes
+// [lo[i], hi[i]). The input itself has lo == nil (byte i comes from [i, i+1)).
+type view struct {
+	data   []byte
+	lo, hi []int32
+}
+
+func (v *view) from(i int) int32 {
+	if v.lo == nil {
+		return int32(i)
+	}
+	return v.lo[i]
+}
+
+func (v *view) to(i int) int32 {
+	if v.hi == nil {
+		return int32(i + 1)
+	}
+	return v.hi[i]
+}
+
+// viewBuilder appends a child view of parent at the top of the scratch
+// stacks; pop gives the space back once the child has been searched.
+type viewBuilder struct {
+	sc     *scratch
+	parent *view
+	base   int
+}
+
+func newBuilder(sc *scratch, parent *view) viewBuilder {
+	return viewBuilder{sc: sc, parent: parent, base: len(sc.data)}
+}
+
+// emit adds byte c, decoded from parent bytes [a, b).
+func (vb *viewBuilder) emit(c byte, a, b int) {
+	vb.sc.data = append(vb.sc.data, c)
+	vb.sc.lo = append(vb.sc.lo, vb.parent.from(a))
+	vb.sc.hi = append(vb.sc.hi, vb.parent.to(b-1))
+}
+
+func (vb *viewBuilder) view() view {
+	sc := vb.sc
+	return view{data: sc.data[vb.base:], lo: sc.lo[vb.base:], hi: sc.hi[vb.base:]}
+}
+
+func (vb *viewBuilder) pop() {
+	sc := vb.sc
+	sc.data, sc.lo, sc.hi = sc.data[:vb.base], sc.lo[:vb.base], sc.hi[:vb.base]
+}
+
+// scan looks for the value in v, then in the views decoded from v.
+func (s *Scrubber) scan(sc *scratch, v view, depth int) {
+	if sc.over {
+		return
+	}
+	sc.used += len(v.data)
+	if sc.used > sc.limit {
+		sc.over = true
+		return
+	}
+	s.match(sc, &v)
+	if depth == maxViewDepth {
+		return
+	}
+	if bytes.ContainsAny(v.data, `%\&`) {
+		s.textViews(sc, &v, depth)
+	}
+	if s.binary {
+		for i := range binaryAlphabets {
+			s.binaryViews(sc, &v, &binaryAlphabets[i], s.minRun[i], depth)
+		}
+	}
+}
+
+// match records every occurrence of the folded value in v.
+func (s *Scrubber) match(sc *scratch, v *view) {
+	if len(v.data) < len(s.needle) {
+		return
+	}
+	if cap(sc.folded) < len(v.data) {
+		sc.folded = make([]byte, len(v.data), 2*len(v.data))
+	}
+	f := sc.folded[:len(v.data)]
+	foldInto(f, v.data)
+	for i := 0; ; {
+		j := bytes.Index(f[i:], s.needle)
+		if j < 0 {
+			return
+		}
+		j += i
+		sc.spans = append(sc.spans, [2]int{int(v.from(j)), int(v.to(j + len(s.needle) - 1))})
+		i = j + 1
+	}
+}
+
+// Text escape schemes, as a bit set.
+const (
+	schemePercent = 1 << iota
+	schemeJSON
+	schemeHTML
+	schemeAll = schemePercent | schemeJSON | schemeHTML
+)
+
+// textViews decodes the escapes of v, all schemes at once; when the value
+// itself holds escape characters also one scheme at a time, since decoding
+// another scheme's escapes would then change the value.
+func (s *Scrubber) textViews(sc *scratch, v *view, depth int) {
+	s.textView(sc, v, schemeAll, depth)
+	if s.escapes {
+		for _, sch := range []int{schemePercent, schemeJSON, schemeHTML} {
+			s.textView(sc, v, sch, depth)
+		}
+	}
+}
+
+func (s *Scrubber) textView(sc *scratch, v *view, schemes int, depth int) {
+	vb := newBuilder(sc, v)
+	defer vb.pop()
+	if decodeText(&vb, v.data, schemes) {
+		s.scan(sc, vb.view(), depth+1)
+	}
+}
+
+// decodeText emits d with the escapes of schemes decoded and reports
+// whether any was.
+func decodeText(vb *viewBuilder, d []byte, schemes int) bool {
+	changed := false
+	var rb [utf8.UTFMax]byte
+	for i := 0; i < len(d); {
+		c := d[i]
+		n, r := 0, rune(-1)
+		switch {
+		case c == '%' && schemes&schemePercent != 0:
+			if i+2 < len(d) && hexVal[d[i+1]] >= 0 && hexVal[d[i+2]] >= 0 {
+				vb.emit(byte(hexVal[d[i+1]]<<4|hexVal[d[i+2]]), i, i+3)
+				i += 3
+				changed = true
+				continue
+			}
+		case c == '\\' && schemes&schemeJSON != 0:
+			r, n = jsonEscape(d[i:])
+		case c == '&' && schemes&schemeHTML != 0:
+			r, n = htmlReference(d[i:])
+		}
+		if n == 0 {
+			vb.emit(c, i, i+1)
+			i++
+			continue
+		}
+		for _, b := range rb[:utf8.EncodeRune(rb[:], r)] {
+			vb.emit(b, i, i+n)
+		}
+		i += n
+		changed = true
+	}
+	return changed
+}
+
+// hexVal is the value of a hex digit, or -1.
+var hexVal = func() (t [256]int8) {
+	for i := range t {
+		t[i] = -1
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = int8(c - '0')
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] = int8(c - 'a' + 10)
+		t[c-'a'+'A'] = int8(c - 'a' + 10)
+	}
+	return t
+}()
+
+func hexRune(b []byte) (rune, bool) {
+	var r rune
+	for _, c := range b {
+		if hexVal[c] < 0 {
+			return 0, false
+		}
+		r = r<<4 | rune(hexVal[c])
+	}
+	return r, true
+}
+
+// jsonEscape decodes the escape at the start of d (d[0] == '\\'):
+// the rune and the escape's length, or length 0.
+func jsonEscape(d []byte) (rune, int) {
+	if len(d) < 2 {
+		return 0, 0
+	}
+	switch d[1] {
+	case '"', '\\', '/':
+		return rune(d[1]), 2
+	case 'b':
+		return '\b', 2
+	case 'f':
+		return '\f', 2
+	case 'n':
+		return '\n', 2
+	case 'r':
+		return '\r', 2
+	case 't':
+		return '\t', 2
+	case 'u':
+	default:
+		return 0, 0
+	}
+	if len(d) < 6 {
+		return 0, 0
+	}
+	r, ok := hexRune(d[2:6])
+	if !ok {
+		return 0, 0
+	}
+	if r >= 0xd800 && r < 0xdc00 && len(d) >= 12 && d[6] == '\\' && d[7] == 'u' {
+		if lo, ok := hexRune(d[8:12]); ok && lo >= 0xdc00 && lo < 0xe000 {
+			return 0x10000 + (r-0xd800)<<10 + (lo - 0xdc00), 12
+		}
+	}
+	if r >= 0xd800 && r < 0xe000 {
+		return 0, 0
+	}
+	return r, 6
+}
+
+// maxRefDigits bounds the digits of a numeric character reference, so that
+// zero padding cannot stretch one character without limit.
+const maxRefDigits = 8
+
+// htmlReference decodes the character reference at the start of d
+// (d[0] == '&'): numeric ("&#65;", "&#x41;", the ';' optional) or one of
+// htmlNames. It returns the rune and the reference's length, or length 0.
+func htmlReference(d []byte) (rune, int) {
+	if len(d) < 3 {
+		return 0, 0
+	}
+	if d[1] == '#' {
+		i, base := 2, rune(10)
+		if d[2] == 'x' || d[2] == 'X' {
+			i, base = 3, 16
+		}
+		start := i
+		var r rune
+		for i < len(d) && i-start < maxRefDigits {
+			v := rune(hexVal[d[i]])
+			if v < 0 || v >= base {
+				break
+			}
+			r = r*base + v
+			i++
+		}
+		if i == start || r > utf8.MaxRune || (r >= 0xd800 && r < 0xe000) {
+			return 0, 0
+		}
+		if i < len(d) && d[i] == ';' {
+			i++
+		}
+		return r, i
+	}
+	end := bytes.IndexByte(d[:min(len(d), 20)], ';')
+	if end < 2 {
+		return 0, 0
+	}
+	if r, ok := htmlNames[string(d[1:end])]; ok {
+		return r, end + 1
+	}
+	return 0, 0
+}
+
+// htmlNames are the named character references (HTML Living Standard,
+// "Named character references") of the ASCII characters an encoder
+// escapes.
+var htmlNames = map[string]rune{
+	"amp": '&', "AMP": '&', "lt": '<', "LT": '<', "gt": '>', "GT": '>', "quot": '"', "QUOT": '"',
+	"apos": '\'', "excl": '!', "num": '#', "dollar": '$', "percnt": '%', "lpar": '(', "rpar": ')',
+	"ast": '*', "midast": '*', "plus": '+', "comma": ',', "period": '.', "sol": '/', "colon": ':',
+	"semi": ';', "equals": '=', "quest": '?', "commat": '@', "lsqb": '[', "lbrack": '[', "bsol": '\\',
+	"rsqb": ']', "rbrack": ']', "Hat": '^', "lowbar": '_', "UnderBar": '_', "grave": '`', "DiacriticalGrave": '`',
+	"lcub": '{', "lbrace": '{', "verbar": '|', "vert": '|', "VerticalLine": '|', "rcub": '}', "rbrace": '}',
+	"tilde": '~', "hyphen": '-', "dash": '-', "nbsp": 0xa0, "Tab": '\t', "NewLine": '\n',
+}
+
+// binaryAlphabet is a binary-to-text encoding: the value of each character
+// (-1: not in the alphabet, -2: skipped inside a run, as line breaks) and
+// the bits it carries.
+type binaryAlphabet struct {
+	val  [256]int8
+	bits int
+}
+
+var binaryAlphabets = [3]binaryAlphabet{
+	newAlphabet("0123456789abcdef", "0123456789ABCDEF", 4),
+	newAlphabet("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "abcdefghijklmnopqrstuvwxyz234567", 5),
+	// Standard and URL alphabets at once ('+' and '-' are 62, '/' and
+	// '_' are 63).
+	newAlphabet("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", 6),
+}
+
+func newAlphabet(a, b string, bits int) binaryAlphabet {
+	var al binaryAlphabet
+	for i := range al.val {
+		al.val[i] = -1
+	}
+	for i := range a {
+		al.val[a[i]] = int8(i)
+		al.val[b[i]] = int8(i)
+	}
+	al.val['\r'], al.val['\n'] = -2, -2
+	al.bits = bits
+	return al
+}
+
+// binaryViews decodes every run of al's characters in v that is long
+// enough to hold the value, at each bit alignment the run can start at.
+func (s *Scrubber) binaryViews(sc *scratch, v *view, al *binaryAlphabet, minRun, depth int) {
+	d := v.data
+	for i := 0; i < len(d); {
+		if al.val[d[i]] < 0 {
+			i++
+			continue
+		}
+		start, sig := i, 0
+		for ; i < len(d) && al.val[d[i]] != -1; i++ {
+			if al.val[d[i]] >= 0 {
+				sig++
+			}
+		}
+		if sig < minRun {
+			continue
+		}
+		// A byte of the encoded data starts every 8 bits; relative to the
+		// run's first character that is at bit (bits*k) mod 8 for the k-th
+		// character the data may begin at.
+		for phase := 0; phase < 8; phase += phaseStep(al.bits) {
+			vb := newBuilder(sc, v)
+			decodeRun(&vb, d, start, i, al, phase)
+			if len(vb.sc.data)-vb.base >= len(s.needle) {
+				s.scan(sc, vb.view(), depth+1)
+			}
+			vb.pop()
+			if sc.over {
+				return
+			}
+		}
+	}
+}
+
+// phaseStep is the distance between the bit alignments a run of bits-bit
+// characters can hold bytes at (gcd(bits, 8)).
+func phaseStep(bits int) int {
+	switch bits {
+	case 4:
+		return 4
+	case 6:
+		return 2
+	}
+	return 1
+}
+
+// decodeRun emits the bytes of d[start:end] read as al, after skipping the
+// first phase bits.
+func decodeRun(vb *viewBuilder, d []byte, start, end int, al *binaryAlphabet, phase int) {
+	var acc uint32
+	nbits, drop, first := 0, phase, -1
+	for i := start; i < end; i++ {
+		x := al.val[d[i]]
+		if x < 0 {
+			continue
+		}
+		acc = acc<<al.bits | uint32(x)
+		nbits += al.bits
+		if drop > 0 {
+			k := min(drop, nbits)
+			nbits -= k
+			drop -= k
+			acc &= 1<<nbits - 1
+		}
+		if first < 0 && nbits > 0 {
+			first = i
+		}
+		for nbits >= 8 {
+			vb.emit(byte(acc>>(nbits-8)), first, i+1)
+			nbits -= 8
+			acc &= 1<<nbits - 1
+			first = -1
+			if nbits > 0 {
+				first = i
+			}
+		}
+	}
+}
