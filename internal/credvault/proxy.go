@@ -166,7 +166,14 @@ func targetURL(c *Credential, rel *url.URL, target string) (*url.URL, error) {
 	if prefix != "" && u.Path != prefix && !strings.HasPrefix(u.Path, prefix+"/") {
 		return nil, &Error{Code: EFORBIDDEN, Reason: "egress_denied", Message: "the path leaves the credential's base_url path"}
 	}
-	u.RawQuery = rel.RawQuery
+	for i := 0; i < len(rel.RawQuery); i++ {
+		if c := rel.RawQuery[i]; c <= ' ' || c == 0x7f {
+			return nil, Errorf(EINVALID, "the query string holds a space or control character; percent-encode it")
+		}
+	}
+	// A '#' cannot be part of a query on the wire; escaped, it cannot cut
+	// the URL short either.
+	u.RawQuery = strings.ReplaceAll(rel.RawQuery, "#", "%23")
 	return &u, nil
 }
 

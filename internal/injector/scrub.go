@@ -24,12 +24,14 @@ const redactedMark = "[REDACTED]"
 // the value in each view:
 //
 //   - the text itself;
-//   - text decoding: percent escapes (RFC 3986 section 2.1; any subset of
-//     the characters escaped, either hex case), JSON string escapes (RFC 8259
-//     section 7: \uXXXX for all or some characters, surrogate pairs, \/ and
-//     the one-letter escapes) and HTML character references (numeric, hex
-//     and the named references of ASCII punctuation); applied together, and
-//     one scheme at a time when the value itself holds '%', '\' or '&';
+//   - text decoding, one scheme per view: percent escapes (RFC 3986
+//     section 2.1; any subset of the characters escaped, either hex case),
+//     JSON string escapes (RFC 8259 section 7: \uXXXX for all or some
+//     characters, surrogate pairs, \/ and the one-letter escapes) or HTML
+//     character references (decimal and hex with their ';', and the named
+//     references of ASCII punctuation); an escape begun by the text just
+//     before the value that absorbs its first bytes ("%" then "41…") is seen
+//     through one layer deep;
 //   - binary decoding of every long enough run of hex, base32 (RFC 4648
 //     section 6, either case) or base64 (RFC 4648 sections 4 and 5, both
 //     alphabets, with or without padding, line breaks skipped as in MIME)
@@ -56,7 +58,6 @@ const redactedMark = "[REDACTED]"
 type Scrubber struct {
 	needle   []byte   // the value, folded
 	binary   bool     // look in binary views (long enough value)
-	escapes  bool     // the value holds '%', '\' or '&'
 	nameB64  [][]byte // folded base64 cores, for header names (see Header)
 	window   int      // hold-back of Reader, bytes
 	minRun   [3]int   // shortest run worth decoding, per binaryAlphabet
@@ -80,7 +81,6 @@ func NewScrubber(value credvault.Secret) *Scrubber {
 	s.needle = make([]byte, len(v))
 	foldInto(s.needle, v)
 	s.binary = len(v) >= credvault.MinSecretValueLen
-	s.escapes = bytes.ContainsAny(v, `%\&`)
 	for i, a := range binaryAlphabets {
 		// The value's bits fill at least this many whole characters.
 		s.minRun[i] = 8 * len(v) / a.bits
@@ -130,6 +130,7 @@ func foldInto(dst, src []byte) {
 type scratch struct {
 	data   []byte  // view bytes, stack-allocated by depth
 	lo, hi []int32 // where each view byte comes from in the input
+	up     []int32 // where each view byte comes from in its parent view
 	folded []byte
 	spans  [][2]int
 	used   int // view bytes built so far
@@ -148,7 +149,7 @@ func putScratch(sc *scratch) {
 	if cap(sc.data) > maxPooledScratch || cap(sc.lo) > maxPooledScratch {
 		return
 	}
-	sc.data, sc.lo, sc.hi, sc.spans = sc.data[:0], sc.lo[:0], sc.hi[:0], sc.spans[:0]
+	sc.data, sc.lo, sc.hi, sc.up, sc.spans = sc.data[:0], sc.lo[:0], sc.hi[:0], sc.up[:0], sc.spans[:0]
 	scratchPool.Put(sc)
 }
 

@@ -10,6 +10,9 @@ import (
 type view struct {
 	data   []byte
 	lo, hi []int32
+	up     []int32 // index in the parent view where byte i's source starts
+	parent *view
+	text   bool // decoded from text escapes
 }
 
 func (v *view) from(i int) int32 {
@@ -43,16 +46,17 @@ func (vb *viewBuilder) emit(c byte, a, b int) {
 	vb.sc.data = append(vb.sc.data, c)
 	vb.sc.lo = append(vb.sc.lo, vb.parent.from(a))
 	vb.sc.hi = append(vb.sc.hi, vb.parent.to(b-1))
+	vb.sc.up = append(vb.sc.up, int32(a))
 }
 
 func (vb *viewBuilder) view() view {
 	sc := vb.sc
-	return view{data: sc.data[vb.base:], lo: sc.lo[vb.base:], hi: sc.hi[vb.base:]}
+	return view{data: sc.data[vb.base:], lo: sc.lo[vb.base:], hi: sc.hi[vb.base:], up: sc.up[vb.base:], parent: vb.parent}
 }
 
 func (vb *viewBuilder) pop() {
 	sc := vb.sc
-	sc.data, sc.lo, sc.hi = sc.data[:vb.base], sc.lo[:vb.base], sc.hi[:vb.base]
+	sc.data, sc.lo, sc.hi, sc.up = sc.data[:vb.base], sc.lo[:vb.base], sc.hi[:vb.base], sc.up[:vb.base]
 }
 
 // scan looks for the value in v, then in the views decoded from v.
@@ -66,6 +70,9 @@ func (s *Scrubber) scan(sc *scratch, v view, depth int) {
 		return
 	}
 	s.match(sc, &v)
+	if v.text {
+		s.matchSwallowed(sc, &v)
+	}
 	if depth == maxViewDepth {
 		return
 	}
@@ -81,7 +88,7 @@ func (s *Scrubber) scan(sc *scratch, v view, depth int) {
 
 // match records every occurrence of the folded value in v.
 func (s *Scrubber) match(sc *scratch, v *view) {
-	if len(v.data) < len(s.needle) {
+	if len(v.data) < 2 {
 		return
 	}
 	if cap(sc.folded) < len(v.data) {
@@ -100,22 +107,63 @@ func (s *Scrubber) match(sc *scratch, v *view) {
 	}
 }
 
+// maxSwallow is how many leading bytes of the value an escape begun by the
+// text before it can absorb: "\" then "u0041…" reads as one JSON escape,
+// "%" then "41…" as one percent escape.
+const maxSwallow = 5
+
+// matchSwallowed finds the value in a text view when its first k bytes
+// were absorbed by an escape that starts before it: the rest of the value
+// follows in the view, and the parent view right before that rest ends
+// with the value's first k bytes.
+func (s *Scrubber) matchSwallowed(sc *scratch, v *view) {
+	input := v.parent.data
+	if len(v.data) < 2 {
+		return
+	}
+	f := sc.folded[:len(v.data)] // folded by match
+	for k := 1; k <= maxSwallow && len(s.needle)-k >= 2; k++ {
+		rest := s.needle[k:]
+		for i := 1; i+len(rest) <= len(f); {
+			j := bytes.Index(f[i:], rest)
+			if j < 0 {
+				break
+			}
+			j += i
+			at := int(v.up[j])
+			if at >= k && bytes.Equal(foldCopy(input[at-k:at]), s.needle[:k]) {
+				sc.spans = append(sc.spans, [2]int{int(v.from(j - 1)), int(v.to(j + len(rest) - 1))})
+			}
+			i = j + 1
+		}
+	}
+}
+
+func foldCopy(b []byte) []byte {
+	var buf [maxSwallow]byte
+	foldInto(buf[:len(b)], b)
+	return buf[:len(b)]
+}
+
 // Text escape schemes, as a bit set.
 const (
 	schemePercent = 1 << iota
 	schemeJSON
 	schemeHTML
-	schemeAll = schemePercent | schemeJSON | schemeHTML
 )
 
-// textViews decodes the escapes of v, all schemes at once; when the value
-// itself holds escape characters also one scheme at a time, since decoding
-// another scheme's escapes would then change the value.
+// textViews decodes the escapes of v one scheme at a time: each view
+// undoes exactly one layer, so that a composition (JSON-escaped percent
+// encoding) is undone layer by layer. Decoding several schemes in one pass
+// would mix layers: an escape of an outer layer decoded early can join an
+// inner layer's escape that is still encoded.
 func (s *Scrubber) textViews(sc *scratch, v *view, depth int) {
-	s.textView(sc, v, schemeAll, depth)
-	if s.escapes {
-		for _, sch := range []int{schemePercent, schemeJSON, schemeHTML} {
-			s.textView(sc, v, sch, depth)
+	for _, sch := range [...]struct {
+		intro  byte
+		scheme int
+	}{{'%', schemePercent}, {'\\', schemeJSON}, {'&', schemeHTML}} {
+		if bytes.IndexByte(v.data, sch.intro) >= 0 {
+			s.textView(sc, v, sch.scheme, depth)
 		}
 	}
 }
@@ -124,7 +172,9 @@ func (s *Scrubber) textView(sc *scratch, v *view, schemes int, depth int) {
 	vb := newBuilder(sc, v)
 	defer vb.pop()
 	if decodeText(&vb, v.data, schemes) {
-		s.scan(sc, vb.view(), depth+1)
+		tv := vb.view()
+		tv.text = true
+		s.scan(sc, tv, depth+1)
 	}
 }
 
@@ -235,7 +285,7 @@ func jsonEscape(d []byte) (rune, int) {
 const maxRefDigits = 8
 
 // htmlReference decodes the character reference at the start of d
-// (d[0] == '&'): numeric ("&#65;", "&#x41;", the ';' optional) or one of
+// (d[0] == '&'): numeric ("&#65;", "&#x41;") or one of
 // htmlNames. It returns the rune and the reference's length, or length 0.
 func htmlReference(d []byte) (rune, int) {
 	if len(d) < 3 {
@@ -256,13 +306,12 @@ func htmlReference(d []byte) (rune, int) {
 			r = r*base + v
 			i++
 		}
-		if i == start || r > utf8.MaxRune || (r >= 0xd800 && r < 0xe000) {
+		// The ';' is required: without it, a reference whose digits are
+		// themselves escaped ("&#4%38;") would decode early, and wrongly.
+		if i == start || i == len(d) || d[i] != ';' || r > utf8.MaxRune || (r >= 0xd800 && r < 0xe000) {
 			return 0, 0
 		}
-		if i < len(d) && d[i] == ';' {
-			i++
-		}
-		return r, i
+		return r, i + 1
 	}
 	end := bytes.IndexByte(d[:min(len(d), 20)], ';')
 	if end < 2 {
