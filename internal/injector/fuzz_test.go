@@ -179,10 +179,10 @@ func FuzzScrubber(f *testing.F) {
 			enc = e.apply(enc, bits>>uint(i*7)|bits<<uint(64-i*7))
 			names = append(names, e.name)
 		}
-		if textLayers(names) >= 2 {
+		if layers >= 2 && textLayers(names) >= 1 {
 			// An escape begun in the text before the value that absorbs
-			// its first bytes is undone one layer deep (matchSwallowed),
-			// not across two.
+			// its first bytes is seen through when the value is one layer
+			// deep (matchSwallowed), not under a further encoding.
 			if i := bytes.LastIndexAny(before, `%\&`); i >= 0 && i >= len(before)-12 {
 				before = before[:i]
 			}
