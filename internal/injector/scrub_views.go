@@ -162,55 +162,81 @@ func (s *Scrubber) textViews(sc *scratch, v *view, depth int) {
 		intro  byte
 		scheme int
 	}{{'%', schemePercent}, {'\\', schemeJSON}, {'&', schemeHTML}} {
-		if bytes.IndexByte(v.data, sch.intro) >= 0 {
-			s.textView(sc, v, sch.scheme, depth)
-		}
+		s.textView(sc, v, sch.intro, sch.scheme, depth)
 	}
 }
 
-func (s *Scrubber) textView(sc *scratch, v *view, schemes int, depth int) {
+// textView builds the view of v with scheme's escapes decoded. Only the
+// part from Window() bytes before the first escape to Window() bytes after
+// the last is decoded: an occurrence that holds no escape was already
+// found in v itself, and one that does lies within that reach.
+func (s *Scrubber) textView(sc *scratch, v *view, intro byte, scheme int, depth int) {
+	d := v.data
+	first, last := -1, -1
+	for i := bytes.IndexByte(d, intro); i >= 0; {
+		if _, n, _ := escapeAt(d, i, scheme); n > 0 {
+			first = i
+			break
+		}
+		k := bytes.IndexByte(d[i+1:], intro)
+		if k < 0 {
+			break
+		}
+		i += 1 + k
+	}
+	if first < 0 {
+		return
+	}
+	for i := bytes.LastIndexByte(d, intro); i >= first; i = bytes.LastIndexByte(d[:i], intro) {
+		if _, n, _ := escapeAt(d, i, scheme); n > 0 {
+			last = i + n
+			break
+		}
+	}
 	vb := newBuilder(sc, v)
 	defer vb.pop()
-	if decodeText(&vb, v.data, schemes) {
-		tv := vb.view()
-		tv.text = true
-		s.scan(sc, tv, depth+1)
-	}
+	decodeText(&vb, d, max(0, first-s.window), min(len(d), last+s.window), scheme)
+	tv := vb.view()
+	tv.text = true
+	s.scan(sc, tv, depth+1)
 }
 
-// decodeText emits d with the escapes of schemes decoded and reports
-// whether any was.
-func decodeText(vb *viewBuilder, d []byte, schemes int) bool {
-	changed := false
-	var rb [utf8.UTFMax]byte
-	for i := 0; i < len(d); {
-		c := d[i]
-		n, r := 0, rune(-1)
-		switch {
-		case c == '%' && schemes&schemePercent != 0:
-			if i+2 < len(d) && hexVal[d[i+1]] >= 0 && hexVal[d[i+2]] >= 0 {
-				vb.emit(byte(hexVal[d[i+1]]<<4|hexVal[d[i+2]]), i, i+3)
-				i += 3
-				changed = true
-				continue
-			}
-		case c == '\\' && schemes&schemeJSON != 0:
-			r, n = jsonEscape(d[i:])
-		case c == '&' && schemes&schemeHTML != 0:
-			r, n = htmlReference(d[i:])
+// escapeAt reads the escape of scheme at d[i]: the rune (or, for a percent
+// escape, the raw byte) and its length; length 0 when there is none.
+func escapeAt(d []byte, i int, scheme int) (r rune, n int, raw bool) {
+	switch {
+	case scheme == schemePercent && d[i] == '%':
+		if i+2 < len(d) && hexVal[d[i+1]] >= 0 && hexVal[d[i+2]] >= 0 {
+			return rune(hexVal[d[i+1]])<<4 | rune(hexVal[d[i+2]]), 3, true
 		}
-		if n == 0 {
-			vb.emit(c, i, i+1)
+	case scheme == schemeJSON && d[i] == '\\':
+		r, n = jsonEscape(d[i:])
+	case scheme == schemeHTML && d[i] == '&':
+		r, n = htmlReference(d[i:])
+	}
+	return r, n, false
+}
+
+// decodeText emits d[lo:hi] with the escapes of scheme decoded (an escape
+// that starts before hi is read whole).
+func decodeText(vb *viewBuilder, d []byte, lo, hi int, scheme int) {
+	var rb [utf8.UTFMax]byte
+	for i := lo; i < hi; {
+		r, n, raw := escapeAt(d, i, scheme)
+		switch {
+		case n == 0:
+			vb.emit(d[i], i, i+1)
 			i++
 			continue
-		}
-		for _, b := range rb[:utf8.EncodeRune(rb[:], r)] {
-			vb.emit(b, i, i+n)
+		case raw:
+			vb.emit(byte(r), i, i+n)
+		default:
+			for _, b := range rb[:utf8.EncodeRune(rb[:], r)] {
+				vb.emit(b, i, i+n)
+			}
 		}
 		i += n
-		changed = true
 	}
-	return changed
 }
 
 // hexVal is the value of a hex digit, or -1.
