@@ -341,6 +341,7 @@ func TestCredentialBadInputWritesNothing(t *testing.T) {
 		{"host with scheme", with("allowed_hosts", []string{"https://api.example.com"}), `allowed_hosts`},
 		{"base_url outside allowed_hosts", with("base_url", "https://evil.example.net"), `base_url`},
 		{"base_url not http", with("base_url", "ftp://api.example.com"), `base_url`},
+		{"base_url with a dot segment", with("base_url", "https://api.example.com/a/..;/b"), `base_url`},
 		{"bad sharing mode", with("sharing", map[string]any{"mode": "public"}), `mode`},
 		{"share with unknown user", with("sharing", map[string]any{"mode": "members", "members": []map[string]string{{"user_id": "00000000-0000-0000-0000-000000000001", "permission": "use"}}}), `sharing.members`},
 		{"bad test path", with("test_request", map[string]any{"method": "GET", "path": "http://evil/"}), `test_request.path`},

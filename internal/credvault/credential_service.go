@@ -200,6 +200,9 @@ func checkBaseURL(raw string, hosts []HostPattern) error {
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(raw, "\r\n\t ") {
 		return Errorf(EINVALID, "field \"base_url\" must not hold credentials, a query, a fragment or spaces")
 	}
+	if CheckProxyPath(u.EscapedPath()) != nil {
+		return Errorf(EINVALID, "field \"base_url\" has a path with dot segments, backslashes, double encoding or control characters")
+	}
 	if len(hosts) > 0 && !HostAllowed(hosts, u.Scheme, u.Host) {
 		return Errorf(EINVALID, "field \"base_url\": host %s is not in allowed_hosts", u.Host)
 	}
