@@ -183,7 +183,7 @@ func FuzzScrubber(f *testing.F) {
 			// An escape begun in the text before the value that absorbs
 			// its first bytes is seen through when the value is one layer
 			// deep (matchSwallowed), not under a further encoding.
-			if i := bytes.LastIndexAny(before, `%\&`); i >= 0 && i >= len(before)-12 {
+			for i := bytes.LastIndexAny(before, `%\&`); i >= 0 && i >= len(before)-12; i = bytes.LastIndexAny(before, `%\&`) {
 				before = before[:i]
 			}
 		}
