@@ -4,7 +4,7 @@ PKG     := ./...
 BIN     := bin/credvault
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
-.PHONY: all build dev test vet fmt cover clean
+.PHONY: all build dev test vet fmt cover clean fuzz
 
 all: build
 
@@ -24,6 +24,22 @@ dev: build
 ## Vault or OpenBao instead of the dev transit server.
 test: vet
 	$(GO) test -count=1 -race -timeout 8m $(PKG)
+
+## fuzz: each fuzz target for FUZZTIME (default 60s), one after the other
+## on one worker. `make test` runs their seed corpora (f.Add and
+## testdata/fuzz) as ordinary tests.
+FUZZTIME ?= 60s
+FUZZ_TARGETS := ./internal/apikey:FuzzParse \
+	./internal/credvault:FuzzHostPatterns \
+	./internal/credvault:FuzzCredentialFields \
+	./internal/credvault:FuzzTargetURL \
+	./internal/injector:FuzzScrubber
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "== $$name ($$pkg) for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s -parallel 1 $$pkg; \
+	done
 
 vet:
 	$(GO) vet $(PKG)

@@ -1314,7 +1314,9 @@ type CredentialCreateRequest struct {
 	// ParamName Required for `header` and `query`, empty for `bearer`. For
 	// `header`, a header token (letters, digits and
 	// ``!#$%&'*+-.^_`|~``) that is none of credvault's own key headers
-	// (`CREDVAULT_AUTH_HEADERS`), no `X-Credvault-*` header and no
+	// (`CREDVAULT_AUTH_HEADERS`, checked when the request names
+	// `param_name`; a preset's documented header such as Anthropic's
+	// `x-api-key` is kept), no `X-Credvault-*` header and no
 	// transport, hop-by-hop or forwarding header (`Host`,
 	// `Content-Length`, `Content-Type`, `Transfer-Encoding`,
 	// `Connection`, `Proxy-Authorization`, `Forwarded`,
@@ -1351,7 +1353,9 @@ type CredentialCreateRequest struct {
 
 	// Value The secret (API key, token): write-only, encrypted through Vault
 	// before it is stored and never shown again; answers carry only
-	// `hint`. At most 8192 bytes of UTF-8 on a single line: no CR/LF, tab,
+	// `hint`. At least 8 bytes (a shorter value could not be told apart
+	// from ordinary text when the proxy scrubs it from responses) and at
+	// most 8192 bytes of UTF-8 on a single line: no CR/LF, tab,
 	// NUL or other control character (a trailing line break from copy and
 	// paste is refused too). Error messages never repeat it.
 	Value *CredentialValue `json:"value,omitempty"`
@@ -1420,7 +1424,9 @@ type CredentialUpdateRequest struct {
 
 // CredentialValue The secret (API key, token): write-only, encrypted through Vault
 // before it is stored and never shown again; answers carry only
-// `hint`. At most 8192 bytes of UTF-8 on a single line: no CR/LF, tab,
+// `hint`. At least 8 bytes (a shorter value could not be told apart
+// from ordinary text when the proxy scrubs it from responses) and at
+// most 8192 bytes of UTF-8 on a single line: no CR/LF, tab,
 // NUL or other control character (a trailing line break from copy and
 // paste is refused too). Error messages never repeat it.
 type CredentialValue = string

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -324,6 +325,10 @@ func TestCredentialBadInputWritesNothing(t *testing.T) {
 		{"no name", with("name", nil), `"name"`},
 		{"no value", with("value", nil), `"value"`},
 		{"empty value", with("value", ""), `"value"`},
+		{"value of 3 bytes", with("value", "abc"), `"value" must be at least 8 bytes`},
+		{"value of 7 bytes", with("value", "v-12345"), `"value" must be at least 8 bytes`},
+		{"credvault's key header X-API-Key", with("param_name", "X-API-Key"), `param_name`},
+		{"credvault's key header in another case", with("param_name", "x-api-key"), `param_name`},
 		{"no placement", with("placement", nil), `placement`},
 		{"unknown placement", with("placement", "cookie"), `"placement"`},
 		{"CR/LF in header name", with("param_name", "X-Api\r\nX-Evil: 1"), `param_name`},
@@ -336,6 +341,7 @@ func TestCredentialBadInputWritesNothing(t *testing.T) {
 		{"host with scheme", with("allowed_hosts", []string{"https://api.example.com"}), `allowed_hosts`},
 		{"base_url outside allowed_hosts", with("base_url", "https://evil.example.net"), `base_url`},
 		{"base_url not http", with("base_url", "ftp://api.example.com"), `base_url`},
+		{"base_url with a dot segment", with("base_url", "https://api.example.com/a/..;/b"), `base_url`},
 		{"bad sharing mode", with("sharing", map[string]any{"mode": "public"}), `mode`},
 		{"share with unknown user", with("sharing", map[string]any{"mode": "members", "members": []map[string]string{{"user_id": "00000000-0000-0000-0000-000000000001", "permission": "use"}}}), `sharing.members`},
 		{"bad test path", with("test_request", map[string]any{"method": "GET", "path": "http://evil/"}), `test_request.path`},
@@ -353,6 +359,11 @@ func TestCredentialBadInputWritesNothing(t *testing.T) {
 			}
 		})
 	}
+	// Invalid UTF-8 in a JSON string (json.Marshal would have replaced it).
+	raw := json.RawMessage("{\"name\":\"caf\xe9\",\"placement\":\"header\",\"param_name\":\"X-Api-Token\",\"value\":\"v-123456\",\"allowed_hosts\":[\"api.example.com\"]}")
+	if r := cl.as(owner, "POST", a.url+"/v1/credentials", raw); r.status != 400 || !strings.Contains(r.errMessage(t), "not valid UTF-8") {
+		t.Fatalf("invalid UTF-8: %d %s", r.status, r.body)
+	}
 	if n := count(); n != 0 {
 		t.Fatalf("%d credentials written by bad input", n)
 	}
@@ -367,6 +378,7 @@ func TestCredentialBadInputWritesNothing(t *testing.T) {
 	_ = a.s.db.Get(&before, `SELECT row_to_json(c)::text FROM credentials c WHERE id = $1`, id)
 	for _, body := range []map[string]any{
 		{"param_name": "Host"}, {"value": "x\ny"}, {"allowed_hosts": []string{"*"}}, {}, {"placement": "query", "param_name": "bad name"},
+		{"value": "abc"}, {"value": "v-12345"}, {"param_name": "X-API-Key", "value": "v-12345678"},
 	} {
 		if r := cl.as(owner, "PATCH", a.url+"/v1/credentials/"+id, body); r.status != 400 {
 			t.Errorf("PATCH %v: %d %s", body, r.status, r.body)

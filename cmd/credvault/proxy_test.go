@@ -187,6 +187,32 @@ func TestProxyScrubsEchoedValues(t *testing.T) {
 	}
 }
 
+// TestProxyRefusesAmbiguousPaths is issue 10 case 5: paths that Tomcat,
+// IIS or a double-decoding upstream would resolve outside base_url's path
+// are a 400 invalid_path, and nothing reaches the upstream.
+func TestProxyRefusesAmbiguousPaths(t *testing.T) {
+	cl := newCluster(t, privateEgress())
+	a := cl.start()
+	_, owner := cl.bootstrap(a, "acme")
+	up := newUpstream(t, nil)
+	id := cl.createCredential(a, owner, map[string]any{"name": "api", "placement": "bearer", "value": "v-123456789",
+		"base_url": up.URL + "/api", "allowed_hosts": []string{up.HostP}})["id"].(string)
+	for _, p := range []string{"/..;/zz", "/..%5czz", "/..%5Czz", "/..%252fzz", "/%2e%2e/zz", "/x/%2E%2E%2Fzz", "/..%3b/zz", "/a\\b", "/..%20/zz", "/x%00"} {
+		r := cl.as(owner, "GET", a.url+"/v1/proxy/"+id+p, nil)
+		if r.status != 400 || r.errCode(t) != "invalid_path" {
+			t.Errorf("path %q: %d %s", p, r.status, r.body)
+		}
+	}
+	if n := len(up.requests()); n != 0 {
+		t.Fatalf("the upstream received %d requests", n)
+	}
+	// Ordinary escapes still pass, as sent.
+	r := cl.as(owner, "GET", a.url+"/v1/proxy/"+id+"/files/a%20b;v=1/100%25.txt", nil)
+	if r.status != 200 || up.last(t).URL.EscapedPath() != "/api/files/a%20b;v=1/100%25.txt" {
+		t.Fatalf("plain path: %d %s, upstream got %q", r.status, r.body, up.last(t).URL.EscapedPath())
+	}
+}
+
 func TestProxyEgressPolicy(t *testing.T) {
 	up := newUpstream(t, nil)
 	other := newUpstream(t, nil)

@@ -29,7 +29,12 @@ type CredentialService struct {
 	Audit AuditStore
 	// Values caches decrypted values for injection; nil disables it.
 	Values *ValueCache
-	Now    func() time.Time
+	// ReservedHeaders are credvault's own API-key headers
+	// (CREDVAULT_AUTH_HEADERS): a caller may not choose one of them as
+	// param_name (CheckParamName). A preset that names an upstream's
+	// documented header (Anthropic's x-api-key) keeps it.
+	ReservedHeaders []string
+	Now             func() time.Time
 }
 
 // CreateCredentialInput is POST /v1/credentials.
@@ -101,7 +106,7 @@ func (s *CredentialService) CreateCredential(ctx context.Context, in CreateCrede
 	if in.Sharing != nil {
 		c.Sharing = *in.Sharing
 	}
-	if err := s.check(ctx, c); err != nil {
+	if err := s.check(ctx, c, in.ParamName != ""); err != nil {
 		return nil, err
 	}
 	if err := CheckSecretValue(in.Value.Reveal()); err != nil {
@@ -152,11 +157,17 @@ func applyPreset(c *Credential, p ServicePreset) {
 }
 
 // check validates every field of c and normalises hosts and test request.
-func (s *CredentialService) check(ctx context.Context, c *Credential) error {
+// callerNamed says whether the caller chose param_name in this request
+// (then credvault's own key headers are refused as well).
+func (s *CredentialService) check(ctx context.Context, c *Credential, callerNamed bool) error {
 	if c.Name == "" || len(c.Name) > 200 {
 		return Errorf(EINVALID, "field \"name\" must be 1-200 characters")
 	}
-	if err := CheckParamName(c.Placement, c.ParamName, nil); err != nil {
+	var reserved []string
+	if callerNamed {
+		reserved = s.ReservedHeaders
+	}
+	if err := CheckParamName(c.Placement, c.ParamName, reserved); err != nil {
 		return err
 	}
 	if err := CheckValuePrefix(c.Placement, c.ValuePrefix); err != nil {
@@ -199,6 +210,9 @@ func checkBaseURL(raw string, hosts []HostPattern) error {
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(raw, "\r\n\t ") {
 		return Errorf(EINVALID, "field \"base_url\" must not hold credentials, a query, a fragment or spaces")
+	}
+	if CheckProxyPath(u.EscapedPath()) != nil {
+		return Errorf(EINVALID, "field \"base_url\" has a path with dot segments, backslashes, double encoding or control characters")
 	}
 	if len(hosts) > 0 && !HostAllowed(hosts, u.Scheme, u.Host) {
 		return Errorf(EINVALID, "field \"base_url\": host %s is not in allowed_hosts", u.Host)
@@ -314,7 +328,7 @@ func (s *CredentialService) UpdateCredential(ctx context.Context, id string, upd
 		c.TestRequest = upd.TestRequest
 		changed = append(changed, "test_request")
 	}
-	if err := s.check(ctx, c); err != nil {
+	if err := s.check(ctx, c, upd.ParamName != nil && *upd.ParamName != ""); err != nil {
 		return nil, err
 	}
 	widened := Widened(&before, c)

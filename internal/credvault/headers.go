@@ -10,6 +10,12 @@ const (
 	maxParamNameLen   = 64
 	maxValuePrefixLen = 64
 	maxSecretValueLen = 8192
+	// MinSecretValueLen is the shortest credential value credvault stores
+	// (bytes). The proxy scrubs a value from upstream responses in many
+	// encodings; a shorter value would match ordinary text (and its hex or
+	// base64 forms random data) so often that it could not be scrubbed
+	// reliably, and no real API key is that short.
+	MinSecretValueLen = 8
 )
 
 // reservedHeaders are headers a credential may never set: the transport
@@ -184,7 +190,8 @@ func CheckValuePrefix(placement, prefix string) error {
 }
 
 // CheckSecretValue validates a credential value before it is encrypted and
-// stored: it is required, at most 8192 bytes, valid UTF-8, and free of
+// stored: it is required, at least MinSecretValueLen (8) and at most 8192
+// bytes, valid UTF-8, and free of
 // control characters (CR, LF, NUL, anything below 0x20, and DEL), for every
 // placement, because a value ends up in a header line or a URL where such
 // characters would split or corrupt the request. Error messages never
@@ -197,6 +204,9 @@ func CheckSecretValue(value string) error {
 	}
 	if len(value) > maxSecretValueLen {
 		return Errorf(EINVALID, "field \"value\" is %d bytes long; at most %d are allowed", len(value), maxSecretValueLen)
+	}
+	if len(value) < MinSecretValueLen {
+		return Errorf(EINVALID, "field \"value\" must be at least %d bytes long: a shorter value cannot be told apart from ordinary text when credvault scrubs it from responses", MinSecretValueLen)
 	}
 	if !utf8.ValidString(value) {
 		return Errorf(EINVALID, "field \"value\" must be valid UTF-8 text")

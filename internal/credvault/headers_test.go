@@ -155,7 +155,7 @@ func TestCheckValuePrefix(t *testing.T) {
 func TestCheckSecretValue(t *testing.T) {
 	for _, v := range []string{
 		"sk_live_51H8abcdefghijklmnop",
-		"x",
+		"12345678",
 		"xoxb-123-456-abc",
 		"key with spaces and ~!@#$%^&*()",
 		"пароль-ключ-🔑",
@@ -167,6 +167,8 @@ func TestCheckSecretValue(t *testing.T) {
 	}
 	for _, tt := range []struct{ value, want string }{
 		{"", "required"},
+		{"x", "at least 8 bytes"},
+		{"sk_1234", "at least 8 bytes"},
 		{strings.Repeat("v", 8193), "8192"},
 		{"sk_live_PLANTED\r\n", "line break"},
 		{"sk_live_PLANTED\n", "line break"},

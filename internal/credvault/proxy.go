@@ -91,6 +91,63 @@ func (s *ProxyService) forward(ctx context.Context, credentialID string, req *ht
 	return resp, err
 }
 
+// CheckProxyPath refuses a proxied path that an upstream could resolve
+// outside the credential's base_url path, because servers disagree on how
+// to read it: after percent-decoding (as many times as it decodes), a
+// segment that is ".." (also with trailing spaces or a ";parameter", as
+// Tomcat reads "..;"), a backslash (raw or encoded: IIS treats it as "/"),
+// a double-encoded escape ("%25" followed by two hex digits, which a
+// double-decoding upstream turns into a new escape), a control character
+// or an escape that does not decode. raw is the path as sent (escaped
+// form). The rules follow RFC 3986 section 5.2.4 for dot segments and the
+// OWASP path traversal guidance for encoded variants.
+//
+// It returns EINVALID reason "invalid_path", naming the problem, never
+// echoing the path.
+func CheckProxyPath(raw string) error {
+	bad := func(why string) error {
+		return &Error{Code: EINVALID, Reason: "invalid_path", Message: "the path after /v1/proxy/{credential_id} " + why + "; send the path the API documents, without dot segments or encoded separators"}
+	}
+	p, err := url.PathUnescape(raw)
+	if err != nil {
+		return bad("holds a \"%\" that is not a valid escape")
+	}
+	if hasEscape(p) {
+		// Decoding once more would change the path again.
+		return bad("is percent-encoded twice (\"%25\" followed by hex digits)")
+	}
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c == '\\':
+			return bad("holds a backslash (raw or encoded)")
+		case c < 0x20 || c == 0x7f:
+			return bad("holds a control character")
+		}
+	}
+	for _, seg := range strings.Split(p, "/") {
+		name, _, _ := strings.Cut(seg, ";")
+		if strings.TrimRight(name, " \t") == ".." {
+			return bad("holds a \"..\" segment (also as \"..;\" or encoded)")
+		}
+	}
+	return nil
+}
+
+// hasEscape reports whether s holds a percent escape ("%" and two hex
+// digits).
+func hasEscape(s string) bool {
+	for i := 0; i+2 < len(s); i++ {
+		if s[i] == '%' && isHex(s[i+1]) && isHex(s[i+2]) {
+			return true
+		}
+	}
+	return false
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
 // targetURL resolves where a proxied call goes: the credential's base_url
 // joined with the caller's path (the host always comes from base_url, so
 // no path can point the call elsewhere), or the caller's absolute target
@@ -104,7 +161,13 @@ func targetURL(c *Credential, rel *url.URL, target string) (*url.URL, error) {
 		if err != nil || !u.IsAbs() || u.Host == "" || u.User != nil {
 			return nil, Errorf(EINVALID, "header X-Credvault-Target must be an absolute http(s) URL without credentials")
 		}
+		if err := CheckProxyPath(u.EscapedPath()); err != nil {
+			return nil, err
+		}
 		return u, nil
+	}
+	if err := CheckProxyPath(rel.EscapedPath()); err != nil {
+		return nil, err
 	}
 	base, err := url.Parse(c.BaseURL)
 	if err != nil {
@@ -128,7 +191,14 @@ func targetURL(c *Credential, rel *url.URL, target string) (*url.URL, error) {
 	if prefix != "" && u.Path != prefix && !strings.HasPrefix(u.Path, prefix+"/") {
 		return nil, &Error{Code: EFORBIDDEN, Reason: "egress_denied", Message: "the path leaves the credential's base_url path"}
 	}
-	u.RawQuery = rel.RawQuery
+	for i := 0; i < len(rel.RawQuery); i++ {
+		if c := rel.RawQuery[i]; c <= ' ' || c == 0x7f {
+			return nil, Errorf(EINVALID, "the query string holds a space or control character; percent-encode it")
+		}
+	}
+	// A '#' cannot be part of a query on the wire; escaped, it cannot cut
+	// the URL short either.
+	u.RawQuery = strings.ReplaceAll(rel.RawQuery, "#", "%23")
 	return &u, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-playground/validator/v10"
 	"github.com/gofiber/fiber/v2"
@@ -43,6 +44,9 @@ func decodeBody(c *fiber.Ctx, dst any) error {
 	if ct := string(c.Request().Header.ContentType()); ct != "" && !strings.HasPrefix(ct, fiber.MIMEApplicationJSON) {
 		return credvault.Errorf(credvault.EINVALID, "Content-Type must be application/json")
 	}
+	if err := checkJSONText(body); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
@@ -52,6 +56,69 @@ func decodeBody(c *fiber.Ctx, dst any) error {
 		return credvault.Errorf(credvault.EINVALID, "request body must hold a single JSON object")
 	}
 	return validateStruct(dst)
+}
+
+// checkJSONText refuses a body that is not valid UTF-8 (RFC 8259 section
+// 8.1) or that escapes half of a surrogate pair ("\ud800" alone):
+// encoding/json would silently store U+FFFD in place of either, so what
+// was stored would differ from what was sent. Errors: EINVALID naming the
+// byte offset.
+func checkJSONText(body []byte) error {
+	if !utf8.Valid(body) {
+		at := 0
+		for at < len(body) {
+			r, size := utf8.DecodeRune(body[at:])
+			if r == utf8.RuneError && size <= 1 {
+				break
+			}
+			at += size
+		}
+		return credvault.Errorf(credvault.EINVALID, "request body is not valid UTF-8 (at byte %d); send JSON text in UTF-8", at)
+	}
+	for i := 0; i < len(body); i++ {
+		if body[i] != '\\' || i+1 >= len(body) {
+			continue
+		}
+		if body[i+1] != 'u' {
+			i++ // a two-character escape such as \\ or \"
+			continue
+		}
+		r, ok := hex4(body[i+2:])
+		switch {
+		case !ok:
+		case r >= 0xd800 && r < 0xdc00:
+			if lo, ok := hex4(body[min(i+8, len(body)):]); ok && i+7 < len(body) && body[i+6] == '\\' && body[i+7] == 'u' && lo >= 0xdc00 && lo < 0xe000 {
+				i += 11
+				continue
+			}
+			fallthrough
+		case r >= 0xdc00 && r < 0xe000:
+			return credvault.Errorf(credvault.EINVALID, "request body escapes half of a UTF-16 surrogate pair (at byte %d); send the character itself or both halves", i)
+		}
+		i += 5
+	}
+	return nil
+}
+
+// hex4 reads the four hex digits of a \u escape.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 // optional is a body field whose absence, null and value differ: Set

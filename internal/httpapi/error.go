@@ -28,7 +28,7 @@ var statusOf = map[string]int{
 var statusOfReason = map[string]int{
 	"upstream_unreachable":        http.StatusBadGateway,
 	"upstream_response_too_large": http.StatusBadGateway,
-	"upstream_response_encoded":   http.StatusBadGateway,
+	"upstream_encoding":           http.StatusBadGateway,
 	"upstream_timeout":            http.StatusGatewayTimeout,
 }
 

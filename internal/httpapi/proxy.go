@@ -81,6 +81,9 @@ func (s *Server) outboundRequest(c *fiber.Ctx, id string) (*http.Request, error)
 	raw := string(c.Request().URI().PathOriginal())
 	rest := strings.TrimPrefix(raw, proxyPrefix+id)
 	rel := &url.URL{RawQuery: string(c.Request().URI().QueryString())}
+	if err := credvault.CheckProxyPath(rest); err != nil {
+		return nil, err
+	}
 	p, err := url.PathUnescape(rest)
 	if err != nil {
 		return nil, credvault.Errorf(credvault.EINVALID, "the path after /v1/proxy/{credential_id} is not a valid URL path")

@@ -139,12 +139,13 @@ func RequestID(c *fiber.Ctx) string { return requestID(c) }
 // Handler exposes the Fiber app, for tests that drive it in-process.
 func (s *Server) Handler() *fiber.App { return s.app }
 
-// Serve answers requests on ln until ctx ends, then stops accepting new
+// Serve answers requests on ln until ctx ends (each connection's request
+// framing checked by framingConn), then stops accepting new
 // connections and waits (up to ShutdownTimeout) for in-flight requests to
 // finish. It returns nil after a clean shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
-	go func() { errc <- s.app.Listener(ln) }()
+	go func() { errc <- s.app.Listener(framingListener{ln}) }()
 	select {
 	case err := <-errc:
 		return err

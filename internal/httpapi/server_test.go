@@ -258,6 +258,10 @@ func TestDecodeBodyRejectsBadInput(t *testing.T) {
 		{"two objects", `{"name":"a","kind":"a"}{"name":"b","kind":"a"}`, "application/json", "single JSON object"},
 		{"array", `[1]`, "application/json", "must be an object"},
 		{"wrong content type", `{"name":"a","kind":"a"}`, "text/plain", "Content-Type"},
+		{"invalid UTF-8 in a string", "{\"name\":\"a\xff\",\"kind\":\"a\"}", "application/json", "not valid UTF-8 (at byte 10)"},
+		{"invalid UTF-8 in a key", "{\"name\":\"a\",\"kind\xc3\":\"a\"}", "application/json", "not valid UTF-8"},
+		{"lone high surrogate", `{"name":"a\ud800","kind":"a"}`, "application/json", "surrogate"},
+		{"lone low surrogate", `{"name":"a\uDC00x","kind":"a"}`, "application/json", "surrogate"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -274,7 +278,7 @@ func TestDecodeBodyRejectsBadInput(t *testing.T) {
 	if n := stored.Load(); n != 0 {
 		t.Fatalf("%d bad bodies reached the store", n)
 	}
-	resp, b := do(t, "POST", base+"/test/things", strings.NewReader(`{"name":"ok","kind":"b"}`), map[string]string{"Content-Type": "application/json"})
+	resp, b := do(t, "POST", base+"/test/things", strings.NewReader(`{"name":"ok \ud83d\ude00\\ud800","kind":"b"}`), map[string]string{"Content-Type": "application/json"})
 	if resp.StatusCode != 201 || stored.Load() != 1 {
 		t.Fatalf("valid body: status %d (%s), stored %d", resp.StatusCode, b, stored.Load())
 	}

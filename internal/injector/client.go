@@ -104,6 +104,11 @@ func NewClient(opts ClientOptions) *Client {
 		MaxIdleConnsPerHost:    256,
 		IdleConnTimeout:        90 * time.Second,
 		MaxResponseHeaderBytes: 1 << 20,
+		// Do asks for gzip itself and decodes it in finish, after reading
+		// every Content-Encoding line: the transport's own decoding reads
+		// only the first line, so "identity" then "gzip" would pass a
+		// compressed body through unscrubbed.
+		DisableCompression: true,
 	}
 	return &Client{opts: opts, transport: t}
 }
@@ -136,12 +141,13 @@ func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }
 // to the original host (host and port) the credential is applied again; to
 // another allowed host it is removed (the injected header, Authorization,
 // cookies and the injected query parameter from the new URL), and the
-// redirect is not followed at all when the new URL still holds the value.
+// redirect is not followed at all when the Location holds the value in any
+// view the Scrubber reads (Scrubber.Contains).
 // 301, 302 and 303 turn other methods into GET without body; 307 and 308
 // resend the body, which needs req.GetBody (without it the 3xx is returned).
 //
-// The caller's Accept-Encoding is removed so that the transport asks for
-// gzip and decompresses it (a compressed body cannot be scrubbed);
+// The caller's Accept-Encoding is replaced by gzip, which Do decompresses
+// (a compressed body cannot be scrubbed);
 // Content-Length is removed from the response, whose length scrubbing may
 // change, and resp.ContentLength is -1.
 //
@@ -153,8 +159,10 @@ func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }
 // context.Canceled) holds); EUNAVAILABLE "upstream_timeout" for any timeout
 // or deadline; EUNAVAILABLE "upstream_response_too_large" for a
 // Content-Length above MaxResponseBytes (reading past it fails the same
-// way); EUNAVAILABLE "upstream_response_encoded" for a body in a
-// content-coding other than gzip, which could not be scrubbed.
+// way); EUNAVAILABLE "upstream_encoding" for a body whose Content-Encoding
+// lines are anything but none, "identity" or one "gzip" (see
+// contentCoding), which could not be scrubbed. A value shorter than
+// credvault.MinSecretValueLen is refused (EINVALID credential_not_usable).
 func (c *Client) Do(req *http.Request, cred *credvault.Credential, value credvault.Secret) (*http.Response, error) {
 	pol, err := newPolicy(cred)
 	if err == nil && (req == nil || req.URL == nil) {
@@ -168,6 +176,10 @@ func (c *Client) Do(req *http.Request, cred *credvault.Credential, value credvau
 		return nil, err
 	}
 	v := value.Reveal()
+	if len(v) < credvault.MinSecretValueLen {
+		closeBody(req)
+		return nil, notUsable(fmt.Sprintf("the credential's value is shorter than %d bytes, too short to be scrubbed from responses reliably; rotate it with PATCH /v1/credentials/{id}", credvault.MinSecretValueLen), nil)
+	}
 	scrub := scrubberFor(pol, value)
 	ctx, cancel := context.WithTimeout(req.Context(), c.opts.Timeout)
 	origHost := hostKey(req.URL)
@@ -200,10 +212,10 @@ func (c *Client) Do(req *http.Request, cred *credvault.Credential, value credvau
 	}
 }
 
-// baseHeader is the caller's header as every hop starts from it: a copy,
-// without Accept-Encoding (so that the transport negotiates gzip itself and
-// hands back a body that can be scrubbed), or with Accept-Encoding: identity
-// when the caller asks for a range, which the transport does not compress.
+// baseHeader is the caller's header as every hop starts from it: a copy
+// with the caller's Accept-Encoding replaced by "gzip" (the one coding
+// finish decodes, so that the body can be scrubbed), or by "identity" when
+// the caller asks for a range.
 func baseHeader(h http.Header) http.Header {
 	out := h.Clone()
 	if out == nil {
@@ -211,6 +223,7 @@ func baseHeader(h http.Header) http.Header {
 	}
 	deleteHeader(out, "Accept-Encoding")
 	deleteHeader(out, "Host")
+	out["Accept-Encoding"] = []string{"gzip"}
 	for k := range out {
 		if strings.EqualFold(k, "Range") {
 			out["Accept-Encoding"] = []string{"identity"}
@@ -272,7 +285,7 @@ func (c *Client) redirect(ctx context.Context, orig, prev *http.Request, resp *h
 	for _, h := range []string{"Cookie", "Cookie2", "Proxy-Authorization", "Www-Authenticate"} {
 		deleteHeader(next.Header, h)
 	}
-	if us := u.String(); scrub.String(us) != us || (v != "" && strings.Contains(us, v)) {
+	if scrub.Contains(u.String()) {
 		if next.Body != nil {
 			next.Body.Close()
 		}

@@ -26,20 +26,21 @@ func (c *Client) finish(ctx context.Context, cancel context.CancelFunc, req *htt
 		return fail(tooLarge(host, c.opts.MaxResponseBytes))
 	}
 	body := resp.Body
-	if ce := strings.TrimSpace(resp.Header.Get("Content-Encoding")); ce != "" && !strings.EqualFold(ce, "identity") {
-		switch {
-		case strings.EqualFold(ce, "gzip") || strings.EqualFold(ce, "x-gzip"):
-			body = &gzipBody{r: body}
-			resp.Header.Del("Content-Encoding")
-			resp.Uncompressed = true
-		case req.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified:
-			// No body follows, so there is nothing to scrub.
-		default:
-			return fail(&credvault.Error{
-				Code: credvault.EUNAVAILABLE, Reason: "upstream_response_encoded",
-				Message: fmt.Sprintf("upstream %s answered in a content-coding credvault cannot scrub; only gzip is accepted", quoteHost(host)),
-			})
-		}
+	coding, ok := contentCoding(resp.Header["Content-Encoding"])
+	switch {
+	case req.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified:
+		// No body follows, so there is nothing to decode or scrub.
+	case !ok:
+		return fail(&credvault.Error{
+			Code: credvault.EUNAVAILABLE, Reason: "upstream_encoding",
+			Message: fmt.Sprintf("upstream %s answered in a Content-Encoding credvault cannot fully decode, so it could not be scrubbed; only one gzip coding (or none) is accepted", quoteHost(host)),
+		})
+	case coding == "gzip":
+		body = &gzipBody{r: body}
+		resp.Header.Del("Content-Encoding")
+		resp.Uncompressed = true
+	default:
+		resp.Header.Del("Content-Encoding") // a lone "identity"
 	}
 	scrub.Header(resp.Header)
 	resp.Status = scrub.String(resp.Status) // the reason phrase is the upstream's text
@@ -55,6 +56,40 @@ func (c *Client) finish(ctx context.Context, cancel context.CancelFunc, req *htt
 		resp:   resp,
 	}
 	return resp, nil
+}
+
+// contentCoding reads every Content-Encoding field line (RFC 9110 section
+// 8.4: a list, possibly split over several lines) and returns the one
+// coding to undo: "" for none (no header, or only "identity") or "gzip".
+// ok is false for anything else: an unknown coding, or more than one
+// coding (nested, or the same header twice, such as "identity" then
+// "gzip"), since a body credvault does not fully decode cannot be scrubbed.
+func contentCoding(lines []string) (coding string, ok bool) {
+	n := 0
+	for _, line := range lines {
+		for _, c := range strings.Split(line, ",") {
+			c = strings.TrimSpace(c)
+			if c == "" {
+				continue
+			}
+			n++
+			switch {
+			case strings.EqualFold(c, "identity"):
+				coding = "identity"
+			case strings.EqualFold(c, "gzip") || strings.EqualFold(c, "x-gzip"):
+				coding = "gzip"
+			default:
+				return "", false
+			}
+		}
+	}
+	if n > 1 {
+		return "", false
+	}
+	if coding == "identity" {
+		coding = ""
+	}
+	return coding, true
 }
 
 func tooLarge(host string, max int64) *credvault.Error {

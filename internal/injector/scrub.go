@@ -3,240 +3,239 @@ package injector
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"net/http"
-	"net/url"
-	"slices"
-	"strings"
+	"sort"
+	"sync"
 
 	"credvault/internal/credvault"
 )
 
-// redactedMark replaces every occurrence of a credential value (in any of the
-// encodings a Scrubber knows) in what an upstream sends back.
+// redactedMark replaces every occurrence of a credential value (in any of
+// the views a Scrubber reads) in what an upstream sends back.
 const redactedMark = "[REDACTED]"
-
-// minScrubLen is the shortest value a Scrubber looks for. Shorter values
-// would match ordinary text far too often and turn responses into noise;
-// they are also far too short to be a real API key.
-const minScrubLen = 4
-
-// minCoreLen is the shortest value whose base64 form is also looked for
-// inside a longer base64 text (as in "Basic base64(user:value)"): the part
-// of such an encoding that does not depend on the neighbouring bytes is
-// shorter than the value, and for short values it would match random base64
-// data.
-const minCoreLen = 8
-
-// maxPatterns bounds how many encodings of one value a Scrubber holds.
-const maxPatterns = 32
 
 // Scrubber removes one credential value from what an upstream sends back,
 // so that an upstream that echoes the key (in an error message, a debug
-// header, a redirect URL) cannot hand it to the workflow that called through
-// credvault. It finds the raw value; its URL encodings (url.QueryEscape and
-// url.PathEscape forms, with upper- or lower-case percent hex, though not
-// mixed case in one occurrence); its base64 encodings (standard and URL
-// alphabets, with and without padding, and the standard form URL-encoded);
-// and, for values of at least 8 bytes, the part of its base64 encoding that
-// is the same wherever the value sits inside a longer base64 text. Each
-// occurrence becomes "[REDACTED]"; where occurrences overlap, the leftmost
-// (then longest) wins.
+// header, a redirect URL) cannot hand it to the workflow that called
+// through credvault.
 //
-// Values shorter than 4 bytes are not scrubbed at all: they would match
-// ordinary text everywhere. A Scrubber is immutable and safe for concurrent
-// use; it returns no errors.
+// It does not list the outputs of known encoders. It reads the text through
+// views that undo the encodings an upstream plausibly applies, and looks for
+// the value in each view:
+//
+//   - the text itself;
+//   - text decoding, one scheme per view: percent escapes (RFC 3986
+//     section 2.1; any subset of the characters escaped, either hex case),
+//     JSON string escapes (RFC 8259 section 7: \uXXXX for all or some
+//     characters, surrogate pairs, \/ and the one-letter escapes) or HTML
+//     character references (decimal and hex with their ';', and the named
+//     references of ASCII punctuation); an escape begun by the text just
+//     before the value that absorbs its first bytes ("%" then "41…") is seen
+//     through one layer deep;
+//   - binary decoding of every long enough run of hex, base32 (RFC 4648
+//     section 6, either case) or base64 (RFC 4648 sections 4 and 5, both
+//     alphabets, with or without padding, line breaks skipped as in MIME)
+//     characters, at every bit alignment, so the value is also found inside
+//     a longer encoded text such as "Basic base64(user:value)".
+//
+// Views are composed up to maxViewDepth decodings deep (percent-encoded
+// base64, JSON-escaped percent encoding, base64 of hex, ...). The value is
+// compared with ASCII case folded in every view (an upstream may upper-case
+// it, and hex and base32 are case-insensitive anyway) and with '+' equal to
+// ' ' (form encoding). Each occurrence's bytes in the original text become
+// "[REDACTED]"; overlapping occurrences are redacted together.
+//
+// The work per input byte is bounded: at most viewBudget bytes of views
+// are built per byte of input (plus a constant). Text that would need more
+// (crafted nested encodings) is treated as holding the value: String
+// returns "[REDACTED]" for all of it and Reader fails.
+//
+// Values shorter than credvault.MinSecretValueLen are scrubbed in the text
+// views only (their hex or base64 forms would match random data); Client
+// refuses to send such a value at all. A Scrubber is built once per value,
+// is immutable and safe for concurrent use, and can be reused for every
+// request with that value.
 type Scrubber struct {
-	bpats  [][]byte // every encoding, longest first
-	spats  []string // the same, as strings
-	roots  []int    // the patterns no shorter pattern is a prefix of
-	maxLen int
+	needle   []byte   // the value, folded
+	binary   bool     // look in binary views (long enough value)
+	nameB64  [][]byte // folded base64 cores, for header names (see Header)
+	window   int      // hold-back of Reader, bytes
+	minRun   [3]int   // shortest run worth decoding, per binaryAlphabet
+	emptyVal bool
 }
 
-// NewScrubber prepares the patterns for value once, so that headers and
-// every chunk of a streamed body are checked without re-encoding it. The
-// proxy calls it on every request, so the encodings share one buffer. It
-// cannot fail.
+// maxViewDepth is how many decodings a view may stack.
+const maxViewDepth = 3
+
+// viewBudget bounds the bytes of views built per byte of input.
+const viewBudget = 64
+
+// NewScrubber prepares the matcher for value. Build it once per value and
+// reuse it. It cannot fail.
 func NewScrubber(value credvault.Secret) *Scrubber {
-	s := &Scrubber{}
-	v := value.Reveal()
-	if len(v) < minScrubLen {
+	v := []byte(value.Reveal())
+	s := &Scrubber{emptyVal: len(v) == 0}
+	if s.emptyVal {
 		return s
 	}
-	// zv is v after two zero bytes: zv[2-off:] is v at offset off of a
-	// base64 group. Its spare capacity holds the standard base64 form.
-	zv := make([]byte, 2+len(v), 2+len(v)+base64.StdEncoding.EncodedLen(len(v)))
-	copy(zv[2:], v)
-	vb := zv[2:]
-	std := base64.StdEncoding.AppendEncode(zv[len(zv):], vb)
-	ps := patternSet{buf: make([]byte, 0, 12*len(v)+64)}
-
-	ps.addString(v)
-	// As a JSON string: Go's encoder (\u003c for <, >, &), a plain one, and
-	// one that also escapes "/" (\/), for an upstream echoing it in JSON.
-	for _, j := range jsonForms(v) {
-		ps.addString(j)
+	s.needle = make([]byte, len(v))
+	foldInto(s.needle, v)
+	s.binary = len(v) >= credvault.MinSecretValueLen
+	for i, a := range binaryAlphabets {
+		// The value's bits fill at least this many whole characters.
+		s.minRun[i] = 8 * len(v) / a.bits
 	}
-	ps.addEscaped(url.QueryEscape(v))
-	ps.addEscaped(url.PathEscape(v))
-	ps.addBytes(std)
-	for _, lower := range []bool{false, true} {
-		st := len(ps.buf)
-		ps.buf = appendEscapedBase64(ps.buf, std, lower)
-		ps.commit(st)
-	}
-	for _, enc := range []*base64.Encoding{base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
-		st := len(ps.buf)
-		ps.buf = enc.AppendEncode(ps.buf, vb)
-		ps.commit(st)
-	}
-	if len(v) >= minCoreLen {
+	// The longest single-layer form is a JSON or HTML escape of every
+	// character (up to 12 bytes for one UTF-8 sequence); two layers of
+	// percent and JSON escapes are covered as well.
+	s.window = 18*len(v) + 32
+	if s.binary {
+		// Canonical header names have their case changed, which base64
+		// cannot be decoded through; compare the case-folded forms.
+		zv := append(make([]byte, 2, 2+len(v)), v...)
 		for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
 			for off := 0; off < 3; off++ {
-				st := len(ps.buf)
-				ps.buf = enc.AppendEncode(ps.buf, zv[2-off:])
-				skip := (8*off + 5) / 6       // characters holding bits of the bytes before v
-				end := 8 * (off + len(v)) / 6 // characters complete without the bytes after v
-				n := copy(ps.buf[st:], ps.buf[st+skip:st+end])
-				ps.buf = ps.buf[:st+n]
-				ps.commit(st)
+				e := enc.AppendEncode(nil, zv[2-off:])
+				skip := (8*off + 5) / 6
+				end := 8 * (off + len(v)) / 6
+				core := e[skip:end]
+				foldInto(core, core)
+				s.nameB64 = append(s.nameB64, core)
 			}
 		}
 	}
-
-	spans := ps.spans[:ps.n]
-	slices.SortStableFunc(spans, func(a, b [2]int) int { return (b[1] - b[0]) - (a[1] - a[0]) })
-	all := string(ps.buf)
-	s.bpats = make([][]byte, len(spans))
-	s.spats = make([]string, len(spans))
-	for i, sp := range spans {
-		s.bpats[i] = ps.buf[sp[0]:sp[1]:sp[1]]
-		s.spats[i] = all[sp[0]:sp[1]]
-	}
-	s.roots = make([]int, 0, len(spans))
-	for i, p := range s.spats {
-		root := true
-		for j := i + 1; j < len(s.spats); j++ {
-			if len(s.spats[j]) < len(p) && strings.HasPrefix(p, s.spats[j]) {
-				root = false
-				break
-			}
-		}
-		if root {
-			s.roots = append(s.roots, i)
-		}
-	}
-	s.maxLen = len(s.spats[0])
 	return s
 }
 
-// patternSet collects the encodings of a value in one buffer, without
-// duplicates and without the ones too short to look for.
-type patternSet struct {
-	buf   []byte
-	spans [maxPatterns][2]int
-	n     int
+// foldTable maps ASCII upper case to lower case and '+' to ' '.
+var foldTable = func() (t [256]byte) {
+	for i := range t {
+		t[i] = byte(i)
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = byte(c) + 'a' - 'A'
+	}
+	t['+'] = ' '
+	return t
+}()
+
+func foldInto(dst, src []byte) {
+	for i, c := range src {
+		dst[i] = foldTable[c]
+	}
 }
 
-// commit keeps buf[start:] as a pattern, or drops it.
-func (ps *patternSet) commit(start int) {
-	p := ps.buf[start:]
-	keep := len(p) >= minScrubLen && ps.n < maxPatterns
-	for _, sp := range ps.spans[:ps.n] {
-		if keep && bytes.Equal(ps.buf[sp[0]:sp[1]], p) {
-			keep = false
-		}
-	}
-	if !keep {
-		ps.buf = ps.buf[:start]
+// scratch holds the views of one search; pooled, since the proxy scrubs
+// every response.
+type scratch struct {
+	data   []byte  // view bytes, stack-allocated by depth
+	lo, hi []int32 // where each view byte comes from in the input
+	up     []int32 // where each view byte comes from in its parent view
+	folded []byte
+	spans  [][2]int
+	used   int // view bytes built so far
+	limit  int
+	over   bool
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// maxPooledScratch keeps scratch that grew on a huge input out of the pool.
+const maxPooledScratch = 1 << 20
+
+func getScratch() *scratch { return scratchPool.Get().(*scratch) }
+
+func putScratch(sc *scratch) {
+	if cap(sc.data) > maxPooledScratch || cap(sc.lo) > maxPooledScratch {
 		return
 	}
-	ps.spans[ps.n] = [2]int{start, len(ps.buf)}
-	ps.n++
+	sc.data, sc.lo, sc.hi, sc.up, sc.spans = sc.data[:0], sc.lo[:0], sc.hi[:0], sc.up[:0], sc.spans[:0]
+	scratchPool.Put(sc)
 }
 
-func (ps *patternSet) addBytes(e []byte) {
-	st := len(ps.buf)
-	ps.buf = append(ps.buf, e...)
-	ps.commit(st)
-}
-
-func (ps *patternSet) addString(e string) {
-	st := len(ps.buf)
-	ps.buf = append(ps.buf, e...)
-	ps.commit(st)
-}
-
-// addEscaped adds a percent-encoded form as it is and with lower-case hex.
-func (ps *patternSet) addEscaped(e string) {
-	ps.addString(e)
-	st := len(ps.buf)
-	ps.buf = append(ps.buf, e...)
-	lowerHex(ps.buf[st:])
-	ps.commit(st)
-}
-
-// lowerHex turns the hex digits of every percent escape in b to lower case.
-func lowerHex(b []byte) {
-	for i := 0; i+2 < len(b); i++ {
-		if b[i] == '%' {
-			for j := i + 1; j <= i+2; j++ {
-				if b[j] >= 'A' && b[j] <= 'F' {
-					b[j] += 'a' - 'A'
-				}
-			}
-			i += 2
-		}
+// find sets sc.spans to the sorted, merged ranges of b that hold the value
+// in some view, and sc.over when the budget ran out (then spans are
+// incomplete and b must be treated as holding the value).
+func (s *Scrubber) find(sc *scratch, b []byte) {
+	sc.spans, sc.used, sc.over = sc.spans[:0], 0, false
+	if s.emptyVal || len(b) == 0 {
+		return
 	}
-}
-
-// appendEscapedBase64 appends standard base64 text as url.QueryEscape
-// writes it ('+', '/' and '=' escaped), with lower-case hex if lower.
-func appendEscapedBase64(dst, b64 []byte, lower bool) []byte {
-	hex := "0123456789ABCDEF"
-	if lower {
-		hex = "0123456789abcdef"
+	sc.limit = viewBudget*len(b) + 64*len(s.needle) + 4096
+	s.scan(sc, view{data: b}, 0)
+	if len(sc.spans) < 2 {
+		return
 	}
-	for _, c := range b64 {
-		if c == '+' || c == '/' || c == '=' {
-			dst = append(dst, '%', hex[c>>4], hex[c&15])
+	sort.Slice(sc.spans, func(i, j int) bool { return sc.spans[i][0] < sc.spans[j][0] })
+	out := sc.spans[:1]
+	for _, sp := range sc.spans[1:] {
+		last := &out[len(out)-1]
+		if sp[0] <= last[1] {
+			last[1] = max(last[1], sp[1])
 			continue
 		}
-		dst = append(dst, c)
+		out = append(out, sp)
 	}
-	return dst
+	sc.spans = out
 }
 
 // String returns v with every occurrence of the value replaced, for single
 // texts such as a status line or an error. It does not allocate when there
 // is nothing to replace, and cannot fail.
 func (s *Scrubber) String(v string) string {
-	if !s.containsAny(v) {
+	if s.emptyVal || v == "" {
 		return v
 	}
-	out, _ := s.redact(make([]byte, 0, len(v)+len(redactedMark)), []byte(v), len(v))
-	return string(out)
+	sc := getScratch()
+	defer putScratch(sc)
+	b := []byte(v)
+	s.find(sc, b)
+	switch {
+	case sc.over:
+		return redactedMark
+	case len(sc.spans) == 0:
+		return v
+	}
+	return string(redactSpans(make([]byte, 0, len(v)), b, sc.spans))
 }
 
-func (s *Scrubber) containsAny(v string) bool {
-	for _, i := range s.roots {
-		if p := s.spats[i]; len(v) >= len(p) && strings.Contains(v, p) {
-			return true
-		}
+// Contains reports whether v holds the value in any view (or is too costly
+// to read, which counts as holding it). The redirect guard uses it. It
+// cannot fail.
+func (s *Scrubber) Contains(v string) bool {
+	if s.emptyVal || v == "" {
+		return false
 	}
-	return false
+	sc := getScratch()
+	defer putScratch(sc)
+	s.find(sc, []byte(v))
+	return sc.over || len(sc.spans) > 0
+}
+
+// redactSpans appends b to out with each span replaced by the mark.
+func redactSpans(out, b []byte, spans [][2]int) []byte {
+	pos := 0
+	for _, sp := range spans {
+		out = append(out, b[pos:sp[0]]...)
+		out = append(out, redactedMark...)
+		pos = sp[1]
+	}
+	return append(out, b[pos:]...)
 }
 
 // Header scrubs every value of h (response headers or trailers) in place.
-// Names are not rewritten, but a header whose name itself holds the value is
-// deleted, since a name cannot be redacted without changing what the header
-// means. h may be nil. It cannot fail.
+// Names are not rewritten: a header whose name holds the value is deleted,
+// since a name cannot be redacted without changing what the header means.
+// net/http hands names over in canonical form (ASCII case changed), which
+// case-folded matching sees through for every view except base64, whose
+// decoding depends on case; for names the case-folded base64 forms of the
+// value are compared as well. h may be nil. It cannot fail.
 func (s *Scrubber) Header(h http.Header) {
-	if len(s.spats) == 0 {
+	if s.emptyVal {
 		return
 	}
 	for k, vs := range h {
-		if s.containsAny(k) {
+		if s.nameHolds(k) {
 			delete(h, k)
 			continue
 		}
@@ -246,68 +245,19 @@ func (s *Scrubber) Header(h http.Header) {
 	}
 }
 
-// redact appends b[:limit] to out with matches replaced and returns how
-// many bytes of b it consumed: at least limit, more when a match that
-// starts before limit runs past it. Matches are only looked for at starting
-// positions below limit. Only the root patterns are searched for (every
-// occurrence of a longer pattern starts with one of them); at a hit, the
-// longest pattern there is replaced.
-func (s *Scrubber) redact(out, b []byte, limit int) ([]byte, int) {
-	var next [maxPatterns]int // next hit of each root at or after pos; -1 none, -2 unknown
-	for r := range s.roots {
-		next[r] = -2
+func (s *Scrubber) nameHolds(k string) bool {
+	if s.Contains(k) {
+		return true
 	}
-	pos := 0
-	for {
-		best := -1
-		for r, i := range s.roots {
-			if next[r] == -2 || (next[r] >= 0 && next[r] < pos) {
-				j := bytes.Index(b[pos:], s.bpats[i])
-				if j >= 0 {
-					j += pos
-				}
-				next[r] = j
-			}
-			if j := next[r]; j >= 0 && j < limit && (best < 0 || j < best) {
-				best = j
-			}
-		}
-		if best < 0 {
-			break
-		}
-		n := 0
-		for _, p := range s.bpats {
-			if bytes.HasPrefix(b[best:], p) {
-				n = len(p)
-				break
-			}
-		}
-		out = append(out, b[pos:best]...)
-		out = append(out, redactedMark...)
-		pos = best + n
+	if len(s.nameB64) == 0 {
+		return false
 	}
-	if pos < limit {
-		out = append(out, b[pos:limit]...)
-		pos = limit
-	}
-	return out, pos
-}
-
-// jsonForms returns v as it appears inside JSON strings written by common
-// encoders (without the quotes).
-func jsonForms(v string) []string {
-	var out []string
-	var buf bytes.Buffer
-	for _, html := range []bool{true, false} {
-		buf.Reset()
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(html)
-		if enc.Encode(v) != nil {
-			continue
+	f := make([]byte, len(k))
+	foldInto(f, []byte(k))
+	for _, core := range s.nameB64 {
+		if bytes.Contains(f, core) {
+			return true
 		}
-		j := strings.TrimSuffix(buf.String(), "\n")
-		j = j[1 : len(j)-1]
-		out = append(out, j, strings.ReplaceAll(j, "/", `\/`))
 	}
-	return out
+	return false
 }

@@ -1,28 +1,13 @@
 package injector
 
 import (
-	"bytes"
+	"errors"
 	"io"
 	"net/http"
 	"sync"
-)
 
-// partialStart returns where the longest suffix of b that could still grow
-// into an occurrence begins (a proper prefix of some pattern), or len(b).
-// Only that suffix has to wait for more data; everything before it can be
-// scrubbed and released now, which keeps streamed responses (server-sent
-// events) flowing.
-func (s *Scrubber) partialStart(b []byte) int {
-	for i := max(0, len(b)-(s.maxLen-1)); i < len(b); i++ {
-		rest := b[i:]
-		for _, p := range s.bpats {
-			if len(p) > len(rest) && p[0] == rest[0] && bytes.HasPrefix(p, rest) {
-				return i
-			}
-		}
-	}
-	return len(b)
-}
+	"credvault/internal/credvault"
+)
 
 // scrubChunk is how much is read from the upstream at a time.
 const scrubChunk = 16 << 10
@@ -38,21 +23,40 @@ var scrubBufPool = sync.Pool{New: func() any {
 	return &b
 }}
 
+// ErrUnscrubbable is the cause of the error a scrubbing reader returns when
+// a chunk would cost more than the Scrubber's per-byte budget to read
+// (crafted nested encodings).
+var ErrUnscrubbable = errors.New("response cannot be scrubbed within credvault's cost bound")
+
 // Reader returns a reader of r with the value scrubbed as the data streams
-// through. An occurrence split across reads is still caught: the end of a
-// chunk that could be the start of an occurrence (at most the longest
-// pattern - 1 bytes) is held back until the next read or the end of r;
-// everything else is released at once. When r fails (with anything but io.EOF), the bytes
-// held back are dropped, since they may be the start of the value, and the
-// error is returned unchanged; Read after Close returns
-// http.ErrBodyReadAfterClose. Close closes r (and may be called while a Read
-// waits, to abort it) and returns r's error.
+// through.
+//
+// Its shape does not depend on the data: the last Window() bytes received
+// are always held back, whatever they are, and released when more data
+// arrives (then the new last Window() bytes are held) or at the end of r.
+// So an occurrence split across reads is still caught as long as its
+// encoded form is at most Window() bytes, and when a byte is released
+// never tells whether it might begin the value (no timing oracle). There
+// is no release timer: one would hand out the first part of a value that
+// an upstream splits with a pause. A match that straddles the release
+// point is released whole, as "[REDACTED]".
+//
+// When r fails (with anything but io.EOF), the bytes held back are dropped
+// and the error is returned unchanged. A chunk that would exceed the
+// Scrubber's cost bound fails the read with a *credvault.Error reason
+// "upstream_encoding" wrapping ErrUnscrubbable. Read after Close returns
+// http.ErrBodyReadAfterClose. Close closes r (and may be called while a
+// Read waits, to abort it) and returns r's error.
 func (s *Scrubber) Reader(r io.ReadCloser) io.ReadCloser {
-	if len(s.spats) == 0 {
+	if s.emptyVal {
 		return r
 	}
 	return &scrubReader{s: s, r: r}
 }
+
+// Window is how many bytes Reader holds back (18 times the value's length
+// plus 32).
+func (s *Scrubber) Window() int { return s.window }
 
 type scrubReader struct {
 	mu     sync.Mutex // Close may come from another goroutine than Read
@@ -89,24 +93,56 @@ func (z *scrubReader) Read(p []byte) (int, error) {
 		}
 		in := *z.in
 		if cap(in)-len(in) < scrubChunk {
-			grown := make([]byte, len(in), len(in)+scrubChunk+z.s.maxLen)
+			grown := make([]byte, len(in), len(in)+scrubChunk+z.s.window)
 			copy(grown, in)
 			in = grown
 		}
 		n, err := z.r.Read(in[len(in) : len(in)+scrubChunk])
 		in = in[:len(in)+n]
-		limit := len(in)
-		if err != io.EOF {
-			limit = z.s.partialStart(in)
+		*z.in = in
+		if err != nil && err != io.EOF {
+			z.err = err // the held tail is dropped: it may begin the value
+			*z.in = in[:0]
+			continue
+		}
+		limit := len(in) // at the end everything goes
+		if err == nil {
+			limit -= z.s.window
 		}
 		z.err = err
-		out, used := z.s.redact((*z.out)[:0], in, limit)
-		*z.out, z.outPos = out, 0
-		if err != nil {
-			used = len(in) // at the end, or the tail is dropped: it may begin the value
+		if limit <= 0 || n == 0 && err == nil {
+			continue
 		}
-		*z.in = in[:copy(in, in[used:])]
+		if z.release(in, limit) != nil {
+			z.err = &credvault.Error{Code: credvault.EUNAVAILABLE, Reason: "upstream_encoding", Err: ErrUnscrubbable,
+				Message: "the upstream's response nests encodings deeper than credvault can scrub"}
+			*z.in = in[:0]
+		}
 	}
+}
+
+// release scrubs in, moves in[:limit] (or up to the end of a match that
+// starts before limit) to out and keeps the rest in in.
+func (z *scrubReader) release(in []byte, limit int) error {
+	sc := getScratch()
+	defer putScratch(sc)
+	z.s.find(sc, in)
+	if sc.over {
+		return ErrUnscrubbable
+	}
+	used := limit
+	spans := sc.spans
+	for i, sp := range spans {
+		if sp[0] >= limit {
+			spans = spans[:i]
+			break
+		}
+		used = max(used, sp[1])
+	}
+	*z.out = redactSpans((*z.out)[:0], in[:used], spans)
+	z.outPos = 0
+	*z.in = in[:copy(in, in[used:])]
+	return nil
 }
 
 // Close closes the upstream body and gives the buffers back. The body is

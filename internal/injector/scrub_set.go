@@ -12,6 +12,7 @@ import (
 type responseScrubber interface {
 	Header(h http.Header)
 	String(v string) string
+	Contains(v string) bool
 	Reader(r io.ReadCloser) io.ReadCloser
 }
 
@@ -44,6 +45,15 @@ func (c scrubChain) String(v string) string {
 		v = s.String(v)
 	}
 	return v
+}
+
+func (c scrubChain) Contains(v string) bool {
+	for _, s := range c {
+		if s.Contains(v) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c scrubChain) Reader(r io.ReadCloser) io.ReadCloser {

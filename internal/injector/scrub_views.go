@@ -1,0 +1,473 @@
+package injector
+
+import (
+	"bytes"
+	"unicode/utf8"
+)
+
+// view is a decoding of the input: data[i] comes from input bytes
+// [lo[i], hi[i]). The input itself has lo == nil (byte i comes from [i, i+1)).
+type view struct {
+	data   []byte
+	lo, hi []int32
+	up     []int32 // index in the parent view where byte i's source starts
+	parent *view
+	text   bool // decoded from text escapes
+}
+
+func (v *view) from(i int) int32 {
+	if v.lo == nil {
+		return int32(i)
+	}
+	return v.lo[i]
+}
+
+func (v *view) to(i int) int32 {
+	if v.hi == nil {
+		return int32(i + 1)
+	}
+	return v.hi[i]
+}
+
+// viewBuilder appends a child view of parent at the top of the scratch
+// stacks; pop gives the space back once the child has been searched.
+type viewBuilder struct {
+	sc     *scratch
+	parent *view
+	base   int
+}
+
+func newBuilder(sc *scratch, parent *view) viewBuilder {
+	return viewBuilder{sc: sc, parent: parent, base: len(sc.data)}
+}
+
+// emit adds byte c, decoded from parent bytes [a, b).
+func (vb *viewBuilder) emit(c byte, a, b int) {
+	vb.sc.data = append(vb.sc.data, c)
+	vb.sc.lo = append(vb.sc.lo, vb.parent.from(a))
+	vb.sc.hi = append(vb.sc.hi, vb.parent.to(b-1))
+	vb.sc.up = append(vb.sc.up, int32(a))
+}
+
+func (vb *viewBuilder) view() view {
+	sc := vb.sc
+	return view{data: sc.data[vb.base:], lo: sc.lo[vb.base:], hi: sc.hi[vb.base:], up: sc.up[vb.base:], parent: vb.parent}
+}
+
+func (vb *viewBuilder) pop() {
+	sc := vb.sc
+	sc.data, sc.lo, sc.hi, sc.up = sc.data[:vb.base], sc.lo[:vb.base], sc.hi[:vb.base], sc.up[:vb.base]
+}
+
+// scan looks for the value in v, then in the views decoded from v.
+func (s *Scrubber) scan(sc *scratch, v view, depth int) {
+	if sc.over {
+		return
+	}
+	sc.used += len(v.data)
+	if sc.used > sc.limit {
+		sc.over = true
+		return
+	}
+	s.match(sc, &v)
+	if v.text {
+		s.matchSwallowed(sc, &v)
+	}
+	if depth == maxViewDepth {
+		return
+	}
+	if bytes.ContainsAny(v.data, `%\&`) {
+		s.textViews(sc, &v, depth)
+	}
+	if s.binary {
+		for i := range binaryAlphabets {
+			s.binaryViews(sc, &v, &binaryAlphabets[i], s.minRun[i], depth)
+		}
+	}
+}
+
+// match records every occurrence of the folded value in v.
+func (s *Scrubber) match(sc *scratch, v *view) {
+	if len(v.data) < 2 {
+		return
+	}
+	if cap(sc.folded) < len(v.data) {
+		sc.folded = make([]byte, len(v.data), 2*len(v.data))
+	}
+	f := sc.folded[:len(v.data)]
+	foldInto(f, v.data)
+	for i := 0; ; {
+		j := bytes.Index(f[i:], s.needle)
+		if j < 0 {
+			return
+		}
+		j += i
+		sc.spans = append(sc.spans, [2]int{int(v.from(j)), int(v.to(j + len(s.needle) - 1))})
+		i = j + 1
+	}
+}
+
+// maxSwallow is how many leading bytes of the value an escape begun by the
+// text before it can absorb: "\" then "u0041…" reads as one JSON escape,
+// "%" then "41…" as one percent escape.
+const maxSwallow = 5
+
+// matchSwallowed finds the value in a text view when its first k bytes
+// were absorbed by an escape that starts before it: the rest of the value
+// follows in the view, and the parent view right before that rest ends
+// with the value's first k bytes.
+func (s *Scrubber) matchSwallowed(sc *scratch, v *view) {
+	input := v.parent.data
+	if len(v.data) < 2 {
+		return
+	}
+	f := sc.folded[:len(v.data)] // folded by match
+	for k := 1; k <= maxSwallow && len(s.needle)-k >= 2; k++ {
+		rest := s.needle[k:]
+		for i := 1; i+len(rest) <= len(f); {
+			j := bytes.Index(f[i:], rest)
+			if j < 0 {
+				break
+			}
+			j += i
+			at := int(v.up[j])
+			if at >= k && bytes.Equal(foldCopy(input[at-k:at]), s.needle[:k]) {
+				sc.spans = append(sc.spans, [2]int{int(v.from(j - 1)), int(v.to(j + len(rest) - 1))})
+			}
+			i = j + 1
+		}
+	}
+}
+
+func foldCopy(b []byte) []byte {
+	var buf [maxSwallow]byte
+	foldInto(buf[:len(b)], b)
+	return buf[:len(b)]
+}
+
+// Text escape schemes, as a bit set.
+const (
+	schemePercent = 1 << iota
+	schemeJSON
+	schemeHTML
+)
+
+// textViews decodes the escapes of v one scheme at a time: each view
+// undoes exactly one layer, so that a composition (JSON-escaped percent
+// encoding) is undone layer by layer. Decoding several schemes in one pass
+// would mix layers: an escape of an outer layer decoded early can join an
+// inner layer's escape that is still encoded.
+func (s *Scrubber) textViews(sc *scratch, v *view, depth int) {
+	for _, sch := range [...]struct {
+		intro  byte
+		scheme int
+	}{{'%', schemePercent}, {'\\', schemeJSON}, {'&', schemeHTML}} {
+		s.textView(sc, v, sch.intro, sch.scheme, depth)
+	}
+}
+
+// textView builds the view of v with scheme's escapes decoded. Only the
+// part from Window() bytes before the first escape to Window() bytes after
+// the last is decoded: an occurrence that holds no escape was already
+// found in v itself, and one that does lies within that reach.
+func (s *Scrubber) textView(sc *scratch, v *view, intro byte, scheme int, depth int) {
+	d := v.data
+	first, last := -1, -1
+	for i := bytes.IndexByte(d, intro); i >= 0; {
+		if _, n, _ := escapeAt(d, i, scheme); n > 0 {
+			first = i
+			break
+		}
+		k := bytes.IndexByte(d[i+1:], intro)
+		if k < 0 {
+			break
+		}
+		i += 1 + k
+	}
+	if first < 0 {
+		return
+	}
+	for i := bytes.LastIndexByte(d, intro); i >= first; i = bytes.LastIndexByte(d[:i], intro) {
+		if _, n, _ := escapeAt(d, i, scheme); n > 0 {
+			last = i + n
+			break
+		}
+	}
+	vb := newBuilder(sc, v)
+	defer vb.pop()
+	decodeText(&vb, d, max(0, first-s.window), min(len(d), last+s.window), scheme)
+	tv := vb.view()
+	tv.text = true
+	s.scan(sc, tv, depth+1)
+}
+
+// escapeAt reads the escape of scheme at d[i]: the rune (or, for a percent
+// escape, the raw byte) and its length; length 0 when there is none.
+func escapeAt(d []byte, i int, scheme int) (r rune, n int, raw bool) {
+	switch {
+	case scheme == schemePercent && d[i] == '%':
+		if i+2 < len(d) && hexVal[d[i+1]] >= 0 && hexVal[d[i+2]] >= 0 {
+			return rune(hexVal[d[i+1]])<<4 | rune(hexVal[d[i+2]]), 3, true
+		}
+	case scheme == schemeJSON && d[i] == '\\':
+		r, n = jsonEscape(d[i:])
+	case scheme == schemeHTML && d[i] == '&':
+		r, n = htmlReference(d[i:])
+	}
+	return r, n, false
+}
+
+// decodeText emits d[lo:hi] with the escapes of scheme decoded (an escape
+// that starts before hi is read whole).
+func decodeText(vb *viewBuilder, d []byte, lo, hi int, scheme int) {
+	var rb [utf8.UTFMax]byte
+	for i := lo; i < hi; {
+		r, n, raw := escapeAt(d, i, scheme)
+		switch {
+		case n == 0:
+			vb.emit(d[i], i, i+1)
+			i++
+			continue
+		case raw:
+			vb.emit(byte(r), i, i+n)
+		default:
+			for _, b := range rb[:utf8.EncodeRune(rb[:], r)] {
+				vb.emit(b, i, i+n)
+			}
+		}
+		i += n
+	}
+}
+
+// hexVal is the value of a hex digit, or -1.
+var hexVal = func() (t [256]int8) {
+	for i := range t {
+		t[i] = -1
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = int8(c - '0')
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] = int8(c - 'a' + 10)
+		t[c-'a'+'A'] = int8(c - 'a' + 10)
+	}
+	return t
+}()
+
+func hexRune(b []byte) (rune, bool) {
+	var r rune
+	for _, c := range b {
+		if hexVal[c] < 0 {
+			return 0, false
+		}
+		r = r<<4 | rune(hexVal[c])
+	}
+	return r, true
+}
+
+// jsonEscape decodes the escape at the start of d (d[0] == '\\'):
+// the rune and the escape's length, or length 0.
+func jsonEscape(d []byte) (rune, int) {
+	if len(d) < 2 {
+		return 0, 0
+	}
+	switch d[1] {
+	case '"', '\\', '/':
+		return rune(d[1]), 2
+	case 'b':
+		return '\b', 2
+	case 'f':
+		return '\f', 2
+	case 'n':
+		return '\n', 2
+	case 'r':
+		return '\r', 2
+	case 't':
+		return '\t', 2
+	case 'u':
+	default:
+		return 0, 0
+	}
+	if len(d) < 6 {
+		return 0, 0
+	}
+	r, ok := hexRune(d[2:6])
+	if !ok {
+		return 0, 0
+	}
+	if r >= 0xd800 && r < 0xdc00 && len(d) >= 12 && d[6] == '\\' && d[7] == 'u' {
+		if lo, ok := hexRune(d[8:12]); ok && lo >= 0xdc00 && lo < 0xe000 {
+			return 0x10000 + (r-0xd800)<<10 + (lo - 0xdc00), 12
+		}
+	}
+	if r >= 0xd800 && r < 0xe000 {
+		return 0, 0
+	}
+	return r, 6
+}
+
+// maxRefDigits bounds the digits of a numeric character reference, so that
+// zero padding cannot stretch one character without limit.
+const maxRefDigits = 8
+
+// htmlReference decodes the character reference at the start of d
+// (d[0] == '&'): numeric ("&#65;", "&#x41;") or one of
+// htmlNames. It returns the rune and the reference's length, or length 0.
+func htmlReference(d []byte) (rune, int) {
+	if len(d) < 3 {
+		return 0, 0
+	}
+	if d[1] == '#' {
+		i, base := 2, rune(10)
+		if d[2] == 'x' || d[2] == 'X' {
+			i, base = 3, 16
+		}
+		start := i
+		var r rune
+		for i < len(d) && i-start < maxRefDigits {
+			v := rune(hexVal[d[i]])
+			if v < 0 || v >= base {
+				break
+			}
+			r = r*base + v
+			i++
+		}
+		// The ';' is required: without it, a reference whose digits are
+		// themselves escaped ("&#4%38;") would decode early, and wrongly.
+		if i == start || i == len(d) || d[i] != ';' || r > utf8.MaxRune || (r >= 0xd800 && r < 0xe000) {
+			return 0, 0
+		}
+		return r, i + 1
+	}
+	end := bytes.IndexByte(d[:min(len(d), 20)], ';')
+	if end < 2 {
+		return 0, 0
+	}
+	if r, ok := htmlNames[string(d[1:end])]; ok {
+		return r, end + 1
+	}
+	return 0, 0
+}
+
+// htmlNames are the named character references (HTML Living Standard,
+// "Named character references") of the ASCII characters an encoder
+// escapes.
+var htmlNames = map[string]rune{
+	"amp": '&', "AMP": '&', "lt": '<', "LT": '<', "gt": '>', "GT": '>', "quot": '"', "QUOT": '"',
+	"apos": '\'', "excl": '!', "num": '#', "dollar": '$', "percnt": '%', "lpar": '(', "rpar": ')',
+	"ast": '*', "midast": '*', "plus": '+', "comma": ',', "period": '.', "sol": '/', "colon": ':',
+	"semi": ';', "equals": '=', "quest": '?', "commat": '@', "lsqb": '[', "lbrack": '[', "bsol": '\\',
+	"rsqb": ']', "rbrack": ']', "Hat": '^', "lowbar": '_', "UnderBar": '_', "grave": '`', "DiacriticalGrave": '`',
+	"lcub": '{', "lbrace": '{', "verbar": '|', "vert": '|', "VerticalLine": '|', "rcub": '}', "rbrace": '}',
+	"tilde": '~', "hyphen": '-', "dash": '-', "nbsp": 0xa0, "Tab": '\t', "NewLine": '\n',
+}
+
+// binaryAlphabet is a binary-to-text encoding: the value of each character
+// (-1: not in the alphabet, -2: skipped inside a run, as line breaks) and
+// the bits it carries.
+type binaryAlphabet struct {
+	val  [256]int8
+	bits int
+}
+
+var binaryAlphabets = [3]binaryAlphabet{
+	newAlphabet("0123456789abcdef", "0123456789ABCDEF", 4),
+	newAlphabet("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "abcdefghijklmnopqrstuvwxyz234567", 5),
+	// Standard and URL alphabets at once ('+' and '-' are 62, '/' and
+	// '_' are 63).
+	newAlphabet("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", 6),
+}
+
+func newAlphabet(a, b string, bits int) binaryAlphabet {
+	var al binaryAlphabet
+	for i := range al.val {
+		al.val[i] = -1
+	}
+	for i := range a {
+		al.val[a[i]] = int8(i)
+		al.val[b[i]] = int8(i)
+	}
+	al.val['\r'], al.val['\n'] = -2, -2
+	al.bits = bits
+	return al
+}
+
+// binaryViews decodes every run of al's characters in v that is long
+// enough to hold the value, at each bit alignment the run can start at.
+func (s *Scrubber) binaryViews(sc *scratch, v *view, al *binaryAlphabet, minRun, depth int) {
+	d := v.data
+	for i := 0; i < len(d); {
+		if al.val[d[i]] < 0 {
+			i++
+			continue
+		}
+		start, sig := i, 0
+		for ; i < len(d) && al.val[d[i]] != -1; i++ {
+			if al.val[d[i]] >= 0 {
+				sig++
+			}
+		}
+		if sig < minRun {
+			continue
+		}
+		// A byte of the encoded data starts every 8 bits; relative to the
+		// run's first character that is at bit (bits*k) mod 8 for the k-th
+		// character the data may begin at.
+		for phase := 0; phase < 8; phase += phaseStep(al.bits) {
+			vb := newBuilder(sc, v)
+			decodeRun(&vb, d, start, i, al, phase)
+			if len(vb.sc.data)-vb.base >= len(s.needle) {
+				s.scan(sc, vb.view(), depth+1)
+			}
+			vb.pop()
+			if sc.over {
+				return
+			}
+		}
+	}
+}
+
+// phaseStep is the distance between the bit alignments a run of bits-bit
+// characters can hold bytes at (gcd(bits, 8)).
+func phaseStep(bits int) int {
+	switch bits {
+	case 4:
+		return 4
+	case 6:
+		return 2
+	}
+	return 1
+}
+
+// decodeRun emits the bytes of d[start:end] read as al, after skipping the
+// first phase bits.
+func decodeRun(vb *viewBuilder, d []byte, start, end int, al *binaryAlphabet, phase int) {
+	var acc uint32
+	nbits, drop, first := 0, phase, -1
+	for i := start; i < end; i++ {
+		x := al.val[d[i]]
+		if x < 0 {
+			continue
+		}
+		acc = acc<<al.bits | uint32(x)
+		nbits += al.bits
+		if drop > 0 {
+			k := min(drop, nbits)
+			nbits -= k
+			drop -= k
+			acc &= 1<<nbits - 1
+		}
+		if first < 0 && nbits > 0 {
+			first = i
+		}
+		for nbits >= 8 {
+			vb.emit(byte(acc>>(nbits-8)), first, i+1)
+			nbits -= 8
+			acc &= 1<<nbits - 1
+			first = -1
+			if nbits > 0 {
+				first = i
+			}
+		}
+	}
+}
