@@ -852,21 +852,6 @@ func (e ApiKeyListParamsStatus) Valid() bool {
 	}
 }
 
-// Defines values for ApiKeyListParamsCreatedBy1.
-const (
-	Legacy ApiKeyListParamsCreatedBy1 = "legacy"
-)
-
-// Valid indicates whether the value is a known member of the ApiKeyListParamsCreatedBy1 enum.
-func (e ApiKeyListParamsCreatedBy1) Valid() bool {
-	switch e {
-	case Legacy:
-		return true
-	default:
-		return false
-	}
-}
-
 // Defines values for CredentialListParamsScope.
 const (
 	CredentialListParamsScopeAll    CredentialListParamsScope = "all"
@@ -1996,10 +1981,8 @@ type ApiKeyListParams struct {
 	// Tag `key` (the key has a tag of that name) or `key=value` (with that value).
 	Tag *string `form:"tag,omitempty" json:"tag,omitempty"`
 
-	// CreatedBy Only keys this user created (a user id), or `legacy` for legacy keys; anything else is 400.
-	CreatedBy *struct {
-		union json.RawMessage
-	} `form:"created_by,omitempty" json:"created_by,omitempty"`
+	// CreatedBy Only keys this user created (a user id, a UUID), or `legacy` for legacy keys; anything else is 400.
+	CreatedBy *string `form:"created_by,omitempty" json:"created_by,omitempty"`
 
 	// Q Case-insensitive substring of the name; `%` and `_` match themselves.
 	Q *string `form:"q,omitempty" json:"q,omitempty"`
@@ -2018,12 +2001,6 @@ type ApiKeyListParams struct {
 
 // ApiKeyListParamsStatus defines parameters for ApiKeyList.
 type ApiKeyListParamsStatus string
-
-// ApiKeyListParamsCreatedBy0 defines parameters for ApiKeyList.
-type ApiKeyListParamsCreatedBy0 = openapi_types.UUID
-
-// ApiKeyListParamsCreatedBy1 defines parameters for ApiKeyList.
-type ApiKeyListParamsCreatedBy1 string
 
 // ApiKeyRevocationsParams defines parameters for ApiKeyRevocations.
 type ApiKeyRevocationsParams struct {
@@ -4963,7 +4940,7 @@ func NewApiKeyListRequest(server string, params *ApiKeyListParams) (*http.Reques
 
 		if params.CreatedBy != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "created_by", *params.CreatedBy, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "created_by", *params.CreatedBy, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
