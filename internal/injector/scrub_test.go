@@ -113,30 +113,39 @@ func TestScrubberHeader(t *testing.T) {
 // in one-byte reads and in random chunkings, and wants exactly what String
 // gives for the whole text.
 func TestScrubberReaderSplits(t *testing.T) {
+	// Each read rescans the held-back window, so reads of one byte cost a
+	// window's scan each: the small-read cases use a short filler, the
+	// large-read case one past the reader's chunk size.
 	for _, v := range scrubValues {
 		s := NewScrubber(credvault.NewSecret(v))
-		var b strings.Builder
-		for i, e := range encodings(v) {
-			fmt.Fprintf(&b, "%s:%s|", i, e)
-		}
-		b.WriteString(strings.Repeat("x", 40000)) // past one chunk
-		for _, e := range encodings(v) {
-			b.WriteString(e)
-		}
-		text := b.String()
-		want := s.String(text)
-		if l := leaked(want, v); len(l) > 0 {
-			t.Fatalf("String left %v", l)
-		}
-		got, err := io.ReadAll(s.Reader(io.NopCloser(iotest.OneByteReader(strings.NewReader(text)))))
-		if err != nil || string(got) != want {
-			t.Fatalf("one-byte reads: err %v, output differs from String (%d vs %d bytes)", err, len(got), len(want))
-		}
-		rng := rand.New(rand.NewPCG(1, 2))
-		for range 20 {
-			got, err := io.ReadAll(s.Reader(io.NopCloser(&chunky{data: []byte(text), rng: rng})))
-			if err != nil || string(got) != want {
-				t.Fatalf("random chunks: err %v, output differs from String", err)
+		for _, tc := range []struct {
+			filler int
+			chunk  int // largest random read; 1 = one byte at a time
+			runs   int
+		}{{1000, 1, 1}, {2000, 50, 10}, {40000, 8192, 5}} {
+			var b strings.Builder
+			for i, e := range encodings(v) {
+				fmt.Fprintf(&b, "%s:%s|", i, e)
+			}
+			b.WriteString(strings.Repeat("x", tc.filler))
+			for _, e := range encodings(v) {
+				b.WriteString(e)
+			}
+			text := b.String()
+			want := s.String(text)
+			if l := leaked(want, v); len(l) > 0 {
+				t.Fatalf("String left %v", l)
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			for range tc.runs {
+				var r io.Reader = &chunky{data: []byte(text), rng: rng, max: tc.chunk}
+				if tc.chunk == 1 {
+					r = iotest.OneByteReader(strings.NewReader(text))
+				}
+				got, err := io.ReadAll(s.Reader(io.NopCloser(r)))
+				if err != nil || string(got) != want {
+					t.Fatalf("reads of at most %d bytes: err %v, output differs from String (%d vs %d bytes)", tc.chunk, err, len(got), len(want))
+				}
 			}
 		}
 	}
@@ -146,13 +155,18 @@ func TestScrubberReaderSplits(t *testing.T) {
 type chunky struct {
 	data []byte
 	rng  *rand.Rand
+	max  int // largest read; 0 = 50
 }
 
 func (c *chunky) Read(p []byte) (int, error) {
 	if len(c.data) == 0 {
 		return 0, io.EOF
 	}
-	n := min(c.rng.IntN(50), len(p), len(c.data))
+	limit := c.max
+	if limit == 0 {
+		limit = 50
+	}
+	n := min(c.rng.IntN(limit), len(p), len(c.data))
 	copy(p, c.data[:n])
 	c.data = c.data[n:]
 	return n, nil
