@@ -357,7 +357,7 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	owner.snap("api-key-reveal", true)
 	owner.run(grantClipboard(s.url), chromedp.Click(`button[data-copy="secret"]`, chromedp.ByQuery),
-		chromedp.WaitVisible("#copied", chromedp.ByID))
+		waitCopied())
 	var copied string
 	if err := chromedp.Run(owner.ctx, chromedp.Evaluate(`navigator.clipboard.readText()`, &copied, func(p *runtime.EvaluateParams) *runtime.EvaluateParams {
 		return p.WithAwaitPromise(true)
@@ -421,7 +421,7 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Errorf("the JWT key does not fit its field wrapped (no horizontal scroll, every line shown, page not wider): %v", fit)
 	}
 	owner.snap("api-key-reveal-jwt", true)
-	owner.run(chromedp.Click(`button[data-copy="secret"]`, chromedp.ByQuery), chromedp.WaitVisible("#copied", chromedp.ByID))
+	owner.run(chromedp.Click(`button[data-copy="secret"]`, chromedp.ByQuery), waitCopied())
 	copied = ""
 	if err := chromedp.Run(owner.ctx, chromedp.Evaluate(`navigator.clipboard.readText()`, &copied, func(p *runtime.EvaluateParams) *runtime.EvaluateParams {
 		return p.WithAwaitPromise(true)
@@ -528,6 +528,12 @@ func TestConsoleBrowser(t *testing.T) {
 		}
 	}
 	t.Logf("screenshots in %s", shots)
+}
+
+// waitCopied waits (bounded) until the copy button reports that the
+// clipboard write finished, so that reading it back sees the new value.
+func waitCopied() chromedp.Action {
+	return chromedp.Poll(`document.getElementById('copied').textContent !== ''`, nil, chromedp.WithPollingTimeout(10*time.Second))
 }
 
 // grantClipboard lets the console's copy button write to the clipboard and
