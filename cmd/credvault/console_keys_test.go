@@ -26,9 +26,9 @@ func alertOf(body string) string {
 // format (opaque or JWT, with the agent label of a JWT key), the mode
 // (live or test) and a free environment label; every bad value of those
 // is a 400 that shows the form again with a message naming the field, and
-// writes no key and no audit event. A JWT key created in the console is
-// revealed once in full (it works on /v1/whoami) and its page then shows
-// only prefix…last4; the list and detail pages show format, mode and
+// writes no key and no audit event. A JWT key created or rolled in the
+// console is revealed once in full (it works on /v1/whoami) and its page
+// then shows only prefix…last4; the list and detail pages show format, mode and
 // label, and the list's status and label filters work (a bad label filter
 // is a 400 naming the parameter).
 func TestConsoleAPIKeyFormatModeLabel(t *testing.T) {
@@ -131,6 +131,16 @@ func TestConsoleAPIKeyFormatModeLabel(t *testing.T) {
 		if !strings.Contains(detail.body, want) {
 			t.Errorf("key page lacks %s", want)
 		}
+	}
+
+	// Rolling it in the console reveals the replacement JWT whole, once.
+	roll := b.post("/api-keys/"+jwtID+"/roll", url.Values{"csrf": {tok}, "grace_seconds": {"3600"}}, nil)
+	rm := secretRe.FindStringSubmatch(roll.body)
+	if roll.status != 201 || rm == nil || !strings.HasPrefix(html.UnescapeString(rm[1]), "eyJ") || html.UnescapeString(rm[1]) == token {
+		t.Fatalf("roll of the JWT key: %d, reveal %v", roll.status, rm != nil)
+	}
+	if got := whoamiUser(t, cl, inst, html.UnescapeString(rm[1])); got == "" {
+		t.Fatal("whoami with the rolled JWT key names no user")
 	}
 
 	// An opaque live key labelled production, and one with no label.
