@@ -184,8 +184,10 @@ var adminKeyRe = regexp.MustCompile(`Admin key:\s+(cv_\S+)`)
 // their own link, runs Test connection, and can neither see the value nor
 // edit; the owner creates an API key, copies it from the one-time reveal,
 // reloads and sees only prefix…last4, uses it on /v1/whoami, revokes it
-// and the next call is 401; deleting the used credential shows the
-// workflows. Every page's HTML is searched for the planted value and key.
+// and the next call is 401; then creates a JWT key for an agent (test
+// mode, label staging), copies the whole wrapped token, uses it, reloads
+// to prefix…last4, and has a bad agent and a bad label refused with
+// nothing written; deleting the used credential shows the workflows. Every page's HTML is searched for the planted value and key.
 func TestConsoleBrowser(t *testing.T) {
 	if vaulttest.Real() {
 		t.Skip("runs credvault dev with its built-in transit server")
@@ -355,7 +357,7 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	owner.snap("api-key-reveal", true)
 	owner.run(grantClipboard(s.url), chromedp.Click(`button[data-copy="secret"]`, chromedp.ByQuery),
-		chromedp.WaitVisible("#copied", chromedp.ByID))
+		waitCopied())
 	var copied string
 	if err := chromedp.Run(owner.ctx, chromedp.Evaluate(`navigator.clipboard.readText()`, &copied, func(p *runtime.EvaluateParams) *runtime.EvaluateParams {
 		return p.WithAwaitPromise(true)
@@ -391,6 +393,92 @@ func TestConsoleBrowser(t *testing.T) {
 	if code := callStatus(t, s.url+"/v1/whoami", key); code != 401 {
 		t.Fatalf("whoami after revoke: %d, want 401", code)
 	}
+
+	// The owner creates a JWT key for an agent, in test mode, labelled
+	// staging: the reveal shows the whole token wrapped, the copy button
+	// copies all of it, it works on /v1/whoami, and a reload shows only
+	// prefix…last4.
+	owner.run(chromedp.Navigate(s.url+"/api-keys/new"), chromedp.WaitVisible("#k-name", chromedp.ByID),
+		chromedp.SendKeys("#k-name", "support-agent", chromedp.ByID),
+		chromedp.Click(`input[name="scopes"][value="keys:read"]`, chromedp.ByQuery),
+		chromedp.Click(`input[name="format"][value="jwt"]`, chromedp.ByQuery),
+		chromedp.SendKeys("#k-agent", "support-bot", chromedp.ByID),
+		chromedp.Click(`input[name="mode"][value="test"]`, chromedp.ByQuery),
+		chromedp.SendKeys("#k-env", "staging", chromedp.ByID))
+	owner.snap("api-key-new-jwt", true)
+	owner.run(chromedp.Click("#create-key", chromedp.ByID), chromedp.WaitVisible("#secret", chromedp.ByID))
+	var jwtKey string
+	owner.run(chromedp.Value("#secret", &jwtKey, chromedp.ByID))
+	if !strings.HasPrefix(jwtKey, "eyJ") || strings.Count(jwtKey, ".") != 2 {
+		t.Fatalf("revealed JWT key = %q", jwtKey)
+	}
+	// All of it is on screen: no horizontal scroll in the field or the
+	// page, and no hidden lines in the field.
+	var fit []bool
+	owner.run(chromedp.Evaluate(`(function(){var e=document.getElementById('secret');
+		return [e.scrollWidth<=e.clientWidth, e.scrollHeight<=e.clientHeight+1, document.documentElement.scrollWidth<=window.innerWidth];})()`, &fit))
+	if len(fit) != 3 || !fit[0] || !fit[1] || !fit[2] {
+		t.Errorf("the JWT key does not fit its field wrapped (no horizontal scroll, every line shown, page not wider): %v", fit)
+	}
+	owner.snap("api-key-reveal-jwt", true)
+	owner.run(chromedp.Click(`button[data-copy="secret"]`, chromedp.ByQuery), waitCopied())
+	copied = ""
+	if err := chromedp.Run(owner.ctx, chromedp.Evaluate(`navigator.clipboard.readText()`, &copied, func(p *runtime.EvaluateParams) *runtime.EvaluateParams {
+		return p.WithAwaitPromise(true)
+	})); err != nil {
+		t.Fatalf("read clipboard: %v", err)
+	}
+	if copied != jwtKey {
+		t.Fatalf("clipboard holds %d characters %q, want the whole JWT key (%d)", len(copied), copied, len(jwtKey))
+	}
+	if code := callStatus(t, s.url+"/v1/whoami", jwtKey); code != 200 {
+		t.Fatalf("whoami with the console's JWT key: %d", code)
+	}
+	owner.run(chromedp.Reload(), chromedp.WaitVisible("#display", chromedp.ByID))
+	if !strings.Contains(owner.location(), "/api-keys/") {
+		t.Fatalf("reload went to %s, want the key's page", owner.location())
+	}
+	html = owner.snap("api-key-detail-jwt", true)
+	if strings.Contains(html, jwtKey) || strings.Contains(html, jwtKey[:60]) {
+		t.Fatal("the JWT key is still on the page after a reload")
+	}
+	if d := owner.text("#display"); d != "jwt_test_…"+jwtKey[len(jwtKey)-4:] {
+		t.Fatalf("after reload: display %q", d)
+	}
+	for sel, want := range map[string]string{"#format": "JWT", "#agent": "support-bot", "#mode": "test", "#environment": "staging"} {
+		if got := owner.text(sel); got != want {
+			t.Errorf("key page %s = %q, want %q", sel, got, want)
+		}
+	}
+	// A bad agent (on an opaque key) and a bad label are refused with a
+	// message naming the field, and write nothing.
+	keysBefore := countRows(t, dbURL, `SELECT count(*) FROM api_keys`)
+	for _, bad := range []struct {
+		label, field string
+		fill         []chromedp.Action
+	}{
+		{"api-key-bad-agent", "agent", []chromedp.Action{chromedp.SendKeys("#k-agent", "support-bot", chromedp.ByID)}},
+		{"api-key-bad-label", "environment", []chromedp.Action{chromedp.Click(`input[name="format"][value="jwt"]`, chromedp.ByQuery),
+			chromedp.SendKeys("#k-env", "Staging EU", chromedp.ByID)}},
+	} {
+		owner.run(chromedp.Navigate(s.url+"/api-keys/new"), chromedp.WaitVisible("#k-name", chromedp.ByID),
+			chromedp.SendKeys("#k-name", "refused", chromedp.ByID),
+			chromedp.Click(`input[name="scopes"][value="keys:read"]`, chromedp.ByQuery))
+		owner.run(bad.fill...)
+		owner.run(chromedp.Click("#create-key", chromedp.ByID), chromedp.WaitVisible("p.error", chromedp.ByQuery))
+		if msg := owner.text("p.error"); !strings.Contains(msg, `field "`+bad.field+`"`) {
+			t.Errorf("%s: message %q does not name field %s", bad.label, msg, bad.field)
+		}
+		owner.snap(bad.label, true)
+	}
+	if n := countRows(t, dbURL, `SELECT count(*) FROM api_keys`); n != keysBefore {
+		t.Errorf("refused forms stored %d keys", n-keysBefore)
+	}
+	owner.run(chromedp.Navigate(s.url+"/api-keys?environment=staging"), chromedp.WaitVisible("table", chromedp.ByQuery))
+	if rows := owner.text("tbody"); !strings.Contains(rows, "support-agent") || strings.Contains(rows, "whoami-check") {
+		t.Errorf("environment=staging lists %q", rows)
+	}
+	owner.snap("api-keys-staging", true)
 
 	// A workflow uses the credential; deleting it shows that workflow.
 	req, _ := http.NewRequest("GET", s.url+"/v1/proxy/"+credID+"/v1/balance", nil)
@@ -435,8 +523,17 @@ func TestConsoleBrowser(t *testing.T) {
 		if strings.Contains(p.html, key) && p.label != "owner/api-key-reveal" {
 			t.Errorf("page %s (%s) contains the API key", p.label, p.url)
 		}
+		if strings.Contains(p.html, jwtKey) && p.label != "owner/api-key-reveal-jwt" {
+			t.Errorf("page %s (%s) contains the JWT API key", p.label, p.url)
+		}
 	}
 	t.Logf("screenshots in %s", shots)
+}
+
+// waitCopied waits (bounded) until the copy button reports that the
+// clipboard write finished, so that reading it back sees the new value.
+func waitCopied() chromedp.Action {
+	return chromedp.Poll(`document.getElementById('copied').textContent !== ''`, nil, chromedp.WithPollingTimeout(10*time.Second))
 }
 
 // grantClipboard lets the console's copy button write to the clipboard and

@@ -2,6 +2,7 @@ package console
 
 import (
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -21,13 +22,21 @@ type apiKeysData struct {
 	Rows        []apiKeyRow
 	Status      string
 	Environment string
-	Total       int
+	// Filtered is set when the address narrows the list: the filters stay
+	// on the page (to widen it again) even when nothing matches.
+	Filtered bool
+	Total    int
+	Invalid  string // the query parameter a refused filter names
 }
 
 // handleAPIKeys lists the keys the caller may see (their own; every key of
-// the org for owners and admins), filtered by status and environment.
+// the org for owners and admins), filtered by status and environment
+// label. A bad filter value answers 400 with the list page and a message
+// naming the query parameter.
 func (c *Console) handleAPIKeys(ctx *fiber.Ctx, v *view) error {
-	status, env := ctx.Query("status"), ctx.Query("environment")
+	status, env := ctx.Query("status"), strings.TrimSpace(ctx.Query("environment"))
+	v.Title, v.Nav = "API keys", "api-keys"
+	d := apiKeysData{Status: status, Environment: env, Filtered: status != "" || env != ""}
 	var all []*credvault.APIKey
 	q := credvault.APIKeyQuery{Status: status, Environment: env}
 	if q.Status == "" {
@@ -36,6 +45,11 @@ func (c *Console) handleAPIKeys(ctx *fiber.Ctx, v *view) error {
 	page := credvault.Page{Limit: 500}
 	for len(all) < maxListed {
 		items, err := c.cfg.Services.Keys.FindAPIKeys(ctx.UserContext(), q, page)
+		if credvault.ErrorCode(err) == credvault.EINVALID {
+			d.Invalid = invalidField(err)
+			v.Error, v.Data = credvault.ErrorMessage(err), d
+			return c.render(ctx, fiber.StatusBadRequest, "apikeys", v)
+		}
 		if err != nil {
 			return c.fail(ctx, v, err)
 		}
@@ -48,7 +62,7 @@ func (c *Console) handleAPIKeys(ctx *fiber.Ctx, v *view) error {
 	}
 	emails := c.emails(ctx)
 	now := time.Now()
-	d := apiKeysData{Status: status, Environment: env, Total: len(all)}
+	d.Total = len(all)
 	for _, k := range all { // newest first, filtered by the service
 		st := k.Status(now)
 		owner := "service"
@@ -60,7 +74,7 @@ func (c *Console) handleAPIKeys(ctx *fiber.Ctx, v *view) error {
 		}
 		d.Rows = append(d.Rows, apiKeyRow{K: k, Status: st, Owner: owner})
 	}
-	v.Title, v.Nav, v.Data = "API keys", "api-keys", d
+	v.Data = d
 	return c.render(ctx, fiber.StatusOK, "apikeys", v)
 }
 
@@ -83,6 +97,27 @@ type apiKeyNewData struct {
 	Checked   []string
 	Manager   bool
 	MinExpiry string
+	// Invalid is the form field the error names ("agent", "environment",
+	// …), marked aria-invalid on the page; "" when none.
+	Invalid string
+}
+
+// newKeyDefaults is the create form before anything is typed: an opaque
+// live key without an environment label, expiring in 90 days.
+func newKeyDefaults() map[string]string {
+	return map[string]string{"expires_in": "90d", "format": credvault.KeyFormatOpaque, "mode": "live"}
+}
+
+// fieldRe finds the field a service error names: `field "agent" must …`
+// or `query parameter "environment" must …`.
+var fieldRe = regexp.MustCompile(`^(?:field|query parameter) "([a-z_]+)"`)
+
+// invalidField is the form field err names, or "".
+func invalidField(err error) string {
+	if m := fieldRe.FindStringSubmatch(credvault.ErrorMessage(err)); m != nil {
+		return m[1]
+	}
+	return ""
 }
 
 // creatorScopes are the scopes a key made by p may carry: a key never
@@ -104,13 +139,14 @@ func creatorScopes(p *credvault.Principal) []string {
 func (c *Console) handleAPIKeyNew(ctx *fiber.Ctx, v *view) error {
 	p := credvault.PrincipalFrom(ctx.UserContext())
 	v.Title, v.Nav = "Create an API key", "api-keys"
-	v.Data = apiKeyNewData{Scopes: creatorScopes(p), Form: map[string]string{"expires_in": "90d", "environment": "live"},
+	v.Data = apiKeyNewData{Scopes: creatorScopes(p), Form: newKeyDefaults(),
 		Manager: v.Me.Manager, MinExpiry: time.Now().AddDate(0, 0, 1).Format(time.DateOnly)}
 	return c.render(ctx, fiber.StatusOK, "apikey_new", v)
 }
 
 type revealData struct {
 	Key       string
+	JWT       bool // a signed key: several hundred characters, shown wrapped
 	Display   string
 	ID        string
 	Name      string
@@ -119,12 +155,17 @@ type revealData struct {
 	GraceEnds *time.Time
 }
 
-// handleAPIKeyCreate creates a key and shows it once (no-store).
+// apiKeyFormFields are the create form's single-valued fields.
+var apiKeyFormFields = []string{"name", "expires_in", "expires_at", "format", "agent", "mode", "environment", "tags",
+	"rate_requests", "rate_window", "kind"}
+
+// handleAPIKeyCreate creates a key and shows it once (no-store). Bad input
+// shows the form again with the service's message naming the field and
+// writes nothing (the service checks everything before it stores).
 func (c *Console) handleAPIKeyCreate(ctx *fiber.Ctx, v *view) error {
-	form := map[string]string{
-		"name": ctx.FormValue("name"), "expires_in": ctx.FormValue("expires_in"), "expires_at": ctx.FormValue("expires_at"),
-		"environment": ctx.FormValue("environment"), "tags": ctx.FormValue("tags"),
-		"rate_requests": ctx.FormValue("rate_requests"), "rate_window": ctx.FormValue("rate_window"), "kind": ctx.FormValue("kind"),
+	form := map[string]string{}
+	for _, f := range apiKeyFormFields {
+		form[f] = ctx.FormValue(f)
 	}
 	scopes := formValues(ctx, "scopes")
 	in, err := apiKeyInput(form, scopes)
@@ -134,24 +175,35 @@ func (c *Console) handleAPIKeyCreate(ctx *fiber.Ctx, v *view) error {
 		k, secret, err = c.cfg.Services.Keys.CreateAPIKey(ctx.UserContext(), in)
 		if err == nil {
 			v.Title, v.Nav = "Copy your new API key", "api-keys"
-			v.Data = revealData{Key: secret.Reveal(), Display: k.Display, ID: k.ID, Name: k.Name, Canonical: "/api-keys/" + url.PathEscape(k.ID)}
+			v.Data = revealData{Key: secret.Reveal(), JWT: k.Format == credvault.KeyFormatJWT, Display: k.Display, ID: k.ID, Name: k.Name,
+				Canonical: "/api-keys/" + url.PathEscape(k.ID)}
 			return c.render(ctx, fiber.StatusCreated, "reveal", v)
 		}
 	}
-	if code := credvault.ErrorCode(err); code != credvault.EINVALID && code != credvault.EFORBIDDEN {
+	switch credvault.ErrorCode(err) {
+	case credvault.EINVALID, credvault.EFORBIDDEN, credvault.EUNAVAILABLE:
+		// EUNAVAILABLE: JWT keys not configured here; an opaque key still is.
+	default:
 		return c.fail(ctx, v, err)
 	}
 	p := credvault.PrincipalFrom(ctx.UserContext())
 	v.Title, v.Nav, v.Error = "Create an API key", "api-keys", credvault.ErrorMessage(err)
 	v.Data = apiKeyNewData{Scopes: creatorScopes(p), Form: form, Checked: scopes, Manager: v.Me.Manager,
-		MinExpiry: time.Now().AddDate(0, 0, 1).Format(time.DateOnly)}
+		MinExpiry: time.Now().AddDate(0, 0, 1).Format(time.DateOnly), Invalid: invalidField(err)}
 	return c.render(ctx, statusOf(err), "apikey_new", v)
 }
 
-// apiKeyInput turns the form into the service's input. Errors: EINVALID
-// naming the field.
+// apiKeyInput turns the form into the service's input: format, agent,
+// mode and environment label go through as typed (the service checks them
+// and names the field), except that an empty agent box means no agent and
+// spaces around the label are dropped.
+// Errors: EINVALID naming the field.
 func apiKeyInput(form map[string]string, scopes []string) (credvault.CreateAPIKeyInput, error) {
-	in := credvault.CreateAPIKeyInput{Name: strings.TrimSpace(form["name"]), Scopes: scopes, Environment: form["environment"], Kind: form["kind"]}
+	in := credvault.CreateAPIKeyInput{Name: strings.TrimSpace(form["name"]), Scopes: scopes, Kind: form["kind"],
+		Format: form["format"], Mode: form["mode"], Environment: strings.TrimSpace(form["environment"])}
+	if a := form["agent"]; a != "" {
+		in.Agent = &a
+	}
 	if in.Name == "" {
 		return in, credvault.Errorf(credvault.EINVALID, "field \"name\" is required: say what the key is for")
 	}
@@ -240,7 +292,7 @@ func (c *Console) handleAPIKeyRoll(ctx *fiber.Ctx, v *view) error {
 	}
 	ends := time.Now().Add(time.Duration(grace) * time.Second)
 	v.Title, v.Nav = "Copy your new API key", "api-keys"
-	v.Data = revealData{Key: secret.Reveal(), Display: next.Display, ID: next.ID, Name: next.Name,
+	v.Data = revealData{Key: secret.Reveal(), JWT: next.Format == credvault.KeyFormatJWT, Display: next.Display, ID: next.ID, Name: next.Name,
 		Canonical: "/api-keys/" + url.PathEscape(next.ID), Rolled: true, GraceEnds: &ends}
 	return c.render(ctx, fiber.StatusCreated, "reveal", v)
 }

@@ -19,7 +19,7 @@
     });
   });
   // Select the whole value on focus, for copying by hand.
-  document.querySelectorAll("input[readonly]").forEach(function (f) {
+  document.querySelectorAll("input[readonly], textarea[readonly]").forEach(function (f) {
     f.addEventListener("focus", function () { f.select(); });
   });
   // A page that shows a secret once replaces its address with the key's
