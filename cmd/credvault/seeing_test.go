@@ -52,7 +52,7 @@ func (o *org) count(t *testing.T, query string, args ...any) int {
 func (o *org) credentialState(t *testing.T, id string) string {
 	t.Helper()
 	var s string
-	if err := o.a.s.db.Get(&s, `SELECT concat_ws('|', name, placement, param_name, value_prefix, base_url, allowed_hosts::text, ciphertext, sharing_mode, updated_at::text)
+	if err := o.a.s.db.Get(&s, `SELECT concat_ws('|', name, placement, param_name, value_prefix, username, base_url, allowed_hosts::text, ciphertext, sharing_mode, updated_at::text)
 		FROM credentials WHERE id = $1`, id); err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +77,7 @@ func TestNobodySeesAValue(t *testing.T) {
 		{"user_id": o.useID, "permission": "use"}, {"user_id": o.manageID, "permission": "manage"}}}
 	for _, pl := range []map[string]any{
 		{"placement": "header", "param_name": "X-Secret"}, {"placement": "query", "param_name": "api_key"}, {"placement": "bearer"},
+		{"placement": "basic", "username": "AC-planted-user"},
 	} {
 		name := pl["placement"].(string)
 		values[name] = "sk_live_" + name + "_PLANTED_9f3a7c"
@@ -212,7 +213,16 @@ func TestNobodySeesAValue(t *testing.T) {
 		"value_prefix": {
 			"header": {"value_prefix": "leak "},
 		},
+		// The username sits in front of the value inside the one encoded
+		// "username:value": changing it is changing a value prefix.
+		"username": {
+			"basic": {"username": "AC-other-user"},
+		},
 	}
+	for _, f := range []string{"base_url", "allowed_hosts"} {
+		widen[f]["basic"] = widen[f]["bearer"]
+	}
+	widen["placement"]["basic"] = map[string]any{"placement": "header", "param_name": "X-Leak", "username": ""}
 	callers := []struct {
 		name, key string
 		status    int
@@ -255,7 +265,7 @@ func TestNobodySeesAValue(t *testing.T) {
 		}
 	}
 	// The value still goes only where it went.
-	for _, pl := range []string{"header", "query", "bearer"} {
+	for _, pl := range []string{"header", "query", "bearer", "basic"} {
 		if r := cl.as(o.use, "GET", a.url+"/v1/proxy/"+creds[pl]+"/after", nil); r.status != 200 {
 			t.Fatalf("proxy after the refused edits: %d %s", r.status, r.body)
 		}
