@@ -343,12 +343,21 @@ func TestKeyPowerEndsWithItsCreator(t *testing.T) {
 		t.Fatalf("bad created_by: %d", r.status)
 	}
 
+	// A service key the owner made, rolled by the admin: the new secret is
+	// the admin's, so it stands on the admin and goes with them.
+	ownerSvcID, _ := cl.createKey(a, o.owner, map[string]any{"name": "owner-svc", "kind": "service", "scopes": []string{"keys:read"}})
+	r := cl.as(o.admin, "POST", a.url+"/v1/api-keys/"+ownerSvcID+"/roll", nil)
+	if r.status != 201 || r.json(t)["created_by"] != o.adminID {
+		t.Fatalf("admin rolls the owner's service key: %d %s", r.status, r.body)
+	}
+	rolledByAdmin := r.json(t)["key"].(string)
+
 	if r := cl.as(o.owner, "DELETE", a.url+"/v1/users/"+o.adminID, nil); r.status != 204 {
 		t.Fatalf("delete admin: %d %s", r.status, r.body)
 	}
 	start := time.Now()
 	waitFor(t, time.Second, func() bool {
-		for _, k := range []string{o.admin, svc, chain} {
+		for _, k := range []string{o.admin, svc, chain, rolledByAdmin} {
 			if cl.as(k, "GET", b.url+"/v1/whoami", nil).status != 401 {
 				return false
 			}

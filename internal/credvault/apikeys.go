@@ -118,9 +118,7 @@ func (s *APIKeyService) CreateAPIKey(ctx context.Context, in CreateAPIKeyInput) 
 	if err := capToCreator(k, parent, in.ExpiresIn, in.ExpiresAt != nil); err != nil {
 		return nil, Secret{}, err
 	}
-	var legacy bool
-	k.CreatedBy, legacy = creatorOf(p, parent)
-	k.Legacy = k.Kind == KeyKindService && (legacy || k.CreatedBy == nil)
+	setCreator(k, p, parent)
 	secret, err := s.mintFormat(ctx, k)
 	if err != nil {
 		return nil, Secret{}, err
@@ -474,7 +472,8 @@ func lowerRate(next, cur RateLimit) bool {
 }
 
 // RollAPIKey issues a replacement with the same settings; the old key keeps
-// working for graceSeconds, then expires. Errors: EFORBIDDEN, ENOTFOUND,
+// working for graceSeconds, then expires. The replacement's created_by is
+// the roller (creatorOf), who receives its secret. Errors: EFORBIDDEN, ENOTFOUND,
 // EINVALID (grace out of range), ECONFLICT (revoked, expired or already
 // rolled).
 func (s *APIKeyService) RollAPIKey(ctx context.Context, id string, graceSeconds int) (*APIKey, Secret, error) {
@@ -502,9 +501,6 @@ func (s *APIKeyService) RollAPIKey(ctx context.Context, id string, graceSeconds 
 	next := &APIKey{
 		OrgID: old.OrgID, UserID: old.UserID, Kind: old.Kind, Name: old.Name, Mode: old.Mode, Environment: old.Environment,
 		Scopes: old.Scopes, Tags: old.Tags, RateLimit: old.RateLimit, ExpiresAt: old.ExpiresAt,
-		// The replacement carries the same power, handed out by the same
-		// person: it is revoked with the old key's creator.
-		CreatedBy: old.CreatedBy, Legacy: old.Legacy,
 		Format: old.Format, Agent: old.Agent,
 	}
 	parent, err := s.creatorKey(ctx, p)
@@ -512,6 +508,10 @@ func (s *APIKeyService) RollAPIKey(ctx context.Context, id string, graceSeconds 
 		return nil, Secret{}, err
 	}
 	clampToCreator(next, parent)
+	// The replacement's secret is in the roller's hands, so its power
+	// comes from the roller (who holds every scope it carries, checked
+	// above): it is revoked with the roller, like a key they created.
+	setCreator(next, p, parent)
 	secret, err := s.mintFormat(ctx, next)
 	if err != nil {
 		return nil, Secret{}, err
@@ -605,6 +605,14 @@ func (s *APIKeyService) creatorKey(ctx context.Context, p *Principal) (*APIKey, 
 		return nil, &Error{Code: EUNAUTHORIZED, Reason: "revoked_api_key", Message: "API key was revoked: create a new one"}
 	}
 	return k, err
+}
+
+// setCreator records on k the person its power comes from (creatorOf),
+// and marks a service key with no known person behind it as legacy.
+func setCreator(k *APIKey, p *Principal, parent *APIKey) {
+	var legacy bool
+	k.CreatedBy, legacy = creatorOf(p, parent)
+	k.Legacy = k.Kind == KeyKindService && (legacy || k.CreatedBy == nil)
 }
 
 // creatorOf is the person a new key's power comes from: the caller's user,
