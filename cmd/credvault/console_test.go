@@ -651,7 +651,7 @@ func TestSignInLinkAPIRules(t *testing.T) {
 			t.Fatalf("create %s: %d", role, u.status)
 		}
 		id := u.json(t)["id"].(string)
-		_, key := cl.createKey(inst, ownerKey, map[string]any{"name": role, "user_id": id, "scopes": []string{"users:write", "users:read"}})
+		_, key := cl.createKey(inst, ownerKey, map[string]any{"name": role, "user_id": id, "scopes": []string{"admin"}})
 		return id, key
 	}
 	adminID, adminKey := mk("ada@acme.test", "admin")

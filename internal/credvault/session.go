@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"strings"
 	"time"
 )
 
@@ -120,7 +121,9 @@ func HashToken(tok string) [32]byte { return sha256.Sum256([]byte(tok)) }
 // CreateSignInLink issues a one-time sign-in link token for a user of the
 // caller's org, valid for SignInLinkTTL. The caller needs users:write and
 // the owner or admin role; only owners issue links for owners (a link acts
-// with its user's role). Errors: EFORBIDDEN, ENOTFOUND (no such user).
+// with its user's role); and the caller must hold every scope of
+// ConsoleScopes(target's role), which the session will get. Errors:
+// EFORBIDDEN (forbidden_role, insufficient_scope), ENOTFOUND (no such user).
 func (s *SessionService) CreateSignInLink(ctx context.Context, userID string) (*SignInLinkRecord, Secret, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -138,6 +141,13 @@ func (s *SessionService) CreateSignInLink(ctx context.Context, userID string) (*
 	}
 	if err := ownersOnly(p, target.Role); err != nil {
 		return nil, Secret{}, err
+	}
+	// The link opens a session with the console scopes of the target's
+	// role: a key never hands out more than it holds, so users:write alone
+	// cannot turn into keys:write through a session.
+	if missing := MissingScopes(p.Scopes, ConsoleScopes(target.Role)); len(missing) > 0 {
+		return nil, Secret{}, &Error{Code: EFORBIDDEN, Reason: "insufficient_scope",
+			Message: "a sign-in link opens a console session with the scopes of the user's role, and this API key lacks: " + strings.Join(missing, ", ")}
 	}
 	creator := p.UserID
 	if creator == "" {
