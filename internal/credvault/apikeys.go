@@ -372,7 +372,8 @@ type UpdateAPIKeyInput struct {
 // UpdateAPIKey edits a key's metadata and narrows what it may do: its name,
 // environment label and tags change freely; its scopes may only shrink, its
 // rate limit only fall (fewer requests and no higher rate), its expiry only
-// come earlier. The change reaches every instance's cache at once. The same
+// come earlier. A JWT key's scopes and expiry are claims of its signed
+// token and do not change (signedClaimsFixed). The change reaches every instance's cache at once. The same
 // people may edit a key as may revoke it. Errors: EFORBIDDEN, ENOTFOUND,
 // EINVALID naming the field (a widening, or a bad value); ECONFLICT for a
 // revoked key's scopes, limit or expiry (it can never be used again).
@@ -421,6 +422,9 @@ func (s *APIKeyService) narrow(k *APIKey, in UpdateAPIKeyInput) (APIKeyUpdate, [
 	if usage && k.RevokedAt != nil {
 		return upd, nil, Errorf(ECONFLICT, "this key is revoked: its scopes, rate limit and expiry no longer matter")
 	}
+	if err := signedClaimsFixed(k, in); err != nil {
+		return upd, nil, err
+	}
 	if in.Scopes != nil {
 		scopes, err := NormalizeScopes("scopes", in.Scopes)
 		if err != nil {
@@ -461,6 +465,29 @@ func (s *APIKeyService) narrow(k *APIKey, in UpdateAPIKeyInput) (APIKeyUpdate, [
 		upd.ExpiresAt, changed = at, append(changed, "expires_at")
 	}
 	return upd, changed, nil
+}
+
+// signedClaimsFixed refuses to change what a JWT key's token carries as
+// claims (scope, exp): offline verifiers trust the token and the JWKS
+// alone, so credvault narrowing its own record would leave them accepting
+// the wider key. Such a key is replaced instead. Errors: EINVALID
+// naming the field.
+func signedClaimsFixed(k *APIKey, in UpdateAPIKeyInput) error {
+	if k.Format != KeyFormatJWT {
+		return nil
+	}
+	field := ""
+	switch {
+	case in.Scopes != nil:
+		field = "scopes"
+	case in.ExpiresAt != nil || in.ClearExpiry:
+		field = "expires_at"
+	case in.ExpiresIn != "":
+		field = "expires_in"
+	default:
+		return nil
+	}
+	return Errorf(EINVALID, "field %q cannot change on a JWT key: it is signed into the token as a claim, which offline verifiers trust; create a key with the new value and revoke this one", field)
 }
 
 // lowerRate reports whether next allows no more than cur: no more
