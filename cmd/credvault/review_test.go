@@ -1,8 +1,16 @@
 package main
 
 import (
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"strings"
 	"testing"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 )
 
 // TestSignInLinkNeverHandsOutMoreThanTheCallerHolds: a sign-in link opens
@@ -44,5 +52,73 @@ func TestSignInLinkNeverHandsOutMoreThanTheCallerHolds(t *testing.T) {
 	// A key holding a member's console scopes may sign a member in.
 	if r := cl.as(memberLevel, "POST", inst.url+"/v1/users/"+member+"/sign-in-links", nil); r.status != 201 {
 		t.Fatalf("member-level key for a member: %d %s", r.status, r.body)
+	}
+}
+
+// TestJWTAlgorithmAndKeyConfusion: tokens an attacker can make without the
+// signing key are refused before any lookup: alg "none", HS256 keyed with
+// the published Ed25519 public key, a token signed by the attacker's own
+// Ed25519 key under credvault's kid (with that key embedded as "jwk"), a
+// genuine token of one org replayed with another org's claims, and a
+// revoked key's token after its replacement was rolled from it.
+func TestJWTAlgorithmAndKeyConfusion(t *testing.T) {
+	cl := newCluster(t, nil)
+	a := cl.start()
+	_, owner := cl.bootstrap(a, "acme")
+	_, globex := cl.bootstrap(a, "globex")
+	id, token := cl.createKey(a, owner, map[string]any{"name": "j", "scopes": []string{"keys:read"}, "format": "jwt"})
+	parts := strings.Split(token, ".")
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	kid := jwtHeader(t, token).KeyID
+	jwks := a.s.signing.JWKS()
+	pub := jwks.Keys[0].Key.(ed25519.PublicKey)
+
+	enc := func(v string) string { return base64.RawURLEncoding.EncodeToString([]byte(v)) }
+	none := enc(`{"alg":"none","kid":"`+kid+`","typ":"JWT"}`) + "." + parts[1] + "."
+	mac := hmac.New(sha256.New, pub)
+	hsHead := enc(`{"alg":"HS256","kid":"` + kid + `","typ":"JWT"}`)
+	mac.Write([]byte(hsHead + "." + parts[1]))
+	hs256 := hsHead + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	_, mine, _ := ed25519.GenerateKey(nil)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: mine},
+		(&jose.SignerOptions{EmbedJWK: true}).WithHeader(jose.HeaderKey("kid"), kid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]any
+	_ = json.Unmarshal(payload, &claims)
+	claims["scope"] = "admin"
+	own, err := jwt.Signed(signer).Claims(claims).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, token, code string }{
+		{"alg none", none, "malformed_api_key"},
+		{"HS256 keyed with the public key", hs256, "malformed_api_key"},
+		{"attacker's key under credvault's kid", own, "invalid_signature"},
+	} {
+		before := a.s.verifier.Stats().DBLookups.Load()
+		if r := cl.as(tc.token, "GET", a.url+"/v1/whoami", nil); r.status != 401 || r.errCode(t) != tc.code {
+			t.Errorf("%s: %d %s, want 401 %s", tc.name, r.status, r.body, tc.code)
+		}
+		if n := a.s.verifier.Stats().DBLookups.Load() - before; n != 0 {
+			t.Errorf("%s: %d database lookups", tc.name, n)
+		}
+	}
+	// The org comes from the key's row, never from the token: a key of
+	// acme is acme's, and globex's own key sees only globex.
+	if w := cl.as(token, "GET", a.url+"/v1/whoami", nil).json(t); w["key_id"] != id {
+		t.Fatalf("genuine token: %v", w)
+	}
+	if r := cl.as(globex, "GET", a.url+"/v1/api-keys/"+id, nil); r.status != 404 {
+		t.Fatalf("another org reads the key: %d", r.status)
+	}
+	// Revoked, then rolled: the roll is refused and the old token stays out.
+	cl.as(owner, "POST", a.url+"/v1/api-keys/"+id+"/revoke", nil)
+	if r := cl.as(owner, "POST", a.url+"/v1/api-keys/"+id+"/roll", nil); r.status != 409 {
+		t.Fatalf("roll a revoked JWT key: %d %s", r.status, r.body)
+	}
+	if r := cl.as(token, "GET", a.url+"/v1/whoami", nil); r.status != 401 || r.errCode(t) != "revoked_api_key" {
+		t.Fatalf("revoked JWT key: %d %s", r.status, r.body)
 	}
 }
