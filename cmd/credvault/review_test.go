@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -120,5 +122,50 @@ func TestJWTAlgorithmAndKeyConfusion(t *testing.T) {
 	}
 	if r := cl.as(token, "GET", a.url+"/v1/whoami", nil); r.status != 401 || r.errCode(t) != "revoked_api_key" {
 		t.Fatalf("revoked JWT key: %d %s", r.status, r.body)
+	}
+}
+
+// TestConsoleCreatesJWTKeysWithModeAndLabel: the console's key form offers
+// the format (JWT with its agent claim) and keeps the mode (live|test, the
+// token's env claim) apart from the free environment label, as the API
+// does; a bad label is refused naming the field with nothing written.
+func TestConsoleCreatesJWTKeysWithModeAndLabel(t *testing.T) {
+	cl, inst, ownerKey := consoleCluster(t)
+	b := newBrowserish(t, inst.url)
+	b.signInWithLink(newLink(t, cl, inst, ownerKey, whoamiUser(t, cl, inst, ownerKey)))
+	form := b.get("/api-keys/new").body
+	for _, field := range []string{`name="format"`, `value="jwt"`, `name="agent"`, `name="mode"`, `name="environment"`} {
+		if !strings.Contains(form, field) {
+			t.Errorf("the key form lacks %s", field)
+		}
+	}
+	tok := b.csrf("/api-keys/new")
+	before := countRows(t, cl.dbURL, `SELECT count(*) FROM api_keys`)
+	bad := b.post("/api-keys", url.Values{"csrf": {tok}, "name": {"k"}, "scopes": {"keys:read"}, "expires_in": {"never"},
+		"mode": {"test"}, "environment": {"Prod uction"}, "format": {"jwt"}}, nil)
+	if bad.status != 400 || !strings.Contains(bad.body, "environment") {
+		t.Fatalf("bad label: %d", bad.status)
+	}
+	if n := countRows(t, cl.dbURL, `SELECT count(*) FROM api_keys`); n != before {
+		t.Fatalf("a refused form wrote %d keys", n-before)
+	}
+	reveal := b.post("/api-keys", url.Values{"csrf": {tok}, "name": {"signed"}, "scopes": {"keys:read"}, "expires_in": {"never"},
+		"mode": {"test"}, "environment": {"production"}, "format": {"jwt"}, "agent": {"billing-bot"}}, nil)
+	m := regexp.MustCompile(`id="secret"[^>]*value="([^"]+)"`).FindStringSubmatch(reveal.body)
+	if reveal.status != 201 || m == nil || !strings.HasPrefix(m[1], "eyJ") {
+		t.Fatalf("console JWT key: %d", reveal.status)
+	}
+	w := cl.as(m[1], "GET", inst.url+"/v1/whoami", nil)
+	if w.status != 200 {
+		t.Fatalf("the console's JWT key on whoami: %d %s", w.status, w.body)
+	}
+	k := cl.as(ownerKey, "GET", inst.url+"/v1/api-keys/"+w.json(t)["key_id"].(string), nil).json(t)
+	if k["format"] != "jwt" || k["mode"] != "test" || k["environment"] != "production" || k["agent"] != "billing-bot" {
+		t.Fatalf("stored key: %v", k)
+	}
+	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(m[1], ".")[1])
+	var claims map[string]any
+	if err := json.Unmarshal(payload, &claims); err != nil || claims["env"] != "test" || claims["agent"] != "billing-bot" {
+		t.Fatalf("claims: %s", payload)
 	}
 }

@@ -104,7 +104,7 @@ func creatorScopes(p *credvault.Principal) []string {
 func (c *Console) handleAPIKeyNew(ctx *fiber.Ctx, v *view) error {
 	p := credvault.PrincipalFrom(ctx.UserContext())
 	v.Title, v.Nav = "Create an API key", "api-keys"
-	v.Data = apiKeyNewData{Scopes: creatorScopes(p), Form: map[string]string{"expires_in": "90d", "environment": "live"},
+	v.Data = apiKeyNewData{Scopes: creatorScopes(p), Form: map[string]string{"expires_in": "90d", "mode": "live", "format": "opaque"},
 		Manager: v.Me.Manager, MinExpiry: time.Now().AddDate(0, 0, 1).Format(time.DateOnly)}
 	return c.render(ctx, fiber.StatusOK, "apikey_new", v)
 }
@@ -123,7 +123,8 @@ type revealData struct {
 func (c *Console) handleAPIKeyCreate(ctx *fiber.Ctx, v *view) error {
 	form := map[string]string{
 		"name": ctx.FormValue("name"), "expires_in": ctx.FormValue("expires_in"), "expires_at": ctx.FormValue("expires_at"),
-		"environment": ctx.FormValue("environment"), "tags": ctx.FormValue("tags"),
+		"mode": ctx.FormValue("mode"), "environment": ctx.FormValue("environment"),
+		"format": ctx.FormValue("format"), "agent": ctx.FormValue("agent"), "tags": ctx.FormValue("tags"),
 		"rate_requests": ctx.FormValue("rate_requests"), "rate_window": ctx.FormValue("rate_window"), "kind": ctx.FormValue("kind"),
 	}
 	scopes := formValues(ctx, "scopes")
@@ -151,7 +152,11 @@ func (c *Console) handleAPIKeyCreate(ctx *fiber.Ctx, v *view) error {
 // apiKeyInput turns the form into the service's input. Errors: EINVALID
 // naming the field.
 func apiKeyInput(form map[string]string, scopes []string) (credvault.CreateAPIKeyInput, error) {
-	in := credvault.CreateAPIKeyInput{Name: strings.TrimSpace(form["name"]), Scopes: scopes, Environment: form["environment"], Kind: form["kind"]}
+	in := credvault.CreateAPIKeyInput{Name: strings.TrimSpace(form["name"]), Scopes: scopes, Mode: form["mode"],
+		Environment: strings.TrimSpace(form["environment"]), Kind: form["kind"], Format: form["format"]}
+	if agent := strings.TrimSpace(form["agent"]); agent != "" {
+		in.Agent = &agent
+	}
 	if in.Name == "" {
 		return in, credvault.Errorf(credvault.EINVALID, "field \"name\" is required: say what the key is for")
 	}
