@@ -169,3 +169,22 @@ func TestConsoleCreatesJWTKeysWithModeAndLabel(t *testing.T) {
 		t.Fatalf("claims: %s", payload)
 	}
 }
+
+// TestJWTIssuerDefaultsToThePublicURL: with CREDVAULT_PUBLIC_URL set and
+// no CREDVAULT_ISSUER, every replica signs and expects the public URL as
+// iss (not its own listener address), so a key made on one verifies on
+// another.
+func TestJWTIssuerDefaultsToThePublicURL(t *testing.T) {
+	cl := newCluster(t, map[string]string{"CREDVAULT_PUBLIC_URL": "https://vault.example.com"})
+	a, b := cl.start(), cl.start()
+	_, owner := cl.bootstrap(a, "acme")
+	_, token := cl.createKey(a, owner, map[string]any{"name": "j", "scopes": []string{"keys:read"}, "format": "jwt"})
+	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[1])
+	var claims map[string]any
+	if err := json.Unmarshal(payload, &claims); err != nil || claims["iss"] != "https://vault.example.com" {
+		t.Fatalf("iss: %s", payload)
+	}
+	if r := cl.as(token, "GET", b.url+"/v1/whoami", nil); r.status != 200 {
+		t.Fatalf("the other replica: %d %s", r.status, r.body)
+	}
+}
