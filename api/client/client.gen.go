@@ -2539,8 +2539,11 @@ type ClientInterface interface {
 	// subset of its scopes; `rate_limit` no more requests per window and no
 	// higher rate; `expires_at`/`expires_in` no later than the current
 	// expiry. A widening, or `null` for `rate_limit` or `expires_at`,
-	// answers 400 naming the field, and nothing is written. `mode` cannot
-	// change (it is part of the key). Scopes, limit and expiry of a revoked
+	// answers 400 naming the field, and nothing is written. `mode`,
+	// `format` and `agent` cannot change (they are part of the key). A
+	// JWT key's `scopes` and expiry cannot change either (400 naming the
+	// field): they are claims of its signed token, which offline
+	// verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
 	// key answer 409. Every instance applies the change at once. Audited
 	// as `api_key.update` with the names of the changed fields.
 	//
@@ -2561,8 +2564,11 @@ type ClientInterface interface {
 	// subset of its scopes; `rate_limit` no more requests per window and no
 	// higher rate; `expires_at`/`expires_in` no later than the current
 	// expiry. A widening, or `null` for `rate_limit` or `expires_at`,
-	// answers 400 naming the field, and nothing is written. `mode` cannot
-	// change (it is part of the key). Scopes, limit and expiry of a revoked
+	// answers 400 naming the field, and nothing is written. `mode`,
+	// `format` and `agent` cannot change (they are part of the key). A
+	// JWT key's `scopes` and expiry cannot change either (400 naming the
+	// field): they are claims of its signed token, which offline
+	// verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
 	// key answer 409. Every instance applies the change at once. Audited
 	// as `api_key.update` with the names of the changed fields.
 	//
@@ -2592,8 +2598,10 @@ type ClientInterface interface {
 	// `key`, shown this once (with `Cache-Control: no-store`). The old key
 	// keeps working for `grace_seconds` (default 0, at most 30 days, never
 	// beyond its own expiry), then expires; its `replaced_by` names the new
-	// key. The body is optional. The new key keeps the old one's
-	// `created_by`, and never outgrows the rolling key: it takes the
+	// key. The body is optional. The new key's `created_by` is the person
+	// who rolled it (for a service key that rolls, its creator): its
+	// secret is in their hands, so it is revoked with them. It never
+	// outgrows the rolling key: it takes the
 	// tighter rate limit and the earlier expiry of the two. A user key
 	// carrying `credentials:resolve` (from before that was refused) cannot
 	// be rolled: 400 naming `scopes`.
@@ -2615,8 +2623,10 @@ type ClientInterface interface {
 	// `key`, shown this once (with `Cache-Control: no-store`). The old key
 	// keeps working for `grace_seconds` (default 0, at most 30 days, never
 	// beyond its own expiry), then expires; its `replaced_by` names the new
-	// key. The body is optional. The new key keeps the old one's
-	// `created_by`, and never outgrows the rolling key: it takes the
+	// key. The body is optional. The new key's `created_by` is the person
+	// who rolled it (for a service key that rolls, its creator): its
+	// secret is in their hands, so it is revoked with them. It never
+	// outgrows the rolling key: it takes the
 	// tighter rate limit and the earlier expiry of the two. A user key
 	// carrying `credentials:resolve` (from before that was refused) cannot
 	// be rolled: 400 naming `scopes`.
@@ -2807,7 +2817,9 @@ type ClientInterface interface {
 	// included, else 400 `value_required` naming the field (all of them
 	// in `details.fields`) and nothing changes but a
 	// `credential.update_refused` audit event. Widening is: another
-	// `placement`, `param_name` or `value_prefix`; a `base_url` with
+	// `placement`, `param_name`, `value_prefix` or `username` (a basic
+	// credential's username precedes the value inside the encoded
+	// `username:value`, as a value prefix does); a `base_url` with
 	// another scheme or host[:port], a path outside the old one, or none
 	// where there was one; an `allowed_hosts` entry no old entry covers
 	// (the same entry, or a host under an old one-level wildcard on the
@@ -2850,7 +2862,9 @@ type ClientInterface interface {
 	// included, else 400 `value_required` naming the field (all of them
 	// in `details.fields`) and nothing changes but a
 	// `credential.update_refused` audit event. Widening is: another
-	// `placement`, `param_name` or `value_prefix`; a `base_url` with
+	// `placement`, `param_name`, `value_prefix` or `username` (a basic
+	// credential's username precedes the value inside the encoded
+	// `username:value`, as a value prefix does); a `base_url` with
 	// another scheme or host[:port], a path outside the old one, or none
 	// where there was one; an `allowed_hosts` entry no old entry covers
 	// (the same entry, or a host under an old one-level wildcard on the
@@ -3198,7 +3212,13 @@ type ClientInterface interface {
 	// Needs scope `users:write` and the role `owner` or `admin` (or a
 	// service key); only owners create links for owners (403
 	// `forbidden_role`), since the console acts with the user's role.
-	// The link is shown only in this answer (`Cache-Control: no-store`):
+	// The session a link opens gets the console scopes of the user's role
+	// (owners and admins: `audit:read`, `credentials:read|use|write`,
+	// `endpoints:write`, `keys:read|write`, `users:read|write`; members:
+	// `credentials:read|use|write`, `keys:read|write`, `users:read`), so
+	// the caller's key must hold every one of them (403
+	// `insufficient_scope` naming those it lacks): a key never hands out
+	// more than it holds. The link is shown only in this answer (`Cache-Control: no-store`):
 	// credvault stores the SHA-256 of its token. It works once, for 15
 	// minutes: opening it shows a button, and pressing it starts a console
 	// session (so link previews and scanners cannot use it up). It starts
@@ -3638,8 +3658,11 @@ func (c *Client) ApiKeyGet(ctx context.Context, id APIKeyId, reqEditors ...Reque
 // subset of its scopes; `rate_limit` no more requests per window and no
 // higher rate; `expires_at`/`expires_in` no later than the current
 // expiry. A widening, or `null` for `rate_limit` or `expires_at`,
-// answers 400 naming the field, and nothing is written. `mode` cannot
-// change (it is part of the key). Scopes, limit and expiry of a revoked
+// answers 400 naming the field, and nothing is written. `mode`,
+// `format` and `agent` cannot change (they are part of the key). A
+// JWT key's `scopes` and expiry cannot change either (400 naming the
+// field): they are claims of its signed token, which offline
+// verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
 // key answer 409. Every instance applies the change at once. Audited
 // as `api_key.update` with the names of the changed fields.
 //
@@ -3670,8 +3693,11 @@ func (c *Client) ApiKeyUpdateWithBody(ctx context.Context, id APIKeyId, contentT
 // subset of its scopes; `rate_limit` no more requests per window and no
 // higher rate; `expires_at`/`expires_in` no later than the current
 // expiry. A widening, or `null` for `rate_limit` or `expires_at`,
-// answers 400 naming the field, and nothing is written. `mode` cannot
-// change (it is part of the key). Scopes, limit and expiry of a revoked
+// answers 400 naming the field, and nothing is written. `mode`,
+// `format` and `agent` cannot change (they are part of the key). A
+// JWT key's `scopes` and expiry cannot change either (400 naming the
+// field): they are claims of its signed token, which offline
+// verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
 // key answer 409. Every instance applies the change at once. Audited
 // as `api_key.update` with the names of the changed fields.
 //
@@ -3721,8 +3747,10 @@ func (c *Client) ApiKeyRevoke(ctx context.Context, id APIKeyId, reqEditors ...Re
 // `key`, shown this once (with `Cache-Control: no-store`). The old key
 // keeps working for `grace_seconds` (default 0, at most 30 days, never
 // beyond its own expiry), then expires; its `replaced_by` names the new
-// key. The body is optional. The new key keeps the old one's
-// `created_by`, and never outgrows the rolling key: it takes the
+// key. The body is optional. The new key's `created_by` is the person
+// who rolled it (for a service key that rolls, its creator): its
+// secret is in their hands, so it is revoked with them. It never
+// outgrows the rolling key: it takes the
 // tighter rate limit and the earlier expiry of the two. A user key
 // carrying `credentials:resolve` (from before that was refused) cannot
 // be rolled: 400 naming `scopes`.
@@ -3754,8 +3782,10 @@ func (c *Client) ApiKeyRollWithBody(ctx context.Context, id APIKeyId, contentTyp
 // `key`, shown this once (with `Cache-Control: no-store`). The old key
 // keeps working for `grace_seconds` (default 0, at most 30 days, never
 // beyond its own expiry), then expires; its `replaced_by` names the new
-// key. The body is optional. The new key keeps the old one's
-// `created_by`, and never outgrows the rolling key: it takes the
+// key. The body is optional. The new key's `created_by` is the person
+// who rolled it (for a service key that rolls, its creator): its
+// secret is in their hands, so it is revoked with them. It never
+// outgrows the rolling key: it takes the
 // tighter rate limit and the earlier expiry of the two. A user key
 // carrying `credentials:resolve` (from before that was refused) cannot
 // be rolled: 400 naming `scopes`.
@@ -4026,7 +4056,9 @@ func (c *Client) CredentialGet(ctx context.Context, id CredentialId, reqEditors 
 // included, else 400 `value_required` naming the field (all of them
 // in `details.fields`) and nothing changes but a
 // `credential.update_refused` audit event. Widening is: another
-// `placement`, `param_name` or `value_prefix`; a `base_url` with
+// `placement`, `param_name`, `value_prefix` or `username` (a basic
+// credential's username precedes the value inside the encoded
+// `username:value`, as a value prefix does); a `base_url` with
 // another scheme or host[:port], a path outside the old one, or none
 // where there was one; an `allowed_hosts` entry no old entry covers
 // (the same entry, or a host under an old one-level wildcard on the
@@ -4079,7 +4111,9 @@ func (c *Client) CredentialUpdateWithBody(ctx context.Context, id CredentialId, 
 // included, else 400 `value_required` naming the field (all of them
 // in `details.fields`) and nothing changes but a
 // `credential.update_refused` audit event. Widening is: another
-// `placement`, `param_name` or `value_prefix`; a `base_url` with
+// `placement`, `param_name`, `value_prefix` or `username` (a basic
+// credential's username precedes the value inside the encoded
+// `username:value`, as a value prefix does); a `base_url` with
 // another scheme or host[:port], a path outside the old one, or none
 // where there was one; an `allowed_hosts` entry no old entry covers
 // (the same entry, or a host under an old one-level wildcard on the
@@ -4707,7 +4741,13 @@ func (c *Client) UserUpdate(ctx context.Context, id UserId, body UserUpdateJSONR
 // Needs scope `users:write` and the role `owner` or `admin` (or a
 // service key); only owners create links for owners (403
 // `forbidden_role`), since the console acts with the user's role.
-// The link is shown only in this answer (`Cache-Control: no-store`):
+// The session a link opens gets the console scopes of the user's role
+// (owners and admins: `audit:read`, `credentials:read|use|write`,
+// `endpoints:write`, `keys:read|write`, `users:read|write`; members:
+// `credentials:read|use|write`, `keys:read|write`, `users:read`), so
+// the caller's key must hold every one of them (403
+// `insufficient_scope` naming those it lacks): a key never hands out
+// more than it holds. The link is shown only in this answer (`Cache-Control: no-store`):
 // credvault stores the SHA-256 of its token. It works once, for 15
 // minutes: opening it shows a button, and pressing it starts a console
 // session (so link previews and scanners cannot use it up). It starts
@@ -7128,8 +7168,11 @@ type ClientWithResponsesInterface interface {
 	// subset of its scopes; `rate_limit` no more requests per window and no
 	// higher rate; `expires_at`/`expires_in` no later than the current
 	// expiry. A widening, or `null` for `rate_limit` or `expires_at`,
-	// answers 400 naming the field, and nothing is written. `mode` cannot
-	// change (it is part of the key). Scopes, limit and expiry of a revoked
+	// answers 400 naming the field, and nothing is written. `mode`,
+	// `format` and `agent` cannot change (they are part of the key). A
+	// JWT key's `scopes` and expiry cannot change either (400 naming the
+	// field): they are claims of its signed token, which offline
+	// verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
 	// key answer 409. Every instance applies the change at once. Audited
 	// as `api_key.update` with the names of the changed fields.
 	//
@@ -7150,8 +7193,11 @@ type ClientWithResponsesInterface interface {
 	// subset of its scopes; `rate_limit` no more requests per window and no
 	// higher rate; `expires_at`/`expires_in` no later than the current
 	// expiry. A widening, or `null` for `rate_limit` or `expires_at`,
-	// answers 400 naming the field, and nothing is written. `mode` cannot
-	// change (it is part of the key). Scopes, limit and expiry of a revoked
+	// answers 400 naming the field, and nothing is written. `mode`,
+	// `format` and `agent` cannot change (they are part of the key). A
+	// JWT key's `scopes` and expiry cannot change either (400 naming the
+	// field): they are claims of its signed token, which offline
+	// verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
 	// key answer 409. Every instance applies the change at once. Audited
 	// as `api_key.update` with the names of the changed fields.
 	//
@@ -7183,8 +7229,10 @@ type ClientWithResponsesInterface interface {
 	// `key`, shown this once (with `Cache-Control: no-store`). The old key
 	// keeps working for `grace_seconds` (default 0, at most 30 days, never
 	// beyond its own expiry), then expires; its `replaced_by` names the new
-	// key. The body is optional. The new key keeps the old one's
-	// `created_by`, and never outgrows the rolling key: it takes the
+	// key. The body is optional. The new key's `created_by` is the person
+	// who rolled it (for a service key that rolls, its creator): its
+	// secret is in their hands, so it is revoked with them. It never
+	// outgrows the rolling key: it takes the
 	// tighter rate limit and the earlier expiry of the two. A user key
 	// carrying `credentials:resolve` (from before that was refused) cannot
 	// be rolled: 400 naming `scopes`.
@@ -7206,8 +7254,10 @@ type ClientWithResponsesInterface interface {
 	// `key`, shown this once (with `Cache-Control: no-store`). The old key
 	// keeps working for `grace_seconds` (default 0, at most 30 days, never
 	// beyond its own expiry), then expires; its `replaced_by` names the new
-	// key. The body is optional. The new key keeps the old one's
-	// `created_by`, and never outgrows the rolling key: it takes the
+	// key. The body is optional. The new key's `created_by` is the person
+	// who rolled it (for a service key that rolls, its creator): its
+	// secret is in their hands, so it is revoked with them. It never
+	// outgrows the rolling key: it takes the
 	// tighter rate limit and the earlier expiry of the two. A user key
 	// carrying `credentials:resolve` (from before that was refused) cannot
 	// be rolled: 400 naming `scopes`.
@@ -7408,7 +7458,9 @@ type ClientWithResponsesInterface interface {
 	// included, else 400 `value_required` naming the field (all of them
 	// in `details.fields`) and nothing changes but a
 	// `credential.update_refused` audit event. Widening is: another
-	// `placement`, `param_name` or `value_prefix`; a `base_url` with
+	// `placement`, `param_name`, `value_prefix` or `username` (a basic
+	// credential's username precedes the value inside the encoded
+	// `username:value`, as a value prefix does); a `base_url` with
 	// another scheme or host[:port], a path outside the old one, or none
 	// where there was one; an `allowed_hosts` entry no old entry covers
 	// (the same entry, or a host under an old one-level wildcard on the
@@ -7451,7 +7503,9 @@ type ClientWithResponsesInterface interface {
 	// included, else 400 `value_required` naming the field (all of them
 	// in `details.fields`) and nothing changes but a
 	// `credential.update_refused` audit event. Widening is: another
-	// `placement`, `param_name` or `value_prefix`; a `base_url` with
+	// `placement`, `param_name`, `value_prefix` or `username` (a basic
+	// credential's username precedes the value inside the encoded
+	// `username:value`, as a value prefix does); a `base_url` with
 	// another scheme or host[:port], a path outside the old one, or none
 	// where there was one; an `allowed_hosts` entry no old entry covers
 	// (the same entry, or a host under an old one-level wildcard on the
@@ -7829,7 +7883,13 @@ type ClientWithResponsesInterface interface {
 	// Needs scope `users:write` and the role `owner` or `admin` (or a
 	// service key); only owners create links for owners (403
 	// `forbidden_role`), since the console acts with the user's role.
-	// The link is shown only in this answer (`Cache-Control: no-store`):
+	// The session a link opens gets the console scopes of the user's role
+	// (owners and admins: `audit:read`, `credentials:read|use|write`,
+	// `endpoints:write`, `keys:read|write`, `users:read|write`; members:
+	// `credentials:read|use|write`, `keys:read|write`, `users:read`), so
+	// the caller's key must hold every one of them (403
+	// `insufficient_scope` naming those it lacks): a key never hands out
+	// more than it holds. The link is shown only in this answer (`Cache-Control: no-store`):
 	// credvault stores the SHA-256 of its token. It works once, for 15
 	// minutes: opening it shows a button, and pressing it starts a console
 	// session (so link previews and scanners cannot use it up). It starts
@@ -13617,8 +13677,11 @@ func (c *ClientWithResponses) ApiKeyGetWithResponse(ctx context.Context, id APIK
 // subset of its scopes; `rate_limit` no more requests per window and no
 // higher rate; `expires_at`/`expires_in` no later than the current
 // expiry. A widening, or `null` for `rate_limit` or `expires_at`,
-// answers 400 naming the field, and nothing is written. `mode` cannot
-// change (it is part of the key). Scopes, limit and expiry of a revoked
+// answers 400 naming the field, and nothing is written. `mode`,
+// `format` and `agent` cannot change (they are part of the key). A
+// JWT key's `scopes` and expiry cannot change either (400 naming the
+// field): they are claims of its signed token, which offline
+// verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
 // key answer 409. Every instance applies the change at once. Audited
 // as `api_key.update` with the names of the changed fields.
 //
@@ -13645,8 +13708,11 @@ func (c *ClientWithResponses) ApiKeyUpdateWithBodyWithResponse(ctx context.Conte
 // subset of its scopes; `rate_limit` no more requests per window and no
 // higher rate; `expires_at`/`expires_in` no later than the current
 // expiry. A widening, or `null` for `rate_limit` or `expires_at`,
-// answers 400 naming the field, and nothing is written. `mode` cannot
-// change (it is part of the key). Scopes, limit and expiry of a revoked
+// answers 400 naming the field, and nothing is written. `mode`,
+// `format` and `agent` cannot change (they are part of the key). A
+// JWT key's `scopes` and expiry cannot change either (400 naming the
+// field): they are claims of its signed token, which offline
+// verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
 // key answer 409. Every instance applies the change at once. Audited
 // as `api_key.update` with the names of the changed fields.
 //
@@ -13690,8 +13756,10 @@ func (c *ClientWithResponses) ApiKeyRevokeWithResponse(ctx context.Context, id A
 // `key`, shown this once (with `Cache-Control: no-store`). The old key
 // keeps working for `grace_seconds` (default 0, at most 30 days, never
 // beyond its own expiry), then expires; its `replaced_by` names the new
-// key. The body is optional. The new key keeps the old one's
-// `created_by`, and never outgrows the rolling key: it takes the
+// key. The body is optional. The new key's `created_by` is the person
+// who rolled it (for a service key that rolls, its creator): its
+// secret is in their hands, so it is revoked with them. It never
+// outgrows the rolling key: it takes the
 // tighter rate limit and the earlier expiry of the two. A user key
 // carrying `credentials:resolve` (from before that was refused) cannot
 // be rolled: 400 naming `scopes`.
@@ -13719,8 +13787,10 @@ func (c *ClientWithResponses) ApiKeyRollWithBodyWithResponse(ctx context.Context
 // `key`, shown this once (with `Cache-Control: no-store`). The old key
 // keeps working for `grace_seconds` (default 0, at most 30 days, never
 // beyond its own expiry), then expires; its `replaced_by` names the new
-// key. The body is optional. The new key keeps the old one's
-// `created_by`, and never outgrows the rolling key: it takes the
+// key. The body is optional. The new key's `created_by` is the person
+// who rolled it (for a service key that rolls, its creator): its
+// secret is in their hands, so it is revoked with them. It never
+// outgrows the rolling key: it takes the
 // tighter rate limit and the earlier expiry of the two. A user key
 // carrying `credentials:resolve` (from before that was refused) cannot
 // be rolled: 400 naming `scopes`.
@@ -13969,7 +14039,9 @@ func (c *ClientWithResponses) CredentialGetWithResponse(ctx context.Context, id 
 // included, else 400 `value_required` naming the field (all of them
 // in `details.fields`) and nothing changes but a
 // `credential.update_refused` audit event. Widening is: another
-// `placement`, `param_name` or `value_prefix`; a `base_url` with
+// `placement`, `param_name`, `value_prefix` or `username` (a basic
+// credential's username precedes the value inside the encoded
+// `username:value`, as a value prefix does); a `base_url` with
 // another scheme or host[:port], a path outside the old one, or none
 // where there was one; an `allowed_hosts` entry no old entry covers
 // (the same entry, or a host under an old one-level wildcard on the
@@ -14018,7 +14090,9 @@ func (c *ClientWithResponses) CredentialUpdateWithBodyWithResponse(ctx context.C
 // included, else 400 `value_required` naming the field (all of them
 // in `details.fields`) and nothing changes but a
 // `credential.update_refused` audit event. Widening is: another
-// `placement`, `param_name` or `value_prefix`; a `base_url` with
+// `placement`, `param_name`, `value_prefix` or `username` (a basic
+// credential's username precedes the value inside the encoded
+// `username:value`, as a value prefix does); a `base_url` with
 // another scheme or host[:port], a path outside the old one, or none
 // where there was one; an `allowed_hosts` entry no old entry covers
 // (the same entry, or a host under an old one-level wildcard on the
@@ -14564,7 +14638,13 @@ func (c *ClientWithResponses) UserUpdateWithResponse(ctx context.Context, id Use
 // Needs scope `users:write` and the role `owner` or `admin` (or a
 // service key); only owners create links for owners (403
 // `forbidden_role`), since the console acts with the user's role.
-// The link is shown only in this answer (`Cache-Control: no-store`):
+// The session a link opens gets the console scopes of the user's role
+// (owners and admins: `audit:read`, `credentials:read|use|write`,
+// `endpoints:write`, `keys:read|write`, `users:read|write`; members:
+// `credentials:read|use|write`, `keys:read|write`, `users:read`), so
+// the caller's key must hold every one of them (403
+// `insufficient_scope` naming those it lacks): a key never hands out
+// more than it holds. The link is shown only in this answer (`Cache-Control: no-store`):
 // credvault stores the SHA-256 of its token. It works once, for 15
 // minutes: opening it shows a button, and pressing it starts a console
 // session (so link previews and scanners cannot use it up). It starts

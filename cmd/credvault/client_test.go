@@ -214,7 +214,9 @@ func TestGoClientEveryRouteFamily(t *testing.T) {
 		t.Errorf("ProxyTransport with an unknown credential: %v", err)
 	}
 
-	inj := client.InjectRequest{CredentialId: cid}
+	// A resolve names the user the workflow runs for (here the owner, who
+	// may use the credential).
+	inj := client.InjectRequest{CredentialId: cid, ActingUser: who.JSON200.UserId}
 	inj.Request.Url = up.srv.URL + "/api/v1/x"
 	sk, err := c.ApiKeyCreateWithResponse(ctx, client.APIKeyCreateRequest{Name: "runner", Kind: ptr(client.APIKeyCreateRequestKind("service")),
 		Scopes: []client.Scope{"credentials:resolve", "credentials:use"}})
