@@ -3160,8 +3160,9 @@ type ClientInterface interface {
 	// Needs scope `users:write` and the role `owner` or `admin` (or a
 	// service key); only owners may delete owners (403 `forbidden_role`).
 	// Deleting yourself answers 400; deleting the org's last owner
-	// answers 409. In the same transaction the user's keys go and every
-	// service key they created (`created_by`) is revoked; the
+	// answers 409. In the same transaction the user's keys go, and every
+	// service key they created and every key they made for someone else
+	// (`created_by`; they received its secret) is revoked; the
 	// `user.delete` audit event lists those in `revoked_keys`, and every
 	// instance refuses all of them within a second.
 	//
@@ -3183,7 +3184,9 @@ type ClientInterface interface {
 	// Send at least one of `name` and `role`. A role change revokes, in the
 	// same transaction, the service keys the user created that the new
 	// role does not allow (a member: every one; an admin: those carrying
-	// `credentials:resolve`); the `user.update` audit event lists them in
+	// `credentials:resolve`), and the keys they made for other people that
+	// the new role could not make (a member: every one; an admin: those of
+	// owners); the `user.update` audit event lists them in
 	// `revoked_keys`, and every instance refuses them within a second.
 	//
 	// Takes any type of body and a specified content type.
@@ -3199,7 +3202,9 @@ type ClientInterface interface {
 	// Send at least one of `name` and `role`. A role change revokes, in the
 	// same transaction, the service keys the user created that the new
 	// role does not allow (a member: every one; an admin: those carrying
-	// `credentials:resolve`); the `user.update` audit event lists them in
+	// `credentials:resolve`), and the keys they made for other people that
+	// the new role could not make (a member: every one; an admin: those of
+	// owners); the `user.update` audit event lists them in
 	// `revoked_keys`, and every instance refuses them within a second.
 	//
 	// Takes a body of the `application/json` content type.
@@ -4649,8 +4654,9 @@ func (c *Client) UserCreate(ctx context.Context, body UserCreateJSONRequestBody,
 // Needs scope `users:write` and the role `owner` or `admin` (or a
 // service key); only owners may delete owners (403 `forbidden_role`).
 // Deleting yourself answers 400; deleting the org's last owner
-// answers 409. In the same transaction the user's keys go and every
-// service key they created (`created_by`) is revoked; the
+// answers 409. In the same transaction the user's keys go, and every
+// service key they created and every key they made for someone else
+// (`created_by`; they received its secret) is revoked; the
 // `user.delete` audit event lists those in `revoked_keys`, and every
 // instance refuses all of them within a second.
 //
@@ -4692,7 +4698,9 @@ func (c *Client) UserGet(ctx context.Context, id UserId, reqEditors ...RequestEd
 // Send at least one of `name` and `role`. A role change revokes, in the
 // same transaction, the service keys the user created that the new
 // role does not allow (a member: every one; an admin: those carrying
-// `credentials:resolve`); the `user.update` audit event lists them in
+// `credentials:resolve`), and the keys they made for other people that
+// the new role could not make (a member: every one; an admin: those of
+// owners); the `user.update` audit event lists them in
 // `revoked_keys`, and every instance refuses them within a second.
 //
 // Takes any type of body and a specified content type.
@@ -4718,7 +4726,9 @@ func (c *Client) UserUpdateWithBody(ctx context.Context, id UserId, contentType 
 // Send at least one of `name` and `role`. A role change revokes, in the
 // same transaction, the service keys the user created that the new
 // role does not allow (a member: every one; an admin: those carrying
-// `credentials:resolve`); the `user.update` audit event lists them in
+// `credentials:resolve`), and the keys they made for other people that
+// the new role could not make (a member: every one; an admin: those of
+// owners); the `user.update` audit event lists them in
 // `revoked_keys`, and every instance refuses them within a second.
 //
 // Takes a body of the `application/json` content type.
@@ -7827,8 +7837,9 @@ type ClientWithResponsesInterface interface {
 	// Needs scope `users:write` and the role `owner` or `admin` (or a
 	// service key); only owners may delete owners (403 `forbidden_role`).
 	// Deleting yourself answers 400; deleting the org's last owner
-	// answers 409. In the same transaction the user's keys go and every
-	// service key they created (`created_by`) is revoked; the
+	// answers 409. In the same transaction the user's keys go, and every
+	// service key they created and every key they made for someone else
+	// (`created_by`; they received its secret) is revoked; the
 	// `user.delete` audit event lists those in `revoked_keys`, and every
 	// instance refuses all of them within a second.
 	//
@@ -7854,7 +7865,9 @@ type ClientWithResponsesInterface interface {
 	// Send at least one of `name` and `role`. A role change revokes, in the
 	// same transaction, the service keys the user created that the new
 	// role does not allow (a member: every one; an admin: those carrying
-	// `credentials:resolve`); the `user.update` audit event lists them in
+	// `credentials:resolve`), and the keys they made for other people that
+	// the new role could not make (a member: every one; an admin: those of
+	// owners); the `user.update` audit event lists them in
 	// `revoked_keys`, and every instance refuses them within a second.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -7870,7 +7883,9 @@ type ClientWithResponsesInterface interface {
 	// Send at least one of `name` and `role`. A role change revokes, in the
 	// same transaction, the service keys the user created that the new
 	// role does not allow (a member: every one; an admin: those carrying
-	// `credentials:resolve`); the `user.update` audit event lists them in
+	// `credentials:resolve`), and the keys they made for other people that
+	// the new role could not make (a member: every one; an admin: those of
+	// owners); the `user.update` audit event lists them in
 	// `revoked_keys`, and every instance refuses them within a second.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -14558,8 +14573,9 @@ func (c *ClientWithResponses) UserCreateWithResponse(ctx context.Context, body U
 // Needs scope `users:write` and the role `owner` or `admin` (or a
 // service key); only owners may delete owners (403 `forbidden_role`).
 // Deleting yourself answers 400; deleting the org's last owner
-// answers 409. In the same transaction the user's keys go and every
-// service key they created (`created_by`) is revoked; the
+// answers 409. In the same transaction the user's keys go, and every
+// service key they created and every key they made for someone else
+// (`created_by`; they received its secret) is revoked; the
 // `user.delete` audit event lists those in `revoked_keys`, and every
 // instance refuses all of them within a second.
 //
@@ -14597,7 +14613,9 @@ func (c *ClientWithResponses) UserGetWithResponse(ctx context.Context, id UserId
 // Send at least one of `name` and `role`. A role change revokes, in the
 // same transaction, the service keys the user created that the new
 // role does not allow (a member: every one; an admin: those carrying
-// `credentials:resolve`); the `user.update` audit event lists them in
+// `credentials:resolve`), and the keys they made for other people that
+// the new role could not make (a member: every one; an admin: those of
+// owners); the `user.update` audit event lists them in
 // `revoked_keys`, and every instance refuses them within a second.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -14619,7 +14637,9 @@ func (c *ClientWithResponses) UserUpdateWithBodyWithResponse(ctx context.Context
 // Send at least one of `name` and `role`. A role change revokes, in the
 // same transaction, the service keys the user created that the new
 // role does not allow (a member: every one; an admin: those carrying
-// `credentials:resolve`); the `user.update` audit event lists them in
+// `credentials:resolve`), and the keys they made for other people that
+// the new role could not make (a member: every one; an admin: those of
+// owners); the `user.update` audit event lists them in
 // `revoked_keys`, and every instance refuses them within a second.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).

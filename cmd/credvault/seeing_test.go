@@ -357,7 +357,7 @@ func TestKeyPowerEndsWithItsCreator(t *testing.T) {
 	}
 	start := time.Now()
 	waitFor(t, time.Second, func() bool {
-		for _, k := range []string{o.admin, svc, chain, rolledByAdmin} {
+		for _, k := range []string{o.admin, svc, chain, rolledByAdmin, forMember} {
 			if cl.as(k, "GET", b.url+"/v1/whoami", nil).status != 401 {
 				return false
 			}
@@ -368,14 +368,16 @@ func TestKeyPowerEndsWithItsCreator(t *testing.T) {
 	if r := cl.as(svc, "POST", b.url+"/v1/users", map[string]any{"email": "new-admin@acme.test", "role": "admin"}); r.status != 401 {
 		t.Fatalf("the deleted admin's service key creates an admin: %d", r.status)
 	}
-	// A member's own key acts with the member's role: it stays.
-	if r := cl.as(forMember, "GET", b.url+"/v1/whoami", nil); r.status != 200 {
-		t.Fatalf("the member's key the admin made: %d", r.status)
+	// The key the admin made for a member went too (the admin received its
+	// secret); the member's keys from anyone else stay.
+	if r := cl.as(o.use, "GET", b.url+"/v1/whoami", nil); r.status != 200 {
+		t.Fatalf("the member's key the owner made: %d", r.status)
 	}
-	if r := cl.as(o.owner, "POST", a.url+"/v1/api-keys/"+forMemberID+"/roll", map[string]any{"grace_seconds": 60}); r.status != 201 {
+	if r := cl.as(o.owner, "POST", a.url+"/v1/api-keys/"+forMemberID+"/roll", map[string]any{"grace_seconds": 60}); r.status != 409 {
 		t.Fatalf("roll the member's key the deleted admin made: %d %s", r.status, r.body)
 	}
-	if n := o.count(t, `SELECT count(*) FROM audit_events WHERE action = 'user.delete' AND data->'revoked_keys' ? $1 AND data->'revoked_keys' ? $2`, svcID, chainID); n != 1 {
+	if n := o.count(t, `SELECT count(*) FROM audit_events WHERE action = 'user.delete' AND data->'revoked_keys' ? $1 AND data->'revoked_keys' ? $2
+		AND data->'revoked_keys' ? $3`, svcID, chainID, forMemberID); n != 1 {
 		t.Fatalf("user.delete audit without the revoked keys")
 	}
 
@@ -386,17 +388,31 @@ func TestKeyPowerEndsWithItsCreator(t *testing.T) {
 	_, o2 := cl.createKey(a, o.owner, map[string]any{"name": "o2", "scopes": []string{"admin"}, "user_id": u["id"]})
 	_, runner := cl.createKey(a, o2, map[string]any{"name": "runner2", "kind": "service", "scopes": []string{"credentials:resolve"}})
 	_, plain := cl.createKey(a, o2, map[string]any{"name": "plain", "kind": "service", "scopes": []string{"keys:read"}})
+	// Keys o2 makes for other people: admins cannot make one for an owner,
+	// members for nobody.
+	_, forOwner := cl.createKey(a, o2, map[string]any{"name": "for-owner", "scopes": []string{"keys:read"}, "user_id": o.ownerID})
+	_, forMember2 := cl.createKey(a, o2, map[string]any{"name": "for-member-2", "scopes": []string{"keys:read"}, "user_id": o.noID})
 	if r := cl.as(o.owner, "PATCH", a.url+"/v1/users/"+u["id"].(string), map[string]any{"role": "admin"}); r.status != 200 {
 		t.Fatalf("demote owner: %d %s", r.status, r.body)
 	}
-	waitFor(t, time.Second, func() bool { return cl.as(runner, "GET", b.url+"/v1/whoami", nil).status == 401 })
-	if r := cl.as(plain, "GET", b.url+"/v1/whoami", nil); r.status != 200 {
-		t.Fatalf("a service key the admin role allows: %d", r.status)
+	waitFor(t, time.Second, func() bool {
+		return cl.as(runner, "GET", b.url+"/v1/whoami", nil).status == 401 && cl.as(forOwner, "GET", b.url+"/v1/whoami", nil).status == 401
+	})
+	for _, k := range []string{plain, forMember2} {
+		if r := cl.as(k, "GET", b.url+"/v1/whoami", nil); r.status != 200 {
+			t.Fatalf("a key the admin role allows: %d", r.status)
+		}
 	}
 	if r := cl.as(o.owner, "PATCH", a.url+"/v1/users/"+u["id"].(string), map[string]any{"role": "member"}); r.status != 200 {
 		t.Fatalf("demote admin: %d %s", r.status, r.body)
 	}
-	waitFor(t, time.Second, func() bool { return cl.as(plain, "GET", b.url+"/v1/whoami", nil).status == 401 })
+	waitFor(t, time.Second, func() bool {
+		return cl.as(plain, "GET", b.url+"/v1/whoami", nil).status == 401 && cl.as(forMember2, "GET", b.url+"/v1/whoami", nil).status == 401
+	})
+	// The demoted user's own key stays (it acts with their new role).
+	if r := cl.as(o2, "GET", b.url+"/v1/whoami", nil); r.status != 200 {
+		t.Fatalf("the demoted user's own key: %d", r.status)
+	}
 	// And a member's key cannot mint a new one in their name.
 	if r := cl.as(o2, "POST", a.url+"/v1/api-keys", map[string]any{"name": "again", "kind": "service", "scopes": []string{"keys:read"}}); r.status != 403 {
 		t.Fatalf("demoted user creates a service key: %d", r.status)
