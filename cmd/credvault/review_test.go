@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -186,5 +187,41 @@ func TestJWTIssuerDefaultsToThePublicURL(t *testing.T) {
 	}
 	if r := cl.as(token, "GET", b.url+"/v1/whoami", nil); r.status != 200 {
 		t.Fatalf("the other replica: %d %s", r.status, r.body)
+	}
+}
+
+// TestRefusalLogHoldsNoPartOfAJWT: a refused JWT key whose signature
+// verifies but whose row is gone (its user deleted) is logged as
+// "jwt_…last4", never as the token up to some underscore: the token's
+// signature can be checked offline against the JWKS, so a logged prefix
+// leaves only a few characters to guess.
+func TestRefusalLogHoldsNoPartOfAJWT(t *testing.T) {
+	cl := newCluster(t, nil)
+	a := cl.start()
+	o := newOrg(t, cl, a)
+	var tokens []string
+	for i := 0; i < 5; i++ {
+		_, tok := cl.createKey(a, o.use, map[string]any{"name": "j", "scopes": []string{"keys:read"}, "format": "jwt"})
+		tokens = append(tokens, tok)
+	}
+	if r := cl.as(o.owner, "DELETE", a.url+"/v1/users/"+o.useID, nil); r.status != 204 {
+		t.Fatalf("delete: %d", r.status)
+	}
+	for _, tok := range tokens {
+		waitFor(t, time.Second, func() bool { return cl.as(tok, "GET", a.url+"/v1/whoami", nil).status == 401 })
+	}
+	logs := a.logs.String()
+	if !strings.Contains(logs, `"key":"jwt_…`+tokens[0][len(tokens[0])-4:]) {
+		t.Errorf("the refusal line does not name the key as jwt_…last4")
+	}
+	// The header is the same in every token; from the payload on, no 12
+	// characters of any token may appear.
+	for _, tok := range tokens {
+		start := strings.Index(tok, ".") + 1
+		for i := start; i+12 <= len(tok); i++ {
+			if strings.Contains(logs, tok[i:i+12]) {
+				t.Fatalf("the log holds part of a JWT key: %q", tok[i:i+12])
+			}
+		}
 	}
 }
