@@ -3222,8 +3222,10 @@ type ClientInterface interface {
 	// `endpoints:write`, `keys:read|write`, `users:read|write`; members:
 	// `credentials:read|use|write`, `keys:read|write`, `users:read`), so
 	// the caller's key must hold every one of them (403
-	// `insufficient_scope` naming those it lacks): a key never hands out
-	// more than it holds. The link is shown only in this answer (`Cache-Control: no-store`):
+	// `insufficient_scope` naming those it lacks), and have neither a
+	// rate limit nor an expiry (403 `exceeds_creator_key`: the session has
+	// neither, so keys made in it would escape the key's limits): a key
+	// never hands out more than it holds. The link is shown only in this answer (`Cache-Control: no-store`):
 	// credvault stores the SHA-256 of its token. It works once, for 15
 	// minutes: opening it shows a button, and pressing it starts a console
 	// session (so link previews and scanners cannot use it up). It starts
@@ -4756,8 +4758,10 @@ func (c *Client) UserUpdate(ctx context.Context, id UserId, body UserUpdateJSONR
 // `endpoints:write`, `keys:read|write`, `users:read|write`; members:
 // `credentials:read|use|write`, `keys:read|write`, `users:read`), so
 // the caller's key must hold every one of them (403
-// `insufficient_scope` naming those it lacks): a key never hands out
-// more than it holds. The link is shown only in this answer (`Cache-Control: no-store`):
+// `insufficient_scope` naming those it lacks), and have neither a
+// rate limit nor an expiry (403 `exceeds_creator_key`: the session has
+// neither, so keys made in it would escape the key's limits): a key
+// never hands out more than it holds. The link is shown only in this answer (`Cache-Control: no-store`):
 // credvault stores the SHA-256 of its token. It works once, for 15
 // minutes: opening it shows a button, and pressing it starts a console
 // session (so link previews and scanners cannot use it up). It starts
@@ -7903,8 +7907,10 @@ type ClientWithResponsesInterface interface {
 	// `endpoints:write`, `keys:read|write`, `users:read|write`; members:
 	// `credentials:read|use|write`, `keys:read|write`, `users:read`), so
 	// the caller's key must hold every one of them (403
-	// `insufficient_scope` naming those it lacks): a key never hands out
-	// more than it holds. The link is shown only in this answer (`Cache-Control: no-store`):
+	// `insufficient_scope` naming those it lacks), and have neither a
+	// rate limit nor an expiry (403 `exceeds_creator_key`: the session has
+	// neither, so keys made in it would escape the key's limits): a key
+	// never hands out more than it holds. The link is shown only in this answer (`Cache-Control: no-store`):
 	// credvault stores the SHA-256 of its token. It works once, for 15
 	// minutes: opening it shows a button, and pressing it starts a console
 	// session (so link previews and scanners cannot use it up). It starts
@@ -14663,8 +14669,10 @@ func (c *ClientWithResponses) UserUpdateWithResponse(ctx context.Context, id Use
 // `endpoints:write`, `keys:read|write`, `users:read|write`; members:
 // `credentials:read|use|write`, `keys:read|write`, `users:read`), so
 // the caller's key must hold every one of them (403
-// `insufficient_scope` naming those it lacks): a key never hands out
-// more than it holds. The link is shown only in this answer (`Cache-Control: no-store`):
+// `insufficient_scope` naming those it lacks), and have neither a
+// rate limit nor an expiry (403 `exceeds_creator_key`: the session has
+// neither, so keys made in it would escape the key's limits): a key
+// never hands out more than it holds. The link is shown only in this answer (`Cache-Control: no-store`):
 // credvault stores the SHA-256 of its token. It works once, for 15
 // minutes: opening it shows a button, and pressing it starts a console
 // session (so link previews and scanners cannot use it up). It starts

@@ -56,6 +56,22 @@ func TestSignInLinkNeverHandsOutMoreThanTheCallerHolds(t *testing.T) {
 	if r := cl.as(memberLevel, "POST", inst.url+"/v1/users/"+member+"/sign-in-links", nil); r.status != 201 {
 		t.Fatalf("member-level key for a member: %d %s", r.status, r.body)
 	}
+	// A key with a rate limit or an expiry cannot open a session that has
+	// neither (from which it could create unlimited, never-expiring keys),
+	// whatever its scopes.
+	_, expiring := cl.createKey(inst, ownerKey, map[string]any{"name": "expiring", "scopes": []string{"admin"}, "expires_in": "7d"})
+	_, limited := cl.createKey(inst, ownerKey, map[string]any{"name": "limited", "scopes": []string{"admin"},
+		"rate_limit": map[string]any{"requests": 5, "window_seconds": 60}})
+	before = countRows(t, cl.dbURL, `SELECT count(*) FROM sign_in_links`)
+	for name, key := range map[string]string{"expiring": expiring, "limited": limited} {
+		r := cl.as(key, "POST", inst.url+"/v1/users/"+ownerID+"/sign-in-links", nil)
+		if r.status != 403 || r.errCode(t) != "exceeds_creator_key" {
+			t.Errorf("%s admin key signs its owner in: %d %s", name, r.status, r.body)
+		}
+	}
+	if n := countRows(t, cl.dbURL, `SELECT count(*) FROM sign_in_links`); n != before {
+		t.Fatalf("refused requests stored %d links", n-before)
+	}
 }
 
 // TestJWTAlgorithmAndKeyConfusion: tokens an attacker can make without the

@@ -132,7 +132,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	})
 	s.values = credvault.NewValueCache(cfg.SecretCacheTTL)
 	s.usage = postgres.NewUsageWriter(s.store, log, time.Second)
-	s.sessions = &credvault.SessionService{Store: s.store, Users: s.store, Audit: s.store, Verifier: s.verifier}
+	s.sessions = &credvault.SessionService{Store: s.store, Users: s.store, Audit: s.store, Verifier: s.verifier, Keys: s.store}
 	s.store.OnInvalidate(s.invalidate)
 	s.startLoops(cfg)
 	// The listener loads the known-key set once LISTEN is in effect; wait
