@@ -2522,8 +2522,11 @@ type ClientInterface interface {
 	// subset of its scopes; `rate_limit` no more requests per window and no
 	// higher rate; `expires_at`/`expires_in` no later than the current
 	// expiry. A widening, or `null` for `rate_limit` or `expires_at`,
-	// answers 400 naming the field, and nothing is written. `mode` cannot
-	// change (it is part of the key). Scopes, limit and expiry of a revoked
+	// answers 400 naming the field, and nothing is written. `mode`,
+	// `format` and `agent` cannot change (they are part of the key). A
+	// JWT key's `scopes` and expiry cannot change either (400 naming the
+	// field): they are claims of its signed token, which offline
+	// verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
 	// key answer 409. Every instance applies the change at once. Audited
 	// as `api_key.update` with the names of the changed fields.
 	//
@@ -2544,8 +2547,11 @@ type ClientInterface interface {
 	// subset of its scopes; `rate_limit` no more requests per window and no
 	// higher rate; `expires_at`/`expires_in` no later than the current
 	// expiry. A widening, or `null` for `rate_limit` or `expires_at`,
-	// answers 400 naming the field, and nothing is written. `mode` cannot
-	// change (it is part of the key). Scopes, limit and expiry of a revoked
+	// answers 400 naming the field, and nothing is written. `mode`,
+	// `format` and `agent` cannot change (they are part of the key). A
+	// JWT key's `scopes` and expiry cannot change either (400 naming the
+	// field): they are claims of its signed token, which offline
+	// verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
 	// key answer 409. Every instance applies the change at once. Audited
 	// as `api_key.update` with the names of the changed fields.
 	//
@@ -2575,8 +2581,10 @@ type ClientInterface interface {
 	// `key`, shown this once (with `Cache-Control: no-store`). The old key
 	// keeps working for `grace_seconds` (default 0, at most 30 days, never
 	// beyond its own expiry), then expires; its `replaced_by` names the new
-	// key. The body is optional. The new key keeps the old one's
-	// `created_by`, and never outgrows the rolling key: it takes the
+	// key. The body is optional. The new key's `created_by` is the person
+	// who rolled it (for a service key that rolls, its creator): its
+	// secret is in their hands, so it is revoked with them. It never
+	// outgrows the rolling key: it takes the
 	// tighter rate limit and the earlier expiry of the two. A user key
 	// carrying `credentials:resolve` (from before that was refused) cannot
 	// be rolled: 400 naming `scopes`.
@@ -2598,8 +2606,10 @@ type ClientInterface interface {
 	// `key`, shown this once (with `Cache-Control: no-store`). The old key
 	// keeps working for `grace_seconds` (default 0, at most 30 days, never
 	// beyond its own expiry), then expires; its `replaced_by` names the new
-	// key. The body is optional. The new key keeps the old one's
-	// `created_by`, and never outgrows the rolling key: it takes the
+	// key. The body is optional. The new key's `created_by` is the person
+	// who rolled it (for a service key that rolls, its creator): its
+	// secret is in their hands, so it is revoked with them. It never
+	// outgrows the rolling key: it takes the
 	// tighter rate limit and the earlier expiry of the two. A user key
 	// carrying `credentials:resolve` (from before that was refused) cannot
 	// be rolled: 400 naming `scopes`.
@@ -2790,7 +2800,9 @@ type ClientInterface interface {
 	// included, else 400 `value_required` naming the field (all of them
 	// in `details.fields`) and nothing changes but a
 	// `credential.update_refused` audit event. Widening is: another
-	// `placement`, `param_name` or `value_prefix`; a `base_url` with
+	// `placement`, `param_name`, `value_prefix` or `username` (a basic
+	// credential's username precedes the value inside the encoded
+	// `username:value`, as a value prefix does); a `base_url` with
 	// another scheme or host[:port], a path outside the old one, or none
 	// where there was one; an `allowed_hosts` entry no old entry covers
 	// (the same entry, or a host under an old one-level wildcard on the
@@ -2833,7 +2845,9 @@ type ClientInterface interface {
 	// included, else 400 `value_required` naming the field (all of them
 	// in `details.fields`) and nothing changes but a
 	// `credential.update_refused` audit event. Widening is: another
-	// `placement`, `param_name` or `value_prefix`; a `base_url` with
+	// `placement`, `param_name`, `value_prefix` or `username` (a basic
+	// credential's username precedes the value inside the encoded
+	// `username:value`, as a value prefix does); a `base_url` with
 	// another scheme or host[:port], a path outside the old one, or none
 	// where there was one; an `allowed_hosts` entry no old entry covers
 	// (the same entry, or a host under an old one-level wildcard on the
@@ -3129,8 +3143,9 @@ type ClientInterface interface {
 	// Needs scope `users:write` and the role `owner` or `admin` (or a
 	// service key); only owners may delete owners (403 `forbidden_role`).
 	// Deleting yourself answers 400; deleting the org's last owner
-	// answers 409. In the same transaction the user's keys go and every
-	// service key they created (`created_by`) is revoked; the
+	// answers 409. In the same transaction the user's keys go, and every
+	// service key they created and every key they made for someone else
+	// (`created_by`; they received its secret) is revoked; the
 	// `user.delete` audit event lists those in `revoked_keys`, and every
 	// instance refuses all of them within a second.
 	//
@@ -3152,7 +3167,9 @@ type ClientInterface interface {
 	// Send at least one of `name` and `role`. A role change revokes, in the
 	// same transaction, the service keys the user created that the new
 	// role does not allow (a member: every one; an admin: those carrying
-	// `credentials:resolve`); the `user.update` audit event lists them in
+	// `credentials:resolve`), and the keys they made for other people that
+	// the new role could not make (a member: every one; an admin: those of
+	// owners); the `user.update` audit event lists them in
 	// `revoked_keys`, and every instance refuses them within a second.
 	//
 	// Takes any type of body and a specified content type.
@@ -3168,7 +3185,9 @@ type ClientInterface interface {
 	// Send at least one of `name` and `role`. A role change revokes, in the
 	// same transaction, the service keys the user created that the new
 	// role does not allow (a member: every one; an admin: those carrying
-	// `credentials:resolve`); the `user.update` audit event lists them in
+	// `credentials:resolve`), and the keys they made for other people that
+	// the new role could not make (a member: every one; an admin: those of
+	// owners); the `user.update` audit event lists them in
 	// `revoked_keys`, and every instance refuses them within a second.
 	//
 	// Takes a body of the `application/json` content type.
@@ -3181,7 +3200,15 @@ type ClientInterface interface {
 	// Needs scope `users:write` and the role `owner` or `admin` (or a
 	// service key); only owners create links for owners (403
 	// `forbidden_role`), since the console acts with the user's role.
-	// The link is shown only in this answer (`Cache-Control: no-store`):
+	// The session a link opens gets the console scopes of the user's role
+	// (owners and admins: `audit:read`, `credentials:read|use|write`,
+	// `endpoints:write`, `keys:read|write`, `users:read|write`; members:
+	// `credentials:read|use|write`, `keys:read|write`, `users:read`), so
+	// the caller's key must hold every one of them (403
+	// `insufficient_scope` naming those it lacks), and have neither a
+	// rate limit nor an expiry (403 `exceeds_creator_key`: the session has
+	// neither, so keys made in it would escape the key's limits): a key
+	// never hands out more than it holds. The link is shown only in this answer (`Cache-Control: no-store`):
 	// credvault stores the SHA-256 of its token. It works once, for 15
 	// minutes: opening it shows a button, and pressing it starts a console
 	// session (so link previews and scanners cannot use it up). It starts
@@ -3621,8 +3648,11 @@ func (c *Client) ApiKeyGet(ctx context.Context, id APIKeyId, reqEditors ...Reque
 // subset of its scopes; `rate_limit` no more requests per window and no
 // higher rate; `expires_at`/`expires_in` no later than the current
 // expiry. A widening, or `null` for `rate_limit` or `expires_at`,
-// answers 400 naming the field, and nothing is written. `mode` cannot
-// change (it is part of the key). Scopes, limit and expiry of a revoked
+// answers 400 naming the field, and nothing is written. `mode`,
+// `format` and `agent` cannot change (they are part of the key). A
+// JWT key's `scopes` and expiry cannot change either (400 naming the
+// field): they are claims of its signed token, which offline
+// verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
 // key answer 409. Every instance applies the change at once. Audited
 // as `api_key.update` with the names of the changed fields.
 //
@@ -3653,8 +3683,11 @@ func (c *Client) ApiKeyUpdateWithBody(ctx context.Context, id APIKeyId, contentT
 // subset of its scopes; `rate_limit` no more requests per window and no
 // higher rate; `expires_at`/`expires_in` no later than the current
 // expiry. A widening, or `null` for `rate_limit` or `expires_at`,
-// answers 400 naming the field, and nothing is written. `mode` cannot
-// change (it is part of the key). Scopes, limit and expiry of a revoked
+// answers 400 naming the field, and nothing is written. `mode`,
+// `format` and `agent` cannot change (they are part of the key). A
+// JWT key's `scopes` and expiry cannot change either (400 naming the
+// field): they are claims of its signed token, which offline
+// verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
 // key answer 409. Every instance applies the change at once. Audited
 // as `api_key.update` with the names of the changed fields.
 //
@@ -3704,8 +3737,10 @@ func (c *Client) ApiKeyRevoke(ctx context.Context, id APIKeyId, reqEditors ...Re
 // `key`, shown this once (with `Cache-Control: no-store`). The old key
 // keeps working for `grace_seconds` (default 0, at most 30 days, never
 // beyond its own expiry), then expires; its `replaced_by` names the new
-// key. The body is optional. The new key keeps the old one's
-// `created_by`, and never outgrows the rolling key: it takes the
+// key. The body is optional. The new key's `created_by` is the person
+// who rolled it (for a service key that rolls, its creator): its
+// secret is in their hands, so it is revoked with them. It never
+// outgrows the rolling key: it takes the
 // tighter rate limit and the earlier expiry of the two. A user key
 // carrying `credentials:resolve` (from before that was refused) cannot
 // be rolled: 400 naming `scopes`.
@@ -3737,8 +3772,10 @@ func (c *Client) ApiKeyRollWithBody(ctx context.Context, id APIKeyId, contentTyp
 // `key`, shown this once (with `Cache-Control: no-store`). The old key
 // keeps working for `grace_seconds` (default 0, at most 30 days, never
 // beyond its own expiry), then expires; its `replaced_by` names the new
-// key. The body is optional. The new key keeps the old one's
-// `created_by`, and never outgrows the rolling key: it takes the
+// key. The body is optional. The new key's `created_by` is the person
+// who rolled it (for a service key that rolls, its creator): its
+// secret is in their hands, so it is revoked with them. It never
+// outgrows the rolling key: it takes the
 // tighter rate limit and the earlier expiry of the two. A user key
 // carrying `credentials:resolve` (from before that was refused) cannot
 // be rolled: 400 naming `scopes`.
@@ -4009,7 +4046,9 @@ func (c *Client) CredentialGet(ctx context.Context, id CredentialId, reqEditors 
 // included, else 400 `value_required` naming the field (all of them
 // in `details.fields`) and nothing changes but a
 // `credential.update_refused` audit event. Widening is: another
-// `placement`, `param_name` or `value_prefix`; a `base_url` with
+// `placement`, `param_name`, `value_prefix` or `username` (a basic
+// credential's username precedes the value inside the encoded
+// `username:value`, as a value prefix does); a `base_url` with
 // another scheme or host[:port], a path outside the old one, or none
 // where there was one; an `allowed_hosts` entry no old entry covers
 // (the same entry, or a host under an old one-level wildcard on the
@@ -4062,7 +4101,9 @@ func (c *Client) CredentialUpdateWithBody(ctx context.Context, id CredentialId, 
 // included, else 400 `value_required` naming the field (all of them
 // in `details.fields`) and nothing changes but a
 // `credential.update_refused` audit event. Widening is: another
-// `placement`, `param_name` or `value_prefix`; a `base_url` with
+// `placement`, `param_name`, `value_prefix` or `username` (a basic
+// credential's username precedes the value inside the encoded
+// `username:value`, as a value prefix does); a `base_url` with
 // another scheme or host[:port], a path outside the old one, or none
 // where there was one; an `allowed_hosts` entry no old entry covers
 // (the same entry, or a host under an old one-level wildcard on the
@@ -4598,8 +4639,9 @@ func (c *Client) UserCreate(ctx context.Context, body UserCreateJSONRequestBody,
 // Needs scope `users:write` and the role `owner` or `admin` (or a
 // service key); only owners may delete owners (403 `forbidden_role`).
 // Deleting yourself answers 400; deleting the org's last owner
-// answers 409. In the same transaction the user's keys go and every
-// service key they created (`created_by`) is revoked; the
+// answers 409. In the same transaction the user's keys go, and every
+// service key they created and every key they made for someone else
+// (`created_by`; they received its secret) is revoked; the
 // `user.delete` audit event lists those in `revoked_keys`, and every
 // instance refuses all of them within a second.
 //
@@ -4641,7 +4683,9 @@ func (c *Client) UserGet(ctx context.Context, id UserId, reqEditors ...RequestEd
 // Send at least one of `name` and `role`. A role change revokes, in the
 // same transaction, the service keys the user created that the new
 // role does not allow (a member: every one; an admin: those carrying
-// `credentials:resolve`); the `user.update` audit event lists them in
+// `credentials:resolve`), and the keys they made for other people that
+// the new role could not make (a member: every one; an admin: those of
+// owners); the `user.update` audit event lists them in
 // `revoked_keys`, and every instance refuses them within a second.
 //
 // Takes any type of body and a specified content type.
@@ -4667,7 +4711,9 @@ func (c *Client) UserUpdateWithBody(ctx context.Context, id UserId, contentType 
 // Send at least one of `name` and `role`. A role change revokes, in the
 // same transaction, the service keys the user created that the new
 // role does not allow (a member: every one; an admin: those carrying
-// `credentials:resolve`); the `user.update` audit event lists them in
+// `credentials:resolve`), and the keys they made for other people that
+// the new role could not make (a member: every one; an admin: those of
+// owners); the `user.update` audit event lists them in
 // `revoked_keys`, and every instance refuses them within a second.
 //
 // Takes a body of the `application/json` content type.
@@ -4690,7 +4736,15 @@ func (c *Client) UserUpdate(ctx context.Context, id UserId, body UserUpdateJSONR
 // Needs scope `users:write` and the role `owner` or `admin` (or a
 // service key); only owners create links for owners (403
 // `forbidden_role`), since the console acts with the user's role.
-// The link is shown only in this answer (`Cache-Control: no-store`):
+// The session a link opens gets the console scopes of the user's role
+// (owners and admins: `audit:read`, `credentials:read|use|write`,
+// `endpoints:write`, `keys:read|write`, `users:read|write`; members:
+// `credentials:read|use|write`, `keys:read|write`, `users:read`), so
+// the caller's key must hold every one of them (403
+// `insufficient_scope` naming those it lacks), and have neither a
+// rate limit nor an expiry (403 `exceeds_creator_key`: the session has
+// neither, so keys made in it would escape the key's limits): a key
+// never hands out more than it holds. The link is shown only in this answer (`Cache-Control: no-store`):
 // credvault stores the SHA-256 of its token. It works once, for 15
 // minutes: opening it shows a button, and pressing it starts a console
 // session (so link previews and scanners cannot use it up). It starts
@@ -7111,8 +7165,11 @@ type ClientWithResponsesInterface interface {
 	// subset of its scopes; `rate_limit` no more requests per window and no
 	// higher rate; `expires_at`/`expires_in` no later than the current
 	// expiry. A widening, or `null` for `rate_limit` or `expires_at`,
-	// answers 400 naming the field, and nothing is written. `mode` cannot
-	// change (it is part of the key). Scopes, limit and expiry of a revoked
+	// answers 400 naming the field, and nothing is written. `mode`,
+	// `format` and `agent` cannot change (they are part of the key). A
+	// JWT key's `scopes` and expiry cannot change either (400 naming the
+	// field): they are claims of its signed token, which offline
+	// verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
 	// key answer 409. Every instance applies the change at once. Audited
 	// as `api_key.update` with the names of the changed fields.
 	//
@@ -7133,8 +7190,11 @@ type ClientWithResponsesInterface interface {
 	// subset of its scopes; `rate_limit` no more requests per window and no
 	// higher rate; `expires_at`/`expires_in` no later than the current
 	// expiry. A widening, or `null` for `rate_limit` or `expires_at`,
-	// answers 400 naming the field, and nothing is written. `mode` cannot
-	// change (it is part of the key). Scopes, limit and expiry of a revoked
+	// answers 400 naming the field, and nothing is written. `mode`,
+	// `format` and `agent` cannot change (they are part of the key). A
+	// JWT key's `scopes` and expiry cannot change either (400 naming the
+	// field): they are claims of its signed token, which offline
+	// verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
 	// key answer 409. Every instance applies the change at once. Audited
 	// as `api_key.update` with the names of the changed fields.
 	//
@@ -7166,8 +7226,10 @@ type ClientWithResponsesInterface interface {
 	// `key`, shown this once (with `Cache-Control: no-store`). The old key
 	// keeps working for `grace_seconds` (default 0, at most 30 days, never
 	// beyond its own expiry), then expires; its `replaced_by` names the new
-	// key. The body is optional. The new key keeps the old one's
-	// `created_by`, and never outgrows the rolling key: it takes the
+	// key. The body is optional. The new key's `created_by` is the person
+	// who rolled it (for a service key that rolls, its creator): its
+	// secret is in their hands, so it is revoked with them. It never
+	// outgrows the rolling key: it takes the
 	// tighter rate limit and the earlier expiry of the two. A user key
 	// carrying `credentials:resolve` (from before that was refused) cannot
 	// be rolled: 400 naming `scopes`.
@@ -7189,8 +7251,10 @@ type ClientWithResponsesInterface interface {
 	// `key`, shown this once (with `Cache-Control: no-store`). The old key
 	// keeps working for `grace_seconds` (default 0, at most 30 days, never
 	// beyond its own expiry), then expires; its `replaced_by` names the new
-	// key. The body is optional. The new key keeps the old one's
-	// `created_by`, and never outgrows the rolling key: it takes the
+	// key. The body is optional. The new key's `created_by` is the person
+	// who rolled it (for a service key that rolls, its creator): its
+	// secret is in their hands, so it is revoked with them. It never
+	// outgrows the rolling key: it takes the
 	// tighter rate limit and the earlier expiry of the two. A user key
 	// carrying `credentials:resolve` (from before that was refused) cannot
 	// be rolled: 400 naming `scopes`.
@@ -7391,7 +7455,9 @@ type ClientWithResponsesInterface interface {
 	// included, else 400 `value_required` naming the field (all of them
 	// in `details.fields`) and nothing changes but a
 	// `credential.update_refused` audit event. Widening is: another
-	// `placement`, `param_name` or `value_prefix`; a `base_url` with
+	// `placement`, `param_name`, `value_prefix` or `username` (a basic
+	// credential's username precedes the value inside the encoded
+	// `username:value`, as a value prefix does); a `base_url` with
 	// another scheme or host[:port], a path outside the old one, or none
 	// where there was one; an `allowed_hosts` entry no old entry covers
 	// (the same entry, or a host under an old one-level wildcard on the
@@ -7434,7 +7500,9 @@ type ClientWithResponsesInterface interface {
 	// included, else 400 `value_required` naming the field (all of them
 	// in `details.fields`) and nothing changes but a
 	// `credential.update_refused` audit event. Widening is: another
-	// `placement`, `param_name` or `value_prefix`; a `base_url` with
+	// `placement`, `param_name`, `value_prefix` or `username` (a basic
+	// credential's username precedes the value inside the encoded
+	// `username:value`, as a value prefix does); a `base_url` with
 	// another scheme or host[:port], a path outside the old one, or none
 	// where there was one; an `allowed_hosts` entry no old entry covers
 	// (the same entry, or a host under an old one-level wildcard on the
@@ -7756,8 +7824,9 @@ type ClientWithResponsesInterface interface {
 	// Needs scope `users:write` and the role `owner` or `admin` (or a
 	// service key); only owners may delete owners (403 `forbidden_role`).
 	// Deleting yourself answers 400; deleting the org's last owner
-	// answers 409. In the same transaction the user's keys go and every
-	// service key they created (`created_by`) is revoked; the
+	// answers 409. In the same transaction the user's keys go, and every
+	// service key they created and every key they made for someone else
+	// (`created_by`; they received its secret) is revoked; the
 	// `user.delete` audit event lists those in `revoked_keys`, and every
 	// instance refuses all of them within a second.
 	//
@@ -7783,7 +7852,9 @@ type ClientWithResponsesInterface interface {
 	// Send at least one of `name` and `role`. A role change revokes, in the
 	// same transaction, the service keys the user created that the new
 	// role does not allow (a member: every one; an admin: those carrying
-	// `credentials:resolve`); the `user.update` audit event lists them in
+	// `credentials:resolve`), and the keys they made for other people that
+	// the new role could not make (a member: every one; an admin: those of
+	// owners); the `user.update` audit event lists them in
 	// `revoked_keys`, and every instance refuses them within a second.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -7799,7 +7870,9 @@ type ClientWithResponsesInterface interface {
 	// Send at least one of `name` and `role`. A role change revokes, in the
 	// same transaction, the service keys the user created that the new
 	// role does not allow (a member: every one; an admin: those carrying
-	// `credentials:resolve`); the `user.update` audit event lists them in
+	// `credentials:resolve`), and the keys they made for other people that
+	// the new role could not make (a member: every one; an admin: those of
+	// owners); the `user.update` audit event lists them in
 	// `revoked_keys`, and every instance refuses them within a second.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -7812,7 +7885,15 @@ type ClientWithResponsesInterface interface {
 	// Needs scope `users:write` and the role `owner` or `admin` (or a
 	// service key); only owners create links for owners (403
 	// `forbidden_role`), since the console acts with the user's role.
-	// The link is shown only in this answer (`Cache-Control: no-store`):
+	// The session a link opens gets the console scopes of the user's role
+	// (owners and admins: `audit:read`, `credentials:read|use|write`,
+	// `endpoints:write`, `keys:read|write`, `users:read|write`; members:
+	// `credentials:read|use|write`, `keys:read|write`, `users:read`), so
+	// the caller's key must hold every one of them (403
+	// `insufficient_scope` naming those it lacks), and have neither a
+	// rate limit nor an expiry (403 `exceeds_creator_key`: the session has
+	// neither, so keys made in it would escape the key's limits): a key
+	// never hands out more than it holds. The link is shown only in this answer (`Cache-Control: no-store`):
 	// credvault stores the SHA-256 of its token. It works once, for 15
 	// minutes: opening it shows a button, and pressing it starts a console
 	// session (so link previews and scanners cannot use it up). It starts
@@ -13600,8 +13681,11 @@ func (c *ClientWithResponses) ApiKeyGetWithResponse(ctx context.Context, id APIK
 // subset of its scopes; `rate_limit` no more requests per window and no
 // higher rate; `expires_at`/`expires_in` no later than the current
 // expiry. A widening, or `null` for `rate_limit` or `expires_at`,
-// answers 400 naming the field, and nothing is written. `mode` cannot
-// change (it is part of the key). Scopes, limit and expiry of a revoked
+// answers 400 naming the field, and nothing is written. `mode`,
+// `format` and `agent` cannot change (they are part of the key). A
+// JWT key's `scopes` and expiry cannot change either (400 naming the
+// field): they are claims of its signed token, which offline
+// verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
 // key answer 409. Every instance applies the change at once. Audited
 // as `api_key.update` with the names of the changed fields.
 //
@@ -13628,8 +13712,11 @@ func (c *ClientWithResponses) ApiKeyUpdateWithBodyWithResponse(ctx context.Conte
 // subset of its scopes; `rate_limit` no more requests per window and no
 // higher rate; `expires_at`/`expires_in` no later than the current
 // expiry. A widening, or `null` for `rate_limit` or `expires_at`,
-// answers 400 naming the field, and nothing is written. `mode` cannot
-// change (it is part of the key). Scopes, limit and expiry of a revoked
+// answers 400 naming the field, and nothing is written. `mode`,
+// `format` and `agent` cannot change (they are part of the key). A
+// JWT key's `scopes` and expiry cannot change either (400 naming the
+// field): they are claims of its signed token, which offline
+// verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
 // key answer 409. Every instance applies the change at once. Audited
 // as `api_key.update` with the names of the changed fields.
 //
@@ -13673,8 +13760,10 @@ func (c *ClientWithResponses) ApiKeyRevokeWithResponse(ctx context.Context, id A
 // `key`, shown this once (with `Cache-Control: no-store`). The old key
 // keeps working for `grace_seconds` (default 0, at most 30 days, never
 // beyond its own expiry), then expires; its `replaced_by` names the new
-// key. The body is optional. The new key keeps the old one's
-// `created_by`, and never outgrows the rolling key: it takes the
+// key. The body is optional. The new key's `created_by` is the person
+// who rolled it (for a service key that rolls, its creator): its
+// secret is in their hands, so it is revoked with them. It never
+// outgrows the rolling key: it takes the
 // tighter rate limit and the earlier expiry of the two. A user key
 // carrying `credentials:resolve` (from before that was refused) cannot
 // be rolled: 400 naming `scopes`.
@@ -13702,8 +13791,10 @@ func (c *ClientWithResponses) ApiKeyRollWithBodyWithResponse(ctx context.Context
 // `key`, shown this once (with `Cache-Control: no-store`). The old key
 // keeps working for `grace_seconds` (default 0, at most 30 days, never
 // beyond its own expiry), then expires; its `replaced_by` names the new
-// key. The body is optional. The new key keeps the old one's
-// `created_by`, and never outgrows the rolling key: it takes the
+// key. The body is optional. The new key's `created_by` is the person
+// who rolled it (for a service key that rolls, its creator): its
+// secret is in their hands, so it is revoked with them. It never
+// outgrows the rolling key: it takes the
 // tighter rate limit and the earlier expiry of the two. A user key
 // carrying `credentials:resolve` (from before that was refused) cannot
 // be rolled: 400 naming `scopes`.
@@ -13952,7 +14043,9 @@ func (c *ClientWithResponses) CredentialGetWithResponse(ctx context.Context, id 
 // included, else 400 `value_required` naming the field (all of them
 // in `details.fields`) and nothing changes but a
 // `credential.update_refused` audit event. Widening is: another
-// `placement`, `param_name` or `value_prefix`; a `base_url` with
+// `placement`, `param_name`, `value_prefix` or `username` (a basic
+// credential's username precedes the value inside the encoded
+// `username:value`, as a value prefix does); a `base_url` with
 // another scheme or host[:port], a path outside the old one, or none
 // where there was one; an `allowed_hosts` entry no old entry covers
 // (the same entry, or a host under an old one-level wildcard on the
@@ -14001,7 +14094,9 @@ func (c *ClientWithResponses) CredentialUpdateWithBodyWithResponse(ctx context.C
 // included, else 400 `value_required` naming the field (all of them
 // in `details.fields`) and nothing changes but a
 // `credential.update_refused` audit event. Widening is: another
-// `placement`, `param_name` or `value_prefix`; a `base_url` with
+// `placement`, `param_name`, `value_prefix` or `username` (a basic
+// credential's username precedes the value inside the encoded
+// `username:value`, as a value prefix does); a `base_url` with
 // another scheme or host[:port], a path outside the old one, or none
 // where there was one; an `allowed_hosts` entry no old entry covers
 // (the same entry, or a host under an old one-level wildcard on the
@@ -14467,8 +14562,9 @@ func (c *ClientWithResponses) UserCreateWithResponse(ctx context.Context, body U
 // Needs scope `users:write` and the role `owner` or `admin` (or a
 // service key); only owners may delete owners (403 `forbidden_role`).
 // Deleting yourself answers 400; deleting the org's last owner
-// answers 409. In the same transaction the user's keys go and every
-// service key they created (`created_by`) is revoked; the
+// answers 409. In the same transaction the user's keys go, and every
+// service key they created and every key they made for someone else
+// (`created_by`; they received its secret) is revoked; the
 // `user.delete` audit event lists those in `revoked_keys`, and every
 // instance refuses all of them within a second.
 //
@@ -14506,7 +14602,9 @@ func (c *ClientWithResponses) UserGetWithResponse(ctx context.Context, id UserId
 // Send at least one of `name` and `role`. A role change revokes, in the
 // same transaction, the service keys the user created that the new
 // role does not allow (a member: every one; an admin: those carrying
-// `credentials:resolve`); the `user.update` audit event lists them in
+// `credentials:resolve`), and the keys they made for other people that
+// the new role could not make (a member: every one; an admin: those of
+// owners); the `user.update` audit event lists them in
 // `revoked_keys`, and every instance refuses them within a second.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -14528,7 +14626,9 @@ func (c *ClientWithResponses) UserUpdateWithBodyWithResponse(ctx context.Context
 // Send at least one of `name` and `role`. A role change revokes, in the
 // same transaction, the service keys the user created that the new
 // role does not allow (a member: every one; an admin: those carrying
-// `credentials:resolve`); the `user.update` audit event lists them in
+// `credentials:resolve`), and the keys they made for other people that
+// the new role could not make (a member: every one; an admin: those of
+// owners); the `user.update` audit event lists them in
 // `revoked_keys`, and every instance refuses them within a second.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -14547,7 +14647,15 @@ func (c *ClientWithResponses) UserUpdateWithResponse(ctx context.Context, id Use
 // Needs scope `users:write` and the role `owner` or `admin` (or a
 // service key); only owners create links for owners (403
 // `forbidden_role`), since the console acts with the user's role.
-// The link is shown only in this answer (`Cache-Control: no-store`):
+// The session a link opens gets the console scopes of the user's role
+// (owners and admins: `audit:read`, `credentials:read|use|write`,
+// `endpoints:write`, `keys:read|write`, `users:read|write`; members:
+// `credentials:read|use|write`, `keys:read|write`, `users:read`), so
+// the caller's key must hold every one of them (403
+// `insufficient_scope` naming those it lacks), and have neither a
+// rate limit nor an expiry (403 `exceeds_creator_key`: the session has
+// neither, so keys made in it would escape the key's limits): a key
+// never hands out more than it holds. The link is shown only in this answer (`Cache-Control: no-store`):
 // credvault stores the SHA-256 of its token. It works once, for 15
 // minutes: opening it shows a button, and pressing it starts a console
 // session (so link previews and scanners cannot use it up). It starts

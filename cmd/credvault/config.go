@@ -31,7 +31,7 @@ type Config struct {
 	TransitMount   string
 	TransitKey     string
 	SigningKey     string // CREDVAULT_SIGNING_KEY: the ed25519 transit key of JWT API keys
-	Issuer         string // CREDVAULT_ISSUER: iss of JWT API keys; "" = the listener's URL
+	Issuer         string // CREDVAULT_ISSUER: iss of JWT API keys; "" = PublicURL, else the listener's URL
 	KeyPrefix      string
 	AuthHeaders    []string
 	RedisURL       credvault.Secret

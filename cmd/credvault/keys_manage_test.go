@@ -132,6 +132,10 @@ func TestAPIKeyPatchRefusals(t *testing.T) {
 	neverID, _ := cl.createKey(a, owner, map[string]any{"name": "open", "scopes": []string{"keys:read"}})
 	revokedID, _ := cl.createKey(a, owner, map[string]any{"name": "gone", "scopes": []string{"keys:read"}})
 	cl.as(owner, "POST", a.url+"/v1/api-keys/"+revokedID+"/revoke", nil)
+	// A JWT key's scopes and expiry are claims of its signed token, which
+	// offline verifiers trust: narrowing only credvault's record would
+	// leave them accepting the wider key.
+	jwtID, _ := cl.createKey(a, owner, map[string]any{"name": "signed", "format": "jwt", "scopes": []string{"keys:read", "users:read"}, "expires_in": "30d"})
 	mres := cl.as(owner, "POST", a.url+"/v1/users", map[string]any{"email": "m@acme.test", "role": "member"})
 	_, member := cl.createKey(a, owner, map[string]any{"name": "m", "scopes": []string{"keys:read", "keys:write"}, "user_id": mres.json(t)["id"].(string)})
 	ares := cl.as(owner, "POST", a.url+"/v1/users", map[string]any{"email": "a@acme.test", "role": "admin"})
@@ -174,6 +178,12 @@ func TestAPIKeyPatchRefusals(t *testing.T) {
 		{"bad label", owner, id, map[string]any{"environment": "Prod uction"}, 400, `field "environment" must be 1-63`},
 		{"too many tags", owner, id, map[string]any{"tags": manyTags(21)}, 400, `"tags" holds at most 20`},
 		{"unknown field", owner, id, map[string]any{"kind": "service"}, 400, `unknown field "kind"`},
+		{"mode", owner, id, map[string]any{"mode": "test"}, 400, `unknown field "mode"`},
+		{"format", owner, id, map[string]any{"format": "jwt"}, 400, `unknown field "format"`},
+		{"agent", owner, jwtID, map[string]any{"agent": "other"}, 400, `unknown field "agent"`},
+		{"JWT key scopes narrowed", owner, jwtID, map[string]any{"scopes": []string{"keys:read"}}, 400, `field "scopes" cannot change on a JWT key`},
+		{"JWT key expiry brought forward", owner, jwtID, map[string]any{"expires_in": "7d"}, 400, `field "expires_in" cannot change on a JWT key`},
+		{"JWT key expiry date", owner, jwtID, map[string]any{"expires_at": time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339)}, 400, `field "expires_at" cannot change on a JWT key`},
 		{"empty body", owner, id, map[string]any{}, 400, "nothing to change"},
 		{"admin edits an owner's key", admin, id, map[string]any{"name": "x"}, 403, "only owners may"},
 		{"wrong type", owner, id, map[string]any{"name": 5}, 400, `field "name" must be a string`},
@@ -197,6 +207,11 @@ func TestAPIKeyPatchRefusals(t *testing.T) {
 	// may still be renamed (tidying).
 	if r := cl.as(owner, "PATCH", a.url+"/v1/api-keys/"+revokedID, map[string]any{"name": "old CI key"}); r.status != 200 {
 		t.Errorf("rename revoked key: %d %s", r.status, r.body)
+	}
+	// What the token does not carry still changes on a JWT key.
+	if r := cl.as(owner, "PATCH", a.url+"/v1/api-keys/"+jwtID, map[string]any{"name": "signed-ci", "environment": "staging",
+		"rate_limit": map[string]any{"requests": 10, "window_seconds": 60}}); r.status != 200 {
+		t.Errorf("rename and limit a JWT key: %d %s", r.status, r.body)
 	}
 }
 

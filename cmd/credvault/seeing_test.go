@@ -52,7 +52,7 @@ func (o *org) count(t *testing.T, query string, args ...any) int {
 func (o *org) credentialState(t *testing.T, id string) string {
 	t.Helper()
 	var s string
-	if err := o.a.s.db.Get(&s, `SELECT concat_ws('|', name, placement, param_name, value_prefix, base_url, allowed_hosts::text, ciphertext, sharing_mode, updated_at::text)
+	if err := o.a.s.db.Get(&s, `SELECT concat_ws('|', name, placement, param_name, value_prefix, username, base_url, allowed_hosts::text, ciphertext, sharing_mode, updated_at::text)
 		FROM credentials WHERE id = $1`, id); err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +77,7 @@ func TestNobodySeesAValue(t *testing.T) {
 		{"user_id": o.useID, "permission": "use"}, {"user_id": o.manageID, "permission": "manage"}}}
 	for _, pl := range []map[string]any{
 		{"placement": "header", "param_name": "X-Secret"}, {"placement": "query", "param_name": "api_key"}, {"placement": "bearer"},
+		{"placement": "basic", "username": "AC-planted-user"},
 	} {
 		name := pl["placement"].(string)
 		values[name] = "sk_live_" + name + "_PLANTED_9f3a7c"
@@ -212,7 +213,16 @@ func TestNobodySeesAValue(t *testing.T) {
 		"value_prefix": {
 			"header": {"value_prefix": "leak "},
 		},
+		// The username sits in front of the value inside the one encoded
+		// "username:value": changing it is changing a value prefix.
+		"username": {
+			"basic": {"username": "AC-other-user"},
+		},
 	}
+	for _, f := range []string{"base_url", "allowed_hosts"} {
+		widen[f]["basic"] = widen[f]["bearer"]
+	}
+	widen["placement"]["basic"] = map[string]any{"placement": "header", "param_name": "X-Leak", "username": ""}
 	callers := []struct {
 		name, key string
 		status    int
@@ -255,7 +265,7 @@ func TestNobodySeesAValue(t *testing.T) {
 		}
 	}
 	// The value still goes only where it went.
-	for _, pl := range []string{"header", "query", "bearer"} {
+	for _, pl := range []string{"header", "query", "bearer", "basic"} {
 		if r := cl.as(o.use, "GET", a.url+"/v1/proxy/"+creds[pl]+"/after", nil); r.status != 200 {
 			t.Fatalf("proxy after the refused edits: %d %s", r.status, r.body)
 		}
@@ -333,12 +343,21 @@ func TestKeyPowerEndsWithItsCreator(t *testing.T) {
 		t.Fatalf("bad created_by: %d", r.status)
 	}
 
+	// A service key the owner made, rolled by the admin: the new secret is
+	// the admin's, so it stands on the admin and goes with them.
+	ownerSvcID, _ := cl.createKey(a, o.owner, map[string]any{"name": "owner-svc", "kind": "service", "scopes": []string{"keys:read"}})
+	r := cl.as(o.admin, "POST", a.url+"/v1/api-keys/"+ownerSvcID+"/roll", nil)
+	if r.status != 201 || r.json(t)["created_by"] != o.adminID {
+		t.Fatalf("admin rolls the owner's service key: %d %s", r.status, r.body)
+	}
+	rolledByAdmin := r.json(t)["key"].(string)
+
 	if r := cl.as(o.owner, "DELETE", a.url+"/v1/users/"+o.adminID, nil); r.status != 204 {
 		t.Fatalf("delete admin: %d %s", r.status, r.body)
 	}
 	start := time.Now()
 	waitFor(t, time.Second, func() bool {
-		for _, k := range []string{o.admin, svc, chain} {
+		for _, k := range []string{o.admin, svc, chain, rolledByAdmin, forMember} {
 			if cl.as(k, "GET", b.url+"/v1/whoami", nil).status != 401 {
 				return false
 			}
@@ -349,14 +368,16 @@ func TestKeyPowerEndsWithItsCreator(t *testing.T) {
 	if r := cl.as(svc, "POST", b.url+"/v1/users", map[string]any{"email": "new-admin@acme.test", "role": "admin"}); r.status != 401 {
 		t.Fatalf("the deleted admin's service key creates an admin: %d", r.status)
 	}
-	// A member's own key acts with the member's role: it stays.
-	if r := cl.as(forMember, "GET", b.url+"/v1/whoami", nil); r.status != 200 {
-		t.Fatalf("the member's key the admin made: %d", r.status)
+	// The key the admin made for a member went too (the admin received its
+	// secret); the member's keys from anyone else stay.
+	if r := cl.as(o.use, "GET", b.url+"/v1/whoami", nil); r.status != 200 {
+		t.Fatalf("the member's key the owner made: %d", r.status)
 	}
-	if r := cl.as(o.owner, "POST", a.url+"/v1/api-keys/"+forMemberID+"/roll", map[string]any{"grace_seconds": 60}); r.status != 201 {
+	if r := cl.as(o.owner, "POST", a.url+"/v1/api-keys/"+forMemberID+"/roll", map[string]any{"grace_seconds": 60}); r.status != 409 {
 		t.Fatalf("roll the member's key the deleted admin made: %d %s", r.status, r.body)
 	}
-	if n := o.count(t, `SELECT count(*) FROM audit_events WHERE action = 'user.delete' AND data->'revoked_keys' ? $1 AND data->'revoked_keys' ? $2`, svcID, chainID); n != 1 {
+	if n := o.count(t, `SELECT count(*) FROM audit_events WHERE action = 'user.delete' AND data->'revoked_keys' ? $1 AND data->'revoked_keys' ? $2
+		AND data->'revoked_keys' ? $3`, svcID, chainID, forMemberID); n != 1 {
 		t.Fatalf("user.delete audit without the revoked keys")
 	}
 
@@ -367,17 +388,31 @@ func TestKeyPowerEndsWithItsCreator(t *testing.T) {
 	_, o2 := cl.createKey(a, o.owner, map[string]any{"name": "o2", "scopes": []string{"admin"}, "user_id": u["id"]})
 	_, runner := cl.createKey(a, o2, map[string]any{"name": "runner2", "kind": "service", "scopes": []string{"credentials:resolve"}})
 	_, plain := cl.createKey(a, o2, map[string]any{"name": "plain", "kind": "service", "scopes": []string{"keys:read"}})
+	// Keys o2 makes for other people: admins cannot make one for an owner,
+	// members for nobody.
+	_, forOwner := cl.createKey(a, o2, map[string]any{"name": "for-owner", "scopes": []string{"keys:read"}, "user_id": o.ownerID})
+	_, forMember2 := cl.createKey(a, o2, map[string]any{"name": "for-member-2", "scopes": []string{"keys:read"}, "user_id": o.noID})
 	if r := cl.as(o.owner, "PATCH", a.url+"/v1/users/"+u["id"].(string), map[string]any{"role": "admin"}); r.status != 200 {
 		t.Fatalf("demote owner: %d %s", r.status, r.body)
 	}
-	waitFor(t, time.Second, func() bool { return cl.as(runner, "GET", b.url+"/v1/whoami", nil).status == 401 })
-	if r := cl.as(plain, "GET", b.url+"/v1/whoami", nil); r.status != 200 {
-		t.Fatalf("a service key the admin role allows: %d", r.status)
+	waitFor(t, time.Second, func() bool {
+		return cl.as(runner, "GET", b.url+"/v1/whoami", nil).status == 401 && cl.as(forOwner, "GET", b.url+"/v1/whoami", nil).status == 401
+	})
+	for _, k := range []string{plain, forMember2} {
+		if r := cl.as(k, "GET", b.url+"/v1/whoami", nil); r.status != 200 {
+			t.Fatalf("a key the admin role allows: %d", r.status)
+		}
 	}
 	if r := cl.as(o.owner, "PATCH", a.url+"/v1/users/"+u["id"].(string), map[string]any{"role": "member"}); r.status != 200 {
 		t.Fatalf("demote admin: %d %s", r.status, r.body)
 	}
-	waitFor(t, time.Second, func() bool { return cl.as(plain, "GET", b.url+"/v1/whoami", nil).status == 401 })
+	waitFor(t, time.Second, func() bool {
+		return cl.as(plain, "GET", b.url+"/v1/whoami", nil).status == 401 && cl.as(forMember2, "GET", b.url+"/v1/whoami", nil).status == 401
+	})
+	// The demoted user's own key stays (it acts with their new role).
+	if r := cl.as(o2, "GET", b.url+"/v1/whoami", nil); r.status != 200 {
+		t.Fatalf("the demoted user's own key: %d", r.status)
+	}
 	// And a member's key cannot mint a new one in their name.
 	if r := cl.as(o2, "POST", a.url+"/v1/api-keys", map[string]any{"name": "again", "kind": "service", "scopes": []string{"keys:read"}}); r.status != 403 {
 		t.Fatalf("demoted user creates a service key: %d", r.status)

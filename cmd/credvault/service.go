@@ -106,7 +106,12 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("CREDVAULT_ADDR: cannot listen on %s: %w", cfg.Addr, err)
 	}
+	// iss: CREDVAULT_ISSUER, else the public URL (the same on every
+	// replica), else this listener's URL.
 	issuer := cfg.Issuer
+	if issuer == "" {
+		issuer = cfg.PublicURL
+	}
 	if issuer == "" {
 		issuer = s.URL()
 	}
@@ -127,7 +132,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	})
 	s.values = credvault.NewValueCache(cfg.SecretCacheTTL)
 	s.usage = postgres.NewUsageWriter(s.store, log, time.Second)
-	s.sessions = &credvault.SessionService{Store: s.store, Users: s.store, Audit: s.store, Verifier: s.verifier}
+	s.sessions = &credvault.SessionService{Store: s.store, Users: s.store, Audit: s.store, Verifier: s.verifier, Keys: s.store}
 	s.store.OnInvalidate(s.invalidate)
 	s.startLoops(cfg)
 	// The listener loads the known-key set once LISTEN is in effect; wait

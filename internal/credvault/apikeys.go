@@ -118,9 +118,7 @@ func (s *APIKeyService) CreateAPIKey(ctx context.Context, in CreateAPIKeyInput) 
 	if err := capToCreator(k, parent, in.ExpiresIn, in.ExpiresAt != nil); err != nil {
 		return nil, Secret{}, err
 	}
-	var legacy bool
-	k.CreatedBy, legacy = creatorOf(p, parent)
-	k.Legacy = k.Kind == KeyKindService && (legacy || k.CreatedBy == nil)
+	setCreator(k, p, parent)
 	secret, err := s.mintFormat(ctx, k)
 	if err != nil {
 		return nil, Secret{}, err
@@ -374,7 +372,8 @@ type UpdateAPIKeyInput struct {
 // UpdateAPIKey edits a key's metadata and narrows what it may do: its name,
 // environment label and tags change freely; its scopes may only shrink, its
 // rate limit only fall (fewer requests and no higher rate), its expiry only
-// come earlier. The change reaches every instance's cache at once. The same
+// come earlier. A JWT key's scopes and expiry are claims of its signed
+// token and do not change (signedClaimsFixed). The change reaches every instance's cache at once. The same
 // people may edit a key as may revoke it. Errors: EFORBIDDEN, ENOTFOUND,
 // EINVALID naming the field (a widening, or a bad value); ECONFLICT for a
 // revoked key's scopes, limit or expiry (it can never be used again).
@@ -423,6 +422,9 @@ func (s *APIKeyService) narrow(k *APIKey, in UpdateAPIKeyInput) (APIKeyUpdate, [
 	if usage && k.RevokedAt != nil {
 		return upd, nil, Errorf(ECONFLICT, "this key is revoked: its scopes, rate limit and expiry no longer matter")
 	}
+	if err := signedClaimsFixed(k, in); err != nil {
+		return upd, nil, err
+	}
 	if in.Scopes != nil {
 		scopes, err := NormalizeScopes("scopes", in.Scopes)
 		if err != nil {
@@ -465,6 +467,29 @@ func (s *APIKeyService) narrow(k *APIKey, in UpdateAPIKeyInput) (APIKeyUpdate, [
 	return upd, changed, nil
 }
 
+// signedClaimsFixed refuses to change what a JWT key's token carries as
+// claims (scope, exp): offline verifiers trust the token and the JWKS
+// alone, so credvault narrowing its own record would leave them accepting
+// the wider key. Such a key is replaced instead. Errors: EINVALID
+// naming the field.
+func signedClaimsFixed(k *APIKey, in UpdateAPIKeyInput) error {
+	if k.Format != KeyFormatJWT {
+		return nil
+	}
+	field := ""
+	switch {
+	case in.Scopes != nil:
+		field = "scopes"
+	case in.ExpiresAt != nil || in.ClearExpiry:
+		field = "expires_at"
+	case in.ExpiresIn != "":
+		field = "expires_in"
+	default:
+		return nil
+	}
+	return Errorf(EINVALID, "field %q cannot change on a JWT key: it is signed into the token as a claim, which offline verifiers trust; create a key with the new value and revoke this one", field)
+}
+
 // lowerRate reports whether next allows no more than cur: no more
 // requests in one window (the burst) and no higher average rate
 // (requests/window compared by cross-multiplying, in integers).
@@ -474,7 +499,8 @@ func lowerRate(next, cur RateLimit) bool {
 }
 
 // RollAPIKey issues a replacement with the same settings; the old key keeps
-// working for graceSeconds, then expires. Errors: EFORBIDDEN, ENOTFOUND,
+// working for graceSeconds, then expires. The replacement's created_by is
+// the roller (creatorOf), who receives its secret. Errors: EFORBIDDEN, ENOTFOUND,
 // EINVALID (grace out of range), ECONFLICT (revoked, expired or already
 // rolled).
 func (s *APIKeyService) RollAPIKey(ctx context.Context, id string, graceSeconds int) (*APIKey, Secret, error) {
@@ -502,9 +528,6 @@ func (s *APIKeyService) RollAPIKey(ctx context.Context, id string, graceSeconds 
 	next := &APIKey{
 		OrgID: old.OrgID, UserID: old.UserID, Kind: old.Kind, Name: old.Name, Mode: old.Mode, Environment: old.Environment,
 		Scopes: old.Scopes, Tags: old.Tags, RateLimit: old.RateLimit, ExpiresAt: old.ExpiresAt,
-		// The replacement carries the same power, handed out by the same
-		// person: it is revoked with the old key's creator.
-		CreatedBy: old.CreatedBy, Legacy: old.Legacy,
 		Format: old.Format, Agent: old.Agent,
 	}
 	parent, err := s.creatorKey(ctx, p)
@@ -512,6 +535,10 @@ func (s *APIKeyService) RollAPIKey(ctx context.Context, id string, graceSeconds 
 		return nil, Secret{}, err
 	}
 	clampToCreator(next, parent)
+	// The replacement's secret is in the roller's hands, so its power
+	// comes from the roller (who holds every scope it carries, checked
+	// above): it is revoked with the roller, like a key they created.
+	setCreator(next, p, parent)
 	secret, err := s.mintFormat(ctx, next)
 	if err != nil {
 		return nil, Secret{}, err
@@ -605,6 +632,14 @@ func (s *APIKeyService) creatorKey(ctx context.Context, p *Principal) (*APIKey, 
 		return nil, &Error{Code: EUNAUTHORIZED, Reason: "revoked_api_key", Message: "API key was revoked: create a new one"}
 	}
 	return k, err
+}
+
+// setCreator records on k the person its power comes from (creatorOf),
+// and marks a service key with no known person behind it as legacy.
+func setCreator(k *APIKey, p *Principal, parent *APIKey) {
+	var legacy bool
+	k.CreatedBy, legacy = creatorOf(p, parent)
+	k.Legacy = k.Kind == KeyKindService && (legacy || k.CreatedBy == nil)
 }
 
 // creatorOf is the person a new key's power comes from: the caller's user,

@@ -9,8 +9,11 @@ import (
 
 // Widened lists the fields whose change from before to after lets a
 // credential's value go somewhere, or in a form, it could not before:
-//   - placement, param_name, value_prefix: any change (the value lands in
-//     another header, in the URL, or behind other text);
+//   - placement, param_name, value_prefix, username: any change (the
+//     value lands in another header, in the URL, or behind other text; a
+//     basic credential's username is text in front of the value inside
+//     the one encoded "username:value" the upstream receives, which is
+//     what value_prefix is to the other placements);
 //   - base_url: another scheme or host, dropping it (any path on the
 //     allowed hosts), or a path outside the old one; setting one where
 //     there was none, or a path below the old one, narrows;
@@ -29,6 +32,9 @@ func Widened(before, after *Credential) []string {
 	}
 	if after.ValuePrefix != before.ValuePrefix {
 		out = append(out, "value_prefix")
+	}
+	if after.Username != before.Username {
+		out = append(out, "username")
 	}
 	if baseURLWidens(before.BaseURL, after.BaseURL) {
 		out = append(out, "base_url")

@@ -17,6 +17,11 @@ func TestWidened(t *testing.T) {
 		{"placement", func(c *Credential) { c.Placement = PlacementQuery }, []string{"placement"}},
 		{"param_name", func(c *Credential) { c.ParamName = "X-Other" }, []string{"param_name"}},
 		{"value_prefix", func(c *Credential) { c.ValuePrefix = "" }, []string{"value_prefix"}},
+		{"username", func(c *Credential) { c.Username = "AC-other" }, []string{"username"}},
+		{"to basic with a username", func(c *Credential) {
+			c.Placement, c.ParamName, c.ValuePrefix, c.Username = PlacementBasic, "", "", "AC1"
+		},
+			[]string{"placement", "param_name", "value_prefix", "username"}},
 		{"base_url other host", func(c *Credential) { c.BaseURL = "https://evil.example.net/tenants/42" }, []string{"base_url"}},
 		{"base_url other scheme", func(c *Credential) { c.BaseURL = "http://api.example.com/tenants/42" }, []string{"base_url"}},
 		{"base_url other port", func(c *Credential) { c.BaseURL = "https://api.example.com:8443/tenants/42" }, []string{"base_url"}},

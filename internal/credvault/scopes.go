@@ -66,6 +66,22 @@ func RoleAllowsServiceKey(role Role, scopes []string) bool {
 	return false
 }
 
+// RoleAllowsKeyFor reports whether a user of role may stand behind a key
+// they created for another person, who holds the role holder: owners for
+// anyone, admins for anyone but owners, members for nobody (the rules of
+// creating one). The creator received the key's secret, so when their role
+// no longer allows it (demotion, deletion) the key is revoked: otherwise a
+// removed admin keeps acting as every person they minted a key for.
+func RoleAllowsKeyFor(role, holder Role) bool {
+	switch role {
+	case RoleOwner:
+		return true
+	case RoleAdmin:
+		return holder != RoleOwner
+	}
+	return false
+}
+
 // MissingScopes returns the scopes of want that scopes do not grant.
 func MissingScopes(scopes, want []string) []string {
 	var missing []string

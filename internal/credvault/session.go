@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"strings"
 	"time"
 )
 
@@ -93,7 +94,11 @@ type SessionService struct {
 	Users    UserStore
 	Audit    AuditStore
 	Verifier KeyVerifier
-	Now      func() time.Time
+	// Keys reads the key a sign-in link's creator authenticated with.
+	Keys interface {
+		FindAPIKeyByID(ctx context.Context, orgID, id string) (*APIKey, error)
+	}
+	Now func() time.Time
 }
 
 func (s *SessionService) now() time.Time {
@@ -120,7 +125,11 @@ func HashToken(tok string) [32]byte { return sha256.Sum256([]byte(tok)) }
 // CreateSignInLink issues a one-time sign-in link token for a user of the
 // caller's org, valid for SignInLinkTTL. The caller needs users:write and
 // the owner or admin role; only owners issue links for owners (a link acts
-// with its user's role). Errors: EFORBIDDEN, ENOTFOUND (no such user).
+// with its user's role); and the caller must hold every scope of
+// ConsoleScopes(target's role), which the session will get, through a key
+// without rate limit or expiry (sessionWithinKey). Errors: EFORBIDDEN
+// (forbidden_role, insufficient_scope, exceeds_creator_key), ENOTFOUND (no
+// such user).
 func (s *SessionService) CreateSignInLink(ctx context.Context, userID string) (*SignInLinkRecord, Secret, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -139,11 +148,45 @@ func (s *SessionService) CreateSignInLink(ctx context.Context, userID string) (*
 	if err := ownersOnly(p, target.Role); err != nil {
 		return nil, Secret{}, err
 	}
+	// The link opens a session with the console scopes of the target's
+	// role: a key never hands out more than it holds, so users:write alone
+	// cannot turn into keys:write through a session.
+	if missing := MissingScopes(p.Scopes, ConsoleScopes(target.Role)); len(missing) > 0 {
+		return nil, Secret{}, &Error{Code: EFORBIDDEN, Reason: "insufficient_scope",
+			Message: "a sign-in link opens a console session with the scopes of the user's role, and this API key lacks: " + strings.Join(missing, ", ")}
+	}
+	if err := s.sessionWithinKey(ctx, p); err != nil {
+		return nil, Secret{}, err
+	}
 	creator := p.UserID
 	if creator == "" {
 		creator = p.KeyID
 	}
 	return s.issueLink(ctx, target, creator)
+}
+
+// sessionWithinKey refuses a sign-in link to a caller whose API key has a
+// rate limit or an expiry: the session the link opens has neither (and no
+// creating key to cap the keys made in it), so the link would let the key
+// mint keys beyond its own limits, the way a roll or a child key may not.
+// Callers without a key (console link sessions) are people, not capped.
+// Errors: EFORBIDDEN exceeds_creator_key, EUNAUTHORIZED when the key is gone.
+func (s *SessionService) sessionWithinKey(ctx context.Context, p *Principal) error {
+	if p.KeyID == "" || s.Keys == nil {
+		return nil
+	}
+	k, err := s.Keys.FindAPIKeyByID(ctx, p.OrgID, p.KeyID)
+	if ErrorCode(err) == ENOTFOUND {
+		return &Error{Code: EUNAUTHORIZED, Reason: "revoked_api_key", Message: "API key was revoked: create a new one"}
+	}
+	if err != nil {
+		return err
+	}
+	if k.RateLimit != nil || k.ExpiresAt != nil {
+		return &Error{Code: EFORBIDDEN, Reason: "exceeds_creator_key",
+			Message: "this API key has a rate limit or an expiry, and a sign-in link opens a console session with neither; use a key without them, or the console's Members page"}
+	}
+	return nil
 }
 
 // IssueOwnerSignInLink issues a sign-in link for the first owner of the

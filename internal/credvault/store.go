@@ -82,11 +82,13 @@ type UserStore interface {
 	// UpdateUser applies upd; ECONFLICT when it would leave the org without
 	// an owner. Role changes invalidate the user's cached keys everywhere
 	// and, in the same transaction, revoke the service keys the user
-	// created that RoleAllowsServiceKey no longer allows for the new role
-	// (their ids go into ev.Data["revoked_keys"]).
+	// created that RoleAllowsServiceKey no longer allows for the new role,
+	// and the keys they made for others that RoleAllowsKeyFor no longer
+	// allows (their ids go into ev.Data["revoked_keys"]).
 	UpdateUser(ctx context.Context, orgID, id string, upd UserUpdate, ev *AuditEvent) (*User, error)
 	// DeleteUser removes the user and their keys and revokes every service
-	// key they created, in one transaction (refused by every instance at
+	// key they created and every key they made for someone else, in one
+	// transaction (refused by every instance at
 	// once); ECONFLICT for the last owner.
 	DeleteUser(ctx context.Context, orgID, id string, ev *AuditEvent) error
 }

@@ -107,8 +107,13 @@ func (s *Server) noteRefusedKey(c *fiber.Ctx, v credvault.Verification, presente
 }
 
 // displayOf is "prefix_mode_…last4" of a well-formed key, the form
-// listings show; "" for anything else.
+// listings show, and "jwt_…last4" of a JWT key (whose base64url holds
+// underscores anywhere: cutting at one would log most of the token, whose
+// signature anyone can check against the JWKS); "" for anything else.
 func displayOf(key string) string {
+	if credvault.LooksLikeJWS(key) {
+		return "jwt_…" + key[len(key)-4:]
+	}
 	// <prefix>_<mode>_<random>_<checksum>: keep up to the second "_".
 	n := 0
 	for i := 0; i < len(key); i++ {

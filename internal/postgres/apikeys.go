@@ -106,12 +106,14 @@ func insertAPIKey(ctx context.Context, tx *txn, k *credvault.APIKey) error {
 }
 
 // checkCreator re-reads, under a share lock, the role of the person a new
-// service key's power comes from: a deletion or demotion takes that row's
-// update lock, so either it commits first and the key is refused here, or
-// it waits for this transaction and then revokes the new key too. (A user
-// key acts with its own user's role, whoever created it.)
+// key's power comes from, for a service key and for a user key made for
+// someone else (whose secret its creator received): a deletion or
+// demotion takes that row's update lock, so either it commits first and
+// the key is refused here, or it waits for this transaction and then
+// revokes the new key too. (A key of one's own acts with one's own role.)
 func checkCreator(ctx context.Context, tx *txn, k *credvault.APIKey) error {
-	if k.Kind != credvault.KeyKindService || k.CreatedBy == nil || k.Legacy {
+	forOther := k.Kind == credvault.KeyKindUser && k.UserID != nil && k.CreatedBy != nil && *k.UserID != *k.CreatedBy
+	if (k.Kind != credvault.KeyKindService && !forOther) || k.CreatedBy == nil || k.Legacy {
 		return nil
 	}
 	var role credvault.Role
@@ -123,31 +125,49 @@ func checkCreator(ctx context.Context, tx *txn, k *credvault.APIKey) error {
 	if err != nil {
 		return translate(err, "user")
 	}
-	if !credvault.RoleAllowsServiceKey(role, k.Scopes) {
+	allowed := credvault.RoleAllowsServiceKey(role, k.Scopes)
+	if forOther {
+		var holder credvault.Role
+		if err := tx.GetContext(ctx, &holder, `SELECT role FROM users WHERE org_id = $1 AND id = $2`, k.OrgID, *k.UserID); err != nil {
+			return translate(err, "user")
+		}
+		allowed = credvault.RoleAllowsKeyFor(role, holder)
+	}
+	if !allowed {
 		return &credvault.Error{Code: credvault.EFORBIDDEN, Reason: "forbidden_role",
-			Message: "the role of the person this key's power comes from does not allow a service key with these scopes"}
+			Message: "the role of the person this key's power comes from does not allow this key"}
 	}
 	return nil
 }
 
-// revokeCreatedServiceKeys revokes, inside tx, the active service keys that
-// userID stands behind (created_by) and that keep(scopes) refuses, tells
-// every instance to drop them, and returns their ids.
-func revokeCreatedServiceKeys(ctx context.Context, tx *txn, orgID, userID string, keep func(scopes []string) bool) ([]string, error) {
-	var rows []struct {
-		ID      string         `db:"id"`
-		KeyHash []byte         `db:"key_hash"`
-		Scopes  pq.StringArray `db:"scopes"`
-	}
+// createdKey is an active key a user stands behind (created_by): a service
+// key, or a user key they made for someone else, with that person's role.
+type createdKey struct {
+	ID      string         `db:"id"`
+	KeyHash []byte         `db:"key_hash"`
+	Kind    string         `db:"kind"`
+	Scopes  pq.StringArray `db:"scopes"`
+	Holder  sql.NullString `db:"holder_role"`
+}
+
+// revokeCreatedKeys revokes, inside tx, the active keys userID stands
+// behind (created_by) for which allowed is false: their service keys and
+// the user keys they made for other people (their own go with them on
+// deletion and act with their role otherwise). It tells every instance to
+// drop them and returns their ids.
+func revokeCreatedKeys(ctx context.Context, tx *txn, orgID, userID string, allowed func(k createdKey) bool) ([]string, error) {
+	var rows []createdKey
 	if err := tx.SelectContext(ctx, &rows, `
-		SELECT id, key_hash, scopes FROM api_keys
-		WHERE org_id = $1 AND created_by = $2 AND kind = 'service' AND revoked_at IS NULL
-		ORDER BY id FOR UPDATE`, orgID, userID); err != nil {
+		SELECT k.id, k.key_hash, k.kind, k.scopes, u.role AS holder_role FROM api_keys k
+		LEFT JOIN users u ON u.id = k.user_id
+		WHERE k.org_id = $1 AND k.created_by = $2 AND k.revoked_at IS NULL
+		  AND (k.kind = 'service' OR k.user_id IS DISTINCT FROM $2)
+		ORDER BY k.id FOR UPDATE OF k`, orgID, userID); err != nil {
 		return nil, translate(err, "API keys")
 	}
 	ids := []string{}
 	for _, r := range rows {
-		if keep([]string(r.Scopes)) {
+		if allowed(r) {
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = now(), updated_at = now() WHERE id = $1`, r.ID); err != nil {

@@ -116,8 +116,11 @@ func (s *Store) UpdateUser(ctx context.Context, orgID, id string, upd credvault.
 			if err := tx.notify(ctx, "user:"+id); err != nil {
 				return err
 			}
-			revoked, err := revokeCreatedServiceKeys(ctx, tx, orgID, id, func(scopes []string) bool {
-				return credvault.RoleAllowsServiceKey(u.Role, scopes)
+			revoked, err := revokeCreatedKeys(ctx, tx, orgID, id, func(k createdKey) bool {
+				if k.Kind == credvault.KeyKindService {
+					return credvault.RoleAllowsServiceKey(u.Role, k.Scopes)
+				}
+				return credvault.RoleAllowsKeyFor(u.Role, credvault.Role(k.Holder.String))
 			})
 			if err != nil {
 				return err
@@ -133,8 +136,9 @@ func (s *Store) UpdateUser(ctx context.Context, orgID, id string, upd credvault.
 }
 
 // DeleteUser removes a user; their keys go with them (foreign key
-// cascade), every service key they created is revoked, and every instance
-// drops all of them from its cache at once.
+// cascade), every service key they created and every key they made for
+// someone else is revoked, and every instance drops all of them from its
+// cache at once.
 func (s *Store) DeleteUser(ctx context.Context, orgID, id string, ev *credvault.AuditEvent) error {
 	return s.inTx(ctx, "user", func(tx *txn) error {
 		var role credvault.Role
@@ -152,7 +156,7 @@ func (s *Store) DeleteUser(ctx context.Context, orgID, id string, ev *credvault.
 		if err := tx.notify(ctx, "user:"+id); err != nil {
 			return err
 		}
-		revoked, err := revokeCreatedServiceKeys(ctx, tx, orgID, id, func([]string) bool { return false })
+		revoked, err := revokeCreatedKeys(ctx, tx, orgID, id, func(createdKey) bool { return false })
 		if err != nil {
 			return err
 		}
