@@ -132,7 +132,12 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	})
 	s.values = credvault.NewValueCache(cfg.SecretCacheTTL)
 	s.usage = postgres.NewUsageWriter(s.store, log, time.Second)
-	s.sessions = &credvault.SessionService{Store: s.store, Users: s.store, Audit: s.store, Verifier: s.verifier, Keys: s.store}
+	s.sessions = &credvault.SessionService{Store: s.store, Users: s.store, Audit: s.store, Verifier: s.verifier, Keys: s.store,
+		SigningMinVersion: s.signing.MinVersion,
+		Limit: func(ctx context.Context, keyID string, rl credvault.RateLimit) (bool, time.Duration) {
+			d, err := limiter.Allow(ctx, keyID, apikey.Limit{Requests: rl.Requests, Window: time.Duration(rl.WindowSeconds) * time.Second})
+			return err != nil || d.Allowed, d.RetryAfter
+		}}
 	s.store.OnInvalidate(s.invalidate)
 	s.startLoops(cfg)
 	// The listener loads the known-key set once LISTEN is in effect; wait

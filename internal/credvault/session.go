@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -63,6 +64,13 @@ type Session struct {
 	KeyScopes []string   // joined from api_keys (key sessions)
 	KeyEnds   *time.Time // the key's expiry, if any
 	KeyGone   bool       // the key is revoked
+	// KeyFormat and KeySigningVersion: a JWT key's session ends when its
+	// signing key version is retired (min_decryption_version raised).
+	KeyFormat         string
+	KeySigningVersion int
+	// KeyRateLimit is the key's limit, spent by every console request of
+	// the session as by every API request made with the key.
+	KeyRateLimit *RateLimit
 }
 
 // SessionStore persists sign-in links and console sessions.
@@ -98,7 +106,15 @@ type SessionService struct {
 	Keys interface {
 		FindAPIKeyByID(ctx context.Context, orgID, id string) (*APIKey, error)
 	}
-	Now func() time.Time
+	// SigningMinVersion, when set, is the lowest signing key version JWT
+	// keys may carry (apikey.SigningKeys.MinVersion): a session opened with
+	// an older JWT key ends, as the key itself is refused.
+	SigningMinVersion func() int
+	// Limit, when set, spends one request of a key session's rate limit
+	// and reports whether it was allowed and, if not, when to retry: a
+	// session never does more than the key it was opened with.
+	Limit func(ctx context.Context, keyID string, rl RateLimit) (allowed bool, retryAfter time.Duration)
+	Now   func() time.Time
 }
 
 func (s *SessionService) now() time.Time {
@@ -325,8 +341,10 @@ func (s *SessionService) refused(ctx context.Context, orgID, userID, method, rea
 // Authenticate turns a session cookie value into the Principal the domain
 // services authorize: the user with their current role and, for a link
 // session, ConsoleScopes(role); for a key session, the key's scopes. It
-// refreshes the idle timer at most once a minute. Errors: EUNAUTHORIZED
-// (no such session, idle too long, too old, or its key ended), EUNAVAILABLE.
+// refreshes the idle timer at most once a minute. A key session spends the
+// key's rate limit on every request. Errors: EUNAUTHORIZED (no such
+// session, idle too long, too old, or its key ended: revoked, expired, or
+// a JWT key whose signing version was retired), ERATELIMITED, EUNAVAILABLE.
 func (s *SessionService) Authenticate(ctx context.Context, token string) (*Principal, *Session, error) {
 	if token == "" {
 		return nil, nil, errSession
@@ -346,6 +364,15 @@ func (s *SessionService) Authenticate(ctx context.Context, token string) (*Princ
 	case sess.KeyID != nil && (sess.KeyGone || sess.KeyEnds != nil && !now.Before(*sess.KeyEnds)):
 		_ = s.Store.DeleteSession(ctx, sess.TokenHash, nil)
 		return nil, nil, errSession
+	case sess.KeyID != nil && sess.KeyFormat == KeyFormatJWT && s.SigningMinVersion != nil && sess.KeySigningVersion < s.SigningMinVersion():
+		_ = s.Store.DeleteSession(ctx, sess.TokenHash, nil)
+		return nil, nil, errSession
+	}
+	if sess.KeyID != nil && sess.KeyRateLimit != nil && s.Limit != nil {
+		if ok, retry := s.Limit(ctx, *sess.KeyID, *sess.KeyRateLimit); !ok {
+			return nil, nil, &Error{Code: ERATELIMITED, Reason: "rate_limited",
+				Message: fmt.Sprintf("the API key this session was opened with has reached its rate limit; try again in %d seconds", int(retry.Seconds()+0.999))}
+		}
 	}
 	if now.Sub(sess.LastSeenAt) >= sessionTouchEvery {
 		if err := s.Store.TouchSession(ctx, sess.ID, now); err != nil {

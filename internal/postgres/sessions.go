@@ -94,10 +94,16 @@ func (s *Store) FindSession(ctx context.Context, hash [32]byte) (*credvault.Sess
 		Scopes     pq.StringArray `db:"scopes"`
 		KeyExpires sql.NullTime   `db:"key_expires_at"`
 		KeyRevoked bool           `db:"key_revoked"`
+		KeyFormat  sql.NullString `db:"key_format"`
+		KeySigned  sql.NullInt64  `db:"key_signing_version"`
+		KeyRate    sql.NullInt64  `db:"key_rate_limit"`
+		KeyWindow  sql.NullInt64  `db:"key_rate_window_secs"`
 	}
 	err := s.db.GetContext(ctx, &r, `
 		SELECT s.id, s.org_id, s.user_id, s.key_id, s.method, s.created_at, s.last_seen_at, s.expires_at,
 		       u.role, u.email, k.scopes, k.expires_at AS key_expires_at,
+		       k.format AS key_format, k.signing_version AS key_signing_version,
+		       k.rate_limit AS key_rate_limit, k.rate_window_secs AS key_rate_window_secs,
 		       (s.key_id IS NOT NULL AND (k.id IS NULL OR k.revoked_at IS NOT NULL)) AS key_revoked
 		FROM console_sessions s
 		JOIN users u ON u.id = s.user_id AND u.org_id = s.org_id
@@ -114,6 +120,10 @@ func (s *Store) FindSession(ctx context.Context, hash [32]byte) (*credvault.Sess
 	}
 	if r.KeyExpires.Valid {
 		sess.KeyEnds = &r.KeyExpires.Time
+	}
+	sess.KeyFormat, sess.KeySigningVersion = r.KeyFormat.String, int(r.KeySigned.Int64)
+	if r.KeyRate.Valid && r.KeyWindow.Valid {
+		sess.KeyRateLimit = &credvault.RateLimit{Requests: int(r.KeyRate.Int64), WindowSeconds: int(r.KeyWindow.Int64)}
 	}
 	return sess, nil
 }
