@@ -106,7 +106,7 @@ func targetURL(c *Credential, rel *url.URL, target string) (*url.URL, error) {
 		}
 		return u, nil
 	}
-	base, err := url.Parse(c.BaseURL)
+	base, err := c.baseURL()
 	if err != nil {
 		return nil, Wrap(EINTERNAL, err, "stored base_url does not parse")
 	}

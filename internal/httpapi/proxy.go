@@ -2,12 +2,15 @@ package httpapi
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"credvault/internal/credvault"
 )
@@ -128,12 +131,20 @@ func (s *Server) handleProxy(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if c.Method() != http.MethodHead {
+		if err := bufferSmallBody(c.Response(), resp.Body); err != nil {
+			return err
+		}
+	} else {
+		// No body goes back; release the upstream connection now.
+		resp.Body.Close()
+	}
 	c.Status(resp.StatusCode)
 	// The upstream's own rate-limit headers win over credvault's for the
 	// caller's key: two sets would be ambiguous.
-	for _, h := range []string{"Ratelimit-Limit", "Ratelimit-Remaining", "Ratelimit-Reset", "Retry-After"} {
+	for _, h := range upstreamRateLimitHeaders {
 		if _, ok := resp.Header[h]; ok {
-			for _, mine := range []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"} {
+			for _, mine := range ownRateLimitHeaders {
 				c.Response().Header.Del(mine)
 			}
 			break
@@ -147,15 +158,83 @@ func (s *Server) handleProxy(c *fiber.Ctx) error {
 			c.Response().Header.Add(k, v)
 		}
 	}
-	if c.Method() == http.MethodHead {
-		// No body goes back; release the upstream connection now.
-		resp.Body.Close()
-		return nil
-	}
-	// fasthttp closes the stream once it has sent it.
-	c.Response().SetBodyStream(resp.Body, -1)
 	return nil
 }
+
+var (
+	upstreamRateLimitHeaders = []string{"Ratelimit-Limit", "Ratelimit-Remaining", "Ratelimit-Reset", "Retry-After"}
+	ownRateLimitHeaders      = []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"}
+)
+
+// maxBufferedBody is the largest (scrubbed) response body the proxy holds
+// in memory to send it in one write with Content-Length; the rest of a
+// larger body streams (chunked).
+const maxBufferedBody = 64 << 10
+
+// proxyReadBuf recycles the buffers bufferSmallBody reads through.
+var proxyReadBuf = sync.Pool{New: func() any {
+	b := make([]byte, 16<<10)
+	return &b
+}}
+
+// declaredLength is implemented by the injector's response bodies: the
+// length the upstream declared on the wire (Content-Length, before
+// decompression and scrubbing), or -1.
+type declaredLength interface{ UpstreamLength() int64 }
+
+// bufferSmallBody sets the scrubbed upstream body as dst's body. When the
+// upstream declared a length of at most maxBufferedBody — so that reading
+// it to the end waits for nothing but bytes already on their way — it is
+// read (scrubbed) into memory: a body that ends within maxBufferedBody goes
+// out in one write with its Content-Length, a longer one (decompression
+// can grow it) streams on from where reading stopped. A body of unknown
+// length (chunked, server-sent events, decompressed by the transport)
+// streams from the start, so that what the upstream sends as it comes is
+// relayed as it comes. body is closed once read (fasthttp closes a
+// stream once sent); on a read error it is closed, dst keeps no body, and
+// the error (a *credvault.Error from the injector) is returned.
+func bufferSmallBody(dst *fasthttp.Response, body io.ReadCloser) error {
+	dl, ok := body.(declaredLength)
+	if ok {
+		n := dl.UpstreamLength()
+		ok = n >= 0 && n <= maxBufferedBody
+	}
+	if !ok {
+		dst.SetBodyStream(body, -1)
+		return nil
+	}
+	bp := proxyReadBuf.Get().(*[]byte)
+	defer proxyReadBuf.Put(bp)
+	buf := *bp
+	total := 0
+	for {
+		n, err := body.Read(buf)
+		dst.AppendBody(buf[:n])
+		total += n
+		switch {
+		case err == io.EOF:
+			body.Close()
+			return nil
+		case err != nil:
+			body.Close()
+			dst.ResetBody()
+			return err
+		case total > maxBufferedBody:
+			head := bytes.Clone(dst.Body())
+			dst.SetBodyStream(&prefixedBody{Reader: io.MultiReader(bytes.NewReader(head), body), body: body}, -1)
+			return nil
+		}
+	}
+}
+
+// prefixedBody is what was already read of a body, then the rest of it;
+// Close closes the body.
+type prefixedBody struct {
+	io.Reader
+	body io.Closer
+}
+
+func (p *prefixedBody) Close() error { return p.body.Close() }
 
 type injectRequest struct {
 	CredentialID string `json:"credential_id" validate:"required,uuid"`

@@ -156,19 +156,18 @@ func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }
 // way); EUNAVAILABLE "upstream_response_encoded" for a body in a
 // content-coding other than gzip, which could not be scrubbed.
 func (c *Client) Do(req *http.Request, cred *credvault.Credential, value credvault.Secret) (*http.Response, error) {
-	pol, err := newPolicy(cred)
+	pc, err := prepare(cred, value)
 	if err == nil && (req == nil || req.URL == nil) {
 		err = notUsable("the outbound request has no URL", nil)
 	}
 	if err == nil {
-		err = pol.check(req.URL)
+		err = pc.pol.check(req.URL)
 	}
 	if err != nil {
 		closeBody(req)
 		return nil, err
 	}
-	v := value.Reveal()
-	scrub := scrubberFor(pol, value)
+	pol, scrub, v := pc.pol, pc.scrub, pc.value
 	ctx, cancel := context.WithTimeout(req.Context(), c.opts.Timeout)
 	origHost := hostKey(req.URL)
 
@@ -279,6 +278,34 @@ func (c *Client) redirect(ctx context.Context, orig, prev *http.Request, resp *h
 		return nil
 	}
 	return next
+}
+
+// prepared is what Do derives from a credential and its value: the parsed
+// placement and allowed_hosts, and the response scrubber. It is immutable.
+type prepared struct {
+	pol   *policy
+	scrub responseScrubber
+	value string
+}
+
+// prepare returns cred's prepared state: from the credential's Memo when
+// the value cache holds it (built on first use, dropped with the cached
+// copy on any change to the credential), else built for this call. The
+// state is reused only for the very value it was built from. Errors: those
+// of newPolicy.
+func prepare(cred *credvault.Credential, value credvault.Secret) (*prepared, error) {
+	m := cred.Memo()
+	v := value.Reveal()
+	if pc, ok := m.Outbound().(*prepared); ok && pc.value == v {
+		return pc, nil
+	}
+	pol, err := newPolicy(cred)
+	if err != nil {
+		return nil, err
+	}
+	pc := &prepared{pol: pol, scrub: scrubberFor(pol, value), value: v}
+	m.SetOutbound(pc)
+	return pc, nil
 }
 
 // hostKey names a destination for the same-host test: lower-case host
