@@ -79,40 +79,115 @@ func cleanLabel(s string) string {
 // outboundRequest builds the upstream request from the caller's: method,
 // path after /v1/proxy/{id}, raw query, body and end-to-end headers, minus
 // hop-by-hop headers, the caller's credvault key headers and every
-// X-Credvault-* header.
+// X-Credvault-* header. The kept header names and values share one string
+// and their value slices one array, to keep the per-call allocations few.
 func (s *Server) outboundRequest(c *fiber.Ctx, id string) (*http.Request, error) {
-	raw := string(c.Request().URI().PathOriginal())
-	rest := strings.TrimPrefix(raw, proxyPrefix+id)
-	rel := &url.URL{RawQuery: string(c.Request().URI().QueryString())}
+	uri := c.Request().URI()
+	path := uri.PathOriginal()
+	if len(path) >= len(proxyPrefix)+len(id) && string(path[:len(proxyPrefix)]) == proxyPrefix && string(path[len(proxyPrefix):len(proxyPrefix)+len(id)]) == id {
+		path = path[len(proxyPrefix)+len(id):]
+	}
+	rest := string(path)
 	p, err := url.PathUnescape(rest)
 	if err != nil {
 		return nil, credvault.Errorf(credvault.EINVALID, "the path after /v1/proxy/{credential_id} is not a valid URL path")
 	}
+	req, err := http.NewRequestWithContext(c.UserContext(), c.Method(), "/", http.NoBody)
+	if err != nil {
+		return nil, credvault.Errorf(credvault.EINVALID, "method %q is not valid", c.Method())
+	}
+	if len(c.Body()) > 0 {
+		b := bytes.Clone(c.Body())
+		req.Body = io.NopCloser(bytes.NewReader(b))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	}
+	rel := req.URL
+	rel.RawQuery = string(uri.QueryString())
 	rel.Path, rel.RawPath = p, ""
 	if rest != rel.EscapedPath() {
 		rel.RawPath = rest
 	}
-	req, err := http.NewRequestWithContext(c.UserContext(), c.Method(), "http://upstream/", bytes.NewReader(bytes.Clone(c.Body())))
-	if err != nil {
-		return nil, credvault.Errorf(credvault.EINVALID, "method %q is not valid", c.Method())
-	}
-	req.URL = rel
-	auth := map[string]bool{}
-	for _, h := range s.cfg.AuthHeaders {
-		auth[http.CanonicalHeaderKey(h)] = true
-	}
-	c.Request().Header.VisitAll(func(k, v []byte) {
-		name := http.CanonicalHeaderKey(string(k))
-		if dropRequestHeaders[name] || auth[name] || strings.HasPrefix(name, "X-Credvault-") {
-			return
+	s.copyRequestHeaders(c, req.Header)
+	if conn := c.Get(fiber.HeaderConnection); conn != "" {
+		for _, h := range strings.Split(conn, ",") {
+			req.Header.Del(strings.TrimSpace(h))
 		}
-		req.Header.Add(name, string(v))
-	})
-	for _, h := range strings.Split(c.Get(fiber.HeaderConnection), ",") {
-		req.Header.Del(strings.TrimSpace(h))
 	}
 	req.ContentLength = int64(len(c.Body()))
 	return req, nil
+}
+
+// copyRequestHeaders adds the caller's forwardable headers (see
+// outboundRequest) to h, in two passes: the first sizes one buffer for
+// every kept name and value, the second cuts the strings out of it.
+func (s *Server) copyRequestHeaders(c *fiber.Ctx, h http.Header) {
+	hdr := &c.Request().Header
+	size, count := 0, 0
+	hdr.VisitAll(func(k, v []byte) {
+		if s.forwardHeader(k) {
+			size += len(k) + len(v)
+			count++
+		}
+	})
+	if count == 0 {
+		return
+	}
+	buf := make([]byte, 0, size)
+	hdr.VisitAll(func(k, v []byte) {
+		if s.forwardHeader(k) {
+			buf = append(buf, k...)
+			buf = append(buf, v...)
+		}
+	})
+	all := string(buf)
+	vals := make([]string, count)
+	i, off := 0, 0
+	hdr.VisitAll(func(k, v []byte) {
+		if !s.forwardHeader(k) {
+			return
+		}
+		name := all[off : off+len(k)]
+		value := all[off+len(k) : off+len(k)+len(v)]
+		off += len(k) + len(v)
+		name = http.CanonicalHeaderKey(name) // no copy when already canonical, as fasthttp keeps it
+		if old, ok := h[name]; ok {
+			h[name] = append(old, value)
+			return
+		}
+		vals[i] = value
+		h[name] = vals[i : i+1 : i+1]
+		i++
+	})
+}
+
+// forwardHeader reports whether the caller's header named k goes to the
+// upstream: not hop-by-hop, not a key header, not X-Credvault-*.
+func (s *Server) forwardHeader(k []byte) bool {
+	if !isCanonicalHeader(k) {
+		return s.forwardHeaderName(http.CanonicalHeaderKey(string(k)))
+	}
+	return !dropRequestHeaders[string(k)] && !s.authHeaderSet[string(k)] && !bytes.HasPrefix(k, []byte("X-Credvault-"))
+}
+
+func (s *Server) forwardHeaderName(name string) bool {
+	return !dropRequestHeaders[name] && !s.authHeaderSet[name] && !strings.HasPrefix(name, "X-Credvault-")
+}
+
+// isCanonicalHeader reports whether k is already in the form
+// http.CanonicalHeaderKey gives (upper case after the start and each '-',
+// lower case elsewhere), as fasthttp normally keeps names.
+func isCanonicalHeader(k []byte) bool {
+	upper := true
+	for _, b := range k {
+		switch {
+		case upper && 'a' <= b && b <= 'z', !upper && 'A' <= b && b <= 'Z':
+			return false
+		case b == ' ' || b >= 0x80:
+			return false // CanonicalHeaderKey leaves such names alone; take the slow path
+		}
+		upper = b == '-'
+	}
+	return true
 }
 
 // handleProxy is ANY /v1/proxy/{credential_id}/{path…}: the caller's call,

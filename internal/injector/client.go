@@ -169,7 +169,6 @@ func (c *Client) Do(req *http.Request, cred *credvault.Credential, value credvau
 	}
 	pol, scrub, v := pc.pol, pc.scrub, pc.value
 	ctx, cancel := context.WithTimeout(req.Context(), c.opts.Timeout)
-	origHost := hostKey(req.URL)
 
 	// A shallow copy with its own URL, header and trailer: apply changes
 	// those, and the caller's request must never hold the value.
@@ -178,7 +177,7 @@ func (c *Client) Do(req *http.Request, cred *credvault.Credential, value credvau
 	out.URL = &u
 	out.Header = baseHeader(req.Header)
 	out.Trailer = req.Trailer.Clone()
-	pol.apply(out, v)
+	pol.place(out, v, pc.header)
 	for hops := 0; ; hops++ {
 		resp, err := c.transport.RoundTrip(out)
 		if err != nil {
@@ -189,7 +188,7 @@ func (c *Client) Do(req *http.Request, cred *credvault.Credential, value credvau
 		if hops >= c.opts.MaxRedirects || !isRedirect(resp.StatusCode) {
 			return c.finish(ctx, cancel, req, out.URL.Host, resp, scrub)
 		}
-		next := c.redirect(ctx, req, out, resp, pol, origHost, v, scrub)
+		next := c.redirect(ctx, req, out, resp, pol, hostKey(req.URL), v, scrub)
 		if next == nil {
 			return c.finish(ctx, cancel, req, out.URL.Host, resp, scrub)
 		}
@@ -283,9 +282,10 @@ func (c *Client) redirect(ctx context.Context, orig, prev *http.Request, resp *h
 // prepared is what Do derives from a credential and its value: the parsed
 // placement and allowed_hosts, and the response scrubber. It is immutable.
 type prepared struct {
-	pol   *policy
-	scrub responseScrubber
-	value string
+	pol    *policy
+	scrub  responseScrubber
+	value  string
+	header []string // the header value placed (policy.headerValues)
 }
 
 // prepare returns cred's prepared state: from the credential's Memo when
@@ -303,7 +303,7 @@ func prepare(cred *credvault.Credential, value credvault.Secret) (*prepared, err
 	if err != nil {
 		return nil, err
 	}
-	pc := &prepared{pol: pol, scrub: scrubberFor(pol, value), value: v}
+	pc := &prepared{pol: pol, scrub: scrubberFor(pol, value), value: v, header: pol.headerValues(v)}
 	m.SetOutbound(pc)
 	return pc, nil
 }
