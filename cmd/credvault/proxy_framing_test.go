@@ -98,3 +98,48 @@ func TestProxyResponseFraming(t *testing.T) {
 		t.Errorf("cut body: %d %s; want 502 upstream_unreachable", r.status, r.body)
 	}
 }
+
+// TestProxyForwardsCallerHeaders: the caller's end-to-end headers reach
+// the upstream with every value, in order; hop-by-hop headers, those the
+// caller's Connection header names, the key headers and X-Credvault-*
+// headers do not.
+func TestProxyForwardsCallerHeaders(t *testing.T) {
+	cl := newCluster(t, privateEgress())
+	a := cl.start()
+	_, owner := cl.bootstrap(a, "acme")
+	up := newUpstream(t, nil)
+	id := cl.createCredential(a, owner, map[string]any{"name": "hdrs", "placement": "header", "param_name": "X-Upstream-Key",
+		"value": "sk_headers_0123456789", "base_url": up.URL, "allowed_hosts": []string{up.HostP}})["id"].(string)
+	req, _ := http.NewRequest("GET", a.url+"/v1/proxy/"+id+"/h", nil)
+	req.Header.Set("X-API-Key", owner)
+	req.Header["x-lower-case"] = []string{"a"}
+	req.Header.Add("X-Multi", "1")
+	req.Header.Add("X-Multi", "2")
+	req.Header.Set("X-Drop-Me", "y")
+	req.Header.Set("Connection", "keep-alive, X-Drop-Me")
+	req.Header.Set("X-Credvault-Node-Id", "n1")
+	req.Header.Set("X-Upstream-Key", "caller-supplied")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	got := up.last(t).Header
+	if v := got.Values("X-Multi"); len(v) != 2 || v[0] != "1" || v[1] != "2" {
+		t.Errorf("X-Multi = %q, want both values in order", v)
+	}
+	if got.Get("X-Lower-Case") != "a" {
+		t.Errorf("lower-case header lost: %v", got)
+	}
+	for _, h := range []string{"X-Api-Key", "X-Drop-Me", "X-Credvault-Node-Id"} {
+		if got.Get(h) != "" {
+			t.Errorf("%s forwarded: %q", h, got.Get(h))
+		}
+	}
+	if v := got.Values("X-Upstream-Key"); len(v) != 1 || v[0] != "sk_headers_0123456789" {
+		t.Errorf("placed header = %q, want only the credential's value", v)
+	}
+}
