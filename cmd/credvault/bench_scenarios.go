@@ -33,6 +33,7 @@ type bench struct {
 	orgID, userID       string
 	pool                []string // valid keys the verify scenarios send
 	profiles            int
+	ngx                 *nginxPeers // nil without nginx
 }
 
 func (bn *bench) stop() {
@@ -94,7 +95,7 @@ func (bn *bench) setup(ctx context.Context, env benchEnv) error {
 	for _, s := range []*service{bn.a, bn.b, bn.cold, bn.nocache} {
 		s.verifier.Reset(ctx)
 	}
-	return nil
+	return bn.startNginx(ctx)
 }
 
 func (bn *bench) run(ctx context.Context) ([]scenarioResult, error) {
@@ -145,13 +146,37 @@ func (bn *bench) loadFor(ctx context.Context, what string, dur time.Duration, ne
 // half the duration each (baseline, scenario, baseline, scenario), so that
 // drift in the machine's load hits both alike.
 func (bn *bench) paired(ctx context.Context, what string, base, scen func(int) reqSpec, baseOK, scenOK func(int) bool) (loadResult, loadResult) {
+	rs := bn.rounds(ctx, what, &leg{name: "baseline", next: base, ok: baseOK}, &leg{next: scen, ok: scenOK})
+	return rs[0], rs[1]
+}
+
+// leg is one load of a round: a name ("" for the scenario itself), the
+// requests and the statuses that count as success.
+type leg struct {
+	name string
+	next func(int) reqSpec
+	ok   func(int) bool
+}
+
+// rounds measures each leg in turn, in two rounds of half the duration
+// each, and returns their merged results in the order given; a nil leg is
+// skipped (its result is empty).
+func (bn *bench) rounds(ctx context.Context, what string, legs ...*leg) []loadResult {
 	half := bn.opts.duration / 2
-	var b, s loadResult
+	out := make([]loadResult, len(legs))
 	for round := 1; round <= 2; round++ {
-		b = merge(b, bn.loadFor(ctx, fmt.Sprintf("%s baseline, round %d/2", what, round), half, base, baseOK))
-		s = merge(s, bn.loadFor(ctx, fmt.Sprintf("%s, round %d/2", what, round), half, scen, scenOK))
+		for i, l := range legs {
+			if l == nil {
+				continue
+			}
+			label := what
+			if l.name != "" {
+				label += " " + l.name
+			}
+			out[i] = merge(out[i], bn.loadFor(ctx, fmt.Sprintf("%s, round %d/2", label, round), half, l.next, l.ok))
+		}
 	}
-	return b, s
+	return out
 }
 
 // merge adds the requests and time of two runs.
@@ -161,6 +186,14 @@ func merge(a, b loadResult) loadResult {
 }
 
 func newGet(url string, headers ...string) reqSpec { return reqSpec{url: url, headers: headers} }
+
+// newGetOf is a GET of a peer's URL, or the zero spec without nginx.
+func newGetOf(p *nginxPeers, url func(*nginxPeers) string) reqSpec {
+	if p == nil {
+		return reqSpec{}
+	}
+	return newGet(url(p))
+}
 
 // httpGet makes a net/http request of a reqSpec, for the few sequential
 // calls (revoke-propagation) that are not load.
@@ -205,8 +238,16 @@ func (bn *bench) verifyScenarios(ctx context.Context) ([]scenarioResult, error) 
 	if warm.failures > 0 {
 		return nil, fmt.Errorf("bench: %d of %d pool keys failed to verify while warming up", warm.failures, len(bn.pool))
 	}
-	basePaired, cached := bn.paired(ctx, "verify-cached", func(int) reqSpec { return baseSpec }, check(bn.a), wantStatus(200), wantStatus(200))
+	vr := bn.rounds(ctx, "verify-cached",
+		&leg{name: "baseline", next: func(int) reqSpec { return baseSpec }, ok: wantStatus(200)},
+		bn.peerLeg("peer nginx return 200", newGetOf(bn.ngx, func(p *nginxPeers) string { return "http://" + p.ok + "/ok" })),
+		&leg{next: check(bn.a), ok: wantStatus(200)})
+	basePaired, cached := vr[0], vr[2]
 	rCached := result("verify-cached", cached, basePaired.rps())
+	rCached.Extra["baseline_p99_ms"] = percentile(basePaired.latency, 99)
+	if bn.ngx != nil {
+		withPeer(&rCached, "nginx-return-200", vr[1])
+	}
 
 	before := bn.cold.verifier.Stats().DBLookups.Load()
 	cold := bn.load(ctx, fmt.Sprintf("verify-cold (no cache, %d keys in the table)", bn.opts.coldKeys), check(bn.cold), wantStatus(200))
@@ -318,7 +359,7 @@ func (bn *bench) proxyScenarios(ctx context.Context) ([]scenarioResult, error) {
 	ctxOwner := credvault.WithPrincipal(ctx, &credvault.Principal{OrgID: bn.orgID, UserID: bn.userID, Kind: credvault.KeyKindUser, Role: credvault.RoleOwner, Scopes: []string{credvault.ScopeAdmin}})
 	hostPort := bn.upstream[len("http://"):]
 	c, err := bn.a.creds.CreateCredential(ctxOwner, credvault.CreateCredentialInput{
-		Name: "bench upstream", Placement: credvault.PlacementBearer, Value: credvault.NewSecret("sk_bench_upstream_0123456789"),
+		Name: "bench upstream", Placement: credvault.PlacementBearer, Value: credvault.NewSecret(benchUpstreamSecret),
 		BaseURL: bn.upstream, AllowedHosts: []string{hostPort},
 	})
 	if err != nil {
@@ -330,10 +371,18 @@ func (bn *bench) proxyScenarios(ctx context.Context) ([]scenarioResult, error) {
 		return func(int) reqSpec { return spec }
 	}
 	directFn := func(int) reqSpec { return directSpec }
-	direct, cached := bn.paired(ctx, "proxy (secret cache on) against direct calls", directFn, via(bn.a), wantStatus(200), wantStatus(200))
+	pr := bn.rounds(ctx, "proxy (secret cache on)",
+		&leg{name: "baseline: direct calls", next: directFn, ok: wantStatus(200)},
+		bn.peerLeg("peer: nginx proxy with a static header", newGetOf(bn.ngx, func(p *nginxPeers) string { return "http://" + p.static + "/v1/balance" })),
+		&leg{next: via(bn.a), ok: wantStatus(200)})
+	direct, cached := pr[0], pr[2]
 	direct2, uncached := bn.paired(ctx, "proxy (secret cache off: a Vault decrypt per call) against direct calls", directFn, via(bn.nocache), wantStatus(200), wantStatus(200))
 	r1 := result("proxy", cached, direct.rps())
 	r1.Extra["secret_cache"] = true
+	r1.Extra["baseline_p99_ms"] = percentile(direct.latency, 99)
+	if bn.ngx != nil {
+		withPeer(&r1, "nginx-static-header-proxy", pr[1])
+	}
 	r2 := result("proxy-nocache", uncached, direct2.rps())
 	r2.Extra["secret_cache"] = false
 	return []scenarioResult{r1, r2}, nil

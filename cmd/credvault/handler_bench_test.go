@@ -17,7 +17,7 @@ func BenchmarkAuthCheckHandler(b *testing.B) {
 	bare := fiber.New(fiber.Config{DisableStartupMessage: true})
 	bare.Get("/ok", func(c *fiber.Ctx) error { return c.SendStatus(fiber.StatusOK) })
 
-	run := func(b *testing.B, h fasthttp.RequestHandler, path string, withKey bool) {
+	run := func(b *testing.B, h fasthttp.RequestHandler, path string, withKey bool, nginxShaped ...bool) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			var ctx fasthttp.RequestCtx
@@ -26,6 +26,15 @@ func BenchmarkAuthCheckHandler(b *testing.B) {
 				ctx.Response.Reset()
 				ctx.Request.SetRequestURI(path)
 				ctx.Request.Header.SetMethod("GET")
+				if len(nginxShaped) > 0 {
+					// What the auth_request recipe sends: HEAD, the scope
+					// query, its own Host, the original URI and the
+					// client's headers.
+					ctx.Request.Header.SetMethod("HEAD")
+					ctx.Request.Header.SetHost("credvault")
+					ctx.Request.Header.Set("X-Original-URI", "/v1/balance?direct=1")
+					ctx.Request.Header.Set("User-Agent", "fasthttp")
+				}
 				if withKey {
 					ctx.Request.Header.Set("X-API-Key", key)
 				}
@@ -38,4 +47,5 @@ func BenchmarkAuthCheckHandler(b *testing.B) {
 	}
 	b.Run("bare-route", func(b *testing.B) { run(b, bare.Handler(), "/ok", false) })
 	b.Run("auth-check", func(b *testing.B) { run(b, a.s.http.Handler().Handler(), "/v1/auth/check", true) })
+	b.Run("auth-check-nginx", func(b *testing.B) { run(b, a.s.http.Handler().Handler(), "/v1/auth/check?scope=", true, true) })
 }

@@ -47,6 +47,8 @@ type Credential struct {
 	UpdatedAt    time.Time
 	RotatedAt    time.Time
 	LastUsedAt   *time.Time // last workflow use (proxy or inject); a test does not count
+
+	memo *Memo // set by the value cache on the copy it keeps; see Memo
 }
 
 // TestWorkflowID labels the uses a credential test makes. They appear in

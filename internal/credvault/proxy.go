@@ -169,7 +169,7 @@ func targetURL(c *Credential, rel *url.URL, target string) (*url.URL, error) {
 	if err := CheckProxyPath(rel.EscapedPath()); err != nil {
 		return nil, err
 	}
-	base, err := url.Parse(c.BaseURL)
+	base, err := c.baseURL()
 	if err != nil {
 		return nil, Wrap(EINTERNAL, err, "stored base_url does not parse")
 	}

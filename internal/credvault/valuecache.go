@@ -64,7 +64,8 @@ func (vc *ValueCache) Generation() uint64 {
 }
 
 // Put caches c and its value, unless an invalidation happened since gen
-// was taken (the value may be from before a change).
+// was taken (the value may be from before a change). A cached c gets an
+// empty Memo; c must not be shared with other goroutines yet.
 func (vc *ValueCache) Put(c *Credential, value Secret, gen uint64) {
 	if vc == nil || vc.ttl <= 0 {
 		return
@@ -77,6 +78,9 @@ func (vc *ValueCache) Put(c *Credential, value Secret, gen uint64) {
 	if len(vc.entries) >= maxCachedValues {
 		clear(vc.entries)
 	}
+	// The copy the cache hands out gets its own, empty Memo: what callers
+	// derive from it lives exactly as long as this entry.
+	c.memo = &Memo{}
 	vc.entries[c.ID] = cachedValue{cred: c, value: value, expires: vc.now().Add(vc.ttl)}
 }
 

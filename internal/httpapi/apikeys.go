@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"strconv"
 	"strings"
 	"time"
@@ -245,13 +246,11 @@ func (s *Server) handleAPIKeyVerify(c *fiber.Ctx) error {
 // configured headers; 200 with identity headers, or 401/403/429.
 func (s *Server) handleAuthCheck(c *fiber.Ctx) error {
 	var scopes []string
-	for _, v := range c.Context().QueryArgs().PeekMulti("scope") {
-		for _, sc := range strings.Split(string(v), ",") {
-			if sc = strings.TrimSpace(sc); sc != "" {
-				scopes = append(scopes, sc)
-			}
+	c.Context().QueryArgs().VisitAll(func(k, v []byte) {
+		if string(k) == "scope" {
+			scopes = appendScopes(scopes, v)
 		}
-	}
+	})
 	endpoint := strings.Clone(c.Query("endpoint"))
 	if s.keyInQuery(c, true) {
 		return s.authErrs.inQuery
@@ -285,6 +284,41 @@ func (s *Server) handleAuthCheck(c *fiber.Ctx) error {
 	c.Set("X-Credvault-Key-Id", res.KeyID)
 	c.Set("X-Credvault-Scopes", res.ScopeHeader)
 	return c.Send(validBody)
+}
+
+// knownScopes maps each scope name to itself, so that a required scope
+// named in a check's query is taken without copying it.
+var knownScopes = func() map[string]string {
+	m := make(map[string]string, len(credvault.AllScopes))
+	for _, sc := range credvault.AllScopes {
+		m[sc] = sc
+	}
+	return m
+}()
+
+// appendScopes appends the comma-separated scope names in v (blanks
+// trimmed, empty ones skipped) to scopes. A gateway sends the parameter on
+// every check, often empty ("scope=", any valid key): that costs nothing,
+// and known names are not copied.
+func appendScopes(scopes []string, v []byte) []string {
+	for len(v) > 0 {
+		part := v
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			part, v = v[:i], v[i+1:]
+		} else {
+			v = nil
+		}
+		part = bytes.TrimSpace(part)
+		if len(part) == 0 {
+			continue
+		}
+		sc, ok := knownScopes[string(part)]
+		if !ok {
+			sc = string(part)
+		}
+		scopes = append(scopes, sc)
+	}
+	return scopes
 }
 
 // Forward-auth answers on every platform call: fixed bodies, no encoding.

@@ -2,12 +2,15 @@ package httpapi
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"credvault/internal/credvault"
 )
@@ -76,11 +79,15 @@ func cleanLabel(s string) string {
 // outboundRequest builds the upstream request from the caller's: method,
 // path after /v1/proxy/{id}, raw query, body and end-to-end headers, minus
 // hop-by-hop headers, the caller's credvault key headers and every
-// X-Credvault-* header.
+// X-Credvault-* header. The kept header names and values share one string
+// and their value slices one array, to keep the per-call allocations few.
 func (s *Server) outboundRequest(c *fiber.Ctx, id string) (*http.Request, error) {
-	raw := string(c.Request().URI().PathOriginal())
-	rest := strings.TrimPrefix(raw, proxyPrefix+id)
-	rel := &url.URL{RawQuery: string(c.Request().URI().QueryString())}
+	uri := c.Request().URI()
+	path := uri.PathOriginal()
+	if len(path) >= len(proxyPrefix)+len(id) && string(path[:len(proxyPrefix)]) == proxyPrefix && string(path[len(proxyPrefix):len(proxyPrefix)+len(id)]) == id {
+		path = path[len(proxyPrefix)+len(id):]
+	}
+	rest := string(path)
 	if err := credvault.CheckProxyPath(rest); err != nil {
 		return nil, err
 	}
@@ -88,31 +95,102 @@ func (s *Server) outboundRequest(c *fiber.Ctx, id string) (*http.Request, error)
 	if err != nil {
 		return nil, credvault.Errorf(credvault.EINVALID, "the path after /v1/proxy/{credential_id} is not a valid URL path")
 	}
+	req, err := http.NewRequestWithContext(c.UserContext(), c.Method(), "/", http.NoBody)
+	if err != nil {
+		return nil, credvault.Errorf(credvault.EINVALID, "method %q is not valid", c.Method())
+	}
+	if len(c.Body()) > 0 {
+		b := bytes.Clone(c.Body())
+		req.Body = io.NopCloser(bytes.NewReader(b))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	}
+	rel := req.URL
+	rel.RawQuery = string(uri.QueryString())
 	rel.Path, rel.RawPath = p, ""
 	if rest != rel.EscapedPath() {
 		rel.RawPath = rest
 	}
-	req, err := http.NewRequestWithContext(c.UserContext(), c.Method(), "http://upstream/", bytes.NewReader(bytes.Clone(c.Body())))
-	if err != nil {
-		return nil, credvault.Errorf(credvault.EINVALID, "method %q is not valid", c.Method())
-	}
-	req.URL = rel
-	auth := map[string]bool{}
-	for _, h := range s.cfg.AuthHeaders {
-		auth[http.CanonicalHeaderKey(h)] = true
-	}
-	c.Request().Header.VisitAll(func(k, v []byte) {
-		name := http.CanonicalHeaderKey(string(k))
-		if dropRequestHeaders[name] || auth[name] || strings.HasPrefix(name, "X-Credvault-") {
-			return
+	s.copyRequestHeaders(c, req.Header)
+	if conn := c.Get(fiber.HeaderConnection); conn != "" {
+		for _, h := range strings.Split(conn, ",") {
+			req.Header.Del(strings.TrimSpace(h))
 		}
-		req.Header.Add(name, string(v))
-	})
-	for _, h := range strings.Split(c.Get(fiber.HeaderConnection), ",") {
-		req.Header.Del(strings.TrimSpace(h))
 	}
 	req.ContentLength = int64(len(c.Body()))
 	return req, nil
+}
+
+// copyRequestHeaders adds the caller's forwardable headers (see
+// outboundRequest) to h, in two passes: the first sizes one buffer for
+// every kept name and value, the second cuts the strings out of it.
+func (s *Server) copyRequestHeaders(c *fiber.Ctx, h http.Header) {
+	hdr := &c.Request().Header
+	size, count := 0, 0
+	hdr.VisitAll(func(k, v []byte) {
+		if s.forwardHeader(k) {
+			size += len(k) + len(v)
+			count++
+		}
+	})
+	if count == 0 {
+		return
+	}
+	buf := make([]byte, 0, size)
+	hdr.VisitAll(func(k, v []byte) {
+		if s.forwardHeader(k) {
+			buf = append(buf, k...)
+			buf = append(buf, v...)
+		}
+	})
+	all := string(buf)
+	vals := make([]string, count)
+	i, off := 0, 0
+	hdr.VisitAll(func(k, v []byte) {
+		if !s.forwardHeader(k) {
+			return
+		}
+		name := all[off : off+len(k)]
+		value := all[off+len(k) : off+len(k)+len(v)]
+		off += len(k) + len(v)
+		name = http.CanonicalHeaderKey(name) // no copy when already canonical, as fasthttp keeps it
+		if old, ok := h[name]; ok {
+			h[name] = append(old, value)
+			return
+		}
+		vals[i] = value
+		h[name] = vals[i : i+1 : i+1]
+		i++
+	})
+}
+
+// forwardHeader reports whether the caller's header named k goes to the
+// upstream: not hop-by-hop, not a key header, not X-Credvault-*.
+func (s *Server) forwardHeader(k []byte) bool {
+	if !isCanonicalHeader(k) {
+		return s.forwardHeaderName(http.CanonicalHeaderKey(string(k)))
+	}
+	return !dropRequestHeaders[string(k)] && !s.authHeaderSet[string(k)] && !bytes.HasPrefix(k, []byte("X-Credvault-"))
+}
+
+func (s *Server) forwardHeaderName(name string) bool {
+	return !dropRequestHeaders[name] && !s.authHeaderSet[name] && !strings.HasPrefix(name, "X-Credvault-")
+}
+
+// isCanonicalHeader reports whether k is already in the form
+// http.CanonicalHeaderKey gives (upper case after the start and each '-',
+// lower case elsewhere), as fasthttp normally keeps names.
+func isCanonicalHeader(k []byte) bool {
+	upper := true
+	for _, b := range k {
+		switch {
+		case upper && 'a' <= b && b <= 'z', !upper && 'A' <= b && b <= 'Z':
+			return false
+		case b == ' ' || b >= 0x80:
+			return false // CanonicalHeaderKey leaves such names alone; take the slow path
+		}
+		upper = b == '-'
+	}
+	return true
 }
 
 // handleProxy is ANY /v1/proxy/{credential_id}/{path…}: the caller's call,
@@ -131,12 +209,20 @@ func (s *Server) handleProxy(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if c.Method() != http.MethodHead {
+		if err := bufferSmallBody(c.Response(), resp.Body); err != nil {
+			return err
+		}
+	} else {
+		// No body goes back; release the upstream connection now.
+		resp.Body.Close()
+	}
 	c.Status(resp.StatusCode)
 	// The upstream's own rate-limit headers win over credvault's for the
 	// caller's key: two sets would be ambiguous.
-	for _, h := range []string{"Ratelimit-Limit", "Ratelimit-Remaining", "Ratelimit-Reset", "Retry-After"} {
+	for _, h := range upstreamRateLimitHeaders {
 		if _, ok := resp.Header[h]; ok {
-			for _, mine := range []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"} {
+			for _, mine := range ownRateLimitHeaders {
 				c.Response().Header.Del(mine)
 			}
 			break
@@ -150,15 +236,83 @@ func (s *Server) handleProxy(c *fiber.Ctx) error {
 			c.Response().Header.Add(k, v)
 		}
 	}
-	if c.Method() == http.MethodHead {
-		// No body goes back; release the upstream connection now.
-		resp.Body.Close()
-		return nil
-	}
-	// fasthttp closes the stream once it has sent it.
-	c.Response().SetBodyStream(resp.Body, -1)
 	return nil
 }
+
+var (
+	upstreamRateLimitHeaders = []string{"Ratelimit-Limit", "Ratelimit-Remaining", "Ratelimit-Reset", "Retry-After"}
+	ownRateLimitHeaders      = []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"}
+)
+
+// maxBufferedBody is the largest (scrubbed) response body the proxy holds
+// in memory to send it in one write with Content-Length; the rest of a
+// larger body streams (chunked).
+const maxBufferedBody = 64 << 10
+
+// proxyReadBuf recycles the buffers bufferSmallBody reads through.
+var proxyReadBuf = sync.Pool{New: func() any {
+	b := make([]byte, 16<<10)
+	return &b
+}}
+
+// declaredLength is implemented by the injector's response bodies: the
+// length the upstream declared on the wire (Content-Length, before
+// decompression and scrubbing), or -1.
+type declaredLength interface{ UpstreamLength() int64 }
+
+// bufferSmallBody sets the scrubbed upstream body as dst's body. When the
+// upstream declared a length of at most maxBufferedBody — so that reading
+// it to the end waits for nothing but bytes already on their way — it is
+// read (scrubbed) into memory: a body that ends within maxBufferedBody goes
+// out in one write with its Content-Length, a longer one (decompression
+// can grow it) streams on from where reading stopped. A body of unknown
+// length (chunked, server-sent events, decompressed by the transport)
+// streams from the start, so that what the upstream sends as it comes is
+// relayed as it comes. body is closed once read (fasthttp closes a
+// stream once sent); on a read error it is closed, dst keeps no body, and
+// the error (a *credvault.Error from the injector) is returned.
+func bufferSmallBody(dst *fasthttp.Response, body io.ReadCloser) error {
+	dl, ok := body.(declaredLength)
+	if ok {
+		n := dl.UpstreamLength()
+		ok = n >= 0 && n <= maxBufferedBody
+	}
+	if !ok {
+		dst.SetBodyStream(body, -1)
+		return nil
+	}
+	bp := proxyReadBuf.Get().(*[]byte)
+	defer proxyReadBuf.Put(bp)
+	buf := *bp
+	total := 0
+	for {
+		n, err := body.Read(buf)
+		dst.AppendBody(buf[:n])
+		total += n
+		switch {
+		case err == io.EOF:
+			body.Close()
+			return nil
+		case err != nil:
+			body.Close()
+			dst.ResetBody()
+			return err
+		case total > maxBufferedBody:
+			head := bytes.Clone(dst.Body())
+			dst.SetBodyStream(&prefixedBody{Reader: io.MultiReader(bytes.NewReader(head), body), body: body}, -1)
+			return nil
+		}
+	}
+}
+
+// prefixedBody is what was already read of a body, then the rest of it;
+// Close closes the body.
+type prefixedBody struct {
+	io.Reader
+	body io.Closer
+}
+
+func (p *prefixedBody) Close() error { return p.body.Close() }
 
 type injectRequest struct {
 	CredentialID string `json:"credential_id" validate:"required,uuid"`

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/textproto"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -94,6 +95,9 @@ type Server struct {
 	known    *routeTable // the routes above, for 404 and 405 before authentication
 	authErrs authErrors
 	refusals *refusalLog
+	// authHeaderSet holds the canonical names of cfg.AuthHeaders, which
+	// the proxy never forwards.
+	authHeaderSet map[string]bool
 }
 
 // NewServer builds the Fiber app with every route of the API.
@@ -118,6 +122,10 @@ func NewServer(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registry), authErrs: newAuthErrors(cfg.AuthHeaders)}
 	s.refusals = newRefusalLog(cfg.Logger, cfg.Telemetry.LogLinesSuppressed)
+	s.authHeaderSet = map[string]bool{}
+	for _, h := range cfg.AuthHeaders {
+		s.authHeaderSet[textproto.CanonicalMIMEHeaderKey(h)] = true
+	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "credvault",
 		BodyLimit:             cfg.BodyLimit,

@@ -158,17 +158,34 @@ func quoteHost(h string) string {
 
 // apply places v into req, after the checks passed.
 func (p *policy) apply(req *http.Request, v string) {
-	req.Host = ""
+	p.place(req, v, p.headerValues(v))
+}
+
+// headerValues is the header value placement header, bearer or basic
+// sends for v (as a one-element slice with no spare capacity, so that it
+// can be shared by many requests: adding to it copies), or nil for
+// placement query.
+func (p *policy) headerValues(v string) []string {
+	if !p.headerIsSet {
+		return nil
+	}
 	if p.placement == credvault.PlacementBasic {
 		v = basicCredentials(p.username, v)
 	}
+	return []string{p.prefix + v}
+}
+
+// place puts v into req: hv (from headerValues) as the header, or v as the
+// query parameter.
+func (p *policy) place(req *http.Request, v string, hv []string) {
+	req.Host = ""
 	if p.headerIsSet {
 		if req.Header == nil {
 			req.Header = make(http.Header)
 		}
 		deleteHeader(req.Header, p.name)
 		deleteHeader(req.Trailer, p.name)
-		req.Header[p.name] = []string{p.prefix + v}
+		req.Header[p.name] = hv
 		return
 	}
 	req.URL.RawQuery = withoutParam(req.URL.RawQuery, p.name)

@@ -164,25 +164,23 @@ func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }
 // contentCoding), which could not be scrubbed. A value shorter than
 // credvault.MinSecretValueLen is refused (EINVALID credential_not_usable).
 func (c *Client) Do(req *http.Request, cred *credvault.Credential, value credvault.Secret) (*http.Response, error) {
-	pol, err := newPolicy(cred)
+	pc, err := prepare(cred, value)
 	if err == nil && (req == nil || req.URL == nil) {
 		err = notUsable("the outbound request has no URL", nil)
 	}
 	if err == nil {
-		err = pol.check(req.URL)
+		err = pc.pol.check(req.URL)
 	}
 	if err != nil {
 		closeBody(req)
 		return nil, err
 	}
-	v := value.Reveal()
+	pol, scrub, v := pc.pol, pc.scrub, pc.value
 	if len(v) < credvault.MinSecretValueLen {
 		closeBody(req)
 		return nil, notUsable(fmt.Sprintf("the credential's value is shorter than %d bytes, too short to be scrubbed from responses reliably; rotate it with PATCH /v1/credentials/{id}", credvault.MinSecretValueLen), nil)
 	}
-	scrub := scrubberFor(pol, value)
 	ctx, cancel := context.WithTimeout(req.Context(), c.opts.Timeout)
-	origHost := hostKey(req.URL)
 
 	// A shallow copy with its own URL, header and trailer: apply changes
 	// those, and the caller's request must never hold the value.
@@ -191,7 +189,7 @@ func (c *Client) Do(req *http.Request, cred *credvault.Credential, value credvau
 	out.URL = &u
 	out.Header = baseHeader(req.Header)
 	out.Trailer = req.Trailer.Clone()
-	pol.apply(out, v)
+	pol.place(out, v, pc.header)
 	for hops := 0; ; hops++ {
 		resp, err := c.transport.RoundTrip(out)
 		if err != nil {
@@ -202,7 +200,7 @@ func (c *Client) Do(req *http.Request, cred *credvault.Credential, value credvau
 		if hops >= c.opts.MaxRedirects || !isRedirect(resp.StatusCode) {
 			return c.finish(ctx, cancel, req, out.URL.Host, resp, scrub)
 		}
-		next := c.redirect(ctx, req, out, resp, pol, origHost, v, scrub)
+		next := c.redirect(ctx, req, out, resp, pol, hostKey(req.URL), v, scrub)
 		if next == nil {
 			return c.finish(ctx, cancel, req, out.URL.Host, resp, scrub)
 		}
@@ -292,6 +290,35 @@ func (c *Client) redirect(ctx context.Context, orig, prev *http.Request, resp *h
 		return nil
 	}
 	return next
+}
+
+// prepared is what Do derives from a credential and its value: the parsed
+// placement and allowed_hosts, and the response scrubber. It is immutable.
+type prepared struct {
+	pol    *policy
+	scrub  responseScrubber
+	value  string
+	header []string // the header value placed (policy.headerValues)
+}
+
+// prepare returns cred's prepared state: from the credential's Memo when
+// the value cache holds it (built on first use, dropped with the cached
+// copy on any change to the credential), else built for this call. The
+// state is reused only for the very value it was built from. Errors: those
+// of newPolicy.
+func prepare(cred *credvault.Credential, value credvault.Secret) (*prepared, error) {
+	m := cred.Memo()
+	v := value.Reveal()
+	if pc, ok := m.Outbound().(*prepared); ok && pc.value == v {
+		return pc, nil
+	}
+	pol, err := newPolicy(cred)
+	if err != nil {
+		return nil, err
+	}
+	pc := &prepared{pol: pol, scrub: scrubberFor(pol, value), value: v, header: pol.headerValues(v)}
+	m.SetOutbound(pc)
+	return pc, nil
 }
 
 // hostKey names a destination for the same-host test: lower-case host

@@ -42,6 +42,7 @@ func (c *Client) finish(ctx context.Context, cancel context.CancelFunc, req *htt
 	default:
 		resp.Header.Del("Content-Encoding") // a lone "identity"
 	}
+	declared := resp.ContentLength
 	scrub.Header(resp.Header)
 	resp.Status = scrub.String(resp.Status) // the reason phrase is the upstream's text
 	resp.Header.Del("Content-Length")
@@ -54,6 +55,7 @@ func (c *Client) finish(ctx context.Context, cancel context.CancelFunc, req *htt
 		host:   host,
 		scrub:  scrub,
 		resp:   resp,
+		length: declared,
 	}
 	return resp, nil
 }
@@ -109,8 +111,16 @@ type responseBody struct {
 	host   string
 	scrub  responseScrubber
 	resp   *http.Response
+	length int64
 	done   bool
 }
+
+// UpstreamLength reports the body length the upstream declared on the wire
+// (Content-Length, before decompression and scrubbing), or -1 when it
+// declared none or the transport decompressed the body. The proxy reads a
+// body of declared length at most its buffering bound to the end before
+// answering: all of it is already on its way.
+func (b *responseBody) UpstreamLength() int64 { return b.length }
 
 func (b *responseBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)

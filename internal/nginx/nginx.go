@@ -60,6 +60,10 @@ type Config struct {
 	Files map[string]string
 	// Listen are the addresses Start waits for before it returns.
 	Listen []string
+	// Workers is nginx's worker_processes: 0 means 1 (the tests' setting);
+	// negative means "auto", one per CPU (Debian's default, the setting a
+	// throughput comparison uses).
+	Workers int
 }
 
 // Start writes cfg into a fresh prefix under dir (os.TempDir() when
@@ -85,7 +89,14 @@ func Start(ctx context.Context, dir string, cfg Config) (*Process, error) {
 			return nil, err
 		}
 	}
-	conf := fmt.Sprintf(`worker_processes 1;
+	workers := "1"
+	switch {
+	case cfg.Workers < 0:
+		workers = "auto"
+	case cfg.Workers > 0:
+		workers = fmt.Sprint(cfg.Workers)
+	}
+	conf := fmt.Sprintf(`worker_processes %[3]s;
 pid %[1]s/nginx.pid;
 error_log %[1]s/logs/error.log warn;
 events { worker_connections 1024; }
@@ -98,7 +109,7 @@ http {
     scgi_temp_path %[1]s/tmp/scgi;
 %[2]s
 }
-`, prefix, cfg.HTTP)
+`, prefix, cfg.HTTP, workers)
 	confPath := filepath.Join(prefix, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		return nil, err
