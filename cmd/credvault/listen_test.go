@@ -1,9 +1,6 @@
 package main
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"testing"
@@ -16,34 +13,6 @@ import (
 // could not start; with port 0 it answered on another port than the one
 // dev had checked and the first listener leaked.
 func TestServiceListensOnce(t *testing.T) {
-	cl := newCluster(t, nil)
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-
-	start := func(t *testing.T, env map[string]string, ln net.Listener) *service {
-		t.Helper()
-		for k, v := range env {
-			cl.env[k] = v
-		}
-		cfg, err := loadConfig(envOf(cl.env))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		s, err := startService(ctx, cfg, log, startOptions{ln: ln})
-		if err != nil {
-			cancel()
-			t.Fatalf("startService on %s: %v", cfg.Addr, err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- s.serve(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		})
-		return s
-	}
 	healthy := func(t *testing.T, url string) {
 		t.Helper()
 		resp, err := http.Get(url + "/healthz")
@@ -63,11 +32,11 @@ func TestServiceListensOnce(t *testing.T) {
 		}
 		addr := probe.Addr().String()
 		probe.Close()
-		s := start(t, map[string]string{"CREDVAULT_ADDR": addr}, nil)
-		if want := "http://" + addr; s.URL() != want {
-			t.Fatalf("URL %s, want %s", s.URL(), want)
+		inst := newCluster(t, map[string]string{"CREDVAULT_ADDR": addr}).start()
+		if want := "http://" + addr; inst.url != want {
+			t.Fatalf("URL %s, want %s", inst.url, want)
 		}
-		healthy(t, s.URL())
+		healthy(t, inst.url)
 	})
 
 	t.Run("listener handed over by dev", func(t *testing.T) {
@@ -75,10 +44,10 @@ func TestServiceListensOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := start(t, map[string]string{"CREDVAULT_ADDR": "127.0.0.1:0"}, ln)
-		if want := "http://" + ln.Addr().String(); s.URL() != want {
-			t.Fatalf("URL %s, want the handed-over listener %s", s.URL(), want)
+		inst := newCluster(t, nil).startWith(startOptions{ln: ln})
+		if want := "http://" + ln.Addr().String(); inst.url != want {
+			t.Fatalf("URL %s, want the handed-over listener %s", inst.url, want)
 		}
-		healthy(t, s.URL())
+		healthy(t, inst.url)
 	})
 }
