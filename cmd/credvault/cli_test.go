@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"credvault/internal/cli"
 	"credvault/internal/postgres/pgtest"
 )
 
@@ -30,6 +31,27 @@ func TestHelpExitsZero(t *testing.T) {
 	err := run(context.Background(), []string{"credvault", "bootstrap", "--help"}, envOf(map[string]string{"CREDVAULT_ADDR": "nonsense"}), io.Discard, io.Discard)
 	if err != nil {
 		t.Errorf("bootstrap --help with a bad CREDVAULT_ADDR: %v", err)
+	}
+}
+
+// TestUsageListsEveryCommand: `credvault --help` names every command run
+// dispatches, the commands for people included (logout was missing).
+func TestUsageListsEveryCommand(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"credvault", "--help"}, envOf(nil), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(line, "  ") && !strings.HasPrefix(line, "   ") {
+			listed[f[0]] = true
+		}
+	}
+	commands := append([]string{"dev", "serve", "migrate", "bootstrap", "rewrap", "bench", "devtransit", "version", "help"}, cli.Commands...)
+	for _, c := range commands {
+		if !listed[c] {
+			t.Errorf("usage does not list %q:\n%s", c, out.String())
+		}
 	}
 }
 

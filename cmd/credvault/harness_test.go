@@ -64,6 +64,12 @@ func newClusterDev(t testing.TB, extra map[string]string, opts devtransit.Option
 
 // start runs one more instance; it stops when the test ends.
 func (cl *cluster) start() *instance {
+	cl.t.Helper()
+	return cl.startWith(startOptions{})
+}
+
+// startWith is start with startOptions (such as a listener dev opened).
+func (cl *cluster) startWith(opts startOptions) *instance {
 	t := cl.t
 	t.Helper()
 	cfg, err := loadConfig(envOf(cl.env))
@@ -73,10 +79,10 @@ func (cl *cluster) start() *instance {
 	logs := &lineBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := startService(ctx, cfg, log, startOptions{})
+	s, err := startService(ctx, cfg, log, opts)
 	if err != nil {
 		cancel()
-		t.Fatalf("startService: %v", err)
+		t.Fatalf("startService on %s: %v", cfg.Addr, err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.serve(ctx) }()

@@ -38,6 +38,7 @@ commands:
   devtransit [flags]       run the Vault-compatible dev transit server alone
   version                  print credvault's version and build
   login --url URL          save credvault's URL and an API key (read from stdin or a prompt)
+  logout                   remove the saved URL and API key
   keys list|create|get|roll|revoke
   credentials list|create|share|rotate|test|delete
   users list|create|get|update|delete

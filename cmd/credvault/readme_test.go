@@ -19,8 +19,12 @@ type tourStep struct {
 	expect []string // "# → " lines; "…" matches anything
 }
 
-// readmeTour extracts the tour from README.md: the ```sh block after the
-// <!-- tour --> marker. Commands continued with "\" are joined; a comment
+// tourMarkers precede the ```sh blocks of the README tour, in order; each
+// block continues the shell of the one before (variables carry over).
+var tourMarkers = []string{"<!-- tour -->", "<!-- tour continued -->"}
+
+// readmeTour extracts the tour from README.md: the ```sh block after each
+// of tourMarkers. Commands continued with "\" are joined; a comment
 // "# → text" is a line the command before it prints; other comments are
 // prose.
 func readmeTour(t *testing.T, path string) []tourStep {
@@ -29,19 +33,28 @@ func readmeTour(t *testing.T, path string) []tourStep {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rest, ok := strings.Cut(string(b), "<!-- tour -->")
-	if !ok {
-		t.Fatalf("%s has no <!-- tour --> marker", path)
-	}
-	_, rest, ok = strings.Cut(rest, "```sh\n")
-	if !ok {
-		t.Fatalf("%s: no ```sh block after the tour marker", path)
-	}
-	block, _, ok := strings.Cut(rest, "\n```")
-	if !ok {
-		t.Fatalf("%s: the tour block is not closed", path)
-	}
 	var steps []tourStep
+	for _, marker := range tourMarkers {
+		_, rest, ok := strings.Cut(string(b), marker)
+		if !ok {
+			t.Fatalf("%s has no %s marker", path, marker)
+		}
+		_, rest, ok = strings.Cut(rest, "```sh\n")
+		if !ok {
+			t.Fatalf("%s: no ```sh block after the %s marker", path, marker)
+		}
+		block, _, ok := strings.Cut(rest, "\n```")
+		if !ok {
+			t.Fatalf("%s: the block after %s is not closed", path, marker)
+		}
+		steps = appendTourSteps(t, steps, block)
+	}
+	return steps
+}
+
+// appendTourSteps parses one ```sh block of the tour onto steps.
+func appendTourSteps(t *testing.T, steps []tourStep, block string) []tourStep {
+	t.Helper()
 	var cont string
 	sc := bufio.NewScanner(strings.NewReader(block))
 	for sc.Scan() {

@@ -103,9 +103,6 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	if err = s.signing.Refresh(startCtx); err != nil {
 		return nil, err
 	}
-	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
-		return nil, fmt.Errorf("CREDVAULT_ADDR: cannot listen on %s: %w", cfg.Addr, err)
-	}
 	// iss: CREDVAULT_ISSUER, else the public URL (the same on every
 	// replica), else this listener's URL.
 	issuer := cfg.Issuer

@@ -80,10 +80,18 @@ func requestID(c *fiber.Ctx) string {
 	return string(id)
 }
 
+// routeLocal holds the *tableRoute routeGuard matched for the request.
+const routeLocal = "credvault.route"
+
 // routeOf is the matched route template ("/v1/users/:id"), never the raw
 // path, so that ids and whatever else a client puts in a URL stay out of
-// metric labels and logs.
+// metric labels and logs. It is the template routeGuard matched: Fiber's
+// own c.Route() is the middleware that answered, so a request refused by
+// the authentication of the /v1 group would be labelled "/v1".
 func routeOf(c *fiber.Ctx) string {
+	if r, ok := c.Locals(routeLocal).(*tableRoute); ok {
+		return r.path
+	}
 	r := c.Route()
 	if r == nil || r.Path == "" || r.Path == "/" && c.Path() != "/" {
 		return unmatchedRoute

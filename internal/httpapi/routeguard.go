@@ -20,6 +20,7 @@ type routeTable struct {
 }
 
 type tableRoute struct {
+	path     string   // the template as registered, "/v1/users/:id"
 	segments []string // "v1", "users", ":id"; a final "*" takes the rest
 	allow    string   // e.g. "GET, HEAD, PATCH"
 	methods  map[string]bool
@@ -44,7 +45,7 @@ func newRouteTable(app *fiber.App) *routeTable {
 			methods = append(methods, m)
 		}
 		sort.Strings(methods)
-		t.routes = append(t.routes, tableRoute{segments: splitPath(p), allow: strings.Join(methods, ", "), methods: byPath[p]})
+		t.routes = append(t.routes, tableRoute{path: p, segments: splitPath(p), allow: strings.Join(methods, ", "), methods: byPath[p]})
 	}
 	return t
 }
@@ -57,10 +58,11 @@ func splitPath(p string) []string {
 	return strings.Split(p, "/")
 }
 
-// lookup reports whether some route template matches path, and if so
-// whether one of them takes method; allow lists the methods of the
-// templates that match. It allocates only for a 405.
-func (t *routeTable) lookup(method, path string) (known, allowed bool, allow string) {
+// lookup returns the first route template (in the order Fiber tries
+// them) that matches path and takes method, or nil; known reports whether
+// any template matches path, and allow lists the methods of those that
+// do. It allocates only for a 405.
+func (t *routeTable) lookup(method, path string) (route *tableRoute, known bool, allow string) {
 	var allows []string
 	for i := range t.routes {
 		r := &t.routes[i]
@@ -69,11 +71,11 @@ func (t *routeTable) lookup(method, path string) (known, allowed bool, allow str
 		}
 		known = true
 		if r.methods[method] {
-			return true, true, ""
+			return r, true, ""
 		}
 		allows = append(allows, r.allow)
 	}
-	return known, false, strings.Join(allows, ", ")
+	return nil, known, strings.Join(allows, ", ")
 }
 
 // matches walks path segment by segment against the template, comparing
@@ -107,11 +109,13 @@ func nextSegment(p string) (seg, rest string) {
 }
 
 // routeGuard answers 404 for a path no route has and 405 (with Allow) for
-// a method a known path does not take; everything else goes on.
+// a method a known path does not take; everything else goes on, with its
+// route template kept for routeOf.
 func (s *Server) routeGuard(c *fiber.Ctx) error {
-	known, allowed, allow := s.known.lookup(c.Method(), c.Path())
+	route, known, allow := s.known.lookup(c.Method(), c.Path())
 	switch {
-	case allowed:
+	case route != nil:
+		c.Locals(routeLocal, route)
 		return c.Next()
 	case !known:
 		return fiber.ErrNotFound
