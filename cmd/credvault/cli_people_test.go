@@ -118,7 +118,7 @@ func TestCLI(t *testing.T) {
 	value, rotated := "sk_live_"+strings.Repeat("a1", 12), "sk_live_"+strings.Repeat("b2", 12)
 	secrets = append(secrets, value, rotated)
 	out, errOut, code = cliRun(t, env, value+"\n", secrets, "credentials", "create", "--name", "pay", "--placement", "bearer",
-		"--base-url", up.srv.URL, "--allowed-host", strings.TrimPrefix(up.srv.URL, "http://"), "--output", "json")
+		"--test-path", "/v1/health", "--base-url", up.srv.URL, "--allowed-host", strings.TrimPrefix(up.srv.URL, "http://"), "--output", "json")
 	var cred map[string]any
 	if code != 0 || json.Unmarshal([]byte(out), &cred) != nil {
 		t.Fatalf("credentials create: exit %d, %s %s", code, out, errOut)
@@ -134,6 +134,20 @@ func TestCLI(t *testing.T) {
 	}
 	if _, errOut, code = cliRun(t, env, "", secrets, "credentials", "rotate", id); code != cli.ExitUsage || !strings.Contains(errOut, "stdin") {
 		t.Errorf("rotate with empty stdin: exit %d %q", code, errOut)
+	}
+	// A credential test that passes exits 0; one whose upstream cannot be
+	// reached exits 10, so that `credentials test ID && …` stops.
+	if out, errOut, code = cliRun(t, env, "", secrets, "credentials", "test", id); code != 0 || !strings.Contains(out, `"ok":true`) {
+		t.Errorf("credentials test (upstream answers 200): exit %d, %s %s", code, out, errOut)
+	}
+	deadOut, _, code := cliRun(t, env, "deadend-secret-0001\n", secrets, "credentials", "create", "--name", "dead", "--placement", "bearer",
+		"--test-path", "/", "--base-url", "http://127.0.0.1:1", "--allowed-host", "127.0.0.1:1", "--output", "json")
+	var deadCred map[string]any
+	if code != 0 || json.Unmarshal([]byte(deadOut), &deadCred) != nil {
+		t.Fatalf("create the unreachable credential: exit %d %s", code, deadOut)
+	}
+	if _, errOut, code = cliRun(t, env, "", secrets, "credentials", "test", deadCred["id"].(string)); code != cli.ExitTestFailed || !strings.Contains(errOut, "credential test failed") {
+		t.Errorf("credentials test (upstream unreachable): exit %d, %q; want %d", code, errOut, cli.ExitTestFailed)
 	}
 	if _, _, code = cliRun(t, env, "", secrets, "credentials", "create", "--name", "x", "--value", "nope"); code != cli.ExitUsage {
 		t.Errorf("a --value flag exists: exit %d", code)

@@ -37,7 +37,15 @@ const (
 	ExitInvalid      = 7 // credvault refused the input (400, 413, 422)
 	ExitRateLimited  = 8 // the key is over its rate limit (429)
 	ExitUnavailable  = 9 // credvault unreachable or failing (5xx, network)
+	// ExitTestFailed: `credentials test` ran, and the upstream did not
+	// answer the expected status (or could not be reached).
+	ExitTestFailed = 10
 )
+
+// errTestFailed is a credential test that ran and did not pass.
+type errTestFailed struct{ detail string }
+
+func (e errTestFailed) Error() string { return "credential test failed: " + e.detail }
 
 // Env is what a command reads from and writes to; zero fields take the
 // process's own (os.Stdin, os.UserConfigDir, http.DefaultClient).
@@ -174,6 +182,8 @@ func ExitCode(err error) int {
 		return ExitOK
 	case errors.As(err, &ue):
 		return ExitUsage
+	case errors.As(err, new(errTestFailed)):
+		return ExitTestFailed
 	case errors.Is(err, errNotLoggedIn):
 		return ExitUnauthorized
 	case errors.As(err, &ae):

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"strings"
@@ -60,13 +61,16 @@ func credentialsCreate(ctx context.Context, s *session, args []string) error {
 	out := outputFlag(fs)
 	name := fs.String("name", "", "the credential's name (required)")
 	service := fs.String("service", "", "a preset (stripe, openai, ...) or a custom service name")
-	placement := fs.String("placement", "", "header, query or bearer (default: the preset's)")
+	placement := fs.String("placement", "", "header, query, bearer or basic (default: the preset's)")
+	username := fs.String("username", "", "the user name sent with the value (placement basic)")
+	testPath := fs.String("test-path", "", "a path (under the base URL) that `credentials test` requests with GET")
+	testStatus := fs.Int("test-status", 0, "the status that means the test passed (default 200)")
 	param := fs.String("param-name", "", "the header or query parameter name")
 	prefix := fs.String("value-prefix", "", "text sent before the value (header placement)")
 	baseURL := fs.String("base-url", "", "the API's base URL (default: the preset's)")
 	var hosts stringList
 	fs.Var(&hosts, "allowed-host", "a host the credential may be sent to (repeat)")
-	if _, err := parseFlags(fs, args, 0, "--name NAME [--service S] [--placement P --param-name N] [--base-url URL] [--allowed-host H]...   (the value is read from stdin or a prompt)"); err != nil {
+	if _, err := parseFlags(fs, args, 0, "--name NAME [--service S] [--placement P --param-name N | --username U] [--base-url URL] [--allowed-host H]... [--test-path P [--test-status N]]   (the value is read from stdin or a prompt)"); err != nil {
 		return err
 	}
 	if err := checkOutput(*out); err != nil {
@@ -84,6 +88,17 @@ func credentialsCreate(ctx context.Context, s *session, args []string) error {
 	setIf(&body.ParamName, *param)
 	setIf(&body.ValuePrefix, *prefix)
 	setIf(&body.BaseUrl, *baseURL)
+	setIf(&body.Username, *username)
+	if *testStatus != 0 && *testPath == "" {
+		return usageErrorf("--test-status needs --test-path")
+	}
+	if *testPath != "" {
+		tr := client.TestRequest{Path: *testPath}
+		if *testStatus != 0 {
+			tr.ExpectStatus = testStatus
+		}
+		body.TestRequest = &tr
+	}
 	if *placement != "" {
 		p := client.Placement(*placement)
 		body.Placement = &p
@@ -208,11 +223,34 @@ func credentialsTest(ctx context.Context, s *session, args []string) error {
 	if err != nil {
 		return err
 	}
-	if table, err := s.result(*out, r.HTTPResponse, r.Body); !table {
+	table, err := s.result(*out, r.HTTPResponse, r.Body)
+	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintln(s.env.Stdout, strings.TrimSpace(string(r.Body)))
-	return err
+	if table {
+		if _, err := fmt.Fprintln(s.env.Stdout, strings.TrimSpace(string(r.Body))); err != nil {
+			return err
+		}
+	}
+	// The call succeeded; the test itself may not have: exit 10 then, so
+	// that `credvault credentials test ID && deploy` stops.
+	var res struct {
+		OK           bool   `json:"ok"`
+		Status       int    `json:"status"`
+		ExpectStatus int    `json:"expect_status"`
+		Code         string `json:"code"`
+	}
+	if err := json.Unmarshal(r.Body, &res); err != nil {
+		return fmt.Errorf("unexpected answer to the credential test: %w", err)
+	}
+	if !res.OK {
+		detail := fmt.Sprintf("upstream answered %d, expected %d", res.Status, res.ExpectStatus)
+		if res.Code != "" {
+			detail = res.Code
+		}
+		return errTestFailed{detail: detail}
+	}
+	return nil
 }
 
 func credentialsDelete(ctx context.Context, s *session, args []string) error {
