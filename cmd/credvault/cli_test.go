@@ -27,6 +27,17 @@ func TestHelpExitsZero(t *testing.T) {
 			}
 		}
 	}
+	// The usage names the command, not Go's default "Usage of …".
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"credvault", "rewrap", "--help"}, envOf(nil), &out, io.Discard); err != nil ||
+		!strings.HasPrefix(out.String(), "usage: credvault rewrap") {
+		t.Errorf("rewrap --help: %v %q", err, out.String())
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"credvault", "version", "--help"}, envOf(nil), &out, io.Discard); err != nil ||
+		!strings.HasPrefix(out.String(), "usage: credvault version") {
+		t.Errorf("version --help: %v %q", err, out.String())
+	}
 	// Help does not read the configuration: a bad variable does not hide it.
 	err := run(context.Background(), []string{"credvault", "bootstrap", "--help"}, envOf(map[string]string{"CREDVAULT_ADDR": "nonsense"}), io.Discard, io.Discard)
 	if err != nil {

@@ -80,6 +80,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stdout, usage)
 		return nil
 	case "version", "--version":
+		if wantsHelp(rest) {
+			fmt.Fprintln(stdout, "usage: credvault version\n\nPrints credvault's version, the Go version and the platform it was built for.")
+			return nil
+		}
 		fmt.Fprintln(stdout, versionLine())
 		return nil
 	case "devtransit":
@@ -210,6 +214,10 @@ func newFlagSet(name string, args []string, stdout, stderr io.Writer) *flag.Flag
 	fs.SetOutput(stderr)
 	if wantsHelp(args) {
 		fs.SetOutput(stdout)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: credvault %s [flags]\n\nflags:\n", name)
+		fs.PrintDefaults()
 	}
 	return fs
 }
