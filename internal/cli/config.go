@@ -52,6 +52,16 @@ type session struct {
 
 // client reads CREDVAULT_URL and CREDVAULT_API_KEY, else the login file,
 // and returns a client for them.
+// api checks the --output value a command was given, then returns the
+// client for the logged-in server: the common start of every command that
+// calls credvault. Errors: a usage error for a bad --output, errNotLoggedIn.
+func (s *session) api(output string) (*client.ClientWithResponses, error) {
+	if err := checkOutput(output); err != nil {
+		return nil, err
+	}
+	return s.client()
+}
+
 func (s *session) client() (*client.ClientWithResponses, error) {
 	env := s.env
 	url, key := env.Getenv("CREDVAULT_URL"), env.Getenv("CREDVAULT_API_KEY")

@@ -33,10 +33,7 @@ func credentialsList(ctx context.Context, s *session, args []string) error {
 	if _, err := parseFlags(fs, args, 0, "[--output table|json]"); err != nil {
 		return err
 	}
-	if err := checkOutput(*out); err != nil {
-		return err
-	}
-	api, err := s.client()
+	api, err := s.api(*out)
 	if err != nil {
 		return err
 	}
@@ -47,11 +44,7 @@ func credentialsList(ctx context.Context, s *session, args []string) error {
 	if table, err := s.result(*out, r.HTTPResponse, r.Body); !table {
 		return err
 	}
-	rows := make([][]string, 0, len(r.JSON200.Data))
-	for _, c := range r.JSON200.Data {
-		rows = append(rows, credentialRow(c))
-	}
-	return s.table(credentialHeader, rows)
+	return s.table(credentialHeader, rowsOf(r.JSON200.Data, credentialRow))
 }
 
 // credentialsCreate is `credentials create --name N [--service S] ...`;
@@ -212,10 +205,7 @@ func credentialsTest(ctx context.Context, s *session, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkOutput(*out); err != nil {
-		return err
-	}
-	api, err := s.client()
+	api, err := s.api(*out)
 	if err != nil {
 		return err
 	}
@@ -261,10 +251,7 @@ func credentialsDelete(ctx context.Context, s *session, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkOutput(*out); err != nil {
-		return err
-	}
-	api, err := s.client()
+	api, err := s.api(*out)
 	if err != nil {
 		return err
 	}

@@ -56,10 +56,7 @@ func keysList(ctx context.Context, s *session, args []string) error {
 	if _, err := parseFlags(fs, args, 0, "[--output table|json]"); err != nil {
 		return err
 	}
-	if err := checkOutput(*out); err != nil {
-		return err
-	}
-	api, err := s.client()
+	api, err := s.api(*out)
 	if err != nil {
 		return err
 	}
@@ -70,11 +67,7 @@ func keysList(ctx context.Context, s *session, args []string) error {
 	if table, err := s.result(*out, r.HTTPResponse, r.Body); !table {
 		return err
 	}
-	rows := make([][]string, 0, len(r.JSON200.Data))
-	for _, k := range r.JSON200.Data {
-		rows = append(rows, keyRow(k))
-	}
-	return s.table(keyHeader, rows)
+	return s.table(keyHeader, rowsOf(r.JSON200.Data, keyRow))
 }
 
 func keysGet(ctx context.Context, s *session, args []string) error {
@@ -84,10 +77,7 @@ func keysGet(ctx context.Context, s *session, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkOutput(*out); err != nil {
-		return err
-	}
-	api, err := s.client()
+	api, err := s.api(*out)
 	if err != nil {
 		return err
 	}
@@ -177,10 +167,7 @@ func keysRoll(ctx context.Context, s *session, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkOutput(*out); err != nil {
-		return err
-	}
-	api, err := s.client()
+	api, err := s.api(*out)
 	if err != nil {
 		return err
 	}
@@ -201,10 +188,7 @@ func keysRevoke(ctx context.Context, s *session, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkOutput(*out); err != nil {
-		return err
-	}
-	api, err := s.client()
+	api, err := s.api(*out)
 	if err != nil {
 		return err
 	}

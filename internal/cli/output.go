@@ -47,3 +47,12 @@ func orDash(s string) string {
 	}
 	return s
 }
+
+// rowsOf turns a listing's items into table rows.
+func rowsOf[T any](items []T, row func(T) []string) [][]string {
+	rows := make([][]string, 0, len(items))
+	for _, it := range items {
+		rows = append(rows, row(it))
+	}
+	return rows
+}

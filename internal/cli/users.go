@@ -30,10 +30,7 @@ func usersList(ctx context.Context, s *session, args []string) error {
 	if _, err := parseFlags(fs, args, 0, "[--output table|json]"); err != nil {
 		return err
 	}
-	if err := checkOutput(*out); err != nil {
-		return err
-	}
-	api, err := s.client()
+	api, err := s.api(*out)
 	if err != nil {
 		return err
 	}
@@ -44,11 +41,7 @@ func usersList(ctx context.Context, s *session, args []string) error {
 	if table, err := s.result(*out, r.HTTPResponse, r.Body); !table {
 		return err
 	}
-	rows := make([][]string, 0, len(r.JSON200.Data))
-	for _, u := range r.JSON200.Data {
-		rows = append(rows, userRow(u))
-	}
-	return s.table(userHeader, rows)
+	return s.table(userHeader, rowsOf(r.JSON200.Data, userRow))
 }
 
 func usersCreate(ctx context.Context, s *session, args []string) error {
@@ -92,10 +85,7 @@ func usersGet(ctx context.Context, s *session, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkOutput(*out); err != nil {
-		return err
-	}
-	api, err := s.client()
+	api, err := s.api(*out)
 	if err != nil {
 		return err
 	}
@@ -148,10 +138,7 @@ func usersDelete(ctx context.Context, s *session, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkOutput(*out); err != nil {
-		return err
-	}
-	api, err := s.client()
+	api, err := s.api(*out)
 	if err != nil {
 		return err
 	}
