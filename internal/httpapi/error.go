@@ -4,6 +4,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -41,6 +43,21 @@ var codeOf = map[int]string{
 	http.StatusRequestEntityTooLarge: "body_too_large",
 	http.StatusRequestTimeout:        "request_timeout",
 	http.StatusUnsupportedMediaType:  "unsupported_media_type",
+	http.StatusRequestURITooLong:     "uri_too_long",
+
+	http.StatusRequestHeaderFieldsTooLarge: "request_header_fields_too_large",
+}
+
+// statusOfHeadCode gives the status of each code the framing guard
+// (framing.go) answers before fasthttp reads a request.
+var statusOfHeadCode = map[string]int{
+	"invalid_framing":                 http.StatusBadRequest,
+	"invalid_request_head":            http.StatusBadRequest,
+	"invalid_host":                    http.StatusBadRequest,
+	"uri_too_long":                    http.StatusRequestURITooLong,
+	"request_header_fields_too_large": http.StatusRequestHeaderFieldsTooLarge,
+	"unsupported_transfer_coding":     http.StatusNotImplemented,
+	"http_version_not_supported":      http.StatusHTTPVersionNotSupported,
 }
 
 // errorBody is the JSON shape of every error the API returns.
@@ -83,7 +100,7 @@ func errorHandler(log *slog.Logger, refusals *refusalLog) fiber.ErrorHandler {
 			status = fe.Code
 			code, ok := codeOf[status]
 			if !ok {
-				code = "http_" + http.StatusText(status)
+				code = snakeStatusText(status)
 			}
 			body.Error = errorDetail{Code: code, Message: fiberMessage(fe)}
 		} else {
@@ -125,4 +142,15 @@ func fiberMessage(fe *fiber.Error) string {
 		return "request body is too large"
 	}
 	return fe.Message
+}
+
+// snakeStatusText is the snake_case of a status's reason phrase
+// ("Request Header Fields Too Large" -> "request_header_fields_too_large"),
+// the code of a status Fiber produced that codeOf does not name.
+func snakeStatusText(status int) string {
+	text := strings.ToLower(http.StatusText(status))
+	if text == "" {
+		return "http_" + strconv.Itoa(status)
+	}
+	return strings.NewReplacer(" ", "_", "-", "_", "'", "").Replace(text)
 }

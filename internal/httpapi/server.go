@@ -129,6 +129,7 @@ func NewServer(cfg Config) *Server {
 	s.app = fiber.New(fiber.Config{
 		AppName:               "credvault",
 		BodyLimit:             cfg.BodyLimit,
+		ReadBufferSize:        readBufferSize,
 		ReadTimeout:           30 * time.Second,
 		WriteTimeout:          60 * time.Second,
 		IdleTimeout:           120 * time.Second,
