@@ -75,7 +75,9 @@ func TestRequestHeadRules(t *testing.T) {
 	post := func(te string) string {
 		return "POST /test/hit HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding:" + te + "\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
 	}
-	long := func(n int) string { return "GET /test/hit?q=" + strings.Repeat("a", n) + " HTTP/1.1\r\nHost: x\r\n\r\n" }
+	long := func(n int) string {
+		return "GET /test/hit?q=" + strings.Repeat("a", n) + " HTTP/1.1\r\nHost: x\r\n\r\n"
+	}
 	snake := regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
 
 	for _, tc := range []struct {
