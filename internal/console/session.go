@@ -193,13 +193,45 @@ func (c *Console) handleSignInKey(ctx *fiber.Ctx, v *view) error {
 	if stop, err := c.limited(ctx, v); stop {
 		return err
 	}
-	key := strings.TrimSpace(ctx.FormValue("api_key"))
+	key, err := formKey(ctx)
+	if err != nil {
+		v.Title, v.Error = "Sign in", credvault.ErrorMessage(err)
+		return c.render(ctx, statusOf(err), "signin", v)
+	}
 	_, tok, err := c.cfg.Services.Sessions.SignInWithKey(ctx.UserContext(), key, c.attempt(ctx))
 	if err != nil {
 		v.Title, v.Error = "Sign in", credvault.ErrorMessage(err)
 		return c.render(ctx, statusOf(err), "signin", v)
 	}
 	return c.signedIn(ctx, tok)
+}
+
+// formKey reads the sign-in form's api_key from every place FormValue
+// looks (query string, form body, multipart form): a sign-in is with
+// exactly one key, so two different values are a 400 ambiguous_api_key
+// (identical copies are one key).
+func formKey(ctx *fiber.Ctx) (string, error) {
+	var vals [][]byte
+	vals = append(vals, ctx.Context().QueryArgs().PeekMulti("api_key")...)
+	vals = append(vals, ctx.Context().PostArgs().PeekMulti("api_key")...)
+	if mf, err := ctx.MultipartForm(); err == nil {
+		for _, v := range mf.Value["api_key"] {
+			vals = append(vals, []byte(v))
+		}
+	}
+	key := ""
+	for _, v := range vals {
+		v := strings.TrimSpace(string(v))
+		switch {
+		case v == "":
+		case key == "":
+			key = v
+		case v != key:
+			return "", &credvault.Error{Code: credvault.EINVALID, Reason: "ambiguous_api_key",
+				Message: "the form carries different API keys in field \"api_key\"; sign in with exactly one key"}
+		}
+	}
+	return key, nil
 }
 
 // handleSignInLinkPage shows a button that redeems the link: a GET never

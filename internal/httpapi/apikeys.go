@@ -201,7 +201,11 @@ func (s *Server) handleAPIKeyVerify(c *fiber.Ctx) error {
 		res credvault.VerifyResult
 		err error
 	)
-	if key, malformed := s.presentedKey(c); key == "" && !malformed && in.Endpoint != "" {
+	key, malformed, kerr := s.presentedKey(c)
+	if kerr != nil {
+		return kerr
+	}
+	if key == "" && !malformed && in.Endpoint != "" {
 		res, err = s.cfg.Services.Verify.Check(c.UserContext(), credvault.VerifyInput{Endpoint: in.Endpoint})
 		if err == nil && res.Code != credvault.VerifyPublicEndpoint {
 			// Not public: the caller must authenticate after all.
@@ -255,7 +259,10 @@ func (s *Server) handleAuthCheck(c *fiber.Ctx) error {
 	if s.keyInQuery(c, true) {
 		return s.authErrs.inQuery
 	}
-	key, malformed := s.presentedKey(c)
+	key, malformed, err := s.presentedKey(c)
+	if err != nil {
+		return err
+	}
 	in := credvault.VerifyInput{Key: credvault.NewSecret(key), RequiredScopes: scopes, Endpoint: endpoint}
 	if malformed {
 		s.cfg.Telemetry.Verification(credvault.VerifyMalformed)
