@@ -335,7 +335,7 @@ func (s *CredentialService) UpdateCredential(ctx context.Context, id string, upd
 	if len(widened) > 0 && upd.Value == nil {
 		if s.Audit != nil {
 			ev := newAuditEvent(ctx, c.OrgID, "credential.update_refused", "credential", c.ID, map[string]any{
-				"widened": widened, "outcome": "value_required", "base_url": c.BaseURL, "allowed_hosts": c.AllowedHosts,
+				"widened": widened, "outcome": "value_required", "base_url": c.BaseURL, "base_url_before": before.BaseURL, "allowed_hosts": c.AllowedHosts,
 			})
 			if err := s.Audit.CreateAuditEvent(ctx, ev); err != nil {
 				return nil, err
@@ -349,6 +349,7 @@ func (s *CredentialService) UpdateCredential(ctx context.Context, id string, upd
 		added, removed := hostsDiff(before.AllowedHosts, c.AllowedHosts)
 		evs = append(evs, newAuditEvent(ctx, c.OrgID, "credential.update", "credential", c.ID, map[string]any{
 			"fields": changed, "widened": widened, "hosts_added": added, "hosts_removed": removed, "base_url": c.BaseURL,
+			"base_url_before": before.BaseURL,
 		}))
 	}
 	if upd.Value != nil {
