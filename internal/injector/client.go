@@ -94,7 +94,7 @@ func NewClient(opts ClientOptions) *Client {
 	}
 	t := &http.Transport{
 		Proxy:                  nil,
-		DialContext:            d.DialContext,
+		DialContext:            guardedDial(d, opts.AllowPrivate),
 		ForceAttemptHTTP2:      true,
 		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:    opts.TLSHandshakeTimeout,
