@@ -56,11 +56,11 @@ const redactedMark = "[REDACTED]"
 // is immutable and safe for concurrent use, and can be reused for every
 // request with that value.
 type Scrubber struct {
-	needle   []byte   // the value, folded
-	binary   bool     // look in binary views (long enough value)
-	nameB64  [][]byte // folded base64 cores, for header names (see Header)
-	window   int      // hold-back of Reader, bytes
-	minRun   [3]int   // shortest run worth decoding, per binaryAlphabet
+	needle   []byte                    // the value, folded
+	binary   bool                      // look in binary views (long enough value)
+	nameB64  [][]byte                  // folded base64 cores, for header names (see Header)
+	window   int                       // hold-back of Reader, bytes
+	minRun   [len(binaryAlphabets)]int // shortest run worth decoding, per binaryAlphabet
 	emptyVal bool
 }
 
