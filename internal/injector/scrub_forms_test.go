@@ -179,3 +179,24 @@ func readAllErr(r interface {
 	_, err := buf.ReadFrom(r)
 	return buf.String(), err
 }
+
+// TestScrubberInflateStaysInBudget: base64 of a gzip bomb (a few KiB that
+// inflate to 4 MiB) is not inflated past the view budget: the text counts
+// as holding the value, as other over-budget texts do, and the search
+// stops early.
+func TestScrubberInflateStaysInBudget(t *testing.T) {
+	bomb := base64.StdEncoding.EncodeToString(gzipOf(make([]byte, 4<<20)))
+	s := NewScrubber(credvault.NewSecret(testValue))
+	sc := getScratch()
+	defer putScratch(sc)
+	s.find(sc, []byte(`{"blob":"`+bomb+`"}`))
+	if !sc.over {
+		t.Fatalf("a gzip bomb was read within budget (%d view bytes for %d input bytes)", sc.used, len(bomb))
+	}
+	if sc.used > sc.limit {
+		t.Fatalf("%d view bytes scanned, over the limit of %d", sc.used, sc.limit)
+	}
+	if got := s.String(`{"blob":"` + bomb + `"}`); got != redactedMark {
+		t.Fatalf("got %.40q…, want the whole text redacted", got)
+	}
+}
