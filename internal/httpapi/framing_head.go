@@ -1,9 +1,6 @@
 package httpapi
 
-import (
-	"bytes"
-	"strconv"
-)
+import "bytes"
 
 // headRefusal is why the framing guard refused a request head: a
 // snake_case error code (statusOfHeadCode, in error.go, gives its status)
@@ -49,11 +46,13 @@ func checkRequestHead(head []byte) (int64, *headRefusal) {
 	if bytes.IndexByte(head, 0) >= 0 {
 		return 0, refuseHead("it holds a NUL byte (RFC 9110 section 5.5)")
 	}
-	lines := bytes.Split(head[:len(head)-4], []byte("\r\n"))
-	http10, r := checkRequestLine(lines[0])
+	rest := head[:len(head)-2] // every line, each ending with CRLF
+	end := bytes.Index(rest, []byte("\r\n"))
+	http10, r := checkRequestLine(rest[:end])
 	if r != nil {
 		return 0, r
 	}
+	rest = rest[end+2:]
 	var (
 		cl       int64 = -1
 		nCL      int
@@ -63,7 +62,10 @@ func checkRequestHead(head []byte) (int64, *headRefusal) {
 		sawTE    bool
 		valueErr string
 	)
-	for _, l := range lines[1:] {
+	for len(rest) > 0 {
+		end := bytes.Index(rest, []byte("\r\n"))
+		l := rest[:end]
+		rest = rest[end+2:]
 		if r := fieldLineError(l); r != nil {
 			return 0, r
 		}
@@ -75,8 +77,8 @@ func checkRequestHead(head []byte) (int64, *headRefusal) {
 			host = value
 		case bytes.EqualFold(name, []byte("Content-Length")):
 			nCL++
-			n, err := strconv.ParseInt(string(value), 10, 64)
-			if err != nil || n < 0 || len(value) == 0 || value[0] < '0' || value[0] > '9' {
+			n, ok := decimal(value)
+			if !ok {
 				valueErr = "Content-Length is not a single decimal number"
 			}
 			cl = n
@@ -146,16 +148,17 @@ func refuseHostHeader(why string) *headRefusal {
 // (RFC 9112 section 3): a token, a target of visible characters, and
 // HTTP/1.x. It reports whether the version is HTTP/1.0.
 func checkRequestLine(l []byte) (http10 bool, r *headRefusal) {
-	parts := bytes.Split(l, []byte(" "))
-	if len(parts) != 3 || !isToken(parts[0]) || len(parts[1]) == 0 {
+	sp1 := bytes.IndexByte(l, ' ')
+	sp2 := bytes.LastIndexByte(l, ' ')
+	if sp1 <= 0 || sp2 <= sp1+1 || !isToken(l[:sp1]) {
 		return false, refuseHead("the request line is not method, request target and HTTP version separated by single spaces (RFC 9112 section 3)")
 	}
-	for _, b := range parts[1] {
+	for _, b := range l[sp1+1 : sp2] {
 		if b <= ' ' || b == 0x7f {
-			return false, refuseHead("the request target holds a control character")
+			return false, refuseHead("the request target holds a space or control character")
 		}
 	}
-	v := parts[2]
+	v := l[sp2+1:]
 	if len(v) != 8 || string(v[:5]) != "HTTP/" || !isDigit(v[5]) || v[6] != '.' || !isDigit(v[7]) {
 		return false, refuseHead("the request line does not end with an HTTP version such as HTTP/1.1 (RFC 9112 section 2.3)")
 	}
@@ -184,6 +187,9 @@ func fieldLineError(l []byte) *headRefusal {
 		return refuseHead("a header field name holds a character that is not a token character (RFC 9110 section 5.1)")
 	}
 	for _, b := range l[colon+1:] {
+		if byteClass[b]&classValue != 0 {
+			continue
+		}
 		switch {
 		case b == '\r':
 			return refuseHead("a header field value holds a bare CR (RFC 9112 section 2.2)")
@@ -226,9 +232,7 @@ func validHost(v []byte) bool {
 			return false
 		}
 		for _, b := range host {
-			switch {
-			case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', isDigit(b), bytes.IndexByte([]byte("-._~!$&'()*+,;="), b) >= 0:
-			default:
+			if byteClass[b]&classRegName == 0 {
 				return false
 			}
 		}
@@ -247,20 +251,58 @@ func validHost(v []byte) bool {
 	return true
 }
 
+// decimal reads a Content-Length value: 1 to 18 decimal digits, no sign
+// or other character (RFC 9110 section 8.6).
+func decimal(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if !isDigit(c) {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
 // isToken reports whether b is a non-empty token (RFC 9110 section 5.6.2).
 func isToken(b []byte) bool {
 	if len(b) == 0 {
 		return false
 	}
 	for _, c := range b {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', isDigit(c), bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), c) >= 0:
-		default:
+		if byteClass[c]&classToken == 0 {
 			return false
 		}
 	}
 	return true
 }
+
+// Byte classes of the head check, one table lookup per byte.
+const (
+	classToken   = 1 << iota // tchar (RFC 9110 section 5.6.2)
+	classRegName             // unreserved or sub-delims (RFC 3986 section 2)
+	classValue               // field-vchar, SP or HTAB (RFC 9110 section 5.5)
+)
+
+var byteClass = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		alnum := b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || isDigit(b)
+		if alnum || bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), b) >= 0 {
+			t[c] |= classToken
+		}
+		if alnum || bytes.IndexByte([]byte("-._~!$&'()*+,;="), b) >= 0 {
+			t[c] |= classRegName
+		}
+		if b == '\t' || b >= ' ' && b != 0x7f {
+			t[c] |= classValue
+		}
+	}
+	return t
+}()
 
 func isDigit(b byte) bool { return b >= '0' && b <= '9' }
 func isHex(b byte) bool   { return hexVal(b) >= 0 }
