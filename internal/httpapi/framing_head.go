@@ -27,7 +27,7 @@ func refuseHead(why string) *headRefusal {
 //     and a NUL, a bare CR or another control character anywhere in the
 //     head (RFC 9112 sections 2.2 and 3, RFC 9110 section 5.5):
 //     invalid_request_head;
-//   - an HTTP major version other than 1: http_version_not_supported (505);
+//   - an HTTP major version of 2 or more: http_version_not_supported (505);
 //   - no Host in HTTP/1.1, more than one Host, or a Host that is not
 //     `uri-host [":" port]` (RFC 9112 section 3.2, RFC 3986 section 3.2):
 //     invalid_host;
@@ -161,6 +161,11 @@ func checkRequestLine(l []byte) (http10 bool, r *headRefusal) {
 	v := l[sp2+1:]
 	if len(v) != 8 || string(v[:5]) != "HTTP/" || !isDigit(v[5]) || v[6] != '.' || !isDigit(v[7]) {
 		return false, refuseHead("the request line does not end with an HTTP version such as HTTP/1.1 (RFC 9112 section 2.3)")
+	}
+	if v[5] == '0' {
+		// HTTP/0.9 requests carry no version; "HTTP/0.x" is not one (nginx
+		// answers 400 too).
+		return false, refuseHead("the request line names HTTP/0.x, which does not exist on the wire; send HTTP/1.1")
 	}
 	if v[5] != '1' {
 		return false, &headRefusal{code: "http_version_not_supported", message: "credvault speaks HTTP/1.1 on this listener (RFC 9110 section 15.6.6); send HTTP/1.1"}

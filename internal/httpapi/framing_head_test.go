@@ -118,7 +118,7 @@ func TestRequestHeadRules(t *testing.T) {
 		{"lower-case version", "GET /test/hit http/1.1\r\nHost: x\r\n\r\n", 400, "invalid_request_head"},
 		{"HTTP/2.0", "GET /test/hit HTTP/2.0\r\nHost: x\r\n\r\n", 505, "http_version_not_supported"},
 		{"HTTP/3.0", "GET /healthz HTTP/3.0\r\nHost: x\r\n\r\n", 505, "http_version_not_supported"},
-		{"HTTP/0.9", "GET /test/hit HTTP/0.9\r\nHost: x\r\n\r\n", 505, "http_version_not_supported"},
+		{"HTTP/0.9", "GET /test/hit HTTP/0.9\r\nHost: x\r\n\r\n", 400, "invalid_request_head"},
 		// Item 6: Transfer-Encoding by RFC 9112.
 		{"gzip, chunked", post(" gzip, chunked"), 501, "unsupported_transfer_coding"},
 		{"gzip line then chunked line", "POST /test/hit HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501, "unsupported_transfer_coding"},
