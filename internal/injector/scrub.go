@@ -43,8 +43,8 @@ const redactedMark = "[REDACTED]"
 //     "Basic base64(user:value)";
 //   - decompression of a gzip (RFC 1952) or zlib (RFC 1950) stream found in
 //     a binary view (base64 of gzip), up to the budget;
-//   - UTF-16 or UTF-32 text, read with its zero bytes dropped when at least
-//     a quarter of the bytes are zero.
+//   - UTF-16 text (either byte order, alone or inside other data), read
+//     with the zero byte beside each ASCII character dropped.
 //
 // Views are composed up to maxViewDepth decodings deep (percent-encoded
 // base64, JSON-escaped percent encoding, base64 of hex, ...); layers of

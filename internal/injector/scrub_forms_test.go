@@ -6,6 +6,8 @@ import (
 	"compress/zlib"
 	"encoding/base32"
 	"encoding/base64"
+	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"sort"
@@ -198,5 +200,27 @@ func TestScrubberInflateStaysInBudget(t *testing.T) {
 	}
 	if got := s.String(`{"blob":"` + bomb + `"}`); got != redactedMark {
 		t.Fatalf("got %.40q…, want the whole text redacted", got)
+	}
+}
+
+// TestScrubberReaderFindsIssue21Forms streams each form through Reader in
+// random small reads: every one fits the held-back window, so the stream
+// is redacted as String redacts the whole text.
+func TestScrubberReaderFindsIssue21Forms(t *testing.T) {
+	s := NewScrubber(credvault.NewSecret(testValue))
+	rng := rand.New(rand.NewPCG(21, 2))
+	forms := issue21Forms(testValue)
+	forms["utf-16le in ASCII"] = string(utf16Of(`{"echo":"`+testValue+`"}`, true))
+	forms["utf-16be in ASCII"] = string(utf16Of(`{"echo":"`+testValue+`"}`, false))
+	for name, form := range forms {
+		in := strings.Repeat("filler text, ", 40) + form + strings.Repeat(" more filler", 40)
+		r := s.Reader(io.NopCloser(&chunky{data: []byte(in), rng: rng, max: 97}))
+		got, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if want := s.String(in); string(got) != want || !strings.Contains(want, redactedMark) {
+			t.Errorf("%s: streamed %q, want %q", name, got, want)
+		}
 	}
 }

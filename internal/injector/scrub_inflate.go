@@ -98,23 +98,43 @@ func (s *Scrubber) inflateAt(sc *scratch, v *view, at, format, depth int) {
 	}
 }
 
-// wideView scans v with its zero bytes dropped when at least a quarter of
-// its bytes are zero: UTF-16 text (a "charset=utf-16" JSON, either byte
-// order) or UTF-32 holds the value's ASCII characters with a zero beside
-// each, which this view puts back together. It costs one pass over v
-// (bytes.Count) when v is not such text.
+// wideView scans the UTF-16 runs of v with their zero bytes dropped: a
+// "charset=utf-16" JSON (either byte order), or UTF-16 text inside other
+// data, holds the value's ASCII characters each beside a zero byte. A run
+// is a stretch of (character, zero) pairs at one byte parity, at least as
+// many as the value is long (big-endian text is the same pairs shifted by
+// one byte). Text without zero bytes costs one IndexByte.
 func (s *Scrubber) wideView(sc *scratch, v *view, depth int) {
 	d := v.data
-	zeros := bytes.Count(d, []byte{0})
-	if zeros == 0 || 4*zeros < len(d) {
+	if bytes.IndexByte(d, 0) < 0 {
 		return
 	}
 	vb := newBuilder(sc, v)
 	defer vb.pop()
-	for i, c := range d {
-		if c != 0 {
-			vb.emit(c, i, i+1)
+	for parity := 0; parity < 2; parity++ {
+		start := -1
+		flush := func(end int) {
+			if start >= 0 && (end-start)/2 >= len(s.needle) {
+				for j := start; j < end; j += 2 {
+					vb.emit(d[j], j, j+2)
+				}
+			}
+			start = -1
 		}
+		j := parity
+		for ; j+1 < len(d); j += 2 {
+			if d[j] != 0 && d[j+1] == 0 {
+				if start < 0 {
+					start = j
+				}
+				continue
+			}
+			flush(j)
+		}
+		flush(j)
+	}
+	if len(sc.data)-vb.base < len(s.needle) {
+		return
 	}
 	wv := vb.view()
 	wv.wide = true
