@@ -292,6 +292,29 @@ func (c *framingConn) Close() error {
 			RequestID: string(appendRequestID(nil)),
 		})
 		_, _ = fmt.Fprintf(c.Conn, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n%s", status, http.StatusText(status), len(body), body)
+		lingeringClose(c.Conn)
 	}
 	return c.Conn.Close()
+}
+
+// Limits of lingeringClose.
+const (
+	lingerTime  = 500 * time.Millisecond
+	lingerBytes = 1 << 20
+)
+
+// lingeringClose ends the sending side, then reads and drops what the
+// client is still sending (at most lingerBytes, for at most lingerTime)
+// before the socket is closed: closing a socket with unread data makes
+// the kernel send a reset, which can destroy the refusal before the
+// client reads it (a 70 KB request line refused after its first 8 KiB).
+// nginx does the same ("lingering_close").
+func lingeringClose(conn net.Conn) {
+	tc, ok := conn.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	_ = tc.CloseWrite()
+	_ = tc.SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.CopyN(io.Discard, tc, lingerBytes)
 }
