@@ -52,9 +52,10 @@ type service struct {
 
 // startOptions differ between serve and dev.
 type startOptions struct {
-	createTransitKey bool         // dev only: enable transit and create the derived key
-	disableKeyCache  bool         // bench only: every key verification reads PostgreSQL
-	ln               net.Listener // already listening (dev opens it first); nil: listen on cfg.Addr
+	createTransitKey bool             // dev only: enable transit and create the derived key
+	disableKeyCache  bool             // bench only: every key verification reads PostgreSQL
+	ln               net.Listener     // already listening (dev opens it first); nil: listen on cfg.Addr
+	now              func() time.Time // tests only: the clock that picks the JWT signing-key version; nil: time.Now
 }
 
 // startService connects to PostgreSQL and applies migrations, connects to
@@ -146,7 +147,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	}
 
 	users := &credvault.UserService{Store: s.store}
-	keys := &credvault.APIKeyService{Store: s.store, Users: s.store, Minter: s.minter, JWT: &apikey.JWTIssuer{Keys: s.signing, Issuer: issuer}}
+	keys := &credvault.APIKeyService{Store: s.store, Users: s.store, Minter: s.minter, JWT: &apikey.JWTIssuer{Keys: s.signing, Issuer: issuer, VersionNow: opts.now}}
 	s.creds = &credvault.CredentialService{Store: s.store, Users: s.store, Audit: s.store, Transit: s.vault, Values: s.values, ReservedHeaders: cfg.AuthHeaders}
 	client := injector.NewClient(injector.ClientOptions{AllowPrivate: cfg.EgressAllowPrivate})
 	services := httpapi.Services{
@@ -251,7 +252,7 @@ func (s *service) startLoops(cfg Config) {
 	s.loops.Add(5)
 	go func() {
 		defer s.loops.Done()
-		s.signing.Run(ctx, signingKeyRefresh)
+		s.signing.Run(ctx, credvault.SigningKeyRefresh)
 	}()
 	go func() {
 		defer s.loops.Done()
@@ -295,11 +296,6 @@ func (s *service) purgeSessions(ctx context.Context, every time.Duration) {
 		}
 	}
 }
-
-// signingKeyRefresh is how often every instance rereads the JWT signing
-// key: how long a raised min_decryption_version may take to refuse old
-// JWT keys here (a newer kid is picked up at once, on first sight).
-const signingKeyRefresh = 10 * time.Second
 
 // invalidate hands one invalidation (from this instance's own commit or
 // from LISTEN/NOTIFY) to every cache.
