@@ -112,7 +112,11 @@ func (c *Client) EnsureSigningKey(ctx context.Context, name string) error {
 // the version that made it. Errors: EUNAVAILABLE (Vault down, key missing,
 // permission denied), EINTERNAL (an answer that is not an Ed25519
 // signature).
-func (c *Client) Sign(ctx context.Context, name string, input []byte, version int) ([]byte, int, error) {
+func (c *Client) Sign(ctx context.Context, name string, input []byte, version int) (sig []byte, used int, err error) {
+	if c.observe != nil {
+		start := time.Now()
+		defer func() { c.observe("sign", err, time.Since(start)) }()
+	}
 	s, err := c.api.Logical().WriteWithContext(ctx, fmt.Sprintf("%s/sign/%s", c.mount, name),
 		map[string]any{"input": b64(input), "key_version": version})
 	if err != nil {

@@ -2247,10 +2247,13 @@ type ClientInterface interface {
 	// `credvault_http_requests_total{method,route,status}` and
 	// `credvault_http_request_duration_seconds{method,route}`, labelled by
 	// route template (never the raw path);
-	// `credvault_key_verifications_total{code}`;
-	// `credvault_verifier_cache_total{result}` (hit, miss, negative);
+	// `credvault_key_verifications_total{code}` (JWT refusals have codes
+	// of their own: BAD_SIGNATURE, UNKNOWN_KID, NOT_YET_VALID,
+	// WRONG_ISSUER, SIGNING_KEY_RETIRED);
+	// `credvault_verifier_key_lookups_total{result}` (hit, miss, negative);
 	// `credvault_rate_limit_decisions_total{decision}` (allowed, limited);
-	// `credvault_vault_requests_total{operation,outcome}` and
+	// `credvault_vault_requests_total{operation,outcome}` (operation
+	// `encrypt`, `decrypt`, `rewrap`, `sign`) and
 	// `credvault_vault_request_duration_seconds{operation}`;
 	// `credvault_proxy_requests_total{outcome}` and
 	// `credvault_proxy_request_duration_seconds{outcome}`;
@@ -3282,10 +3285,13 @@ func (c *Client) Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 // `credvault_http_requests_total{method,route,status}` and
 // `credvault_http_request_duration_seconds{method,route}`, labelled by
 // route template (never the raw path);
-// `credvault_key_verifications_total{code}`;
-// `credvault_verifier_cache_total{result}` (hit, miss, negative);
+// `credvault_key_verifications_total{code}` (JWT refusals have codes
+// of their own: BAD_SIGNATURE, UNKNOWN_KID, NOT_YET_VALID,
+// WRONG_ISSUER, SIGNING_KEY_RETIRED);
+// `credvault_verifier_key_lookups_total{result}` (hit, miss, negative);
 // `credvault_rate_limit_decisions_total{decision}` (allowed, limited);
-// `credvault_vault_requests_total{operation,outcome}` and
+// `credvault_vault_requests_total{operation,outcome}` (operation
+// `encrypt`, `decrypt`, `rewrap`, `sign`) and
 // `credvault_vault_request_duration_seconds{operation}`;
 // `credvault_proxy_requests_total{outcome}` and
 // `credvault_proxy_request_duration_seconds{outcome}`;
@@ -6896,10 +6902,13 @@ type ClientWithResponsesInterface interface {
 	// `credvault_http_requests_total{method,route,status}` and
 	// `credvault_http_request_duration_seconds{method,route}`, labelled by
 	// route template (never the raw path);
-	// `credvault_key_verifications_total{code}`;
-	// `credvault_verifier_cache_total{result}` (hit, miss, negative);
+	// `credvault_key_verifications_total{code}` (JWT refusals have codes
+	// of their own: BAD_SIGNATURE, UNKNOWN_KID, NOT_YET_VALID,
+	// WRONG_ISSUER, SIGNING_KEY_RETIRED);
+	// `credvault_verifier_key_lookups_total{result}` (hit, miss, negative);
 	// `credvault_rate_limit_decisions_total{decision}` (allowed, limited);
-	// `credvault_vault_requests_total{operation,outcome}` and
+	// `credvault_vault_requests_total{operation,outcome}` (operation
+	// `encrypt`, `decrypt`, `rewrap`, `sign`) and
 	// `credvault_vault_request_duration_seconds{operation}`;
 	// `credvault_proxy_requests_total{outcome}` and
 	// `credvault_proxy_request_duration_seconds{outcome}`;
@@ -13370,10 +13379,13 @@ func (c *ClientWithResponses) HealthzWithResponse(ctx context.Context, reqEditor
 // `credvault_http_requests_total{method,route,status}` and
 // `credvault_http_request_duration_seconds{method,route}`, labelled by
 // route template (never the raw path);
-// `credvault_key_verifications_total{code}`;
-// `credvault_verifier_cache_total{result}` (hit, miss, negative);
+// `credvault_key_verifications_total{code}` (JWT refusals have codes
+// of their own: BAD_SIGNATURE, UNKNOWN_KID, NOT_YET_VALID,
+// WRONG_ISSUER, SIGNING_KEY_RETIRED);
+// `credvault_verifier_key_lookups_total{result}` (hit, miss, negative);
 // `credvault_rate_limit_decisions_total{decision}` (allowed, limited);
-// `credvault_vault_requests_total{operation,outcome}` and
+// `credvault_vault_requests_total{operation,outcome}` (operation
+// `encrypt`, `decrypt`, `rewrap`, `sign`) and
 // `credvault_vault_request_duration_seconds{operation}`;
 // `credvault_proxy_requests_total{outcome}` and
 // `credvault_proxy_request_duration_seconds{outcome}`;

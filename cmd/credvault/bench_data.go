@@ -14,6 +14,13 @@ import (
 	"credvault/internal/credvault"
 )
 
+// COPY statements of the bench's bulk loads (lib/pq runs a prepared
+// "COPY ... FROM STDIN" as a copy-in; its CopyIn builder is deprecated).
+const (
+	copyAPIKeys     = `COPY api_keys (org_id, user_id, kind, name, mode, environment, key_hash, prefix, last4, scopes) FROM STDIN`
+	copyCredentials = `COPY credentials (id, org_id, owner_id, name, service, placement, ciphertext, key_version, hint, allowed_hosts) FROM STDIN`
+)
+
 // seedKeys stores n API keys for user (through COPY, the fast path for a
 // million rows) and returns up to keep of them, to send in requests.
 func seedKeys(ctx context.Context, db *sqlx.DB, orgID, userID string, n, keep int, progress io.Writer) ([]string, error) {
@@ -26,7 +33,7 @@ func seedKeys(ctx context.Context, db *sqlx.DB, orgID, userID string, n, keep in
 		if err != nil {
 			return nil, err
 		}
-		stmt, err := tx.Prepare(pq.CopyIn("api_keys", "org_id", "user_id", "kind", "name", "mode", "environment", "key_hash", "prefix", "last4", "scopes"))
+		stmt, err := tx.Prepare(copyAPIKeys)
 		if err != nil {
 			tx.Rollback()
 			return nil, err
@@ -89,7 +96,7 @@ func seedCredentials(ctx context.Context, db *sqlx.DB, transit interface {
 		if err != nil {
 			return err
 		}
-		stmt, err := tx.Prepare(pq.CopyIn("credentials", "id", "org_id", "owner_id", "name", "service", "placement", "ciphertext", "key_version", "hint", "allowed_hosts"))
+		stmt, err := tx.Prepare(copyCredentials)
 		if err != nil {
 			tx.Rollback()
 			return err

@@ -139,7 +139,7 @@ func copyKeyChunk(ctx context.Context, db *sqlx.DB, orgID, userID string, hashes
 		return err
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, pq.CopyIn("api_keys", "org_id", "user_id", "kind", "name", "mode", "environment", "key_hash", "prefix", "last4", "scopes"))
+	stmt, err := tx.PrepareContext(ctx, copyAPIKeys)
 	if err != nil {
 		return err
 	}
