@@ -295,9 +295,12 @@ func (s *Server) sign(m *mount, name string, req *request) (*response, error) {
 		if isBatch {
 			res["reference"] = it["reference"]
 		}
-		sig, used, msg := k.signOne(ver, it, o)
+		sig, used, msg, signing := k.signOne(ver, it, o)
 		if msg != "" {
-			if !isBatch {
+			switch {
+			case !isBatch && signing:
+				return nil, internalError(msg)
+			case !isBatch:
 				return nil, userError("%s", msg)
 			}
 			res["error"] = msg
@@ -314,50 +317,56 @@ func (s *Server) sign(m *mount, name string, req *request) (*response, error) {
 	return resp, nil
 }
 
-// signOne signs one item; msg is the caller error, if any.
-func (k *key) signOne(ver int, it map[string]string, o signOptions) (sig string, used int, msg string) {
+// signOne signs one item; msg is the error, if any. signing reports an
+// error of the signing step itself (keysutil's Policy.SignWithOptions:
+// the version checks, the key, the Ed25519 options), which OpenBao's
+// single sign returns as a plain error, not an invalid request, so its
+// HTTP layer answers 500 with the message wrapped ("1 error occurred:");
+// the item checks before it are 400s (builtin/logical/transit/
+// path_sign_verify.go, pathSignWrite, in openbao/openbao).
+func (k *key) signOne(ver int, it map[string]string, o signOptions) (sig string, used int, msg string, signing bool) {
 	rawInput, ok := it["input"]
 	if !ok {
-		return "", 0, "missing input"
+		return "", 0, "missing input", false
 	}
 	input, err := base64.StdEncoding.DecodeString(rawInput)
 	if err != nil {
-		return "", 0, fmt.Sprintf("unable to decode input as base64: %s", err)
+		return "", 0, fmt.Sprintf("unable to decode input as base64: %s", err), false
 	}
 	input = o.digest(k, input)
 	if c := it["context"]; c != "" {
 		if _, err := base64.StdEncoding.DecodeString(c); err != nil {
-			return "", 0, "failed to base64-decode context"
+			return "", 0, "failed to base64-decode context", false
 		}
 	}
 	switch {
 	case ver == 0:
 		ver = k.latest()
 	case ver < 0:
-		return "", 0, "requested version for signing is negative"
+		return "", 0, "requested version for signing is negative", true
 	case ver > k.latest():
-		return "", 0, "requested version for signing is higher than the latest key version"
+		return "", 0, "requested version for signing is higher than the latest key version", true
 	case k.minEncrypt > 0 && ver < k.minEncrypt:
-		return "", 0, "requested version for signing is less than the minimum encryption key version"
+		return "", 0, "requested version for signing is less than the minimum encryption key version", true
 	}
 	signer, err := k.signer(ver)
 	if err != nil {
-		return "", 0, err.Error()
+		return "", 0, err.Error(), true
 	}
 	var raw []byte
 	if k.typ == keyTypeEd25519 {
 		if o.hash == "sha2-512" {
-			return "", 0, "error generating Ed25519 options: hash algorithm of SHA2 512 is not supported feature"
+			return "", 0, "error generating Ed25519 options: hash algorithm of SHA2 512 is not supported feature", true
 		}
 		raw = ed25519.Sign(signer.(ed25519.PrivateKey), input)
 	} else if raw, err = signECDSA(signer.(*ecdsa.PrivateKey), input, o.jws); err != nil {
-		return "", 0, err.Error()
+		return "", 0, err.Error(), true
 	}
 	enc := base64.StdEncoding.EncodeToString(raw)
 	if o.jws {
 		enc = base64.RawURLEncoding.EncodeToString(raw)
 	}
-	return prefix + strconv.Itoa(ver) + ":" + enc, ver, ""
+	return prefix + strconv.Itoa(ver) + ":" + enc, ver, "", false
 }
 
 // ecdsaSig is the ASN.1 form of an ECDSA signature.
