@@ -145,6 +145,11 @@ func decodeAAD(encoded string) ([]byte, *opError) {
 // encrypt seals plaintext under version ver (0 = latest) and returns the
 // ciphertext string and the version used.
 func (k *key) encrypt(ver int, plaintext, context []byte, aadB64 string) (string, int, *opError) {
+	if k.signing() {
+		// keysutil's Policy.EncryptWithFactory, an item's 400
+		// (sdk/helper/keysutil/policy.go in openbao/openbao).
+		return "", 0, userOpErr(fmt.Sprintf("message encryption not supported for key type %s", k.typ))
+	}
 	switch {
 	case ver == 0:
 		ver = k.latest()

@@ -196,6 +196,7 @@ func TestSignVerifyWire(t *testing.T) {
 		// request); devtransit answers so; a real Vault may say 400.
 		{"sign/sig", map[string]any{"input": in, "key_version": 7}, 500, "1 error occurred:\n\t* requested version for signing is higher than the latest key version\n\n"},
 		{"sign/sig", map[string]any{"input": in, "key_version": -1}, 500, "1 error occurred:\n\t* requested version for signing is negative\n\n"},
+		{"encrypt/sig", map[string]any{"plaintext": in}, 400, "message encryption not supported for key type ed25519"},
 		{"sign/sig", map[string]any{"input": "%%%"}, 400, "unable to decode input as base64: illegal base64 data at input byte 0"},
 		{"sign/sig", map[string]any{"input": in, "hash_algorithm": "md5"}, 400, `invalid hash algorithm "md5"`},
 	} {
