@@ -1,0 +1,71 @@
+package devtransit
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestSealStatusForBaoStatus: GET sys/seal-status answers without a token
+// in OpenBao's shape, which `bao status` reads (initialized, sealed, a
+// Shamir seal's t and n, version), sealed or not; against a real server
+// the shape is checked the same way.
+func TestSealStatusForBaoStatus(t *testing.T) {
+	addr, token := target(t)
+	c := newClient(t, addr, token)
+	anon := clone(t, c)
+	anon.ClearToken()
+	ss, err := anon.Sys().SealStatusWithContext(context.Background())
+	if err != nil {
+		t.Fatalf("seal-status without a token: %v", err)
+	}
+	if !ss.Initialized || ss.Sealed || ss.Type == "" || ss.T < 1 || ss.N < ss.T || ss.Version == "" || ss.ClusterID == "" {
+		t.Errorf("seal-status: %+v", ss)
+	}
+	res := raw(t, anon, "GET", "sys/seal-status", nil)
+	for _, field := range []string{"type", "initialized", "sealed", "t", "n", "progress", "nonce", "version", "migration", "recovery_seal"} {
+		if _, ok := res.body[field]; !ok {
+			t.Errorf("seal-status has no %q: %s", field, res.text)
+		}
+	}
+	if realServer() {
+		return
+	}
+	if !strings.HasPrefix(ss.Version, "2.6.") {
+		t.Errorf("devtransit's seal-status version %q, want OpenBao's 2.6", ss.Version)
+	}
+	if r := raw(t, c, "PUT", "sys/seal-status", map[string]any{}); r.status != http.StatusMethodNotAllowed {
+		t.Errorf("PUT sys/seal-status: %d, want 405", r.status)
+	}
+}
+
+// TestSealStatusWhileSealed: a sealed devtransit still answers
+// seal-status (200, sealed, no cluster) while every other call is 503.
+func TestSealStatusWhileSealed(t *testing.T) {
+	localOnly(t, "Seal")
+	s, addr := startLocal(t, Options{})
+	c := newClient(t, addr, testRootToken)
+	s.Seal()
+	res := raw(t, c, "GET", "sys/seal-status", nil)
+	if res.status != 200 || res.body["sealed"] != true || res.body["cluster_id"] != nil {
+		t.Errorf("sealed seal-status: %d %s", res.status, res.text)
+	}
+}
+
+// TestHealthReportsOpenBaoVersion: sys/health names the OpenBao release
+// devtransit follows, not a Vault one, and mounts report OpenBao's
+// builtin plugin version.
+func TestHealthReportsOpenBaoVersion(t *testing.T) {
+	localOnly(t, "the version is devtransit's own")
+	_, addr := startLocal(t, Options{})
+	c := newClient(t, addr, testRootToken)
+	h, err := c.Sys().HealthWithContext(context.Background())
+	if err != nil || !strings.HasPrefix(h.Version, "2.6.") {
+		t.Fatalf("health version: %+v %v", h, err)
+	}
+	res := raw(t, c, "GET", "sys/mounts/transit", nil)
+	if v, _ := res.body["running_plugin_version"].(string); !strings.HasSuffix(v, "+builtin.bao") {
+		t.Errorf("mount running_plugin_version %q, want OpenBao's +builtin.bao", res.body["running_plugin_version"])
+	}
+}
