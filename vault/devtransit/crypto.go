@@ -264,6 +264,7 @@ func (k *key) keyData() map[string]any {
 		"supports_derivation":    k.typ != keyTypeECDSAP256,
 		"auto_rotate_period":     int64(k.autoRotate.Seconds()),
 		"imported_key":           false,
+		"soft_deleted":           false, // OpenBao's key reads carry it (formatKeyPolicy, builtin/logical/transit/path_keys.go); devtransit never soft-deletes
 		"keys":                   versions,
 	}
 	if k.derived {

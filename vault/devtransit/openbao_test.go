@@ -3,6 +3,7 @@ package devtransit
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -67,5 +68,35 @@ func TestHealthReportsOpenBaoVersion(t *testing.T) {
 	res := raw(t, c, "GET", "sys/mounts/transit", nil)
 	if v, _ := res.body["running_plugin_version"].(string); !strings.HasSuffix(v, "+builtin.bao") {
 		t.Errorf("mount running_plugin_version %q, want OpenBao's +builtin.bao", res.body["running_plugin_version"])
+	}
+}
+
+// TestWrongTokenAsOpenBao: an unknown token is 403 with OpenBao's bare
+// "permission denied" (HashiCorp Vault adds "invalid token"; the
+// conformance test accepts both against a real server).
+func TestWrongTokenAsOpenBao(t *testing.T) {
+	localOnly(t, "the text is OpenBao's, Vault's differs")
+	_, addr := startLocal(t, Options{})
+	c := newClient(t, addr, "devtransit-wrong-token")
+	res := raw(t, c, "PUT", "transit/encrypt/k", map[string]any{"plaintext": ptA})
+	if res.status != 403 || !slices.Equal(errorsOf(res.body), []string{wantBadTokenOpenBao}) {
+		t.Errorf("wrong token: %d %s, want 403 %q", res.status, res.text, wantBadTokenOpenBao)
+	}
+}
+
+// TestKeyReadCarriesSoftDeleted: key reads carry OpenBao's soft_deleted
+// (false: devtransit never soft-deletes); a real Vault has no such field.
+func TestKeyReadCarriesSoftDeleted(t *testing.T) {
+	addr, token := target(t)
+	c := newClient(t, addr, token)
+	e := setup(t, c)
+	e.mustWrite(t, "keys/sd", nil)
+	sec, err := c.Logical().ReadWithContext(context.Background(), e.mount+"/keys/sd")
+	if err != nil || sec == nil {
+		t.Fatalf("read: %v %v", sec, err)
+	}
+	v, ok := sec.Data["soft_deleted"]
+	if (ok && v != false) || (!ok && !realServer()) {
+		t.Errorf("soft_deleted: %v (present %v), want false", v, ok)
 	}
 }

@@ -61,8 +61,14 @@ func multiErr(msgs ...string) string {
 }
 
 var (
-	errNoToken        = errStatus(http.StatusForbidden, "permission denied")
-	errBadToken       = errStatus(http.StatusForbidden, multiErr("permission denied", "invalid token"))
+	errNoToken = errStatus(http.StatusForbidden, "permission denied")
+	// errBadToken is OpenBao's answer to an unknown token: the token
+	// lookup finds no entry and returns the bare logical.ErrPermissionDenied,
+	// which the core answers as an error response of its text
+	// (fetchACLTokenEntryAndEntity and handleRequest, vault/request_handling.go
+	// in openbao/openbao). HashiCorp Vault adds "invalid token" in a
+	// two-item multi-error.
+	errBadToken       = errStatus(http.StatusForbidden, "permission denied")
 	errDenied         = errStatus(http.StatusForbidden, multiErr("permission denied"))
 	errSealed         = errStatus(http.StatusServiceUnavailable, "Vault is sealed")
 	errUnsupported    = errStatus(http.StatusNotFound, multiErr("unsupported path"))
