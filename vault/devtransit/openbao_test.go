@@ -2,7 +2,9 @@ package devtransit
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -98,5 +100,43 @@ func TestKeyReadCarriesSoftDeleted(t *testing.T) {
 	v, ok := sec.Data["soft_deleted"]
 	if (ok && v != false) || (!ok && !realServer()) {
 		t.Errorf("soft_deleted: %v (present %v), want false", v, ok)
+	}
+}
+
+// TestFormEncodedBodies: a body sent as application/x-www-form-urlencoded
+// is read as a form, as OpenBao reads it (bao write sends JSON, curl -d a
+// form): the key is created with the form's fields, and encrypt takes a
+// percent-encoded base64 plaintext. A JSON text under that content type
+// is still JSON.
+func TestFormEncodedBodies(t *testing.T) {
+	addr, token := target(t)
+	c := newClient(t, addr, token)
+	e := setup(t, c)
+	post := func(path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, addr+"/v1/"+e.mount+"/"+path, strings.NewReader(body))
+		req.Header.Set("X-Vault-Token", token)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if st, body := post("keys/form", "type=ed25519&exportable=false"); st != 200 && st != 204 {
+		t.Fatalf("form key create: %d %s", st, body)
+	}
+	sec, err := c.Logical().ReadWithContext(context.Background(), e.mount+"/keys/form")
+	if err != nil || sec == nil || sec.Data["type"] != "ed25519" {
+		t.Fatalf("key made from a form: %v %v", sec, err)
+	}
+	e.mustWrite(t, "keys/formenc", nil)
+	if st, body := post("encrypt/formenc", "plaintext="+url.QueryEscape(ptA)); st != 200 || !strings.Contains(body, `"ciphertext":"vault:v1:`) {
+		t.Errorf("form encrypt: %d %s", st, body)
+	}
+	if st, body := post("encrypt/formenc", `{"plaintext":"`+ptA+`"}`); st != 200 || !strings.Contains(body, `"ciphertext":"vault:v1:`) {
+		t.Errorf("JSON under the form content type: %d %s", st, body)
 	}
 }
