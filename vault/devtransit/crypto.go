@@ -231,13 +231,17 @@ func (k *key) decrypt(value string, context []byte, aadB64 string) ([]byte, *opE
 // keyData is Vault's read shape for a key: for aes256-gcm96 "keys" maps
 // each version to its creation time in unix seconds, for signing keys to
 // its curve name, public key and creation time.
-func (k *key) keyData() map[string]any {
+func (k *key) keyData() map[string]any { return k.keyDataFor(nil) }
+
+// keyDataFor is keyData with the public keys of a derived ed25519 key for
+// context (a read's context parameter).
+func (k *key) keyDataFor(context []byte) map[string]any {
 	// A real server moves the versions below min_decryption_version to its
 	// archive and lists only the rest (Vault/OpenBao keysutil
 	// handleArchiving); lowering the minimum lists them again.
 	var versions any
 	if k.signing() {
-		versions = k.publicKeys()
+		versions = k.publicKeys(context)
 	} else {
 		created := make(map[string]int64, len(k.versions))
 		for i, v := range k.versions {

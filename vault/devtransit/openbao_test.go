@@ -2,6 +2,8 @@ package devtransit
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"net/url"
@@ -138,5 +140,58 @@ func TestFormEncodedBodies(t *testing.T) {
 	}
 	if st, body := post("encrypt/formenc", `{"plaintext":"`+ptA+`"}`); st != 200 || !strings.Contains(body, `"ciphertext":"vault:v1:`) {
 		t.Errorf("JSON under the form content type: %d %s", st, body)
+	}
+}
+
+// TestDerivedEd25519: a derived ed25519 key signs with a key per context,
+// as OpenBao does: the signature verifies under its context only, the
+// key read has no public key without a context and, for a context, the
+// one that checks the signature; signing without a context is refused
+// (OpenBao: 500 with its wrapped missing-context message).
+func TestDerivedEd25519(t *testing.T) {
+	addr, token := target(t)
+	c := newClient(t, addr, token)
+	e := setup(t, c)
+	e.mustWrite(t, "keys/dsig", map[string]any{"type": "ed25519", "derived": true})
+	in := base64.StdEncoding.EncodeToString([]byte("header.payload"))
+	sig := e.mustWrite(t, "sign/dsig", map[string]any{"input": in, "context": ctxA}).Data["signature"].(string)
+	for _, tc := range []struct {
+		ctx  string
+		want bool
+	}{{ctxA, true}, {ctxB, false}} {
+		res := e.mustWrite(t, "verify/dsig", map[string]any{"input": in, "signature": sig, "context": tc.ctx})
+		if res.Data["valid"] != tc.want {
+			t.Errorf("verify under context %q: %v, want %v", tc.ctx, res.Data["valid"], tc.want)
+		}
+	}
+	read := func(ctx string) string {
+		t.Helper()
+		path := e.mount + "/keys/dsig"
+		sec, err := c.Logical().ReadWithDataWithContext(context.Background(), path, map[string][]string{"context": {ctx}})
+		if ctx == "" {
+			sec, err = c.Logical().ReadWithContext(context.Background(), path)
+		}
+		if err != nil || sec == nil {
+			t.Fatalf("read: %v %v", sec, err)
+		}
+		v1, _ := sec.Data["keys"].(map[string]any)["1"].(map[string]any)
+		pub, _ := v1["public_key"].(string)
+		return pub
+	}
+	if pub := read(""); pub != "" {
+		t.Errorf("public key without a context: %q, want none", pub)
+	}
+	pub, err := base64.StdEncoding.DecodeString(read(ctxA))
+	sigBytes, err2 := base64.StdEncoding.DecodeString(strings.TrimPrefix(sig, "vault:v1:"))
+	msg, _ := base64.StdEncoding.DecodeString(in)
+	if err != nil || err2 != nil || len(pub) != ed25519.PublicKeySize || !ed25519.Verify(pub, msg, sigBytes) {
+		t.Errorf("the public key read for the context does not verify the signature (%v %v)", err, err2)
+	}
+	r := raw(t, c, "PUT", e.mount+"/sign/dsig", map[string]any{"input": in})
+	errs := errorsOf(r.body)
+	openbao := r.status == 500 && slices.Equal(errs, []string{multiErr(errMsgMissingContext)})
+	vault := realServer() && r.status == 400 && len(errs) == 1 && strings.Contains(errs[0], "missing 'context'")
+	if !openbao && !vault {
+		t.Errorf("sign without a context: %d %s", r.status, r.text)
 	}
 }

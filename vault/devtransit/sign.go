@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha1" //nolint:gosec // Vault offers sha1 as a signing hash; so must its stand-in
 	"crypto/sha256"
@@ -95,18 +96,38 @@ func checkMaterial(typ string, m []byte) error {
 }
 
 // signer returns version ver's private key.
-func (k *key) signer(ver int) (crypto.Signer, error) {
+//
+// A derived ed25519 key signs with a key per context, as OpenBao derives
+// it (Policy.GetKey, sdk/helper/keysutil/policy.go in openbao/openbao):
+// HKDF-SHA256 over the version's 64-byte private key, no salt, the context
+// as info, 32 bytes read as the Ed25519 seed. Without a context that is
+// OpenBao's missing-context error.
+func (k *key) signer(ver int, context []byte) (crypto.Signer, error) {
 	m := k.versions[ver-1].material
 	if k.typ == keyTypeEd25519 {
-		return ed25519.PrivateKey(m), nil
+		if !k.derived {
+			return ed25519.PrivateKey(m), nil
+		}
+		if len(context) == 0 {
+			return nil, errors.New(errMsgMissingContext)
+		}
+		seed, err := hkdf.Key(sha256.New, m, nil, string(context), ed25519.SeedSize)
+		if err != nil {
+			return nil, fmt.Errorf("error generating derived key: %w", err)
+		}
+		return ed25519.NewKeyFromSeed(seed), nil
 	}
 	return x509.ParseECPrivateKey(m)
 }
 
 // publicKeyText is the transit engine's public_key of a version: standard
-// base64 of the raw key for ed25519, a PKIX PEM block for ECDSA.
-func (k *key) publicKeyText(ver int) (string, error) {
-	s, err := k.signer(ver)
+// base64 of the raw key for ed25519, a PKIX PEM block for ECDSA. A derived
+// ed25519 key has one only for a context ("" without, as OpenBao answers).
+func (k *key) publicKeyText(ver int, context []byte) (string, error) {
+	if k.derived && len(context) == 0 {
+		return "", nil
+	}
+	s, err := k.signer(ver, context)
 	if err != nil {
 		return "", err
 	}
@@ -122,7 +143,7 @@ func (k *key) publicKeyText(ver int) (string, error) {
 
 // publicKeys is the "keys" object of a signing key's read: per version its
 // curve name, public key and creation time.
-func (k *key) publicKeys() map[string]map[string]any {
+func (k *key) publicKeys(context []byte) map[string]map[string]any {
 	out := make(map[string]map[string]any, len(k.versions))
 	name := "ed25519"
 	if k.typ == keyTypeECDSAP256 {
@@ -132,7 +153,7 @@ func (k *key) publicKeys() map[string]map[string]any {
 		if i+1 < k.minDecrypt {
 			continue // archived, as on a real server (see the key read)
 		}
-		pub, _ := k.publicKeyText(i + 1) // material was validated when stored
+		pub, _ := k.publicKeyText(i+1, context) // material was validated when stored
 		out[strconv.Itoa(i+1)] = map[string]any{
 			"name": name, "public_key": pub, "certificate_chain": "",
 			"creation_time": v.created.UTC().Format(time.RFC3339Nano),
@@ -334,8 +355,9 @@ func (k *key) signOne(ver int, it map[string]string, o signOptions) (sig string,
 		return "", 0, fmt.Sprintf("unable to decode input as base64: %s", err), false
 	}
 	input = o.digest(k, input)
+	var context []byte
 	if c := it["context"]; c != "" {
-		if _, err := base64.StdEncoding.DecodeString(c); err != nil {
+		if context, err = base64.StdEncoding.DecodeString(c); err != nil {
 			return "", 0, "failed to base64-decode context", false
 		}
 	}
@@ -349,7 +371,7 @@ func (k *key) signOne(ver int, it map[string]string, o signOptions) (sig string,
 	case k.minEncrypt > 0 && ver < k.minEncrypt:
 		return "", 0, "requested version for signing is less than the minimum encryption key version", true
 	}
-	signer, err := k.signer(ver)
+	signer, err := k.signer(ver, context)
 	if err != nil {
 		return "", 0, err.Error(), true
 	}
@@ -477,8 +499,9 @@ func (k *key) verifyOne(it map[string]string, o signOptions) (bool, string) {
 		return false, "missing signature"
 	}
 	input = o.digest(k, input)
+	var context []byte
 	if c := it["context"]; c != "" {
-		if _, err := base64.StdEncoding.DecodeString(c); err != nil {
+		if context, err = base64.StdEncoding.DecodeString(c); err != nil {
 			return false, "failed to base64-decode context"
 		}
 	}
@@ -508,7 +531,7 @@ func (k *key) verifyOne(it map[string]string, o signOptions) (bool, string) {
 	if err != nil {
 		return false, "invalid base64 signature value"
 	}
-	signer, err := k.signer(ver)
+	signer, err := k.signer(ver, context)
 	if err != nil {
 		return false, err.Error()
 	}
