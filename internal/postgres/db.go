@@ -54,7 +54,7 @@ func Open(ctx context.Context, dbURL string) (*sqlx.DB, error) {
 	db.SetConnMaxLifetime(connMaxLifetime)
 	db.SetConnMaxIdleTime(connMaxIdleTime)
 	if err := Ping(ctx, db); err != nil {
-		db.Close()
+		db.Close() // #nosec G104 -- closing on a path that has its result already (or an error being returned); nothing to add
 		return nil, err
 	}
 	return db, nil

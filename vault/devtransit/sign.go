@@ -7,7 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/hkdf"
 	"crypto/rand"
-	"crypto/sha1" //nolint:gosec // Vault offers sha1 as a signing hash; so must its stand-in
+	"crypto/sha1" // #nosec G505 -- Vault offers sha1 as a signing hash; so must its stand-in
 	"crypto/sha256"
 	"crypto/sha3"
 	"crypto/sha512"
