@@ -23,6 +23,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"credvault/internal/postgres/pgtest"
+	"credvault/vault/vaulttest"
 )
 
 // TestDevProcessHelper is not a test: the tests below run the test binary
@@ -486,5 +487,44 @@ func TestDevRefusesSecondOnOneDataDir(t *testing.T) {
 	s = startRun(t, env, "dev")
 	if err := s.stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDevBannerWarnsOfPrivateEgress: with CREDVAULT_EGRESS_ALLOW_PRIVATE
+// the banner says that the proxy may reach private addresses and names the
+// narrower loopback-ports setting; with only that setting it names the
+// ports; with neither it says nothing of egress. A bad port list stops
+// start-up with one line naming the variable.
+func TestDevBannerWarnsOfPrivateEgress(t *testing.T) {
+	if vaulttest.Real() {
+		t.Skip("runs credvault dev with its built-in transit server")
+	}
+	_, dbURL := pgtest.New(t)
+	dir := t.TempDir() // one data directory: each start is a restart
+	for _, c := range []struct {
+		env        map[string]string
+		want, none string
+	}{
+		{map[string]string{"CREDVAULT_EGRESS_ALLOW_PRIVATE": "true"}, "WARNING: CREDVAULT_EGRESS_ALLOW_PRIVATE=true", "Note: the proxy"},
+		{map[string]string{"CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS": "9000, 9001"}, "may reach loopback ports 9000, 9001", "WARNING"},
+		{map[string]string{}, "credvault dev is ready", "EGRESS"},
+	} {
+		env := map[string]string{"CREDVAULT_ADDR": "127.0.0.1:0", "DATABASE_URL": dbURL, "CREDVAULT_DATA_DIR": dir}
+		for k, v := range c.env {
+			env[k] = v
+		}
+		s := startRun(t, env, "dev")
+		out := s.stdout.String()
+		if !strings.Contains(out, c.want) || strings.Contains(out, c.none) {
+			t.Errorf("%v: banner\n%s\nwant %q and not %q", c.env, out, c.want, c.none)
+		}
+		if err := s.stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := run(context.Background(), []string{"credvault", "dev"}, envOf(map[string]string{"CREDVAULT_DATA_DIR": t.TempDir(),
+		"CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS": "9000,http"}), io.Discard, io.Discard)
+	if msg := cliMessage(err); !strings.HasPrefix(msg, "CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS: ") {
+		t.Errorf("bad port list: %q", msg)
 	}
 }
