@@ -528,3 +528,65 @@ func TestDevBannerWarnsOfPrivateEgress(t *testing.T) {
 		t.Errorf("bad port list: %q", msg)
 	}
 }
+
+// TestDevReset: `credvault dev --reset` (make dev-clean) is refused while
+// dev runs on the directory; once dev has stopped it removes the data
+// directory and, as root, the cluster under /var/lib/credvault-dev/<hash>;
+// files dev did not create are kept, and named.
+func TestDevReset(t *testing.T) {
+	skipWithoutPG(t)
+	if vaulttest.Real() {
+		t.Skip("runs credvault dev with its built-in transit server")
+	}
+	dataDir := filepath.Join(t.TempDir(), ".credvault")
+	removeRootCluster(t, dataDir)
+	env := map[string]string{"CREDVAULT_ADDR": "127.0.0.1:0", "CREDVAULT_DATA_DIR": dataDir}
+	reset := func() (string, error) {
+		var out strings.Builder
+		err := run(context.Background(), []string{"credvault", "dev", "--reset"}, envOf(env), &out, io.Discard)
+		return out.String(), err
+	}
+	s := startRun(t, env, "dev")
+	if _, err := reset(); err == nil || !strings.Contains(err.Error(), "another credvault dev") {
+		t.Fatalf("reset while dev runs: %v", err)
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	rootDir := filepath.Dir(rootClusterDir(dataDir))
+	if os.Geteuid() == 0 {
+		if _, err := os.Stat(rootDir); err != nil {
+			t.Fatalf("as root, dev made no cluster under %s: %v", rootDir, err)
+		}
+	}
+	out, err := reset()
+	if err != nil {
+		t.Fatalf("reset: %v", err)
+	}
+	if _, err := os.Lstat(dataDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s still exists after reset (%v); printed:\n%s", dataDir, err, out)
+	}
+	if _, err := os.Lstat(rootDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s still exists after reset (%v); printed:\n%s", rootDir, err, out)
+	}
+	if !strings.Contains(out, "removed "+dataDir) {
+		t.Errorf("reset printed:\n%s", out)
+	}
+
+	// A file of the user's own in the directory stays, and is named.
+	if err := os.MkdirAll(filepath.Join(dataDir, "transit"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dataDir, "notes.txt"), []byte("mine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err = reset(); err != nil || !strings.Contains(out, "kept "+dataDir) || !strings.Contains(out, "notes.txt") {
+		t.Errorf("reset with a foreign file: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "notes.txt")); err != nil {
+		t.Errorf("reset removed a file it did not create: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "transit")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("transit survived the reset: %v", err)
+	}
+}
