@@ -48,7 +48,8 @@ func (c *Console) handleAPIKeys(ctx *fiber.Ctx, v *view) error {
 		items, err := c.cfg.Services.Keys.FindAPIKeys(ctx.UserContext(), q, page)
 		if credvault.ErrorCode(err) == credvault.EINVALID {
 			return c.inline(ctx, v, err, "", func(status int) error {
-				d.Invalid, v.Data = v.Invalid, d
+				d.Invalid = v.Invalid
+				v.Data = d
 				return c.render(ctx, status, "apikeys", v)
 			})
 		}
@@ -267,7 +268,6 @@ func (c *Console) renderAPIKey(ctx *fiber.Ctx, v *view, status int) error {
 		Chart: verificationsChart(rows, since, "Not used in the last 14 days. Send it in the X-API-Key header (or Authorization: Bearer) and each verification shows up here.")}
 	return c.render(ctx, status, "apikey", v)
 }
-
 
 // handleAPIKeyRoll issues a replacement and shows it once; the old key
 // keeps working for the grace period.
