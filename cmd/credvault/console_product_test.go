@@ -81,6 +81,17 @@ func TestConsoleProduct(t *testing.T) {
 	var pages []seenPage
 	b := &tab{t: t, ctx: bctx, name: "owner", shots: shots, mu: &mu, pages: &pages}
 	acceptDialogs(b.ctx)
+	// Signed out: the sign-in page at both widths.
+	for _, w := range []struct{ w, h int }{{1280, 800}, {390, 844}} {
+		b.run(chromedp.EmulateViewport(int64(w.w), int64(w.h)), emulation.SetScrollbarsHidden(true),
+			chromedp.Navigate(base+"/sign-in"), chromedp.WaitVisible("#api_key", chromedp.ByID))
+		var bad []string
+		b.run(chromedp.Evaluate(fitJS, &bad))
+		if len(bad) > 0 {
+			t.Errorf("sign-in at %d px does not fit: %v", w.w, bad)
+		}
+		b.shot(fmt.Sprintf("sign-in-%d", w.w), true)
+	}
 	b.run(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(newLink(t, cl, inst, owner, boot.UserID)),
 		chromedp.WaitVisible("#continue", chromedp.ByID), chromedp.Click("#continue", chromedp.ByID))
 	b.waitURL("/credentials")
@@ -212,7 +223,6 @@ func TestConsoleProduct(t *testing.T) {
 	if h, back := b.text("main h1"), b.text("main a.button"); h != "Not found" || back != "Back to credentials" {
 		t.Errorf("unknown credential: h1 %q, link %q", h, back)
 	}
-	b.shot("not-found-1280", true)
 
 	// Lists: search and filters.
 	b.run(chromedp.Navigate(base+"/credentials"), chromedp.WaitVisible("#f-q", chromedp.ByID))
@@ -316,6 +326,8 @@ func TestConsoleProduct(t *testing.T) {
 		{"connect-custom", "/credentials/new?service=custom", "#placement"}, {"api-keys", "/api-keys", "tbody"},
 		{"api-key", "/api-keys/" + ciID, "#h-ver"}, {"members", "/members", "tbody"}, {"audit", "/audit", "tbody"},
 		{"endpoints", "/endpoints", "#e-name"}, {"api-key-new", "/api-keys/new", "#k-name"},
+		{"connect-grid", "/credentials/new", ".grid"}, {"api-key-revoke", "/api-keys/" + ciID + "/revoke", "#confirm"},
+		{"not-found", "/api-keys/00000000-0000-4000-8000-000000000000", "main h1"},
 	}
 	for _, w := range []struct{ w, h int }{{1280, 800}, {390, 844}} {
 		// No scrollbar, so that the screenshot is the full width a person
