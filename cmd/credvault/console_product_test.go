@@ -92,7 +92,13 @@ func TestConsoleProduct(t *testing.T) {
 		}
 		b.shot(fmt.Sprintf("sign-in-%d", w.w), true)
 	}
-	b.run(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(newLink(t, cl, inst, owner, boot.UserID)),
+	// A wrong key is refused on the sign-in page, the field marked.
+	b.run(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(base+"/sign-in"), chromedp.WaitVisible("#api_key", chromedp.ByID),
+		chromedp.SendKeys("#api_key", "cv_live_not-a-key", chromedp.ByID), chromedp.Submit("#api_key", chromedp.ByID),
+		chromedp.WaitVisible("#err-api_key", chromedp.ByID))
+	b.expectInvalid("#api_key", "err-api_key")
+	b.shot("sign-in-refused-1280", true)
+	b.run(chromedp.Navigate(newLink(t, cl, inst, owner, boot.UserID)),
 		chromedp.WaitVisible("#continue", chromedp.ByID), chromedp.Click("#continue", chromedp.ByID))
 	b.waitURL("/credentials")
 

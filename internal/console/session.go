@@ -195,7 +195,7 @@ func (c *Console) handleSignInKey(ctx *fiber.Ctx, v *view) error {
 	key := strings.TrimSpace(ctx.FormValue("api_key"))
 	_, tok, err := c.cfg.Services.Sessions.SignInWithKey(ctx.UserContext(), key, c.attempt(ctx))
 	if err != nil {
-		v.Title, v.Error = "Sign in", credvault.ErrorMessage(err)
+		v.Title, v.Error, v.Invalid = "Sign in", credvault.ErrorMessage(err), "api_key"
 		return c.render(ctx, statusOf(err), "signin", v)
 	}
 	return c.signedIn(ctx, tok)
