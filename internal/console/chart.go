@@ -59,6 +59,7 @@ type bar struct {
 type label struct {
 	X    int
 	Text string
+	Alt  bool // every other label, left out on a phone (console.css)
 }
 
 // outcome is one series and its total over the chart's days.
@@ -136,7 +137,7 @@ func newChart(days []chartDay, ss []series, empty string) *chart {
 				Title: d.Day.Format("Jan 2") + ": " + strconv.FormatInt(v, 10) + " " + ss[s].Name})
 		}
 		if i%2 == 0 || len(days) <= 7 {
-			ch.Labels = append(ch.Labels, label{X: x + barW/2, Text: d.Day.Format("Jan 2")})
+			ch.Labels = append(ch.Labels, label{X: x + barW/2, Text: d.Day.Format("Jan 2"), Alt: len(ch.Labels)%2 == 1})
 		}
 	}
 	parts := make([]string, 0, len(ss))
