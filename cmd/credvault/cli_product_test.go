@@ -122,6 +122,14 @@ func TestCLIKeyOptionsAndMembersByEmail(t *testing.T) {
 		t.Errorf("a refused share changed the sharing: %v", m)
 	}
 
+	// credentials list narrows by service, as the API does.
+	if out := mustRun("", "credentials", "list", "--service", "stripe"); strings.Contains(out, "crm") {
+		t.Errorf("credentials list --service stripe lists crm:\n%s", out)
+	}
+	if out := mustRun("", "credentials", "list", "--scope", "mine"); !strings.Contains(out, "crm") {
+		t.Errorf("credentials list --scope mine:\n%s", out)
+	}
+
 	// --output json on every command; any other value exits 2.
 	for _, args := range [][]string{
 		{"keys", "list"}, {"keys", "get", k["id"].(string)}, {"keys", "roll", k["id"].(string)}, {"keys", "revoke", k["id"].(string)},

@@ -25,7 +25,8 @@ var stdin io.Reader = os.Stdin
 const usage = `usage: credvault <command> [flags]
 
 commands:
-  dev                      run everything locally on embedded defaults
+  dev [--reset]            run everything locally on embedded defaults;
+                           --reset removes everything it created
   serve                    run in production (needs DATABASE_URL and Vault)
   migrate [up|status]      apply or list the database migrations
   bootstrap --org NAME --email EMAIL

@@ -28,14 +28,22 @@ func credentialRow(c client.Credential) []string {
 func credentialsList(ctx context.Context, s *session, args []string) error {
 	fs := flag.NewFlagSet("credentials list", flag.ContinueOnError)
 	out := outputFlag(fs)
-	if _, err := parseFlags(fs, args, 0, "[--output table|json]"); err != nil {
+	service := fs.String("service", "", "only this service (stripe, openai, a custom name)")
+	scope := fs.String("scope", "", "mine, shared or all (default: all you may use)")
+	if _, err := parseFlags(fs, args, 0, "[--service S] [--scope mine|shared|all] [--output table|json]"); err != nil {
 		return err
 	}
 	api, err := s.api(*out)
 	if err != nil {
 		return err
 	}
-	r, err := api.CredentialListWithResponse(ctx, nil)
+	params := &client.CredentialListParams{}
+	setIf(&params.Service, *service)
+	if *scope != "" {
+		sc := client.CredentialListParamsScope(*scope)
+		params.Scope = &sc
+	}
+	r, err := api.CredentialListWithResponse(ctx, params)
 	if err != nil {
 		return err
 	}
