@@ -590,3 +590,27 @@ func TestDevReset(t *testing.T) {
 		t.Errorf("transit survived the reset: %v", err)
 	}
 }
+
+// TestMakeSaysFirstBuildIsSlow: `make dev` (through `make build`) says that
+// the first build downloads the modules before it starts compiling, so a
+// fresh checkout does not sit silent for minutes; `make dev-clean` runs
+// `credvault dev --reset`. Read with `make -n`, which runs nothing.
+func TestMakeSaysFirstBuildIsSlow(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make is not installed")
+	}
+	cmd := exec.Command("make", "-n", "dev", "dev-clean")
+	cmd.Dir = filepath.Join("..", "..")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make -n: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) < 2 || !strings.HasPrefix(lines[0], "echo ") || !strings.Contains(lines[0], "first build downloads") ||
+		!strings.Contains(lines[1], "go build") {
+		t.Errorf("make dev does not announce the slow first build before compiling:\n%s", out)
+	}
+	if !strings.Contains(string(out), "dev --reset") {
+		t.Errorf("make dev-clean does not run credvault dev --reset:\n%s", out)
+	}
+}
