@@ -16,6 +16,7 @@ import (
 // emails; a reference to nobody exits 5 and writes nothing; every command
 // answers --output json with JSON, and refuses another --output with 2.
 func TestCLIKeyOptionsAndMembersByEmail(t *testing.T) {
+	t.Parallel() // waits on processes and a browser more than the CPU: overlaps with the other slow ones
 	cl := newCluster(t, privateEgress())
 	inst := cl.start()
 	_, owner := cl.bootstrap(inst, "clip")

@@ -50,6 +50,7 @@ type productPage struct {
 //     and for the org; empty states that say what to do next;
 //   - keyboard use: every control reachable with Tab, focus visible.
 func TestConsoleProduct(t *testing.T) {
+	t.Parallel() // waits on processes and a browser more than the CPU: overlaps with the other slow ones
 	if vaulttest.Real() {
 		t.Skip("console flows are covered once, on the dev transit server")
 	}

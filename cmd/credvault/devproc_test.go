@@ -496,6 +496,7 @@ func TestDevRefusesSecondOnOneDataDir(t *testing.T) {
 // ports; with neither it says nothing of egress. A bad port list stops
 // start-up with one line naming the variable.
 func TestDevBannerWarnsOfPrivateEgress(t *testing.T) {
+	t.Parallel() // waits on processes and a browser more than the CPU: overlaps with the other slow ones
 	if vaulttest.Real() {
 		t.Skip("runs credvault dev with its built-in transit server")
 	}
@@ -534,6 +535,7 @@ func TestDevBannerWarnsOfPrivateEgress(t *testing.T) {
 // directory and, as root, the cluster under /var/lib/credvault-dev/<hash>;
 // files dev did not create are kept, and named.
 func TestDevReset(t *testing.T) {
+	t.Parallel() // waits on processes and a browser more than the CPU: overlaps with the other slow ones
 	skipWithoutPG(t)
 	if vaulttest.Real() {
 		t.Skip("runs credvault dev with its built-in transit server")
@@ -599,8 +601,14 @@ func TestMakeSaysFirstBuildIsSlow(t *testing.T) {
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("make is not installed")
 	}
-	cmd := exec.Command("make", "-n", "dev", "dev-clean")
+	cmd := exec.Command("make", "-n", "--no-print-directory", "dev", "dev-clean")
 	cmd.Dir = filepath.Join("..", "..")
+	// Under `make test`, the outer make's settings would reach this one.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "MAKEFLAGS=") && !strings.HasPrefix(kv, "MAKELEVEL=") && !strings.HasPrefix(kv, "MFLAGS=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("make -n: %v\n%s", err, out)
