@@ -11,39 +11,30 @@ import (
 	"credvault/internal/credvault"
 )
 
-// statusOf maps a domain error code to the page's status, as the API's
-// error handler does for JSON.
-func statusOf(err error) int {
-	switch credvault.ErrorCode(err) {
-	case credvault.EINVALID:
-		return fiber.StatusBadRequest
-	case credvault.EUNAUTHORIZED:
-		return fiber.StatusUnauthorized
-	case credvault.EFORBIDDEN:
-		return fiber.StatusForbidden
-	case credvault.ENOTFOUND:
-		return fiber.StatusNotFound
-	case credvault.ECONFLICT:
-		return fiber.StatusConflict
-	case credvault.ERATELIMITED:
-		return fiber.StatusTooManyRequests
-	case credvault.EUNAVAILABLE:
-		return fiber.StatusServiceUnavailable
-	}
-	return fiber.StatusInternalServerError
+// errorPages give each domain error code the page's status (as the API's
+// error handler does for JSON) and the title of the error page of a
+// request that cannot show its own page (an unknown id, a section the
+// role may not open): each says what happened; anything else is a failure
+// on credvault's side, 500 "Something went wrong".
+var errorPages = map[string]struct {
+	status int
+	title  string
+}{
+	credvault.EINVALID:      {fiber.StatusBadRequest, "Check the address"},
+	credvault.EUNAUTHORIZED: {fiber.StatusUnauthorized, "Sign in again"},
+	credvault.EFORBIDDEN:    {fiber.StatusForbidden, "Not allowed"},
+	credvault.ENOTFOUND:     {fiber.StatusNotFound, "Not found"},
+	credvault.ECONFLICT:     {fiber.StatusConflict, "Already changed"},
+	credvault.ERATELIMITED:  {fiber.StatusTooManyRequests, "Too many attempts"},
+	credvault.EUNAVAILABLE:  {fiber.StatusServiceUnavailable, "credvault is not ready"},
 }
 
-// errorTitles head the error page of a request that cannot show its own
-// page (an unknown id, a section the role may not open): each says what
-// happened; only a failure on credvault's side is "Something went wrong".
-var errorTitles = map[int]string{
-	fiber.StatusBadRequest:         "Check the address",
-	fiber.StatusUnauthorized:       "Sign in again",
-	fiber.StatusForbidden:          "Not allowed",
-	fiber.StatusNotFound:           "Not found",
-	fiber.StatusConflict:           "Already changed",
-	fiber.StatusTooManyRequests:    "Too many attempts",
-	fiber.StatusServiceUnavailable: "credvault is not ready",
+// statusOf maps a domain error code to the page's status.
+func statusOf(err error) int {
+	if p, ok := errorPages[credvault.ErrorCode(err)]; ok {
+		return p.status
+	}
+	return fiber.StatusInternalServerError
 }
 
 // errorData is what the error page offers next: back to the section the
@@ -74,8 +65,8 @@ func (c *Console) fail(ctx *fiber.Ctx, v *view, err error) error {
 		msg = "Something went wrong on our side (request " + c.cfg.RequestID(ctx) + "). Try again; if it persists, tell your admin."
 	}
 	v.Title, v.Error = "Something went wrong", msg
-	if t, ok := errorTitles[status]; ok {
-		v.Title = t
+	if p, ok := errorPages[credvault.ErrorCode(err)]; ok {
+		v.Title = p.title
 	}
 	d := errorData{Back: "/credentials", BackText: "Back to the console"}
 	nav := v.Nav
