@@ -131,7 +131,9 @@ func TestReadmeTour(t *testing.T) {
 	dataDir := filepath.Join(dir, ".credvault")
 	removeRootCluster(t, dataDir)
 	s := startRun(t, map[string]string{"CREDVAULT_ADDR": "127.0.0.1:0", "CREDVAULT_DATA_DIR": dataDir}, "dev")
-	runReadmeSteps(t, steps, dir, map[string]string{"http://127.0.0.1:8080": s.url})
+	// Every call of the tour goes through a recorder that validates each
+	// response against api/openapi.yaml when the test ends.
+	runReadmeSteps(t, steps, dir, map[string]string{"http://127.0.0.1:8080": recordForSpec(t, s.url)})
 }
 
 // runReadmeSteps runs steps as one bash script in dir (each command's
@@ -211,7 +213,7 @@ func TestReadmeLocalService(t *testing.T) {
 	_, dbURL := pgtest.New(t)
 	s := startRun(t, map[string]string{"CREDVAULT_ADDR": "127.0.0.1:0", "CREDVAULT_DATA_DIR": filepath.Join(dir, ".credvault"),
 		"DATABASE_URL": dbURL, "CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS": port}, "dev")
-	runReadmeSteps(t, steps, dir, map[string]string{"http://127.0.0.1:8080": s.url, "127.0.0.1:9000": "127.0.0.1:" + port})
+	runReadmeSteps(t, steps, dir, map[string]string{"http://127.0.0.1:8080": recordForSpec(t, s.url), "127.0.0.1:9000": "127.0.0.1:" + port})
 	mu.Lock()
 	defer mu.Unlock()
 	if len(auths) == 0 || auths[len(auths)-1] != "Bearer local-secret-123" {

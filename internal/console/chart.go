@@ -108,6 +108,9 @@ func newChart(days []chartDay, ss []series, empty string) *chart {
 	for _, d := range days {
 		var sum int64
 		for i, v := range d.Values {
+			if i >= len(ss) {
+				break // a figure without a series is not drawn or counted
+			}
 			sum += v
 			totals[i] += v
 		}
@@ -125,6 +128,9 @@ func newChart(days []chartDay, ss []series, empty string) *chart {
 		x := chartLeft + i*slot + (slot-barW)/2
 		y, cum := chartBase, int64(0)
 		for s, v := range d.Values {
+			if s >= len(ss) {
+				break // a figure without a series has no bar to draw
+			}
 			if v == 0 {
 				continue
 			}
@@ -133,6 +139,7 @@ func newChart(days []chartDay, ss []series, empty string) *chart {
 			cum += v
 			h := max(y-(chartBase-int(int64(chartBase-chartTop)*cum/top)), 1)
 			y -= h
+			// #nosec G602 -- s < len(ss): checked above
 			ch.Bars = append(ch.Bars, bar{X: x, Y: y, W: barW, H: h, Class: ss[s].Class,
 				Title: d.Day.Format("Jan 2") + ": " + strconv.FormatInt(v, 10) + " " + ss[s].Name})
 		}
