@@ -99,7 +99,7 @@ func NewClient(opts ClientOptions) *Client {
 	}
 	t := &http.Transport{
 		Proxy:                  nil,
-		DialContext:            guardedDial(d, opts.AllowPrivate),
+		DialContext:            guardedDial(d, opts.AllowPrivate, opts.AllowLoopbackPorts),
 		ForceAttemptHTTP2:      true,
 		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:    opts.TLSHandshakeTimeout,
