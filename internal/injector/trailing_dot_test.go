@@ -101,8 +101,10 @@ func TestDialNeverLooksUpLocalhost(t *testing.T) {
 	// The loopback port allow-list holds for names known without DNS too:
 	// "localhost." reaches an allowed port and no other.
 	p, _ := strconv.ParseUint(port, 10, 16)
+	allowed := []uint16{uint16(p)}
+	d.Control = dialCheck(allowed) // as NewClient sets it
 	for _, host := range []string{"localhost.", "127.0.0.1"} {
-		conn, err := guardedDial(d, false, []uint16{uint16(p)})(ctx, "tcp", net.JoinHostPort(host, port))
+		conn, err := guardedDial(d, false, allowed)(ctx, "tcp", net.JoinHostPort(host, port))
 		if err != nil {
 			t.Errorf("%s on an allowed loopback port: %v", host, err)
 		} else {
