@@ -47,6 +47,8 @@ type Services struct {
 	Rewrap      *credvault.RewrapService
 	Proxy       *credvault.ProxyService
 	Sessions    *credvault.SessionService
+	Webhooks    *credvault.WebhookService
+	Monitors    *credvault.MonitorService
 	// JWKS publishes the JWT signing key's public keys; nil serves none.
 	JWKS JWKSource
 }
