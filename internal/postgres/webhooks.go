@@ -286,3 +286,13 @@ func (s *Store) RecordAttempt(ctx context.Context, deliveryID int64, a credvault
 		return translate(err, "webhook attempt")
 	})
 }
+
+// OverdueDeliveries lists pending deliveries due before before, oldest
+// first.
+func (s *Store) OverdueDeliveries(ctx context.Context, before time.Time, n int) ([]int64, error) {
+	var ids []int64
+	err := s.db.SelectContext(ctx, &ids, `
+		SELECT id FROM webhook_deliveries WHERE status = 'pending' AND COALESCE(next_attempt_at, created_at) < $1
+		ORDER BY created_at LIMIT $2`, before, n)
+	return ids, translate(err, "webhook deliveries")
+}
