@@ -23,6 +23,7 @@ type eventOptions struct {
 	spikeRule      events.SpikeRule // default events.DefaultSpikeRule
 	deliveryClient *injector.Client // default: the egress-checked client
 	now            func() time.Time // default time.Now
+	jobPoll        time.Duration    // the job queue's poll interval (default internal/jobs's)
 }
 
 // Production periods of the event stream's periodic jobs. A 15 s claim

@@ -150,9 +150,9 @@ func TestHealthCheckRunsOncePerIntervalAcrossInstances(t *testing.T) {
 	opts := startOptions{events: fastEvents()}
 	a, b, c := cl.startWith(opts), cl.startWith(opts), cl.startWith(opts)
 	res, owner := cl.bootstrap(a, "acme")
-	up := newUpstream(t, 200)
+	up := newHookUpstream(t, 200)
 	credID := cl.checkedCredential(a, owner, up)
-	if _, err := a.s.store.SetMonitor(context.Background(), res.Org.ID, credID, 1, nil, sysEvent(res.Org.ID, "credential.monitor", "credential")); err != nil {
+	if _, err := a.s.store.SetMonitor(context.Background(), res.OrgID, credID, 1, nil, sysEvent(res.OrgID, "credential.monitor", "credential")); err != nil {
 		t.Fatal(err)
 	}
 	waitChecks(t, a, credID, 8)

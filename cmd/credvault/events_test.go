@@ -21,10 +21,10 @@ import (
 func fastEvents() eventOptions {
 	return eventOptions{
 		backoff:    events.Backoff{First: 100 * time.Millisecond, Max: 400 * time.Millisecond, GiveUpAfter: 24 * time.Hour},
-		healthScan: 200 * time.Millisecond,
-		aggregate:  300 * time.Millisecond,
+		healthScan: time.Second, // River's shortest period
+		aggregate:  time.Second,
 		flush:      100 * time.Millisecond,
-		remind:     200 * time.Millisecond,
+		remind:     time.Second,
 		spikeRule:  events.SpikeRule{Window: 5 * time.Minute, Baseline: time.Hour, Min: 50, Factor: 10},
 		jobPoll:    50 * time.Millisecond,
 	}
@@ -47,14 +47,14 @@ func (cl *cluster) webhookFor(a *instance, owner string, rcv *receiver) (string,
 }
 
 // upstream is a third-party API whose answer the test switches.
-type upstream struct {
+type hookUpstream struct {
 	srv    *httptest.Server
 	status atomic.Int32
 	hits   atomic.Int64
 }
 
-func newUpstream(t *testing.T, status int) *upstream {
-	u := &upstream{}
+func newHookUpstream(t *testing.T, status int) *hookUpstream {
+	u := &hookUpstream{}
 	u.status.Store(int32(status))
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.hits.Add(1)
@@ -65,7 +65,7 @@ func newUpstream(t *testing.T, status int) *upstream {
 	return u
 }
 
-func (cl *cluster) checkedCredential(a *instance, owner string, up *upstream) string {
+func (cl *cluster) checkedCredential(a *instance, owner string, up *hookUpstream) string {
 	cl.t.Helper()
 	host := strings.TrimPrefix(up.srv.URL, "http://")
 	c := cl.createCredential(a, owner, map[string]any{"name": "Billing API", "service": "custom", "placement": "header",
@@ -87,7 +87,7 @@ func TestEveryEventTypeIsDeliveredSigned(t *testing.T) {
 	cl := newCluster(t, map[string]string{"CREDVAULT_EGRESS_ALLOW_PRIVATE": "true"})
 	a := cl.startWith(startOptions{events: fastEvents()})
 	res, owner := cl.bootstrap(a, "acme")
-	org := res.Org.ID
+	org := res.OrgID
 	rcv := newReceiver(t)
 	whID, secret := cl.webhookFor(a, owner, rcv)
 	planted := []string{plantedValue, owner, secret, strings.TrimPrefix(secret, "whsec_")}
@@ -134,7 +134,7 @@ func TestEveryEventTypeIsDeliveredSigned(t *testing.T) {
 		}
 	}
 	// credential.expiring and credential.health_failed, then recovered
-	up := newUpstream(t, 500)
+	up := newHookUpstream(t, 500)
 	credID := cl.checkedCredential(a, owner, up)
 	if r := cl.as(owner, "PUT", a.url+"/v1/credentials/"+credID+"/monitor", map[string]any{
 		"interval_seconds": 60, "value_expires_at": rfc3339(time.Now().Add(72 * time.Hour))}); r.status != 200 {
@@ -166,7 +166,7 @@ func TestEveryEventTypeIsDeliveredSigned(t *testing.T) {
 		}
 		return true
 	})
-	time.Sleep(time.Second) // more aggregations and checks: no second spike, no second failure
+	time.Sleep(3 * time.Second) // more aggregations and checks: no second spike, no second failure
 	got = rcv.delivered()
 
 	count := map[string]int{}

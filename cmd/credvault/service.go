@@ -17,8 +17,10 @@ import (
 	"credvault/internal/apikey"
 	"credvault/internal/console"
 	"credvault/internal/credvault"
+	"credvault/internal/events"
 	"credvault/internal/httpapi"
 	"credvault/internal/injector"
+	"credvault/internal/jobs"
 	"credvault/internal/postgres"
 	"credvault/internal/telemetry"
 	"credvault/migrations"
@@ -37,6 +39,7 @@ type service struct {
 	creds    *credvault.CredentialService
 	values   *credvault.ValueCache
 	usage    *postgres.UsageWriter
+	jobs     *jobs.Runner // background work once across replicas
 	sessions *credvault.SessionService
 	console  *console.Console
 	http     *httpapi.Server
@@ -46,6 +49,15 @@ type service struct {
 	metrics  *telemetry.Metrics
 	redis    *redis.Client // nil without REDIS_URL
 
+	// The event stream (events.go).
+	webhooks     *credvault.WebhookService
+	monitors     *credvault.MonitorService
+	sender       *events.Sender
+	counter      *events.Counter
+	eventMetrics *telemetry.EventMetrics
+	eventFlush   time.Duration
+
+	loopsCtx  context.Context // ends at close
 	stopLoops context.CancelFunc
 	loops     sync.WaitGroup
 }
@@ -55,6 +67,7 @@ type startOptions struct {
 	createTransitKey bool         // dev only: enable transit and create the derived key
 	disableKeyCache  bool         // bench only: every key verification reads PostgreSQL
 	ln               net.Listener // already listening (dev opens it first); nil: listen on cfg.Addr
+	events           eventOptions // tests shorten the event stream's periods
 }
 
 // startService connects to PostgreSQL and applies migrations, connects to
@@ -136,6 +149,14 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 			return err != nil || d.Allowed, d.RetryAfter
 		}}
 	s.store.OnInvalidate(s.invalidate)
+	s.jobs = jobs.New(s.db.DB, jobs.Config{Logger: log, PollInterval: opts.events.jobPoll})
+	s.jobs.Every("purge_sessions", sessionPurgeInterval, func(ctx context.Context) error {
+		n, err := s.sessions.Purge(ctx)
+		if n > 0 {
+			log.Debug("purged ended console sessions and sign-in links", "rows", n)
+		}
+		return err
+	})
 	s.startLoops(cfg)
 	// The listener loads the known-key set once LISTEN is in effect; wait
 	// for it (about 1 s a million keys, credvault bench --keys), so the
@@ -149,25 +170,31 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	keys := &credvault.APIKeyService{Store: s.store, Users: s.store, Minter: s.minter, JWT: &apikey.JWTIssuer{Keys: s.signing, Issuer: issuer}}
 	s.creds = &credvault.CredentialService{Store: s.store, Users: s.store, Audit: s.store, Transit: s.vault, Values: s.values, ReservedHeaders: cfg.AuthHeaders}
 	client := injector.NewClient(injector.ClientOptions{AllowPrivate: cfg.EgressAllowPrivate})
+	proxy := &credvault.ProxyService{Credentials: s.creds, Outbound: outbound{client}, Usage: s.usage, Audit: s.store,
+		Observe: s.metrics.ProxyCall}
+	s.monitors = &credvault.MonitorService{Store: s.store, Credentials: s.creds, Proxy: proxy}
+	s.wireEvents(cfg, opts.events)
 	services := httpapi.Services{
 		Credentials: s.creds,
-		Proxy: &credvault.ProxyService{Credentials: s.creds, Outbound: outbound{client}, Usage: s.usage, Audit: s.store,
-			Observe: s.metrics.ProxyCall},
-		Audit:     &credvault.AuditService{Store: s.store},
-		Rewrap:    &credvault.RewrapService{Store: s.store, Audit: s.store, Vault: s.vault, Log: log},
-		Users:     users,
-		Keys:      keys,
-		Endpoints: &credvault.EndpointService{Store: s.store},
-		Verify:    &credvault.VerifyService{Verifier: s.verifier, Endpoints: s.store},
-		Verifier:  s.verifier,
-		Sessions:  s.sessions,
-		JWKS:      s.signing,
+		Proxy:       proxy,
+		Webhooks:    s.webhooks,
+		Monitors:    s.monitors,
+		Audit:       &credvault.AuditService{Store: s.store},
+		Rewrap:      &credvault.RewrapService{Store: s.store, Audit: s.store, Vault: s.vault, Log: log},
+		Users:       users,
+		Keys:        keys,
+		Endpoints:   &credvault.EndpointService{Store: s.store},
+		Verify:      &credvault.VerifyService{Verifier: s.verifier, Endpoints: s.store},
+		Verifier:    s.verifier,
+		Sessions:    s.sessions,
+		JWKS:        s.signing,
 	}
 	s.console, err = console.New(console.Config{
 		Services: console.Services{
 			Sessions: s.sessions, Users: users, Keys: keys, Endpoints: services.Endpoints, Credentials: s.creds,
 			Proxy: services.Proxy, Audit: services.Audit,
-			Stats: &credvault.StatsService{Keys: keys, Credentials: s.creds, Store: s.store},
+			Stats:    &credvault.StatsService{Keys: keys, Credentials: s.creds, Store: s.store},
+			Webhooks: s.webhooks, Monitors: s.monitors,
 		},
 		PublicURL: cfg.PublicURL,
 		Logger:    log,
@@ -186,7 +213,14 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 		Registry:    s.registry,
 		Telemetry:   s.metrics,
 		Readiness:   s.readiness(),
+		Refusals:    s.counter,
 	})
+	// Every worker is registered by now: start the jobs that run once
+	// across all instances.
+	if err = s.jobs.Start(s.loopsCtx); err != nil {
+		return nil, err
+	}
+	s.eventsStarted(s.loopsCtx)
 	return s, nil
 }
 
@@ -204,6 +238,11 @@ func openDatabase(ctx context.Context, cfg Config, log *slog.Logger) (*sqlx.DB, 
 	}
 	for _, m := range applied {
 		log.Info("migration applied", "version", m.Version, "name", m.Name)
+	}
+	// The job queue's own tables (internal/jobs), versioned by River.
+	if err := jobs.Migrate(ctx, db.DB); err != nil {
+		db.Close()
+		return nil, credvault.Wrap(credvault.EUNAVAILABLE, err, "job queue tables could not be migrated")
 	}
 	return db, nil
 }
@@ -243,12 +282,13 @@ func (s *service) serve(ctx context.Context) error {
 
 // startLoops runs the background work: the signing key refresh, the
 // LISTEN/NOTIFY subscription that keeps every instance's caches current,
-// the verifier's write-backs and reloads, the usage writer and the purge
-// of ended console sessions.
+// the verifier's write-backs and reloads, the usage writer; and the jobs
+// that run once across all instances (s.jobs), started last, once every
+// worker is registered.
 func (s *service) startLoops(cfg Config) {
 	ctx, cancel := context.WithCancel(context.Background())
-	s.stopLoops = cancel
-	s.loops.Add(5)
+	s.loopsCtx, s.stopLoops = ctx, cancel
+	s.loops.Add(4)
 	go func() {
 		defer s.loops.Done()
 		s.signing.Run(ctx, signingKeyRefresh)
@@ -271,30 +311,11 @@ func (s *service) startLoops(cfg Config) {
 		defer s.loops.Done()
 		s.usage.Run(ctx)
 	}()
-	go func() {
-		defer s.loops.Done()
-		s.purgeSessions(ctx, 10*time.Minute)
-	}()
 }
 
-// purgeSessions removes ended console sessions and expired sign-in links
-// every period until ctx ends.
-func (s *service) purgeSessions(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if n, err := s.sessions.Purge(ctx); err != nil {
-				s.log.Warn("purging ended console sessions failed; will retry", "error", err.Error())
-			} else if n > 0 {
-				s.log.Debug("purged ended console sessions and sign-in links", "rows", n)
-			}
-		}
-	}
-}
+// sessionPurgeInterval is how often ended console sessions and expired
+// sign-in links are deleted (once across all instances).
+const sessionPurgeInterval = 10 * time.Minute
 
 // signingKeyRefresh is how often every instance rereads the JWT signing
 // key: how long a raised min_decryption_version may take to refuse old
@@ -322,6 +343,12 @@ func (o outbound) Send(req *http.Request, c *credvault.Credential, v credvault.S
 func (s *service) close() {
 	if s.ln != nil {
 		s.ln.Close() // after Serve, already closed: harmless
+	}
+	if s.jobs != nil {
+		// Jobs first: a job in flight may still use the loops' caches.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.jobs.Stop(ctx)
+		cancel()
 	}
 	if s.stopLoops != nil {
 		s.stopLoops()
@@ -380,6 +407,9 @@ func runMigrate(ctx context.Context, cfg Config, args []string, stdout io.Writer
 	applied, err := postgres.Migrate(ctx, db, migrations.FS)
 	if err != nil {
 		return err
+	}
+	if err := jobs.Migrate(ctx, db.DB); err != nil {
+		return credvault.Wrap(credvault.EUNAVAILABLE, err, "job queue tables could not be migrated")
 	}
 	for _, m := range applied {
 		fmt.Fprintln(stdout, m)
