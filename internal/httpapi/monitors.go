@@ -12,7 +12,7 @@ import (
 // monitorRequest is PUT /v1/credentials/{id}/monitor: the whole monitor,
 // so both fields are required (null or 0 turns one off).
 type monitorRequest struct {
-	IntervalSeconds *int                 `json:"interval_seconds" validate:"required"`
+	IntervalSeconds *int                `json:"interval_seconds" validate:"required"`
 	ValueExpiresAt  optional[time.Time] `json:"value_expires_at"`
 }
 

@@ -76,14 +76,14 @@ type Config struct {
 	AuthHeaders []string // headers a key is read from, in order, as named in messages (CREDVAULT_AUTH_HEADERS)
 	KeyPrefix   string   // CREDVAULT_KEY_PREFIX, to spot keys put in URLs
 
-	Logger          *slog.Logger
-	Registry        *prometheus.Registry // metrics are registered here; nil = a fresh one
-	Telemetry       *telemetry.Metrics   // verification outcomes and the rest; nil = not counted
-	Readiness       []ReadinessCheck
+	Logger    *slog.Logger
+	Registry  *prometheus.Registry // metrics are registered here; nil = a fresh one
+	Telemetry *telemetry.Metrics   // verification outcomes and the rest; nil = not counted
+	Readiness []ReadinessCheck
 	// Refusals, when set, counts every refused request and every refused
 	// key of POST /v1/api-keys/verify in memory, for the refusal-spike
 	// and rate-limit events (events.Counter).
-	Refusals RefusalCounter
+	Refusals        RefusalCounter
 	BodyLimit       int           // bytes; 0 = DefaultBodyLimit
 	ShutdownTimeout time.Duration // how long in-flight requests may take to drain; 0 = 30s
 
