@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +24,8 @@ type Counter struct {
 	dropped atomic.Int64
 }
 
-type subject struct{ org, name string }
+// subject is one org's key (key "" for the org's unknown keys).
+type subject struct{ org, key string }
 
 type tally struct{ refusals, limited atomic.Int64 }
 
@@ -46,11 +48,7 @@ func (c *Counter) Refused(orgID, keyID string, rateLimited bool) {
 	if orgID == "" {
 		return
 	}
-	name := SubjectUnknownKeys
-	if keyID != "" {
-		name = "key:" + keyID
-	}
-	k := subject{orgID, name}
+	k := subject{orgID, keyID}
 	c.mu.RLock()
 	t := c.counts[k]
 	c.mu.RUnlock()
@@ -95,7 +93,11 @@ func (c *Counter) take() []RefusalCount {
 	out := make([]RefusalCount, 0, len(old))
 	for k, t := range old {
 		if r := t.refusals.Load(); r > 0 {
-			out = append(out, RefusalCount{OrgID: k.org, Subject: k.name, Refusals: int(r), RateLimited: int(t.limited.Load())})
+			name := SubjectUnknownKeys
+			if k.key != "" {
+				name = "key:" + k.key
+			}
+			out = append(out, RefusalCount{OrgID: k.org, Subject: name, Refusals: int(r), RateLimited: int(t.limited.Load())})
 		}
 	}
 	return out
@@ -121,7 +123,10 @@ func (c *Counter) Flush(ctx context.Context, store CountStore, now time.Time, lo
 }
 
 func (c *Counter) addBack(rc RefusalCount) {
-	k := subject{rc.OrgID, rc.Subject}
+	k := subject{rc.OrgID, strings.TrimPrefix(rc.Subject, "key:")}
+	if rc.Subject == SubjectUnknownKeys {
+		k.key = ""
+	}
 	c.mu.Lock()
 	t := c.counts[k]
 	if t == nil {
