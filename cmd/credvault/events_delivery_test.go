@@ -106,6 +106,12 @@ func TestReceiverOutageLosesNothing(t *testing.T) {
 	if retried == 0 {
 		t.Error("no request was retried: the outage did not bite")
 	}
+	m := scrape(t, cl, a)
+	if m[`credvault_events_emitted_total{type="api_key.revoked"}`] != 20 || m[`credvault_webhook_deliveries_total{outcome="delivered"}`] < 20 ||
+		m[`credvault_webhook_deliveries_total{outcome="retry"}`] < float64(retried) {
+		t.Errorf("metrics do not follow: emitted %v, delivered %v, retry %v", m[`credvault_events_emitted_total{type="api_key.revoked"}`],
+			m[`credvault_webhook_deliveries_total{outcome="delivered"}`], m[`credvault_webhook_deliveries_total{outcome="retry"}`])
+	}
 	// The delivery log shows every attempt.
 	r := cl.as(owner, "GET", a.url+"/v1/webhooks/"+whID+"/deliveries?limit=100", nil)
 	var log struct {
