@@ -99,3 +99,29 @@ func TestMonitorAndWebhookInputs(t *testing.T) {
 		}
 	}
 }
+
+// TestRevokedWithItsCreatorIsAnEvent: removing a person revokes the
+// service keys they made; each is an api_key.revoked event naming why.
+func TestRevokedWithItsCreatorIsAnEvent(t *testing.T) {
+	cl := newCluster(t, map[string]string{"CREDVAULT_EGRESS_ALLOW_PRIVATE": "true"})
+	a := cl.startWith(startOptions{events: fastEvents()})
+	_, owner := cl.bootstrap(a, "acme")
+	rcv := newReceiver(t)
+	cl.webhookFor(a, owner, rcv)
+	r := cl.as(owner, "POST", a.url+"/v1/users", map[string]any{"email": "ada@acme.test", "name": "Ada", "role": "admin"})
+	if r.status != 201 {
+		t.Fatalf("create user: %d %s", r.status, r.body)
+	}
+	adaID := r.json(t)["id"].(string)
+	_, adaKey := cl.createKey(a, owner, map[string]any{"name": "ada", "scopes": []string{"admin"}, "user_id": adaID})
+	svcID, _ := cl.createKey(a, adaKey, map[string]any{"name": "runner", "kind": "service", "scopes": []string{"keys:read"}})
+	if r := cl.as(owner, "DELETE", a.url+"/v1/users/"+adaID, nil); r.status != 204 {
+		t.Fatalf("delete user: %d %s", r.status, r.body)
+	}
+	got := rcv.waitFor(t, "the revocation", 15*time.Second, ofType("api_key.revoked", 1))
+	for _, g := range got {
+		if g.typ == "api_key.revoked" && (g.data["key_id"] != svcID || g.data["reason"] != "creator_removed" || g.data["name"] != "runner") {
+			t.Fatalf("revoked event data %v", g.data)
+		}
+	}
+}

@@ -135,3 +135,27 @@ func (s *Store) OutboxStats(ctx context.Context) (depth int64, oldest time.Durat
 
 // eventTypes is a text[] parameter.
 func eventTypes(t []string) any { return pq.StringArray(t) }
+
+// revokedEvents records, inside tx, an api_key.revoked event (and its
+// audit record, by parent's actor) for each key a user change revoked:
+// reason says why ("creator_removed", "creator_demoted").
+func revokedEvents(ctx context.Context, tx *txn, parent *credvault.AuditEvent, ids []string, reason string) error {
+	for _, id := range ids {
+		var k struct {
+			Name        string `db:"name"`
+			Display     string `db:"display"`
+			Environment string `db:"environment"`
+		}
+		if err := tx.GetContext(ctx, &k, `SELECT name, prefix || '_…' || last4 AS display, environment FROM api_keys WHERE id = $1`, id); err != nil {
+			return translate(err, "API key")
+		}
+		ev := &credvault.AuditEvent{OrgID: parent.OrgID, ActorType: parent.ActorType, ActorID: parent.ActorID, RequestID: parent.RequestID,
+			Action: "api_key.revoke", ResourceType: "api_key", ResourceID: id, Data: map[string]any{"display": k.Display, "reason": reason}}
+		credvault.WithEvent(ev, credvault.EventKeyRevoked, id, map[string]any{"key_id": id, "name": k.Name, "display": k.Display,
+			"environment": k.Environment, "reason": reason})
+		if err := insertAudit(ctx, tx, ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
