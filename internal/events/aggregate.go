@@ -31,42 +31,17 @@ type SpikeRule struct {
 // DefaultSpikeRule is the production rule (see SpikeRule).
 var DefaultSpikeRule = SpikeRule{Window: 5 * time.Minute, Baseline: time.Hour, Min: 100, Factor: 10}
 
-// RefusalWindow is one subject's refusals in the window and in the
-// baseline before it.
-type RefusalWindow struct {
-	OrgID    string `db:"org_id"`
-	Subject  string `db:"subject"`
-	Recent   int    `db:"recent"`
-	Before   int    `db:"before"`
-	KeyName  string `db:"key_name"`
-	Display  string `db:"display"`
-	Spiking  bool   `db:"spiking"` // the state last told
-	Baseline float64
-}
-
-// RateLimitedKey is a key that was throttled in a recent minute.
-type RateLimitedKey struct {
-	OrgID         string    `db:"org_id"`
-	KeyID         string    `db:"key_id"`
-	Name          string    `db:"name"`
-	Display       string    `db:"display"`
-	Limit         int       `db:"rate_limit"`
-	WindowSeconds int       `db:"rate_window_secs"`
-	Hits          int       `db:"hits"`
-	LastMinute    time.Time `db:"last_minute"`
-}
-
 // AggregateStore is what the aggregator reads and writes.
 type AggregateStore interface {
 	credvault.EventStore
 	// RefusalWindows sums each subject's refusals since windowStart and in
 	// [baselineStart, windowStart), with the last spike state told.
-	RefusalWindows(ctx context.Context, windowStart, baselineStart time.Time) ([]RefusalWindow, error)
+	RefusalWindows(ctx context.Context, windowStart, baselineStart time.Time) ([]credvault.RefusalWindow, error)
 	// SetSpikeState records a subject's spike state; ev is stored (an
 	// event) only when the state changed. It reports whether it did.
 	SetSpikeState(ctx context.Context, orgID, subject string, spiking bool, ev *credvault.AuditEvent) (bool, error)
 	// RateLimitedKeys lists keys with rate-limit hits since since.
-	RateLimitedKeys(ctx context.Context, since time.Time) ([]RateLimitedKey, error)
+	RateLimitedKeys(ctx context.Context, since time.Time) ([]credvault.RateLimitedKey, error)
 	// PurgeRefusalCounts drops counts older than before.
 	PurgeRefusalCounts(ctx context.Context, before time.Time) error
 }
@@ -129,7 +104,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	return a.Store.PurgeRefusalCounts(ctx, baselineStart.Add(-time.Minute))
 }
 
-func spikeEvent(w RefusalWindow, rule SpikeRule) *credvault.AuditEvent {
+func spikeEvent(w credvault.RefusalWindow, rule SpikeRule) *credvault.AuditEvent {
 	data := map[string]any{"subject": w.Subject, "refusals": w.Recent, "window_seconds": int(rule.Window.Seconds()),
 		"baseline": w.Baseline, "baseline_seconds": int(rule.Baseline.Seconds()), "rule_min": rule.Min, "rule_factor": rule.Factor}
 	subjectID := ""

@@ -34,10 +34,6 @@ type tally struct{ refusals, limited atomic.Int64 }
 // with this many distinct refused keys in one flush period reaches it.
 const maxSubjects = 100_000
 
-// SubjectUnknownKeys is the subject of refusals of keys not found in an
-// org (a verify call by the org's service naming an unknown key).
-const SubjectUnknownKeys = "unknown"
-
 // NewCounter returns an empty Counter.
 func NewCounter() *Counter { return &Counter{counts: map[subject]*tally{}} }
 
@@ -71,33 +67,25 @@ func (c *Counter) Refused(orgID, keyID string, rateLimited bool) {
 	}
 }
 
-// RefusalCount is one subject's counts of one flush.
-type RefusalCount struct {
-	OrgID       string
-	Subject     string // "key:<id>" or "unknown"
-	Refusals    int
-	RateLimited int
-}
-
 // CountStore adds flushed counts to the minute they were taken in.
 type CountStore interface {
-	AddRefusalCounts(ctx context.Context, minute time.Time, counts []RefusalCount) error
+	AddRefusalCounts(ctx context.Context, minute time.Time, counts []credvault.RefusalCount) error
 }
 
 // take empties the counter and returns what it held.
-func (c *Counter) take() []RefusalCount {
+func (c *Counter) take() []credvault.RefusalCount {
 	c.mu.Lock()
 	old := c.counts
 	c.counts = make(map[subject]*tally, len(old))
 	c.mu.Unlock()
-	out := make([]RefusalCount, 0, len(old))
+	out := make([]credvault.RefusalCount, 0, len(old))
 	for k, t := range old {
 		if r := t.refusals.Load(); r > 0 {
-			name := SubjectUnknownKeys
+			name := credvault.SubjectUnknownKeys
 			if k.key != "" {
 				name = "key:" + k.key
 			}
-			out = append(out, RefusalCount{OrgID: k.org, Subject: name, Refusals: int(r), RateLimited: int(t.limited.Load())})
+			out = append(out, credvault.RefusalCount{OrgID: k.org, Subject: name, Refusals: int(r), RateLimited: int(t.limited.Load())})
 		}
 	}
 	return out
@@ -122,9 +110,9 @@ func (c *Counter) Flush(ctx context.Context, store CountStore, now time.Time, lo
 	return nil
 }
 
-func (c *Counter) addBack(rc RefusalCount) {
+func (c *Counter) addBack(rc credvault.RefusalCount) {
 	k := subject{rc.OrgID, strings.TrimPrefix(rc.Subject, "key:")}
-	if rc.Subject == SubjectUnknownKeys {
+	if rc.Subject == credvault.SubjectUnknownKeys {
 		k.key = ""
 	}
 	c.mu.Lock()

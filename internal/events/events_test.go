@@ -125,11 +125,11 @@ func TestCounterCountsAndFlushes(t *testing.T) {
 	if err := c.Flush(context.Background(), st, time.Now(), nil); err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]RefusalCount{}
+	got := map[string]credvault.RefusalCount{}
 	for _, rc := range st.got {
 		got[rc.Subject] = rc
 	}
-	if got["key:k1"].Refusals != 6 || got["key:k1"].RateLimited != 1 || got[SubjectUnknownKeys].Refusals != 1 || len(got) != 2 {
+	if got["key:k1"].Refusals != 6 || got["key:k1"].RateLimited != 1 || got[credvault.SubjectUnknownKeys].Refusals != 1 || len(got) != 2 {
 		t.Fatalf("flushed %+v", st.got)
 	}
 	st.got = nil
@@ -141,10 +141,10 @@ func TestCounterCountsAndFlushes(t *testing.T) {
 
 type memCounts struct {
 	fail bool
-	got  []RefusalCount
+	got  []credvault.RefusalCount
 }
 
-func (m *memCounts) AddRefusalCounts(_ context.Context, _ time.Time, counts []RefusalCount) error {
+func (m *memCounts) AddRefusalCounts(_ context.Context, _ time.Time, counts []credvault.RefusalCount) error {
 	if m.fail {
 		return credvault.Errorf(credvault.EUNAVAILABLE, "down")
 	}

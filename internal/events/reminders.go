@@ -8,23 +8,12 @@ import (
 	"credvault/internal/credvault"
 )
 
-// Expiring is a key or a stored credential value whose expiry is near or
-// (for a key) just passed.
-type Expiring struct {
-	Kind      string    `db:"kind"` // "api_key" or "credential"
-	OrgID     string    `db:"org_id"`
-	ID        string    `db:"id"`
-	Name      string    `db:"name"`
-	Display   string    `db:"display"`
-	ExpiresAt time.Time `db:"expires_at"`
-}
-
 // ReminderStore is what reminders read and write.
 type ReminderStore interface {
 	credvault.EventStore
 	// FindExpiring lists active keys expiring in (from, to] and credential
 	// values expiring in (now, to].
-	FindExpiring(ctx context.Context, from, now, to time.Time) ([]Expiring, error)
+	FindExpiring(ctx context.Context, from, now, to time.Time) ([]credvault.Expiring, error)
 }
 
 // Reminder thresholds: api_key.expiring and credential.expiring are sent

@@ -7,12 +7,11 @@ import (
 	"github.com/lib/pq"
 
 	"credvault/internal/credvault"
-	"credvault/internal/events"
 )
 
 // AddRefusalCounts adds one flush of an instance's counts to minute, in
 // one statement.
-func (s *Store) AddRefusalCounts(ctx context.Context, minute time.Time, counts []events.RefusalCount) error {
+func (s *Store) AddRefusalCounts(ctx context.Context, minute time.Time, counts []credvault.RefusalCount) error {
 	orgs, subjects := make([]string, len(counts)), make([]string, len(counts))
 	refusals, limited := make([]int64, len(counts)), make([]int64, len(counts))
 	for i, c := range counts {
@@ -32,8 +31,8 @@ func (s *Store) AddRefusalCounts(ctx context.Context, minute time.Time, counts [
 // RefusalWindows sums each subject's refusals since windowStart and in
 // [baselineStart, windowStart), with its key's name and the spike state
 // last told.
-func (s *Store) RefusalWindows(ctx context.Context, windowStart, baselineStart time.Time) ([]events.RefusalWindow, error) {
-	var out []events.RefusalWindow
+func (s *Store) RefusalWindows(ctx context.Context, windowStart, baselineStart time.Time) ([]credvault.RefusalWindow, error) {
+	var out []credvault.RefusalWindow
 	err := s.db.SelectContext(ctx, &out, `
 		SELECT r.org_id, r.subject,
 			COALESCE(sum(r.refusals) FILTER (WHERE r.minute >= $1), 0) AS recent,
@@ -80,8 +79,8 @@ func (s *Store) SetSpikeState(ctx context.Context, orgID, subject string, spikin
 
 // RateLimitedKeys lists keys with rate-limit hits since since, with their
 // limit and the last minute they were hit in.
-func (s *Store) RateLimitedKeys(ctx context.Context, since time.Time) ([]events.RateLimitedKey, error) {
-	var out []events.RateLimitedKey
+func (s *Store) RateLimitedKeys(ctx context.Context, since time.Time) ([]credvault.RateLimitedKey, error) {
+	var out []credvault.RateLimitedKey
 	err := s.db.SelectContext(ctx, &out, `
 		SELECT r.org_id, k.id AS key_id, k.name, k.prefix || '_…' || k.last4 AS display,
 			COALESCE(k.rate_limit, 0) AS rate_limit, COALESCE(k.rate_window_secs, 0) AS rate_window_secs,
@@ -101,8 +100,8 @@ func (s *Store) PurgeRefusalCounts(ctx context.Context, before time.Time) error 
 // FindExpiring lists active keys (not rolled: a rolled key's end is
 // planned) expiring in (from, to], and credential values expiring in
 // (now, to].
-func (s *Store) FindExpiring(ctx context.Context, from, now, to time.Time) ([]events.Expiring, error) {
-	var out []events.Expiring
+func (s *Store) FindExpiring(ctx context.Context, from, now, to time.Time) ([]credvault.Expiring, error) {
+	var out []credvault.Expiring
 	err := s.db.SelectContext(ctx, &out, `
 		SELECT 'api_key' AS kind, org_id, id, name, prefix || '_…' || last4 AS display, expires_at FROM api_keys
 		WHERE revoked_at IS NULL AND replaced_by IS NULL AND expires_at > $1 AND expires_at <= $3
