@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"syscall"
 	"testing"
 	"time"
@@ -14,22 +12,6 @@ import (
 	"credvault/internal/credvault"
 	"credvault/internal/postgres"
 )
-
-// TestServeProcessHelper is not a test: TestKillBetweenCommitAndDelivery
-// runs the test binary again with CREDVAULT_TEST_SERVE_PROCESS=1 to get a
-// real `credvault serve` process it can kill with SIGKILL.
-func TestServeProcessHelper(t *testing.T) {
-	if os.Getenv("CREDVAULT_TEST_SERVE_PROCESS") != "1" {
-		t.Skip("helper process for the kill -9 test")
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, []string{"credvault", "serve"}, os.Getenv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "credvault: "+cliMessage(err))
-		os.Exit(1)
-	}
-	os.Exit(0)
-}
 
 // TestKillBetweenCommitAndDelivery: a real `credvault serve` process
 // commits 10 revocations (each event, its delivery and its job in the
@@ -46,8 +28,8 @@ func TestKillBetweenCommitAndDelivery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(exe, "-test.run=^TestServeProcessHelper$", "-test.count=1")
-	cmd.Env = []string{"CREDVAULT_TEST_SERVE_PROCESS=1", "PATH=" + os.Getenv("PATH")}
+	cmd := exec.Command(exe, "-test.run=^TestDevProcessHelper$", "-test.count=1")
+	cmd.Env = []string{"CREDVAULT_TEST_DEV_PROCESS=serve", "PATH=" + os.Getenv("PATH")}
 	for k, v := range cl.env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
@@ -117,13 +99,7 @@ func TestKillBetweenCommitAndDelivery(t *testing.T) {
 	rcv.setDown(false)
 	b := cl.startWith(startOptions{events: fastEvents()})
 	_ = b
-	rcv.waitFor(t, "all 10 events after the kill", 30*time.Second, func(got []received) bool {
-		seen := map[string]bool{}
-		for _, g := range got {
-			seen[g.header.Get("webhook-id")] = true
-		}
-		return len(seen) >= 10
-	})
+	rcv.waitFor(t, "all 10 events after the kill", 30*time.Second, distinctIDs(10))
 	sent, delivered, retried := deliveryFigures(t, rcv, keys)
 	t.Logf("kill -9: events 10, requests sent %d, delivered %d, retried %d, lost %d", sent, delivered, retried, 10-delivered)
 }

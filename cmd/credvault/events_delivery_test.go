@@ -94,13 +94,7 @@ func TestReceiverOutageLosesNothing(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	rcv.setDown(false)
-	rcv.waitFor(t, "all 20 events", 30*time.Second, func(got []received) bool {
-		seen := map[string]bool{}
-		for _, g := range got {
-			seen[g.header.Get("webhook-id")] = true
-		}
-		return len(seen) >= 20
-	})
+	rcv.waitFor(t, "all 20 events", 30*time.Second, distinctIDs(20))
 	sent, delivered, retried := deliveryFigures(t, rcv, keys)
 	t.Logf("receiver outage: events 20, requests sent %d, delivered %d, retried %d, lost %d", sent, delivered, retried, 20-delivered)
 	if retried == 0 {

@@ -147,3 +147,14 @@ func ofType(typ string, n int) func([]received) bool {
 		return c >= n
 	}
 }
+
+// distinctIDs is a condition: deliveries under at least n webhook-ids.
+func distinctIDs(n int) func([]received) bool {
+	return func(got []received) bool {
+		seen := map[string]bool{}
+		for _, g := range got {
+			seen[g.header.Get("webhook-id")] = true
+		}
+		return len(seen) >= n
+	}
+}
