@@ -183,7 +183,7 @@ func TestHealthCheckRunsOncePerIntervalAcrossInstances(t *testing.T) {
 // never followed.
 func TestWebhookURLPolicy(t *testing.T) {
 	cl := newCluster(t, nil) // the production egress policy
-	a := cl.start()
+	a := cl.startWith(startOptions{events: fastEvents()})
 	_, owner := cl.bootstrap(a, "acme")
 	for _, u := range []string{"http://127.0.0.1:9/hook", "http://localhost/hook", "http://[::1]/x", "http://169.254.169.254/latest",
 		"http://10.0.0.7/hook", "http://192.168.1.1/", "http://[fd00::1]/"} {
@@ -208,6 +208,42 @@ func TestWebhookURLPolicy(t *testing.T) {
 		t.Fatalf("refused webhooks stored: %d (%v)", n, err)
 	}
 
+	// The dial-time check: a webhook whose URL slipped past the check at
+	// save time (stored here without it, as a name that resolves to a
+	// private address would) is refused when the sender connects; nothing
+	// reaches the receiver.
+	rcvPriv := newReceiver(t)
+	unchecked := *a.s.webhooks
+	unchecked.CheckURL = nil
+	wh, _, err := unchecked.CreateWebhook(principalOf(t, a, owner), credvault.CreateWebhookInput{URL: rcvPriv.srv.URL + "/hook", EventTypes: []string{"*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.revokeKeys(a, owner, 1)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		r := cl.as(owner, "GET", a.url+"/v1/webhooks/"+wh.ID+"/deliveries", nil)
+		var log struct {
+			Data []credvault.Delivery `json:"data"`
+		}
+		decodeJSON(t, r.body, &log)
+		if len(log.Data) == 1 && log.Data[0].Attempts > 0 {
+			if !strings.Contains(log.Data[0].LastError, "private address") || log.Data[0].LastStatus != 0 {
+				t.Fatalf("attempt to a loopback receiver: status %d, error %q", log.Data[0].LastStatus, log.Data[0].LastError)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no attempt logged: %s", r.body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	rcvPriv.mu.Lock()
+	if rcvPriv.attempts != 0 {
+		t.Errorf("the loopback receiver got %d requests under the production policy", rcvPriv.attempts)
+	}
+	rcvPriv.mu.Unlock()
+
 	// Redirects: a receiver answering 307 is a failed attempt; the
 	// Location is never requested.
 	cl2 := newCluster(t, map[string]string{"CREDVAULT_EGRESS_ALLOW_PRIVATE": "true"})
@@ -217,7 +253,7 @@ func TestWebhookURLPolicy(t *testing.T) {
 	rcv.redirect = true
 	whID, _ := cl2.webhookFor(b, owner2, rcv)
 	cl2.revokeKeys(b, owner2, 1)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(10 * time.Second)
 	for {
 		rcv.mu.Lock()
 		n := rcv.attempts
