@@ -9,6 +9,7 @@ import (
 // TestMonitorAndWebhookInputs: every bad input is a 400 naming its field
 // and writes nothing; members and other orgs are kept out.
 func TestMonitorAndWebhookInputs(t *testing.T) {
+	t.Parallel()
 	cl := newCluster(t, map[string]string{"CREDVAULT_EGRESS_ALLOW_PRIVATE": "true"})
 	a := cl.startWith(startOptions{events: fastEvents()})
 	_, owner := cl.bootstrap(a, "acme")
@@ -103,6 +104,7 @@ func TestMonitorAndWebhookInputs(t *testing.T) {
 // TestRevokedWithItsCreatorIsAnEvent: removing a person revokes the
 // service keys they made; each is an api_key.revoked event naming why.
 func TestRevokedWithItsCreatorIsAnEvent(t *testing.T) {
+	t.Parallel()
 	cl := newCluster(t, map[string]string{"CREDVAULT_EGRESS_ALLOW_PRIVATE": "true"})
 	a := cl.startWith(startOptions{events: fastEvents()})
 	_, owner := cl.bootstrap(a, "acme")

@@ -20,6 +20,7 @@ import (
 // new instance on the same database delivers every event, each under its
 // one id.
 func TestKillBetweenCommitAndDelivery(t *testing.T) {
+	t.Parallel()
 	cl := newCluster(t, map[string]string{"CREDVAULT_EGRESS_ALLOW_PRIVATE": "true"})
 	rcv := newReceiver(t)
 	rcv.setDown(true)

@@ -75,6 +75,7 @@ func deliveryFigures(t *testing.T, rcv *receiver, keyIDs []string) (sent, delive
 // TestReceiverOutageLosesNothing: the receiver answers 503 while 20
 // events happen, then comes back; every event arrives, each under one id.
 func TestReceiverOutageLosesNothing(t *testing.T) {
+	t.Parallel()
 	cl := newCluster(t, map[string]string{"CREDVAULT_EGRESS_ALLOW_PRIVATE": "true"})
 	a := cl.startWith(startOptions{events: fastEvents()})
 	_, owner := cl.bootstrap(a, "acme")
@@ -146,6 +147,7 @@ func TestReceiverOutageLosesNothing(t *testing.T) {
 // TestHealthCheckRunsOncePerIntervalAcrossInstances: three instances on
 // one database, a check every second; each interval's check runs once.
 func TestHealthCheckRunsOncePerIntervalAcrossInstances(t *testing.T) {
+	t.Parallel()
 	cl := newCluster(t, map[string]string{"CREDVAULT_EGRESS_ALLOW_PRIVATE": "true"})
 	opts := startOptions{events: fastEvents()}
 	a, b, c := cl.startWith(opts), cl.startWith(opts), cl.startWith(opts)
@@ -182,6 +184,7 @@ func TestHealthCheckRunsOncePerIntervalAcrossInstances(t *testing.T) {
 // policy is on (nothing stored), and a receiver's redirect is an answer,
 // never followed.
 func TestWebhookURLPolicy(t *testing.T) {
+	t.Parallel()
 	cl := newCluster(t, nil) // the production egress policy
 	a := cl.startWith(startOptions{events: fastEvents()})
 	_, owner := cl.bootstrap(a, "acme")

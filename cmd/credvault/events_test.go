@@ -84,6 +84,7 @@ func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 // no secret appears in any delivery, the delivery log, the audit trail,
 // the log lines or the metrics.
 func TestEveryEventTypeIsDeliveredSigned(t *testing.T) {
+	t.Parallel()
 	cl := newCluster(t, map[string]string{"CREDVAULT_EGRESS_ALLOW_PRIVATE": "true"})
 	a := cl.startWith(startOptions{events: fastEvents()})
 	res, owner := cl.bootstrap(a, "acme")
