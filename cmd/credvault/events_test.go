@@ -26,7 +26,7 @@ func fastEvents() eventOptions {
 		flush:      100 * time.Millisecond,
 		remind:     time.Second,
 		spikeRule:  events.SpikeRule{Window: 5 * time.Minute, Baseline: time.Hour, Min: 50, Factor: 10},
-		jobPoll:    50 * time.Millisecond,
+		jobPoll:    200 * time.Millisecond,
 	}
 }
 
