@@ -18,6 +18,7 @@ import (
 // No page holds the credential value, and only the creation page holds
 // the secret.
 func TestConsoleWebhooksAndHealth(t *testing.T) {
+	t.Parallel()
 	cl := newCluster(t, map[string]string{"CREDVAULT_EGRESS_ALLOW_PRIVATE": "true"})
 	a := cl.startWith(startOptions{events: fastEvents()})
 	_, ownerKey := cl.bootstrap(a, "acme")
