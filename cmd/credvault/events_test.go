@@ -159,7 +159,7 @@ func TestEveryEventTypeIsDeliveredSigned(t *testing.T) {
 	}
 
 	want := append(append([]string{}, credvault.EventTypes...), credvault.EventWebhookTest)
-	got := rcv.waitFor(t, "every event type", 30*time.Second, func(got []received) bool {
+	rcv.waitFor(t, "every event type", 30*time.Second, func(got []received) bool {
 		for _, typ := range want {
 			if !ofType(typ, 1)(got) {
 				return false
@@ -168,7 +168,7 @@ func TestEveryEventTypeIsDeliveredSigned(t *testing.T) {
 		return true
 	})
 	time.Sleep(3 * time.Second) // more aggregations and checks: no second spike, no second failure
-	got = rcv.delivered()
+	got := rcv.delivered()
 
 	count := map[string]int{}
 	for _, g := range got {
