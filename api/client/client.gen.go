@@ -1674,7 +1674,9 @@ type Error struct {
 // trail (data `event`, `event_id`).
 type EventType string
 
-// HealthCheck defines model for HealthCheck.
+// HealthCheck One scheduled check. Null only where a field says so (`last_check`):
+// `nullable` here lets that field, which combines it (`allOf`), accept
+// null under OpenAPI 3.0.3.
 type HealthCheck struct {
 	// Code An error code such as upstream_unreachable or egress_denied; empty otherwise.
 	Code      string    `json:"code"`
@@ -1693,7 +1695,7 @@ type HealthCheck struct {
 
 // HealthCheckPage defines model for HealthCheckPage.
 type HealthCheckPage struct {
-	Data []HealthCheck `json:"data"`
+	Data []*HealthCheck `json:"data"`
 
 	// NextCursor Pass as `cursor` for the next page; null on the last page.
 	NextCursor *NextCursor `json:"next_cursor"`
