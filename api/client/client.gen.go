@@ -354,6 +354,48 @@ func (e CredentialInUseErrorErrorCode) Valid() bool {
 	}
 }
 
+// Defines values for CredentialMonitorHealthStatus.
+const (
+	Failing CredentialMonitorHealthStatus = "failing"
+	Healthy CredentialMonitorHealthStatus = "healthy"
+	Unknown CredentialMonitorHealthStatus = "unknown"
+)
+
+// Valid indicates whether the value is a known member of the CredentialMonitorHealthStatus enum.
+func (e CredentialMonitorHealthStatus) Valid() bool {
+	switch e {
+	case Failing:
+		return true
+	case Healthy:
+		return true
+	case Unknown:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DeliveryStatus.
+const (
+	Delivered DeliveryStatus = "delivered"
+	Failed    DeliveryStatus = "failed"
+	Pending   DeliveryStatus = "pending"
+)
+
+// Valid indicates whether the value is a known member of the DeliveryStatus enum.
+func (e DeliveryStatus) Valid() bool {
+	switch e {
+	case Delivered:
+		return true
+	case Failed:
+		return true
+	case Pending:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for EndpointAuthMode.
 const (
 	EndpointAuthModeNone    EndpointAuthMode = "none"
@@ -402,6 +444,60 @@ func (e EndpointUpdateRequestAuthMode) Valid() bool {
 	case EndpointUpdateRequestAuthModeNone:
 		return true
 	case EndpointUpdateRequestAuthModePrivate:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EventType.
+const (
+	ApiKeyExpired             EventType = "api_key.expired"
+	ApiKeyExpiring            EventType = "api_key.expiring"
+	ApiKeyRateLimited         EventType = "api_key.rate_limited"
+	ApiKeyRefusalsSpike       EventType = "api_key.refusals_spike"
+	ApiKeyRevoked             EventType = "api_key.revoked"
+	Asterisk                  EventType = "*"
+	CredentialExpiring        EventType = "credential.expiring"
+	CredentialHealthFailed    EventType = "credential.health_failed"
+	CredentialHealthRecovered EventType = "credential.health_recovered"
+	IntegrationDisabled       EventType = "integration.disabled"
+	IntegrationEnabled        EventType = "integration.enabled"
+	OauthNeedsReauth          EventType = "oauth.needs_reauth"
+	OauthRecovered            EventType = "oauth.recovered"
+	OauthRefreshFailing       EventType = "oauth.refresh_failing"
+)
+
+// Valid indicates whether the value is a known member of the EventType enum.
+func (e EventType) Valid() bool {
+	switch e {
+	case ApiKeyExpired:
+		return true
+	case ApiKeyExpiring:
+		return true
+	case ApiKeyRateLimited:
+		return true
+	case ApiKeyRefusalsSpike:
+		return true
+	case ApiKeyRevoked:
+		return true
+	case Asterisk:
+		return true
+	case CredentialExpiring:
+		return true
+	case CredentialHealthFailed:
+		return true
+	case CredentialHealthRecovered:
+		return true
+	case IntegrationDisabled:
+		return true
+	case IntegrationEnabled:
+		return true
+	case OauthNeedsReauth:
+		return true
+	case OauthRecovered:
+		return true
+	case OauthRefreshFailing:
 		return true
 	default:
 		return false
@@ -1366,6 +1462,28 @@ type CredentialInUseError struct {
 // CredentialInUseErrorErrorCode defines model for CredentialInUseError.Error.Code.
 type CredentialInUseErrorErrorCode string
 
+// CredentialMonitor defines model for CredentialMonitor.
+type CredentialMonitor struct {
+	CredentialId openapi_types.UUID            `json:"credential_id"`
+	HealthStatus CredentialMonitorHealthStatus `json:"health_status"`
+
+	// IntervalSeconds 0 when no check is scheduled.
+	IntervalSeconds int          `json:"interval_seconds"`
+	LastCheck       *HealthCheck `json:"last_check"`
+	NextCheckAt     *time.Time   `json:"next_check_at"`
+	ValueExpiresAt  *time.Time   `json:"value_expires_at"`
+}
+
+// CredentialMonitorHealthStatus defines model for CredentialMonitor.HealthStatus.
+type CredentialMonitorHealthStatus string
+
+// CredentialMonitorRequest defines model for CredentialMonitorRequest.
+type CredentialMonitorRequest struct {
+	// IntervalSeconds 0, or 60 to 604800.
+	IntervalSeconds int        `json:"interval_seconds"`
+	ValueExpiresAt  *time.Time `json:"value_expires_at"`
+}
+
 // CredentialPage defines model for CredentialPage.
 type CredentialPage struct {
 	Data []Credential `json:"data"`
@@ -1409,6 +1527,51 @@ type CredentialUpdateRequest struct {
 // NUL or other control character (a trailing line break from copy and
 // paste is refused too). Error messages never repeat it.
 type CredentialValue = string
+
+// Delivery defines model for Delivery.
+type Delivery struct {
+	AttemptLog  []DeliveryAttempt  `json:"attempt_log"`
+	Attempts    int                `json:"attempts"`
+	CreatedAt   time.Time          `json:"created_at"`
+	DeliveredAt *time.Time         `json:"delivered_at"`
+	EventId     openapi_types.UUID `json:"event_id"`
+	EventType   string             `json:"event_type"`
+	Id          int64              `json:"id"`
+	LastError   string             `json:"last_error"`
+	LastStatus  int                `json:"last_status"`
+
+	// MessageId The webhook-id header: evt_ + event_id.
+	MessageId     string     `json:"message_id"`
+	NextAttemptAt *time.Time `json:"next_attempt_at"`
+
+	// Status failed: given up 24 h after the event.
+	Status    DeliveryStatus     `json:"status"`
+	WebhookId openapi_types.UUID `json:"webhook_id"`
+}
+
+// DeliveryStatus failed: given up 24 h after the event.
+type DeliveryStatus string
+
+// DeliveryAttempt defines model for DeliveryAttempt.
+type DeliveryAttempt struct {
+	Attempt   int       `json:"attempt"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// Error Empty, or what went wrong (timed out, connection failed, refused address, the status). Never a body.
+	Error     string `json:"error"`
+	LatencyMs int    `json:"latency_ms"`
+
+	// Status The receiver's HTTP status; 0 when none came back.
+	Status int `json:"status"`
+}
+
+// DeliveryPage defines model for DeliveryPage.
+type DeliveryPage struct {
+	Data []Delivery `json:"data"`
+
+	// NextCursor Pass as `cursor` for the next page; null on the last page.
+	NextCursor *NextCursor `json:"next_cursor"`
+}
 
 // Endpoint defines model for Endpoint.
 type Endpoint struct {
@@ -1490,6 +1653,52 @@ type Error struct {
 
 	// RequestId Also in the X-Request-Id response header; a caller's own plain X-Request-Id is kept.
 	RequestId string `json:"request_id"`
+}
+
+// EventType What a webhook subscribes to; `*` is every type, current and future.
+// `api_key.expiring`: 7 days and 1 day before `expires_at` (the
+// tighter one only for a key made closer to its end); `api_key.expired`
+// once after it (rolled keys excepted). `api_key.revoked`.
+// `api_key.refusals_spike`: one key's refusals, or an org's refusals
+// of keys it does not have (told by its verify calls), in the last 5
+// minutes are at least 100 and at least 10 times the subject's own
+// baseline (its refusals in the hour before, per 5 minutes); sent when
+// a subject starts spiking, again only after it was quiet.
+// `api_key.rate_limited`: at most one per key per rate-limit window
+// (at least a minute). `integration.disabled` / `integration.enabled`.
+// `credential.health_failed` / `credential.health_recovered`: on a
+// change of a scheduled check's outcome only. `credential.expiring`:
+// 7 days and 1 day before the value's `value_expires_at`.
+// `oauth.needs_reauth`, `oauth.refresh_failing`, `oauth.recovered`:
+// changes of an OAuth connection. Every event is also in the audit
+// trail (data `event`, `event_id`).
+type EventType string
+
+// HealthCheck One scheduled check. Null only where a field says so (`last_check`):
+// `nullable` here lets that field, which combines it (`allOf`), accept
+// null under OpenAPI 3.0.3.
+type HealthCheck struct {
+	// Code An error code such as upstream_unreachable or egress_denied; empty otherwise.
+	Code      string    `json:"code"`
+	CreatedAt time.Time `json:"created_at"`
+	Id        int64     `json:"id"`
+	LatencyMs int       `json:"latency_ms"`
+	Ok        bool      `json:"ok"`
+
+	// Slot The interval this check is the check of.
+	Slot   time.Time `json:"slot"`
+	Status int       `json:"status"`
+
+	// StatusClass `2xx` … `5xx`, or `error` when no answer came.
+	StatusClass string `json:"status_class"`
+}
+
+// HealthCheckPage defines model for HealthCheckPage.
+type HealthCheckPage struct {
+	Data []*HealthCheck `json:"data"`
+
+	// NextCursor Pass as `cursor` for the next page; null on the last page.
+	NextCursor *NextCursor `json:"next_cursor"`
 }
 
 // InjectRequest defines model for InjectRequest.
@@ -1875,6 +2084,63 @@ type VerifyResult struct {
 // VerifyResultCode defines model for VerifyResult.Code.
 type VerifyResultCode string
 
+// Webhook defines model for Webhook.
+type Webhook struct {
+	CreatedAt   time.Time           `json:"created_at"`
+	CreatedBy   *openapi_types.UUID `json:"created_by"`
+	Description string              `json:"description"`
+	Enabled     bool                `json:"enabled"`
+	EventTypes  []EventType         `json:"event_types"`
+	Id          openapi_types.UUID  `json:"id"`
+	OrgId       openapi_types.UUID  `json:"org_id"`
+	UpdatedAt   time.Time           `json:"updated_at"`
+	Url         string              `json:"url"`
+}
+
+// WebhookCreateRequest defines model for WebhookCreateRequest.
+type WebhookCreateRequest struct {
+	Description *string `json:"description,omitempty"`
+	Enabled     *bool   `json:"enabled,omitempty"`
+
+	// EventTypes An unknown type answers 400 naming it.
+	EventTypes []EventType `json:"event_types"`
+
+	// Url An absolute http(s) URL without user info or fragment.
+	Url string `json:"url"`
+}
+
+// WebhookCreated defines model for WebhookCreated.
+type WebhookCreated struct {
+	CreatedAt   time.Time           `json:"created_at"`
+	CreatedBy   *openapi_types.UUID `json:"created_by"`
+	Description string              `json:"description"`
+	Enabled     bool                `json:"enabled"`
+	EventTypes  []EventType         `json:"event_types"`
+	Id          openapi_types.UUID  `json:"id"`
+	OrgId       openapi_types.UUID  `json:"org_id"`
+
+	// Secret The signing secret, `whsec_` + base64 of 32 random bytes. Shown in this answer only.
+	Secret    string    `json:"secret"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Url       string    `json:"url"`
+}
+
+// WebhookPage defines model for WebhookPage.
+type WebhookPage struct {
+	Data []Webhook `json:"data"`
+
+	// NextCursor Pass as `cursor` for the next page; null on the last page.
+	NextCursor *NextCursor `json:"next_cursor"`
+}
+
+// WebhookUpdateRequest defines model for WebhookUpdateRequest.
+type WebhookUpdateRequest struct {
+	Description *string      `json:"description,omitempty"`
+	Enabled     *bool        `json:"enabled,omitempty"`
+	EventTypes  *[]EventType `json:"event_types,omitempty"`
+	Url         *string      `json:"url,omitempty"`
+}
+
 // Whoami defines model for Whoami.
 type Whoami struct {
 	KeyId openapi_types.UUID `json:"key_id"`
@@ -1925,6 +2191,9 @@ type ProxyPath = string
 
 // UserId defines model for UserId.
 type UserId = openapi_types.UUID
+
+// WebhookId defines model for WebhookId.
+type WebhookId = openapi_types.UUID
 
 // BadGateway defines model for BadGateway.
 type BadGateway = Error
@@ -2076,6 +2345,16 @@ type CredentialDeleteParams struct {
 	Force *bool `form:"force,omitempty" json:"force,omitempty"`
 }
 
+// CredentialHealthListParams defines parameters for CredentialHealthList.
+type CredentialHealthListParams struct {
+	// Cursor The `next_cursor` of the previous page (a record's numeric id; pages
+	// go newest first); omit for the first page. Anything else answers 400.
+	Cursor *NumericCursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit Page size; outside 1 to 500 answers 400.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // CredentialUsageParams defines parameters for CredentialUsage.
 type CredentialUsageParams struct {
 	// Cursor The `next_cursor` of the previous page (a record's numeric id; pages
@@ -2108,6 +2387,27 @@ type UserListParams struct {
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// WebhookListParams defines parameters for WebhookList.
+type WebhookListParams struct {
+	// Cursor The `next_cursor` of the previous page (opaque: it encodes the last
+	// item's `created_at` and `id`; pages go newest first); omit for the
+	// first page. Anything else answers 400.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit Page size; outside 1 to 500 answers 400.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// WebhookDeliveryListParams defines parameters for WebhookDeliveryList.
+type WebhookDeliveryListParams struct {
+	// Cursor The `next_cursor` of the previous page (a record's numeric id; pages
+	// go newest first); omit for the first page. Anything else answers 400.
+	Cursor *NumericCursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit Page size; outside 1 to 500 answers 400.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // ApiKeyCreateJSONRequestBody defines body for ApiKeyCreate for application/json ContentType.
 type ApiKeyCreateJSONRequestBody = APIKeyCreateRequest
 
@@ -2126,6 +2426,9 @@ type CredentialCreateJSONRequestBody = CredentialCreateRequest
 // CredentialUpdateJSONRequestBody defines body for CredentialUpdate for application/json ContentType.
 type CredentialUpdateJSONRequestBody = CredentialUpdateRequest
 
+// CredentialMonitorPutJSONRequestBody defines body for CredentialMonitorPut for application/json ContentType.
+type CredentialMonitorPutJSONRequestBody = CredentialMonitorRequest
+
 // CredentialSharingJSONRequestBody defines body for CredentialSharing for application/json ContentType.
 type CredentialSharingJSONRequestBody = Sharing
 
@@ -2143,6 +2446,12 @@ type UserCreateJSONRequestBody = UserCreateRequest
 
 // UserUpdateJSONRequestBody defines body for UserUpdate for application/json ContentType.
 type UserUpdateJSONRequestBody = UserUpdateRequest
+
+// WebhookCreateJSONRequestBody defines body for WebhookCreate for application/json ContentType.
+type WebhookCreateJSONRequestBody = WebhookCreateRequest
+
+// WebhookUpdateJSONRequestBody defines body for WebhookUpdate for application/json ContentType.
+type WebhookUpdateJSONRequestBody = WebhookUpdateRequest
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -2868,6 +3177,76 @@ type ClientInterface interface {
 	// Corresponds with PATCH /v1/credentials/{id} (the `CredentialUpdate` operationId).
 	CredentialUpdate(ctx context.Context, id CredentialId, body CredentialUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// CredentialHealthList List the credential's scheduled health checks, newest first.
+	//
+	// Needs scope `credentials:read` and at least the `use` permission.
+	// Each check: the interval it belongs to (`slot`), whether it passed,
+	// the HTTP status class (`2xx` … `5xx`, or `error` when no answer
+	// came: unreachable, timed out, refused by the egress policy) with the
+	// status, the latency and an error code. Never a response body.
+	//
+	// Corresponds with GET /v1/credentials/{id}/health (the `CredentialHealthList` operationId).
+	CredentialHealthList(ctx context.Context, id CredentialId, params *CredentialHealthListParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CredentialMonitorGet Read what credvault watches on a credential.
+	//
+	// Needs scope `credentials:read` and at least the `use` permission
+	// (404 otherwise). The scheduled health check (`interval_seconds`, 0
+	// for none), the health status (`unknown` until the first check,
+	// then `healthy` or `failing`), the last check, and the expiry of
+	// the stored third-party value that the person entered.
+	//
+	// Corresponds with GET /v1/credentials/{id}/monitor (the `CredentialMonitorGet` operationId).
+	CredentialMonitorGet(ctx context.Context, id CredentialId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CredentialMonitorPutWithBody Schedule the credential's health check and set its value's expiry.
+	//
+	// Needs scope `credentials:write` and the `manage` permission. Both
+	// fields are required: this replaces the monitor.
+	//
+	// `interval_seconds` schedules the credential's Test connection (its
+	// `test_request`, which it must have) every so often: from 60 to
+	// 604800, or 0 for none. A new interval makes the first check due at
+	// once. Each interval's check runs once across all instances (a job
+	// queue claims it), as the system; its outcome (status class,
+	// status, latency, never a body) is kept in
+	// `GET /v1/credentials/{id}/health`. A change between `healthy` and
+	// `failing` is an event: `credential.health_failed` (also for a first
+	// check that fails) and `credential.health_recovered`.
+	//
+	// `value_expires_at` (in the future, or null) is when the stored
+	// third-party value stops working (a provider key's end date);
+	// `credential.expiring` is sent 7 days and 1 day before.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /v1/credentials/{id}/monitor (the `CredentialMonitorPut` operationId).
+	CredentialMonitorPutWithBody(ctx context.Context, id CredentialId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CredentialMonitorPut Schedule the credential's health check and set its value's expiry.
+	//
+	// Needs scope `credentials:write` and the `manage` permission. Both
+	// fields are required: this replaces the monitor.
+	//
+	// `interval_seconds` schedules the credential's Test connection (its
+	// `test_request`, which it must have) every so often: from 60 to
+	// 604800, or 0 for none. A new interval makes the first check due at
+	// once. Each interval's check runs once across all instances (a job
+	// queue claims it), as the system; its outcome (status class,
+	// status, latency, never a body) is kept in
+	// `GET /v1/credentials/{id}/health`. A change between `healthy` and
+	// `failing` is an event: `credential.health_failed` (also for a first
+	// check that fails) and `credential.health_recovered`.
+	//
+	// `value_expires_at` (in the future, or null) is when the stored
+	// third-party value stops working (a provider key's end date);
+	// `credential.expiring` is sent 7 days and 1 day before.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /v1/credentials/{id}/monitor (the `CredentialMonitorPut` operationId).
+	CredentialMonitorPut(ctx context.Context, id CredentialId, body CredentialMonitorPutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// CredentialSharingWithBody Replace who may use or manage a credential.
 	//
 	// Needs scope `credentials:write` and the `manage` permission (403
@@ -3226,6 +3605,138 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/users/{id}/sign-in-links (the `UserSignInLinkCreate` operationId).
 	UserSignInLinkCreate(ctx context.Context, id UserId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WebhookList List the org's webhooks, newest first.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service key). Never the secret.
+	//
+	// Corresponds with GET /v1/webhooks (the `WebhookList` operationId).
+	WebhookList(ctx context.Context, params *WebhookListParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WebhookCreateWithBody Add a webhook; its signing secret is in this answer only.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). credvault POSTs each event of the listed types (`*` for all,
+	// current and future) to `url`, signed per the Standard Webhooks
+	// specification (standardwebhooks.com): headers `webhook-id` (the
+	// event's id, `evt_…`, the same on every attempt: deduplicate on it),
+	// `webhook-timestamp` (Unix seconds of the attempt) and
+	// `webhook-signature` (`v1,` + base64 of HMAC-SHA256 over
+	// `<webhook-id>.<webhook-timestamp>.<body>`, keyed with the base64
+	// after `whsec_` of `secret`). The body is
+	// `{"type", "timestamp", "data"}`; `data` holds ids, names and
+	// figures, never a secret.
+	//
+	// Deliveries come from an outbox written in the transaction of the
+	// change that caused them: at least once, in no guaranteed order. A
+	// 2xx answer delivers; anything else (a redirect included: it is
+	// never followed) is retried after 5 s, doubling up to 1 h between
+	// attempts, for 24 h after the event. The URL passes the egress
+	// policy of the proxy: an address that is private, loopback or
+	// link-local (as an IP literal or `localhost` here, and for any name
+	// at every connection after DNS) is refused unless
+	// `CREDVAULT_EGRESS_ALLOW_PRIVATE=true` (400 `egress_denied`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/webhooks (the `WebhookCreate` operationId).
+	WebhookCreateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WebhookCreate Add a webhook; its signing secret is in this answer only.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). credvault POSTs each event of the listed types (`*` for all,
+	// current and future) to `url`, signed per the Standard Webhooks
+	// specification (standardwebhooks.com): headers `webhook-id` (the
+	// event's id, `evt_…`, the same on every attempt: deduplicate on it),
+	// `webhook-timestamp` (Unix seconds of the attempt) and
+	// `webhook-signature` (`v1,` + base64 of HMAC-SHA256 over
+	// `<webhook-id>.<webhook-timestamp>.<body>`, keyed with the base64
+	// after `whsec_` of `secret`). The body is
+	// `{"type", "timestamp", "data"}`; `data` holds ids, names and
+	// figures, never a secret.
+	//
+	// Deliveries come from an outbox written in the transaction of the
+	// change that caused them: at least once, in no guaranteed order. A
+	// 2xx answer delivers; anything else (a redirect included: it is
+	// never followed) is retried after 5 s, doubling up to 1 h between
+	// attempts, for 24 h after the event. The URL passes the egress
+	// policy of the proxy: an address that is private, loopback or
+	// link-local (as an IP literal or `localhost` here, and for any name
+	// at every connection after DNS) is refused unless
+	// `CREDVAULT_EGRESS_ALLOW_PRIVATE=true` (400 `egress_denied`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/webhooks (the `WebhookCreate` operationId).
+	WebhookCreate(ctx context.Context, body WebhookCreateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WebhookDelete Delete a webhook with its delivery log; pending deliveries are dropped.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service key).
+	//
+	// Corresponds with DELETE /v1/webhooks/{id} (the `WebhookDelete` operationId).
+	WebhookDelete(ctx context.Context, id WebhookId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WebhookGet Read one webhook (never its secret).
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service key).
+	//
+	// Corresponds with GET /v1/webhooks/{id} (the `WebhookGet` operationId).
+	WebhookGet(ctx context.Context, id WebhookId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WebhookUpdateWithBody Change a webhook's URL, description, event types or enabled.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). Send at least one field; `event_types` replaces the list. A
+	// disabled webhook gets no new deliveries; the secret never changes
+	// (delete and add the webhook to change it).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/webhooks/{id} (the `WebhookUpdate` operationId).
+	WebhookUpdateWithBody(ctx context.Context, id WebhookId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WebhookUpdate Change a webhook's URL, description, event types or enabled.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). Send at least one field; `event_types` replaces the list. A
+	// disabled webhook gets no new deliveries; the secret never changes
+	// (delete and add the webhook to change it).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/webhooks/{id} (the `WebhookUpdate` operationId).
+	WebhookUpdate(ctx context.Context, id WebhookId, body WebhookUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WebhookDeliveryList The webhook's delivery log, newest first.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). Each delivery with its state and every attempt: number, the
+	// receiver's HTTP status (0 when none came back), latency and a short
+	// error. Never a body.
+	//
+	// Corresponds with GET /v1/webhooks/{id}/deliveries (the `WebhookDeliveryList` operationId).
+	WebhookDeliveryList(ctx context.Context, id WebhookId, params *WebhookDeliveryListParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WebhookRedeliver Send a delivery again, under the same webhook-id.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). Makes the delivery pending again, whatever its state, and
+	// queues it; a delivery already queued is not queued twice.
+	//
+	// Corresponds with POST /v1/webhooks/{id}/deliveries/{delivery_id}/redeliver (the `WebhookRedeliver` operationId).
+	WebhookRedeliver(ctx context.Context, id WebhookId, deliveryId int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WebhookTest Send a signed webhook.test event to this webhook now.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). Queues one `webhook.test` event for this webhook only (enabled
+	// or not), delivered and retried like every other; 202 with the
+	// delivery, whose log shows the outcome.
+	//
+	// Corresponds with POST /v1/webhooks/{id}/test (the `WebhookTest` operationId).
+	WebhookTest(ctx context.Context, id WebhookId, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// Whoami The caller's org, user, key and scopes.
 	//
@@ -4146,6 +4657,116 @@ func (c *Client) CredentialUpdate(ctx context.Context, id CredentialId, body Cre
 	return c.Client.Do(req)
 }
 
+// CredentialHealthList List the credential's scheduled health checks, newest first.
+//
+// Needs scope `credentials:read` and at least the `use` permission.
+// Each check: the interval it belongs to (`slot`), whether it passed,
+// the HTTP status class (`2xx` … `5xx`, or `error` when no answer
+// came: unreachable, timed out, refused by the egress policy) with the
+// status, the latency and an error code. Never a response body.
+//
+// Corresponds with GET /v1/credentials/{id}/health (the `CredentialHealthList` operationId).
+func (c *Client) CredentialHealthList(ctx context.Context, id CredentialId, params *CredentialHealthListParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCredentialHealthListRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CredentialMonitorGet Read what credvault watches on a credential.
+//
+// Needs scope `credentials:read` and at least the `use` permission
+// (404 otherwise). The scheduled health check (`interval_seconds`, 0
+// for none), the health status (`unknown` until the first check,
+// then `healthy` or `failing`), the last check, and the expiry of
+// the stored third-party value that the person entered.
+//
+// Corresponds with GET /v1/credentials/{id}/monitor (the `CredentialMonitorGet` operationId).
+func (c *Client) CredentialMonitorGet(ctx context.Context, id CredentialId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCredentialMonitorGetRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CredentialMonitorPutWithBody Schedule the credential's health check and set its value's expiry.
+//
+// Needs scope `credentials:write` and the `manage` permission. Both
+// fields are required: this replaces the monitor.
+//
+// `interval_seconds` schedules the credential's Test connection (its
+// `test_request`, which it must have) every so often: from 60 to
+// 604800, or 0 for none. A new interval makes the first check due at
+// once. Each interval's check runs once across all instances (a job
+// queue claims it), as the system; its outcome (status class,
+// status, latency, never a body) is kept in
+// `GET /v1/credentials/{id}/health`. A change between `healthy` and
+// `failing` is an event: `credential.health_failed` (also for a first
+// check that fails) and `credential.health_recovered`.
+//
+// `value_expires_at` (in the future, or null) is when the stored
+// third-party value stops working (a provider key's end date);
+// `credential.expiring` is sent 7 days and 1 day before.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /v1/credentials/{id}/monitor (the `CredentialMonitorPut` operationId).
+func (c *Client) CredentialMonitorPutWithBody(ctx context.Context, id CredentialId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCredentialMonitorPutRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CredentialMonitorPut Schedule the credential's health check and set its value's expiry.
+//
+// Needs scope `credentials:write` and the `manage` permission. Both
+// fields are required: this replaces the monitor.
+//
+// `interval_seconds` schedules the credential's Test connection (its
+// `test_request`, which it must have) every so often: from 60 to
+// 604800, or 0 for none. A new interval makes the first check due at
+// once. Each interval's check runs once across all instances (a job
+// queue claims it), as the system; its outcome (status class,
+// status, latency, never a body) is kept in
+// `GET /v1/credentials/{id}/health`. A change between `healthy` and
+// `failing` is an event: `credential.health_failed` (also for a first
+// check that fails) and `credential.health_recovered`.
+//
+// `value_expires_at` (in the future, or null) is when the stored
+// third-party value stops working (a provider key's end date);
+// `credential.expiring` is sent 7 days and 1 day before.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /v1/credentials/{id}/monitor (the `CredentialMonitorPut` operationId).
+func (c *Client) CredentialMonitorPut(ctx context.Context, id CredentialId, body CredentialMonitorPutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCredentialMonitorPutRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // CredentialSharingWithBody Replace who may use or manage a credential.
 //
 // Needs scope `credentials:write` and the `manage` permission (403
@@ -4775,6 +5396,238 @@ func (c *Client) UserUpdate(ctx context.Context, id UserId, body UserUpdateJSONR
 // Corresponds with POST /v1/users/{id}/sign-in-links (the `UserSignInLinkCreate` operationId).
 func (c *Client) UserSignInLinkCreate(ctx context.Context, id UserId, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUserSignInLinkCreateRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// WebhookList List the org's webhooks, newest first.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service key). Never the secret.
+//
+// Corresponds with GET /v1/webhooks (the `WebhookList` operationId).
+func (c *Client) WebhookList(ctx context.Context, params *WebhookListParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookListRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// WebhookCreateWithBody Add a webhook; its signing secret is in this answer only.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). credvault POSTs each event of the listed types (`*` for all,
+// current and future) to `url`, signed per the Standard Webhooks
+// specification (standardwebhooks.com): headers `webhook-id` (the
+// event's id, `evt_…`, the same on every attempt: deduplicate on it),
+// `webhook-timestamp` (Unix seconds of the attempt) and
+// `webhook-signature` (`v1,` + base64 of HMAC-SHA256 over
+// `<webhook-id>.<webhook-timestamp>.<body>`, keyed with the base64
+// after `whsec_` of `secret`). The body is
+// `{"type", "timestamp", "data"}`; `data` holds ids, names and
+// figures, never a secret.
+//
+// Deliveries come from an outbox written in the transaction of the
+// change that caused them: at least once, in no guaranteed order. A
+// 2xx answer delivers; anything else (a redirect included: it is
+// never followed) is retried after 5 s, doubling up to 1 h between
+// attempts, for 24 h after the event. The URL passes the egress
+// policy of the proxy: an address that is private, loopback or
+// link-local (as an IP literal or `localhost` here, and for any name
+// at every connection after DNS) is refused unless
+// `CREDVAULT_EGRESS_ALLOW_PRIVATE=true` (400 `egress_denied`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/webhooks (the `WebhookCreate` operationId).
+func (c *Client) WebhookCreateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookCreateRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// WebhookCreate Add a webhook; its signing secret is in this answer only.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). credvault POSTs each event of the listed types (`*` for all,
+// current and future) to `url`, signed per the Standard Webhooks
+// specification (standardwebhooks.com): headers `webhook-id` (the
+// event's id, `evt_…`, the same on every attempt: deduplicate on it),
+// `webhook-timestamp` (Unix seconds of the attempt) and
+// `webhook-signature` (`v1,` + base64 of HMAC-SHA256 over
+// `<webhook-id>.<webhook-timestamp>.<body>`, keyed with the base64
+// after `whsec_` of `secret`). The body is
+// `{"type", "timestamp", "data"}`; `data` holds ids, names and
+// figures, never a secret.
+//
+// Deliveries come from an outbox written in the transaction of the
+// change that caused them: at least once, in no guaranteed order. A
+// 2xx answer delivers; anything else (a redirect included: it is
+// never followed) is retried after 5 s, doubling up to 1 h between
+// attempts, for 24 h after the event. The URL passes the egress
+// policy of the proxy: an address that is private, loopback or
+// link-local (as an IP literal or `localhost` here, and for any name
+// at every connection after DNS) is refused unless
+// `CREDVAULT_EGRESS_ALLOW_PRIVATE=true` (400 `egress_denied`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/webhooks (the `WebhookCreate` operationId).
+func (c *Client) WebhookCreate(ctx context.Context, body WebhookCreateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookCreateRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// WebhookDelete Delete a webhook with its delivery log; pending deliveries are dropped.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service key).
+//
+// Corresponds with DELETE /v1/webhooks/{id} (the `WebhookDelete` operationId).
+func (c *Client) WebhookDelete(ctx context.Context, id WebhookId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookDeleteRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// WebhookGet Read one webhook (never its secret).
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service key).
+//
+// Corresponds with GET /v1/webhooks/{id} (the `WebhookGet` operationId).
+func (c *Client) WebhookGet(ctx context.Context, id WebhookId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookGetRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// WebhookUpdateWithBody Change a webhook's URL, description, event types or enabled.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). Send at least one field; `event_types` replaces the list. A
+// disabled webhook gets no new deliveries; the secret never changes
+// (delete and add the webhook to change it).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/webhooks/{id} (the `WebhookUpdate` operationId).
+func (c *Client) WebhookUpdateWithBody(ctx context.Context, id WebhookId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookUpdateRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// WebhookUpdate Change a webhook's URL, description, event types or enabled.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). Send at least one field; `event_types` replaces the list. A
+// disabled webhook gets no new deliveries; the secret never changes
+// (delete and add the webhook to change it).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/webhooks/{id} (the `WebhookUpdate` operationId).
+func (c *Client) WebhookUpdate(ctx context.Context, id WebhookId, body WebhookUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookUpdateRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// WebhookDeliveryList The webhook's delivery log, newest first.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). Each delivery with its state and every attempt: number, the
+// receiver's HTTP status (0 when none came back), latency and a short
+// error. Never a body.
+//
+// Corresponds with GET /v1/webhooks/{id}/deliveries (the `WebhookDeliveryList` operationId).
+func (c *Client) WebhookDeliveryList(ctx context.Context, id WebhookId, params *WebhookDeliveryListParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookDeliveryListRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// WebhookRedeliver Send a delivery again, under the same webhook-id.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). Makes the delivery pending again, whatever its state, and
+// queues it; a delivery already queued is not queued twice.
+//
+// Corresponds with POST /v1/webhooks/{id}/deliveries/{delivery_id}/redeliver (the `WebhookRedeliver` operationId).
+func (c *Client) WebhookRedeliver(ctx context.Context, id WebhookId, deliveryId int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookRedeliverRequest(c.Server, id, deliveryId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// WebhookTest Send a signed webhook.test event to this webhook now.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). Queues one `webhook.test` event for this webhook only (enabled
+// or not), delivered and retried like every other; 202 with the
+// delivery, whose log shows the outcome.
+//
+// Corresponds with POST /v1/webhooks/{id}/test (the `WebhookTest` operationId).
+func (c *Client) WebhookTest(ctx context.Context, id WebhookId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookTestRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -5848,6 +6701,160 @@ func NewCredentialUpdateRequestWithBody(server string, id CredentialId, contentT
 	return req, nil
 }
 
+// NewCredentialHealthListRequest constructs an http.Request for the CredentialHealthList method
+func NewCredentialHealthListRequest(server string, id CredentialId, params *CredentialHealthListParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/credentials/%s/health", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCredentialMonitorGetRequest constructs an http.Request for the CredentialMonitorGet method
+func NewCredentialMonitorGetRequest(server string, id CredentialId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/credentials/%s/monitor", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCredentialMonitorPutRequest calls the generic CredentialMonitorPut builder with application/json body
+func NewCredentialMonitorPutRequest(server string, id CredentialId, body CredentialMonitorPutJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCredentialMonitorPutRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewCredentialMonitorPutRequestWithBody constructs an http.Request for the CredentialMonitorPut method, with any body, and a specified content type
+func NewCredentialMonitorPutRequestWithBody(server string, id CredentialId, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/credentials/%s/monitor", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewCredentialSharingRequest calls the generic CredentialSharing builder with application/json body
 func NewCredentialSharingRequest(server string, id CredentialId, body CredentialSharingJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -6798,6 +7805,375 @@ func NewUserSignInLinkCreateRequest(server string, id UserId) (*http.Request, er
 	return req, nil
 }
 
+// NewWebhookListRequest constructs an http.Request for the WebhookList method
+func NewWebhookListRequest(server string, params *WebhookListParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewWebhookCreateRequest calls the generic WebhookCreate builder with application/json body
+func NewWebhookCreateRequest(server string, body WebhookCreateJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewWebhookCreateRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewWebhookCreateRequestWithBody constructs an http.Request for the WebhookCreate method, with any body, and a specified content type
+func NewWebhookCreateRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewWebhookDeleteRequest constructs an http.Request for the WebhookDelete method
+func NewWebhookDeleteRequest(server string, id WebhookId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewWebhookGetRequest constructs an http.Request for the WebhookGet method
+func NewWebhookGetRequest(server string, id WebhookId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewWebhookUpdateRequest calls the generic WebhookUpdate builder with application/json body
+func NewWebhookUpdateRequest(server string, id WebhookId, body WebhookUpdateJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewWebhookUpdateRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewWebhookUpdateRequestWithBody constructs an http.Request for the WebhookUpdate method, with any body, and a specified content type
+func NewWebhookUpdateRequestWithBody(server string, id WebhookId, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewWebhookDeliveryListRequest constructs an http.Request for the WebhookDeliveryList method
+func NewWebhookDeliveryListRequest(server string, id WebhookId, params *WebhookDeliveryListParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/%s/deliveries", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewWebhookRedeliverRequest constructs an http.Request for the WebhookRedeliver method
+func NewWebhookRedeliverRequest(server string, id WebhookId, deliveryId int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "delivery_id", deliveryId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/%s/deliveries/%s/redeliver", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewWebhookTestRequest constructs an http.Request for the WebhookTest method
+func NewWebhookTestRequest(server string, id WebhookId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/%s/test", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewWhoamiRequest constructs an http.Request for the Whoami method
 func NewWhoamiRequest(server string) (*http.Request, error) {
 	var err error
@@ -7547,6 +8923,80 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PATCH /v1/credentials/{id} (the `CredentialUpdate` operationId).
 	CredentialUpdateWithResponse(ctx context.Context, id CredentialId, body CredentialUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*CredentialUpdateResponse, error)
 
+	// CredentialHealthListWithResponse List the credential's scheduled health checks, newest first.
+	//
+	// Needs scope `credentials:read` and at least the `use` permission.
+	// Each check: the interval it belongs to (`slot`), whether it passed,
+	// the HTTP status class (`2xx` … `5xx`, or `error` when no answer
+	// came: unreachable, timed out, refused by the egress policy) with the
+	// status, the latency and an error code. Never a response body.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/credentials/{id}/health (the `CredentialHealthList` operationId).
+	CredentialHealthListWithResponse(ctx context.Context, id CredentialId, params *CredentialHealthListParams, reqEditors ...RequestEditorFn) (*CredentialHealthListResponse, error)
+
+	// CredentialMonitorGetWithResponse Read what credvault watches on a credential.
+	//
+	// Needs scope `credentials:read` and at least the `use` permission
+	// (404 otherwise). The scheduled health check (`interval_seconds`, 0
+	// for none), the health status (`unknown` until the first check,
+	// then `healthy` or `failing`), the last check, and the expiry of
+	// the stored third-party value that the person entered.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/credentials/{id}/monitor (the `CredentialMonitorGet` operationId).
+	CredentialMonitorGetWithResponse(ctx context.Context, id CredentialId, reqEditors ...RequestEditorFn) (*CredentialMonitorGetResponse, error)
+
+	// CredentialMonitorPutWithBodyWithResponse Schedule the credential's health check and set its value's expiry.
+	//
+	// Needs scope `credentials:write` and the `manage` permission. Both
+	// fields are required: this replaces the monitor.
+	//
+	// `interval_seconds` schedules the credential's Test connection (its
+	// `test_request`, which it must have) every so often: from 60 to
+	// 604800, or 0 for none. A new interval makes the first check due at
+	// once. Each interval's check runs once across all instances (a job
+	// queue claims it), as the system; its outcome (status class,
+	// status, latency, never a body) is kept in
+	// `GET /v1/credentials/{id}/health`. A change between `healthy` and
+	// `failing` is an event: `credential.health_failed` (also for a first
+	// check that fails) and `credential.health_recovered`.
+	//
+	// `value_expires_at` (in the future, or null) is when the stored
+	// third-party value stops working (a provider key's end date);
+	// `credential.expiring` is sent 7 days and 1 day before.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/credentials/{id}/monitor (the `CredentialMonitorPut` operationId).
+	CredentialMonitorPutWithBodyWithResponse(ctx context.Context, id CredentialId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CredentialMonitorPutResponse, error)
+
+	// CredentialMonitorPutWithResponse Schedule the credential's health check and set its value's expiry.
+	//
+	// Needs scope `credentials:write` and the `manage` permission. Both
+	// fields are required: this replaces the monitor.
+	//
+	// `interval_seconds` schedules the credential's Test connection (its
+	// `test_request`, which it must have) every so often: from 60 to
+	// 604800, or 0 for none. A new interval makes the first check due at
+	// once. Each interval's check runs once across all instances (a job
+	// queue claims it), as the system; its outcome (status class,
+	// status, latency, never a body) is kept in
+	// `GET /v1/credentials/{id}/health`. A change between `healthy` and
+	// `failing` is an event: `credential.health_failed` (also for a first
+	// check that fails) and `credential.health_recovered`.
+	//
+	// `value_expires_at` (in the future, or null) is when the stored
+	// third-party value stops working (a provider key's end date);
+	// `credential.expiring` is sent 7 days and 1 day before.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/credentials/{id}/monitor (the `CredentialMonitorPut` operationId).
+	CredentialMonitorPutWithResponse(ctx context.Context, id CredentialId, body CredentialMonitorPutJSONRequestBody, reqEditors ...RequestEditorFn) (*CredentialMonitorPutResponse, error)
+
 	// CredentialSharingWithBodyWithResponse Replace who may use or manage a credential.
 	//
 	// Needs scope `credentials:write` and the `manage` permission (403
@@ -7937,6 +9387,150 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/users/{id}/sign-in-links (the `UserSignInLinkCreate` operationId).
 	UserSignInLinkCreateWithResponse(ctx context.Context, id UserId, reqEditors ...RequestEditorFn) (*UserSignInLinkCreateResponse, error)
+
+	// WebhookListWithResponse List the org's webhooks, newest first.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service key). Never the secret.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/webhooks (the `WebhookList` operationId).
+	WebhookListWithResponse(ctx context.Context, params *WebhookListParams, reqEditors ...RequestEditorFn) (*WebhookListResponse, error)
+
+	// WebhookCreateWithBodyWithResponse Add a webhook; its signing secret is in this answer only.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). credvault POSTs each event of the listed types (`*` for all,
+	// current and future) to `url`, signed per the Standard Webhooks
+	// specification (standardwebhooks.com): headers `webhook-id` (the
+	// event's id, `evt_…`, the same on every attempt: deduplicate on it),
+	// `webhook-timestamp` (Unix seconds of the attempt) and
+	// `webhook-signature` (`v1,` + base64 of HMAC-SHA256 over
+	// `<webhook-id>.<webhook-timestamp>.<body>`, keyed with the base64
+	// after `whsec_` of `secret`). The body is
+	// `{"type", "timestamp", "data"}`; `data` holds ids, names and
+	// figures, never a secret.
+	//
+	// Deliveries come from an outbox written in the transaction of the
+	// change that caused them: at least once, in no guaranteed order. A
+	// 2xx answer delivers; anything else (a redirect included: it is
+	// never followed) is retried after 5 s, doubling up to 1 h between
+	// attempts, for 24 h after the event. The URL passes the egress
+	// policy of the proxy: an address that is private, loopback or
+	// link-local (as an IP literal or `localhost` here, and for any name
+	// at every connection after DNS) is refused unless
+	// `CREDVAULT_EGRESS_ALLOW_PRIVATE=true` (400 `egress_denied`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks (the `WebhookCreate` operationId).
+	WebhookCreateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*WebhookCreateResponse, error)
+
+	// WebhookCreateWithResponse Add a webhook; its signing secret is in this answer only.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). credvault POSTs each event of the listed types (`*` for all,
+	// current and future) to `url`, signed per the Standard Webhooks
+	// specification (standardwebhooks.com): headers `webhook-id` (the
+	// event's id, `evt_…`, the same on every attempt: deduplicate on it),
+	// `webhook-timestamp` (Unix seconds of the attempt) and
+	// `webhook-signature` (`v1,` + base64 of HMAC-SHA256 over
+	// `<webhook-id>.<webhook-timestamp>.<body>`, keyed with the base64
+	// after `whsec_` of `secret`). The body is
+	// `{"type", "timestamp", "data"}`; `data` holds ids, names and
+	// figures, never a secret.
+	//
+	// Deliveries come from an outbox written in the transaction of the
+	// change that caused them: at least once, in no guaranteed order. A
+	// 2xx answer delivers; anything else (a redirect included: it is
+	// never followed) is retried after 5 s, doubling up to 1 h between
+	// attempts, for 24 h after the event. The URL passes the egress
+	// policy of the proxy: an address that is private, loopback or
+	// link-local (as an IP literal or `localhost` here, and for any name
+	// at every connection after DNS) is refused unless
+	// `CREDVAULT_EGRESS_ALLOW_PRIVATE=true` (400 `egress_denied`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks (the `WebhookCreate` operationId).
+	WebhookCreateWithResponse(ctx context.Context, body WebhookCreateJSONRequestBody, reqEditors ...RequestEditorFn) (*WebhookCreateResponse, error)
+
+	// WebhookDeleteWithResponse Delete a webhook with its delivery log; pending deliveries are dropped.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service key).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/webhooks/{id} (the `WebhookDelete` operationId).
+	WebhookDeleteWithResponse(ctx context.Context, id WebhookId, reqEditors ...RequestEditorFn) (*WebhookDeleteResponse, error)
+
+	// WebhookGetWithResponse Read one webhook (never its secret).
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service key).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/webhooks/{id} (the `WebhookGet` operationId).
+	WebhookGetWithResponse(ctx context.Context, id WebhookId, reqEditors ...RequestEditorFn) (*WebhookGetResponse, error)
+
+	// WebhookUpdateWithBodyWithResponse Change a webhook's URL, description, event types or enabled.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). Send at least one field; `event_types` replaces the list. A
+	// disabled webhook gets no new deliveries; the secret never changes
+	// (delete and add the webhook to change it).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/webhooks/{id} (the `WebhookUpdate` operationId).
+	WebhookUpdateWithBodyWithResponse(ctx context.Context, id WebhookId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*WebhookUpdateResponse, error)
+
+	// WebhookUpdateWithResponse Change a webhook's URL, description, event types or enabled.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). Send at least one field; `event_types` replaces the list. A
+	// disabled webhook gets no new deliveries; the secret never changes
+	// (delete and add the webhook to change it).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/webhooks/{id} (the `WebhookUpdate` operationId).
+	WebhookUpdateWithResponse(ctx context.Context, id WebhookId, body WebhookUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*WebhookUpdateResponse, error)
+
+	// WebhookDeliveryListWithResponse The webhook's delivery log, newest first.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). Each delivery with its state and every attempt: number, the
+	// receiver's HTTP status (0 when none came back), latency and a short
+	// error. Never a body.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/webhooks/{id}/deliveries (the `WebhookDeliveryList` operationId).
+	WebhookDeliveryListWithResponse(ctx context.Context, id WebhookId, params *WebhookDeliveryListParams, reqEditors ...RequestEditorFn) (*WebhookDeliveryListResponse, error)
+
+	// WebhookRedeliverWithResponse Send a delivery again, under the same webhook-id.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). Makes the delivery pending again, whatever its state, and
+	// queues it; a delivery already queued is not queued twice.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks/{id}/deliveries/{delivery_id}/redeliver (the `WebhookRedeliver` operationId).
+	WebhookRedeliverWithResponse(ctx context.Context, id WebhookId, deliveryId int64, reqEditors ...RequestEditorFn) (*WebhookRedeliverResponse, error)
+
+	// WebhookTestWithResponse Send a signed webhook.test event to this webhook now.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). Queues one `webhook.test` event for this webhook only (enabled
+	// or not), delivered and retried like every other; 202 with the
+	// delivery, whose log shows the outcome.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks/{id}/test (the `WebhookTest` operationId).
+	WebhookTestWithResponse(ctx context.Context, id WebhookId, reqEditors ...RequestEditorFn) (*WebhookTestResponse, error)
 
 	// WhoamiWithResponse The caller's org, user, key and scopes.
 	//
@@ -10171,6 +11765,396 @@ func (r CredentialUpdateResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CredentialUpdateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CredentialHealthListResponse400Headers the declared response headers of an HTTP 400 response for CredentialHealthList
+type CredentialHealthListResponse400Headers struct {
+	XRequestId *string
+}
+
+// CredentialHealthListResponse401Headers the declared response headers of an HTTP 401 response for CredentialHealthList
+type CredentialHealthListResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// CredentialHealthListResponse403Headers the declared response headers of an HTTP 403 response for CredentialHealthList
+type CredentialHealthListResponse403Headers struct {
+	XRequestId *string
+}
+
+// CredentialHealthListResponse404Headers the declared response headers of an HTTP 404 response for CredentialHealthList
+type CredentialHealthListResponse404Headers struct {
+	XRequestId *string
+}
+
+// CredentialHealthListResponse429Headers the declared response headers of an HTTP 429 response for CredentialHealthList
+type CredentialHealthListResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// CredentialHealthListResponse503Headers the declared response headers of an HTTP 503 response for CredentialHealthList
+type CredentialHealthListResponse503Headers struct {
+	XRequestId *string
+}
+
+type CredentialHealthListResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *HealthCheckPage
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CredentialHealthListResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CredentialHealthListResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CredentialHealthListResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *CredentialHealthListResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CredentialHealthListResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CredentialHealthListResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CredentialHealthListResponse) GetJSON200() *HealthCheckPage {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CredentialHealthListResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CredentialHealthListResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CredentialHealthListResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CredentialHealthListResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CredentialHealthListResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CredentialHealthListResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CredentialHealthListResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CredentialHealthListResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CredentialHealthListResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CredentialHealthListResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CredentialMonitorGetResponse401Headers the declared response headers of an HTTP 401 response for CredentialMonitorGet
+type CredentialMonitorGetResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// CredentialMonitorGetResponse403Headers the declared response headers of an HTTP 403 response for CredentialMonitorGet
+type CredentialMonitorGetResponse403Headers struct {
+	XRequestId *string
+}
+
+// CredentialMonitorGetResponse404Headers the declared response headers of an HTTP 404 response for CredentialMonitorGet
+type CredentialMonitorGetResponse404Headers struct {
+	XRequestId *string
+}
+
+// CredentialMonitorGetResponse429Headers the declared response headers of an HTTP 429 response for CredentialMonitorGet
+type CredentialMonitorGetResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// CredentialMonitorGetResponse503Headers the declared response headers of an HTTP 503 response for CredentialMonitorGet
+type CredentialMonitorGetResponse503Headers struct {
+	XRequestId *string
+}
+
+type CredentialMonitorGetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CredentialMonitor
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CredentialMonitorGetResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CredentialMonitorGetResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *CredentialMonitorGetResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CredentialMonitorGetResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CredentialMonitorGetResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CredentialMonitorGetResponse) GetJSON200() *CredentialMonitor {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CredentialMonitorGetResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CredentialMonitorGetResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CredentialMonitorGetResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CredentialMonitorGetResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CredentialMonitorGetResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CredentialMonitorGetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CredentialMonitorGetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CredentialMonitorGetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CredentialMonitorGetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CredentialMonitorPutResponse400Headers the declared response headers of an HTTP 400 response for CredentialMonitorPut
+type CredentialMonitorPutResponse400Headers struct {
+	XRequestId *string
+}
+
+// CredentialMonitorPutResponse401Headers the declared response headers of an HTTP 401 response for CredentialMonitorPut
+type CredentialMonitorPutResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// CredentialMonitorPutResponse403Headers the declared response headers of an HTTP 403 response for CredentialMonitorPut
+type CredentialMonitorPutResponse403Headers struct {
+	XRequestId *string
+}
+
+// CredentialMonitorPutResponse404Headers the declared response headers of an HTTP 404 response for CredentialMonitorPut
+type CredentialMonitorPutResponse404Headers struct {
+	XRequestId *string
+}
+
+// CredentialMonitorPutResponse413Headers the declared response headers of an HTTP 413 response for CredentialMonitorPut
+type CredentialMonitorPutResponse413Headers struct {
+	XRequestId *string
+}
+
+// CredentialMonitorPutResponse429Headers the declared response headers of an HTTP 429 response for CredentialMonitorPut
+type CredentialMonitorPutResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// CredentialMonitorPutResponse503Headers the declared response headers of an HTTP 503 response for CredentialMonitorPut
+type CredentialMonitorPutResponse503Headers struct {
+	XRequestId *string
+}
+
+type CredentialMonitorPutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CredentialMonitor
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *BodyTooLarge
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CredentialMonitorPutResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CredentialMonitorPutResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CredentialMonitorPutResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *CredentialMonitorPutResponse404Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *CredentialMonitorPutResponse413Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CredentialMonitorPutResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CredentialMonitorPutResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CredentialMonitorPutResponse) GetJSON200() *CredentialMonitor {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CredentialMonitorPutResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CredentialMonitorPutResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CredentialMonitorPutResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CredentialMonitorPutResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r CredentialMonitorPutResponse) GetJSON413() *BodyTooLarge {
+	return r.JSON413
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CredentialMonitorPutResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CredentialMonitorPutResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CredentialMonitorPutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CredentialMonitorPutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CredentialMonitorPutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CredentialMonitorPutResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -13246,6 +15230,983 @@ func (r UserSignInLinkCreateResponse) ContentType() string {
 	return ""
 }
 
+// WebhookListResponse400Headers the declared response headers of an HTTP 400 response for WebhookList
+type WebhookListResponse400Headers struct {
+	XRequestId *string
+}
+
+// WebhookListResponse401Headers the declared response headers of an HTTP 401 response for WebhookList
+type WebhookListResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// WebhookListResponse403Headers the declared response headers of an HTTP 403 response for WebhookList
+type WebhookListResponse403Headers struct {
+	XRequestId *string
+}
+
+// WebhookListResponse429Headers the declared response headers of an HTTP 429 response for WebhookList
+type WebhookListResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// WebhookListResponse503Headers the declared response headers of an HTTP 503 response for WebhookList
+type WebhookListResponse503Headers struct {
+	XRequestId *string
+}
+
+type WebhookListResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebhookPage
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *WebhookListResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *WebhookListResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *WebhookListResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *WebhookListResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *WebhookListResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r WebhookListResponse) GetJSON200() *WebhookPage {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r WebhookListResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r WebhookListResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r WebhookListResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r WebhookListResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r WebhookListResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r WebhookListResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r WebhookListResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r WebhookListResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r WebhookListResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// WebhookCreateResponse400Headers the declared response headers of an HTTP 400 response for WebhookCreate
+type WebhookCreateResponse400Headers struct {
+	XRequestId *string
+}
+
+// WebhookCreateResponse401Headers the declared response headers of an HTTP 401 response for WebhookCreate
+type WebhookCreateResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// WebhookCreateResponse403Headers the declared response headers of an HTTP 403 response for WebhookCreate
+type WebhookCreateResponse403Headers struct {
+	XRequestId *string
+}
+
+// WebhookCreateResponse413Headers the declared response headers of an HTTP 413 response for WebhookCreate
+type WebhookCreateResponse413Headers struct {
+	XRequestId *string
+}
+
+// WebhookCreateResponse429Headers the declared response headers of an HTTP 429 response for WebhookCreate
+type WebhookCreateResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// WebhookCreateResponse503Headers the declared response headers of an HTTP 503 response for WebhookCreate
+type WebhookCreateResponse503Headers struct {
+	XRequestId *string
+}
+
+type WebhookCreateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *WebhookCreated
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *BodyTooLarge
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *WebhookCreateResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *WebhookCreateResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *WebhookCreateResponse403Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *WebhookCreateResponse413Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *WebhookCreateResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *WebhookCreateResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r WebhookCreateResponse) GetJSON201() *WebhookCreated {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r WebhookCreateResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r WebhookCreateResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r WebhookCreateResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r WebhookCreateResponse) GetJSON413() *BodyTooLarge {
+	return r.JSON413
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r WebhookCreateResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r WebhookCreateResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r WebhookCreateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r WebhookCreateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r WebhookCreateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r WebhookCreateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// WebhookDeleteResponse401Headers the declared response headers of an HTTP 401 response for WebhookDelete
+type WebhookDeleteResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// WebhookDeleteResponse403Headers the declared response headers of an HTTP 403 response for WebhookDelete
+type WebhookDeleteResponse403Headers struct {
+	XRequestId *string
+}
+
+// WebhookDeleteResponse404Headers the declared response headers of an HTTP 404 response for WebhookDelete
+type WebhookDeleteResponse404Headers struct {
+	XRequestId *string
+}
+
+// WebhookDeleteResponse429Headers the declared response headers of an HTTP 429 response for WebhookDelete
+type WebhookDeleteResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// WebhookDeleteResponse503Headers the declared response headers of an HTTP 503 response for WebhookDelete
+type WebhookDeleteResponse503Headers struct {
+	XRequestId *string
+}
+
+type WebhookDeleteResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *WebhookDeleteResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *WebhookDeleteResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *WebhookDeleteResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *WebhookDeleteResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *WebhookDeleteResponse503Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r WebhookDeleteResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r WebhookDeleteResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r WebhookDeleteResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r WebhookDeleteResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r WebhookDeleteResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r WebhookDeleteResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r WebhookDeleteResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r WebhookDeleteResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r WebhookDeleteResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// WebhookGetResponse401Headers the declared response headers of an HTTP 401 response for WebhookGet
+type WebhookGetResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// WebhookGetResponse403Headers the declared response headers of an HTTP 403 response for WebhookGet
+type WebhookGetResponse403Headers struct {
+	XRequestId *string
+}
+
+// WebhookGetResponse404Headers the declared response headers of an HTTP 404 response for WebhookGet
+type WebhookGetResponse404Headers struct {
+	XRequestId *string
+}
+
+// WebhookGetResponse429Headers the declared response headers of an HTTP 429 response for WebhookGet
+type WebhookGetResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// WebhookGetResponse503Headers the declared response headers of an HTTP 503 response for WebhookGet
+type WebhookGetResponse503Headers struct {
+	XRequestId *string
+}
+
+type WebhookGetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Webhook
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *WebhookGetResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *WebhookGetResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *WebhookGetResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *WebhookGetResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *WebhookGetResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r WebhookGetResponse) GetJSON200() *Webhook {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r WebhookGetResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r WebhookGetResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r WebhookGetResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r WebhookGetResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r WebhookGetResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r WebhookGetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r WebhookGetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r WebhookGetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r WebhookGetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// WebhookUpdateResponse400Headers the declared response headers of an HTTP 400 response for WebhookUpdate
+type WebhookUpdateResponse400Headers struct {
+	XRequestId *string
+}
+
+// WebhookUpdateResponse401Headers the declared response headers of an HTTP 401 response for WebhookUpdate
+type WebhookUpdateResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// WebhookUpdateResponse403Headers the declared response headers of an HTTP 403 response for WebhookUpdate
+type WebhookUpdateResponse403Headers struct {
+	XRequestId *string
+}
+
+// WebhookUpdateResponse404Headers the declared response headers of an HTTP 404 response for WebhookUpdate
+type WebhookUpdateResponse404Headers struct {
+	XRequestId *string
+}
+
+// WebhookUpdateResponse413Headers the declared response headers of an HTTP 413 response for WebhookUpdate
+type WebhookUpdateResponse413Headers struct {
+	XRequestId *string
+}
+
+// WebhookUpdateResponse429Headers the declared response headers of an HTTP 429 response for WebhookUpdate
+type WebhookUpdateResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// WebhookUpdateResponse503Headers the declared response headers of an HTTP 503 response for WebhookUpdate
+type WebhookUpdateResponse503Headers struct {
+	XRequestId *string
+}
+
+type WebhookUpdateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Webhook
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *BodyTooLarge
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *WebhookUpdateResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *WebhookUpdateResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *WebhookUpdateResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *WebhookUpdateResponse404Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *WebhookUpdateResponse413Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *WebhookUpdateResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *WebhookUpdateResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r WebhookUpdateResponse) GetJSON200() *Webhook {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r WebhookUpdateResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r WebhookUpdateResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r WebhookUpdateResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r WebhookUpdateResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r WebhookUpdateResponse) GetJSON413() *BodyTooLarge {
+	return r.JSON413
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r WebhookUpdateResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r WebhookUpdateResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r WebhookUpdateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r WebhookUpdateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r WebhookUpdateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r WebhookUpdateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// WebhookDeliveryListResponse400Headers the declared response headers of an HTTP 400 response for WebhookDeliveryList
+type WebhookDeliveryListResponse400Headers struct {
+	XRequestId *string
+}
+
+// WebhookDeliveryListResponse401Headers the declared response headers of an HTTP 401 response for WebhookDeliveryList
+type WebhookDeliveryListResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// WebhookDeliveryListResponse403Headers the declared response headers of an HTTP 403 response for WebhookDeliveryList
+type WebhookDeliveryListResponse403Headers struct {
+	XRequestId *string
+}
+
+// WebhookDeliveryListResponse404Headers the declared response headers of an HTTP 404 response for WebhookDeliveryList
+type WebhookDeliveryListResponse404Headers struct {
+	XRequestId *string
+}
+
+// WebhookDeliveryListResponse429Headers the declared response headers of an HTTP 429 response for WebhookDeliveryList
+type WebhookDeliveryListResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// WebhookDeliveryListResponse503Headers the declared response headers of an HTTP 503 response for WebhookDeliveryList
+type WebhookDeliveryListResponse503Headers struct {
+	XRequestId *string
+}
+
+type WebhookDeliveryListResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DeliveryPage
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *WebhookDeliveryListResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *WebhookDeliveryListResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *WebhookDeliveryListResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *WebhookDeliveryListResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *WebhookDeliveryListResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *WebhookDeliveryListResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r WebhookDeliveryListResponse) GetJSON200() *DeliveryPage {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r WebhookDeliveryListResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r WebhookDeliveryListResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r WebhookDeliveryListResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r WebhookDeliveryListResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r WebhookDeliveryListResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r WebhookDeliveryListResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r WebhookDeliveryListResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r WebhookDeliveryListResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r WebhookDeliveryListResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r WebhookDeliveryListResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// WebhookRedeliverResponse401Headers the declared response headers of an HTTP 401 response for WebhookRedeliver
+type WebhookRedeliverResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// WebhookRedeliverResponse403Headers the declared response headers of an HTTP 403 response for WebhookRedeliver
+type WebhookRedeliverResponse403Headers struct {
+	XRequestId *string
+}
+
+// WebhookRedeliverResponse404Headers the declared response headers of an HTTP 404 response for WebhookRedeliver
+type WebhookRedeliverResponse404Headers struct {
+	XRequestId *string
+}
+
+// WebhookRedeliverResponse429Headers the declared response headers of an HTTP 429 response for WebhookRedeliver
+type WebhookRedeliverResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// WebhookRedeliverResponse503Headers the declared response headers of an HTTP 503 response for WebhookRedeliver
+type WebhookRedeliverResponse503Headers struct {
+	XRequestId *string
+}
+
+type WebhookRedeliverResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Delivery
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *WebhookRedeliverResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *WebhookRedeliverResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *WebhookRedeliverResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *WebhookRedeliverResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *WebhookRedeliverResponse503Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r WebhookRedeliverResponse) GetJSON202() *Delivery {
+	return r.JSON202
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r WebhookRedeliverResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r WebhookRedeliverResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r WebhookRedeliverResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r WebhookRedeliverResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r WebhookRedeliverResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r WebhookRedeliverResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r WebhookRedeliverResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r WebhookRedeliverResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r WebhookRedeliverResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// WebhookTestResponse401Headers the declared response headers of an HTTP 401 response for WebhookTest
+type WebhookTestResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// WebhookTestResponse403Headers the declared response headers of an HTTP 403 response for WebhookTest
+type WebhookTestResponse403Headers struct {
+	XRequestId *string
+}
+
+// WebhookTestResponse404Headers the declared response headers of an HTTP 404 response for WebhookTest
+type WebhookTestResponse404Headers struct {
+	XRequestId *string
+}
+
+// WebhookTestResponse429Headers the declared response headers of an HTTP 429 response for WebhookTest
+type WebhookTestResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// WebhookTestResponse503Headers the declared response headers of an HTTP 503 response for WebhookTest
+type WebhookTestResponse503Headers struct {
+	XRequestId *string
+}
+
+type WebhookTestResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Delivery
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *WebhookTestResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *WebhookTestResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *WebhookTestResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *WebhookTestResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *WebhookTestResponse503Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r WebhookTestResponse) GetJSON202() *Delivery {
+	return r.JSON202
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r WebhookTestResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r WebhookTestResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r WebhookTestResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r WebhookTestResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r WebhookTestResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r WebhookTestResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r WebhookTestResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r WebhookTestResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r WebhookTestResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // WhoamiResponse401Headers the declared response headers of an HTTP 401 response for Whoami
 type WhoamiResponse401Headers struct {
 	WWWAuthenticate *string
@@ -14168,6 +17129,104 @@ func (c *ClientWithResponses) CredentialUpdateWithResponse(ctx context.Context, 
 	return ParseCredentialUpdateResponse(rsp)
 }
 
+// CredentialHealthListWithResponse List the credential's scheduled health checks, newest first.
+//
+// Needs scope `credentials:read` and at least the `use` permission.
+// Each check: the interval it belongs to (`slot`), whether it passed,
+// the HTTP status class (`2xx` … `5xx`, or `error` when no answer
+// came: unreachable, timed out, refused by the egress policy) with the
+// status, the latency and an error code. Never a response body.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/credentials/{id}/health (the `CredentialHealthList` operationId).
+func (c *ClientWithResponses) CredentialHealthListWithResponse(ctx context.Context, id CredentialId, params *CredentialHealthListParams, reqEditors ...RequestEditorFn) (*CredentialHealthListResponse, error) {
+	rsp, err := c.CredentialHealthList(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCredentialHealthListResponse(rsp)
+}
+
+// CredentialMonitorGetWithResponse Read what credvault watches on a credential.
+//
+// Needs scope `credentials:read` and at least the `use` permission
+// (404 otherwise). The scheduled health check (`interval_seconds`, 0
+// for none), the health status (`unknown` until the first check,
+// then `healthy` or `failing`), the last check, and the expiry of
+// the stored third-party value that the person entered.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/credentials/{id}/monitor (the `CredentialMonitorGet` operationId).
+func (c *ClientWithResponses) CredentialMonitorGetWithResponse(ctx context.Context, id CredentialId, reqEditors ...RequestEditorFn) (*CredentialMonitorGetResponse, error) {
+	rsp, err := c.CredentialMonitorGet(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCredentialMonitorGetResponse(rsp)
+}
+
+// CredentialMonitorPutWithBodyWithResponse Schedule the credential's health check and set its value's expiry.
+//
+// Needs scope `credentials:write` and the `manage` permission. Both
+// fields are required: this replaces the monitor.
+//
+// `interval_seconds` schedules the credential's Test connection (its
+// `test_request`, which it must have) every so often: from 60 to
+// 604800, or 0 for none. A new interval makes the first check due at
+// once. Each interval's check runs once across all instances (a job
+// queue claims it), as the system; its outcome (status class,
+// status, latency, never a body) is kept in
+// `GET /v1/credentials/{id}/health`. A change between `healthy` and
+// `failing` is an event: `credential.health_failed` (also for a first
+// check that fails) and `credential.health_recovered`.
+//
+// `value_expires_at` (in the future, or null) is when the stored
+// third-party value stops working (a provider key's end date);
+// `credential.expiring` is sent 7 days and 1 day before.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/credentials/{id}/monitor (the `CredentialMonitorPut` operationId).
+func (c *ClientWithResponses) CredentialMonitorPutWithBodyWithResponse(ctx context.Context, id CredentialId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CredentialMonitorPutResponse, error) {
+	rsp, err := c.CredentialMonitorPutWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCredentialMonitorPutResponse(rsp)
+}
+
+// CredentialMonitorPutWithResponse Schedule the credential's health check and set its value's expiry.
+//
+// Needs scope `credentials:write` and the `manage` permission. Both
+// fields are required: this replaces the monitor.
+//
+// `interval_seconds` schedules the credential's Test connection (its
+// `test_request`, which it must have) every so often: from 60 to
+// 604800, or 0 for none. A new interval makes the first check due at
+// once. Each interval's check runs once across all instances (a job
+// queue claims it), as the system; its outcome (status class,
+// status, latency, never a body) is kept in
+// `GET /v1/credentials/{id}/health`. A change between `healthy` and
+// `failing` is an event: `credential.health_failed` (also for a first
+// check that fails) and `credential.health_recovered`.
+//
+// `value_expires_at` (in the future, or null) is when the stored
+// third-party value stops working (a provider key's end date);
+// `credential.expiring` is sent 7 days and 1 day before.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/credentials/{id}/monitor (the `CredentialMonitorPut` operationId).
+func (c *ClientWithResponses) CredentialMonitorPutWithResponse(ctx context.Context, id CredentialId, body CredentialMonitorPutJSONRequestBody, reqEditors ...RequestEditorFn) (*CredentialMonitorPutResponse, error) {
+	rsp, err := c.CredentialMonitorPut(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCredentialMonitorPutResponse(rsp)
+}
+
 // CredentialSharingWithBodyWithResponse Replace who may use or manage a credential.
 //
 // Needs scope `credentials:write` and the `manage` permission (403
@@ -14725,6 +17784,210 @@ func (c *ClientWithResponses) UserSignInLinkCreateWithResponse(ctx context.Conte
 		return nil, err
 	}
 	return ParseUserSignInLinkCreateResponse(rsp)
+}
+
+// WebhookListWithResponse List the org's webhooks, newest first.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service key). Never the secret.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/webhooks (the `WebhookList` operationId).
+func (c *ClientWithResponses) WebhookListWithResponse(ctx context.Context, params *WebhookListParams, reqEditors ...RequestEditorFn) (*WebhookListResponse, error) {
+	rsp, err := c.WebhookList(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWebhookListResponse(rsp)
+}
+
+// WebhookCreateWithBodyWithResponse Add a webhook; its signing secret is in this answer only.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). credvault POSTs each event of the listed types (`*` for all,
+// current and future) to `url`, signed per the Standard Webhooks
+// specification (standardwebhooks.com): headers `webhook-id` (the
+// event's id, `evt_…`, the same on every attempt: deduplicate on it),
+// `webhook-timestamp` (Unix seconds of the attempt) and
+// `webhook-signature` (`v1,` + base64 of HMAC-SHA256 over
+// `<webhook-id>.<webhook-timestamp>.<body>`, keyed with the base64
+// after `whsec_` of `secret`). The body is
+// `{"type", "timestamp", "data"}`; `data` holds ids, names and
+// figures, never a secret.
+//
+// Deliveries come from an outbox written in the transaction of the
+// change that caused them: at least once, in no guaranteed order. A
+// 2xx answer delivers; anything else (a redirect included: it is
+// never followed) is retried after 5 s, doubling up to 1 h between
+// attempts, for 24 h after the event. The URL passes the egress
+// policy of the proxy: an address that is private, loopback or
+// link-local (as an IP literal or `localhost` here, and for any name
+// at every connection after DNS) is refused unless
+// `CREDVAULT_EGRESS_ALLOW_PRIVATE=true` (400 `egress_denied`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks (the `WebhookCreate` operationId).
+func (c *ClientWithResponses) WebhookCreateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*WebhookCreateResponse, error) {
+	rsp, err := c.WebhookCreateWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWebhookCreateResponse(rsp)
+}
+
+// WebhookCreateWithResponse Add a webhook; its signing secret is in this answer only.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). credvault POSTs each event of the listed types (`*` for all,
+// current and future) to `url`, signed per the Standard Webhooks
+// specification (standardwebhooks.com): headers `webhook-id` (the
+// event's id, `evt_…`, the same on every attempt: deduplicate on it),
+// `webhook-timestamp` (Unix seconds of the attempt) and
+// `webhook-signature` (`v1,` + base64 of HMAC-SHA256 over
+// `<webhook-id>.<webhook-timestamp>.<body>`, keyed with the base64
+// after `whsec_` of `secret`). The body is
+// `{"type", "timestamp", "data"}`; `data` holds ids, names and
+// figures, never a secret.
+//
+// Deliveries come from an outbox written in the transaction of the
+// change that caused them: at least once, in no guaranteed order. A
+// 2xx answer delivers; anything else (a redirect included: it is
+// never followed) is retried after 5 s, doubling up to 1 h between
+// attempts, for 24 h after the event. The URL passes the egress
+// policy of the proxy: an address that is private, loopback or
+// link-local (as an IP literal or `localhost` here, and for any name
+// at every connection after DNS) is refused unless
+// `CREDVAULT_EGRESS_ALLOW_PRIVATE=true` (400 `egress_denied`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks (the `WebhookCreate` operationId).
+func (c *ClientWithResponses) WebhookCreateWithResponse(ctx context.Context, body WebhookCreateJSONRequestBody, reqEditors ...RequestEditorFn) (*WebhookCreateResponse, error) {
+	rsp, err := c.WebhookCreate(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWebhookCreateResponse(rsp)
+}
+
+// WebhookDeleteWithResponse Delete a webhook with its delivery log; pending deliveries are dropped.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service key).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/webhooks/{id} (the `WebhookDelete` operationId).
+func (c *ClientWithResponses) WebhookDeleteWithResponse(ctx context.Context, id WebhookId, reqEditors ...RequestEditorFn) (*WebhookDeleteResponse, error) {
+	rsp, err := c.WebhookDelete(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWebhookDeleteResponse(rsp)
+}
+
+// WebhookGetWithResponse Read one webhook (never its secret).
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service key).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/webhooks/{id} (the `WebhookGet` operationId).
+func (c *ClientWithResponses) WebhookGetWithResponse(ctx context.Context, id WebhookId, reqEditors ...RequestEditorFn) (*WebhookGetResponse, error) {
+	rsp, err := c.WebhookGet(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWebhookGetResponse(rsp)
+}
+
+// WebhookUpdateWithBodyWithResponse Change a webhook's URL, description, event types or enabled.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). Send at least one field; `event_types` replaces the list. A
+// disabled webhook gets no new deliveries; the secret never changes
+// (delete and add the webhook to change it).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/webhooks/{id} (the `WebhookUpdate` operationId).
+func (c *ClientWithResponses) WebhookUpdateWithBodyWithResponse(ctx context.Context, id WebhookId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*WebhookUpdateResponse, error) {
+	rsp, err := c.WebhookUpdateWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWebhookUpdateResponse(rsp)
+}
+
+// WebhookUpdateWithResponse Change a webhook's URL, description, event types or enabled.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). Send at least one field; `event_types` replaces the list. A
+// disabled webhook gets no new deliveries; the secret never changes
+// (delete and add the webhook to change it).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/webhooks/{id} (the `WebhookUpdate` operationId).
+func (c *ClientWithResponses) WebhookUpdateWithResponse(ctx context.Context, id WebhookId, body WebhookUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*WebhookUpdateResponse, error) {
+	rsp, err := c.WebhookUpdate(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWebhookUpdateResponse(rsp)
+}
+
+// WebhookDeliveryListWithResponse The webhook's delivery log, newest first.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). Each delivery with its state and every attempt: number, the
+// receiver's HTTP status (0 when none came back), latency and a short
+// error. Never a body.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/webhooks/{id}/deliveries (the `WebhookDeliveryList` operationId).
+func (c *ClientWithResponses) WebhookDeliveryListWithResponse(ctx context.Context, id WebhookId, params *WebhookDeliveryListParams, reqEditors ...RequestEditorFn) (*WebhookDeliveryListResponse, error) {
+	rsp, err := c.WebhookDeliveryList(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWebhookDeliveryListResponse(rsp)
+}
+
+// WebhookRedeliverWithResponse Send a delivery again, under the same webhook-id.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). Makes the delivery pending again, whatever its state, and
+// queues it; a delivery already queued is not queued twice.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks/{id}/deliveries/{delivery_id}/redeliver (the `WebhookRedeliver` operationId).
+func (c *ClientWithResponses) WebhookRedeliverWithResponse(ctx context.Context, id WebhookId, deliveryId int64, reqEditors ...RequestEditorFn) (*WebhookRedeliverResponse, error) {
+	rsp, err := c.WebhookRedeliver(ctx, id, deliveryId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWebhookRedeliverResponse(rsp)
+}
+
+// WebhookTestWithResponse Send a signed webhook.test event to this webhook now.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). Queues one `webhook.test` event for this webhook only (enabled
+// or not), delivered and retried like every other; 202 with the
+// delivery, whose log shows the outcome.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks/{id}/test (the `WebhookTest` operationId).
+func (c *ClientWithResponses) WebhookTestWithResponse(ctx context.Context, id WebhookId, reqEditors ...RequestEditorFn) (*WebhookTestResponse, error) {
+	rsp, err := c.WebhookTest(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWebhookTestResponse(rsp)
 }
 
 // WhoamiWithResponse The caller's org, user, key and scopes.
@@ -17529,6 +20792,504 @@ func ParseCredentialUpdateResponse(rsp *http.Response) (*CredentialUpdateRespons
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers CredentialUpdateResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCredentialHealthListResponse parses an HTTP response from a CredentialHealthListWithResponse call
+func ParseCredentialHealthListResponse(rsp *http.Response) (*CredentialHealthListResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CredentialHealthListResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest HealthCheckPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers CredentialHealthListResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers CredentialHealthListResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CredentialHealthListResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers CredentialHealthListResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers CredentialHealthListResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers CredentialHealthListResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCredentialMonitorGetResponse parses an HTTP response from a CredentialMonitorGetWithResponse call
+func ParseCredentialMonitorGetResponse(rsp *http.Response) (*CredentialMonitorGetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CredentialMonitorGetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CredentialMonitor
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers CredentialMonitorGetResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CredentialMonitorGetResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers CredentialMonitorGetResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers CredentialMonitorGetResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers CredentialMonitorGetResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCredentialMonitorPutResponse parses an HTTP response from a CredentialMonitorPutWithResponse call
+func ParseCredentialMonitorPutResponse(rsp *http.Response) (*CredentialMonitorPutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CredentialMonitorPutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CredentialMonitor
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest BodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers CredentialMonitorPutResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers CredentialMonitorPutResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CredentialMonitorPutResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers CredentialMonitorPutResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 413:
+		var headers CredentialMonitorPutResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 429:
+		var headers CredentialMonitorPutResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers CredentialMonitorPutResponse503Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -21422,6 +25183,1262 @@ func ParseUserSignInLinkCreateResponse(rsp *http.Response) (*UserSignInLinkCreat
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers UserSignInLinkCreateResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseWebhookListResponse parses an HTTP response from a WebhookListWithResponse call
+func ParseWebhookListResponse(rsp *http.Response) (*WebhookListResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &WebhookListResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebhookPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers WebhookListResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers WebhookListResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers WebhookListResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers WebhookListResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers WebhookListResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseWebhookCreateResponse parses an HTTP response from a WebhookCreateWithResponse call
+func ParseWebhookCreateResponse(rsp *http.Response) (*WebhookCreateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &WebhookCreateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest WebhookCreated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest BodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers WebhookCreateResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers WebhookCreateResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers WebhookCreateResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 413:
+		var headers WebhookCreateResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 429:
+		var headers WebhookCreateResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers WebhookCreateResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseWebhookDeleteResponse parses an HTTP response from a WebhookDeleteWithResponse call
+func ParseWebhookDeleteResponse(rsp *http.Response) (*WebhookDeleteResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &WebhookDeleteResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers WebhookDeleteResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers WebhookDeleteResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers WebhookDeleteResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers WebhookDeleteResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers WebhookDeleteResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseWebhookGetResponse parses an HTTP response from a WebhookGetWithResponse call
+func ParseWebhookGetResponse(rsp *http.Response) (*WebhookGetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &WebhookGetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Webhook
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers WebhookGetResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers WebhookGetResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers WebhookGetResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers WebhookGetResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers WebhookGetResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseWebhookUpdateResponse parses an HTTP response from a WebhookUpdateWithResponse call
+func ParseWebhookUpdateResponse(rsp *http.Response) (*WebhookUpdateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &WebhookUpdateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Webhook
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest BodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers WebhookUpdateResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers WebhookUpdateResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers WebhookUpdateResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers WebhookUpdateResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 413:
+		var headers WebhookUpdateResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 429:
+		var headers WebhookUpdateResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers WebhookUpdateResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseWebhookDeliveryListResponse parses an HTTP response from a WebhookDeliveryListWithResponse call
+func ParseWebhookDeliveryListResponse(rsp *http.Response) (*WebhookDeliveryListResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &WebhookDeliveryListResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DeliveryPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers WebhookDeliveryListResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers WebhookDeliveryListResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers WebhookDeliveryListResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers WebhookDeliveryListResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers WebhookDeliveryListResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers WebhookDeliveryListResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseWebhookRedeliverResponse parses an HTTP response from a WebhookRedeliverWithResponse call
+func ParseWebhookRedeliverResponse(rsp *http.Response) (*WebhookRedeliverResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &WebhookRedeliverResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Delivery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers WebhookRedeliverResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers WebhookRedeliverResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers WebhookRedeliverResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers WebhookRedeliverResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers WebhookRedeliverResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseWebhookTestResponse parses an HTTP response from a WebhookTestWithResponse call
+func ParseWebhookTestResponse(rsp *http.Response) (*WebhookTestResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &WebhookTestResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Delivery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers WebhookTestResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers WebhookTestResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers WebhookTestResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers WebhookTestResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers WebhookTestResponse503Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

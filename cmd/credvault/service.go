@@ -17,6 +17,7 @@ import (
 	"credvault/internal/apikey"
 	"credvault/internal/console"
 	"credvault/internal/credvault"
+	"credvault/internal/events"
 	"credvault/internal/httpapi"
 	"credvault/internal/injector"
 	"credvault/internal/jobs"
@@ -48,6 +49,14 @@ type service struct {
 	metrics  *telemetry.Metrics
 	redis    *redis.Client // nil without REDIS_URL
 
+	// The event stream (events.go).
+	webhooks     *credvault.WebhookService
+	monitors     *credvault.MonitorService
+	sender       *events.Sender
+	counter      *events.Counter
+	eventMetrics *telemetry.EventMetrics
+	eventFlush   time.Duration
+
 	loopsCtx  context.Context // ends at close
 	stopLoops context.CancelFunc
 	loops     sync.WaitGroup
@@ -58,6 +67,7 @@ type startOptions struct {
 	createTransitKey bool             // dev only: enable transit and create the derived key
 	disableKeyCache  bool             // bench only: every key verification reads PostgreSQL
 	ln               net.Listener     // already listening (dev opens it first); nil: listen on cfg.Addr
+	events           eventOptions     // tests shorten the event stream's periods
 	now              func() time.Time // tests only: the clock that picks the JWT signing-key version; nil: time.Now
 }
 
@@ -140,7 +150,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 			return err != nil || d.Allowed, d.RetryAfter
 		}}
 	s.store.OnInvalidate(s.invalidate)
-	s.jobs = jobs.New(s.db.DB, jobs.Config{Logger: log})
+	s.jobs = jobs.New(s.db.DB, jobs.Config{Logger: log, PollInterval: opts.events.jobPoll})
 	s.jobs.Every("purge_sessions", sessionPurgeInterval, func(ctx context.Context) error {
 		n, err := s.sessions.Purge(ctx)
 		if n > 0 {
@@ -161,25 +171,31 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	keys := &credvault.APIKeyService{Store: s.store, Users: s.store, Minter: s.minter, JWT: &apikey.JWTIssuer{Keys: s.signing, Issuer: issuer, VersionNow: opts.now}}
 	s.creds = &credvault.CredentialService{Store: s.store, Users: s.store, Audit: s.store, Transit: s.vault, Values: s.values, ReservedHeaders: cfg.AuthHeaders}
 	client := injector.NewClient(injector.ClientOptions{AllowPrivate: cfg.EgressAllowPrivate, AllowLoopbackPorts: cfg.EgressLoopbackPorts})
+	proxy := &credvault.ProxyService{Credentials: s.creds, Outbound: outbound{client}, Usage: s.usage, Audit: s.store,
+		Observe: s.metrics.ProxyCall}
+	s.monitors = &credvault.MonitorService{Store: s.store, Credentials: s.creds, Proxy: proxy}
+	s.wireEvents(cfg, opts.events)
 	services := httpapi.Services{
 		Credentials: s.creds,
-		Proxy: &credvault.ProxyService{Credentials: s.creds, Outbound: outbound{client}, Usage: s.usage, Audit: s.store,
-			Observe: s.metrics.ProxyCall},
-		Audit:     &credvault.AuditService{Store: s.store},
-		Rewrap:    &credvault.RewrapService{Store: s.store, Audit: s.store, Vault: s.vault, Log: log},
-		Users:     users,
-		Keys:      keys,
-		Endpoints: &credvault.EndpointService{Store: s.store},
-		Verify:    &credvault.VerifyService{Verifier: s.verifier, Endpoints: s.store},
-		Verifier:  s.verifier,
-		Sessions:  s.sessions,
-		JWKS:      s.signing,
+		Proxy:       proxy,
+		Webhooks:    s.webhooks,
+		Monitors:    s.monitors,
+		Audit:       &credvault.AuditService{Store: s.store},
+		Rewrap:      &credvault.RewrapService{Store: s.store, Audit: s.store, Vault: s.vault, Log: log},
+		Users:       users,
+		Keys:        keys,
+		Endpoints:   &credvault.EndpointService{Store: s.store},
+		Verify:      &credvault.VerifyService{Verifier: s.verifier, Endpoints: s.store},
+		Verifier:    s.verifier,
+		Sessions:    s.sessions,
+		JWKS:        s.signing,
 	}
 	s.console, err = console.New(console.Config{
 		Services: console.Services{
 			Sessions: s.sessions, Users: users, Keys: keys, Endpoints: services.Endpoints, Credentials: s.creds,
 			Proxy: services.Proxy, Audit: services.Audit,
-			Stats: &credvault.StatsService{Keys: keys, Credentials: s.creds, Store: s.store},
+			Stats:    &credvault.StatsService{Keys: keys, Credentials: s.creds, Store: s.store},
+			Webhooks: s.webhooks, Monitors: s.monitors,
 		},
 		PublicURL: cfg.PublicURL,
 		Logger:    log,
@@ -198,12 +214,14 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 		Registry:    s.registry,
 		Telemetry:   s.metrics,
 		Readiness:   s.readiness(),
+		Refusals:    s.counter,
 	})
 	// Every worker is registered by now: start the jobs that run once
 	// across all instances.
 	if err = s.jobs.Start(s.loopsCtx); err != nil {
 		return nil, err
 	}
+	s.eventsStarted(s.loopsCtx)
 	return s, nil
 }
 

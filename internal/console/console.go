@@ -45,6 +45,8 @@ type Services struct {
 	Proxy       *credvault.ProxyService
 	Audit       *credvault.AuditService
 	Stats       *credvault.StatsService
+	Webhooks    *credvault.WebhookService
+	Monitors    *credvault.MonitorService
 }
 
 // Config holds what the console needs from the outside.
@@ -121,6 +123,7 @@ var pageNames = []string{
 	"credentials", "credential_new", "credential", "credential_delete",
 	"apikeys", "apikey_new", "apikey",
 	"endpoints", "members", "audit",
+	"webhooks", "webhook",
 }
 
 func parsePages() (map[string]*template.Template, error) {
@@ -179,6 +182,16 @@ func (c *Console) Mount(r fiber.Router) {
 	r.Post("/members/:id/sign-in-link", c.page(c.handleMemberSignInLink, true))
 
 	r.Get("/audit", c.page(c.handleAudit, false))
+
+	r.Post("/credentials/:id/monitor", c.page(c.handleCredentialMonitor, true))
+	r.Get("/webhooks", c.page(c.handleWebhooks, false))
+	r.Post("/webhooks", c.page(c.handleWebhookCreate, true))
+	r.Get("/webhooks/:id", c.page(c.handleWebhook, false))
+	r.Post("/webhooks/:id", c.page(c.handleWebhookUpdate, true))
+	r.Post("/webhooks/:id/test", c.page(c.handleWebhookTest, true))
+	r.Post("/webhooks/:id/deliveries/:delivery/redeliver", c.page(c.handleWebhookRedeliver, true))
+	r.Get("/webhooks/:id/delete", c.page(c.handleWebhookDeleteConfirm, false))
+	r.Post("/webhooks/:id/delete", c.page(c.handleWebhookDelete, true))
 }
 
 // view is what every page template gets.

@@ -280,6 +280,8 @@ type credentialData struct {
 	AuditShown bool
 	People     people // the org's members, for names instead of ids
 	Test       *credvault.TestResult
+	Monitor    *credvault.CredentialMonitor
+	Health     []*credvault.HealthCheck
 }
 
 // handleCredential is a credential's page: metadata, settings and rotation
@@ -293,6 +295,8 @@ func (c *Console) handleCredential(ctx *fiber.Ctx, v *view) error {
 		v.Notice = "Saved."
 	case "shared":
 		v.Notice = "Sharing updated."
+	case "monitor":
+		v.Notice = "Health check and expiry saved."
 	}
 	return c.renderCredential(ctx, v, nil, fiber.StatusOK)
 }
@@ -331,6 +335,14 @@ func (c *Console) renderCredential(ctx *fiber.Ctx, v *view, test *credvault.Test
 		return c.fail(ctx, v, err)
 	}
 	d.Chart = callsChart(days, since, "Not used in the last 14 days. Workflows that send it through credvault's proxy show up here, by outcome.")
+	if c.cfg.Services.Monitors != nil {
+		if d.Monitor, err = c.cfg.Services.Monitors.FindMonitor(uctx, cr.ID); err != nil {
+			return c.fail(ctx, v, err)
+		}
+		if d.Health, err = c.cfg.Services.Monitors.FindHealthChecks(uctx, cr.ID, 0, 20); err != nil {
+			return c.fail(ctx, v, err)
+		}
+	}
 	if v.Me.Manager {
 		if evs, err := c.cfg.Services.Audit.FindAuditEvents(uctx, credvault.AuditFilter{ResourceType: "credential", ResourceID: cr.ID, Limit: 20}); err == nil {
 			d.Audit, d.AuditShown = evs, true

@@ -567,6 +567,7 @@ func (s *APIKeyService) RevokeAPIKey(ctx context.Context, id string) (*APIKey, e
 		return k, nil
 	}
 	ev := newAuditEvent(ctx, p.OrgID, "api_key.revoke", "api_key", id, map[string]any{"display": k.Display})
+	WithEvent(ev, EventKeyRevoked, id, map[string]any{"key_id": id, "name": k.Name, "display": k.Display, "environment": k.Environment})
 	return s.Store.RevokeAPIKey(ctx, p.OrgID, id, ev)
 }
 

@@ -160,6 +160,10 @@ type AuditEvent struct {
 	RequestID    string         `json:"request_id"`
 	Data         map[string]any `json:"data"`
 	CreatedAt    time.Time      `json:"created_at"`
+	// Emit, when set, is the event this change tells the org's webhooks
+	// (events.go): the store writes it, its deliveries and their jobs in
+	// the transaction of the change (the outbox).
+	Emit *Event `json:"-"`
 }
 
 // Principal is the authenticated caller of a request: the key and, for a

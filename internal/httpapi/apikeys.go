@@ -234,6 +234,13 @@ func (s *Server) handleAPIKeyVerify(c *fiber.Ctx) error {
 		return err
 	}
 	s.cfg.Telemetry.Verification(res.Code)
+	if !res.Valid && res.Code != credvault.VerifyPublicEndpoint && s.refusals.counter != nil {
+		org := res.OrgID
+		if p := credvault.PrincipalFrom(c.UserContext()); org == "" && p != nil {
+			org = p.OrgID // an unknown key, told by one of the org's services
+		}
+		s.refusals.counter(org, res.KeyID, res.Code == credvault.VerifyRateLimited)
+	}
 	out := verifyResponse{Valid: res.Valid, Code: res.Code, Scopes: res.Scopes, ExpiresAt: res.ExpiresAt,
 		KeyID: nullable(res.KeyID), OrgID: nullable(res.OrgID), UserID: nullable(res.UserID)}
 	if out.Scopes == nil {

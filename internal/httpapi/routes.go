@@ -61,6 +61,19 @@ func (s *Server) routes() {
 		}
 		v1.Post("/inject", s.handleInject)
 
+		v1.Get("/credentials/:id/monitor", s.handleMonitorGet)
+		v1.Put("/credentials/:id/monitor", s.handleMonitorPut)
+		v1.Get("/credentials/:id/health", s.handleHealthHistory)
+
+		v1.Post("/webhooks", s.handleWebhookCreate)
+		v1.Get("/webhooks", s.handleWebhookList)
+		v1.Get("/webhooks/:id", s.handleWebhookGet)
+		v1.Patch("/webhooks/:id", s.handleWebhookUpdate)
+		v1.Delete("/webhooks/:id", s.handleWebhookDelete)
+		v1.Get("/webhooks/:id/deliveries", s.handleWebhookDeliveries)
+		v1.Post("/webhooks/:id/test", s.handleWebhookTest)
+		v1.Post("/webhooks/:id/deliveries/:delivery_id/redeliver", s.handleWebhookRedeliver)
+
 		v1.Get("/audit", s.handleAuditList)
 		v1.Post("/admin/rewrap", s.handleRewrap)
 	}

@@ -47,6 +47,8 @@ type Services struct {
 	Rewrap      *credvault.RewrapService
 	Proxy       *credvault.ProxyService
 	Sessions    *credvault.SessionService
+	Webhooks    *credvault.WebhookService
+	Monitors    *credvault.MonitorService
 	// JWKS publishes the JWT signing key's public keys; nil serves none.
 	JWKS JWKSource
 }
@@ -54,6 +56,12 @@ type Services struct {
 // JWKSource is the JWT signing key's public half (apikey.SigningKeys).
 type JWKSource interface {
 	JWKS() jose.JSONWebKeySet
+}
+
+// RefusalCounter counts refusals in memory on the hot path; it must not
+// block. keyID is "" for a key that was not found.
+type RefusalCounter interface {
+	Refused(orgID, keyID string, rateLimited bool)
 }
 
 // Console is the web console, mounted at "/" next to /v1
@@ -68,10 +76,14 @@ type Config struct {
 	AuthHeaders []string // headers a key is read from, in order, as named in messages (CREDVAULT_AUTH_HEADERS)
 	KeyPrefix   string   // CREDVAULT_KEY_PREFIX, to spot keys put in URLs
 
-	Logger          *slog.Logger
-	Registry        *prometheus.Registry // metrics are registered here; nil = a fresh one
-	Telemetry       *telemetry.Metrics   // verification outcomes and the rest; nil = not counted
-	Readiness       []ReadinessCheck
+	Logger    *slog.Logger
+	Registry  *prometheus.Registry // metrics are registered here; nil = a fresh one
+	Telemetry *telemetry.Metrics   // verification outcomes and the rest; nil = not counted
+	Readiness []ReadinessCheck
+	// Refusals, when set, counts every refused request and every refused
+	// key of POST /v1/api-keys/verify in memory, for the refusal-spike
+	// and rate-limit events (events.Counter).
+	Refusals        RefusalCounter
 	BodyLimit       int           // bytes; 0 = DefaultBodyLimit
 	ShutdownTimeout time.Duration // how long in-flight requests may take to drain; 0 = 30s
 
@@ -122,6 +134,9 @@ func NewServer(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registry), authErrs: newAuthErrors(cfg.AuthHeaders)}
 	s.refusals = newRefusalLog(cfg.Logger, cfg.Telemetry.LogLinesSuppressed)
+	if cfg.Refusals != nil {
+		s.refusals.counter = cfg.Refusals.Refused
+	}
 	s.authHeaderSet = map[string]bool{}
 	for _, h := range cfg.AuthHeaders {
 		s.authHeaderSet[textproto.CanonicalMIMEHeaderKey(h)] = true

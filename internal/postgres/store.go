@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"sync"
 
@@ -26,6 +27,12 @@ type Store struct {
 
 	prepMu  sync.Mutex
 	authKey *sqlx.Stmt // the verification lookup, prepared on first use
+
+	// enqueue schedules the sending of new deliveries inside the
+	// transaction that stored them (OnJobs); emitted counts events
+	// once their transaction commits (OnEmitted).
+	enqueue func(ctx context.Context, tx *sql.Tx, jobs []credvault.Job) error
+	emitted func(eventType string)
 }
 
 // OnInvalidate sets the function that receives this instance's own
@@ -36,7 +43,9 @@ func (s *Store) OnInvalidate(fn func(payload string)) { s.local = fn }
 // txn is a transaction that remembers what it announced.
 type txn struct {
 	*sqlx.Tx
-	notes []string
+	notes  []string
+	events []string // types of the events stored, counted after commit
+	store  *Store
 }
 
 // NewStore returns a Store on db.
@@ -53,7 +62,7 @@ func (s *Store) inTx(ctx context.Context, what string, fn func(tx *txn) error) e
 		return translate(err, what)
 	}
 	defer tx.Rollback()
-	t := &txn{Tx: tx}
+	t := &txn{Tx: tx, store: s}
 	if err := fn(t); err != nil {
 		return err
 	}
@@ -65,6 +74,11 @@ func (s *Store) inTx(ctx context.Context, what string, fn func(tx *txn) error) e
 			s.local(n)
 		}
 	}
+	if s.emitted != nil {
+		for _, e := range t.events {
+			s.emitted(e)
+		}
+	}
 	return nil
 }
 
@@ -73,6 +87,16 @@ func (s *Store) inTx(ctx context.Context, what string, fn func(tx *txn) error) e
 func insertAudit(ctx context.Context, tx *txn, ev *credvault.AuditEvent) error {
 	if ev == nil {
 		return nil
+	}
+	if ev.Emit != nil {
+		stored, err := insertEvent(ctx, tx, ev.Emit)
+		if err != nil || !stored {
+			return err // a duplicate: neither event nor audit record again
+		}
+		if ev.Data == nil {
+			ev.Data = map[string]any{}
+		}
+		ev.Data["event"], ev.Data["event_id"] = ev.Emit.Type, ev.Emit.ID
 	}
 	data, err := json.Marshal(ev.Data)
 	if err != nil {

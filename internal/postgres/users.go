@@ -126,6 +126,9 @@ func (s *Store) UpdateUser(ctx context.Context, orgID, id string, upd credvault.
 				return err
 			}
 			ev.Data["revoked_keys"] = revoked
+			if err := revokedEvents(ctx, tx, ev, revoked, "creator_demoted"); err != nil {
+				return err
+			}
 		}
 		return insertAudit(ctx, tx, ev)
 	})
@@ -161,6 +164,9 @@ func (s *Store) DeleteUser(ctx context.Context, orgID, id string, ev *credvault.
 			return err
 		}
 		ev.Data["revoked_keys"] = revoked
+		if err := revokedEvents(ctx, tx, ev, revoked, "creator_removed"); err != nil {
+			return err
+		}
 		return insertAudit(ctx, tx, ev)
 	})
 }
