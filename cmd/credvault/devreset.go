@@ -18,7 +18,7 @@ var devStateFiles = []string{"pg", "pg.password", "transit", "vault.token", "vau
 // for the data directory: it stops the private cluster if one is still
 // running, removes the cluster kept under rootClusterBase/<hash> when dev
 // ran as root, the files of devStateFiles, and the data directory itself
-// once empty. It refuses while a credvault dev uses the directory (the
+// once empty (a data directory that is a symlink stays, with its target). It refuses while a credvault dev uses the directory (the
 // same lock dev takes). It prints each path it removed to stdout.
 func resetDev(dataDir string, stdout io.Writer) error {
 	dataDir, err := filepath.Abs(dataDir)
@@ -58,7 +58,11 @@ func resetDev(dataDir string, stdout io.Writer) error {
 			fmt.Fprintf(stdout, "removed %s\n", p)
 		}
 	}
-	if err := os.Remove(dataDir); err == nil {
+	if fi, err := os.Lstat(dataDir); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		// os.Remove would unlink the user's own link whatever its target
+		// holds; dev never makes the data directory a link, so it stays.
+		fmt.Fprintf(stdout, "kept %s: it is a symlink credvault dev did not create\n", dataDir)
+	} else if err := os.Remove(dataDir); err == nil {
 		fmt.Fprintf(stdout, "removed %s\n", dataDir)
 	} else if left, _ := os.ReadDir(dataDir); len(left) > 0 {
 		names := make([]string, len(left))
