@@ -285,6 +285,28 @@ func TestProxyEgressPolicy(t *testing.T) {
 			t.Fatalf("the unlisted loopback port accepted %d connections", n)
 		}
 	})
+
+	// A listed loopback port that redirects to an unlisted one, both in
+	// allowed_hosts: the redirect's dial is checked like the first, so
+	// the unlisted port receives no connection.
+	t.Run("loopback redirect to an unlisted port", func(t *testing.T) {
+		redir := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, other.URL+"/stolen", http.StatusFound)
+		})
+		cl := newCluster(t, map[string]string{"CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS": redir.Port})
+		a := cl.start()
+		_, owner := cl.bootstrap(a, "acme")
+		id := cl.createCredential(a, owner, map[string]any{"name": "redir", "placement": "bearer", "value": "v-123456789",
+			"base_url": redir.URL, "allowed_hosts": []string{redir.HostP, other.HostP}})["id"].(string)
+		before := other.conns.Load()
+		r := cl.as(owner, "GET", a.url+"/v1/proxy/"+id+"/go", nil)
+		if r.status != 403 || r.errCode(t) != "egress_denied" {
+			t.Fatalf("redirect to an unlisted loopback port: %d %s", r.status, r.body)
+		}
+		if n := other.conns.Load() - before; n != 0 {
+			t.Fatalf("the unlisted loopback port accepted %d connections after a redirect", n)
+		}
+	})
 }
 
 // TestShareeCannotExfiltrate: a member with `use` calls through the proxy,
