@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode"
 
 	"credvault/api/client"
 )
@@ -31,14 +33,46 @@ func (s *session) result(output string, resp *http.Response, body []byte) (table
 	return true, nil
 }
 
-// table prints rows under a header, columns aligned.
+// table prints rows under a header, columns aligned. Cells pass through
+// terminalSafe: names and emails are other people's input.
 func (s *session) table(header []string, rows [][]string) error {
 	w := tabwriter.NewWriter(s.env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, strings.Join(header, "\t"))
+	cells := make([]string, 0, len(header))
 	for _, r := range rows {
-		fmt.Fprintln(w, strings.Join(r, "\t"))
+		cells = cells[:0]
+		for _, c := range r {
+			cells = append(cells, terminalSafe(c))
+		}
+		fmt.Fprintln(w, strings.Join(cells, "\t"))
 	}
 	return w.Flush()
+}
+
+// terminalSafe writes each control character of s (C0, DEL, C1: the
+// starts of terminal escape sequences, and the newline and tab that would
+// forge rows and columns) and each bidirectional override or isolate
+// (Unicode UAX #9, which reorder what follows on screen) as a Go escape
+// such as \x1b or \u202e; every other character is kept.
+func terminalSafe(s string) string {
+	if strings.IndexFunc(s, unsafeOnTerminal) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unsafeOnTerminal(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func unsafeOnTerminal(r rune) bool {
+	return unicode.IsControl(r) || r == '\u061c' || r == '\u200e' || r == '\u200f' ||
+		(r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069')
 }
 
 func orDash(s string) string {
