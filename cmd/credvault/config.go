@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -154,7 +155,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			if err != nil || p == 0 {
 				return Config{}, &configError{"CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS", fmt.Sprintf("%q is not a comma-separated list of ports from 1 to 65535, such as 9000,9001", v)}
 			}
-			cfg.EgressLoopbackPorts = append(cfg.EgressLoopbackPorts, uint16(p))
+			if !slices.Contains(cfg.EgressLoopbackPorts, uint16(p)) { // a repeat is the same port: listed once in the banner
+				cfg.EgressLoopbackPorts = append(cfg.EgressLoopbackPorts, uint16(p))
+			}
 		}
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(env.str("CREDVAULT_LOG_LEVEL", "info"))); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,5 +53,31 @@ func TestDevResetKeepsSymlinkedDataDir(t *testing.T) {
 	}
 	if _, err := os.Lstat(link); err != nil {
 		t.Errorf("reset removed the user's symlink %s: %v; printed:\n%s", link, err, out.String())
+	}
+}
+
+// TestLoopbackPortListDuplicates: a port listed twice (or with spaces)
+// in CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS is one port: the banner and
+// the dialer's list name it once; 0 and 65536 stay refused.
+func TestLoopbackPortListDuplicates(t *testing.T) {
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == "CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS" {
+				return v
+			}
+			return ""
+		}
+	}
+	cfg, err := loadConfig(env(" 9000, 9000 ,9001,9000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(cfg.EgressLoopbackPorts); got != "[9000 9001]" {
+		t.Errorf("ports %s, want [9000 9001]", got)
+	}
+	for _, bad := range []string{"0", "65536", "9000,,9001", "-1", "9000;9001"} {
+		if _, err := loadConfig(env(bad)); err == nil || !strings.Contains(err.Error(), "CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS") {
+			t.Errorf("%q: %v", bad, err)
+		}
 	}
 }
