@@ -27,12 +27,15 @@ import (
 // a client pin memory.
 const DefaultBodyLimit = 1 << 20
 
-// ReadinessCheck is one dependency /readyz reports on, such as "postgres"
-// or "vault". Check returns nil when the dependency is usable; its error's
-// caller-safe message is shown.
+// ReadinessCheck is one thing /readyz reports on, such as "postgres" or
+// "vault". Check returns nil when it is usable; its error's caller-safe
+// message is shown. A Degradable check that fails leaves /readyz at 200
+// with its name in "degraded" (the instance still serves its hot paths
+// from caches); any failing check makes /readyz?strict=1 answer 503.
 type ReadinessCheck struct {
-	Name  string
-	Check func(context.Context) error
+	Name       string
+	Check      func(context.Context) error
+	Degradable bool
 }
 
 // Services are the domain services the handlers call.

@@ -22,21 +22,23 @@ import (
 const (
 	maxOpenConns    = 20
 	maxIdleConns    = 10
-	connMaxLifetime = 30 * time.Minute
-	connMaxIdleTime = 5 * time.Minute
+	connMaxLifetime = 5 * time.Minute // see failover.go; README "High availability"
+	connMaxIdleTime = time.Minute
 )
 
 // Open connects to PostgreSQL and checks the connection. The URL is never
 // put into an error (it may hold a password). Errors: EINVALID for a URL the
 // driver cannot parse, EUNAVAILABLE when the server does not answer.
 func Open(ctx context.Context, url string) (*sqlx.DB, error) {
-	if _, err := pq.ParseURL(url); err != nil {
+	url, err := NormalizeURL(url)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pq.NewConnector(url)
+	if err != nil {
 		return nil, credvault.Errorf(credvault.EINVALID, "DATABASE_URL is not a valid postgres:// URL")
 	}
-	db, err := sqlx.Open("postgres", url)
-	if err != nil {
-		return nil, credvault.Errorf(credvault.EINVALID, "DATABASE_URL is not usable")
-	}
+	db := sqlx.NewDb(sql.OpenDB(&failoverConnector{Connector: conn}), "postgres")
 	db.SetMaxOpenConns(maxOpenConns)
 	db.SetMaxIdleConns(maxIdleConns)
 	db.SetConnMaxLifetime(connMaxLifetime)
@@ -61,7 +63,8 @@ func Ping(ctx context.Context, db *sqlx.DB) error {
 
 // translate maps a database error to a *credvault.Error: no rows ->
 // ENOTFOUND, unique violation -> ECONFLICT, foreign-key or check violation
-// -> EINVALID, connection failures -> EUNAVAILABLE, the rest EINTERNAL.
+// -> EINVALID, connection failures and a server that no longer takes
+// writes (25006, 57P0x: failover) -> EUNAVAILABLE, the rest EINTERNAL.
 // what names the thing for the message, e.g. "user".
 func translate(err error, what string) error {
 	if err == nil {
@@ -77,6 +80,8 @@ func translate(err error, what string) error {
 			return credvault.Wrap(credvault.ECONFLICT, err, "%s already exists", what)
 		case "23503", "23514", "22P02", "22021", "22P05":
 			return credvault.Wrap(credvault.EINVALID, err, "%s: invalid reference or value", what)
+		case "25006":
+			return credvault.Wrap(credvault.EUNAVAILABLE, err, "postgres does not take writes here (failover under way); retry")
 		case "57P01", "57P02", "57P03", "53300":
 			return credvault.Wrap(credvault.EUNAVAILABLE, err, "postgres is unavailable")
 		}
