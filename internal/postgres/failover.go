@@ -113,8 +113,10 @@ func (c *failoverConn) ResetSession(ctx context.Context) error {
 	}
 	return c.conn.ResetSession(ctx)
 }
-func (c *failoverConn) IsValid() bool                              { return !c.stale() && c.conn.IsValid() }
-func (c *failoverConn) CheckNamedValue(nv *driver.NamedValue) error { return c.conn.CheckNamedValue(nv) }
+func (c *failoverConn) IsValid() bool { return !c.stale() && c.conn.IsValid() }
+func (c *failoverConn) CheckNamedValue(nv *driver.NamedValue) error {
+	return c.conn.CheckNamedValue(nv)
+}
 
 type failoverTx struct {
 	driver.Tx

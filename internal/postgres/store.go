@@ -96,7 +96,6 @@ func insertAudit(ctx context.Context, tx *txn, ev *credvault.AuditEvent) error {
 	return translate(err, "audit event")
 }
 
-
 // limit clamps a page size to 1..500, 100 by default.
 func limit(n int) int {
 	switch {
