@@ -80,6 +80,10 @@ func translate(err error, what string) error {
 			return credvault.Wrap(credvault.ECONFLICT, err, "%s already exists", what)
 		case "23503", "23514", "22P02", "22021", "22P05":
 			return credvault.Wrap(credvault.EINVALID, err, "%s: invalid reference or value", what)
+		case "0A000":
+			if isDemoted(err) {
+				return credvault.Wrap(credvault.EUNAVAILABLE, err, "postgres does not take writes here (failover under way); retry")
+			}
 		case "25006":
 			return credvault.Wrap(credvault.EUNAVAILABLE, err, "postgres does not take writes here (failover under way); retry")
 		case "57P01", "57P02", "57P03", "53300":

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"strings"
 	"sync/atomic"
 
 	"github.com/lib/pq"
@@ -27,10 +28,15 @@ var demotedCodes = map[string]bool{
 	"57P03": true, // cannot_connect_now (starting up, in recovery)
 }
 
-// isDemoted reports whether err is one of demotedCodes.
+// isDemoted reports whether err is one of demotedCodes, or a standby
+// refusing a read-write transaction ("cannot set transaction read-write
+// mode during recovery", 0A000).
 func isDemoted(err error) bool {
 	var pqe *pq.Error
-	return errors.As(err, &pqe) && demotedCodes[string(pqe.Code)]
+	if !errors.As(err, &pqe) {
+		return false
+	}
+	return demotedCodes[string(pqe.Code)] || (pqe.Code == "0A000" && strings.Contains(pqe.Message, "during recovery"))
 }
 
 // failoverConnector makes lib/pq connections that a pool drops once any
