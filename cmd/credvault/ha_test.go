@@ -518,8 +518,13 @@ func TestHAFaults(t *testing.T) {
 			e.startTransit()
 			time.Sleep(2 * time.Second)
 		case "postgres restart":
+			// Down for 3 s: long enough for a LISTEN reconnect backoff to
+			// grow past the revocation bound; revocations retried through
+			// the outage are acknowledged right after it.
 			time.Sleep(time.Second)
-			e.pgCtl(0, "restart", "-m", "fast")
+			e.pgCtl(0, "stop", "-m", "fast")
+			time.Sleep(3 * time.Second)
+			e.pgCtl(0, "start")
 			time.Sleep(4 * time.Second)
 		case "promote standby":
 			time.Sleep(time.Second)
@@ -591,6 +596,9 @@ func TestHAFaults(t *testing.T) {
 	}
 	if phases[2].writes503.Load() == 0 {
 		t.Error("no write got 503 while transit was down (credential creates need it)")
+	}
+	if phases[3].writes503.Load() == 0 {
+		t.Error("no write got 503 while PostgreSQL was down")
 	}
 	// No instance restarted: the two never killed run the same process,
 	// and all three are ready again.
