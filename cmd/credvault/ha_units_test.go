@@ -5,11 +5,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestReplicasShareIssuerWithoutConfig: two instances on one database,
@@ -157,4 +160,45 @@ func startRedisProc(t *testing.T, args ...string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+}
+
+// TestProxyServesCachedValueWhileVaultDown: a credential value past its
+// cache TTL is still used while Vault cannot decrypt it again (it changes
+// only through the key state log, which drops it at once), so a Vault
+// blip does not fail proxied calls; a changed credential is not served
+// stale. Before, the call answered 503 once the TTL had passed.
+func TestProxyServesCachedValueWhileVaultDown(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The scrubber would redact the value itself: answer whether it came.
+		fmt.Fprint(w, r.Header.Get("Authorization") == "Bearer v-cached-0001")
+	}))
+	defer up.Close()
+	cl := newCluster(t, map[string]string{"CREDVAULT_SECRET_CACHE_TTL": "1s", "CREDVAULT_EGRESS_ALLOW_PRIVATE": "true"})
+	down := cl.vaultSwitch()
+	a := cl.start()
+	_, owner := cl.bootstrap(a, "acme")
+	host := strings.TrimPrefix(up.URL, "http://")
+	id := cl.createCredential(a, owner, map[string]any{"name": "up", "placement": "bearer", "value": "v-cached-0001",
+		"base_url": up.URL, "allowed_hosts": []string{host}})["id"].(string)
+	if r := cl.as(owner, "GET", a.url+"/v1/proxy/"+id+"/x", nil); r.status != 200 || string(r.body) != "true" {
+		t.Fatalf("first call: %d %s", r.status, r.body)
+	}
+	down.Store(true)
+	time.Sleep(1500 * time.Millisecond) // past the TTL
+	if r := cl.as(owner, "GET", a.url+"/v1/proxy/"+id+"/x", nil); r.status != 200 || string(r.body) != "true" {
+		t.Fatalf("call past the TTL with Vault down: %d %s, want 200 from the cached value", r.status, r.body)
+	}
+	// A change drops the cached value: with Vault down, the call is 503,
+	// never the old value.
+	if _, err := a.s.db.Exec(`UPDATE credentials SET updated_at = now() WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	a.s.invalidate("cred:" + id)
+	if r := cl.as(owner, "GET", a.url+"/v1/proxy/"+id+"/x", nil); r.status != 503 || r.header.Get("Retry-After") == "" {
+		t.Fatalf("call after an invalidation with Vault down: %d %s, want 503 with Retry-After", r.status, r.body)
+	}
+	down.Store(false)
+	if r := cl.as(owner, "GET", a.url+"/v1/proxy/"+id+"/x", nil); r.status != 200 {
+		t.Fatalf("call after Vault is back: %d %s", r.status, r.body)
+	}
 }

@@ -82,7 +82,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"outcome"}),
 		listenReconnect: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "credvault_invalidation_listener_reconnects_total",
-			Help: "Reconnects of the PostgreSQL LISTEN connection that keeps caches current (each one drops the caches).",
+			Help: "Reconnects of the PostgreSQL LISTEN connection that keeps caches current (each one reads the key state log from the last applied change).",
 		}),
 		logsSuppressed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "credvault_refusal_log_lines_suppressed_total",
