@@ -400,7 +400,7 @@ func (s *service) readiness() []httpapi.ReadinessCheck {
 	checks := []httpapi.ReadinessCheck{
 		{Name: "api_keys", Check: s.verifier.Loaded},
 		{Name: "key_state", Check: s.follower.Fresh},
-		{Name: "postgres", Check: func(ctx context.Context) error { return postgres.Ping(ctx, s.db) }, Degradable: true},
+		{Name: "postgres", Check: func(ctx context.Context) error { return postgres.PingWritable(ctx, s.db) }, Degradable: true},
 		{Name: "vault", Check: s.vault.Health, Degradable: true},
 	}
 	if s.redis != nil {

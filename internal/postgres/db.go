@@ -61,6 +61,27 @@ func Ping(ctx context.Context, db *sqlx.DB) error {
 	return nil
 }
 
+// PingWritable is the readiness check of PostgreSQL: nil when it answers
+// within a few seconds and takes writes. A server that answers but no
+// longer takes writes (a demoted primary, a standby, one set read-only)
+// is EUNAVAILABLE, and the pool drops the connections it made before, so
+// that the next ones go to the host that does (target_session_attrs).
+func PingWritable(ctx context.Context, db *sqlx.DB) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	_, err := db.ExecContext(ctx, `DO $$ BEGIN
+		IF pg_is_in_recovery() OR current_setting('default_transaction_read_only')::boolean THEN
+			RAISE EXCEPTION USING ERRCODE = '25006', MESSAGE = 'server does not take writes';
+		END IF; END $$`)
+	if err != nil {
+		if isDemoted(err) {
+			return credvault.Wrap(credvault.EUNAVAILABLE, err, "postgres does not take writes here (read-only or standby)")
+		}
+		return credvault.Wrap(credvault.EUNAVAILABLE, err, "postgres is not answering")
+	}
+	return nil
+}
+
 // translate maps a database error to a *credvault.Error: no rows ->
 // ENOTFOUND, unique violation -> ECONFLICT, foreign-key or check violation
 // -> EINVALID, connection failures and a server that no longer takes

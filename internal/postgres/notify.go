@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -54,6 +55,7 @@ type Follower struct {
 	contact   atomic.Int64 // unix nanos: when the log was last read to its end
 	started   atomic.Bool
 	listening atomic.Bool
+	server    atomic.Pointer[string] // the server process the log was last read from
 }
 
 // NewFollower returns a Follower on db (the pool, which follows the
@@ -201,15 +203,26 @@ func (f *Follower) notified(ctx context.Context, extra string) {
 }
 
 type logRow struct {
-	Seq     int64  `db:"seq"`
-	Payload string `db:"payload"`
-	Late    bool   `db:"late"`
+	Seq     sql.NullInt64  `db:"seq"`
+	Payload sql.NullString `db:"payload"`
+	Late    sql.NullBool   `db:"late"`
+	Top     int64          `db:"top"`    // max(seq) in the log
+	Server  string         `db:"server"` // identifies the server process that answered
 }
+
+// rewindOnNewServer is how many applied rows are read again when the log
+// is first read from another server process (a restart, or a promoted
+// standby): after an asynchronous failover that lost the last commits,
+// the new primary's sequence can hand out numbers this instance already
+// applied (a sequence logs 32 values ahead), and applying a row twice is
+// harmless.
+const rewindOnNewServer = 64
 
 // catchUp applies every row after the last applied seq, then marks the log
 // read to its end. It reports whether a row was older than lateAfter (one
-// that NOTIFY should have brought). A failed read leaves everything as it
-// was; the next poll tries again.
+// that NOTIFY should have brought). A log that ends before the last applied
+// seq (restored, or a failover lost its end) reloads everything. A failed
+// read leaves everything as it was; the next poll tries again.
 func (f *Follower) catchUp(ctx context.Context) (missed bool) {
 	if time.Since(time.Unix(0, f.contact.Load())) > fullResetAfter {
 		_ = f.begin(ctx)
@@ -217,27 +230,54 @@ func (f *Follower) catchUp(ctx context.Context) (missed bool) {
 	}
 	qctx, cancel := context.WithTimeout(ctx, pollTimeout)
 	defer cancel()
-	var rows []logRow
-	err := f.db.SelectContext(qctx, &rows, `
-		SELECT seq, payload, now() - at > $3 * interval '1 millisecond' AS late
-		FROM key_state_log WHERE seq > $1 ORDER BY seq LIMIT $2`,
-		f.last.Load(), maxCatchUp, lateAfter.Milliseconds())
-	if err != nil {
-		f.log.Debug("reading the key state log failed; will retry", "error", err.Error())
-		return false
+	from := f.last.Load()
+	// The server is only known after the read: read once, and again from
+	// further back when it turns out to be a new one.
+	for attempt := 0; attempt < 2; attempt++ {
+		var rows []logRow
+		err := f.db.SelectContext(qctx, &rows, `
+			SELECT l.seq, l.payload, now() - l.at > $3 * interval '1 millisecond' AS late,
+			       COALESCE(m.top, 0) AS top, pg_postmaster_start_time()::text || '/' || inet_server_port() AS server
+			FROM (SELECT max(seq) AS top FROM key_state_log) m
+			LEFT JOIN LATERAL (SELECT * FROM key_state_log WHERE seq > $1 ORDER BY seq LIMIT $2) l ON true
+			ORDER BY l.seq`,
+			from, maxCatchUp, lateAfter.Milliseconds())
+		if err != nil || len(rows) == 0 {
+			if err != nil {
+				f.log.Debug("reading the key state log failed; will retry", "error", err.Error())
+			}
+			return false
+		}
+		server := rows[0].Server
+		if prev := f.server.Swap(&server); attempt == 0 && prev != nil && *prev != server {
+			f.log.Info("key state log read from a new server process; reading the last changes again", "rewind", rewindOnNewServer)
+			from = max(0, from-rewindOnNewServer)
+			continue
+		}
+		if rows[0].Top < f.last.Load() {
+			f.log.Warn("the key state log ends before the last change applied here (database restored or failed over with loss); reloading every cache")
+			_ = f.begin(ctx)
+			return false
+		}
+		if len(rows) == maxCatchUp {
+			f.log.Warn("far behind the key state log; reloading every cache")
+			_ = f.begin(ctx)
+			return false
+		}
+		for _, r := range rows {
+			if !r.Seq.Valid {
+				continue
+			}
+			f.apply(r.Payload.String)
+			if r.Seq.Int64 > f.last.Load() {
+				f.last.Store(r.Seq.Int64)
+			}
+			missed = missed || r.Late.Bool
+		}
+		f.contact.Store(time.Now().UnixNano())
+		return missed
 	}
-	if len(rows) == maxCatchUp {
-		f.log.Warn("far behind the key state log; reloading every cache")
-		_ = f.begin(ctx)
-		return false
-	}
-	for _, r := range rows {
-		f.apply(r.Payload)
-		f.last.Store(r.Seq)
-		missed = missed || r.Late
-	}
-	f.contact.Store(time.Now().UnixNano())
-	return missed
+	return false
 }
 
 // prune deletes rows older than stateLogRetention. Every instance runs it;

@@ -237,6 +237,21 @@ func TestDemotedServerIs503AndConnectionDropped(t *testing.T) {
 	if _, err := credvault.Bootstrap(context.Background(), store, apikey.Minter{Prefix: "cv"}, "ro", "o@example.com"); err != nil {
 		t.Fatalf("write on a new connection: %v", err)
 	}
+	// The readiness check says so too (before, a plain ping passed on a
+	// demoted primary), and drops the connection as well.
+	if err := postgres.PingWritable(context.Background(), db); err != nil {
+		t.Fatalf("PingWritable on a writable server: %v", err)
+	}
+	if _, err := db.Exec(`SET SESSION default_transaction_read_only = on`); err != nil {
+		t.Fatal(err)
+	}
+	err = postgres.PingWritable(context.Background(), db)
+	if credvault.ErrorCode(err) != credvault.EUNAVAILABLE || !strings.Contains(credvault.ErrorMessage(err), "does not take writes") {
+		t.Fatalf("PingWritable on a read-only session: %v", err)
+	}
+	if err := postgres.PingWritable(context.Background(), db); err != nil {
+		t.Fatalf("PingWritable on the next connection: %v", err)
+	}
 }
 
 // TestNormalizeURL: both multi-host forms libpq documents work; the port
@@ -267,5 +282,37 @@ func TestNormalizeURL(t *testing.T) {
 		if _, err := pq.NewConnector(got); err != nil {
 			t.Errorf("%s: lib/pq refuses the result: %v", c.in, err)
 		}
+	}
+}
+
+// TestFollowerLogWentBack: when the log ends before the last change this
+// instance applied (a restore, or a failover that lost the last commits),
+// the follower reloads every cache rather than waiting for numbers it has
+// already seen.
+func TestFollowerLogWentBack(t *testing.T) {
+	db, url := pgtest.New(t)
+	f, a := startFollower(t, db, url, time.Minute)
+	if _, err := db.Exec(`INSERT INTO key_state_log (change, payload) VALUES ('revoked', 'key:01'), ('revoked', 'key:02')`); err != nil {
+		t.Fatal(err)
+	}
+	a.waitFor(t, "key:02", 5*time.Second)
+	a.mu.Lock()
+	resets := a.resets
+	a.mu.Unlock()
+	if _, err := db.Exec(`DELETE FROM key_state_log WHERE payload = 'key:02'`); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		a.mu.Lock()
+		n := a.resets
+		a.mu.Unlock()
+		if n > resets {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload within 2s of the log ending before seq %d", f.LastSeq())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
