@@ -1547,7 +1547,11 @@ type InjectRequestRequestMethod string
 
 // JWKS defines model for JWKS.
 type JWKS struct {
-	Keys []struct {
+	// Issuer The `iss` every JWT API key of this installation carries (check it when verifying offline). `CREDVAULT_ISSUER`, else `CREDVAULT_PUBLIC_URL`, else `urn:credvault:installation:<uuid>`, created once in the database.
+	//
+	// Example: urn:credvault:installation:7d9f0c1e-1b2a-4c3d-9e8f-0a1b2c3d4e5f
+	Issuer string `json:"issuer"`
+	Keys   []struct {
 		Alg JWKSKeysAlg `json:"alg"`
 		Crv JWKSKeysCrv `json:"crv"`
 

@@ -30,6 +30,12 @@ func TestReplicasShareIssuerWithoutConfig(t *testing.T) {
 	if !strings.HasPrefix(iss, "urn:credvault:installation:") || jwtClaim(t, onB, "iss") != iss {
 		t.Fatalf("issuers %q and %q, want one urn:credvault:installation:<uuid>", iss, jwtClaim(t, onB, "iss"))
 	}
+	// Offline verifiers read it from the JWKS.
+	for _, inst := range []*instance{a, b} {
+		if r := cl.call("GET", inst.url+"/.well-known/jwks.json", nil, nil); r.status != 200 || r.json(t)["issuer"] != iss {
+			t.Errorf("%s JWKS: %d %s, want issuer %s", inst.url, r.status, r.body, iss)
+		}
+	}
 	if err := a.s.vault.RotateSigningKey(context.Background(), "credvault-jwt"); err != nil {
 		t.Fatal(err)
 	}

@@ -38,6 +38,7 @@ type service struct {
 	values   *credvault.ValueCache
 	usage    *postgres.UsageWriter
 	follower *postgres.Follower // key_state_log -> caches
+	issuer   string             // iss of JWT API keys
 	sessions *credvault.SessionService
 	console  *console.Console
 	http     *httpapi.Server
@@ -116,6 +117,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 			return nil, err
 		}
 	}
+	s.issuer = issuer
 
 	s.minter = apikey.Minter{Prefix: cfg.KeyPrefix}
 	limiter, rdb, err := newLimiter(startCtx, cfg, log)
@@ -143,6 +145,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 		s.values.Reset()
 		s.verifier.RequestReset()
 	}, s.metrics.ListenReconnect)
+	s.metrics.WatchKeyState(s.follower.LastSeq, s.follower.Age)
 	s.startLoops(cfg)
 	// The listener loads the known-key set once LISTEN is in effect; wait
 	// for it (about 1 s a million keys, credvault bench --keys), so the
@@ -193,6 +196,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 		Registry:    s.registry,
 		Telemetry:   s.metrics,
 		Readiness:   s.readiness(),
+		JWTIssuer:   issuer,
 	})
 	return s, nil
 }

@@ -83,6 +83,9 @@ type Config struct {
 	// PublicURL is CREDVAULT_PUBLIC_URL: sign-in links the API returns
 	// start with it ("" = the request's own scheme and host).
 	PublicURL string
+	// JWTIssuer is the iss of this installation's JWT API keys, published
+	// in the JWKS ("issuer") for offline verifiers.
+	JWTIssuer string
 
 	// testRoutes lets this package's tests mount extra handlers before
 	// the catch-all 404.

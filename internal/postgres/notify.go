@@ -68,6 +68,9 @@ func NewFollower(db *sqlx.DB, url string, log *slog.Logger, maxStale time.Durati
 // LastSeq is the seq of the last key_state_log row this instance applied.
 func (f *Follower) LastSeq() int64 { return f.last.Load() }
 
+// Age is the time since the log was last read to its end.
+func (f *Follower) Age() time.Duration { return time.Since(time.Unix(0, f.contact.Load())) }
+
 // Listening reports whether the LISTEN connection is up.
 func (f *Follower) Listening() bool { return f.listening.Load() }
 
@@ -79,7 +82,7 @@ func (f *Follower) Fresh(context.Context) error {
 	if !f.started.Load() {
 		return credvault.Errorf(credvault.EUNAVAILABLE, "key state not read from postgres yet")
 	}
-	if age := time.Since(time.Unix(0, f.contact.Load())); age > f.maxStale {
+	if age := f.Age(); age > f.maxStale {
 		return credvault.Errorf(credvault.EUNAVAILABLE, "key state not read from postgres for %s (limit %s); cached keys are not trusted", age.Round(time.Second), f.maxStale)
 	}
 	return nil

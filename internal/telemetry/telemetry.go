@@ -196,3 +196,21 @@ func (m *Metrics) WatchVerifier(c VerifierCounters) {
 	add("credvault_rate_limit_decisions_total", rateHelp, "decision", "allowed", c.RateAllowed)
 	add("credvault_rate_limit_decisions_total", rateHelp, "decision", "limited", c.RateLimited)
 }
+
+// WatchKeyState exports the key state log follower:
+// credvault_key_state_seq (the last change applied here; equal on every
+// healthy instance) and credvault_key_state_age_seconds (since the log was
+// last read to its end; /readyz turns 503 past CREDVAULT_MAX_STALENESS).
+func (m *Metrics) WatchKeyState(lastSeq func() int64, age func() time.Duration) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "credvault_key_state_seq",
+			Help: "Sequence number of the last key_state_log change this instance applied."},
+			func() float64 { return float64(lastSeq()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "credvault_key_state_age_seconds",
+			Help: "Seconds since this instance last read the key state log to its end."},
+			func() float64 { return age().Seconds() }),
+	)
+}
