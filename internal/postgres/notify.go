@@ -29,8 +29,11 @@ const (
 	maxCatchUp        = 10000       // more rows behind than this: reload everything instead
 	fullResetAfter    = time.Hour   // out of touch longer than this: reload everything (rows may be pruned)
 	stateLogRetention = 24 * time.Hour
-	pruneEvery        = 10 * time.Minute
 )
+
+// StateLogPruneEvery is how often key_state_log rows older than a day are
+// deleted (a periodic job, once across all instances).
+const StateLogPruneEvery = 10 * time.Minute
 
 // Follower keeps one instance's caches in step with key_state_log. It
 // knows the last seq it applied; it applies new rows as NOTIFY brings
@@ -104,8 +107,6 @@ func (f *Follower) Run(ctx context.Context) {
 	}
 	l, ready := f.listen()
 	defer func() { l.Close() }()
-	prune := time.NewTicker(pruneEvery)
-	defer prune.Stop()
 	lastPoll := time.Now()
 	for {
 		select {
@@ -142,8 +143,6 @@ func (f *Follower) Run(ctx context.Context) {
 				f.listening.Store(false)
 				l, ready = f.listen()
 			}
-		case <-prune.C:
-			f.prune(ctx)
 		}
 	}
 }
@@ -283,14 +282,12 @@ func (f *Follower) catchUp(ctx context.Context) (missed bool) {
 	return false
 }
 
-// prune deletes rows older than stateLogRetention. Every instance runs it;
-// running it twice at once is harmless.
-func (f *Follower) prune(ctx context.Context) {
-	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if _, err := f.db.ExecContext(qctx, `DELETE FROM key_state_log WHERE at < now() - $1 * interval '1 second'`, stateLogRetention.Seconds()); err != nil {
-		f.log.Debug("pruning the key state log failed; will retry", "error", err.Error())
-	}
+// Prune deletes key_state_log rows older than a day: an instance out of
+// touch that long reloads every cache instead of reading them. Errors:
+// EUNAVAILABLE.
+func (f *Follower) Prune(ctx context.Context) error {
+	_, err := f.db.ExecContext(ctx, `DELETE FROM key_state_log WHERE at < now() - $1 * interval '1 second'`, stateLogRetention.Seconds())
+	return translate(err, "key state log")
 }
 
 func errString(err error) string {

@@ -316,3 +316,22 @@ func TestFollowerLogWentBack(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestStateLogPrune: rows older than a day go, newer ones stay.
+func TestStateLogPrune(t *testing.T) {
+	db, url := pgtest.New(t)
+	if _, err := db.Exec(`INSERT INTO key_state_log (change, payload, at) VALUES ('revoked', 'key:old', now() - interval '25 hours'), ('revoked', 'key:new', now() - interval '23 hours')`); err != nil {
+		t.Fatal(err)
+	}
+	f := postgres.NewFollower(db, url, slog.New(slog.DiscardHandler), time.Minute, func(string) {}, func() {}, nil)
+	if err := f.Prune(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	if err := db.Select(&left, `SELECT payload FROM key_state_log ORDER BY seq`); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(left, ",") != "key:new" {
+		t.Fatalf("after Prune: %v, want [key:new]", left)
+	}
+}
