@@ -2314,7 +2314,9 @@ type ClientInterface interface {
 
 	// Readyz Readiness - this instance can serve key checks and proxied calls (the load balancer's check).
 	//
-	// Runs every check at once, each within 2 seconds. `api_keys` (the
+	// Runs every check at once, each within 2 seconds (a degradable one
+	// within 750 ms in the default form, so that the answer comes within
+	// 1 s even when a dependency hangs). `api_keys` (the
 	// known-key set is loaded) and `key_state` (the key state log was read
 	// to its end within `CREDVAULT_MAX_STALENESS`, default 60s, so that no
 	// revoked key is accepted from cache) must pass: without them the
@@ -3372,7 +3374,9 @@ func (c *Client) Metrics(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 
 // Readyz Readiness - this instance can serve key checks and proxied calls (the load balancer's check).
 //
-// Runs every check at once, each within 2 seconds. `api_keys` (the
+// Runs every check at once, each within 2 seconds (a degradable one
+// within 750 ms in the default form, so that the answer comes within
+// 1 s even when a dependency hangs). `api_keys` (the
 // known-key set is loaded) and `key_state` (the key state log was read
 // to its end within `CREDVAULT_MAX_STALENESS`, default 60s, so that no
 // revoked key is accepted from cache) must pass: without them the
@@ -7037,7 +7041,9 @@ type ClientWithResponsesInterface interface {
 
 	// ReadyzWithResponse Readiness - this instance can serve key checks and proxied calls (the load balancer's check).
 	//
-	// Runs every check at once, each within 2 seconds. `api_keys` (the
+	// Runs every check at once, each within 2 seconds (a degradable one
+	// within 750 ms in the default form, so that the answer comes within
+	// 1 s even when a dependency hangs). `api_keys` (the
 	// known-key set is loaded) and `key_state` (the key state log was read
 	// to its end within `CREDVAULT_MAX_STALENESS`, default 60s, so that no
 	// revoked key is accepted from cache) must pass: without them the
@@ -13570,7 +13576,9 @@ func (c *ClientWithResponses) MetricsWithResponse(ctx context.Context, reqEditor
 
 // ReadyzWithResponse Readiness - this instance can serve key checks and proxied calls (the load balancer's check).
 //
-// Runs every check at once, each within 2 seconds. `api_keys` (the
+// Runs every check at once, each within 2 seconds (a degradable one
+// within 750 ms in the default form, so that the answer comes within
+// 1 s even when a dependency hangs). `api_keys` (the
 // known-key set is loaded) and `key_state` (the key state log was read
 // to its end within `CREDVAULT_MAX_STALENESS`, default 60s, so that no
 // revoked key is accepted from cache) must pass: without them the

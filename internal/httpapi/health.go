@@ -12,9 +12,14 @@ import (
 	"credvault/internal/credvault"
 )
 
-// readinessTimeout bounds each dependency check so that /readyz answers
-// promptly even when a dependency hangs.
-const readinessTimeout = 2 * time.Second
+// readinessTimeout bounds each check so that /readyz answers promptly
+// even when a dependency hangs. A degradable check gets less in the
+// default form: it cannot turn the answer to 503, and a load balancer's
+// check must not time out waiting for it (deploy/haproxy.cfg allows 2 s).
+const (
+	readinessTimeout  = 2 * time.Second
+	degradableTimeout = 750 * time.Millisecond
+)
 
 // handleHealthz answers 200 while the process runs: the liveness probe
 // (/livez, and /healthz, its older name).
@@ -55,7 +60,11 @@ func (s *Server) handleReadyz(c *fiber.Ctx) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(parent, readinessTimeout)
+			limit := readinessTimeout
+			if chk.Degradable && !strict {
+				limit = degradableTimeout
+			}
+			ctx, cancel := context.WithTimeout(parent, limit)
 			defer cancel()
 			results[i] = chk.Check(ctx)
 		}()
