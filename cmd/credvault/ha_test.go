@@ -430,8 +430,8 @@ func TestHAFaults(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 
-	// Key checks and proxied calls through the LB.
-	for g := 0; g < 4; g++ {
+	// loop runs step(0), step(1), ... on a goroutine of its own until stop.
+	loop := func(step func(i int)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -441,110 +441,90 @@ func TestHAFaults(t *testing.T) {
 					return
 				default:
 				}
-				var r haResp
-				if (i+g)%2 == 0 {
-					r = haCall("GET", e.lb+"/v1/auth/check?scope=keys:read", checked, nil)
-				} else {
-					r = haCall("GET", e.lb+"/v1/proxy/"+credID+"/ping", admin, nil)
-				}
-				p := cur.Load()
-				p.reads.Add(1)
-				if r.status < 200 || r.status > 299 {
-					p.readsBad.Add(1)
-				}
-				time.Sleep(5 * time.Millisecond)
+				step(i)
 			}
 		}()
+	}
+
+	// Key checks and proxied calls through the LB.
+	for g := 0; g < 4; g++ {
+		loop(func(i int) {
+			var r haResp
+			if (i+g)%2 == 0 {
+				r = haCall("GET", e.lb+"/v1/auth/check?scope=keys:read", checked, nil)
+			} else {
+				r = haCall("GET", e.lb+"/v1/proxy/"+credID+"/ping", admin, nil)
+			}
+			p := cur.Load()
+			p.reads.Add(1)
+			if r.status < 200 || r.status > 299 {
+				p.readsBad.Add(1)
+			}
+			time.Sleep(5 * time.Millisecond)
+		})
 	}
 	// Writes through the LB, each retried on 503 until it succeeds:
 	// api keys (PostgreSQL) and credentials (PostgreSQL and transit).
 	var ackMu sync.Mutex
 	var ackKeys, ackCreds []string
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			path, body := "/v1/api-keys", map[string]any{"name": fmt.Sprintf("w-%d", i), "scopes": []string{"keys:read"}}
-			if i%2 == 1 {
-				path, body = "/v1/credentials", map[string]any{"name": fmt.Sprintf("c-%d", i), "placement": "bearer", "value": fmt.Sprintf("v-%d-secret", i),
-					"base_url": up.URL, "allowed_hosts": []string{strings.TrimPrefix(up.URL, "http://")}}
-			}
-			for attempt := 0; attempt < 200; attempt++ {
-				r := haCall("POST", e.lb+path, admin, body)
-				p := cur.Load()
-				p.writes.Add(1)
-				if r.status == 201 {
-					ackMu.Lock()
-					if i%2 == 1 {
-						ackCreds = append(ackCreds, r.body["id"].(string))
-					} else {
-						ackKeys = append(ackKeys, r.body["id"].(string))
-					}
-					ackMu.Unlock()
-					break
-				}
-				if r.status == 503 {
-					p.writes503.Add(1)
-				} else if r.status >= 500 {
-					p.writes5xx.Add(1)
-					t.Errorf("write %s answered %d (want 201, or 503 during a fault): %v", path, r.status, r.body)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			time.Sleep(20 * time.Millisecond)
+	loop(func(i int) {
+		path, body := "/v1/api-keys", map[string]any{"name": fmt.Sprintf("w-%d", i), "scopes": []string{"keys:read"}}
+		if i%2 == 1 {
+			path, body = "/v1/credentials", map[string]any{"name": fmt.Sprintf("c-%d", i), "placement": "bearer", "value": fmt.Sprintf("v-%d-secret", i),
+				"base_url": up.URL, "allowed_hosts": []string{strings.TrimPrefix(up.URL, "http://")}}
 		}
-	}()
+		for attempt := 0; attempt < 200; attempt++ {
+			r := haCall("POST", e.lb+path, admin, body)
+			p := cur.Load()
+			p.writes.Add(1)
+			if r.status == 201 {
+				ackMu.Lock()
+				if i%2 == 1 {
+					ackCreds = append(ackCreds, r.body["id"].(string))
+				} else {
+					ackKeys = append(ackKeys, r.body["id"].(string))
+				}
+				ackMu.Unlock()
+				break
+			}
+			if r.status == 503 {
+				p.writes503.Add(1)
+			} else if r.status >= 500 {
+				p.writes5xx.Add(1)
+				t.Errorf("write %s answered %d (want 201, or 503 during a fault): %v", path, r.status, r.body)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(20 * time.Millisecond)
+	})
 	// Revocations: a key every instance has cached, revoked through the
 	// LB; then each instance is asked until it refuses the key.
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			haRevocationRound(t, e, admin, i, cur.Load)
-		}
-	}()
+	loop(func(i int) { haRevocationRound(t, e, admin, i, cur.Load) })
 
+	// outage: a second of load, then stop, down, start, and settle.
+	outage := func(stop func(), down time.Duration, start func(), settle time.Duration) {
+		time.Sleep(time.Second)
+		stop()
+		time.Sleep(down)
+		start()
+		time.Sleep(settle)
+	}
 	time.Sleep(2 * time.Second)
 	for _, p := range phases {
 		cur.Store(p)
 		switch p.name {
 		case "kill -9 instance":
-			time.Sleep(time.Second)
-			e.instance(2).kill()
-			time.Sleep(4 * time.Second)
-			e.startInstance(2) // a new process in its place (the others keep running)
-			time.Sleep(2 * time.Second)
+			// A new process takes its place (the others keep running).
+			outage(func() { e.instance(2).kill() }, 4*time.Second, func() { e.startInstance(2) }, 2*time.Second)
 		case "redis down 5s":
-			time.Sleep(time.Second)
-			e.redis.kill()
-			time.Sleep(5 * time.Second)
-			e.startRedis()
-			time.Sleep(2 * time.Second)
+			outage(e.redis.kill, 5*time.Second, e.startRedis, 2*time.Second)
 		case "transit down 5s":
-			time.Sleep(time.Second)
-			e.transit.kill()
-			time.Sleep(5 * time.Second)
-			e.startTransit()
-			time.Sleep(2 * time.Second)
+			outage(e.transit.kill, 5*time.Second, e.startTransit, 2*time.Second)
 		case "postgres restart":
 			// Down for 3 s: long enough for a LISTEN reconnect backoff to
 			// grow past the revocation bound; revocations retried through
 			// the outage are acknowledged right after it.
-			time.Sleep(time.Second)
-			e.pgCtl(0, "stop", "-m", "fast")
-			time.Sleep(3 * time.Second)
-			e.pgCtl(0, "start")
-			time.Sleep(4 * time.Second)
+			outage(func() { e.pgCtl(0, "stop", "-m", "fast") }, 3*time.Second, func() { e.pgCtl(0, "start") }, 4*time.Second)
 		case "promote standby":
 			time.Sleep(time.Second)
 			// The old primary stops cleanly, which sends the standby all
