@@ -75,12 +75,23 @@ type failoverConn struct {
 	epoch uint64
 }
 
-// seen moves the pool's epoch on when err shows a demoted server.
+// seen moves the pool's epoch on when err shows a demoted server, or a
+// connection that broke (the server restarted or went away: the other
+// connections made before it are gone too, and finding out one query at
+// a time would fail as many requests as the pool holds connections).
 func (c *failoverConn) seen(err error) error {
-	if err != nil && isDemoted(err) {
+	if err != nil && (isDemoted(err) || brokenConn(err)) {
 		c.pool.epoch.Add(1)
 	}
 	return err
+}
+
+// brokenConn reports whether err is the connection failing rather than a
+// statement: not a server error, not the caller's context ending.
+func brokenConn(err error) bool {
+	var pqe *pq.Error
+	return !errors.As(err, &pqe) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) &&
+		!errors.Is(err, driver.ErrSkip)
 }
 
 func (c *failoverConn) stale() bool { return c.epoch != c.pool.epoch.Load() }

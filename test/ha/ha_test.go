@@ -1,4 +1,9 @@
-package main
+// Package ha_test runs credvault as a deployment: three instances (the
+// built binary, so that kill -9 is real) behind HAProxy, on a PostgreSQL
+// primary and streaming standby, Redis and the dev transit server, and
+// injects one fault at a time. It is a package of its own so that its
+// minute runs beside the other packages in make test.
+package ha_test
 
 import (
 	"bytes"
@@ -11,10 +16,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"os/signal"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,22 +34,6 @@ import (
 	"credvault/internal/credvault"
 	"credvault/vault"
 )
-
-// TestHAProcessHelper runs `credvault <CREDVAULT_TEST_HA_ARGS>` in a
-// process of its own for TestHAFaults (serve, devtransit).
-func TestHAProcessHelper(t *testing.T) {
-	args := os.Getenv("CREDVAULT_TEST_HA_ARGS")
-	if args == "" {
-		t.Skip("helper process for TestHAFaults")
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, append([]string{"credvault"}, strings.Fields(args)...), os.Getenv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "credvault: "+cliMessage(err))
-		os.Exit(1)
-	}
-	os.Exit(0)
-}
 
 // haProc is one process TestHAFaults started.
 type haProc struct {
@@ -106,9 +96,10 @@ func (e *haEnv) start(name string, cmd *exec.Cmd) *haProc {
 	return p
 }
 
+// helper runs `credvault <args>` (the binary built for the test).
 func (e *haEnv) helper(name string, env []string, args string) *haProc {
-	cmd := exec.Command(e.exe, "-test.run=^TestHAProcessHelper$", "-test.count=1")
-	cmd.Env = append([]string{"CREDVAULT_TEST_HA_ARGS=" + args, "PATH=" + os.Getenv("PATH"), "HOME=" + e.base}, env...)
+	cmd := exec.Command(e.exe, strings.Fields(args)...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + e.base}, env...)
 	return e.start(name, cmd)
 }
 
@@ -138,11 +129,12 @@ func (e *haEnv) chown(path string) {
 }
 
 func freePort(t *testing.T) int {
-	p, err := freeLoopbackPort()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // setupPG makes the primary (initdb) and the standby (pg_basebackup -R)
@@ -199,7 +191,7 @@ func (e *haEnv) startInstance(i int) {
 		"REDIS_URL=" + fmt.Sprintf("redis://127.0.0.1:%d/0", e.redisPort), "CREDVAULT_ADDR=" + strings.TrimPrefix(e.urls[i], "http://"),
 		"CREDVAULT_EGRESS_ALLOW_PRIVATE=true", "CREDVAULT_LOG_LEVEL=error",
 	}, "serve")
-	p.out.waitFor(e.t, haListening, nil)
+	p.out.waitFor(e.t, haListening)
 	e.mu.Lock()
 	e.instances[i] = p
 	e.mu.Unlock()
@@ -340,20 +332,13 @@ func TestHAFaults(t *testing.T) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Skip("redis-server not installed (.ci/run installs it)")
 	}
-	pgBin, err := findPGBin()
+	pgBin := postgresBin()
+	if pgBin == "" {
+		t.Skip("no PostgreSQL server binaries (initdb, pg_basebackup)")
+	}
+	runAs, err := postgresUser()
 	if err != nil {
 		t.Skip(err)
-	}
-	if real, err := filepath.EvalSymlinks(filepath.Join(pgBin, "initdb")); err == nil {
-		pgBin = filepath.Dir(real) // pg_basebackup lives there, not always beside a symlink
-	}
-	runAs, err := unprivilegedUser()
-	if err != nil {
-		t.Skip(err)
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
 	}
 	base, err := os.MkdirTemp("", "credvault-ha-")
 	if err != nil {
@@ -361,6 +346,14 @@ func TestHAFaults(t *testing.T) {
 	}
 	if err := os.Chmod(base, 0o755); err != nil {
 		t.Fatal(err)
+	}
+	// The binary, as operators run it (built without -race: the faults
+	// are timed, and the processes are not this test's code).
+	exe := filepath.Join(base, "credvault")
+	build := exec.Command("go", "build", "-o", exe, "credvault/cmd/credvault")
+	if out, err := build.CombinedOutput(); err != nil {
+		os.RemoveAll(base)
+		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	e := &haEnv{t: t, exe: exe, base: base, pgBin: pgBin, runAs: runAs, haproxy: haproxy, vaultToken: "ha-test-root-token", instances: make([]*haProc, 3)}
 	t.Cleanup(func() {
@@ -658,15 +651,15 @@ func prepareTransit(ctx context.Context, t *testing.T, addr, token string) {
 // owner's key.
 func haBootstrap(t *testing.T, e *haEnv) string {
 	t.Helper()
-	var out bytes.Buffer
-	env := map[string]string{"DATABASE_URL": e.dbURL, "CREDVAULT_LOG_LEVEL": "error"}
-	if err := run(context.Background(), []string{"credvault", "bootstrap", "--org", "ha", "--email", "ha@example.com"},
-		func(k string) string { return env[k] }, &out, io.Discard); err != nil {
-		t.Fatal(err)
+	cmd := exec.Command(e.exe, "bootstrap", "--org", "ha", "--email", "ha@example.com")
+	cmd.Env = []string{"DATABASE_URL=" + e.dbURL, "CREDVAULT_LOG_LEVEL=error"}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("credvault bootstrap: %v", err)
 	}
 	var res map[string]string
-	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		t.Fatalf("bootstrap output %q: %v", out.String(), err)
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("bootstrap output %q: %v", out, err)
 	}
 	return res["api_key"]
 }
@@ -753,4 +746,69 @@ func haRevocationRound(t *testing.T, e *haEnv, admin string, i int, phase func()
 		}()
 	}
 	wg.Wait()
+}
+
+// postgresBin is the directory of the newest installed PostgreSQL's
+// programs (Debian's /usr/lib/postgresql/<version>/bin), or "".
+func postgresBin() string {
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool {
+		vi, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[i])))
+		vj, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[j])))
+		return vi > vj
+	})
+	for _, d := range dirs {
+		if fileExists(filepath.Join(d, "initdb")) && fileExists(filepath.Join(d, "pg_basebackup")) {
+			return d
+		}
+	}
+	return ""
+}
+
+// postgresUser is who PostgreSQL runs as: this process's user, or as
+// root (which PostgreSQL refuses) the postgres user.
+func postgresUser() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("running as root without a postgres user to run PostgreSQL as: %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+// lineBuffer collects a process's output for waitFor and failure reports.
+type lineBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lineBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lineBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// waitFor returns re's first group once the output matches it; it fails
+// the test after 90 s.
+func (b *lineBuffer) waitFor(t *testing.T, re *regexp.Regexp) string {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := re.FindStringSubmatch(b.String()); m != nil {
+			return m[1]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s; output so far:\n%s", re, b.String())
+	return ""
 }
