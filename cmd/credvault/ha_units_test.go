@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -207,4 +208,26 @@ func TestProxyServesCachedValueWhileVaultDown(t *testing.T) {
 	if r := cl.as(owner, "GET", a.url+"/v1/proxy/"+id+"/x", nil); r.status != 200 {
 		t.Fatalf("call after Vault is back: %d %s", r.status, r.body)
 	}
+}
+
+func freePort(t *testing.T) int {
+	p, err := freeLoopbackPort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// waitTCP waits until something accepts connections on 127.0.0.1:port.
+func waitTCP(t *testing.T, port int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on 127.0.0.1:%d after 20s", port)
 }
