@@ -146,22 +146,25 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	}
 
 	users := &credvault.UserService{Store: s.store}
-	keys := &credvault.APIKeyService{Store: s.store, Users: s.store, Minter: s.minter, JWT: &apikey.JWTIssuer{Keys: s.signing, Issuer: issuer}}
+	keys := &credvault.APIKeyService{Store: s.store, Users: s.store, Minter: s.minter, JWT: &apikey.JWTIssuer{Keys: s.signing, Issuer: issuer},
+		Integrations: s.store}
+	integrations := &credvault.IntegrationService{Store: s.store}
 	s.creds = &credvault.CredentialService{Store: s.store, Users: s.store, Audit: s.store, Transit: s.vault, Values: s.values, ReservedHeaders: cfg.AuthHeaders}
 	client := injector.NewClient(injector.ClientOptions{AllowPrivate: cfg.EgressAllowPrivate})
 	services := httpapi.Services{
 		Credentials: s.creds,
 		Proxy: &credvault.ProxyService{Credentials: s.creds, Outbound: outbound{client}, Usage: s.usage, Audit: s.store,
 			Observe: s.metrics.ProxyCall},
-		Audit:     &credvault.AuditService{Store: s.store},
-		Rewrap:    &credvault.RewrapService{Store: s.store, Audit: s.store, Vault: s.vault, Log: log},
-		Users:     users,
-		Keys:      keys,
-		Endpoints: &credvault.EndpointService{Store: s.store},
-		Verify:    &credvault.VerifyService{Verifier: s.verifier, Endpoints: s.store},
-		Verifier:  s.verifier,
-		Sessions:  s.sessions,
-		JWKS:      s.signing,
+		Audit:        &credvault.AuditService{Store: s.store},
+		Rewrap:       &credvault.RewrapService{Store: s.store, Audit: s.store, Vault: s.vault, Log: log},
+		Users:        users,
+		Keys:         keys,
+		Integrations: integrations,
+		Endpoints:    &credvault.EndpointService{Store: s.store},
+		Verify:       &credvault.VerifyService{Verifier: s.verifier, Endpoints: s.store},
+		Verifier:     s.verifier,
+		Sessions:     s.sessions,
+		JWKS:         s.signing,
 	}
 	s.console, err = console.New(console.Config{
 		Services: console.Services{

@@ -37,16 +37,18 @@ type ReadinessCheck struct {
 
 // Services are the domain services the handlers call.
 type Services struct {
-	Users       *credvault.UserService
-	Keys        *credvault.APIKeyService
-	Endpoints   *credvault.EndpointService
-	Verify      *credvault.VerifyService
-	Verifier    credvault.KeyVerifier
-	Credentials *credvault.CredentialService
-	Audit       *credvault.AuditService
-	Rewrap      *credvault.RewrapService
-	Proxy       *credvault.ProxyService
-	Sessions    *credvault.SessionService
+	Users *credvault.UserService
+	Keys  *credvault.APIKeyService
+	// Integrations groups keys; nil leaves /v1/integrations out.
+	Integrations *credvault.IntegrationService
+	Endpoints    *credvault.EndpointService
+	Verify       *credvault.VerifyService
+	Verifier     credvault.KeyVerifier
+	Credentials  *credvault.CredentialService
+	Audit        *credvault.AuditService
+	Rewrap       *credvault.RewrapService
+	Proxy        *credvault.ProxyService
+	Sessions     *credvault.SessionService
 	// JWKS publishes the JWT signing key's public keys; nil serves none.
 	JWKS JWKSource
 }

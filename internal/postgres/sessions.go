@@ -167,42 +167,6 @@ func endSessions(ctx context.Context, tx *txn, userID string) error {
 	return translate(err, "session")
 }
 
-// AddKeyVerifications adds a batch of per-key daily counts in one
-// statement (the verifier's write-back).
-func (s *Store) AddKeyVerifications(ctx context.Context, counts []credvault.KeyDayCount) error {
-	if len(counts) == 0 {
-		return nil
-	}
-	ids := make([]string, len(counts))
-	days := make([]time.Time, len(counts))
-	var ok, refused, limited []int64
-	for i, c := range counts {
-		ids[i], days[i] = c.KeyID, c.Day
-		ok, refused, limited = append(ok, c.Valid), append(refused, c.Refused), append(limited, c.RateLimited)
-	}
-	// Keys deleted since they were counted are skipped by the join.
-	_, err := s.db.ExecContext(ctx, `
-		INSERT INTO api_key_daily_verifications (key_id, day, valid, refused, rate_limited)
-		SELECT v.id, v.day::date, v.ok, v.refused, v.limited
-		FROM unnest($1::uuid[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::bigint[]) AS v(id, day, ok, refused, limited)
-		JOIN api_keys k ON k.id = v.id
-		ON CONFLICT (key_id, day) DO UPDATE SET
-			valid = api_key_daily_verifications.valid + EXCLUDED.valid,
-			refused = api_key_daily_verifications.refused + EXCLUDED.refused,
-			rate_limited = api_key_daily_verifications.rate_limited + EXCLUDED.rate_limited`,
-		pq.StringArray(ids), pq.Array(days), pq.Int64Array(ok), pq.Int64Array(refused), pq.Int64Array(limited))
-	return translate(err, "API key counters")
-}
-
-// KeyVerificationsPerDay returns a key's daily counts since then.
-func (s *Store) KeyVerificationsPerDay(ctx context.Context, keyID string, since time.Time) ([]credvault.KeyDayCount, error) {
-	var out []credvault.KeyDayCount
-	err := s.db.SelectContext(ctx, &out, `
-		SELECT key_id, day::timestamp AT TIME ZONE 'UTC' AS day, valid, refused, rate_limited
-		FROM api_key_daily_verifications WHERE key_id = $1 AND day >= $2::timestamptz::date ORDER BY day`, keyID, since.UTC())
-	return out, translate(err, "API key counters")
-}
-
 // CredentialCallsPerDay counts a credential's uses per UTC day since then.
 func (s *Store) CredentialCallsPerDay(ctx context.Context, credentialID string, since time.Time) ([]credvault.DayCount, error) {
 	var out []credvault.DayCount
