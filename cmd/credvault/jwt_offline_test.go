@@ -29,15 +29,16 @@ type offlineClaims struct {
 }
 
 // offlineVerifier verifies keys with the JWKS and honours revocations
-// from the feed, as fresh as its last poll.
+// and disablements from the feed, as fresh as its last poll.
 type offlineVerifier struct {
 	baseURL, issuer, feedKey string
 	http                     *http.Client
 
-	mu      sync.RWMutex
-	keys    jose.JSONWebKeySet
-	revoked map[string]time.Time // jti -> not valid after
-	cursor  int64
+	mu       sync.RWMutex
+	keys     jose.JSONWebKeySet
+	revoked  map[string]time.Time // jti -> not valid after
+	disabled map[string]bool      // jti -> switched off (the key or its integration)
+	cursor   int64
 }
 
 // fetchJWKS loads the public keys (cache them: the answer says how long).
@@ -71,6 +72,7 @@ func (o *offlineVerifier) pollRevocations() error {
 			Data []struct {
 				JTI      string    `json:"jti"`
 				NotAfter time.Time `json:"not_after"`
+				Reason   string    `json:"reason"`
 			} `json:"data"`
 			NextCursor int64 `json:"next_cursor"`
 			HasMore    bool  `json:"has_more"`
@@ -82,7 +84,20 @@ func (o *offlineVerifier) pollRevocations() error {
 		}
 		o.mu.Lock()
 		for _, r := range page.Data {
-			o.revoked[r.JTI] = r.NotAfter
+			// Entries come in cursor order: "disabled" and "enabled"
+			// switch a key off and on again (it or its integration);
+			// "revoked", "rolled" and "deleted" end it for good.
+			switch r.Reason {
+			case "disabled":
+				if o.disabled == nil {
+					o.disabled = map[string]bool{}
+				}
+				o.disabled[r.JTI] = true
+			case "enabled":
+				delete(o.disabled, r.JTI)
+			default:
+				o.revoked[r.JTI] = r.NotAfter
+			}
 		}
 		o.cursor = page.NextCursor
 		o.mu.Unlock()
@@ -114,9 +129,13 @@ func (o *offlineVerifier) verify(token string, now time.Time) (*offlineClaims, e
 	}
 	o.mu.RLock()
 	notAfter, revoked := o.revoked[c.ID]
+	disabled := o.disabled[c.ID]
 	o.mu.RUnlock()
 	if revoked && !now.Before(notAfter) {
 		return nil, errors.New("revoked")
+	}
+	if disabled {
+		return nil, errors.New("disabled")
 	}
 	return &c, nil
 }
