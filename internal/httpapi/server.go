@@ -39,7 +39,7 @@ type ReadinessCheck struct {
 type Services struct {
 	Users *credvault.UserService
 	Keys  *credvault.APIKeyService
-	// Integrations groups keys; nil leaves /v1/integrations out.
+	// Integrations groups keys (/v1/integrations).
 	Integrations *credvault.IntegrationService
 	Endpoints    *credvault.EndpointService
 	Verify       *credvault.VerifyService
