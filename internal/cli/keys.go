@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,11 +14,13 @@ import (
 )
 
 var keyCommands = map[string]func(context.Context, *session, []string) error{
-	"list":   keysList,
-	"create": keysCreate,
-	"get":    keysGet,
-	"roll":   keysRoll,
-	"revoke": keysRevoke,
+	"list":    keysList,
+	"create":  keysCreate,
+	"get":     keysGet,
+	"roll":    keysRoll,
+	"revoke":  keysRevoke,
+	"disable": func(ctx context.Context, s *session, args []string) error { return keysSwitch(ctx, s, args, false) },
+	"enable":  func(ctx context.Context, s *session, args []string) error { return keysSwitch(ctx, s, args, true) },
 }
 
 // parseID reads the one positional argument, an object id.
@@ -38,10 +41,15 @@ func keyRow(k client.APIKey) []string {
 	for i, s := range k.Scopes {
 		scopes[i] = string(s)
 	}
-	return []string{k.Id.String(), k.Name, k.Display, strings.Join(scopes, ","), string(k.Status), timeOrDash(k.ExpiresAt), timeOrDash(k.LastUsedAt)}
+	integration := "-"
+	if k.IntegrationId != nil {
+		integration = k.IntegrationId.String()
+	}
+	return []string{k.Id.String(), k.Name, k.Display, strings.Join(scopes, ","), string(k.Status), strconv.FormatBool(k.Enabled), integration,
+		timeOrDash(k.ExpiresAt), timeOrDash(k.LastUsedAt)}
 }
 
-var keyHeader = []string{"ID", "NAME", "KEY", "SCOPES", "STATUS", "EXPIRES", "LAST USED"}
+var keyHeader = []string{"ID", "NAME", "KEY", "SCOPES", "STATUS", "ENABLED", "INTEGRATION", "EXPIRES", "LAST USED"}
 
 func timeOrDash(t *time.Time) string {
 	if t == nil {
@@ -53,14 +61,24 @@ func timeOrDash(t *time.Time) string {
 func keysList(ctx context.Context, s *session, args []string) error {
 	fs := flag.NewFlagSet("keys list", flag.ContinueOnError)
 	out := outputFlag(fs)
-	if _, err := parseFlags(fs, args, 0, "[--output table|json]"); err != nil {
+	integration := fs.String("integration", "", "only the keys of this integration (its id), or none")
+	if _, err := parseFlags(fs, args, 0, "[--integration ID|none] [--output table|json]"); err != nil {
 		return err
+	}
+	params := &client.ApiKeyListParams{}
+	if *integration != "" {
+		if *integration != "none" {
+			if _, err := parseIntegrationFlag(*integration); err != nil {
+				return err
+			}
+		}
+		params.IntegrationId = integration
 	}
 	api, err := s.api(*out)
 	if err != nil {
 		return err
 	}
-	r, err := api.ApiKeyListWithResponse(ctx, nil)
+	r, err := api.ApiKeyListWithResponse(ctx, params)
 	if err != nil {
 		return err
 	}
@@ -106,7 +124,8 @@ func keysCreate(ctx context.Context, s *session, args []string) error {
 	userID := fs.String("user-id", "", "create the key for this member (owners and admins)")
 	rlReq := fs.Int("rate-limit", 0, "requests allowed per --rate-window (0: none)")
 	rlWin := fs.Int("rate-window", 60, "rate-limit window in seconds")
-	if _, err := parseFlags(fs, args, 0, "--name NAME --scope SCOPE... [--expires-in 30d] [--kind service] [--rate-limit N --rate-window SECONDS]"); err != nil {
+	integration := fs.String("integration", "", "put the key in this integration (its id)")
+	if _, err := parseFlags(fs, args, 0, "--name NAME --scope SCOPE... [--expires-in 30d] [--kind service] [--rate-limit N --rate-window SECONDS] [--integration ID]"); err != nil {
 		return err
 	}
 	if err := checkOutput(*out); err != nil {
@@ -136,6 +155,10 @@ func keysCreate(ctx context.Context, s *session, args []string) error {
 	}
 	if *rlReq > 0 {
 		body.RateLimit = &client.RateLimit{Requests: *rlReq, WindowSeconds: *rlWin}
+	}
+	var err error
+	if body.IntegrationId, err = parseIntegrationFlag(*integration); err != nil {
+		return err
 	}
 	api, err := s.client()
 	if err != nil {
