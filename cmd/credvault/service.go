@@ -170,7 +170,9 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 		Services: console.Services{
 			Sessions: s.sessions, Users: users, Keys: keys, Endpoints: services.Endpoints, Credentials: s.creds,
 			Proxy: services.Proxy, Audit: services.Audit,
-			Stats: &credvault.StatsService{Keys: keys, Credentials: s.creds, Store: s.store},
+			Stats:        &credvault.StatsService{Keys: keys, Credentials: s.creds, Store: s.store},
+			Integrations: integrations,
+			Activity:     &credvault.ActivityService{Store: s.store, Audit: services.Audit},
 		},
 		PublicURL: cfg.PublicURL,
 		Logger:    log,

@@ -45,6 +45,9 @@ type Services struct {
 	Proxy       *credvault.ProxyService
 	Audit       *credvault.AuditService
 	Stats       *credvault.StatsService
+	// Integrations and Activity serve the Integrations and Activity pages.
+	Integrations *credvault.IntegrationService
+	Activity     *credvault.ActivityService
 }
 
 // Config holds what the console needs from the outside.
@@ -121,6 +124,7 @@ var pageNames = []string{
 	"credentials", "credential_new", "credential", "credential_delete",
 	"apikeys", "apikey_new", "apikey",
 	"endpoints", "members", "audit",
+	"integrations", "integration", "activity",
 }
 
 func parsePages() (map[string]*template.Template, error) {
@@ -163,6 +167,16 @@ func (c *Console) Mount(r fiber.Router) {
 	r.Post("/api-keys/:id/roll", c.page(c.handleAPIKeyRoll, true))
 	r.Get("/api-keys/:id/revoke", c.page(c.handleAPIKeyRevokeConfirm, false))
 	r.Post("/api-keys/:id/revoke", c.page(c.handleAPIKeyRevoke, true))
+	r.Post("/api-keys/:id/disable", c.page(c.handleAPIKeySwitch(false), true))
+	r.Post("/api-keys/:id/enable", c.page(c.handleAPIKeySwitch(true), true))
+
+	r.Get("/integrations", c.page(c.handleIntegrations, false))
+	r.Post("/integrations", c.page(c.handleIntegrationCreate, true))
+	r.Get("/integrations/:id", c.page(c.handleIntegration, false))
+	r.Post("/integrations/:id/disable", c.page(c.handleIntegrationSwitch(false), true))
+	r.Post("/integrations/:id/enable", c.page(c.handleIntegrationSwitch(true), true))
+
+	r.Get("/activity", c.page(c.handleActivity, false))
 
 	r.Get("/endpoints", c.page(c.handleEndpoints, false))
 	r.Post("/endpoints", c.page(c.handleEndpointCreate, true))
