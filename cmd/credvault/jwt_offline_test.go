@@ -182,3 +182,45 @@ func TestOfflineVerificationWithJWKS(t *testing.T) {
 		t.Fatalf("after polling the feed: got %v, want revoked", err)
 	}
 }
+
+// TestOfflineVerifierHonoursDisable: a JWT key of an integration that is
+// disabled is refused by the offline verifier after its next poll, and
+// accepted again after the poll that follows the enable; so is a key
+// disabled by itself.
+func TestOfflineVerifierHonoursDisable(t *testing.T) {
+	cl := newCluster(t, nil)
+	a := cl.start()
+	_, owner := cl.bootstrap(a, "acme")
+	iid := cl.as(owner, "POST", a.url+"/v1/integrations", map[string]any{"name": "agents"}).json(t)["id"].(string)
+	id, token := cl.createKey(a, owner, map[string]any{"name": "agent", "scopes": []string{"credentials:use"},
+		"format": "jwt", "integration_id": iid})
+	_, feedKey := cl.createKey(a, owner, map[string]any{"name": "feed", "scopes": []string{"keys:verify"}})
+	o := &offlineVerifier{baseURL: a.url, issuer: a.url, feedKey: feedKey, http: &http.Client{Timeout: 5 * time.Second}, revoked: map[string]time.Time{}}
+	if err := o.fetchJWKS(); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		method, path string
+		body         any
+		want         string // "" = accepted
+	}{
+		{"PATCH", "/v1/integrations/" + iid, map[string]any{"enabled": false}, "disabled"},
+		{"PATCH", "/v1/integrations/" + iid, map[string]any{"enabled": true}, ""},
+		{"POST", "/v1/api-keys/" + id + "/disable", nil, "disabled"},
+		{"PATCH", "/v1/integrations/" + iid, map[string]any{"enabled": false}, "disabled"}, // already off: no entry
+		{"POST", "/v1/api-keys/" + id + "/enable", nil, "disabled"},                         // its integration is still off
+		{"PATCH", "/v1/integrations/" + iid, map[string]any{"enabled": true}, ""},
+	}
+	for i, st := range steps {
+		if r := cl.as(owner, st.method, a.url+st.path, st.body); r.status != 200 {
+			t.Fatalf("step %d: %d %s", i, r.status, r.body)
+		}
+		if err := o.pollRevocations(); err != nil {
+			t.Fatal(err)
+		}
+		_, err := o.verify(token, time.Now())
+		if got := fmt.Sprint(err); (st.want == "" && err != nil) || (st.want != "" && got != st.want) {
+			t.Fatalf("step %d (%s %s %v): offline verifier says %v, want %q", i, st.method, st.path, st.body, err, st.want)
+		}
+	}
+}
