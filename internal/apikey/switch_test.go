@@ -86,8 +86,10 @@ func TestVerifierIntegrationSwitch(t *testing.T) {
 	<-done
 	today := time.Now().UTC().Truncate(24 * time.Hour)
 	for name, rows := range map[string]func() ([]credvault.KeyDayCount, error){
-		"key":         func() ([]credvault.KeyDayCount, error) { return store.KeyVerificationsPerDay(ctx, k.ID, today) },
-		"integration": func() ([]credvault.KeyDayCount, error) { return store.IntegrationVerificationsPerDay(ctx, integ.ID, today) },
+		"key": func() ([]credvault.KeyDayCount, error) { return store.KeyVerificationsPerDay(ctx, k.ID, today) },
+		"integration": func() ([]credvault.KeyDayCount, error) {
+			return store.IntegrationVerificationsPerDay(ctx, integ.ID, today)
+		},
 	} {
 		got, err := rows()
 		if err != nil || len(got) != 1 {

@@ -98,16 +98,21 @@ func (s *Store) FindSession(ctx context.Context, hash [32]byte) (*credvault.Sess
 		KeySigned  sql.NullInt64  `db:"key_signing_version"`
 		KeyRate    sql.NullInt64  `db:"key_rate_limit"`
 		KeyWindow  sql.NullInt64  `db:"key_rate_window_secs"`
+		KeyOff     bool           `db:"key_disabled"`
+		IntegOff   bool           `db:"key_integration_disabled"`
 	}
 	err := s.db.GetContext(ctx, &r, `
 		SELECT s.id, s.org_id, s.user_id, s.key_id, s.method, s.created_at, s.last_seen_at, s.expires_at,
 		       u.role, u.email, k.scopes, k.expires_at AS key_expires_at,
 		       k.format AS key_format, k.signing_version AS key_signing_version,
 		       k.rate_limit AS key_rate_limit, k.rate_window_secs AS key_rate_window_secs,
-		       (s.key_id IS NOT NULL AND (k.id IS NULL OR k.revoked_at IS NOT NULL)) AS key_revoked
+		       (s.key_id IS NOT NULL AND (k.id IS NULL OR k.revoked_at IS NOT NULL)) AS key_revoked,
+		       COALESCE(k.disabled_at IS NOT NULL, false) AS key_disabled,
+		       COALESCE(NOT i.enabled, false) AS key_integration_disabled
 		FROM console_sessions s
 		JOIN users u ON u.id = s.user_id AND u.org_id = s.org_id
 		LEFT JOIN api_keys k ON k.id = s.key_id
+		LEFT JOIN integrations i ON i.id = k.integration_id
 		WHERE s.token_hash = $1`, hash[:])
 	if err != nil {
 		return nil, translate(err, "session")
@@ -117,6 +122,12 @@ func (s *Store) FindSession(ctx context.Context, hash [32]byte) (*credvault.Sess
 		Role: credvault.Role(r.Role), Email: r.Email, KeyScopes: []string(r.Scopes), KeyGone: r.KeyRevoked}
 	if r.KeyID.Valid {
 		sess.KeyID = &r.KeyID.String
+	}
+	switch {
+	case r.KeyOff:
+		sess.KeyOff = credvault.VerifyDisabled
+	case r.IntegOff:
+		sess.KeyOff = credvault.VerifyIntegrationDisabled
 	}
 	if r.KeyExpires.Valid {
 		sess.KeyEnds = &r.KeyExpires.Time
