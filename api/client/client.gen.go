@@ -2862,7 +2862,10 @@ type ClientInterface interface {
 	// carrying `credentials:resolve` (from before that was refused) cannot
 	// be rolled: 400 naming `scopes`.
 	//
-	// A revoked, expired or already rolled key cannot be rolled (409).
+	// A revoked, expired or already rolled key cannot be rolled (409),
+	// nor a disabled one (enable it first: a roll issues a working key).
+	// The new key stays in the old key's integration (`integration_id`),
+	// so a disabled integration refuses it too.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2887,7 +2890,10 @@ type ClientInterface interface {
 	// carrying `credentials:resolve` (from before that was refused) cannot
 	// be rolled: 400 naming `scopes`.
 	//
-	// A revoked, expired or already rolled key cannot be rolled (409).
+	// A revoked, expired or already rolled key cannot be rolled (409),
+	// nor a disabled one (enable it first: a roll issues a working key).
+	// The new key stays in the old key's integration (`integration_id`),
+	// so a disabled integration refuses it too.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -4194,7 +4200,10 @@ func (c *Client) ApiKeyRevoke(ctx context.Context, id APIKeyId, reqEditors ...Re
 // carrying `credentials:resolve` (from before that was refused) cannot
 // be rolled: 400 naming `scopes`.
 //
-// A revoked, expired or already rolled key cannot be rolled (409).
+// A revoked, expired or already rolled key cannot be rolled (409),
+// nor a disabled one (enable it first: a roll issues a working key).
+// The new key stays in the old key's integration (`integration_id`),
+// so a disabled integration refuses it too.
 //
 // Takes any type of body and a specified content type.
 //
@@ -4229,7 +4238,10 @@ func (c *Client) ApiKeyRollWithBody(ctx context.Context, id APIKeyId, contentTyp
 // carrying `credentials:resolve` (from before that was refused) cannot
 // be rolled: 400 naming `scopes`.
 //
-// A revoked, expired or already rolled key cannot be rolled (409).
+// A revoked, expired or already rolled key cannot be rolled (409),
+// nor a disabled one (enable it first: a roll issues a working key).
+// The new key stays in the old key's integration (`integration_id`),
+// so a disabled integration refuses it too.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -8357,7 +8369,10 @@ type ClientWithResponsesInterface interface {
 	// carrying `credentials:resolve` (from before that was refused) cannot
 	// be rolled: 400 naming `scopes`.
 	//
-	// A revoked, expired or already rolled key cannot be rolled (409).
+	// A revoked, expired or already rolled key cannot be rolled (409),
+	// nor a disabled one (enable it first: a roll issues a working key).
+	// The new key stays in the old key's integration (`integration_id`),
+	// so a disabled integration refuses it too.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8382,7 +8397,10 @@ type ClientWithResponsesInterface interface {
 	// carrying `credentials:resolve` (from before that was refused) cannot
 	// be rolled: 400 naming `scopes`.
 	//
-	// A revoked, expired or already rolled key cannot be rolled (409).
+	// A revoked, expired or already rolled key cannot be rolled (409),
+	// nor a disabled one (enable it first: a roll issues a working key).
+	// The new key stays in the old key's integration (`integration_id`),
+	// so a disabled integration refuses it too.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -16146,7 +16164,10 @@ func (c *ClientWithResponses) ApiKeyRevokeWithResponse(ctx context.Context, id A
 // carrying `credentials:resolve` (from before that was refused) cannot
 // be rolled: 400 naming `scopes`.
 //
-// A revoked, expired or already rolled key cannot be rolled (409).
+// A revoked, expired or already rolled key cannot be rolled (409),
+// nor a disabled one (enable it first: a roll issues a working key).
+// The new key stays in the old key's integration (`integration_id`),
+// so a disabled integration refuses it too.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -16177,7 +16198,10 @@ func (c *ClientWithResponses) ApiKeyRollWithBodyWithResponse(ctx context.Context
 // carrying `credentials:resolve` (from before that was refused) cannot
 // be rolled: 400 naming `scopes`.
 //
-// A revoked, expired or already rolled key cannot be rolled (409).
+// A revoked, expired or already rolled key cannot be rolled (409),
+// nor a disabled one (enable it first: a roll issues a working key).
+// The new key stays in the old key's integration (`integration_id`),
+// so a disabled integration refuses it too.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

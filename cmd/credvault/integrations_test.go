@@ -355,6 +355,16 @@ func TestIntegrationsManage(t *testing.T) {
 	if got := cl.as(owner, "GET", a.url+"/v1/api-keys?integration_id=none", nil).json(t)["data"].([]any); len(got) != 2 {
 		t.Fatalf("keys of no integration: %d, want 2 (owner's and member's bootstrap keys)", len(got))
 	}
+	// A roll keeps the integration; a disabled key is not rolled.
+	r = cl.as(owner, "POST", a.url+"/v1/api-keys/"+kid+"/roll", map[string]any{"grace_seconds": 0})
+	if r.status != 201 || r.json(t)["integration_id"] != i1 {
+		t.Fatalf("roll: %d %s", r.status, r.body)
+	}
+	kid = r.json(t)["id"].(string)
+	cl.as(owner, "POST", a.url+"/v1/api-keys/"+kid+"/disable", nil)
+	if r := cl.as(owner, "POST", a.url+"/v1/api-keys/"+kid+"/roll", nil); r.status != 409 || !strings.Contains(r.errMessage(t), "disabled") {
+		t.Fatalf("roll a disabled key: %d %s", r.status, r.body)
+	}
 	// Delete: refused while a usable key belongs to it.
 	if r := cl.as(owner, "DELETE", a.url+"/v1/integrations/"+i1, nil); r.status != 409 || r.errCode(t) != "integration_has_keys" {
 		t.Fatalf("delete with a key: %d %s", r.status, r.body)

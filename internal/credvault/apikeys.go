@@ -519,9 +519,9 @@ func lowerRate(next, cur RateLimit) bool {
 
 // RollAPIKey issues a replacement with the same settings; the old key keeps
 // working for graceSeconds, then expires. The replacement's created_by is
-// the roller (creatorOf), who receives its secret. Errors: EFORBIDDEN, ENOTFOUND,
-// EINVALID (grace out of range), ECONFLICT (revoked, expired or already
-// rolled).
+// the roller (creatorOf), who receives its secret; it stays in the old
+// key's integration. Errors: EFORBIDDEN, ENOTFOUND, EINVALID (grace out of
+// range), ECONFLICT (revoked, expired, disabled or already rolled).
 func (s *APIKeyService) RollAPIKey(ctx context.Context, id string, graceSeconds int) (*APIKey, Secret, error) {
 	if graceSeconds < 0 || graceSeconds > maxGraceSeconds {
 		return nil, Secret{}, Errorf(EINVALID, "field \"grace_seconds\" must be from 0 to %d", maxGraceSeconds)
@@ -543,11 +543,14 @@ func (s *APIKeyService) RollAPIKey(ctx context.Context, id string, graceSeconds 
 		return nil, Secret{}, Errorf(ECONFLICT, "this key was already rolled into %s; roll that one instead", *old.ReplacedBy)
 	case old.Status(now) != "active":
 		return nil, Secret{}, Errorf(ECONFLICT, "this key is %s and cannot be rolled; create a new key", old.Status(now))
+	case !old.Enabled:
+		// A roll issues a working key: it would step around the switch.
+		return nil, Secret{}, Errorf(ECONFLICT, "this key is disabled: enable it (POST /v1/api-keys/{id}/enable) before rolling it")
 	}
 	next := &APIKey{
 		OrgID: old.OrgID, UserID: old.UserID, Kind: old.Kind, Name: old.Name, Mode: old.Mode, Environment: old.Environment,
 		Scopes: old.Scopes, Tags: old.Tags, RateLimit: old.RateLimit, ExpiresAt: old.ExpiresAt,
-		Format: old.Format, Agent: old.Agent,
+		Format: old.Format, Agent: old.Agent, IntegrationID: old.IntegrationID,
 	}
 	parent, err := s.creatorKey(ctx, p)
 	if err != nil {
