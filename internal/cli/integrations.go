@@ -146,21 +146,28 @@ func integrationsGet(ctx context.Context, s *session, args []string) error {
 	return s.table(integrationHeader, [][]string{integrationRow(*r.JSON200)})
 }
 
-// integrationsSwitch is `integrations disable|enable ID`: every key of the
-// integration is refused (403 integration_disabled), or works again, on
-// every instance within a second.
-func integrationsSwitch(ctx context.Context, s *session, args []string, enabled bool) error {
+// switchStart parses `<noun> disable|enable ID [--output]` and connects:
+// the shared start of the switch commands.
+func switchStart(s *session, noun string, args []string, enabled bool) (*client.ClientWithResponses, uuid.UUID, string, error) {
 	verb := "disable"
 	if enabled {
 		verb = "enable"
 	}
-	fs := flag.NewFlagSet("integrations "+verb, flag.ContinueOnError)
+	fs := flag.NewFlagSet(noun+" "+verb, flag.ContinueOnError)
 	out := outputFlag(fs)
 	id, err := parseID(fs, args)
 	if err != nil {
-		return err
+		return nil, id, "", err
 	}
 	api, err := s.api(*out)
+	return api, id, *out, err
+}
+
+// integrationsSwitch is `integrations disable|enable ID`: every key of the
+// integration is refused (403 integration_disabled), or works again, on
+// every instance within a second.
+func integrationsSwitch(ctx context.Context, s *session, args []string, enabled bool) error {
+	api, id, out, err := switchStart(s, "integrations", args, enabled)
 	if err != nil {
 		return err
 	}
@@ -168,7 +175,7 @@ func integrationsSwitch(ctx context.Context, s *session, args []string, enabled 
 	if err != nil {
 		return err
 	}
-	if table, err := s.result(*out, r.HTTPResponse, r.Body); !table {
+	if table, err := s.result(out, r.HTTPResponse, r.Body); !table {
 		return err
 	}
 	return s.table(integrationHeader, [][]string{integrationRow(*r.JSON200)})
@@ -229,17 +236,7 @@ func i64(n int64) string { return strconv.FormatInt(n, 10) }
 
 // keysSwitch is `keys disable|enable ID`.
 func keysSwitch(ctx context.Context, s *session, args []string, enabled bool) error {
-	verb := "disable"
-	if enabled {
-		verb = "enable"
-	}
-	fs := flag.NewFlagSet("keys "+verb, flag.ContinueOnError)
-	out := outputFlag(fs)
-	id, err := parseID(fs, args)
-	if err != nil {
-		return err
-	}
-	api, err := s.api(*out)
+	api, id, out, err := switchStart(s, "keys", args, enabled)
 	if err != nil {
 		return err
 	}
@@ -261,7 +258,7 @@ func keysSwitch(ctx context.Context, s *session, args []string, enabled bool) er
 		}
 		resp, body, key = r.HTTPResponse, r.Body, r.JSON200
 	}
-	if table, err := s.result(*out, resp, body); !table {
+	if table, err := s.result(out, resp, body); !table {
 		return err
 	}
 	return s.table(keyHeader, [][]string{keyRow(*key)})

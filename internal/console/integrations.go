@@ -10,6 +10,12 @@ import (
 	"credvault/internal/credvault"
 )
 
+// integrationNotice is the line shown after a switch (?notice=).
+var integrationNotice = map[string]string{
+	"disabled": "Disabled. Every key of it is refused (403 integration_disabled) on every instance within a second.",
+	"enabled":  "Enabled. Its keys work again, with their rate limits as they were.",
+}
+
 type integrationsData struct {
 	Integrations []*credvault.Integration
 	Form         map[string]string
@@ -30,12 +36,7 @@ func (c *Console) renderIntegrations(ctx *fiber.Ctx, v *view, status int, form m
 	if err != nil {
 		return c.fail(ctx, v, err)
 	}
-	switch ctx.Query("notice") {
-	case "disabled":
-		v.Notice = "Disabled. Every key of it is refused (403 integration_disabled) on every instance within a second."
-	case "enabled":
-		v.Notice = "Enabled. Its keys work again, with their rate limits as they were."
-	}
+	v.Notice = integrationNotice[ctx.Query("notice")]
 	v.Title, v.Nav = "Integrations", "integrations"
 	v.Data = integrationsData{Integrations: list, Form: form, Invalid: invalid}
 	return c.render(ctx, status, "integrations", v)
@@ -124,12 +125,7 @@ func (c *Console) handleIntegration(ctx *fiber.Ctx, v *view) error {
 		}
 		d.Keys = append(d.Keys, apiKeyRow{K: k, Status: k.Status(now), Owner: owner})
 	}
-	switch ctx.Query("notice") {
-	case "disabled":
-		v.Notice = "Disabled. Every key of it is refused (403 integration_disabled) on every instance within a second."
-	case "enabled":
-		v.Notice = "Enabled. Its keys work again, with their rate limits as they were."
-	}
+	v.Notice = integrationNotice[ctx.Query("notice")]
 	v.Title, v.Nav, v.Data = i.Name, "integrations", d
 	return c.render(ctx, fiber.StatusOK, "integration", v)
 }

@@ -287,9 +287,8 @@ func (s *Store) UpdateAPIKey(ctx context.Context, orgID, id string, upd credvaul
 	if upd.RateLimit != nil {
 		rl, rw = upd.RateLimit.Requests, upd.RateLimit.WindowSeconds
 	}
-	var row apiKeyRow
-	err := s.inTx(ctx, "API key", func(tx *txn) error {
-		if err := tx.GetContext(ctx, &row, `
+	return s.changeAPIKey(ctx, ev, func(tx *txn, row *apiKeyRow) error {
+		err := tx.GetContext(ctx, row, `
 			UPDATE api_keys SET
 				name = COALESCE($3, name),
 				environment = COALESCE($4, environment),
@@ -301,8 +300,19 @@ func (s *Store) UpdateAPIKey(ctx context.Context, orgID, id string, upd credvaul
 				integration_id = CASE WHEN $10::text IS NULL THEN integration_id ELSE NULLIF($10, '')::uuid END,
 				updated_at = now()
 			WHERE org_id = $1 AND id = $2 RETURNING `+apiKeyColumns,
-			orgID, id, upd.Name, upd.Environment, tags, scopes, rl, rw, upd.ExpiresAt, upd.IntegrationID); err != nil {
-			return translate(err, "API key")
+			orgID, id, upd.Name, upd.Environment, tags, scopes, rl, rw, upd.ExpiresAt, upd.IntegrationID)
+		return translate(err, "API key")
+	})
+}
+
+// changeAPIKey runs update (one UPDATE … RETURNING of a key into row) in a
+// transaction that also tells every instance to reload the key, the path
+// of a revocation, and records ev.
+func (s *Store) changeAPIKey(ctx context.Context, ev *credvault.AuditEvent, update func(tx *txn, row *apiKeyRow) error) (*credvault.APIKey, error) {
+	var row apiKeyRow
+	err := s.inTx(ctx, "API key", func(tx *txn) error {
+		if err := update(tx, &row); err != nil {
+			return err
 		}
 		if err := tx.notify(ctx, "key:"+hex.EncodeToString(row.KeyHash)); err != nil {
 			return err
@@ -369,29 +379,18 @@ func (s *Store) SetAPIKeyDisabled(ctx context.Context, orgID, id string, disable
 	if !isUUID(id) {
 		return nil, credvault.Errorf(credvault.ENOTFOUND, "API key not found")
 	}
-	var row apiKeyRow
-	err := s.inTx(ctx, "API key", func(tx *txn) error {
-		err := tx.GetContext(ctx, &row, `
+	return s.changeAPIKey(ctx, ev, func(tx *txn, row *apiKeyRow) error {
+		err := tx.GetContext(ctx, row, `
 			UPDATE api_keys SET
 				disabled_at = CASE WHEN $3 THEN COALESCE(disabled_at, now()) END,
-				disabled_by = CASE WHEN $3 THEN NULLIF($4, '')::uuid END,
+				disabled_by = CASE WHEN NOT $3 THEN NULL WHEN disabled_at IS NULL THEN NULLIF($4, '')::uuid ELSE disabled_by END,
 				updated_at = now()
 			WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL RETURNING `+apiKeyColumns, orgID, id, disabled, disabledBy)
 		if err == sql.ErrNoRows {
 			return credvault.Errorf(credvault.ECONFLICT, "this key was revoked meanwhile")
 		}
-		if err != nil {
-			return translate(err, "API key")
-		}
-		if err := tx.notify(ctx, "key:"+hex.EncodeToString(row.KeyHash)); err != nil {
-			return err
-		}
-		return insertAudit(ctx, tx, ev)
+		return translate(err, "API key")
 	})
-	if err != nil {
-		return nil, err
-	}
-	return row.toDomain()
 }
 
 // FindAuthKeyByHash is the verification lookup (a unique index on the
