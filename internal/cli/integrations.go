@@ -119,20 +119,11 @@ func integrationsCreate(ctx context.Context, s *session, args []string) error {
 	if err != nil {
 		return err
 	}
-	if table, err := s.result(*out, r.HTTPResponse, r.Body); !table {
-		return err
-	}
-	return s.table(integrationHeader, [][]string{integrationRow(*r.JSON201)})
+	return showOne(s, *out, r.HTTPResponse, r.Body, r.JSON201, integrationHeader, integrationRow)
 }
 
 func integrationsGet(ctx context.Context, s *session, args []string) error {
-	fs := flag.NewFlagSet("integrations get", flag.ContinueOnError)
-	out := outputFlag(fs)
-	id, err := parseID(fs, args)
-	if err != nil {
-		return err
-	}
-	api, err := s.api(*out)
+	api, id, out, err := idStart(s, "integrations get", args)
 	if err != nil {
 		return err
 	}
@@ -140,20 +131,13 @@ func integrationsGet(ctx context.Context, s *session, args []string) error {
 	if err != nil {
 		return err
 	}
-	if table, err := s.result(*out, r.HTTPResponse, r.Body); !table {
-		return err
-	}
-	return s.table(integrationHeader, [][]string{integrationRow(*r.JSON200)})
+	return showOne(s, out, r.HTTPResponse, r.Body, r.JSON200, integrationHeader, integrationRow)
 }
 
-// switchStart parses `<noun> disable|enable ID [--output]` and connects:
-// the shared start of the switch commands.
-func switchStart(s *session, noun string, args []string, enabled bool) (*client.ClientWithResponses, uuid.UUID, string, error) {
-	verb := "disable"
-	if enabled {
-		verb = "enable"
-	}
-	fs := flag.NewFlagSet(noun+" "+verb, flag.ContinueOnError)
+// idStart parses `<command> ID [--output table|json]` and connects: the
+// shared start of the commands that act on one object.
+func idStart(s *session, command string, args []string) (*client.ClientWithResponses, uuid.UUID, string, error) {
+	fs := flag.NewFlagSet(command, flag.ContinueOnError)
 	out := outputFlag(fs)
 	id, err := parseID(fs, args)
 	if err != nil {
@@ -163,11 +147,27 @@ func switchStart(s *session, noun string, args []string, enabled bool) (*client.
 	return api, id, *out, err
 }
 
+// showOne prints the object a call answered: its JSON with --output json,
+// else one table row.
+func showOne[T any](s *session, out string, resp *http.Response, body []byte, item *T, header []string, row func(T) []string) error {
+	if table, err := s.result(out, resp, body); !table {
+		return err
+	}
+	return s.table(header, [][]string{row(*item)})
+}
+
+func switchVerb(enabled bool) string {
+	if enabled {
+		return "enable"
+	}
+	return "disable"
+}
+
 // integrationsSwitch is `integrations disable|enable ID`: every key of the
 // integration is refused (403 integration_disabled), or works again, on
 // every instance within a second.
 func integrationsSwitch(ctx context.Context, s *session, args []string, enabled bool) error {
-	api, id, out, err := switchStart(s, "integrations", args, enabled)
+	api, id, out, err := idStart(s, "integrations "+switchVerb(enabled), args)
 	if err != nil {
 		return err
 	}
@@ -175,10 +175,7 @@ func integrationsSwitch(ctx context.Context, s *session, args []string, enabled 
 	if err != nil {
 		return err
 	}
-	if table, err := s.result(out, r.HTTPResponse, r.Body); !table {
-		return err
-	}
-	return s.table(integrationHeader, [][]string{integrationRow(*r.JSON200)})
+	return showOne(s, out, r.HTTPResponse, r.Body, r.JSON200, integrationHeader, integrationRow)
 }
 
 func integrationsDelete(ctx context.Context, s *session, args []string) error {
@@ -236,32 +233,22 @@ func i64(n int64) string { return strconv.FormatInt(n, 10) }
 
 // keysSwitch is `keys disable|enable ID`.
 func keysSwitch(ctx context.Context, s *session, args []string, enabled bool) error {
-	api, id, out, err := switchStart(s, "keys", args, enabled)
+	api, id, out, err := idStart(s, "keys "+switchVerb(enabled), args)
 	if err != nil {
 		return err
 	}
-	var (
-		resp *http.Response
-		body []byte
-		key  *client.APIKey
-	)
 	if enabled {
 		r, err := api.ApiKeyEnableWithResponse(ctx, id)
 		if err != nil {
 			return err
 		}
-		resp, body, key = r.HTTPResponse, r.Body, r.JSON200
-	} else {
-		r, err := api.ApiKeyDisableWithResponse(ctx, id)
-		if err != nil {
-			return err
-		}
-		resp, body, key = r.HTTPResponse, r.Body, r.JSON200
+		return showOne(s, out, r.HTTPResponse, r.Body, r.JSON200, keyHeader, keyRow)
 	}
-	if table, err := s.result(out, resp, body); !table {
+	r, err := api.ApiKeyDisableWithResponse(ctx, id)
+	if err != nil {
 		return err
 	}
-	return s.table(keyHeader, [][]string{keyRow(*key)})
+	return showOne(s, out, r.HTTPResponse, r.Body, r.JSON200, keyHeader, keyRow)
 }
 
 // parseIntegrationFlag reads --integration (an id) for keys create.
