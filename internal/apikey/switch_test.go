@@ -17,38 +17,58 @@ import (
 // INTEGRATION_DISABLED, without touching its rate limit; another
 // integration's notification leaves the cache alone. The refusals are
 // counted per key and per integration by reason in the write-back.
-func TestVerifierIntegrationSwitch(t *testing.T) {
+// integrationKey is a store with one org, one enabled integration and a
+// key of it limited to requests per hour, and a verifier on the store.
+type integrationKey struct {
+	store *postgres.Store
+	v     *apikey.Verifier
+	org   string
+	integ *credvault.Integration
+	k     *credvault.APIKey
+	key   string
+}
+
+func newIntegrationKey(tb testing.TB, requests int) *integrationKey {
+	tb.Helper()
 	ctx := context.Background()
-	db, _ := pgtest.New(t)
+	db, _ := pgtest.New(tb)
 	store := postgres.NewStore(db)
 	res, err := credvault.Bootstrap(ctx, store, apikey.Minter{Prefix: "cv"}, "acme", "owner@acme.test")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	integ := &credvault.Integration{OrgID: res.OrgID, Name: "bot", Tags: map[string]string{}, Enabled: true}
 	if err := store.CreateIntegration(ctx, integ, &credvault.AuditEvent{OrgID: res.OrgID, ActorType: "system", Action: "integration.create", ResourceType: "integration", Data: map[string]any{}}); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	m, err := apikey.Minter{Prefix: "cv"}.Mint("live")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	uid := res.UserID
 	k := &credvault.APIKey{OrgID: res.OrgID, UserID: &uid, Kind: credvault.KeyKindUser, Name: "k", Mode: "live", Scopes: []string{"keys:read"},
-		Tags: map[string]string{}, Hash: m.Hash, Prefix: m.Prefix, Last4: m.Last4, IntegrationID: &integ.ID,
-		RateLimit: &credvault.RateLimit{Requests: 4, WindowSeconds: 3600}}
+		Tags: map[string]string{}, Hash: m.Hash, Prefix: m.Prefix, Last4: m.Last4, IntegrationID: &integ.ID}
+	if requests > 0 {
+		k.RateLimit = &credvault.RateLimit{Requests: requests, WindowSeconds: 3600}
+	}
 	if err := store.CreateAPIKey(ctx, k, &credvault.AuditEvent{OrgID: res.OrgID, ActorType: "system", Action: "api_key.create", ResourceType: "api_key", Data: map[string]any{}}); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	v := apikey.NewVerifier(store, apikey.NewLocalLimiter(), apikey.VerifierOptions{Prefix: "cv", CacheTTL: time.Hour})
 	v.Reset(ctx)
-	key := m.Key.Reveal()
+	return &integrationKey{store: store, v: v, org: res.OrgID, integ: integ, k: k, key: m.Key.Reveal()}
+}
+
+func TestVerifierIntegrationSwitch(t *testing.T) {
+	ctx := context.Background()
+	ik := newIntegrationKey(t, 4)
+	store, v, integ, k, key := ik.store, ik.v, ik.integ, ik.k, ik.key
 	if got, _ := v.Verify(ctx, key); got.Code != credvault.VerifyValid || got.Rate.Remaining != 3 {
 		t.Fatalf("first: %s remaining %d", got.Code, got.Rate.Remaining)
 	}
 	off := false
-	ev := &credvault.AuditEvent{OrgID: res.OrgID, ActorType: "system", Action: "integration.disable", ResourceType: "integration", Data: map[string]any{}}
-	if _, err := store.UpdateIntegration(ctx, res.OrgID, integ.ID, credvault.IntegrationUpdate{Enabled: &off}, ev); err != nil {
+	ev := &credvault.AuditEvent{OrgID: ik.org, ActorType: "system", Action: "integration.disable", ResourceType: "integration", Data: map[string]any{}}
+	if _, err := store.UpdateIntegration(ctx, ik.org, integ.ID, credvault.IntegrationUpdate{Enabled: &off}, ev); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := v.Verify(ctx, key); got.Code != credvault.VerifyValid {
@@ -71,7 +91,7 @@ func TestVerifierIntegrationSwitch(t *testing.T) {
 	}
 	on := true
 	ev.Action = "integration.enable"
-	if _, err := store.UpdateIntegration(ctx, res.OrgID, integ.ID, credvault.IntegrationUpdate{Enabled: &on}, ev); err != nil {
+	if _, err := store.UpdateIntegration(ctx, ik.org, integ.ID, credvault.IntegrationUpdate{Enabled: &on}, ev); err != nil {
 		t.Fatal(err)
 	}
 	v.Invalidate("integration:" + integ.ID)
@@ -99,4 +119,24 @@ func TestVerifierIntegrationSwitch(t *testing.T) {
 			t.Fatalf("%s counters: %+v, want 4 valid, 5 refused (integration_disabled)", name, c)
 		}
 	}
+}
+
+// BenchmarkVerifyCachedIntegrationKey is BenchmarkVerifyCached for a key
+// of an (enabled) integration: the switches cost two field reads, and the
+// counters a longer map key. Run both in one go test run and compare.
+func BenchmarkVerifyCachedIntegrationKey(b *testing.B) {
+	ik := newIntegrationKey(b, 0)
+	ctx := context.Background()
+	if got, err := ik.v.Verify(ctx, ik.key); err != nil || got.Code != credvault.VerifyValid {
+		b.Fatalf("%s %v", got.Code, err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if got, _ := ik.v.Verify(ctx, ik.key); got.Code != credvault.VerifyValid {
+				b.Fatal(got.Code)
+			}
+		}
+	})
 }
