@@ -153,6 +153,12 @@ func TestIntegrationDisableReachesEveryInstance(t *testing.T) {
 	if worst > time.Second {
 		t.Fatalf("slowest propagation %s, want within 1s", worst)
 	}
+	// The refusals are counted by code on B, scraped without a key in sight
+	// (the scrape also goes into allResponses, searched below).
+	const metric = `credvault_key_verifications_total{code="INTEGRATION_DISABLED"}`
+	if n := scrape(t, cl, b)[metric]; n < 6 {
+		t.Errorf("%s = %v on B, want at least 6 (one forward-auth and one verify per key and round)", metric, n)
+	}
 	// Every switch is audited as such.
 	audit := cl.as(owner, "GET", a.url+"/v1/audit?action=integration.disable&resource_id="+iid, nil)
 	if n := len(audit.json(t)["data"].([]any)); n != 3 {
