@@ -208,7 +208,7 @@ func TestOfflineVerifierHonoursDisable(t *testing.T) {
 		{"PATCH", "/v1/integrations/" + iid, map[string]any{"enabled": true}, ""},
 		{"POST", "/v1/api-keys/" + id + "/disable", nil, "disabled"},
 		{"PATCH", "/v1/integrations/" + iid, map[string]any{"enabled": false}, "disabled"}, // already off: no entry
-		{"POST", "/v1/api-keys/" + id + "/enable", nil, "disabled"},                         // its integration is still off
+		{"POST", "/v1/api-keys/" + id + "/enable", nil, "disabled"},                        // its integration is still off
 		{"PATCH", "/v1/integrations/" + iid, map[string]any{"enabled": true}, ""},
 	}
 	for i, st := range steps {
