@@ -15,6 +15,7 @@ import (
 // --integration` and `keys disable|enable`, with their exit codes, and no
 // key in any output but its creation.
 func TestCLIIntegrations(t *testing.T) {
+	t.Parallel() // with the other integration tests, after the package's serial ones: their waits overlap
 	cl := newCluster(t, nil)
 	inst := cl.start()
 	_, owner := cl.bootstrap(inst, "cli")

@@ -20,6 +20,7 @@ import (
 // key and integration and the switch events. No key is on any page, and
 // no page is wider than a 390 px phone.
 func TestConsoleIntegrationsBrowser(t *testing.T) {
+	t.Parallel() // with the other integration tests, after the package's serial ones: their waits overlap
 	cl := newCluster(t, nil)
 	inst := cl.start()
 	_, owner := cl.bootstrap(inst, "acme")

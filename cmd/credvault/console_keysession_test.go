@@ -66,6 +66,7 @@ func TestConsoleKeySessionNeverOutlivesItsKey(t *testing.T) {
 // integration is disabled, and works again once enabled; a disabled key
 // cannot sign in.
 func TestConsoleKeySessionPausedWhileDisabled(t *testing.T) {
+	t.Parallel() // with the other integration tests, after the package's serial ones: their waits overlap
 	cl, inst, ownerKey := consoleCluster(t)
 	iid := cl.as(ownerKey, "POST", inst.url+"/v1/integrations", map[string]any{"name": "ops"}).json(t)["id"].(string)
 	keyID, key := cl.createKey(inst, ownerKey, map[string]any{"name": "mine", "scopes": []string{"credentials:read", "keys:read"}, "integration_id": iid})

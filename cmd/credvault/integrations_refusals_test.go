@@ -10,6 +10,7 @@ import (
 // to a key's integration_id, is a 400 whose message names the field or
 // parameter, and nothing is written (no row, no audit event, no change).
 func TestIntegrationRefusals(t *testing.T) {
+	t.Parallel() // with the other integration tests, after the package's serial ones: their waits overlap
 	cl := newCluster(t, nil)
 	a := cl.start()
 	_, owner := cl.bootstrap(a, "acme")

@@ -53,6 +53,7 @@ func feedReasons(t *testing.T, cl *cluster, inst *instance, key, jti string) []s
 // window as it was (the refused calls took nothing from it), and revokes
 // nothing.
 func TestIntegrationDisableReachesEveryInstance(t *testing.T) {
+	t.Parallel() // with the other integration tests, after the package's serial ones: their waits overlap
 	cl := newCluster(t, map[string]string{"CREDVAULT_ISSUER": "https://credvault.acme.test"})
 	a, b := cl.start(), cl.start()
 	_, owner := cl.bootstrap(a, "acme")
@@ -181,6 +182,7 @@ func TestIntegrationDisableReachesEveryInstance(t *testing.T) {
 // verify) and on again; listings show and filter the switch; a member
 // cannot undo a manager's switch; a revoked key cannot be switched.
 func TestAPIKeyDisableEnable(t *testing.T) {
+	t.Parallel() // with the other integration tests, after the package's serial ones: their waits overlap
 	cl := newCluster(t, map[string]string{"CREDVAULT_ISSUER": "https://credvault.acme.test"})
 	a, b := cl.start(), cl.start()
 	_, owner := cl.bootstrap(a, "acme")
@@ -274,6 +276,7 @@ func TestAPIKeyDisableEnable(t *testing.T) {
 // TestIntegrationsManage: the listing's filters and keyset pages, roles,
 // org isolation, moving keys, deleting, and usage per day.
 func TestIntegrationsManage(t *testing.T) {
+	t.Parallel() // with the other integration tests, after the package's serial ones: their waits overlap
 	cl := newCluster(t, nil)
 	a := cl.start()
 	_, owner := cl.bootstrap(a, "acme")
@@ -397,6 +400,7 @@ func TestIntegrationsManage(t *testing.T) {
 // TestIntegrationUsage: verifications are counted per integration and
 // day, by outcome, and read through GET /v1/integrations/{id}/usage.
 func TestIntegrationUsage(t *testing.T) {
+	t.Parallel() // with the other integration tests, after the package's serial ones: their waits overlap
 	cl := newCluster(t, nil)
 	a := cl.start()
 	_, owner := cl.bootstrap(a, "acme")

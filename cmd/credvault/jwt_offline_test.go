@@ -188,6 +188,7 @@ func TestOfflineVerificationWithJWKS(t *testing.T) {
 // accepted again after the poll that follows the enable; so is a key
 // disabled by itself.
 func TestOfflineVerifierHonoursDisable(t *testing.T) {
+	t.Parallel() // with the other integration tests, after the package's serial ones: their waits overlap
 	cl := newCluster(t, nil)
 	a := cl.start()
 	_, owner := cl.bootstrap(a, "acme")
