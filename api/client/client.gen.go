@@ -674,15 +674,21 @@ func (e ReadinessStatus) Valid() bool {
 
 // Defines values for RevocationPageDataReason.
 const (
-	RevocationPageDataReasonDeleted RevocationPageDataReason = "deleted"
-	RevocationPageDataReasonRevoked RevocationPageDataReason = "revoked"
-	RevocationPageDataReasonRolled  RevocationPageDataReason = "rolled"
+	RevocationPageDataReasonDeleted  RevocationPageDataReason = "deleted"
+	RevocationPageDataReasonDisabled RevocationPageDataReason = "disabled"
+	RevocationPageDataReasonEnabled  RevocationPageDataReason = "enabled"
+	RevocationPageDataReasonRevoked  RevocationPageDataReason = "revoked"
+	RevocationPageDataReasonRolled   RevocationPageDataReason = "rolled"
 )
 
 // Valid indicates whether the value is a known member of the RevocationPageDataReason enum.
 func (e RevocationPageDataReason) Valid() bool {
 	switch e {
 	case RevocationPageDataReasonDeleted:
+		return true
+	case RevocationPageDataReasonDisabled:
+		return true
+	case RevocationPageDataReasonEnabled:
 		return true
 	case RevocationPageDataReasonRevoked:
 		return true
@@ -836,20 +842,22 @@ func (e TestRequestMethod) Valid() bool {
 
 // Defines values for VerifyResultCode.
 const (
-	VerifyResultCodeBADSIGNATURE      VerifyResultCode = "BAD_SIGNATURE"
-	VerifyResultCodeEXPIRED           VerifyResultCode = "EXPIRED"
-	VerifyResultCodeINSUFFICIENTSCOPE VerifyResultCode = "INSUFFICIENT_SCOPE"
-	VerifyResultCodeMALFORMED         VerifyResultCode = "MALFORMED"
-	VerifyResultCodeMISSING           VerifyResultCode = "MISSING"
-	VerifyResultCodeNOTFOUND          VerifyResultCode = "NOT_FOUND"
-	VerifyResultCodeNOTYETVALID       VerifyResultCode = "NOT_YET_VALID"
-	VerifyResultCodePUBLICENDPOINT    VerifyResultCode = "PUBLIC_ENDPOINT"
-	VerifyResultCodeRATELIMITED       VerifyResultCode = "RATE_LIMITED"
-	VerifyResultCodeREVOKED           VerifyResultCode = "REVOKED"
-	VerifyResultCodeSIGNINGKEYRETIRED VerifyResultCode = "SIGNING_KEY_RETIRED"
-	VerifyResultCodeUNKNOWNKID        VerifyResultCode = "UNKNOWN_KID"
-	VerifyResultCodeVALID             VerifyResultCode = "VALID"
-	VerifyResultCodeWRONGISSUER       VerifyResultCode = "WRONG_ISSUER"
+	VerifyResultCodeBADSIGNATURE        VerifyResultCode = "BAD_SIGNATURE"
+	VerifyResultCodeDISABLED            VerifyResultCode = "DISABLED"
+	VerifyResultCodeEXPIRED             VerifyResultCode = "EXPIRED"
+	VerifyResultCodeINSUFFICIENTSCOPE   VerifyResultCode = "INSUFFICIENT_SCOPE"
+	VerifyResultCodeINTEGRATIONDISABLED VerifyResultCode = "INTEGRATION_DISABLED"
+	VerifyResultCodeMALFORMED           VerifyResultCode = "MALFORMED"
+	VerifyResultCodeMISSING             VerifyResultCode = "MISSING"
+	VerifyResultCodeNOTFOUND            VerifyResultCode = "NOT_FOUND"
+	VerifyResultCodeNOTYETVALID         VerifyResultCode = "NOT_YET_VALID"
+	VerifyResultCodePUBLICENDPOINT      VerifyResultCode = "PUBLIC_ENDPOINT"
+	VerifyResultCodeRATELIMITED         VerifyResultCode = "RATE_LIMITED"
+	VerifyResultCodeREVOKED             VerifyResultCode = "REVOKED"
+	VerifyResultCodeSIGNINGKEYRETIRED   VerifyResultCode = "SIGNING_KEY_RETIRED"
+	VerifyResultCodeUNKNOWNKID          VerifyResultCode = "UNKNOWN_KID"
+	VerifyResultCodeVALID               VerifyResultCode = "VALID"
+	VerifyResultCodeWRONGISSUER         VerifyResultCode = "WRONG_ISSUER"
 )
 
 // Valid indicates whether the value is a known member of the VerifyResultCode enum.
@@ -857,9 +865,13 @@ func (e VerifyResultCode) Valid() bool {
 	switch e {
 	case VerifyResultCodeBADSIGNATURE:
 		return true
+	case VerifyResultCodeDISABLED:
+		return true
 	case VerifyResultCodeEXPIRED:
 		return true
 	case VerifyResultCodeINSUFFICIENTSCOPE:
+		return true
+	case VerifyResultCodeINTEGRATIONDISABLED:
 		return true
 	case VerifyResultCodeMALFORMED:
 		return true
@@ -1008,10 +1020,20 @@ type APIKey struct {
 	// keys nobody stands behind.
 	CreatedBy *openapi_types.UUID `json:"created_by"`
 
+	// DisabledAt When the key was disabled; null while enabled.
+	DisabledAt *time.Time `json:"disabled_at"`
+
+	// DisabledBy The user who disabled it; null while enabled or when a service key did.
+	DisabledBy *openapi_types.UUID `json:"disabled_by"`
+
 	// Display `prefix_env_…last4`: enough to recognise the key, never enough to use it.
 	//
 	// Example: cv_live_…7QDO
 	Display string `json:"display"`
+
+	// Enabled The key's own switch; false answers 403 `api_key_disabled`. A
+	// key in a disabled integration is refused even when this is true.
+	Enabled bool `json:"enabled"`
 
 	// Environment A free label for where the key is used, such as `production`,
 	// `staging` or `development`: lower-case letters, digits, `.`, `_` and
@@ -1025,6 +1047,9 @@ type APIKey struct {
 	ExpiresAt *time.Time         `json:"expires_at"`
 	Format    APIKeyFormat       `json:"format"`
 	Id        openapi_types.UUID `json:"id"`
+
+	// IntegrationId The integration the key belongs to; null for none.
+	IntegrationId *openapi_types.UUID `json:"integration_id"`
 
 	// Kind `user` acts as its user; `service` has no user and is for platform components.
 	Kind APIKeyKind `json:"kind"`
@@ -1093,6 +1118,9 @@ type APIKeyCreateRequest struct {
 	// Format `jwt` issues a signed key (compact JWS, EdDSA) that carries org, agent and scope claims and can be verified offline.
 	Format *APIKeyCreateRequestFormat `json:"format,omitempty"`
 
+	// IntegrationId An integration of the caller's org the key belongs to (400 naming the field otherwise).
+	IntegrationId *openapi_types.UUID `json:"integration_id,omitempty"`
+
 	// Kind `service` (owners and admins only) creates a key with no user; `user_id` must then be empty.
 	Kind *APIKeyCreateRequestKind `json:"kind,omitempty"`
 
@@ -1145,10 +1173,20 @@ type APIKeyCreated struct {
 	// keys nobody stands behind.
 	CreatedBy *openapi_types.UUID `json:"created_by"`
 
+	// DisabledAt When the key was disabled; null while enabled.
+	DisabledAt *time.Time `json:"disabled_at"`
+
+	// DisabledBy The user who disabled it; null while enabled or when a service key did.
+	DisabledBy *openapi_types.UUID `json:"disabled_by"`
+
 	// Display `prefix_env_…last4`: enough to recognise the key, never enough to use it.
 	//
 	// Example: cv_live_…7QDO
 	Display string `json:"display"`
+
+	// Enabled The key's own switch; false answers 403 `api_key_disabled`. A
+	// key in a disabled integration is refused even when this is true.
+	Enabled bool `json:"enabled"`
 
 	// Environment A free label for where the key is used, such as `production`,
 	// `staging` or `development`: lower-case letters, digits, `.`, `_` and
@@ -1162,6 +1200,9 @@ type APIKeyCreated struct {
 	ExpiresAt *time.Time          `json:"expires_at"`
 	Format    APIKeyCreatedFormat `json:"format"`
 	Id        openapi_types.UUID  `json:"id"`
+
+	// IntegrationId The integration the key belongs to; null for none.
+	IntegrationId *openapi_types.UUID `json:"integration_id"`
 
 	// Key The full key: an opaque key
 	// `<prefix>_<live|test>_<41 base62>_<6 base62 crc32>`, or for
@@ -1247,7 +1288,11 @@ type APIKeyUpdateRequest struct {
 
 	// ExpiresIn From now; no later than the current expiry.
 	ExpiresIn *APIKeyUpdateRequestExpiresIn `json:"expires_in,omitempty"`
-	Name      *string                       `json:"name,omitempty"`
+
+	// IntegrationId Moves the key to this integration of the org; null takes it out
+	// of its integration (out of a disabled one: owners and admins only).
+	IntegrationId *openapi_types.UUID `json:"integration_id,omitempty"`
+	Name          *string             `json:"name,omitempty"`
 
 	// RateLimit No more requests per window, and no higher rate, than now; a key without a limit may get one.
 	RateLimit *RateLimit `json:"rate_limit,omitempty"`
@@ -1748,6 +1793,107 @@ type InjectRequest struct {
 // InjectRequestRequestMethod defines model for InjectRequest.Request.Method.
 type InjectRequestRequestMethod string
 
+// Integration A group of API keys that can be switched off and on as a whole.
+type Integration struct {
+	// Agent The AI agent the integration serves, if any.
+	Agent     *string             `json:"agent"`
+	CreatedAt time.Time           `json:"created_at"`
+	CreatedBy *openapi_types.UUID `json:"created_by"`
+
+	// Enabled False refuses every key of it with 403 `integration_disabled`.
+	Enabled bool `json:"enabled"`
+
+	// Environment A free label for where the key is used, such as `production`,
+	// `staging` or `development`: lower-case letters, digits, `.`, `_` and
+	// `-`, starting with a letter or digit; empty for none.
+	//
+	//
+	// Example: production
+	Environment EnvironmentLabel   `json:"environment"`
+	Id          openapi_types.UUID `json:"id"`
+	Name        string             `json:"name"`
+	OrgId       openapi_types.UUID `json:"org_id"`
+	Tags        map[string]string  `json:"tags"`
+	UpdatedAt   time.Time          `json:"updated_at"`
+}
+
+// IntegrationCreateRequest defines model for IntegrationCreateRequest.
+type IntegrationCreateRequest struct {
+	Agent   *string `json:"agent,omitempty"`
+	Enabled *bool   `json:"enabled,omitempty"`
+
+	// Environment A free label for where the key is used, such as `production`,
+	// `staging` or `development`: lower-case letters, digits, `.`, `_` and
+	// `-`, starting with a letter or digit; empty for none.
+	//
+	//
+	// Example: production
+	Environment *EnvironmentLabel `json:"environment,omitempty"`
+
+	// Name Unique in the org.
+	Name string `json:"name"`
+
+	// Tags Up to 20 tags; names 1-64 characters, values up to 256.
+	Tags *map[string]string `json:"tags,omitempty"`
+}
+
+// IntegrationPage defines model for IntegrationPage.
+type IntegrationPage struct {
+	Data []Integration `json:"data"`
+
+	// NextCursor Pass as `cursor` for the next page; null on the last page.
+	NextCursor *NextCursor `json:"next_cursor"`
+}
+
+// IntegrationUpdateRequest defines model for IntegrationUpdateRequest.
+type IntegrationUpdateRequest struct {
+	// Agent null clears it.
+	Agent *string `json:"agent,omitempty"`
+
+	// Enabled false refuses every key of it on every instance within a second; true restores them.
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// Environment A free label for where the key is used, such as `production`,
+	// `staging` or `development`: lower-case letters, digits, `.`, `_` and
+	// `-`, starting with a letter or digit; empty for none.
+	//
+	//
+	// Example: production
+	Environment *EnvironmentLabel `json:"environment,omitempty"`
+	Name        *string           `json:"name,omitempty"`
+
+	// Tags Replaces every tag; `{}` or null removes them all.
+	Tags *map[string]string `json:"tags,omitempty"`
+}
+
+// IntegrationUsage defines model for IntegrationUsage.
+type IntegrationUsage struct {
+	// Days Every UTC day of the range, oldest first.
+	Days []struct {
+		// Day Example: 2026-12-07
+		Day openapi_types.Date `json:"day"`
+
+		// RateLimited Refused by the key's rate limit (429).
+		RateLimited int64 `json:"rate_limited"`
+
+		// Refused Refused for the key's state; the sum of `refused_by_reason`.
+		Refused int64 `json:"refused"`
+
+		// RefusedByReason Refusals by the API error code they answered.
+		RefusedByReason struct {
+			ApiKeyDisabled      int64 `json:"api_key_disabled"`
+			ExpiredApiKey       int64 `json:"expired_api_key"`
+			IntegrationDisabled int64 `json:"integration_disabled"`
+			RevokedApiKey       int64 `json:"revoked_api_key"`
+		} `json:"refused_by_reason"`
+
+		// Valid Verifications that let the call through.
+		Valid int64 `json:"valid"`
+	} `json:"days"`
+	IntegrationId openapi_types.UUID `json:"integration_id"`
+	Total         VerificationCounts `json:"total"`
+}
+
 // JWKS defines model for JWKS.
 type JWKS struct {
 	// Issuer The `iss` every JWT API key of this installation carries (check it when verifying offline). `CREDVAULT_ISSUER`, else `CREDVAULT_PUBLIC_URL`, else `urn:credvault:installation:<uuid>`, created once in the database.
@@ -1853,8 +1999,12 @@ type RevocationPage struct {
 		Jti openapi_types.UUID `json:"jti"`
 
 		// NotAfter Refuse the token from this time on.
-		NotAfter time.Time                `json:"not_after"`
-		Reason   RevocationPageDataReason `json:"reason"`
+		NotAfter time.Time `json:"not_after"`
+
+		// Reason `revoked`, `rolled` and `deleted` end the key at
+		// `not_after`; `disabled` switches it off and `enabled` on
+		// again (the key or its integration), from `not_after`.
+		Reason RevocationPageDataReason `json:"reason"`
 	} `json:"data"`
 
 	// HasMore True when the page is full; poll again at once.
@@ -1864,7 +2014,9 @@ type RevocationPage struct {
 	NextCursor int64 `json:"next_cursor"`
 }
 
-// RevocationPageDataReason defines model for RevocationPage.Data.Reason.
+// RevocationPageDataReason `revoked`, `rolled` and `deleted` end the key at
+// `not_after`; `disabled` switches it off and `enabled` on
+// again (the key or its integration), from `not_after`.
 type RevocationPageDataReason string
 
 // RewrapResult defines model for RewrapResult.
@@ -2084,6 +2236,26 @@ type UserUpdateRequest struct {
 	Role *Role `json:"role,omitempty"`
 }
 
+// VerificationCounts defines model for VerificationCounts.
+type VerificationCounts struct {
+	// RateLimited Refused by the key's rate limit (429).
+	RateLimited int64 `json:"rate_limited"`
+
+	// Refused Refused for the key's state; the sum of `refused_by_reason`.
+	Refused int64 `json:"refused"`
+
+	// RefusedByReason Refusals by the API error code they answered.
+	RefusedByReason struct {
+		ApiKeyDisabled      int64 `json:"api_key_disabled"`
+		ExpiredApiKey       int64 `json:"expired_api_key"`
+		IntegrationDisabled int64 `json:"integration_disabled"`
+		RevokedApiKey       int64 `json:"revoked_api_key"`
+	} `json:"refused_by_reason"`
+
+	// Valid Verifications that let the call through.
+	Valid int64 `json:"valid"`
+}
+
 // VerifyRequest defines model for VerifyRequest.
 type VerifyRequest struct {
 	// Endpoint A registered endpoint's id, or its name within the caller's org;
@@ -2224,6 +2396,9 @@ type Cursor = string
 // EndpointId defines model for EndpointId.
 type EndpointId = openapi_types.UUID
 
+// IntegrationId defines model for IntegrationId.
+type IntegrationId = openapi_types.UUID
+
 // Limit defines model for Limit.
 type Limit = int
 
@@ -2306,6 +2481,12 @@ type ApiKeyListParams struct {
 
 	// ExpiresWithin Only keys with an expiry within this many days from now.
 	ExpiresWithin *int `form:"expires_within,omitempty" json:"expires_within,omitempty"`
+
+	// IntegrationId Only the keys of this integration (its id), or `none` for the keys of no integration.
+	IntegrationId *string `form:"integration_id,omitempty" json:"integration_id,omitempty"`
+
+	// Enabled Only keys whose own switch is on (`true`) or off (`false`); the integration's switch is not looked at.
+	Enabled *bool `form:"enabled,omitempty" json:"enabled,omitempty"`
 
 	// Cursor The `next_cursor` of the previous page (opaque: it encodes the last
 	// item's `created_at` and `id`; pages go newest first); omit for the
@@ -2426,6 +2607,38 @@ type EndpointListParams struct {
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// IntegrationListParams defines parameters for IntegrationList.
+type IntegrationListParams struct {
+	// Enabled Only enabled (`true`) or disabled (`false`) integrations.
+	Enabled *bool `form:"enabled,omitempty" json:"enabled,omitempty"`
+
+	// Environment Only integrations with exactly this environment label.
+	Environment *EnvironmentLabel `form:"environment,omitempty" json:"environment,omitempty"`
+
+	// Agent Only integrations with exactly this agent.
+	Agent *string `form:"agent,omitempty" json:"agent,omitempty"`
+
+	// Tag `key` (the integration has a tag of that name) or `key=value` (with that value).
+	Tag *string `form:"tag,omitempty" json:"tag,omitempty"`
+
+	// Q Case-insensitive substring of the name; `%` and `_` match themselves.
+	Q *string `form:"q,omitempty" json:"q,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page (opaque: it encodes the last
+	// item's `created_at` and `id`; pages go newest first); omit for the
+	// first page. Anything else answers 400.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit Page size; outside 1 to 500 answers 400.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// IntegrationUsageParams defines parameters for IntegrationUsage.
+type IntegrationUsageParams struct {
+	// Days How many days, today (UTC) included.
+	Days *int `form:"days,omitempty" json:"days,omitempty"`
+}
+
 // UserListParams defines parameters for UserList.
 type UserListParams struct {
 	// Cursor The `next_cursor` of the previous page (opaque: it encodes the last
@@ -2490,6 +2703,12 @@ type EndpointUpdateJSONRequestBody = EndpointUpdateRequest
 
 // InjectJSONRequestBody defines body for Inject for application/json ContentType.
 type InjectJSONRequestBody = InjectRequest
+
+// IntegrationCreateJSONRequestBody defines body for IntegrationCreate for application/json ContentType.
+type IntegrationCreateJSONRequestBody = IntegrationCreateRequest
+
+// IntegrationUpdateJSONRequestBody defines body for IntegrationUpdate for application/json ContentType.
+type IntegrationUpdateJSONRequestBody = IntegrationUpdateRequest
 
 // UserCreateJSONRequestBody defines body for UserCreate for application/json ContentType.
 type UserCreateJSONRequestBody = UserCreateRequest
@@ -2722,7 +2941,9 @@ type ClientInterface interface {
 	// the service keys they stand behind.
 	// `format: jwt` issues a signed JWT key (see "JWT keys" above) with
 	// the optional `agent` label as its `agent` claim; 503 when Vault
-	// cannot sign.
+	// cannot sign. `integration_id` puts the key in an integration of the
+	// org (400 naming it when there is none with that id); a key in a
+	// disabled integration is refused from its first use.
 	//
 	// The answer holds the full `key`, in the format
 	// `<prefix>_<live|test>_<41 base62>_<6 base62 crc32>` (or a compact JWS), exactly once:
@@ -2759,7 +2980,9 @@ type ClientInterface interface {
 	// the service keys they stand behind.
 	// `format: jwt` issues a signed JWT key (see "JWT keys" above) with
 	// the optional `agent` label as its `agent` claim; 503 when Vault
-	// cannot sign.
+	// cannot sign. `integration_id` puts the key in an integration of the
+	// org (400 naming it when there is none with that id); a key in a
+	// disabled integration is refused from its first use.
 	//
 	// The answer holds the full `key`, in the format
 	// `<prefix>_<live|test>_<41 base62>_<6 base62 crc32>` (or a compact JWS), exactly once:
@@ -2780,6 +3003,13 @@ type ClientInterface interface {
 	// verifier polls it with the last `next_cursor` and refuses a token
 	// whose `jti` is listed once `not_after` has passed; a revocation then
 	// takes effect within its poll interval.
+	//
+	// Entries with reason `disabled` and `enabled` are not ends: a JWT
+	// key was switched off (it, or its integration, was disabled) or on
+	// again at `not_after`. Apply the entries in cursor order: refuse the
+	// `jti` after a `disabled` entry until an `enabled` one follows. Only
+	// changes of the key's effective state are listed (a key disabled by
+	// itself and in a disabled integration is listed once).
 	//
 	// Corresponds with GET /v1/api-keys/revocations (the `ApiKeyRevocations` operationId).
 	ApiKeyRevocations(ctx context.Context, params *ApiKeyRevocationsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2805,6 +3035,8 @@ type ClientInterface interface {
 	// | `REVOKED` | false | the key was revoked |
 	// | `INSUFFICIENT_SCOPE` | false | the key lacks one of `required_scopes` or of the endpoint's `required_scopes` |
 	// | `RATE_LIMITED` | false | the key exceeded its rate limit; `ratelimit` says when it resets |
+	// | `DISABLED` | false | the key itself is disabled (`POST /v1/api-keys/{id}/disable`); enabling it restores it |
+	// | `INTEGRATION_DISABLED` | false | the key's integration is disabled (`PATCH /v1/integrations/{id}`); enabling it restores the key |
 	// | `BAD_SIGNATURE` | false | a JWT key whose signature does not match (altered) |
 	// | `UNKNOWN_KID` | false | a JWT key whose `kid` is not a version of the signing key |
 	// | `NOT_YET_VALID` | false | a JWT key whose `nbf` is in the future |
@@ -2854,6 +3086,8 @@ type ClientInterface interface {
 	// | `REVOKED` | false | the key was revoked |
 	// | `INSUFFICIENT_SCOPE` | false | the key lacks one of `required_scopes` or of the endpoint's `required_scopes` |
 	// | `RATE_LIMITED` | false | the key exceeded its rate limit; `ratelimit` says when it resets |
+	// | `DISABLED` | false | the key itself is disabled (`POST /v1/api-keys/{id}/disable`); enabling it restores it |
+	// | `INTEGRATION_DISABLED` | false | the key's integration is disabled (`PATCH /v1/integrations/{id}`); enabling it restores the key |
 	// | `BAD_SIGNATURE` | false | a JWT key whose signature does not match (altered) |
 	// | `UNKNOWN_KID` | false | a JWT key whose `kid` is not a version of the signing key |
 	// | `NOT_YET_VALID` | false | a JWT key whose `nbf` is in the future |
@@ -2908,7 +3142,11 @@ type ClientInterface interface {
 	// JWT key's `scopes` and expiry cannot change either (400 naming the
 	// field): they are claims of its signed token, which offline
 	// verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
-	// key answer 409. Every instance applies the change at once. Audited
+	// key answer 409. `integration_id` moves the key to another
+	// integration of the org, and `null` takes it out of its integration;
+	// taking a key out of a disabled integration switches it back on, so
+	// a member needs an owner or admin for that (403 `forbidden_role`).
+	// Every instance applies the change at once. Audited
 	// as `api_key.update` with the names of the changed fields.
 	//
 	// Takes any type of body and a specified content type.
@@ -2933,13 +3171,48 @@ type ClientInterface interface {
 	// JWT key's `scopes` and expiry cannot change either (400 naming the
 	// field): they are claims of its signed token, which offline
 	// verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
-	// key answer 409. Every instance applies the change at once. Audited
+	// key answer 409. `integration_id` moves the key to another
+	// integration of the org, and `null` takes it out of its integration;
+	// taking a key out of a disabled integration switches it back on, so
+	// a member needs an owner or admin for that (403 `forbidden_role`).
+	// Every instance applies the change at once. Audited
 	// as `api_key.update` with the names of the changed fields.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with PATCH /v1/api-keys/{id} (the `ApiKeyUpdate` operationId).
 	ApiKeyUpdate(ctx context.Context, id APIKeyId, body ApiKeyUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ApiKeyDisable Switch a key off without revoking it.
+	//
+	// Needs scope `keys:write`; the same people may disable a key as may
+	// revoke it. Every credvault instance refuses the key within one
+	// second with 403 `api_key_disabled` (`DISABLED` from verification,
+	// and forward-auth 403); nothing else changes: its rate-limit window,
+	// usage and settings stay, and `POST /v1/api-keys/{id}/enable`
+	// restores it. It is an action, like revoke, rather than a PATCH
+	// field: PATCH only narrows a key, and enabling widens one. Disabling
+	// a disabled key changes nothing and answers 200 again. A revoked
+	// key answers 409. No request body (an empty JSON object is
+	// accepted). Audited as `api_key.disable`.
+	//
+	// Corresponds with POST /v1/api-keys/{id}/disable (the `ApiKeyDisable` operationId).
+	ApiKeyDisable(ctx context.Context, id APIKeyId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ApiKeyEnable Switch a disabled key on again.
+	//
+	// Needs scope `keys:write`. Every instance accepts the key again
+	// within one second, with its rate-limit window as it was (refused
+	// calls were not counted). Enabling a key someone else disabled needs
+	// the role `owner` or `admin` (403 `forbidden_role`): a member cannot
+	// undo a manager's switch. Enabling an enabled key changes nothing.
+	// A key in a disabled integration stays refused
+	// (`integration_disabled`) until the integration is enabled. A
+	// revoked key answers 409. No request body (an empty JSON object is
+	// accepted). Audited as `api_key.enable`.
+	//
+	// Corresponds with POST /v1/api-keys/{id}/enable (the `ApiKeyEnable` operationId).
+	ApiKeyEnable(ctx context.Context, id APIKeyId, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ApiKeyRevoke Revoke a key at once.
 	//
@@ -2970,7 +3243,10 @@ type ClientInterface interface {
 	// carrying `credentials:resolve` (from before that was refused) cannot
 	// be rolled: 400 naming `scopes`.
 	//
-	// A revoked, expired or already rolled key cannot be rolled (409).
+	// A revoked, expired or already rolled key cannot be rolled (409),
+	// nor a disabled one (enable it first: a roll issues a working key).
+	// The new key stays in the old key's integration (`integration_id`),
+	// so a disabled integration refuses it too.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2995,7 +3271,10 @@ type ClientInterface interface {
 	// carrying `credentials:resolve` (from before that was refused) cannot
 	// be rolled: 400 naming `scopes`.
 	//
-	// A revoked, expired or already rolled key cannot be rolled (409).
+	// A revoked, expired or already rolled key cannot be rolled (409),
+	// nor a disabled one (enable it first: a roll issues a working key).
+	// The new key stays in the old key's integration (`integration_id`),
+	// so a disabled integration refuses it too.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3039,7 +3318,9 @@ type ClientInterface interface {
 	//   is public (`auth_mode: none`): no key is needed.
 	// - 401 with `WWW-Authenticate` for a missing, malformed, unknown,
 	//   expired or revoked key, or a key in the query string.
-	// - 403 `insufficient_scope` when the key lacks a required scope.
+	// - 403 `insufficient_scope` when the key lacks a required scope,
+	//   `api_key_disabled` when the key is disabled and
+	//   `integration_disabled` when its integration is.
 	// - 429 `rate_limited` with `Retry-After` when the key is over its
 	//   limit.
 	//
@@ -3497,6 +3778,106 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/inject (the `Inject` operationId).
 	Inject(ctx context.Context, body InjectJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// IntegrationList List the org's integrations.
+	//
+	// Needs scope `keys:read` (any role: members put their keys in
+	// integrations). Newest first, keyset pages as for API keys. Filters
+	// combine (AND); any other query parameter, or a bad value, answers
+	// 400 naming it.
+	//
+	// Corresponds with GET /v1/integrations (the `IntegrationList` operationId).
+	IntegrationList(ctx context.Context, params *IntegrationListParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// IntegrationCreateWithBody Create an integration (a group of API keys that can be switched off).
+	//
+	// Needs scope `keys:write` and the role `owner` or `admin` (403
+	// `forbidden_role`). Names are unique in the org (409). `enabled`
+	// defaults to true. Bad values answer 400 naming the field, and
+	// nothing is written. Audited as `integration.create`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/integrations (the `IntegrationCreate` operationId).
+	IntegrationCreateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// IntegrationCreate Create an integration (a group of API keys that can be switched off).
+	//
+	// Needs scope `keys:write` and the role `owner` or `admin` (403
+	// `forbidden_role`). Names are unique in the org (409). `enabled`
+	// defaults to true. Bad values answer 400 naming the field, and
+	// nothing is written. Audited as `integration.create`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/integrations (the `IntegrationCreate` operationId).
+	IntegrationCreate(ctx context.Context, body IntegrationCreateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// IntegrationDelete Delete an integration without usable keys.
+	//
+	// Needs scope `keys:write` and the role `owner` or `admin`. While the
+	// integration has keys that are neither revoked nor expired the
+	// answer is 409 `integration_has_keys` (with `details.keys`, their
+	// number): move them (`PATCH /v1/api-keys/{id}`) or revoke them
+	// first, so that deleting a disabled integration never switches its
+	// keys back on. Revoked and expired keys are detached. Audited as
+	// `integration.delete`.
+	//
+	// Corresponds with DELETE /v1/integrations/{id} (the `IntegrationDelete` operationId).
+	IntegrationDelete(ctx context.Context, id IntegrationId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// IntegrationGet Get an integration.
+	//
+	// Needs scope `keys:read`.
+	//
+	// Corresponds with GET /v1/integrations/{id} (the `IntegrationGet` operationId).
+	IntegrationGet(ctx context.Context, id IntegrationId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// IntegrationUpdateWithBody Rename, relabel, retag, or enable/disable an integration.
+	//
+	// Needs scope `keys:write` and the role `owner` or `admin`. Absent
+	// fields are left as they are; `agent: null` clears the agent, `tags`
+	// replaces every tag. `enabled: false` makes every key of the
+	// integration answer 403 `integration_disabled` on every instance
+	// within one second (the path of a revocation: the change and a
+	// notification to every instance commit together); `enabled: true`
+	// restores them. Nothing is revoked and no rate-limit or usage state
+	// is lost. Audited as `integration.disable` / `integration.enable`
+	// when only `enabled` changes, else `integration.update`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/integrations/{id} (the `IntegrationUpdate` operationId).
+	IntegrationUpdateWithBody(ctx context.Context, id IntegrationId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// IntegrationUpdate Rename, relabel, retag, or enable/disable an integration.
+	//
+	// Needs scope `keys:write` and the role `owner` or `admin`. Absent
+	// fields are left as they are; `agent: null` clears the agent, `tags`
+	// replaces every tag. `enabled: false` makes every key of the
+	// integration answer 403 `integration_disabled` on every instance
+	// within one second (the path of a revocation: the change and a
+	// notification to every instance commit together); `enabled: true`
+	// restores them. Nothing is revoked and no rate-limit or usage state
+	// is lost. Audited as `integration.disable` / `integration.enable`
+	// when only `enabled` changes, else `integration.update`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/integrations/{id} (the `IntegrationUpdate` operationId).
+	IntegrationUpdate(ctx context.Context, id IntegrationId, body IntegrationUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// IntegrationUsage An integration's key verifications per UTC day, by outcome.
+	//
+	// Needs scope `keys:read`. Every verification of a key of the
+	// integration (the API's own authentication, forward-auth and
+	// `POST /v1/api-keys/verify`), counted under the integration the key
+	// belonged to at the time. The counts are written in batches about
+	// once a second, so the last second may be missing. Every day of the
+	// range is listed, oldest first, zeros included.
+	//
+	// Corresponds with GET /v1/integrations/{id}/usage (the `IntegrationUsage` operationId).
+	IntegrationUsage(ctx context.Context, id IntegrationId, params *IntegrationUsageParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ProxyDelete Forward a DELETE call with the credential attached.
 	//
@@ -4026,7 +4407,9 @@ func (c *Client) ApiKeyList(ctx context.Context, params *ApiKeyListParams, reqEd
 // the service keys they stand behind.
 // `format: jwt` issues a signed JWT key (see "JWT keys" above) with
 // the optional `agent` label as its `agent` claim; 503 when Vault
-// cannot sign.
+// cannot sign. `integration_id` puts the key in an integration of the
+// org (400 naming it when there is none with that id); a key in a
+// disabled integration is refused from its first use.
 //
 // The answer holds the full `key`, in the format
 // `<prefix>_<live|test>_<41 base62>_<6 base62 crc32>` (or a compact JWS), exactly once:
@@ -4073,7 +4456,9 @@ func (c *Client) ApiKeyCreateWithBody(ctx context.Context, contentType string, b
 // the service keys they stand behind.
 // `format: jwt` issues a signed JWT key (see "JWT keys" above) with
 // the optional `agent` label as its `agent` claim; 503 when Vault
-// cannot sign.
+// cannot sign. `integration_id` puts the key in an integration of the
+// org (400 naming it when there is none with that id); a key in a
+// disabled integration is refused from its first use.
 //
 // The answer holds the full `key`, in the format
 // `<prefix>_<live|test>_<41 base62>_<6 base62 crc32>` (or a compact JWS), exactly once:
@@ -4104,6 +4489,13 @@ func (c *Client) ApiKeyCreate(ctx context.Context, body ApiKeyCreateJSONRequestB
 // verifier polls it with the last `next_cursor` and refuses a token
 // whose `jti` is listed once `not_after` has passed; a revocation then
 // takes effect within its poll interval.
+//
+// Entries with reason `disabled` and `enabled` are not ends: a JWT
+// key was switched off (it, or its integration, was disabled) or on
+// again at `not_after`. Apply the entries in cursor order: refuse the
+// `jti` after a `disabled` entry until an `enabled` one follows. Only
+// changes of the key's effective state are listed (a key disabled by
+// itself and in a disabled integration is listed once).
 //
 // Corresponds with GET /v1/api-keys/revocations (the `ApiKeyRevocations` operationId).
 func (c *Client) ApiKeyRevocations(ctx context.Context, params *ApiKeyRevocationsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4139,6 +4531,8 @@ func (c *Client) ApiKeyRevocations(ctx context.Context, params *ApiKeyRevocation
 // | `REVOKED` | false | the key was revoked |
 // | `INSUFFICIENT_SCOPE` | false | the key lacks one of `required_scopes` or of the endpoint's `required_scopes` |
 // | `RATE_LIMITED` | false | the key exceeded its rate limit; `ratelimit` says when it resets |
+// | `DISABLED` | false | the key itself is disabled (`POST /v1/api-keys/{id}/disable`); enabling it restores it |
+// | `INTEGRATION_DISABLED` | false | the key's integration is disabled (`PATCH /v1/integrations/{id}`); enabling it restores the key |
 // | `BAD_SIGNATURE` | false | a JWT key whose signature does not match (altered) |
 // | `UNKNOWN_KID` | false | a JWT key whose `kid` is not a version of the signing key |
 // | `NOT_YET_VALID` | false | a JWT key whose `nbf` is in the future |
@@ -4198,6 +4592,8 @@ func (c *Client) ApiKeyVerifyWithBody(ctx context.Context, contentType string, b
 // | `REVOKED` | false | the key was revoked |
 // | `INSUFFICIENT_SCOPE` | false | the key lacks one of `required_scopes` or of the endpoint's `required_scopes` |
 // | `RATE_LIMITED` | false | the key exceeded its rate limit; `ratelimit` says when it resets |
+// | `DISABLED` | false | the key itself is disabled (`POST /v1/api-keys/{id}/disable`); enabling it restores it |
+// | `INTEGRATION_DISABLED` | false | the key's integration is disabled (`PATCH /v1/integrations/{id}`); enabling it restores the key |
 // | `BAD_SIGNATURE` | false | a JWT key whose signature does not match (altered) |
 // | `UNKNOWN_KID` | false | a JWT key whose `kid` is not a version of the signing key |
 // | `NOT_YET_VALID` | false | a JWT key whose `nbf` is in the future |
@@ -4272,7 +4668,11 @@ func (c *Client) ApiKeyGet(ctx context.Context, id APIKeyId, reqEditors ...Reque
 // JWT key's `scopes` and expiry cannot change either (400 naming the
 // field): they are claims of its signed token, which offline
 // verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
-// key answer 409. Every instance applies the change at once. Audited
+// key answer 409. `integration_id` moves the key to another
+// integration of the org, and `null` takes it out of its integration;
+// taking a key out of a disabled integration switches it back on, so
+// a member needs an owner or admin for that (403 `forbidden_role`).
+// Every instance applies the change at once. Audited
 // as `api_key.update` with the names of the changed fields.
 //
 // Takes any type of body and a specified content type.
@@ -4307,7 +4707,11 @@ func (c *Client) ApiKeyUpdateWithBody(ctx context.Context, id APIKeyId, contentT
 // JWT key's `scopes` and expiry cannot change either (400 naming the
 // field): they are claims of its signed token, which offline
 // verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
-// key answer 409. Every instance applies the change at once. Audited
+// key answer 409. `integration_id` moves the key to another
+// integration of the org, and `null` takes it out of its integration;
+// taking a key out of a disabled integration switches it back on, so
+// a member needs an owner or admin for that (403 `forbidden_role`).
+// Every instance applies the change at once. Audited
 // as `api_key.update` with the names of the changed fields.
 //
 // Takes a body of the `application/json` content type.
@@ -4315,6 +4719,57 @@ func (c *Client) ApiKeyUpdateWithBody(ctx context.Context, id APIKeyId, contentT
 // Corresponds with PATCH /v1/api-keys/{id} (the `ApiKeyUpdate` operationId).
 func (c *Client) ApiKeyUpdate(ctx context.Context, id APIKeyId, body ApiKeyUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewApiKeyUpdateRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ApiKeyDisable Switch a key off without revoking it.
+//
+// Needs scope `keys:write`; the same people may disable a key as may
+// revoke it. Every credvault instance refuses the key within one
+// second with 403 `api_key_disabled` (`DISABLED` from verification,
+// and forward-auth 403); nothing else changes: its rate-limit window,
+// usage and settings stay, and `POST /v1/api-keys/{id}/enable`
+// restores it. It is an action, like revoke, rather than a PATCH
+// field: PATCH only narrows a key, and enabling widens one. Disabling
+// a disabled key changes nothing and answers 200 again. A revoked
+// key answers 409. No request body (an empty JSON object is
+// accepted). Audited as `api_key.disable`.
+//
+// Corresponds with POST /v1/api-keys/{id}/disable (the `ApiKeyDisable` operationId).
+func (c *Client) ApiKeyDisable(ctx context.Context, id APIKeyId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewApiKeyDisableRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ApiKeyEnable Switch a disabled key on again.
+//
+// Needs scope `keys:write`. Every instance accepts the key again
+// within one second, with its rate-limit window as it was (refused
+// calls were not counted). Enabling a key someone else disabled needs
+// the role `owner` or `admin` (403 `forbidden_role`): a member cannot
+// undo a manager's switch. Enabling an enabled key changes nothing.
+// A key in a disabled integration stays refused
+// (`integration_disabled`) until the integration is enabled. A
+// revoked key answers 409. No request body (an empty JSON object is
+// accepted). Audited as `api_key.enable`.
+//
+// Corresponds with POST /v1/api-keys/{id}/enable (the `ApiKeyEnable` operationId).
+func (c *Client) ApiKeyEnable(ctx context.Context, id APIKeyId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewApiKeyEnableRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -4364,7 +4819,10 @@ func (c *Client) ApiKeyRevoke(ctx context.Context, id APIKeyId, reqEditors ...Re
 // carrying `credentials:resolve` (from before that was refused) cannot
 // be rolled: 400 naming `scopes`.
 //
-// A revoked, expired or already rolled key cannot be rolled (409).
+// A revoked, expired or already rolled key cannot be rolled (409),
+// nor a disabled one (enable it first: a roll issues a working key).
+// The new key stays in the old key's integration (`integration_id`),
+// so a disabled integration refuses it too.
 //
 // Takes any type of body and a specified content type.
 //
@@ -4399,7 +4857,10 @@ func (c *Client) ApiKeyRollWithBody(ctx context.Context, id APIKeyId, contentTyp
 // carrying `credentials:resolve` (from before that was refused) cannot
 // be rolled: 400 naming `scopes`.
 //
-// A revoked, expired or already rolled key cannot be rolled (409).
+// A revoked, expired or already rolled key cannot be rolled (409),
+// nor a disabled one (enable it first: a roll issues a working key).
+// The new key stays in the old key's integration (`integration_id`),
+// so a disabled integration refuses it too.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4463,7 +4924,9 @@ func (c *Client) AuditList(ctx context.Context, params *AuditListParams, reqEdit
 //     is public (`auth_mode: none`): no key is needed.
 //   - 401 with `WWW-Authenticate` for a missing, malformed, unknown,
 //     expired or revoked key, or a key in the query string.
-//   - 403 `insufficient_scope` when the key lacks a required scope.
+//   - 403 `insufficient_scope` when the key lacks a required scope,
+//     `api_key_disabled` when the key is disabled and
+//     `integration_disabled` when its integration is.
 //   - 429 `rate_limited` with `Retry-After` when the key is over its
 //     limit.
 //
@@ -5152,6 +5615,186 @@ func (c *Client) InjectWithBody(ctx context.Context, contentType string, body io
 // Corresponds with POST /v1/inject (the `Inject` operationId).
 func (c *Client) Inject(ctx context.Context, body InjectJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewInjectRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IntegrationList List the org's integrations.
+//
+// Needs scope `keys:read` (any role: members put their keys in
+// integrations). Newest first, keyset pages as for API keys. Filters
+// combine (AND); any other query parameter, or a bad value, answers
+// 400 naming it.
+//
+// Corresponds with GET /v1/integrations (the `IntegrationList` operationId).
+func (c *Client) IntegrationList(ctx context.Context, params *IntegrationListParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIntegrationListRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IntegrationCreateWithBody Create an integration (a group of API keys that can be switched off).
+//
+// Needs scope `keys:write` and the role `owner` or `admin` (403
+// `forbidden_role`). Names are unique in the org (409). `enabled`
+// defaults to true. Bad values answer 400 naming the field, and
+// nothing is written. Audited as `integration.create`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/integrations (the `IntegrationCreate` operationId).
+func (c *Client) IntegrationCreateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIntegrationCreateRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IntegrationCreate Create an integration (a group of API keys that can be switched off).
+//
+// Needs scope `keys:write` and the role `owner` or `admin` (403
+// `forbidden_role`). Names are unique in the org (409). `enabled`
+// defaults to true. Bad values answer 400 naming the field, and
+// nothing is written. Audited as `integration.create`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/integrations (the `IntegrationCreate` operationId).
+func (c *Client) IntegrationCreate(ctx context.Context, body IntegrationCreateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIntegrationCreateRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IntegrationDelete Delete an integration without usable keys.
+//
+// Needs scope `keys:write` and the role `owner` or `admin`. While the
+// integration has keys that are neither revoked nor expired the
+// answer is 409 `integration_has_keys` (with `details.keys`, their
+// number): move them (`PATCH /v1/api-keys/{id}`) or revoke them
+// first, so that deleting a disabled integration never switches its
+// keys back on. Revoked and expired keys are detached. Audited as
+// `integration.delete`.
+//
+// Corresponds with DELETE /v1/integrations/{id} (the `IntegrationDelete` operationId).
+func (c *Client) IntegrationDelete(ctx context.Context, id IntegrationId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIntegrationDeleteRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IntegrationGet Get an integration.
+//
+// Needs scope `keys:read`.
+//
+// Corresponds with GET /v1/integrations/{id} (the `IntegrationGet` operationId).
+func (c *Client) IntegrationGet(ctx context.Context, id IntegrationId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIntegrationGetRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IntegrationUpdateWithBody Rename, relabel, retag, or enable/disable an integration.
+//
+// Needs scope `keys:write` and the role `owner` or `admin`. Absent
+// fields are left as they are; `agent: null` clears the agent, `tags`
+// replaces every tag. `enabled: false` makes every key of the
+// integration answer 403 `integration_disabled` on every instance
+// within one second (the path of a revocation: the change and a
+// notification to every instance commit together); `enabled: true`
+// restores them. Nothing is revoked and no rate-limit or usage state
+// is lost. Audited as `integration.disable` / `integration.enable`
+// when only `enabled` changes, else `integration.update`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/integrations/{id} (the `IntegrationUpdate` operationId).
+func (c *Client) IntegrationUpdateWithBody(ctx context.Context, id IntegrationId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIntegrationUpdateRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IntegrationUpdate Rename, relabel, retag, or enable/disable an integration.
+//
+// Needs scope `keys:write` and the role `owner` or `admin`. Absent
+// fields are left as they are; `agent: null` clears the agent, `tags`
+// replaces every tag. `enabled: false` makes every key of the
+// integration answer 403 `integration_disabled` on every instance
+// within one second (the path of a revocation: the change and a
+// notification to every instance commit together); `enabled: true`
+// restores them. Nothing is revoked and no rate-limit or usage state
+// is lost. Audited as `integration.disable` / `integration.enable`
+// when only `enabled` changes, else `integration.update`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/integrations/{id} (the `IntegrationUpdate` operationId).
+func (c *Client) IntegrationUpdate(ctx context.Context, id IntegrationId, body IntegrationUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIntegrationUpdateRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IntegrationUsage An integration's key verifications per UTC day, by outcome.
+//
+// Needs scope `keys:read`. Every verification of a key of the
+// integration (the API's own authentication, forward-auth and
+// `POST /v1/api-keys/verify`), counted under the integration the key
+// belonged to at the time. The counts are written in batches about
+// once a second, so the last second may be missing. Every day of the
+// range is listed, oldest first, zeros included.
+//
+// Corresponds with GET /v1/integrations/{id}/usage (the `IntegrationUsage` operationId).
+func (c *Client) IntegrationUsage(ctx context.Context, id IntegrationId, params *IntegrationUsageParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIntegrationUsageRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -6045,6 +6688,30 @@ func NewApiKeyListRequest(server string, params *ApiKeyListParams) (*http.Reques
 
 		}
 
+		if params.IntegrationId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "integration_id", *params.IntegrationId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Enabled != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "enabled", *params.Enabled, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.Cursor != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
@@ -6306,6 +6973,74 @@ func NewApiKeyUpdateRequestWithBody(server string, id APIKeyId, contentType stri
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewApiKeyDisableRequest constructs an http.Request for the ApiKeyDisable method
+func NewApiKeyDisableRequest(server string, id APIKeyId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/api-keys/%s/disable", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewApiKeyEnableRequest constructs an http.Request for the ApiKeyEnable method
+func NewApiKeyEnableRequest(server string, id APIKeyId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/api-keys/%s/enable", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -7374,6 +8109,348 @@ func NewInjectRequestWithBody(server string, contentType string, body io.Reader)
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewIntegrationListRequest constructs an http.Request for the IntegrationList method
+func NewIntegrationListRequest(server string, params *IntegrationListParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/integrations")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Enabled != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "enabled", *params.Enabled, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Environment != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "environment", *params.Environment, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Agent != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "agent", *params.Agent, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Tag != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "tag", *params.Tag, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Q != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "q", *params.Q, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewIntegrationCreateRequest calls the generic IntegrationCreate builder with application/json body
+func NewIntegrationCreateRequest(server string, body IntegrationCreateJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewIntegrationCreateRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewIntegrationCreateRequestWithBody constructs an http.Request for the IntegrationCreate method, with any body, and a specified content type
+func NewIntegrationCreateRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/integrations")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewIntegrationDeleteRequest constructs an http.Request for the IntegrationDelete method
+func NewIntegrationDeleteRequest(server string, id IntegrationId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/integrations/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewIntegrationGetRequest constructs an http.Request for the IntegrationGet method
+func NewIntegrationGetRequest(server string, id IntegrationId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/integrations/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewIntegrationUpdateRequest calls the generic IntegrationUpdate builder with application/json body
+func NewIntegrationUpdateRequest(server string, id IntegrationId, body IntegrationUpdateJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewIntegrationUpdateRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewIntegrationUpdateRequestWithBody constructs an http.Request for the IntegrationUpdate method, with any body, and a specified content type
+func NewIntegrationUpdateRequestWithBody(server string, id IntegrationId, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/integrations/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewIntegrationUsageRequest constructs an http.Request for the IntegrationUsage method
+func NewIntegrationUsageRequest(server string, id IntegrationId, params *IntegrationUsageParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/integrations/%s/usage", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Days != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "days", *params.Days, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -8546,7 +9623,9 @@ type ClientWithResponsesInterface interface {
 	// the service keys they stand behind.
 	// `format: jwt` issues a signed JWT key (see "JWT keys" above) with
 	// the optional `agent` label as its `agent` claim; 503 when Vault
-	// cannot sign.
+	// cannot sign. `integration_id` puts the key in an integration of the
+	// org (400 naming it when there is none with that id); a key in a
+	// disabled integration is refused from its first use.
 	//
 	// The answer holds the full `key`, in the format
 	// `<prefix>_<live|test>_<41 base62>_<6 base62 crc32>` (or a compact JWS), exactly once:
@@ -8583,7 +9662,9 @@ type ClientWithResponsesInterface interface {
 	// the service keys they stand behind.
 	// `format: jwt` issues a signed JWT key (see "JWT keys" above) with
 	// the optional `agent` label as its `agent` claim; 503 when Vault
-	// cannot sign.
+	// cannot sign. `integration_id` puts the key in an integration of the
+	// org (400 naming it when there is none with that id); a key in a
+	// disabled integration is refused from its first use.
 	//
 	// The answer holds the full `key`, in the format
 	// `<prefix>_<live|test>_<41 base62>_<6 base62 crc32>` (or a compact JWS), exactly once:
@@ -8604,6 +9685,13 @@ type ClientWithResponsesInterface interface {
 	// verifier polls it with the last `next_cursor` and refuses a token
 	// whose `jti` is listed once `not_after` has passed; a revocation then
 	// takes effect within its poll interval.
+	//
+	// Entries with reason `disabled` and `enabled` are not ends: a JWT
+	// key was switched off (it, or its integration, was disabled) or on
+	// again at `not_after`. Apply the entries in cursor order: refuse the
+	// `jti` after a `disabled` entry until an `enabled` one follows. Only
+	// changes of the key's effective state are listed (a key disabled by
+	// itself and in a disabled integration is listed once).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8631,6 +9719,8 @@ type ClientWithResponsesInterface interface {
 	// | `REVOKED` | false | the key was revoked |
 	// | `INSUFFICIENT_SCOPE` | false | the key lacks one of `required_scopes` or of the endpoint's `required_scopes` |
 	// | `RATE_LIMITED` | false | the key exceeded its rate limit; `ratelimit` says when it resets |
+	// | `DISABLED` | false | the key itself is disabled (`POST /v1/api-keys/{id}/disable`); enabling it restores it |
+	// | `INTEGRATION_DISABLED` | false | the key's integration is disabled (`PATCH /v1/integrations/{id}`); enabling it restores the key |
 	// | `BAD_SIGNATURE` | false | a JWT key whose signature does not match (altered) |
 	// | `UNKNOWN_KID` | false | a JWT key whose `kid` is not a version of the signing key |
 	// | `NOT_YET_VALID` | false | a JWT key whose `nbf` is in the future |
@@ -8680,6 +9770,8 @@ type ClientWithResponsesInterface interface {
 	// | `REVOKED` | false | the key was revoked |
 	// | `INSUFFICIENT_SCOPE` | false | the key lacks one of `required_scopes` or of the endpoint's `required_scopes` |
 	// | `RATE_LIMITED` | false | the key exceeded its rate limit; `ratelimit` says when it resets |
+	// | `DISABLED` | false | the key itself is disabled (`POST /v1/api-keys/{id}/disable`); enabling it restores it |
+	// | `INTEGRATION_DISABLED` | false | the key's integration is disabled (`PATCH /v1/integrations/{id}`); enabling it restores the key |
 	// | `BAD_SIGNATURE` | false | a JWT key whose signature does not match (altered) |
 	// | `UNKNOWN_KID` | false | a JWT key whose `kid` is not a version of the signing key |
 	// | `NOT_YET_VALID` | false | a JWT key whose `nbf` is in the future |
@@ -8736,7 +9828,11 @@ type ClientWithResponsesInterface interface {
 	// JWT key's `scopes` and expiry cannot change either (400 naming the
 	// field): they are claims of its signed token, which offline
 	// verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
-	// key answer 409. Every instance applies the change at once. Audited
+	// key answer 409. `integration_id` moves the key to another
+	// integration of the org, and `null` takes it out of its integration;
+	// taking a key out of a disabled integration switches it back on, so
+	// a member needs an owner or admin for that (403 `forbidden_role`).
+	// Every instance applies the change at once. Audited
 	// as `api_key.update` with the names of the changed fields.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -8761,13 +9857,52 @@ type ClientWithResponsesInterface interface {
 	// JWT key's `scopes` and expiry cannot change either (400 naming the
 	// field): they are claims of its signed token, which offline
 	// verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
-	// key answer 409. Every instance applies the change at once. Audited
+	// key answer 409. `integration_id` moves the key to another
+	// integration of the org, and `null` takes it out of its integration;
+	// taking a key out of a disabled integration switches it back on, so
+	// a member needs an owner or admin for that (403 `forbidden_role`).
+	// Every instance applies the change at once. Audited
 	// as `api_key.update` with the names of the changed fields.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PATCH /v1/api-keys/{id} (the `ApiKeyUpdate` operationId).
 	ApiKeyUpdateWithResponse(ctx context.Context, id APIKeyId, body ApiKeyUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*ApiKeyUpdateResponse, error)
+
+	// ApiKeyDisableWithResponse Switch a key off without revoking it.
+	//
+	// Needs scope `keys:write`; the same people may disable a key as may
+	// revoke it. Every credvault instance refuses the key within one
+	// second with 403 `api_key_disabled` (`DISABLED` from verification,
+	// and forward-auth 403); nothing else changes: its rate-limit window,
+	// usage and settings stay, and `POST /v1/api-keys/{id}/enable`
+	// restores it. It is an action, like revoke, rather than a PATCH
+	// field: PATCH only narrows a key, and enabling widens one. Disabling
+	// a disabled key changes nothing and answers 200 again. A revoked
+	// key answers 409. No request body (an empty JSON object is
+	// accepted). Audited as `api_key.disable`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/api-keys/{id}/disable (the `ApiKeyDisable` operationId).
+	ApiKeyDisableWithResponse(ctx context.Context, id APIKeyId, reqEditors ...RequestEditorFn) (*ApiKeyDisableResponse, error)
+
+	// ApiKeyEnableWithResponse Switch a disabled key on again.
+	//
+	// Needs scope `keys:write`. Every instance accepts the key again
+	// within one second, with its rate-limit window as it was (refused
+	// calls were not counted). Enabling a key someone else disabled needs
+	// the role `owner` or `admin` (403 `forbidden_role`): a member cannot
+	// undo a manager's switch. Enabling an enabled key changes nothing.
+	// A key in a disabled integration stays refused
+	// (`integration_disabled`) until the integration is enabled. A
+	// revoked key answers 409. No request body (an empty JSON object is
+	// accepted). Audited as `api_key.enable`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/api-keys/{id}/enable (the `ApiKeyEnable` operationId).
+	ApiKeyEnableWithResponse(ctx context.Context, id APIKeyId, reqEditors ...RequestEditorFn) (*ApiKeyEnableResponse, error)
 
 	// ApiKeyRevokeWithResponse Revoke a key at once.
 	//
@@ -8800,7 +9935,10 @@ type ClientWithResponsesInterface interface {
 	// carrying `credentials:resolve` (from before that was refused) cannot
 	// be rolled: 400 naming `scopes`.
 	//
-	// A revoked, expired or already rolled key cannot be rolled (409).
+	// A revoked, expired or already rolled key cannot be rolled (409),
+	// nor a disabled one (enable it first: a roll issues a working key).
+	// The new key stays in the old key's integration (`integration_id`),
+	// so a disabled integration refuses it too.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8825,7 +9963,10 @@ type ClientWithResponsesInterface interface {
 	// carrying `credentials:resolve` (from before that was refused) cannot
 	// be rolled: 400 naming `scopes`.
 	//
-	// A revoked, expired or already rolled key cannot be rolled (409).
+	// A revoked, expired or already rolled key cannot be rolled (409),
+	// nor a disabled one (enable it first: a roll issues a working key).
+	// The new key stays in the old key's integration (`integration_id`),
+	// so a disabled integration refuses it too.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8871,7 +10012,9 @@ type ClientWithResponsesInterface interface {
 	//   is public (`auth_mode: none`): no key is needed.
 	// - 401 with `WWW-Authenticate` for a missing, malformed, unknown,
 	//   expired or revoked key, or a key in the query string.
-	// - 403 `insufficient_scope` when the key lacks a required scope.
+	// - 403 `insufficient_scope` when the key lacks a required scope,
+	//   `api_key_disabled` when the key is disabled and
+	//   `integration_disabled` when its integration is.
 	// - 429 `rate_limited` with `Retry-After` when the key is over its
 	//   limit.
 	//
@@ -9349,6 +10492,114 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/inject (the `Inject` operationId).
 	InjectWithResponse(ctx context.Context, body InjectJSONRequestBody, reqEditors ...RequestEditorFn) (*InjectResponse, error)
+
+	// IntegrationListWithResponse List the org's integrations.
+	//
+	// Needs scope `keys:read` (any role: members put their keys in
+	// integrations). Newest first, keyset pages as for API keys. Filters
+	// combine (AND); any other query parameter, or a bad value, answers
+	// 400 naming it.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/integrations (the `IntegrationList` operationId).
+	IntegrationListWithResponse(ctx context.Context, params *IntegrationListParams, reqEditors ...RequestEditorFn) (*IntegrationListResponse, error)
+
+	// IntegrationCreateWithBodyWithResponse Create an integration (a group of API keys that can be switched off).
+	//
+	// Needs scope `keys:write` and the role `owner` or `admin` (403
+	// `forbidden_role`). Names are unique in the org (409). `enabled`
+	// defaults to true. Bad values answer 400 naming the field, and
+	// nothing is written. Audited as `integration.create`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/integrations (the `IntegrationCreate` operationId).
+	IntegrationCreateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IntegrationCreateResponse, error)
+
+	// IntegrationCreateWithResponse Create an integration (a group of API keys that can be switched off).
+	//
+	// Needs scope `keys:write` and the role `owner` or `admin` (403
+	// `forbidden_role`). Names are unique in the org (409). `enabled`
+	// defaults to true. Bad values answer 400 naming the field, and
+	// nothing is written. Audited as `integration.create`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/integrations (the `IntegrationCreate` operationId).
+	IntegrationCreateWithResponse(ctx context.Context, body IntegrationCreateJSONRequestBody, reqEditors ...RequestEditorFn) (*IntegrationCreateResponse, error)
+
+	// IntegrationDeleteWithResponse Delete an integration without usable keys.
+	//
+	// Needs scope `keys:write` and the role `owner` or `admin`. While the
+	// integration has keys that are neither revoked nor expired the
+	// answer is 409 `integration_has_keys` (with `details.keys`, their
+	// number): move them (`PATCH /v1/api-keys/{id}`) or revoke them
+	// first, so that deleting a disabled integration never switches its
+	// keys back on. Revoked and expired keys are detached. Audited as
+	// `integration.delete`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/integrations/{id} (the `IntegrationDelete` operationId).
+	IntegrationDeleteWithResponse(ctx context.Context, id IntegrationId, reqEditors ...RequestEditorFn) (*IntegrationDeleteResponse, error)
+
+	// IntegrationGetWithResponse Get an integration.
+	//
+	// Needs scope `keys:read`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/integrations/{id} (the `IntegrationGet` operationId).
+	IntegrationGetWithResponse(ctx context.Context, id IntegrationId, reqEditors ...RequestEditorFn) (*IntegrationGetResponse, error)
+
+	// IntegrationUpdateWithBodyWithResponse Rename, relabel, retag, or enable/disable an integration.
+	//
+	// Needs scope `keys:write` and the role `owner` or `admin`. Absent
+	// fields are left as they are; `agent: null` clears the agent, `tags`
+	// replaces every tag. `enabled: false` makes every key of the
+	// integration answer 403 `integration_disabled` on every instance
+	// within one second (the path of a revocation: the change and a
+	// notification to every instance commit together); `enabled: true`
+	// restores them. Nothing is revoked and no rate-limit or usage state
+	// is lost. Audited as `integration.disable` / `integration.enable`
+	// when only `enabled` changes, else `integration.update`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/integrations/{id} (the `IntegrationUpdate` operationId).
+	IntegrationUpdateWithBodyWithResponse(ctx context.Context, id IntegrationId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IntegrationUpdateResponse, error)
+
+	// IntegrationUpdateWithResponse Rename, relabel, retag, or enable/disable an integration.
+	//
+	// Needs scope `keys:write` and the role `owner` or `admin`. Absent
+	// fields are left as they are; `agent: null` clears the agent, `tags`
+	// replaces every tag. `enabled: false` makes every key of the
+	// integration answer 403 `integration_disabled` on every instance
+	// within one second (the path of a revocation: the change and a
+	// notification to every instance commit together); `enabled: true`
+	// restores them. Nothing is revoked and no rate-limit or usage state
+	// is lost. Audited as `integration.disable` / `integration.enable`
+	// when only `enabled` changes, else `integration.update`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/integrations/{id} (the `IntegrationUpdate` operationId).
+	IntegrationUpdateWithResponse(ctx context.Context, id IntegrationId, body IntegrationUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*IntegrationUpdateResponse, error)
+
+	// IntegrationUsageWithResponse An integration's key verifications per UTC day, by outcome.
+	//
+	// Needs scope `keys:read`. Every verification of a key of the
+	// integration (the API's own authentication, forward-auth and
+	// `POST /v1/api-keys/verify`), counted under the integration the key
+	// belonged to at the time. The counts are written in batches about
+	// once a second, so the last second may be missing. Every day of the
+	// range is listed, oldest first, zeros included.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/integrations/{id}/usage (the `IntegrationUsage` operationId).
+	IntegrationUsageWithResponse(ctx context.Context, id IntegrationId, params *IntegrationUsageParams, reqEditors ...RequestEditorFn) (*IntegrationUsageResponse, error)
 
 	// ProxyDeleteWithResponse Forward a DELETE call with the credential attached.
 	//
@@ -10805,6 +12056,294 @@ func (r ApiKeyUpdateResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ApiKeyUpdateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ApiKeyDisableResponse400Headers the declared response headers of an HTTP 400 response for ApiKeyDisable
+type ApiKeyDisableResponse400Headers struct {
+	XRequestId *string
+}
+
+// ApiKeyDisableResponse401Headers the declared response headers of an HTTP 401 response for ApiKeyDisable
+type ApiKeyDisableResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// ApiKeyDisableResponse403Headers the declared response headers of an HTTP 403 response for ApiKeyDisable
+type ApiKeyDisableResponse403Headers struct {
+	XRequestId *string
+}
+
+// ApiKeyDisableResponse404Headers the declared response headers of an HTTP 404 response for ApiKeyDisable
+type ApiKeyDisableResponse404Headers struct {
+	XRequestId *string
+}
+
+// ApiKeyDisableResponse409Headers the declared response headers of an HTTP 409 response for ApiKeyDisable
+type ApiKeyDisableResponse409Headers struct {
+	XRequestId *string
+}
+
+// ApiKeyDisableResponse429Headers the declared response headers of an HTTP 429 response for ApiKeyDisable
+type ApiKeyDisableResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// ApiKeyDisableResponse503Headers the declared response headers of an HTTP 503 response for ApiKeyDisable
+type ApiKeyDisableResponse503Headers struct {
+	XRequestId *string
+}
+
+type ApiKeyDisableResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *APIKey
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ApiKeyDisableResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ApiKeyDisableResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ApiKeyDisableResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *ApiKeyDisableResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *ApiKeyDisableResponse409Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ApiKeyDisableResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ApiKeyDisableResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ApiKeyDisableResponse) GetJSON200() *APIKey {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ApiKeyDisableResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ApiKeyDisableResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ApiKeyDisableResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ApiKeyDisableResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r ApiKeyDisableResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ApiKeyDisableResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ApiKeyDisableResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ApiKeyDisableResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ApiKeyDisableResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ApiKeyDisableResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ApiKeyDisableResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ApiKeyEnableResponse400Headers the declared response headers of an HTTP 400 response for ApiKeyEnable
+type ApiKeyEnableResponse400Headers struct {
+	XRequestId *string
+}
+
+// ApiKeyEnableResponse401Headers the declared response headers of an HTTP 401 response for ApiKeyEnable
+type ApiKeyEnableResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// ApiKeyEnableResponse403Headers the declared response headers of an HTTP 403 response for ApiKeyEnable
+type ApiKeyEnableResponse403Headers struct {
+	XRequestId *string
+}
+
+// ApiKeyEnableResponse404Headers the declared response headers of an HTTP 404 response for ApiKeyEnable
+type ApiKeyEnableResponse404Headers struct {
+	XRequestId *string
+}
+
+// ApiKeyEnableResponse409Headers the declared response headers of an HTTP 409 response for ApiKeyEnable
+type ApiKeyEnableResponse409Headers struct {
+	XRequestId *string
+}
+
+// ApiKeyEnableResponse429Headers the declared response headers of an HTTP 429 response for ApiKeyEnable
+type ApiKeyEnableResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// ApiKeyEnableResponse503Headers the declared response headers of an HTTP 503 response for ApiKeyEnable
+type ApiKeyEnableResponse503Headers struct {
+	XRequestId *string
+}
+
+type ApiKeyEnableResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *APIKey
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ApiKeyEnableResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ApiKeyEnableResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ApiKeyEnableResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *ApiKeyEnableResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *ApiKeyEnableResponse409Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ApiKeyEnableResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ApiKeyEnableResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ApiKeyEnableResponse) GetJSON200() *APIKey {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ApiKeyEnableResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ApiKeyEnableResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ApiKeyEnableResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ApiKeyEnableResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r ApiKeyEnableResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ApiKeyEnableResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ApiKeyEnableResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ApiKeyEnableResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ApiKeyEnableResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ApiKeyEnableResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ApiKeyEnableResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -13484,6 +15023,793 @@ func (r InjectResponse) ContentType() string {
 	return ""
 }
 
+// IntegrationListResponse400Headers the declared response headers of an HTTP 400 response for IntegrationList
+type IntegrationListResponse400Headers struct {
+	XRequestId *string
+}
+
+// IntegrationListResponse401Headers the declared response headers of an HTTP 401 response for IntegrationList
+type IntegrationListResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// IntegrationListResponse403Headers the declared response headers of an HTTP 403 response for IntegrationList
+type IntegrationListResponse403Headers struct {
+	XRequestId *string
+}
+
+// IntegrationListResponse429Headers the declared response headers of an HTTP 429 response for IntegrationList
+type IntegrationListResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// IntegrationListResponse503Headers the declared response headers of an HTTP 503 response for IntegrationList
+type IntegrationListResponse503Headers struct {
+	XRequestId *string
+}
+
+type IntegrationListResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *IntegrationPage
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *IntegrationListResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *IntegrationListResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *IntegrationListResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *IntegrationListResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *IntegrationListResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r IntegrationListResponse) GetJSON200() *IntegrationPage {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r IntegrationListResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r IntegrationListResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r IntegrationListResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r IntegrationListResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r IntegrationListResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r IntegrationListResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r IntegrationListResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r IntegrationListResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r IntegrationListResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// IntegrationCreateResponse400Headers the declared response headers of an HTTP 400 response for IntegrationCreate
+type IntegrationCreateResponse400Headers struct {
+	XRequestId *string
+}
+
+// IntegrationCreateResponse401Headers the declared response headers of an HTTP 401 response for IntegrationCreate
+type IntegrationCreateResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// IntegrationCreateResponse403Headers the declared response headers of an HTTP 403 response for IntegrationCreate
+type IntegrationCreateResponse403Headers struct {
+	XRequestId *string
+}
+
+// IntegrationCreateResponse409Headers the declared response headers of an HTTP 409 response for IntegrationCreate
+type IntegrationCreateResponse409Headers struct {
+	XRequestId *string
+}
+
+// IntegrationCreateResponse413Headers the declared response headers of an HTTP 413 response for IntegrationCreate
+type IntegrationCreateResponse413Headers struct {
+	XRequestId *string
+}
+
+// IntegrationCreateResponse429Headers the declared response headers of an HTTP 429 response for IntegrationCreate
+type IntegrationCreateResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// IntegrationCreateResponse503Headers the declared response headers of an HTTP 503 response for IntegrationCreate
+type IntegrationCreateResponse503Headers struct {
+	XRequestId *string
+}
+
+type IntegrationCreateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Integration
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *BodyTooLarge
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *IntegrationCreateResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *IntegrationCreateResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *IntegrationCreateResponse403Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *IntegrationCreateResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *IntegrationCreateResponse413Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *IntegrationCreateResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *IntegrationCreateResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r IntegrationCreateResponse) GetJSON201() *Integration {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r IntegrationCreateResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r IntegrationCreateResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r IntegrationCreateResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r IntegrationCreateResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r IntegrationCreateResponse) GetJSON413() *BodyTooLarge {
+	return r.JSON413
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r IntegrationCreateResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r IntegrationCreateResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r IntegrationCreateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r IntegrationCreateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r IntegrationCreateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r IntegrationCreateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// IntegrationDeleteResponse401Headers the declared response headers of an HTTP 401 response for IntegrationDelete
+type IntegrationDeleteResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// IntegrationDeleteResponse403Headers the declared response headers of an HTTP 403 response for IntegrationDelete
+type IntegrationDeleteResponse403Headers struct {
+	XRequestId *string
+}
+
+// IntegrationDeleteResponse404Headers the declared response headers of an HTTP 404 response for IntegrationDelete
+type IntegrationDeleteResponse404Headers struct {
+	XRequestId *string
+}
+
+// IntegrationDeleteResponse409Headers the declared response headers of an HTTP 409 response for IntegrationDelete
+type IntegrationDeleteResponse409Headers struct {
+	XRequestId *string
+}
+
+// IntegrationDeleteResponse429Headers the declared response headers of an HTTP 429 response for IntegrationDelete
+type IntegrationDeleteResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// IntegrationDeleteResponse503Headers the declared response headers of an HTTP 503 response for IntegrationDelete
+type IntegrationDeleteResponse503Headers struct {
+	XRequestId *string
+}
+
+type IntegrationDeleteResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *IntegrationDeleteResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *IntegrationDeleteResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *IntegrationDeleteResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *IntegrationDeleteResponse409Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *IntegrationDeleteResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *IntegrationDeleteResponse503Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r IntegrationDeleteResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r IntegrationDeleteResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r IntegrationDeleteResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r IntegrationDeleteResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r IntegrationDeleteResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r IntegrationDeleteResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r IntegrationDeleteResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r IntegrationDeleteResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r IntegrationDeleteResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r IntegrationDeleteResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// IntegrationGetResponse401Headers the declared response headers of an HTTP 401 response for IntegrationGet
+type IntegrationGetResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// IntegrationGetResponse403Headers the declared response headers of an HTTP 403 response for IntegrationGet
+type IntegrationGetResponse403Headers struct {
+	XRequestId *string
+}
+
+// IntegrationGetResponse404Headers the declared response headers of an HTTP 404 response for IntegrationGet
+type IntegrationGetResponse404Headers struct {
+	XRequestId *string
+}
+
+// IntegrationGetResponse429Headers the declared response headers of an HTTP 429 response for IntegrationGet
+type IntegrationGetResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// IntegrationGetResponse503Headers the declared response headers of an HTTP 503 response for IntegrationGet
+type IntegrationGetResponse503Headers struct {
+	XRequestId *string
+}
+
+type IntegrationGetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Integration
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *IntegrationGetResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *IntegrationGetResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *IntegrationGetResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *IntegrationGetResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *IntegrationGetResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r IntegrationGetResponse) GetJSON200() *Integration {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r IntegrationGetResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r IntegrationGetResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r IntegrationGetResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r IntegrationGetResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r IntegrationGetResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r IntegrationGetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r IntegrationGetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r IntegrationGetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r IntegrationGetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// IntegrationUpdateResponse400Headers the declared response headers of an HTTP 400 response for IntegrationUpdate
+type IntegrationUpdateResponse400Headers struct {
+	XRequestId *string
+}
+
+// IntegrationUpdateResponse401Headers the declared response headers of an HTTP 401 response for IntegrationUpdate
+type IntegrationUpdateResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// IntegrationUpdateResponse403Headers the declared response headers of an HTTP 403 response for IntegrationUpdate
+type IntegrationUpdateResponse403Headers struct {
+	XRequestId *string
+}
+
+// IntegrationUpdateResponse404Headers the declared response headers of an HTTP 404 response for IntegrationUpdate
+type IntegrationUpdateResponse404Headers struct {
+	XRequestId *string
+}
+
+// IntegrationUpdateResponse409Headers the declared response headers of an HTTP 409 response for IntegrationUpdate
+type IntegrationUpdateResponse409Headers struct {
+	XRequestId *string
+}
+
+// IntegrationUpdateResponse413Headers the declared response headers of an HTTP 413 response for IntegrationUpdate
+type IntegrationUpdateResponse413Headers struct {
+	XRequestId *string
+}
+
+// IntegrationUpdateResponse429Headers the declared response headers of an HTTP 429 response for IntegrationUpdate
+type IntegrationUpdateResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// IntegrationUpdateResponse503Headers the declared response headers of an HTTP 503 response for IntegrationUpdate
+type IntegrationUpdateResponse503Headers struct {
+	XRequestId *string
+}
+
+type IntegrationUpdateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Integration
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *BodyTooLarge
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *IntegrationUpdateResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *IntegrationUpdateResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *IntegrationUpdateResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *IntegrationUpdateResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *IntegrationUpdateResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *IntegrationUpdateResponse413Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *IntegrationUpdateResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *IntegrationUpdateResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r IntegrationUpdateResponse) GetJSON200() *Integration {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r IntegrationUpdateResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r IntegrationUpdateResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r IntegrationUpdateResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r IntegrationUpdateResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r IntegrationUpdateResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r IntegrationUpdateResponse) GetJSON413() *BodyTooLarge {
+	return r.JSON413
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r IntegrationUpdateResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r IntegrationUpdateResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r IntegrationUpdateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r IntegrationUpdateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r IntegrationUpdateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r IntegrationUpdateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// IntegrationUsageResponse400Headers the declared response headers of an HTTP 400 response for IntegrationUsage
+type IntegrationUsageResponse400Headers struct {
+	XRequestId *string
+}
+
+// IntegrationUsageResponse401Headers the declared response headers of an HTTP 401 response for IntegrationUsage
+type IntegrationUsageResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// IntegrationUsageResponse403Headers the declared response headers of an HTTP 403 response for IntegrationUsage
+type IntegrationUsageResponse403Headers struct {
+	XRequestId *string
+}
+
+// IntegrationUsageResponse404Headers the declared response headers of an HTTP 404 response for IntegrationUsage
+type IntegrationUsageResponse404Headers struct {
+	XRequestId *string
+}
+
+// IntegrationUsageResponse429Headers the declared response headers of an HTTP 429 response for IntegrationUsage
+type IntegrationUsageResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// IntegrationUsageResponse503Headers the declared response headers of an HTTP 503 response for IntegrationUsage
+type IntegrationUsageResponse503Headers struct {
+	XRequestId *string
+}
+
+type IntegrationUsageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *IntegrationUsage
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *IntegrationUsageResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *IntegrationUsageResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *IntegrationUsageResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *IntegrationUsageResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *IntegrationUsageResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *IntegrationUsageResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r IntegrationUsageResponse) GetJSON200() *IntegrationUsage {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r IntegrationUsageResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r IntegrationUsageResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r IntegrationUsageResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r IntegrationUsageResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r IntegrationUsageResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r IntegrationUsageResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r IntegrationUsageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r IntegrationUsageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r IntegrationUsageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r IntegrationUsageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ProxyDeleteResponse400Headers the declared response headers of an HTTP 400 response for ProxyDelete
 type ProxyDeleteResponse400Headers struct {
 	XRequestId *string
@@ -14547,6 +16873,11 @@ type ServiceListResponse401Headers struct {
 	XRequestId      *string
 }
 
+// ServiceListResponse403Headers the declared response headers of an HTTP 403 response for ServiceList
+type ServiceListResponse403Headers struct {
+	XRequestId *string
+}
+
 // ServiceListResponse429Headers the declared response headers of an HTTP 429 response for ServiceList
 type ServiceListResponse429Headers struct {
 	RateLimitLimit     *int
@@ -14568,12 +16899,16 @@ type ServiceListResponse struct {
 	JSON200 *ServicePresetList
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON429 the response for an HTTP 429 `application/json` response
 	JSON429 *TooManyRequests
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ServiceListResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ServiceListResponse403Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ServiceListResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -14588,6 +16923,11 @@ func (r ServiceListResponse) GetJSON200() *ServicePresetList {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ServiceListResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ServiceListResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
@@ -16422,6 +18762,11 @@ type WhoamiResponse401Headers struct {
 	XRequestId      *string
 }
 
+// WhoamiResponse403Headers the declared response headers of an HTTP 403 response for Whoami
+type WhoamiResponse403Headers struct {
+	XRequestId *string
+}
+
 // WhoamiResponse429Headers the declared response headers of an HTTP 429 response for Whoami
 type WhoamiResponse429Headers struct {
 	RateLimitLimit     *int
@@ -16443,12 +18788,16 @@ type WhoamiResponse struct {
 	JSON200 *Whoami
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON429 the response for an HTTP 429 `application/json` response
 	JSON429 *TooManyRequests
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *WhoamiResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *WhoamiResponse403Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *WhoamiResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -16463,6 +18812,11 @@ func (r WhoamiResponse) GetJSON200() *Whoami {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r WhoamiResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r WhoamiResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
@@ -16705,7 +19059,9 @@ func (c *ClientWithResponses) ApiKeyListWithResponse(ctx context.Context, params
 // the service keys they stand behind.
 // `format: jwt` issues a signed JWT key (see "JWT keys" above) with
 // the optional `agent` label as its `agent` claim; 503 when Vault
-// cannot sign.
+// cannot sign. `integration_id` puts the key in an integration of the
+// org (400 naming it when there is none with that id); a key in a
+// disabled integration is refused from its first use.
 //
 // The answer holds the full `key`, in the format
 // `<prefix>_<live|test>_<41 base62>_<6 base62 crc32>` (or a compact JWS), exactly once:
@@ -16748,7 +19104,9 @@ func (c *ClientWithResponses) ApiKeyCreateWithBodyWithResponse(ctx context.Conte
 // the service keys they stand behind.
 // `format: jwt` issues a signed JWT key (see "JWT keys" above) with
 // the optional `agent` label as its `agent` claim; 503 when Vault
-// cannot sign.
+// cannot sign. `integration_id` puts the key in an integration of the
+// org (400 naming it when there is none with that id); a key in a
+// disabled integration is refused from its first use.
 //
 // The answer holds the full `key`, in the format
 // `<prefix>_<live|test>_<41 base62>_<6 base62 crc32>` (or a compact JWS), exactly once:
@@ -16775,6 +19133,13 @@ func (c *ClientWithResponses) ApiKeyCreateWithResponse(ctx context.Context, body
 // verifier polls it with the last `next_cursor` and refuses a token
 // whose `jti` is listed once `not_after` has passed; a revocation then
 // takes effect within its poll interval.
+//
+// Entries with reason `disabled` and `enabled` are not ends: a JWT
+// key was switched off (it, or its integration, was disabled) or on
+// again at `not_after`. Apply the entries in cursor order: refuse the
+// `jti` after a `disabled` entry until an `enabled` one follows. Only
+// changes of the key's effective state are listed (a key disabled by
+// itself and in a disabled integration is listed once).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -16808,6 +19173,8 @@ func (c *ClientWithResponses) ApiKeyRevocationsWithResponse(ctx context.Context,
 // | `REVOKED` | false | the key was revoked |
 // | `INSUFFICIENT_SCOPE` | false | the key lacks one of `required_scopes` or of the endpoint's `required_scopes` |
 // | `RATE_LIMITED` | false | the key exceeded its rate limit; `ratelimit` says when it resets |
+// | `DISABLED` | false | the key itself is disabled (`POST /v1/api-keys/{id}/disable`); enabling it restores it |
+// | `INTEGRATION_DISABLED` | false | the key's integration is disabled (`PATCH /v1/integrations/{id}`); enabling it restores the key |
 // | `BAD_SIGNATURE` | false | a JWT key whose signature does not match (altered) |
 // | `UNKNOWN_KID` | false | a JWT key whose `kid` is not a version of the signing key |
 // | `NOT_YET_VALID` | false | a JWT key whose `nbf` is in the future |
@@ -16863,6 +19230,8 @@ func (c *ClientWithResponses) ApiKeyVerifyWithBodyWithResponse(ctx context.Conte
 // | `REVOKED` | false | the key was revoked |
 // | `INSUFFICIENT_SCOPE` | false | the key lacks one of `required_scopes` or of the endpoint's `required_scopes` |
 // | `RATE_LIMITED` | false | the key exceeded its rate limit; `ratelimit` says when it resets |
+// | `DISABLED` | false | the key itself is disabled (`POST /v1/api-keys/{id}/disable`); enabling it restores it |
+// | `INTEGRATION_DISABLED` | false | the key's integration is disabled (`PATCH /v1/integrations/{id}`); enabling it restores the key |
 // | `BAD_SIGNATURE` | false | a JWT key whose signature does not match (altered) |
 // | `UNKNOWN_KID` | false | a JWT key whose `kid` is not a version of the signing key |
 // | `NOT_YET_VALID` | false | a JWT key whose `nbf` is in the future |
@@ -16931,7 +19300,11 @@ func (c *ClientWithResponses) ApiKeyGetWithResponse(ctx context.Context, id APIK
 // JWT key's `scopes` and expiry cannot change either (400 naming the
 // field): they are claims of its signed token, which offline
 // verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
-// key answer 409. Every instance applies the change at once. Audited
+// key answer 409. `integration_id` moves the key to another
+// integration of the org, and `null` takes it out of its integration;
+// taking a key out of a disabled integration switches it back on, so
+// a member needs an owner or admin for that (403 `forbidden_role`).
+// Every instance applies the change at once. Audited
 // as `api_key.update` with the names of the changed fields.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -16962,7 +19335,11 @@ func (c *ClientWithResponses) ApiKeyUpdateWithBodyWithResponse(ctx context.Conte
 // JWT key's `scopes` and expiry cannot change either (400 naming the
 // field): they are claims of its signed token, which offline
 // verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
-// key answer 409. Every instance applies the change at once. Audited
+// key answer 409. `integration_id` moves the key to another
+// integration of the org, and `null` takes it out of its integration;
+// taking a key out of a disabled integration switches it back on, so
+// a member needs an owner or admin for that (403 `forbidden_role`).
+// Every instance applies the change at once. Audited
 // as `api_key.update` with the names of the changed fields.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -16974,6 +19351,53 @@ func (c *ClientWithResponses) ApiKeyUpdateWithResponse(ctx context.Context, id A
 		return nil, err
 	}
 	return ParseApiKeyUpdateResponse(rsp)
+}
+
+// ApiKeyDisableWithResponse Switch a key off without revoking it.
+//
+// Needs scope `keys:write`; the same people may disable a key as may
+// revoke it. Every credvault instance refuses the key within one
+// second with 403 `api_key_disabled` (`DISABLED` from verification,
+// and forward-auth 403); nothing else changes: its rate-limit window,
+// usage and settings stay, and `POST /v1/api-keys/{id}/enable`
+// restores it. It is an action, like revoke, rather than a PATCH
+// field: PATCH only narrows a key, and enabling widens one. Disabling
+// a disabled key changes nothing and answers 200 again. A revoked
+// key answers 409. No request body (an empty JSON object is
+// accepted). Audited as `api_key.disable`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/api-keys/{id}/disable (the `ApiKeyDisable` operationId).
+func (c *ClientWithResponses) ApiKeyDisableWithResponse(ctx context.Context, id APIKeyId, reqEditors ...RequestEditorFn) (*ApiKeyDisableResponse, error) {
+	rsp, err := c.ApiKeyDisable(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseApiKeyDisableResponse(rsp)
+}
+
+// ApiKeyEnableWithResponse Switch a disabled key on again.
+//
+// Needs scope `keys:write`. Every instance accepts the key again
+// within one second, with its rate-limit window as it was (refused
+// calls were not counted). Enabling a key someone else disabled needs
+// the role `owner` or `admin` (403 `forbidden_role`): a member cannot
+// undo a manager's switch. Enabling an enabled key changes nothing.
+// A key in a disabled integration stays refused
+// (`integration_disabled`) until the integration is enabled. A
+// revoked key answers 409. No request body (an empty JSON object is
+// accepted). Audited as `api_key.enable`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/api-keys/{id}/enable (the `ApiKeyEnable` operationId).
+func (c *ClientWithResponses) ApiKeyEnableWithResponse(ctx context.Context, id APIKeyId, reqEditors ...RequestEditorFn) (*ApiKeyEnableResponse, error) {
+	rsp, err := c.ApiKeyEnable(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseApiKeyEnableResponse(rsp)
 }
 
 // ApiKeyRevokeWithResponse Revoke a key at once.
@@ -17013,7 +19437,10 @@ func (c *ClientWithResponses) ApiKeyRevokeWithResponse(ctx context.Context, id A
 // carrying `credentials:resolve` (from before that was refused) cannot
 // be rolled: 400 naming `scopes`.
 //
-// A revoked, expired or already rolled key cannot be rolled (409).
+// A revoked, expired or already rolled key cannot be rolled (409),
+// nor a disabled one (enable it first: a roll issues a working key).
+// The new key stays in the old key's integration (`integration_id`),
+// so a disabled integration refuses it too.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -17044,7 +19471,10 @@ func (c *ClientWithResponses) ApiKeyRollWithBodyWithResponse(ctx context.Context
 // carrying `credentials:resolve` (from before that was refused) cannot
 // be rolled: 400 naming `scopes`.
 //
-// A revoked, expired or already rolled key cannot be rolled (409).
+// A revoked, expired or already rolled key cannot be rolled (409),
+// nor a disabled one (enable it first: a roll issues a working key).
+// The new key stays in the old key's integration (`integration_id`),
+// so a disabled integration refuses it too.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -17102,7 +19532,9 @@ func (c *ClientWithResponses) AuditListWithResponse(ctx context.Context, params 
 //     is public (`auth_mode: none`): no key is needed.
 //   - 401 with `WWW-Authenticate` for a missing, malformed, unknown,
 //     expired or revoked key, or a key in the query string.
-//   - 403 `insufficient_scope` when the key lacks a required scope.
+//   - 403 `insufficient_scope` when the key lacks a required scope,
+//     `api_key_disabled` when the key is disabled and
+//     `integration_disabled` when its integration is.
 //   - 429 `rate_limited` with `Retry-After` when the key is over its
 //     limit.
 //
@@ -17723,6 +20155,162 @@ func (c *ClientWithResponses) InjectWithResponse(ctx context.Context, body Injec
 		return nil, err
 	}
 	return ParseInjectResponse(rsp)
+}
+
+// IntegrationListWithResponse List the org's integrations.
+//
+// Needs scope `keys:read` (any role: members put their keys in
+// integrations). Newest first, keyset pages as for API keys. Filters
+// combine (AND); any other query parameter, or a bad value, answers
+// 400 naming it.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/integrations (the `IntegrationList` operationId).
+func (c *ClientWithResponses) IntegrationListWithResponse(ctx context.Context, params *IntegrationListParams, reqEditors ...RequestEditorFn) (*IntegrationListResponse, error) {
+	rsp, err := c.IntegrationList(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIntegrationListResponse(rsp)
+}
+
+// IntegrationCreateWithBodyWithResponse Create an integration (a group of API keys that can be switched off).
+//
+// Needs scope `keys:write` and the role `owner` or `admin` (403
+// `forbidden_role`). Names are unique in the org (409). `enabled`
+// defaults to true. Bad values answer 400 naming the field, and
+// nothing is written. Audited as `integration.create`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/integrations (the `IntegrationCreate` operationId).
+func (c *ClientWithResponses) IntegrationCreateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IntegrationCreateResponse, error) {
+	rsp, err := c.IntegrationCreateWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIntegrationCreateResponse(rsp)
+}
+
+// IntegrationCreateWithResponse Create an integration (a group of API keys that can be switched off).
+//
+// Needs scope `keys:write` and the role `owner` or `admin` (403
+// `forbidden_role`). Names are unique in the org (409). `enabled`
+// defaults to true. Bad values answer 400 naming the field, and
+// nothing is written. Audited as `integration.create`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/integrations (the `IntegrationCreate` operationId).
+func (c *ClientWithResponses) IntegrationCreateWithResponse(ctx context.Context, body IntegrationCreateJSONRequestBody, reqEditors ...RequestEditorFn) (*IntegrationCreateResponse, error) {
+	rsp, err := c.IntegrationCreate(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIntegrationCreateResponse(rsp)
+}
+
+// IntegrationDeleteWithResponse Delete an integration without usable keys.
+//
+// Needs scope `keys:write` and the role `owner` or `admin`. While the
+// integration has keys that are neither revoked nor expired the
+// answer is 409 `integration_has_keys` (with `details.keys`, their
+// number): move them (`PATCH /v1/api-keys/{id}`) or revoke them
+// first, so that deleting a disabled integration never switches its
+// keys back on. Revoked and expired keys are detached. Audited as
+// `integration.delete`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/integrations/{id} (the `IntegrationDelete` operationId).
+func (c *ClientWithResponses) IntegrationDeleteWithResponse(ctx context.Context, id IntegrationId, reqEditors ...RequestEditorFn) (*IntegrationDeleteResponse, error) {
+	rsp, err := c.IntegrationDelete(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIntegrationDeleteResponse(rsp)
+}
+
+// IntegrationGetWithResponse Get an integration.
+//
+// Needs scope `keys:read`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/integrations/{id} (the `IntegrationGet` operationId).
+func (c *ClientWithResponses) IntegrationGetWithResponse(ctx context.Context, id IntegrationId, reqEditors ...RequestEditorFn) (*IntegrationGetResponse, error) {
+	rsp, err := c.IntegrationGet(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIntegrationGetResponse(rsp)
+}
+
+// IntegrationUpdateWithBodyWithResponse Rename, relabel, retag, or enable/disable an integration.
+//
+// Needs scope `keys:write` and the role `owner` or `admin`. Absent
+// fields are left as they are; `agent: null` clears the agent, `tags`
+// replaces every tag. `enabled: false` makes every key of the
+// integration answer 403 `integration_disabled` on every instance
+// within one second (the path of a revocation: the change and a
+// notification to every instance commit together); `enabled: true`
+// restores them. Nothing is revoked and no rate-limit or usage state
+// is lost. Audited as `integration.disable` / `integration.enable`
+// when only `enabled` changes, else `integration.update`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/integrations/{id} (the `IntegrationUpdate` operationId).
+func (c *ClientWithResponses) IntegrationUpdateWithBodyWithResponse(ctx context.Context, id IntegrationId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IntegrationUpdateResponse, error) {
+	rsp, err := c.IntegrationUpdateWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIntegrationUpdateResponse(rsp)
+}
+
+// IntegrationUpdateWithResponse Rename, relabel, retag, or enable/disable an integration.
+//
+// Needs scope `keys:write` and the role `owner` or `admin`. Absent
+// fields are left as they are; `agent: null` clears the agent, `tags`
+// replaces every tag. `enabled: false` makes every key of the
+// integration answer 403 `integration_disabled` on every instance
+// within one second (the path of a revocation: the change and a
+// notification to every instance commit together); `enabled: true`
+// restores them. Nothing is revoked and no rate-limit or usage state
+// is lost. Audited as `integration.disable` / `integration.enable`
+// when only `enabled` changes, else `integration.update`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/integrations/{id} (the `IntegrationUpdate` operationId).
+func (c *ClientWithResponses) IntegrationUpdateWithResponse(ctx context.Context, id IntegrationId, body IntegrationUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*IntegrationUpdateResponse, error) {
+	rsp, err := c.IntegrationUpdate(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIntegrationUpdateResponse(rsp)
+}
+
+// IntegrationUsageWithResponse An integration's key verifications per UTC day, by outcome.
+//
+// Needs scope `keys:read`. Every verification of a key of the
+// integration (the API's own authentication, forward-auth and
+// `POST /v1/api-keys/verify`), counted under the integration the key
+// belonged to at the time. The counts are written in batches about
+// once a second, so the last second may be missing. Every day of the
+// range is listed, oldest first, zeros included.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/integrations/{id}/usage (the `IntegrationUsage` operationId).
+func (c *ClientWithResponses) IntegrationUsageWithResponse(ctx context.Context, id IntegrationId, params *IntegrationUsageParams, reqEditors ...RequestEditorFn) (*IntegrationUsageResponse, error) {
+	rsp, err := c.IntegrationUsage(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIntegrationUsageResponse(rsp)
 }
 
 // ProxyDeleteWithResponse Forward a DELETE call with the credential attached.
@@ -19532,6 +22120,372 @@ func ParseApiKeyUpdateResponse(rsp *http.Response) (*ApiKeyUpdateResponse, error
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers ApiKeyUpdateResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseApiKeyDisableResponse parses an HTTP response from a ApiKeyDisableWithResponse call
+func ParseApiKeyDisableResponse(rsp *http.Response) (*ApiKeyDisableResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ApiKeyDisableResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest APIKey
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers ApiKeyDisableResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ApiKeyDisableResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ApiKeyDisableResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers ApiKeyDisableResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers ApiKeyDisableResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 429:
+		var headers ApiKeyDisableResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ApiKeyDisableResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseApiKeyEnableResponse parses an HTTP response from a ApiKeyEnableWithResponse call
+func ParseApiKeyEnableResponse(rsp *http.Response) (*ApiKeyEnableResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ApiKeyEnableResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest APIKey
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers ApiKeyEnableResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ApiKeyEnableResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ApiKeyEnableResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers ApiKeyEnableResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers ApiKeyEnableResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 429:
+		var headers ApiKeyEnableResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ApiKeyEnableResponse503Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -22999,6 +25953,1015 @@ func ParseInjectResponse(rsp *http.Response) (*InjectResponse, error) {
 	return response, nil
 }
 
+// ParseIntegrationListResponse parses an HTTP response from a IntegrationListWithResponse call
+func ParseIntegrationListResponse(rsp *http.Response) (*IntegrationListResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &IntegrationListResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest IntegrationPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers IntegrationListResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers IntegrationListResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers IntegrationListResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers IntegrationListResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers IntegrationListResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseIntegrationCreateResponse parses an HTTP response from a IntegrationCreateWithResponse call
+func ParseIntegrationCreateResponse(rsp *http.Response) (*IntegrationCreateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &IntegrationCreateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Integration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest BodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers IntegrationCreateResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers IntegrationCreateResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers IntegrationCreateResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 409:
+		var headers IntegrationCreateResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers IntegrationCreateResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 429:
+		var headers IntegrationCreateResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers IntegrationCreateResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseIntegrationDeleteResponse parses an HTTP response from a IntegrationDeleteWithResponse call
+func ParseIntegrationDeleteResponse(rsp *http.Response) (*IntegrationDeleteResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &IntegrationDeleteResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers IntegrationDeleteResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers IntegrationDeleteResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers IntegrationDeleteResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers IntegrationDeleteResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 429:
+		var headers IntegrationDeleteResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers IntegrationDeleteResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseIntegrationGetResponse parses an HTTP response from a IntegrationGetWithResponse call
+func ParseIntegrationGetResponse(rsp *http.Response) (*IntegrationGetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &IntegrationGetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Integration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers IntegrationGetResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers IntegrationGetResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers IntegrationGetResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers IntegrationGetResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers IntegrationGetResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseIntegrationUpdateResponse parses an HTTP response from a IntegrationUpdateWithResponse call
+func ParseIntegrationUpdateResponse(rsp *http.Response) (*IntegrationUpdateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &IntegrationUpdateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Integration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest BodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers IntegrationUpdateResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers IntegrationUpdateResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers IntegrationUpdateResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers IntegrationUpdateResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers IntegrationUpdateResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers IntegrationUpdateResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 429:
+		var headers IntegrationUpdateResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers IntegrationUpdateResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseIntegrationUsageResponse parses an HTTP response from a IntegrationUsageWithResponse call
+func ParseIntegrationUsageResponse(rsp *http.Response) (*IntegrationUsageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &IntegrationUsageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest IntegrationUsage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers IntegrationUsageResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers IntegrationUsageResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers IntegrationUsageResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers IntegrationUsageResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers IntegrationUsageResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers IntegrationUsageResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseProxyDeleteResponse parses an HTTP response from a ProxyDeleteWithResponse call
 func ParseProxyDeleteResponse(rsp *http.Response) (*ProxyDeleteResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -24357,6 +28320,13 @@ func ParseServiceListResponse(rsp *http.Response) (*ServiceListResponse, error) 
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest TooManyRequests
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -24391,6 +28361,16 @@ func ParseServiceListResponse(rsp *http.Response) (*ServiceListResponse, error) 
 			headers.XRequestId = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ServiceListResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 429:
 		var headers ServiceListResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
@@ -26755,6 +30735,13 @@ func ParseWhoamiResponse(rsp *http.Response) (*WhoamiResponse, error) {
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest TooManyRequests
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -26789,6 +30776,16 @@ func ParseWhoamiResponse(rsp *http.Response) (*WhoamiResponse, error) {
 			headers.XRequestId = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers WhoamiResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 429:
 		var headers WhoamiResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {

@@ -179,7 +179,9 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	}
 
 	users := &credvault.UserService{Store: s.store}
-	keys := &credvault.APIKeyService{Store: s.store, Users: s.store, Minter: s.minter, JWT: &apikey.JWTIssuer{Keys: s.signing, Issuer: issuer, VersionNow: opts.now}}
+	keys := &credvault.APIKeyService{Store: s.store, Users: s.store, Minter: s.minter, JWT: &apikey.JWTIssuer{Keys: s.signing, Issuer: issuer, VersionNow: opts.now},
+		Integrations: s.store}
+	integrations := &credvault.IntegrationService{Store: s.store}
 	s.creds = &credvault.CredentialService{Store: s.store, Users: s.store, Audit: s.store, Transit: s.vault, Values: s.values, ReservedHeaders: cfg.AuthHeaders}
 	client := injector.NewClient(injector.ClientOptions{AllowPrivate: cfg.EgressAllowPrivate, AllowLoopbackPorts: cfg.EgressLoopbackPorts})
 	proxy := &credvault.ProxyService{Credentials: s.creds, Outbound: outbound{client}, Usage: s.usage, Audit: s.store,
@@ -200,6 +202,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 		Verifier:    s.verifier,
 		Sessions:    s.sessions,
 		JWKS:        s.signing,
+		Integrations: integrations,
 	}
 	s.console, err = console.New(console.Config{
 		Services: console.Services{
@@ -207,6 +210,8 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 			Proxy: services.Proxy, Audit: services.Audit,
 			Stats:    &credvault.StatsService{Keys: keys, Credentials: s.creds, Store: s.store},
 			Webhooks: s.webhooks, Monitors: s.monitors,
+			Integrations: integrations,
+			Activity:     &credvault.ActivityService{Store: s.store, Audit: services.Audit},
 		},
 		PublicURL: cfg.PublicURL,
 		Logger:    log,

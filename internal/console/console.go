@@ -47,6 +47,9 @@ type Services struct {
 	Stats       *credvault.StatsService
 	Webhooks    *credvault.WebhookService
 	Monitors    *credvault.MonitorService
+	// Integrations and Activity serve the Integrations and Activity pages.
+	Integrations *credvault.IntegrationService
+	Activity     *credvault.ActivityService
 }
 
 // Config holds what the console needs from the outside.
@@ -124,6 +127,7 @@ var pageNames = []string{
 	"apikeys", "apikey_new", "apikey",
 	"endpoints", "members", "audit",
 	"webhooks", "webhook",
+	"integrations", "integration", "activity",
 }
 
 func parsePages() (map[string]*template.Template, error) {
@@ -167,6 +171,16 @@ func (c *Console) Mount(r fiber.Router) {
 	r.Post("/api-keys/:id/roll", c.page(c.handleAPIKeyRoll, true))
 	r.Get("/api-keys/:id/revoke", c.page(c.handleAPIKeyRevokeConfirm, false))
 	r.Post("/api-keys/:id/revoke", c.page(c.handleAPIKeyRevoke, true))
+	r.Post("/api-keys/:id/disable", c.page(c.handleAPIKeySwitch(false), true))
+	r.Post("/api-keys/:id/enable", c.page(c.handleAPIKeySwitch(true), true))
+
+	r.Get("/integrations", c.page(c.handleIntegrations, false))
+	r.Post("/integrations", c.page(c.handleIntegrationCreate, true))
+	r.Get("/integrations/:id", c.page(c.handleIntegration, false))
+	r.Post("/integrations/:id/disable", c.page(c.handleIntegrationSwitch(false), true))
+	r.Post("/integrations/:id/enable", c.page(c.handleIntegrationSwitch(true), true))
+
+	r.Get("/activity", c.page(c.handleActivity, false))
 
 	r.Get("/endpoints", c.page(c.handleEndpoints, false))
 	r.Post("/endpoints", c.page(c.handleEndpointCreate, true))

@@ -42,6 +42,15 @@ func (s *Server) routes() {
 		v1.Patch("/api-keys/:id", s.handleAPIKeyUpdate)
 		v1.Post("/api-keys/:id/roll", s.handleAPIKeyRoll)
 		v1.Post("/api-keys/:id/revoke", s.handleAPIKeyRevoke)
+		v1.Post("/api-keys/:id/disable", s.handleAPIKeyDisable)
+		v1.Post("/api-keys/:id/enable", s.handleAPIKeyEnable)
+
+		v1.Post("/integrations", s.handleIntegrationCreate)
+		v1.Get("/integrations", s.handleIntegrationList)
+		v1.Get("/integrations/:id", s.handleIntegrationGet)
+		v1.Patch("/integrations/:id", s.handleIntegrationUpdate)
+		v1.Delete("/integrations/:id", s.handleIntegrationDelete)
+		v1.Get("/integrations/:id/usage", s.handleIntegrationUsage)
 
 		v1.Post("/endpoints", s.handleEndpointCreate)
 		v1.Get("/endpoints", s.handleEndpointList)

@@ -52,6 +52,8 @@ type Services struct {
 	Sessions    *credvault.SessionService
 	Webhooks    *credvault.WebhookService
 	Monitors    *credvault.MonitorService
+	// Integrations groups keys (/v1/integrations).
+	Integrations *credvault.IntegrationService
 	// JWKS publishes the JWT signing key's public keys; nil serves none.
 	JWKS JWKSource
 }

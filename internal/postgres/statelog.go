@@ -9,12 +9,14 @@ import (
 // Key state changes: the change column of key_state_log. Each names what
 // happened; the payload says what every instance drops or adds.
 const (
-	ChangeCreated    = "created"    // new:<hash>, a key was issued
-	ChangeRevoked    = "revoked"    // key:<hash>
-	ChangeUpdated    = "updated"    // key:<hash>: name, scopes, limit, expiry
-	ChangeRolled     = "rolled"     // key:<hash>: the old key of a roll now ends early
-	ChangeUserKeys   = "user_keys"  // user:<uuid>: the user's keys changed with the user
-	ChangeCredential = "credential" // cred:<uuid>: a credential value or target changed
+	ChangeCreated     = "created"     // new:<hash>, a key was issued
+	ChangeRevoked     = "revoked"     // key:<hash>
+	ChangeUpdated     = "updated"     // key:<hash>: name, scopes, limit, expiry
+	ChangeRolled      = "rolled"      // key:<hash>: the old key of a roll now ends early
+	ChangeUserKeys    = "user_keys"   // user:<uuid>: the user's keys changed with the user
+	ChangeCredential  = "credential"  // cred:<uuid>: a credential value or target changed
+	ChangeDisabled    = "disabled"    // key:<hash>: a key was switched off or on again
+	ChangeIntegration = "integration" // integration:<uuid>: an integration was switched off or on
 )
 
 // stateLogLockID is the transaction-scoped advisory lock every writer of

@@ -37,7 +37,7 @@ type Metrics struct {
 var VerificationCodes = []string{
 	credvault.VerifyValid, credvault.VerifyPublicEndpoint, credvault.VerifyMissing, credvault.VerifyMalformed,
 	credvault.VerifyNotFound, credvault.VerifyExpired, credvault.VerifyRevoked, credvault.VerifyInsufficientScope,
-	credvault.VerifyRateLimited,
+	credvault.VerifyRateLimited, credvault.VerifyDisabled, credvault.VerifyIntegrationDisabled,
 	// JWT API keys' own refusals.
 	credvault.VerifyBadSignature, credvault.VerifyUnknownKid, credvault.VerifyNotYetValid, credvault.VerifyWrongIssuer,
 	credvault.VerifyKeyRetired,
