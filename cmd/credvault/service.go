@@ -46,6 +46,9 @@ type service struct {
 	metrics  *telemetry.Metrics
 	redis    *redis.Client // nil without REDIS_URL
 
+	oauth    *credvault.OAuthService
+
+	loopCtx   context.Context
 	stopLoops context.CancelFunc
 	loops     sync.WaitGroup
 }
@@ -149,7 +152,9 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	keys := &credvault.APIKeyService{Store: s.store, Users: s.store, Minter: s.minter, JWT: &apikey.JWTIssuer{Keys: s.signing, Issuer: issuer}}
 	s.creds = &credvault.CredentialService{Store: s.store, Users: s.store, Audit: s.store, Transit: s.vault, Values: s.values, ReservedHeaders: cfg.AuthHeaders}
 	client := injector.NewClient(injector.ClientOptions{AllowPrivate: cfg.EgressAllowPrivate})
+	s.oauth = s.newOAuth(cfg, client)
 	services := httpapi.Services{
+		OAuth: s.oauth,
 		Credentials: s.creds,
 		Proxy: &credvault.ProxyService{Credentials: s.creds, Outbound: outbound{client}, Usage: s.usage, Audit: s.store,
 			Observe: s.metrics.ProxyCall},
@@ -247,7 +252,7 @@ func (s *service) serve(ctx context.Context) error {
 // of ended console sessions.
 func (s *service) startLoops(cfg Config) {
 	ctx, cancel := context.WithCancel(context.Background())
-	s.stopLoops = cancel
+	s.loopCtx, s.stopLoops = ctx, cancel
 	s.loops.Add(5)
 	go func() {
 		defer s.loops.Done()

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -97,6 +99,9 @@ func errorHandler(log *slog.Logger, refusals *refusalLog) fiber.ErrorHandler {
 			body.Error = errorDetail{Code: apiCode(err), Message: credvault.ErrorMessage(err), Details: credvault.ErrorDetails(err)}
 		}
 		body.RequestID = requestID(c)
+		if ra := credvault.ErrorRetryAfter(err); ra > 0 {
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int((ra+time.Second-1)/time.Second)))
+		}
 		if status == http.StatusUnauthorized {
 			c.Set(fiber.HeaderWWWAuthenticate, wwwAuthenticate(body.Error.Code, body.Error.Message))
 		}

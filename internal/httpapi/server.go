@@ -47,6 +47,9 @@ type Services struct {
 	Rewrap      *credvault.RewrapService
 	Proxy       *credvault.ProxyService
 	Sessions    *credvault.SessionService
+	// OAuth serves OAuth apps, oauth2 credentials and the callback; nil
+	// leaves those routes out.
+	OAuth *credvault.OAuthService
 	// JWKS publishes the JWT signing key's public keys; nil serves none.
 	JWKS JWKSource
 }

@@ -1,0 +1,350 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"credvault/internal/oauth/oauthtest"
+)
+
+// oauthEnv is a cluster wired to an in-process fosite authorization
+// server, an OAuth app registered for it, and the owner's key.
+type oauthEnv struct {
+	t     *testing.T
+	cl    *cluster
+	as    *oauthtest.Server
+	insts []*instance
+	owner string
+	appID string
+}
+
+// newOAuthEnv starts fosite (tokens living lifespan), n instances and an
+// app. env adds settings (the refresh interval, backoff).
+func newOAuthEnv(t *testing.T, lifespan time.Duration, n int, env map[string]string) *oauthEnv {
+	t.Helper()
+	as := oauthtest.Start(t, oauthtest.Options{AccessTokenLifespan: lifespan})
+	extra := map[string]string{"CREDVAULT_EGRESS_ALLOW_PRIVATE": "true", "CREDVAULT_OAUTH_REFRESH_INTERVAL": "1h"}
+	for k, v := range env {
+		extra[k] = v
+	}
+	cl := newCluster(t, extra)
+	e := &oauthEnv{t: t, cl: cl, as: as}
+	var uris []string
+	for i := 0; i < n; i++ {
+		inst := cl.start()
+		e.insts = append(e.insts, inst)
+		uris = append(uris, inst.url+"/oauth/callback")
+	}
+	as.SetRedirectURIs(uris...)
+	_, e.owner = cl.bootstrap(e.insts[0], "acme")
+	r := cl.as(e.owner, "POST", e.insts[0].url+"/v1/oauth-apps", map[string]any{
+		"name": "fosite", "authorize_url": as.URL + "/authorize", "token_url": as.URL + "/token",
+		"revocation_url": as.URL + "/revoke", "client_id": oauthtest.ClientID, "client_secret": oauthtest.ClientSecret,
+		"scopes": []string{"read"},
+	})
+	if r.status != 201 {
+		t.Fatalf("create app: %d %s", r.status, r.body)
+	}
+	app := r.json(t)
+	if app["redirect_uri"] != e.insts[0].url+"/oauth/callback" {
+		t.Fatalf("redirect_uri = %v", app["redirect_uri"])
+	}
+	e.appID = app["id"].(string)
+	return e
+}
+
+// create makes an oauth2 credential through instance 0.
+func (e *oauthEnv) create(grant string) map[string]any {
+	e.t.Helper()
+	u, _ := url.Parse(e.as.URL)
+	return e.cl.createCredential(e.insts[0], e.owner, map[string]any{
+		"name": "fosite " + grant, "kind": "oauth2", "oauth_app_id": e.appID, "grant": grant,
+		"base_url": e.as.URL + "/api", "allowed_hosts": []string{u.Host},
+	})
+}
+
+// authorize follows an authorize_url like a browser: the provider
+// redirects to the callback with code and state; it returns that
+// callback URL without calling it.
+func (e *oauthEnv) authorize(authorizeURL string) string {
+	e.t.Helper()
+	resp, err := noRedirects.Get(authorizeURL)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode/100 != 3 || loc == "" {
+		e.t.Fatalf("authorize: %d, Location %q", resp.StatusCode, loc)
+	}
+	return loc
+}
+
+// connect creates an authorization_code credential and completes it.
+func (e *oauthEnv) connect() string {
+	e.t.Helper()
+	c := e.create("authorization_code")
+	if c["oauth"].(map[string]any)["status"] != "pending" {
+		e.t.Fatalf("new credential: %v", c)
+	}
+	r := e.cl.call("GET", e.authorize(c["authorize_url"].(string)), nil, nil)
+	if r.status != 200 || !strings.Contains(string(r.body), "you may close this window") && !strings.Contains(string(r.body), "You may close this window") {
+		e.t.Fatalf("callback: %d %s", r.status, r.body)
+	}
+	return c["id"].(string)
+}
+
+func (e *oauthEnv) get(id string) map[string]any {
+	e.t.Helper()
+	r := e.cl.as(e.owner, "GET", e.insts[0].url+"/v1/credentials/"+id, nil)
+	if r.status != 200 {
+		e.t.Fatalf("get: %d %s", r.status, r.body)
+	}
+	return r.json(e.t)
+}
+
+func (e *oauthEnv) oauthOf(id string) map[string]any {
+	return e.get(id)["oauth"].(map[string]any)
+}
+
+// proxy calls the resource API through instance i.
+func (e *oauthEnv) proxy(i int, id string) response {
+	e.t.Helper()
+	return e.cl.as(e.owner, "GET", e.insts[i].url+"/v1/proxy/"+id+"/hello", nil)
+}
+
+// noTokenLeaks checks every response, log line, audit event and metric
+// for every token the provider issued and for the client secret.
+func (e *oauthEnv) noTokenLeaks() {
+	e.t.Helper()
+	e.cl.as(e.owner, "GET", e.insts[0].url+"/v1/audit?limit=500", nil)
+	m := e.cl.call("GET", e.insts[0].url+"/metrics", nil, nil)
+	seen := e.cl.allResponses() + string(m.body)
+	for _, inst := range e.insts {
+		seen += inst.logs.String()
+	}
+	tokens := append(e.as.IssuedTokens(), oauthtest.ClientSecret)
+	for _, tok := range tokens {
+		if strings.Contains(seen, tok) {
+			e.t.Fatalf("a token or the client secret appears in a response, log, audit event or metric")
+		}
+	}
+}
+
+func TestOAuthAuthorizationCodeHappyPath(t *testing.T) {
+	e := newOAuthEnv(t, time.Hour, 1, nil)
+	c := e.create("authorization_code")
+	au, _ := url.Parse(c["authorize_url"].(string))
+	q := au.Query()
+	if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" || len(q.Get("state")) < 43 ||
+		q.Get("redirect_uri") != e.insts[0].url+"/oauth/callback" || q.Get("scope") != "read" {
+		t.Fatalf("authorize_url lacks PKCE S256, state, redirect_uri or scope: %s", au.RawQuery)
+	}
+	cb := e.authorize(c["authorize_url"].(string))
+	r := e.cl.call("GET", cb, nil, nil)
+	if r.status != 200 || !strings.Contains(string(r.body), "You may close this window") {
+		t.Fatalf("callback: %d %s", r.status, r.body)
+	}
+	id := c["id"].(string)
+	o := e.oauthOf(id)
+	if o["status"] != "connected" || o["expires_at"] == nil || o["last_refreshed_at"] == nil || o["last_error"] != "" {
+		t.Fatalf("after callback: %v", o)
+	}
+	if got := e.as.TokenRequests.Load(); got != 1 {
+		t.Fatalf("token requests = %d, want 1 (the code exchange)", got)
+	}
+	p := e.proxy(0, id)
+	if p.status != 200 || !strings.Contains(string(p.body), `"ok":true`) {
+		t.Fatalf("proxied call: %d %s", p.status, p.body)
+	}
+	// The same state again: refused, nothing changes.
+	again := e.cl.call("GET", cb, nil, nil)
+	if again.status != 400 || !strings.Contains(string(again.body), "already used") {
+		t.Fatalf("replayed state: %d %s", again.status, again.body)
+	}
+	if got := e.as.TokenRequests.Load(); got != 1 {
+		t.Fatalf("a replayed state reached the token endpoint: %d requests", got)
+	}
+	var events int
+	if err := e.insts[0].s.db.Get(&events, `SELECT count(*) FROM audit_events WHERE resource_id = $1 AND action = 'credential.oauth_connect' AND data->>'outcome' = 'ok'`, id); err != nil || events != 1 {
+		t.Fatalf("oauth_connect events = %d (%v)", events, err)
+	}
+	e.noTokenLeaks()
+}
+
+func TestOAuthClientCredentials(t *testing.T) {
+	e := newOAuthEnv(t, time.Hour, 1, nil)
+	c := e.create("client_credentials")
+	if o := c["oauth"].(map[string]any); o["status"] != "connected" || c["authorize_url"] != nil {
+		t.Fatalf("client_credentials at creation: %v", c)
+	}
+	if got := e.as.ClientGrants.Load(); got != 1 {
+		t.Fatalf("client credentials grants = %d, want 1", got)
+	}
+	if p := e.proxy(0, c["id"].(string)); p.status != 200 {
+		t.Fatalf("proxied call: %d %s", p.status, p.body)
+	}
+	// A wrong client secret: 400 naming the provider's error, nothing stored.
+	r := e.cl.as(e.owner, "POST", e.insts[0].url+"/v1/oauth-apps", map[string]any{
+		"name": "wrong secret", "token_url": e.as.URL + "/token", "client_id": oauthtest.ClientID, "client_secret": "not-the-secret",
+	})
+	if r.status != 201 {
+		t.Fatalf("create app: %d %s", r.status, r.body)
+	}
+	var before int
+	_ = e.insts[0].s.db.Get(&before, `SELECT count(*) FROM credentials`)
+	bad := e.cl.as(e.owner, "POST", e.insts[0].url+"/v1/credentials", map[string]any{
+		"name": "bad", "kind": "oauth2", "oauth_app_id": r.json(t)["id"], "grant": "client_credentials",
+		"base_url": e.as.URL + "/api", "allowed_hosts": []string{strings.TrimPrefix(e.as.URL, "http://")},
+	})
+	if bad.status != 400 || bad.errCode(t) != "oauth_provider_error" || !strings.Contains(bad.errMessage(t), "invalid_client") {
+		t.Fatalf("wrong secret: %d %s", bad.status, bad.body)
+	}
+	var after int
+	_ = e.insts[0].s.db.Get(&after, `SELECT count(*) FROM credentials`)
+	if after != before {
+		t.Fatalf("a refused client_credentials credential was stored (%d -> %d)", before, after)
+	}
+	e.noTokenLeaks()
+}
+
+func TestOAuthCallbackRefusals(t *testing.T) {
+	e := newOAuthEnv(t, time.Hour, 1, nil)
+	db := e.insts[0].s.db
+	cases := []struct {
+		name   string
+		tamper func(cb string) string
+		status int
+		want   string
+	}{
+		{"foreign state", func(cb string) string {
+			u, _ := url.Parse(cb)
+			q := u.Query()
+			q.Set("state", "a-state-credvault-never-issued-0123456789abcdef")
+			u.RawQuery = q.Encode()
+			return u.String()
+		}, 400, "unknown or was already used"},
+		{"expired state", func(cb string) string {
+			if _, err := db.Exec(`UPDATE oauth_states SET expires_at = now() - interval '1 second'`); err != nil {
+				t.Fatal(err)
+			}
+			return cb
+		}, 400, "expired"},
+		{"PKCE verifier mismatch", func(cb string) string {
+			if _, err := db.Exec(`UPDATE oauth_states SET code_verifier = 'x' || substr(code_verifier, 2)`); err != nil {
+				t.Fatal(err)
+			}
+			return cb
+		}, 400, "invalid_grant"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := e.create("authorization_code")
+			cb := tc.tamper(e.authorize(c["authorize_url"].(string)))
+			r := e.cl.call("GET", cb, nil, nil)
+			if r.status != tc.status || !strings.Contains(string(r.body), tc.want) {
+				t.Fatalf("callback: %d %s", r.status, r.body)
+			}
+			o := e.oauthOf(c["id"].(string))
+			if o["status"] != "pending" {
+				t.Fatalf("status after a refused callback = %v", o["status"])
+			}
+			if p := e.proxy(0, c["id"].(string)); p.status != 409 || p.errCode(t) != "oauth_not_connected" {
+				t.Fatalf("proxy on a pending credential: %d %s", p.status, p.body)
+			}
+		})
+	}
+	t.Run("provider error", func(t *testing.T) {
+		e.as.SetDeny(true)
+		defer e.as.SetDeny(false)
+		c := e.create("authorization_code")
+		cb := e.authorize(c["authorize_url"].(string))
+		if !strings.Contains(cb, "error=access_denied") {
+			t.Fatalf("provider did not send access_denied: %s", cb)
+		}
+		r := e.cl.call("GET", cb, nil, nil)
+		if r.status != 400 || !strings.Contains(string(r.body), "access_denied") || !strings.Contains(string(r.body), "refused by the provider") {
+			t.Fatalf("callback with access_denied: %d %s", r.status, r.body)
+		}
+		o := e.oauthOf(c["id"].(string))
+		if o["status"] != "pending" || !strings.HasPrefix(o["last_error"].(string), "access_denied") {
+			t.Fatalf("after access_denied: %v", o)
+		}
+	})
+	e.noTokenLeaks()
+}
+
+// TestOAuthProactiveRefresh: a 4 s token is refreshed by the job about
+// 2 s before it expires (half of a short lifetime), without any call.
+func TestOAuthProactiveRefresh(t *testing.T) {
+	e := newOAuthEnv(t, 4*time.Second, 1, map[string]string{"CREDVAULT_OAUTH_REFRESH_INTERVAL": "200ms"})
+	id := e.connect()
+	first := e.oauthOf(id)
+	exp, _ := time.Parse(time.RFC3339Nano, first["expires_at"].(string))
+	deadline := time.Now().Add(10 * time.Second)
+	for e.as.Refreshes.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no proactive refresh within 10 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	o := e.oauthOf(id)
+	refreshed, _ := time.Parse(time.RFC3339Nano, o["last_refreshed_at"].(string))
+	if !refreshed.Before(exp) || o["status"] != "connected" {
+		t.Fatalf("refreshed at %v, token expired at %v: %v", refreshed, exp, o)
+	}
+	t.Logf("proactive refresh %.2fs before expiry; token requests %d", exp.Sub(refreshed).Seconds(), e.as.TokenRequests.Load())
+	if p := e.proxy(0, id); p.status != 200 {
+		t.Fatalf("proxied call after a proactive refresh: %d %s", p.status, p.body)
+	}
+	e.noTokenLeaks()
+}
+
+// TestOAuthSingleFlightAcrossInstances: 50 concurrent proxied calls over
+// two instances, all after the token expired: one token request.
+func TestOAuthSingleFlightAcrossInstances(t *testing.T) {
+	e := newOAuthEnv(t, 2*time.Second, 2, nil)
+	id := e.connect()
+	for i := range e.insts {
+		if p := e.proxy(i, id); p.status != 200 { // warm both caches with the old token
+			t.Fatalf("instance %d: %d %s", i, p.status, p.body)
+		}
+	}
+	time.Sleep(2500 * time.Millisecond)
+	before := e.as.TokenRequests.Load()
+	e.as.SetDelay(200 * time.Millisecond) // a slow provider widens the race
+	start := time.Now()
+	statuses := make(chan int, 50)
+	for i := 0; i < 50; i++ {
+		go func() {
+			req, _ := http.NewRequest("GET", e.insts[i%2].url+"/v1/proxy/"+id+"/hello", nil)
+			req.Header.Set("X-API-Key", e.owner)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			e.cl.mu.Lock()
+			e.cl.responses = append(e.cl.responses, string(b))
+			e.cl.mu.Unlock()
+			statuses <- resp.StatusCode
+		}()
+	}
+	for i := 0; i < 50; i++ {
+		if s := <-statuses; s != 200 {
+			t.Fatalf("a proxied call at expiry answered %d", s)
+		}
+	}
+	got := e.as.TokenRequests.Load() - before
+	t.Logf("50 calls over 2 instances at expiry: %d token request(s), %v", got, time.Since(start).Round(time.Millisecond))
+	if got != 1 {
+		t.Fatalf("token requests at expiry = %d, want exactly 1", got)
+	}
+	e.noTokenLeaks()
+}
