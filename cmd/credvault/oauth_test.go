@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"credvault/internal/credvault"
 	"credvault/internal/oauth/oauthtest"
 )
 
@@ -345,6 +346,211 @@ func TestOAuthSingleFlightAcrossInstances(t *testing.T) {
 	t.Logf("50 calls over 2 instances at expiry: %d token request(s), %v", got, time.Since(start).Round(time.Millisecond))
 	if got != 1 {
 		t.Fatalf("token requests at expiry = %d, want exactly 1", got)
+	}
+	e.noTokenLeaks()
+}
+
+// TestOAuthRefreshTokenRotation: every refresh sends the refresh token the
+// previous one returned, never one already used; the provider refuses a
+// used one.
+func TestOAuthRefreshTokenRotation(t *testing.T) {
+	e := newOAuthEnv(t, time.Second, 1, nil)
+	id := e.connect()
+	for i := 0; i < 3; i++ {
+		time.Sleep(1100 * time.Millisecond)
+		if p := e.proxy(0, id); p.status != 200 {
+			t.Fatalf("call %d after expiry: %d %s", i, p.status, p.body)
+		}
+	}
+	sent := e.as.SentRefreshTokens()
+	if len(sent) != 3 {
+		t.Fatalf("refreshes = %d, want 3", len(sent))
+	}
+	seen := map[string]bool{}
+	for _, rt := range sent {
+		if seen[rt] {
+			t.Fatal("credvault sent a refresh token it had already used")
+		}
+		seen[rt] = true
+	}
+	e.noTokenLeaks()
+	// The provider refuses the first (used) refresh token.
+	status, code := e.as.RefreshDirectly(sent[0])
+	if status != 400 || code != "invalid_grant" {
+		t.Fatalf("reused refresh token: %d %s, want 400 invalid_grant", status, code)
+	}
+}
+
+// TestOAuthInvalidGrantNeedsReauth: a refused refresh token makes the
+// credential needs_reauth with the provider's error, and then no token
+// request reaches the provider, from the job or from calls, for the next
+// minute (a clock moved 60 s in 1 s steps) and for 3 s of real time at a
+// 100 ms job interval. A reconnect brings the same id back.
+func TestOAuthInvalidGrantNeedsReauth(t *testing.T) {
+	e := newOAuthEnv(t, 2*time.Second, 1, map[string]string{"CREDVAULT_OAUTH_REFRESH_INTERVAL": "100ms"})
+	id := e.connect()
+	// Someone else spends credvault's refresh token: the provider rotates
+	// it, so credvault's copy is refused from now on.
+	issued := e.as.IssuedTokens()
+	if status, _ := e.as.RefreshDirectly(issued[len(issued)-1]); status != 200 {
+		t.Fatalf("out-of-band refresh: %d", status)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for e.oauthOf(id)["status"] != "needs_reauth" {
+		if time.Now().After(deadline) {
+			t.Fatalf("never needs_reauth: %v", e.oauthOf(id))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	o := e.oauthOf(id)
+	if !strings.HasPrefix(o["last_error"].(string), "invalid_grant") {
+		t.Fatalf("last_error = %v", o["last_error"])
+	}
+	before := e.as.TokenRequests.Load()
+	for i := 0; i < 20; i++ {
+		p := e.proxy(0, id)
+		if p.status != 409 || p.errCode(t) != "oauth_needs_reauth" || !strings.Contains(p.errMessage(t), "/reconnect") {
+			t.Fatalf("call on needs_reauth: %d %s", p.status, p.body)
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+	// A minute on a clock credvault's refresher reads, in 1 s steps.
+	live := e.insts[0].s.oauth
+	clock := time.Now()
+	svc := &credvault.OAuthService{Store: live.Store, Credentials: live.Credentials, Provider: live.Provider,
+		Transit: live.Transit, Audit: live.Audit, Refresh: credvault.RefreshPolicy{Now: func() time.Time { return clock }}}
+	for i := 0; i < 60; i++ {
+		clock = clock.Add(time.Second)
+		if _, err := svc.RefreshDue(t.Context(), 100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := e.as.TokenRequests.Load() - before; got != 0 {
+		t.Fatalf("token requests after needs_reauth = %d, want 0", got)
+	}
+	var reauth int
+	_ = e.insts[0].s.db.Get(&reauth, `SELECT count(*) FROM audit_events WHERE resource_id = $1 AND action = 'credential.oauth_reauth_needed'`, id)
+	if reauth != 1 {
+		t.Fatalf("oauth_reauth_needed events = %d, want 1", reauth)
+	}
+	// Reconnect: a new authorization for the same id.
+	r := e.cl.as(e.owner, "POST", e.insts[0].url+"/v1/credentials/"+id+"/reconnect", nil)
+	if r.status != 200 || r.json(t)["id"] != id || r.json(t)["authorize_url"] == nil {
+		t.Fatalf("reconnect: %d %s", r.status, r.body)
+	}
+	if cb := e.cl.call("GET", e.authorize(r.json(t)["authorize_url"].(string)), nil, nil); cb.status != 200 {
+		t.Fatalf("callback after reconnect: %d %s", cb.status, cb.body)
+	}
+	if o := e.oauthOf(id); o["status"] != "connected" || o["last_error"] != "" {
+		t.Fatalf("after reconnect: %v", o)
+	}
+	if p := e.proxy(0, id); p.status != 200 {
+		t.Fatalf("call after reconnect: %d %s", p.status, p.body)
+	}
+	e.noTokenLeaks()
+}
+
+// TestOAuthProviderDown: while the token endpoint fails, refreshes back
+// off (far fewer attempts than job rounds), the still-valid token keeps
+// working, and once it expired calls get 503 oauth_refresh_unavailable
+// with Retry-After; when the provider is back, the connection recovers.
+func TestOAuthProviderDown(t *testing.T) {
+	e := newOAuthEnv(t, 3*time.Second, 1, map[string]string{
+		"CREDVAULT_OAUTH_REFRESH_INTERVAL": "100ms", "CREDVAULT_OAUTH_REFRESH_BACKOFF": "400ms"})
+	id := e.connect()
+	e.as.SetDown(true)
+	exp, _ := time.Parse(time.RFC3339Nano, e.oauthOf(id)["expires_at"].(string))
+	before := e.as.TokenRequests.Load()
+	// Until expiry: the job fails (from 1.5 s before expiry) and backs
+	// off; the token keeps working.
+	sawFailing := false
+	for time.Until(exp) > 300*time.Millisecond {
+		if p := e.proxy(0, id); p.status != 200 {
+			t.Fatalf("call with a still-valid token while the provider is down: %d %s", p.status, p.body)
+		}
+		sawFailing = sawFailing || e.oauthOf(id)["status"] == "refresh_failing"
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Until(exp) + 100*time.Millisecond)
+	p := e.proxy(0, id)
+	if p.status != 503 || p.errCode(t) != "oauth_refresh_unavailable" || p.header.Get("Retry-After") == "" {
+		t.Fatalf("call after expiry while the provider is down: %d %s (Retry-After %q)", p.status, p.body, p.header.Get("Retry-After"))
+	}
+	time.Sleep(2 * time.Second)
+	attempts := e.as.TokenRequests.Load() - before
+	o := e.oauthOf(id)
+	t.Logf("provider down 3.5 s at a 100 ms job interval: %d token requests, status %v, last_error %q", attempts, o["status"], o["last_error"])
+	if !sawFailing || o["status"] != "refresh_failing" || attempts < 2 || attempts > 8 {
+		t.Fatalf("backoff: %d attempts, saw refresh_failing %v, now %v", attempts, sawFailing, o)
+	}
+	e.as.SetDown(false)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if p := e.proxy(0, id); p.status == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never recovered: %v", e.oauthOf(id))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if o := e.oauthOf(id); o["status"] != "connected" {
+		t.Fatalf("after recovery: %v", o)
+	}
+	e.noTokenLeaks()
+}
+
+// TestOAuthRefreshAfter401: the upstream refuses a token credvault
+// believed valid: one refresh, one retry of the same request (its body
+// replayed), 200.
+func TestOAuthRefreshAfter401(t *testing.T) {
+	e := newOAuthEnv(t, time.Hour, 1, nil)
+	id := e.connect()
+	if p := e.proxy(0, id); p.status != 200 {
+		t.Fatalf("first call: %d", p.status)
+	}
+	e.as.RejectAtAPI(e.as.IssuedTokens()[0])
+	before := e.as.Refreshes.Load()
+	p := e.cl.as(e.owner, "POST", e.insts[0].url+"/v1/proxy/"+id+"/hello", map[string]any{"replayed": "body"})
+	if p.status != 200 {
+		t.Fatalf("call after the provider revoked the access token: %d %s", p.status, p.body)
+	}
+	if got := e.as.Refreshes.Load() - before; got != 1 {
+		t.Fatalf("refreshes after a 401 = %d, want 1", got)
+	}
+	e.noTokenLeaks()
+}
+
+// TestOAuthDeleteRevokesAtProvider: deleting the credential revokes its
+// tokens (RFC 7009); the access token stops working at the provider.
+func TestOAuthDeleteRevokesAtProvider(t *testing.T) {
+	e := newOAuthEnv(t, time.Hour, 1, nil)
+	id := e.connect()
+	issued := e.as.IssuedTokens()
+	r := e.cl.as(e.owner, "DELETE", e.insts[0].url+"/v1/credentials/"+id, nil)
+	if r.status != 204 {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	if got := e.as.Revocations.Load(); got != 2 {
+		t.Fatalf("revocation requests = %d, want 2 (refresh and access token)", got)
+	}
+	req, _ := http.NewRequest("GET", e.as.URL+"/api/hello", nil)
+	req.Header.Set("Authorization", "Bearer "+issued[0])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("the deleted credential's access token still works at the provider: %d", resp.StatusCode)
+	}
+	if status, code := e.as.RefreshDirectly(issued[1]); status != 400 || code != "invalid_grant" {
+		t.Fatalf("the deleted credential's refresh token still works: %d %s", status, code)
+	}
+	var outcome string
+	_ = e.insts[0].s.db.Get(&outcome, `SELECT data->>'revocation' FROM audit_events WHERE resource_id = $1 AND action = 'credential.oauth_disconnect'`, id)
+	if outcome != "revoked" {
+		t.Fatalf("disconnect event revocation = %q", outcome)
 	}
 	e.noTokenLeaks()
 }

@@ -59,6 +59,9 @@ type Server struct {
 	delay time.Duration
 	// deny makes the authorization endpoint answer access_denied.
 	deny bool
+	// rejected are access tokens the resource API refuses although fosite
+	// still accepts them (an upstream that revoked a grant on its side).
+	rejected map[string]bool
 }
 
 // Options tune the server.
@@ -131,6 +134,16 @@ func (s *Server) SetDelay(d time.Duration) { s.mu.Lock(); s.delay = d; s.mu.Unlo
 // SetDeny makes the person refuse at the authorization endpoint.
 func (s *Server) SetDeny(deny bool) { s.mu.Lock(); s.deny = deny; s.mu.Unlock() }
 
+// RejectAtAPI makes the resource API answer 401 to tok.
+func (s *Server) RejectAtAPI(tok string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rejected == nil {
+		s.rejected = map[string]bool{}
+	}
+	s.rejected[tok] = true
+}
+
 // SentRefreshTokens returns every refresh token credvault sent, in order.
 func (s *Server) SentRefreshTokens() []string {
 	s.mu.Lock()
@@ -200,7 +213,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.ClientGrants.Add(1)
 	}
 	if down {
-		http.Error(w, `{"error":"temporarily_unavailable"}`, http.StatusServiceUnavailable)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"error":"temporarily_unavailable","error_description":"the provider is down for a test"}`))
 		return
 	}
 	ctx := r.Context()
@@ -245,7 +260,10 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _, err := s.provider.IntrospectToken(r.Context(), tok, fosite.AccessToken, &fosite.DefaultSession{})
-	if err != nil {
+	s.mu.Lock()
+	refused := s.rejected[tok]
+	s.mu.Unlock()
+	if err != nil || refused {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		http.Error(w, `{"error":"invalid_token"}`, http.StatusUnauthorized)
 		return
