@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"credvault/internal/credvault"
@@ -24,11 +26,13 @@ func (s *service) newOAuth(cfg Config, client *injector.Client) *credvault.OAuth
 		OnRefresh: func(outcome string) { refreshes.WithLabelValues(outcome).Inc() },
 	}
 	s.creds.OAuth = svc
-	r := &oauth.Refresher{Service: svc, Interval: cfg.OAuthRefreshInterval, Log: s.log}
-	s.loops.Add(1)
-	go func() {
-		defer s.loops.Done()
-		r.Run(s.loopCtx)
-	}()
+	// Once across all replicas (internal/jobs); each refresh also holds its
+	// credential's lock, so a run that overlaps another never sends a
+	// token request twice.
+	r := &oauth.Refresher{Service: svc}
+	s.jobs.Every("oauth_refresh", cfg.OAuthRefreshInterval, func(ctx context.Context) error {
+		_, err := r.RunOnce(ctx)
+		return err
+	})
 	return svc
 }

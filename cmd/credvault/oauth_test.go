@@ -279,17 +279,24 @@ func TestOAuthCallbackRefusals(t *testing.T) {
 	e.noTokenLeaks()
 }
 
-// TestOAuthProactiveRefresh: a 4 s token is refreshed by the job about
-// 2 s before it expires (half of a short lifetime), without any call.
+// TestOAuthProactiveRefresh: a 10 s token is refreshed by the job (every
+// second) about 5 s before it expires (half of a short lifetime), without
+// any call.
 func TestOAuthProactiveRefresh(t *testing.T) {
-	e := newOAuthEnv(t, 4*time.Second, 1, map[string]string{"CREDVAULT_OAUTH_REFRESH_INTERVAL": "200ms"})
+	e := newOAuthEnv(t, 10*time.Second, 1, map[string]string{"CREDVAULT_OAUTH_REFRESH_INTERVAL": "1s"})
 	id := e.connect()
 	first := e.oauthOf(id)
 	exp, _ := time.Parse(time.RFC3339Nano, first["expires_at"].(string))
-	deadline := time.Now().Add(10 * time.Second)
-	for e.as.Refreshes.Load() == 0 {
+	deadline := time.Now().Add(20 * time.Second)
+	sawRefreshing := false
+	for {
+		o := e.oauthOf(id)
+		sawRefreshing = sawRefreshing || o["status"] == "refreshing"
+		if o["last_refreshed_at"] != first["last_refreshed_at"] && o["status"] == "connected" {
+			break
+		}
 		if time.Now().After(deadline) {
-			t.Fatal("no proactive refresh within 10 s")
+			t.Fatalf("no proactive refresh within 20 s: %v", o)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -362,9 +369,10 @@ func TestOAuthRefreshTokenRotation(t *testing.T) {
 			t.Fatalf("call %d after expiry: %d %s", i, p.status, p.body)
 		}
 	}
+	// The job may add one of its own (it runs once at start).
 	sent := e.as.SentRefreshTokens()
-	if len(sent) != 3 {
-		t.Fatalf("refreshes = %d, want 3", len(sent))
+	if len(sent) < 3 {
+		t.Fatalf("refreshes = %d, want at least 3", len(sent))
 	}
 	seen := map[string]bool{}
 	for _, rt := range sent {
@@ -384,10 +392,10 @@ func TestOAuthRefreshTokenRotation(t *testing.T) {
 // TestOAuthInvalidGrantNeedsReauth: a refused refresh token makes the
 // credential needs_reauth with the provider's error, and then no token
 // request reaches the provider, from the job or from calls, for the next
-// minute (a clock moved 60 s in 1 s steps) and for 3 s of real time at a
-// 100 ms job interval. A reconnect brings the same id back.
+// minute (a clock moved 60 s in 1 s steps) and for 3 s of real time with
+// the job running every second. A reconnect brings the same id back.
 func TestOAuthInvalidGrantNeedsReauth(t *testing.T) {
-	e := newOAuthEnv(t, 2*time.Second, 1, map[string]string{"CREDVAULT_OAUTH_REFRESH_INTERVAL": "100ms"})
+	e := newOAuthEnv(t, 2*time.Second, 1, map[string]string{"CREDVAULT_OAUTH_REFRESH_INTERVAL": "1s"})
 	id := e.connect()
 	// Someone else spends credvault's refresh token: the provider rotates
 	// it, so credvault's copy is refused from now on.
@@ -395,10 +403,14 @@ func TestOAuthInvalidGrantNeedsReauth(t *testing.T) {
 	if status, _ := e.as.RefreshDirectly(issued[len(issued)-1]); status != 200 {
 		t.Fatalf("out-of-band refresh: %d", status)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	// The job (or, once the token expired, a call) meets invalid_grant.
+	start := time.Now()
 	for e.oauthOf(id)["status"] != "needs_reauth" {
-		if time.Now().After(deadline) {
+		if time.Since(start) > 10*time.Second {
 			t.Fatalf("never needs_reauth: %v", e.oauthOf(id))
+		}
+		if time.Since(start) > 2*time.Second {
+			e.proxy(0, id)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -451,18 +463,19 @@ func TestOAuthInvalidGrantNeedsReauth(t *testing.T) {
 }
 
 // TestOAuthProviderDown: while the token endpoint fails, refreshes back
-// off (far fewer attempts than job rounds), the still-valid token keeps
-// working, and once it expired calls get 503 oauth_refresh_unavailable
-// with Retry-After; when the provider is back, the connection recovers.
+// off exponentially (each failure waits at least half of base*2^(n-1)),
+// the still-valid token keeps working, and once it expired calls get 503
+// oauth_refresh_unavailable with Retry-After without reaching the
+// provider during the backoff; when the provider is back, the connection
+// recovers.
 func TestOAuthProviderDown(t *testing.T) {
-	e := newOAuthEnv(t, 3*time.Second, 1, map[string]string{
-		"CREDVAULT_OAUTH_REFRESH_INTERVAL": "100ms", "CREDVAULT_OAUTH_REFRESH_BACKOFF": "400ms"})
+	e := newOAuthEnv(t, 4*time.Second, 1, map[string]string{
+		"CREDVAULT_OAUTH_REFRESH_INTERVAL": "1s", "CREDVAULT_OAUTH_REFRESH_BACKOFF": "1s"})
 	id := e.connect()
 	e.as.SetDown(true)
 	exp, _ := time.Parse(time.RFC3339Nano, e.oauthOf(id)["expires_at"].(string))
-	before := e.as.TokenRequests.Load()
-	// Until expiry: the job fails (from 1.5 s before expiry) and backs
-	// off; the token keeps working.
+	// Until expiry: the job fails (from 2 s before expiry); the token
+	// keeps working.
 	sawFailing := false
 	for time.Until(exp) > 300*time.Millisecond {
 		if p := e.proxy(0, id); p.status != 200 {
@@ -476,15 +489,38 @@ func TestOAuthProviderDown(t *testing.T) {
 	if p.status != 503 || p.errCode(t) != "oauth_refresh_unavailable" || p.header.Get("Retry-After") == "" {
 		t.Fatalf("call after expiry while the provider is down: %d %s (Retry-After %q)", p.status, p.body, p.header.Get("Retry-After"))
 	}
-	time.Sleep(2 * time.Second)
-	attempts := e.as.TokenRequests.Load() - before
-	o := e.oauthOf(id)
-	t.Logf("provider down 3.5 s at a 100 ms job interval: %d token requests, status %v, last_error %q", attempts, o["status"], o["last_error"])
-	if !sawFailing || o["status"] != "refresh_failing" || attempts < 2 || attempts > 8 {
-		t.Fatalf("backoff: %d attempts, saw refresh_failing %v, now %v", attempts, sawFailing, o)
+	// Calls during the backoff do not reach the provider.
+	before := e.as.TokenRequests.Load()
+	for i := 0; i < 10; i++ {
+		if p := e.proxy(0, id); p.status != 503 {
+			t.Fatalf("call %d during backoff: %d %s", i, p.status, p.body)
+		}
+	}
+	during := e.as.TokenRequests.Load() - before
+	time.Sleep(3 * time.Second)
+	var fails []struct {
+		N    int       `db:"n"`
+		At   time.Time `db:"created_at"`
+		Next time.Time `db:"next"`
+	}
+	if err := e.insts[0].s.db.Select(&fails, `SELECT (data->>'failures')::int AS n, created_at, (data->>'next_attempt_at')::timestamptz AS next
+		FROM audit_events WHERE resource_id = $1 AND action = 'credential.oauth_refresh' AND data->>'outcome' = 'failed' ORDER BY id`, id); err != nil {
+		t.Fatal(err)
+	}
+	var gaps []string
+	for i, f := range fails {
+		wait := f.Next.Sub(f.At)
+		gaps = append(gaps, wait.Round(10*time.Millisecond).String())
+		if f.N != i+1 || wait < (time.Second<<(f.N-1))/2-50*time.Millisecond {
+			t.Fatalf("failure %d (#%d) waits %v: not exponential backoff from 1s", i, f.N, wait)
+		}
+	}
+	t.Logf("provider down: %d failed attempts, backoff waits %v; %d token requests during 10 calls in the backoff", len(fails), gaps, during)
+	if !sawFailing || len(fails) < 3 || during > 1 {
+		t.Fatalf("backoff: %d failures, saw refresh_failing %v, %d token requests during 10 calls", len(fails), sawFailing, during)
 	}
 	e.as.SetDown(false)
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if p := e.proxy(0, id); p.status == 200 {
 			break
@@ -494,7 +530,7 @@ func TestOAuthProviderDown(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if o := e.oauthOf(id); o["status"] != "connected" {
+	if o := e.oauthOf(id); o["status"] != "connected" || o["last_error"] != "" {
 		t.Fatalf("after recovery: %v", o)
 	}
 	e.noTokenLeaks()

@@ -160,7 +160,10 @@ func (s *OAuthService) RevokeTokens(ctx context.Context, c *Credential) string {
 		return "failed"
 	}
 	outcome := "revoked"
-	for _, t := range []struct{ ct, hint string; ctx []byte }{
+	for _, t := range []struct {
+		ct, hint string
+		ctx      []byte
+	}{
 		{c.OAuth.RefreshCiphertext, "refresh_token", RefreshTokenContext(c.OrgID, c.ID)},
 		{c.Ciphertext, "access_token", CredentialContext(c.OrgID, c.ID)},
 	} {

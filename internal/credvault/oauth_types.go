@@ -42,26 +42,26 @@ const (
 // transit ciphertext, never shown), the default scopes and how the client
 // authenticates at the token endpoint.
 type OAuthApp struct {
-	ID              string
-	OrgID           string
-	Name            string
-	Preset          string // a preset id, or ""
-	Issuer          string // the issuer endpoints were discovered from, or ""
-	AuthorizeURL    string
-	TokenURL        string
-	RevocationURL   string            // RFC 7009 endpoint, "" when the provider has none
-	ScopeSeparator  string            // " " (RFC 6749 section 3.3) unless the provider says otherwise
-	AuthorizeParams map[string]string // extra authorization request parameters (Google's access_type=offline)
-	APIHosts        []string          // where the provider's APIs live: a credential's default allowed_hosts
-	BaseURL         string            // a credential's default base_url
-	ClientID        string
+	ID               string
+	OrgID            string
+	Name             string
+	Preset           string // a preset id, or ""
+	Issuer           string // the issuer endpoints were discovered from, or ""
+	AuthorizeURL     string
+	TokenURL         string
+	RevocationURL    string            // RFC 7009 endpoint, "" when the provider has none
+	ScopeSeparator   string            // " " (RFC 6749 section 3.3) unless the provider says otherwise
+	AuthorizeParams  map[string]string // extra authorization request parameters (Google's access_type=offline)
+	APIHosts         []string          // where the provider's APIs live: a credential's default allowed_hosts
+	BaseURL          string            // a credential's default base_url
+	ClientID         string
 	SecretCiphertext string
 	SecretKeyVersion int
-	Scopes          []string
-	TokenAuthMethod string
-	CreatedBy       *string
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
+	Scopes           []string
+	TokenAuthMethod  string
+	CreatedBy        *string
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 }
 
 // OAuthConnection is the OAuth side of an oauth2 credential: which app and

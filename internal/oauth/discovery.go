@@ -31,7 +31,10 @@ func (c *Client) Endpoints(ctx context.Context, preset, issuer, authorizeURL, to
 	case issuer != "":
 		return c.discover(ctx, issuer)
 	}
-	for _, f := range []struct{ name, v string; required bool }{
+	for _, f := range []struct {
+		name, v  string
+		required bool
+	}{
 		{"authorize_url", authorizeURL, false}, {"token_url", tokenURL, true}, {"revocation_url", revocationURL, false},
 	} {
 		if f.v == "" && !f.required {

@@ -8,9 +8,9 @@ package oauthtest
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"io"
-	"crypto/rand"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
