@@ -15,7 +15,7 @@ import (
 // oauthEnv is a cluster wired to an in-process fosite authorization
 // server, an OAuth app registered for it, and the owner's key.
 type oauthEnv struct {
-	t     *testing.T
+	t     testing.TB
 	cl    *cluster
 	as    *oauthtest.Server
 	insts []*instance
@@ -25,7 +25,7 @@ type oauthEnv struct {
 
 // newOAuthEnv starts fosite (tokens living lifespan), n instances and an
 // app. env adds settings (the refresh interval, backoff).
-func newOAuthEnv(t *testing.T, lifespan time.Duration, n int, env map[string]string) *oauthEnv {
+func newOAuthEnv(t testing.TB, lifespan time.Duration, n int, env map[string]string) *oauthEnv {
 	t.Helper()
 	as := oauthtest.Start(t, oauthtest.Options{AccessTokenLifespan: lifespan})
 	extra := map[string]string{"CREDVAULT_EGRESS_ALLOW_PRIVATE": "true", "CREDVAULT_OAUTH_REFRESH_INTERVAL": "1h"}

@@ -237,7 +237,7 @@ func (s *OAuthService) Reconnect(ctx context.Context, id, returnTo string) (*Con
 		return nil, err
 	}
 	if c.OAuth.Grant == GrantClientCredentials {
-		if _, _, err := s.refresh(ctx, c.OrgID, c.ID, triggerReconnect, 0); err != nil {
+		if _, _, err := s.refresh(ctx, c.OrgID, c.ID, triggerReconnect, 0, nil); err != nil {
 			return nil, err
 		}
 		c, err = s.Credentials.Store.FindCredentialByID(ctx, c.OrgID, c.ID)

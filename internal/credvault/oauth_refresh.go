@@ -83,7 +83,7 @@ func (s *OAuthService) Token(ctx context.Context, c *Credential, rejected int64)
 		// The shared refresh must not end because the first caller left.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
 		defer cancel()
-		cred, tok, err := s.refresh(rctx, c.OrgID, c.ID, trigger, rejected)
+		cred, tok, err := s.refresh(rctx, c.OrgID, c.ID, trigger, rejected, nil)
 		return refreshed{cred, tok}, err
 	})
 	if err != nil {
@@ -97,7 +97,7 @@ func (s *OAuthService) Token(ctx context.Context, c *Credential, rejected int64)
 // lock: it re-reads the credential, requests a token only if still needed,
 // and stores the outcome. It returns the credential as stored and its
 // usable access token (zero for a proactive run that skipped).
-func (s *OAuthService) refresh(ctx context.Context, orgID, id, trigger string, rejected int64) (*Credential, Secret, error) {
+func (s *OAuthService) refresh(ctx context.Context, orgID, id, trigger string, rejected int64, apps *appCache) (*Credential, Secret, error) {
 	var (
 		out   *Credential
 		token Secret
@@ -141,7 +141,7 @@ func (s *OAuthService) refresh(ctx context.Context, orgID, id, trigger string, r
 		if err := mark(); err != nil {
 			return nil, err
 		}
-		tok, err := s.requestToken(ctx, c)
+		tok, err := s.requestToken(ctx, c, apps)
 		s.count(err)
 		if err != nil {
 			return s.failed(ctx, c, err, trigger, now)
@@ -173,14 +173,49 @@ func (s *OAuthService) refresh(ctx context.Context, orgID, id, trigger string, r
 	return out, token, nil
 }
 
+// appCache keeps the apps (and their decrypted client secrets) one
+// proactive run needs, so that a run over many connections of one app
+// reads and decrypts the app once. It lives for one run only.
+type appCache struct {
+	mu   sync.Mutex
+	apps map[string]*cachedApp
+}
+
+type cachedApp struct {
+	once   sync.Once
+	app    *OAuthApp
+	secret Secret
+	err    error
+}
+
+// app returns the app with its secret, from the cache when apps is not nil.
+func (s *OAuthService) app(ctx context.Context, apps *appCache, orgID, id string) (*OAuthApp, Secret, error) {
+	load := func() (*OAuthApp, Secret, error) {
+		app, err := s.Store.FindOAuthAppByID(ctx, orgID, id)
+		if err != nil {
+			return nil, Secret{}, err
+		}
+		secret, err := s.appSecret(ctx, app)
+		return app, secret, err
+	}
+	if apps == nil {
+		return load()
+	}
+	apps.mu.Lock()
+	e := apps.apps[id]
+	if e == nil {
+		e = &cachedApp{}
+		apps.apps[id] = e
+	}
+	apps.mu.Unlock()
+	e.once.Do(func() { e.app, e.secret, e.err = load() })
+	return e.app, e.secret, e.err
+}
+
 // requestToken asks the provider for a new access token: the refresh
 // token grant, or the client credentials grant again.
-func (s *OAuthService) requestToken(ctx context.Context, c *Credential) (*OAuthToken, error) {
-	app, err := s.Store.FindOAuthAppByID(ctx, c.OrgID, c.OAuth.AppID)
-	if err != nil {
-		return nil, err
-	}
-	secret, err := s.appSecret(ctx, app)
+func (s *OAuthService) requestToken(ctx context.Context, c *Credential, apps *appCache) (*OAuthToken, error) {
+	app, secret, err := s.app(ctx, apps, c.OrgID, c.OAuth.AppID)
 	if err != nil {
 		return nil, err
 	}
@@ -335,9 +370,10 @@ func (s *OAuthService) RefreshDue(ctx context.Context, limit int) (int, error) {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(n)
+	apps := &appCache{apps: map[string]*cachedApp{}}
 	for _, d := range due {
 		g.Go(func() error {
-			_, _, err := s.refresh(gctx, d.OrgID, d.ID, triggerProactive, 0)
+			_, _, err := s.refresh(gctx, d.OrgID, d.ID, triggerProactive, 0, apps)
 			if code := ErrorCode(err); code == EUNAVAILABLE && ErrorReason(err) != "oauth_refresh_unavailable" {
 				return err // PostgreSQL or Vault down: stop this run
 			}

@@ -220,12 +220,9 @@ func (s *Store) LockOAuthCredential(ctx context.Context, orgID, id string, wait 
 			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 		}
 	}()
-	c, err := s.FindCredentialByID(ctx, orgID, id)
+	c, err := lockedCredential(ctx, conn, orgID, id)
 	if err != nil {
 		return true, err
-	}
-	if c.OAuth == nil {
-		return true, credvault.Errorf(credvault.EINVALID, "credential %s is not an OAuth connection", id)
 	}
 	marked := false
 	mark := func() error {
@@ -271,6 +268,30 @@ func (s *Store) LockOAuthCredential(ctx context.Context, orgID, id string, wait 
 		}
 	}
 	return true, ferr
+}
+
+// lockedCredential reads an oauth2 credential and its connection in one
+// query, on the connection that holds its lock. Shares are left out: a
+// refresh neither needs nor changes them.
+func lockedCredential(ctx context.Context, q sqlx.QueryerContext, orgID, id string) (*credvault.Credential, error) {
+	if !isUUID(id) {
+		return nil, credvault.Errorf(credvault.ENOTFOUND, "credential not found")
+	}
+	var row struct {
+		credentialRow
+		connectionRow
+	}
+	err := sqlx.GetContext(ctx, q, &row, `SELECT `+prefixed("c.", credentialColumns)+`, `+prefixed("o.", connectionColumns)+`
+		FROM credentials c JOIN credential_oauth o ON o.credential_id = c.id WHERE c.org_id = $1 AND c.id = $2`, orgID, id)
+	if err != nil {
+		return nil, translate(err, "credential")
+	}
+	c, err := row.credentialRow.toDomain()
+	if err != nil {
+		return nil, err
+	}
+	c.OAuth = row.connectionRow.toDomain()
+	return c, nil
 }
 
 // DueOAuthCredentials lists connections whose refresh time and backoff
