@@ -85,21 +85,27 @@ func (s *Server) oauthAppJSON(c *fiber.Ctx, a *credvault.OAuthApp) oauthAppRespo
 	return oauthAppResponse{ID: a.ID, Name: a.Name, Preset: a.Preset, Issuer: a.Issuer, AuthorizeURL: a.AuthorizeURL,
 		TokenURL: a.TokenURL, RevocationURL: a.RevocationURL, ScopeSeparator: a.ScopeSeparator, AuthorizeParams: params,
 		APIHosts: a.APIHosts, BaseURL: a.BaseURL, ClientID: a.ClientID, Scopes: a.Scopes, TokenAuthMethod: a.TokenAuthMethod,
-		RedirectURI: s.redirectURI(c), CreatedBy: a.CreatedBy, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
+		RedirectURI: s.cfg.Services.OAuth.RedirectURI(), CreatedBy: a.CreatedBy, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
 }
 
-// redirectURI is {CREDVAULT_PUBLIC_URL}/oauth/callback, or the request's
-// own origin when no public URL is configured.
-func (s *Server) redirectURI(c *fiber.Ctx) string {
-	return s.cfg.Services.OAuth.RedirectURI()
+// oauth is the OAuth service; a server wired without one answers 503.
+func (s *Server) oauth() (*credvault.OAuthService, error) {
+	if s.cfg.Services.OAuth == nil {
+		return nil, credvault.Errorf(credvault.EUNAVAILABLE, "OAuth connections are not configured on this server")
+	}
+	return s.cfg.Services.OAuth, nil
 }
 
 func (s *Server) handleOAuthAppCreate(c *fiber.Ctx) error {
+	o, err := s.oauth()
+	if err != nil {
+		return err
+	}
 	var in oauthAppRequest
 	if err := decodeBody(c, &in); err != nil {
 		return err
 	}
-	a, err := s.cfg.Services.OAuth.CreateOAuthApp(c.UserContext(), credvault.OAuthAppInput{
+	a, err := o.CreateOAuthApp(c.UserContext(), credvault.OAuthAppInput{
 		Name: in.Name, Preset: in.Preset, Issuer: in.Issuer, AuthorizeURL: in.AuthorizeURL, TokenURL: in.TokenURL,
 		RevocationURL: in.RevocationURL, ClientID: in.ClientID, ClientSecret: credvault.NewSecret(in.ClientSecret),
 		Scopes: in.Scopes, TokenAuthMethod: in.TokenAuthMethod,
@@ -111,11 +117,15 @@ func (s *Server) handleOAuthAppCreate(c *fiber.Ctx) error {
 }
 
 func (s *Server) handleOAuthAppList(c *fiber.Ctx) error {
+	o, err := s.oauth()
+	if err != nil {
+		return err
+	}
 	p, err := pageParams(c)
 	if err != nil {
 		return err
 	}
-	list, err := s.cfg.Services.OAuth.FindOAuthApps(c.UserContext(), p)
+	list, err := o.FindOAuthApps(c.UserContext(), p)
 	if err != nil {
 		return err
 	}
@@ -127,7 +137,11 @@ func (s *Server) handleOAuthAppList(c *fiber.Ctx) error {
 }
 
 func (s *Server) handleOAuthAppGet(c *fiber.Ctx) error {
-	a, err := s.cfg.Services.OAuth.FindOAuthApp(c.UserContext(), pathID(c))
+	o, err := s.oauth()
+	if err != nil {
+		return err
+	}
+	a, err := o.FindOAuthApp(c.UserContext(), pathID(c))
 	if err != nil {
 		return err
 	}
@@ -135,6 +149,10 @@ func (s *Server) handleOAuthAppGet(c *fiber.Ctx) error {
 }
 
 func (s *Server) handleOAuthAppUpdate(c *fiber.Ctx) error {
+	o, err := s.oauth()
+	if err != nil {
+		return err
+	}
 	var in oauthAppUpdateRequest
 	if err := decodeBody(c, &in); err != nil {
 		return err
@@ -144,7 +162,7 @@ func (s *Server) handleOAuthAppUpdate(c *fiber.Ctx) error {
 		v := credvault.NewSecret(*in.ClientSecret)
 		upd.ClientSecret = &v
 	}
-	a, err := s.cfg.Services.OAuth.UpdateOAuthApp(c.UserContext(), pathID(c), upd)
+	a, err := o.UpdateOAuthApp(c.UserContext(), pathID(c), upd)
 	if err != nil {
 		return err
 	}
@@ -152,7 +170,11 @@ func (s *Server) handleOAuthAppUpdate(c *fiber.Ctx) error {
 }
 
 func (s *Server) handleOAuthAppDelete(c *fiber.Ctx) error {
-	if err := s.cfg.Services.OAuth.DeleteOAuthApp(c.UserContext(), pathID(c)); err != nil {
+	o, err := s.oauth()
+	if err != nil {
+		return err
+	}
+	if err := o.DeleteOAuthApp(c.UserContext(), pathID(c)); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
@@ -160,8 +182,9 @@ func (s *Server) handleOAuthAppDelete(c *fiber.Ctx) error {
 
 // createOAuthCredential is POST /v1/credentials with kind "oauth2".
 func (s *Server) createOAuthCredential(c *fiber.Ctx, in *createCredentialRequest) error {
-	if s.cfg.Services.OAuth == nil {
-		return credvault.Errorf(credvault.EINVALID, "field \"kind\": OAuth connections are not configured on this server")
+	o, err := s.oauth()
+	if err != nil {
+		return err
 	}
 	input := credvault.OAuthCredentialInput{
 		CreateCredentialInput: credvault.CreateCredentialInput{
@@ -176,7 +199,7 @@ func (s *Server) createOAuthCredential(c *fiber.Ctx, in *createCredentialRequest
 	if in.Sharing != nil {
 		input.Sharing = &credvault.Sharing{Mode: in.Sharing.Mode, Members: in.Sharing.Members}
 	}
-	conn, err := s.cfg.Services.OAuth.CreateOAuthCredential(c.UserContext(), input)
+	conn, err := o.CreateOAuthCredential(c.UserContext(), input)
 	if err != nil {
 		return err
 	}
@@ -186,7 +209,11 @@ func (s *Server) createOAuthCredential(c *fiber.Ctx, in *createCredentialRequest
 }
 
 func (s *Server) handleCredentialReconnect(c *fiber.Ctx) error {
-	conn, err := s.cfg.Services.OAuth.Reconnect(c.UserContext(), pathID(c), "api")
+	o, err := s.oauth()
+	if err != nil {
+		return err
+	}
+	conn, err := o.Reconnect(c.UserContext(), pathID(c), "api")
 	if err != nil {
 		return err
 	}
@@ -207,11 +234,15 @@ var callbackPage = template.Must(template.New("callback").Parse(`<!doctype html>
 // handleOAuthCallback is GET /oauth/callback, where providers send the
 // person back. It needs no API key: the single-use state is the proof.
 func (s *Server) handleOAuthCallback(c *fiber.Ctx) error {
+	o, err := s.oauth()
+	if err != nil {
+		return s.callbackPage(c, fiber.StatusServiceUnavailable, "Connection failed", credvault.ErrorMessage(err), "")
+	}
 	if err := knownParams(c, "state", "code", "error", "error_description", "error_uri", "iss", "scope",
 		"session_state", "authuser", "prompt", "hd"); err != nil {
 		return s.callbackPage(c, fiber.StatusBadRequest, "Connection failed", credvault.ErrorMessage(err), "")
 	}
-	res, err := s.cfg.Services.OAuth.Callback(c.UserContext(), credvault.CallbackInput{
+	res, err := o.Callback(c.UserContext(), credvault.CallbackInput{
 		State: strings.Clone(c.Query("state")), Code: strings.Clone(c.Query("code")), Error: strings.Clone(c.Query("error")),
 		ErrorDescription: strings.Clone(c.Query("error_description")), Issuer: strings.Clone(c.Query("iss")),
 	})
