@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"credvault/internal/cli"
 	"credvault/internal/credvault"
 	"credvault/internal/oauth/oauthtest"
 )
@@ -587,6 +588,45 @@ func TestOAuthDeleteRevokesAtProvider(t *testing.T) {
 	_ = e.insts[0].s.db.Get(&outcome, `SELECT data->>'revocation' FROM audit_events WHERE resource_id = $1 AND action = 'credential.oauth_disconnect'`, id)
 	if outcome != "revoked" {
 		t.Fatalf("disconnect event revocation = %q", outcome)
+	}
+	e.noTokenLeaks()
+}
+
+// TestOAuthCLIConnect: `credvault credentials connect --app` prints the
+// URL to open; opening it connects the credential; `connect ID` prints a
+// new one for the same id; client_credentials connects at once.
+func TestOAuthCLIConnect(t *testing.T) {
+	e := newOAuthEnv(t, time.Hour, 1, nil)
+	env := map[string]string{"HOME": t.TempDir(), "CREDVAULT_URL": e.insts[0].url, "CREDVAULT_API_KEY": e.owner}
+	host := strings.TrimPrefix(e.as.URL, "http://")
+	out, errOut, code := cliRun(t, env, "", []string{e.owner}, "credentials", "connect", "--app", e.appID, "--name", "From the CLI",
+		"--base-url", e.as.URL+"/api", "--allowed-host", host)
+	if code != 0 || !strings.Contains(out, "Open this URL") {
+		t.Fatalf("connect --app: exit %d, %q %q", code, out, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	authURL := lines[len(lines)-1]
+	if r := e.cl.call("GET", e.authorize(authURL), nil, nil); r.status != 200 {
+		t.Fatalf("callback: %d %s", r.status, r.body)
+	}
+	var id string
+	if err := e.insts[0].s.db.Get(&id, `SELECT id FROM credentials WHERE name = 'From the CLI'`); err != nil {
+		t.Fatal(err)
+	}
+	if o := e.oauthOf(id); o["status"] != "connected" {
+		t.Fatalf("after the CLI flow: %v", o)
+	}
+	out, _, code = cliRun(t, env, "", []string{e.owner}, "credentials", "connect", id)
+	if code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "http") {
+		t.Fatalf("connect ID: exit %d, %q", code, out)
+	}
+	out, _, code = cliRun(t, env, "", []string{e.owner}, "credentials", "connect", "--app", e.appID, "--name", "machine",
+		"--grant", "client_credentials", "--base-url", e.as.URL+"/api", "--allowed-host", host)
+	if code != 0 || !strings.Contains(out, "is connected") {
+		t.Fatalf("connect client_credentials: exit %d, %q", code, out)
+	}
+	if _, errOut, code := cliRun(t, env, "", []string{e.owner}, "credentials", "connect", "--name", "x"); code != cli.ExitUsage || !strings.Contains(errOut, "--app") {
+		t.Fatalf("connect without --app or ID: exit %d, %q", code, errOut)
 	}
 	e.noTokenLeaks()
 }

@@ -153,7 +153,7 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 // verbs lists each noun's subcommands (for messages and completion).
 var verbs = map[string][]string{
 	"keys":        {"list", "create", "get", "roll", "revoke"},
-	"credentials": {"list", "create", "share", "rotate", "test", "delete"},
+	"credentials": {"list", "create", "connect", "share", "rotate", "test", "delete"},
 	"users":       {"list", "create", "get", "update", "delete"},
 }
 
