@@ -241,33 +241,54 @@ func (s *Store) LockOAuthCredential(ctx context.Context, orgID, id string, wait 
 	// The write outlives a caller that gave up: its tokens are spent.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	tx, err := conn.BeginTxx(wctx, nil)
-	if err != nil {
-		return true, translate(err, "oauth connection")
-	}
-	defer tx.Rollback()
-	t := &txn{Tx: tx}
-	if w.TokenChanged {
-		if _, err := t.ExecContext(wctx, `UPDATE credentials SET ciphertext = $2, key_version = $3, hint = $4, rotated_at = $5,
-			updated_at = now() WHERE id = $1`, c.ID, c.Ciphertext, c.KeyVersion, c.Hint, c.RotatedAt); err != nil {
-			return true, translate(err, "credential")
-		}
-	}
-	if err := writeConnection(wctx, t, c); err != nil {
+	if err := writeRefresh(wctx, conn, c, w); err != nil {
 		return true, err
-	}
-	if err := finishCredentialChange(wctx, t, c.ID, w.Events); err != nil {
-		return true, err
-	}
-	if err := tx.Commit(); err != nil {
-		return true, translate(err, "oauth connection")
 	}
 	if s.local != nil {
-		for _, n := range t.notes {
-			s.local(n)
-		}
+		s.local("cred:" + c.ID)
 	}
 	return true, ferr
+}
+
+// writeRefresh stores what a locked refresh decided in one statement (one
+// round trip, atomic like a transaction): the access token when it
+// changed, the connection, the audit events, and the "cred:<id>"
+// announcement that drops every instance's cached token.
+func writeRefresh(ctx context.Context, conn *sqlx.Conn, c *credvault.Credential, w *credvault.OAuthWrite) error {
+	o := c.OAuth
+	orgs, actorTypes, actorIDs, actions, resTypes, resIDs, reqIDs, datas := make([]string, len(w.Events)), make([]string, len(w.Events)),
+		make([]string, len(w.Events)), make([]string, len(w.Events)), make([]string, len(w.Events)), make([]string, len(w.Events)),
+		make([]string, len(w.Events)), make([]string, len(w.Events))
+	for i, ev := range w.Events {
+		data, err := json.Marshal(ev.Data)
+		if err != nil {
+			return credvault.Wrap(credvault.EINTERNAL, err, "encode audit event")
+		}
+		orgs[i], actorTypes[i], actorIDs[i], actions[i] = ev.OrgID, ev.ActorType, ev.ActorID, ev.Action
+		resTypes[i], resIDs[i], reqIDs[i], datas[i] = ev.ResourceType, ev.ResourceID, ev.RequestID, string(data)
+	}
+	_, err := conn.ExecContext(ctx, `
+		WITH cred AS (
+			UPDATE credentials SET ciphertext = $3, key_version = $4, hint = $5, rotated_at = $6, updated_at = now()
+			WHERE id = $1 AND $2
+		), conn AS (
+			UPDATE credential_oauth SET scopes_granted = $7, status = $8, refresh_ciphertext = $9, expires_at = $10,
+				refresh_at = $11, last_refreshed_at = $12, last_error = $13, failures = $14, next_attempt_at = $15,
+				token_version = $16, updated_at = now()
+			WHERE credential_id = $1
+		), events AS (
+			INSERT INTO audit_events (org_id, actor_type, actor_id, action, resource_type, resource_id, request_id, data)
+			SELECT v.org_id, v.actor_type, v.actor_id, v.action, v.resource_type, v.resource_id, v.request_id, v.data::jsonb
+			FROM unnest($17::uuid[], $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[])
+				AS v(org_id, actor_type, actor_id, action, resource_type, resource_id, request_id, data)
+		)
+		SELECT pg_notify($25, 'cred:' || $1::text)`,
+		c.ID, w.TokenChanged, c.Ciphertext, c.KeyVersion, c.Hint, c.RotatedAt,
+		pq.StringArray(nonNil(o.ScopesGranted)), o.Status, o.RefreshCiphertext, o.ExpiresAt, o.RefreshAt, o.LastRefreshedAt,
+		o.LastError, o.Failures, o.NextAttemptAt, o.TokenVersion,
+		pq.StringArray(orgs), pq.StringArray(actorTypes), pq.StringArray(actorIDs), pq.StringArray(actions),
+		pq.StringArray(resTypes), pq.StringArray(resIDs), pq.StringArray(reqIDs), pq.StringArray(datas), InvalidationChannel)
+	return translate(err, "oauth connection")
 }
 
 // lockedCredential reads an oauth2 credential and its connection in one
