@@ -630,3 +630,82 @@ func TestOAuthCLIConnect(t *testing.T) {
 	}
 	e.noTokenLeaks()
 }
+
+// TestOAuthBadInput: every refused app or oauth2 credential names the
+// field, and nothing is written.
+func TestOAuthBadInput(t *testing.T) {
+	e := newOAuthEnv(t, time.Hour, 1, nil)
+	db := e.insts[0].s.db
+	count := func() (n int) {
+		_ = db.Get(&n, `SELECT (SELECT count(*) FROM oauth_apps) + (SELECT count(*) FROM credentials) + (SELECT count(*) FROM oauth_states)`)
+		return n
+	}
+	app := func(m map[string]any) map[string]any {
+		out := map[string]any{"name": "x", "token_url": e.as.URL + "/token", "client_id": "c", "client_secret": "s"}
+		for k, v := range m {
+			if v == nil {
+				delete(out, k)
+			} else {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	host := strings.TrimPrefix(e.as.URL, "http://")
+	cred := func(m map[string]any) map[string]any {
+		out := map[string]any{"name": "c", "kind": "oauth2", "oauth_app_id": e.appID, "grant": "authorization_code",
+			"base_url": e.as.URL + "/api", "allowed_hosts": []string{host}}
+		for k, v := range m {
+			if v == nil {
+				delete(out, k)
+			} else {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	cases := []struct {
+		path  string
+		body  map[string]any
+		field string
+	}{
+		{"/v1/oauth-apps", app(map[string]any{"client_secret": nil}), "client_secret"},
+		{"/v1/oauth-apps", app(map[string]any{"client_id": nil}), "client_id"},
+		{"/v1/oauth-apps", app(map[string]any{"token_url": nil}), "preset"},
+		{"/v1/oauth-apps", app(map[string]any{"preset": "google"}), "preset"},
+		{"/v1/oauth-apps", app(map[string]any{"token_url": "http://auth.example.com/token"}), "token_url"},
+		{"/v1/oauth-apps", app(map[string]any{"token_url": nil, "preset": "myspace"}), "preset"},
+		{"/v1/oauth-apps", app(map[string]any{"token_auth_method": "private_key_jwt"}), "token_auth_method"},
+		{"/v1/oauth-apps", app(map[string]any{"scopes": []string{"a b"}}), "scopes"},
+		{"/v1/oauth-apps", app(map[string]any{"name": "fosite"}), "fosite"},
+		{"/v1/credentials", cred(map[string]any{"oauth_app_id": nil}), "oauth_app_id"},
+		{"/v1/credentials", cred(map[string]any{"oauth_app_id": "5f0c7a40-0000-4000-8000-000000000000"}), "oauth_app_id"},
+		{"/v1/credentials", cred(map[string]any{"grant": "password"}), "grant"},
+		{"/v1/credentials", cred(map[string]any{"value": "sk_live_0123456789"}), "value"},
+		{"/v1/credentials", cred(map[string]any{"scopes": []string{"bad\"scope"}}), "scopes"},
+		{"/v1/credentials", cred(map[string]any{"allowed_hosts": []string{"*"}}), "allowed_hosts"},
+		{"/v1/credentials", cred(map[string]any{"placement": "basic"}), "placement"},
+		{"/v1/credentials", map[string]any{"name": "static", "oauth_app_id": e.appID, "value": "sk_live_0123456789"}, "oauth_app_id"},
+	}
+	before := count()
+	for _, tc := range cases {
+		r := e.cl.as(e.owner, "POST", e.insts[0].url+tc.path, tc.body)
+		if r.status/100 != 4 || !strings.Contains(r.errMessage(t), tc.field) {
+			t.Errorf("POST %s %v: %d %s, want a 4xx naming %q", tc.path, tc.body, r.status, r.body, tc.field)
+		}
+	}
+	if after := count(); after != before {
+		t.Fatalf("refused requests wrote %d rows", after-before)
+	}
+	// Another org does not see the app.
+	_, other := e.cl.bootstrap(e.insts[0], "other")
+	if r := e.cl.as(other, "GET", e.insts[0].url+"/v1/oauth-apps/"+e.appID, nil); r.status != 404 {
+		t.Fatalf("another org's app: %d", r.status)
+	}
+	// An app in use cannot be deleted.
+	e.create("authorization_code")
+	if r := e.cl.as(e.owner, "DELETE", e.insts[0].url+"/v1/oauth-apps/"+e.appID, nil); r.status != 409 || r.errCode(t) != "oauth_app_in_use" {
+		t.Fatalf("delete an app in use: %d %s", r.status, r.body)
+	}
+	e.noTokenLeaks()
+}

@@ -84,7 +84,7 @@ func (s *OAuthService) CreateOAuthCredential(ctx context.Context, in OAuthCreden
 		ID: uuid.NewString(), OrgID: p.OrgID, Name: strings.TrimSpace(in.Name), Kind: KindOAuth2,
 		Service: strings.ToLower(strings.TrimSpace(in.Service)), Placement: in.Placement, ParamName: in.ParamName,
 		ValuePrefix: in.ValuePrefix, BaseURL: in.BaseURL, AllowedHosts: in.AllowedHosts, TestRequest: in.TestRequest,
-		Sharing: Sharing{Mode: SharingPersonal, Members: []Share{}}, Hint: "oauth2",
+		Sharing: Sharing{Mode: SharingPersonal, Members: []Share{}}, Hint: "oauth2", RotatedAt: s.now(),
 		OAuth: &OAuthConnection{AppID: app.ID, Grant: in.Grant, Scopes: scopes, ScopesGranted: []string{}, Status: OAuthPending},
 	}
 	if p.UserID != "" {

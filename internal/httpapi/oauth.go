@@ -190,6 +190,7 @@ func (s *Server) createOAuthCredential(c *fiber.Ctx, in *createCredentialRequest
 		CreateCredentialInput: credvault.CreateCredentialInput{
 			Name: in.Name, Service: in.Service, Placement: in.Placement, ParamName: in.ParamName, ValuePrefix: in.ValuePrefix,
 			Username: in.Username, BaseURL: in.BaseURL, AllowedHosts: in.AllowedHosts, TestRequest: in.TestRequest,
+			Value: credvault.NewSecret(in.Value),
 		},
 		AppID: in.OAuthAppID, Grant: in.Grant, Scopes: in.Scopes, ReturnTo: "api",
 	}

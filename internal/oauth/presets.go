@@ -42,7 +42,10 @@ var presets = map[string]Preset{
 		// later consent only with prompt=consent.
 		AuthorizeParams: map[string]string{"access_type": "offline", "prompt": "consent"},
 		ScopeSeparator:  " ", TokenAuthMethod: "client_secret_post",
-		APIHosts: []string{"*.googleapis.com"}, BaseURL: "https://www.googleapis.com",
+		// googleapis.com is a public suffix (a wildcard over it is refused):
+		// the hosts of the common APIs are named one by one.
+		APIHosts: []string{"www.googleapis.com", "gmail.googleapis.com", "sheets.googleapis.com", "docs.googleapis.com",
+			"people.googleapis.com", "oauth2.googleapis.com"}, BaseURL: "https://www.googleapis.com",
 		Sources: []string{
 			"https://developers.google.com/identity/protocols/oauth2/web-server",
 			"https://accounts.google.com/.well-known/openid-configuration",
