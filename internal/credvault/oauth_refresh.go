@@ -54,11 +54,35 @@ const (
 type flightGroup struct {
 	once sync.Once
 	g    *singleflight.Group
+	// provider bounds this replica's token requests in flight to
+	// RefreshPolicy.Concurrency, whatever asks for them.
+	provider chan struct{}
 }
 
-func (f *flightGroup) group() *singleflight.Group {
-	f.once.Do(func() { f.g = &singleflight.Group{} })
-	return f.g
+func (s *OAuthService) group() *singleflight.Group {
+	s.flight.once.Do(func() {
+		s.flight.g = &singleflight.Group{}
+		s.flight.provider = make(chan struct{}, s.concurrency())
+	})
+	return s.flight.g
+}
+
+func (s *OAuthService) concurrency() int {
+	if s.Refresh.Concurrency > 0 {
+		return s.Refresh.Concurrency
+	}
+	return 8
+}
+
+// providerSlot waits for a free token request slot; release gives it back.
+func (s *OAuthService) providerSlot(ctx context.Context) (release func(), err error) {
+	s.group()
+	select {
+	case s.flight.provider <- struct{}{}:
+		return func() { <-s.flight.provider }, nil
+	case <-ctx.Done():
+		return nil, Wrap(EUNAVAILABLE, ctx.Err(), "no token request slot in time")
+	}
 }
 
 type refreshed struct {
@@ -79,7 +103,7 @@ func (s *OAuthService) Token(ctx context.Context, c *Credential, rejected int64)
 		trigger = triggerRejected
 	}
 	key := c.ID + "|" + strconv.FormatInt(rejected, 10)
-	v, err, _ := s.flight.group().Do(key, func() (any, error) {
+	v, err, _ := s.group().Do(key, func() (any, error) {
 		// The shared refresh must not end because the first caller left.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
 		defer cancel()
@@ -219,15 +243,22 @@ func (s *OAuthService) requestToken(ctx context.Context, c *Credential, apps *ap
 	if err != nil {
 		return nil, err
 	}
-	if c.OAuth.Grant == GrantClientCredentials {
-		return s.Provider.ClientCredentials(ctx, app, secret, c.OAuth.Scopes)
+	var rt []byte
+	if c.OAuth.Grant != GrantClientCredentials {
+		if c.OAuth.RefreshCiphertext == "" {
+			return nil, &OAuthProviderError{Code: "invalid_grant", Description: "the provider gave no refresh token; reconnect to get a new access token"}
+		}
+		if rt, err = s.Transit.Decrypt(ctx, c.OAuth.RefreshCiphertext, RefreshTokenContext(c.OrgID, c.ID)); err != nil {
+			return nil, err
+		}
 	}
-	if c.OAuth.RefreshCiphertext == "" {
-		return nil, &OAuthProviderError{Code: "invalid_grant", Description: "the provider gave no refresh token; reconnect to get a new access token"}
-	}
-	rt, err := s.Transit.Decrypt(ctx, c.OAuth.RefreshCiphertext, RefreshTokenContext(c.OrgID, c.ID))
+	release, err := s.providerSlot(ctx)
 	if err != nil {
 		return nil, err
+	}
+	defer release()
+	if c.OAuth.Grant == GrantClientCredentials {
+		return s.Provider.ClientCredentials(ctx, app, secret, c.OAuth.Scopes)
 	}
 	return s.Provider.Refresh(ctx, app, secret, NewSecret(string(rt)))
 }
@@ -356,20 +387,20 @@ func refreshUnavailable(c *Credential, wait time.Duration) error {
 }
 
 // RefreshDue is one run of the proactive refresh: every connection whose
-// refresh time passed (at most limit), at most Concurrency token requests
-// at once. A connection another replica is refreshing is skipped. It
-// returns how many it examined. Errors: EUNAVAILABLE (PostgreSQL).
+// refresh time passed (at most limit). Token requests are bounded by
+// Concurrency (the provider's share); the work around them (locks, Vault,
+// writes) runs for up to 12 connections at once, so that the provider
+// slots stay busy. A connection another replica is refreshing is skipped.
+// It returns how many it examined. Errors: EUNAVAILABLE (PostgreSQL).
 func (s *OAuthService) RefreshDue(ctx context.Context, limit int) (int, error) {
 	due, err := s.Store.DueOAuthCredentials(ctx, s.now(), limit)
 	if err != nil || len(due) == 0 {
 		return 0, err
 	}
-	n := s.Refresh.Concurrency
-	if n <= 0 {
-		n = 8
-	}
+	// Each connection in the pipeline holds a database connection (its
+	// lock) of a pool of 20: 12 leaves room for the API.
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(n)
+	g.SetLimit(min(2*s.concurrency(), 12))
 	apps := &appCache{apps: map[string]*cachedApp{}}
 	for _, d := range due {
 		g.Go(func() error {
