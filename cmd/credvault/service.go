@@ -185,6 +185,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 			Sessions: s.sessions, Users: users, Keys: keys, Endpoints: services.Endpoints, Credentials: s.creds,
 			Proxy: services.Proxy, Audit: services.Audit,
 			Stats: &credvault.StatsService{Keys: keys, Credentials: s.creds, Store: s.store},
+			OAuth: s.oauth,
 		},
 		PublicURL: cfg.PublicURL,
 		Logger:    log,

@@ -45,6 +45,8 @@ type Services struct {
 	Proxy       *credvault.ProxyService
 	Audit       *credvault.AuditService
 	Stats       *credvault.StatsService
+	// OAuth connects OAuth 2.0 services; nil hides Connect and Reconnect.
+	OAuth *credvault.OAuthService
 }
 
 // Config holds what the console needs from the outside.
@@ -118,7 +120,7 @@ func (c *Console) SessionCookieName() string { return c.cookie }
 // layout.html.
 var pageNames = []string{
 	"signin", "signin_link", "error", "confirm", "reveal",
-	"credentials", "credential_new", "credential", "credential_delete",
+	"credentials", "credential_new", "credential", "credential_delete", "oauth_connect",
 	"apikeys", "apikey_new", "apikey",
 	"endpoints", "members", "audit",
 }
@@ -155,6 +157,8 @@ func (c *Console) Mount(r fiber.Router) {
 	r.Post("/credentials/:id/sharing", c.page(c.handleCredentialSharing, true))
 	r.Post("/credentials/:id/test", c.page(c.handleCredentialTest, true))
 	r.Post("/credentials/:id/delete", c.page(c.handleCredentialDelete, true))
+	r.Post("/credentials/:id/connect", c.page(c.handleOAuthReconnect, true))
+	r.Post("/oauth-connections", c.page(c.handleOAuthConnect, true))
 
 	r.Get("/api-keys", c.page(c.handleAPIKeys, false))
 	r.Get("/api-keys/new", c.page(c.handleAPIKeyNew, false))
