@@ -32,10 +32,14 @@ func BenchmarkProxyOAuthVsStatic(b *testing.B) {
 	b.Cleanup(up.Close)
 	host := strings.TrimPrefix(up.URL, "http://")
 	inst := e.insts[0]
-	static := e.cl.createCredential(inst, e.owner, map[string]any{"name": "static", "placement": "bearer",
-		"value": "sk_bench_0123456789abcdef", "base_url": up.URL, "allowed_hosts": []string{host}})["id"].(string)
 	oauthID := e.cl.createCredential(inst, e.owner, map[string]any{"name": "oauth", "kind": "oauth2", "oauth_app_id": e.appID,
 		"grant": "client_credentials", "base_url": up.URL, "allowed_hosts": []string{host}})["id"].(string)
+	// A static value as long as the access token, so that injection and
+	// scrubbing do the same work and only the OAuth machinery differs.
+	tokenLen := len(e.as.IssuedTokens()[0])
+	value := ("sk_bench_" + strings.Repeat("0123456789abcdef", 16))[:tokenLen]
+	static := e.cl.createCredential(inst, e.owner, map[string]any{"name": "static", "placement": "bearer",
+		"value": value, "base_url": up.URL, "allowed_hosts": []string{host}})["id"].(string)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	const workers, calls = 8, 1500
 	round := func(id string) time.Duration {
