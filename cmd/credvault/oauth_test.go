@@ -641,28 +641,12 @@ func TestOAuthBadInput(t *testing.T) {
 		return n
 	}
 	app := func(m map[string]any) map[string]any {
-		out := map[string]any{"name": "x", "token_url": e.as.URL + "/token", "client_id": "c", "client_secret": "s"}
-		for k, v := range m {
-			if v == nil {
-				delete(out, k)
-			} else {
-				out[k] = v
-			}
-		}
-		return out
+		return with(map[string]any{"name": "x", "token_url": e.as.URL + "/token", "client_id": "c", "client_secret": "s"}, m)
 	}
 	host := strings.TrimPrefix(e.as.URL, "http://")
 	cred := func(m map[string]any) map[string]any {
-		out := map[string]any{"name": "c", "kind": "oauth2", "oauth_app_id": e.appID, "grant": "authorization_code",
-			"base_url": e.as.URL + "/api", "allowed_hosts": []string{host}}
-		for k, v := range m {
-			if v == nil {
-				delete(out, k)
-			} else {
-				out[k] = v
-			}
-		}
-		return out
+		return with(map[string]any{"name": "c", "kind": "oauth2", "oauth_app_id": e.appID, "grant": "authorization_code",
+			"base_url": e.as.URL + "/api", "allowed_hosts": []string{host}}, m)
 	}
 	cases := []struct {
 		path  string
@@ -708,4 +692,16 @@ func TestOAuthBadInput(t *testing.T) {
 		t.Fatalf("delete an app in use: %d %s", r.status, r.body)
 	}
 	e.noTokenLeaks()
+}
+
+// with returns base changed by m: a nil value removes the field.
+func with(base, m map[string]any) map[string]any {
+	for k, v := range m {
+		if v == nil {
+			delete(base, k)
+		} else {
+			base[k] = v
+		}
+	}
+	return base
 }

@@ -138,16 +138,27 @@ func (s *CredentialService) CreateCredential(ctx context.Context, in CreateCrede
 // encrypt sets c's ciphertext, key version, hint and rotation time from
 // value, through Vault with c's derivation context.
 func (s *CredentialService) encrypt(ctx context.Context, c *Credential, value Secret) error {
-	ct, err := s.Transit.Encrypt(ctx, []byte(value.Reveal()), CredentialContext(c.OrgID, c.ID))
+	ct, v, err := seal(ctx, s.Transit, value, CredentialContext(c.OrgID, c.ID))
 	if err != nil {
 		return err
 	}
-	v, err := CiphertextVersion(ct)
-	if err != nil {
-		return Wrap(EINTERNAL, err, "vault returned an unexpected ciphertext")
-	}
 	c.Ciphertext, c.KeyVersion, c.Hint, c.RotatedAt = ct, v, Hint(value.Reveal()), s.now().UTC()
 	return nil
+}
+
+// seal encrypts a secret through transit under a derivation context and
+// returns the ciphertext with its key version. Errors: the Transit's;
+// EINTERNAL for a ciphertext not in Vault's form.
+func seal(ctx context.Context, t Transit, value Secret, derivation []byte) (string, int, error) {
+	ct, err := t.Encrypt(ctx, []byte(value.Reveal()), derivation)
+	if err != nil {
+		return "", 0, err
+	}
+	v, err := CiphertextVersion(ct)
+	if err != nil {
+		return "", 0, Wrap(EINTERNAL, err, "vault returned an unexpected ciphertext")
+	}
+	return ct, v, nil
 }
 
 func applyPreset(c *Credential, p ServicePreset) {

@@ -152,13 +152,9 @@ func checkScopes(field string, scopes []string) error {
 }
 
 func (s *OAuthService) encryptAppSecret(ctx context.Context, a *OAuthApp, secret Secret) error {
-	ct, err := s.Transit.Encrypt(ctx, []byte(secret.Reveal()), OAuthAppContext(a.OrgID, a.ID))
+	ct, v, err := seal(ctx, s.Transit, secret, OAuthAppContext(a.OrgID, a.ID))
 	if err != nil {
 		return err
-	}
-	v, err := CiphertextVersion(ct)
-	if err != nil {
-		return Wrap(EINTERNAL, err, "vault returned an unexpected ciphertext")
 	}
 	a.SecretCiphertext, a.SecretKeyVersion = ct, v
 	return nil

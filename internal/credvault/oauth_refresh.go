@@ -273,19 +273,15 @@ func (s *OAuthService) storeToken(ctx context.Context, c *Credential, tok *OAuth
 	}
 	o := c.OAuth
 	if !tok.RefreshToken.IsZero() {
-		ct, err := s.Transit.Encrypt(ctx, []byte(tok.RefreshToken.Reveal()), RefreshTokenContext(c.OrgID, c.ID))
+		ct, _, err := seal(ctx, s.Transit, tok.RefreshToken, RefreshTokenContext(c.OrgID, c.ID))
 		if err != nil {
 			return err
 		}
 		o.RefreshCiphertext = ct
 	}
-	ct, err := s.Transit.Encrypt(ctx, []byte(tok.AccessToken.Reveal()), CredentialContext(c.OrgID, c.ID))
+	ct, v, err := seal(ctx, s.Transit, tok.AccessToken, CredentialContext(c.OrgID, c.ID))
 	if err != nil {
 		return err
-	}
-	v, err := CiphertextVersion(ct)
-	if err != nil {
-		return Wrap(EINTERNAL, err, "vault returned an unexpected ciphertext")
 	}
 	c.Ciphertext, c.KeyVersion, c.RotatedAt = ct, v, now
 	o.Status, o.LastError, o.Failures, o.NextAttemptAt, o.TokenVersion = OAuthConnected, "", 0, nil, o.TokenVersion+1

@@ -82,31 +82,39 @@ func testFields(c *credvault.Credential) (method, path string, status int, heade
 // in one transaction. EINVALID when a shared user is not in the org.
 func (s *Store) CreateCredential(ctx context.Context, c *credvault.Credential, ev *credvault.AuditEvent) error {
 	return s.inTx(ctx, "credential", func(tx *txn) error {
-		m, p, st, hd := testFields(c)
-		var row credentialRow
-		err := tx.GetContext(ctx, &row, `
-			INSERT INTO credentials (id, org_id, owner_id, name, service, placement, param_name, value_prefix, base_url,
-				allowed_hosts, ciphertext, key_version, hint, sharing_mode, test_method, test_path, test_expect_status,
-				test_headers, rotated_at, username, kind)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
-			RETURNING `+credentialColumns,
-			c.ID, c.OrgID, c.OwnerID, c.Name, c.Service, c.Placement, c.ParamName, c.ValuePrefix, c.BaseURL,
-			pq.StringArray(c.AllowedHosts), c.Ciphertext, c.KeyVersion, c.Hint, c.Sharing.Mode, m, p, st, hd, c.RotatedAt, c.Username, kindOf(c))
-		if err != nil {
-			return translate(err, "credential")
-		}
-		stored, err := row.toDomain()
-		if err != nil {
+		if err := insertCredential(ctx, tx, c); err != nil {
 			return err
 		}
-		stored.Sharing.Members = c.Sharing.Members
-		stored.OAuth = c.OAuth
-		*c = *stored
 		if err := writeShares(ctx, tx, c); err != nil {
 			return err
 		}
 		return insertAudit(ctx, tx, ev)
 	})
+}
+
+// insertCredential inserts c (static or oauth2) and reads it back into c,
+// keeping the shares and OAuth connection c carries (written separately).
+func insertCredential(ctx context.Context, tx *txn, c *credvault.Credential) error {
+	m, p, st, hd := testFields(c)
+	var row credentialRow
+	err := tx.GetContext(ctx, &row, `
+		INSERT INTO credentials (id, org_id, owner_id, name, service, placement, param_name, value_prefix, base_url,
+			allowed_hosts, ciphertext, key_version, hint, sharing_mode, test_method, test_path, test_expect_status,
+			test_headers, rotated_at, username, kind)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+		RETURNING `+credentialColumns,
+		c.ID, c.OrgID, c.OwnerID, c.Name, c.Service, c.Placement, c.ParamName, c.ValuePrefix, c.BaseURL,
+		pq.StringArray(c.AllowedHosts), c.Ciphertext, c.KeyVersion, c.Hint, c.Sharing.Mode, m, p, st, hd, c.RotatedAt, c.Username, kindOf(c))
+	if err != nil {
+		return translate(err, "credential")
+	}
+	stored, err := row.toDomain()
+	if err != nil {
+		return err
+	}
+	stored.Sharing.Members, stored.OAuth = c.Sharing.Members, c.OAuth
+	*c = *stored
+	return nil
 }
 
 // writeShares replaces the credential's shares; users must be in its org.

@@ -105,25 +105,9 @@ func writeConnection(ctx context.Context, tx *txn, c *credvault.Credential) erro
 // shares, the authorization (if any) and the events in one transaction.
 func (s *Store) CreateOAuthCredential(ctx context.Context, c *credvault.Credential, auth *credvault.OAuthAuthorization, evs ...*credvault.AuditEvent) error {
 	return s.inTx(ctx, "credential", func(tx *txn) error {
-		m, p, st, hd := testFields(c)
-		var row credentialRow
-		err := tx.GetContext(ctx, &row, `
-			INSERT INTO credentials (id, org_id, owner_id, name, service, placement, param_name, value_prefix, base_url,
-				allowed_hosts, ciphertext, key_version, hint, sharing_mode, test_method, test_path, test_expect_status,
-				test_headers, rotated_at, username, kind)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, '', 'oauth2')
-			RETURNING `+credentialColumns,
-			c.ID, c.OrgID, c.OwnerID, c.Name, c.Service, c.Placement, c.ParamName, c.ValuePrefix, c.BaseURL,
-			pq.StringArray(c.AllowedHosts), c.Ciphertext, c.KeyVersion, c.Hint, c.Sharing.Mode, m, p, st, hd, c.RotatedAt)
-		if err != nil {
-			return translate(err, "credential")
-		}
-		stored, err := row.toDomain()
-		if err != nil {
+		if err := insertCredential(ctx, tx, c); err != nil {
 			return err
 		}
-		stored.Sharing.Members, stored.OAuth = c.Sharing.Members, c.OAuth
-		*c = *stored
 		if err := writeShares(ctx, tx, c); err != nil {
 			return err
 		}
