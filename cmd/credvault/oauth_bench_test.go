@@ -100,13 +100,13 @@ func BenchmarkProxyOAuthVsStatic(b *testing.B) {
 }
 
 // TestOAuthRefreshManyExpiring seeds N client_credentials connections
-// (default 500; CREDVAULT_OAUTH_BENCH_N=10000 for the figure) of
+// (default 200; CREDVAULT_OAUTH_BENCH_N=10000 for the figure) of
 // 1 h tokens that all expire within the next minute (so all are due),
 // then runs the proactive refresh as the job does: every one must be
 // refreshed before it expires, with at most the configured 8 token
 // requests in flight at the provider.
 func TestOAuthRefreshManyExpiring(t *testing.T) {
-	n := 500
+	n := 200
 	if v := os.Getenv("CREDVAULT_OAUTH_BENCH_N"); v != "" {
 		n, _ = strconv.Atoi(v)
 	}
