@@ -106,6 +106,7 @@ func BenchmarkProxyOAuthVsStatic(b *testing.B) {
 // refreshed before it expires, with at most the configured 8 token
 // requests in flight at the provider.
 func TestOAuthRefreshManyExpiring(t *testing.T) {
+	t.Parallel()
 	n := 200
 	if v := os.Getenv("CREDVAULT_OAUTH_BENCH_N"); v != "" {
 		n, _ = strconv.Atoi(v)

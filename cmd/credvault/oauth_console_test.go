@@ -16,6 +16,7 @@ import (
 // grant the badge says needs_reauth and "Reconnect" connects the same id
 // again. No page holds a token.
 func TestOAuthConsoleConnect(t *testing.T) {
+	t.Parallel() // waits for a token to expire
 	e := newOAuthEnv(t, 2*time.Second, 1, nil)
 	inst := e.insts[0]
 	link := newLink(t, e.cl, inst, e.owner, whoamiUser(t, e.cl, inst, e.owner))

@@ -637,10 +637,7 @@ func (s *CredentialService) useOAuth(ctx context.Context, c *Credential, gen uin
 	if err != nil {
 		return nil, Secret{}, err
 	}
-	// The refreshed row carries the sharing as the lock read it; the
-	// caller's permission was checked on c just before.
-	fresh.Sharing = c.Sharing
-	return fresh, value, nil
+	return withSharing(fresh, c), value, nil
 }
 
 // RefreshRejected is called when an upstream answered 401 to token
@@ -655,6 +652,14 @@ func (s *CredentialService) RefreshRejected(ctx context.Context, c *Credential) 
 	if err != nil {
 		return nil, Secret{}, err
 	}
-	fresh.Sharing = c.Sharing
-	return fresh, value, nil
+	return withSharing(fresh, c), value, nil
+}
+
+// withSharing is a copy of the refreshed credential (shared by every
+// caller that waited for the refresh) with the sharing of c: the locked
+// read leaves shares out, and the caller's permission was checked on c.
+func withSharing(fresh, c *Credential) *Credential {
+	cp := *fresh
+	cp.Sharing = c.Sharing
+	return &cp
 }

@@ -89,6 +89,10 @@ func Start(t testing.TB, opts Options) *Server {
 		// Every code exchange gets a refresh token, not only offline scope.
 		RefreshTokenScopes: []string{},
 		ScopeStrategy:      fosite.ExactScopeStrategy,
+		// fosite fills these in lazily on first use, from whichever request
+		// comes first: set them here so that concurrent requests do not race.
+		AudienceMatchingStrategy: fosite.DefaultAudienceMatchingStrategy,
+		JWKSFetcherStrategy:      fosite.NewDefaultJWKSFetcherStrategy(),
 	}
 	// bcrypt (even at its lowest cost) was half of the CPU of a
 	// thousand-connection refresh run, all of it the test provider's;
