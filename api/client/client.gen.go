@@ -321,6 +321,24 @@ func (e AuthCheckResultValid) Valid() bool {
 	}
 }
 
+// Defines values for CredentialKind.
+const (
+	CredentialKindOauth2 CredentialKind = "oauth2"
+	CredentialKindStatic CredentialKind = "static"
+)
+
+// Valid indicates whether the value is a known member of the CredentialKind enum.
+func (e CredentialKind) Valid() bool {
+	switch e {
+	case CredentialKindOauth2:
+		return true
+	case CredentialKindStatic:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CredentialPermission.
 const (
 	CredentialPermissionManage CredentialPermission = "manage"
@@ -333,6 +351,42 @@ func (e CredentialPermission) Valid() bool {
 	case CredentialPermissionManage:
 		return true
 	case CredentialPermissionUse:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CredentialCreateRequestGrant.
+const (
+	CredentialCreateRequestGrantAuthorizationCode CredentialCreateRequestGrant = "authorization_code"
+	CredentialCreateRequestGrantClientCredentials CredentialCreateRequestGrant = "client_credentials"
+)
+
+// Valid indicates whether the value is a known member of the CredentialCreateRequestGrant enum.
+func (e CredentialCreateRequestGrant) Valid() bool {
+	switch e {
+	case CredentialCreateRequestGrantAuthorizationCode:
+		return true
+	case CredentialCreateRequestGrantClientCredentials:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CredentialCreateRequestKind.
+const (
+	CredentialCreateRequestKindOauth2 CredentialCreateRequestKind = "oauth2"
+	CredentialCreateRequestKindStatic CredentialCreateRequestKind = "static"
+)
+
+// Valid indicates whether the value is a known member of the CredentialCreateRequestKind enum.
+func (e CredentialCreateRequestKind) Valid() bool {
+	switch e {
+	case CredentialCreateRequestKindOauth2:
+		return true
+	case CredentialCreateRequestKindStatic:
 		return true
 	default:
 		return false
@@ -377,19 +431,19 @@ func (e CredentialMonitorHealthStatus) Valid() bool {
 
 // Defines values for DeliveryStatus.
 const (
-	Delivered DeliveryStatus = "delivered"
-	Failed    DeliveryStatus = "failed"
-	Pending   DeliveryStatus = "pending"
+	DeliveryStatusDelivered DeliveryStatus = "delivered"
+	DeliveryStatusFailed    DeliveryStatus = "failed"
+	DeliveryStatusPending   DeliveryStatus = "pending"
 )
 
 // Valid indicates whether the value is a known member of the DeliveryStatus enum.
 func (e DeliveryStatus) Valid() bool {
 	switch e {
-	case Delivered:
+	case DeliveryStatusDelivered:
 		return true
-	case Failed:
+	case DeliveryStatusFailed:
 		return true
-	case Pending:
+	case DeliveryStatusPending:
 		return true
 	default:
 		return false
@@ -606,6 +660,141 @@ const (
 func (e LivenessStatus) Valid() bool {
 	switch e {
 	case Ok:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthAppTokenAuthMethod.
+const (
+	OAuthAppTokenAuthMethodClientSecretBasic OAuthAppTokenAuthMethod = "client_secret_basic"
+	OAuthAppTokenAuthMethodClientSecretPost  OAuthAppTokenAuthMethod = "client_secret_post"
+)
+
+// Valid indicates whether the value is a known member of the OAuthAppTokenAuthMethod enum.
+func (e OAuthAppTokenAuthMethod) Valid() bool {
+	switch e {
+	case OAuthAppTokenAuthMethodClientSecretBasic:
+		return true
+	case OAuthAppTokenAuthMethodClientSecretPost:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthAppCreateRequestPreset.
+const (
+	Atlassian  OAuthAppCreateRequestPreset = "atlassian"
+	Github     OAuthAppCreateRequestPreset = "github"
+	Google     OAuthAppCreateRequestPreset = "google"
+	Hubspot    OAuthAppCreateRequestPreset = "hubspot"
+	Microsoft  OAuthAppCreateRequestPreset = "microsoft"
+	Notion     OAuthAppCreateRequestPreset = "notion"
+	Salesforce OAuthAppCreateRequestPreset = "salesforce"
+	Slack      OAuthAppCreateRequestPreset = "slack"
+)
+
+// Valid indicates whether the value is a known member of the OAuthAppCreateRequestPreset enum.
+func (e OAuthAppCreateRequestPreset) Valid() bool {
+	switch e {
+	case Atlassian:
+		return true
+	case Github:
+		return true
+	case Google:
+		return true
+	case Hubspot:
+		return true
+	case Microsoft:
+		return true
+	case Notion:
+		return true
+	case Salesforce:
+		return true
+	case Slack:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthAppCreateRequestTokenAuthMethod.
+const (
+	OAuthAppCreateRequestTokenAuthMethodClientSecretBasic OAuthAppCreateRequestTokenAuthMethod = "client_secret_basic"
+	OAuthAppCreateRequestTokenAuthMethodClientSecretPost  OAuthAppCreateRequestTokenAuthMethod = "client_secret_post"
+)
+
+// Valid indicates whether the value is a known member of the OAuthAppCreateRequestTokenAuthMethod enum.
+func (e OAuthAppCreateRequestTokenAuthMethod) Valid() bool {
+	switch e {
+	case OAuthAppCreateRequestTokenAuthMethodClientSecretBasic:
+		return true
+	case OAuthAppCreateRequestTokenAuthMethodClientSecretPost:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthAppUpdateRequestTokenAuthMethod.
+const (
+	OAuthAppUpdateRequestTokenAuthMethodClientSecretBasic OAuthAppUpdateRequestTokenAuthMethod = "client_secret_basic"
+	OAuthAppUpdateRequestTokenAuthMethodClientSecretPost  OAuthAppUpdateRequestTokenAuthMethod = "client_secret_post"
+)
+
+// Valid indicates whether the value is a known member of the OAuthAppUpdateRequestTokenAuthMethod enum.
+func (e OAuthAppUpdateRequestTokenAuthMethod) Valid() bool {
+	switch e {
+	case OAuthAppUpdateRequestTokenAuthMethodClientSecretBasic:
+		return true
+	case OAuthAppUpdateRequestTokenAuthMethodClientSecretPost:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthStatusGrant.
+const (
+	OAuthStatusGrantAuthorizationCode OAuthStatusGrant = "authorization_code"
+	OAuthStatusGrantClientCredentials OAuthStatusGrant = "client_credentials"
+)
+
+// Valid indicates whether the value is a known member of the OAuthStatusGrant enum.
+func (e OAuthStatusGrant) Valid() bool {
+	switch e {
+	case OAuthStatusGrantAuthorizationCode:
+		return true
+	case OAuthStatusGrantClientCredentials:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthStatusStatus.
+const (
+	OAuthStatusStatusConnected      OAuthStatusStatus = "connected"
+	OAuthStatusStatusNeedsReauth    OAuthStatusStatus = "needs_reauth"
+	OAuthStatusStatusPending        OAuthStatusStatus = "pending"
+	OAuthStatusStatusRefreshFailing OAuthStatusStatus = "refresh_failing"
+	OAuthStatusStatusRefreshing     OAuthStatusStatus = "refreshing"
+)
+
+// Valid indicates whether the value is a known member of the OAuthStatusStatus enum.
+func (e OAuthStatusStatus) Valid() bool {
+	switch e {
+	case OAuthStatusStatusConnected:
+		return true
+	case OAuthStatusStatusNeedsReauth:
+		return true
+	case OAuthStatusStatusPending:
+		return true
+	case OAuthStatusStatusRefreshFailing:
+		return true
+	case OAuthStatusStatusRefreshing:
 		return true
 	default:
 		return false
@@ -1381,6 +1570,12 @@ type Credential struct {
 	// AllowedHosts Hosts the credential may be sent to, canonical; empty means it cannot be injected yet.
 	AllowedHosts []AllowedHost `json:"allowed_hosts"`
 
+	// AuthorizeUrl Only in the answer that starts an authorization (create with the
+	// `authorization_code` grant, reconnect): open it in a browser to
+	// connect. It carries a single-use `state` and a PKCE S256
+	// challenge and is valid for 10 minutes.
+	AuthorizeUrl *string `json:"authorize_url,omitempty"`
+
 	// BaseUrl Where calls through this credential go; may be empty.
 	BaseUrl   string    `json:"base_url"`
 	CreatedAt time.Time `json:"created_at"`
@@ -1397,12 +1592,18 @@ type Credential struct {
 	// then re-encrypted or rewrapped (`credvault rewrap`).
 	KeyVersion int `json:"key_version"`
 
+	// Kind `static`: a value someone stored; `oauth2`: an access token credvault obtains and refreshes.
+	Kind CredentialKind `json:"kind"`
+
 	// LastUsedAt The last workflow use through the proxy or `/v1/inject`, written
 	// in batches (about a second late); null if never used. A
 	// credential test does not count (nor does it hold off a delete).
-	LastUsedAt *time.Time         `json:"last_used_at"`
-	Name       string             `json:"name"`
-	OrgId      openapi_types.UUID `json:"org_id"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+	Name       string     `json:"name"`
+
+	// Oauth Present for `oauth2` credentials only.
+	Oauth *OAuthStatus       `json:"oauth,omitempty"`
+	OrgId openapi_types.UUID `json:"org_id"`
 
 	// OwnerId The user who created it; null when a service key did or once that user is deleted.
 	OwnerId *openapi_types.UUID `json:"owner_id"`
@@ -1448,10 +1649,14 @@ type Credential struct {
 	ValuePrefix string `json:"value_prefix"`
 }
 
+// CredentialKind `static`: a value someone stored; `oauth2`: an access token credvault obtains and refreshes.
+type CredentialKind string
+
 // CredentialPermission What the caller may do with this credential.
 type CredentialPermission string
 
-// CredentialCreateRequest defines model for CredentialCreateRequest.
+// CredentialCreateRequest `value` is required for `kind: static` (the default). For `kind:
+// oauth2` it is refused: name `oauth_app_id` and `grant` instead.
 type CredentialCreateRequest struct {
 	// AllowedHosts Hosts the credential may be sent to; with a preset, omit it to take the preset's.
 	AllowedHosts *[]AllowedHost `json:"allowed_hosts,omitempty"`
@@ -1463,8 +1668,24 @@ type CredentialCreateRequest struct {
 	// Example: https://api.stripe.com
 	BaseUrl *string `json:"base_url,omitempty"`
 
+	// Grant Required for kind oauth2.
+	Grant *CredentialCreateRequestGrant `json:"grant,omitempty"`
+
+	// Kind `oauth2`: credvault obtains the token through an OAuth app and
+	// keeps it fresh. Placement defaults to `bearer`; `base_url` and
+	// `allowed_hosts` default to the app's. With `authorization_code`
+	// the answer is `oauth.status: pending` with an `authorize_url`;
+	// with `client_credentials` the first token is fetched before
+	// anything is stored (a refused client secret answers 400
+	// `oauth_provider_error` naming the provider's error, and nothing
+	// is written).
+	Kind *CredentialCreateRequestKind `json:"kind,omitempty"`
+
 	// Name Trimmed; must not be blank.
 	Name string `json:"name"`
+
+	// OauthAppId Required for kind oauth2.
+	OauthAppId *openapi_types.UUID `json:"oauth_app_id,omitempty"`
 
 	// ParamName Required for `header` and `query`, empty for `bearer`. For
 	// `header`, a header token (letters, digits and
@@ -1484,6 +1705,9 @@ type CredentialCreateRequest struct {
 
 	// Placement Required unless `service` is a preset.
 	Placement *Placement `json:"placement,omitempty"`
+
+	// Scopes kind oauth2: the scopes to ask for; the app's when omitted.
+	Scopes *[]string `json:"scopes,omitempty"`
 
 	// Service A preset id from `GET /v1/services` (case-insensitive), which
 	// fills in the fields left out, or a custom name of 1 to 64
@@ -1515,6 +1739,19 @@ type CredentialCreateRequest struct {
 	// `Basic `; `header` only (empty otherwise); printable ASCII.
 	ValuePrefix *string `json:"value_prefix,omitempty"`
 }
+
+// CredentialCreateRequestGrant Required for kind oauth2.
+type CredentialCreateRequestGrant string
+
+// CredentialCreateRequestKind `oauth2`: credvault obtains the token through an OAuth app and
+// keeps it fresh. Placement defaults to `bearer`; `base_url` and
+// `allowed_hosts` default to the app's. With `authorization_code`
+// the answer is `oauth.status: pending` with an `authorize_url`;
+// with `client_credentials` the first token is fetched before
+// anything is stored (a refused client secret answers 400
+// `oauth_provider_error` naming the provider's error, and nothing
+// is written).
+type CredentialCreateRequestKind string
 
 // CredentialInUseError defines model for CredentialInUseError.
 type CredentialInUseError struct {
@@ -1936,6 +2173,138 @@ type LivenessStatus string
 
 // NextCursor Pass as `cursor` for the next page; null on the last page.
 type NextCursor = string
+
+// OAuthApp defines model for OAuthApp.
+type OAuthApp struct {
+	// ApiHosts Where the provider's APIs live: a credential's default allowed_hosts.
+	ApiHosts []string `json:"api_hosts"`
+
+	// AuthorizeParams Extra authorization request parameters (Google's access_type=offline, prompt=consent).
+	AuthorizeParams map[string]string `json:"authorize_params"`
+	AuthorizeUrl    string            `json:"authorize_url"`
+
+	// BaseUrl A credential's default base_url.
+	BaseUrl   string              `json:"base_url"`
+	ClientId  string              `json:"client_id"`
+	CreatedAt time.Time           `json:"created_at"`
+	CreatedBy *openapi_types.UUID `json:"created_by"`
+	Id        openapi_types.UUID  `json:"id"`
+
+	// Issuer The issuer the endpoints were discovered from, or empty.
+	Issuer string `json:"issuer"`
+	Name   string `json:"name"`
+
+	// Preset The preset the endpoints came from, or empty.
+	Preset string `json:"preset"`
+
+	// RedirectUri Register this at the provider: {CREDVAULT_PUBLIC_URL}/oauth/callback.
+	RedirectUri string `json:"redirect_uri"`
+
+	// RevocationUrl RFC 7009 endpoint; empty when the provider has none (tokens are then not revoked at delete).
+	RevocationUrl string `json:"revocation_url"`
+
+	// ScopeSeparator How scopes are joined in the authorization request (space, or `,` for Slack).
+	ScopeSeparator string `json:"scope_separator"`
+
+	// Scopes Default scopes of credentials connected through it.
+	Scopes          []string                `json:"scopes"`
+	TokenAuthMethod OAuthAppTokenAuthMethod `json:"token_auth_method"`
+	TokenUrl        string                  `json:"token_url"`
+	UpdatedAt       time.Time               `json:"updated_at"`
+}
+
+// OAuthAppTokenAuthMethod defines model for OAuthApp.TokenAuthMethod.
+type OAuthAppTokenAuthMethod string
+
+// OAuthAppCreateRequest defines model for OAuthAppCreateRequest.
+type OAuthAppCreateRequest struct {
+	AuthorizeUrl *string `json:"authorize_url,omitempty"`
+	ClientId     string  `json:"client_id"`
+
+	// ClientSecret Write-only; encrypted through Vault transit.
+	ClientSecret *string `json:"client_secret,omitempty"`
+
+	// Issuer An https issuer URL for discovery.
+	Issuer        *string                      `json:"issuer,omitempty"`
+	Name          string                       `json:"name"`
+	Preset        *OAuthAppCreateRequestPreset `json:"preset,omitempty"`
+	RevocationUrl *string                      `json:"revocation_url,omitempty"`
+
+	// Scopes Default scopes (RFC 6749 scope-tokens); a preset's when omitted.
+	Scopes *[]string `json:"scopes,omitempty"`
+
+	// TokenAuthMethod Default: the preset's or the discovered one, else client_secret_basic.
+	TokenAuthMethod *OAuthAppCreateRequestTokenAuthMethod `json:"token_auth_method,omitempty"`
+	TokenUrl        *string                               `json:"token_url,omitempty"`
+}
+
+// OAuthAppCreateRequestPreset defines model for OAuthAppCreateRequest.Preset.
+type OAuthAppCreateRequestPreset string
+
+// OAuthAppCreateRequestTokenAuthMethod Default: the preset's or the discovered one, else client_secret_basic.
+type OAuthAppCreateRequestTokenAuthMethod string
+
+// OAuthAppPage defines model for OAuthAppPage.
+type OAuthAppPage struct {
+	Data []OAuthApp `json:"data"`
+
+	// NextCursor Pass as `cursor` for the next page; null on the last page.
+	NextCursor *NextCursor `json:"next_cursor"`
+}
+
+// OAuthAppUpdateRequest defines model for OAuthAppUpdateRequest.
+type OAuthAppUpdateRequest struct {
+	ClientId        *string                               `json:"client_id,omitempty"`
+	ClientSecret    *string                               `json:"client_secret,omitempty"`
+	Name            *string                               `json:"name,omitempty"`
+	Scopes          *[]string                             `json:"scopes,omitempty"`
+	TokenAuthMethod *OAuthAppUpdateRequestTokenAuthMethod `json:"token_auth_method,omitempty"`
+}
+
+// OAuthAppUpdateRequestTokenAuthMethod defines model for OAuthAppUpdateRequest.TokenAuthMethod.
+type OAuthAppUpdateRequestTokenAuthMethod string
+
+// OAuthStatus An oauth2 credential's connection. No token is ever shown.
+type OAuthStatus struct {
+	// ExpiresAt When the access token expires; null when the provider gave no lifetime or there is no token yet.
+	ExpiresAt *time.Time       `json:"expires_at"`
+	Grant     OAuthStatusGrant `json:"grant"`
+
+	// LastError The provider's last error (code and description, never a token); empty after a success.
+	LastError       string     `json:"last_error"`
+	LastRefreshedAt *time.Time `json:"last_refreshed_at"`
+
+	// NextAttemptAt While refresh_failing, when the next token request may go out.
+	NextAttemptAt *time.Time         `json:"next_attempt_at"`
+	OauthAppId    openapi_types.UUID `json:"oauth_app_id"`
+
+	// Scopes The scopes asked for.
+	Scopes []string `json:"scopes"`
+
+	// ScopesGranted The scopes the provider granted (as it named them, else those asked for).
+	ScopesGranted []string `json:"scopes_granted"`
+
+	// Status `pending`: waiting for the person to authorize; `connected`: a
+	// token is stored and refreshed before it expires (about 10% of
+	// its lifetime, at most half of it); `refreshing`: a token
+	// request is in flight; `refresh_failing`: the provider failed
+	// transiently, retried with backoff (a still-valid token keeps
+	// being used); `needs_reauth`: the provider refused the grant
+	// (`invalid_grant`), nothing retries it until a reconnect.
+	Status OAuthStatusStatus `json:"status"`
+}
+
+// OAuthStatusGrant defines model for OAuthStatus.Grant.
+type OAuthStatusGrant string
+
+// OAuthStatusStatus `pending`: waiting for the person to authorize; `connected`: a
+// token is stored and refreshed before it expires (about 10% of
+// its lifetime, at most half of it); `refreshing`: a token
+// request is in flight; `refresh_failing`: the provider failed
+// transiently, retried with backoff (a still-valid token keeps
+// being used); `needs_reauth`: the provider refused the grant
+// (`invalid_grant`), nothing retries it until a reconnect.
+type OAuthStatusStatus string
 
 // Placement Where the value goes in an outbound request: `header` sends
 // `param_name: value_prefix + value`, `query` adds
@@ -2438,6 +2807,9 @@ type GatewayTimeout = Error
 // NotFound defines model for NotFound.
 type NotFound = Error
 
+// OAuthUnavailable defines model for OAuthUnavailable.
+type OAuthUnavailable = Error
+
 // TooManyRequests defines model for TooManyRequests.
 type TooManyRequests = Error
 
@@ -2449,6 +2821,21 @@ type Unavailable = Error
 
 // Undecryptable defines model for Undecryptable.
 type Undecryptable = Error
+
+// OauthCallbackParams defines parameters for OauthCallback.
+type OauthCallbackParams struct {
+	State string  `form:"state" json:"state"`
+	Code  *string `form:"code,omitempty" json:"code,omitempty"`
+
+	// Error RFC 6749 section 4.1.2.1
+	Error            *string `form:"error,omitempty" json:"error,omitempty"`
+	ErrorDescription *string `form:"error_description,omitempty" json:"error_description,omitempty"`
+	ErrorUri         *string `form:"error_uri,omitempty" json:"error_uri,omitempty"`
+
+	// Iss RFC 9207 issuer identification
+	Iss   *string `form:"iss,omitempty" json:"iss,omitempty"`
+	Scope *string `form:"scope,omitempty" json:"scope,omitempty"`
+}
 
 // ReadyzParams defines parameters for Readyz.
 type ReadyzParams struct {
@@ -2639,6 +3026,17 @@ type IntegrationUsageParams struct {
 	Days *int `form:"days,omitempty" json:"days,omitempty"`
 }
 
+// OauthAppListParams defines parameters for OauthAppList.
+type OauthAppListParams struct {
+	// Cursor The `next_cursor` of the previous page (opaque: it encodes the last
+	// item's `created_at` and `id`; pages go newest first); omit for the
+	// first page. Anything else answers 400.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit Page size; outside 1 to 500 answers 400.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // UserListParams defines parameters for UserList.
 type UserListParams struct {
 	// Cursor The `next_cursor` of the previous page (opaque: it encodes the last
@@ -2709,6 +3107,12 @@ type IntegrationCreateJSONRequestBody = IntegrationCreateRequest
 
 // IntegrationUpdateJSONRequestBody defines body for IntegrationUpdate for application/json ContentType.
 type IntegrationUpdateJSONRequestBody = IntegrationUpdateRequest
+
+// OauthAppCreateJSONRequestBody defines body for OauthAppCreate for application/json ContentType.
+type OauthAppCreateJSONRequestBody = OAuthAppCreateRequest
+
+// OauthAppUpdateJSONRequestBody defines body for OauthAppUpdate for application/json ContentType.
+type OauthAppUpdateJSONRequestBody = OAuthAppUpdateRequest
 
 // UserCreateJSONRequestBody defines body for UserCreate for application/json ContentType.
 type UserCreateJSONRequestBody = UserCreateRequest
@@ -2847,6 +3251,26 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /metrics (the `Metrics` operationId).
 	Metrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OauthCallback Where OAuth providers send the person back after authorizing (no API key).
+	//
+	// The redirect URI to register at every provider is
+	// `{CREDVAULT_PUBLIC_URL}/oauth/callback` (each OAuth app shows it as
+	// `redirect_uri`). The single-use `state` (bound to the org, the user
+	// who started the authorization and the credential; valid 10 minutes)
+	// is the proof; credvault stores only its SHA-256. An unknown,
+	// replayed, expired or foreign state answers 400 and changes nothing.
+	// When the provider sends `iss` (RFC 9207) and the app was discovered
+	// from an issuer, they must match. The code is exchanged with the
+	// PKCE verifier (RFC 7636, S256) and the credential becomes
+	// `connected`. A provider error (`error=access_denied`) is shown and
+	// kept as the credential's `oauth.last_error`; the credential stays as
+	// it was (`pending`). The answer is an HTML page ("connected, you may
+	// close this window"), or for a flow started in the console a 303 to
+	// the credential's console page.
+	//
+	// Corresponds with GET /oauth/callback (the `OauthCallback` operationId).
+	OauthCallback(ctx context.Context, params *OauthCallbackParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// Readyz Readiness - this instance can serve key checks and proxied calls (the load balancer's check).
 	//
@@ -3592,6 +4016,19 @@ type ClientInterface interface {
 	// Corresponds with PUT /v1/credentials/{id}/monitor (the `CredentialMonitorPut` operationId).
 	CredentialMonitorPut(ctx context.Context, id CredentialId, body CredentialMonitorPutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// CredentialReconnect Start a new OAuth authorization for an oauth2 credential, keeping its id.
+	//
+	// Needs scope `credentials:write` and the `manage` permission. For
+	// the `authorization_code` grant the answer carries a new
+	// `authorize_url` (single-use state, PKCE S256, 10 minutes); the
+	// current token, if any, keeps working until the callback replaces
+	// it, and workflows keep referencing the same id. For
+	// `client_credentials` a new token is fetched at once. 400 for a
+	// credential that is not `oauth2`.
+	//
+	// Corresponds with POST /v1/credentials/{id}/reconnect (the `CredentialReconnect` operationId).
+	CredentialReconnect(ctx context.Context, id CredentialId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// CredentialSharingWithBody Replace who may use or manage a credential.
 	//
 	// Needs scope `credentials:write` and the `manage` permission (403
@@ -3878,6 +4315,75 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/integrations/{id}/usage (the `IntegrationUsage` operationId).
 	IntegrationUsage(ctx context.Context, id IntegrationId, params *IntegrationUsageParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OauthAppList List the org's OAuth apps (every member may, to connect with them).
+	//
+	// Scope `credentials:read`. Newest first; secrets are never shown.
+	//
+	// Corresponds with GET /v1/oauth-apps (the `OauthAppList` operationId).
+	OauthAppList(ctx context.Context, params *OauthAppListParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OauthAppCreateWithBody Register an OAuth app (a client at a provider); the client secret is write-only.
+	//
+	// Owners and admins, scope `credentials:write`. Name exactly one of
+	// `preset` (see the README for the list and the provider documents
+	// each fact comes from), `issuer` (OpenID Connect Discovery, else
+	// RFC 8414 metadata; the metadata's issuer must equal it) or
+	// `authorize_url` + `token_url` (+ `revocation_url` for RFC 7009).
+	// Endpoint URLs are absolute `https` URLs (`http` only towards a
+	// loopback host). `client_secret` is encrypted through Vault transit
+	// and never shown again. The answer's `redirect_uri` is what to
+	// register at the provider.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/oauth-apps (the `OauthAppCreate` operationId).
+	OauthAppCreateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OauthAppCreate Register an OAuth app (a client at a provider); the client secret is write-only.
+	//
+	// Owners and admins, scope `credentials:write`. Name exactly one of
+	// `preset` (see the README for the list and the provider documents
+	// each fact comes from), `issuer` (OpenID Connect Discovery, else
+	// RFC 8414 metadata; the metadata's issuer must equal it) or
+	// `authorize_url` + `token_url` (+ `revocation_url` for RFC 7009).
+	// Endpoint URLs are absolute `https` URLs (`http` only towards a
+	// loopback host). `client_secret` is encrypted through Vault transit
+	// and never shown again. The answer's `redirect_uri` is what to
+	// register at the provider.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/oauth-apps (the `OauthAppCreate` operationId).
+	OauthAppCreate(ctx context.Context, body OauthAppCreateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OauthAppDelete Delete an app no credential uses (409 `oauth_app_in_use` otherwise).
+	//
+	// Corresponds with DELETE /v1/oauth-apps/{id} (the `OauthAppDelete` operationId).
+	OauthAppDelete(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OauthAppGet Get an OAuth app (never its secret).
+	//
+	// Corresponds with GET /v1/oauth-apps/{id} (the `OauthAppGet` operationId).
+	OauthAppGet(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OauthAppUpdateWithBody Rename an app or change its client id, secret, scopes or token auth method.
+	//
+	// Owners and admins. Endpoints do not change; register another app for another provider.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/oauth-apps/{id} (the `OauthAppUpdate` operationId).
+	OauthAppUpdateWithBody(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OauthAppUpdate Rename an app or change its client id, secret, scopes or token auth method.
+	//
+	// Owners and admins. Endpoints do not change; register another app for another provider.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/oauth-apps/{id} (the `OauthAppUpdate` operationId).
+	OauthAppUpdate(ctx context.Context, id openapi_types.UUID, body OauthAppUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ProxyDelete Forward a DELETE call with the credential attached.
 	//
@@ -4274,6 +4780,36 @@ func (c *Client) Livez(ctx context.Context, reqEditors ...RequestEditorFn) (*htt
 // Corresponds with GET /metrics (the `Metrics` operationId).
 func (c *Client) Metrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewMetricsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OauthCallback Where OAuth providers send the person back after authorizing (no API key).
+//
+// The redirect URI to register at every provider is
+// `{CREDVAULT_PUBLIC_URL}/oauth/callback` (each OAuth app shows it as
+// `redirect_uri`). The single-use `state` (bound to the org, the user
+// who started the authorization and the credential; valid 10 minutes)
+// is the proof; credvault stores only its SHA-256. An unknown,
+// replayed, expired or foreign state answers 400 and changes nothing.
+// When the provider sends `iss` (RFC 9207) and the app was discovered
+// from an issuer, they must match. The code is exchanged with the
+// PKCE verifier (RFC 7636, S256) and the credential becomes
+// `connected`. A provider error (`error=access_denied`) is shown and
+// kept as the credential's `oauth.last_error`; the credential stays as
+// it was (`pending`). The answer is an HTML page ("connected, you may
+// close this window"), or for a flow started in the console a 303 to
+// the credential's console page.
+//
+// Corresponds with GET /oauth/callback (the `OauthCallback` operationId).
+func (c *Client) OauthCallback(ctx context.Context, params *OauthCallbackParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOauthCallbackRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -5318,6 +5854,29 @@ func (c *Client) CredentialMonitorPut(ctx context.Context, id CredentialId, body
 	return c.Client.Do(req)
 }
 
+// CredentialReconnect Start a new OAuth authorization for an oauth2 credential, keeping its id.
+//
+// Needs scope `credentials:write` and the `manage` permission. For
+// the `authorization_code` grant the answer carries a new
+// `authorize_url` (single-use state, PKCE S256, 10 minutes); the
+// current token, if any, keeps working until the callback replaces
+// it, and workflows keep referencing the same id. For
+// `client_credentials` a new token is fetched at once. 400 for a
+// credential that is not `oauth2`.
+//
+// Corresponds with POST /v1/credentials/{id}/reconnect (the `CredentialReconnect` operationId).
+func (c *Client) CredentialReconnect(ctx context.Context, id CredentialId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCredentialReconnectRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // CredentialSharingWithBody Replace who may use or manage a credential.
 //
 // Needs scope `credentials:write` and the `manage` permission (403
@@ -5795,6 +6354,145 @@ func (c *Client) IntegrationUpdate(ctx context.Context, id IntegrationId, body I
 // Corresponds with GET /v1/integrations/{id}/usage (the `IntegrationUsage` operationId).
 func (c *Client) IntegrationUsage(ctx context.Context, id IntegrationId, params *IntegrationUsageParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewIntegrationUsageRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OauthAppList List the org's OAuth apps (every member may, to connect with them).
+//
+// Scope `credentials:read`. Newest first; secrets are never shown.
+//
+// Corresponds with GET /v1/oauth-apps (the `OauthAppList` operationId).
+func (c *Client) OauthAppList(ctx context.Context, params *OauthAppListParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOauthAppListRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OauthAppCreateWithBody Register an OAuth app (a client at a provider); the client secret is write-only.
+//
+// Owners and admins, scope `credentials:write`. Name exactly one of
+// `preset` (see the README for the list and the provider documents
+// each fact comes from), `issuer` (OpenID Connect Discovery, else
+// RFC 8414 metadata; the metadata's issuer must equal it) or
+// `authorize_url` + `token_url` (+ `revocation_url` for RFC 7009).
+// Endpoint URLs are absolute `https` URLs (`http` only towards a
+// loopback host). `client_secret` is encrypted through Vault transit
+// and never shown again. The answer's `redirect_uri` is what to
+// register at the provider.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/oauth-apps (the `OauthAppCreate` operationId).
+func (c *Client) OauthAppCreateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOauthAppCreateRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OauthAppCreate Register an OAuth app (a client at a provider); the client secret is write-only.
+//
+// Owners and admins, scope `credentials:write`. Name exactly one of
+// `preset` (see the README for the list and the provider documents
+// each fact comes from), `issuer` (OpenID Connect Discovery, else
+// RFC 8414 metadata; the metadata's issuer must equal it) or
+// `authorize_url` + `token_url` (+ `revocation_url` for RFC 7009).
+// Endpoint URLs are absolute `https` URLs (`http` only towards a
+// loopback host). `client_secret` is encrypted through Vault transit
+// and never shown again. The answer's `redirect_uri` is what to
+// register at the provider.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/oauth-apps (the `OauthAppCreate` operationId).
+func (c *Client) OauthAppCreate(ctx context.Context, body OauthAppCreateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOauthAppCreateRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OauthAppDelete Delete an app no credential uses (409 `oauth_app_in_use` otherwise).
+//
+// Corresponds with DELETE /v1/oauth-apps/{id} (the `OauthAppDelete` operationId).
+func (c *Client) OauthAppDelete(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOauthAppDeleteRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OauthAppGet Get an OAuth app (never its secret).
+//
+// Corresponds with GET /v1/oauth-apps/{id} (the `OauthAppGet` operationId).
+func (c *Client) OauthAppGet(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOauthAppGetRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OauthAppUpdateWithBody Rename an app or change its client id, secret, scopes or token auth method.
+//
+// Owners and admins. Endpoints do not change; register another app for another provider.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/oauth-apps/{id} (the `OauthAppUpdate` operationId).
+func (c *Client) OauthAppUpdateWithBody(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOauthAppUpdateRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OauthAppUpdate Rename an app or change its client id, secret, scopes or token auth method.
+//
+// Owners and admins. Endpoints do not change; register another app for another provider.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/oauth-apps/{id} (the `OauthAppUpdate` operationId).
+func (c *Client) OauthAppUpdate(ctx context.Context, id openapi_types.UUID, body OauthAppUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOauthAppUpdateRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6485,6 +7183,128 @@ func NewMetricsRequest(server string) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewOauthCallbackRequest constructs an http.Request for the OauthCallback method
+func NewOauthCallbackRequest(server string, params *OauthCallbackParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/oauth/callback")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "state", params.State, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.Code != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "code", *params.Code, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Error != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "error", *params.Error, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ErrorDescription != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "error_description", *params.ErrorDescription, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ErrorUri != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "error_uri", *params.ErrorUri, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Iss != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "iss", *params.Iss, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Scope != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "scope", *params.Scope, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -7732,6 +8552,40 @@ func NewCredentialMonitorPutRequestWithBody(server string, id CredentialId, cont
 	return req, nil
 }
 
+// NewCredentialReconnectRequest constructs an http.Request for the CredentialReconnect method
+func NewCredentialReconnectRequest(server string, id CredentialId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/credentials/%s/reconnect", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewCredentialSharingRequest calls the generic CredentialSharing builder with application/json body
 func NewCredentialSharingRequest(server string, id CredentialId, body CredentialSharingJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -8451,6 +9305,227 @@ func NewIntegrationUsageRequest(server string, id IntegrationId, params *Integra
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewOauthAppListRequest constructs an http.Request for the OauthAppList method
+func NewOauthAppListRequest(server string, params *OauthAppListParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/oauth-apps")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewOauthAppCreateRequest calls the generic OauthAppCreate builder with application/json body
+func NewOauthAppCreateRequest(server string, body OauthAppCreateJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewOauthAppCreateRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewOauthAppCreateRequestWithBody constructs an http.Request for the OauthAppCreate method, with any body, and a specified content type
+func NewOauthAppCreateRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/oauth-apps")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewOauthAppDeleteRequest constructs an http.Request for the OauthAppDelete method
+func NewOauthAppDeleteRequest(server string, id openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/oauth-apps/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewOauthAppGetRequest constructs an http.Request for the OauthAppGet method
+func NewOauthAppGetRequest(server string, id openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/oauth-apps/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewOauthAppUpdateRequest calls the generic OauthAppUpdate builder with application/json body
+func NewOauthAppUpdateRequest(server string, id openapi_types.UUID, body OauthAppUpdateJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewOauthAppUpdateRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewOauthAppUpdateRequestWithBody constructs an http.Request for the OauthAppUpdate method, with any body, and a specified content type
+func NewOauthAppUpdateRequestWithBody(server string, id openapi_types.UUID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/oauth-apps/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -9524,6 +10599,28 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /metrics (the `Metrics` operationId).
 	MetricsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*MetricsResponse, error)
 
+	// OauthCallbackWithResponse Where OAuth providers send the person back after authorizing (no API key).
+	//
+	// The redirect URI to register at every provider is
+	// `{CREDVAULT_PUBLIC_URL}/oauth/callback` (each OAuth app shows it as
+	// `redirect_uri`). The single-use `state` (bound to the org, the user
+	// who started the authorization and the credential; valid 10 minutes)
+	// is the proof; credvault stores only its SHA-256. An unknown,
+	// replayed, expired or foreign state answers 400 and changes nothing.
+	// When the provider sends `iss` (RFC 9207) and the app was discovered
+	// from an issuer, they must match. The code is exchanged with the
+	// PKCE verifier (RFC 7636, S256) and the credential becomes
+	// `connected`. A provider error (`error=access_denied`) is shown and
+	// kept as the credential's `oauth.last_error`; the credential stays as
+	// it was (`pending`). The answer is an HTML page ("connected, you may
+	// close this window"), or for a flow started in the console a 303 to
+	// the credential's console page.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /oauth/callback (the `OauthCallback` operationId).
+	OauthCallbackWithResponse(ctx context.Context, params *OauthCallbackParams, reqEditors ...RequestEditorFn) (*OauthCallbackResponse, error)
+
 	// ReadyzWithResponse Readiness - this instance can serve key checks and proxied calls (the load balancer's check).
 	//
 	// Runs every check at once, each within 2 seconds (a degradable one
@@ -10298,6 +11395,21 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PUT /v1/credentials/{id}/monitor (the `CredentialMonitorPut` operationId).
 	CredentialMonitorPutWithResponse(ctx context.Context, id CredentialId, body CredentialMonitorPutJSONRequestBody, reqEditors ...RequestEditorFn) (*CredentialMonitorPutResponse, error)
 
+	// CredentialReconnectWithResponse Start a new OAuth authorization for an oauth2 credential, keeping its id.
+	//
+	// Needs scope `credentials:write` and the `manage` permission. For
+	// the `authorization_code` grant the answer carries a new
+	// `authorize_url` (single-use state, PKCE S256, 10 minutes); the
+	// current token, if any, keeps working until the callback replaces
+	// it, and workflows keep referencing the same id. For
+	// `client_credentials` a new token is fetched at once. 400 for a
+	// credential that is not `oauth2`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/credentials/{id}/reconnect (the `CredentialReconnect` operationId).
+	CredentialReconnectWithResponse(ctx context.Context, id CredentialId, reqEditors ...RequestEditorFn) (*CredentialReconnectResponse, error)
+
 	// CredentialSharingWithBodyWithResponse Replace who may use or manage a credential.
 	//
 	// Needs scope `credentials:write` and the `manage` permission (403
@@ -10600,6 +11712,81 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/integrations/{id}/usage (the `IntegrationUsage` operationId).
 	IntegrationUsageWithResponse(ctx context.Context, id IntegrationId, params *IntegrationUsageParams, reqEditors ...RequestEditorFn) (*IntegrationUsageResponse, error)
+
+	// OauthAppListWithResponse List the org's OAuth apps (every member may, to connect with them).
+	//
+	// Scope `credentials:read`. Newest first; secrets are never shown.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/oauth-apps (the `OauthAppList` operationId).
+	OauthAppListWithResponse(ctx context.Context, params *OauthAppListParams, reqEditors ...RequestEditorFn) (*OauthAppListResponse, error)
+
+	// OauthAppCreateWithBodyWithResponse Register an OAuth app (a client at a provider); the client secret is write-only.
+	//
+	// Owners and admins, scope `credentials:write`. Name exactly one of
+	// `preset` (see the README for the list and the provider documents
+	// each fact comes from), `issuer` (OpenID Connect Discovery, else
+	// RFC 8414 metadata; the metadata's issuer must equal it) or
+	// `authorize_url` + `token_url` (+ `revocation_url` for RFC 7009).
+	// Endpoint URLs are absolute `https` URLs (`http` only towards a
+	// loopback host). `client_secret` is encrypted through Vault transit
+	// and never shown again. The answer's `redirect_uri` is what to
+	// register at the provider.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/oauth-apps (the `OauthAppCreate` operationId).
+	OauthAppCreateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*OauthAppCreateResponse, error)
+
+	// OauthAppCreateWithResponse Register an OAuth app (a client at a provider); the client secret is write-only.
+	//
+	// Owners and admins, scope `credentials:write`. Name exactly one of
+	// `preset` (see the README for the list and the provider documents
+	// each fact comes from), `issuer` (OpenID Connect Discovery, else
+	// RFC 8414 metadata; the metadata's issuer must equal it) or
+	// `authorize_url` + `token_url` (+ `revocation_url` for RFC 7009).
+	// Endpoint URLs are absolute `https` URLs (`http` only towards a
+	// loopback host). `client_secret` is encrypted through Vault transit
+	// and never shown again. The answer's `redirect_uri` is what to
+	// register at the provider.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/oauth-apps (the `OauthAppCreate` operationId).
+	OauthAppCreateWithResponse(ctx context.Context, body OauthAppCreateJSONRequestBody, reqEditors ...RequestEditorFn) (*OauthAppCreateResponse, error)
+
+	// OauthAppDeleteWithResponse Delete an app no credential uses (409 `oauth_app_in_use` otherwise).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/oauth-apps/{id} (the `OauthAppDelete` operationId).
+	OauthAppDeleteWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*OauthAppDeleteResponse, error)
+
+	// OauthAppGetWithResponse Get an OAuth app (never its secret).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/oauth-apps/{id} (the `OauthAppGet` operationId).
+	OauthAppGetWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*OauthAppGetResponse, error)
+
+	// OauthAppUpdateWithBodyWithResponse Rename an app or change its client id, secret, scopes or token auth method.
+	//
+	// Owners and admins. Endpoints do not change; register another app for another provider.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/oauth-apps/{id} (the `OauthAppUpdate` operationId).
+	OauthAppUpdateWithBodyWithResponse(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*OauthAppUpdateResponse, error)
+
+	// OauthAppUpdateWithResponse Rename an app or change its client id, secret, scopes or token auth method.
+	//
+	// Owners and admins. Endpoints do not change; register another app for another provider.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/oauth-apps/{id} (the `OauthAppUpdate` operationId).
+	OauthAppUpdateWithResponse(ctx context.Context, id openapi_types.UUID, body OauthAppUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*OauthAppUpdateResponse, error)
 
 	// ProxyDeleteWithResponse Forward a DELETE call with the credential attached.
 	//
@@ -11119,6 +12306,47 @@ func (r MetricsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r MetricsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// OauthCallbackResponse303Headers the declared response headers of an HTTP 303 response for OauthCallback
+type OauthCallbackResponse303Headers struct {
+	Location *string
+}
+
+type OauthCallbackResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// Headers303 the parsed response headers for an HTTP 303 response
+	Headers303 *OauthCallbackResponse303Headers
+}
+
+// GetBody returns the raw response body bytes
+func (r OauthCallbackResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r OauthCallbackResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r OauthCallbackResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r OauthCallbackResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -13909,6 +15137,137 @@ func (r CredentialMonitorPutResponse) ContentType() string {
 	return ""
 }
 
+// CredentialReconnectResponse400Headers the declared response headers of an HTTP 400 response for CredentialReconnect
+type CredentialReconnectResponse400Headers struct {
+	XRequestId *string
+}
+
+// CredentialReconnectResponse401Headers the declared response headers of an HTTP 401 response for CredentialReconnect
+type CredentialReconnectResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// CredentialReconnectResponse403Headers the declared response headers of an HTTP 403 response for CredentialReconnect
+type CredentialReconnectResponse403Headers struct {
+	XRequestId *string
+}
+
+// CredentialReconnectResponse404Headers the declared response headers of an HTTP 404 response for CredentialReconnect
+type CredentialReconnectResponse404Headers struct {
+	XRequestId *string
+}
+
+// CredentialReconnectResponse429Headers the declared response headers of an HTTP 429 response for CredentialReconnect
+type CredentialReconnectResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// CredentialReconnectResponse503Headers the declared response headers of an HTTP 503 response for CredentialReconnect
+type CredentialReconnectResponse503Headers struct {
+	RetryAfter *int
+	XRequestId *string
+}
+
+type CredentialReconnectResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Credential
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *OAuthUnavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CredentialReconnectResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CredentialReconnectResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CredentialReconnectResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *CredentialReconnectResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CredentialReconnectResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CredentialReconnectResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CredentialReconnectResponse) GetJSON200() *Credential {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CredentialReconnectResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CredentialReconnectResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CredentialReconnectResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CredentialReconnectResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CredentialReconnectResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CredentialReconnectResponse) GetJSON503() *OAuthUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CredentialReconnectResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CredentialReconnectResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CredentialReconnectResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CredentialReconnectResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // CredentialSharingResponse400Headers the declared response headers of an HTTP 400 response for CredentialSharing
 type CredentialSharingResponse400Headers struct {
 	XRequestId *string
@@ -15804,6 +17163,635 @@ func (r IntegrationUsageResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r IntegrationUsageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// OauthAppListResponse400Headers the declared response headers of an HTTP 400 response for OauthAppList
+type OauthAppListResponse400Headers struct {
+	XRequestId *string
+}
+
+// OauthAppListResponse401Headers the declared response headers of an HTTP 401 response for OauthAppList
+type OauthAppListResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// OauthAppListResponse403Headers the declared response headers of an HTTP 403 response for OauthAppList
+type OauthAppListResponse403Headers struct {
+	XRequestId *string
+}
+
+// OauthAppListResponse429Headers the declared response headers of an HTTP 429 response for OauthAppList
+type OauthAppListResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// OauthAppListResponse503Headers the declared response headers of an HTTP 503 response for OauthAppList
+type OauthAppListResponse503Headers struct {
+	XRequestId *string
+}
+
+type OauthAppListResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OAuthAppPage
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *OauthAppListResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *OauthAppListResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *OauthAppListResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *OauthAppListResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *OauthAppListResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r OauthAppListResponse) GetJSON200() *OAuthAppPage {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r OauthAppListResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r OauthAppListResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r OauthAppListResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r OauthAppListResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r OauthAppListResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r OauthAppListResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r OauthAppListResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r OauthAppListResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r OauthAppListResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// OauthAppCreateResponse400Headers the declared response headers of an HTTP 400 response for OauthAppCreate
+type OauthAppCreateResponse400Headers struct {
+	XRequestId *string
+}
+
+// OauthAppCreateResponse401Headers the declared response headers of an HTTP 401 response for OauthAppCreate
+type OauthAppCreateResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// OauthAppCreateResponse403Headers the declared response headers of an HTTP 403 response for OauthAppCreate
+type OauthAppCreateResponse403Headers struct {
+	XRequestId *string
+}
+
+// OauthAppCreateResponse409Headers the declared response headers of an HTTP 409 response for OauthAppCreate
+type OauthAppCreateResponse409Headers struct {
+	XRequestId *string
+}
+
+// OauthAppCreateResponse429Headers the declared response headers of an HTTP 429 response for OauthAppCreate
+type OauthAppCreateResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// OauthAppCreateResponse503Headers the declared response headers of an HTTP 503 response for OauthAppCreate
+type OauthAppCreateResponse503Headers struct {
+	XRequestId *string
+}
+
+type OauthAppCreateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *OAuthApp
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *OauthAppCreateResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *OauthAppCreateResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *OauthAppCreateResponse403Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *OauthAppCreateResponse409Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *OauthAppCreateResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *OauthAppCreateResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r OauthAppCreateResponse) GetJSON201() *OAuthApp {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r OauthAppCreateResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r OauthAppCreateResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r OauthAppCreateResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r OauthAppCreateResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r OauthAppCreateResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r OauthAppCreateResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r OauthAppCreateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r OauthAppCreateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r OauthAppCreateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r OauthAppCreateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// OauthAppDeleteResponse401Headers the declared response headers of an HTTP 401 response for OauthAppDelete
+type OauthAppDeleteResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// OauthAppDeleteResponse403Headers the declared response headers of an HTTP 403 response for OauthAppDelete
+type OauthAppDeleteResponse403Headers struct {
+	XRequestId *string
+}
+
+// OauthAppDeleteResponse404Headers the declared response headers of an HTTP 404 response for OauthAppDelete
+type OauthAppDeleteResponse404Headers struct {
+	XRequestId *string
+}
+
+// OauthAppDeleteResponse409Headers the declared response headers of an HTTP 409 response for OauthAppDelete
+type OauthAppDeleteResponse409Headers struct {
+	XRequestId *string
+}
+
+// OauthAppDeleteResponse429Headers the declared response headers of an HTTP 429 response for OauthAppDelete
+type OauthAppDeleteResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// OauthAppDeleteResponse503Headers the declared response headers of an HTTP 503 response for OauthAppDelete
+type OauthAppDeleteResponse503Headers struct {
+	XRequestId *string
+}
+
+type OauthAppDeleteResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *OauthAppDeleteResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *OauthAppDeleteResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *OauthAppDeleteResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *OauthAppDeleteResponse409Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *OauthAppDeleteResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *OauthAppDeleteResponse503Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r OauthAppDeleteResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r OauthAppDeleteResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r OauthAppDeleteResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r OauthAppDeleteResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r OauthAppDeleteResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r OauthAppDeleteResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r OauthAppDeleteResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r OauthAppDeleteResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r OauthAppDeleteResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r OauthAppDeleteResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// OauthAppGetResponse401Headers the declared response headers of an HTTP 401 response for OauthAppGet
+type OauthAppGetResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// OauthAppGetResponse403Headers the declared response headers of an HTTP 403 response for OauthAppGet
+type OauthAppGetResponse403Headers struct {
+	XRequestId *string
+}
+
+// OauthAppGetResponse404Headers the declared response headers of an HTTP 404 response for OauthAppGet
+type OauthAppGetResponse404Headers struct {
+	XRequestId *string
+}
+
+// OauthAppGetResponse429Headers the declared response headers of an HTTP 429 response for OauthAppGet
+type OauthAppGetResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// OauthAppGetResponse503Headers the declared response headers of an HTTP 503 response for OauthAppGet
+type OauthAppGetResponse503Headers struct {
+	XRequestId *string
+}
+
+type OauthAppGetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OAuthApp
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *OauthAppGetResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *OauthAppGetResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *OauthAppGetResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *OauthAppGetResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *OauthAppGetResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r OauthAppGetResponse) GetJSON200() *OAuthApp {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r OauthAppGetResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r OauthAppGetResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r OauthAppGetResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r OauthAppGetResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r OauthAppGetResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r OauthAppGetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r OauthAppGetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r OauthAppGetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r OauthAppGetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// OauthAppUpdateResponse400Headers the declared response headers of an HTTP 400 response for OauthAppUpdate
+type OauthAppUpdateResponse400Headers struct {
+	XRequestId *string
+}
+
+// OauthAppUpdateResponse401Headers the declared response headers of an HTTP 401 response for OauthAppUpdate
+type OauthAppUpdateResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// OauthAppUpdateResponse403Headers the declared response headers of an HTTP 403 response for OauthAppUpdate
+type OauthAppUpdateResponse403Headers struct {
+	XRequestId *string
+}
+
+// OauthAppUpdateResponse404Headers the declared response headers of an HTTP 404 response for OauthAppUpdate
+type OauthAppUpdateResponse404Headers struct {
+	XRequestId *string
+}
+
+// OauthAppUpdateResponse409Headers the declared response headers of an HTTP 409 response for OauthAppUpdate
+type OauthAppUpdateResponse409Headers struct {
+	XRequestId *string
+}
+
+// OauthAppUpdateResponse429Headers the declared response headers of an HTTP 429 response for OauthAppUpdate
+type OauthAppUpdateResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// OauthAppUpdateResponse503Headers the declared response headers of an HTTP 503 response for OauthAppUpdate
+type OauthAppUpdateResponse503Headers struct {
+	XRequestId *string
+}
+
+type OauthAppUpdateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OAuthApp
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *OauthAppUpdateResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *OauthAppUpdateResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *OauthAppUpdateResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *OauthAppUpdateResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *OauthAppUpdateResponse409Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *OauthAppUpdateResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *OauthAppUpdateResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r OauthAppUpdateResponse) GetJSON200() *OAuthApp {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r OauthAppUpdateResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r OauthAppUpdateResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r OauthAppUpdateResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r OauthAppUpdateResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r OauthAppUpdateResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r OauthAppUpdateResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r OauthAppUpdateResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r OauthAppUpdateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r OauthAppUpdateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r OauthAppUpdateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r OauthAppUpdateResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -18942,6 +20930,34 @@ func (c *ClientWithResponses) MetricsWithResponse(ctx context.Context, reqEditor
 	return ParseMetricsResponse(rsp)
 }
 
+// OauthCallbackWithResponse Where OAuth providers send the person back after authorizing (no API key).
+//
+// The redirect URI to register at every provider is
+// `{CREDVAULT_PUBLIC_URL}/oauth/callback` (each OAuth app shows it as
+// `redirect_uri`). The single-use `state` (bound to the org, the user
+// who started the authorization and the credential; valid 10 minutes)
+// is the proof; credvault stores only its SHA-256. An unknown,
+// replayed, expired or foreign state answers 400 and changes nothing.
+// When the provider sends `iss` (RFC 9207) and the app was discovered
+// from an issuer, they must match. The code is exchanged with the
+// PKCE verifier (RFC 7636, S256) and the credential becomes
+// `connected`. A provider error (`error=access_denied`) is shown and
+// kept as the credential's `oauth.last_error`; the credential stays as
+// it was (`pending`). The answer is an HTML page ("connected, you may
+// close this window"), or for a flow started in the console a 303 to
+// the credential's console page.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /oauth/callback (the `OauthCallback` operationId).
+func (c *ClientWithResponses) OauthCallbackWithResponse(ctx context.Context, params *OauthCallbackParams, reqEditors ...RequestEditorFn) (*OauthCallbackResponse, error) {
+	rsp, err := c.OauthCallback(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOauthCallbackResponse(rsp)
+}
+
 // ReadyzWithResponse Readiness - this instance can serve key checks and proxied calls (the load balancer's check).
 //
 // Runs every check at once, each within 2 seconds (a degradable one
@@ -19890,6 +21906,27 @@ func (c *ClientWithResponses) CredentialMonitorPutWithResponse(ctx context.Conte
 	return ParseCredentialMonitorPutResponse(rsp)
 }
 
+// CredentialReconnectWithResponse Start a new OAuth authorization for an oauth2 credential, keeping its id.
+//
+// Needs scope `credentials:write` and the `manage` permission. For
+// the `authorization_code` grant the answer carries a new
+// `authorize_url` (single-use state, PKCE S256, 10 minutes); the
+// current token, if any, keeps working until the callback replaces
+// it, and workflows keep referencing the same id. For
+// `client_credentials` a new token is fetched at once. 400 for a
+// credential that is not `oauth2`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/credentials/{id}/reconnect (the `CredentialReconnect` operationId).
+func (c *ClientWithResponses) CredentialReconnectWithResponse(ctx context.Context, id CredentialId, reqEditors ...RequestEditorFn) (*CredentialReconnectResponse, error) {
+	rsp, err := c.CredentialReconnect(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCredentialReconnectResponse(rsp)
+}
+
 // CredentialSharingWithBodyWithResponse Replace who may use or manage a credential.
 //
 // Needs scope `credentials:write` and the `manage` permission (403
@@ -20311,6 +22348,123 @@ func (c *ClientWithResponses) IntegrationUsageWithResponse(ctx context.Context, 
 		return nil, err
 	}
 	return ParseIntegrationUsageResponse(rsp)
+}
+
+// OauthAppListWithResponse List the org's OAuth apps (every member may, to connect with them).
+//
+// Scope `credentials:read`. Newest first; secrets are never shown.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/oauth-apps (the `OauthAppList` operationId).
+func (c *ClientWithResponses) OauthAppListWithResponse(ctx context.Context, params *OauthAppListParams, reqEditors ...RequestEditorFn) (*OauthAppListResponse, error) {
+	rsp, err := c.OauthAppList(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOauthAppListResponse(rsp)
+}
+
+// OauthAppCreateWithBodyWithResponse Register an OAuth app (a client at a provider); the client secret is write-only.
+//
+// Owners and admins, scope `credentials:write`. Name exactly one of
+// `preset` (see the README for the list and the provider documents
+// each fact comes from), `issuer` (OpenID Connect Discovery, else
+// RFC 8414 metadata; the metadata's issuer must equal it) or
+// `authorize_url` + `token_url` (+ `revocation_url` for RFC 7009).
+// Endpoint URLs are absolute `https` URLs (`http` only towards a
+// loopback host). `client_secret` is encrypted through Vault transit
+// and never shown again. The answer's `redirect_uri` is what to
+// register at the provider.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/oauth-apps (the `OauthAppCreate` operationId).
+func (c *ClientWithResponses) OauthAppCreateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*OauthAppCreateResponse, error) {
+	rsp, err := c.OauthAppCreateWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOauthAppCreateResponse(rsp)
+}
+
+// OauthAppCreateWithResponse Register an OAuth app (a client at a provider); the client secret is write-only.
+//
+// Owners and admins, scope `credentials:write`. Name exactly one of
+// `preset` (see the README for the list and the provider documents
+// each fact comes from), `issuer` (OpenID Connect Discovery, else
+// RFC 8414 metadata; the metadata's issuer must equal it) or
+// `authorize_url` + `token_url` (+ `revocation_url` for RFC 7009).
+// Endpoint URLs are absolute `https` URLs (`http` only towards a
+// loopback host). `client_secret` is encrypted through Vault transit
+// and never shown again. The answer's `redirect_uri` is what to
+// register at the provider.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/oauth-apps (the `OauthAppCreate` operationId).
+func (c *ClientWithResponses) OauthAppCreateWithResponse(ctx context.Context, body OauthAppCreateJSONRequestBody, reqEditors ...RequestEditorFn) (*OauthAppCreateResponse, error) {
+	rsp, err := c.OauthAppCreate(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOauthAppCreateResponse(rsp)
+}
+
+// OauthAppDeleteWithResponse Delete an app no credential uses (409 `oauth_app_in_use` otherwise).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/oauth-apps/{id} (the `OauthAppDelete` operationId).
+func (c *ClientWithResponses) OauthAppDeleteWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*OauthAppDeleteResponse, error) {
+	rsp, err := c.OauthAppDelete(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOauthAppDeleteResponse(rsp)
+}
+
+// OauthAppGetWithResponse Get an OAuth app (never its secret).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/oauth-apps/{id} (the `OauthAppGet` operationId).
+func (c *ClientWithResponses) OauthAppGetWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*OauthAppGetResponse, error) {
+	rsp, err := c.OauthAppGet(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOauthAppGetResponse(rsp)
+}
+
+// OauthAppUpdateWithBodyWithResponse Rename an app or change its client id, secret, scopes or token auth method.
+//
+// Owners and admins. Endpoints do not change; register another app for another provider.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/oauth-apps/{id} (the `OauthAppUpdate` operationId).
+func (c *ClientWithResponses) OauthAppUpdateWithBodyWithResponse(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*OauthAppUpdateResponse, error) {
+	rsp, err := c.OauthAppUpdateWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOauthAppUpdateResponse(rsp)
+}
+
+// OauthAppUpdateWithResponse Rename an app or change its client id, secret, scopes or token auth method.
+//
+// Owners and admins. Endpoints do not change; register another app for another provider.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/oauth-apps/{id} (the `OauthAppUpdate` operationId).
+func (c *ClientWithResponses) OauthAppUpdateWithResponse(ctx context.Context, id openapi_types.UUID, body OauthAppUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*OauthAppUpdateResponse, error) {
+	rsp, err := c.OauthAppUpdate(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOauthAppUpdateResponse(rsp)
 }
 
 // ProxyDeleteWithResponse Forward a DELETE call with the credential attached.
@@ -20954,6 +23108,35 @@ func ParseMetricsResponse(rsp *http.Response) (*MetricsResponse, error) {
 	response := &MetricsResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
+	}
+
+	return response, nil
+}
+
+// ParseOauthCallbackResponse parses an HTTP response from a OauthCallbackWithResponse call
+func ParseOauthCallbackResponse(rsp *http.Response) (*OauthCallbackResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &OauthCallbackResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 303:
+		var headers OauthCallbackResponse303Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers303 = &headers
 	}
 
 	return response, nil
@@ -24532,6 +26715,179 @@ func ParseCredentialMonitorPutResponse(rsp *http.Response) (*CredentialMonitorPu
 	return response, nil
 }
 
+// ParseCredentialReconnectResponse parses an HTTP response from a CredentialReconnectWithResponse call
+func ParseCredentialReconnectResponse(rsp *http.Response) (*CredentialReconnectResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CredentialReconnectResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Credential
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest OAuthUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers CredentialReconnectResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers CredentialReconnectResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CredentialReconnectResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers CredentialReconnectResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers CredentialReconnectResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers CredentialReconnectResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseCredentialSharingResponse parses an HTTP response from a CredentialSharingWithResponse call
 func ParseCredentialSharingResponse(rsp *http.Response) (*CredentialSharingResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -26949,6 +29305,815 @@ func ParseIntegrationUsageResponse(rsp *http.Response) (*IntegrationUsageRespons
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers IntegrationUsageResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseOauthAppListResponse parses an HTTP response from a OauthAppListWithResponse call
+func ParseOauthAppListResponse(rsp *http.Response) (*OauthAppListResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &OauthAppListResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OAuthAppPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers OauthAppListResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers OauthAppListResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers OauthAppListResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers OauthAppListResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers OauthAppListResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseOauthAppCreateResponse parses an HTTP response from a OauthAppCreateWithResponse call
+func ParseOauthAppCreateResponse(rsp *http.Response) (*OauthAppCreateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &OauthAppCreateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest OAuthApp
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers OauthAppCreateResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers OauthAppCreateResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers OauthAppCreateResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 409:
+		var headers OauthAppCreateResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 429:
+		var headers OauthAppCreateResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers OauthAppCreateResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseOauthAppDeleteResponse parses an HTTP response from a OauthAppDeleteWithResponse call
+func ParseOauthAppDeleteResponse(rsp *http.Response) (*OauthAppDeleteResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &OauthAppDeleteResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers OauthAppDeleteResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers OauthAppDeleteResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers OauthAppDeleteResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers OauthAppDeleteResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 429:
+		var headers OauthAppDeleteResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers OauthAppDeleteResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseOauthAppGetResponse parses an HTTP response from a OauthAppGetWithResponse call
+func ParseOauthAppGetResponse(rsp *http.Response) (*OauthAppGetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &OauthAppGetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OAuthApp
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers OauthAppGetResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers OauthAppGetResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers OauthAppGetResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers OauthAppGetResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers OauthAppGetResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseOauthAppUpdateResponse parses an HTTP response from a OauthAppUpdateWithResponse call
+func ParseOauthAppUpdateResponse(rsp *http.Response) (*OauthAppUpdateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &OauthAppUpdateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OAuthApp
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers OauthAppUpdateResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers OauthAppUpdateResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers OauthAppUpdateResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers OauthAppUpdateResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers OauthAppUpdateResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 429:
+		var headers OauthAppUpdateResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers OauthAppUpdateResponse503Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

@@ -52,6 +52,16 @@ type Config struct {
 	// PublicURL is CREDVAULT_PUBLIC_URL: the origin browsers reach the
 	// console at. https makes the session cookie Secure and __Host-.
 	PublicURL string
+	// OAuthRefreshConcurrency bounds the token requests the proactive
+	// refresh has in flight per replica (CREDVAULT_OAUTH_REFRESH_CONCURRENCY,
+	// default 8); OAuthRefreshInterval is how often it looks for tokens
+	// due (CREDVAULT_OAUTH_REFRESH_INTERVAL, default 15s).
+	OAuthRefreshConcurrency int
+	OAuthRefreshInterval    time.Duration
+	// OAuthRefreshBackoff is the first wait after a transient refresh
+	// failure, doubled per failure up to 10 minutes
+	// (CREDVAULT_OAUTH_REFRESH_BACKOFF, default 5s).
+	OAuthRefreshBackoff time.Duration
 }
 
 // configError names the variable at fault; its text is the one line that
@@ -167,6 +177,21 @@ func loadConfig(getenv func(string) string) (Config, error) {
 				return Config{}, &configError{"CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS", fmt.Sprintf("%q is not a comma-separated list of ports from 1 to 65535, such as 9000,9001", v)}
 			}
 			cfg.EgressLoopbackPorts = append(cfg.EgressLoopbackPorts, uint16(p))
+		}
+	}
+	if v := env.str("CREDVAULT_OAUTH_REFRESH_CONCURRENCY", "8"); v != "" {
+		if cfg.OAuthRefreshConcurrency, err = strconv.Atoi(v); err != nil || cfg.OAuthRefreshConcurrency < 1 || cfg.OAuthRefreshConcurrency > 256 {
+			return Config{}, &configError{"CREDVAULT_OAUTH_REFRESH_CONCURRENCY", fmt.Sprintf("%q is not a whole number from 1 to 256", v)}
+		}
+	}
+	if v := env.str("CREDVAULT_OAUTH_REFRESH_INTERVAL", "15s"); v != "" {
+		if cfg.OAuthRefreshInterval, err = time.ParseDuration(v); err != nil || cfg.OAuthRefreshInterval < 100*time.Millisecond || cfg.OAuthRefreshInterval > time.Hour {
+			return Config{}, &configError{"CREDVAULT_OAUTH_REFRESH_INTERVAL", fmt.Sprintf("%q is not a duration from 100ms to 1h, such as 15s", v)}
+		}
+	}
+	if v := env.str("CREDVAULT_OAUTH_REFRESH_BACKOFF", "5s"); v != "" {
+		if cfg.OAuthRefreshBackoff, err = time.ParseDuration(v); err != nil || cfg.OAuthRefreshBackoff < 100*time.Millisecond || cfg.OAuthRefreshBackoff > 10*time.Minute {
+			return Config{}, &configError{"CREDVAULT_OAUTH_REFRESH_BACKOFF", fmt.Sprintf("%q is not a duration from 100ms to 10m, such as 5s", v)}
 		}
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(env.str("CREDVAULT_LOG_LEVEL", "info"))); err != nil {

@@ -59,6 +59,8 @@ type service struct {
 	eventMetrics *telemetry.EventMetrics
 	eventFlush   time.Duration
 
+	oauth *credvault.OAuthService
+
 	loopsCtx  context.Context // ends at close
 	stopLoops context.CancelFunc
 	loops     sync.WaitGroup
@@ -160,7 +162,13 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 		s.verifier.RequestReset()
 	}, s.metrics.ListenReconnect)
 	s.metrics.WatchKeyState(s.follower.LastSeq, s.follower.Age)
-	s.jobs = jobs.New(s.db.DB, jobs.Config{Logger: log, PollInterval: opts.events.jobPoll})
+	// The proactive OAuth refresh is a job; polling at least as often as
+	// it runs keeps a short CREDVAULT_OAUTH_REFRESH_INTERVAL honest.
+	jobPoll := jobs.DefaultPollInterval
+	if opts.events.jobPoll > 0 {
+		jobPoll = opts.events.jobPoll
+	}
+	s.jobs = jobs.New(s.db.DB, jobs.Config{Logger: log, PollInterval: min(jobPoll, cfg.OAuthRefreshInterval)})
 	s.jobs.Every("purge_sessions", sessionPurgeInterval, func(ctx context.Context) error {
 		n, err := s.sessions.Purge(ctx)
 		if n > 0 {
@@ -188,20 +196,22 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 		Observe: s.metrics.ProxyCall}
 	s.monitors = &credvault.MonitorService{Store: s.store, Credentials: s.creds, Proxy: proxy}
 	s.wireEvents(cfg, opts.events)
+	s.oauth = s.newOAuth(cfg, client)
 	services := httpapi.Services{
-		Credentials: s.creds,
-		Proxy:       proxy,
-		Webhooks:    s.webhooks,
-		Monitors:    s.monitors,
-		Audit:       &credvault.AuditService{Store: s.store},
-		Rewrap:      &credvault.RewrapService{Store: s.store, Audit: s.store, Vault: s.vault, Log: log},
-		Users:       users,
-		Keys:        keys,
-		Endpoints:   &credvault.EndpointService{Store: s.store},
-		Verify:      &credvault.VerifyService{Verifier: s.verifier, Endpoints: s.store},
-		Verifier:    s.verifier,
-		Sessions:    s.sessions,
-		JWKS:        s.signing,
+		OAuth:        s.oauth,
+		Credentials:  s.creds,
+		Proxy:        proxy,
+		Webhooks:     s.webhooks,
+		Monitors:     s.monitors,
+		Audit:        &credvault.AuditService{Store: s.store},
+		Rewrap:       &credvault.RewrapService{Store: s.store, Audit: s.store, Vault: s.vault, Log: log},
+		Users:        users,
+		Keys:         keys,
+		Endpoints:    &credvault.EndpointService{Store: s.store},
+		Verify:       &credvault.VerifyService{Verifier: s.verifier, Endpoints: s.store},
+		Verifier:     s.verifier,
+		Sessions:     s.sessions,
+		JWKS:         s.signing,
 		Integrations: integrations,
 	}
 	s.console, err = console.New(console.Config{
@@ -212,6 +222,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 			Webhooks: s.webhooks, Monitors: s.monitors,
 			Integrations: integrations,
 			Activity:     &credvault.ActivityService{Store: s.store, Audit: services.Audit},
+			OAuth:        s.oauth,
 		},
 		PublicURL: cfg.PublicURL,
 		Logger:    log,

@@ -156,7 +156,7 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 var verbs = map[string][]string{
 	"keys":         {"list", "create", "get", "roll", "revoke", "disable", "enable"},
 	"integrations": {"list", "create", "get", "disable", "enable", "delete", "usage"},
-	"credentials":  {"list", "create", "share", "rotate", "test", "delete"},
+	"credentials":  {"list", "create", "connect", "share", "rotate", "test", "delete"},
 	"users":        {"list", "create", "get", "update", "delete"},
 }
 

@@ -50,6 +50,8 @@ type Services struct {
 	// Integrations and Activity serve the Integrations and Activity pages.
 	Integrations *credvault.IntegrationService
 	Activity     *credvault.ActivityService
+	// OAuth connects OAuth 2.0 services; nil hides Connect and Reconnect.
+	OAuth *credvault.OAuthService
 }
 
 // Config holds what the console needs from the outside.
@@ -123,7 +125,7 @@ func (c *Console) SessionCookieName() string { return c.cookie }
 // layout.html.
 var pageNames = []string{
 	"signin", "signin_link", "error", "confirm", "reveal",
-	"credentials", "credential_new", "credential", "credential_delete",
+	"credentials", "credential_new", "credential", "credential_delete", "oauth_connect",
 	"apikeys", "apikey_new", "apikey",
 	"endpoints", "members", "audit",
 	"webhooks", "webhook",
@@ -163,6 +165,8 @@ func (c *Console) Mount(r fiber.Router) {
 	r.Post("/credentials/:id/sharing", c.page(c.handleCredentialSharing, true))
 	r.Post("/credentials/:id/test", c.page(c.handleCredentialTest, true))
 	r.Post("/credentials/:id/delete", c.page(c.handleCredentialDelete, true))
+	r.Post("/credentials/:id/connect", c.page(c.handleOAuthReconnect, true))
+	r.Post("/oauth-connections", c.page(c.handleOAuthConnect, true))
 
 	r.Get("/api-keys", c.page(c.handleAPIKeys, false))
 	r.Get("/api-keys/new", c.page(c.handleAPIKeyNew, false))

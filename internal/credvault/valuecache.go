@@ -49,6 +49,9 @@ func (vc *ValueCache) Get(id string) (*Credential, Secret, bool) {
 	if !ok || !vc.now().Before(e.expires) {
 		return nil, Secret{}, false
 	}
+	if o := e.cred.OAuth; o != nil && o.ExpiresAt != nil && !vc.now().Before(*o.ExpiresAt) {
+		return nil, Secret{}, false // an expired access token: UseCredential refreshes it
+	}
 	return e.cred, e.value, true
 }
 

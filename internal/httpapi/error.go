@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -118,7 +119,9 @@ func errorHandler(log *slog.Logger, refusals *refusalLog) fiber.ErrorHandler {
 			body.Error = errorDetail{Code: apiCode(err), Message: credvault.ErrorMessage(err), Details: credvault.ErrorDetails(err)}
 		}
 		body.RequestID = requestID(c)
-		if status == http.StatusServiceUnavailable && len(c.Response().Header.Peek(fiber.HeaderRetryAfter)) == 0 {
+		if ra := credvault.ErrorRetryAfter(err); ra > 0 {
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int((ra+time.Second-1)/time.Second)))
+		} else if status == http.StatusServiceUnavailable && len(c.Response().Header.Peek(fiber.HeaderRetryAfter)) == 0 {
 			// A dependency is down (or this instance follows a database
 			// failover): the same request may succeed in a moment.
 			c.Set(fiber.HeaderRetryAfter, retryAfterUnavailable)

@@ -17,6 +17,7 @@ func (s *Server) routes() {
 	s.app.Get("/readyz", s.handleReadyz)
 	s.app.Get("/metrics", s.handleMetrics())
 	s.app.Get("/.well-known/jwks.json", s.handleJWKS)
+	s.app.Get("/oauth/callback", s.handleOAuthCallback)
 
 	if s.cfg.Services.Verifier != nil {
 		v1 := s.app.Group("/v1")
@@ -66,6 +67,12 @@ func (s *Server) routes() {
 		v1.Put("/credentials/:id/sharing", s.handleCredentialSharing)
 		v1.Get("/credentials/:id/usage", s.handleCredentialUsage)
 		v1.Post("/credentials/:id/test", s.handleCredentialTest)
+		v1.Post("/credentials/:id/reconnect", s.handleCredentialReconnect)
+		v1.Post("/oauth-apps", s.handleOAuthAppCreate)
+		v1.Get("/oauth-apps", s.handleOAuthAppList)
+		v1.Get("/oauth-apps/:id", s.handleOAuthAppGet)
+		v1.Patch("/oauth-apps/:id", s.handleOAuthAppUpdate)
+		v1.Delete("/oauth-apps/:id", s.handleOAuthAppDelete)
 		for _, m := range proxyMethods {
 			v1.Add(m, "/proxy/:id/*", s.handleProxy)
 		}

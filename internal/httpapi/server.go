@@ -54,6 +54,9 @@ type Services struct {
 	Monitors    *credvault.MonitorService
 	// Integrations groups keys (/v1/integrations).
 	Integrations *credvault.IntegrationService
+	// OAuth serves OAuth apps, oauth2 credentials and the callback; nil
+	// leaves those routes out.
+	OAuth *credvault.OAuthService
 	// JWKS publishes the JWT signing key's public keys; nil serves none.
 	JWKS JWKSource
 }
