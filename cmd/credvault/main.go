@@ -40,7 +40,8 @@ commands:
   version                  print credvault's version and build
   login --url URL          save credvault's URL and an API key (read from stdin or a prompt)
   logout                   remove the saved URL and API key
-  keys list|create|get|roll|revoke
+  keys list|create|get|roll|revoke|disable|enable
+  integrations list|create|get|disable|enable|delete|usage
   credentials list|create|share|rotate|test|delete
   users list|create|get|update|delete
                            manage credvault as the logged-in key (--output table|json)

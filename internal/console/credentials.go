@@ -192,12 +192,17 @@ type credentialNewData struct {
 	Preset  *credvault.ServicePreset
 	Custom  bool
 	Form    map[string]string
+	Apps    []*credvault.OAuthApp // OAuth apps to connect through
 }
 
 // handleCredentialNew shows the preset grid, one preset's form (needs only
 // the key), or the custom API form.
 func (c *Console) handleCredentialNew(ctx *fiber.Ctx, v *view) error {
 	d := credentialNewData{Presets: credvault.ServicePresets(), Form: map[string]string{}}
+	if c.cfg.Services.OAuth != nil {
+		// Apps to connect through; a key without credentials:read sees none.
+		d.Apps, _ = c.cfg.Services.OAuth.FindOAuthApps(ctx.UserContext(), credvault.Page{Limit: 100})
+	}
 	if s := ctx.Query("service"); s != "" {
 		if s == "custom" {
 			d.Custom = true
@@ -297,6 +302,12 @@ func (c *Console) handleCredential(ctx *fiber.Ctx, v *view) error {
 		v.Notice = "Sharing updated."
 	case "monitor":
 		v.Notice = "Health check and expiry saved."
+	}
+	if ctx.Query("connected") == "1" {
+		v.Notice = "Connected. credvault keeps the token fresh; nobody can read it."
+	}
+	if e := ctx.Query("oauth_error"); e != "" {
+		v.Error = "The provider did not authorize the connection: " + truncateText(e, 300)
 	}
 	return c.renderCredential(ctx, v, nil, fiber.StatusOK)
 }

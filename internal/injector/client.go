@@ -146,6 +146,16 @@ func CheckDialAddr(ap netip.AddrPort, loopbackPorts []uint16) error {
 	return CheckAddr(ap.Addr())
 }
 
+// HTTPClient is a plain client on the same egress-safe transport (the
+// dial-time address check, timeouts, no proxy from the environment) that
+// follows no redirects: for requests that carry no credential value, such
+// as OAuth token, discovery and revocation requests and webhook
+// deliveries. It cannot fail.
+func (c *Client) HTTPClient() *http.Client {
+	return &http.Client{Transport: c.transport, Timeout: c.opts.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
 // CloseIdleConnections closes the kept-alive connections, for shutdown and
 // for tests. It cannot fail.
 func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }

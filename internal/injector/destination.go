@@ -2,7 +2,6 @@ package injector
 
 import (
 	"fmt"
-	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -31,16 +30,4 @@ func CheckDestination(u *url.URL, allowPrivate bool) error {
 		}
 	}
 	return nil
-}
-
-// HTTPClient returns a plain *http.Client on c's transport (the same
-// dial-time address check, timeouts and no proxy from the environment)
-// that never follows a redirect: a 3xx is the answer. It is for requests
-// that carry no credential, such as webhook deliveries.
-func (c *Client) HTTPClient() *http.Client {
-	return &http.Client{
-		Transport:     c.transport,
-		Timeout:       c.opts.Timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
 }
