@@ -218,6 +218,9 @@ func keysCreate(ctx context.Context, s *session, args []string) error {
 			if !ok || k == "" {
 				return usageErrorf("--tag %q: want key=value, such as team=billing", t)
 			}
+			if _, dup := m[k]; dup {
+				return usageErrorf("--tag %q: tag %q is given twice", t, k)
+			}
 			m[k] = v
 		}
 		body.Tags = &m

@@ -1,7 +1,13 @@
 package cli
 
 import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -33,5 +39,30 @@ func TestTableNeutralisesControlCharacters(t *testing.T) {
 	}
 	if !strings.Contains(lines[2], "Ada Lovelace") {
 		t.Errorf("a plain name changed: %q", lines[2])
+	}
+}
+
+// TestKeysCreateRefusesRepeatedTag: `--tag team=a --tag team=b` names the
+// tag team twice; the CLI refuses it (exit 2) before sending anything,
+// rather than silently keeping the last value.
+func TestKeysCreateRefusesRepeatedTag(t *testing.T) {
+	var sent atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		sent.Add(1)
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer srv.Close()
+	vars := map[string]string{"CREDVAULT_URL": srv.URL, "CREDVAULT_API_KEY": "cv_live_test"}
+	var stderr strings.Builder
+	env := Env{Getenv: func(k string) string { return vars[k] }, ConfigDir: t.TempDir(), HTTPClient: srv.Client(),
+		Stdout: io.Discard, Stderr: &stderr}
+	err := Run(context.Background(), []string{"keys", "create", "--name", "x", "--scope", "credentials:read",
+		"--tag", "team=a", "--tag", "team=b"}, env)
+	var exit ExitError
+	if !errors.As(err, &exit) || exit.Code != ExitUsage || !strings.Contains(stderr.String(), `tag "team" is given twice`) {
+		t.Errorf("repeated tag: %v; stderr %q", err, stderr.String())
+	}
+	if n := sent.Load(); n != 0 {
+		t.Errorf("%d requests sent for a refused command", n)
 	}
 }
