@@ -106,7 +106,7 @@ func runBench(ctx context.Context, cfg Config, args []string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	b := &bench{opts: opts, out: stdout, log: log, client: benchClient(opts.concurrency), gen: loadClient(opts.concurrency)}
+	b := &benchRun{opts: opts, out: stdout, log: log, client: benchClient(opts.concurrency), gen: loadClient(opts.concurrency)}
 	defer b.stop()
 	var results []scenarioResult
 	if opts.keys > 0 {

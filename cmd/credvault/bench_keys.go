@@ -30,7 +30,7 @@ const keyScaleSeedTimeout = 15 * time.Minute
 // and the process's resident memory growth, and how many database queries
 // a flood of well-formed unknown keys costs per second (the miss budget,
 // apikey.DefaultMissBudget, is the ceiling).
-func (bn *bench) keyScale(ctx context.Context, env benchEnv, n int) ([]scenarioResult, error) {
+func (bn *benchRun) keyScale(ctx context.Context, env benchEnv, n int) ([]scenarioResult, error) {
 	seeder, err := bn.instance(ctx, env.cfg, startOptions{createTransitKey: true})
 	if err != nil {
 		return nil, err

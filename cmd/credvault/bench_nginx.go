@@ -29,7 +29,7 @@ type nginxPeers struct {
 
 // startNginx starts the peers; without nginx it prints why and leaves
 // bn.ngx nil, and the scenarios report no peer ratios.
-func (bn *bench) startNginx(ctx context.Context) error {
+func (bn *benchRun) startNginx(ctx context.Context) error {
 	if _, err := nginx.Binary(); err != nil {
 		fmt.Fprintf(bn.out, "bench: no nginx peers or nginx scenario: %v\n", err)
 		return nil
@@ -61,7 +61,7 @@ func (bn *bench) startNginx(ctx context.Context) error {
 }
 
 // peerLeg is the load of a peer, or nil without nginx.
-func (bn *bench) peerLeg(name string, spec reqSpec) *leg {
+func (bn *benchRun) peerLeg(name string, spec reqSpec) *leg {
 	if bn.ngx == nil {
 		return nil
 	}
@@ -83,7 +83,7 @@ func withPeer(r *scenarioResult, name string, peer loadResult) {
 // auth_request → credvault → upstream" (a key from the pool on every
 // call) against the same nginx proxying the same upstream without auth.
 // Skipped when nginx is not installed.
-func (bn *bench) nginxScenarios(ctx context.Context) ([]scenarioResult, error) {
+func (bn *benchRun) nginxScenarios(ctx context.Context) ([]scenarioResult, error) {
 	if bn.ngx == nil {
 		return nil, nil
 	}

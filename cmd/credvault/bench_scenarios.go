@@ -18,8 +18,8 @@ import (
 	"credvault/internal/credvault"
 )
 
-// bench holds the running pieces of one `credvault bench` run.
-type bench struct {
+// benchRun holds the running pieces of one `credvault bench` run.
+type benchRun struct {
 	opts   benchOptions
 	out    io.Writer
 	log    *slog.Logger
@@ -36,14 +36,14 @@ type bench struct {
 	ngx                 *nginxPeers // nil without nginx
 }
 
-func (bn *bench) stop() {
+func (bn *benchRun) stop() {
 	for i := len(bn.stops) - 1; i >= 0; i-- {
 		bn.stops[i]()
 	}
 }
 
 // instance starts one service on env's database and Vault.
-func (bn *bench) instance(ctx context.Context, cfg Config, opts startOptions) (*service, error) {
+func (bn *benchRun) instance(ctx context.Context, cfg Config, opts startOptions) (*service, error) {
 	s, err := startService(ctx, cfg, bn.log, opts)
 	if err != nil {
 		return nil, err
@@ -55,7 +55,7 @@ func (bn *bench) instance(ctx context.Context, cfg Config, opts startOptions) (*
 	return s, nil
 }
 
-func (bn *bench) setup(ctx context.Context, env benchEnv) error {
+func (bn *benchRun) setup(ctx context.Context, env benchEnv) error {
 	fmt.Fprintln(bn.out, "bench: starting four service instances, a baseline route and a local upstream")
 	var err error
 	if bn.a, err = bn.instance(ctx, env.cfg, startOptions{createTransitKey: true}); err != nil {
@@ -98,7 +98,7 @@ func (bn *bench) setup(ctx context.Context, env benchEnv) error {
 	return bn.startNginx(ctx)
 }
 
-func (bn *bench) run(ctx context.Context) ([]scenarioResult, error) {
+func (bn *benchRun) run(ctx context.Context) ([]scenarioResult, error) {
 	var out []scenarioResult
 	steps := []func(context.Context) ([]scenarioResult, error){
 		bn.verifyScenarios, bn.revokePropagation, bn.proxyScenarios, bn.nginxScenarios, bn.rewrap,
@@ -117,12 +117,12 @@ func (bn *bench) run(ctx context.Context) ([]scenarioResult, error) {
 }
 
 // load runs one bounded load and prints what it is doing first.
-func (bn *bench) load(ctx context.Context, what string, next func(i int) reqSpec, ok func(int) bool) loadResult {
+func (bn *benchRun) load(ctx context.Context, what string, next func(i int) reqSpec, ok func(int) bool) loadResult {
 	return bn.loadFor(ctx, what, bn.opts.duration, next, ok)
 }
 
 // loadFor is load for a given duration.
-func (bn *bench) loadFor(ctx context.Context, what string, dur time.Duration, next func(i int) reqSpec, ok func(int) bool) loadResult {
+func (bn *benchRun) loadFor(ctx context.Context, what string, dur time.Duration, next func(i int) reqSpec, ok func(int) bool) loadResult {
 	fmt.Fprintf(bn.out, "bench: %s: %d connections for %s\n", what, bn.opts.concurrency, dur)
 	if bn.opts.cpuProfile != "" {
 		name := fmt.Sprintf("%s-%02d.pprof", bn.opts.cpuProfile, bn.profiles)
@@ -145,7 +145,7 @@ func (bn *bench) loadFor(ctx context.Context, what string, dur time.Duration, ne
 // paired measures a scenario and its baseline alternately, in rounds of
 // half the duration each (baseline, scenario, baseline, scenario), so that
 // drift in the machine's load hits both alike.
-func (bn *bench) paired(ctx context.Context, what string, base, scen func(int) reqSpec, baseOK, scenOK func(int) bool) (loadResult, loadResult) {
+func (bn *benchRun) paired(ctx context.Context, what string, base, scen func(int) reqSpec, baseOK, scenOK func(int) bool) (loadResult, loadResult) {
 	rs := bn.rounds(ctx, what, &leg{name: "baseline", next: base, ok: baseOK}, &leg{next: scen, ok: scenOK})
 	return rs[0], rs[1]
 }
@@ -161,7 +161,7 @@ type leg struct {
 // rounds measures each leg in turn, in two rounds of half the duration
 // each, and returns their merged results in the order given; a nil leg is
 // skipped (its result is empty).
-func (bn *bench) rounds(ctx context.Context, what string, legs ...*leg) []loadResult {
+func (bn *benchRun) rounds(ctx context.Context, what string, legs ...*leg) []loadResult {
 	half := bn.opts.duration / 2
 	out := make([]loadResult, len(legs))
 	for round := 1; round <= 2; round++ {
@@ -217,7 +217,7 @@ func result(name string, r loadResult, baseline float64) scenarioResult {
 }
 
 // verifyScenarios: verify-cached, verify-cold and verify-garbage.
-func (bn *bench) verifyScenarios(ctx context.Context) ([]scenarioResult, error) {
+func (bn *benchRun) verifyScenarios(ctx context.Context) ([]scenarioResult, error) {
 	baseSpec := newGet(bn.baseline + "/ok")
 	base := bn.load(ctx, "baseline (a Fiber route that only answers 200)", func(int) reqSpec { return baseSpec }, wantStatus(200))
 	// Requests are built before a run, so that the generator does no work
@@ -296,7 +296,7 @@ func (bn *bench) verifyScenarios(ctx context.Context) ([]scenarioResult, error) 
 
 // revokePropagation revokes keys through instance a and measures how long
 // instance b keeps accepting each.
-func (bn *bench) revokePropagation(ctx context.Context) ([]scenarioResult, error) {
+func (bn *benchRun) revokePropagation(ctx context.Context) ([]scenarioResult, error) {
 	fmt.Fprintf(bn.out, "bench: revoke-propagation: %d revocations on instance A, polled on instance B\n", bn.opts.revocations)
 	api := func(method, url string, body string) (int, map[string]any, error) {
 		var rd io.Reader
@@ -355,7 +355,7 @@ func (bn *bench) revokePropagation(ctx context.Context) ([]scenarioResult, error
 
 // proxyScenarios: calls through /v1/proxy with the secret cache on and off,
 // against direct calls to the same upstream.
-func (bn *bench) proxyScenarios(ctx context.Context) ([]scenarioResult, error) {
+func (bn *benchRun) proxyScenarios(ctx context.Context) ([]scenarioResult, error) {
 	ctxOwner := credvault.WithPrincipal(ctx, &credvault.Principal{OrgID: bn.orgID, UserID: bn.userID, Kind: credvault.KeyKindUser, Role: credvault.RoleOwner, Scopes: []string{credvault.ScopeAdmin}})
 	hostPort := bn.upstream[len("http://"):]
 	c, err := bn.a.creds.CreateCredential(ctxOwner, credvault.CreateCredentialInput{
@@ -390,7 +390,7 @@ func (bn *bench) proxyScenarios(ctx context.Context) ([]scenarioResult, error) {
 
 // rewrap measures rows rewrapped per second, against the transit rewrap
 // rate alone (no database) as the baseline.
-func (bn *bench) rewrap(ctx context.Context) ([]scenarioResult, error) {
+func (bn *benchRun) rewrap(ctx context.Context) ([]scenarioResult, error) {
 	n := bn.opts.rewrapRows
 	fmt.Fprintf(bn.out, "bench: rewrap: seeding %d credentials through Vault\n", n)
 	if err := seedCredentials(ctx, bn.a.db, bn.a.vault, bn.orgID, bn.userID, n, bn.out); err != nil {
