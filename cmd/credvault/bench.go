@@ -281,20 +281,21 @@ func baselineServer() (string, func(), error) {
 // generator process, or the in-process generator of the earlier figures.
 func pickGenerator(opts benchOptions) (bench.Generator, error) {
 	threads := min(2, runtime.NumCPU())
-	if opts.generator == "auto" || opts.generator == "wrk" {
-		if w := bench.FindWrk(threads, os.TempDir()); w != nil {
-			return w, nil
-		}
-		if opts.generator == "wrk" {
-			return nil, errors.New("bench: --generator wrk: wrk is not installed (Debian: apt-get install wrk)")
-		}
-	}
 	if opts.generator == "in-process" {
 		return bench.NewInProcess(opts.concurrency), nil
 	}
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("bench: cannot re-execute credvault as the load generator: %w", err)
+	}
+	if opts.generator == "auto" || opts.generator == "wrk" {
+		if w := bench.FindWrk(threads, os.TempDir()); w != nil {
+			w.Fallback = bench.NewExec(exe) // runs shorter than a second
+			return w, nil
+		}
+		if opts.generator == "wrk" {
+			return nil, errors.New("bench: --generator wrk: wrk is not installed (Debian: apt-get install wrk)")
+		}
 	}
 	return bench.NewExec(exe), nil
 }
