@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -32,10 +34,14 @@ type benchOptions struct {
 	coldKeys    int // keys in the table for verify-cold
 	revocations int
 	rewrapRows  int
-	cpuProfile  string // prefix: one CPU profile per load run
-	keys        int    // --keys: run only the key-scale measurement on this many keys
-	generator   string // --generator: auto, wrk, exec or in-process
+	cpuProfile  string          // prefix: one CPU profile per load run
+	keys        int             // --keys: run only the key-scale measurement on this many keys
+	generator   string          // --generator: auto, wrk, exec or in-process
+	only        map[string]bool // --only: the groups of scenarios to run; nil = all
 }
+
+// benchGroups are the groups of scenarios --only selects, in run order.
+var benchGroups = []string{"verify", "revoke", "proxy", "tls", "nginx", "rewrap"}
 
 // scenarioResult is one line of the report and one object of --json.
 type scenarioResult struct {
@@ -147,6 +153,7 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchOptions, err
 	dur := fs.Duration("duration", 0, "length of each load run (default 10s, 2s with --quick)")
 	prof := fs.String("cpuprofile", "", "write a CPU profile of each load run to PREFIX-<run>.pprof")
 	gen := fs.String("generator", "auto", "load generator: wrk, exec (credvault re-executed as a separate process), in-process (the earlier method: inside credvault's process) or auto (wrk when installed, else exec)")
+	only := fs.String("only", "", "run only these groups of scenarios, comma-separated: "+strings.Join(benchGroups, ", "))
 	keys := fs.Int("keys", 0, "only measure start-up, filter memory and unknown-key queries with this many keys stored (e.g. 10000000)")
 	if err := fs.Parse(args); err != nil {
 		return benchOptions{}, err
@@ -169,6 +176,16 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchOptions, err
 		poolKeys: 10_000, coldKeys: 1_000_000, revocations: 100, rewrapRows: 100_000, keys: *keys, generator: *gen}
 	if *quick {
 		o.duration, o.poolKeys, o.coldKeys, o.revocations, o.rewrapRows = 2*time.Second, 1_000, 20_000, 20, 5_000
+	}
+	if *only != "" {
+		o.only = map[string]bool{}
+		for _, g := range strings.Split(*only, ",") {
+			g = strings.TrimSpace(g)
+			if !slices.Contains(benchGroups, g) {
+				return benchOptions{}, fmt.Errorf("bench: --only %q: want a comma-separated list of %s", g, strings.Join(benchGroups, ", "))
+			}
+			o.only[g] = true
+		}
 	}
 	if *dur != 0 {
 		if *dur < 100*time.Millisecond || *dur > 10*time.Minute {

@@ -128,10 +128,13 @@ func (bn *benchRun) setup(ctx context.Context, env benchEnv) error {
 
 func (bn *benchRun) run(ctx context.Context) ([]scenarioResult, error) {
 	var out []scenarioResult
-	steps := []func(context.Context) ([]scenarioResult, error){
+	steps := []func(context.Context) ([]scenarioResult, error){ // in the order of benchGroups
 		bn.verifyScenarios, bn.revokePropagation, bn.proxyScenarios, bn.tlsScenarios, bn.nginxScenarios, bn.rewrap,
 	}
-	for _, step := range steps {
+	for i, step := range steps {
+		if bn.opts.only != nil && !bn.opts.only[benchGroups[i]] {
+			continue
+		}
 		rs, err := step(ctx)
 		if err != nil {
 			return out, err
