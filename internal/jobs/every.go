@@ -1,0 +1,63 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/riverqueue/river"
+)
+
+// Every runs fn every interval, once across all instances that share the
+// database (see Periodic), under the given name: a short snake_case word
+// that names the work in logs ("purge_sessions", "oauth_refresh"). fn gets
+// the job's context, which ends at the Runner's JobTimeout; an error is
+// logged and that period's run is retried with River's backoff, so fn must
+// be safe to run again. It panics after Start or for a name used twice.
+//
+// Every is for work that is a function of the database's state at the
+// time it runs (refresh what expires soon, check what is due); work that
+// carries its own arguments is a worker of its own (AddWorker).
+func (r *Runner) Every(name string, interval time.Duration, fn func(ctx context.Context) error) {
+	if r.client != nil {
+		panic("jobs: Every after Start")
+	}
+	if r.every == nil {
+		r.every = &everyWorker{fns: map[string]func(context.Context) error{}}
+		AddWorker[everyArgs](r, r.every)
+	}
+	if _, dup := r.every.fns[name]; dup {
+		panic(fmt.Sprintf("jobs: Every(%q) registered twice", name))
+	}
+	r.every.fns[name] = fn
+	// One job per name and period: a change of leader never enqueues one
+	// period twice. A run that failed and waits for its retry does not hold
+	// the next period back.
+	r.addPeriodic(interval, func() river.JobArgs { return everyArgs{Name: name} },
+		river.UniqueOpts{ByArgs: true, ByPeriod: interval}, true)
+}
+
+// everyArgs names the function an Every job runs.
+type everyArgs struct {
+	Name string `json:"name" river:"unique"`
+}
+
+func (everyArgs) Kind() string { return "credvault_every" }
+
+type everyWorker struct {
+	river.WorkerDefaults[everyArgs]
+	fns map[string]func(context.Context) error
+}
+
+func (w *everyWorker) Work(ctx context.Context, job *river.Job[everyArgs]) error {
+	fn, ok := w.fns[job.Args.Name]
+	if !ok {
+		// Enqueued by an instance of another version that has this job;
+		// this one does not: leave it to an instance that knows it.
+		return river.JobSnooze(time.Minute)
+	}
+	if err := fn(ctx); err != nil {
+		return fmt.Errorf("%s: %w", job.Args.Name, err)
+	}
+	return nil
+}

@@ -1,0 +1,216 @@
+// Package jobs runs credvault's background work that must happen once
+// across all replicas, not once per replica: periodic jobs (proactive OAuth
+// refresh, scheduled credential health checks, purges) and durable
+// one-off jobs (webhook deliveries). It is the one place where "once across
+// the cluster" is decided, on River (github.com/riverqueue/river), a
+// PostgreSQL job queue, driven through its database/sql driver on
+// credvault's own lib/pq pool.
+//
+// Why River: jobs live in PostgreSQL, which every credvault instance
+// already depends on, so no broker is added; a job row is claimed with
+// FOR UPDATE SKIP LOCKED (worked once, by one instance); periodic jobs are
+// enqueued only by the elected leader and, here, made unique per period
+// (a leader change cannot enqueue one period twice); a job can be inserted
+// in the caller's own transaction (an outbox written with the change that
+// caused it); failed jobs retry with backoff. The database/sql driver has
+// no LISTEN support, so the client polls (PollInterval, default 1 s).
+//
+// Use: New, then Every (a function run every interval, once across the
+// cluster) or AddWorker and Periodic for every kind of job, then Start;
+// Stop at shutdown. Workers are ordinary river.Worker implementations.
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/rivermigrate"
+)
+
+// migrationLockID serialises River's schema migrations between instances
+// that start at the same time (rivermigrate takes no lock of its own). It
+// differs from internal/postgres's lock for credvault's own migrations.
+const migrationLockID = 0x63766a6f6273 // "cvjobs"
+
+// Defaults, chosen for a credential vault's background work: a handful of
+// jobs a minute per org, each a network call of at most tens of seconds.
+const (
+	// DefaultPollInterval is how often an idle instance looks for new jobs
+	// (River's own default; the database/sql driver cannot LISTEN).
+	DefaultPollInterval = time.Second
+	// DefaultMaxWorkers is the number of jobs one instance works at once.
+	DefaultMaxWorkers = 8
+	// DefaultJobTimeout bounds one job's run; a job past it is cancelled
+	// through its context and retried.
+	DefaultJobTimeout = time.Minute
+)
+
+// Config tunes a Runner. The zero value takes the defaults above.
+type Config struct {
+	// PollInterval: how often to look for available jobs (>= 1 ms).
+	PollInterval time.Duration
+	// MaxWorkers: jobs worked at once by this instance.
+	MaxWorkers int
+	// JobTimeout: a job's deadline; -1 for none.
+	JobTimeout time.Duration
+	// Logger receives River's own log lines at warning level and above,
+	// and one line per failed job attempt. Nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// Runner is one instance's River client and the jobs registered with it.
+// Register every worker and periodic job before Start.
+type Runner struct {
+	db       *sql.DB
+	cfg      Config
+	workers  *river.Workers
+	periodic []*river.PeriodicJob
+	client   *river.Client[*sql.Tx]
+	kinds    int
+	every    *everyWorker // the worker of Every's jobs, made on first use
+}
+
+// New returns a Runner on db (credvault's pool). Nothing runs until Start.
+func New(db *sql.DB, cfg Config) *Runner {
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.MaxWorkers <= 0 {
+		cfg.MaxWorkers = DefaultMaxWorkers
+	}
+	if cfg.JobTimeout == 0 {
+		cfg.JobTimeout = DefaultJobTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Runner{db: db, cfg: cfg, workers: river.NewWorkers()}
+}
+
+// AddWorker registers the worker for job kind T on r. It panics when r has
+// started or when T's kind is registered twice: both are wiring mistakes
+// found at start-up, never at run time.
+func AddWorker[T river.JobArgs](r *Runner, w river.Worker[T]) {
+	if r.client != nil {
+		panic("jobs: AddWorker after Start")
+	}
+	river.AddWorker(r.workers, w)
+	r.kinds++
+}
+
+// Periodic makes args() run every interval, once across all instances that
+// share the database, starting shortly after the first instance starts
+// (runOnStart) or one interval later. Each period's job is unique (by kind
+// and period), so a change of leader never enqueues one period twice. The
+// kind of args() must have a worker (AddWorker). It panics after Start.
+func (r *Runner) Periodic(interval time.Duration, args func() river.JobArgs, runOnStart bool) {
+	r.addPeriodic(interval, args, river.UniqueOpts{ByPeriod: interval}, runOnStart)
+}
+
+func (r *Runner) addPeriodic(interval time.Duration, args func() river.JobArgs, unique river.UniqueOpts, runOnStart bool) {
+	if r.client != nil {
+		panic("jobs: periodic job added after Start")
+	}
+	r.periodic = append(r.periodic, river.NewPeriodicJob(
+		river.PeriodicInterval(interval),
+		func() (river.JobArgs, *river.InsertOpts) {
+			return args(), &river.InsertOpts{UniqueOpts: unique}
+		},
+		&river.PeriodicJobOpts{RunOnStart: runOnStart},
+	))
+}
+
+// Start starts working jobs. With no worker registered it does nothing.
+// Errors: River's own, for an invalid configuration.
+func (r *Runner) Start(ctx context.Context) error {
+	if r.kinds == 0 {
+		return nil
+	}
+	client, err := river.NewClient(riverdatabasesql.New(r.db), &river.Config{
+		FetchPollInterval: r.cfg.PollInterval,
+		FetchCooldown:     min(r.cfg.PollInterval, river.FetchCooldownDefault),
+		JobTimeout:        r.cfg.JobTimeout,
+		Logger:            quiet(r.cfg.Logger),
+		PeriodicJobs:      r.periodic,
+		PollOnly:          true,
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: r.cfg.MaxWorkers}},
+		Workers:           r.workers,
+		ErrorHandler:      errorLog{r.cfg.Logger},
+	})
+	if err != nil {
+		return fmt.Errorf("jobs: %w", err)
+	}
+	if err := client.Start(ctx); err != nil {
+		return fmt.Errorf("jobs: start: %w", err)
+	}
+	r.client = client
+	return nil
+}
+
+// Insert enqueues one job now, outside any transaction. Errors: the
+// database's, wrapped.
+func (r *Runner) Insert(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) error {
+	if r.client == nil {
+		return errors.New("jobs: Insert before Start")
+	}
+	_, err := r.client.Insert(ctx, args, opts)
+	return err
+}
+
+// InsertTx enqueues one job in the caller's transaction: the job exists
+// exactly when the change that caused it commits (an outbox). Errors: the
+// database's, wrapped.
+func (r *Runner) InsertTx(ctx context.Context, tx *sql.Tx, args river.JobArgs, opts *river.InsertOpts) error {
+	if r.client == nil {
+		return errors.New("jobs: InsertTx before Start")
+	}
+	_, err := r.client.InsertTx(ctx, tx, args, opts)
+	return err
+}
+
+// Stop stops fetching new jobs and waits for running ones until ctx ends,
+// then cancels them (they are retried elsewhere or later).
+func (r *Runner) Stop(ctx context.Context) {
+	if r.client == nil {
+		return
+	}
+	if err := r.client.Stop(ctx); err != nil {
+		_ = r.client.StopAndCancel(context.Background())
+	}
+}
+
+// Migrate creates or upgrades River's tables (river_job, river_leader, …)
+// in the database's search path, under an advisory lock so that instances
+// starting together migrate once. Each River version applies in its own
+// transaction (some add an enum value that a later statement uses, which
+// one transaction cannot do). Errors: the database's, wrapped.
+func Migrate(ctx context.Context, db *sql.DB) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("jobs: migrate: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockID); err != nil {
+		return fmt.Errorf("jobs: migrate lock: %w", err)
+	}
+	defer func() {
+		// A fresh context: the unlock must happen even when ctx has ended.
+		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, _ = conn.ExecContext(uctx, `SELECT pg_advisory_unlock($1)`, migrationLockID)
+	}()
+	m, err := rivermigrate.New(riverdatabasesql.New(db), &rivermigrate.Config{Logger: quiet(slog.Default())})
+	if err != nil {
+		return fmt.Errorf("jobs: migrate: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("jobs: migrate: %w", err)
+	}
+	return nil
+}
