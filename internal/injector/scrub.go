@@ -140,8 +140,8 @@ type scratch struct {
 	views [maxViewDepth + 1]view
 	in    []byte // the text String and Contains search, copied once
 	used  int    // view bytes built so far
-	limit  int
-	over   bool
+	limit int
+	over  bool
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
