@@ -59,7 +59,7 @@ func TestBenchTLSScenario(t *testing.T) {
 	}
 	var out strings.Builder
 	jsonFile := t.TempDir() + "/tls.json"
-	err := run(t.Context(), []string{"credvault", "bench", "--quick", "--only", "tls", "--duration", "2s", "--concurrency", "4", "--generator", "exec", "--json", jsonFile},
+	err := run(t.Context(), []string{"credvault", "bench", "--quick", "--only", "tls", "--duration", "1s", "--concurrency", "4", "--generator", "exec", "--json", jsonFile},
 		func(string) string { return "" }, &out, io.Discard)
 	if err != nil {
 		t.Fatalf("bench --only tls: %v\n%s", err, out.String())

@@ -88,21 +88,29 @@ func (bn *benchRun) setup(ctx context.Context, env benchEnv) error {
 	if err := bn.startUpstream(ctx, &env.cfg); err != nil {
 		return err
 	}
-	fmt.Fprintln(bn.out, "bench: starting four service instances and a baseline route")
+	fmt.Fprintln(bn.out, "bench: starting the service instances and a baseline route")
 	var err error
 	if bn.a, err = bn.instance(ctx, env.cfg, startOptions{createTransitKey: true}); err != nil {
 		return err
 	}
-	if bn.b, err = bn.instance(ctx, env.cfg, startOptions{}); err != nil {
-		return err
+	// The other instances only where a selected group uses them:
+	// b for revoke, cold for verify, nocache for proxy.
+	if bn.runs("revoke") {
+		if bn.b, err = bn.instance(ctx, env.cfg, startOptions{}); err != nil {
+			return err
+		}
 	}
-	if bn.cold, err = bn.instance(ctx, env.cfg, startOptions{disableKeyCache: true}); err != nil {
-		return err
+	if bn.runs("verify") {
+		if bn.cold, err = bn.instance(ctx, env.cfg, startOptions{disableKeyCache: true}); err != nil {
+			return err
+		}
 	}
-	noCache := env.cfg
-	noCache.SecretCacheTTL = 0
-	if bn.nocache, err = bn.instance(ctx, noCache, startOptions{}); err != nil {
-		return err
+	if bn.runs("proxy") {
+		noCache := env.cfg
+		noCache.SecretCacheTTL = 0
+		if bn.nocache, err = bn.instance(ctx, noCache, startOptions{}); err != nil {
+			return err
+		}
 	}
 	var stop func()
 	if bn.baseline, stop, err = baselineServer(); err != nil {
@@ -115,16 +123,24 @@ func (bn *benchRun) setup(ctx context.Context, env benchEnv) error {
 		return err
 	}
 	bn.owner, bn.orgID, bn.userID = res.APIKey.Reveal(), res.OrgID, res.UserID
-	fmt.Fprintf(bn.out, "bench: seeding %d API keys (%d of them sent in requests)\n", bn.opts.coldKeys, bn.opts.poolKeys)
-	if bn.pool, err = seedKeys(ctx, bn.a.db, bn.orgID, bn.userID, bn.opts.coldKeys, bn.opts.poolKeys, bn.out); err != nil {
-		return err
-	}
-	// Seeding bypassed NOTIFY: reload every instance's known-key set.
-	for _, s := range []*service{bn.a, bn.b, bn.cold, bn.nocache} {
-		s.verifier.Reset(ctx)
+	// Only the verify and nginx groups send the seeded keys.
+	if bn.runs("verify") || bn.runs("nginx") {
+		fmt.Fprintf(bn.out, "bench: seeding %d API keys (%d of them sent in requests)\n", bn.opts.coldKeys, bn.opts.poolKeys)
+		if bn.pool, err = seedKeys(ctx, bn.a.db, bn.orgID, bn.userID, bn.opts.coldKeys, bn.opts.poolKeys, bn.out); err != nil {
+			return err
+		}
+		// Seeding bypassed NOTIFY: reload every instance's known-key set.
+		for _, s := range []*service{bn.a, bn.b, bn.cold, bn.nocache} {
+			if s != nil {
+				s.verifier.Reset(ctx)
+			}
+		}
 	}
 	return bn.startNginx(ctx)
 }
+
+// runs reports whether the group of scenarios is selected (--only).
+func (bn *benchRun) runs(group string) bool { return bn.opts.only == nil || bn.opts.only[group] }
 
 func (bn *benchRun) run(ctx context.Context) ([]scenarioResult, error) {
 	var out []scenarioResult
@@ -132,7 +148,7 @@ func (bn *benchRun) run(ctx context.Context) ([]scenarioResult, error) {
 		bn.verifyScenarios, bn.revokePropagation, bn.proxyScenarios, bn.tlsScenarios, bn.nginxScenarios, bn.rewrap,
 	}
 	for i, step := range steps {
-		if bn.opts.only != nil && !bn.opts.only[benchGroups[i]] {
+		if !bn.runs(benchGroups[i]) {
 			continue
 		}
 		rs, err := step(ctx)

@@ -25,7 +25,7 @@ func TestScrubberHotPathDoesNotAllocate(t *testing.T) {
 		_ = s.String("200 OK")
 		_ = s.Contains("https://api.example.com/v1/next?page=2")
 	})
-	if allocs > 0 {
+	if allocs > 0 && !raceEnabled {
 		t.Errorf("scrubbing a clean header, status and URL: %.1f allocations, want 0", allocs)
 	}
 	// Still scrubs: the value in a header value and (base64) in a name.
