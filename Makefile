@@ -18,7 +18,7 @@ build:
 dev: build
 	./$(BIN) dev
 
-## test: vet, then the whole suite against real PostgreSQL
+## test: vet and staticcheck (pinned in go.mod's tool block), then the whole suite against real PostgreSQL
 ## (TEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres).
 ## Set VAULT_ADDR and VAULT_TOKEN to run the Vault tests against a real
 ## Vault or OpenBao instead of the dev transit server.
@@ -43,6 +43,7 @@ fuzz:
 
 vet:
 	$(GO) vet $(PKG)
+	$(GO) tool staticcheck $(PKG)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 

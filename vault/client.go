@@ -147,7 +147,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if err == nil && resp != nil && resp.StatusCode >= 500 && resp.Body != nil {
 		b, rerr := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
+		resp.Body.Close() // #nosec G104 -- closing on a path that has its result already (or an error being returned); nothing to add
 		resp.Body = io.NopCloser(bytes.NewReader(b))
 		if rerr == nil && isComplexityRefusal(string(b)) {
 			return false, nil

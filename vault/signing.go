@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"credvault/internal/credvault"
 )
@@ -20,9 +21,10 @@ type SigningKeyInfo struct {
 	Derived              bool
 	LatestVersion        int
 	MinDecryptionVersion int
-	// PublicKeys holds every version's raw 32-byte public key, below
-	// MinDecryptionVersion too (callers decide what to publish).
-	PublicKeys map[int]ed25519.PublicKey
+	// PublicKeys holds every version's raw 32-byte public key and
+	// creation_time, below MinDecryptionVersion too (callers decide what
+	// to publish).
+	PublicKeys map[int]credvault.SigningKeyVersion
 }
 
 // ReadSigningKey reads a transit signing key (needs `read` on
@@ -38,7 +40,7 @@ func (c *Client) ReadSigningKey(ctx context.Context, name string) (SigningKeyInf
 		return SigningKeyInfo{}, &credvault.Error{Code: credvault.EUNAVAILABLE, Err: ErrKeyNotFound,
 			Message: fmt.Sprintf("transit signing key %q not found on mount %q", name, c.mount)}
 	}
-	ki := SigningKeyInfo{Name: name, PublicKeys: map[int]ed25519.PublicKey{}}
+	ki := SigningKeyInfo{Name: name, PublicKeys: map[int]credvault.SigningKeyVersion{}}
 	ki.Type, _ = s.Data["type"].(string)
 	ki.Derived, _ = s.Data["derived"].(bool)
 	if ki.LatestVersion, err = jsonInt(s.Data["latest_version"]); err != nil {
@@ -62,7 +64,11 @@ func (c *Client) ReadSigningKey(ctx context.Context, name string) (SigningKeyInf
 		if err != nil || len(pub) != ed25519.PublicKeySize {
 			return ki, credvault.Errorf(credvault.EINTERNAL, "vault read signing key: version %d has no Ed25519 public key", n)
 		}
-		ki.PublicKeys[n] = ed25519.PublicKey(pub)
+		created, err := time.Parse(time.RFC3339Nano, fmt.Sprint(entry["creation_time"]))
+		if err != nil {
+			return ki, credvault.Errorf(credvault.EINTERNAL, "vault read signing key: version %d has no RFC 3339 creation_time", n)
+		}
+		ki.PublicKeys[n] = credvault.SigningKeyVersion{Public: ed25519.PublicKey(pub), Created: created}
 	}
 	return ki, nil
 }
@@ -106,7 +112,11 @@ func (c *Client) EnsureSigningKey(ctx context.Context, name string) error {
 // the version that made it. Errors: EUNAVAILABLE (Vault down, key missing,
 // permission denied), EINTERNAL (an answer that is not an Ed25519
 // signature).
-func (c *Client) Sign(ctx context.Context, name string, input []byte, version int) ([]byte, int, error) {
+func (c *Client) Sign(ctx context.Context, name string, input []byte, version int) (sig []byte, used int, err error) {
+	if c.observe != nil {
+		start := time.Now()
+		defer func() { c.observe("sign", err, time.Since(start)) }()
+	}
 	s, err := c.api.Logical().WriteWithContext(ctx, fmt.Sprintf("%s/sign/%s", c.mount, name),
 		map[string]any{"input": b64(input), "key_version": version})
 	if err != nil {
@@ -134,8 +144,8 @@ func parseSignature(text string) ([]byte, int, error) {
 	return sig, n, nil
 }
 
-// RotateSigningKey adds a version to signing key name; new keys are signed
-// with it at once. Operators (and tests) use it; credvault's policy does
+// RotateSigningKey adds a version to signing key name; it is published in
+// the JWKS at once and signs new keys after credvault.SigningPublishDelay. Operators (and tests) use it; credvault's policy does
 // not grant it.
 func (c *Client) RotateSigningKey(ctx context.Context, name string) error {
 	_, err := c.api.Logical().WriteWithContext(ctx, fmt.Sprintf("%s/keys/%s/rotate", c.mount, name), nil)
@@ -163,10 +173,10 @@ func (c *Client) SigningKey(name string) SigningKey { return SigningKey{c: c, na
 // Name is the transit key's name.
 func (k SigningKey) Name() string { return k.name }
 
-// PublicKeys returns every version's public key and min_decryption_version.
-// Errors as ReadSigningKey, and EINVALID when the key is not a
-// non-derived ed25519 key.
-func (k SigningKey) PublicKeys(ctx context.Context) (map[int]ed25519.PublicKey, int, error) {
+// PublicKeys returns every version's public key and creation time, and
+// min_decryption_version. Errors as ReadSigningKey, and EINVALID when the
+// key is not a non-derived ed25519 key.
+func (k SigningKey) PublicKeys(ctx context.Context) (map[int]credvault.SigningKeyVersion, int, error) {
 	ki, err := k.c.ReadSigningKey(ctx, k.name)
 	if err != nil {
 		return nil, 0, err

@@ -1040,7 +1040,9 @@ type APIKeyCreated struct {
 	Format    APIKeyCreatedFormat `json:"format"`
 	Id        openapi_types.UUID  `json:"id"`
 
-	// Key The full key, `<prefix>_<live|test>_<41 base62>_<6 base62 crc32>`.
+	// Key The full key: an opaque key
+	// `<prefix>_<live|test>_<41 base62>_<6 base62 crc32>`, or for
+	// `format: jwt` a compact JWS (three base64url parts).
 	// credvault stores only its SHA-256: store it now, it is never
 	// shown again.
 	//
@@ -1321,11 +1323,7 @@ type CredentialCreateRequest struct {
 	Service *string `json:"service,omitempty"`
 
 	// Sharing Default `personal`.
-	Sharing *Sharing `json:"sharing,omitempty"`
-
-	// TestRequest A request that checks a credential: `method` and `path` (appended to
-	// the credential's `base_url`) sent with the credential applied, and
-	// the status that means the credential works.
+	Sharing     *Sharing     `json:"sharing,omitempty"`
 	TestRequest *TestRequest `json:"test_request,omitempty"`
 
 	// Username Required for placement `basic`, empty otherwise: the user-id of
@@ -1394,11 +1392,7 @@ type CredentialUpdateRequest struct {
 	// Mailgun, Jira). The proxy scrubs the value from responses in every
 	// form it knows, and for `basic` also the `username:value` pair and
 	// its base64.
-	Placement *Placement `json:"placement,omitempty"`
-
-	// TestRequest A request that checks a credential: `method` and `path` (appended to
-	// the credential's `base_url`) sent with the credential applied, and
-	// the status that means the credential works.
+	Placement   *Placement   `json:"placement,omitempty"`
 	TestRequest *TestRequest `json:"test_request,omitempty"`
 	Username    *string      `json:"username,omitempty"`
 
@@ -1559,7 +1553,10 @@ type NextCursor = string
 // its base64.
 type Placement string
 
-// RateLimit The key may make `requests` requests per `window_seconds`.
+// RateLimit The key may make `requests` requests per `window_seconds`. Null only
+// where a field says so: `nullable` here lets a nullable field that
+// combines it (`allOf`) accept null under OpenAPI 3.0.3; a field that
+// is not nullable says `type: object` itself and refuses null.
 type RateLimit struct {
 	Requests      int `json:"requests"`
 	WindowSeconds int `json:"window_seconds"`
@@ -1711,7 +1708,8 @@ type SharingMode string
 
 // TestRequest A request that checks a credential: `method` and `path` (appended to
 // the credential's `base_url`) sent with the credential applied, and
-// the status that means the credential works.
+// the status that means the credential works. Null only where a field
+// says so (see `RateLimit`).
 type TestRequest struct {
 	// ExpectStatus The status that means success, 100 to 599; 0 or absent means 200.
 	ExpectStatus *int `json:"expect_status,omitempty"`
@@ -2226,13 +2224,20 @@ type ClientInterface interface {
 	// still allowed to verify (at or above its `min_decryption_version`),
 	// newest first: `kty: OKP`, `crv: Ed25519`, `x`, `kid`
 	// (`<signing key>:v<version>`), `alg: EdDSA`, `use: sig`. No
-	// authentication; cacheable for 5 minutes. A verifier that meets an
-	// unknown `kid` should fetch it again once before refusing.
+	// authentication; cacheable for 5 minutes. A new signing-key version
+	// is listed here 6 min 10 s (the `max-age`, the 10 s every instance
+	// takes to reread the key, and a minute for clocks) before credvault
+	// signs with it, so a verifier that cached the set before a rotation
+	// already holds every `kid` it meets. The answer carries a strong
+	// `ETag`; a request whose `If-None-Match` names it (or is `*`; a list
+	// is compared weakly, RFC 9110 §13.1.2) answers 304.
 	//
 	// Corresponds with GET /.well-known/jwks.json (the `Jwks` operationId).
 	Jwks(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// Healthz Liveness - the process is up.
+	//
+	// Answers 200 while the process runs, whatever its dependencies say (see `/readyz` for those).
 	//
 	// Corresponds with GET /healthz (the `Healthz` operationId).
 	Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2242,10 +2247,13 @@ type ClientInterface interface {
 	// `credvault_http_requests_total{method,route,status}` and
 	// `credvault_http_request_duration_seconds{method,route}`, labelled by
 	// route template (never the raw path);
-	// `credvault_key_verifications_total{code}`;
-	// `credvault_verifier_cache_total{result}` (hit, miss, negative);
+	// `credvault_key_verifications_total{code}` (JWT refusals have codes
+	// of their own: BAD_SIGNATURE, UNKNOWN_KID, NOT_YET_VALID,
+	// WRONG_ISSUER, SIGNING_KEY_RETIRED);
+	// `credvault_verifier_key_lookups_total{result}` (hit, miss, negative);
 	// `credvault_rate_limit_decisions_total{decision}` (allowed, limited);
-	// `credvault_vault_requests_total{operation,outcome}` and
+	// `credvault_vault_requests_total{operation,outcome}` (operation
+	// `encrypt`, `decrypt`, `rewrap`, `sign`) and
 	// `credvault_vault_request_duration_seconds{operation}`;
 	// `credvault_proxy_requests_total{outcome}` and
 	// `credvault_proxy_request_duration_seconds{outcome}`;
@@ -3006,8 +3014,9 @@ type ClientInterface interface {
 	// InjectWithBody Get a request with the credential applied, for a runner.
 	//
 	// The one route that hands a value out. Needs a service key (a
-	// runner) with scope `credentials:resolve`, which `admin` does not
-	// imply (403 `insufficient_scope`; a user key is 403 too), naming the
+	// runner) with scopes `credentials:use` and `credentials:resolve`
+	// (`admin` implies the first, not the second; a missing one is 403
+	// `insufficient_scope`; a user key is 403 too), naming the
 	// user the workflow runs for in `X-Credvault-Acting-User` or
 	// `acting_user` (400 `acting_user_required`; both, naming different
 	// users, 400), and that user's `use` permission on the credential
@@ -3027,8 +3036,9 @@ type ClientInterface interface {
 	// Inject Get a request with the credential applied, for a runner.
 	//
 	// The one route that hands a value out. Needs a service key (a
-	// runner) with scope `credentials:resolve`, which `admin` does not
-	// imply (403 `insufficient_scope`; a user key is 403 too), naming the
+	// runner) with scopes `credentials:use` and `credentials:resolve`
+	// (`admin` implies the first, not the second; a missing one is 403
+	// `insufficient_scope`; a user key is 403 too), naming the
 	// user the workflow runs for in `X-Credvault-Acting-User` or
 	// `acting_user` (400 `acting_user_required`; both, naming different
 	// users, 400), and that user's `use` permission on the credential
@@ -3232,8 +3242,13 @@ type ClientInterface interface {
 // still allowed to verify (at or above its `min_decryption_version`),
 // newest first: `kty: OKP`, `crv: Ed25519`, `x`, `kid`
 // (`<signing key>:v<version>`), `alg: EdDSA`, `use: sig`. No
-// authentication; cacheable for 5 minutes. A verifier that meets an
-// unknown `kid` should fetch it again once before refusing.
+// authentication; cacheable for 5 minutes. A new signing-key version
+// is listed here 6 min 10 s (the `max-age`, the 10 s every instance
+// takes to reread the key, and a minute for clocks) before credvault
+// signs with it, so a verifier that cached the set before a rotation
+// already holds every `kid` it meets. The answer carries a strong
+// `ETag`; a request whose `If-None-Match` names it (or is `*`; a list
+// is compared weakly, RFC 9110 §13.1.2) answers 304.
 //
 // Corresponds with GET /.well-known/jwks.json (the `Jwks` operationId).
 func (c *Client) Jwks(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3249,6 +3264,8 @@ func (c *Client) Jwks(ctx context.Context, reqEditors ...RequestEditorFn) (*http
 }
 
 // Healthz Liveness - the process is up.
+//
+// Answers 200 while the process runs, whatever its dependencies say (see `/readyz` for those).
 //
 // Corresponds with GET /healthz (the `Healthz` operationId).
 func (c *Client) Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3268,10 +3285,13 @@ func (c *Client) Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 // `credvault_http_requests_total{method,route,status}` and
 // `credvault_http_request_duration_seconds{method,route}`, labelled by
 // route template (never the raw path);
-// `credvault_key_verifications_total{code}`;
-// `credvault_verifier_cache_total{result}` (hit, miss, negative);
+// `credvault_key_verifications_total{code}` (JWT refusals have codes
+// of their own: BAD_SIGNATURE, UNKNOWN_KID, NOT_YET_VALID,
+// WRONG_ISSUER, SIGNING_KEY_RETIRED);
+// `credvault_verifier_key_lookups_total{result}` (hit, miss, negative);
 // `credvault_rate_limit_decisions_total{decision}` (allowed, limited);
-// `credvault_vault_requests_total{operation,outcome}` and
+// `credvault_vault_requests_total{operation,outcome}` (operation
+// `encrypt`, `decrypt`, `rewrap`, `sign`) and
 // `credvault_vault_request_duration_seconds{operation}`;
 // `credvault_proxy_requests_total{outcome}` and
 // `credvault_proxy_request_duration_seconds{outcome}`;
@@ -4372,8 +4392,9 @@ func (c *Client) EndpointUpdate(ctx context.Context, id EndpointId, body Endpoin
 // InjectWithBody Get a request with the credential applied, for a runner.
 //
 // The one route that hands a value out. Needs a service key (a
-// runner) with scope `credentials:resolve`, which `admin` does not
-// imply (403 `insufficient_scope`; a user key is 403 too), naming the
+// runner) with scopes `credentials:use` and `credentials:resolve`
+// (`admin` implies the first, not the second; a missing one is 403
+// `insufficient_scope`; a user key is 403 too), naming the
 // user the workflow runs for in `X-Credvault-Acting-User` or
 // `acting_user` (400 `acting_user_required`; both, naming different
 // users, 400), and that user's `use` permission on the credential
@@ -4403,8 +4424,9 @@ func (c *Client) InjectWithBody(ctx context.Context, contentType string, body io
 // Inject Get a request with the credential applied, for a runner.
 //
 // The one route that hands a value out. Needs a service key (a
-// runner) with scope `credentials:resolve`, which `admin` does not
-// imply (403 `insufficient_scope`; a user key is 403 too), naming the
+// runner) with scopes `credentials:use` and `credentials:resolve`
+// (`admin` implies the first, not the second; a missing one is 403
+// `insufficient_scope`; a user key is 403 too), naming the
 // user the workflow runs for in `X-Credvault-Acting-User` or
 // `acting_user` (400 `acting_user_required`; both, naming different
 // users, 400), and that user's `use` permission on the credential
@@ -6853,8 +6875,13 @@ type ClientWithResponsesInterface interface {
 	// still allowed to verify (at or above its `min_decryption_version`),
 	// newest first: `kty: OKP`, `crv: Ed25519`, `x`, `kid`
 	// (`<signing key>:v<version>`), `alg: EdDSA`, `use: sig`. No
-	// authentication; cacheable for 5 minutes. A verifier that meets an
-	// unknown `kid` should fetch it again once before refusing.
+	// authentication; cacheable for 5 minutes. A new signing-key version
+	// is listed here 6 min 10 s (the `max-age`, the 10 s every instance
+	// takes to reread the key, and a minute for clocks) before credvault
+	// signs with it, so a verifier that cached the set before a rotation
+	// already holds every `kid` it meets. The answer carries a strong
+	// `ETag`; a request whose `If-None-Match` names it (or is `*`; a list
+	// is compared weakly, RFC 9110 §13.1.2) answers 304.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6862,6 +6889,8 @@ type ClientWithResponsesInterface interface {
 	JwksWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*JwksResponse, error)
 
 	// HealthzWithResponse Liveness - the process is up.
+	//
+	// Answers 200 while the process runs, whatever its dependencies say (see `/readyz` for those).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6873,10 +6902,13 @@ type ClientWithResponsesInterface interface {
 	// `credvault_http_requests_total{method,route,status}` and
 	// `credvault_http_request_duration_seconds{method,route}`, labelled by
 	// route template (never the raw path);
-	// `credvault_key_verifications_total{code}`;
-	// `credvault_verifier_cache_total{result}` (hit, miss, negative);
+	// `credvault_key_verifications_total{code}` (JWT refusals have codes
+	// of their own: BAD_SIGNATURE, UNKNOWN_KID, NOT_YET_VALID,
+	// WRONG_ISSUER, SIGNING_KEY_RETIRED);
+	// `credvault_verifier_key_lookups_total{result}` (hit, miss, negative);
 	// `credvault_rate_limit_decisions_total{decision}` (allowed, limited);
-	// `credvault_vault_requests_total{operation,outcome}` and
+	// `credvault_vault_requests_total{operation,outcome}` (operation
+	// `encrypt`, `decrypt`, `rewrap`, `sign`) and
 	// `credvault_vault_request_duration_seconds{operation}`;
 	// `credvault_proxy_requests_total{outcome}` and
 	// `credvault_proxy_request_duration_seconds{outcome}`;
@@ -7669,8 +7701,9 @@ type ClientWithResponsesInterface interface {
 	// InjectWithBodyWithResponse Get a request with the credential applied, for a runner.
 	//
 	// The one route that hands a value out. Needs a service key (a
-	// runner) with scope `credentials:resolve`, which `admin` does not
-	// imply (403 `insufficient_scope`; a user key is 403 too), naming the
+	// runner) with scopes `credentials:use` and `credentials:resolve`
+	// (`admin` implies the first, not the second; a missing one is 403
+	// `insufficient_scope`; a user key is 403 too), naming the
 	// user the workflow runs for in `X-Credvault-Acting-User` or
 	// `acting_user` (400 `acting_user_required`; both, naming different
 	// users, 400), and that user's `use` permission on the credential
@@ -7690,8 +7723,9 @@ type ClientWithResponsesInterface interface {
 	// InjectWithResponse Get a request with the credential applied, for a runner.
 	//
 	// The one route that hands a value out. Needs a service key (a
-	// runner) with scope `credentials:resolve`, which `admin` does not
-	// imply (403 `insufficient_scope`; a user key is 403 too), naming the
+	// runner) with scopes `credentials:use` and `credentials:resolve`
+	// (`admin` implies the first, not the second; a missing one is 403
+	// `insufficient_scope`; a user key is 403 too), naming the
 	// user the workflow runs for in `X-Credvault-Acting-User` or
 	// `acting_user` (400 `acting_user_required`; both, naming different
 	// users, 400), and that user's `use` permission on the credential
@@ -7918,6 +7952,13 @@ type ClientWithResponsesInterface interface {
 // JwksResponse200Headers the declared response headers of an HTTP 200 response for Jwks
 type JwksResponse200Headers struct {
 	CacheControl *string
+	ETag         *string
+}
+
+// JwksResponse304Headers the declared response headers of an HTTP 304 response for Jwks
+type JwksResponse304Headers struct {
+	CacheControl *string
+	ETag         *string
 }
 
 type JwksResponse struct {
@@ -7927,6 +7968,8 @@ type JwksResponse struct {
 	ApplicationjwkSetJSON200 *JWKS
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *JwksResponse200Headers
+	// Headers304 the parsed response headers for an HTTP 304 response
+	Headers304 *JwksResponse304Headers
 }
 
 // GetApplicationjwkSetJSON200 returns the response for an HTTP 200 `application/jwk-set+json` response
@@ -13297,8 +13340,13 @@ func (r WhoamiResponse) ContentType() string {
 // still allowed to verify (at or above its `min_decryption_version`),
 // newest first: `kty: OKP`, `crv: Ed25519`, `x`, `kid`
 // (`<signing key>:v<version>`), `alg: EdDSA`, `use: sig`. No
-// authentication; cacheable for 5 minutes. A verifier that meets an
-// unknown `kid` should fetch it again once before refusing.
+// authentication; cacheable for 5 minutes. A new signing-key version
+// is listed here 6 min 10 s (the `max-age`, the 10 s every instance
+// takes to reread the key, and a minute for clocks) before credvault
+// signs with it, so a verifier that cached the set before a rotation
+// already holds every `kid` it meets. The answer carries a strong
+// `ETag`; a request whose `If-None-Match` names it (or is `*`; a list
+// is compared weakly, RFC 9110 §13.1.2) answers 304.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -13312,6 +13360,8 @@ func (c *ClientWithResponses) JwksWithResponse(ctx context.Context, reqEditors .
 }
 
 // HealthzWithResponse Liveness - the process is up.
+//
+// Answers 200 while the process runs, whatever its dependencies say (see `/readyz` for those).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -13329,10 +13379,13 @@ func (c *ClientWithResponses) HealthzWithResponse(ctx context.Context, reqEditor
 // `credvault_http_requests_total{method,route,status}` and
 // `credvault_http_request_duration_seconds{method,route}`, labelled by
 // route template (never the raw path);
-// `credvault_key_verifications_total{code}`;
-// `credvault_verifier_cache_total{result}` (hit, miss, negative);
+// `credvault_key_verifications_total{code}` (JWT refusals have codes
+// of their own: BAD_SIGNATURE, UNKNOWN_KID, NOT_YET_VALID,
+// WRONG_ISSUER, SIGNING_KEY_RETIRED);
+// `credvault_verifier_key_lookups_total{result}` (hit, miss, negative);
 // `credvault_rate_limit_decisions_total{decision}` (allowed, limited);
-// `credvault_vault_requests_total{operation,outcome}` and
+// `credvault_vault_requests_total{operation,outcome}` (operation
+// `encrypt`, `decrypt`, `rewrap`, `sign`) and
 // `credvault_vault_request_duration_seconds{operation}`;
 // `credvault_proxy_requests_total{outcome}` and
 // `credvault_proxy_request_duration_seconds{outcome}`;
@@ -14329,8 +14382,9 @@ func (c *ClientWithResponses) EndpointUpdateWithResponse(ctx context.Context, id
 // InjectWithBodyWithResponse Get a request with the credential applied, for a runner.
 //
 // The one route that hands a value out. Needs a service key (a
-// runner) with scope `credentials:resolve`, which `admin` does not
-// imply (403 `insufficient_scope`; a user key is 403 too), naming the
+// runner) with scopes `credentials:use` and `credentials:resolve`
+// (`admin` implies the first, not the second; a missing one is 403
+// `insufficient_scope`; a user key is 403 too), naming the
 // user the workflow runs for in `X-Credvault-Acting-User` or
 // `acting_user` (400 `acting_user_required`; both, naming different
 // users, 400), and that user's `use` permission on the credential
@@ -14356,8 +14410,9 @@ func (c *ClientWithResponses) InjectWithBodyWithResponse(ctx context.Context, co
 // InjectWithResponse Get a request with the credential applied, for a runner.
 //
 // The one route that hands a value out. Needs a service key (a
-// runner) with scope `credentials:resolve`, which `admin` does not
-// imply (403 `insufficient_scope`; a user key is 403 too), naming the
+// runner) with scopes `credentials:use` and `credentials:resolve`
+// (`admin` implies the first, not the second; a missing one is 403
+// `insufficient_scope`; a user key is 403 too), naming the
 // user the workflow runs for in `X-Credvault-Acting-User` or
 // `acting_user` (400 `acting_user_required`; both, naming different
 // users, 400), and that user's `use` permission on the credential
@@ -14709,6 +14764,9 @@ func ParseJwksResponse(rsp *http.Response) (*JwksResponse, error) {
 		}
 		response.ApplicationjwkSetJSON200 = &dest
 
+	case rsp.StatusCode == 304:
+		break // No content-type
+
 	}
 
 	switch {
@@ -14721,7 +14779,31 @@ func ParseJwksResponse(rsp *http.Response) (*JwksResponse, error) {
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 304:
+		var headers JwksResponse304Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		response.Headers304 = &headers
 	}
 
 	return response, nil

@@ -137,7 +137,7 @@ func runBench(ctx context.Context, cfg Config, args []string, stdout, stderr io.
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(opts.jsonFile, append(data, '\n'), 0o644); err != nil {
+		if err := os.WriteFile(opts.jsonFile, append(data, '\n'), 0o644); err != nil { // #nosec G306 -- bench results hold figures only, no secret
 			return fmt.Errorf("--json: %w", err)
 		}
 		fmt.Fprintf(stdout, "JSON summary written to %s\n", opts.jsonFile)
@@ -226,7 +226,7 @@ func benchEnvironment(ctx context.Context, cfg Config, log *slog.Logger, out io.
 		if err != nil {
 			return benchEnv{}, cleanup, err
 		}
-		cleanups = append(cleanups, func() { os.RemoveAll(dir) })
+		cleanups = append(cleanups, func() { os.RemoveAll(dir) }) // #nosec G104 -- best-effort cleanup of a scratch directory
 		addr, tokenFile, stop, err := startDevTransit(ctx, dir, log)
 		if err != nil {
 			return benchEnv{}, cleanup, err
@@ -262,12 +262,12 @@ func throwawayDatabase(ctx context.Context) (string, func(), error) {
 	_, _ = rand.Read(b)
 	name := "credvault_bench_" + hex.EncodeToString(b)
 	if _, err := admin.ExecContext(ctx, `CREATE DATABASE `+name); err != nil {
-		admin.Close()
+		admin.Close() // #nosec G104 -- closing on a path that has its result already (or an error being returned); nothing to add
 		return "", func() {}, fmt.Errorf("bench: cannot create a database on the local PostgreSQL server (set DATABASE_URL or CREDVAULT_BENCH_DATABASE_URL): %w", err)
 	}
 	u, err := url.Parse(server)
 	if err != nil {
-		admin.Close()
+		admin.Close() // #nosec G104 -- closing on a path that has its result already (or an error being returned); nothing to add
 		return "", func() {}, err
 	}
 	u.Path = "/" + name
@@ -275,7 +275,7 @@ func throwawayDatabase(ctx context.Context) (string, func(), error) {
 		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_, _ = admin.ExecContext(dctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`)
-		admin.Close()
+		admin.Close() // #nosec G104 -- closing on a path that has its result already (or an error being returned); nothing to add
 	}
 	return u.String(), drop, nil
 }

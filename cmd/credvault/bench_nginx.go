@@ -14,7 +14,7 @@ import (
 
 // benchUpstreamSecret is the bench credential's value: the proxy scenario
 // injects it from the vault, the nginx peer sends it as a static header.
-const benchUpstreamSecret = "sk_bench_upstream_0123456789"
+const benchUpstreamSecret = "sk_bench_upstream_0123456789" // #nosec G101 -- a fake value the load test plants to check scrubbing, not a credential
 
 // nginxPeers is the one nginx a bench run starts when nginx is installed
 // (Debian nginx-light), with worker_processes auto as Debian ships it, on

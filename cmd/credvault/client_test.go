@@ -70,8 +70,9 @@ func TestGoClientEveryRouteFamily(t *testing.T) {
 	ctx := context.Background()
 	cl := newCluster(t, privateEgress())
 	inst := cl.start()
+	api := recordForSpec(t, inst.url) // every response is checked against api/openapi.yaml
 	boot, owner := cl.bootstrap(inst, "sdk")
-	c, err := client.New(inst.url, owner)
+	c, err := client.New(api, owner)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +115,7 @@ func TestGoClientEveryRouteFamily(t *testing.T) {
 	if !vr.JSON200.Valid {
 		t.Errorf("verify: %s", vr.Body)
 	}
-	other, _ := client.New(inst.url, key)
+	other, _ := client.New(api, key)
 	ac, err := other.AuthCheckWithResponse(ctx, &client.AuthCheckParams{Scope: &[]client.Scope{"keys:read"}})
 	ok(t, "auth check", ac.HTTPResponse, ac.Body, err)
 	if ac.HTTPResponse.Header.Get("X-Credvault-Key-Id") != kid.String() {
@@ -124,9 +125,15 @@ func TestGoClientEveryRouteFamily(t *testing.T) {
 	ok(t, "key roll", kr.HTTPResponse, kr.Body, err)
 	kv, err := c.ApiKeyRevokeWithResponse(ctx, kr.JSON201.Id)
 	ok(t, "key revoke", kv.HTTPResponse, kv.Body, err)
+	// A JWT key's create and roll answers carry a JWS in "key".
+	jc, err := c.ApiKeyCreateWithResponse(ctx, client.APIKeyCreateRequest{Name: "signed", Scopes: []client.Scope{"keys:read"},
+		Format: ptr(client.APIKeyCreateRequestFormat("jwt"))})
+	ok(t, "jwt key create", jc.HTTPResponse, jc.Body, err)
+	jr, err := c.ApiKeyRollWithResponse(ctx, jc.JSON201.Id, client.APIKeyRollRequest{GraceSeconds: ptr(0)})
+	ok(t, "jwt key roll", jr.HTTPResponse, jr.Body, err)
 
 	// Typed errors: code, status class and request id.
-	gone, _ := client.New(inst.url, kr.JSON201.Key)
+	gone, _ := client.New(api, kr.JSON201.Key)
 	wr, err := gone.WhoamiWithResponse(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +201,7 @@ func TestGoClientEveryRouteFamily(t *testing.T) {
 			t.Errorf("proxy answer not scrubbed: %s", pr.Body)
 		}
 	}
-	hc := &http.Client{Transport: &client.ProxyTransport{Credvault: inst.url, APIKey: owner, CredentialID: cid.String(),
+	hc := &http.Client{Transport: &client.ProxyTransport{Credvault: api, APIKey: owner, CredentialID: cid.String(),
 		Headers: http.Header{"X-Credvault-Workflow-Id": {"wf-1"}}}}
 	resp, err := hc.Post("https://api.example.test/v1/customers/cus%2F1/sources?expand=x", "text/plain", strings.NewReader("hello"))
 	if err != nil {
@@ -205,7 +212,7 @@ func TestGoClientEveryRouteFamily(t *testing.T) {
 	if resp.StatusCode != 200 || up.last() != "POST /api/v1/customers/cus%2F1/sources?expand=x" || !strings.Contains(string(b), "body=hello") {
 		t.Errorf("ProxyTransport: %d %s, upstream got %q", resp.StatusCode, b, up.last())
 	}
-	bad := &http.Client{Transport: &client.ProxyTransport{Credvault: inst.url, APIKey: owner, CredentialID: uuid.NewString()}}
+	bad := &http.Client{Transport: &client.ProxyTransport{Credvault: api, APIKey: owner, CredentialID: uuid.NewString()}}
 	resp, err = bad.Get("https://api.example.test/v1/x")
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +228,7 @@ func TestGoClientEveryRouteFamily(t *testing.T) {
 	sk, err := c.ApiKeyCreateWithResponse(ctx, client.APIKeyCreateRequest{Name: "runner", Kind: ptr(client.APIKeyCreateRequestKind("service")),
 		Scopes: []client.Scope{"credentials:resolve", "credentials:use"}})
 	ok(t, "service key create", sk.HTTPResponse, sk.Body, err)
-	runner, _ := client.New(inst.url, sk.JSON201.Key)
+	runner, _ := client.New(api, sk.JSON201.Key)
 	in, err := runner.InjectWithResponse(ctx, inj)
 	ok(t, "inject", in.HTTPResponse, in.Body, err)
 	if in.JSON200 == nil || !strings.Contains(string(in.Body), "Bearer "+rotated) {

@@ -24,7 +24,6 @@ type browserish struct {
 	t      *testing.T
 	base   string
 	client *http.Client
-	origin string // "" = the console's own origin
 }
 
 func newBrowserish(t *testing.T, base string) *browserish {

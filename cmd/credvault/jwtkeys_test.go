@@ -294,13 +294,15 @@ func TestJWTRevokeReachesEveryInstanceAndTheFeed(t *testing.T) {
 	}
 }
 
-// TestJWTSigningKeyRotation: after a rotation in Vault new keys carry the
-// new kid at once while old ones keep verifying; after the minimum
-// version is raised the old ones answer 401 retired_signing_key, also from
-// the cache, and the JWKS lists only what still verifies.
+// TestJWTSigningKeyRotation: after a rotation in Vault (and its
+// publication delay) new keys carry the new kid while old ones keep
+// verifying; after the minimum version is raised the old ones answer 401
+// retired_signing_key, also from the cache, and the JWKS lists only what
+// still verifies.
 func TestJWTSigningKeyRotation(t *testing.T) {
 	cl := newCluster(t, map[string]string{"CREDVAULT_ISSUER": "https://credvault.acme.test"})
-	a, b := cl.start(), cl.start()
+	late := func() time.Time { return time.Now().Add(credvault.SigningPublishDelay) }
+	a, b := cl.startWith(startOptions{now: late}), cl.start()
 	_, owner := cl.bootstrap(a, "acme")
 	_, oldKey := cl.createKey(a, owner, map[string]any{"name": "old", "scopes": []string{"keys:read"}, "format": "jwt"})
 	if r := cl.as(oldKey, "GET", a.url+"/v1/whoami", nil); r.status != 200 {

@@ -66,6 +66,9 @@ func TestMiddleware(t *testing.T) {
 			if status != 200 || json.Unmarshal([]byte(body), &id) != nil || id.OrgID != boot.OrgID || id.KeyID != kid || !id.HasScope("keys:read") {
 				t.Fatalf("valid key: %d %s", status, body)
 			}
+			if hdr.Get("WWW-Authenticate") != "" {
+				t.Errorf("valid key answered with WWW-Authenticate %q", hdr.Get("WWW-Authenticate"))
+			}
 			before := calls.n.Load()
 			if status, _, _ = do(map[string]string{"Authorization": "Bearer " + key}); status != 200 {
 				t.Fatalf("bearer: %d", status)

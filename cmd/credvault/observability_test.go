@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -63,7 +64,7 @@ func TestMetricsMoveWithTheirEvents(t *testing.T) {
 		do     func()
 		series map[string]float64 // the increase each series must show, at least
 	}
-	var credID string
+	var credID, jwtKey string
 	steps := []step{
 		// Several times over half a second: the notifications of the keys
 		// just created invalidate the cache as they arrive, and a lookup
@@ -74,13 +75,13 @@ func TestMetricsMoveWithTheirEvents(t *testing.T) {
 				time.Sleep(25 * time.Millisecond)
 			}
 		}, map[string]float64{
-			`credvault_key_verifications_total{code="VALID"}`: 2, `credvault_verifier_cache_total{result="hit"}`: 1}},
+			`credvault_key_verifications_total{code="VALID"}`: 2, `credvault_verifier_key_lookups_total{result="hit"}`: 1}},
 		{"missing key", func() { cl.call("GET", a.url+"/v1/whoami", nil, nil) }, map[string]float64{
 			`credvault_key_verifications_total{code="MISSING"}`: 1}},
 		{"unknown key", func() { cl.as(unknown.Reveal(), "GET", a.url+"/v1/whoami", nil) }, map[string]float64{
-			`credvault_key_verifications_total{code="NOT_FOUND"}`: 1, `credvault_verifier_cache_total{result="miss"}`: 1}},
+			`credvault_key_verifications_total{code="NOT_FOUND"}`: 1, `credvault_verifier_key_lookups_total{result="miss"}`: 1}},
 		{"unknown key again", func() { cl.as(unknown.Reveal(), "GET", a.url+"/v1/whoami", nil) }, map[string]float64{
-			`credvault_verifier_cache_total{result="negative"}`: 1}},
+			`credvault_verifier_key_lookups_total{result="negative"}`: 1}},
 		{"rate limit allows", func() { cl.as(limited, "GET", a.url+"/v1/whoami", nil) }, map[string]float64{
 			`credvault_rate_limit_decisions_total{decision="allowed"}`: 1}},
 		{"rate limit refuses", func() { cl.as(limited, "GET", a.url+"/v1/whoami", nil) }, map[string]float64{
@@ -99,6 +100,12 @@ func TestMetricsMoveWithTheirEvents(t *testing.T) {
 			`credvault_vault_requests_total{operation="decrypt",outcome="ok"}`: 1}},
 		{"proxied 5xx", func() { cl.as(owner, "GET", a.url+"/v1/proxy/"+credID+"/fail", nil) }, map[string]float64{
 			`credvault_proxy_requests_total{outcome="5xx"}`: 1}},
+		{"JWT key signed by Vault", func() {
+			_, jwtKey = cl.createKey(a, owner, map[string]any{"name": "signed", "scopes": []string{"keys:read"}, "format": "jwt"})
+		}, map[string]float64{`credvault_vault_requests_total{operation="sign",outcome="ok"}`: 1,
+			`credvault_vault_request_duration_seconds_count{operation="sign"}`: 1}},
+		{"JWT key altered", func() { cl.as(alterJWT(jwtKey), "GET", a.url+"/v1/whoami", nil) }, map[string]float64{
+			`credvault_key_verifications_total{code="BAD_SIGNATURE"}`: 1}},
 	}
 	for _, st := range steps {
 		before := scrape(t, cl, a)
@@ -266,4 +273,13 @@ func TestDebugRequestLinesNameTheCaller(t *testing.T) {
 		}
 	}
 	t.Fatalf("no request line for /v1/whoami:\n%s", a.logs)
+}
+
+// alterJWT returns token with its payload changed (one more claim), so
+// that its signature no longer verifies.
+func alterJWT(token string) string {
+	parts := strings.Split(token, ".")
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	altered := strings.Replace(string(payload), "{", `{"x":1,`, 1)
+	return parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(altered)) + "." + parts[2]
 }

@@ -119,10 +119,13 @@ func TestReadmeTour(t *testing.T) {
 	removeRootCluster(t, dataDir)
 	s := startRun(t, map[string]string{"CREDVAULT_ADDR": "127.0.0.1:0", "CREDVAULT_DATA_DIR": dataDir}, "dev")
 
+	// Every call of the tour goes through a recorder that validates each
+	// response against api/openapi.yaml when the test ends.
+	api := recordForSpec(t, s.url)
 	outDir := t.TempDir()
 	var script strings.Builder
 	for i, st := range steps {
-		cmd := strings.ReplaceAll(st.cmd, "http://127.0.0.1:8080", s.url)
+		cmd := strings.ReplaceAll(st.cmd, "http://127.0.0.1:8080", api)
 		fmt.Fprintf(&script, "{ %s\n} > %q 2>&1; echo $? > %q\n", cmd, filepath.Join(outDir, fmt.Sprint("out.", i)), filepath.Join(outDir, fmt.Sprint("rc.", i)))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -34,9 +34,10 @@ const nbfLeeway = time.Minute
 type SigningKeySource interface {
 	// Name is the transit key's name (CREDVAULT_SIGNING_KEY).
 	Name() string
-	// PublicKeys returns every version's Ed25519 public key and the
-	// lowest version still allowed to verify (min_decryption_version).
-	PublicKeys(ctx context.Context) (keys map[int]ed25519.PublicKey, minVersion int, err error)
+	// PublicKeys returns every version's Ed25519 public key and creation
+	// time, and the lowest version still allowed to verify
+	// (min_decryption_version).
+	PublicKeys(ctx context.Context) (keys map[int]credvault.SigningKeyVersion, minVersion int, err error)
 	// Sign signs input with the given version and returns the raw
 	// 64-byte signature.
 	Sign(ctx context.Context, input []byte, version int) ([]byte, error)
@@ -59,9 +60,34 @@ func parseKid(kid, name string) (int, bool) {
 // keySnapshot is one read of the signing key; it is never changed after
 // it is published.
 type keySnapshot struct {
-	keys   map[int]ed25519.PublicKey
-	min    int
-	latest int
+	keys    map[int]ed25519.PublicKey
+	created map[int]time.Time
+	min     int
+	latest  int
+}
+
+// signingVersion is the version new keys are signed with at now: the
+// newest version allowed to verify that every JWKS has published for
+// delay (credvault.SigningPublishDelay). When none has (a new signing key,
+// or min_decryption_version raised to a fresh version), it is the oldest
+// version allowed to verify, the one published longest. 0: no version.
+func (s *keySnapshot) signingVersion(now time.Time, delay time.Duration) int {
+	best, oldest := 0, 0
+	for v := range s.keys {
+		if v < s.min {
+			continue
+		}
+		if oldest == 0 || v < oldest {
+			oldest = v
+		}
+		if v > best && !now.Before(s.created[v].Add(delay)) {
+			best = v
+		}
+	}
+	if best == 0 {
+		return oldest
+	}
+	return best
 }
 
 // SigningKeys caches the signing key's public keys for verification and
@@ -95,12 +121,14 @@ func (k *SigningKeys) Name() string { return k.src.Name() }
 // (EUNAVAILABLE when Vault is down); the previous keys stay in use.
 func (k *SigningKeys) Refresh(ctx context.Context) error {
 	_, err, _ := k.flight.Do("refresh", func() (any, error) {
-		keys, minVersion, err := k.src.PublicKeys(ctx)
+		versions, minVersion, err := k.src.PublicKeys(ctx)
 		if err != nil {
 			return nil, err
 		}
-		s := &keySnapshot{keys: keys, min: max(minVersion, 1)}
-		for v := range keys {
+		s := &keySnapshot{keys: make(map[int]ed25519.PublicKey, len(versions)), created: make(map[int]time.Time, len(versions)),
+			min: max(minVersion, 1)}
+		for v, kv := range versions {
+			s.keys[v], s.created[v] = kv.Public, kv.Created
 			s.latest = max(s.latest, v)
 		}
 		k.snap.Store(s)
@@ -176,29 +204,45 @@ type JWTIssuer struct {
 	Keys   *SigningKeys
 	Issuer string // CREDVAULT_ISSUER
 	Now    func() time.Time
+	// PublishDelay is how long a signing-key version is in the JWKS
+	// before it signs; 0 means credvault.SigningPublishDelay.
+	PublishDelay time.Duration
+	// VersionNow is the clock that picks the signing-key version (tests
+	// move it past PublishDelay); nil means Now.
+	VersionNow func() time.Time
 }
 
-// MintJWT signs k's claims with the latest signing key version (read from
-// Vault first, so that a rotation applies to the very next key) and
-// returns the token, shown once, with its SHA-256. Errors: EUNAVAILABLE
-// when Vault cannot be read or cannot sign; EINTERNAL otherwise.
+// MintJWT signs k's claims with the newest signing-key version published
+// in the JWKS for PublishDelay (the key is read from Vault first, so a
+// rotation is published at once and signs once that delay has passed)
+// and returns the token, shown once, with its SHA-256. Errors:
+// EUNAVAILABLE when Vault cannot be read or cannot sign; EINTERNAL
+// otherwise.
 func (j *JWTIssuer) MintJWT(ctx context.Context, k *credvault.APIKey) (credvault.MintedKey, error) {
 	if err := j.Keys.Refresh(ctx); err != nil {
 		return credvault.MintedKey{}, err
 	}
-	s := j.Keys.snap.Load()
-	if s.latest == 0 {
-		return credvault.MintedKey{}, credvault.Errorf(credvault.EUNAVAILABLE, "the JWT signing key has no versions")
-	}
-	pub := &jose.JSONWebKey{Key: s.keys[s.latest], KeyID: Kid(j.Keys.Name(), s.latest), Algorithm: string(jose.EdDSA)}
-	ts := &transitSigner{ctx: ctx, src: j.Keys.src, version: s.latest, pub: pub}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: ts}, (&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		return credvault.MintedKey{}, credvault.Wrap(credvault.EINTERNAL, err, "cannot build the JWT signer")
-	}
 	now := time.Now
 	if j.Now != nil {
 		now = j.Now
+	}
+	delay, versionNow := j.PublishDelay, now
+	if delay == 0 {
+		delay = credvault.SigningPublishDelay
+	}
+	if j.VersionNow != nil {
+		versionNow = j.VersionNow
+	}
+	s := j.Keys.snap.Load()
+	version := s.signingVersion(versionNow(), delay)
+	if version == 0 {
+		return credvault.MintedKey{}, credvault.Errorf(credvault.EUNAVAILABLE, "the JWT signing key has no version allowed to sign")
+	}
+	pub := &jose.JSONWebKey{Key: s.keys[version], KeyID: Kid(j.Keys.Name(), version), Algorithm: string(jose.EdDSA)}
+	ts := &transitSigner{ctx: ctx, src: j.Keys.src, version: version, pub: pub}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: ts}, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		return credvault.MintedKey{}, credvault.Wrap(credvault.EINTERNAL, err, "cannot build the JWT signer")
 	}
 	issued := jwt.NewNumericDate(now().Truncate(time.Second))
 	c := Claims{
@@ -225,7 +269,7 @@ func (j *JWTIssuer) MintJWT(ctx context.Context, k *credvault.APIKey) (credvault
 	}
 	return credvault.MintedKey{
 		Key: credvault.NewSecret(token), Hash: Hash(token), Prefix: "jwt_" + k.Mode,
-		Last4: Last4(token), SigningVersion: s.latest,
+		Last4: Last4(token), SigningVersion: version,
 	}, nil
 }
 

@@ -91,12 +91,16 @@ func newChart(days []chartDay, series, classes []string) *chart {
 		x := chartLeft + i*slot + (slot-barW)/2
 		y := chartBase
 		for s, v := range d.Values {
+			if s >= len(series) || s >= len(classes) {
+				break // a figure without a series has no bar to draw
+			}
 			if v == 0 {
 				continue
 			}
 			h := int(int64(chartBase-chartTop) * v / scale)
 			h = max(h, 1)
 			y -= h
+			// #nosec G602 -- s < len(series) and len(classes): checked above
 			ch.Bars = append(ch.Bars, bar{X: x, Y: y, W: barW, H: h, Class: classes[s],
 				Title: d.Day.Format("Jan 2") + ": " + strconv.FormatInt(v, 10) + " " + series[s]})
 		}
@@ -104,16 +108,18 @@ func newChart(days []chartDay, series, classes []string) *chart {
 			ch.Labels = append(ch.Labels, label{X: x + barW/2, Text: d.Day.Format("Jan 2")})
 		}
 	}
-	for s := range series {
-		ch.Legend = append(ch.Legend, legend{Class: classes[s], Text: series[s]})
+	for s := range min(len(series), len(classes)) {
+		ch.Legend = append(ch.Legend, legend{Class: classes[s], Text: series[s]}) // #nosec G602 -- s < both lengths (range bound)
 	}
 	parts := make([]string, len(series))
 	for s := range series {
 		var sum int64
 		for _, d := range days {
-			sum += d.Values[s]
+			if s < len(d.Values) {
+				sum += d.Values[s]
+			}
 		}
-		parts[s] = strconv.FormatInt(sum, 10) + " " + series[s]
+		parts[s] = strconv.FormatInt(sum, 10) + " " + series[s] // #nosec G602 -- parts has len(series) elements
 	}
 	ch.Summary = "Last " + strconv.Itoa(len(days)) + " days: " + strings.Join(parts, ", ")
 	return ch

@@ -44,7 +44,7 @@ var reservedHeaders = map[string]string{
 
 // credvaultHeaderPrefix starts the headers credvault itself reads and
 // writes (X-Credvault-Target, X-Credvault-Workflow-Id, ...).
-const credvaultHeaderPrefix = "x-credvault-"
+const credvaultHeaderPrefix = "x-credvault-" // #nosec G101 -- column or header names, not a credential
 
 // checkPlacement refuses anything but the three placements: "header"
 // (param_name: value_prefix+value), "query" (?param_name=value) and

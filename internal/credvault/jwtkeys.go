@@ -2,6 +2,7 @@ package credvault
 
 import (
 	"context"
+	"crypto/ed25519"
 	"strings"
 	"time"
 
@@ -14,6 +15,32 @@ const (
 	KeyFormatJWT    = "jwt"
 	maxAgentLen     = 200
 )
+
+// JWKSMaxAge is how long a verifier may cache GET /.well-known/jwks.json
+// (its Cache-Control max-age).
+const JWKSMaxAge = 5 * time.Minute
+
+// SigningKeyRefresh is how often every instance rereads the JWT signing
+// key from Vault: a new version is in every instance's JWKS at most this
+// long after Vault created it, and a raised min_decryption_version refuses
+// old JWT keys within it.
+const SigningKeyRefresh = 10 * time.Second
+
+// SigningPublishDelay is how long a new signing-key version is published
+// in the JWKS before credvault signs with it: the JWKS's max-age, plus the
+// time every instance takes to reread the key, plus a minute for a
+// credvault clock ahead of Vault's. A verifier that cached the JWKS just
+// before the rotation holds the new kid by the time a key carries it, so
+// it never needs to refetch on an unknown kid (jose, for one, will not
+// within 30 s of its last fetch).
+const SigningPublishDelay = JWKSMaxAge + SigningKeyRefresh + time.Minute
+
+// SigningKeyVersion is one version of the transit signing key: its
+// Ed25519 public key and when Vault created it (its creation_time).
+type SigningKeyVersion struct {
+	Public  ed25519.PublicKey
+	Created time.Time
+}
 
 // Revocation is one entry of the revocation feed: a JWT key (jti = the key
 // id) that stops being valid at NotAfter, before its own exp. NotAfter is

@@ -1,7 +1,10 @@
 package httpapi
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strconv"
+	"strings"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/gofiber/fiber/v2"
@@ -9,13 +12,11 @@ import (
 	"credvault/internal/credvault"
 )
 
-// jwksMaxAge is how long a client may cache the JWKS (seconds). A new
-// signing key version is used at once, so an offline verifier that meets
-// an unknown kid should fetch the set again rather than wait.
-const jwksMaxAge = 300
-
 // handleJWKS is GET /.well-known/jwks.json: the public keys of every
 // signing key version still allowed to verify, without authentication.
+// It is cacheable for credvault.JWKSMaxAge and carries a strong ETag (a
+// digest of the body); a request whose If-None-Match names it gets 304
+// without a body (RFC 9110 §13.1.2).
 func (s *Server) handleJWKS(c *fiber.Ctx) error {
 	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{}}
 	if s.cfg.Services.JWKS != nil {
@@ -25,9 +26,28 @@ func (s *Server) handleJWKS(c *fiber.Ctx) error {
 	if err != nil {
 		return credvault.Wrap(credvault.EINTERNAL, err, "encode JWKS")
 	}
-	c.Set(fiber.HeaderCacheControl, "public, max-age="+strconv.Itoa(jwksMaxAge))
+	sum := sha256.Sum256(body)
+	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
+	c.Set(fiber.HeaderCacheControl, "public, max-age="+strconv.Itoa(int(credvault.JWKSMaxAge.Seconds())))
+	c.Set(fiber.HeaderETag, etag)
+	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), etag) {
+		return c.SendStatus(fiber.StatusNotModified)
+	}
 	c.Set(fiber.HeaderContentType, "application/jwk-set+json")
 	return c.Send(body)
+}
+
+// etagMatches reports whether an If-None-Match field value names etag:
+// "*", or a comma-separated list compared weakly (a W/ prefix is ignored),
+// as RFC 9110 §13.1.2 says.
+func etagMatches(field, etag string) bool {
+	for _, t := range strings.Split(field, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || strings.TrimPrefix(t, "W/") == etag {
+			return true
+		}
+	}
+	return false
 }
 
 // revocationsResponse is a page of the revocation feed; next_cursor is

@@ -72,3 +72,52 @@ type nopVerifier struct{}
 func (nopVerifier) Verify(context.Context, string) (credvault.Verification, error) {
 	return credvault.Verification{}, nil
 }
+
+// TestOpenAPINullableSurvivesAllOf: in OpenAPI 3.0.3 `nullable: true`
+// adds null only to the types of its own schema, so a nullable field
+// written as `allOf: [$ref]` allows null only when every schema it
+// combines does too (prism and other strict validators refuse null
+// otherwise). Every such field in the document must hold.
+func TestOpenAPINullableSurvivesAllOf(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromFile("../../api/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[*openapi3.Schema]bool{}
+	var walk func(where string, s *openapi3.SchemaRef)
+	walk = func(where string, s *openapi3.SchemaRef) {
+		if s == nil || s.Value == nil || seen[s.Value] {
+			return
+		}
+		v := s.Value
+		seen[v] = true
+		if v.Nullable {
+			for _, sub := range v.AllOf {
+				if sub.Value != nil && !sub.Value.Nullable {
+					t.Errorf("%s is nullable, but its allOf part %s is not: null is refused", where, sub.Ref)
+				}
+			}
+		}
+		for name, p := range v.Properties {
+			walk(where+"."+name, p)
+		}
+		for _, list := range []openapi3.SchemaRefs{v.AllOf, v.AnyOf, v.OneOf} {
+			for _, sub := range list {
+				walk(where, sub)
+			}
+		}
+		walk(where+"[]", v.Items)
+	}
+	for _, name := range sortedSchemaNames(doc.Components.Schemas) {
+		walk(name, doc.Components.Schemas[name])
+	}
+}
+
+func sortedSchemaNames(m openapi3.Schemas) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

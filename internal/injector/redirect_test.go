@@ -134,7 +134,7 @@ func TestRedirectOutsideAllowedHostsIsNotFollowed(t *testing.T) {
 }
 
 func TestRedirectSameHostReappliesCredential(t *testing.T) {
-	var a *upstream
+	var a *upstream //lint:ignore S1021 the handler below refers to a, so it is declared first
 	a = newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/old" {
 			// The Location carries a stale key; the injected one must win.
@@ -177,7 +177,7 @@ func TestRedirectSameHostReappliesCredential(t *testing.T) {
 }
 
 func TestRedirectMethodsAndBodies(t *testing.T) {
-	var a *upstream
+	var a *upstream //lint:ignore S1021 the handler below refers to a, so it is declared first
 	a = newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/303":

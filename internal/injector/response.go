@@ -18,7 +18,7 @@ import (
 // call's context. It owns cancel from here on.
 func (c *Client) finish(ctx context.Context, cancel context.CancelFunc, req *http.Request, host string, resp *http.Response, scrub responseScrubber) (*http.Response, error) {
 	fail := func(err error) (*http.Response, error) {
-		resp.Body.Close()
+		resp.Body.Close() // #nosec G104 -- closing on a path that has its result already (or an error being returned); nothing to add
 		cancel()
 		return nil, err
 	}

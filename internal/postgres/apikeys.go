@@ -14,6 +14,7 @@ import (
 	"credvault/internal/credvault"
 )
 
+// #nosec G101 -- column names, not a credential
 const apiKeyColumns = `id, org_id, user_id, kind, name, mode, environment, key_hash, prefix, last4, scopes, tags,
 	rate_limit, rate_window_secs, expires_at, revoked_at, replaced_by, created_by, legacy, created_at, updated_at, last_used_at,
 	format, agent, signing_version`

@@ -11,6 +11,7 @@ import (
 	"credvault/internal/credvault"
 )
 
+// #nosec G101 -- column names, not a credential
 const credentialColumns = `id, org_id, owner_id, name, service, placement, param_name, value_prefix, base_url,
 	allowed_hosts, ciphertext, key_version, hint, sharing_mode, test_method, test_path, test_expect_status,
 	test_headers, created_at, updated_at, rotated_at, username, last_used_at`

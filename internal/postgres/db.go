@@ -7,6 +7,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"net/url"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -26,14 +27,25 @@ const (
 	connMaxIdleTime = 5 * time.Minute
 )
 
+// CheckURL reports whether s is a postgres:// (or postgresql://) URL, the
+// form DATABASE_URL takes and lib/pq reads. Errors: EINVALID, never naming
+// the URL (it may hold a password).
+func CheckURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return credvault.Errorf(credvault.EINVALID, "DATABASE_URL is not a valid postgres:// URL")
+	}
+	return nil
+}
+
 // Open connects to PostgreSQL and checks the connection. The URL is never
 // put into an error (it may hold a password). Errors: EINVALID for a URL the
 // driver cannot parse, EUNAVAILABLE when the server does not answer.
-func Open(ctx context.Context, url string) (*sqlx.DB, error) {
-	if _, err := pq.ParseURL(url); err != nil {
-		return nil, credvault.Errorf(credvault.EINVALID, "DATABASE_URL is not a valid postgres:// URL")
+func Open(ctx context.Context, dbURL string) (*sqlx.DB, error) {
+	if err := CheckURL(dbURL); err != nil {
+		return nil, err
 	}
-	db, err := sqlx.Open("postgres", url)
+	db, err := sqlx.Open("postgres", dbURL)
 	if err != nil {
 		return nil, credvault.Errorf(credvault.EINVALID, "DATABASE_URL is not usable")
 	}
@@ -42,7 +54,7 @@ func Open(ctx context.Context, url string) (*sqlx.DB, error) {
 	db.SetConnMaxLifetime(connMaxLifetime)
 	db.SetConnMaxIdleTime(connMaxIdleTime)
 	if err := Ping(ctx, db); err != nil {
-		db.Close()
+		db.Close() // #nosec G104 -- closing on a path that has its result already (or an error being returned); nothing to add
 		return nil, err
 	}
 	return db, nil

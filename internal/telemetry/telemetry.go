@@ -38,6 +38,9 @@ var VerificationCodes = []string{
 	credvault.VerifyValid, credvault.VerifyPublicEndpoint, credvault.VerifyMissing, credvault.VerifyMalformed,
 	credvault.VerifyNotFound, credvault.VerifyExpired, credvault.VerifyRevoked, credvault.VerifyInsufficientScope,
 	credvault.VerifyRateLimited,
+	// JWT API keys' own refusals.
+	credvault.VerifyBadSignature, credvault.VerifyUnknownKid, credvault.VerifyNotYetValid, credvault.VerifyWrongIssuer,
+	credvault.VerifyKeyRetired,
 }
 
 // Vault outcomes and proxy outcomes: the only label values besides the
@@ -111,7 +114,7 @@ func (m *Metrics) Verification(code string) {
 }
 
 // VaultCall records one transit call: op is the transit operation
-// ("encrypt", "decrypt", "rewrap", …), err its result.
+// ("encrypt", "decrypt", "rewrap", "sign", …), err its result.
 func (m *Metrics) VaultCall(op string, err error, elapsed time.Duration) {
 	if m == nil {
 		return
@@ -177,7 +180,7 @@ type VerifierCounters struct {
 	RateLimited   func() int64 // refused by the rate limit
 }
 
-// WatchVerifier exports c as credvault_verifier_cache_total{result} and
+// WatchVerifier exports c as credvault_verifier_key_lookups_total{result} and
 // credvault_rate_limit_decisions_total{decision}.
 func (m *Metrics) WatchVerifier(c VerifierCounters) {
 	if m == nil {
@@ -188,10 +191,10 @@ func (m *Metrics) WatchVerifier(c VerifierCounters) {
 			Name: name, Help: help, ConstLabels: prometheus.Labels{label: value},
 		}, func() float64 { return float64(f()) }))
 	}
-	const cacheHelp = "Verifier key lookups by result: hit (cache), miss (PostgreSQL), negative (refused as unknown without a query)."
-	add("credvault_verifier_cache_total", cacheHelp, "result", "hit", c.CacheHits)
-	add("credvault_verifier_cache_total", cacheHelp, "result", "miss", c.CacheMisses)
-	add("credvault_verifier_cache_total", cacheHelp, "result", "negative", c.CacheNegative)
+	const cacheHelp = "API key lookups of the verifier by where they were answered: hit (cache), miss (PostgreSQL), negative (refused as unknown without a query)."
+	add("credvault_verifier_key_lookups_total", cacheHelp, "result", "hit", c.CacheHits)
+	add("credvault_verifier_key_lookups_total", cacheHelp, "result", "miss", c.CacheMisses)
+	add("credvault_verifier_key_lookups_total", cacheHelp, "result", "negative", c.CacheNegative)
 	const rateHelp = "Rate-limit decisions for keys with a rate limit: allowed or limited."
 	add("credvault_rate_limit_decisions_total", rateHelp, "decision", "allowed", c.RateAllowed)
 	add("credvault_rate_limit_decisions_total", rateHelp, "decision", "limited", c.RateLimited)

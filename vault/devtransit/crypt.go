@@ -41,9 +41,6 @@ func (s *Server) encrypt(m *mount, name string, req *request) (*response, error)
 	}
 	resp := &response{warnings: unknownParams(d, encryptFields...)}
 	k := s.getKey(m, name)
-	if k != nil && k.signing() {
-		return nil, userError("key type %s does not support encryption", k.typ)
-	}
 	if k == nil { // Vault's create operation: the key may be upserted.
 		contextSet := items[0].context != ""
 		convergent, _, err := boolean(d, "convergent_encryption")

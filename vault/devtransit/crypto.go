@@ -145,6 +145,11 @@ func decodeAAD(encoded string) ([]byte, *opError) {
 // encrypt seals plaintext under version ver (0 = latest) and returns the
 // ciphertext string and the version used.
 func (k *key) encrypt(ver int, plaintext, context []byte, aadB64 string) (string, int, *opError) {
+	if k.signing() {
+		// keysutil's Policy.EncryptWithFactory, an item's 400
+		// (sdk/helper/keysutil/policy.go in openbao/openbao).
+		return "", 0, userOpErr(fmt.Sprintf("message encryption not supported for key type %s", k.typ))
+	}
 	switch {
 	case ver == 0:
 		ver = k.latest()
@@ -226,13 +231,17 @@ func (k *key) decrypt(value string, context []byte, aadB64 string) ([]byte, *opE
 // keyData is Vault's read shape for a key: for aes256-gcm96 "keys" maps
 // each version to its creation time in unix seconds, for signing keys to
 // its curve name, public key and creation time.
-func (k *key) keyData() map[string]any {
+func (k *key) keyData() map[string]any { return k.keyDataFor(nil) }
+
+// keyDataFor is keyData with the public keys of a derived ed25519 key for
+// context (a read's context parameter).
+func (k *key) keyDataFor(context []byte) map[string]any {
 	// A real server moves the versions below min_decryption_version to its
 	// archive and lists only the rest (Vault/OpenBao keysutil
 	// handleArchiving); lowering the minimum lists them again.
 	var versions any
 	if k.signing() {
-		versions = k.publicKeys()
+		versions = k.publicKeys(context)
 	} else {
 		created := make(map[string]int64, len(k.versions))
 		for i, v := range k.versions {
@@ -259,6 +268,7 @@ func (k *key) keyData() map[string]any {
 		"supports_derivation":    k.typ != keyTypeECDSAP256,
 		"auto_rotate_period":     int64(k.autoRotate.Seconds()),
 		"imported_key":           false,
+		"soft_deleted":           false, // OpenBao's key reads carry it (formatKeyPolicy, builtin/logical/transit/path_keys.go); devtransit never soft-deletes
 		"keys":                   versions,
 	}
 	if k.derived {

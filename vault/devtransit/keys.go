@@ -125,12 +125,14 @@ func (s *Server) readKey(m *mount, name string, req *request) (*response, error)
 	if k == nil {
 		return nil, nil
 	}
+	var context []byte
 	if c, _, _ := str(req.data, "context"); c != "" {
-		if _, err := base64.StdEncoding.DecodeString(c); err != nil {
+		var err error
+		if context, err = base64.StdEncoding.DecodeString(c); err != nil {
 			return nil, userError("failed to base64-decode context")
 		}
 	}
-	return &response{data: k.keyData(), warnings: unknownParams(req.data, "name", "context")}, nil
+	return &response{data: k.keyDataFor(context), warnings: unknownParams(req.data, "name", "context")}, nil
 }
 
 var keyCreateFields = []string{"name", "type", "derived", "convergent_encryption", "exportable", "allow_plaintext_backup",
@@ -199,9 +201,6 @@ func (s *Server) createKey(m *mount, name string, req *request) (*response, erro
 	}
 	if derived && typ == keyTypeECDSAP256 {
 		return nil, userError("key derivation and convergent encryption not supported for keys of type %s", typ)
-	}
-	if derived && typ == keyTypeEd25519 {
-		return nil, userError("devtransit does not support derived %s keys", typ)
 	}
 	if convergent {
 		return nil, userError("devtransit does not support convergent encryption")

@@ -135,8 +135,8 @@ func testAppRole(t *testing.T) {
 	expired := clone(t, c)
 	expired.SetToken(other.Auth.ClientToken)
 	res = raw(t, expired, "PUT", "transit/decrypt/k", map[string]any{"ciphertext": ct})
-	if res.status != 403 || !slices.Equal(errorsOf(res.body), []string{wantBadToken}) {
-		t.Errorf("expired token: got %d %s, want 403 %q", res.status, res.text, wantBadToken)
+	if res.status != 403 || !slices.Equal(errorsOf(res.body), []string{wantBadTokenOpenBao}) {
+		t.Errorf("expired token: got %d %s, want 403 %q", res.status, res.text, wantBadTokenOpenBao)
 	}
 	renew(60, "") // T+80, max at T+150: 70s left
 	clock.Advance(50 * time.Second)
@@ -148,8 +148,8 @@ func testAppRole(t *testing.T) {
 	}
 	clock.Advance(time.Second) // T+150: past the max TTL
 	res = raw(t, c, "PUT", "transit/decrypt/k", map[string]any{"ciphertext": ct})
-	if res.status != 403 || !slices.Equal(errorsOf(res.body), []string{wantBadToken}) {
-		t.Errorf("token past max TTL: got %d %s, want 403 %q", res.status, res.text, wantBadToken)
+	if res.status != 403 || !slices.Equal(errorsOf(res.body), []string{wantBadTokenOpenBao}) {
+		t.Errorf("token past max TTL: got %d %s, want 403 %q", res.status, res.text, wantBadTokenOpenBao)
 	}
 	_, err = c.Sys().ListMountsWithContext(ctx)
 	if err == nil {

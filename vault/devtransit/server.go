@@ -197,8 +197,12 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errNotFoundNoBody)
 		return
 	}
-	if p == "sys/health" {
+	switch p {
+	case "sys/health":
 		s.handleHealth(w, r)
+		return
+	case "sys/seal-status":
+		s.handleSealStatus(w, r)
 		return
 	}
 	if s.sealed.Load() {

@@ -5,8 +5,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/hkdf"
 	"crypto/rand"
-	"crypto/sha1" //nolint:gosec // Vault offers sha1 as a signing hash; so must its stand-in
+	"crypto/sha1" // #nosec G505 -- Vault offers sha1 as a signing hash; so must its stand-in
 	"crypto/sha256"
 	"crypto/sha3"
 	"crypto/sha512"
@@ -95,18 +96,38 @@ func checkMaterial(typ string, m []byte) error {
 }
 
 // signer returns version ver's private key.
-func (k *key) signer(ver int) (crypto.Signer, error) {
+//
+// A derived ed25519 key signs with a key per context, as OpenBao derives
+// it (Policy.GetKey, sdk/helper/keysutil/policy.go in openbao/openbao):
+// HKDF-SHA256 over the version's 64-byte private key, no salt, the context
+// as info, 32 bytes read as the Ed25519 seed. Without a context that is
+// OpenBao's missing-context error.
+func (k *key) signer(ver int, context []byte) (crypto.Signer, error) {
 	m := k.versions[ver-1].material
 	if k.typ == keyTypeEd25519 {
-		return ed25519.PrivateKey(m), nil
+		if !k.derived {
+			return ed25519.PrivateKey(m), nil
+		}
+		if len(context) == 0 {
+			return nil, errors.New(errMsgMissingContext)
+		}
+		seed, err := hkdf.Key(sha256.New, m, nil, string(context), ed25519.SeedSize)
+		if err != nil {
+			return nil, fmt.Errorf("error generating derived key: %w", err)
+		}
+		return ed25519.NewKeyFromSeed(seed), nil
 	}
 	return x509.ParseECPrivateKey(m)
 }
 
 // publicKeyText is the transit engine's public_key of a version: standard
-// base64 of the raw key for ed25519, a PKIX PEM block for ECDSA.
-func (k *key) publicKeyText(ver int) (string, error) {
-	s, err := k.signer(ver)
+// base64 of the raw key for ed25519, a PKIX PEM block for ECDSA. A derived
+// ed25519 key has one only for a context ("" without, as OpenBao answers).
+func (k *key) publicKeyText(ver int, context []byte) (string, error) {
+	if k.derived && len(context) == 0 {
+		return "", nil
+	}
+	s, err := k.signer(ver, context)
 	if err != nil {
 		return "", err
 	}
@@ -122,7 +143,7 @@ func (k *key) publicKeyText(ver int) (string, error) {
 
 // publicKeys is the "keys" object of a signing key's read: per version its
 // curve name, public key and creation time.
-func (k *key) publicKeys() map[string]map[string]any {
+func (k *key) publicKeys(context []byte) map[string]map[string]any {
 	out := make(map[string]map[string]any, len(k.versions))
 	name := "ed25519"
 	if k.typ == keyTypeECDSAP256 {
@@ -132,7 +153,7 @@ func (k *key) publicKeys() map[string]map[string]any {
 		if i+1 < k.minDecrypt {
 			continue // archived, as on a real server (see the key read)
 		}
-		pub, _ := k.publicKeyText(i + 1) // material was validated when stored
+		pub, _ := k.publicKeyText(i+1, context) // material was validated when stored
 		out[strconv.Itoa(i+1)] = map[string]any{
 			"name": name, "public_key": pub, "certificate_chain": "",
 			"creation_time": v.created.UTC().Format(time.RFC3339Nano),
@@ -295,9 +316,12 @@ func (s *Server) sign(m *mount, name string, req *request) (*response, error) {
 		if isBatch {
 			res["reference"] = it["reference"]
 		}
-		sig, used, msg := k.signOne(ver, it, o)
+		sig, used, msg, signing := k.signOne(ver, it, o)
 		if msg != "" {
-			if !isBatch {
+			switch {
+			case !isBatch && signing:
+				return nil, internalError(msg)
+			case !isBatch:
 				return nil, userError("%s", msg)
 			}
 			res["error"] = msg
@@ -314,50 +338,57 @@ func (s *Server) sign(m *mount, name string, req *request) (*response, error) {
 	return resp, nil
 }
 
-// signOne signs one item; msg is the caller error, if any.
-func (k *key) signOne(ver int, it map[string]string, o signOptions) (sig string, used int, msg string) {
+// signOne signs one item; msg is the error, if any. signing reports an
+// error of the signing step itself (keysutil's Policy.SignWithOptions:
+// the version checks, the key, the Ed25519 options), which OpenBao's
+// single sign returns as a plain error, not an invalid request, so its
+// HTTP layer answers 500 with the message wrapped ("1 error occurred:");
+// the item checks before it are 400s (builtin/logical/transit/
+// path_sign_verify.go, pathSignWrite, in openbao/openbao).
+func (k *key) signOne(ver int, it map[string]string, o signOptions) (sig string, used int, msg string, signing bool) {
 	rawInput, ok := it["input"]
 	if !ok {
-		return "", 0, "missing input"
+		return "", 0, "missing input", false
 	}
 	input, err := base64.StdEncoding.DecodeString(rawInput)
 	if err != nil {
-		return "", 0, fmt.Sprintf("unable to decode input as base64: %s", err)
+		return "", 0, fmt.Sprintf("unable to decode input as base64: %s", err), false
 	}
 	input = o.digest(k, input)
+	var context []byte
 	if c := it["context"]; c != "" {
-		if _, err := base64.StdEncoding.DecodeString(c); err != nil {
-			return "", 0, "failed to base64-decode context"
+		if context, err = base64.StdEncoding.DecodeString(c); err != nil {
+			return "", 0, "failed to base64-decode context", false
 		}
 	}
 	switch {
 	case ver == 0:
 		ver = k.latest()
 	case ver < 0:
-		return "", 0, "requested version for signing is negative"
+		return "", 0, "requested version for signing is negative", true
 	case ver > k.latest():
-		return "", 0, "requested version for signing is higher than the latest key version"
+		return "", 0, "requested version for signing is higher than the latest key version", true
 	case k.minEncrypt > 0 && ver < k.minEncrypt:
-		return "", 0, "requested version for signing is less than the minimum encryption key version"
+		return "", 0, "requested version for signing is less than the minimum encryption key version", true
 	}
-	signer, err := k.signer(ver)
+	signer, err := k.signer(ver, context)
 	if err != nil {
-		return "", 0, err.Error()
+		return "", 0, err.Error(), true
 	}
 	var raw []byte
 	if k.typ == keyTypeEd25519 {
 		if o.hash == "sha2-512" {
-			return "", 0, "error generating Ed25519 options: hash algorithm of SHA2 512 is not supported feature"
+			return "", 0, "error generating Ed25519 options: hash algorithm of SHA2 512 is not supported feature", true
 		}
 		raw = ed25519.Sign(signer.(ed25519.PrivateKey), input)
 	} else if raw, err = signECDSA(signer.(*ecdsa.PrivateKey), input, o.jws); err != nil {
-		return "", 0, err.Error()
+		return "", 0, err.Error(), true
 	}
 	enc := base64.StdEncoding.EncodeToString(raw)
 	if o.jws {
 		enc = base64.RawURLEncoding.EncodeToString(raw)
 	}
-	return prefix + strconv.Itoa(ver) + ":" + enc, ver, ""
+	return prefix + strconv.Itoa(ver) + ":" + enc, ver, "", false
 }
 
 // ecdsaSig is the ASN.1 form of an ECDSA signature.
@@ -468,8 +499,9 @@ func (k *key) verifyOne(it map[string]string, o signOptions) (bool, string) {
 		return false, "missing signature"
 	}
 	input = o.digest(k, input)
+	var context []byte
 	if c := it["context"]; c != "" {
-		if _, err := base64.StdEncoding.DecodeString(c); err != nil {
+		if context, err = base64.StdEncoding.DecodeString(c); err != nil {
 			return false, "failed to base64-decode context"
 		}
 	}
@@ -499,7 +531,7 @@ func (k *key) verifyOne(it map[string]string, o signOptions) (bool, string) {
 	if err != nil {
 		return false, "invalid base64 signature value"
 	}
-	signer, err := k.signer(ver)
+	signer, err := k.signer(ver, context)
 	if err != nil {
 		return false, err.Error()
 	}

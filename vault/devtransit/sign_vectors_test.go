@@ -191,12 +191,20 @@ func TestSignVerifyWire(t *testing.T) {
 		{"verify/sig", map[string]any{"input": in}, 400, "neither a 'signature' nor an 'hmac' were given to verify"},
 		{"verify/nokey", map[string]any{"input": in, "signature": v2}, 400, "signature verification key not found"},
 		{"sign/nokey", map[string]any{"input": in}, 400, "signing key not found"},
-		{"sign/sig", map[string]any{"input": in, "key_version": 7}, 400, "requested version for signing is higher than the latest key version"},
+		// OpenBao answers a version out of range with 500 and its wrapped
+		// message (keysutil's SignWithOptions error is not an invalid
+		// request); devtransit answers so; a real Vault may say 400.
+		{"sign/sig", map[string]any{"input": in, "key_version": 7}, 500, "1 error occurred:\n\t* requested version for signing is higher than the latest key version\n\n"},
+		{"sign/sig", map[string]any{"input": in, "key_version": -1}, 500, "1 error occurred:\n\t* requested version for signing is negative\n\n"},
+		{"encrypt/sig", map[string]any{"plaintext": in}, 400, "message encryption not supported for key type ed25519"},
 		{"sign/sig", map[string]any{"input": "%%%"}, 400, "unable to decode input as base64: illegal base64 data at input byte 0"},
 		{"sign/sig", map[string]any{"input": in, "hash_algorithm": "md5"}, 400, `invalid hash algorithm "md5"`},
 	} {
 		r := raw(t, e.c, http.MethodPost, e.mount+"/"+tc.path, tc.body)
 		errs, _ := r.body["errors"].([]any)
+		if tc.status == 500 && realServer() && r.status == 400 && len(errs) == 1 && strings.Contains(tc.msg, errs[0].(string)) {
+			continue // Vault's answer: the same message as a 400
+		}
 		if r.status != tc.status || len(errs) != 1 || errs[0] != tc.msg {
 			t.Errorf("%s %v: got %d %s, want %d %q", tc.path, tc.body, r.status, r.text, tc.status, tc.msg)
 		}

@@ -8,9 +8,10 @@ import (
 	"strings"
 )
 
-// serverVersion is what sys/health reports: the Vault release whose wire format
-// devtransit follows, tagged as this server.
-const serverVersion = "1.21.0+devtransit"
+// serverVersion is what sys/health and sys/seal-status report: the OpenBao
+// release devtransit was compared with, side by side with its bao CLI,
+// tagged (semver build metadata) as this server.
+const serverVersion = "2.6.2+devtransit"
 
 const clusterName = "devtransit"
 
@@ -80,6 +81,47 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, body)
 }
 
+// sealStatusBody is OpenBao's GET sys/seal-status answer (api/sys_seal.go,
+// SealStatusResponse, in openbao/openbao; handled without a token by
+// http/sys_seal.go): devtransit is a one-share Shamir seal that is never
+// half-unsealed. commit_date and build_date are empty: devtransit has no
+// release of OpenBao's to date.
+type sealStatusBody struct {
+	Type         string `json:"type"`
+	Initialized  bool   `json:"initialized"`
+	Sealed       bool   `json:"sealed"`
+	T            int    `json:"t"`
+	N            int    `json:"n"`
+	Progress     int    `json:"progress"`
+	Nonce        string `json:"nonce"`
+	Version      string `json:"version"`
+	CommitDate   string `json:"commit_date"`
+	BuildDate    string `json:"build_date"`
+	Migration    bool   `json:"migration"`
+	ClusterName  string `json:"cluster_name,omitempty"`
+	ClusterID    string `json:"cluster_id,omitempty"`
+	RecoverySeal bool   `json:"recovery_seal"`
+	StorageType  string `json:"storage_type,omitempty"`
+}
+
+// handleSealStatus answers GET sys/seal-status without a token, sealed or
+// not (bao status reads it); other methods are 405, as OpenBao answers.
+func (s *Server) handleSealStatus(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		writeError(w, &apiError{status: http.StatusMethodNotAllowed})
+		return
+	}
+	body := sealStatusBody{Type: "shamir", Initialized: true, Sealed: s.sealed.Load(), T: 1, N: 1,
+		Version: serverVersion, StorageType: "inmem"}
+	if s.dataDir != "" {
+		body.StorageType = "file"
+	}
+	if !body.Sealed {
+		body.ClusterName, body.ClusterID = clusterName, s.clusterID
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
 // mountPathRe restricts mount paths to simple segments.
 var mountPathRe = regexp.MustCompile(`^[\w\-.]+(/[\w\-.]+)*$`)
 
@@ -97,7 +139,7 @@ func mountEntry(m *mount) map[string]any {
 		"local":                   false,
 		"options":                 nil,
 		"plugin_version":          "",
-		"running_plugin_version":  "v" + strings.SplitN(serverVersion, "+", 2)[0] + "+builtin.vault",
+		"running_plugin_version":  "v" + strings.SplitN(serverVersion, "+", 2)[0] + "+builtin.bao", // OpenBao's builtin plugins' form
 		"running_sha256":          "",
 		"seal_wrap":               false,
 		"type":                    "transit",

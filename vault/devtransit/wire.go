@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -61,8 +63,14 @@ func multiErr(msgs ...string) string {
 }
 
 var (
-	errNoToken        = errStatus(http.StatusForbidden, "permission denied")
-	errBadToken       = errStatus(http.StatusForbidden, multiErr("permission denied", "invalid token"))
+	errNoToken = errStatus(http.StatusForbidden, "permission denied")
+	// errBadToken is OpenBao's answer to an unknown token: the token
+	// lookup finds no entry and returns the bare logical.ErrPermissionDenied,
+	// which the core answers as an error response of its text
+	// (fetchACLTokenEntryAndEntity and handleRequest, vault/request_handling.go
+	// in openbao/openbao). HashiCorp Vault adds "invalid token" in a
+	// two-item multi-error.
+	errBadToken       = errStatus(http.StatusForbidden, "permission denied")
 	errDenied         = errStatus(http.StatusForbidden, multiErr("permission denied"))
 	errSealed         = errStatus(http.StatusServiceUnavailable, "Vault is sealed")
 	errUnsupported    = errStatus(http.StatusNotFound, multiErr("unsupported path"))
@@ -198,6 +206,9 @@ func readBody(w http.ResponseWriter, r *http.Request, maxStrings int) (map[strin
 	if strings.TrimSpace(string(body)) == "" {
 		return nil, nil
 	}
+	if isFormBody(body, r.Header.Get("Content-Type")) {
+		return formData(body)
+	}
 	if maxStrings >= 0 && countJSONStrings(body, maxStrings) > maxStrings {
 		return nil, errTooManyStrings
 	}
@@ -206,6 +217,45 @@ func readBody(w http.ResponseWriter, r *http.Request, maxStrings int) (map[strin
 	var out map[string]any
 	if err := dec.Decode(&out); err != nil {
 		return nil, userError("error parsing JSON: failed to parse JSON input: %v", err)
+	}
+	return out, nil
+}
+
+// isFormBody reports whether a body is read as a form rather than JSON,
+// as OpenBao decides (isForm in http/handler.go, called from
+// buildLogicalRequestNoAuth in http/logical.go, openbao/openbao): the
+// media type is application/x-www-form-urlencoded and the body, past
+// leading JSON whitespace, does not start with '{' or '['. JSON stays
+// the default for every other content type.
+func isFormBody(body []byte, contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return false
+	}
+	head := bytes.TrimLeft(body[:min(len(body), 512)], " \t\n\r")
+	return len(head) == 0 || (head[0] != '{' && head[0] != '[')
+}
+
+// formData decodes a form body the way OpenBao's parseFormRequest does
+// (http/handler.go): one value per field as a string, several joined
+// with commas. A malformed form is 400 "error parsing form data".
+func formData(body []byte) (map[string]any, error) {
+	values, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, userError("error parsing form data")
+	}
+	if len(values) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]any, len(values))
+	for k, v := range values {
+		switch len(v) {
+		case 0:
+		case 1:
+			out[k] = v[0]
+		default:
+			out[k] = strings.Join(v, ",")
+		}
 	}
 	return out, nil
 }

@@ -42,14 +42,14 @@ func NewEmpty(t testing.TB) string {
 		t.Fatalf("pgtest: open %s: %v", ServerURL(), err)
 	}
 	if err := admin.PingContext(ctx); err != nil {
-		admin.Close()
+		admin.Close() // #nosec G104 -- closing on a path that has its result already (or an error being returned); nothing to add
 		t.Fatalf("pgtest: PostgreSQL does not answer at TEST_DATABASE_URL (%v); start it or set TEST_DATABASE_URL", err)
 	}
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	name := "cvtest_" + hex.EncodeToString(b)
 	if _, err := admin.ExecContext(ctx, `CREATE DATABASE `+name); err != nil {
-		admin.Close()
+		admin.Close() // #nosec G104 -- closing on a path that has its result already (or an error being returned); nothing to add
 		t.Fatalf("pgtest: create database: %v", err)
 	}
 	t.Cleanup(func() {
@@ -58,7 +58,7 @@ func NewEmpty(t testing.TB) string {
 		if _, err := admin.ExecContext(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`); err != nil {
 			t.Errorf("pgtest: drop database %s: %v", name, err)
 		}
-		admin.Close()
+		admin.Close() // #nosec G104 -- closing on a path that has its result already (or an error being returned); nothing to add
 	})
 	u, err := url.Parse(ServerURL())
 	if err != nil {
@@ -78,7 +78,7 @@ func New(t testing.TB) (*sqlx.DB, string) {
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
-	t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() { db.Close() }) // #nosec G104 -- closing on a path that has its result already (or an error being returned); nothing to add
 	if _, err := postgres.Migrate(ctx, db, migrations.FS); err != nil {
 		t.Fatalf("pgtest: migrate: %v", err)
 	}
