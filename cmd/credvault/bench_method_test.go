@@ -54,8 +54,8 @@ func TestBenchGeneratorAndOnlyFlags(t *testing.T) {
 // HTTP/2 without a failure, each with credvault's CPU per request (and
 // nginx's, as the peer, when nginx is installed).
 func TestBenchTLSScenario(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts four instances, an upstream process and nginx")
+	if testing.Short() || raceEnabled {
+		t.Skip("starts instances, an upstream process and nginx and drives load; run without -race -short")
 	}
 	var out strings.Builder
 	jsonFile := t.TempDir() + "/tls.json"
