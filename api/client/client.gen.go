@@ -3219,6 +3219,8 @@ type ClientInterface interface {
 
 	// Healthz Liveness, the older name of /livez.
 	//
+	// The same answer as `/livez`, kept for deployments that probe this path.
+	//
 	// Corresponds with GET /healthz (the `Healthz` operationId).
 	Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -4359,10 +4361,14 @@ type ClientInterface interface {
 
 	// OauthAppDelete Delete an app no credential uses (409 `oauth_app_in_use` otherwise).
 	//
+	// Deletes the app and its encrypted client secret. An app that an oauth2 credential still uses answers 409 `oauth_app_in_use`.
+	//
 	// Corresponds with DELETE /v1/oauth-apps/{id} (the `OauthAppDelete` operationId).
 	OauthAppDelete(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// OauthAppGet Get an OAuth app (never its secret).
+	//
+	// The app's provider, URLs, client id, default scopes, token endpoint auth method and the redirect URI to register; the client secret is write-only and never returned.
 	//
 	// Corresponds with GET /v1/oauth-apps/{id} (the `OauthAppGet` operationId).
 	OauthAppGet(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -4726,6 +4732,8 @@ func (c *Client) Jwks(ctx context.Context, reqEditors ...RequestEditorFn) (*http
 }
 
 // Healthz Liveness, the older name of /livez.
+//
+// The same answer as `/livez`, kept for deployments that probe this path.
 //
 // Corresponds with GET /healthz (the `Healthz` operationId).
 func (c *Client) Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6437,6 +6445,8 @@ func (c *Client) OauthAppCreate(ctx context.Context, body OauthAppCreateJSONRequ
 
 // OauthAppDelete Delete an app no credential uses (409 `oauth_app_in_use` otherwise).
 //
+// Deletes the app and its encrypted client secret. An app that an oauth2 credential still uses answers 409 `oauth_app_in_use`.
+//
 // Corresponds with DELETE /v1/oauth-apps/{id} (the `OauthAppDelete` operationId).
 func (c *Client) OauthAppDelete(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewOauthAppDeleteRequest(c.Server, id)
@@ -6451,6 +6461,8 @@ func (c *Client) OauthAppDelete(ctx context.Context, id openapi_types.UUID, reqE
 }
 
 // OauthAppGet Get an OAuth app (never its secret).
+//
+// The app's provider, URLs, client id, default scopes, token endpoint auth method and the redirect URI to register; the client secret is write-only and never returned.
 //
 // Corresponds with GET /v1/oauth-apps/{id} (the `OauthAppGet` operationId).
 func (c *Client) OauthAppGet(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -10560,6 +10572,8 @@ type ClientWithResponsesInterface interface {
 
 	// HealthzWithResponse Liveness, the older name of /livez.
 	//
+	// The same answer as `/livez`, kept for deployments that probe this path.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /healthz (the `Healthz` operationId).
@@ -11758,12 +11772,16 @@ type ClientWithResponsesInterface interface {
 
 	// OauthAppDeleteWithResponse Delete an app no credential uses (409 `oauth_app_in_use` otherwise).
 	//
+	// Deletes the app and its encrypted client secret. An app that an oauth2 credential still uses answers 409 `oauth_app_in_use`.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /v1/oauth-apps/{id} (the `OauthAppDelete` operationId).
 	OauthAppDeleteWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*OauthAppDeleteResponse, error)
 
 	// OauthAppGetWithResponse Get an OAuth app (never its secret).
+	//
+	// The app's provider, URLs, client id, default scopes, token endpoint auth method and the redirect URI to register; the client secret is write-only and never returned.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -20873,6 +20891,8 @@ func (c *ClientWithResponses) JwksWithResponse(ctx context.Context, reqEditors .
 
 // HealthzWithResponse Liveness, the older name of /livez.
 //
+// The same answer as `/livez`, kept for deployments that probe this path.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /healthz (the `Healthz` operationId).
@@ -22413,6 +22433,8 @@ func (c *ClientWithResponses) OauthAppCreateWithResponse(ctx context.Context, bo
 
 // OauthAppDeleteWithResponse Delete an app no credential uses (409 `oauth_app_in_use` otherwise).
 //
+// Deletes the app and its encrypted client secret. An app that an oauth2 credential still uses answers 409 `oauth_app_in_use`.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /v1/oauth-apps/{id} (the `OauthAppDelete` operationId).
@@ -22425,6 +22447,8 @@ func (c *ClientWithResponses) OauthAppDeleteWithResponse(ctx context.Context, id
 }
 
 // OauthAppGetWithResponse Get an OAuth app (never its secret).
+//
+// The app's provider, URLs, client id, default scopes, token endpoint auth method and the redirect URI to register; the client secret is write-only and never returned.
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"credvault/internal/bench"
 	"credvault/internal/credvault"
 )
 
@@ -23,7 +24,7 @@ const benchHealthChecks = 50
 // checked every second, refusals counted), alternating off and on twice,
 // in this one run. The hot paths only count in memory, so the ratios
 // on/off should be about 1.
-func (bn *bench) eventsOverhead(ctx context.Context) ([]scenarioResult, error) {
+func (bn *benchRun) eventsOverhead(ctx context.Context) ([]scenarioResult, error) {
 	ctxOwner := credvault.WithPrincipal(ctx, &credvault.Principal{OrgID: bn.orgID, UserID: bn.userID, KeyID: "bench",
 		Kind: credvault.KeyKindUser, Role: credvault.RoleOwner, Scopes: []string{credvault.ScopeAdmin}})
 	var received atomic.Int64
@@ -96,15 +97,10 @@ func (bn *bench) eventsOverhead(ctx context.Context) ([]scenarioResult, error) {
 		}
 	}()
 
-	checkSpecs := make([]reqSpec, len(bn.pool))
-	for i, k := range bn.pool {
-		checkSpecs[i] = newGet(bn.a.URL()+"/v1/auth/check", "X-API-Key", k)
-	}
-	check := func(i int) reqSpec { return checkSpecs[i%len(checkSpecs)] }
-	proxySpec := newGet(bn.a.URL()+"/v1/proxy/"+proxyCred.ID+"/v1/balance", "X-API-Key", bn.owner)
-	proxy := func(int) reqSpec { return proxySpec }
+	checks := &leg{reqs: withKeys(bn.a.URL()+"/v1/auth/check", bn.pool), want: 200, proc: self()}
+	proxy := bn.via(bn.a, proxyCred.ID)
 
-	var off, on [2]loadResult // verify, proxy
+	var off, on [2]bench.Result // verify, proxy
 	checksBefore := bn.countChecks(ctx)
 	for round := 1; round <= 2; round++ {
 		for _, stream := range []bool{false, true} {
@@ -114,21 +110,27 @@ func (bn *bench) eventsOverhead(ctx context.Context) ([]scenarioResult, error) {
 			revoking.Store(stream)
 			label := map[bool]string{false: "off", true: "on"}[stream]
 			half := bn.opts.duration / 2
-			v := bn.loadFor(ctx, fmt.Sprintf("verify-cached, event stream %s, round %d/2", label, round), half, check, wantStatus(200))
-			p := bn.loadFor(ctx, fmt.Sprintf("proxy, event stream %s, round %d/2", label, round), half, proxy, wantStatus(200))
+			v, err := bn.loadFor(ctx, fmt.Sprintf("verify-cached, event stream %s, round %d/2", label, round), half, checks)
+			if err != nil {
+				return nil, err
+			}
+			p, err := bn.loadFor(ctx, fmt.Sprintf("proxy, event stream %s, round %d/2", label, round), half, proxy)
+			if err != nil {
+				return nil, err
+			}
 			dst := &off
 			if stream {
 				dst = &on
 			}
-			dst[0], dst[1] = merge(dst[0], v), merge(dst[1], p)
+			dst[0], dst[1] = bench.Merge(dst[0], v), bench.Merge(dst[1], p)
 		}
 	}
 	revoking.Store(false)
 	if err := set(false); err != nil {
 		return nil, err
 	}
-	rv := result("verify-cached-events", on[0], off[0].rps())
-	rp := result("proxy-events", on[1], off[1].rps())
+	rv := result("verify-cached-events", on[0], off[0].RPS())
+	rp := result("proxy-events", on[1], off[1].RPS())
 	for _, r := range []*scenarioResult{&rv, &rp} {
 		r.Extra["baseline"] = "the same with the event stream off"
 		r.Extra["health_checks_run"] = bn.countChecks(ctx) - checksBefore
@@ -137,7 +139,7 @@ func (bn *bench) eventsOverhead(ctx context.Context) ([]scenarioResult, error) {
 	return []scenarioResult{rv, rp}, nil
 }
 
-func (bn *bench) countChecks(ctx context.Context) int {
+func (bn *benchRun) countChecks(ctx context.Context) int {
 	var n int
 	_ = bn.a.db.GetContext(ctx, &n, `SELECT count(*) FROM credential_health_checks`)
 	return n
@@ -145,7 +147,7 @@ func (bn *bench) countChecks(ctx context.Context) int {
 
 // revokeOne creates a key and revokes it through instance b's API: one
 // api_key.revoked event.
-func (bn *bench) revokeOne(ctx context.Context) error {
+func (bn *benchRun) revokeOne(ctx context.Context) error {
 	call := func(method, url, body string) (map[string]any, error) {
 		req, _ := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 		req.Header.Set("X-API-Key", bn.owner)

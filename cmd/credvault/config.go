@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,8 +50,13 @@ type Config struct {
 	// loopback ports the proxy may reach while every other private address
 	// stays refused.
 	EgressLoopbackPorts []uint16
-	LogLevel            slog.Level
-	DataDir             string
+	// UpstreamCAs is the system's roots plus the certificates of
+	// CREDVAULT_UPSTREAM_CA_FILE (PEM), which proxied and tested calls
+	// trust; nil when the variable is unset (the system's roots alone).
+	UpstreamCAs    *x509.CertPool
+	UpstreamCAFile string
+	LogLevel       slog.Level
+	DataDir        string
 	// PublicURL is CREDVAULT_PUBLIC_URL: the origin browsers reach the
 	// console at. https makes the session cookie Secure and __Host-.
 	PublicURL string
@@ -197,6 +204,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			return Config{}, &configError{"CREDVAULT_OAUTH_REFRESH_BACKOFF", fmt.Sprintf("%q is not a duration from 100ms to 10m, such as 5s", v)}
 		}
 	}
+	if cfg.UpstreamCAFile = getenv("CREDVAULT_UPSTREAM_CA_FILE"); cfg.UpstreamCAFile != "" {
+		if cfg.UpstreamCAs, err = loadUpstreamCAs(cfg.UpstreamCAFile); err != nil {
+			return Config{}, &configError{"CREDVAULT_UPSTREAM_CA_FILE", err.Error()}
+		}
+	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(env.str("CREDVAULT_LOG_LEVEL", "info"))); err != nil {
 		return Config{}, &configError{"CREDVAULT_LOG_LEVEL", "must be debug, info, warn or error"}
 	}
@@ -278,6 +290,54 @@ func parseAuthHeaders(v string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// loadUpstreamCAs reads CREDVAULT_UPSTREAM_CA_FILE: one or more PEM
+// "CERTIFICATE" blocks of CA certificates (a private CA of upstreams that
+// are not publicly trusted), added to the system's roots. Anything else in
+// the file, a certificate that does not parse or is not a CA, or a file
+// without certificates is refused, so that a wrong file is found at start
+// and not at the first proxied call.
+func loadUpstreamCAs(file string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("cannot read %s: %v", file, err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	n := 0
+	for rest := b; ; {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil {
+			if len(strings.TrimSpace(string(rest))) > 0 {
+				return nil, fmt.Errorf("%s holds something other than PEM blocks", file)
+			}
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("%s holds a PEM %q block; want only CERTIFICATE blocks (CA certificates, no keys)", file, blk.Type)
+		}
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d of %s does not parse: %v", n+1, file, err)
+		}
+		if !cert.IsCA {
+			return nil, fmt.Errorf("certificate %d of %s (%q) is not a CA certificate; give the CA that signed the upstream's certificate", n+1, file, cert.Subject.CommonName)
+		}
+		pool.AddCert(cert)
+		n++
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("%s holds no PEM certificate", file)
+	}
+	return pool, nil
 }
 
 func parseTTL(v string) (time.Duration, error) {

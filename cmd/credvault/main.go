@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"credvault/internal/bench"
 	"errors"
 	"flag"
 	"fmt"
@@ -90,6 +91,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	case "devtransit":
 		return ignoreHelp(runDevTransit(ctx, rest, getenv, stdout, stderr))
+	case bench.GeneratorCommand, bench.UpstreamCommand:
+		// The separate processes of `credvault bench` (not for users).
+		return ignoreHelp(runBenchChild(ctx, cmd, rest, stdout, stderr))
 	}
 
 	var cfg Config

@@ -3,6 +3,7 @@ package injector
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -54,6 +55,10 @@ type ClientOptions struct {
 	// MaxResponseBytes caps the (decompressed) response body (default
 	// 10 MiB; negative: the default).
 	MaxResponseBytes int64
+	// RootCAs are the certificate authorities upstream TLS certificates
+	// must chain to; nil means the system's roots. credvault builds it from
+	// the system roots plus CREDVAULT_UPSTREAM_CA_FILE (a private CA).
+	RootCAs *x509.CertPool
 }
 
 // Client sends credential-bearing requests for the proxy and the credential
@@ -101,7 +106,7 @@ func NewClient(opts ClientOptions) *Client {
 		Proxy:                  nil,
 		DialContext:            guardedDial(d, opts.AllowPrivate, opts.AllowLoopbackPorts),
 		ForceAttemptHTTP2:      true,
-		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: opts.RootCAs},
 		TLSHandshakeTimeout:    opts.TLSHandshakeTimeout,
 		ResponseHeaderTimeout:  opts.ResponseHeaderTimeout,
 		ExpectContinueTimeout:  time.Second,
