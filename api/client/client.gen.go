@@ -308,13 +308,13 @@ func (e AuthCheckResultCode) Valid() bool {
 
 // Defines values for AuthCheckResultValid.
 const (
-	True AuthCheckResultValid = true
+	AuthCheckResultValidTrue AuthCheckResultValid = true
 )
 
 // Valid indicates whether the value is a known member of the AuthCheckResultValid enum.
 func (e AuthCheckResultValid) Valid() bool {
 	switch e {
-	case True:
+	case AuthCheckResultValidTrue:
 		return true
 	default:
 		return false
@@ -597,6 +597,21 @@ func (e JWKSKeysUse) Valid() bool {
 	}
 }
 
+// Defines values for LivenessStatus.
+const (
+	Ok LivenessStatus = "ok"
+)
+
+// Valid indicates whether the value is a known member of the LivenessStatus enum.
+func (e LivenessStatus) Valid() bool {
+	switch e {
+	case Ok:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Placement.
 const (
 	Basic  Placement = "basic"
@@ -638,6 +653,7 @@ func (e ReadinessErrorCode) Valid() bool {
 
 // Defines values for ReadinessStatus.
 const (
+	ReadinessStatusDegraded    ReadinessStatus = "degraded"
 	ReadinessStatusReady       ReadinessStatus = "ready"
 	ReadinessStatusUnavailable ReadinessStatus = "unavailable"
 )
@@ -645,6 +661,8 @@ const (
 // Valid indicates whether the value is a known member of the ReadinessStatus enum.
 func (e ReadinessStatus) Valid() bool {
 	switch e {
+	case ReadinessStatusDegraded:
+		return true
 	case ReadinessStatusReady:
 		return true
 	case ReadinessStatusUnavailable:
@@ -909,15 +927,24 @@ func (e WhoamiRole) Valid() bool {
 	}
 }
 
-// Defines values for Healthz200JSONResponseBodyStatus.
+// Defines values for ReadyzParamsStrict.
 const (
-	Ok Healthz200JSONResponseBodyStatus = "ok"
+	ReadyzParamsStrictFalse ReadyzParamsStrict = "false"
+	ReadyzParamsStrictN0    ReadyzParamsStrict = "0"
+	ReadyzParamsStrictN1    ReadyzParamsStrict = "1"
+	ReadyzParamsStrictTrue  ReadyzParamsStrict = "true"
 )
 
-// Valid indicates whether the value is a known member of the Healthz200JSONResponseBodyStatus enum.
-func (e Healthz200JSONResponseBodyStatus) Valid() bool {
+// Valid indicates whether the value is a known member of the ReadyzParamsStrict enum.
+func (e ReadyzParamsStrict) Valid() bool {
 	switch e {
-	case Ok:
+	case ReadyzParamsStrictFalse:
+		return true
+	case ReadyzParamsStrictN0:
+		return true
+	case ReadyzParamsStrictN1:
+		return true
+	case ReadyzParamsStrictTrue:
 		return true
 	default:
 		return false
@@ -1723,7 +1750,11 @@ type InjectRequestRequestMethod string
 
 // JWKS defines model for JWKS.
 type JWKS struct {
-	Keys []struct {
+	// Issuer The `iss` every JWT API key of this installation carries (check it when verifying offline). `CREDVAULT_ISSUER`, else `CREDVAULT_PUBLIC_URL`, else `urn:credvault:installation:<uuid>`, created once in the database.
+	//
+	// Example: urn:credvault:installation:7d9f0c1e-1b2a-4c3d-9e8f-0a1b2c3d4e5f
+	Issuer string `json:"issuer"`
+	Keys   []struct {
 		Alg JWKSKeysAlg `json:"alg"`
 		Crv JWKSKeysCrv `json:"crv"`
 
@@ -1749,6 +1780,14 @@ type JWKSKeysKty string
 // JWKSKeysUse defines model for JWKS.Keys.Use.
 type JWKSKeysUse string
 
+// Liveness defines model for Liveness.
+type Liveness struct {
+	Status LivenessStatus `json:"status"`
+}
+
+// LivenessStatus defines model for Liveness.Status.
+type LivenessStatus string
+
 // NextCursor Pass as `cursor` for the next page; null on the last page.
 type NextCursor = string
 
@@ -1773,9 +1812,14 @@ type RateLimit struct {
 
 // Readiness defines model for Readiness.
 type Readiness struct {
-	// Checks Example: {"postgres":"ok","vault":"vault is sealed"}
+	// Checks Example: {"api_keys":"ok","key_state":"ok","postgres":"ok","vault":"vault is sealed"}
 	Checks map[string]string `json:"checks"`
-	Error  *struct {
+
+	// Degraded The degradable dependencies that are down (postgres, vault, redis), sorted; empty when none is.
+	//
+	// Example: ["vault"]
+	Degraded []string `json:"degraded"`
+	Error    *struct {
 		Code *ReadinessErrorCode `json:"code,omitempty"`
 
 		// Message Example: not ready: postgres unavailable
@@ -2231,8 +2275,14 @@ type Unavailable = Error
 // Undecryptable defines model for Undecryptable.
 type Undecryptable = Error
 
-// Healthz200JSONResponseBodyStatus defines parameters for Healthz.
-type Healthz200JSONResponseBodyStatus string
+// ReadyzParams defines parameters for Readyz.
+type ReadyzParams struct {
+	// Strict `1` or `true`: 503 when any dependency is down, degradable or not. `0`, `false` or absent: the default form.
+	Strict *ReadyzParamsStrict `form:"strict,omitempty" json:"strict,omitempty"`
+}
+
+// ReadyzParamsStrict defines parameters for Readyz.
+type ReadyzParamsStrict string
 
 // ApiKeyListParams defines parameters for ApiKeyList.
 type ApiKeyListParams struct {
@@ -2544,12 +2594,17 @@ type ClientInterface interface {
 	// Corresponds with GET /.well-known/jwks.json (the `Jwks` operationId).
 	Jwks(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// Healthz Liveness - the process is up.
-	//
-	// Answers 200 while the process runs, whatever its dependencies say (see `/readyz` for those).
+	// Healthz Liveness, the older name of /livez.
 	//
 	// Corresponds with GET /healthz (the `Healthz` operationId).
 	Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// Livez Liveness - the process is up (the liveness probe; restart only when this fails).
+	//
+	// Answers 200 while the process runs, whatever its dependencies say (see `/readyz` for those).
+	//
+	// Corresponds with GET /livez (the `Livez` operationId).
+	Livez(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// Metrics Prometheus metrics.
 	//
@@ -2574,22 +2629,31 @@ type ClientInterface interface {
 	// Corresponds with GET /metrics (the `Metrics` operationId).
 	Metrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// Readyz Readiness - PostgreSQL, Vault (its token too), the known-key set and Redis (when configured) are usable.
+	// Readyz Readiness - this instance can serve key checks and proxied calls (the load balancer's check).
 	//
-	// Checks every dependency at once, each within 2 seconds: `postgres`,
-	// `vault`, and `redis` when `REDIS_URL` is set (without it, rate
-	// limits fall back to each instance's own). Answers 503
-	// naming each dependency that is down, and 200 again as soon as it is
-	// back, without a restart. Vault is usable when it is reachable,
-	// initialised and unsealed (`sys/health`) and still accepts
-	// credvault's token (`auth/token/lookup-self`, cached for 2 seconds);
-	// `checks.vault` names the reason otherwise: `vault is sealed`, `vault
-	// is unreachable`, or `vault token is invalid or expired` (credvault
-	// then logs in again at once: AppRole, or the token in
-	// `VAULT_TOKEN_FILE`, read again).
+	// Runs every check at once, each within 2 seconds (a degradable one
+	// within 750 ms in the default form, so that the answer comes within
+	// 1 s even when a dependency hangs). `api_keys` (the
+	// known-key set is loaded) and `key_state` (the key state log was read
+	// to its end within `CREDVAULT_MAX_STALENESS`, default 60s, so that no
+	// revoked key is accepted from cache) must pass: without them the
+	// answer is 503. `postgres`, `vault` and `redis` (when `REDIS_URL` is
+	// set) are degradable: while one is down the instance answers key
+	// checks and proxied calls from its caches (rate limits per instance
+	// without Redis), writes that need it answer 503 with `Retry-After`,
+	// and `/readyz` answers 200 with `status: degraded` and the
+	// dependency in `degraded`. With `?strict=1` every check must pass
+	// (deploy gates: "is every dependency reachable from here").
+	// Vault is usable when it is reachable, initialised and unsealed
+	// (`sys/health`) and still accepts credvault's token
+	// (`auth/token/lookup-self`, cached for 2 seconds); `checks.vault`
+	// names the reason otherwise: `vault is sealed`, `vault is
+	// unreachable`, or `vault token is invalid or expired` (credvault then
+	// logs in again at once: AppRole, or the token in `VAULT_TOKEN_FILE`,
+	// read again).
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
-	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+	Readyz(ctx context.Context, params *ReadyzParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// Rewrap Re-encrypt the org's credentials under the latest Vault key version.
 	//
@@ -3774,13 +3838,28 @@ func (c *Client) Jwks(ctx context.Context, reqEditors ...RequestEditorFn) (*http
 	return c.Client.Do(req)
 }
 
-// Healthz Liveness - the process is up.
-//
-// Answers 200 while the process runs, whatever its dependencies say (see `/readyz` for those).
+// Healthz Liveness, the older name of /livez.
 //
 // Corresponds with GET /healthz (the `Healthz` operationId).
 func (c *Client) Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewHealthzRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// Livez Liveness - the process is up (the liveness probe; restart only when this fails).
+//
+// Answers 200 while the process runs, whatever its dependencies say (see `/readyz` for those).
+//
+// Corresponds with GET /livez (the `Livez` operationId).
+func (c *Client) Livez(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLivezRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -3824,23 +3903,32 @@ func (c *Client) Metrics(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 	return c.Client.Do(req)
 }
 
-// Readyz Readiness - PostgreSQL, Vault (its token too), the known-key set and Redis (when configured) are usable.
+// Readyz Readiness - this instance can serve key checks and proxied calls (the load balancer's check).
 //
-// Checks every dependency at once, each within 2 seconds: `postgres`,
-// `vault`, and `redis` when `REDIS_URL` is set (without it, rate
-// limits fall back to each instance's own). Answers 503
-// naming each dependency that is down, and 200 again as soon as it is
-// back, without a restart. Vault is usable when it is reachable,
-// initialised and unsealed (`sys/health`) and still accepts
-// credvault's token (`auth/token/lookup-self`, cached for 2 seconds);
-// `checks.vault` names the reason otherwise: `vault is sealed`, `vault
-// is unreachable`, or `vault token is invalid or expired` (credvault
-// then logs in again at once: AppRole, or the token in
-// `VAULT_TOKEN_FILE`, read again).
+// Runs every check at once, each within 2 seconds (a degradable one
+// within 750 ms in the default form, so that the answer comes within
+// 1 s even when a dependency hangs). `api_keys` (the
+// known-key set is loaded) and `key_state` (the key state log was read
+// to its end within `CREDVAULT_MAX_STALENESS`, default 60s, so that no
+// revoked key is accepted from cache) must pass: without them the
+// answer is 503. `postgres`, `vault` and `redis` (when `REDIS_URL` is
+// set) are degradable: while one is down the instance answers key
+// checks and proxied calls from its caches (rate limits per instance
+// without Redis), writes that need it answer 503 with `Retry-After`,
+// and `/readyz` answers 200 with `status: degraded` and the
+// dependency in `degraded`. With `?strict=1` every check must pass
+// (deploy gates: "is every dependency reachable from here").
+// Vault is usable when it is reachable, initialised and unsealed
+// (`sys/health`) and still accepts credvault's token
+// (`auth/token/lookup-self`, cached for 2 seconds); `checks.vault`
+// names the reason otherwise: `vault is sealed`, `vault is
+// unreachable`, or `vault token is invalid or expired` (credvault then
+// logs in again at once: AppRole, or the token in `VAULT_TOKEN_FILE`,
+// read again).
 //
 // Corresponds with GET /readyz (the `Readyz` operationId).
-func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewReadyzRequest(c.Server)
+func (c *Client) Readyz(ctx context.Context, params *ReadyzParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReadyzRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -5710,6 +5798,33 @@ func NewHealthzRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewLivezRequest constructs an http.Request for the Livez method
+func NewLivezRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/livez")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewMetricsRequest constructs an http.Request for the Metrics method
 func NewMetricsRequest(server string) (*http.Request, error) {
 	var err error
@@ -5738,7 +5853,7 @@ func NewMetricsRequest(server string) (*http.Request, error) {
 }
 
 // NewReadyzRequest constructs an http.Request for the Readyz method
-func NewReadyzRequest(server string) (*http.Request, error) {
+func NewReadyzRequest(server string, params *ReadyzParams) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -5754,6 +5869,33 @@ func NewReadyzRequest(server string) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Strict != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "strict", *params.Strict, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -8264,14 +8406,21 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /.well-known/jwks.json (the `Jwks` operationId).
 	JwksWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*JwksResponse, error)
 
-	// HealthzWithResponse Liveness - the process is up.
-	//
-	// Answers 200 while the process runs, whatever its dependencies say (see `/readyz` for those).
+	// HealthzWithResponse Liveness, the older name of /livez.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /healthz (the `Healthz` operationId).
 	HealthzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*HealthzResponse, error)
+
+	// LivezWithResponse Liveness - the process is up (the liveness probe; restart only when this fails).
+	//
+	// Answers 200 while the process runs, whatever its dependencies say (see `/readyz` for those).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /livez (the `Livez` operationId).
+	LivezWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*LivezResponse, error)
 
 	// MetricsWithResponse Prometheus metrics.
 	//
@@ -8298,24 +8447,33 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /metrics (the `Metrics` operationId).
 	MetricsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*MetricsResponse, error)
 
-	// ReadyzWithResponse Readiness - PostgreSQL, Vault (its token too), the known-key set and Redis (when configured) are usable.
+	// ReadyzWithResponse Readiness - this instance can serve key checks and proxied calls (the load balancer's check).
 	//
-	// Checks every dependency at once, each within 2 seconds: `postgres`,
-	// `vault`, and `redis` when `REDIS_URL` is set (without it, rate
-	// limits fall back to each instance's own). Answers 503
-	// naming each dependency that is down, and 200 again as soon as it is
-	// back, without a restart. Vault is usable when it is reachable,
-	// initialised and unsealed (`sys/health`) and still accepts
-	// credvault's token (`auth/token/lookup-self`, cached for 2 seconds);
-	// `checks.vault` names the reason otherwise: `vault is sealed`, `vault
-	// is unreachable`, or `vault token is invalid or expired` (credvault
-	// then logs in again at once: AppRole, or the token in
-	// `VAULT_TOKEN_FILE`, read again).
+	// Runs every check at once, each within 2 seconds (a degradable one
+	// within 750 ms in the default form, so that the answer comes within
+	// 1 s even when a dependency hangs). `api_keys` (the
+	// known-key set is loaded) and `key_state` (the key state log was read
+	// to its end within `CREDVAULT_MAX_STALENESS`, default 60s, so that no
+	// revoked key is accepted from cache) must pass: without them the
+	// answer is 503. `postgres`, `vault` and `redis` (when `REDIS_URL` is
+	// set) are degradable: while one is down the instance answers key
+	// checks and proxied calls from its caches (rate limits per instance
+	// without Redis), writes that need it answer 503 with `Retry-After`,
+	// and `/readyz` answers 200 with `status: degraded` and the
+	// dependency in `degraded`. With `?strict=1` every check must pass
+	// (deploy gates: "is every dependency reachable from here").
+	// Vault is usable when it is reachable, initialised and unsealed
+	// (`sys/health`) and still accepts credvault's token
+	// (`auth/token/lookup-self`, cached for 2 seconds); `checks.vault`
+	// names the reason otherwise: `vault is sealed`, `vault is
+	// unreachable`, or `vault token is invalid or expired` (credvault then
+	// logs in again at once: AppRole, or the token in `VAULT_TOKEN_FILE`,
+	// read again).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
-	ReadyzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReadyzResponse, error)
+	ReadyzWithResponse(ctx context.Context, params *ReadyzParams, reqEditors ...RequestEditorFn) (*ReadyzResponse, error)
 
 	// RewrapWithResponse Re-encrypt the org's credentials under the latest Vault key version.
 	//
@@ -9604,15 +9762,11 @@ type HealthzResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *struct {
-		Status Healthz200JSONResponseBodyStatus `json:"status"`
-	}
+	JSON200 *Liveness
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r HealthzResponse) GetJSON200() *struct {
-	Status Healthz200JSONResponseBodyStatus `json:"status"`
-} {
+func (r HealthzResponse) GetJSON200() *Liveness {
 	return r.JSON200
 }
 
@@ -9639,6 +9793,47 @@ func (r HealthzResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r HealthzResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type LivezResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Liveness
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r LivezResponse) GetJSON200() *Liveness {
+	return r.JSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r LivezResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r LivezResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r LivezResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r LivezResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -9679,18 +9874,32 @@ func (r MetricsResponse) ContentType() string {
 	return ""
 }
 
+// ReadyzResponse503Headers the declared response headers of an HTTP 503 response for Readyz
+type ReadyzResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ReadyzResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *Readiness
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Readiness
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ReadyzResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ReadyzResponse) GetJSON200() *Readiness {
 	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ReadyzResponse) GetJSON400() *Error {
+	return r.JSON400
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
@@ -16320,9 +16529,7 @@ func (c *ClientWithResponses) JwksWithResponse(ctx context.Context, reqEditors .
 	return ParseJwksResponse(rsp)
 }
 
-// HealthzWithResponse Liveness - the process is up.
-//
-// Answers 200 while the process runs, whatever its dependencies say (see `/readyz` for those).
+// HealthzWithResponse Liveness, the older name of /livez.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -16333,6 +16540,21 @@ func (c *ClientWithResponses) HealthzWithResponse(ctx context.Context, reqEditor
 		return nil, err
 	}
 	return ParseHealthzResponse(rsp)
+}
+
+// LivezWithResponse Liveness - the process is up (the liveness probe; restart only when this fails).
+//
+// Answers 200 while the process runs, whatever its dependencies say (see `/readyz` for those).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /livez (the `Livez` operationId).
+func (c *ClientWithResponses) LivezWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*LivezResponse, error) {
+	rsp, err := c.Livez(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLivezResponse(rsp)
 }
 
 // MetricsWithResponse Prometheus metrics.
@@ -16366,25 +16588,34 @@ func (c *ClientWithResponses) MetricsWithResponse(ctx context.Context, reqEditor
 	return ParseMetricsResponse(rsp)
 }
 
-// ReadyzWithResponse Readiness - PostgreSQL, Vault (its token too), the known-key set and Redis (when configured) are usable.
+// ReadyzWithResponse Readiness - this instance can serve key checks and proxied calls (the load balancer's check).
 //
-// Checks every dependency at once, each within 2 seconds: `postgres`,
-// `vault`, and `redis` when `REDIS_URL` is set (without it, rate
-// limits fall back to each instance's own). Answers 503
-// naming each dependency that is down, and 200 again as soon as it is
-// back, without a restart. Vault is usable when it is reachable,
-// initialised and unsealed (`sys/health`) and still accepts
-// credvault's token (`auth/token/lookup-self`, cached for 2 seconds);
-// `checks.vault` names the reason otherwise: `vault is sealed`, `vault
-// is unreachable`, or `vault token is invalid or expired` (credvault
-// then logs in again at once: AppRole, or the token in
-// `VAULT_TOKEN_FILE`, read again).
+// Runs every check at once, each within 2 seconds (a degradable one
+// within 750 ms in the default form, so that the answer comes within
+// 1 s even when a dependency hangs). `api_keys` (the
+// known-key set is loaded) and `key_state` (the key state log was read
+// to its end within `CREDVAULT_MAX_STALENESS`, default 60s, so that no
+// revoked key is accepted from cache) must pass: without them the
+// answer is 503. `postgres`, `vault` and `redis` (when `REDIS_URL` is
+// set) are degradable: while one is down the instance answers key
+// checks and proxied calls from its caches (rate limits per instance
+// without Redis), writes that need it answer 503 with `Retry-After`,
+// and `/readyz` answers 200 with `status: degraded` and the
+// dependency in `degraded`. With `?strict=1` every check must pass
+// (deploy gates: "is every dependency reachable from here").
+// Vault is usable when it is reachable, initialised and unsealed
+// (`sys/health`) and still accepts credvault's token
+// (`auth/token/lookup-self`, cached for 2 seconds); `checks.vault`
+// names the reason otherwise: `vault is sealed`, `vault is
+// unreachable`, or `vault token is invalid or expired` (credvault then
+// logs in again at once: AppRole, or the token in `VAULT_TOKEN_FILE`,
+// read again).
 //
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /readyz (the `Readyz` operationId).
-func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReadyzResponse, error) {
-	rsp, err := c.Readyz(ctx, reqEditors...)
+func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, params *ReadyzParams, reqEditors ...RequestEditorFn) (*ReadyzResponse, error) {
+	rsp, err := c.Readyz(ctx, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -18087,9 +18318,33 @@ func ParseHealthzResponse(rsp *http.Response) (*HealthzResponse, error) {
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest struct {
-			Status Healthz200JSONResponseBodyStatus `json:"status"`
+		var dest Liveness
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
 		}
+		response.JSON200 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseLivezResponse parses an HTTP response from a LivezWithResponse call
+func ParseLivezResponse(rsp *http.Response) (*LivezResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &LivezResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Liveness
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -18137,6 +18392,13 @@ func ParseReadyzResponse(rsp *http.Response) (*ReadyzResponse, error) {
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Readiness
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -18144,6 +18406,19 @@ func ParseReadyzResponse(rsp *http.Response) (*ReadyzResponse, error) {
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ReadyzResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil

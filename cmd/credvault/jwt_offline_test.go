@@ -47,12 +47,15 @@ func (o *offlineVerifier) fetchJWKS() error {
 		return err
 	}
 	defer resp.Body.Close()
-	var set jose.JSONWebKeySet
+	var set struct {
+		jose.JSONWebKeySet
+		Issuer string `json:"issuer"` // the iss to expect
+	}
 	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
 		return err
 	}
 	o.mu.Lock()
-	o.keys = set
+	o.keys, o.issuer = set.JSONWebKeySet, set.Issuer
 	o.mu.Unlock()
 	return nil
 }
@@ -132,7 +135,7 @@ func TestOfflineVerificationWithJWKS(t *testing.T) {
 		"format": "jwt", "agent": "support-bot", "expires_in": "7d"})
 	_, feedKey := cl.createKey(a, owner, map[string]any{"name": "feed", "scopes": []string{"keys:verify"}})
 
-	o := &offlineVerifier{baseURL: a.url, issuer: a.url, feedKey: feedKey, http: &http.Client{Timeout: 5 * time.Second}, revoked: map[string]time.Time{}}
+	o := &offlineVerifier{baseURL: a.url, feedKey: feedKey, http: &http.Client{Timeout: 5 * time.Second}, revoked: map[string]time.Time{}}
 	if err := o.fetchJWKS(); err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,9 @@ type service struct {
 	creds    *credvault.CredentialService
 	values   *credvault.ValueCache
 	usage    *postgres.UsageWriter
-	jobs     *jobs.Runner // background work once across replicas
+	follower *postgres.Follower // key_state_log -> caches
+	issuer   string             // iss of JWT API keys
+	jobs     *jobs.Runner       // background work once across replicas
 	sessions *credvault.SessionService
 	console  *console.Console
 	http     *httpapi.Server
@@ -47,7 +49,7 @@ type service struct {
 	log      *slog.Logger
 	registry *prometheus.Registry
 	metrics  *telemetry.Metrics
-	redis    *redis.Client // nil without REDIS_URL
+	redis    redis.UniversalClient // nil without REDIS_URL
 
 	// The event stream (events.go).
 	webhooks     *credvault.WebhookService
@@ -117,17 +119,20 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	if err = s.signing.Refresh(startCtx); err != nil {
 		return nil, err
 	}
-	// iss: CREDVAULT_ISSUER, else the public URL (the same on every
-	// replica), else this listener's URL.
+	s.store = postgres.NewStore(s.db)
+	// iss: CREDVAULT_ISSUER, else the public URL, else the installation's
+	// own, created once in the database: the same on every replica.
 	issuer := cfg.Issuer
 	if issuer == "" {
 		issuer = cfg.PublicURL
 	}
 	if issuer == "" {
-		issuer = s.URL()
+		if issuer, err = s.store.InstallationIssuer(startCtx); err != nil {
+			return nil, err
+		}
 	}
+	s.issuer = issuer
 
-	s.store = postgres.NewStore(s.db)
 	s.minter = apikey.Minter{Prefix: cfg.KeyPrefix}
 	limiter, rdb, err := newLimiter(startCtx, cfg, log)
 	if err != nil {
@@ -150,6 +155,11 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 			return err != nil || d.Allowed, d.RetryAfter
 		}}
 	s.store.OnInvalidate(s.invalidate)
+	s.follower = postgres.NewFollower(s.db, cfg.DatabaseURL.Reveal(), log, cfg.MaxStaleness, s.invalidate, func() {
+		s.values.Reset()
+		s.verifier.RequestReset()
+	}, s.metrics.ListenReconnect)
+	s.metrics.WatchKeyState(s.follower.LastSeq, s.follower.Age)
 	s.jobs = jobs.New(s.db.DB, jobs.Config{Logger: log, PollInterval: opts.events.jobPoll})
 	s.jobs.Every("purge_sessions", sessionPurgeInterval, func(ctx context.Context) error {
 		n, err := s.sessions.Purge(ctx)
@@ -158,6 +168,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 		}
 		return err
 	})
+	s.jobs.Every("prune_key_state_log", postgres.StateLogPruneEvery, s.follower.Prune)
 	s.startLoops(cfg)
 	// The listener loads the known-key set once LISTEN is in effect; wait
 	// for it (about 1 s a million keys, credvault bench --keys), so the
@@ -215,6 +226,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 		Telemetry:   s.metrics,
 		Readiness:   s.readiness(),
 		Refusals:    s.counter,
+		JWTIssuer:   issuer,
 	})
 	// Every worker is registered by now: start the jobs that run once
 	// across all instances.
@@ -296,13 +308,7 @@ func (s *service) startLoops(cfg Config) {
 	}()
 	go func() {
 		defer s.loops.Done()
-		reset := func() {
-			s.values.Reset()
-			s.verifier.RequestReset()
-		}
-		if err := postgres.Listen(ctx, cfg.DatabaseURL.Reveal(), s.log, s.invalidate, reset, s.metrics.ListenReconnect); err != nil {
-			s.log.Error("invalidation listener stopped", "error", err.Error())
-		}
+		s.follower.Run(ctx)
 	}()
 	go func() {
 		defer s.loops.Done()
@@ -414,17 +420,22 @@ func runMigrate(ctx context.Context, cfg Config, args []string, stdout io.Writer
 	return nil
 }
 
-// readiness lists what /readyz checks: PostgreSQL, Vault, and Redis when
-// REDIS_URL is set (rate limits fall back to per-instance while it is
-// down, which an operator must hear about).
+// readiness lists what /readyz checks. The instance cannot serve without
+// its known-key set (api_keys) and a recent read of the key state log
+// (key_state: without it a revoked key may still be accepted from cache).
+// PostgreSQL, Vault and Redis are degradable: while one is down, key
+// checks and proxied calls are answered from caches (rate limits fall
+// back to per instance without Redis), and writes that need it answer 503
+// with Retry-After; /readyz?strict=1 requires them all.
 func (s *service) readiness() []httpapi.ReadinessCheck {
 	checks := []httpapi.ReadinessCheck{
-		{Name: "postgres", Check: func(ctx context.Context) error { return postgres.Ping(ctx, s.db) }},
-		{Name: "vault", Check: s.vault.Health},
 		{Name: "api_keys", Check: s.verifier.Loaded},
+		{Name: "key_state", Check: s.follower.Fresh},
+		{Name: "postgres", Check: func(ctx context.Context) error { return postgres.PingWritable(ctx, s.db) }, Degradable: true},
+		{Name: "vault", Check: s.vault.Health, Degradable: true},
 	}
 	if s.redis != nil {
-		checks = append(checks, httpapi.ReadinessCheck{Name: "redis", Check: func(ctx context.Context) error {
+		checks = append(checks, httpapi.ReadinessCheck{Name: "redis", Degradable: true, Check: func(ctx context.Context) error {
 			if err := s.redis.Ping(ctx).Err(); err != nil {
 				return credvault.Errorf(credvault.EUNAVAILABLE, "redis does not answer; rate limits are per instance until it does")
 			}
@@ -437,18 +448,17 @@ func (s *service) readiness() []httpapi.ReadinessCheck {
 // newLimiter is the in-process token bucket, or with REDIS_URL the limiter
 // every instance shares (falling back to the local one while Redis is down)
 // and its Redis client.
-func newLimiter(ctx context.Context, cfg Config, log *slog.Logger) (apikey.Limiter, *redis.Client, error) {
+func newLimiter(ctx context.Context, cfg Config, log *slog.Logger) (apikey.Limiter, redis.UniversalClient, error) {
 	local := apikey.NewLocalLimiter()
 	if cfg.RedisURL.IsZero() {
 		return local, nil, nil
 	}
-	opts, err := redis.ParseURL(cfg.RedisURL.Reveal())
+	target, err := parseRedisURL(cfg.RedisURL.Reveal())
 	if err != nil {
-		return nil, nil, &configError{"REDIS_URL", "not a valid redis:// URL"}
+		return nil, nil, &configError{"REDIS_URL", err.Error()}
 	}
-	opts.ContextTimeoutEnabled = true // abandoned calls end at the limiter's deadline
 	setRedisLogger(log)
-	rdb := redis.NewClient(opts)
+	rdb := target.client() // abandoned calls end at the limiter's deadline
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		log.Warn("redis does not answer; rate limits are per instance until it does", "error", err.Error())
 	}

@@ -479,7 +479,10 @@ func (s *CredentialService) UseCredential(ctx context.Context, id string) (*Cred
 	c, value, hit := s.Values.Get(id)
 	if !hit {
 		if c, err = s.Store.FindCredentialByID(ctx, p.OrgID, id); err != nil {
-			return nil, Secret{}, err
+			if c, value, err = s.staleOr(id, err); err != nil {
+				return nil, Secret{}, err
+			}
+			hit = true // the stale entry, checked below like a fresh one
 		}
 	}
 	// The permission is checked on every use, cached or not: the cached
@@ -497,12 +500,27 @@ func (s *CredentialService) UseCredential(ctx context.Context, id string) (*Cred
 			return nil, Secret{}, s.undecryptable(ctx, c, err)
 		}
 		if err != nil {
+			if sc, sv, serr := s.staleOr(id, err); serr == nil && sc.PermissionOf(p) != "" {
+				return sc, sv, nil
+			}
 			return nil, Secret{}, err
 		}
 		value = NewSecret(string(pt))
 		s.Values.Put(c, value, gen)
 	}
 	return c, value, nil
+}
+
+// staleOr answers a use whose fresh read failed with err: from a cached
+// value past its TTL (ValueCache.GetStale) when err is EUNAVAILABLE, so
+// that a PostgreSQL or Vault blip does not fail proxied calls; else err.
+func (s *CredentialService) staleOr(id string, err error) (*Credential, Secret, error) {
+	if ErrorCode(err) == EUNAVAILABLE {
+		if c, v, ok := s.Values.GetStale(id); ok {
+			return c, v, nil
+		}
+	}
+	return nil, Secret{}, err
 }
 
 // load reads a credential the caller holds at least perm on. A caller

@@ -12,6 +12,7 @@ func (s *Server) routes() {
 	s.app.Use(s.observeMiddleware)
 	s.app.Use(s.routeGuard) // 404 and 405 before authentication; s.known is set below
 
+	s.app.Get("/livez", s.handleHealthz)
 	s.app.Get("/healthz", s.handleHealthz)
 	s.app.Get("/readyz", s.handleReadyz)
 	s.app.Get("/metrics", s.handleMetrics())

@@ -27,12 +27,15 @@ import (
 // a client pin memory.
 const DefaultBodyLimit = 1 << 20
 
-// ReadinessCheck is one dependency /readyz reports on, such as "postgres"
-// or "vault". Check returns nil when the dependency is usable; its error's
-// caller-safe message is shown.
+// ReadinessCheck is one thing /readyz reports on, such as "postgres" or
+// "vault". Check returns nil when it is usable; its error's caller-safe
+// message is shown. A Degradable check that fails leaves /readyz at 200
+// with its name in "degraded" (the instance still serves its hot paths
+// from caches); any failing check makes /readyz?strict=1 answer 503.
 type ReadinessCheck struct {
-	Name  string
-	Check func(context.Context) error
+	Name       string
+	Check      func(context.Context) error
+	Degradable bool
 }
 
 // Services are the domain services the handlers call.
@@ -92,6 +95,9 @@ type Config struct {
 	// PublicURL is CREDVAULT_PUBLIC_URL: sign-in links the API returns
 	// start with it ("" = the request's own scheme and host).
 	PublicURL string
+	// JWTIssuer is the iss of this installation's JWT API keys, published
+	// in the JWKS ("issuer") for offline verifiers.
+	JWTIssuer string
 
 	// testRoutes lets this package's tests mount extra handlers before
 	// the catch-all 404.

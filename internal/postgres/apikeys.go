@@ -103,7 +103,8 @@ func insertAPIKey(ctx context.Context, tx *txn, k *credvault.APIKey) error {
 		return err
 	}
 	*k = *got
-	return tx.notify(ctx, "new:"+hex.EncodeToString(k.Hash[:]))
+	tx.logChange(ChangeCreated, "new:"+hex.EncodeToString(k.Hash[:]))
+	return nil
 }
 
 // checkCreator re-reads, under a share lock, the role of the person a new
@@ -174,9 +175,7 @@ func revokeCreatedKeys(ctx context.Context, tx *txn, orgID, userID string, allow
 		if _, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = now(), updated_at = now() WHERE id = $1`, r.ID); err != nil {
 			return nil, translate(err, "API key")
 		}
-		if err := tx.notify(ctx, "key:"+hex.EncodeToString(r.KeyHash)); err != nil {
-			return nil, err
-		}
+		tx.logChange(ChangeRevoked, "key:"+hex.EncodeToString(r.KeyHash))
 		ids = append(ids, r.ID)
 	}
 	return ids, nil
@@ -297,9 +296,7 @@ func (s *Store) UpdateAPIKey(ctx context.Context, orgID, id string, upd credvaul
 			orgID, id, upd.Name, upd.Environment, tags, scopes, rl, rw, upd.ExpiresAt); err != nil {
 			return translate(err, "API key")
 		}
-		if err := tx.notify(ctx, "key:"+hex.EncodeToString(row.KeyHash)); err != nil {
-			return err
-		}
+		tx.logChange(ChangeUpdated, "key:"+hex.EncodeToString(row.KeyHash))
 		return insertAudit(ctx, tx, ev)
 	})
 	if err != nil {
@@ -326,9 +323,7 @@ func (s *Store) RollAPIKey(ctx context.Context, orgID, oldID string, next *credv
 		if err != nil {
 			return translate(err, "API key")
 		}
-		if err := tx.notify(ctx, "key:"+hex.EncodeToString(hash)); err != nil {
-			return err
-		}
+		tx.logChange(ChangeRolled, "key:"+hex.EncodeToString(hash))
 		ev.Data["new_key_id"] = next.ID
 		return insertAudit(ctx, tx, ev)
 	})
@@ -343,9 +338,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, orgID, id string, ev *credvaul
 			WHERE org_id = $1 AND id = $2 RETURNING `+apiKeyColumns, orgID, id); err != nil {
 			return translate(err, "API key")
 		}
-		if err := tx.notify(ctx, "key:"+hex.EncodeToString(row.KeyHash)); err != nil {
-			return err
-		}
+		tx.logChange(ChangeRevoked, "key:"+hex.EncodeToString(row.KeyHash))
 		return insertAudit(ctx, tx, ev)
 	})
 	if err != nil {
