@@ -189,7 +189,7 @@ func TestWebhookURLPolicy(t *testing.T) {
 	a := cl.startWith(startOptions{events: fastEvents()})
 	_, owner := cl.bootstrap(a, "acme")
 	for _, u := range []string{"http://127.0.0.1:9/hook", "http://localhost/hook", "http://[::1]/x", "http://169.254.169.254/latest",
-		"http://10.0.0.7/hook", "http://192.168.1.1/", "http://[fd00::1]/"} {
+		"http://10.0.0.7/hook", "http://192.168.1.1/", "http://[fd00::1]/", "http://127.1/hook", "http://2130706433/", "http://0x7f.0.0.1/"} {
 		r := cl.as(owner, "POST", a.url+"/v1/webhooks", map[string]any{"url": u, "event_types": []string{"api_key.revoked"}})
 		if r.status != 400 || r.errCode(t) != "egress_denied" || !strings.Contains(r.errMessage(t), `"url"`) {
 			t.Errorf("%s: %d %s, want 400 egress_denied naming url", u, r.status, r.body)

@@ -24,10 +24,35 @@ func CheckDestination(u *url.URL, allowPrivate bool) error {
 		return &credvault.Error{Code: credvault.EFORBIDDEN, Reason: "egress_denied",
 			Message: fmt.Sprintf("%s is a loopback name; private addresses are refused (CREDVAULT_EGRESS_ALLOW_PRIVATE)", host)}
 	}
-	if ip, err := netip.ParseAddr(host); err == nil {
+	ip, err := netip.ParseAddr(host)
+	if err == nil {
 		if err := CheckAddr(ip); err != nil {
 			return &credvault.Error{Code: credvault.EFORBIDDEN, Reason: "egress_denied", Message: err.Error(), Err: err}
 		}
+		return nil
+	}
+	if endsInNumber(host) {
+		// 127.1, 2130706433, 0177.0.0.1, 0x7f.1: shorthand IPv4 forms that
+		// inet_aton resolvers and WHATWG URL parsers turn into an address
+		// (WHATWG URL, "ends in a number"), while a pure-Go resolver sends
+		// them to DNS. Only dotted decimal is judged the same everywhere.
+		return &credvault.Error{Code: credvault.EFORBIDDEN, Reason: "egress_denied",
+			Message: fmt.Sprintf("%s is not a dotted-decimal IPv4 address (a.b.c.d, each 0-255); shorthand, octal and hex forms are refused", host)}
 	}
 	return nil
+}
+
+// endsInNumber reports whether host's last label is a number in decimal,
+// or hex with 0x (the WHATWG URL standard's "ends in a number" test): such
+// a host is an IPv4 address or invalid, never a DNS name.
+func endsInNumber(host string) bool {
+	last := host[strings.LastIndexByte(host, '.')+1:]
+	if last == "" {
+		return false
+	}
+	digits := "0123456789"
+	if l := strings.ToLower(last); strings.HasPrefix(l, "0x") {
+		last, digits = l[2:], "0123456789abcdef"
+	}
+	return strings.Trim(last, digits) == ""
 }
