@@ -1962,6 +1962,13 @@ type Unavailable = Error
 // Undecryptable defines model for Undecryptable.
 type Undecryptable = Error
 
+// JwksParams defines parameters for Jwks.
+type JwksParams struct {
+	// IfNoneMatch The `ETag` of a key set the client holds (or several, comma-separated,
+	// or `*`); when it names the current set the answer is 304 without a body.
+	IfNoneMatch *string `json:"If-None-Match,omitempty"`
+}
+
 // Healthz200JSONResponseBodyStatus defines parameters for Healthz.
 type Healthz200JSONResponseBodyStatus string
 
@@ -2233,7 +2240,7 @@ type ClientInterface interface {
 	// is compared weakly, RFC 9110 §13.1.2) answers 304.
 	//
 	// Corresponds with GET /.well-known/jwks.json (the `Jwks` operationId).
-	Jwks(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+	Jwks(ctx context.Context, params *JwksParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// Healthz Liveness - the process is up.
 	//
@@ -3251,8 +3258,8 @@ type ClientInterface interface {
 // is compared weakly, RFC 9110 §13.1.2) answers 304.
 //
 // Corresponds with GET /.well-known/jwks.json (the `Jwks` operationId).
-func (c *Client) Jwks(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewJwksRequest(c.Server)
+func (c *Client) Jwks(ctx context.Context, params *JwksParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewJwksRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -4804,7 +4811,7 @@ func (c *Client) Whoami(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 }
 
 // NewJwksRequest constructs an http.Request for the Jwks method
-func NewJwksRequest(server string) (*http.Request, error) {
+func NewJwksRequest(server string, params *JwksParams) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -4825,6 +4832,21 @@ func NewJwksRequest(server string) (*http.Request, error) {
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfNoneMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-None-Match", *params.IfNoneMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-None-Match", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -6886,7 +6908,7 @@ type ClientWithResponsesInterface interface {
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /.well-known/jwks.json (the `Jwks` operationId).
-	JwksWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*JwksResponse, error)
+	JwksWithResponse(ctx context.Context, params *JwksParams, reqEditors ...RequestEditorFn) (*JwksResponse, error)
 
 	// HealthzWithResponse Liveness - the process is up.
 	//
@@ -13351,8 +13373,8 @@ func (r WhoamiResponse) ContentType() string {
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /.well-known/jwks.json (the `Jwks` operationId).
-func (c *ClientWithResponses) JwksWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*JwksResponse, error) {
-	rsp, err := c.Jwks(ctx, reqEditors...)
+func (c *ClientWithResponses) JwksWithResponse(ctx context.Context, params *JwksParams, reqEditors ...RequestEditorFn) (*JwksResponse, error) {
+	rsp, err := c.Jwks(ctx, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
