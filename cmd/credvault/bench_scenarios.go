@@ -58,7 +58,9 @@ func (bn *bench) instance(ctx context.Context, cfg Config, opts startOptions) (*
 func (bn *bench) setup(ctx context.Context, env benchEnv) error {
 	fmt.Fprintln(bn.out, "bench: starting four service instances, a baseline route and a local upstream")
 	var err error
-	if bn.a, err = bn.instance(ctx, env.cfg, startOptions{createTransitKey: true}); err != nil {
+	// Instance a claims due health checks every second (River's shortest
+	// period) for the events-overhead scenario.
+	if bn.a, err = bn.instance(ctx, env.cfg, startOptions{createTransitKey: true, events: eventOptions{healthScan: time.Second}}); err != nil {
 		return err
 	}
 	if bn.b, err = bn.instance(ctx, env.cfg, startOptions{}); err != nil {
@@ -101,7 +103,7 @@ func (bn *bench) setup(ctx context.Context, env benchEnv) error {
 func (bn *bench) run(ctx context.Context) ([]scenarioResult, error) {
 	var out []scenarioResult
 	steps := []func(context.Context) ([]scenarioResult, error){
-		bn.verifyScenarios, bn.revokePropagation, bn.proxyScenarios, bn.nginxScenarios, bn.rewrap,
+		bn.verifyScenarios, bn.revokePropagation, bn.proxyScenarios, bn.eventsOverhead, bn.nginxScenarios, bn.rewrap,
 	}
 	for _, step := range steps {
 		rs, err := step(ctx)

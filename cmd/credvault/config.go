@@ -13,9 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"credvault/internal/postgres"
-
 	"credvault/internal/credvault"
+	"credvault/internal/postgres"
 )
 
 // Config is credvault's whole configuration, read from the environment
@@ -31,17 +30,25 @@ type Config struct {
 	TransitMount   string
 	TransitKey     string
 	SigningKey     string // CREDVAULT_SIGNING_KEY: the ed25519 transit key of JWT API keys
-	Issuer         string // CREDVAULT_ISSUER: iss of JWT API keys; "" = PublicURL, else the listener's URL
+	Issuer         string // CREDVAULT_ISSUER: iss of JWT API keys; "" = PublicURL, else the installation's (from the database)
 	KeyPrefix      string
 	AuthHeaders    []string
 	RedisURL       credvault.Secret
 	SecretCacheTTL time.Duration
 	// RedisTimeout bounds each rate-limit round trip to Redis before the
 	// local fallback answers (CREDVAULT_REDIS_TIMEOUT, default 50ms).
-	RedisTimeout       time.Duration
+	RedisTimeout time.Duration
+	// MaxStaleness is how long an instance that cannot read the key state
+	// log (no database) keeps /readyz at 200 on its caches
+	// (CREDVAULT_MAX_STALENESS, default 60s).
+	MaxStaleness       time.Duration
 	EgressAllowPrivate bool
-	LogLevel           slog.Level
-	DataDir            string
+	// EgressLoopbackPorts (CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS) are the
+	// loopback ports the proxy may reach while every other private address
+	// stays refused.
+	EgressLoopbackPorts []uint16
+	LogLevel            slog.Level
+	DataDir             string
 	// PublicURL is CREDVAULT_PUBLIC_URL: the origin browsers reach the
 	// console at. https makes the session cookie Secure and __Host-.
 	PublicURL string
@@ -91,9 +98,14 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		return Config{}, &configError{"CREDVAULT_ADDR", err.Error()}
 	}
 	if !cfg.DatabaseURL.IsZero() {
-		if err := postgres.CheckURL(cfg.DatabaseURL.Reveal()); err != nil {
-			return Config{}, &configError{"DATABASE_URL", "not a valid postgres:// URL (want postgres://user:password@host:5432/dbname?sslmode=...)"}
+		norm, err := postgres.NormalizeURL(cfg.DatabaseURL.Reveal())
+		if err != nil {
+			return Config{}, &configError{"DATABASE_URL", strings.TrimPrefix(credvault.ErrorMessage(err), "DATABASE_URL ")}
 		}
+		if err := postgres.CheckURL(norm); err != nil {
+			return Config{}, &configError{"DATABASE_URL", "not a valid postgres:// URL (want postgres://user:password@host:5432/dbname?sslmode=..., or for a primary and standbys postgres://user:password@host1,host2/dbname?port=5432,5432&target_session_attrs=read-write)"}
+		}
+		cfg.DatabaseURL = credvault.NewSecret(norm)
 	}
 	if cfg.VaultAddr != "" {
 		u, err := url.Parse(cfg.VaultAddr)
@@ -126,14 +138,18 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		return Config{}, &configError{"CREDVAULT_AUTH_HEADERS", err.Error()}
 	}
 	if !cfg.RedisURL.IsZero() {
-		u, err := url.Parse(cfg.RedisURL.Reveal())
-		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-			return Config{}, &configError{"REDIS_URL", "not a redis:// or rediss:// URL (want redis://host:6379/0)"}
+		if _, err := parseRedisURL(cfg.RedisURL.Reveal()); err != nil {
+			return Config{}, &configError{"REDIS_URL", err.Error()}
 		}
 	}
 	if v := env.str("CREDVAULT_REDIS_TIMEOUT", "50ms"); v != "" {
 		if cfg.RedisTimeout, err = time.ParseDuration(v); err != nil || cfg.RedisTimeout < time.Millisecond || cfg.RedisTimeout > 10*time.Second {
 			return Config{}, &configError{"CREDVAULT_REDIS_TIMEOUT", fmt.Sprintf("%q is not a duration from 1ms to 10s, such as 50ms", v)}
+		}
+	}
+	if v := env.str("CREDVAULT_MAX_STALENESS", "60s"); v != "" {
+		if cfg.MaxStaleness, err = time.ParseDuration(v); err != nil || cfg.MaxStaleness < time.Second || cfg.MaxStaleness > 24*time.Hour {
+			return Config{}, &configError{"CREDVAULT_MAX_STALENESS", fmt.Sprintf("%q is not a duration from 1s to 24h, such as 60s", v)}
 		}
 	}
 	if cfg.SecretCacheTTL, err = parseTTL(env.str("CREDVAULT_SECRET_CACHE_TTL", "30s")); err != nil {
@@ -142,6 +158,15 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	if v := env.str("CREDVAULT_EGRESS_ALLOW_PRIVATE", "false"); v != "" {
 		if cfg.EgressAllowPrivate, err = strconv.ParseBool(v); err != nil {
 			return Config{}, &configError{"CREDVAULT_EGRESS_ALLOW_PRIVATE", fmt.Sprintf("%q is not true or false", v)}
+		}
+	}
+	if v := env.str("CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS", ""); strings.TrimSpace(v) != "" {
+		for _, f := range strings.Split(v, ",") {
+			p, err := strconv.ParseUint(strings.TrimSpace(f), 10, 16)
+			if err != nil || p == 0 {
+				return Config{}, &configError{"CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS", fmt.Sprintf("%q is not a comma-separated list of ports from 1 to 65535, such as 9000,9001", v)}
+			}
+			cfg.EgressLoopbackPorts = append(cfg.EgressLoopbackPorts, uint16(p))
 		}
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(env.str("CREDVAULT_LOG_LEVEL", "info"))); err != nil {

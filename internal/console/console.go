@@ -45,6 +45,11 @@ type Services struct {
 	Proxy       *credvault.ProxyService
 	Audit       *credvault.AuditService
 	Stats       *credvault.StatsService
+	Webhooks    *credvault.WebhookService
+	Monitors    *credvault.MonitorService
+	// Integrations and Activity serve the Integrations and Activity pages.
+	Integrations *credvault.IntegrationService
+	Activity     *credvault.ActivityService
 }
 
 // Config holds what the console needs from the outside.
@@ -121,6 +126,8 @@ var pageNames = []string{
 	"credentials", "credential_new", "credential", "credential_delete",
 	"apikeys", "apikey_new", "apikey",
 	"endpoints", "members", "audit",
+	"webhooks", "webhook",
+	"integrations", "integration", "activity",
 }
 
 func parsePages() (map[string]*template.Template, error) {
@@ -139,6 +146,7 @@ func parsePages() (map[string]*template.Template, error) {
 // "/", next to /v1).
 func (c *Console) Mount(r fiber.Router) {
 	r.Get("/static/:file", c.handleStatic)
+	r.Get("/favicon.ico", func(ctx *fiber.Ctx) error { return c.serveStatic(ctx, "favicon.ico") })
 
 	r.Get("/", c.page(c.handleHome, false))
 	r.Get("/sign-in", c.public(c.handleSignIn))
@@ -163,6 +171,16 @@ func (c *Console) Mount(r fiber.Router) {
 	r.Post("/api-keys/:id/roll", c.page(c.handleAPIKeyRoll, true))
 	r.Get("/api-keys/:id/revoke", c.page(c.handleAPIKeyRevokeConfirm, false))
 	r.Post("/api-keys/:id/revoke", c.page(c.handleAPIKeyRevoke, true))
+	r.Post("/api-keys/:id/disable", c.page(c.handleAPIKeySwitch(false), true))
+	r.Post("/api-keys/:id/enable", c.page(c.handleAPIKeySwitch(true), true))
+
+	r.Get("/integrations", c.page(c.handleIntegrations, false))
+	r.Post("/integrations", c.page(c.handleIntegrationCreate, true))
+	r.Get("/integrations/:id", c.page(c.handleIntegration, false))
+	r.Post("/integrations/:id/disable", c.page(c.handleIntegrationSwitch(false), true))
+	r.Post("/integrations/:id/enable", c.page(c.handleIntegrationSwitch(true), true))
+
+	r.Get("/activity", c.page(c.handleActivity, false))
 
 	r.Get("/endpoints", c.page(c.handleEndpoints, false))
 	r.Post("/endpoints", c.page(c.handleEndpointCreate, true))
@@ -178,16 +196,29 @@ func (c *Console) Mount(r fiber.Router) {
 	r.Post("/members/:id/sign-in-link", c.page(c.handleMemberSignInLink, true))
 
 	r.Get("/audit", c.page(c.handleAudit, false))
+
+	r.Post("/credentials/:id/monitor", c.page(c.handleCredentialMonitor, true))
+	r.Get("/webhooks", c.page(c.handleWebhooks, false))
+	r.Post("/webhooks", c.page(c.handleWebhookCreate, true))
+	r.Get("/webhooks/:id", c.page(c.handleWebhook, false))
+	r.Post("/webhooks/:id", c.page(c.handleWebhookUpdate, true))
+	r.Post("/webhooks/:id/test", c.page(c.handleWebhookTest, true))
+	r.Post("/webhooks/:id/deliveries/:delivery/redeliver", c.page(c.handleWebhookRedeliver, true))
+	r.Get("/webhooks/:id/delete", c.page(c.handleWebhookDeleteConfirm, false))
+	r.Post("/webhooks/:id/delete", c.page(c.handleWebhookDelete, true))
 }
 
 // view is what every page template gets.
 type view struct {
-	Title   string
-	Nav     string // the active section
-	Me      *me
-	CSRF    string
-	Notice  string
-	Error   string
+	Title  string
+	Nav    string // the active section
+	Me     *me
+	CSRF   string
+	Notice string
+	Error  string
+	// Invalid is the form field Error names (marked aria-invalid by
+	// {{invalid $ "name"}}); "" when none.
+	Invalid string
 	Data    any
 	NoIndex bool
 }
@@ -243,10 +274,14 @@ func (c *Console) execute(w io.Writer, name string, v *view) error {
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// handleStatic serves the embedded stylesheet and script.
+// handleStatic serves the embedded stylesheet, script and icons.
 func (c *Console) handleStatic(ctx *fiber.Ctx) error {
+	return c.serveStatic(ctx, ctx.Params("file"))
+}
+
+// serveStatic serves one embedded file by name; 404 for any other.
+func (c *Console) serveStatic(ctx *fiber.Ctx, name string) error {
 	securityHeaders(ctx)
-	name := ctx.Params("file")
 	var ctype string
 	switch {
 	case strings.HasSuffix(name, ".css"):
@@ -255,6 +290,8 @@ func (c *Console) handleStatic(ctx *fiber.Ctx) error {
 		ctype = "text/javascript; charset=utf-8"
 	case strings.HasSuffix(name, ".svg"):
 		ctype = "image/svg+xml"
+	case strings.HasSuffix(name, ".ico"):
+		ctype = "image/x-icon"
 	default:
 		return ctx.SendStatus(fiber.StatusNotFound)
 	}

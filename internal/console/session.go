@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"errors"
 	"strings"
 	"time"
 
@@ -193,13 +192,45 @@ func (c *Console) handleSignInKey(ctx *fiber.Ctx, v *view) error {
 	if stop, err := c.limited(ctx, v); stop {
 		return err
 	}
-	key := strings.TrimSpace(ctx.FormValue("api_key"))
-	_, tok, err := c.cfg.Services.Sessions.SignInWithKey(ctx.UserContext(), key, c.attempt(ctx))
+	key, err := formKey(ctx)
 	if err != nil {
 		v.Title, v.Error = "Sign in", credvault.ErrorMessage(err)
 		return c.render(ctx, statusOf(err), "signin", v)
 	}
+	_, tok, err := c.cfg.Services.Sessions.SignInWithKey(ctx.UserContext(), key, c.attempt(ctx))
+	if err != nil {
+		v.Title, v.Error, v.Invalid = "Sign in", credvault.ErrorMessage(err), "api_key"
+		return c.render(ctx, statusOf(err), "signin", v)
+	}
 	return c.signedIn(ctx, tok)
+}
+
+// formKey reads the sign-in form's api_key from every place FormValue
+// looks (query string, form body, multipart form): a sign-in is with
+// exactly one key, so two different values are a 400 ambiguous_api_key
+// (identical copies are one key).
+func formKey(ctx *fiber.Ctx) (string, error) {
+	var vals [][]byte
+	vals = append(vals, ctx.Context().QueryArgs().PeekMulti("api_key")...)
+	vals = append(vals, ctx.Context().PostArgs().PeekMulti("api_key")...)
+	if mf, err := ctx.MultipartForm(); err == nil {
+		for _, v := range mf.Value["api_key"] {
+			vals = append(vals, []byte(v))
+		}
+	}
+	key := ""
+	for _, v := range vals {
+		v := strings.TrimSpace(string(v))
+		switch {
+		case v == "":
+		case key == "":
+			key = v
+		case v != key:
+			return "", &credvault.Error{Code: credvault.EINVALID, Reason: "ambiguous_api_key",
+				Message: "the form carries different API keys in field \"api_key\"; sign in with exactly one key"}
+		}
+	}
+	return key, nil
 }
 
 // handleSignInLinkPage shows a button that redeems the link: a GET never
@@ -236,45 +267,4 @@ func (c *Console) handleSignOut(ctx *fiber.Ctx, v *view) error {
 	}
 	c.clearCookie(ctx, c.cookie)
 	return ctx.Redirect("/sign-in", fiber.StatusSeeOther)
-}
-
-// statusOf maps a domain error code to the page's status, as the API's
-// error handler does for JSON.
-func statusOf(err error) int {
-	switch credvault.ErrorCode(err) {
-	case credvault.EINVALID:
-		return fiber.StatusBadRequest
-	case credvault.EUNAUTHORIZED:
-		return fiber.StatusUnauthorized
-	case credvault.EFORBIDDEN:
-		return fiber.StatusForbidden
-	case credvault.ENOTFOUND:
-		return fiber.StatusNotFound
-	case credvault.ECONFLICT:
-		return fiber.StatusConflict
-	case credvault.ERATELIMITED:
-		return fiber.StatusTooManyRequests
-	case credvault.EUNAVAILABLE:
-		return fiber.StatusServiceUnavailable
-	}
-	return fiber.StatusInternalServerError
-}
-
-// fail renders the error page. Internal errors are logged and shown as a
-// generic message with the request id; domain messages never hold secrets.
-func (c *Console) fail(ctx *fiber.Ctx, v *view, err error) error {
-	status := statusOf(err)
-	msg := credvault.ErrorMessage(err)
-	var ce *credvault.Error
-	if status == fiber.StatusInternalServerError || !errors.As(err, &ce) {
-		c.log.Error("console: internal error", "request_id", c.cfg.RequestID(ctx), "error", err.Error())
-		msg = "Something went wrong on our side (request " + c.cfg.RequestID(ctx) + "). Try again; if it persists, tell your admin."
-	}
-	v.Title, v.Error = "Something went wrong", msg
-	if status == fiber.StatusNotFound {
-		v.Title = "Not found"
-	} else if status == fiber.StatusForbidden {
-		v.Title = "Not allowed"
-	}
-	return c.render(ctx, status, "error", v)
 }

@@ -335,7 +335,7 @@ func (s *CredentialService) UpdateCredential(ctx context.Context, id string, upd
 	if len(widened) > 0 && upd.Value == nil {
 		if s.Audit != nil {
 			ev := newAuditEvent(ctx, c.OrgID, "credential.update_refused", "credential", c.ID, map[string]any{
-				"widened": widened, "outcome": "value_required", "base_url": c.BaseURL, "allowed_hosts": c.AllowedHosts,
+				"widened": widened, "outcome": "value_required", "base_url": c.BaseURL, "base_url_before": before.BaseURL, "allowed_hosts": c.AllowedHosts,
 			})
 			if err := s.Audit.CreateAuditEvent(ctx, ev); err != nil {
 				return nil, err
@@ -349,6 +349,7 @@ func (s *CredentialService) UpdateCredential(ctx context.Context, id string, upd
 		added, removed := hostsDiff(before.AllowedHosts, c.AllowedHosts)
 		evs = append(evs, newAuditEvent(ctx, c.OrgID, "credential.update", "credential", c.ID, map[string]any{
 			"fields": changed, "widened": widened, "hosts_added": added, "hosts_removed": removed, "base_url": c.BaseURL,
+			"base_url_before": before.BaseURL,
 		}))
 	}
 	if upd.Value != nil {
@@ -478,7 +479,10 @@ func (s *CredentialService) UseCredential(ctx context.Context, id string) (*Cred
 	c, value, hit := s.Values.Get(id)
 	if !hit {
 		if c, err = s.Store.FindCredentialByID(ctx, p.OrgID, id); err != nil {
-			return nil, Secret{}, err
+			if c, value, err = s.staleOr(id, err); err != nil {
+				return nil, Secret{}, err
+			}
+			hit = true // the stale entry, checked below like a fresh one
 		}
 	}
 	// The permission is checked on every use, cached or not: the cached
@@ -496,12 +500,27 @@ func (s *CredentialService) UseCredential(ctx context.Context, id string) (*Cred
 			return nil, Secret{}, s.undecryptable(ctx, c, err)
 		}
 		if err != nil {
+			if sc, sv, serr := s.staleOr(id, err); serr == nil && sc.PermissionOf(p) != "" {
+				return sc, sv, nil
+			}
 			return nil, Secret{}, err
 		}
 		value = NewSecret(string(pt))
 		s.Values.Put(c, value, gen)
 	}
 	return c, value, nil
+}
+
+// staleOr answers a use whose fresh read failed with err: from a cached
+// value past its TTL (ValueCache.GetStale) when err is EUNAVAILABLE, so
+// that a PostgreSQL or Vault blip does not fail proxied calls; else err.
+func (s *CredentialService) staleOr(id string, err error) (*Credential, Secret, error) {
+	if ErrorCode(err) == EUNAVAILABLE {
+		if c, v, ok := s.Values.GetStale(id); ok {
+			return c, v, nil
+		}
+	}
+	return nil, Secret{}, err
 }
 
 // load reads a credential the caller holds at least perm on. A caller

@@ -1,7 +1,10 @@
 package credvault
 
 import (
+	"unicode/utf8"
+
 	"context"
+	"golang.org/x/text/unicode/norm"
 	"io"
 	"net/http"
 	"net/url"
@@ -97,8 +100,11 @@ func (s *ProxyService) forward(ctx context.Context, credentialID string, req *ht
 // segment that is ".." (also with trailing spaces or a ";parameter", as
 // Tomcat reads "..;"), a backslash (raw or encoded: IIS treats it as "/"),
 // a double-encoded escape ("%25" followed by two hex digits, which a
-// double-decoding upstream turns into a new escape), a control character
-// or an escape that does not decode. raw is the path as sent (escaped
+// double-decoding upstream turns into a new escape), a control character,
+// an escape that does not decode, bytes that are not valid UTF-8 once
+// decoded (an overlong "%c0%ae" is "." to a lenient decoder), or a
+// character that Unicode normalisation (NFKC) turns into ".", "/", "\",
+// ";" or "%" (the fullwidth full stop "%ef%bc%8e", the two-dot leader). raw is the path as sent (escaped
 // form). The rules follow RFC 3986 section 5.2.4 for dot segments and the
 // OWASP path traversal guidance for encoded variants.
 //
@@ -122,6 +128,11 @@ func CheckProxyPath(raw string) error {
 			return bad("holds a backslash (raw or encoded)")
 		case c < 0x20 || c == 0x7f:
 			return bad("holds a control character")
+		case c >= utf8.RuneSelf:
+			if why := nonASCIIPathError(p[i:]); why != "" {
+				return bad(why)
+			}
+			i = len(p)
 		}
 	}
 	for _, seg := range strings.Split(p, "/") {
@@ -131,6 +142,36 @@ func CheckProxyPath(raw string) error {
 		}
 	}
 	return nil
+}
+
+// pathLookalikes are the ASCII characters that separate or climb a path
+// ("." for dot segments, "/" and "\" for segments, ";" for Tomcat's
+// parameters, "%" for escapes): a non-ASCII character whose NFKC form
+// holds one of them is a look-alike that an upstream normalising Unicode
+// would read as that delimiter.
+const pathLookalikes = "./\\;%"
+
+// nonASCIIPathError checks the decoded path from its first non-ASCII byte
+// on: it must be valid UTF-8 (an overlong "%c0%ae" is a "." to a lenient
+// decoder), and no character may normalise (NFKC, Unicode UAX #15) to a
+// path delimiter, as the fullwidth full stop "%ef%bc%8e" does to ".".
+// ASCII-only paths never come here, so the proxy's usual cost is
+// unchanged. It returns why the path is refused, or "".
+func nonASCIIPathError(p string) string {
+	if !utf8.ValidString(p) {
+		return "holds bytes that are not valid UTF-8 after percent-decoding (such as an overlong \"%c0%ae\")"
+	}
+	for _, r := range p {
+		if r < utf8.RuneSelf {
+			continue
+		}
+		var buf [utf8.UTFMax]byte
+		n := utf8.EncodeRune(buf[:], r)
+		if strings.ContainsAny(string(norm.NFKC.Bytes(buf[:n])), pathLookalikes) {
+			return "holds a character that Unicode normalisation (NFKC) turns into \".\", \"/\", \"\\\", \";\" or \"%\", such as a fullwidth full stop"
+		}
+	}
+	return ""
 }
 
 // hasEscape reports whether s holds a percent escape ("%" and two hex

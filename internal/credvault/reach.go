@@ -14,16 +14,20 @@ import (
 //     basic credential's username is text in front of the value inside
 //     the one encoded "username:value" the upstream receives, which is
 //     what value_prefix is to the other placements);
-//   - base_url: another scheme or host, dropping it (any path on the
-//     allowed hosts), or a path outside the old one; setting one where
-//     there was none, or a path below the old one, narrows;
+//   - base_url: setting one where there was none (an http:// base_url is
+//     what lets the value travel in cleartext, which a credential without
+//     one never does), dropping it (any path on the allowed hosts), another
+//     scheme, host or port, or a path outside the old one; only a path
+//     below the old one, on the same scheme and host, narrows;
 //   - allowed_hosts: an entry that no old entry covers (the same entry,
 //     or a host an old one-level wildcard matches on the same port).
 //
 // Removing hosts narrows. Both hosts lists must be normalised
 // (ParseHostPatterns). The rule: SPEC "Who may see a value".
+//
+// The result is never nil, so that an audit event lists [] rather than null.
 func Widened(before, after *Credential) []string {
-	var out []string
+	out := []string{}
 	if after.Placement != before.Placement {
 		out = append(out, "placement")
 	}
@@ -53,9 +57,9 @@ func Widened(before, after *Credential) []string {
 
 func baseURLWidens(before, after string) bool {
 	switch {
-	case before == after || before == "":
+	case before == after:
 		return false
-	case after == "":
+	case before == "" || after == "":
 		return true
 	}
 	b, err1 := url.Parse(before)

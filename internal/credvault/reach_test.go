@@ -13,7 +13,7 @@ func TestWidened(t *testing.T) {
 		edit func(c *Credential)
 		want []string
 	}{
-		{"nothing", func(c *Credential) {}, nil},
+		{"nothing", func(c *Credential) {}, []string{}},
 		{"placement", func(c *Credential) { c.Placement = PlacementQuery }, []string{"placement"}},
 		{"param_name", func(c *Credential) { c.ParamName = "X-Other" }, []string{"param_name"}},
 		{"value_prefix", func(c *Credential) { c.ValuePrefix = "" }, []string{"value_prefix"}},
@@ -44,14 +44,31 @@ func TestWidened(t *testing.T) {
 		}, []string{"placement", "base_url", "allowed_hosts"}},
 	}
 	for _, tc := range cases {
+		if tc.want == nil {
+			tc.want = []string{}
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			after := base
 			after.AllowedHosts = slices.Clone(base.AllowedHosts)
 			tc.edit(&after)
-			if got := Widened(&base, &after); !slices.Equal(got, tc.want) {
-				t.Errorf("got %v, want %v", got, tc.want)
+			if got := Widened(&base, &after); !slices.Equal(got, tc.want) || got == nil {
+				t.Errorf("got %#v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestWidenedFromNoBaseURL is issue 21 item 1: a credential without a
+// base_url never travels in cleartext, so setting any base_url, http or
+// https, is a change of scheme, host and path scope that needs the value.
+func TestWidenedFromNoBaseURL(t *testing.T) {
+	none := Credential{Placement: PlacementBearer, AllowedHosts: []string{"api.example.com"}}
+	for _, u := range []string{"http://api.example.com", "https://api.example.com", "https://api.example.com/v1", "HTTP://API.EXAMPLE.COM/"} {
+		after := none
+		after.BaseURL = u
+		if got := Widened(&none, &after); !slices.Equal(got, []string{"base_url"}) {
+			t.Errorf("%s from none: got %v, want [base_url]", u, got)
+		}
 	}
 }
 

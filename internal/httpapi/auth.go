@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"bytes"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 
 	"credvault/internal/credvault"
 )
@@ -15,25 +17,58 @@ import (
 // credvault refuses it instead of reading it.
 var queryKeyNames = []string{"api_key", "apikey", "api-key", "x-api-key", "access_token", "key"}
 
-// presentedKey reads the caller's key from the configured headers, in
-// order. Authorization must use the Bearer scheme. It returns "" when no
-// header carries a key, and malformed when Authorization has another scheme.
-func (s *Server) presentedKey(c *fiber.Ctx) (key string, malformed bool) {
+// presentedKey reads the caller's key from every line of the configured
+// headers (all of them, not the first: a request authenticates as exactly
+// one key). Authorization counts only with the Bearer scheme. It returns
+// "" when no header carries a key, malformed when none does but
+// Authorization has another scheme, and a 400 ambiguous_api_key error
+// naming the headers when two different keys are present (identical
+// copies are one key). The key aliases the request's header buffer, as
+// Fiber's own c.Get does: copy it to keep it past the handler.
+func (s *Server) presentedKey(c *fiber.Ctx) (key string, malformed bool, err error) {
+	var (
+		found     []byte
+		foundIn   string
+		hdr       = &c.Request().Header
+		bearer    = []byte("Bearer")
+		otherAuth bool
+	)
 	for _, h := range s.cfg.AuthHeaders {
-		v := strings.TrimSpace(c.Get(h))
-		if v == "" {
-			continue
-		}
-		if strings.EqualFold(h, fiber.HeaderAuthorization) {
-			scheme, rest, ok := strings.Cut(v, " ")
-			if !ok || !strings.EqualFold(scheme, "Bearer") {
-				return "", true
+		authz := strings.EqualFold(h, fiber.HeaderAuthorization)
+		for _, raw := range hdr.PeekAll(h) {
+			v := bytes.TrimSpace(raw)
+			if authz && len(v) > 0 {
+				scheme, rest, ok := bytes.Cut(v, []byte(" "))
+				if !ok || !bytes.EqualFold(scheme, bearer) {
+					otherAuth = true
+					continue
+				}
+				v = bytes.TrimSpace(rest)
 			}
-			v = strings.TrimSpace(rest)
+			switch {
+			case len(v) == 0:
+			case found == nil:
+				found, foundIn = v, h
+			case !bytes.Equal(found, v):
+				return "", false, ambiguousKey(foundIn, h)
+			}
 		}
-		return v, false
 	}
-	return "", false
+	if found == nil {
+		return "", otherAuth, nil
+	}
+	return utils.UnsafeString(found), false, nil
+}
+
+// ambiguousKey is the 400 for a request that carries two different keys,
+// in the headers first and second (which may be the same header twice).
+func ambiguousKey(first, second string) error {
+	where := "two " + first + " header lines"
+	if !strings.EqualFold(first, second) {
+		where = first + " and " + second
+	}
+	return &credvault.Error{Code: credvault.EINVALID, Reason: "ambiguous_api_key",
+		Message: "the request carries different API keys (" + where + "); a request authenticates as exactly one key: send one"}
 }
 
 // keyInQuery reports whether the query string carries something that is,
@@ -124,8 +159,10 @@ func (s *Server) verifyPresented(c *fiber.Ctx) (credvault.Verification, error) {
 	if s.keyInQuery(c, !strings.HasPrefix(c.Path(), proxyPrefix)) {
 		return credvault.Verification{}, s.authErrs.inQuery
 	}
-	key, malformed := s.presentedKey(c)
+	key, malformed, err := s.presentedKey(c)
 	switch {
+	case err != nil:
+		return credvault.Verification{}, err
 	case malformed:
 		return credvault.Verification{Code: credvault.VerifyMalformed}, nil
 	case key == "":
@@ -149,7 +186,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	}
 	s.cfg.Telemetry.Verification(v.Code)
 	if err := s.refusal(v); err != nil {
-		key, _ := s.presentedKey(c)
+		key, _, _ := s.presentedKey(c)
 		s.noteRefusedKey(c, v, key)
 		return err
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -32,6 +34,10 @@ var statusOfReason = map[string]int{
 	"upstream_timeout":            http.StatusGatewayTimeout,
 }
 
+// retryAfterUnavailable is the Retry-After (seconds) of a 503: about how
+// long a PostgreSQL, Vault or Redis blip, or a database failover, takes.
+const retryAfterUnavailable = "1"
+
 // codeOf names the JSON error code of a status Fiber produced by itself
 // (unknown route, body too large, ...), outside any handler.
 var codeOf = map[int]string{
@@ -41,6 +47,21 @@ var codeOf = map[int]string{
 	http.StatusRequestEntityTooLarge: "body_too_large",
 	http.StatusRequestTimeout:        "request_timeout",
 	http.StatusUnsupportedMediaType:  "unsupported_media_type",
+	http.StatusRequestURITooLong:     "uri_too_long",
+
+	http.StatusRequestHeaderFieldsTooLarge: "request_header_fields_too_large",
+}
+
+// statusOfHeadCode gives the status of each code the framing guard
+// (framing.go) answers before fasthttp reads a request.
+var statusOfHeadCode = map[string]int{
+	"invalid_framing":                 http.StatusBadRequest,
+	"invalid_request_head":            http.StatusBadRequest,
+	"invalid_host":                    http.StatusBadRequest,
+	"uri_too_long":                    http.StatusRequestURITooLong,
+	"request_header_fields_too_large": http.StatusRequestHeaderFieldsTooLarge,
+	"unsupported_transfer_coding":     http.StatusNotImplemented,
+	"http_version_not_supported":      http.StatusHTTPVersionNotSupported,
 }
 
 // errorBody is the JSON shape of every error the API returns.
@@ -83,7 +104,7 @@ func errorHandler(log *slog.Logger, refusals *refusalLog) fiber.ErrorHandler {
 			status = fe.Code
 			code, ok := codeOf[status]
 			if !ok {
-				code = "http_" + http.StatusText(status)
+				code = snakeStatusText(status)
 			}
 			body.Error = errorDetail{Code: code, Message: fiberMessage(fe)}
 		} else {
@@ -97,6 +118,11 @@ func errorHandler(log *slog.Logger, refusals *refusalLog) fiber.ErrorHandler {
 			body.Error = errorDetail{Code: apiCode(err), Message: credvault.ErrorMessage(err), Details: credvault.ErrorDetails(err)}
 		}
 		body.RequestID = requestID(c)
+		if status == http.StatusServiceUnavailable && len(c.Response().Header.Peek(fiber.HeaderRetryAfter)) == 0 {
+			// A dependency is down (or this instance follows a database
+			// failover): the same request may succeed in a moment.
+			c.Set(fiber.HeaderRetryAfter, retryAfterUnavailable)
+		}
 		if status == http.StatusUnauthorized {
 			c.Set(fiber.HeaderWWWAuthenticate, wwwAuthenticate(body.Error.Code, body.Error.Message))
 		}
@@ -125,4 +151,15 @@ func fiberMessage(fe *fiber.Error) string {
 		return "request body is too large"
 	}
 	return fe.Message
+}
+
+// snakeStatusText is the snake_case of a status's reason phrase
+// ("Request Header Fields Too Large" -> "request_header_fields_too_large"),
+// the code of a status Fiber produced that codeOf does not name.
+func snakeStatusText(status int) string {
+	text := strings.ToLower(http.StatusText(status))
+	if text == "" {
+		return "http_" + strconv.Itoa(status)
+	}
+	return strings.NewReplacer(" ", "_", "-", "_", "'", "").Replace(text)
 }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
+	"net/http"
 	"sync"
 	"time"
 )
@@ -20,10 +20,14 @@ import (
 // framingConn, which checks each request head before fasthttp sees it and
 // follows the body framing to find the next head.
 
-// Limits of the framing check.
+// Limits of the head check. fasthttp's read buffer (readBufferSize, set in
+// NewServer) must hold a whole head, so the guard refuses longer ones
+// itself, with a status that says which part is too long.
 const (
-	maxRequestHead = 64 << 10 // bytes up to the empty line; fasthttp refuses far less
-	maxChunkLine   = 4 << 10  // a chunk-size line or a trailer line
+	maxRequestLine = 4 << 10  // the request line: longer is 414 (RFC 9112 section 3)
+	maxRequestHead = 8 << 10  // bytes up to the empty line: longer is 431 (RFC 6585 section 5)
+	readBufferSize = 12 << 10 // fasthttp's per-connection read buffer: a head plus room
+	maxChunkLine   = 4 << 10  // a chunk-size line, or the last one with its trailer section
 )
 
 // framingListener wraps each accepted connection in a framingConn.
@@ -47,15 +51,14 @@ const (
 	inTrailers
 )
 
-// framingConn hands fasthttp only request heads it has checked (RFC 9112
-// sections 5 and 6): at most one Content-Length, of digits only; a
-// Transfer-Encoding that is exactly "chunked" (one line, HTTP/1.1) and
-// never together with Content-Length; no line folding and no whitespace
-// before a field name's colon. Bodies pass unchanged while it follows their
-// length or chunks to where the next head starts. A request that fails is
-// never passed on: Read reports the end of the stream (so fasthttp stops
-// after answering the requests before it) and Close writes a 400 with
-// "Connection: close" before closing the socket.
+// framingConn hands fasthttp only request heads it has checked
+// (checkRequestHead: request line, bytes, Host and framing, RFC 9112).
+// Bodies pass unchanged while it follows their length or chunks to where
+// the next head starts; the last chunk is held with its trailers until
+// they are checked. A request that fails is never passed on: Read reports
+// the end of the stream (so fasthttp stops after answering the requests
+// before it) and Close writes the refusal's status (400, 414, 431, 501 or
+// 505) with "Connection: close" before closing the socket.
 type framingConn struct {
 	net.Conn
 	buf   [4096]byte
@@ -66,7 +69,7 @@ type framingConn struct {
 	err   error // the connection's read error, after ready is drained
 
 	mu     sync.Mutex
-	refuse string // why a request was refused; "" when none
+	refuse *headRefusal // why a request was refused; nil when none
 	closed bool
 }
 
@@ -85,9 +88,9 @@ func (c *framingConn) Read(p []byte) (int, error) {
 		}
 		n, err := c.Conn.Read(c.buf[:])
 		c.ready = c.ready[:0]
-		if why := c.feed(c.buf[:n]); why != "" {
+		if r := c.feed(c.buf[:n]); r != nil {
 			c.mu.Lock()
-			c.refuse = why
+			c.refuse = r
 			c.mu.Unlock()
 		}
 		if err != nil {
@@ -99,7 +102,7 @@ func (c *framingConn) Read(p []byte) (int, error) {
 func (c *framingConn) refused() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.refuse != ""
+	return c.refuse != nil
 }
 
 // pass queues b for fasthttp. ready is rebuilt on every Read of the
@@ -107,24 +110,24 @@ func (c *framingConn) refused() bool {
 func (c *framingConn) pass(b []byte) { c.ready = append(c.ready, b...) }
 
 // feed follows b through the framing and queues what may go on; it returns
-// why the stream was refused, or "".
-func (c *framingConn) feed(b []byte) string {
+// why the stream was refused, or nil.
+func (c *framingConn) feed(b []byte) *headRefusal {
 	for len(b) > 0 {
 		switch c.state {
 		case inHead, inChunkSize, inChunkEnd, inTrailers:
 			i := bytes.IndexByte(b, '\n')
 			if i < 0 {
 				c.head = append(c.head, b...)
-				if c.state == inHead && len(c.head) > maxRequestHead || c.state != inHead && len(c.head) > maxChunkLine {
-					return "the request head or a chunk line is too long"
-				}
-				return ""
+				return c.tooLong()
 			}
 			start := len(c.head)
 			c.head = append(c.head, b[:i+1]...)
 			b = b[i+1:]
-			if why := c.line(start); why != "" {
-				return why
+			if r := c.tooLong(); r != nil {
+				return r
+			}
+			if r := c.line(start); r != nil {
+				return r
 			}
 		case inBody, inChunkData:
 			n := int(min(c.left, int64(len(b))))
@@ -139,15 +142,40 @@ func (c *framingConn) feed(b []byte) string {
 			}
 		}
 	}
-	return ""
+	return nil
+}
+
+// tooLong refuses a head or chunk line that outgrew its limit: the request
+// line alone (414), the whole head (431), a chunk or trailer line (400).
+func (c *framingConn) tooLong() *headRefusal {
+	if c.state != inHead {
+		if len(c.head) > maxChunkLine {
+			return refuseFraming("a chunk-size line or the trailer section is longer than 4 KiB")
+		}
+		return nil
+	}
+	first := c.head
+	if i := bytes.IndexByte(first, '\n'); i >= 0 {
+		first = first[:i]
+	}
+	if len(first) > maxRequestLine {
+		return &headRefusal{code: "uri_too_long", message: "the request line is longer than 4 KiB (RFC 9112 section 3); send long data in the body"}
+	}
+	if len(c.head) > maxRequestHead {
+		return &headRefusal{code: "request_header_fields_too_large", message: "the request head is longer than 8 KiB (RFC 6585 section 5); send fewer or shorter header fields"}
+	}
+	return nil
 }
 
 // line handles the line c.head[start:], which ends with a line feed.
-func (c *framingConn) line(start int) string {
+func (c *framingConn) line(start int) *headRefusal {
 	ln := c.head[start:]
-	blank := len(ln) == 1 || len(ln) == 2 && ln[0] == '\r'
+	blank := len(ln) == 2 && ln[0] == '\r'
 	switch c.state {
 	case inHead:
+		if len(ln) < 2 || ln[len(ln)-2] != '\r' {
+			return refuseHead("a line of the request head ends with a bare LF; end every line with CRLF (RFC 9112 section 2.2)")
+		}
 		switch {
 		case blank && start == 0:
 			// An empty line before a request line is ignored (RFC 9112
@@ -160,91 +188,57 @@ func (c *framingConn) line(start int) string {
 	case inChunkSize:
 		size, why := chunkSize(ln)
 		if why != "" {
-			return why
+			return refuseFraming(why)
+		}
+		if size == 0 {
+			// The last chunk is held with the trailer section until
+			// its empty line, so fasthttp never serves a request whose
+			// trailers are refused.
+			c.state = inTrailers
+			return nil
 		}
 		c.pass(ln)
 		c.head = c.head[:0]
-		if size == 0 {
-			c.state = inTrailers
-		} else {
-			c.state, c.left = inChunkData, size
-		}
+		c.state, c.left = inChunkData, size
 	case inChunkEnd:
 		if !bytes.Equal(ln, []byte("\r\n")) {
-			return "chunk data is not followed by CRLF"
+			return refuseFraming("chunk data is not followed by CRLF")
 		}
 		c.pass(ln)
 		c.head = c.head[:0]
 		c.state = inChunkSize
 	case inTrailers:
-		c.pass(ln)
-		c.head = c.head[:0]
-		if blank {
-			c.state = inHead
+		if !bytes.HasSuffix(ln, []byte("\r\n")) {
+			return refuseHead("a trailer line ends with a bare LF; end every line with CRLF (RFC 9112 section 2.2)")
 		}
+		if !blank {
+			return fieldLineError(ln[:len(ln)-2])
+		}
+		c.pass(c.head)
+		c.head = c.head[:0]
+		c.state = inHead
 	}
-	return ""
+	return nil
 }
 
-// checkHead checks a complete request head, passes it on and sets the
-// state for its body.
-func (c *framingConn) checkHead() string {
-	head := c.head
-	lines := bytes.Split(bytes.TrimRight(head, "\r\n"), []byte("\n"))
-	reqLine := bytes.TrimSuffix(lines[0], []byte("\r"))
-	http10 := bytes.HasSuffix(reqLine, []byte(" HTTP/1.0"))
-	var cl int64 = -1
-	nCL, nTE := 0, 0
-	for _, l := range lines[1:] {
-		l = bytes.TrimSuffix(l, []byte("\r"))
-		if len(l) > 0 && (l[0] == ' ' || l[0] == '\t') {
-			return "a header line is folded (obs-fold)"
-		}
-		colon := bytes.IndexByte(l, ':')
-		if colon <= 0 {
-			return "a header line has no field name and colon"
-		}
-		name := l[:colon]
-		if name[len(name)-1] == ' ' || name[len(name)-1] == '\t' {
-			return "a header field name is followed by whitespace before the colon"
-		}
-		value := bytes.Trim(l[colon+1:], " \t")
-		switch {
-		case bytes.EqualFold(name, []byte("Content-Length")):
-			nCL++
-			n, err := strconv.ParseInt(string(value), 10, 64)
-			if err != nil || n < 0 || len(value) == 0 || value[0] < '0' || value[0] > '9' {
-				return "Content-Length is not a single decimal number"
-			}
-			cl = n
-		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			nTE++
-			if !bytes.EqualFold(value, []byte("chunked")) {
-				return "Transfer-Encoding is not exactly \"chunked\""
-			}
-		}
+// checkHead checks a complete request head (see checkRequestHead), passes
+// it on and sets the state for its body.
+func (c *framingConn) checkHead() *headRefusal {
+	body, r := checkRequestHead(c.head)
+	if r != nil {
+		return r
 	}
-	switch {
-	case nCL > 1:
-		return "Content-Length is sent more than once"
-	case nTE > 1:
-		return "Transfer-Encoding is sent more than once"
-	case nCL > 0 && nTE > 0:
-		return "both Content-Length and Transfer-Encoding are sent"
-	case nTE > 0 && http10:
-		return "Transfer-Encoding is not defined for HTTP/1.0"
-	}
-	c.pass(head)
+	c.pass(c.head)
 	c.head = c.head[:0]
 	switch {
-	case nTE > 0:
+	case body < 0:
 		c.state = inChunkSize
-	case cl > 0:
-		c.state, c.left = inBody, cl
+	case body > 0:
+		c.state, c.left = inBody, body
 	default:
 		c.state = inHead
 	}
-	return ""
+	return nil
 }
 
 // chunkSize reads a chunk-size line (RFC 9112 section 7.1: hex digits, an
@@ -283,19 +277,44 @@ func hexVal(c byte) int {
 	return -1
 }
 
-// Close answers a refused request with 400 and closes the connection.
+// Close answers a refused request with its status and closes the
+// connection.
 func (c *framingConn) Close() error {
 	c.mu.Lock()
-	why, first := c.refuse, !c.closed
+	r, first := c.refuse, !c.closed
 	c.closed = true
 	c.mu.Unlock()
-	if why != "" && first {
+	if r != nil && first {
 		_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		status := statusOfHeadCode[r.code]
 		body, _ := json.Marshal(errorBody{
-			Error:     errorDetail{Code: "invalid_framing", Message: "request framing refused: " + why + " (RFC 9112 section 6); send one Content-Length or Transfer-Encoding: chunked"},
+			Error:     errorDetail{Code: r.code, Message: r.message},
 			RequestID: string(appendRequestID(nil)),
 		})
-		_, _ = fmt.Fprintf(c.Conn, "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+		_, _ = fmt.Fprintf(c.Conn, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n%s", status, http.StatusText(status), len(body), body)
+		lingeringClose(c.Conn)
 	}
 	return c.Conn.Close()
+}
+
+// Limits of lingeringClose.
+const (
+	lingerTime  = 500 * time.Millisecond
+	lingerBytes = 1 << 20
+)
+
+// lingeringClose ends the sending side, then reads and drops what the
+// client is still sending (at most lingerBytes, for at most lingerTime)
+// before the socket is closed: closing a socket with unread data makes
+// the kernel send a reset, which can destroy the refusal before the
+// client reads it (a 70 KB request line refused after its first 8 KiB).
+// nginx does the same ("lingering_close").
+func lingeringClose(conn net.Conn) {
+	tc, ok := conn.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	_ = tc.CloseWrite()
+	_ = tc.SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.CopyN(io.Discard, tc, lingerBytes)
 }

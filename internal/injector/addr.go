@@ -1,9 +1,12 @@
 package injector
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"strconv"
 )
 
 // ErrPrivateAddress is the cause of every refusal by CheckAddr. Client.Do
@@ -151,4 +154,85 @@ func embedded4(ip netip.Addr, off int) netip.Addr {
 
 func refusal(ip netip.Addr, kind string) error {
 	return fmt.Errorf("%w: %s is %s", ErrPrivateAddress, ip, kind)
+}
+
+// loopbackAddrs are where a localhost name goes (RFC 6761 section 6.3).
+var loopbackAddrs = []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")}
+
+// KnownAddrs returns the addresses of a host that need no DNS: an IP
+// literal (in brackets or not), and "localhost" or any name under
+// ".localhost", which RFC 6761 section 6.3 reserves for loopback. The
+// name is compared ASCII case-insensitively, and trailing dots are
+// ignored: "localhost." is the fully qualified form of the same name
+// (RFC 1034 section 3.1), as "127.0.0.1." is of the address. known is
+// false for every other host, which the resolver must look up. It is a
+// pure function.
+func KnownAddrs(host string) (addrs []netip.Addr, known bool) {
+	h := host
+	if len(h) > 1 && h[0] == '[' && h[len(h)-1] == ']' {
+		h = h[1 : len(h)-1]
+	}
+	for len(h) > 0 && h[len(h)-1] == '.' {
+		h = h[:len(h)-1]
+	}
+	if a, err := netip.ParseAddr(h); err == nil {
+		return []netip.Addr{a}, true
+	}
+	if len(h) >= len("localhost") {
+		tail := h[len(h)-len("localhost"):]
+		if asciiLower(tail) == "localhost" && (len(h) == len(tail) || h[len(h)-len(tail)-1] == '.') {
+			return loopbackAddrs, true
+		}
+	}
+	return nil, false
+}
+
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// guardedDial wraps d's DialContext: a host whose addresses are known
+// without DNS (KnownAddrs) is never looked up. Its addresses are judged by
+// CheckDialAddr (unless allowPrivate: loopback passes only on one of
+// loopbackPorts) and dialled directly, in order, so that "localhost." or
+// "app.localhost" neither sends a DNS query off the machine nor reaches
+// loopback when private egress is off. Other hosts go to d, whose Control
+// hook checks every resolved address.
+func guardedDial(d *net.Dialer, allowPrivate bool, loopbackPorts []uint16) func(ctx context.Context, network, address string) (net.Conn, error) {
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		host, port, err := net.SplitHostPort(address)
+		if err != nil {
+			return d.DialContext(ctx, network, address)
+		}
+		addrs, known := KnownAddrs(host)
+		if !known {
+			return d.DialContext(ctx, network, address)
+		}
+		p, perr := strconv.ParseUint(port, 10, 16)
+		if perr != nil {
+			return d.DialContext(ctx, network, address)
+		}
+		var first error
+		for _, a := range addrs {
+			if !allowPrivate {
+				if err := CheckDialAddr(netip.AddrPortFrom(a, uint16(p)), loopbackPorts); err != nil {
+					return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+				}
+			}
+			conn, err := d.DialContext(ctx, network, net.JoinHostPort(a.String(), port))
+			if err == nil {
+				return conn, nil
+			}
+			if first == nil {
+				first = err
+			}
+		}
+		return nil, first
+	}
 }

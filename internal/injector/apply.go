@@ -65,6 +65,7 @@ type policy struct {
 	name        string // header or query parameter name
 	prefix      string
 	allowHTTP   bool
+	hasBaseURL  bool
 	patterns    []credvault.HostPattern
 	headerIsSet bool   // placement header, bearer or basic
 	username    string // placement basic
@@ -83,10 +84,11 @@ func newPolicy(c *credvault.Credential) (*policy, error) {
 		return nil, notUsable("the credential's allowed_hosts cannot be used; fix them with PATCH /v1/credentials/{id}", err)
 	}
 	p := &policy{
-		placement: c.Placement,
-		prefix:    c.ValuePrefix,
-		patterns:  patterns,
-		allowHTTP: len(c.BaseURL) >= 7 && strings.EqualFold(c.BaseURL[:7], "http://"),
+		placement:  c.Placement,
+		prefix:     c.ValuePrefix,
+		patterns:   patterns,
+		allowHTTP:  len(c.BaseURL) >= 7 && strings.EqualFold(c.BaseURL[:7], "http://"),
+		hasBaseURL: c.BaseURL != "",
 	}
 	switch c.Placement {
 	case credvault.PlacementHeader:
@@ -126,6 +128,8 @@ func (p *policy) check(u *url.URL) error {
 	switch {
 	case strings.EqualFold(u.Scheme, "https"):
 	case strings.EqualFold(u.Scheme, "http") && p.allowHTTP:
+	case strings.EqualFold(u.Scheme, "http") && !p.hasBaseURL:
+		return egressDenied("plain http to %s is refused: this credential has no base_url, so it is only sent over https", host)
 	case strings.EqualFold(u.Scheme, "http"):
 		return egressDenied("plain http to %s is refused: the credential's base_url uses https, so it is only sent over https", host)
 	default:

@@ -174,9 +174,13 @@ func (c *capReader) Close() error { return c.r.Close() }
 // gzipBody decompresses a gzip body the transport did not decompress itself
 // (an upstream that compressed without being asked). The gzip header is read
 // lazily, on the first Read, so that finish does not block on the upstream.
+// A decompressed body that is itself a gzip stream (gzip nested in gzip
+// under one Content-Encoding) is refused as nested codings are: its inside
+// could not be scrubbed.
 type gzipBody struct {
-	r  io.ReadCloser
-	zr *gzip.Reader
+	r    io.ReadCloser
+	zr   *gzip.Reader
+	head []byte // the first decompressed bytes, read to check for nesting
 }
 
 func (g *gzipBody) Read(p []byte) (int, error) {
@@ -186,6 +190,21 @@ func (g *gzipBody) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		g.zr = zr
+		var magic [3]byte
+		n, err := io.ReadFull(zr, magic[:])
+		if n == 3 && magic == [3]byte{0x1f, 0x8b, 8} {
+			return 0, &credvault.Error{Code: credvault.EUNAVAILABLE, Reason: "upstream_encoding", Err: ErrUnscrubbable,
+				Message: "the upstream's gzip body holds another gzip stream (nested codings), which credvault cannot scrub"}
+		}
+		g.head = magic[:n]
+		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+			return 0, err
+		}
+	}
+	if len(g.head) > 0 {
+		n := copy(p, g.head)
+		g.head = g.head[n:]
+		return n, nil
 	}
 	return g.zr.Read(p)
 }

@@ -27,19 +27,29 @@ const redactedMark = "[REDACTED]"
 //   - text decoding, one scheme per view: percent escapes (RFC 3986
 //     section 2.1; any subset of the characters escaped, either hex case),
 //     JSON string escapes (RFC 8259 section 7: \uXXXX for all or some
-//     characters, surrogate pairs, \/ and the one-letter escapes) or HTML
-//     character references (decimal and hex with their ';', and the named
-//     references of ASCII punctuation); an escape begun by the text just
-//     before the value that absorbs its first bytes ("%" then "41…") is seen
-//     through one layer deep;
+//     characters, surrogate pairs, \/ and the one-letter escapes), HTML
+//     character references (decimal and hex, with or without their ';' as
+//     browsers read them, and the named references of ASCII punctuation)
+//     or quoted-printable (RFC 2045 section 6.7: "=4B" and soft line
+//     breaks); an escape begun by the text just before the value that
+//     absorbs its first bytes ("%" then "41…") is seen through one layer
+//     deep;
 //   - binary decoding of every long enough run of hex, base32 (RFC 4648
-//     section 6, either case) or base64 (RFC 4648 sections 4 and 5, both
-//     alphabets, with or without padding, line breaks skipped as in MIME)
-//     characters, at every bit alignment, so the value is also found inside
-//     a longer encoded text such as "Basic base64(user:value)".
+//     section 6, either case), base32hex (section 7) or base64 (sections 4
+//     and 5, both alphabets, with or without padding, line breaks skipped
+//     as in MIME, spaces or tabs skipped between fixed-size groups of 4 or
+//     more characters) characters, at every bit alignment, so the value is
+//     also found inside a longer encoded text such as
+//     "Basic base64(user:value)";
+//   - decompression of a gzip (RFC 1952) or zlib (RFC 1950) stream found in
+//     a binary view (base64 of gzip), up to the budget;
+//   - UTF-16 text (either byte order, alone or inside other data), read
+//     with the zero byte beside each ASCII character dropped.
 //
 // Views are composed up to maxViewDepth decodings deep (percent-encoded
-// base64, JSON-escaped percent encoding, base64 of hex, ...). The value is
+// base64, JSON-escaped percent encoding, base64 of hex, ...); layers of
+// percent encoding in a row ("%252541") count as one, up to
+// maxPercentLayers. The value is
 // compared with ASCII case folded in every view (an upstream may upper-case
 // it, and hex and base32 are case-insensitive anyway) and with '+' equal to
 // ' ' (form encoding). Each occurrence's bytes in the original text become
@@ -56,11 +66,11 @@ const redactedMark = "[REDACTED]"
 // is immutable and safe for concurrent use, and can be reused for every
 // request with that value.
 type Scrubber struct {
-	needle   []byte   // the value, folded
-	binary   bool     // look in binary views (long enough value)
-	nameB64  [][]byte // folded base64 cores, for header names (see Header)
-	window   int      // hold-back of Reader, bytes
-	minRun   [3]int   // shortest run worth decoding, per binaryAlphabet
+	needle   []byte                    // the value, folded
+	binary   bool                      // look in binary views (long enough value)
+	nameB64  [][]byte                  // folded base64 cores, for header names (see Header)
+	window   int                       // hold-back of Reader, bytes
+	minRun   [len(binaryAlphabets)]int // shortest run worth decoding, per binaryAlphabet
 	emptyVal bool
 }
 

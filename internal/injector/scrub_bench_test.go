@@ -13,8 +13,9 @@ import (
 
 // scrubInputs are 16 KiB texts without the value: what a JSON API sends,
 // JSON full of escapes, one long base64 run (the costliest ordinary text:
-// every alignment is decoded), and text crafted to make views (escapes of
-// escapes over hex over base64), which the budget bounds.
+// every alignment is decoded), text crafted to make views (escapes of
+// escapes over hex over base64), which the budget bounds, English prose
+// (words between spaces) and a UTF-16 JSON.
 func scrubInputs() map[string][]byte {
 	rng := rand.New(rand.NewPCG(7, 7))
 	raw := make([]byte, 12<<10)
@@ -29,6 +30,15 @@ func scrubInputs() map[string][]byte {
 	for esc.Len() < 16<<10 {
 		esc.WriteString(`"msg":"line one\nline two \u00e9\u00e8 \"quoted\" \/path &amp; 100%25 done",`)
 	}
+	var prose strings.Builder
+	words := strings.Fields("the card was declined because the issuing bank refused this charge please try again with another card or contact support for help with your account settings and limits")
+	for i := 0; prose.Len() < 16<<10; i++ {
+		prose.WriteString(words[rng.IntN(len(words))] + " ")
+	}
+	var wide []byte
+	for _, c := range js.String()[:8<<10] {
+		wide = append(wide, byte(c), 0)
+	}
 	b64 := base64.StdEncoding.EncodeToString(raw)
 	nested := escapeEach(hex.EncodeToString([]byte(b64[:4<<10])), "%%%02X", every2)
 	nested = escapeEach(nested, `\u%04x`, every2)
@@ -37,6 +47,8 @@ func scrubInputs() map[string][]byte {
 		"json-escapes": []byte(esc.String()[:16<<10]),
 		"base64":       []byte(b64[:16<<10]),
 		"nested":       []byte(nested[:16<<10]),
+		"prose":        []byte(prose.String()[:16<<10]),
+		"utf-16":       wide,
 	}
 }
 

@@ -13,6 +13,9 @@ type view struct {
 	up     []int32 // index in the parent view where byte i's source starts
 	parent *view
 	text   bool // decoded from text escapes
+	binary bool // decoded from a binary-to-text alphabet
+	wide   bool // UTF-16 (or -32) text with its zero bytes dropped
+	pct    int8 // percent-decoding layers that end in this view, in a row
 }
 
 func (v *view) from(i int) int32 {
@@ -74,9 +77,14 @@ func (s *Scrubber) scan(sc *scratch, v view, depth int) {
 		s.matchSwallowed(sc, &v)
 	}
 	if depth == maxViewDepth {
+		// Layers of percent encoding ("%252541") are undone in views at
+		// the same depth (see textView), so a chain can go on here.
+		if v.pct > 0 && v.pct < maxPercentLayers && bytes.IndexByte(v.data, '%') >= 0 {
+			s.textView(sc, &v, '%', schemePercent, depth)
+		}
 		return
 	}
-	if bytes.ContainsAny(v.data, `%\&`) {
+	if bytes.ContainsAny(v.data, `%\&=`) {
 		s.textViews(sc, &v, depth)
 	}
 	if s.binary {
@@ -84,7 +92,18 @@ func (s *Scrubber) scan(sc *scratch, v view, depth int) {
 			s.binaryViews(sc, &v, &binaryAlphabets[i], s.minRun[i], depth)
 		}
 	}
+	if v.binary {
+		s.inflateViews(sc, &v, depth)
+	}
+	if !v.wide {
+		s.wideView(sc, &v, depth)
+	}
 }
+
+// maxPercentLayers is how many percent-decoding layers in a row a view
+// chain may undo at one depth: four layers ("%25252541") are what a URL
+// encoded once per hop of a redirect chain carries.
+const maxPercentLayers = 6
 
 // match records every occurrence of the folded value in v.
 func (s *Scrubber) match(sc *scratch, v *view) {
@@ -150,6 +169,7 @@ const (
 	schemePercent = 1 << iota
 	schemeJSON
 	schemeHTML
+	schemeQP
 )
 
 // textViews decodes the escapes of v one scheme at a time: each view
@@ -161,7 +181,7 @@ func (s *Scrubber) textViews(sc *scratch, v *view, depth int) {
 	for _, sch := range [...]struct {
 		intro  byte
 		scheme int
-	}{{'%', schemePercent}, {'\\', schemeJSON}, {'&', schemeHTML}} {
+	}{{'%', schemePercent}, {'\\', schemeJSON}, {'&', schemeHTML}, {'=', schemeQP}} {
 		s.textView(sc, v, sch.intro, sch.scheme, depth)
 	}
 }
@@ -198,16 +218,33 @@ func (s *Scrubber) textView(sc *scratch, v *view, intro byte, scheme int, depth 
 	decodeText(&vb, d, max(0, first-s.window), min(len(d), last+s.window), scheme)
 	tv := vb.view()
 	tv.text = true
-	s.scan(sc, tv, depth+1)
+	next := depth + 1
+	if scheme == schemePercent {
+		// A percent layer under a percent layer does not count as a
+		// layer of its own: each one adds only "25" per escape.
+		tv.pct = v.pct + 1
+		if v.pct > 0 {
+			next = depth
+		}
+	}
+	s.scan(sc, tv, next)
 }
 
 // escapeAt reads the escape of scheme at d[i]: the rune (or, for a percent
-// escape, the raw byte) and its length; length 0 when there is none.
+// or quoted-printable escape, the raw byte) and its length; length 0 when
+// there is none. A quoted-printable soft line break ("=" CRLF, RFC 2045
+// section 6.7) decodes to nothing: r is -1.
 func escapeAt(d []byte, i int, scheme int) (r rune, n int, raw bool) {
 	switch {
-	case scheme == schemePercent && d[i] == '%':
+	case scheme == schemePercent && d[i] == '%', scheme == schemeQP && d[i] == '=':
 		if i+2 < len(d) && hexVal[d[i+1]] >= 0 && hexVal[d[i+2]] >= 0 {
 			return rune(hexVal[d[i+1]])<<4 | rune(hexVal[d[i+2]]), 3, true
+		}
+		if scheme == schemeQP && i+1 < len(d) && d[i+1] == '\n' {
+			return -1, 2, true
+		}
+		if scheme == schemeQP && i+2 < len(d) && d[i+1] == '\r' && d[i+2] == '\n' {
+			return -1, 3, true
 		}
 	case scheme == schemeJSON && d[i] == '\\':
 		r, n = jsonEscape(d[i:])
@@ -228,6 +265,8 @@ func decodeText(vb *viewBuilder, d []byte, lo, hi int, scheme int) {
 			vb.emit(d[i], i, i+1)
 			i++
 			continue
+		case raw && r < 0:
+			// A soft line break: nothing.
 		case raw:
 			vb.emit(byte(r), i, i+n) // #nosec G115 -- raw: r is a percent escape's byte, two hex digits (0-255), so byte(r) is exact
 		default:
@@ -332,12 +371,18 @@ func htmlReference(d []byte) (rune, int) {
 			r = r*base + v
 			i++
 		}
-		// The ';' is required: without it, a reference whose digits are
-		// themselves escaped ("&#4%38;") would decode early, and wrongly.
-		if i == start || i == len(d) || d[i] != ';' || r > utf8.MaxRune || (r >= 0xd800 && r < 0xe000) {
+		// The ';' may be missing, as browsers read "&#65B" (HTML Living
+		// Standard, numeric character reference end state). A reference
+		// whose digits are themselves escaped ("&#4%38;") then decodes
+		// early and wrongly here, but the percent view decodes it right
+		// first: each view undoes one scheme.
+		if i == start || r > utf8.MaxRune || (r >= 0xd800 && r < 0xe000) {
 			return 0, 0
 		}
-		return r, i + 1
+		if i < len(d) && d[i] == ';' {
+			i++
+		}
+		return r, i
 	}
 	end := bytes.IndexByte(d[:min(len(d), 20)], ';')
 	if end < 2 {
@@ -370,9 +415,11 @@ type binaryAlphabet struct {
 	bits int
 }
 
-var binaryAlphabets = [3]binaryAlphabet{
+var binaryAlphabets = [4]binaryAlphabet{
 	newAlphabet("0123456789abcdef", "0123456789ABCDEF", 4),
 	newAlphabet("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "abcdefghijklmnopqrstuvwxyz234567", 5),
+	// base32hex, the "Extended Hex" alphabet (RFC 4648 section 7).
+	newAlphabet("0123456789ABCDEFGHIJKLMNOPQRSTUV", "0123456789abcdefghijklmnopqrstuv", 5),
 	// Standard and URL alphabets at once ('+' and '-' are 62, '/' and
 	// '_' are 63).
 	newAlphabet("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", 6),
@@ -388,8 +435,45 @@ func newAlphabet(a, b string, bits int) binaryAlphabet {
 		al.val[b[i]] = int8(i) // #nosec G115 -- i indexes an alphabet of at most 64 symbols
 	}
 	al.val['\r'], al.val['\n'] = -2, -2
+	al.val[' '], al.val['\t'] = -3, -3
 	al.bits = bits
 	return al
+}
+
+// minGroup is the shortest group of characters a space or tab may follow
+// inside an encoded run ("QUJD REVG R0hJ"): formatters split base64 and
+// hex into fixed groups of 4 or more.
+const minGroup = 4
+
+// runEnd returns where the run of al's characters that starts at d[start]
+// ends, and how many characters of the alphabet it holds. Line breaks are
+// skipped (MIME); a space or tab continues the run only between groups of
+// one fixed length of at least minGroup characters, so that words of prose
+// do not join into one long run.
+func runEnd(d []byte, start int, al *binaryAlphabet) (end, sig int) {
+	group, groupLen := 0, 0
+	i := start
+	for ; i < len(d); i++ {
+		x := al.val[d[i]]
+		if x == -1 {
+			break
+		}
+		if x == -3 {
+			if groupLen == 0 && group >= minGroup {
+				groupLen = group
+			}
+			if group != groupLen || i+1 == len(d) || al.val[d[i+1]] < 0 {
+				break
+			}
+			group = 0
+			continue
+		}
+		if x >= 0 {
+			sig++
+			group++
+		}
+	}
+	return i, sig
 }
 
 // binaryViews decodes every run of al's characters in v that is long
@@ -401,12 +485,9 @@ func (s *Scrubber) binaryViews(sc *scratch, v *view, al *binaryAlphabet, minRun,
 			i++
 			continue
 		}
-		start, sig := i, 0
-		for ; i < len(d) && al.val[d[i]] != -1; i++ {
-			if al.val[d[i]] >= 0 {
-				sig++
-			}
-		}
+		start := i
+		var sig int
+		i, sig = runEnd(d, start, al)
 		if sig < minRun {
 			continue
 		}
@@ -417,7 +498,9 @@ func (s *Scrubber) binaryViews(sc *scratch, v *view, al *binaryAlphabet, minRun,
 			vb := newBuilder(sc, v)
 			decodeRun(&vb, d, start, i, al, phase)
 			if len(vb.sc.data)-vb.base >= len(s.needle) {
-				s.scan(sc, vb.view(), depth+1)
+				bv := vb.view()
+				bv.binary = true
+				s.scan(sc, bv, depth+1)
 			}
 			vb.pop()
 			if sc.over {

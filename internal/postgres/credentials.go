@@ -267,9 +267,7 @@ func (s *Store) DeleteCredential(ctx context.Context, orgID, id string, ev *cred
 
 // finishCredentialChange announces the change and records its events.
 func finishCredentialChange(ctx context.Context, tx *txn, id string, evs []*credvault.AuditEvent) error {
-	if err := tx.notify(ctx, "cred:"+id); err != nil {
-		return err
-	}
+	tx.logChange(ChangeCredential, "cred:"+id)
 	for _, ev := range evs {
 		if err := insertAudit(ctx, tx, ev); err != nil {
 			return err
