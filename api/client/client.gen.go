@@ -2822,6 +2822,13 @@ type Unavailable = Error
 // Undecryptable defines model for Undecryptable.
 type Undecryptable = Error
 
+// JwksParams defines parameters for Jwks.
+type JwksParams struct {
+	// IfNoneMatch The `ETag` of a key set the client holds (or several, comma-separated,
+	// or `*`); when it names the current set the answer is 304 without a body.
+	IfNoneMatch *string `json:"If-None-Match,omitempty"`
+}
+
 // OauthCallbackParams defines parameters for OauthCallback.
 type OauthCallbackParams struct {
 	State string  `form:"state" json:"state"`
@@ -3215,7 +3222,7 @@ type ClientInterface interface {
 	// is compared weakly, RFC 9110 §13.1.2) answers 304.
 	//
 	// Corresponds with GET /.well-known/jwks.json (the `Jwks` operationId).
-	Jwks(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+	Jwks(ctx context.Context, params *JwksParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// Healthz Liveness, the older name of /livez.
 	//
@@ -4719,8 +4726,8 @@ type ClientInterface interface {
 // is compared weakly, RFC 9110 §13.1.2) answers 304.
 //
 // Corresponds with GET /.well-known/jwks.json (the `Jwks` operationId).
-func (c *Client) Jwks(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewJwksRequest(c.Server)
+func (c *Client) Jwks(ctx context.Context, params *JwksParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewJwksRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -7098,7 +7105,7 @@ func (c *Client) Whoami(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 }
 
 // NewJwksRequest constructs an http.Request for the Jwks method
-func NewJwksRequest(server string) (*http.Request, error) {
+func NewJwksRequest(server string, params *JwksParams) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -7119,6 +7126,21 @@ func NewJwksRequest(server string) (*http.Request, error) {
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfNoneMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-None-Match", *params.IfNoneMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-None-Match", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -10568,7 +10590,7 @@ type ClientWithResponsesInterface interface {
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /.well-known/jwks.json (the `Jwks` operationId).
-	JwksWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*JwksResponse, error)
+	JwksWithResponse(ctx context.Context, params *JwksParams, reqEditors ...RequestEditorFn) (*JwksResponse, error)
 
 	// HealthzWithResponse Liveness, the older name of /livez.
 	//
@@ -20881,8 +20903,8 @@ func (r WhoamiResponse) ContentType() string {
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /.well-known/jwks.json (the `Jwks` operationId).
-func (c *ClientWithResponses) JwksWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*JwksResponse, error) {
-	rsp, err := c.Jwks(ctx, reqEditors...)
+func (c *ClientWithResponses) JwksWithResponse(ctx context.Context, params *JwksParams, reqEditors ...RequestEditorFn) (*JwksResponse, error) {
+	rsp, err := c.Jwks(ctx, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}

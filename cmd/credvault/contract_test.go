@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
+
+	"credvault/api/client"
 )
 
 // TestProxyUpstreamStatusesMatchSpec: an upstream's own status comes back
@@ -76,5 +79,33 @@ func TestInjectNeedsUseAndResolve(t *testing.T) {
 		if tc.missing != "" && (r.errCode(t) != "insufficient_scope" || !strings.Contains(r.errMessage(t), tc.missing)) {
 			t.Errorf("scopes %v: %s, want insufficient_scope naming %s", tc.scopes, r.body, tc.missing)
 		}
+	}
+}
+
+// TestJWKSConditionalThroughClient: the generated client can make the
+// conditional request the JWKS honours (api/openapi.yaml declares its
+// If-None-Match header): the first answer's ETag sent back gets 304, and
+// both answers are ones the document describes (the recorder validates
+// them).
+func TestJWKSConditionalThroughClient(t *testing.T) {
+	cl := newCluster(t, nil)
+	inst := cl.start()
+	api := recordForSpec(t, inst.url)
+	c, err := client.NewClientWithResponses(api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	first, err := c.JwksWithResponse(ctx, nil)
+	if err != nil || first.StatusCode() != 200 {
+		t.Fatalf("JWKS: %v %v", first, err)
+	}
+	etag := first.HTTPResponse.Header.Get("ETag")
+	if etag == "" {
+		t.Fatal("JWKS without an ETag")
+	}
+	again, err := c.JwksWithResponse(ctx, &client.JwksParams{IfNoneMatch: &etag})
+	if err != nil || again.StatusCode() != 304 || len(again.Body) != 0 {
+		t.Fatalf("JWKS with If-None-Match %s: %v %v", etag, again, err)
 	}
 }

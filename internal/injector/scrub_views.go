@@ -272,7 +272,7 @@ func decodeText(vb *viewBuilder, d []byte, lo, hi int, scheme int) {
 		case raw && r < 0:
 			// A soft line break: nothing.
 		case raw:
-			vb.emit(byte(r), i, i+n) // #nosec G115 -- r is an ASCII rune here (checked by the case above)
+			vb.emit(byte(r), i, i+n) // #nosec G115 -- raw: r is a percent escape's byte, two hex digits (0-255), so byte(r) is exact
 		default:
 			for _, b := range rb[:utf8.EncodeRune(rb[:], r)] {
 				vb.emit(b, i, i+n)

@@ -189,9 +189,46 @@ func TestDerivedEd25519(t *testing.T) {
 	}
 	r := raw(t, c, "PUT", e.mount+"/sign/dsig", map[string]any{"input": in})
 	errs := errorsOf(r.body)
-	openbao := r.status == 500 && slices.Equal(errs, []string{multiErr(errMsgMissingContext)})
+	openbao := r.status == 500 && slices.Equal(errs, []string{multiErr("error deriving key: " + errMsgMissingContext)})
 	vault := realServer() && r.status == 400 && len(errs) == 1 && strings.Contains(errs[0], "missing 'context'")
 	if !openbao && !vault {
 		t.Errorf("sign without a context: %d %s", r.status, r.text)
+	}
+}
+
+// TestDerivedEd25519WithoutContextAsOpenBao: signing or verifying with a
+// derived ed25519 key and no context fails in keysutil's Policy.GetKey,
+// whose error SignWithOptions and VerifySignatureWithOptions wrap as an
+// internal error "error deriving key: ..." (sdk/helper/keysutil/policy.go
+// in openbao/openbao): a single request answers 500 with that text
+// wrapped, a batch item carries the text (sign's batch answers 200).
+func TestDerivedEd25519WithoutContextAsOpenBao(t *testing.T) {
+	addr, token := target(t)
+	c := newClient(t, addr, token)
+	e := setup(t, c)
+	e.mustWrite(t, "keys/dnoctx", map[string]any{"type": "ed25519", "derived": true})
+	in := base64.StdEncoding.EncodeToString([]byte("header.payload"))
+	sig := e.mustWrite(t, "sign/dnoctx", map[string]any{"input": in, "context": ctxA}).Data["signature"].(string)
+	want := "error deriving key: " + errMsgMissingContext
+	accept := func(what string, r rawResult) {
+		t.Helper()
+		errs := errorsOf(r.body)
+		if r.status == 500 && slices.Equal(errs, []string{multiErr(want)}) {
+			return
+		}
+		if realServer() && len(errs) == 1 && strings.Contains(errs[0], "missing 'context'") {
+			return // HashiCorp Vault's wording
+		}
+		t.Errorf("%s without a context: %d %s, want 500 %q", what, r.status, r.text, want)
+	}
+	accept("sign", raw(t, c, "PUT", e.mount+"/sign/dnoctx", map[string]any{"input": in}))
+	accept("verify", raw(t, c, "PUT", e.mount+"/verify/dnoctx", map[string]any{"input": in, "signature": sig}))
+	r := raw(t, c, "PUT", e.mount+"/sign/dnoctx", map[string]any{"batch_input": []map[string]any{{"input": in}}})
+	items, _ := r.body["data"].(map[string]any)["batch_results"].([]any)
+	if len(items) != 1 {
+		t.Fatalf("batch sign without a context: %d %s", r.status, r.text)
+	}
+	if msg, _ := items[0].(map[string]any)["error"].(string); msg != want && !(realServer() && strings.Contains(msg, "missing 'context'")) {
+		t.Errorf("batch sign item without a context: %q, want %q", msg, want)
 	}
 }

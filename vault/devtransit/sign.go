@@ -101,7 +101,9 @@ func checkMaterial(typ string, m []byte) error {
 // it (Policy.GetKey, sdk/helper/keysutil/policy.go in openbao/openbao):
 // HKDF-SHA256 over the version's 64-byte private key, no salt, the context
 // as info, 32 bytes read as the Ed25519 seed. Without a context that is
-// OpenBao's missing-context error.
+// OpenBao's missing-context error, which its SignWithOptions and
+// VerifySignatureWithOptions wrap as "error deriving key: ..." (an
+// internal error: a single request answers 500).
 func (k *key) signer(ver int, context []byte) (crypto.Signer, error) {
 	m := k.versions[ver-1].material
 	if k.typ == keyTypeEd25519 {
@@ -109,11 +111,11 @@ func (k *key) signer(ver int, context []byte) (crypto.Signer, error) {
 			return ed25519.PrivateKey(m), nil
 		}
 		if len(context) == 0 {
-			return nil, errors.New(errMsgMissingContext)
+			return nil, errors.New("error deriving key: " + errMsgMissingContext)
 		}
 		seed, err := hkdf.Key(sha256.New, m, nil, string(context), ed25519.SeedSize)
 		if err != nil {
-			return nil, fmt.Errorf("error generating derived key: %w", err)
+			return nil, fmt.Errorf("error deriving key: error generating derived key: %w", err)
 		}
 		return ed25519.NewKeyFromSeed(seed), nil
 	}
@@ -464,9 +466,12 @@ func (s *Server) verify(m *mount, name string, req *request) (*response, error) 
 		if isBatch {
 			res["reference"] = it["reference"]
 		}
-		valid, msg := k.verifyOne(it, o)
+		valid, msg, internal := k.verifyOne(it, o)
 		if msg != "" {
-			if !isBatch {
+			switch {
+			case !isBatch && internal:
+				return nil, internalError(msg)
+			case !isBatch:
 				return nil, userError("%s", msg)
 			}
 			res["error"] = msg
@@ -485,42 +490,44 @@ func (s *Server) verify(m *mount, name string, req *request) (*response, error) 
 
 // verifyOne checks one item in the engine's order: input, signature
 // prefix, version (too new, too old), encoding, then the signature.
-func (k *key) verifyOne(it map[string]string, o signOptions) (bool, string) {
+// internal reports an error of the key itself (a derived key without a
+// context), which OpenBao's single verify answers 500 rather than 400.
+func (k *key) verifyOne(it map[string]string, o signOptions) (valid bool, msg string, internal bool) {
 	rawInput, ok := it["input"]
 	if !ok {
-		return false, "missing input"
+		return false, "missing input", false
 	}
 	input, err := base64.StdEncoding.DecodeString(rawInput)
 	if err != nil {
-		return false, fmt.Sprintf("unable to decode input as base64: %s", err)
+		return false, fmt.Sprintf("unable to decode input as base64: %s", err), false
 	}
 	sig, ok := it["signature"]
 	if !ok {
-		return false, "missing signature"
+		return false, "missing signature", false
 	}
 	input = o.digest(k, input)
 	var context []byte
 	if c := it["context"]; c != "" {
 		if context, err = base64.StdEncoding.DecodeString(c); err != nil {
-			return false, "failed to base64-decode context"
+			return false, "failed to base64-decode context", false
 		}
 	}
 	if !strings.HasPrefix(sig, prefix) {
-		return false, "invalid signature: no prefix"
+		return false, "invalid signature: no prefix", false
 	}
 	parts := strings.SplitN(strings.TrimPrefix(sig, prefix), ":", 2)
 	if len(parts) != 2 {
-		return false, "invalid signature: wrong number of fields"
+		return false, "invalid signature: wrong number of fields", false
 	}
 	ver, err := strconv.Atoi(parts[0])
 	if err != nil {
-		return false, "invalid signature: version number could not be decoded"
+		return false, "invalid signature: version number could not be decoded", false
 	}
 	if ver > k.latest() {
-		return false, "invalid signature: version is too new"
+		return false, "invalid signature: version is too new", false
 	}
 	if k.minDecrypt > 0 && ver < k.minDecrypt {
-		return false, errMsgTooOld
+		return false, errMsgTooOld, false
 	}
 	var raw []byte
 	if o.jws {
@@ -529,17 +536,17 @@ func (k *key) verifyOne(it map[string]string, o signOptions) (bool, string) {
 		raw, err = base64.StdEncoding.DecodeString(parts[1])
 	}
 	if err != nil {
-		return false, "invalid base64 signature value"
+		return false, "invalid base64 signature value", false
 	}
 	signer, err := k.signer(ver, context)
 	if err != nil {
-		return false, err.Error()
+		return false, err.Error(), true
 	}
 	if k.typ == keyTypeEd25519 {
 		if o.hash == "sha2-512" {
-			return false, "error generating Ed25519 options: hash algorithm of SHA2 512 is not supported feature"
+			return false, "error generating Ed25519 options: hash algorithm of SHA2 512 is not supported feature", false
 		}
-		return ed25519.Verify(signer.Public().(ed25519.PublicKey), input, raw), ""
+		return ed25519.Verify(signer.Public().(ed25519.PublicKey), input, raw), "", false
 	}
 	var es ecdsaSig
 	if o.jws {
@@ -548,13 +555,13 @@ func (k *key) verifyOne(it map[string]string, o signOptions) (bool, string) {
 	} else {
 		rest, err := asn1.Unmarshal(raw, &es)
 		if err != nil {
-			return false, "supplied signature is invalid"
+			return false, "supplied signature is invalid", false
 		}
 		if len(rest) != 0 {
-			return false, "supplied signature contains extra data"
+			return false, "supplied signature contains extra data", false
 		}
 	}
-	return ecdsa.Verify(signer.Public().(*ecdsa.PublicKey), input, es.R, es.S), ""
+	return ecdsa.Verify(signer.Public().(*ecdsa.PublicKey), input, es.R, es.S), "", false
 }
 
 // ImportSigningKey loads signing keys (ed25519.PrivateKey or a P-256
