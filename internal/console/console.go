@@ -264,7 +264,11 @@ func (c *Console) render(ctx *fiber.Ctx, status int, name string, v *view) error
 	}
 	ctx.Set(fiber.HeaderCacheControl, "no-store")
 	ctx.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
-	return ctx.Status(status).Send(buf.Bytes())
+	// SetBody copies: Fiber's Send keeps the slice itself (SetBodyRaw), and
+	// buf goes back to the pool, to the next page rendered, before the
+	// response is written.
+	ctx.Status(status).Response().SetBody(buf.Bytes())
+	return nil
 }
 
 // execute renders page name with v into w.
