@@ -4,11 +4,12 @@ PKG     := ./...
 BIN     := bin/credvault
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
-.PHONY: all build dev test vet fmt cover clean fuzz
+.PHONY: all build dev dev-clean test vet fmt cover clean fuzz
 
 all: build
 
 build:
+	@echo "building $(BIN) (the first build downloads the Go modules: a few minutes; later builds take seconds)"
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/credvault
 
 ## dev: the whole service on embedded defaults (private PostgreSQL under
@@ -17,6 +18,13 @@ build:
 ## when credvault stops cleanly.
 dev: build
 	./$(BIN) dev
+
+## dev-clean: remove everything `make dev` created: the private cluster
+## (also /var/lib/credvault-dev/<hash> when run as root), transit keys,
+## tokens, the admin key, ./.credvault and bin/.
+dev-clean: build
+	./$(BIN) dev --reset
+	rm -rf bin
 
 ## test: vet and staticcheck (pinned in go.mod's tool block), then the whole suite against real PostgreSQL
 ## (TEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres).

@@ -13,6 +13,9 @@
 //     through /v1/proxy/{credential_id} with their path and query intact,
 //     so that an existing http.Client calls a third-party API with a
 //     credential it never sees.
-//   - Middleware (net/http) and FiberMiddleware authenticate a service's
-//     inbound requests through credvault, with a short local cache.
+//   - Middleware (net/http) authenticates a service's inbound requests
+//     through credvault, with a short local cache; Authenticate is the
+//     same check for other frameworks. The Fiber adapter lives in
+//     api/client/fibermw, so that this package imports only the standard
+//     library and the generated code's runtime, never Fiber or fasthttp.
 package client

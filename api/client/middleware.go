@@ -34,7 +34,7 @@ func (id Identity) HasScope(scope string) bool {
 
 type identityKey struct{}
 
-// IdentityFrom returns the identity Middleware or FiberMiddleware put in
+// IdentityFrom returns the identity Middleware (or fibermw.New) put in
 // the request's context.
 func IdentityFrom(ctx context.Context) (Identity, bool) {
 	id, ok := ctx.Value(identityKey{}).(Identity)
@@ -221,6 +221,43 @@ func unavailable() verdict {
 		body: []byte(`{"error":{"code":"auth_unavailable","message":"credvault could not be asked to verify the API key; try again"}}`)}
 }
 
+// WithIdentity returns ctx carrying id, for IdentityFrom: adapters for
+// other frameworks (api/client/fibermw) put the verified caller there.
+func WithIdentity(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
+// Refusal is credvault's answer to a request it did not accept, to pass
+// back to the caller as it is: the status (401, 403, 429, or 503 when
+// credvault could not be asked), the headers that matter to a client
+// (WWW-Authenticate, Retry-After, RateLimit-*, Content-Type, X-Request-Id)
+// and the JSON error body.
+type Refusal struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Authenticate checks the key headers of an inbound request (names from
+// KeyHeaders) through the cache and credvault: the caller's Identity, or
+// the Refusal to send back. Middleware and api/client/fibermw are built on
+// it; other frameworks can be too.
+func (a *Authenticator) Authenticate(ctx context.Context, h http.Header) (Identity, *Refusal) {
+	v := a.check(ctx, h)
+	if v.ok {
+		return v.id, nil
+	}
+	status := v.status
+	if status == 0 {
+		status = http.StatusServiceUnavailable
+	}
+	return Identity{}, &Refusal{Status: status, Header: v.header, Body: v.body}
+}
+
+// HeaderNames are the request headers that may carry the key (KeyHeaders,
+// or X-API-Key and Authorization by default).
+func (a *Authenticator) HeaderNames() []string { return a.keyHeaders() }
+
 // Middleware returns net/http middleware: a request credvault accepts
 // reaches next with its Identity in the context (IdentityFrom); any other
 // gets credvault's status, JSON body and WWW-Authenticate / Retry-After /
@@ -228,19 +265,15 @@ func unavailable() verdict {
 // asked).
 func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v := a.check(r.Context(), r.Header)
-		if v.ok {
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, v.id)))
+		id, ref := a.Authenticate(r.Context(), r.Header)
+		if ref == nil {
+			next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
 			return
 		}
-		for k, vs := range v.header {
+		for k, vs := range ref.Header {
 			w.Header()[k] = vs
 		}
-		status := v.status
-		if status == 0 {
-			status = http.StatusServiceUnavailable
-		}
-		w.WriteHeader(status)
-		w.Write(v.body) // #nosec G104 -- a failed write to the client has no one left to report to
+		w.WriteHeader(ref.Status)
+		w.Write(ref.Body) // #nosec G104 -- a failed write to the client has no one left to report to
 	})
 }

@@ -40,8 +40,12 @@ type Config struct {
 	// local fallback answers (CREDVAULT_REDIS_TIMEOUT, default 50ms).
 	RedisTimeout       time.Duration
 	EgressAllowPrivate bool
-	LogLevel           slog.Level
-	DataDir            string
+	// EgressLoopbackPorts (CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS) are the
+	// loopback ports the proxy may reach while every other private address
+	// stays refused.
+	EgressLoopbackPorts []uint16
+	LogLevel            slog.Level
+	DataDir             string
 	// PublicURL is CREDVAULT_PUBLIC_URL: the origin browsers reach the
 	// console at. https makes the session cookie Secure and __Host-.
 	PublicURL string
@@ -142,6 +146,15 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	if v := env.str("CREDVAULT_EGRESS_ALLOW_PRIVATE", "false"); v != "" {
 		if cfg.EgressAllowPrivate, err = strconv.ParseBool(v); err != nil {
 			return Config{}, &configError{"CREDVAULT_EGRESS_ALLOW_PRIVATE", fmt.Sprintf("%q is not true or false", v)}
+		}
+	}
+	if v := env.str("CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS", ""); strings.TrimSpace(v) != "" {
+		for _, f := range strings.Split(v, ",") {
+			p, err := strconv.ParseUint(strings.TrimSpace(f), 10, 16)
+			if err != nil || p == 0 {
+				return Config{}, &configError{"CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS", fmt.Sprintf("%q is not a comma-separated list of ports from 1 to 65535, such as 9000,9001", v)}
+			}
+			cfg.EgressLoopbackPorts = append(cfg.EgressLoopbackPorts, uint16(p))
 		}
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(env.str("CREDVAULT_LOG_LEVEL", "info"))); err != nil {

@@ -334,8 +334,9 @@ func TestConsoleBrowser(t *testing.T) {
 		var n=document.createElement('input');n.name='name';n.value='hijacked';f.appendChild(n);
 		document.body.appendChild(f);f.submit();return 'sent';})()`, credPath+"/settings"), &status))
 	member.waitURL(credPath + "/settings")
-	if h := member.text("main h1"); h != "Not allowed" {
-		t.Errorf("member editing: h1 = %q, want Not allowed", h)
+	// Refused on the credential's own page, with the service's reason.
+	if h, msg := member.text("main h1"), member.text("p.error"); h != "Stripe" || !strings.Contains(msg, "manage") {
+		t.Errorf("member editing: h1 = %q, message %q; want the credential's page saying manage is needed", h, msg)
 	}
 	member.snap("member-edit-refused", false)
 	r := getJSON(t, "GET", s.url+"/v1/credentials/"+credID, adminKey)

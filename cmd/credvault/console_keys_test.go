@@ -9,7 +9,7 @@ import (
 )
 
 var (
-	alertRe  = regexp.MustCompile(`<p class="error" role="alert">([^<]*)</p>`)
+	alertRe  = regexp.MustCompile(`<p class="error" role="alert"[^>]*>([^<]*)</p>`)
 	secretRe = regexp.MustCompile(`(?s)<textarea id="secret"[^>]*>([^<]*)</textarea>`)
 	keyIDRe  = regexp.MustCompile(`data-canonical="/api-keys/([0-9a-f-]{36})"`)
 )
@@ -155,16 +155,23 @@ func TestConsoleAPIKeyFormatModeLabel(t *testing.T) {
 		t.Errorf("defaults: %v", plain)
 	}
 
-	rowRe := regexp.MustCompile(`(?s)<tr>\s*<td><a href="/api-keys/[^"]+">([^<]+)</a></td>\s*<td class="mono">[^<]*</td>\s*<td>([^<]*)</td>\s*<td>([^<]*)</td>\s*<td>(.*?)</td>`)
+	// The list shows name, owner, status and times; format, mode and
+	// label are on each key's page (the list fits a phone).
+	rowRe := regexp.MustCompile(`(?s)<tr>\s*<td><a href="/api-keys/([^"]+)">([^<]+)</a>`)
+	fieldRe := regexp.MustCompile(`id="(format|mode|environment)">(.*?)</dd>`)
 	listed := func(query string) (int, map[string]string) {
 		p := b.get("/api-keys" + query)
 		rows := map[string]string{}
 		for _, r := range rowRe.FindAllStringSubmatch(p.body, -1) {
-			env := r[4]
-			if strings.Contains(env, "muted") {
-				env = "none"
+			d := b.get("/api-keys/" + r[1]).body
+			f := map[string]string{}
+			for _, m := range fieldRe.FindAllStringSubmatch(d, -1) {
+				f[m[1]] = m[2]
 			}
-			rows[html.UnescapeString(r[1])] = r[2] + " " + r[3] + " " + env
+			if strings.Contains(f["environment"], "muted") {
+				f["environment"] = "none"
+			}
+			rows[html.UnescapeString(r[2])] = f["format"] + " " + f["mode"] + " " + f["environment"]
 		}
 		if strings.Contains(p.body, token) {
 			t.Errorf("list %s shows the JWT key", query)
@@ -185,7 +192,7 @@ func TestConsoleAPIKeyFormatModeLabel(t *testing.T) {
 		t.Errorf("status=active&environment=production lists %v", rows)
 	}
 	rp := b.get("/api-keys?status=revoked")
-	if rp.status != 200 || !strings.Contains(rp.body, `id="f-status"`) || !strings.Contains(rp.body, "No key matches this filter") {
+	if rp.status != 200 || !strings.Contains(rp.body, `id="f-status"`) || !strings.Contains(rp.body, "No key matches") {
 		t.Errorf("a filter that matches nothing: %d, filters or message missing", rp.status)
 	}
 	bad := b.get("/api-keys?environment=Prod%21")

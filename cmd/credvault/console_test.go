@@ -550,19 +550,20 @@ func TestKeyVerificationCounters(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		n := countRows(t, cl.dbURL, `SELECT count(*) FROM api_key_daily_verifications
-			WHERE key_id = $1 AND day = (now() AT TIME ZONE 'UTC')::date AND valid = 2 AND rate_limited = 1 AND refused = 1`, id)
+			WHERE key_id = $1 AND day = (now() AT TIME ZONE 'UTC')::date AND valid = 2 AND rate_limited = 1 AND refused = 1
+			AND refused_revoked = 1 AND refused_expired = 0`, id)
 		if n == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the day's counters never reached 2 successful, 1 refused, 1 rate-limited")
+			t.Fatal("the day's counters never reached 2 allowed, 1 refused (revoked), 1 rate-limited")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	b := newBrowserish(t, inst.url)
 	b.signInWithLink(newLink(t, cl, inst, ownerKey, whoamiUser(t, cl, inst, ownerKey)))
 	p := b.get("/api-keys/" + id)
-	if p.status != 200 || !strings.Contains(p.body, "2 successful, 1 refused, 1 rate-limited") {
+	if p.status != 200 || !strings.Contains(p.body, "2 allowed, 1 refused: revoked, 0 refused: expired, 1 rate-limited") {
 		t.Fatalf("key page (%d) does not chart the counts", p.status)
 	}
 	if !strings.Contains(p.body, "<svg") || !strings.Contains(p.body, `class="s2"`) {
@@ -617,7 +618,7 @@ func TestConsoleMemberSeesWhatAPIShows(t *testing.T) {
 	if p := m.get("/api-keys"); strings.Contains(p.body, "owner-only-key") || strings.Contains(p.body, "bootstrap") {
 		t.Error("a member sees other people's keys")
 	}
-	if p := m.get("/members"); strings.Contains(p.body, `action="/members"`) || strings.Contains(p.body, "sign-in-link") {
+	if p := m.get("/members"); strings.Contains(p.body, `id="add-member"`) || strings.Contains(p.body, "sign-in-link") {
 		t.Error("a member gets the manage-members controls")
 	}
 	newKey := m.get("/api-keys/new").body

@@ -119,10 +119,32 @@ func runDev(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer)
 		s.close()
 		return err
 	}
+	fmt.Fprint(stdout, egressWarning(cfg))
 	fmt.Fprintf(stdout, "credvault dev is ready\n  URL:        %s\n  Admin key:  %s\n  Sign in:    %s\n              (console sign-in link for the owner; works once, for 15 minutes)\n  PostgreSQL: %s\n  Vault:      %s\n  Try:        curl -H \"X-API-Key: $(cat %s)\" %s/v1/whoami\nPress Ctrl-C to stop.\n",
 		urlNote, keyNote, s.PublicURL(cfg)+credvault.SignInLinkPath+link.Reveal(), pgNote, vaultNote, keyFile, s.URL())
 	fmt.Fprintf(stdout, "credvault listening on %s\n", s.URL())
 	return s.serve(ctx)
+}
+
+// egressWarning is the banner's line about outbound calls to private
+// addresses: a warning when CREDVAULT_EGRESS_ALLOW_PRIVATE opens them all
+// (a credential could then be sent to anything on the machine's networks,
+// cloud metadata included), a note naming the loopback ports
+// CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS opens; "" when neither is set.
+func egressWarning(cfg Config) string {
+	if cfg.EgressAllowPrivate {
+		return "WARNING: CREDVAULT_EGRESS_ALLOW_PRIVATE=true: the proxy may send credentials to private, loopback and\n" +
+			"         link-local addresses (your LAN, cloud metadata). To try a local service, allow only its port:\n" +
+			"         CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS=9000 instead.\n"
+	}
+	if len(cfg.EgressLoopbackPorts) > 0 {
+		ports := make([]string, len(cfg.EgressLoopbackPorts))
+		for i, p := range cfg.EgressLoopbackPorts {
+			ports[i] = strconv.Itoa(int(p))
+		}
+		return "Note: the proxy may reach loopback ports " + strings.Join(ports, ", ") + " (CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS); other private addresses stay refused.\n"
+	}
+	return ""
 }
 
 // listenError is the one line for a listen address that cannot be used,

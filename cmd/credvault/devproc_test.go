@@ -23,6 +23,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"credvault/internal/postgres/pgtest"
+	"credvault/vault/vaulttest"
 )
 
 // TestDevProcessHelper is not a test: the tests below run the test binary
@@ -486,5 +487,138 @@ func TestDevRefusesSecondOnOneDataDir(t *testing.T) {
 	s = startRun(t, env, "dev")
 	if err := s.stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDevBannerWarnsOfPrivateEgress: with CREDVAULT_EGRESS_ALLOW_PRIVATE
+// the banner says that the proxy may reach private addresses and names the
+// narrower loopback-ports setting; with only that setting it names the
+// ports; with neither it says nothing of egress. A bad port list stops
+// start-up with one line naming the variable.
+func TestDevBannerWarnsOfPrivateEgress(t *testing.T) {
+	t.Parallel() // waits on processes and a browser more than the CPU: overlaps with the other slow ones
+	if vaulttest.Real() {
+		t.Skip("runs credvault dev with its built-in transit server")
+	}
+	_, dbURL := pgtest.New(t)
+	dir := t.TempDir() // one data directory: each start is a restart
+	for _, c := range []struct {
+		env        map[string]string
+		want, none string
+	}{
+		{map[string]string{"CREDVAULT_EGRESS_ALLOW_PRIVATE": "true"}, "WARNING: CREDVAULT_EGRESS_ALLOW_PRIVATE=true", "Note: the proxy"},
+		{map[string]string{"CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS": "9000, 9001"}, "may reach loopback ports 9000, 9001", "WARNING"},
+		{map[string]string{}, "credvault dev is ready", "EGRESS"},
+	} {
+		env := map[string]string{"CREDVAULT_ADDR": "127.0.0.1:0", "DATABASE_URL": dbURL, "CREDVAULT_DATA_DIR": dir}
+		for k, v := range c.env {
+			env[k] = v
+		}
+		s := startRun(t, env, "dev")
+		out := s.stdout.String()
+		if !strings.Contains(out, c.want) || strings.Contains(out, c.none) {
+			t.Errorf("%v: banner\n%s\nwant %q and not %q", c.env, out, c.want, c.none)
+		}
+		if err := s.stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := run(context.Background(), []string{"credvault", "dev"}, envOf(map[string]string{"CREDVAULT_DATA_DIR": t.TempDir(),
+		"CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS": "9000,http"}), io.Discard, io.Discard)
+	if msg := cliMessage(err); !strings.HasPrefix(msg, "CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS: ") {
+		t.Errorf("bad port list: %q", msg)
+	}
+}
+
+// TestDevReset: `credvault dev --reset` (make dev-clean) is refused while
+// dev runs on the directory; once dev has stopped it removes the data
+// directory and, as root, the cluster under /var/lib/credvault-dev/<hash>;
+// files dev did not create are kept, and named.
+func TestDevReset(t *testing.T) {
+	t.Parallel() // waits on processes and a browser more than the CPU: overlaps with the other slow ones
+	skipWithoutPG(t)
+	if vaulttest.Real() {
+		t.Skip("runs credvault dev with its built-in transit server")
+	}
+	dataDir := filepath.Join(t.TempDir(), ".credvault")
+	removeRootCluster(t, dataDir)
+	env := map[string]string{"CREDVAULT_ADDR": "127.0.0.1:0", "CREDVAULT_DATA_DIR": dataDir}
+	reset := func() (string, error) {
+		var out strings.Builder
+		err := run(context.Background(), []string{"credvault", "dev", "--reset"}, envOf(env), &out, io.Discard)
+		return out.String(), err
+	}
+	s := startRun(t, env, "dev")
+	if _, err := reset(); err == nil || !strings.Contains(err.Error(), "another credvault dev") {
+		t.Fatalf("reset while dev runs: %v", err)
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	rootDir := filepath.Dir(rootClusterDir(dataDir))
+	if os.Geteuid() == 0 {
+		if _, err := os.Stat(rootDir); err != nil {
+			t.Fatalf("as root, dev made no cluster under %s: %v", rootDir, err)
+		}
+	}
+	out, err := reset()
+	if err != nil {
+		t.Fatalf("reset: %v", err)
+	}
+	if _, err := os.Lstat(dataDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s still exists after reset (%v); printed:\n%s", dataDir, err, out)
+	}
+	if _, err := os.Lstat(rootDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s still exists after reset (%v); printed:\n%s", rootDir, err, out)
+	}
+	if !strings.Contains(out, "removed "+dataDir) {
+		t.Errorf("reset printed:\n%s", out)
+	}
+
+	// A file of the user's own in the directory stays, and is named.
+	if err := os.MkdirAll(filepath.Join(dataDir, "transit"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dataDir, "notes.txt"), []byte("mine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err = reset(); err != nil || !strings.Contains(out, "kept "+dataDir) || !strings.Contains(out, "notes.txt") {
+		t.Errorf("reset with a foreign file: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "notes.txt")); err != nil {
+		t.Errorf("reset removed a file it did not create: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "transit")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("transit survived the reset: %v", err)
+	}
+}
+
+// TestMakeSaysFirstBuildIsSlow: `make dev` (through `make build`) says that
+// the first build downloads the modules before it starts compiling, so a
+// fresh checkout does not sit silent for minutes; `make dev-clean` runs
+// `credvault dev --reset`. Read with `make -n`, which runs nothing.
+func TestMakeSaysFirstBuildIsSlow(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make is not installed")
+	}
+	cmd := exec.Command("make", "-n", "--no-print-directory", "dev", "dev-clean")
+	cmd.Dir = filepath.Join("..", "..")
+	// Under `make test`, the outer make's settings would reach this one.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "MAKEFLAGS=") && !strings.HasPrefix(kv, "MAKELEVEL=") && !strings.HasPrefix(kv, "MFLAGS=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make -n: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) < 2 || !strings.HasPrefix(lines[0], "echo ") || !strings.Contains(lines[0], "first build downloads") ||
+		!strings.Contains(lines[1], "go build") {
+		t.Errorf("make dev does not announce the slow first build before compiling:\n%s", out)
+	}
+	if !strings.Contains(string(out), "dev --reset") {
+		t.Errorf("make dev-clean does not run credvault dev --reset:\n%s", out)
 	}
 }

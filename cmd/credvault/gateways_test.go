@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"io"
 	"net"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,8 +43,10 @@ type recordingApp struct {
 func newRecordingApp(t *testing.T) *recordingApp {
 	a := &recordingApp{}
 	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Clone()
+		h.Set("Host", r.Host) // net/http moves Host out of the header map
 		a.mu.Lock()
-		a.got = append(a.got, r.Header.Clone())
+		a.got = append(a.got, h)
 		a.mu.Unlock()
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("app: " + r.URL.Path))
@@ -96,6 +100,7 @@ func TestGatewayNginx(t *testing.T) {
 		}
 		p.Stop()
 	}()
+	assertLoopbackOnly(t, gw)
 	owner := exerciseGateway(t, cl, inst, "http://"+gw, app)
 
 	_, key := cl.createKey(inst, owner, map[string]any{"name": "keepalive", "scopes": []string{"keys:read"}})
@@ -164,6 +169,7 @@ func TestGatewayCaddy(t *testing.T) {
 		t.Fatal(err)
 	}
 	runGatewayProcess(t, dir, gw, bin, "run", "--config", conf, "--adapter", "caddyfile")
+	assertLoopbackOnly(t, gw)
 	exerciseGateway(t, cl, inst, "http://"+gw, app)
 }
 
@@ -265,6 +271,11 @@ func exerciseGateway(t *testing.T, cl *cluster, inst *instance, gw string, app *
 				t.Errorf("upstream %s: got %q, want %q", name, up.Get(name), want)
 			}
 		}
+		// The application sees the Host the client asked for (virtual
+		// hosts, absolute links), not the name of an upstream block.
+		if want := strings.TrimPrefix(gw, "http://"); up.Get("Host") != want {
+			t.Errorf("upstream Host: got %q, want the client's %q", up.Get("Host"), want)
+		}
 		for _, name := range []string{"X-API-Key", "Authorization"} {
 			if v := up.Get(name); v != "" {
 				t.Errorf("upstream received the client's %s: %q", name, v)
@@ -304,6 +315,11 @@ func exerciseGateway(t *testing.T, cl *cluster, inst *instance, gw string, app *
 		if c.status == 401 && !strings.HasPrefix(r.header.Get("WWW-Authenticate"), `Bearer realm="credvault"`) {
 			t.Errorf("%s: WWW-Authenticate %q", c.name, r.header.Get("WWW-Authenticate"))
 		}
+		// One challenge (RFC 9110 §11.6.1 allows several, but two copies of
+		// the same one confuse clients that parse only the first).
+		if c.status == 401 && len(r.header.Values("WWW-Authenticate")) != 1 {
+			t.Errorf("%s: %d WWW-Authenticate headers %q, want one", c.name, len(r.header.Values("WWW-Authenticate")), r.header.Values("WWW-Authenticate"))
+		}
 	}
 
 	if r := cl.call("GET", gw+"/orders/1", map[string]string{"X-API-Key": limited}, nil); r.status != 200 {
@@ -318,4 +334,60 @@ func exerciseGateway(t *testing.T, cl *cluster, inst *instance, gw string, app *
 		t.Errorf("refused requests reached the app: %d requests, want %d", n, seen)
 	}
 	return owner
+}
+
+// assertLoopbackOnly fails unless every socket listening on addr's port is
+// bound to a loopback address (read from /proc/net/tcp and tcp6): a
+// gateway recipe for a laptop must not listen on every interface.
+func assertLoopbackOnly(t *testing.T, addr string) {
+	t.Helper()
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binds := listeningOn(t, port)
+	if len(binds) == 0 {
+		t.Fatalf("nothing listens on port %s", port)
+	}
+	for _, ip := range binds {
+		if !ip.IsLoopback() {
+			t.Errorf("the gateway listens on %s port %s, want loopback only", ip, port)
+		}
+	}
+}
+
+// listeningOn returns the local addresses of the TCP sockets in state
+// LISTEN on port (decimal), from /proc/net/tcp{,6}.
+func listeningOn(t *testing.T, port string) []net.IP {
+	t.Helper()
+	var out []net.IP
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fs := strings.Fields(line)
+			if len(fs) < 4 || fs[3] != "0A" { // 0A: TCP_LISTEN
+				continue
+			}
+			hexIP, hexPort, ok := strings.Cut(fs[1], ":")
+			if !ok {
+				continue
+			}
+			if p, err := strconv.ParseUint(hexPort, 16, 16); err != nil || strconv.FormatUint(p, 10) != port {
+				continue
+			}
+			raw, err := hex.DecodeString(hexIP)
+			if err != nil {
+				continue
+			}
+			// The kernel prints each 32-bit word in host (little-endian) order.
+			for i := 0; i+4 <= len(raw); i += 4 {
+				raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
+			}
+			out = append(out, net.IP(raw))
+		}
+	}
+	return out
 }

@@ -25,7 +25,8 @@ var stdin io.Reader = os.Stdin
 const usage = `usage: credvault <command> [flags]
 
 commands:
-  dev                      run everything locally on embedded defaults
+  dev [--reset]            run everything locally on embedded defaults;
+                           --reset removes everything it created
   serve                    run in production (needs DATABASE_URL and Vault)
   migrate [up|status]      apply or list the database migrations
   bootstrap --org NAME --email EMAIL
@@ -111,8 +112,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return runServe(ctx, cfg, log, stdout)
 	case "dev":
+		if len(rest) == 1 && rest[0] == "--reset" {
+			return resetDev(cfg.DataDir, stdout)
+		}
 		if len(rest) > 0 {
-			return fmt.Errorf("dev takes no arguments (got %q)", rest[0])
+			return fmt.Errorf("dev takes no arguments but --reset (got %q)", rest[0])
 		}
 		if getenv("CREDVAULT_ADDR") == "" {
 			cfg.Addr = devAddr
@@ -180,12 +184,18 @@ var plainHelp = map[string]string{
 Runs credvault for production. Needs DATABASE_URL, VAULT_ADDR and a Vault
 token (VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID); see README.md.
 `,
-	"dev": `usage: credvault dev
+	"dev": `usage: credvault dev [--reset]
 
 Runs the whole service locally: a private PostgreSQL cluster unless
 DATABASE_URL is set, the built-in dev transit server unless VAULT_ADDR is
 set, listening on 127.0.0.1:8080 unless CREDVAULT_ADDR says otherwise.
-State is kept under CREDVAULT_DATA_DIR (default ./.credvault).
+State is kept under CREDVAULT_DATA_DIR (default ./.credvault); run as
+root, the cluster lives in /var/lib/credvault-dev/<hash>/pg instead.
+
+  --reset   stop and remove everything dev created (the data directory's
+            cluster, transit keys, tokens and admin key, and the cluster
+            under /var/lib/credvault-dev/<hash>), then exit; refused
+            while a credvault dev is running on the directory
 `,
 	"migrate": `usage: credvault migrate [up|status]
 

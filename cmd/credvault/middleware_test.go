@@ -14,6 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"credvault/api/client"
+	"credvault/api/client/fibermw"
 )
 
 // countingTransport counts the calls an Authenticator makes to credvault.
@@ -135,10 +136,10 @@ func serveWith(t *testing.T, kind string, a *client.Authenticator) func(map[stri
 	t.Helper()
 	if kind == "fiber" {
 		app := fiber.New()
-		app.Use(a.FiberMiddleware())
+		app.Use(fibermw.New(a))
 		app.Get("/", func(c *fiber.Ctx) error {
 			id, ok := client.IdentityFrom(c.UserContext())
-			if !ok || c.Locals(client.FiberLocalsKey) == nil {
+			if !ok || c.Locals(fibermw.LocalsKey) == nil {
 				return c.SendStatus(500)
 			}
 			return c.JSON(id)

@@ -262,6 +262,29 @@ func TestProxyEgressPolicy(t *testing.T) {
 			t.Fatalf("the loopback upstream accepted %d connections", n)
 		}
 	})
+
+	// CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS=<up's port>: the README's
+	// recipe for trying a local service. That port on loopback passes;
+	// another loopback port (other) stays refused.
+	t.Run("loopback ports allow-list", func(t *testing.T) {
+		cl := newCluster(t, map[string]string{"CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS": up.Port})
+		a := cl.start()
+		_, owner := cl.bootstrap(a, "acme")
+		id := cl.createCredential(a, owner, map[string]any{"name": "local", "placement": "bearer", "value": "v-123456789",
+			"base_url": up.URL, "allowed_hosts": []string{up.HostP}})["id"].(string)
+		if r := cl.as(owner, "GET", a.url+"/v1/proxy/"+id+"/ok", nil); r.status != 200 {
+			t.Fatalf("allowed loopback port: %d %s", r.status, r.body)
+		}
+		before := other.conns.Load()
+		oid := cl.createCredential(a, owner, map[string]any{"name": "other", "placement": "bearer", "value": "v-123456789",
+			"base_url": other.URL, "allowed_hosts": []string{other.HostP}})["id"].(string)
+		if r := cl.as(owner, "GET", a.url+"/v1/proxy/"+oid+"/x", nil); r.status != 403 || r.errCode(t) != "egress_denied" {
+			t.Fatalf("loopback port not listed: %d %s", r.status, r.body)
+		}
+		if n := other.conns.Load() - before; n != 0 {
+			t.Fatalf("the unlisted loopback port accepted %d connections", n)
+		}
+	})
 }
 
 // TestShareeCannotExfiltrate: a member with `use` calls through the proxy,

@@ -160,7 +160,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	users := &credvault.UserService{Store: s.store}
 	keys := &credvault.APIKeyService{Store: s.store, Users: s.store, Minter: s.minter, JWT: &apikey.JWTIssuer{Keys: s.signing, Issuer: issuer, VersionNow: opts.now}}
 	s.creds = &credvault.CredentialService{Store: s.store, Users: s.store, Audit: s.store, Transit: s.vault, Values: s.values, ReservedHeaders: cfg.AuthHeaders}
-	client := injector.NewClient(injector.ClientOptions{AllowPrivate: cfg.EgressAllowPrivate})
+	client := injector.NewClient(injector.ClientOptions{AllowPrivate: cfg.EgressAllowPrivate, AllowLoopbackPorts: cfg.EgressLoopbackPorts})
 	services := httpapi.Services{
 		Credentials: s.creds,
 		Proxy: &credvault.ProxyService{Credentials: s.creds, Outbound: outbound{client}, Usage: s.usage, Audit: s.store,

@@ -236,10 +236,10 @@ func (v *Verifier) verifyJWT(ctx context.Context, token string) (credvault.Verif
 func (v *Verifier) admit(ctx context.Context, ak *credvault.AuthKey, hash [32]byte, now time.Time) (credvault.Verification, error) {
 	switch {
 	case ak.RevokedAt != nil:
-		v.used.count(hash[1], ak.ID, now, outcomeRefused)
+		v.used.count(hash[1], ak.ID, now, outcomeRevoked)
 		return credvault.Verification{Code: credvault.VerifyRevoked, Key: ak}, nil
 	case ak.ExpiresAt != nil && !now.Before(*ak.ExpiresAt):
-		v.used.count(hash[1], ak.ID, now, outcomeRefused)
+		v.used.count(hash[1], ak.ID, now, outcomeExpired)
 		return credvault.Verification{Code: credvault.VerifyExpired, Key: ak}, nil
 	}
 	res := credvault.Verification{Code: credvault.VerifyValid, Key: ak}
@@ -470,7 +470,8 @@ func (v *Verifier) flush(ctx context.Context) {
 		batch := make([]credvault.KeyDayCount, 0, len(counts))
 		for k, n := range counts {
 			batch = append(batch, credvault.KeyDayCount{KeyID: k.id, Day: time.Unix(k.day*86400, 0).UTC(),
-				Valid: n[outcomeValid], Refused: n[outcomeRefused], RateLimited: n[outcomeRateLimited]})
+				Valid: n[outcomeValid], Refused: n[outcomeRevoked] + n[outcomeExpired], RefusedRevoked: n[outcomeRevoked],
+				RefusedExpired: n[outcomeExpired], RateLimited: n[outcomeRateLimited]})
 		}
 		if err := v.store.AddKeyVerifications(ctx, batch); err != nil {
 			v.log.Warn("writing verification counters failed; will retry", "keys", len(batch), "error", err.Error())
@@ -561,7 +562,7 @@ type usedTimes struct {
 	shards [64]struct {
 		sync.Mutex
 		m      map[string]time.Time
-		counts map[dayKey][3]int64
+		counts map[dayKey][outcomes]int64
 	}
 }
 
@@ -574,14 +575,16 @@ type dayKey struct {
 // Verification outcomes, the indexes of a dayKey's counts.
 const (
 	outcomeValid = iota
-	outcomeRefused
+	outcomeRevoked
+	outcomeExpired
 	outcomeRateLimited
+	outcomes // how many
 )
 
 func (u *usedTimes) init() {
 	for i := range u.shards {
 		u.shards[i].m = map[string]time.Time{}
-		u.shards[i].counts = map[dayKey][3]int64{}
+		u.shards[i].counts = map[dayKey][outcomes]int64{}
 	}
 }
 
@@ -611,7 +614,7 @@ func (u *usedTimes) markCount(shard byte, id string, t time.Time, outcome int) {
 }
 
 // restoreCounts puts back counts a failed write-back took.
-func (u *usedTimes) restoreCounts(counts map[dayKey][3]int64) {
+func (u *usedTimes) restoreCounts(counts map[dayKey][outcomes]int64) {
 	sh := &u.shards[0]
 	sh.Lock()
 	for k, n := range counts {
@@ -634,9 +637,9 @@ func (u *usedTimes) mark(shard byte, id string, t time.Time) {
 }
 
 // swap takes everything collected so far.
-func (u *usedTimes) swap() (map[string]time.Time, map[dayKey][3]int64) {
+func (u *usedTimes) swap() (map[string]time.Time, map[dayKey][outcomes]int64) {
 	out := map[string]time.Time{}
-	counts := map[dayKey][3]int64{}
+	counts := map[dayKey][outcomes]int64{}
 	for i := range u.shards {
 		sh := &u.shards[i]
 		sh.Lock()

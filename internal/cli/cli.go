@@ -186,6 +186,8 @@ func ExitCode(err error) int {
 		return ExitTestFailed
 	case errors.Is(err, errNotLoggedIn):
 		return ExitUnauthorized
+	case errors.As(err, new(errNoSuchMember)):
+		return ExitNotFound
 	case errors.As(err, &ae):
 		switch {
 		case errors.Is(err, client.ErrUnauthorized):

@@ -13,8 +13,12 @@ import (
 // `source <(credvault completion zsh)`.
 func runCompletion(args []string, env Env) error {
 	fs := flag.NewFlagSet("completion", flag.ContinueOnError)
-	pos, err := parseFlags(fs, args, 1, "bash|zsh|fish")
+	out := outputFlag(fs)
+	pos, err := parseFlags(fs, args, 1, "bash|zsh|fish [--output table|json]")
 	if err != nil {
+		return err
+	}
+	if err := checkOutput(*out); err != nil {
 		return err
 	}
 	top := append([]string{"dev", "serve", "migrate", "bootstrap", "rewrap", "bench", "devtransit", "help"}, Commands...)
@@ -78,6 +82,9 @@ compdef _credvault credvault
 		script = b.String()
 	default:
 		return usageErrorf("completion: unknown shell %q (bash, zsh or fish)", pos[0])
+	}
+	if *out == "json" {
+		return (&session{env: env}).printJSON(map[string]string{"shell": pos[0], "script": script})
 	}
 	_, err = fmt.Fprint(env.Stdout, script)
 	return err

@@ -123,7 +123,11 @@ func readSecret(env Env, what string) (string, error) {
 func runLogin(ctx context.Context, args []string, env Env) error {
 	fs := flag.NewFlagSet("login", flag.ContinueOnError)
 	url := fs.String("url", "", "credvault's URL, e.g. http://127.0.0.1:8080 (default $CREDVAULT_URL)")
-	if _, err := parseFlags(fs, args, 0, "--url URL   (the API key is read from stdin or a prompt)"); err != nil {
+	out := outputFlag(fs)
+	if _, err := parseFlags(fs, args, 0, "--url URL [--output table|json]   (the API key is read from stdin or a prompt)"); err != nil {
+		return err
+	}
+	if err := checkOutput(*out); err != nil {
 		return err
 	}
 	if *url == "" {
@@ -159,6 +163,10 @@ func runLogin(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	fmt.Fprintf(env.Stderr, "Logged in to %s (org %s, key %s); saved in %s\n", *url, r.JSON200.OrgId, r.JSON200.KeyId, p)
+	if *out == "json" { // the whoami answer: org, user, key id, scopes
+		_, err := (&session{env: env}).result(*out, r.HTTPResponse, r.Body)
+		return err
+	}
 	return nil
 }
 
@@ -186,7 +194,11 @@ func writePrivate(p string, b []byte) error {
 
 func runLogout(args []string, env Env) error {
 	fs := flag.NewFlagSet("logout", flag.ContinueOnError)
-	if _, err := parseFlags(fs, args, 0, ""); err != nil {
+	out := outputFlag(fs)
+	if _, err := parseFlags(fs, args, 0, "[--output table|json]"); err != nil {
+		return err
+	}
+	if err := checkOutput(*out); err != nil {
 		return err
 	}
 	p, err := env.configPath()
@@ -197,5 +209,8 @@ func runLogout(args []string, env Env) error {
 		return err
 	}
 	fmt.Fprintln(env.Stderr, "Logged out; removed", p)
+	if *out == "json" {
+		return (&session{env: env}).printJSON(map[string]any{"logged_out": true, "removed": p})
+	}
 	return nil
 }

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/google/uuid"
-
 	"credvault/api/client"
 )
 
@@ -30,14 +28,22 @@ func credentialRow(c client.Credential) []string {
 func credentialsList(ctx context.Context, s *session, args []string) error {
 	fs := flag.NewFlagSet("credentials list", flag.ContinueOnError)
 	out := outputFlag(fs)
-	if _, err := parseFlags(fs, args, 0, "[--output table|json]"); err != nil {
+	service := fs.String("service", "", "only this service (stripe, openai, a custom name)")
+	scope := fs.String("scope", "", "mine, shared or all (default: all you may use)")
+	if _, err := parseFlags(fs, args, 0, "[--service S] [--scope mine|shared|all] [--output table|json]"); err != nil {
 		return err
 	}
 	api, err := s.api(*out)
 	if err != nil {
 		return err
 	}
-	r, err := api.CredentialListWithResponse(ctx, nil)
+	params := &client.CredentialListParams{}
+	setIf(&params.Service, *service)
+	if *scope != "" {
+		sc := client.CredentialListParamsScope(*scope)
+		params.Scope = &sc
+	}
+	r, err := api.CredentialListWithResponse(ctx, params)
 	if err != nil {
 		return err
 	}
@@ -151,13 +157,13 @@ func credentialsRotate(ctx context.Context, s *session, args []string) error {
 }
 
 // credentialsShare is `credentials share ID --mode personal|team|members
-// [--member USER_ID[:use|manage]]...`.
+// [--member EMAIL|USER_ID[:use|manage]]...`.
 func credentialsShare(ctx context.Context, s *session, args []string) error {
 	fs := flag.NewFlagSet("credentials share", flag.ContinueOnError)
 	out := outputFlag(fs)
 	mode := fs.String("mode", "", "personal, team or members (required)")
 	var members stringList
-	fs.Var(&members, "member", "USER_ID or USER_ID:manage (repeat; mode members)")
+	fs.Var(&members, "member", "a member's EMAIL or USER_ID, with :manage to let them edit (repeat; mode members)")
 	id, err := parseID(fs, args)
 	if err != nil {
 		return err
@@ -169,24 +175,25 @@ func credentialsShare(ctx context.Context, s *session, args []string) error {
 		return usageErrorf("credentials share needs --mode personal|team|members")
 	}
 	body := client.Sharing{Mode: client.SharingMode(*mode)}
+	api, err := s.client()
+	if err != nil {
+		return err
+	}
 	if len(members) > 0 {
 		var list []client.Share
+		ids := &memberIDs{api: api}
 		for _, m := range members {
-			uid, perm, _ := strings.Cut(m, ":")
-			u, err := uuid.Parse(uid)
-			if err != nil {
-				return usageErrorf("--member %q: not a user id", m)
+			ref, perm := m, "use"
+			if i := strings.LastIndexByte(m, ':'); i >= 0 {
+				ref, perm = m[:i], m[i+1:]
 			}
-			if perm == "" {
-				perm = "use"
+			u, err := ids.resolve(ctx, "--member", ref)
+			if err != nil {
+				return err
 			}
 			list = append(list, client.Share{UserId: u, Permission: client.SharePermission(perm)})
 		}
 		body.Members = &list
-	}
-	api, err := s.client()
-	if err != nil {
-		return err
 	}
 	r, err := api.CredentialSharingWithResponse(ctx, id, body)
 	if err != nil {
@@ -195,7 +202,29 @@ func credentialsShare(ctx context.Context, s *session, args []string) error {
 	if table, err := s.result(*out, r.HTTPResponse, r.Body); !table {
 		return err
 	}
-	return s.table(credentialHeader, [][]string{credentialRow(*r.JSON200)})
+	if err := s.table(credentialHeader, [][]string{credentialRow(*r.JSON200)}); err != nil {
+		return err
+	}
+	return s.printShares(ctx, api, r.JSON200.Sharing)
+}
+
+// printShares lists who a credential is shared with, by email where the
+// caller may list members (else by user id), with each permission.
+func (s *session) printShares(ctx context.Context, api *client.ClientWithResponses, sh client.Sharing) error {
+	if sh.Members == nil || len(*sh.Members) == 0 {
+		return nil
+	}
+	ids := &memberIDs{api: api}
+	parts := make([]string, 0, len(*sh.Members))
+	for _, m := range *sh.Members {
+		who := ids.email(ctx, m.UserId)
+		if who == "" {
+			who = m.UserId.String()
+		}
+		parts = append(parts, who+" ("+string(m.Permission)+")")
+	}
+	_, err := fmt.Fprintln(s.env.Stdout, "Shared with: "+strings.Join(parts, ", "))
+	return err
 }
 
 func credentialsTest(ctx context.Context, s *session, args []string) error {
@@ -259,9 +288,5 @@ func credentialsDelete(ctx context.Context, s *session, args []string) error {
 	if err != nil {
 		return err
 	}
-	if table, err := s.result(*out, r.HTTPResponse, r.Body); !table {
-		return err
-	}
-	_, err = fmt.Fprintf(s.env.Stdout, "Deleted credential %s\n", id)
-	return err
+	return s.deleted(*out, "credential", id.String(), r.HTTPResponse, r.Body)
 }

@@ -41,7 +41,7 @@ func keyRow(k client.APIKey) []string {
 	return []string{k.Id.String(), k.Name, k.Display, strings.Join(scopes, ","), string(k.Status), timeOrDash(k.ExpiresAt), timeOrDash(k.LastUsedAt)}
 }
 
-var keyHeader = []string{"ID", "NAME", "KEY", "SCOPES", "STATUS", "EXPIRES", "LAST USED"}
+var keyHeader = []string{"ID", "NAME", "OWNER", "KEY", "SCOPES", "STATUS", "EXPIRES", "LAST USED"}
 
 func timeOrDash(t *time.Time) string {
 	if t == nil {
@@ -53,21 +53,58 @@ func timeOrDash(t *time.Time) string {
 func keysList(ctx context.Context, s *session, args []string) error {
 	fs := flag.NewFlagSet("keys list", flag.ContinueOnError)
 	out := outputFlag(fs)
-	if _, err := parseFlags(fs, args, 0, "[--output table|json]"); err != nil {
+	status := fs.String("status", "", "active, expired, revoked or all (default: active)")
+	env := fs.String("environment", "", "only keys with this environment label")
+	tag := fs.String("tag", "", "only keys with this tag, key=value")
+	q := fs.String("search", "", "only keys whose name contains this text")
+	owner := fs.String("user", "", "only keys of this member: EMAIL or USER_ID (owners and admins)")
+	if _, err := parseFlags(fs, args, 0, "[--status S] [--environment E] [--tag k=v] [--search TEXT] [--user EMAIL|ID] [--output table|json]"); err != nil {
 		return err
 	}
 	api, err := s.api(*out)
 	if err != nil {
 		return err
 	}
-	r, err := api.ApiKeyListWithResponse(ctx, nil)
+	params := &client.ApiKeyListParams{}
+	if *status != "" {
+		st := client.ApiKeyListParamsStatus(*status)
+		params.Status = &st
+	}
+	if *env != "" {
+		e := client.EnvironmentLabel(*env)
+		params.Environment = &e
+	}
+	setIf(&params.Tag, *tag)
+	setIf(&params.Q, *q)
+	members := &memberIDs{api: api}
+	if *owner != "" {
+		u, err := members.resolve(ctx, "--user", *owner)
+		if err != nil {
+			return err
+		}
+		params.UserId = &u
+	}
+	r, err := api.ApiKeyListWithResponse(ctx, params)
 	if err != nil {
 		return err
 	}
 	if table, err := s.result(*out, r.HTTPResponse, r.Body); !table {
 		return err
 	}
-	return s.table(keyHeader, rowsOf(r.JSON200.Data, keyRow))
+	return s.table(keyHeader, rowsOf(r.JSON200.Data, func(k client.APIKey) []string { return keyRowOwner(ctx, members, k) }))
+}
+
+// keyRowOwner is keyRow with the OWNER column: the member's email (their
+// user id when the caller may not list members), or "service".
+func keyRowOwner(ctx context.Context, members *memberIDs, k client.APIKey) []string {
+	owner := "service"
+	if k.UserId != nil {
+		if owner = members.email(ctx, *k.UserId); owner == "" {
+			owner = k.UserId.String()
+		}
+	}
+	row := keyRow(k)
+	return append(row[:2:2], append([]string{owner}, row[2:]...)...)
 }
 
 func keysGet(ctx context.Context, s *session, args []string) error {
@@ -88,7 +125,7 @@ func keysGet(ctx context.Context, s *session, args []string) error {
 	if table, err := s.result(*out, r.HTTPResponse, r.Body); !table {
 		return err
 	}
-	return s.table(keyHeader, [][]string{keyRow(*r.JSON200)})
+	return s.table(keyHeader, [][]string{keyRowOwner(ctx, &memberIDs{api: api}, *r.JSON200)})
 }
 
 // keysCreate is `keys create --name N --scope S...`: the new key is
@@ -102,11 +139,20 @@ func keysCreate(ctx context.Context, s *session, args []string) error {
 	var scopes stringList
 	fs.Var(&scopes, "scope", "a scope the key holds (repeat, or comma-separate)")
 	expires := fs.String("expires-in", "", "7d, 30d, 90d or never")
+	expiresAt := fs.String("expires-at", "", "an RFC 3339 date-time such as 2027-01-15T00:00:00Z (instead of --expires-in)")
 	kind := fs.String("kind", "", "user (default) or service")
-	userID := fs.String("user-id", "", "create the key for this member (owners and admins)")
+	userRef := fs.String("user", "", "create the key for this member: EMAIL or USER_ID (owners and admins)")
+	fs.StringVar(userRef, "user-id", "", "the same as --user")
+	format := fs.String("format", "", "opaque (default) or jwt (a signed token verifiable with the JWKS)")
+	agent := fs.String("agent", "", "the agent or integration a jwt key is for (its agent claim)")
+	mode := fs.String("mode", "", "live (default) or test: the key's prefix")
+	envLabel := fs.String("environment", "", "a free label such as production or staging")
+	var tags stringList
+	fs.Var(&tags, "tag", "a tag key=value (repeat, or comma-separate)")
 	rlReq := fs.Int("rate-limit", 0, "requests allowed per --rate-window (0: none)")
 	rlWin := fs.Int("rate-window", 60, "rate-limit window in seconds")
-	if _, err := parseFlags(fs, args, 0, "--name NAME --scope SCOPE... [--expires-in 30d] [--kind service] [--rate-limit N --rate-window SECONDS]"); err != nil {
+	if _, err := parseFlags(fs, args, 0, "--name NAME --scope SCOPE... [--expires-in 30d | --expires-at TIME] [--format opaque|jwt] [--agent NAME] "+
+		"[--mode live|test] [--environment LABEL] [--tag k=v]... [--kind service | --user EMAIL|ID] [--rate-limit N --rate-window SECONDS]"); err != nil {
 		return err
 	}
 	if err := checkOutput(*out); err != nil {
@@ -123,16 +169,40 @@ func keysCreate(ctx context.Context, s *session, args []string) error {
 		e := client.APIKeyCreateRequestExpiresIn(*expires)
 		body.ExpiresIn = &e
 	}
+	if *expiresAt != "" {
+		t, err := time.Parse(time.RFC3339, *expiresAt)
+		if err != nil {
+			return usageErrorf("--expires-at %q is not an RFC 3339 date-time such as 2027-01-15T00:00:00Z", *expiresAt)
+		}
+		body.ExpiresAt = &t
+	}
 	if *kind != "" {
 		k := client.APIKeyCreateRequestKind(*kind)
 		body.Kind = &k
 	}
-	if *userID != "" {
-		u, err := uuid.Parse(*userID)
-		if err != nil {
-			return usageErrorf("--user-id %q is not an id", *userID)
+	if *format != "" {
+		f := client.APIKeyCreateRequestFormat(*format)
+		body.Format = &f
+	}
+	setIf(&body.Agent, *agent)
+	if *mode != "" {
+		m := client.APIKeyCreateRequestMode(*mode)
+		body.Mode = &m
+	}
+	if *envLabel != "" {
+		e := client.EnvironmentLabel(*envLabel)
+		body.Environment = &e
+	}
+	if len(tags) > 0 {
+		m := map[string]string{}
+		for _, t := range tags {
+			k, v, ok := strings.Cut(t, "=")
+			if !ok || k == "" {
+				return usageErrorf("--tag %q: want key=value, such as team=billing", t)
+			}
+			m[k] = v
 		}
-		body.UserId = &u
+		body.Tags = &m
 	}
 	if *rlReq > 0 {
 		body.RateLimit = &client.RateLimit{Requests: *rlReq, WindowSeconds: *rlWin}
@@ -140,6 +210,13 @@ func keysCreate(ctx context.Context, s *session, args []string) error {
 	api, err := s.client()
 	if err != nil {
 		return err
+	}
+	if *userRef != "" {
+		u, err := (&memberIDs{api: api}).resolve(ctx, "--user", *userRef)
+		if err != nil {
+			return err
+		}
+		body.UserId = &u
 	}
 	r, err := api.ApiKeyCreateWithResponse(ctx, body)
 	if err != nil {
@@ -199,5 +276,5 @@ func keysRevoke(ctx context.Context, s *session, args []string) error {
 	if table, err := s.result(*out, r.HTTPResponse, r.Body); !table {
 		return err
 	}
-	return s.table(keyHeader, [][]string{keyRow(*r.JSON200)})
+	return s.table(keyHeader, [][]string{keyRowOwner(ctx, &memberIDs{api: api}, *r.JSON200)})
 }

@@ -56,3 +56,27 @@ func rowsOf[T any](items []T, row func(T) []string) [][]string {
 	}
 	return rows
 }
+
+// deleted reports a deletion (204, no body): "Deleted <what> <id>" in
+// table mode, {"id":…,"deleted":true} with --output json.
+func (s *session) deleted(output, what, id string, resp *http.Response, body []byte) error {
+	if err := client.Check(resp, body); err != nil {
+		return err
+	}
+	if output == "json" {
+		return s.printJSON(map[string]any{"id": id, "deleted": true})
+	}
+	_, err := fmt.Fprintf(s.env.Stdout, "Deleted %s %s\n", what, id)
+	return err
+}
+
+// printJSON writes v indented, for --output json of commands whose
+// answer is not a credvault body.
+func (s *session) printJSON(v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = s.env.Stdout.Write(append(b, '\n'))
+	return err
+}

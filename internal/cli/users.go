@@ -3,8 +3,8 @@ package cli
 import (
 	"context"
 	"flag"
-	"fmt"
 
+	"github.com/google/uuid"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"credvault/api/client"
@@ -81,11 +81,7 @@ func usersCreate(ctx context.Context, s *session, args []string) error {
 func usersGet(ctx context.Context, s *session, args []string) error {
 	fs := flag.NewFlagSet("users get", flag.ContinueOnError)
 	out := outputFlag(fs)
-	id, err := parseID(fs, args)
-	if err != nil {
-		return err
-	}
-	api, err := s.api(*out)
+	api, id, err := s.memberArg(ctx, fs, args, out)
 	if err != nil {
 		return err
 	}
@@ -104,11 +100,8 @@ func usersUpdate(ctx context.Context, s *session, args []string) error {
 	out := outputFlag(fs)
 	name := fs.String("name", "", "new display name")
 	role := fs.String("role", "", "new role: owner, admin or member")
-	id, err := parseID(fs, args)
+	api, id, err := s.memberArg(ctx, fs, args, out)
 	if err != nil {
-		return err
-	}
-	if err := checkOutput(*out); err != nil {
 		return err
 	}
 	body := client.UserUpdateRequest{}
@@ -116,10 +109,6 @@ func usersUpdate(ctx context.Context, s *session, args []string) error {
 	if *role != "" {
 		r := client.Role(*role)
 		body.Role = &r
-	}
-	api, err := s.client()
-	if err != nil {
-		return err
 	}
 	r, err := api.UserUpdateWithResponse(ctx, id, body)
 	if err != nil {
@@ -131,14 +120,25 @@ func usersUpdate(ctx context.Context, s *session, args []string) error {
 	return s.table(userHeader, [][]string{userRow(*r.JSON200)})
 }
 
+// memberArg parses a command's flags and its one positional argument, a
+// member's email or user id, and returns the client and the user id.
+func (s *session) memberArg(ctx context.Context, fs *flag.FlagSet, args []string, out *string) (*client.ClientWithResponses, uuid.UUID, error) {
+	pos, err := parseFlags(fs, args, 1, "EMAIL|ID")
+	if err != nil {
+		return nil, uuid.Nil, err
+	}
+	api, err := s.api(*out)
+	if err != nil {
+		return nil, uuid.Nil, err
+	}
+	id, err := (&memberIDs{api: api}).resolve(ctx, fs.Name(), pos[0])
+	return api, id, err
+}
+
 func usersDelete(ctx context.Context, s *session, args []string) error {
 	fs := flag.NewFlagSet("users delete", flag.ContinueOnError)
 	out := outputFlag(fs)
-	id, err := parseID(fs, args)
-	if err != nil {
-		return err
-	}
-	api, err := s.api(*out)
+	api, id, err := s.memberArg(ctx, fs, args, out)
 	if err != nil {
 		return err
 	}
@@ -146,9 +146,5 @@ func usersDelete(ctx context.Context, s *session, args []string) error {
 	if err != nil {
 		return err
 	}
-	if table, err := s.result(*out, r.HTTPResponse, r.Body); !table {
-		return err
-	}
-	_, err = fmt.Fprintf(s.env.Stdout, "Deleted user %s\n", id)
-	return err
+	return s.deleted(*out, "user", id.String(), r.HTTPResponse, r.Body)
 }

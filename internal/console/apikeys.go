@@ -2,7 +2,6 @@ package console
 
 import (
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -15,18 +14,20 @@ import (
 type apiKeyRow struct {
 	K      *credvault.APIKey
 	Status string
-	Owner  string
+	Owner  personRef
 }
 
 type apiKeysData struct {
 	Rows        []apiKeyRow
 	Status      string
 	Environment string
+	Query       string // the search box: name or key prefix…last4
 	// Filtered is set when the address narrows the list: the filters stay
 	// on the page (to widen it again) even when nothing matches.
 	Filtered bool
 	Total    int
 	Invalid  string // the query parameter a refused filter names
+	Chart    *chart // the org's verifications (owners and admins)
 }
 
 // handleAPIKeys lists the keys the caller may see (their own; every key of
@@ -34,11 +35,11 @@ type apiKeysData struct {
 // label. A bad filter value answers 400 with the list page and a message
 // naming the query parameter.
 func (c *Console) handleAPIKeys(ctx *fiber.Ctx, v *view) error {
-	status, env := ctx.Query("status"), strings.TrimSpace(ctx.Query("environment"))
+	status, env, search := ctx.Query("status"), strings.TrimSpace(ctx.Query("environment")), strings.TrimSpace(ctx.Query("q"))
 	v.Title, v.Nav = "API keys", "api-keys"
-	d := apiKeysData{Status: status, Environment: env, Filtered: status != "" || env != ""}
+	d := apiKeysData{Status: status, Environment: env, Query: search, Filtered: status != "" || env != "" || search != ""}
 	var all []*credvault.APIKey
-	q := credvault.APIKeyQuery{Status: status, Environment: env}
+	q := credvault.APIKeyQuery{Status: status, Environment: env, Query: search}
 	if q.Status == "" {
 		q.Status = credvault.KeyStatusAll
 	}
@@ -46,9 +47,11 @@ func (c *Console) handleAPIKeys(ctx *fiber.Ctx, v *view) error {
 	for len(all) < maxListed {
 		items, err := c.cfg.Services.Keys.FindAPIKeys(ctx.UserContext(), q, page)
 		if credvault.ErrorCode(err) == credvault.EINVALID {
-			d.Invalid = invalidField(err)
-			v.Error, v.Data = credvault.ErrorMessage(err), d
-			return c.render(ctx, fiber.StatusBadRequest, "apikeys", v)
+			return c.inline(ctx, v, err, "", func(status int) error {
+				d.Invalid = v.Invalid
+				v.Data = d
+				return c.render(ctx, status, "apikeys", v)
+			})
 		}
 		if err != nil {
 			return c.fail(ctx, v, err)
@@ -60,35 +63,21 @@ func (c *Console) handleAPIKeys(ctx *fiber.Ctx, v *view) error {
 		last := items[len(items)-1]
 		page.Cursor = credvault.KeysetCursor{CreatedAt: last.CreatedAt, ID: last.ID}.Encode()
 	}
-	emails := c.emails(ctx)
+	ppl := c.people(ctx)
 	now := time.Now()
 	d.Total = len(all)
 	for _, k := range all { // newest first, filtered by the service
-		st := k.Status(now)
-		owner := "service"
-		if k.UserID != nil {
-			owner = emails[*k.UserID]
-			if owner == "" {
-				owner = *k.UserID
-			}
+		d.Rows = append(d.Rows, apiKeyRow{K: k, Status: k.Status(now), Owner: keyOwner(ppl, k)})
+	}
+	if v.Me.Manager && d.Total > 0 {
+		// The whole org's verifications, for owners and admins holding
+		// keys:read; a key session without it just has no chart.
+		if rows, since, err := c.cfg.Services.Stats.OrgVerifications(ctx.UserContext(), chartDays); err == nil {
+			d.Chart = verificationsChart(rows, since, "No key of the org was used in the last 14 days.")
 		}
-		d.Rows = append(d.Rows, apiKeyRow{K: k, Status: st, Owner: owner})
 	}
 	v.Data = d
 	return c.render(ctx, fiber.StatusOK, "apikeys", v)
-}
-
-// emails maps user ids to emails when the caller may list users.
-func (c *Console) emails(ctx *fiber.Ctx) map[string]string {
-	out := map[string]string{}
-	users, err := c.cfg.Services.Users.FindUsers(ctx.UserContext(), credvault.Page{Limit: 500})
-	if err != nil {
-		return out
-	}
-	for _, u := range users {
-		out[u.ID] = u.Email
-	}
-	return out
 }
 
 type apiKeyNewData struct {
@@ -106,18 +95,6 @@ type apiKeyNewData struct {
 // live key without an environment label, expiring in 90 days.
 func newKeyDefaults() map[string]string {
 	return map[string]string{"expires_in": "90d", "format": credvault.KeyFormatOpaque, "mode": "live"}
-}
-
-// fieldRe finds the field a service error names: `field "agent" must …`
-// or `query parameter "environment" must …`.
-var fieldRe = regexp.MustCompile(`^(?:field|query parameter) "([a-z_]+)"`)
-
-// invalidField is the form field err names, or "".
-func invalidField(err error) string {
-	if m := fieldRe.FindStringSubmatch(credvault.ErrorMessage(err)); m != nil {
-		return m[1]
-	}
-	return ""
 }
 
 // creatorScopes are the scopes a key made by p may carry: a key never
@@ -252,13 +229,28 @@ func formValues(ctx *fiber.Ctx, name string) []string {
 type apiKeyData struct {
 	K      *credvault.APIKey
 	Status string
-	Owner  string
+	Owner  personRef
 	Chart  *chart
+}
+
+// keyOwner is the person a key acts as, or "service key" for a key with
+// no user.
+func keyOwner(ppl people, k *credvault.APIKey) personRef {
+	if k.UserID == nil {
+		return personRef{Label: "service key (no user)"}
+	}
+	return person(ppl, credvault.KeyKindUser, *k.UserID)
 }
 
 // handleAPIKey shows a key's metadata (never the key), its verifications
 // per day, roll and revoke.
 func (c *Console) handleAPIKey(ctx *fiber.Ctx, v *view) error {
+	return c.renderAPIKey(ctx, v, fiber.StatusOK)
+}
+
+// renderAPIKey renders a key's page with status (a refused roll or revoke
+// shows its message there).
+func (c *Console) renderAPIKey(ctx *fiber.Ctx, v *view, status int) error {
 	k, err := c.cfg.Services.Keys.FindAPIKey(ctx.UserContext(), ctx.Params("id"))
 	if err != nil {
 		return c.fail(ctx, v, err)
@@ -267,28 +259,27 @@ func (c *Console) handleAPIKey(ctx *fiber.Ctx, v *view) error {
 	if err != nil {
 		return c.fail(ctx, v, err)
 	}
-	owner := "service key"
-	if k.UserID != nil {
-		owner = c.emails(ctx)[*k.UserID]
-	}
+	owner := keyOwner(c.people(ctx), k)
 	if ctx.Query("notice") == "revoked" {
 		v.Notice = "Revoked. Every instance refuses it from now on."
 	}
 	v.Title, v.Nav = k.Name, "api-keys"
-	v.Data = apiKeyData{K: k, Status: k.Status(time.Now()), Owner: owner, Chart: verificationsChart(rows, since)}
-	return c.render(ctx, fiber.StatusOK, "apikey", v)
+	v.Data = apiKeyData{K: k, Status: k.Status(time.Now()), Owner: owner,
+		Chart: verificationsChart(rows, since, "Not used in the last 14 days. Send it in the X-API-Key header (or Authorization: Bearer) and each verification shows up here.")}
+	return c.render(ctx, status, "apikey", v)
 }
 
 // handleAPIKeyRoll issues a replacement and shows it once; the old key
 // keeps working for the grace period.
 func (c *Console) handleAPIKeyRoll(ctx *fiber.Ctx, v *view) error {
+	again := func(status int) error { return c.renderAPIKey(ctx, v, status) }
 	grace, err := strconv.Atoi(ctx.FormValue("grace_seconds", "0"))
 	if err != nil {
-		return c.fail(ctx, v, credvault.Errorf(credvault.EINVALID, "field \"grace_seconds\" must be a whole number of seconds"))
+		return c.inline(ctx, v, credvault.Errorf(credvault.EINVALID, "field \"grace_seconds\" must be a whole number of seconds"), "", again)
 	}
 	next, secret, err := c.cfg.Services.Keys.RollAPIKey(ctx.UserContext(), ctx.Params("id"), grace)
 	if err != nil {
-		return c.fail(ctx, v, err)
+		return c.inline(ctx, v, err, "grace_seconds", again)
 	}
 	ends := time.Now().Add(time.Duration(grace) * time.Second)
 	v.Title, v.Nav = "Copy your new API key", "api-keys"
@@ -319,8 +310,11 @@ func (c *Console) handleAPIKeyRevokeConfirm(ctx *fiber.Ctx, v *view) error {
 
 func (c *Console) handleAPIKeyRevoke(ctx *fiber.Ctx, v *view) error {
 	k, err := c.cfg.Services.Keys.RevokeAPIKey(ctx.UserContext(), ctx.Params("id"))
-	if err != nil {
+	if credvault.ErrorCode(err) == credvault.ENOTFOUND {
 		return c.fail(ctx, v, err)
+	}
+	if err != nil {
+		return c.inline(ctx, v, err, "", func(status int) error { return c.renderAPIKey(ctx, v, status) })
 	}
 	return ctx.Redirect("/api-keys/"+url.PathEscape(k.ID)+"?notice=revoked", fiber.StatusSeeOther)
 }

@@ -79,8 +79,8 @@ func TestAPIKeyPagesRender(t *testing.T) {
 	k := &credvault.APIKey{ID: "k1", Name: "bot", Kind: credvault.KeyKindUser, Format: credvault.KeyFormatJWT, Agent: &agent,
 		Mode: "test", Environment: "staging", Display: "jwt_test_…dXJl", Scopes: []string{"keys:read"}, CreatedAt: time.Now()}
 	buf.Reset()
-	if err := c.execute(&buf, "apikey", signedIn(apiKeyData{K: k, Status: "active", Owner: "ada@example.com",
-		Chart: verificationsChart(nil, time.Now())})); err != nil {
+	if err := c.execute(&buf, "apikey", signedIn(apiKeyData{K: k, Status: "active", Owner: personRef{Label: "ada@example.com", ID: "u1"},
+		Chart: verificationsChart(nil, time.Now(), "none yet")})); err != nil {
 		t.Fatal(err)
 	}
 	page = buf.String()
@@ -97,11 +97,20 @@ func TestAPIKeyPagesRender(t *testing.T) {
 	plain := &credvault.APIKey{ID: "k2", Name: "plain", Kind: credvault.KeyKindUser, Format: credvault.KeyFormatOpaque, Mode: "live",
 		Display: "cv_live_…abcd", Scopes: []string{"keys:read"}, CreatedAt: time.Now()}
 	buf.Reset()
-	if err := c.execute(&buf, "apikeys", signedIn(apiKeysData{Total: 1, Rows: []apiKeyRow{{K: plain, Status: "active", Owner: "ada"}}})); err != nil {
+	if err := c.execute(&buf, "apikeys", signedIn(apiKeysData{Total: 1, Rows: []apiKeyRow{{K: plain, Status: "active", Owner: personRef{Label: "ada@example.com", ID: "u1"}}}})); err != nil {
 		t.Fatal(err)
 	}
 	page = buf.String()
-	if !strings.Contains(page, "<td>opaque</td>\n    <td>live</td>\n    <td><span class=\"muted\">none</span></td>") {
-		t.Errorf("list row lacks format, mode and an empty label:\n%s", page)
+	// The list keeps the columns that fit a phone (name and key, owner,
+	// status, last used, expiry); format, mode and label are on the
+	// key's page, checked above.
+	for _, want := range []string{`<a href="/api-keys/k2">plain</a>`, "cv_live_…abcd", "<summary>ada@example.com</summary>",
+		"<code>u1</code>", `status-active`, `<span class="muted">never</span>`, "1 key<"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("list row lacks %s:\n%s", want, page)
+		}
+	}
+	if n := strings.Count(page, `<th scope="col"`); n != 5 {
+		t.Errorf("the list has %d columns, want 5", n)
 	}
 }

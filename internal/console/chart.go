@@ -1,7 +1,6 @@
 package console
 
 import (
-	"html/template"
 	"strconv"
 	"strings"
 	"time"
@@ -16,32 +15,39 @@ const chartDays = 14
 // viewBox, so these are proportions, not pixels).
 const (
 	chartW     = 560
-	chartH     = 160
+	chartH     = 170
 	chartTop   = 12
-	chartBase  = 132 // y of the x axis
-	chartLeft  = 36
+	chartBase  = 142 // y of the x axis
+	chartLeft  = 44
 	chartRight = 8
 )
 
-// chart is a small bar chart rendered server-side as inline SVG: bars are
-// rects with classes the stylesheet colours (no inline style, so the CSP
-// holds), each with a <title> for hover and screen readers, and the
-// figures are also in a table next to it.
+// chart is a stacked bar chart rendered server-side as inline SVG (the
+// "chart" template of partials.html): bars are rects with classes the
+// stylesheet colours (no inline style, so the CSP holds), each with a
+// <title> for hover and screen readers; the y axis has gridlines at round
+// numbers (1, 2 or 5 times a power of ten) up to at least the tallest day,
+// and the outcome totals are listed under it. A chart with nothing to
+// show renders its Empty text instead of an axis from 0 to 0.
 type chart struct {
-	W, H     int
-	BaseY    int
-	Left     int
-	Right    int
-	Max      int64
-	MaxY     int
-	Bars     []bar
-	Labels   []label
-	Legend   []legend
-	Days     []chartDay
-	Series   []string
-	Empty    bool
-	Summary  string
-	MaxLabel string
+	W, H      int
+	BaseY     int
+	Left      int
+	Right     int
+	Top       int64 // the value at the top of the scale
+	Ticks     []tick
+	Bars      []bar
+	Labels    []label
+	Breakdown []outcome
+	Days      []chartDay
+	Empty     bool
+	EmptyText string
+	Summary   string
+}
+
+type tick struct {
+	Y     int
+	Label string
 }
 
 type bar struct {
@@ -53,10 +59,20 @@ type bar struct {
 type label struct {
 	X    int
 	Text string
+	Alt  bool // every other label, left out on a phone (console.css)
 }
 
-type legend struct {
+// outcome is one series and its total over the chart's days.
+type outcome struct {
 	Class, Text string
+	Total       int64
+}
+
+// series names one stack of the chart and the CSS class that colours it;
+// optional series are left out of the breakdown when their total is 0.
+type series struct {
+	Name, Class string
+	Optional    bool
 }
 
 // chartDay is one day's figures, in series order.
@@ -65,64 +81,97 @@ type chartDay struct {
 	Values []int64
 }
 
+// niceTop returns the top of a scale for values up to max and its step:
+// the step is 1, 2 or 5 times a power of ten, at most 5 steps reach the
+// top, and the top is a whole number of steps at or above max (1 for an
+// all-zero chart, which is drawn as an empty state anyway).
+func niceTop(max int64) (top, step int64) {
+	if max <= 0 {
+		return 1, 1
+	}
+	for mag := int64(1); ; mag *= 10 {
+		for _, m := range []int64{1, 2, 5} {
+			step = m * mag
+			if step*5 >= max {
+				return (max + step - 1) / step * step, step
+			}
+		}
+	}
+}
+
 // newChart lays out stacked bars for days (oldest first) of the given
-// series (names and CSS classes).
-func newChart(days []chartDay, series, classes []string) *chart {
-	ch := &chart{W: chartW, H: chartH, BaseY: chartBase, Left: chartLeft, Right: chartW - chartRight, Days: days, Series: series}
-	var total int64
+// series; empty is the text shown when every value is 0.
+func newChart(days []chartDay, ss []series, empty string) *chart {
+	ch := &chart{W: chartW, H: chartH, BaseY: chartBase, Left: chartLeft, Right: chartW - chartRight, Days: days, EmptyText: empty}
+	var peak int64
+	totals := make([]int64, len(ss))
 	for _, d := range days {
 		var sum int64
-		for _, v := range d.Values {
+		for i, v := range d.Values {
+			if i >= len(ss) {
+				break // a figure without a series is not drawn or counted
+			}
 			sum += v
+			totals[i] += v
 		}
-		total += sum
-		ch.Max = max(ch.Max, sum)
+		peak = max(peak, sum)
 	}
-	ch.Empty = total == 0
-	scale := ch.Max
-	if scale == 0 {
-		scale = 1
+	ch.Empty = peak == 0
+	top, step := niceTop(peak)
+	ch.Top = top
+	for v := int64(0); v <= top; v += step {
+		ch.Ticks = append(ch.Ticks, tick{Y: chartBase - int(int64(chartBase-chartTop)*v/top), Label: compactCount(v)})
 	}
-	ch.MaxY = chartTop
-	ch.MaxLabel = strconv.FormatInt(ch.Max, 10)
 	slot := (chartW - chartLeft - chartRight) / max(1, len(days))
 	barW := max(2, slot*3/4)
 	for i, d := range days {
 		x := chartLeft + i*slot + (slot-barW)/2
-		y := chartBase
+		y, cum := chartBase, int64(0)
 		for s, v := range d.Values {
-			if s >= len(series) || s >= len(classes) {
+			if s >= len(ss) {
 				break // a figure without a series has no bar to draw
 			}
 			if v == 0 {
 				continue
 			}
-			h := int(int64(chartBase-chartTop) * v / scale)
-			h = max(h, 1)
+			// Each stack ends where the running total is on the scale, so
+			// rounding never leaves the tallest day short of its value.
+			cum += v
+			h := max(y-(chartBase-int(int64(chartBase-chartTop)*cum/top)), 1)
 			y -= h
-			// #nosec G602 -- s < len(series) and len(classes): checked above
-			ch.Bars = append(ch.Bars, bar{X: x, Y: y, W: barW, H: h, Class: classes[s],
-				Title: d.Day.Format("Jan 2") + ": " + strconv.FormatInt(v, 10) + " " + series[s]})
+			// #nosec G602 -- s < len(ss): checked above
+			ch.Bars = append(ch.Bars, bar{X: x, Y: y, W: barW, H: h, Class: ss[s].Class,
+				Title: d.Day.Format("Jan 2") + ": " + strconv.FormatInt(v, 10) + " " + ss[s].Name})
 		}
 		if i%2 == 0 || len(days) <= 7 {
-			ch.Labels = append(ch.Labels, label{X: x + barW/2, Text: d.Day.Format("Jan 2")})
+			ch.Labels = append(ch.Labels, label{X: x + barW/2, Text: d.Day.Format("Jan 2"), Alt: len(ch.Labels)%2 == 1})
 		}
 	}
-	for s := range min(len(series), len(classes)) {
-		ch.Legend = append(ch.Legend, legend{Class: classes[s], Text: series[s]}) // #nosec G602 -- s < both lengths (range bound)
-	}
-	parts := make([]string, len(series))
-	for s := range series {
-		var sum int64
-		for _, d := range days {
-			if s < len(d.Values) {
-				sum += d.Values[s]
-			}
+	parts := make([]string, 0, len(ss))
+	for i, s := range ss {
+		if s.Optional && totals[i] == 0 {
+			continue
 		}
-		parts[s] = strconv.FormatInt(sum, 10) + " " + series[s] // #nosec G602 -- parts has len(series) elements
+		ch.Breakdown = append(ch.Breakdown, outcome{Class: s.Class, Text: s.Name, Total: totals[i]})
+		parts = append(parts, strconv.FormatInt(totals[i], 10)+" "+s.Name)
 	}
 	ch.Summary = "Last " + strconv.Itoa(len(days)) + " days: " + strings.Join(parts, ", ")
 	return ch
+}
+
+// compactCount prints an axis label: 950, 1.5k, 20k, 3M.
+func compactCount(n int64) string {
+	switch {
+	case n >= 1_000_000:
+		return trimZero(float64(n)/1e6) + "M"
+	case n >= 1_000:
+		return trimZero(float64(n)/1e3) + "k"
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func trimZero(f float64) string {
+	return strings.TrimSuffix(strconv.FormatFloat(f, 'f', 1, 64), ".0")
 }
 
 // fillDays spreads sparse per-day rows over every day from since to today.
@@ -135,82 +184,52 @@ func fillDays(since time.Time, n int, at func(day time.Time) []int64) []chartDay
 	return out
 }
 
-// callsChart is a credential's calls per day.
-func callsChart(rows []credvault.DayCount, since time.Time) *chart {
-	by := map[string]int64{}
-	for _, r := range rows {
-		by[r.Day.UTC().Format(time.DateOnly)] = r.Count
-	}
-	days := fillDays(since, chartDays, func(d time.Time) []int64 { return []int64{by[d.Format(time.DateOnly)]} })
-	return newChart(days, []string{"calls"}, []string{"s0"})
+// callSeries are the outcomes of calls through credvault with a
+// credential, by the upstream's answer (credvault.CallDayCount).
+var callSeries = []series{
+	{Name: "succeeded", Class: "s0"},
+	{Name: "refused by the API (401/403)", Class: "s1"},
+	{Name: "rate-limited by the API (429)", Class: "s2"},
+	{Name: "failed (other errors, no answer)", Class: "s3"},
 }
 
-// verificationsChart is an API key's verifications per day: successful,
-// refused and rate-limited, stacked.
-func verificationsChart(rows []credvault.KeyDayCount, since time.Time) *chart {
+// callsChart is a credential's (or the org's) calls per day, by outcome.
+func callsChart(rows []credvault.CallDayCount, since time.Time, empty string) *chart {
 	by := map[string][]int64{}
 	for _, r := range rows {
-		by[r.Day.UTC().Format(time.DateOnly)] = []int64{r.Valid, r.Refused, r.RateLimited}
+		by[r.Day.UTC().Format(time.DateOnly)] = []int64{r.OK, r.Rejected, r.RateLimited, r.Failed}
 	}
-	days := fillDays(since, chartDays, func(d time.Time) []int64 {
-		if v, ok := by[d.Format(time.DateOnly)]; ok {
-			return v
-		}
-		return []int64{0, 0, 0}
-	})
-	return newChart(days, []string{"successful", "refused", "rate-limited"}, []string{"s0", "s1", "s2"})
+	days := fillDays(since, chartDays, func(d time.Time) []int64 { return valuesOr(by, d, len(callSeries)) })
+	return newChart(days, callSeries, empty)
 }
 
-// funcs are the template helpers.
-var funcs = template.FuncMap{
-	"date": func(t any) string {
-		switch v := t.(type) {
-		case time.Time:
-			if v.IsZero() {
-				return "—"
-			}
-			return v.UTC().Format("2006-01-02 15:04 UTC")
-		case *time.Time:
-			if v == nil || v.IsZero() {
-				return "—"
-			}
-			return v.UTC().Format("2006-01-02 15:04 UTC")
-		}
-		return "—"
-	},
-	"day":  func(t time.Time) string { return t.UTC().Format("Jan 2") },
-	"join": strings.Join,
-	"list": func(s ...string) []string { return s },
-	"has": func(list []string, s string) bool {
-		for _, x := range list {
-			if x == s {
-				return true
-			}
-		}
-		return false
-	},
-	"deref": func(s *string) string {
-		if s == nil {
-			return ""
-		}
-		return *s
-	},
-	"lines": func(s []string) string { return strings.Join(s, "\n") },
-	"data": func(m map[string]any) string {
-		if len(m) == 0 {
-			return ""
-		}
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			if k != "key_id" {
-				keys = append(keys, k)
-			}
-		}
-		sortStrings(keys)
-		parts := make([]string, 0, len(keys))
-		for _, k := range keys {
-			parts = append(parts, k+"="+shortValue(m[k]))
-		}
-		return strings.Join(parts, " ")
-	},
+// verificationSeries are the outcomes of verifying an API key
+// (credvault.KeyDayCount); "refused, reason not recorded" holds refusals
+// counted before reasons were (migration 0015).
+var verificationSeries = []series{
+	{Name: "allowed", Class: "s0"},
+	{Name: "refused: revoked", Class: "s1"},
+	{Name: "refused: expired", Class: "s3"},
+	{Name: "refused, reason not recorded", Class: "s4", Optional: true},
+	{Name: "rate-limited", Class: "s2"},
+}
+
+// verificationsChart is an API key's (or the org's) verifications per
+// day: allowed, refused by reason and rate-limited, stacked.
+func verificationsChart(rows []credvault.KeyDayCount, since time.Time, empty string) *chart {
+	by := map[string][]int64{}
+	for _, r := range rows {
+		other := max(r.Refused-r.RefusedRevoked-r.RefusedExpired, 0)
+		by[r.Day.UTC().Format(time.DateOnly)] = []int64{r.Valid, r.RefusedRevoked, r.RefusedExpired, other, r.RateLimited}
+	}
+	days := fillDays(since, chartDays, func(d time.Time) []int64 { return valuesOr(by, d, len(verificationSeries)) })
+	return newChart(days, verificationSeries, empty)
+}
+
+// valuesOr is by's values for day d, or n zeros.
+func valuesOr(by map[string][]int64, d time.Time, n int) []int64 {
+	if v, ok := by[d.Format(time.DateOnly)]; ok {
+		return v
+	}
+	return make([]int64, n)
 }

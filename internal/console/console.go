@@ -139,6 +139,7 @@ func parsePages() (map[string]*template.Template, error) {
 // "/", next to /v1).
 func (c *Console) Mount(r fiber.Router) {
 	r.Get("/static/:file", c.handleStatic)
+	r.Get("/favicon.ico", func(ctx *fiber.Ctx) error { return c.serveStatic(ctx, "favicon.ico") })
 
 	r.Get("/", c.page(c.handleHome, false))
 	r.Get("/sign-in", c.public(c.handleSignIn))
@@ -182,12 +183,15 @@ func (c *Console) Mount(r fiber.Router) {
 
 // view is what every page template gets.
 type view struct {
-	Title   string
-	Nav     string // the active section
-	Me      *me
-	CSRF    string
-	Notice  string
-	Error   string
+	Title  string
+	Nav    string // the active section
+	Me     *me
+	CSRF   string
+	Notice string
+	Error  string
+	// Invalid is the form field Error names (marked aria-invalid by
+	// {{invalid $ "name"}}); "" when none.
+	Invalid string
 	Data    any
 	NoIndex bool
 }
@@ -243,10 +247,14 @@ func (c *Console) execute(w io.Writer, name string, v *view) error {
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// handleStatic serves the embedded stylesheet and script.
+// handleStatic serves the embedded stylesheet, script and icons.
 func (c *Console) handleStatic(ctx *fiber.Ctx) error {
+	return c.serveStatic(ctx, ctx.Params("file"))
+}
+
+// serveStatic serves one embedded file by name; 404 for any other.
+func (c *Console) serveStatic(ctx *fiber.Ctx, name string) error {
 	securityHeaders(ctx)
-	name := ctx.Params("file")
 	var ctype string
 	switch {
 	case strings.HasSuffix(name, ".css"):
@@ -255,6 +263,8 @@ func (c *Console) handleStatic(ctx *fiber.Ctx) error {
 		ctype = "text/javascript; charset=utf-8"
 	case strings.HasSuffix(name, ".svg"):
 		ctype = "image/svg+xml"
+	case strings.HasSuffix(name, ".ico"):
+		ctype = "image/x-icon"
 	default:
 		return ctx.SendStatus(fiber.StatusNotFound)
 	}

@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -29,8 +28,17 @@ type credentialsData struct {
 	Count    int
 	Services []string // for the filter
 	Service  string
+	Sharing  string // personal, team, members or "" (any)
 	Query    string
 	Total    int
+	Chart    *chart // the org's calls (owners and admins)
+}
+
+// credentialFilter is what the list is narrowed by: Service exact,
+// Sharing a sharing mode, Query a case-insensitive substring of the name
+// or the service.
+type credentialFilter struct {
+	Service, Sharing, Query string
 }
 
 // credentialRowsHTML writes the list's table rows. A list of 1,000
@@ -50,15 +58,15 @@ func credentialRowsHTML(rows []credentialRow) template.HTML {
 		esc(r.Name)
 		b.WriteString("</a></td>\n    <td>")
 		esc(r.Service)
-		b.WriteString("</td>\n    <td>")
+		b.WriteString("</td>\n    <td class=\"wide\">")
 		esc(r.Placement)
 		b.WriteString("</td>\n    <td><span class=\"badge\">")
 		esc(r.Sharing)
-		b.WriteString("</span></td>\n    <td class=\"mono\">")
+		b.WriteString("</span></td>\n    <td class=\"mono wide\">")
 		esc(r.Hint)
-		b.WriteString("</td>\n    <td>")
+		b.WriteString("</td>\n    <td class=\"nowrap\">")
 		if r.LastUsed != nil {
-			b.WriteString(r.LastUsed.UTC().Format("2006-01-02 15:04 UTC"))
+			b.WriteString(string(agoHTML(*r.LastUsed)))
 		} else {
 			b.WriteString(`<span class="muted">never</span>`)
 		}
@@ -68,9 +76,14 @@ func credentialRowsHTML(rows []credentialRow) template.HTML {
 }
 
 // handleCredentials lists what the caller may use, filtered by service and
-// searched by name.
+// sharing and searched by name or service.
 func (c *Console) handleCredentials(ctx *fiber.Ctx, v *view) error {
-	service, q := strings.TrimSpace(ctx.Query("service")), strings.TrimSpace(ctx.Query("q"))
+	f := credentialFilter{Service: strings.TrimSpace(ctx.Query("service")), Sharing: ctx.Query("sharing"), Query: strings.TrimSpace(ctx.Query("q"))}
+	v.Title, v.Nav = "Credentials", "credentials"
+	if f.Sharing != "" && f.Sharing != credvault.SharingPersonal && f.Sharing != credvault.SharingTeam && f.Sharing != credvault.SharingMembers {
+		f.Sharing = ""
+		v.Error, v.Invalid = "query parameter \"sharing\" must be personal, team or members", "sharing"
+	}
 	all, err := c.allCredentials(ctx, "")
 	if err != nil {
 		return c.fail(ctx, v, err)
@@ -82,17 +95,26 @@ func (c *Console) handleCredentials(ctx *fiber.Ctx, v *view) error {
 	if ctx.Query("notice") == "deleted" {
 		v.Notice = "Deleted. Workflows that referenced it can no longer use it."
 	}
-	d := credentialsData{Service: service, Query: q, Total: len(all)}
-	rows, services := credentialRows(all, lastUsed, v.Me.UserID, service, q)
+	d := credentialsData{Service: f.Service, Sharing: f.Sharing, Query: f.Query, Total: len(all)}
+	rows, services := credentialRows(all, lastUsed, v.Me.UserID, f)
 	d.Rows, d.Count, d.Services = credentialRowsHTML(rows), len(rows), services
-	v.Title, v.Nav, v.Data = "Credentials", "credentials", d
-	return c.render(ctx, fiber.StatusOK, "credentials", v)
+	if v.Me.Manager && d.Total > 0 {
+		if days, since, err := c.cfg.Services.Stats.OrgCalls(ctx.UserContext(), chartDays); err == nil {
+			d.Chart = callsChart(days, since, "No credential of the org was used in the last 14 days.")
+		}
+	}
+	v.Data = d
+	status := fiber.StatusOK
+	if v.Error != "" {
+		status = fiber.StatusBadRequest
+	}
+	return c.render(ctx, status, "credentials", v)
 }
 
-// credentialRows filters and shapes the list (service exact, name
-// case-insensitive substring) and collects the services for the filter.
-func credentialRows(all []*credvault.Credential, lastUsed map[string]time.Time, userID, service, q string) ([]credentialRow, []string) {
-	lq := strings.ToLower(q)
+// credentialRows filters and shapes the list (see credentialFilter) and
+// collects the services for the filter.
+func credentialRows(all []*credvault.Credential, lastUsed map[string]time.Time, userID string, f credentialFilter) ([]credentialRow, []string) {
+	lq, service := strings.ToLower(f.Query), f.Service
 	seen := map[string]bool{}
 	var services []string
 	rows := make([]credentialRow, 0, len(all))
@@ -104,7 +126,10 @@ func credentialRows(all []*credvault.Credential, lastUsed map[string]time.Time, 
 		if service != "" && cr.Service != service {
 			continue
 		}
-		if lq != "" && !strings.Contains(strings.ToLower(cr.Name), lq) {
+		if f.Sharing != "" && cr.Sharing.Mode != f.Sharing {
+			continue
+		}
+		if lq != "" && !strings.Contains(strings.ToLower(cr.Name), lq) && !strings.Contains(strings.ToLower(cr.Service), lq) {
 			continue
 		}
 		rows = append(rows, credentialRow{ID: cr.ID, Name: cr.Name, Service: cr.Service, Placement: placementLabel(cr),
@@ -143,6 +168,8 @@ func placementLabel(cr *credvault.Credential) string {
 		return "header " + cr.ParamName
 	case credvault.PlacementQuery:
 		return "query ?" + cr.ParamName + "="
+	case credvault.PlacementBasic:
+		return "Authorization: Basic (user " + cr.Username + ")"
 	}
 	return cr.Placement
 }
@@ -152,7 +179,7 @@ func sharingLabel(cr *credvault.Credential, userID string) string {
 	case credvault.SharingTeam:
 		return "Team"
 	case credvault.SharingMembers:
-		return strconv.Itoa(len(cr.Sharing.Members)) + " members"
+		return plural(len(cr.Sharing.Members), "member", "members")
 	}
 	if cr.OwnerID != nil && *cr.OwnerID != userID {
 		return "Personal (not yours)"
@@ -201,6 +228,7 @@ func (c *Console) handleCredentialCreate(ctx *fiber.Ctx, v *view) error {
 		in.Placement = ctx.FormValue("placement")
 		in.ParamName = strings.TrimSpace(ctx.FormValue("param_name"))
 		in.ValuePrefix = ctx.FormValue("value_prefix")
+		in.Username = strings.TrimSpace(ctx.FormValue("username"))
 		in.BaseURL = strings.TrimSpace(ctx.FormValue("base_url"))
 		in.AllowedHosts = splitList(ctx.FormValue("allowed_hosts"))
 		if path := strings.TrimSpace(ctx.FormValue("test_path")); path != "" {
@@ -209,20 +237,19 @@ func (c *Console) handleCredentialCreate(ctx *fiber.Ctx, v *view) error {
 	}
 	cr, err := c.cfg.Services.Credentials.CreateCredential(ctx.UserContext(), in)
 	if err != nil {
-		if credvault.ErrorCode(err) != credvault.EINVALID {
-			return c.fail(ctx, v, err)
-		}
 		// Show the form again with what was typed, except the value.
-		d := credentialNewData{Presets: credvault.ServicePresets(), Custom: custom, Form: map[string]string{
-			"name": in.Name, "service": in.Service, "placement": in.Placement, "param_name": in.ParamName,
-			"value_prefix": in.ValuePrefix, "base_url": in.BaseURL, "allowed_hosts": strings.Join(in.AllowedHosts, "\n"),
-			"test_path": ctx.FormValue("test_path"), "sharing": in.Sharing.Mode,
-		}}
-		if p, ok := credvault.FindServicePreset(in.Service); ok && !custom {
-			d.Preset = &p
-		}
-		v.Title, v.Nav, v.Data, v.Error = "Connect a service", "credentials", d, credvault.ErrorMessage(err)
-		return c.render(ctx, fiber.StatusBadRequest, "credential_new", v)
+		return c.inline(ctx, v, err, "", func(status int) error {
+			d := credentialNewData{Presets: credvault.ServicePresets(), Custom: custom, Form: map[string]string{
+				"name": in.Name, "service": in.Service, "placement": in.Placement, "param_name": in.ParamName,
+				"value_prefix": in.ValuePrefix, "username": in.Username, "base_url": in.BaseURL, "allowed_hosts": strings.Join(in.AllowedHosts, "\n"),
+				"test_path": ctx.FormValue("test_path"), "sharing": in.Sharing.Mode,
+			}}
+			if p, ok := credvault.FindServicePreset(in.Service); ok && !custom {
+				d.Preset = &p
+			}
+			v.Title, v.Nav, v.Data = "Connect a service", "credentials", d
+			return c.render(ctx, status, "credential_new", v)
+		})
 	}
 	return ctx.Redirect("/credentials/"+url.PathEscape(cr.ID)+"?notice=created", fiber.StatusSeeOther)
 }
@@ -251,6 +278,7 @@ type credentialData struct {
 	Chart      *chart
 	Audit      []*credvault.AuditEvent
 	AuditShown bool
+	People     people // the org's members, for names instead of ids
 	Test       *credvault.TestResult
 }
 
@@ -283,16 +311,17 @@ func (c *Console) renderCredential(ctx *fiber.Ctx, v *view, test *credvault.Test
 			d.Shared[m.UserID] = m.Permission
 		}
 	}
+	// The sharing picker lists the org's people; without users:read (a
+	// key session lacking it) it is left empty and ids show instead of
+	// names.
+	d.People = c.people(ctx)
 	if perm == credvault.PermissionManage {
-		// The sharing picker lists the org's people; without users:read
-		// (a key session lacking it) it is left empty.
-		if users, err := c.cfg.Services.Users.FindUsers(uctx, credvault.Page{Limit: 500}); err == nil {
-			for _, u := range users {
-				if u.ID != v.Me.UserID && (cr.OwnerID == nil || *cr.OwnerID != u.ID) {
-					d.Members = append(d.Members, u)
-				}
+		for _, u := range d.People {
+			if u.ID != v.Me.UserID && (cr.OwnerID == nil || *cr.OwnerID != u.ID) {
+				d.Members = append(d.Members, u)
 			}
 		}
+		sort.Slice(d.Members, func(i, j int) bool { return d.Members[i].Email < d.Members[j].Email })
 	}
 	if d.Usage, err = c.cfg.Services.Credentials.FindUsage(uctx, cr.ID, credvault.UsageFilter{Limit: 20}); err != nil {
 		return c.fail(ctx, v, err)
@@ -301,7 +330,7 @@ func (c *Console) renderCredential(ctx *fiber.Ctx, v *view, test *credvault.Test
 	if err != nil {
 		return c.fail(ctx, v, err)
 	}
-	d.Chart = callsChart(days, since)
+	d.Chart = callsChart(days, since, "Not used in the last 14 days. Workflows that send it through credvault's proxy show up here, by outcome.")
 	if v.Me.Manager {
 		if evs, err := c.cfg.Services.Audit.FindAuditEvents(uctx, credvault.AuditFilter{ResourceType: "credential", ResourceID: cr.ID, Limit: 20}); err == nil {
 			d.Audit, d.AuditShown = evs, true
@@ -329,6 +358,7 @@ func (c *Console) handleCredentialSettings(ctx *fiber.Ctx, v *view) error {
 	str("placement", cr.Placement, &upd.Placement)
 	str("param_name", cr.ParamName, &upd.ParamName)
 	str("value_prefix", cr.ValuePrefix, &upd.ValuePrefix)
+	str("username", cr.Username, &upd.Username)
 	str("base_url", cr.BaseURL, &upd.BaseURL)
 	if raw, ok := formField(ctx, "allowed_hosts"); ok {
 		hosts := splitList(raw)
@@ -392,15 +422,14 @@ func (c *Console) handleCredentialTest(ctx *fiber.Ctx, v *view) error {
 	return c.renderCredential(ctx, v, res, fiber.StatusOK)
 }
 
-// credentialFormError shows a refused input on the credential's page
-// (400, with the service's message naming the field); other errors get
-// the error page.
+// credentialFormError shows a refused form on the credential's page, with
+// the service's message naming the field (see inline); a credential that
+// is gone gets the not-found page.
 func (c *Console) credentialFormError(ctx *fiber.Ctx, v *view, err error) error {
-	if credvault.ErrorCode(err) != credvault.EINVALID {
+	if credvault.ErrorCode(err) == credvault.ENOTFOUND {
 		return c.fail(ctx, v, err)
 	}
-	v.Error = credvault.ErrorMessage(err)
-	return c.renderCredential(ctx, v, nil, fiber.StatusBadRequest)
+	return c.inline(ctx, v, err, "", func(status int) error { return c.renderCredential(ctx, v, nil, status) })
 }
 
 type credentialDeleteData struct {
@@ -426,7 +455,7 @@ func (c *Console) handleCredentialDelete(ctx *fiber.Ctx, v *view) error {
 			v.Title, v.Nav, v.Data = "Delete "+cr.Name+"?", "credentials", d
 			return c.render(ctx, fiber.StatusConflict, "credential_delete", v)
 		}
-		return c.fail(ctx, v, err)
+		return c.credentialFormError(ctx, v, err)
 	}
 	return ctx.Redirect("/credentials?notice=deleted", fiber.StatusSeeOther)
 }

@@ -14,8 +14,12 @@ import (
 )
 
 type membersData struct {
-	Users []*credvault.User
+	Users []*credvault.User // those the search and role filter keep
+	Total int
+	Query string // the search box: email or name, any case
+	Role  string // the role filter, or "" for any
 	Link  *linkData
+	Form  map[string]string // the add form as typed, after a refusal
 }
 
 type linkData struct {
@@ -27,10 +31,6 @@ type linkData struct {
 // handleMembers lists the org's people; owners and admins also get the
 // forms to add, change, remove and hand out sign-in links.
 func (c *Console) handleMembers(ctx *fiber.Ctx, v *view) error {
-	users, err := c.cfg.Services.Users.FindUsers(ctx.UserContext(), credvault.Page{Limit: 500})
-	if err != nil {
-		return c.fail(ctx, v, err)
-	}
 	switch ctx.Query("notice") {
 	case "added":
 		v.Notice = "Member added. Create a sign-in link for them below."
@@ -39,24 +39,61 @@ func (c *Console) handleMembers(ctx *fiber.Ctx, v *view) error {
 	case "removed":
 		v.Notice = "Member removed. Their keys and sessions ended at once."
 	}
-	v.Title, v.Nav, v.Data = "Members", "members", membersData{Users: users}
-	return c.render(ctx, fiber.StatusOK, "members", v)
+	return c.renderMembers(ctx, v, membersData{Query: strings.TrimSpace(ctx.Query("q")), Role: ctx.Query("role")}, fiber.StatusOK)
 }
 
-func (c *Console) handleMemberCreate(ctx *fiber.Ctx, v *view) error {
-	_, err := c.cfg.Services.Users.CreateUser(ctx.UserContext(), credvault.CreateUserInput{
-		Email: strings.TrimSpace(ctx.FormValue("email")), Name: ctx.FormValue("name"), Role: credvault.Role(ctx.FormValue("role")),
-	})
+// renderMembers lists the members d's search and role filter keep, with
+// status (a refused form shows its message on this page).
+func (c *Console) renderMembers(ctx *fiber.Ctx, v *view, d membersData, status int) error {
+	users, err := c.cfg.Services.Users.FindUsers(ctx.UserContext(), credvault.Page{Limit: 500})
 	if err != nil {
 		return c.fail(ctx, v, err)
 	}
+	d.Total = len(users)
+	q := strings.ToLower(d.Query)
+	for _, u := range users {
+		if d.Role != "" && string(u.Role) != d.Role {
+			continue
+		}
+		if q != "" && !strings.Contains(strings.ToLower(u.Email), q) && !strings.Contains(strings.ToLower(u.Name), q) {
+			continue
+		}
+		d.Users = append(d.Users, u)
+	}
+	if d.Form == nil {
+		d.Form = map[string]string{"role": string(credvault.RoleMember)}
+	}
+	v.Title, v.Nav, v.Data = "Members", "members", d
+	return c.render(ctx, status, "members", v)
+}
+
+// handleMemberCreate adds a member; a refusal (a taken email, a bad role)
+// shows the form again with what was typed and the field marked.
+func (c *Console) handleMemberCreate(ctx *fiber.Ctx, v *view) error {
+	in := credvault.CreateUserInput{
+		Email: strings.TrimSpace(ctx.FormValue("email")), Name: strings.TrimSpace(ctx.FormValue("name")), Role: credvault.Role(ctx.FormValue("role")),
+	}
+	if _, err := c.cfg.Services.Users.CreateUser(ctx.UserContext(), in); err != nil {
+		field := ""
+		if credvault.ErrorCode(err) == credvault.ECONFLICT {
+			field = "email" // the one unique field of a member
+		}
+		return c.inline(ctx, v, err, field, func(status int) error {
+			return c.renderMembers(ctx, v, membersData{Form: map[string]string{"email": in.Email, "name": in.Name, "role": string(in.Role)}}, status)
+		})
+	}
 	return ctx.Redirect("/members?notice=added", fiber.StatusSeeOther)
+}
+
+// memberFormError shows a refused change of one member on the Members page.
+func (c *Console) memberFormError(ctx *fiber.Ctx, v *view, err error) error {
+	return c.inline(ctx, v, err, "", func(status int) error { return c.renderMembers(ctx, v, membersData{}, status) })
 }
 
 func (c *Console) handleMemberRole(ctx *fiber.Ctx, v *view) error {
 	role := credvault.Role(ctx.FormValue("role"))
 	if _, err := c.cfg.Services.Users.UpdateUser(ctx.UserContext(), ctx.Params("id"), credvault.UserUpdate{Role: &role}); err != nil {
-		return c.fail(ctx, v, err)
+		return c.memberFormError(ctx, v, err)
 	}
 	return ctx.Redirect("/members?notice=saved", fiber.StatusSeeOther)
 }
@@ -74,7 +111,7 @@ func (c *Console) handleMemberRemoveConfirm(ctx *fiber.Ctx, v *view) error {
 
 func (c *Console) handleMemberRemove(ctx *fiber.Ctx, v *view) error {
 	if err := c.cfg.Services.Users.DeleteUser(ctx.UserContext(), ctx.Params("id")); err != nil {
-		return c.fail(ctx, v, err)
+		return c.memberFormError(ctx, v, err)
 	}
 	return ctx.Redirect("/members?notice=removed", fiber.StatusSeeOther)
 }
@@ -88,15 +125,9 @@ func (c *Console) handleMemberSignInLink(ctx *fiber.Ctx, v *view) error {
 	}
 	l, tok, err := c.cfg.Services.Sessions.CreateSignInLink(ctx.UserContext(), u.ID)
 	if err != nil {
-		return c.fail(ctx, v, err)
+		return c.memberFormError(ctx, v, err)
 	}
-	users, err := c.cfg.Services.Users.FindUsers(ctx.UserContext(), credvault.Page{Limit: 500})
-	if err != nil {
-		return c.fail(ctx, v, err)
-	}
-	v.Title, v.Nav = "Members", "members"
-	v.Data = membersData{Users: users, Link: &linkData{Email: u.Email, URL: c.LinkURL(ctx, tok), Ends: l.ExpiresAt.Format("15:04 UTC")}}
-	return c.render(ctx, fiber.StatusOK, "members", v)
+	return c.renderMembers(ctx, v, membersData{Link: &linkData{Email: u.Email, URL: c.LinkURL(ctx, tok), Ends: l.ExpiresAt.Format("15:04 UTC")}}, fiber.StatusOK)
 }
 
 // LinkURL is the address of a sign-in link: PublicURL (or the request's
@@ -108,11 +139,18 @@ func (c *Console) LinkURL(ctx *fiber.Ctx, tok credvault.Secret) string {
 type endpointsData struct {
 	Endpoints []*credvault.Endpoint
 	Scopes    []string
+	Form      map[string]string
 }
 
 // handleEndpoints lists the endpoint registry with forms to add, switch
 // auth mode and delete (owners and admins; the service decides).
 func (c *Console) handleEndpoints(ctx *fiber.Ctx, v *view) error {
+	return c.renderEndpoints(ctx, v, nil, fiber.StatusOK)
+}
+
+// renderEndpoints renders the registry with status; form is the register
+// form as typed after a refusal (nil: empty).
+func (c *Console) renderEndpoints(ctx *fiber.Ctx, v *view, form map[string]string, status int) error {
 	eps, err := c.cfg.Services.Endpoints.FindEndpoints(ctx.UserContext(), credvault.Page{Limit: 500})
 	if err != nil {
 		return c.fail(ctx, v, err)
@@ -123,16 +161,28 @@ func (c *Console) handleEndpoints(ctx *fiber.Ctx, v *view) error {
 			scopes = append(scopes, s)
 		}
 	}
-	v.Title, v.Nav, v.Data = "Endpoints", "endpoints", endpointsData{Endpoints: eps, Scopes: scopes}
-	return c.render(ctx, fiber.StatusOK, "endpoints", v)
+	if form == nil {
+		form = map[string]string{"auth_mode": "private"}
+	}
+	v.Title, v.Nav, v.Data = "Endpoints", "endpoints", endpointsData{Endpoints: eps, Scopes: scopes, Form: form}
+	return c.render(ctx, status, "endpoints", v)
+}
+
+// endpointFormError shows a refused endpoint form on the registry page.
+func (c *Console) endpointFormError(ctx *fiber.Ctx, v *view, err error, field string, form map[string]string) error {
+	return c.inline(ctx, v, err, field, func(status int) error { return c.renderEndpoints(ctx, v, form, status) })
 }
 
 func (c *Console) handleEndpointCreate(ctx *fiber.Ctx, v *view) error {
-	_, err := c.cfg.Services.Endpoints.CreateEndpoint(ctx.UserContext(), credvault.CreateEndpointInput{
-		Name: ctx.FormValue("name"), AuthMode: ctx.FormValue("auth_mode"), RequiredScopes: formValues(ctx, "required_scopes"),
-	})
-	if err != nil {
-		return c.fail(ctx, v, err)
+	in := credvault.CreateEndpointInput{
+		Name: strings.TrimSpace(ctx.FormValue("name")), AuthMode: ctx.FormValue("auth_mode"), RequiredScopes: formValues(ctx, "required_scopes"),
+	}
+	if _, err := c.cfg.Services.Endpoints.CreateEndpoint(ctx.UserContext(), in); err != nil {
+		field := ""
+		if credvault.ErrorCode(err) == credvault.ECONFLICT {
+			field = "name"
+		}
+		return c.endpointFormError(ctx, v, err, field, map[string]string{"name": in.Name, "auth_mode": in.AuthMode})
 	}
 	return ctx.Redirect("/endpoints", fiber.StatusSeeOther)
 }
@@ -145,7 +195,7 @@ func (c *Console) handleEndpointUpdate(ctx *fiber.Ctx, v *view) error {
 	}
 	if _, err := c.cfg.Services.Endpoints.UpdateEndpoint(ctx.UserContext(), ctx.Params("id"),
 		credvault.EndpointUpdate{AuthMode: &mode, RequiredScopes: &scopes}); err != nil {
-		return c.fail(ctx, v, err)
+		return c.endpointFormError(ctx, v, err, "", nil)
 	}
 	return ctx.Redirect("/endpoints", fiber.StatusSeeOther)
 }
@@ -160,13 +210,15 @@ func (c *Console) handleEndpointDeleteConfirm(ctx *fiber.Ctx, v *view) error {
 
 func (c *Console) handleEndpointDelete(ctx *fiber.Ctx, v *view) error {
 	if err := c.cfg.Services.Endpoints.DeleteEndpoint(ctx.UserContext(), ctx.Params("id")); err != nil {
-		return c.fail(ctx, v, err)
+		return c.endpointFormError(ctx, v, err, "", nil)
 	}
 	return ctx.Redirect("/endpoints", fiber.StatusSeeOther)
 }
 
 type auditData struct {
 	Events       []*credvault.AuditEvent
+	People       people
+	Actor        string // the "who" box as typed: an email or an id
 	ResourceType string
 	ResourceID   string
 	ActorID      string
@@ -179,21 +231,38 @@ type auditData struct {
 func (c *Console) handleAudit(ctx *fiber.Ctx, v *view) error {
 	f := credvault.AuditFilter{ResourceType: strings.TrimSpace(ctx.Query("resource_type")), ResourceID: strings.TrimSpace(ctx.Query("resource_id")),
 		ActorID: strings.TrimSpace(ctx.Query("actor_id")), Action: strings.TrimSpace(ctx.Query("action")), Limit: 100}
+	ppl := c.people(ctx)
+	actor := f.ActorID
+	if strings.Contains(actor, "@") { // a member's email: their id
+		f.ActorID = "00000000-0000-0000-0000-000000000000" // nobody, unless found
+		for id, u := range ppl {
+			if strings.EqualFold(u.Email, actor) {
+				f.ActorID = id
+			}
+		}
+	}
 	if cur := ctx.Query("cursor"); cur != "" {
 		n, err := strconv.ParseInt(cur, 10, 64)
 		if err != nil {
-			return c.fail(ctx, v, credvault.Errorf(credvault.EINVALID, "query parameter \"cursor\" must be an event id"))
+			v.Error, v.Invalid = "query parameter \"cursor\" must be an event id; start again from the newest events", "cursor"
 		}
 		f.Cursor = n
 	}
+	d := auditData{ResourceType: f.ResourceType, ResourceID: f.ResourceID, ActorID: f.ActorID, Actor: actor, Action: f.Action, People: ppl}
 	evs, err := c.cfg.Services.Audit.FindAuditEvents(ctx.UserContext(), f)
+	if credvault.ErrorCode(err) == credvault.EINVALID {
+		return c.inline(ctx, v, err, "", func(status int) error {
+			v.Title, v.Nav, v.Data = "Audit log", "audit", d
+			return c.render(ctx, status, "audit", v)
+		})
+	}
 	if err != nil {
 		return c.fail(ctx, v, err)
 	}
-	d := auditData{Events: evs, ResourceType: f.ResourceType, ResourceID: f.ResourceID, ActorID: f.ActorID, Action: f.Action}
+	d.Events = evs
 	if len(evs) == f.Limit {
 		q := url.Values{}
-		for k, val := range map[string]string{"resource_type": f.ResourceType, "resource_id": f.ResourceID, "actor_id": f.ActorID, "action": f.Action} {
+		for k, val := range map[string]string{"resource_type": f.ResourceType, "resource_id": f.ResourceID, "actor_id": actor, "action": f.Action} {
 			if val != "" {
 				q.Set(k, val)
 			}
@@ -202,7 +271,11 @@ func (c *Console) handleAudit(ctx *fiber.Ctx, v *view) error {
 		d.Next = "/audit?" + q.Encode()
 	}
 	v.Title, v.Nav, v.Data = "Audit log", "audit", d
-	return c.render(ctx, fiber.StatusOK, "audit", v)
+	status := fiber.StatusOK
+	if v.Error != "" {
+		status = fiber.StatusBadRequest
+	}
+	return c.render(ctx, status, "audit", v)
 }
 
 func sortStrings(s []string) { sort.Strings(s) }

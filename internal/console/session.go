@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"errors"
 	"strings"
 	"time"
 
@@ -200,7 +199,7 @@ func (c *Console) handleSignInKey(ctx *fiber.Ctx, v *view) error {
 	}
 	_, tok, err := c.cfg.Services.Sessions.SignInWithKey(ctx.UserContext(), key, c.attempt(ctx))
 	if err != nil {
-		v.Title, v.Error = "Sign in", credvault.ErrorMessage(err)
+		v.Title, v.Error, v.Invalid = "Sign in", credvault.ErrorMessage(err), "api_key"
 		return c.render(ctx, statusOf(err), "signin", v)
 	}
 	return c.signedIn(ctx, tok)
@@ -268,45 +267,4 @@ func (c *Console) handleSignOut(ctx *fiber.Ctx, v *view) error {
 	}
 	c.clearCookie(ctx, c.cookie)
 	return ctx.Redirect("/sign-in", fiber.StatusSeeOther)
-}
-
-// statusOf maps a domain error code to the page's status, as the API's
-// error handler does for JSON.
-func statusOf(err error) int {
-	switch credvault.ErrorCode(err) {
-	case credvault.EINVALID:
-		return fiber.StatusBadRequest
-	case credvault.EUNAUTHORIZED:
-		return fiber.StatusUnauthorized
-	case credvault.EFORBIDDEN:
-		return fiber.StatusForbidden
-	case credvault.ENOTFOUND:
-		return fiber.StatusNotFound
-	case credvault.ECONFLICT:
-		return fiber.StatusConflict
-	case credvault.ERATELIMITED:
-		return fiber.StatusTooManyRequests
-	case credvault.EUNAVAILABLE:
-		return fiber.StatusServiceUnavailable
-	}
-	return fiber.StatusInternalServerError
-}
-
-// fail renders the error page. Internal errors are logged and shown as a
-// generic message with the request id; domain messages never hold secrets.
-func (c *Console) fail(ctx *fiber.Ctx, v *view, err error) error {
-	status := statusOf(err)
-	msg := credvault.ErrorMessage(err)
-	var ce *credvault.Error
-	if status == fiber.StatusInternalServerError || !errors.As(err, &ce) {
-		c.log.Error("console: internal error", "request_id", c.cfg.RequestID(ctx), "error", err.Error())
-		msg = "Something went wrong on our side (request " + c.cfg.RequestID(ctx) + "). Try again; if it persists, tell your admin."
-	}
-	v.Title, v.Error = "Something went wrong", msg
-	if status == fiber.StatusNotFound {
-		v.Title = "Not found"
-	} else if status == fiber.StatusForbidden {
-		v.Title = "Not allowed"
-	}
-	return c.render(ctx, status, "error", v)
 }

@@ -5,16 +5,32 @@ import (
 	"time"
 )
 
-// KeyDayCount is how one API key's verifications went on one UTC day:
-// Valid (accepted), Refused (the key was expired or revoked) and
+// KeyDayCount is how one API key's verifications (or, summed, an org's)
+// went on one UTC day: Valid (accepted), Refused (the key was expired or
+// revoked; RefusedRevoked and RefusedExpired split it, counted since
+// migration 0015, so Refused may exceed their sum on older days) and
 // RateLimited (its rate limit was exhausted). The verifier adds these up in
 // memory and writes them in batches, like last-used times.
 type KeyDayCount struct {
-	KeyID       string    `db:"key_id"`
-	Day         time.Time `db:"day"` // midnight UTC
-	Valid       int64     `db:"valid"`
-	Refused     int64     `db:"refused"`
+	KeyID          string    `db:"key_id"`
+	Day            time.Time `db:"day"` // midnight UTC
+	Valid          int64     `db:"valid"`
+	Refused        int64     `db:"refused"`
+	RefusedRevoked int64     `db:"refused_revoked"`
+	RefusedExpired int64     `db:"refused_expired"`
+	RateLimited    int64     `db:"rate_limited"`
+}
+
+// CallDayCount is how one credential's calls through credvault (or, summed,
+// an org's) went on one UTC day, by the upstream's answer: OK (1xx-3xx),
+// Rejected (401 or 403: the API refused the credential), RateLimited (429)
+// and Failed (any other 4xx or 5xx, or no answer, recorded as status 0).
+type CallDayCount struct {
+	Day         time.Time `db:"day"`
+	OK          int64     `db:"ok"`
+	Rejected    int64     `db:"rejected"`
 	RateLimited int64     `db:"rate_limited"`
+	Failed      int64     `db:"failed"`
 }
 
 // DayCount is a number of events on one UTC day.
@@ -29,8 +45,14 @@ type StatsStore interface {
 	// oldest first; days without verifications are absent.
 	KeyVerificationsPerDay(ctx context.Context, keyID string, since time.Time) ([]KeyDayCount, error)
 	// CredentialCallsPerDay counts the credential's uses per UTC day since
-	// then, oldest first; days without use are absent.
-	CredentialCallsPerDay(ctx context.Context, credentialID string, since time.Time) ([]DayCount, error)
+	// then, by outcome, oldest first; days without use are absent.
+	CredentialCallsPerDay(ctx context.Context, credentialID string, since time.Time) ([]CallDayCount, error)
+	// OrgVerificationsPerDay sums the verifications of every key of the
+	// org per UTC day since then, oldest first (KeyID empty).
+	OrgVerificationsPerDay(ctx context.Context, orgID string, since time.Time) ([]KeyDayCount, error)
+	// OrgCallsPerDay counts the uses of every credential of the org per
+	// UTC day since then, by outcome, oldest first.
+	OrgCallsPerDay(ctx context.Context, orgID string, since time.Time) ([]CallDayCount, error)
 	// CredentialsLastUsed returns the last use of each of the org's
 	// credentials named; ids without use are absent.
 	CredentialsLastUsed(ctx context.Context, orgID string, ids []string) (map[string]time.Time, error)
@@ -80,7 +102,7 @@ func (s *StatsService) KeyVerifications(ctx context.Context, keyID string, days 
 // CredentialCalls returns the last days of a credential's calls. Errors:
 // those of CredentialService.FindCredential (EFORBIDDEN, ENOTFOUND), and
 // EINVALID for days outside 1..90.
-func (s *StatsService) CredentialCalls(ctx context.Context, credentialID string, days int) ([]DayCount, time.Time, error) {
+func (s *StatsService) CredentialCalls(ctx context.Context, credentialID string, days int) ([]CallDayCount, time.Time, error) {
 	since, err := s.since(days)
 	if err != nil {
 		return nil, time.Time{}, err
@@ -91,6 +113,47 @@ func (s *StatsService) CredentialCalls(ctx context.Context, credentialID string,
 	}
 	out, err := s.Store.CredentialCallsPerDay(ctx, c.ID, since)
 	return out, since, err
+}
+
+// OrgVerifications returns the last days of the verifications of every
+// key of the caller's org, by outcome. Errors: EFORBIDDEN unless the
+// caller is an owner or admin with keys:read (the figures cover every
+// member's keys); EINVALID for days outside 1..90.
+func (s *StatsService) OrgVerifications(ctx context.Context, days int) ([]KeyDayCount, time.Time, error) {
+	p, since, err := s.orgWide(ctx, days, ScopeKeysRead, "see the whole org's verifications")
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	out, err := s.Store.OrgVerificationsPerDay(ctx, p.OrgID, since)
+	return out, since, err
+}
+
+// OrgCalls returns the last days of the calls of every credential of the
+// caller's org, by outcome. Errors: EFORBIDDEN unless the caller is an
+// owner or admin with credentials:read; EINVALID for days outside 1..90.
+func (s *StatsService) OrgCalls(ctx context.Context, days int) ([]CallDayCount, time.Time, error) {
+	p, since, err := s.orgWide(ctx, days, ScopeCredentialsRead, "see the whole org's calls")
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	out, err := s.Store.OrgCallsPerDay(ctx, p.OrgID, since)
+	return out, since, err
+}
+
+// orgWide is the check of the org-wide figures: a manager holding scope.
+func (s *StatsService) orgWide(ctx context.Context, days int, scope, what string) (*Principal, time.Time, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if err := requireScope(p, scope); err != nil {
+		return nil, time.Time{}, err
+	}
+	if err := requireManager(p, what); err != nil {
+		return nil, time.Time{}, err
+	}
+	since, err := s.since(days)
+	return p, since, err
 }
 
 // CredentialsLastUsed returns when each credential was last used, for a

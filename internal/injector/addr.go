@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 )
 
 // ErrPrivateAddress is the cause of every refusal by CheckAddr. Client.Do
@@ -198,11 +199,12 @@ func asciiLower(s string) string {
 
 // guardedDial wraps d's DialContext: a host whose addresses are known
 // without DNS (KnownAddrs) is never looked up. Its addresses are judged by
-// CheckAddr (unless allowPrivate) and dialled directly, in order, so that
-// "localhost." or "app.localhost" neither sends a DNS query off the machine
-// nor reaches loopback when private egress is off. Other hosts go to d,
-// whose Control hook checks every resolved address.
-func guardedDial(d *net.Dialer, allowPrivate bool) func(ctx context.Context, network, address string) (net.Conn, error) {
+// CheckDialAddr (unless allowPrivate: loopback passes only on one of
+// loopbackPorts) and dialled directly, in order, so that "localhost." or
+// "app.localhost" neither sends a DNS query off the machine nor reaches
+// loopback when private egress is off. Other hosts go to d, whose Control
+// hook checks every resolved address.
+func guardedDial(d *net.Dialer, allowPrivate bool, loopbackPorts []uint16) func(ctx context.Context, network, address string) (net.Conn, error) {
 	return func(ctx context.Context, network, address string) (net.Conn, error) {
 		host, port, err := net.SplitHostPort(address)
 		if err != nil {
@@ -212,10 +214,14 @@ func guardedDial(d *net.Dialer, allowPrivate bool) func(ctx context.Context, net
 		if !known {
 			return d.DialContext(ctx, network, address)
 		}
+		p, perr := strconv.ParseUint(port, 10, 16)
+		if perr != nil {
+			return d.DialContext(ctx, network, address)
+		}
 		var first error
 		for _, a := range addrs {
 			if !allowPrivate {
-				if err := CheckAddr(a); err != nil {
+				if err := CheckDialAddr(netip.AddrPortFrom(a, uint16(p)), loopbackPorts); err != nil {
 					return nil, &net.OpError{Op: "dial", Net: network, Err: err}
 				}
 			}

@@ -33,6 +33,11 @@ type ClientOptions struct {
 	// (CREDVAULT_EGRESS_ALLOW_PRIVATE=true), for development and for tests
 	// whose upstreams listen on loopback. allowed_hosts still applies.
 	AllowPrivate bool
+	// AllowLoopbackPorts lets connections through to these ports on a
+	// loopback address (127.0.0.0/8, ::1) and nowhere else private
+	// (CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS): trying a credential against
+	// a local service without opening every private range.
+	AllowLoopbackPorts []uint16
 	// DialTimeout bounds one TCP connect (default 5s).
 	DialTimeout time.Duration
 	// TLSHandshakeTimeout bounds the TLS handshake (default 5s).
@@ -90,11 +95,11 @@ func NewClient(opts ClientOptions) *Client {
 	}
 	d := &net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}
 	if !opts.AllowPrivate {
-		d.Control = checkDialAddr
+		d.Control = dialCheck(opts.AllowLoopbackPorts)
 	}
 	t := &http.Transport{
 		Proxy:                  nil,
-		DialContext:            guardedDial(d, opts.AllowPrivate),
+		DialContext:            guardedDial(d, opts.AllowPrivate, opts.AllowLoopbackPorts),
 		ForceAttemptHTTP2:      true,
 		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:    opts.TLSHandshakeTimeout,
@@ -113,12 +118,30 @@ func NewClient(opts ClientOptions) *Client {
 	return &Client{opts: opts, transport: t}
 }
 
-// checkDialAddr is the dialer's Control hook: it runs for every address the
+// dialCheck is the dialer's Control hook: it runs for every address the
 // host resolved to, right before connect, so a refusal sends no packet.
-func checkDialAddr(_, address string, _ syscall.RawConn) error {
-	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
-		return fmt.Errorf("%w: unreadable address", ErrPrivateAddress)
+// A loopback address passes only on one of loopbackPorts.
+func dialCheck(loopbackPorts []uint16) func(_, address string, _ syscall.RawConn) error {
+	return func(_, address string, _ syscall.RawConn) error {
+		ap, err := netip.ParseAddrPort(address)
+		if err != nil {
+			return fmt.Errorf("%w: unreadable address", ErrPrivateAddress)
+		}
+		return CheckDialAddr(ap, loopbackPorts)
+	}
+}
+
+// CheckDialAddr is CheckAddr for one connection: ap's address must be
+// public, except that a loopback address (127.0.0.0/8, ::1, or IPv4
+// loopback mapped into IPv6) passes on one of loopbackPorts. Errors wrap
+// ErrPrivateAddress.
+func CheckDialAddr(ap netip.AddrPort, loopbackPorts []uint16) error {
+	if ip := ap.Addr().WithZone("").Unmap(); ip.IsLoopback() {
+		for _, p := range loopbackPorts {
+			if p == ap.Port() {
+				return nil
+			}
+		}
 	}
 	return CheckAddr(ap.Addr())
 }

@@ -70,7 +70,7 @@ func TestCheckDialAddr(t *testing.T) {
 		{"garbage", false},
 	}
 	for _, tc := range tests {
-		err := checkDialAddr("tcp", tc.addr, nil)
+		err := dialCheck(nil)("tcp", tc.addr, nil)
 		if (err == nil) != tc.ok {
 			t.Errorf("checkDialAddr(%s) got %v, want ok=%v", tc.addr, err, tc.ok)
 		}
@@ -168,5 +168,33 @@ func TestDialTimeRefusal(t *testing.T) {
 	readAll(t, resp.Body)
 	if got := len(up4.requests()); got != 1 {
 		t.Fatalf("got %d requests with AllowPrivate, want 1", got)
+	}
+}
+
+// TestCheckDialAddrLoopbackPorts: CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS
+// opens the listed ports on loopback only; every other private address,
+// and loopback on another port, stays refused. A pure-function table.
+func TestCheckDialAddrLoopbackPorts(t *testing.T) {
+	ports := []uint16{9000, 9001}
+	for _, c := range []struct {
+		addr string
+		ok   bool
+	}{
+		{"127.0.0.1:9000", true}, {"127.0.0.1:9001", true}, {"127.8.9.10:9000", true},
+		{"[::1]:9000", true}, {"[::ffff:127.0.0.1]:9001", true}, {"93.184.216.34:443", true},
+		{"127.0.0.1:9002", false}, {"127.0.0.1:5432", false}, {"[::1]:80", false},
+		{"10.0.0.1:9000", false}, {"192.168.1.1:9000", false}, {"169.254.169.254:9000", false},
+		{"[fd00::1]:9000", false}, {"[fe80::1]:9000", false}, {"0.0.0.0:9000", false},
+	} {
+		err := CheckDialAddr(netip.MustParseAddrPort(c.addr), ports)
+		if (err == nil) != c.ok {
+			t.Errorf("%s: err %v, want allowed=%v", c.addr, err, c.ok)
+		}
+		if err != nil && !errors.Is(err, ErrPrivateAddress) {
+			t.Errorf("%s: %v does not wrap ErrPrivateAddress", c.addr, err)
+		}
+	}
+	if err := CheckDialAddr(netip.MustParseAddrPort("127.0.0.1:9000"), nil); err == nil {
+		t.Error("no ports listed: loopback passed")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -64,10 +65,10 @@ func TestDialNeverLooksUpLocalhost(t *testing.T) {
 		lookups.Add(1)
 		return nil, errors.New("no DNS in this test")
 	}}}
-	d.Control = checkDialAddr
+	d.Control = dialCheck(nil)
 	ctx := context.Background()
 	for _, host := range []string{"localhost.", "LOCALHOST.", "app.localhost.", "app.localhost", "127.0.0.1."} {
-		_, err := guardedDial(d, false)(ctx, "tcp", net.JoinHostPort(host, "9"))
+		_, err := guardedDial(d, false, nil)(ctx, "tcp", net.JoinHostPort(host, "9"))
 		if !errors.Is(err, ErrPrivateAddress) {
 			t.Errorf("%s with private egress off: %v, want ErrPrivateAddress", host, err)
 		}
@@ -90,12 +91,28 @@ func TestDialNeverLooksUpLocalhost(t *testing.T) {
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	open := &net.Dialer{Timeout: time.Second, Resolver: d.Resolver}
 	for _, host := range []string{"localhost.", "app.localhost.", "127.0.0.1."} {
-		conn, err := guardedDial(open, true)(ctx, "tcp", net.JoinHostPort(host, port))
+		conn, err := guardedDial(open, true, nil)(ctx, "tcp", net.JoinHostPort(host, port))
 		if err != nil {
 			t.Errorf("%s with private egress on: %v", host, err)
 			continue
 		}
 		conn.Close()
+	}
+	// The loopback port allow-list holds for names known without DNS too:
+	// "localhost." reaches an allowed port and no other.
+	p, _ := strconv.ParseUint(port, 10, 16)
+	allowed := []uint16{uint16(p)}
+	d.Control = dialCheck(allowed) // as NewClient sets it
+	for _, host := range []string{"localhost.", "127.0.0.1"} {
+		conn, err := guardedDial(d, false, allowed)(ctx, "tcp", net.JoinHostPort(host, port))
+		if err != nil {
+			t.Errorf("%s on an allowed loopback port: %v", host, err)
+		} else {
+			conn.Close()
+		}
+		if _, err := guardedDial(d, false, []uint16{uint16(p) + 1})(ctx, "tcp", net.JoinHostPort(host, port)); !errors.Is(err, ErrPrivateAddress) {
+			t.Errorf("%s on a loopback port not allowed: %v, want ErrPrivateAddress", host, err)
+		}
 	}
 	if n := lookups.Load(); n != 0 {
 		t.Errorf("%d DNS lookups for names known to be loopback", n)

@@ -175,22 +175,26 @@ func (s *Store) AddKeyVerifications(ctx context.Context, counts []credvault.KeyD
 	}
 	ids := make([]string, len(counts))
 	days := make([]time.Time, len(counts))
-	var ok, refused, limited []int64
+	var ok, refused, revoked, expired, limited []int64
 	for i, c := range counts {
 		ids[i], days[i] = c.KeyID, c.Day
 		ok, refused, limited = append(ok, c.Valid), append(refused, c.Refused), append(limited, c.RateLimited)
+		revoked, expired = append(revoked, c.RefusedRevoked), append(expired, c.RefusedExpired)
 	}
 	// Keys deleted since they were counted are skipped by the join.
 	_, err := s.db.ExecContext(ctx, `
-		INSERT INTO api_key_daily_verifications (key_id, day, valid, refused, rate_limited)
-		SELECT v.id, v.day::date, v.ok, v.refused, v.limited
-		FROM unnest($1::uuid[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::bigint[]) AS v(id, day, ok, refused, limited)
+		INSERT INTO api_key_daily_verifications (key_id, day, valid, refused, rate_limited, refused_revoked, refused_expired)
+		SELECT v.id, v.day::date, v.ok, v.refused, v.limited, v.revoked, v.expired
+		FROM unnest($1::uuid[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
+			AS v(id, day, ok, refused, limited, revoked, expired)
 		JOIN api_keys k ON k.id = v.id
 		ON CONFLICT (key_id, day) DO UPDATE SET
 			valid = api_key_daily_verifications.valid + EXCLUDED.valid,
 			refused = api_key_daily_verifications.refused + EXCLUDED.refused,
-			rate_limited = api_key_daily_verifications.rate_limited + EXCLUDED.rate_limited`,
-		pq.StringArray(ids), pq.Array(days), pq.Int64Array(ok), pq.Int64Array(refused), pq.Int64Array(limited))
+			rate_limited = api_key_daily_verifications.rate_limited + EXCLUDED.rate_limited,
+			refused_revoked = api_key_daily_verifications.refused_revoked + EXCLUDED.refused_revoked,
+			refused_expired = api_key_daily_verifications.refused_expired + EXCLUDED.refused_expired`,
+		pq.StringArray(ids), pq.Array(days), pq.Array(ok), pq.Array(refused), pq.Array(limited), pq.Array(revoked), pq.Array(expired))
 	return translate(err, "API key counters")
 }
 
@@ -198,18 +202,47 @@ func (s *Store) AddKeyVerifications(ctx context.Context, counts []credvault.KeyD
 func (s *Store) KeyVerificationsPerDay(ctx context.Context, keyID string, since time.Time) ([]credvault.KeyDayCount, error) {
 	var out []credvault.KeyDayCount
 	err := s.db.SelectContext(ctx, &out, `
-		SELECT key_id, day::timestamp AT TIME ZONE 'UTC' AS day, valid, refused, rate_limited
+		SELECT key_id, day::timestamp AT TIME ZONE 'UTC' AS day, valid, refused, refused_revoked, refused_expired, rate_limited
 		FROM api_key_daily_verifications WHERE key_id = $1 AND day >= $2::timestamptz::date ORDER BY day`, keyID, since.UTC())
 	return out, translate(err, "API key counters")
 }
 
-// CredentialCallsPerDay counts a credential's uses per UTC day since then.
-func (s *Store) CredentialCallsPerDay(ctx context.Context, credentialID string, since time.Time) ([]credvault.DayCount, error) {
-	var out []credvault.DayCount
+// OrgVerificationsPerDay sums the daily counts of every key of the org.
+func (s *Store) OrgVerificationsPerDay(ctx context.Context, orgID string, since time.Time) ([]credvault.KeyDayCount, error) {
+	var out []credvault.KeyDayCount
 	err := s.db.SelectContext(ctx, &out, `
-		SELECT date_trunc('day', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS day, count(*) AS count
-		FROM credential_usage WHERE credential_id = $1 AND created_at >= $2
-		GROUP BY 1 ORDER BY 1`, credentialID, since.UTC())
+		SELECT '' AS key_id, v.day::timestamp AT TIME ZONE 'UTC' AS day, sum(v.valid)::bigint AS valid, sum(v.refused)::bigint AS refused,
+			sum(v.refused_revoked)::bigint AS refused_revoked, sum(v.refused_expired)::bigint AS refused_expired,
+			sum(v.rate_limited)::bigint AS rate_limited
+		FROM api_key_daily_verifications v JOIN api_keys k ON k.id = v.key_id
+		WHERE k.org_id = $1 AND v.day >= $2::timestamptz::date GROUP BY v.day ORDER BY v.day`, orgID, since.UTC())
+	return out, translate(err, "API key counters")
+}
+
+// callOutcomes classifies credential_usage rows per day by the upstream's
+// status (see credvault.CallDayCount).
+const callOutcomes = `SELECT date_trunc('day', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS day,
+			count(*) FILTER (WHERE status BETWEEN 100 AND 399) AS ok,
+			count(*) FILTER (WHERE status IN (401, 403)) AS rejected,
+			count(*) FILTER (WHERE status = 429) AS rate_limited,
+			count(*) FILTER (WHERE status NOT BETWEEN 100 AND 399 AND status NOT IN (401, 403, 429)) AS failed
+		FROM credential_usage`
+
+// CredentialCallsPerDay counts a credential's uses per UTC day since then,
+// by outcome.
+func (s *Store) CredentialCallsPerDay(ctx context.Context, credentialID string, since time.Time) ([]credvault.CallDayCount, error) {
+	var out []credvault.CallDayCount
+	err := s.db.SelectContext(ctx, &out, callOutcomes+` WHERE credential_id = $1 AND created_at >= $2 GROUP BY 1 ORDER BY 1`,
+		credentialID, since.UTC())
+	return out, translate(err, "credential usage")
+}
+
+// OrgCallsPerDay counts the uses of every credential of the org per UTC
+// day since then, by outcome.
+func (s *Store) OrgCallsPerDay(ctx context.Context, orgID string, since time.Time) ([]credvault.CallDayCount, error) {
+	var out []credvault.CallDayCount
+	err := s.db.SelectContext(ctx, &out, callOutcomes+` WHERE org_id = $1 AND created_at >= $2 GROUP BY 1 ORDER BY 1`,
+		orgID, since.UTC())
 	return out, translate(err, "credential usage")
 }
 
