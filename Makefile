@@ -31,7 +31,7 @@ dev-clean: build
 ## Set VAULT_ADDR and VAULT_TOKEN to run the Vault tests against a real
 ## Vault or OpenBao instead of the dev transit server.
 test: vet
-	$(GO) test -count=1 -race -timeout 8m $(PKG)
+	$(GO) test -count=1 -race -timeout 12m $(PKG)
 
 ## fuzz: each fuzz target for FUZZTIME (default 60s), one after the other
 ## on one worker. `make test` runs their seed corpora (f.Add and

@@ -308,13 +308,31 @@ func (e AuthCheckResultCode) Valid() bool {
 
 // Defines values for AuthCheckResultValid.
 const (
-	True AuthCheckResultValid = true
+	AuthCheckResultValidTrue AuthCheckResultValid = true
 )
 
 // Valid indicates whether the value is a known member of the AuthCheckResultValid enum.
 func (e AuthCheckResultValid) Valid() bool {
 	switch e {
-	case True:
+	case AuthCheckResultValidTrue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CredentialKind.
+const (
+	CredentialKindOauth2 CredentialKind = "oauth2"
+	CredentialKindStatic CredentialKind = "static"
+)
+
+// Valid indicates whether the value is a known member of the CredentialKind enum.
+func (e CredentialKind) Valid() bool {
+	switch e {
+	case CredentialKindOauth2:
+		return true
+	case CredentialKindStatic:
 		return true
 	default:
 		return false
@@ -339,6 +357,42 @@ func (e CredentialPermission) Valid() bool {
 	}
 }
 
+// Defines values for CredentialCreateRequestGrant.
+const (
+	CredentialCreateRequestGrantAuthorizationCode CredentialCreateRequestGrant = "authorization_code"
+	CredentialCreateRequestGrantClientCredentials CredentialCreateRequestGrant = "client_credentials"
+)
+
+// Valid indicates whether the value is a known member of the CredentialCreateRequestGrant enum.
+func (e CredentialCreateRequestGrant) Valid() bool {
+	switch e {
+	case CredentialCreateRequestGrantAuthorizationCode:
+		return true
+	case CredentialCreateRequestGrantClientCredentials:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CredentialCreateRequestKind.
+const (
+	CredentialCreateRequestKindOauth2 CredentialCreateRequestKind = "oauth2"
+	CredentialCreateRequestKindStatic CredentialCreateRequestKind = "static"
+)
+
+// Valid indicates whether the value is a known member of the CredentialCreateRequestKind enum.
+func (e CredentialCreateRequestKind) Valid() bool {
+	switch e {
+	case CredentialCreateRequestKindOauth2:
+		return true
+	case CredentialCreateRequestKindStatic:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CredentialInUseErrorErrorCode.
 const (
 	CredentialInUseErrorErrorCodeCredentialInUse CredentialInUseErrorErrorCode = "credential_in_use"
@@ -348,6 +402,48 @@ const (
 func (e CredentialInUseErrorErrorCode) Valid() bool {
 	switch e {
 	case CredentialInUseErrorErrorCodeCredentialInUse:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CredentialMonitorHealthStatus.
+const (
+	Failing CredentialMonitorHealthStatus = "failing"
+	Healthy CredentialMonitorHealthStatus = "healthy"
+	Unknown CredentialMonitorHealthStatus = "unknown"
+)
+
+// Valid indicates whether the value is a known member of the CredentialMonitorHealthStatus enum.
+func (e CredentialMonitorHealthStatus) Valid() bool {
+	switch e {
+	case Failing:
+		return true
+	case Healthy:
+		return true
+	case Unknown:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DeliveryStatus.
+const (
+	DeliveryStatusDelivered DeliveryStatus = "delivered"
+	DeliveryStatusFailed    DeliveryStatus = "failed"
+	DeliveryStatusPending   DeliveryStatus = "pending"
+)
+
+// Valid indicates whether the value is a known member of the DeliveryStatus enum.
+func (e DeliveryStatus) Valid() bool {
+	switch e {
+	case DeliveryStatusDelivered:
+		return true
+	case DeliveryStatusFailed:
+		return true
+	case DeliveryStatusPending:
 		return true
 	default:
 		return false
@@ -402,6 +498,60 @@ func (e EndpointUpdateRequestAuthMode) Valid() bool {
 	case EndpointUpdateRequestAuthModeNone:
 		return true
 	case EndpointUpdateRequestAuthModePrivate:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EventType.
+const (
+	ApiKeyExpired             EventType = "api_key.expired"
+	ApiKeyExpiring            EventType = "api_key.expiring"
+	ApiKeyRateLimited         EventType = "api_key.rate_limited"
+	ApiKeyRefusalsSpike       EventType = "api_key.refusals_spike"
+	ApiKeyRevoked             EventType = "api_key.revoked"
+	Asterisk                  EventType = "*"
+	CredentialExpiring        EventType = "credential.expiring"
+	CredentialHealthFailed    EventType = "credential.health_failed"
+	CredentialHealthRecovered EventType = "credential.health_recovered"
+	IntegrationDisabled       EventType = "integration.disabled"
+	IntegrationEnabled        EventType = "integration.enabled"
+	OauthNeedsReauth          EventType = "oauth.needs_reauth"
+	OauthRecovered            EventType = "oauth.recovered"
+	OauthRefreshFailing       EventType = "oauth.refresh_failing"
+)
+
+// Valid indicates whether the value is a known member of the EventType enum.
+func (e EventType) Valid() bool {
+	switch e {
+	case ApiKeyExpired:
+		return true
+	case ApiKeyExpiring:
+		return true
+	case ApiKeyRateLimited:
+		return true
+	case ApiKeyRefusalsSpike:
+		return true
+	case ApiKeyRevoked:
+		return true
+	case Asterisk:
+		return true
+	case CredentialExpiring:
+		return true
+	case CredentialHealthFailed:
+		return true
+	case CredentialHealthRecovered:
+		return true
+	case IntegrationDisabled:
+		return true
+	case IntegrationEnabled:
+		return true
+	case OauthNeedsReauth:
+		return true
+	case OauthRecovered:
+		return true
+	case OauthRefreshFailing:
 		return true
 	default:
 		return false
@@ -501,6 +651,156 @@ func (e JWKSKeysUse) Valid() bool {
 	}
 }
 
+// Defines values for LivenessStatus.
+const (
+	Ok LivenessStatus = "ok"
+)
+
+// Valid indicates whether the value is a known member of the LivenessStatus enum.
+func (e LivenessStatus) Valid() bool {
+	switch e {
+	case Ok:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthAppTokenAuthMethod.
+const (
+	OAuthAppTokenAuthMethodClientSecretBasic OAuthAppTokenAuthMethod = "client_secret_basic"
+	OAuthAppTokenAuthMethodClientSecretPost  OAuthAppTokenAuthMethod = "client_secret_post"
+)
+
+// Valid indicates whether the value is a known member of the OAuthAppTokenAuthMethod enum.
+func (e OAuthAppTokenAuthMethod) Valid() bool {
+	switch e {
+	case OAuthAppTokenAuthMethodClientSecretBasic:
+		return true
+	case OAuthAppTokenAuthMethodClientSecretPost:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthAppCreateRequestPreset.
+const (
+	Atlassian  OAuthAppCreateRequestPreset = "atlassian"
+	Github     OAuthAppCreateRequestPreset = "github"
+	Google     OAuthAppCreateRequestPreset = "google"
+	Hubspot    OAuthAppCreateRequestPreset = "hubspot"
+	Microsoft  OAuthAppCreateRequestPreset = "microsoft"
+	Notion     OAuthAppCreateRequestPreset = "notion"
+	Salesforce OAuthAppCreateRequestPreset = "salesforce"
+	Slack      OAuthAppCreateRequestPreset = "slack"
+)
+
+// Valid indicates whether the value is a known member of the OAuthAppCreateRequestPreset enum.
+func (e OAuthAppCreateRequestPreset) Valid() bool {
+	switch e {
+	case Atlassian:
+		return true
+	case Github:
+		return true
+	case Google:
+		return true
+	case Hubspot:
+		return true
+	case Microsoft:
+		return true
+	case Notion:
+		return true
+	case Salesforce:
+		return true
+	case Slack:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthAppCreateRequestTokenAuthMethod.
+const (
+	OAuthAppCreateRequestTokenAuthMethodClientSecretBasic OAuthAppCreateRequestTokenAuthMethod = "client_secret_basic"
+	OAuthAppCreateRequestTokenAuthMethodClientSecretPost  OAuthAppCreateRequestTokenAuthMethod = "client_secret_post"
+)
+
+// Valid indicates whether the value is a known member of the OAuthAppCreateRequestTokenAuthMethod enum.
+func (e OAuthAppCreateRequestTokenAuthMethod) Valid() bool {
+	switch e {
+	case OAuthAppCreateRequestTokenAuthMethodClientSecretBasic:
+		return true
+	case OAuthAppCreateRequestTokenAuthMethodClientSecretPost:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthAppUpdateRequestTokenAuthMethod.
+const (
+	OAuthAppUpdateRequestTokenAuthMethodClientSecretBasic OAuthAppUpdateRequestTokenAuthMethod = "client_secret_basic"
+	OAuthAppUpdateRequestTokenAuthMethodClientSecretPost  OAuthAppUpdateRequestTokenAuthMethod = "client_secret_post"
+)
+
+// Valid indicates whether the value is a known member of the OAuthAppUpdateRequestTokenAuthMethod enum.
+func (e OAuthAppUpdateRequestTokenAuthMethod) Valid() bool {
+	switch e {
+	case OAuthAppUpdateRequestTokenAuthMethodClientSecretBasic:
+		return true
+	case OAuthAppUpdateRequestTokenAuthMethodClientSecretPost:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthStatusGrant.
+const (
+	OAuthStatusGrantAuthorizationCode OAuthStatusGrant = "authorization_code"
+	OAuthStatusGrantClientCredentials OAuthStatusGrant = "client_credentials"
+)
+
+// Valid indicates whether the value is a known member of the OAuthStatusGrant enum.
+func (e OAuthStatusGrant) Valid() bool {
+	switch e {
+	case OAuthStatusGrantAuthorizationCode:
+		return true
+	case OAuthStatusGrantClientCredentials:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthStatusStatus.
+const (
+	OAuthStatusStatusConnected      OAuthStatusStatus = "connected"
+	OAuthStatusStatusNeedsReauth    OAuthStatusStatus = "needs_reauth"
+	OAuthStatusStatusPending        OAuthStatusStatus = "pending"
+	OAuthStatusStatusRefreshFailing OAuthStatusStatus = "refresh_failing"
+	OAuthStatusStatusRefreshing     OAuthStatusStatus = "refreshing"
+)
+
+// Valid indicates whether the value is a known member of the OAuthStatusStatus enum.
+func (e OAuthStatusStatus) Valid() bool {
+	switch e {
+	case OAuthStatusStatusConnected:
+		return true
+	case OAuthStatusStatusNeedsReauth:
+		return true
+	case OAuthStatusStatusPending:
+		return true
+	case OAuthStatusStatusRefreshFailing:
+		return true
+	case OAuthStatusStatusRefreshing:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Placement.
 const (
 	Basic  Placement = "basic"
@@ -542,6 +842,7 @@ func (e ReadinessErrorCode) Valid() bool {
 
 // Defines values for ReadinessStatus.
 const (
+	ReadinessStatusDegraded    ReadinessStatus = "degraded"
 	ReadinessStatusReady       ReadinessStatus = "ready"
 	ReadinessStatusUnavailable ReadinessStatus = "unavailable"
 )
@@ -549,6 +850,8 @@ const (
 // Valid indicates whether the value is a known member of the ReadinessStatus enum.
 func (e ReadinessStatus) Valid() bool {
 	switch e {
+	case ReadinessStatusDegraded:
+		return true
 	case ReadinessStatusReady:
 		return true
 	case ReadinessStatusUnavailable:
@@ -560,15 +863,21 @@ func (e ReadinessStatus) Valid() bool {
 
 // Defines values for RevocationPageDataReason.
 const (
-	RevocationPageDataReasonDeleted RevocationPageDataReason = "deleted"
-	RevocationPageDataReasonRevoked RevocationPageDataReason = "revoked"
-	RevocationPageDataReasonRolled  RevocationPageDataReason = "rolled"
+	RevocationPageDataReasonDeleted  RevocationPageDataReason = "deleted"
+	RevocationPageDataReasonDisabled RevocationPageDataReason = "disabled"
+	RevocationPageDataReasonEnabled  RevocationPageDataReason = "enabled"
+	RevocationPageDataReasonRevoked  RevocationPageDataReason = "revoked"
+	RevocationPageDataReasonRolled   RevocationPageDataReason = "rolled"
 )
 
 // Valid indicates whether the value is a known member of the RevocationPageDataReason enum.
 func (e RevocationPageDataReason) Valid() bool {
 	switch e {
 	case RevocationPageDataReasonDeleted:
+		return true
+	case RevocationPageDataReasonDisabled:
+		return true
+	case RevocationPageDataReasonEnabled:
 		return true
 	case RevocationPageDataReasonRevoked:
 		return true
@@ -722,20 +1031,22 @@ func (e TestRequestMethod) Valid() bool {
 
 // Defines values for VerifyResultCode.
 const (
-	VerifyResultCodeBADSIGNATURE      VerifyResultCode = "BAD_SIGNATURE"
-	VerifyResultCodeEXPIRED           VerifyResultCode = "EXPIRED"
-	VerifyResultCodeINSUFFICIENTSCOPE VerifyResultCode = "INSUFFICIENT_SCOPE"
-	VerifyResultCodeMALFORMED         VerifyResultCode = "MALFORMED"
-	VerifyResultCodeMISSING           VerifyResultCode = "MISSING"
-	VerifyResultCodeNOTFOUND          VerifyResultCode = "NOT_FOUND"
-	VerifyResultCodeNOTYETVALID       VerifyResultCode = "NOT_YET_VALID"
-	VerifyResultCodePUBLICENDPOINT    VerifyResultCode = "PUBLIC_ENDPOINT"
-	VerifyResultCodeRATELIMITED       VerifyResultCode = "RATE_LIMITED"
-	VerifyResultCodeREVOKED           VerifyResultCode = "REVOKED"
-	VerifyResultCodeSIGNINGKEYRETIRED VerifyResultCode = "SIGNING_KEY_RETIRED"
-	VerifyResultCodeUNKNOWNKID        VerifyResultCode = "UNKNOWN_KID"
-	VerifyResultCodeVALID             VerifyResultCode = "VALID"
-	VerifyResultCodeWRONGISSUER       VerifyResultCode = "WRONG_ISSUER"
+	VerifyResultCodeBADSIGNATURE        VerifyResultCode = "BAD_SIGNATURE"
+	VerifyResultCodeDISABLED            VerifyResultCode = "DISABLED"
+	VerifyResultCodeEXPIRED             VerifyResultCode = "EXPIRED"
+	VerifyResultCodeINSUFFICIENTSCOPE   VerifyResultCode = "INSUFFICIENT_SCOPE"
+	VerifyResultCodeINTEGRATIONDISABLED VerifyResultCode = "INTEGRATION_DISABLED"
+	VerifyResultCodeMALFORMED           VerifyResultCode = "MALFORMED"
+	VerifyResultCodeMISSING             VerifyResultCode = "MISSING"
+	VerifyResultCodeNOTFOUND            VerifyResultCode = "NOT_FOUND"
+	VerifyResultCodeNOTYETVALID         VerifyResultCode = "NOT_YET_VALID"
+	VerifyResultCodePUBLICENDPOINT      VerifyResultCode = "PUBLIC_ENDPOINT"
+	VerifyResultCodeRATELIMITED         VerifyResultCode = "RATE_LIMITED"
+	VerifyResultCodeREVOKED             VerifyResultCode = "REVOKED"
+	VerifyResultCodeSIGNINGKEYRETIRED   VerifyResultCode = "SIGNING_KEY_RETIRED"
+	VerifyResultCodeUNKNOWNKID          VerifyResultCode = "UNKNOWN_KID"
+	VerifyResultCodeVALID               VerifyResultCode = "VALID"
+	VerifyResultCodeWRONGISSUER         VerifyResultCode = "WRONG_ISSUER"
 )
 
 // Valid indicates whether the value is a known member of the VerifyResultCode enum.
@@ -743,9 +1054,13 @@ func (e VerifyResultCode) Valid() bool {
 	switch e {
 	case VerifyResultCodeBADSIGNATURE:
 		return true
+	case VerifyResultCodeDISABLED:
+		return true
 	case VerifyResultCodeEXPIRED:
 		return true
 	case VerifyResultCodeINSUFFICIENTSCOPE:
+		return true
+	case VerifyResultCodeINTEGRATIONDISABLED:
 		return true
 	case VerifyResultCodeMALFORMED:
 		return true
@@ -813,15 +1128,24 @@ func (e WhoamiRole) Valid() bool {
 	}
 }
 
-// Defines values for Healthz200JSONResponseBodyStatus.
+// Defines values for ReadyzParamsStrict.
 const (
-	Ok Healthz200JSONResponseBodyStatus = "ok"
+	ReadyzParamsStrictFalse ReadyzParamsStrict = "false"
+	ReadyzParamsStrictN0    ReadyzParamsStrict = "0"
+	ReadyzParamsStrictN1    ReadyzParamsStrict = "1"
+	ReadyzParamsStrictTrue  ReadyzParamsStrict = "true"
 )
 
-// Valid indicates whether the value is a known member of the Healthz200JSONResponseBodyStatus enum.
-func (e Healthz200JSONResponseBodyStatus) Valid() bool {
+// Valid indicates whether the value is a known member of the ReadyzParamsStrict enum.
+func (e ReadyzParamsStrict) Valid() bool {
 	switch e {
-	case Ok:
+	case ReadyzParamsStrictFalse:
+		return true
+	case ReadyzParamsStrictN0:
+		return true
+	case ReadyzParamsStrictN1:
+		return true
+	case ReadyzParamsStrictTrue:
 		return true
 	default:
 		return false
@@ -885,10 +1209,20 @@ type APIKey struct {
 	// keys nobody stands behind.
 	CreatedBy *openapi_types.UUID `json:"created_by"`
 
+	// DisabledAt When the key was disabled; null while enabled.
+	DisabledAt *time.Time `json:"disabled_at"`
+
+	// DisabledBy The user who disabled it; null while enabled or when a service key did.
+	DisabledBy *openapi_types.UUID `json:"disabled_by"`
+
 	// Display `prefix_env_…last4`: enough to recognise the key, never enough to use it.
 	//
 	// Example: cv_live_…7QDO
 	Display string `json:"display"`
+
+	// Enabled The key's own switch; false answers 403 `api_key_disabled`. A
+	// key in a disabled integration is refused even when this is true.
+	Enabled bool `json:"enabled"`
 
 	// Environment A free label for where the key is used, such as `production`,
 	// `staging` or `development`: lower-case letters, digits, `.`, `_` and
@@ -902,6 +1236,9 @@ type APIKey struct {
 	ExpiresAt *time.Time         `json:"expires_at"`
 	Format    APIKeyFormat       `json:"format"`
 	Id        openapi_types.UUID `json:"id"`
+
+	// IntegrationId The integration the key belongs to; null for none.
+	IntegrationId *openapi_types.UUID `json:"integration_id"`
 
 	// Kind `user` acts as its user; `service` has no user and is for platform components.
 	Kind APIKeyKind `json:"kind"`
@@ -970,6 +1307,9 @@ type APIKeyCreateRequest struct {
 	// Format `jwt` issues a signed key (compact JWS, EdDSA) that carries org, agent and scope claims and can be verified offline.
 	Format *APIKeyCreateRequestFormat `json:"format,omitempty"`
 
+	// IntegrationId An integration of the caller's org the key belongs to (400 naming the field otherwise).
+	IntegrationId *openapi_types.UUID `json:"integration_id,omitempty"`
+
 	// Kind `service` (owners and admins only) creates a key with no user; `user_id` must then be empty.
 	Kind *APIKeyCreateRequestKind `json:"kind,omitempty"`
 
@@ -1022,10 +1362,20 @@ type APIKeyCreated struct {
 	// keys nobody stands behind.
 	CreatedBy *openapi_types.UUID `json:"created_by"`
 
+	// DisabledAt When the key was disabled; null while enabled.
+	DisabledAt *time.Time `json:"disabled_at"`
+
+	// DisabledBy The user who disabled it; null while enabled or when a service key did.
+	DisabledBy *openapi_types.UUID `json:"disabled_by"`
+
 	// Display `prefix_env_…last4`: enough to recognise the key, never enough to use it.
 	//
 	// Example: cv_live_…7QDO
 	Display string `json:"display"`
+
+	// Enabled The key's own switch; false answers 403 `api_key_disabled`. A
+	// key in a disabled integration is refused even when this is true.
+	Enabled bool `json:"enabled"`
 
 	// Environment A free label for where the key is used, such as `production`,
 	// `staging` or `development`: lower-case letters, digits, `.`, `_` and
@@ -1039,6 +1389,9 @@ type APIKeyCreated struct {
 	ExpiresAt *time.Time          `json:"expires_at"`
 	Format    APIKeyCreatedFormat `json:"format"`
 	Id        openapi_types.UUID  `json:"id"`
+
+	// IntegrationId The integration the key belongs to; null for none.
+	IntegrationId *openapi_types.UUID `json:"integration_id"`
 
 	// Key The full key: an opaque key
 	// `<prefix>_<live|test>_<41 base62>_<6 base62 crc32>`, or for
@@ -1124,7 +1477,11 @@ type APIKeyUpdateRequest struct {
 
 	// ExpiresIn From now; no later than the current expiry.
 	ExpiresIn *APIKeyUpdateRequestExpiresIn `json:"expires_in,omitempty"`
-	Name      *string                       `json:"name,omitempty"`
+
+	// IntegrationId Moves the key to this integration of the org; null takes it out
+	// of its integration (out of a disabled one: owners and admins only).
+	IntegrationId *openapi_types.UUID `json:"integration_id,omitempty"`
+	Name          *string             `json:"name,omitempty"`
 
 	// RateLimit No more requests per window, and no higher rate, than now; a key without a limit may get one.
 	RateLimit *RateLimit `json:"rate_limit,omitempty"`
@@ -1213,6 +1570,12 @@ type Credential struct {
 	// AllowedHosts Hosts the credential may be sent to, canonical; empty means it cannot be injected yet.
 	AllowedHosts []AllowedHost `json:"allowed_hosts"`
 
+	// AuthorizeUrl Only in the answer that starts an authorization (create with the
+	// `authorization_code` grant, reconnect): open it in a browser to
+	// connect. It carries a single-use `state` and a PKCE S256
+	// challenge and is valid for 10 minutes.
+	AuthorizeUrl *string `json:"authorize_url,omitempty"`
+
 	// BaseUrl Where calls through this credential go; may be empty.
 	BaseUrl   string    `json:"base_url"`
 	CreatedAt time.Time `json:"created_at"`
@@ -1229,12 +1592,18 @@ type Credential struct {
 	// then re-encrypted or rewrapped (`credvault rewrap`).
 	KeyVersion int `json:"key_version"`
 
+	// Kind `static`: a value someone stored; `oauth2`: an access token credvault obtains and refreshes.
+	Kind CredentialKind `json:"kind"`
+
 	// LastUsedAt The last workflow use through the proxy or `/v1/inject`, written
 	// in batches (about a second late); null if never used. A
 	// credential test does not count (nor does it hold off a delete).
-	LastUsedAt *time.Time         `json:"last_used_at"`
-	Name       string             `json:"name"`
-	OrgId      openapi_types.UUID `json:"org_id"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+	Name       string     `json:"name"`
+
+	// Oauth Present for `oauth2` credentials only.
+	Oauth *OAuthStatus       `json:"oauth,omitempty"`
+	OrgId openapi_types.UUID `json:"org_id"`
 
 	// OwnerId The user who created it; null when a service key did or once that user is deleted.
 	OwnerId *openapi_types.UUID `json:"owner_id"`
@@ -1280,10 +1649,14 @@ type Credential struct {
 	ValuePrefix string `json:"value_prefix"`
 }
 
+// CredentialKind `static`: a value someone stored; `oauth2`: an access token credvault obtains and refreshes.
+type CredentialKind string
+
 // CredentialPermission What the caller may do with this credential.
 type CredentialPermission string
 
-// CredentialCreateRequest defines model for CredentialCreateRequest.
+// CredentialCreateRequest `value` is required for `kind: static` (the default). For `kind:
+// oauth2` it is refused: name `oauth_app_id` and `grant` instead.
 type CredentialCreateRequest struct {
 	// AllowedHosts Hosts the credential may be sent to; with a preset, omit it to take the preset's.
 	AllowedHosts *[]AllowedHost `json:"allowed_hosts,omitempty"`
@@ -1295,8 +1668,24 @@ type CredentialCreateRequest struct {
 	// Example: https://api.stripe.com
 	BaseUrl *string `json:"base_url,omitempty"`
 
+	// Grant Required for kind oauth2.
+	Grant *CredentialCreateRequestGrant `json:"grant,omitempty"`
+
+	// Kind `oauth2`: credvault obtains the token through an OAuth app and
+	// keeps it fresh. Placement defaults to `bearer`; `base_url` and
+	// `allowed_hosts` default to the app's. With `authorization_code`
+	// the answer is `oauth.status: pending` with an `authorize_url`;
+	// with `client_credentials` the first token is fetched before
+	// anything is stored (a refused client secret answers 400
+	// `oauth_provider_error` naming the provider's error, and nothing
+	// is written).
+	Kind *CredentialCreateRequestKind `json:"kind,omitempty"`
+
 	// Name Trimmed; must not be blank.
 	Name string `json:"name"`
+
+	// OauthAppId Required for kind oauth2.
+	OauthAppId *openapi_types.UUID `json:"oauth_app_id,omitempty"`
 
 	// ParamName Required for `header` and `query`, empty for `bearer`. For
 	// `header`, a header token (letters, digits and
@@ -1316,6 +1705,9 @@ type CredentialCreateRequest struct {
 
 	// Placement Required unless `service` is a preset.
 	Placement *Placement `json:"placement,omitempty"`
+
+	// Scopes kind oauth2: the scopes to ask for; the app's when omitted.
+	Scopes *[]string `json:"scopes,omitempty"`
 
 	// Service A preset id from `GET /v1/services` (case-insensitive), which
 	// fills in the fields left out, or a custom name of 1 to 64
@@ -1348,6 +1740,19 @@ type CredentialCreateRequest struct {
 	ValuePrefix *string `json:"value_prefix,omitempty"`
 }
 
+// CredentialCreateRequestGrant Required for kind oauth2.
+type CredentialCreateRequestGrant string
+
+// CredentialCreateRequestKind `oauth2`: credvault obtains the token through an OAuth app and
+// keeps it fresh. Placement defaults to `bearer`; `base_url` and
+// `allowed_hosts` default to the app's. With `authorization_code`
+// the answer is `oauth.status: pending` with an `authorize_url`;
+// with `client_credentials` the first token is fetched before
+// anything is stored (a refused client secret answers 400
+// `oauth_provider_error` naming the provider's error, and nothing
+// is written).
+type CredentialCreateRequestKind string
+
 // CredentialInUseError defines model for CredentialInUseError.
 type CredentialInUseError struct {
 	Error struct {
@@ -1365,6 +1770,28 @@ type CredentialInUseError struct {
 
 // CredentialInUseErrorErrorCode defines model for CredentialInUseError.Error.Code.
 type CredentialInUseErrorErrorCode string
+
+// CredentialMonitor defines model for CredentialMonitor.
+type CredentialMonitor struct {
+	CredentialId openapi_types.UUID            `json:"credential_id"`
+	HealthStatus CredentialMonitorHealthStatus `json:"health_status"`
+
+	// IntervalSeconds 0 when no check is scheduled.
+	IntervalSeconds int          `json:"interval_seconds"`
+	LastCheck       *HealthCheck `json:"last_check"`
+	NextCheckAt     *time.Time   `json:"next_check_at"`
+	ValueExpiresAt  *time.Time   `json:"value_expires_at"`
+}
+
+// CredentialMonitorHealthStatus defines model for CredentialMonitor.HealthStatus.
+type CredentialMonitorHealthStatus string
+
+// CredentialMonitorRequest defines model for CredentialMonitorRequest.
+type CredentialMonitorRequest struct {
+	// IntervalSeconds 0, or 60 to 604800.
+	IntervalSeconds int        `json:"interval_seconds"`
+	ValueExpiresAt  *time.Time `json:"value_expires_at"`
+}
 
 // CredentialPage defines model for CredentialPage.
 type CredentialPage struct {
@@ -1409,6 +1836,51 @@ type CredentialUpdateRequest struct {
 // NUL or other control character (a trailing line break from copy and
 // paste is refused too). Error messages never repeat it.
 type CredentialValue = string
+
+// Delivery defines model for Delivery.
+type Delivery struct {
+	AttemptLog  []DeliveryAttempt  `json:"attempt_log"`
+	Attempts    int                `json:"attempts"`
+	CreatedAt   time.Time          `json:"created_at"`
+	DeliveredAt *time.Time         `json:"delivered_at"`
+	EventId     openapi_types.UUID `json:"event_id"`
+	EventType   string             `json:"event_type"`
+	Id          int64              `json:"id"`
+	LastError   string             `json:"last_error"`
+	LastStatus  int                `json:"last_status"`
+
+	// MessageId The webhook-id header: evt_ + event_id.
+	MessageId     string     `json:"message_id"`
+	NextAttemptAt *time.Time `json:"next_attempt_at"`
+
+	// Status failed: given up 24 h after the event.
+	Status    DeliveryStatus     `json:"status"`
+	WebhookId openapi_types.UUID `json:"webhook_id"`
+}
+
+// DeliveryStatus failed: given up 24 h after the event.
+type DeliveryStatus string
+
+// DeliveryAttempt defines model for DeliveryAttempt.
+type DeliveryAttempt struct {
+	Attempt   int       `json:"attempt"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// Error Empty, or what went wrong (timed out, connection failed, refused address, the status). Never a body.
+	Error     string `json:"error"`
+	LatencyMs int    `json:"latency_ms"`
+
+	// Status The receiver's HTTP status; 0 when none came back.
+	Status int `json:"status"`
+}
+
+// DeliveryPage defines model for DeliveryPage.
+type DeliveryPage struct {
+	Data []Delivery `json:"data"`
+
+	// NextCursor Pass as `cursor` for the next page; null on the last page.
+	NextCursor *NextCursor `json:"next_cursor"`
+}
 
 // Endpoint defines model for Endpoint.
 type Endpoint struct {
@@ -1492,6 +1964,52 @@ type Error struct {
 	RequestId string `json:"request_id"`
 }
 
+// EventType What a webhook subscribes to; `*` is every type, current and future.
+// `api_key.expiring`: 7 days and 1 day before `expires_at` (the
+// tighter one only for a key made closer to its end); `api_key.expired`
+// once after it (rolled keys excepted). `api_key.revoked`.
+// `api_key.refusals_spike`: one key's refusals, or an org's refusals
+// of keys it does not have (told by its verify calls), in the last 5
+// minutes are at least 100 and at least 10 times the subject's own
+// baseline (its refusals in the hour before, per 5 minutes); sent when
+// a subject starts spiking, again only after it was quiet.
+// `api_key.rate_limited`: at most one per key per rate-limit window
+// (at least a minute). `integration.disabled` / `integration.enabled`.
+// `credential.health_failed` / `credential.health_recovered`: on a
+// change of a scheduled check's outcome only. `credential.expiring`:
+// 7 days and 1 day before the value's `value_expires_at`.
+// `oauth.needs_reauth`, `oauth.refresh_failing`, `oauth.recovered`:
+// changes of an OAuth connection. Every event is also in the audit
+// trail (data `event`, `event_id`).
+type EventType string
+
+// HealthCheck One scheduled check. Null only where a field says so (`last_check`):
+// `nullable` here lets that field, which combines it (`allOf`), accept
+// null under OpenAPI 3.0.3.
+type HealthCheck struct {
+	// Code An error code such as upstream_unreachable or egress_denied; empty otherwise.
+	Code      string    `json:"code"`
+	CreatedAt time.Time `json:"created_at"`
+	Id        int64     `json:"id"`
+	LatencyMs int       `json:"latency_ms"`
+	Ok        bool      `json:"ok"`
+
+	// Slot The interval this check is the check of.
+	Slot   time.Time `json:"slot"`
+	Status int       `json:"status"`
+
+	// StatusClass `2xx` … `5xx`, or `error` when no answer came.
+	StatusClass string `json:"status_class"`
+}
+
+// HealthCheckPage defines model for HealthCheckPage.
+type HealthCheckPage struct {
+	Data []*HealthCheck `json:"data"`
+
+	// NextCursor Pass as `cursor` for the next page; null on the last page.
+	NextCursor *NextCursor `json:"next_cursor"`
+}
+
 // InjectRequest defines model for InjectRequest.
 type InjectRequest struct {
 	// ActingUser The user the workflow runs for, if not in `X-Credvault-Acting-User`.
@@ -1512,9 +2030,114 @@ type InjectRequest struct {
 // InjectRequestRequestMethod defines model for InjectRequest.Request.Method.
 type InjectRequestRequestMethod string
 
+// Integration A group of API keys that can be switched off and on as a whole.
+type Integration struct {
+	// Agent The AI agent the integration serves, if any.
+	Agent     *string             `json:"agent"`
+	CreatedAt time.Time           `json:"created_at"`
+	CreatedBy *openapi_types.UUID `json:"created_by"`
+
+	// Enabled False refuses every key of it with 403 `integration_disabled`.
+	Enabled bool `json:"enabled"`
+
+	// Environment A free label for where the key is used, such as `production`,
+	// `staging` or `development`: lower-case letters, digits, `.`, `_` and
+	// `-`, starting with a letter or digit; empty for none.
+	//
+	//
+	// Example: production
+	Environment EnvironmentLabel   `json:"environment"`
+	Id          openapi_types.UUID `json:"id"`
+	Name        string             `json:"name"`
+	OrgId       openapi_types.UUID `json:"org_id"`
+	Tags        map[string]string  `json:"tags"`
+	UpdatedAt   time.Time          `json:"updated_at"`
+}
+
+// IntegrationCreateRequest defines model for IntegrationCreateRequest.
+type IntegrationCreateRequest struct {
+	Agent   *string `json:"agent,omitempty"`
+	Enabled *bool   `json:"enabled,omitempty"`
+
+	// Environment A free label for where the key is used, such as `production`,
+	// `staging` or `development`: lower-case letters, digits, `.`, `_` and
+	// `-`, starting with a letter or digit; empty for none.
+	//
+	//
+	// Example: production
+	Environment *EnvironmentLabel `json:"environment,omitempty"`
+
+	// Name Unique in the org.
+	Name string `json:"name"`
+
+	// Tags Up to 20 tags; names 1-64 characters, values up to 256.
+	Tags *map[string]string `json:"tags,omitempty"`
+}
+
+// IntegrationPage defines model for IntegrationPage.
+type IntegrationPage struct {
+	Data []Integration `json:"data"`
+
+	// NextCursor Pass as `cursor` for the next page; null on the last page.
+	NextCursor *NextCursor `json:"next_cursor"`
+}
+
+// IntegrationUpdateRequest defines model for IntegrationUpdateRequest.
+type IntegrationUpdateRequest struct {
+	// Agent null clears it.
+	Agent *string `json:"agent,omitempty"`
+
+	// Enabled false refuses every key of it on every instance within a second; true restores them.
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// Environment A free label for where the key is used, such as `production`,
+	// `staging` or `development`: lower-case letters, digits, `.`, `_` and
+	// `-`, starting with a letter or digit; empty for none.
+	//
+	//
+	// Example: production
+	Environment *EnvironmentLabel `json:"environment,omitempty"`
+	Name        *string           `json:"name,omitempty"`
+
+	// Tags Replaces every tag; `{}` or null removes them all.
+	Tags *map[string]string `json:"tags,omitempty"`
+}
+
+// IntegrationUsage defines model for IntegrationUsage.
+type IntegrationUsage struct {
+	// Days Every UTC day of the range, oldest first.
+	Days []struct {
+		// Day Example: 2026-12-07
+		Day openapi_types.Date `json:"day"`
+
+		// RateLimited Refused by the key's rate limit (429).
+		RateLimited int64 `json:"rate_limited"`
+
+		// Refused Refused for the key's state; the sum of `refused_by_reason`.
+		Refused int64 `json:"refused"`
+
+		// RefusedByReason Refusals by the API error code they answered.
+		RefusedByReason struct {
+			ApiKeyDisabled      int64 `json:"api_key_disabled"`
+			ExpiredApiKey       int64 `json:"expired_api_key"`
+			IntegrationDisabled int64 `json:"integration_disabled"`
+			RevokedApiKey       int64 `json:"revoked_api_key"`
+		} `json:"refused_by_reason"`
+
+		// Valid Verifications that let the call through.
+		Valid int64 `json:"valid"`
+	} `json:"days"`
+	IntegrationId openapi_types.UUID `json:"integration_id"`
+	Total         VerificationCounts `json:"total"`
+}
+
 // JWKS defines model for JWKS.
 type JWKS struct {
-	Keys []struct {
+	// Issuer The `iss` every JWT API key of this installation carries (check it when verifying offline). `CREDVAULT_ISSUER`, else `CREDVAULT_PUBLIC_URL`, else `urn:credvault:installation:<uuid>`, created once in the database.
+	//
+	// Example: urn:credvault:installation:7d9f0c1e-1b2a-4c3d-9e8f-0a1b2c3d4e5f
+	Issuer string `json:"issuer"`
+	Keys   []struct {
 		Alg JWKSKeysAlg `json:"alg"`
 		Crv JWKSKeysCrv `json:"crv"`
 
@@ -1540,8 +2163,148 @@ type JWKSKeysKty string
 // JWKSKeysUse defines model for JWKS.Keys.Use.
 type JWKSKeysUse string
 
+// Liveness defines model for Liveness.
+type Liveness struct {
+	Status LivenessStatus `json:"status"`
+}
+
+// LivenessStatus defines model for Liveness.Status.
+type LivenessStatus string
+
 // NextCursor Pass as `cursor` for the next page; null on the last page.
 type NextCursor = string
+
+// OAuthApp defines model for OAuthApp.
+type OAuthApp struct {
+	// ApiHosts Where the provider's APIs live: a credential's default allowed_hosts.
+	ApiHosts []string `json:"api_hosts"`
+
+	// AuthorizeParams Extra authorization request parameters (Google's access_type=offline, prompt=consent).
+	AuthorizeParams map[string]string `json:"authorize_params"`
+	AuthorizeUrl    string            `json:"authorize_url"`
+
+	// BaseUrl A credential's default base_url.
+	BaseUrl   string              `json:"base_url"`
+	ClientId  string              `json:"client_id"`
+	CreatedAt time.Time           `json:"created_at"`
+	CreatedBy *openapi_types.UUID `json:"created_by"`
+	Id        openapi_types.UUID  `json:"id"`
+
+	// Issuer The issuer the endpoints were discovered from, or empty.
+	Issuer string `json:"issuer"`
+	Name   string `json:"name"`
+
+	// Preset The preset the endpoints came from, or empty.
+	Preset string `json:"preset"`
+
+	// RedirectUri Register this at the provider: {CREDVAULT_PUBLIC_URL}/oauth/callback.
+	RedirectUri string `json:"redirect_uri"`
+
+	// RevocationUrl RFC 7009 endpoint; empty when the provider has none (tokens are then not revoked at delete).
+	RevocationUrl string `json:"revocation_url"`
+
+	// ScopeSeparator How scopes are joined in the authorization request (space, or `,` for Slack).
+	ScopeSeparator string `json:"scope_separator"`
+
+	// Scopes Default scopes of credentials connected through it.
+	Scopes          []string                `json:"scopes"`
+	TokenAuthMethod OAuthAppTokenAuthMethod `json:"token_auth_method"`
+	TokenUrl        string                  `json:"token_url"`
+	UpdatedAt       time.Time               `json:"updated_at"`
+}
+
+// OAuthAppTokenAuthMethod defines model for OAuthApp.TokenAuthMethod.
+type OAuthAppTokenAuthMethod string
+
+// OAuthAppCreateRequest defines model for OAuthAppCreateRequest.
+type OAuthAppCreateRequest struct {
+	AuthorizeUrl *string `json:"authorize_url,omitempty"`
+	ClientId     string  `json:"client_id"`
+
+	// ClientSecret Write-only; encrypted through Vault transit.
+	ClientSecret *string `json:"client_secret,omitempty"`
+
+	// Issuer An https issuer URL for discovery.
+	Issuer        *string                      `json:"issuer,omitempty"`
+	Name          string                       `json:"name"`
+	Preset        *OAuthAppCreateRequestPreset `json:"preset,omitempty"`
+	RevocationUrl *string                      `json:"revocation_url,omitempty"`
+
+	// Scopes Default scopes (RFC 6749 scope-tokens); a preset's when omitted.
+	Scopes *[]string `json:"scopes,omitempty"`
+
+	// TokenAuthMethod Default: the preset's or the discovered one, else client_secret_basic.
+	TokenAuthMethod *OAuthAppCreateRequestTokenAuthMethod `json:"token_auth_method,omitempty"`
+	TokenUrl        *string                               `json:"token_url,omitempty"`
+}
+
+// OAuthAppCreateRequestPreset defines model for OAuthAppCreateRequest.Preset.
+type OAuthAppCreateRequestPreset string
+
+// OAuthAppCreateRequestTokenAuthMethod Default: the preset's or the discovered one, else client_secret_basic.
+type OAuthAppCreateRequestTokenAuthMethod string
+
+// OAuthAppPage defines model for OAuthAppPage.
+type OAuthAppPage struct {
+	Data []OAuthApp `json:"data"`
+
+	// NextCursor Pass as `cursor` for the next page; null on the last page.
+	NextCursor *NextCursor `json:"next_cursor"`
+}
+
+// OAuthAppUpdateRequest defines model for OAuthAppUpdateRequest.
+type OAuthAppUpdateRequest struct {
+	ClientId        *string                               `json:"client_id,omitempty"`
+	ClientSecret    *string                               `json:"client_secret,omitempty"`
+	Name            *string                               `json:"name,omitempty"`
+	Scopes          *[]string                             `json:"scopes,omitempty"`
+	TokenAuthMethod *OAuthAppUpdateRequestTokenAuthMethod `json:"token_auth_method,omitempty"`
+}
+
+// OAuthAppUpdateRequestTokenAuthMethod defines model for OAuthAppUpdateRequest.TokenAuthMethod.
+type OAuthAppUpdateRequestTokenAuthMethod string
+
+// OAuthStatus An oauth2 credential's connection. No token is ever shown.
+type OAuthStatus struct {
+	// ExpiresAt When the access token expires; null when the provider gave no lifetime or there is no token yet.
+	ExpiresAt *time.Time       `json:"expires_at"`
+	Grant     OAuthStatusGrant `json:"grant"`
+
+	// LastError The provider's last error (code and description, never a token); empty after a success.
+	LastError       string     `json:"last_error"`
+	LastRefreshedAt *time.Time `json:"last_refreshed_at"`
+
+	// NextAttemptAt While refresh_failing, when the next token request may go out.
+	NextAttemptAt *time.Time         `json:"next_attempt_at"`
+	OauthAppId    openapi_types.UUID `json:"oauth_app_id"`
+
+	// Scopes The scopes asked for.
+	Scopes []string `json:"scopes"`
+
+	// ScopesGranted The scopes the provider granted (as it named them, else those asked for).
+	ScopesGranted []string `json:"scopes_granted"`
+
+	// Status `pending`: waiting for the person to authorize; `connected`: a
+	// token is stored and refreshed before it expires (about 10% of
+	// its lifetime, at most half of it); `refreshing`: a token
+	// request is in flight; `refresh_failing`: the provider failed
+	// transiently, retried with backoff (a still-valid token keeps
+	// being used); `needs_reauth`: the provider refused the grant
+	// (`invalid_grant`), nothing retries it until a reconnect.
+	Status OAuthStatusStatus `json:"status"`
+}
+
+// OAuthStatusGrant defines model for OAuthStatus.Grant.
+type OAuthStatusGrant string
+
+// OAuthStatusStatus `pending`: waiting for the person to authorize; `connected`: a
+// token is stored and refreshed before it expires (about 10% of
+// its lifetime, at most half of it); `refreshing`: a token
+// request is in flight; `refresh_failing`: the provider failed
+// transiently, retried with backoff (a still-valid token keeps
+// being used); `needs_reauth`: the provider refused the grant
+// (`invalid_grant`), nothing retries it until a reconnect.
+type OAuthStatusStatus string
 
 // Placement Where the value goes in an outbound request: `header` sends
 // `param_name: value_prefix + value`, `query` adds
@@ -1564,9 +2327,14 @@ type RateLimit struct {
 
 // Readiness defines model for Readiness.
 type Readiness struct {
-	// Checks Example: {"postgres":"ok","vault":"vault is sealed"}
+	// Checks Example: {"api_keys":"ok","key_state":"ok","postgres":"ok","vault":"vault is sealed"}
 	Checks map[string]string `json:"checks"`
-	Error  *struct {
+
+	// Degraded The degradable dependencies that are down (postgres, vault, redis), sorted; empty when none is.
+	//
+	// Example: ["vault"]
+	Degraded []string `json:"degraded"`
+	Error    *struct {
 		Code *ReadinessErrorCode `json:"code,omitempty"`
 
 		// Message Example: not ready: postgres unavailable
@@ -1600,8 +2368,12 @@ type RevocationPage struct {
 		Jti openapi_types.UUID `json:"jti"`
 
 		// NotAfter Refuse the token from this time on.
-		NotAfter time.Time                `json:"not_after"`
-		Reason   RevocationPageDataReason `json:"reason"`
+		NotAfter time.Time `json:"not_after"`
+
+		// Reason `revoked`, `rolled` and `deleted` end the key at
+		// `not_after`; `disabled` switches it off and `enabled` on
+		// again (the key or its integration), from `not_after`.
+		Reason RevocationPageDataReason `json:"reason"`
 	} `json:"data"`
 
 	// HasMore True when the page is full; poll again at once.
@@ -1611,7 +2383,9 @@ type RevocationPage struct {
 	NextCursor int64 `json:"next_cursor"`
 }
 
-// RevocationPageDataReason defines model for RevocationPage.Data.Reason.
+// RevocationPageDataReason `revoked`, `rolled` and `deleted` end the key at
+// `not_after`; `disabled` switches it off and `enabled` on
+// again (the key or its integration), from `not_after`.
 type RevocationPageDataReason string
 
 // RewrapResult defines model for RewrapResult.
@@ -1831,6 +2605,26 @@ type UserUpdateRequest struct {
 	Role *Role `json:"role,omitempty"`
 }
 
+// VerificationCounts defines model for VerificationCounts.
+type VerificationCounts struct {
+	// RateLimited Refused by the key's rate limit (429).
+	RateLimited int64 `json:"rate_limited"`
+
+	// Refused Refused for the key's state; the sum of `refused_by_reason`.
+	Refused int64 `json:"refused"`
+
+	// RefusedByReason Refusals by the API error code they answered.
+	RefusedByReason struct {
+		ApiKeyDisabled      int64 `json:"api_key_disabled"`
+		ExpiredApiKey       int64 `json:"expired_api_key"`
+		IntegrationDisabled int64 `json:"integration_disabled"`
+		RevokedApiKey       int64 `json:"revoked_api_key"`
+	} `json:"refused_by_reason"`
+
+	// Valid Verifications that let the call through.
+	Valid int64 `json:"valid"`
+}
+
 // VerifyRequest defines model for VerifyRequest.
 type VerifyRequest struct {
 	// Endpoint A registered endpoint's id, or its name within the caller's org;
@@ -1875,6 +2669,63 @@ type VerifyResult struct {
 // VerifyResultCode defines model for VerifyResult.Code.
 type VerifyResultCode string
 
+// Webhook defines model for Webhook.
+type Webhook struct {
+	CreatedAt   time.Time           `json:"created_at"`
+	CreatedBy   *openapi_types.UUID `json:"created_by"`
+	Description string              `json:"description"`
+	Enabled     bool                `json:"enabled"`
+	EventTypes  []EventType         `json:"event_types"`
+	Id          openapi_types.UUID  `json:"id"`
+	OrgId       openapi_types.UUID  `json:"org_id"`
+	UpdatedAt   time.Time           `json:"updated_at"`
+	Url         string              `json:"url"`
+}
+
+// WebhookCreateRequest defines model for WebhookCreateRequest.
+type WebhookCreateRequest struct {
+	Description *string `json:"description,omitempty"`
+	Enabled     *bool   `json:"enabled,omitempty"`
+
+	// EventTypes An unknown type answers 400 naming it.
+	EventTypes []EventType `json:"event_types"`
+
+	// Url An absolute http(s) URL without user info or fragment.
+	Url string `json:"url"`
+}
+
+// WebhookCreated defines model for WebhookCreated.
+type WebhookCreated struct {
+	CreatedAt   time.Time           `json:"created_at"`
+	CreatedBy   *openapi_types.UUID `json:"created_by"`
+	Description string              `json:"description"`
+	Enabled     bool                `json:"enabled"`
+	EventTypes  []EventType         `json:"event_types"`
+	Id          openapi_types.UUID  `json:"id"`
+	OrgId       openapi_types.UUID  `json:"org_id"`
+
+	// Secret The signing secret, `whsec_` + base64 of 32 random bytes. Shown in this answer only.
+	Secret    string    `json:"secret"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Url       string    `json:"url"`
+}
+
+// WebhookPage defines model for WebhookPage.
+type WebhookPage struct {
+	Data []Webhook `json:"data"`
+
+	// NextCursor Pass as `cursor` for the next page; null on the last page.
+	NextCursor *NextCursor `json:"next_cursor"`
+}
+
+// WebhookUpdateRequest defines model for WebhookUpdateRequest.
+type WebhookUpdateRequest struct {
+	Description *string      `json:"description,omitempty"`
+	Enabled     *bool        `json:"enabled,omitempty"`
+	EventTypes  *[]EventType `json:"event_types,omitempty"`
+	Url         *string      `json:"url,omitempty"`
+}
+
 // Whoami defines model for Whoami.
 type Whoami struct {
 	KeyId openapi_types.UUID `json:"key_id"`
@@ -1914,6 +2765,9 @@ type Cursor = string
 // EndpointId defines model for EndpointId.
 type EndpointId = openapi_types.UUID
 
+// IntegrationId defines model for IntegrationId.
+type IntegrationId = openapi_types.UUID
+
 // Limit defines model for Limit.
 type Limit = int
 
@@ -1925,6 +2779,9 @@ type ProxyPath = string
 
 // UserId defines model for UserId.
 type UserId = openapi_types.UUID
+
+// WebhookId defines model for WebhookId.
+type WebhookId = openapi_types.UUID
 
 // BadGateway defines model for BadGateway.
 type BadGateway = Error
@@ -1950,6 +2807,9 @@ type GatewayTimeout = Error
 // NotFound defines model for NotFound.
 type NotFound = Error
 
+// OAuthUnavailable defines model for OAuthUnavailable.
+type OAuthUnavailable = Error
+
 // TooManyRequests defines model for TooManyRequests.
 type TooManyRequests = Error
 
@@ -1962,8 +2822,29 @@ type Unavailable = Error
 // Undecryptable defines model for Undecryptable.
 type Undecryptable = Error
 
-// Healthz200JSONResponseBodyStatus defines parameters for Healthz.
-type Healthz200JSONResponseBodyStatus string
+// OauthCallbackParams defines parameters for OauthCallback.
+type OauthCallbackParams struct {
+	State string  `form:"state" json:"state"`
+	Code  *string `form:"code,omitempty" json:"code,omitempty"`
+
+	// Error RFC 6749 section 4.1.2.1
+	Error            *string `form:"error,omitempty" json:"error,omitempty"`
+	ErrorDescription *string `form:"error_description,omitempty" json:"error_description,omitempty"`
+	ErrorUri         *string `form:"error_uri,omitempty" json:"error_uri,omitempty"`
+
+	// Iss RFC 9207 issuer identification
+	Iss   *string `form:"iss,omitempty" json:"iss,omitempty"`
+	Scope *string `form:"scope,omitempty" json:"scope,omitempty"`
+}
+
+// ReadyzParams defines parameters for Readyz.
+type ReadyzParams struct {
+	// Strict `1` or `true`: 503 when any dependency is down, degradable or not. `0`, `false` or absent: the default form.
+	Strict *ReadyzParamsStrict `form:"strict,omitempty" json:"strict,omitempty"`
+}
+
+// ReadyzParamsStrict defines parameters for Readyz.
+type ReadyzParamsStrict string
 
 // ApiKeyListParams defines parameters for ApiKeyList.
 type ApiKeyListParams struct {
@@ -1987,6 +2868,12 @@ type ApiKeyListParams struct {
 
 	// ExpiresWithin Only keys with an expiry within this many days from now.
 	ExpiresWithin *int `form:"expires_within,omitempty" json:"expires_within,omitempty"`
+
+	// IntegrationId Only the keys of this integration (its id), or `none` for the keys of no integration.
+	IntegrationId *string `form:"integration_id,omitempty" json:"integration_id,omitempty"`
+
+	// Enabled Only keys whose own switch is on (`true`) or off (`false`); the integration's switch is not looked at.
+	Enabled *bool `form:"enabled,omitempty" json:"enabled,omitempty"`
 
 	// Cursor The `next_cursor` of the previous page (opaque: it encodes the last
 	// item's `created_at` and `id`; pages go newest first); omit for the
@@ -2076,6 +2963,16 @@ type CredentialDeleteParams struct {
 	Force *bool `form:"force,omitempty" json:"force,omitempty"`
 }
 
+// CredentialHealthListParams defines parameters for CredentialHealthList.
+type CredentialHealthListParams struct {
+	// Cursor The `next_cursor` of the previous page (a record's numeric id; pages
+	// go newest first); omit for the first page. Anything else answers 400.
+	Cursor *NumericCursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit Page size; outside 1 to 500 answers 400.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // CredentialUsageParams defines parameters for CredentialUsage.
 type CredentialUsageParams struct {
 	// Cursor The `next_cursor` of the previous page (a record's numeric id; pages
@@ -2097,12 +2994,76 @@ type EndpointListParams struct {
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// IntegrationListParams defines parameters for IntegrationList.
+type IntegrationListParams struct {
+	// Enabled Only enabled (`true`) or disabled (`false`) integrations.
+	Enabled *bool `form:"enabled,omitempty" json:"enabled,omitempty"`
+
+	// Environment Only integrations with exactly this environment label.
+	Environment *EnvironmentLabel `form:"environment,omitempty" json:"environment,omitempty"`
+
+	// Agent Only integrations with exactly this agent.
+	Agent *string `form:"agent,omitempty" json:"agent,omitempty"`
+
+	// Tag `key` (the integration has a tag of that name) or `key=value` (with that value).
+	Tag *string `form:"tag,omitempty" json:"tag,omitempty"`
+
+	// Q Case-insensitive substring of the name; `%` and `_` match themselves.
+	Q *string `form:"q,omitempty" json:"q,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page (opaque: it encodes the last
+	// item's `created_at` and `id`; pages go newest first); omit for the
+	// first page. Anything else answers 400.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit Page size; outside 1 to 500 answers 400.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// IntegrationUsageParams defines parameters for IntegrationUsage.
+type IntegrationUsageParams struct {
+	// Days How many days, today (UTC) included.
+	Days *int `form:"days,omitempty" json:"days,omitempty"`
+}
+
+// OauthAppListParams defines parameters for OauthAppList.
+type OauthAppListParams struct {
+	// Cursor The `next_cursor` of the previous page (opaque: it encodes the last
+	// item's `created_at` and `id`; pages go newest first); omit for the
+	// first page. Anything else answers 400.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit Page size; outside 1 to 500 answers 400.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // UserListParams defines parameters for UserList.
 type UserListParams struct {
 	// Cursor The `next_cursor` of the previous page (opaque: it encodes the last
 	// item's `created_at` and `id`; pages go newest first); omit for the
 	// first page. Anything else answers 400.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit Page size; outside 1 to 500 answers 400.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// WebhookListParams defines parameters for WebhookList.
+type WebhookListParams struct {
+	// Cursor The `next_cursor` of the previous page (opaque: it encodes the last
+	// item's `created_at` and `id`; pages go newest first); omit for the
+	// first page. Anything else answers 400.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit Page size; outside 1 to 500 answers 400.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// WebhookDeliveryListParams defines parameters for WebhookDeliveryList.
+type WebhookDeliveryListParams struct {
+	// Cursor The `next_cursor` of the previous page (a record's numeric id; pages
+	// go newest first); omit for the first page. Anything else answers 400.
+	Cursor *NumericCursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Limit Page size; outside 1 to 500 answers 400.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
@@ -2126,6 +3087,9 @@ type CredentialCreateJSONRequestBody = CredentialCreateRequest
 // CredentialUpdateJSONRequestBody defines body for CredentialUpdate for application/json ContentType.
 type CredentialUpdateJSONRequestBody = CredentialUpdateRequest
 
+// CredentialMonitorPutJSONRequestBody defines body for CredentialMonitorPut for application/json ContentType.
+type CredentialMonitorPutJSONRequestBody = CredentialMonitorRequest
+
 // CredentialSharingJSONRequestBody defines body for CredentialSharing for application/json ContentType.
 type CredentialSharingJSONRequestBody = Sharing
 
@@ -2138,11 +3102,29 @@ type EndpointUpdateJSONRequestBody = EndpointUpdateRequest
 // InjectJSONRequestBody defines body for Inject for application/json ContentType.
 type InjectJSONRequestBody = InjectRequest
 
+// IntegrationCreateJSONRequestBody defines body for IntegrationCreate for application/json ContentType.
+type IntegrationCreateJSONRequestBody = IntegrationCreateRequest
+
+// IntegrationUpdateJSONRequestBody defines body for IntegrationUpdate for application/json ContentType.
+type IntegrationUpdateJSONRequestBody = IntegrationUpdateRequest
+
+// OauthAppCreateJSONRequestBody defines body for OauthAppCreate for application/json ContentType.
+type OauthAppCreateJSONRequestBody = OAuthAppCreateRequest
+
+// OauthAppUpdateJSONRequestBody defines body for OauthAppUpdate for application/json ContentType.
+type OauthAppUpdateJSONRequestBody = OAuthAppUpdateRequest
+
 // UserCreateJSONRequestBody defines body for UserCreate for application/json ContentType.
 type UserCreateJSONRequestBody = UserCreateRequest
 
 // UserUpdateJSONRequestBody defines body for UserUpdate for application/json ContentType.
 type UserUpdateJSONRequestBody = UserUpdateRequest
+
+// WebhookCreateJSONRequestBody defines body for WebhookCreate for application/json ContentType.
+type WebhookCreateJSONRequestBody = WebhookCreateRequest
+
+// WebhookUpdateJSONRequestBody defines body for WebhookUpdate for application/json ContentType.
+type WebhookUpdateJSONRequestBody = WebhookUpdateRequest
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -2235,12 +3217,17 @@ type ClientInterface interface {
 	// Corresponds with GET /.well-known/jwks.json (the `Jwks` operationId).
 	Jwks(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// Healthz Liveness - the process is up.
-	//
-	// Answers 200 while the process runs, whatever its dependencies say (see `/readyz` for those).
+	// Healthz Liveness, the older name of /livez.
 	//
 	// Corresponds with GET /healthz (the `Healthz` operationId).
 	Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// Livez Liveness - the process is up (the liveness probe; restart only when this fails).
+	//
+	// Answers 200 while the process runs, whatever its dependencies say (see `/readyz` for those).
+	//
+	// Corresponds with GET /livez (the `Livez` operationId).
+	Livez(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// Metrics Prometheus metrics.
 	//
@@ -2265,22 +3252,51 @@ type ClientInterface interface {
 	// Corresponds with GET /metrics (the `Metrics` operationId).
 	Metrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// Readyz Readiness - PostgreSQL, Vault (its token too), the known-key set and Redis (when configured) are usable.
+	// OauthCallback Where OAuth providers send the person back after authorizing (no API key).
 	//
-	// Checks every dependency at once, each within 2 seconds: `postgres`,
-	// `vault`, and `redis` when `REDIS_URL` is set (without it, rate
-	// limits fall back to each instance's own). Answers 503
-	// naming each dependency that is down, and 200 again as soon as it is
-	// back, without a restart. Vault is usable when it is reachable,
-	// initialised and unsealed (`sys/health`) and still accepts
-	// credvault's token (`auth/token/lookup-self`, cached for 2 seconds);
-	// `checks.vault` names the reason otherwise: `vault is sealed`, `vault
-	// is unreachable`, or `vault token is invalid or expired` (credvault
-	// then logs in again at once: AppRole, or the token in
-	// `VAULT_TOKEN_FILE`, read again).
+	// The redirect URI to register at every provider is
+	// `{CREDVAULT_PUBLIC_URL}/oauth/callback` (each OAuth app shows it as
+	// `redirect_uri`). The single-use `state` (bound to the org, the user
+	// who started the authorization and the credential; valid 10 minutes)
+	// is the proof; credvault stores only its SHA-256. An unknown,
+	// replayed, expired or foreign state answers 400 and changes nothing.
+	// When the provider sends `iss` (RFC 9207) and the app was discovered
+	// from an issuer, they must match. The code is exchanged with the
+	// PKCE verifier (RFC 7636, S256) and the credential becomes
+	// `connected`. A provider error (`error=access_denied`) is shown and
+	// kept as the credential's `oauth.last_error`; the credential stays as
+	// it was (`pending`). The answer is an HTML page ("connected, you may
+	// close this window"), or for a flow started in the console a 303 to
+	// the credential's console page.
+	//
+	// Corresponds with GET /oauth/callback (the `OauthCallback` operationId).
+	OauthCallback(ctx context.Context, params *OauthCallbackParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// Readyz Readiness - this instance can serve key checks and proxied calls (the load balancer's check).
+	//
+	// Runs every check at once, each within 2 seconds (a degradable one
+	// within 750 ms in the default form, so that the answer comes within
+	// 1 s even when a dependency hangs). `api_keys` (the
+	// known-key set is loaded) and `key_state` (the key state log was read
+	// to its end within `CREDVAULT_MAX_STALENESS`, default 60s, so that no
+	// revoked key is accepted from cache) must pass: without them the
+	// answer is 503. `postgres`, `vault` and `redis` (when `REDIS_URL` is
+	// set) are degradable: while one is down the instance answers key
+	// checks and proxied calls from its caches (rate limits per instance
+	// without Redis), writes that need it answer 503 with `Retry-After`,
+	// and `/readyz` answers 200 with `status: degraded` and the
+	// dependency in `degraded`. With `?strict=1` every check must pass
+	// (deploy gates: "is every dependency reachable from here").
+	// Vault is usable when it is reachable, initialised and unsealed
+	// (`sys/health`) and still accepts credvault's token
+	// (`auth/token/lookup-self`, cached for 2 seconds); `checks.vault`
+	// names the reason otherwise: `vault is sealed`, `vault is
+	// unreachable`, or `vault token is invalid or expired` (credvault then
+	// logs in again at once: AppRole, or the token in `VAULT_TOKEN_FILE`,
+	// read again).
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
-	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+	Readyz(ctx context.Context, params *ReadyzParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// Rewrap Re-encrypt the org's credentials under the latest Vault key version.
 	//
@@ -2349,7 +3365,9 @@ type ClientInterface interface {
 	// the service keys they stand behind.
 	// `format: jwt` issues a signed JWT key (see "JWT keys" above) with
 	// the optional `agent` label as its `agent` claim; 503 when Vault
-	// cannot sign.
+	// cannot sign. `integration_id` puts the key in an integration of the
+	// org (400 naming it when there is none with that id); a key in a
+	// disabled integration is refused from its first use.
 	//
 	// The answer holds the full `key`, in the format
 	// `<prefix>_<live|test>_<41 base62>_<6 base62 crc32>` (or a compact JWS), exactly once:
@@ -2386,7 +3404,9 @@ type ClientInterface interface {
 	// the service keys they stand behind.
 	// `format: jwt` issues a signed JWT key (see "JWT keys" above) with
 	// the optional `agent` label as its `agent` claim; 503 when Vault
-	// cannot sign.
+	// cannot sign. `integration_id` puts the key in an integration of the
+	// org (400 naming it when there is none with that id); a key in a
+	// disabled integration is refused from its first use.
 	//
 	// The answer holds the full `key`, in the format
 	// `<prefix>_<live|test>_<41 base62>_<6 base62 crc32>` (or a compact JWS), exactly once:
@@ -2407,6 +3427,13 @@ type ClientInterface interface {
 	// verifier polls it with the last `next_cursor` and refuses a token
 	// whose `jti` is listed once `not_after` has passed; a revocation then
 	// takes effect within its poll interval.
+	//
+	// Entries with reason `disabled` and `enabled` are not ends: a JWT
+	// key was switched off (it, or its integration, was disabled) or on
+	// again at `not_after`. Apply the entries in cursor order: refuse the
+	// `jti` after a `disabled` entry until an `enabled` one follows. Only
+	// changes of the key's effective state are listed (a key disabled by
+	// itself and in a disabled integration is listed once).
 	//
 	// Corresponds with GET /v1/api-keys/revocations (the `ApiKeyRevocations` operationId).
 	ApiKeyRevocations(ctx context.Context, params *ApiKeyRevocationsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2432,6 +3459,8 @@ type ClientInterface interface {
 	// | `REVOKED` | false | the key was revoked |
 	// | `INSUFFICIENT_SCOPE` | false | the key lacks one of `required_scopes` or of the endpoint's `required_scopes` |
 	// | `RATE_LIMITED` | false | the key exceeded its rate limit; `ratelimit` says when it resets |
+	// | `DISABLED` | false | the key itself is disabled (`POST /v1/api-keys/{id}/disable`); enabling it restores it |
+	// | `INTEGRATION_DISABLED` | false | the key's integration is disabled (`PATCH /v1/integrations/{id}`); enabling it restores the key |
 	// | `BAD_SIGNATURE` | false | a JWT key whose signature does not match (altered) |
 	// | `UNKNOWN_KID` | false | a JWT key whose `kid` is not a version of the signing key |
 	// | `NOT_YET_VALID` | false | a JWT key whose `nbf` is in the future |
@@ -2481,6 +3510,8 @@ type ClientInterface interface {
 	// | `REVOKED` | false | the key was revoked |
 	// | `INSUFFICIENT_SCOPE` | false | the key lacks one of `required_scopes` or of the endpoint's `required_scopes` |
 	// | `RATE_LIMITED` | false | the key exceeded its rate limit; `ratelimit` says when it resets |
+	// | `DISABLED` | false | the key itself is disabled (`POST /v1/api-keys/{id}/disable`); enabling it restores it |
+	// | `INTEGRATION_DISABLED` | false | the key's integration is disabled (`PATCH /v1/integrations/{id}`); enabling it restores the key |
 	// | `BAD_SIGNATURE` | false | a JWT key whose signature does not match (altered) |
 	// | `UNKNOWN_KID` | false | a JWT key whose `kid` is not a version of the signing key |
 	// | `NOT_YET_VALID` | false | a JWT key whose `nbf` is in the future |
@@ -2535,7 +3566,11 @@ type ClientInterface interface {
 	// JWT key's `scopes` and expiry cannot change either (400 naming the
 	// field): they are claims of its signed token, which offline
 	// verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
-	// key answer 409. Every instance applies the change at once. Audited
+	// key answer 409. `integration_id` moves the key to another
+	// integration of the org, and `null` takes it out of its integration;
+	// taking a key out of a disabled integration switches it back on, so
+	// a member needs an owner or admin for that (403 `forbidden_role`).
+	// Every instance applies the change at once. Audited
 	// as `api_key.update` with the names of the changed fields.
 	//
 	// Takes any type of body and a specified content type.
@@ -2560,13 +3595,48 @@ type ClientInterface interface {
 	// JWT key's `scopes` and expiry cannot change either (400 naming the
 	// field): they are claims of its signed token, which offline
 	// verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
-	// key answer 409. Every instance applies the change at once. Audited
+	// key answer 409. `integration_id` moves the key to another
+	// integration of the org, and `null` takes it out of its integration;
+	// taking a key out of a disabled integration switches it back on, so
+	// a member needs an owner or admin for that (403 `forbidden_role`).
+	// Every instance applies the change at once. Audited
 	// as `api_key.update` with the names of the changed fields.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with PATCH /v1/api-keys/{id} (the `ApiKeyUpdate` operationId).
 	ApiKeyUpdate(ctx context.Context, id APIKeyId, body ApiKeyUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ApiKeyDisable Switch a key off without revoking it.
+	//
+	// Needs scope `keys:write`; the same people may disable a key as may
+	// revoke it. Every credvault instance refuses the key within one
+	// second with 403 `api_key_disabled` (`DISABLED` from verification,
+	// and forward-auth 403); nothing else changes: its rate-limit window,
+	// usage and settings stay, and `POST /v1/api-keys/{id}/enable`
+	// restores it. It is an action, like revoke, rather than a PATCH
+	// field: PATCH only narrows a key, and enabling widens one. Disabling
+	// a disabled key changes nothing and answers 200 again. A revoked
+	// key answers 409. No request body (an empty JSON object is
+	// accepted). Audited as `api_key.disable`.
+	//
+	// Corresponds with POST /v1/api-keys/{id}/disable (the `ApiKeyDisable` operationId).
+	ApiKeyDisable(ctx context.Context, id APIKeyId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ApiKeyEnable Switch a disabled key on again.
+	//
+	// Needs scope `keys:write`. Every instance accepts the key again
+	// within one second, with its rate-limit window as it was (refused
+	// calls were not counted). Enabling a key someone else disabled needs
+	// the role `owner` or `admin` (403 `forbidden_role`): a member cannot
+	// undo a manager's switch. Enabling an enabled key changes nothing.
+	// A key in a disabled integration stays refused
+	// (`integration_disabled`) until the integration is enabled. A
+	// revoked key answers 409. No request body (an empty JSON object is
+	// accepted). Audited as `api_key.enable`.
+	//
+	// Corresponds with POST /v1/api-keys/{id}/enable (the `ApiKeyEnable` operationId).
+	ApiKeyEnable(ctx context.Context, id APIKeyId, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ApiKeyRevoke Revoke a key at once.
 	//
@@ -2597,7 +3667,10 @@ type ClientInterface interface {
 	// carrying `credentials:resolve` (from before that was refused) cannot
 	// be rolled: 400 naming `scopes`.
 	//
-	// A revoked, expired or already rolled key cannot be rolled (409).
+	// A revoked, expired or already rolled key cannot be rolled (409),
+	// nor a disabled one (enable it first: a roll issues a working key).
+	// The new key stays in the old key's integration (`integration_id`),
+	// so a disabled integration refuses it too.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2622,7 +3695,10 @@ type ClientInterface interface {
 	// carrying `credentials:resolve` (from before that was refused) cannot
 	// be rolled: 400 naming `scopes`.
 	//
-	// A revoked, expired or already rolled key cannot be rolled (409).
+	// A revoked, expired or already rolled key cannot be rolled (409),
+	// nor a disabled one (enable it first: a roll issues a working key).
+	// The new key stays in the old key's integration (`integration_id`),
+	// so a disabled integration refuses it too.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2666,7 +3742,9 @@ type ClientInterface interface {
 	//   is public (`auth_mode: none`): no key is needed.
 	// - 401 with `WWW-Authenticate` for a missing, malformed, unknown,
 	//   expired or revoked key, or a key in the query string.
-	// - 403 `insufficient_scope` when the key lacks a required scope.
+	// - 403 `insufficient_scope` when the key lacks a required scope,
+	//   `api_key_disabled` when the key is disabled and
+	//   `integration_disabled` when its integration is.
 	// - 429 `rate_limited` with `Retry-After` when the key is over its
 	//   limit.
 	//
@@ -2868,6 +3946,89 @@ type ClientInterface interface {
 	// Corresponds with PATCH /v1/credentials/{id} (the `CredentialUpdate` operationId).
 	CredentialUpdate(ctx context.Context, id CredentialId, body CredentialUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// CredentialHealthList List the credential's scheduled health checks, newest first.
+	//
+	// Needs scope `credentials:read` and at least the `use` permission.
+	// Each check: the interval it belongs to (`slot`), whether it passed,
+	// the HTTP status class (`2xx` … `5xx`, or `error` when no answer
+	// came: unreachable, timed out, refused by the egress policy) with the
+	// status, the latency and an error code. Never a response body.
+	//
+	// Corresponds with GET /v1/credentials/{id}/health (the `CredentialHealthList` operationId).
+	CredentialHealthList(ctx context.Context, id CredentialId, params *CredentialHealthListParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CredentialMonitorGet Read what credvault watches on a credential.
+	//
+	// Needs scope `credentials:read` and at least the `use` permission
+	// (404 otherwise). The scheduled health check (`interval_seconds`, 0
+	// for none), the health status (`unknown` until the first check,
+	// then `healthy` or `failing`), the last check, and the expiry of
+	// the stored third-party value that the person entered.
+	//
+	// Corresponds with GET /v1/credentials/{id}/monitor (the `CredentialMonitorGet` operationId).
+	CredentialMonitorGet(ctx context.Context, id CredentialId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CredentialMonitorPutWithBody Schedule the credential's health check and set its value's expiry.
+	//
+	// Needs scope `credentials:write` and the `manage` permission. Both
+	// fields are required: this replaces the monitor.
+	//
+	// `interval_seconds` schedules the credential's Test connection (its
+	// `test_request`, which it must have) every so often: from 60 to
+	// 604800, or 0 for none. A new interval makes the first check due at
+	// once. Each interval's check runs once across all instances (a job
+	// queue claims it), as the system; its outcome (status class,
+	// status, latency, never a body) is kept in
+	// `GET /v1/credentials/{id}/health`. A change between `healthy` and
+	// `failing` is an event: `credential.health_failed` (also for a first
+	// check that fails) and `credential.health_recovered`.
+	//
+	// `value_expires_at` (in the future, or null) is when the stored
+	// third-party value stops working (a provider key's end date);
+	// `credential.expiring` is sent 7 days and 1 day before.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /v1/credentials/{id}/monitor (the `CredentialMonitorPut` operationId).
+	CredentialMonitorPutWithBody(ctx context.Context, id CredentialId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CredentialMonitorPut Schedule the credential's health check and set its value's expiry.
+	//
+	// Needs scope `credentials:write` and the `manage` permission. Both
+	// fields are required: this replaces the monitor.
+	//
+	// `interval_seconds` schedules the credential's Test connection (its
+	// `test_request`, which it must have) every so often: from 60 to
+	// 604800, or 0 for none. A new interval makes the first check due at
+	// once. Each interval's check runs once across all instances (a job
+	// queue claims it), as the system; its outcome (status class,
+	// status, latency, never a body) is kept in
+	// `GET /v1/credentials/{id}/health`. A change between `healthy` and
+	// `failing` is an event: `credential.health_failed` (also for a first
+	// check that fails) and `credential.health_recovered`.
+	//
+	// `value_expires_at` (in the future, or null) is when the stored
+	// third-party value stops working (a provider key's end date);
+	// `credential.expiring` is sent 7 days and 1 day before.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /v1/credentials/{id}/monitor (the `CredentialMonitorPut` operationId).
+	CredentialMonitorPut(ctx context.Context, id CredentialId, body CredentialMonitorPutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CredentialReconnect Start a new OAuth authorization for an oauth2 credential, keeping its id.
+	//
+	// Needs scope `credentials:write` and the `manage` permission. For
+	// the `authorization_code` grant the answer carries a new
+	// `authorize_url` (single-use state, PKCE S256, 10 minutes); the
+	// current token, if any, keeps working until the callback replaces
+	// it, and workflows keep referencing the same id. For
+	// `client_credentials` a new token is fetched at once. 400 for a
+	// credential that is not `oauth2`.
+	//
+	// Corresponds with POST /v1/credentials/{id}/reconnect (the `CredentialReconnect` operationId).
+	CredentialReconnect(ctx context.Context, id CredentialId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// CredentialSharingWithBody Replace who may use or manage a credential.
 	//
 	// Needs scope `credentials:write` and the `manage` permission (403
@@ -3055,6 +4216,175 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/inject (the `Inject` operationId).
 	Inject(ctx context.Context, body InjectJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// IntegrationList List the org's integrations.
+	//
+	// Needs scope `keys:read` (any role: members put their keys in
+	// integrations). Newest first, keyset pages as for API keys. Filters
+	// combine (AND); any other query parameter, or a bad value, answers
+	// 400 naming it.
+	//
+	// Corresponds with GET /v1/integrations (the `IntegrationList` operationId).
+	IntegrationList(ctx context.Context, params *IntegrationListParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// IntegrationCreateWithBody Create an integration (a group of API keys that can be switched off).
+	//
+	// Needs scope `keys:write` and the role `owner` or `admin` (403
+	// `forbidden_role`). Names are unique in the org (409). `enabled`
+	// defaults to true. Bad values answer 400 naming the field, and
+	// nothing is written. Audited as `integration.create`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/integrations (the `IntegrationCreate` operationId).
+	IntegrationCreateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// IntegrationCreate Create an integration (a group of API keys that can be switched off).
+	//
+	// Needs scope `keys:write` and the role `owner` or `admin` (403
+	// `forbidden_role`). Names are unique in the org (409). `enabled`
+	// defaults to true. Bad values answer 400 naming the field, and
+	// nothing is written. Audited as `integration.create`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/integrations (the `IntegrationCreate` operationId).
+	IntegrationCreate(ctx context.Context, body IntegrationCreateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// IntegrationDelete Delete an integration without usable keys.
+	//
+	// Needs scope `keys:write` and the role `owner` or `admin`. While the
+	// integration has keys that are neither revoked nor expired the
+	// answer is 409 `integration_has_keys` (with `details.keys`, their
+	// number): move them (`PATCH /v1/api-keys/{id}`) or revoke them
+	// first, so that deleting a disabled integration never switches its
+	// keys back on. Revoked and expired keys are detached. Audited as
+	// `integration.delete`.
+	//
+	// Corresponds with DELETE /v1/integrations/{id} (the `IntegrationDelete` operationId).
+	IntegrationDelete(ctx context.Context, id IntegrationId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// IntegrationGet Get an integration.
+	//
+	// Needs scope `keys:read`.
+	//
+	// Corresponds with GET /v1/integrations/{id} (the `IntegrationGet` operationId).
+	IntegrationGet(ctx context.Context, id IntegrationId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// IntegrationUpdateWithBody Rename, relabel, retag, or enable/disable an integration.
+	//
+	// Needs scope `keys:write` and the role `owner` or `admin`. Absent
+	// fields are left as they are; `agent: null` clears the agent, `tags`
+	// replaces every tag. `enabled: false` makes every key of the
+	// integration answer 403 `integration_disabled` on every instance
+	// within one second (the path of a revocation: the change and a
+	// notification to every instance commit together); `enabled: true`
+	// restores them. Nothing is revoked and no rate-limit or usage state
+	// is lost. Audited as `integration.disable` / `integration.enable`
+	// when only `enabled` changes, else `integration.update`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/integrations/{id} (the `IntegrationUpdate` operationId).
+	IntegrationUpdateWithBody(ctx context.Context, id IntegrationId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// IntegrationUpdate Rename, relabel, retag, or enable/disable an integration.
+	//
+	// Needs scope `keys:write` and the role `owner` or `admin`. Absent
+	// fields are left as they are; `agent: null` clears the agent, `tags`
+	// replaces every tag. `enabled: false` makes every key of the
+	// integration answer 403 `integration_disabled` on every instance
+	// within one second (the path of a revocation: the change and a
+	// notification to every instance commit together); `enabled: true`
+	// restores them. Nothing is revoked and no rate-limit or usage state
+	// is lost. Audited as `integration.disable` / `integration.enable`
+	// when only `enabled` changes, else `integration.update`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/integrations/{id} (the `IntegrationUpdate` operationId).
+	IntegrationUpdate(ctx context.Context, id IntegrationId, body IntegrationUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// IntegrationUsage An integration's key verifications per UTC day, by outcome.
+	//
+	// Needs scope `keys:read`. Every verification of a key of the
+	// integration (the API's own authentication, forward-auth and
+	// `POST /v1/api-keys/verify`), counted under the integration the key
+	// belonged to at the time. The counts are written in batches about
+	// once a second, so the last second may be missing. Every day of the
+	// range is listed, oldest first, zeros included.
+	//
+	// Corresponds with GET /v1/integrations/{id}/usage (the `IntegrationUsage` operationId).
+	IntegrationUsage(ctx context.Context, id IntegrationId, params *IntegrationUsageParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OauthAppList List the org's OAuth apps (every member may, to connect with them).
+	//
+	// Scope `credentials:read`. Newest first; secrets are never shown.
+	//
+	// Corresponds with GET /v1/oauth-apps (the `OauthAppList` operationId).
+	OauthAppList(ctx context.Context, params *OauthAppListParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OauthAppCreateWithBody Register an OAuth app (a client at a provider); the client secret is write-only.
+	//
+	// Owners and admins, scope `credentials:write`. Name exactly one of
+	// `preset` (see the README for the list and the provider documents
+	// each fact comes from), `issuer` (OpenID Connect Discovery, else
+	// RFC 8414 metadata; the metadata's issuer must equal it) or
+	// `authorize_url` + `token_url` (+ `revocation_url` for RFC 7009).
+	// Endpoint URLs are absolute `https` URLs (`http` only towards a
+	// loopback host). `client_secret` is encrypted through Vault transit
+	// and never shown again. The answer's `redirect_uri` is what to
+	// register at the provider.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/oauth-apps (the `OauthAppCreate` operationId).
+	OauthAppCreateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OauthAppCreate Register an OAuth app (a client at a provider); the client secret is write-only.
+	//
+	// Owners and admins, scope `credentials:write`. Name exactly one of
+	// `preset` (see the README for the list and the provider documents
+	// each fact comes from), `issuer` (OpenID Connect Discovery, else
+	// RFC 8414 metadata; the metadata's issuer must equal it) or
+	// `authorize_url` + `token_url` (+ `revocation_url` for RFC 7009).
+	// Endpoint URLs are absolute `https` URLs (`http` only towards a
+	// loopback host). `client_secret` is encrypted through Vault transit
+	// and never shown again. The answer's `redirect_uri` is what to
+	// register at the provider.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/oauth-apps (the `OauthAppCreate` operationId).
+	OauthAppCreate(ctx context.Context, body OauthAppCreateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OauthAppDelete Delete an app no credential uses (409 `oauth_app_in_use` otherwise).
+	//
+	// Corresponds with DELETE /v1/oauth-apps/{id} (the `OauthAppDelete` operationId).
+	OauthAppDelete(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OauthAppGet Get an OAuth app (never its secret).
+	//
+	// Corresponds with GET /v1/oauth-apps/{id} (the `OauthAppGet` operationId).
+	OauthAppGet(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OauthAppUpdateWithBody Rename an app or change its client id, secret, scopes or token auth method.
+	//
+	// Owners and admins. Endpoints do not change; register another app for another provider.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/oauth-apps/{id} (the `OauthAppUpdate` operationId).
+	OauthAppUpdateWithBody(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OauthAppUpdate Rename an app or change its client id, secret, scopes or token auth method.
+	//
+	// Owners and admins. Endpoints do not change; register another app for another provider.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/oauth-apps/{id} (the `OauthAppUpdate` operationId).
+	OauthAppUpdate(ctx context.Context, id openapi_types.UUID, body OauthAppUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ProxyDelete Forward a DELETE call with the credential attached.
 	//
 	// See the path's description.
@@ -3227,6 +4557,138 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/users/{id}/sign-in-links (the `UserSignInLinkCreate` operationId).
 	UserSignInLinkCreate(ctx context.Context, id UserId, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// WebhookList List the org's webhooks, newest first.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service key). Never the secret.
+	//
+	// Corresponds with GET /v1/webhooks (the `WebhookList` operationId).
+	WebhookList(ctx context.Context, params *WebhookListParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WebhookCreateWithBody Add a webhook; its signing secret is in this answer only.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). credvault POSTs each event of the listed types (`*` for all,
+	// current and future) to `url`, signed per the Standard Webhooks
+	// specification (standardwebhooks.com): headers `webhook-id` (the
+	// event's id, `evt_…`, the same on every attempt: deduplicate on it),
+	// `webhook-timestamp` (Unix seconds of the attempt) and
+	// `webhook-signature` (`v1,` + base64 of HMAC-SHA256 over
+	// `<webhook-id>.<webhook-timestamp>.<body>`, keyed with the base64
+	// after `whsec_` of `secret`). The body is
+	// `{"type", "timestamp", "data"}`; `data` holds ids, names and
+	// figures, never a secret.
+	//
+	// Deliveries come from an outbox written in the transaction of the
+	// change that caused them: at least once, in no guaranteed order. A
+	// 2xx answer delivers; anything else (a redirect included: it is
+	// never followed) is retried after 5 s, doubling up to 1 h between
+	// attempts, for 24 h after the event. The URL passes the egress
+	// policy of the proxy: an address that is private, loopback or
+	// link-local (as an IP literal or `localhost` here, and for any name
+	// at every connection after DNS) is refused unless
+	// `CREDVAULT_EGRESS_ALLOW_PRIVATE=true` (400 `egress_denied`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/webhooks (the `WebhookCreate` operationId).
+	WebhookCreateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WebhookCreate Add a webhook; its signing secret is in this answer only.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). credvault POSTs each event of the listed types (`*` for all,
+	// current and future) to `url`, signed per the Standard Webhooks
+	// specification (standardwebhooks.com): headers `webhook-id` (the
+	// event's id, `evt_…`, the same on every attempt: deduplicate on it),
+	// `webhook-timestamp` (Unix seconds of the attempt) and
+	// `webhook-signature` (`v1,` + base64 of HMAC-SHA256 over
+	// `<webhook-id>.<webhook-timestamp>.<body>`, keyed with the base64
+	// after `whsec_` of `secret`). The body is
+	// `{"type", "timestamp", "data"}`; `data` holds ids, names and
+	// figures, never a secret.
+	//
+	// Deliveries come from an outbox written in the transaction of the
+	// change that caused them: at least once, in no guaranteed order. A
+	// 2xx answer delivers; anything else (a redirect included: it is
+	// never followed) is retried after 5 s, doubling up to 1 h between
+	// attempts, for 24 h after the event. The URL passes the egress
+	// policy of the proxy: an address that is private, loopback or
+	// link-local (as an IP literal or `localhost` here, and for any name
+	// at every connection after DNS) is refused unless
+	// `CREDVAULT_EGRESS_ALLOW_PRIVATE=true` (400 `egress_denied`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/webhooks (the `WebhookCreate` operationId).
+	WebhookCreate(ctx context.Context, body WebhookCreateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WebhookDelete Delete a webhook with its delivery log; pending deliveries are dropped.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service key).
+	//
+	// Corresponds with DELETE /v1/webhooks/{id} (the `WebhookDelete` operationId).
+	WebhookDelete(ctx context.Context, id WebhookId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WebhookGet Read one webhook (never its secret).
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service key).
+	//
+	// Corresponds with GET /v1/webhooks/{id} (the `WebhookGet` operationId).
+	WebhookGet(ctx context.Context, id WebhookId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WebhookUpdateWithBody Change a webhook's URL, description, event types or enabled.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). Send at least one field; `event_types` replaces the list. A
+	// disabled webhook gets no new deliveries; the secret never changes
+	// (delete and add the webhook to change it).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/webhooks/{id} (the `WebhookUpdate` operationId).
+	WebhookUpdateWithBody(ctx context.Context, id WebhookId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WebhookUpdate Change a webhook's URL, description, event types or enabled.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). Send at least one field; `event_types` replaces the list. A
+	// disabled webhook gets no new deliveries; the secret never changes
+	// (delete and add the webhook to change it).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/webhooks/{id} (the `WebhookUpdate` operationId).
+	WebhookUpdate(ctx context.Context, id WebhookId, body WebhookUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WebhookDeliveryList The webhook's delivery log, newest first.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). Each delivery with its state and every attempt: number, the
+	// receiver's HTTP status (0 when none came back), latency and a short
+	// error. Never a body.
+	//
+	// Corresponds with GET /v1/webhooks/{id}/deliveries (the `WebhookDeliveryList` operationId).
+	WebhookDeliveryList(ctx context.Context, id WebhookId, params *WebhookDeliveryListParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WebhookRedeliver Send a delivery again, under the same webhook-id.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). Makes the delivery pending again, whatever its state, and
+	// queues it; a delivery already queued is not queued twice.
+	//
+	// Corresponds with POST /v1/webhooks/{id}/deliveries/{delivery_id}/redeliver (the `WebhookRedeliver` operationId).
+	WebhookRedeliver(ctx context.Context, id WebhookId, deliveryId int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WebhookTest Send a signed webhook.test event to this webhook now.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). Queues one `webhook.test` event for this webhook only (enabled
+	// or not), delivered and retried like every other; 202 with the
+	// delivery, whose log shows the outcome.
+	//
+	// Corresponds with POST /v1/webhooks/{id}/test (the `WebhookTest` operationId).
+	WebhookTest(ctx context.Context, id WebhookId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// Whoami The caller's org, user, key and scopes.
 	//
 	// The connectivity check: any valid key, whatever its scopes and role,
@@ -3263,13 +4725,28 @@ func (c *Client) Jwks(ctx context.Context, reqEditors ...RequestEditorFn) (*http
 	return c.Client.Do(req)
 }
 
-// Healthz Liveness - the process is up.
-//
-// Answers 200 while the process runs, whatever its dependencies say (see `/readyz` for those).
+// Healthz Liveness, the older name of /livez.
 //
 // Corresponds with GET /healthz (the `Healthz` operationId).
 func (c *Client) Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewHealthzRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// Livez Liveness - the process is up (the liveness probe; restart only when this fails).
+//
+// Answers 200 while the process runs, whatever its dependencies say (see `/readyz` for those).
+//
+// Corresponds with GET /livez (the `Livez` operationId).
+func (c *Client) Livez(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLivezRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -3313,23 +4790,62 @@ func (c *Client) Metrics(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 	return c.Client.Do(req)
 }
 
-// Readyz Readiness - PostgreSQL, Vault (its token too), the known-key set and Redis (when configured) are usable.
+// OauthCallback Where OAuth providers send the person back after authorizing (no API key).
 //
-// Checks every dependency at once, each within 2 seconds: `postgres`,
-// `vault`, and `redis` when `REDIS_URL` is set (without it, rate
-// limits fall back to each instance's own). Answers 503
-// naming each dependency that is down, and 200 again as soon as it is
-// back, without a restart. Vault is usable when it is reachable,
-// initialised and unsealed (`sys/health`) and still accepts
-// credvault's token (`auth/token/lookup-self`, cached for 2 seconds);
-// `checks.vault` names the reason otherwise: `vault is sealed`, `vault
-// is unreachable`, or `vault token is invalid or expired` (credvault
-// then logs in again at once: AppRole, or the token in
-// `VAULT_TOKEN_FILE`, read again).
+// The redirect URI to register at every provider is
+// `{CREDVAULT_PUBLIC_URL}/oauth/callback` (each OAuth app shows it as
+// `redirect_uri`). The single-use `state` (bound to the org, the user
+// who started the authorization and the credential; valid 10 minutes)
+// is the proof; credvault stores only its SHA-256. An unknown,
+// replayed, expired or foreign state answers 400 and changes nothing.
+// When the provider sends `iss` (RFC 9207) and the app was discovered
+// from an issuer, they must match. The code is exchanged with the
+// PKCE verifier (RFC 7636, S256) and the credential becomes
+// `connected`. A provider error (`error=access_denied`) is shown and
+// kept as the credential's `oauth.last_error`; the credential stays as
+// it was (`pending`). The answer is an HTML page ("connected, you may
+// close this window"), or for a flow started in the console a 303 to
+// the credential's console page.
+//
+// Corresponds with GET /oauth/callback (the `OauthCallback` operationId).
+func (c *Client) OauthCallback(ctx context.Context, params *OauthCallbackParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOauthCallbackRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// Readyz Readiness - this instance can serve key checks and proxied calls (the load balancer's check).
+//
+// Runs every check at once, each within 2 seconds (a degradable one
+// within 750 ms in the default form, so that the answer comes within
+// 1 s even when a dependency hangs). `api_keys` (the
+// known-key set is loaded) and `key_state` (the key state log was read
+// to its end within `CREDVAULT_MAX_STALENESS`, default 60s, so that no
+// revoked key is accepted from cache) must pass: without them the
+// answer is 503. `postgres`, `vault` and `redis` (when `REDIS_URL` is
+// set) are degradable: while one is down the instance answers key
+// checks and proxied calls from its caches (rate limits per instance
+// without Redis), writes that need it answer 503 with `Retry-After`,
+// and `/readyz` answers 200 with `status: degraded` and the
+// dependency in `degraded`. With `?strict=1` every check must pass
+// (deploy gates: "is every dependency reachable from here").
+// Vault is usable when it is reachable, initialised and unsealed
+// (`sys/health`) and still accepts credvault's token
+// (`auth/token/lookup-self`, cached for 2 seconds); `checks.vault`
+// names the reason otherwise: `vault is sealed`, `vault is
+// unreachable`, or `vault token is invalid or expired` (credvault then
+// logs in again at once: AppRole, or the token in `VAULT_TOKEN_FILE`,
+// read again).
 //
 // Corresponds with GET /readyz (the `Readyz` operationId).
-func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewReadyzRequest(c.Server)
+func (c *Client) Readyz(ctx context.Context, params *ReadyzParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReadyzRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3427,7 +4943,9 @@ func (c *Client) ApiKeyList(ctx context.Context, params *ApiKeyListParams, reqEd
 // the service keys they stand behind.
 // `format: jwt` issues a signed JWT key (see "JWT keys" above) with
 // the optional `agent` label as its `agent` claim; 503 when Vault
-// cannot sign.
+// cannot sign. `integration_id` puts the key in an integration of the
+// org (400 naming it when there is none with that id); a key in a
+// disabled integration is refused from its first use.
 //
 // The answer holds the full `key`, in the format
 // `<prefix>_<live|test>_<41 base62>_<6 base62 crc32>` (or a compact JWS), exactly once:
@@ -3474,7 +4992,9 @@ func (c *Client) ApiKeyCreateWithBody(ctx context.Context, contentType string, b
 // the service keys they stand behind.
 // `format: jwt` issues a signed JWT key (see "JWT keys" above) with
 // the optional `agent` label as its `agent` claim; 503 when Vault
-// cannot sign.
+// cannot sign. `integration_id` puts the key in an integration of the
+// org (400 naming it when there is none with that id); a key in a
+// disabled integration is refused from its first use.
 //
 // The answer holds the full `key`, in the format
 // `<prefix>_<live|test>_<41 base62>_<6 base62 crc32>` (or a compact JWS), exactly once:
@@ -3505,6 +5025,13 @@ func (c *Client) ApiKeyCreate(ctx context.Context, body ApiKeyCreateJSONRequestB
 // verifier polls it with the last `next_cursor` and refuses a token
 // whose `jti` is listed once `not_after` has passed; a revocation then
 // takes effect within its poll interval.
+//
+// Entries with reason `disabled` and `enabled` are not ends: a JWT
+// key was switched off (it, or its integration, was disabled) or on
+// again at `not_after`. Apply the entries in cursor order: refuse the
+// `jti` after a `disabled` entry until an `enabled` one follows. Only
+// changes of the key's effective state are listed (a key disabled by
+// itself and in a disabled integration is listed once).
 //
 // Corresponds with GET /v1/api-keys/revocations (the `ApiKeyRevocations` operationId).
 func (c *Client) ApiKeyRevocations(ctx context.Context, params *ApiKeyRevocationsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3540,6 +5067,8 @@ func (c *Client) ApiKeyRevocations(ctx context.Context, params *ApiKeyRevocation
 // | `REVOKED` | false | the key was revoked |
 // | `INSUFFICIENT_SCOPE` | false | the key lacks one of `required_scopes` or of the endpoint's `required_scopes` |
 // | `RATE_LIMITED` | false | the key exceeded its rate limit; `ratelimit` says when it resets |
+// | `DISABLED` | false | the key itself is disabled (`POST /v1/api-keys/{id}/disable`); enabling it restores it |
+// | `INTEGRATION_DISABLED` | false | the key's integration is disabled (`PATCH /v1/integrations/{id}`); enabling it restores the key |
 // | `BAD_SIGNATURE` | false | a JWT key whose signature does not match (altered) |
 // | `UNKNOWN_KID` | false | a JWT key whose `kid` is not a version of the signing key |
 // | `NOT_YET_VALID` | false | a JWT key whose `nbf` is in the future |
@@ -3599,6 +5128,8 @@ func (c *Client) ApiKeyVerifyWithBody(ctx context.Context, contentType string, b
 // | `REVOKED` | false | the key was revoked |
 // | `INSUFFICIENT_SCOPE` | false | the key lacks one of `required_scopes` or of the endpoint's `required_scopes` |
 // | `RATE_LIMITED` | false | the key exceeded its rate limit; `ratelimit` says when it resets |
+// | `DISABLED` | false | the key itself is disabled (`POST /v1/api-keys/{id}/disable`); enabling it restores it |
+// | `INTEGRATION_DISABLED` | false | the key's integration is disabled (`PATCH /v1/integrations/{id}`); enabling it restores the key |
 // | `BAD_SIGNATURE` | false | a JWT key whose signature does not match (altered) |
 // | `UNKNOWN_KID` | false | a JWT key whose `kid` is not a version of the signing key |
 // | `NOT_YET_VALID` | false | a JWT key whose `nbf` is in the future |
@@ -3673,7 +5204,11 @@ func (c *Client) ApiKeyGet(ctx context.Context, id APIKeyId, reqEditors ...Reque
 // JWT key's `scopes` and expiry cannot change either (400 naming the
 // field): they are claims of its signed token, which offline
 // verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
-// key answer 409. Every instance applies the change at once. Audited
+// key answer 409. `integration_id` moves the key to another
+// integration of the org, and `null` takes it out of its integration;
+// taking a key out of a disabled integration switches it back on, so
+// a member needs an owner or admin for that (403 `forbidden_role`).
+// Every instance applies the change at once. Audited
 // as `api_key.update` with the names of the changed fields.
 //
 // Takes any type of body and a specified content type.
@@ -3708,7 +5243,11 @@ func (c *Client) ApiKeyUpdateWithBody(ctx context.Context, id APIKeyId, contentT
 // JWT key's `scopes` and expiry cannot change either (400 naming the
 // field): they are claims of its signed token, which offline
 // verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
-// key answer 409. Every instance applies the change at once. Audited
+// key answer 409. `integration_id` moves the key to another
+// integration of the org, and `null` takes it out of its integration;
+// taking a key out of a disabled integration switches it back on, so
+// a member needs an owner or admin for that (403 `forbidden_role`).
+// Every instance applies the change at once. Audited
 // as `api_key.update` with the names of the changed fields.
 //
 // Takes a body of the `application/json` content type.
@@ -3716,6 +5255,57 @@ func (c *Client) ApiKeyUpdateWithBody(ctx context.Context, id APIKeyId, contentT
 // Corresponds with PATCH /v1/api-keys/{id} (the `ApiKeyUpdate` operationId).
 func (c *Client) ApiKeyUpdate(ctx context.Context, id APIKeyId, body ApiKeyUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewApiKeyUpdateRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ApiKeyDisable Switch a key off without revoking it.
+//
+// Needs scope `keys:write`; the same people may disable a key as may
+// revoke it. Every credvault instance refuses the key within one
+// second with 403 `api_key_disabled` (`DISABLED` from verification,
+// and forward-auth 403); nothing else changes: its rate-limit window,
+// usage and settings stay, and `POST /v1/api-keys/{id}/enable`
+// restores it. It is an action, like revoke, rather than a PATCH
+// field: PATCH only narrows a key, and enabling widens one. Disabling
+// a disabled key changes nothing and answers 200 again. A revoked
+// key answers 409. No request body (an empty JSON object is
+// accepted). Audited as `api_key.disable`.
+//
+// Corresponds with POST /v1/api-keys/{id}/disable (the `ApiKeyDisable` operationId).
+func (c *Client) ApiKeyDisable(ctx context.Context, id APIKeyId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewApiKeyDisableRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ApiKeyEnable Switch a disabled key on again.
+//
+// Needs scope `keys:write`. Every instance accepts the key again
+// within one second, with its rate-limit window as it was (refused
+// calls were not counted). Enabling a key someone else disabled needs
+// the role `owner` or `admin` (403 `forbidden_role`): a member cannot
+// undo a manager's switch. Enabling an enabled key changes nothing.
+// A key in a disabled integration stays refused
+// (`integration_disabled`) until the integration is enabled. A
+// revoked key answers 409. No request body (an empty JSON object is
+// accepted). Audited as `api_key.enable`.
+//
+// Corresponds with POST /v1/api-keys/{id}/enable (the `ApiKeyEnable` operationId).
+func (c *Client) ApiKeyEnable(ctx context.Context, id APIKeyId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewApiKeyEnableRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -3765,7 +5355,10 @@ func (c *Client) ApiKeyRevoke(ctx context.Context, id APIKeyId, reqEditors ...Re
 // carrying `credentials:resolve` (from before that was refused) cannot
 // be rolled: 400 naming `scopes`.
 //
-// A revoked, expired or already rolled key cannot be rolled (409).
+// A revoked, expired or already rolled key cannot be rolled (409),
+// nor a disabled one (enable it first: a roll issues a working key).
+// The new key stays in the old key's integration (`integration_id`),
+// so a disabled integration refuses it too.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3800,7 +5393,10 @@ func (c *Client) ApiKeyRollWithBody(ctx context.Context, id APIKeyId, contentTyp
 // carrying `credentials:resolve` (from before that was refused) cannot
 // be rolled: 400 naming `scopes`.
 //
-// A revoked, expired or already rolled key cannot be rolled (409).
+// A revoked, expired or already rolled key cannot be rolled (409),
+// nor a disabled one (enable it first: a roll issues a working key).
+// The new key stays in the old key's integration (`integration_id`),
+// so a disabled integration refuses it too.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3864,7 +5460,9 @@ func (c *Client) AuditList(ctx context.Context, params *AuditListParams, reqEdit
 //     is public (`auth_mode: none`): no key is needed.
 //   - 401 with `WWW-Authenticate` for a missing, malformed, unknown,
 //     expired or revoked key, or a key in the query string.
-//   - 403 `insufficient_scope` when the key lacks a required scope.
+//   - 403 `insufficient_scope` when the key lacks a required scope,
+//     `api_key_disabled` when the key is disabled and
+//     `integration_disabled` when its integration is.
 //   - 429 `rate_limited` with `Retry-After` when the key is over its
 //     limit.
 //
@@ -4136,6 +5734,139 @@ func (c *Client) CredentialUpdateWithBody(ctx context.Context, id CredentialId, 
 // Corresponds with PATCH /v1/credentials/{id} (the `CredentialUpdate` operationId).
 func (c *Client) CredentialUpdate(ctx context.Context, id CredentialId, body CredentialUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCredentialUpdateRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CredentialHealthList List the credential's scheduled health checks, newest first.
+//
+// Needs scope `credentials:read` and at least the `use` permission.
+// Each check: the interval it belongs to (`slot`), whether it passed,
+// the HTTP status class (`2xx` … `5xx`, or `error` when no answer
+// came: unreachable, timed out, refused by the egress policy) with the
+// status, the latency and an error code. Never a response body.
+//
+// Corresponds with GET /v1/credentials/{id}/health (the `CredentialHealthList` operationId).
+func (c *Client) CredentialHealthList(ctx context.Context, id CredentialId, params *CredentialHealthListParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCredentialHealthListRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CredentialMonitorGet Read what credvault watches on a credential.
+//
+// Needs scope `credentials:read` and at least the `use` permission
+// (404 otherwise). The scheduled health check (`interval_seconds`, 0
+// for none), the health status (`unknown` until the first check,
+// then `healthy` or `failing`), the last check, and the expiry of
+// the stored third-party value that the person entered.
+//
+// Corresponds with GET /v1/credentials/{id}/monitor (the `CredentialMonitorGet` operationId).
+func (c *Client) CredentialMonitorGet(ctx context.Context, id CredentialId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCredentialMonitorGetRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CredentialMonitorPutWithBody Schedule the credential's health check and set its value's expiry.
+//
+// Needs scope `credentials:write` and the `manage` permission. Both
+// fields are required: this replaces the monitor.
+//
+// `interval_seconds` schedules the credential's Test connection (its
+// `test_request`, which it must have) every so often: from 60 to
+// 604800, or 0 for none. A new interval makes the first check due at
+// once. Each interval's check runs once across all instances (a job
+// queue claims it), as the system; its outcome (status class,
+// status, latency, never a body) is kept in
+// `GET /v1/credentials/{id}/health`. A change between `healthy` and
+// `failing` is an event: `credential.health_failed` (also for a first
+// check that fails) and `credential.health_recovered`.
+//
+// `value_expires_at` (in the future, or null) is when the stored
+// third-party value stops working (a provider key's end date);
+// `credential.expiring` is sent 7 days and 1 day before.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /v1/credentials/{id}/monitor (the `CredentialMonitorPut` operationId).
+func (c *Client) CredentialMonitorPutWithBody(ctx context.Context, id CredentialId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCredentialMonitorPutRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CredentialMonitorPut Schedule the credential's health check and set its value's expiry.
+//
+// Needs scope `credentials:write` and the `manage` permission. Both
+// fields are required: this replaces the monitor.
+//
+// `interval_seconds` schedules the credential's Test connection (its
+// `test_request`, which it must have) every so often: from 60 to
+// 604800, or 0 for none. A new interval makes the first check due at
+// once. Each interval's check runs once across all instances (a job
+// queue claims it), as the system; its outcome (status class,
+// status, latency, never a body) is kept in
+// `GET /v1/credentials/{id}/health`. A change between `healthy` and
+// `failing` is an event: `credential.health_failed` (also for a first
+// check that fails) and `credential.health_recovered`.
+//
+// `value_expires_at` (in the future, or null) is when the stored
+// third-party value stops working (a provider key's end date);
+// `credential.expiring` is sent 7 days and 1 day before.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /v1/credentials/{id}/monitor (the `CredentialMonitorPut` operationId).
+func (c *Client) CredentialMonitorPut(ctx context.Context, id CredentialId, body CredentialMonitorPutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCredentialMonitorPutRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CredentialReconnect Start a new OAuth authorization for an oauth2 credential, keeping its id.
+//
+// Needs scope `credentials:write` and the `manage` permission. For
+// the `authorization_code` grant the answer carries a new
+// `authorize_url` (single-use state, PKCE S256, 10 minutes); the
+// current token, if any, keeps working until the callback replaces
+// it, and workflows keep referencing the same id. For
+// `client_credentials` a new token is fetched at once. 400 for a
+// credential that is not `oauth2`.
+//
+// Corresponds with POST /v1/credentials/{id}/reconnect (the `CredentialReconnect` operationId).
+func (c *Client) CredentialReconnect(ctx context.Context, id CredentialId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCredentialReconnectRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -4443,6 +6174,325 @@ func (c *Client) InjectWithBody(ctx context.Context, contentType string, body io
 // Corresponds with POST /v1/inject (the `Inject` operationId).
 func (c *Client) Inject(ctx context.Context, body InjectJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewInjectRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IntegrationList List the org's integrations.
+//
+// Needs scope `keys:read` (any role: members put their keys in
+// integrations). Newest first, keyset pages as for API keys. Filters
+// combine (AND); any other query parameter, or a bad value, answers
+// 400 naming it.
+//
+// Corresponds with GET /v1/integrations (the `IntegrationList` operationId).
+func (c *Client) IntegrationList(ctx context.Context, params *IntegrationListParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIntegrationListRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IntegrationCreateWithBody Create an integration (a group of API keys that can be switched off).
+//
+// Needs scope `keys:write` and the role `owner` or `admin` (403
+// `forbidden_role`). Names are unique in the org (409). `enabled`
+// defaults to true. Bad values answer 400 naming the field, and
+// nothing is written. Audited as `integration.create`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/integrations (the `IntegrationCreate` operationId).
+func (c *Client) IntegrationCreateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIntegrationCreateRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IntegrationCreate Create an integration (a group of API keys that can be switched off).
+//
+// Needs scope `keys:write` and the role `owner` or `admin` (403
+// `forbidden_role`). Names are unique in the org (409). `enabled`
+// defaults to true. Bad values answer 400 naming the field, and
+// nothing is written. Audited as `integration.create`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/integrations (the `IntegrationCreate` operationId).
+func (c *Client) IntegrationCreate(ctx context.Context, body IntegrationCreateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIntegrationCreateRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IntegrationDelete Delete an integration without usable keys.
+//
+// Needs scope `keys:write` and the role `owner` or `admin`. While the
+// integration has keys that are neither revoked nor expired the
+// answer is 409 `integration_has_keys` (with `details.keys`, their
+// number): move them (`PATCH /v1/api-keys/{id}`) or revoke them
+// first, so that deleting a disabled integration never switches its
+// keys back on. Revoked and expired keys are detached. Audited as
+// `integration.delete`.
+//
+// Corresponds with DELETE /v1/integrations/{id} (the `IntegrationDelete` operationId).
+func (c *Client) IntegrationDelete(ctx context.Context, id IntegrationId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIntegrationDeleteRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IntegrationGet Get an integration.
+//
+// Needs scope `keys:read`.
+//
+// Corresponds with GET /v1/integrations/{id} (the `IntegrationGet` operationId).
+func (c *Client) IntegrationGet(ctx context.Context, id IntegrationId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIntegrationGetRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IntegrationUpdateWithBody Rename, relabel, retag, or enable/disable an integration.
+//
+// Needs scope `keys:write` and the role `owner` or `admin`. Absent
+// fields are left as they are; `agent: null` clears the agent, `tags`
+// replaces every tag. `enabled: false` makes every key of the
+// integration answer 403 `integration_disabled` on every instance
+// within one second (the path of a revocation: the change and a
+// notification to every instance commit together); `enabled: true`
+// restores them. Nothing is revoked and no rate-limit or usage state
+// is lost. Audited as `integration.disable` / `integration.enable`
+// when only `enabled` changes, else `integration.update`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/integrations/{id} (the `IntegrationUpdate` operationId).
+func (c *Client) IntegrationUpdateWithBody(ctx context.Context, id IntegrationId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIntegrationUpdateRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IntegrationUpdate Rename, relabel, retag, or enable/disable an integration.
+//
+// Needs scope `keys:write` and the role `owner` or `admin`. Absent
+// fields are left as they are; `agent: null` clears the agent, `tags`
+// replaces every tag. `enabled: false` makes every key of the
+// integration answer 403 `integration_disabled` on every instance
+// within one second (the path of a revocation: the change and a
+// notification to every instance commit together); `enabled: true`
+// restores them. Nothing is revoked and no rate-limit or usage state
+// is lost. Audited as `integration.disable` / `integration.enable`
+// when only `enabled` changes, else `integration.update`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/integrations/{id} (the `IntegrationUpdate` operationId).
+func (c *Client) IntegrationUpdate(ctx context.Context, id IntegrationId, body IntegrationUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIntegrationUpdateRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IntegrationUsage An integration's key verifications per UTC day, by outcome.
+//
+// Needs scope `keys:read`. Every verification of a key of the
+// integration (the API's own authentication, forward-auth and
+// `POST /v1/api-keys/verify`), counted under the integration the key
+// belonged to at the time. The counts are written in batches about
+// once a second, so the last second may be missing. Every day of the
+// range is listed, oldest first, zeros included.
+//
+// Corresponds with GET /v1/integrations/{id}/usage (the `IntegrationUsage` operationId).
+func (c *Client) IntegrationUsage(ctx context.Context, id IntegrationId, params *IntegrationUsageParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIntegrationUsageRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OauthAppList List the org's OAuth apps (every member may, to connect with them).
+//
+// Scope `credentials:read`. Newest first; secrets are never shown.
+//
+// Corresponds with GET /v1/oauth-apps (the `OauthAppList` operationId).
+func (c *Client) OauthAppList(ctx context.Context, params *OauthAppListParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOauthAppListRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OauthAppCreateWithBody Register an OAuth app (a client at a provider); the client secret is write-only.
+//
+// Owners and admins, scope `credentials:write`. Name exactly one of
+// `preset` (see the README for the list and the provider documents
+// each fact comes from), `issuer` (OpenID Connect Discovery, else
+// RFC 8414 metadata; the metadata's issuer must equal it) or
+// `authorize_url` + `token_url` (+ `revocation_url` for RFC 7009).
+// Endpoint URLs are absolute `https` URLs (`http` only towards a
+// loopback host). `client_secret` is encrypted through Vault transit
+// and never shown again. The answer's `redirect_uri` is what to
+// register at the provider.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/oauth-apps (the `OauthAppCreate` operationId).
+func (c *Client) OauthAppCreateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOauthAppCreateRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OauthAppCreate Register an OAuth app (a client at a provider); the client secret is write-only.
+//
+// Owners and admins, scope `credentials:write`. Name exactly one of
+// `preset` (see the README for the list and the provider documents
+// each fact comes from), `issuer` (OpenID Connect Discovery, else
+// RFC 8414 metadata; the metadata's issuer must equal it) or
+// `authorize_url` + `token_url` (+ `revocation_url` for RFC 7009).
+// Endpoint URLs are absolute `https` URLs (`http` only towards a
+// loopback host). `client_secret` is encrypted through Vault transit
+// and never shown again. The answer's `redirect_uri` is what to
+// register at the provider.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/oauth-apps (the `OauthAppCreate` operationId).
+func (c *Client) OauthAppCreate(ctx context.Context, body OauthAppCreateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOauthAppCreateRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OauthAppDelete Delete an app no credential uses (409 `oauth_app_in_use` otherwise).
+//
+// Corresponds with DELETE /v1/oauth-apps/{id} (the `OauthAppDelete` operationId).
+func (c *Client) OauthAppDelete(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOauthAppDeleteRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OauthAppGet Get an OAuth app (never its secret).
+//
+// Corresponds with GET /v1/oauth-apps/{id} (the `OauthAppGet` operationId).
+func (c *Client) OauthAppGet(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOauthAppGetRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OauthAppUpdateWithBody Rename an app or change its client id, secret, scopes or token auth method.
+//
+// Owners and admins. Endpoints do not change; register another app for another provider.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/oauth-apps/{id} (the `OauthAppUpdate` operationId).
+func (c *Client) OauthAppUpdateWithBody(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOauthAppUpdateRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OauthAppUpdate Rename an app or change its client id, secret, scopes or token auth method.
+//
+// Owners and admins. Endpoints do not change; register another app for another provider.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/oauth-apps/{id} (the `OauthAppUpdate` operationId).
+func (c *Client) OauthAppUpdate(ctx context.Context, id openapi_types.UUID, body OauthAppUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOauthAppUpdateRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4785,6 +6835,238 @@ func (c *Client) UserSignInLinkCreate(ctx context.Context, id UserId, reqEditors
 	return c.Client.Do(req)
 }
 
+// WebhookList List the org's webhooks, newest first.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service key). Never the secret.
+//
+// Corresponds with GET /v1/webhooks (the `WebhookList` operationId).
+func (c *Client) WebhookList(ctx context.Context, params *WebhookListParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookListRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// WebhookCreateWithBody Add a webhook; its signing secret is in this answer only.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). credvault POSTs each event of the listed types (`*` for all,
+// current and future) to `url`, signed per the Standard Webhooks
+// specification (standardwebhooks.com): headers `webhook-id` (the
+// event's id, `evt_…`, the same on every attempt: deduplicate on it),
+// `webhook-timestamp` (Unix seconds of the attempt) and
+// `webhook-signature` (`v1,` + base64 of HMAC-SHA256 over
+// `<webhook-id>.<webhook-timestamp>.<body>`, keyed with the base64
+// after `whsec_` of `secret`). The body is
+// `{"type", "timestamp", "data"}`; `data` holds ids, names and
+// figures, never a secret.
+//
+// Deliveries come from an outbox written in the transaction of the
+// change that caused them: at least once, in no guaranteed order. A
+// 2xx answer delivers; anything else (a redirect included: it is
+// never followed) is retried after 5 s, doubling up to 1 h between
+// attempts, for 24 h after the event. The URL passes the egress
+// policy of the proxy: an address that is private, loopback or
+// link-local (as an IP literal or `localhost` here, and for any name
+// at every connection after DNS) is refused unless
+// `CREDVAULT_EGRESS_ALLOW_PRIVATE=true` (400 `egress_denied`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/webhooks (the `WebhookCreate` operationId).
+func (c *Client) WebhookCreateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookCreateRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// WebhookCreate Add a webhook; its signing secret is in this answer only.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). credvault POSTs each event of the listed types (`*` for all,
+// current and future) to `url`, signed per the Standard Webhooks
+// specification (standardwebhooks.com): headers `webhook-id` (the
+// event's id, `evt_…`, the same on every attempt: deduplicate on it),
+// `webhook-timestamp` (Unix seconds of the attempt) and
+// `webhook-signature` (`v1,` + base64 of HMAC-SHA256 over
+// `<webhook-id>.<webhook-timestamp>.<body>`, keyed with the base64
+// after `whsec_` of `secret`). The body is
+// `{"type", "timestamp", "data"}`; `data` holds ids, names and
+// figures, never a secret.
+//
+// Deliveries come from an outbox written in the transaction of the
+// change that caused them: at least once, in no guaranteed order. A
+// 2xx answer delivers; anything else (a redirect included: it is
+// never followed) is retried after 5 s, doubling up to 1 h between
+// attempts, for 24 h after the event. The URL passes the egress
+// policy of the proxy: an address that is private, loopback or
+// link-local (as an IP literal or `localhost` here, and for any name
+// at every connection after DNS) is refused unless
+// `CREDVAULT_EGRESS_ALLOW_PRIVATE=true` (400 `egress_denied`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/webhooks (the `WebhookCreate` operationId).
+func (c *Client) WebhookCreate(ctx context.Context, body WebhookCreateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookCreateRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// WebhookDelete Delete a webhook with its delivery log; pending deliveries are dropped.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service key).
+//
+// Corresponds with DELETE /v1/webhooks/{id} (the `WebhookDelete` operationId).
+func (c *Client) WebhookDelete(ctx context.Context, id WebhookId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookDeleteRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// WebhookGet Read one webhook (never its secret).
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service key).
+//
+// Corresponds with GET /v1/webhooks/{id} (the `WebhookGet` operationId).
+func (c *Client) WebhookGet(ctx context.Context, id WebhookId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookGetRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// WebhookUpdateWithBody Change a webhook's URL, description, event types or enabled.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). Send at least one field; `event_types` replaces the list. A
+// disabled webhook gets no new deliveries; the secret never changes
+// (delete and add the webhook to change it).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/webhooks/{id} (the `WebhookUpdate` operationId).
+func (c *Client) WebhookUpdateWithBody(ctx context.Context, id WebhookId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookUpdateRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// WebhookUpdate Change a webhook's URL, description, event types or enabled.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). Send at least one field; `event_types` replaces the list. A
+// disabled webhook gets no new deliveries; the secret never changes
+// (delete and add the webhook to change it).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/webhooks/{id} (the `WebhookUpdate` operationId).
+func (c *Client) WebhookUpdate(ctx context.Context, id WebhookId, body WebhookUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookUpdateRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// WebhookDeliveryList The webhook's delivery log, newest first.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). Each delivery with its state and every attempt: number, the
+// receiver's HTTP status (0 when none came back), latency and a short
+// error. Never a body.
+//
+// Corresponds with GET /v1/webhooks/{id}/deliveries (the `WebhookDeliveryList` operationId).
+func (c *Client) WebhookDeliveryList(ctx context.Context, id WebhookId, params *WebhookDeliveryListParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookDeliveryListRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// WebhookRedeliver Send a delivery again, under the same webhook-id.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). Makes the delivery pending again, whatever its state, and
+// queues it; a delivery already queued is not queued twice.
+//
+// Corresponds with POST /v1/webhooks/{id}/deliveries/{delivery_id}/redeliver (the `WebhookRedeliver` operationId).
+func (c *Client) WebhookRedeliver(ctx context.Context, id WebhookId, deliveryId int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookRedeliverRequest(c.Server, id, deliveryId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// WebhookTest Send a signed webhook.test event to this webhook now.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). Queues one `webhook.test` event for this webhook only (enabled
+// or not), delivered and retried like every other; 202 with the
+// delivery, whose log shows the outcome.
+//
+// Corresponds with POST /v1/webhooks/{id}/test (the `WebhookTest` operationId).
+func (c *Client) WebhookTest(ctx context.Context, id WebhookId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookTestRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // Whoami The caller's org, user, key and scopes.
 //
 // The connectivity check: any valid key, whatever its scopes and role,
@@ -4857,6 +7139,33 @@ func NewHealthzRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewLivezRequest constructs an http.Request for the Livez method
+func NewLivezRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/livez")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewMetricsRequest constructs an http.Request for the Metrics method
 func NewMetricsRequest(server string) (*http.Request, error) {
 	var err error
@@ -4884,8 +7193,130 @@ func NewMetricsRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewOauthCallbackRequest constructs an http.Request for the OauthCallback method
+func NewOauthCallbackRequest(server string, params *OauthCallbackParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/oauth/callback")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "state", params.State, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.Code != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "code", *params.Code, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Error != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "error", *params.Error, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ErrorDescription != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "error_description", *params.ErrorDescription, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ErrorUri != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "error_uri", *params.ErrorUri, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Iss != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "iss", *params.Iss, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Scope != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "scope", *params.Scope, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewReadyzRequest constructs an http.Request for the Readyz method
-func NewReadyzRequest(server string) (*http.Request, error) {
+func NewReadyzRequest(server string, params *ReadyzParams) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -4901,6 +7332,33 @@ func NewReadyzRequest(server string) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Strict != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "strict", *params.Strict, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -5041,6 +7499,30 @@ func NewApiKeyListRequest(server string, params *ApiKeyListParams) (*http.Reques
 		if params.ExpiresWithin != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "expires_within", *params.ExpiresWithin, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.IntegrationId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "integration_id", *params.IntegrationId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Enabled != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "enabled", *params.Enabled, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -5311,6 +7793,74 @@ func NewApiKeyUpdateRequestWithBody(server string, id APIKeyId, contentType stri
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewApiKeyDisableRequest constructs an http.Request for the ApiKeyDisable method
+func NewApiKeyDisableRequest(server string, id APIKeyId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/api-keys/%s/disable", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewApiKeyEnableRequest constructs an http.Request for the ApiKeyEnable method
+func NewApiKeyEnableRequest(server string, id APIKeyId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/api-keys/%s/enable", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -5848,6 +8398,194 @@ func NewCredentialUpdateRequestWithBody(server string, id CredentialId, contentT
 	return req, nil
 }
 
+// NewCredentialHealthListRequest constructs an http.Request for the CredentialHealthList method
+func NewCredentialHealthListRequest(server string, id CredentialId, params *CredentialHealthListParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/credentials/%s/health", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCredentialMonitorGetRequest constructs an http.Request for the CredentialMonitorGet method
+func NewCredentialMonitorGetRequest(server string, id CredentialId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/credentials/%s/monitor", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCredentialMonitorPutRequest calls the generic CredentialMonitorPut builder with application/json body
+func NewCredentialMonitorPutRequest(server string, id CredentialId, body CredentialMonitorPutJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCredentialMonitorPutRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewCredentialMonitorPutRequestWithBody constructs an http.Request for the CredentialMonitorPut method, with any body, and a specified content type
+func NewCredentialMonitorPutRequestWithBody(server string, id CredentialId, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/credentials/%s/monitor", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewCredentialReconnectRequest constructs an http.Request for the CredentialReconnect method
+func NewCredentialReconnectRequest(server string, id CredentialId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/credentials/%s/reconnect", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewCredentialSharingRequest calls the generic CredentialSharing builder with application/json body
 func NewCredentialSharingRequest(server string, id CredentialId, body CredentialSharingJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -6220,6 +8958,569 @@ func NewInjectRequestWithBody(server string, contentType string, body io.Reader)
 	}
 
 	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewIntegrationListRequest constructs an http.Request for the IntegrationList method
+func NewIntegrationListRequest(server string, params *IntegrationListParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/integrations")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Enabled != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "enabled", *params.Enabled, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Environment != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "environment", *params.Environment, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Agent != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "agent", *params.Agent, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Tag != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "tag", *params.Tag, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Q != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "q", *params.Q, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewIntegrationCreateRequest calls the generic IntegrationCreate builder with application/json body
+func NewIntegrationCreateRequest(server string, body IntegrationCreateJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewIntegrationCreateRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewIntegrationCreateRequestWithBody constructs an http.Request for the IntegrationCreate method, with any body, and a specified content type
+func NewIntegrationCreateRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/integrations")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewIntegrationDeleteRequest constructs an http.Request for the IntegrationDelete method
+func NewIntegrationDeleteRequest(server string, id IntegrationId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/integrations/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewIntegrationGetRequest constructs an http.Request for the IntegrationGet method
+func NewIntegrationGetRequest(server string, id IntegrationId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/integrations/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewIntegrationUpdateRequest calls the generic IntegrationUpdate builder with application/json body
+func NewIntegrationUpdateRequest(server string, id IntegrationId, body IntegrationUpdateJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewIntegrationUpdateRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewIntegrationUpdateRequestWithBody constructs an http.Request for the IntegrationUpdate method, with any body, and a specified content type
+func NewIntegrationUpdateRequestWithBody(server string, id IntegrationId, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/integrations/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewIntegrationUsageRequest constructs an http.Request for the IntegrationUsage method
+func NewIntegrationUsageRequest(server string, id IntegrationId, params *IntegrationUsageParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/integrations/%s/usage", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Days != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "days", *params.Days, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewOauthAppListRequest constructs an http.Request for the OauthAppList method
+func NewOauthAppListRequest(server string, params *OauthAppListParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/oauth-apps")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewOauthAppCreateRequest calls the generic OauthAppCreate builder with application/json body
+func NewOauthAppCreateRequest(server string, body OauthAppCreateJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewOauthAppCreateRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewOauthAppCreateRequestWithBody constructs an http.Request for the OauthAppCreate method, with any body, and a specified content type
+func NewOauthAppCreateRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/oauth-apps")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewOauthAppDeleteRequest constructs an http.Request for the OauthAppDelete method
+func NewOauthAppDeleteRequest(server string, id openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/oauth-apps/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewOauthAppGetRequest constructs an http.Request for the OauthAppGet method
+func NewOauthAppGetRequest(server string, id openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/oauth-apps/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewOauthAppUpdateRequest calls the generic OauthAppUpdate builder with application/json body
+func NewOauthAppUpdateRequest(server string, id openapi_types.UUID, body OauthAppUpdateJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewOauthAppUpdateRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewOauthAppUpdateRequestWithBody constructs an http.Request for the OauthAppUpdate method, with any body, and a specified content type
+func NewOauthAppUpdateRequestWithBody(server string, id openapi_types.UUID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/oauth-apps/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
 	if err != nil {
 		return nil, err
 	}
@@ -6798,6 +10099,375 @@ func NewUserSignInLinkCreateRequest(server string, id UserId) (*http.Request, er
 	return req, nil
 }
 
+// NewWebhookListRequest constructs an http.Request for the WebhookList method
+func NewWebhookListRequest(server string, params *WebhookListParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewWebhookCreateRequest calls the generic WebhookCreate builder with application/json body
+func NewWebhookCreateRequest(server string, body WebhookCreateJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewWebhookCreateRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewWebhookCreateRequestWithBody constructs an http.Request for the WebhookCreate method, with any body, and a specified content type
+func NewWebhookCreateRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewWebhookDeleteRequest constructs an http.Request for the WebhookDelete method
+func NewWebhookDeleteRequest(server string, id WebhookId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewWebhookGetRequest constructs an http.Request for the WebhookGet method
+func NewWebhookGetRequest(server string, id WebhookId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewWebhookUpdateRequest calls the generic WebhookUpdate builder with application/json body
+func NewWebhookUpdateRequest(server string, id WebhookId, body WebhookUpdateJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewWebhookUpdateRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewWebhookUpdateRequestWithBody constructs an http.Request for the WebhookUpdate method, with any body, and a specified content type
+func NewWebhookUpdateRequestWithBody(server string, id WebhookId, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewWebhookDeliveryListRequest constructs an http.Request for the WebhookDeliveryList method
+func NewWebhookDeliveryListRequest(server string, id WebhookId, params *WebhookDeliveryListParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/%s/deliveries", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewWebhookRedeliverRequest constructs an http.Request for the WebhookRedeliver method
+func NewWebhookRedeliverRequest(server string, id WebhookId, deliveryId int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "delivery_id", deliveryId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/%s/deliveries/%s/redeliver", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewWebhookTestRequest constructs an http.Request for the WebhookTest method
+func NewWebhookTestRequest(server string, id WebhookId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/%s/test", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewWhoamiRequest constructs an http.Request for the Whoami method
 func NewWhoamiRequest(server string) (*http.Request, error) {
 	var err error
@@ -6888,14 +10558,21 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /.well-known/jwks.json (the `Jwks` operationId).
 	JwksWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*JwksResponse, error)
 
-	// HealthzWithResponse Liveness - the process is up.
-	//
-	// Answers 200 while the process runs, whatever its dependencies say (see `/readyz` for those).
+	// HealthzWithResponse Liveness, the older name of /livez.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /healthz (the `Healthz` operationId).
 	HealthzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*HealthzResponse, error)
+
+	// LivezWithResponse Liveness - the process is up (the liveness probe; restart only when this fails).
+	//
+	// Answers 200 while the process runs, whatever its dependencies say (see `/readyz` for those).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /livez (the `Livez` operationId).
+	LivezWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*LivezResponse, error)
 
 	// MetricsWithResponse Prometheus metrics.
 	//
@@ -6922,24 +10599,55 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /metrics (the `Metrics` operationId).
 	MetricsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*MetricsResponse, error)
 
-	// ReadyzWithResponse Readiness - PostgreSQL, Vault (its token too), the known-key set and Redis (when configured) are usable.
+	// OauthCallbackWithResponse Where OAuth providers send the person back after authorizing (no API key).
 	//
-	// Checks every dependency at once, each within 2 seconds: `postgres`,
-	// `vault`, and `redis` when `REDIS_URL` is set (without it, rate
-	// limits fall back to each instance's own). Answers 503
-	// naming each dependency that is down, and 200 again as soon as it is
-	// back, without a restart. Vault is usable when it is reachable,
-	// initialised and unsealed (`sys/health`) and still accepts
-	// credvault's token (`auth/token/lookup-self`, cached for 2 seconds);
-	// `checks.vault` names the reason otherwise: `vault is sealed`, `vault
-	// is unreachable`, or `vault token is invalid or expired` (credvault
-	// then logs in again at once: AppRole, or the token in
-	// `VAULT_TOKEN_FILE`, read again).
+	// The redirect URI to register at every provider is
+	// `{CREDVAULT_PUBLIC_URL}/oauth/callback` (each OAuth app shows it as
+	// `redirect_uri`). The single-use `state` (bound to the org, the user
+	// who started the authorization and the credential; valid 10 minutes)
+	// is the proof; credvault stores only its SHA-256. An unknown,
+	// replayed, expired or foreign state answers 400 and changes nothing.
+	// When the provider sends `iss` (RFC 9207) and the app was discovered
+	// from an issuer, they must match. The code is exchanged with the
+	// PKCE verifier (RFC 7636, S256) and the credential becomes
+	// `connected`. A provider error (`error=access_denied`) is shown and
+	// kept as the credential's `oauth.last_error`; the credential stays as
+	// it was (`pending`). The answer is an HTML page ("connected, you may
+	// close this window"), or for a flow started in the console a 303 to
+	// the credential's console page.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /oauth/callback (the `OauthCallback` operationId).
+	OauthCallbackWithResponse(ctx context.Context, params *OauthCallbackParams, reqEditors ...RequestEditorFn) (*OauthCallbackResponse, error)
+
+	// ReadyzWithResponse Readiness - this instance can serve key checks and proxied calls (the load balancer's check).
+	//
+	// Runs every check at once, each within 2 seconds (a degradable one
+	// within 750 ms in the default form, so that the answer comes within
+	// 1 s even when a dependency hangs). `api_keys` (the
+	// known-key set is loaded) and `key_state` (the key state log was read
+	// to its end within `CREDVAULT_MAX_STALENESS`, default 60s, so that no
+	// revoked key is accepted from cache) must pass: without them the
+	// answer is 503. `postgres`, `vault` and `redis` (when `REDIS_URL` is
+	// set) are degradable: while one is down the instance answers key
+	// checks and proxied calls from its caches (rate limits per instance
+	// without Redis), writes that need it answer 503 with `Retry-After`,
+	// and `/readyz` answers 200 with `status: degraded` and the
+	// dependency in `degraded`. With `?strict=1` every check must pass
+	// (deploy gates: "is every dependency reachable from here").
+	// Vault is usable when it is reachable, initialised and unsealed
+	// (`sys/health`) and still accepts credvault's token
+	// (`auth/token/lookup-self`, cached for 2 seconds); `checks.vault`
+	// names the reason otherwise: `vault is sealed`, `vault is
+	// unreachable`, or `vault token is invalid or expired` (credvault then
+	// logs in again at once: AppRole, or the token in `VAULT_TOKEN_FILE`,
+	// read again).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
-	ReadyzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReadyzResponse, error)
+	ReadyzWithResponse(ctx context.Context, params *ReadyzParams, reqEditors ...RequestEditorFn) (*ReadyzResponse, error)
 
 	// RewrapWithResponse Re-encrypt the org's credentials under the latest Vault key version.
 	//
@@ -7012,7 +10720,9 @@ type ClientWithResponsesInterface interface {
 	// the service keys they stand behind.
 	// `format: jwt` issues a signed JWT key (see "JWT keys" above) with
 	// the optional `agent` label as its `agent` claim; 503 when Vault
-	// cannot sign.
+	// cannot sign. `integration_id` puts the key in an integration of the
+	// org (400 naming it when there is none with that id); a key in a
+	// disabled integration is refused from its first use.
 	//
 	// The answer holds the full `key`, in the format
 	// `<prefix>_<live|test>_<41 base62>_<6 base62 crc32>` (or a compact JWS), exactly once:
@@ -7049,7 +10759,9 @@ type ClientWithResponsesInterface interface {
 	// the service keys they stand behind.
 	// `format: jwt` issues a signed JWT key (see "JWT keys" above) with
 	// the optional `agent` label as its `agent` claim; 503 when Vault
-	// cannot sign.
+	// cannot sign. `integration_id` puts the key in an integration of the
+	// org (400 naming it when there is none with that id); a key in a
+	// disabled integration is refused from its first use.
 	//
 	// The answer holds the full `key`, in the format
 	// `<prefix>_<live|test>_<41 base62>_<6 base62 crc32>` (or a compact JWS), exactly once:
@@ -7070,6 +10782,13 @@ type ClientWithResponsesInterface interface {
 	// verifier polls it with the last `next_cursor` and refuses a token
 	// whose `jti` is listed once `not_after` has passed; a revocation then
 	// takes effect within its poll interval.
+	//
+	// Entries with reason `disabled` and `enabled` are not ends: a JWT
+	// key was switched off (it, or its integration, was disabled) or on
+	// again at `not_after`. Apply the entries in cursor order: refuse the
+	// `jti` after a `disabled` entry until an `enabled` one follows. Only
+	// changes of the key's effective state are listed (a key disabled by
+	// itself and in a disabled integration is listed once).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7097,6 +10816,8 @@ type ClientWithResponsesInterface interface {
 	// | `REVOKED` | false | the key was revoked |
 	// | `INSUFFICIENT_SCOPE` | false | the key lacks one of `required_scopes` or of the endpoint's `required_scopes` |
 	// | `RATE_LIMITED` | false | the key exceeded its rate limit; `ratelimit` says when it resets |
+	// | `DISABLED` | false | the key itself is disabled (`POST /v1/api-keys/{id}/disable`); enabling it restores it |
+	// | `INTEGRATION_DISABLED` | false | the key's integration is disabled (`PATCH /v1/integrations/{id}`); enabling it restores the key |
 	// | `BAD_SIGNATURE` | false | a JWT key whose signature does not match (altered) |
 	// | `UNKNOWN_KID` | false | a JWT key whose `kid` is not a version of the signing key |
 	// | `NOT_YET_VALID` | false | a JWT key whose `nbf` is in the future |
@@ -7146,6 +10867,8 @@ type ClientWithResponsesInterface interface {
 	// | `REVOKED` | false | the key was revoked |
 	// | `INSUFFICIENT_SCOPE` | false | the key lacks one of `required_scopes` or of the endpoint's `required_scopes` |
 	// | `RATE_LIMITED` | false | the key exceeded its rate limit; `ratelimit` says when it resets |
+	// | `DISABLED` | false | the key itself is disabled (`POST /v1/api-keys/{id}/disable`); enabling it restores it |
+	// | `INTEGRATION_DISABLED` | false | the key's integration is disabled (`PATCH /v1/integrations/{id}`); enabling it restores the key |
 	// | `BAD_SIGNATURE` | false | a JWT key whose signature does not match (altered) |
 	// | `UNKNOWN_KID` | false | a JWT key whose `kid` is not a version of the signing key |
 	// | `NOT_YET_VALID` | false | a JWT key whose `nbf` is in the future |
@@ -7202,7 +10925,11 @@ type ClientWithResponsesInterface interface {
 	// JWT key's `scopes` and expiry cannot change either (400 naming the
 	// field): they are claims of its signed token, which offline
 	// verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
-	// key answer 409. Every instance applies the change at once. Audited
+	// key answer 409. `integration_id` moves the key to another
+	// integration of the org, and `null` takes it out of its integration;
+	// taking a key out of a disabled integration switches it back on, so
+	// a member needs an owner or admin for that (403 `forbidden_role`).
+	// Every instance applies the change at once. Audited
 	// as `api_key.update` with the names of the changed fields.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -7227,13 +10954,52 @@ type ClientWithResponsesInterface interface {
 	// JWT key's `scopes` and expiry cannot change either (400 naming the
 	// field): they are claims of its signed token, which offline
 	// verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
-	// key answer 409. Every instance applies the change at once. Audited
+	// key answer 409. `integration_id` moves the key to another
+	// integration of the org, and `null` takes it out of its integration;
+	// taking a key out of a disabled integration switches it back on, so
+	// a member needs an owner or admin for that (403 `forbidden_role`).
+	// Every instance applies the change at once. Audited
 	// as `api_key.update` with the names of the changed fields.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PATCH /v1/api-keys/{id} (the `ApiKeyUpdate` operationId).
 	ApiKeyUpdateWithResponse(ctx context.Context, id APIKeyId, body ApiKeyUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*ApiKeyUpdateResponse, error)
+
+	// ApiKeyDisableWithResponse Switch a key off without revoking it.
+	//
+	// Needs scope `keys:write`; the same people may disable a key as may
+	// revoke it. Every credvault instance refuses the key within one
+	// second with 403 `api_key_disabled` (`DISABLED` from verification,
+	// and forward-auth 403); nothing else changes: its rate-limit window,
+	// usage and settings stay, and `POST /v1/api-keys/{id}/enable`
+	// restores it. It is an action, like revoke, rather than a PATCH
+	// field: PATCH only narrows a key, and enabling widens one. Disabling
+	// a disabled key changes nothing and answers 200 again. A revoked
+	// key answers 409. No request body (an empty JSON object is
+	// accepted). Audited as `api_key.disable`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/api-keys/{id}/disable (the `ApiKeyDisable` operationId).
+	ApiKeyDisableWithResponse(ctx context.Context, id APIKeyId, reqEditors ...RequestEditorFn) (*ApiKeyDisableResponse, error)
+
+	// ApiKeyEnableWithResponse Switch a disabled key on again.
+	//
+	// Needs scope `keys:write`. Every instance accepts the key again
+	// within one second, with its rate-limit window as it was (refused
+	// calls were not counted). Enabling a key someone else disabled needs
+	// the role `owner` or `admin` (403 `forbidden_role`): a member cannot
+	// undo a manager's switch. Enabling an enabled key changes nothing.
+	// A key in a disabled integration stays refused
+	// (`integration_disabled`) until the integration is enabled. A
+	// revoked key answers 409. No request body (an empty JSON object is
+	// accepted). Audited as `api_key.enable`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/api-keys/{id}/enable (the `ApiKeyEnable` operationId).
+	ApiKeyEnableWithResponse(ctx context.Context, id APIKeyId, reqEditors ...RequestEditorFn) (*ApiKeyEnableResponse, error)
 
 	// ApiKeyRevokeWithResponse Revoke a key at once.
 	//
@@ -7266,7 +11032,10 @@ type ClientWithResponsesInterface interface {
 	// carrying `credentials:resolve` (from before that was refused) cannot
 	// be rolled: 400 naming `scopes`.
 	//
-	// A revoked, expired or already rolled key cannot be rolled (409).
+	// A revoked, expired or already rolled key cannot be rolled (409),
+	// nor a disabled one (enable it first: a roll issues a working key).
+	// The new key stays in the old key's integration (`integration_id`),
+	// so a disabled integration refuses it too.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7291,7 +11060,10 @@ type ClientWithResponsesInterface interface {
 	// carrying `credentials:resolve` (from before that was refused) cannot
 	// be rolled: 400 naming `scopes`.
 	//
-	// A revoked, expired or already rolled key cannot be rolled (409).
+	// A revoked, expired or already rolled key cannot be rolled (409),
+	// nor a disabled one (enable it first: a roll issues a working key).
+	// The new key stays in the old key's integration (`integration_id`),
+	// so a disabled integration refuses it too.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7337,7 +11109,9 @@ type ClientWithResponsesInterface interface {
 	//   is public (`auth_mode: none`): no key is needed.
 	// - 401 with `WWW-Authenticate` for a missing, malformed, unknown,
 	//   expired or revoked key, or a key in the query string.
-	// - 403 `insufficient_scope` when the key lacks a required scope.
+	// - 403 `insufficient_scope` when the key lacks a required scope,
+	//   `api_key_disabled` when the key is disabled and
+	//   `integration_disabled` when its integration is.
 	// - 429 `rate_limited` with `Retry-After` when the key is over its
 	//   limit.
 	//
@@ -7547,6 +11321,95 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PATCH /v1/credentials/{id} (the `CredentialUpdate` operationId).
 	CredentialUpdateWithResponse(ctx context.Context, id CredentialId, body CredentialUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*CredentialUpdateResponse, error)
 
+	// CredentialHealthListWithResponse List the credential's scheduled health checks, newest first.
+	//
+	// Needs scope `credentials:read` and at least the `use` permission.
+	// Each check: the interval it belongs to (`slot`), whether it passed,
+	// the HTTP status class (`2xx` … `5xx`, or `error` when no answer
+	// came: unreachable, timed out, refused by the egress policy) with the
+	// status, the latency and an error code. Never a response body.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/credentials/{id}/health (the `CredentialHealthList` operationId).
+	CredentialHealthListWithResponse(ctx context.Context, id CredentialId, params *CredentialHealthListParams, reqEditors ...RequestEditorFn) (*CredentialHealthListResponse, error)
+
+	// CredentialMonitorGetWithResponse Read what credvault watches on a credential.
+	//
+	// Needs scope `credentials:read` and at least the `use` permission
+	// (404 otherwise). The scheduled health check (`interval_seconds`, 0
+	// for none), the health status (`unknown` until the first check,
+	// then `healthy` or `failing`), the last check, and the expiry of
+	// the stored third-party value that the person entered.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/credentials/{id}/monitor (the `CredentialMonitorGet` operationId).
+	CredentialMonitorGetWithResponse(ctx context.Context, id CredentialId, reqEditors ...RequestEditorFn) (*CredentialMonitorGetResponse, error)
+
+	// CredentialMonitorPutWithBodyWithResponse Schedule the credential's health check and set its value's expiry.
+	//
+	// Needs scope `credentials:write` and the `manage` permission. Both
+	// fields are required: this replaces the monitor.
+	//
+	// `interval_seconds` schedules the credential's Test connection (its
+	// `test_request`, which it must have) every so often: from 60 to
+	// 604800, or 0 for none. A new interval makes the first check due at
+	// once. Each interval's check runs once across all instances (a job
+	// queue claims it), as the system; its outcome (status class,
+	// status, latency, never a body) is kept in
+	// `GET /v1/credentials/{id}/health`. A change between `healthy` and
+	// `failing` is an event: `credential.health_failed` (also for a first
+	// check that fails) and `credential.health_recovered`.
+	//
+	// `value_expires_at` (in the future, or null) is when the stored
+	// third-party value stops working (a provider key's end date);
+	// `credential.expiring` is sent 7 days and 1 day before.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/credentials/{id}/monitor (the `CredentialMonitorPut` operationId).
+	CredentialMonitorPutWithBodyWithResponse(ctx context.Context, id CredentialId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CredentialMonitorPutResponse, error)
+
+	// CredentialMonitorPutWithResponse Schedule the credential's health check and set its value's expiry.
+	//
+	// Needs scope `credentials:write` and the `manage` permission. Both
+	// fields are required: this replaces the monitor.
+	//
+	// `interval_seconds` schedules the credential's Test connection (its
+	// `test_request`, which it must have) every so often: from 60 to
+	// 604800, or 0 for none. A new interval makes the first check due at
+	// once. Each interval's check runs once across all instances (a job
+	// queue claims it), as the system; its outcome (status class,
+	// status, latency, never a body) is kept in
+	// `GET /v1/credentials/{id}/health`. A change between `healthy` and
+	// `failing` is an event: `credential.health_failed` (also for a first
+	// check that fails) and `credential.health_recovered`.
+	//
+	// `value_expires_at` (in the future, or null) is when the stored
+	// third-party value stops working (a provider key's end date);
+	// `credential.expiring` is sent 7 days and 1 day before.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/credentials/{id}/monitor (the `CredentialMonitorPut` operationId).
+	CredentialMonitorPutWithResponse(ctx context.Context, id CredentialId, body CredentialMonitorPutJSONRequestBody, reqEditors ...RequestEditorFn) (*CredentialMonitorPutResponse, error)
+
+	// CredentialReconnectWithResponse Start a new OAuth authorization for an oauth2 credential, keeping its id.
+	//
+	// Needs scope `credentials:write` and the `manage` permission. For
+	// the `authorization_code` grant the answer carries a new
+	// `authorize_url` (single-use state, PKCE S256, 10 minutes); the
+	// current token, if any, keeps working until the callback replaces
+	// it, and workflows keep referencing the same id. For
+	// `client_credentials` a new token is fetched at once. 400 for a
+	// credential that is not `oauth2`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/credentials/{id}/reconnect (the `CredentialReconnect` operationId).
+	CredentialReconnectWithResponse(ctx context.Context, id CredentialId, reqEditors ...RequestEditorFn) (*CredentialReconnectResponse, error)
+
 	// CredentialSharingWithBodyWithResponse Replace who may use or manage a credential.
 	//
 	// Needs scope `credentials:write` and the `manage` permission (403
@@ -7741,6 +11604,189 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/inject (the `Inject` operationId).
 	InjectWithResponse(ctx context.Context, body InjectJSONRequestBody, reqEditors ...RequestEditorFn) (*InjectResponse, error)
+
+	// IntegrationListWithResponse List the org's integrations.
+	//
+	// Needs scope `keys:read` (any role: members put their keys in
+	// integrations). Newest first, keyset pages as for API keys. Filters
+	// combine (AND); any other query parameter, or a bad value, answers
+	// 400 naming it.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/integrations (the `IntegrationList` operationId).
+	IntegrationListWithResponse(ctx context.Context, params *IntegrationListParams, reqEditors ...RequestEditorFn) (*IntegrationListResponse, error)
+
+	// IntegrationCreateWithBodyWithResponse Create an integration (a group of API keys that can be switched off).
+	//
+	// Needs scope `keys:write` and the role `owner` or `admin` (403
+	// `forbidden_role`). Names are unique in the org (409). `enabled`
+	// defaults to true. Bad values answer 400 naming the field, and
+	// nothing is written. Audited as `integration.create`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/integrations (the `IntegrationCreate` operationId).
+	IntegrationCreateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IntegrationCreateResponse, error)
+
+	// IntegrationCreateWithResponse Create an integration (a group of API keys that can be switched off).
+	//
+	// Needs scope `keys:write` and the role `owner` or `admin` (403
+	// `forbidden_role`). Names are unique in the org (409). `enabled`
+	// defaults to true. Bad values answer 400 naming the field, and
+	// nothing is written. Audited as `integration.create`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/integrations (the `IntegrationCreate` operationId).
+	IntegrationCreateWithResponse(ctx context.Context, body IntegrationCreateJSONRequestBody, reqEditors ...RequestEditorFn) (*IntegrationCreateResponse, error)
+
+	// IntegrationDeleteWithResponse Delete an integration without usable keys.
+	//
+	// Needs scope `keys:write` and the role `owner` or `admin`. While the
+	// integration has keys that are neither revoked nor expired the
+	// answer is 409 `integration_has_keys` (with `details.keys`, their
+	// number): move them (`PATCH /v1/api-keys/{id}`) or revoke them
+	// first, so that deleting a disabled integration never switches its
+	// keys back on. Revoked and expired keys are detached. Audited as
+	// `integration.delete`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/integrations/{id} (the `IntegrationDelete` operationId).
+	IntegrationDeleteWithResponse(ctx context.Context, id IntegrationId, reqEditors ...RequestEditorFn) (*IntegrationDeleteResponse, error)
+
+	// IntegrationGetWithResponse Get an integration.
+	//
+	// Needs scope `keys:read`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/integrations/{id} (the `IntegrationGet` operationId).
+	IntegrationGetWithResponse(ctx context.Context, id IntegrationId, reqEditors ...RequestEditorFn) (*IntegrationGetResponse, error)
+
+	// IntegrationUpdateWithBodyWithResponse Rename, relabel, retag, or enable/disable an integration.
+	//
+	// Needs scope `keys:write` and the role `owner` or `admin`. Absent
+	// fields are left as they are; `agent: null` clears the agent, `tags`
+	// replaces every tag. `enabled: false` makes every key of the
+	// integration answer 403 `integration_disabled` on every instance
+	// within one second (the path of a revocation: the change and a
+	// notification to every instance commit together); `enabled: true`
+	// restores them. Nothing is revoked and no rate-limit or usage state
+	// is lost. Audited as `integration.disable` / `integration.enable`
+	// when only `enabled` changes, else `integration.update`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/integrations/{id} (the `IntegrationUpdate` operationId).
+	IntegrationUpdateWithBodyWithResponse(ctx context.Context, id IntegrationId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IntegrationUpdateResponse, error)
+
+	// IntegrationUpdateWithResponse Rename, relabel, retag, or enable/disable an integration.
+	//
+	// Needs scope `keys:write` and the role `owner` or `admin`. Absent
+	// fields are left as they are; `agent: null` clears the agent, `tags`
+	// replaces every tag. `enabled: false` makes every key of the
+	// integration answer 403 `integration_disabled` on every instance
+	// within one second (the path of a revocation: the change and a
+	// notification to every instance commit together); `enabled: true`
+	// restores them. Nothing is revoked and no rate-limit or usage state
+	// is lost. Audited as `integration.disable` / `integration.enable`
+	// when only `enabled` changes, else `integration.update`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/integrations/{id} (the `IntegrationUpdate` operationId).
+	IntegrationUpdateWithResponse(ctx context.Context, id IntegrationId, body IntegrationUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*IntegrationUpdateResponse, error)
+
+	// IntegrationUsageWithResponse An integration's key verifications per UTC day, by outcome.
+	//
+	// Needs scope `keys:read`. Every verification of a key of the
+	// integration (the API's own authentication, forward-auth and
+	// `POST /v1/api-keys/verify`), counted under the integration the key
+	// belonged to at the time. The counts are written in batches about
+	// once a second, so the last second may be missing. Every day of the
+	// range is listed, oldest first, zeros included.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/integrations/{id}/usage (the `IntegrationUsage` operationId).
+	IntegrationUsageWithResponse(ctx context.Context, id IntegrationId, params *IntegrationUsageParams, reqEditors ...RequestEditorFn) (*IntegrationUsageResponse, error)
+
+	// OauthAppListWithResponse List the org's OAuth apps (every member may, to connect with them).
+	//
+	// Scope `credentials:read`. Newest first; secrets are never shown.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/oauth-apps (the `OauthAppList` operationId).
+	OauthAppListWithResponse(ctx context.Context, params *OauthAppListParams, reqEditors ...RequestEditorFn) (*OauthAppListResponse, error)
+
+	// OauthAppCreateWithBodyWithResponse Register an OAuth app (a client at a provider); the client secret is write-only.
+	//
+	// Owners and admins, scope `credentials:write`. Name exactly one of
+	// `preset` (see the README for the list and the provider documents
+	// each fact comes from), `issuer` (OpenID Connect Discovery, else
+	// RFC 8414 metadata; the metadata's issuer must equal it) or
+	// `authorize_url` + `token_url` (+ `revocation_url` for RFC 7009).
+	// Endpoint URLs are absolute `https` URLs (`http` only towards a
+	// loopback host). `client_secret` is encrypted through Vault transit
+	// and never shown again. The answer's `redirect_uri` is what to
+	// register at the provider.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/oauth-apps (the `OauthAppCreate` operationId).
+	OauthAppCreateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*OauthAppCreateResponse, error)
+
+	// OauthAppCreateWithResponse Register an OAuth app (a client at a provider); the client secret is write-only.
+	//
+	// Owners and admins, scope `credentials:write`. Name exactly one of
+	// `preset` (see the README for the list and the provider documents
+	// each fact comes from), `issuer` (OpenID Connect Discovery, else
+	// RFC 8414 metadata; the metadata's issuer must equal it) or
+	// `authorize_url` + `token_url` (+ `revocation_url` for RFC 7009).
+	// Endpoint URLs are absolute `https` URLs (`http` only towards a
+	// loopback host). `client_secret` is encrypted through Vault transit
+	// and never shown again. The answer's `redirect_uri` is what to
+	// register at the provider.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/oauth-apps (the `OauthAppCreate` operationId).
+	OauthAppCreateWithResponse(ctx context.Context, body OauthAppCreateJSONRequestBody, reqEditors ...RequestEditorFn) (*OauthAppCreateResponse, error)
+
+	// OauthAppDeleteWithResponse Delete an app no credential uses (409 `oauth_app_in_use` otherwise).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/oauth-apps/{id} (the `OauthAppDelete` operationId).
+	OauthAppDeleteWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*OauthAppDeleteResponse, error)
+
+	// OauthAppGetWithResponse Get an OAuth app (never its secret).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/oauth-apps/{id} (the `OauthAppGet` operationId).
+	OauthAppGetWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*OauthAppGetResponse, error)
+
+	// OauthAppUpdateWithBodyWithResponse Rename an app or change its client id, secret, scopes or token auth method.
+	//
+	// Owners and admins. Endpoints do not change; register another app for another provider.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/oauth-apps/{id} (the `OauthAppUpdate` operationId).
+	OauthAppUpdateWithBodyWithResponse(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*OauthAppUpdateResponse, error)
+
+	// OauthAppUpdateWithResponse Rename an app or change its client id, secret, scopes or token auth method.
+	//
+	// Owners and admins. Endpoints do not change; register another app for another provider.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/oauth-apps/{id} (the `OauthAppUpdate` operationId).
+	OauthAppUpdateWithResponse(ctx context.Context, id openapi_types.UUID, body OauthAppUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*OauthAppUpdateResponse, error)
 
 	// ProxyDeleteWithResponse Forward a DELETE call with the credential attached.
 	//
@@ -7938,6 +11984,150 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/users/{id}/sign-in-links (the `UserSignInLinkCreate` operationId).
 	UserSignInLinkCreateWithResponse(ctx context.Context, id UserId, reqEditors ...RequestEditorFn) (*UserSignInLinkCreateResponse, error)
 
+	// WebhookListWithResponse List the org's webhooks, newest first.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service key). Never the secret.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/webhooks (the `WebhookList` operationId).
+	WebhookListWithResponse(ctx context.Context, params *WebhookListParams, reqEditors ...RequestEditorFn) (*WebhookListResponse, error)
+
+	// WebhookCreateWithBodyWithResponse Add a webhook; its signing secret is in this answer only.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). credvault POSTs each event of the listed types (`*` for all,
+	// current and future) to `url`, signed per the Standard Webhooks
+	// specification (standardwebhooks.com): headers `webhook-id` (the
+	// event's id, `evt_…`, the same on every attempt: deduplicate on it),
+	// `webhook-timestamp` (Unix seconds of the attempt) and
+	// `webhook-signature` (`v1,` + base64 of HMAC-SHA256 over
+	// `<webhook-id>.<webhook-timestamp>.<body>`, keyed with the base64
+	// after `whsec_` of `secret`). The body is
+	// `{"type", "timestamp", "data"}`; `data` holds ids, names and
+	// figures, never a secret.
+	//
+	// Deliveries come from an outbox written in the transaction of the
+	// change that caused them: at least once, in no guaranteed order. A
+	// 2xx answer delivers; anything else (a redirect included: it is
+	// never followed) is retried after 5 s, doubling up to 1 h between
+	// attempts, for 24 h after the event. The URL passes the egress
+	// policy of the proxy: an address that is private, loopback or
+	// link-local (as an IP literal or `localhost` here, and for any name
+	// at every connection after DNS) is refused unless
+	// `CREDVAULT_EGRESS_ALLOW_PRIVATE=true` (400 `egress_denied`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks (the `WebhookCreate` operationId).
+	WebhookCreateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*WebhookCreateResponse, error)
+
+	// WebhookCreateWithResponse Add a webhook; its signing secret is in this answer only.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). credvault POSTs each event of the listed types (`*` for all,
+	// current and future) to `url`, signed per the Standard Webhooks
+	// specification (standardwebhooks.com): headers `webhook-id` (the
+	// event's id, `evt_…`, the same on every attempt: deduplicate on it),
+	// `webhook-timestamp` (Unix seconds of the attempt) and
+	// `webhook-signature` (`v1,` + base64 of HMAC-SHA256 over
+	// `<webhook-id>.<webhook-timestamp>.<body>`, keyed with the base64
+	// after `whsec_` of `secret`). The body is
+	// `{"type", "timestamp", "data"}`; `data` holds ids, names and
+	// figures, never a secret.
+	//
+	// Deliveries come from an outbox written in the transaction of the
+	// change that caused them: at least once, in no guaranteed order. A
+	// 2xx answer delivers; anything else (a redirect included: it is
+	// never followed) is retried after 5 s, doubling up to 1 h between
+	// attempts, for 24 h after the event. The URL passes the egress
+	// policy of the proxy: an address that is private, loopback or
+	// link-local (as an IP literal or `localhost` here, and for any name
+	// at every connection after DNS) is refused unless
+	// `CREDVAULT_EGRESS_ALLOW_PRIVATE=true` (400 `egress_denied`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks (the `WebhookCreate` operationId).
+	WebhookCreateWithResponse(ctx context.Context, body WebhookCreateJSONRequestBody, reqEditors ...RequestEditorFn) (*WebhookCreateResponse, error)
+
+	// WebhookDeleteWithResponse Delete a webhook with its delivery log; pending deliveries are dropped.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service key).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/webhooks/{id} (the `WebhookDelete` operationId).
+	WebhookDeleteWithResponse(ctx context.Context, id WebhookId, reqEditors ...RequestEditorFn) (*WebhookDeleteResponse, error)
+
+	// WebhookGetWithResponse Read one webhook (never its secret).
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service key).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/webhooks/{id} (the `WebhookGet` operationId).
+	WebhookGetWithResponse(ctx context.Context, id WebhookId, reqEditors ...RequestEditorFn) (*WebhookGetResponse, error)
+
+	// WebhookUpdateWithBodyWithResponse Change a webhook's URL, description, event types or enabled.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). Send at least one field; `event_types` replaces the list. A
+	// disabled webhook gets no new deliveries; the secret never changes
+	// (delete and add the webhook to change it).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/webhooks/{id} (the `WebhookUpdate` operationId).
+	WebhookUpdateWithBodyWithResponse(ctx context.Context, id WebhookId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*WebhookUpdateResponse, error)
+
+	// WebhookUpdateWithResponse Change a webhook's URL, description, event types or enabled.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). Send at least one field; `event_types` replaces the list. A
+	// disabled webhook gets no new deliveries; the secret never changes
+	// (delete and add the webhook to change it).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/webhooks/{id} (the `WebhookUpdate` operationId).
+	WebhookUpdateWithResponse(ctx context.Context, id WebhookId, body WebhookUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*WebhookUpdateResponse, error)
+
+	// WebhookDeliveryListWithResponse The webhook's delivery log, newest first.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). Each delivery with its state and every attempt: number, the
+	// receiver's HTTP status (0 when none came back), latency and a short
+	// error. Never a body.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/webhooks/{id}/deliveries (the `WebhookDeliveryList` operationId).
+	WebhookDeliveryListWithResponse(ctx context.Context, id WebhookId, params *WebhookDeliveryListParams, reqEditors ...RequestEditorFn) (*WebhookDeliveryListResponse, error)
+
+	// WebhookRedeliverWithResponse Send a delivery again, under the same webhook-id.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). Makes the delivery pending again, whatever its state, and
+	// queues it; a delivery already queued is not queued twice.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks/{id}/deliveries/{delivery_id}/redeliver (the `WebhookRedeliver` operationId).
+	WebhookRedeliverWithResponse(ctx context.Context, id WebhookId, deliveryId int64, reqEditors ...RequestEditorFn) (*WebhookRedeliverResponse, error)
+
+	// WebhookTestWithResponse Send a signed webhook.test event to this webhook now.
+	//
+	// Needs scope `admin` and the role `owner` or `admin` (or a service
+	// key). Queues one `webhook.test` event for this webhook only (enabled
+	// or not), delivered and retried like every other; 202 with the
+	// delivery, whose log shows the outcome.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks/{id}/test (the `WebhookTest` operationId).
+	WebhookTestWithResponse(ctx context.Context, id WebhookId, reqEditors ...RequestEditorFn) (*WebhookTestResponse, error)
+
 	// WhoamiWithResponse The caller's org, user, key and scopes.
 	//
 	// The connectivity check: any valid key, whatever its scopes and role,
@@ -8010,15 +12200,11 @@ type HealthzResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *struct {
-		Status Healthz200JSONResponseBodyStatus `json:"status"`
-	}
+	JSON200 *Liveness
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r HealthzResponse) GetJSON200() *struct {
-	Status Healthz200JSONResponseBodyStatus `json:"status"`
-} {
+func (r HealthzResponse) GetJSON200() *Liveness {
 	return r.JSON200
 }
 
@@ -8045,6 +12231,47 @@ func (r HealthzResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r HealthzResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type LivezResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Liveness
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r LivezResponse) GetJSON200() *Liveness {
+	return r.JSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r LivezResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r LivezResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r LivezResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r LivezResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -8085,18 +12312,73 @@ func (r MetricsResponse) ContentType() string {
 	return ""
 }
 
+// OauthCallbackResponse303Headers the declared response headers of an HTTP 303 response for OauthCallback
+type OauthCallbackResponse303Headers struct {
+	Location *string
+}
+
+type OauthCallbackResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// Headers303 the parsed response headers for an HTTP 303 response
+	Headers303 *OauthCallbackResponse303Headers
+}
+
+// GetBody returns the raw response body bytes
+func (r OauthCallbackResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r OauthCallbackResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r OauthCallbackResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r OauthCallbackResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ReadyzResponse503Headers the declared response headers of an HTTP 503 response for Readyz
+type ReadyzResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ReadyzResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *Readiness
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Readiness
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ReadyzResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ReadyzResponse) GetJSON200() *Readiness {
 	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ReadyzResponse) GetJSON400() *Error {
+	return r.JSON400
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
@@ -9002,6 +13284,294 @@ func (r ApiKeyUpdateResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ApiKeyUpdateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ApiKeyDisableResponse400Headers the declared response headers of an HTTP 400 response for ApiKeyDisable
+type ApiKeyDisableResponse400Headers struct {
+	XRequestId *string
+}
+
+// ApiKeyDisableResponse401Headers the declared response headers of an HTTP 401 response for ApiKeyDisable
+type ApiKeyDisableResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// ApiKeyDisableResponse403Headers the declared response headers of an HTTP 403 response for ApiKeyDisable
+type ApiKeyDisableResponse403Headers struct {
+	XRequestId *string
+}
+
+// ApiKeyDisableResponse404Headers the declared response headers of an HTTP 404 response for ApiKeyDisable
+type ApiKeyDisableResponse404Headers struct {
+	XRequestId *string
+}
+
+// ApiKeyDisableResponse409Headers the declared response headers of an HTTP 409 response for ApiKeyDisable
+type ApiKeyDisableResponse409Headers struct {
+	XRequestId *string
+}
+
+// ApiKeyDisableResponse429Headers the declared response headers of an HTTP 429 response for ApiKeyDisable
+type ApiKeyDisableResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// ApiKeyDisableResponse503Headers the declared response headers of an HTTP 503 response for ApiKeyDisable
+type ApiKeyDisableResponse503Headers struct {
+	XRequestId *string
+}
+
+type ApiKeyDisableResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *APIKey
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ApiKeyDisableResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ApiKeyDisableResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ApiKeyDisableResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *ApiKeyDisableResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *ApiKeyDisableResponse409Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ApiKeyDisableResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ApiKeyDisableResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ApiKeyDisableResponse) GetJSON200() *APIKey {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ApiKeyDisableResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ApiKeyDisableResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ApiKeyDisableResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ApiKeyDisableResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r ApiKeyDisableResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ApiKeyDisableResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ApiKeyDisableResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ApiKeyDisableResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ApiKeyDisableResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ApiKeyDisableResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ApiKeyDisableResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ApiKeyEnableResponse400Headers the declared response headers of an HTTP 400 response for ApiKeyEnable
+type ApiKeyEnableResponse400Headers struct {
+	XRequestId *string
+}
+
+// ApiKeyEnableResponse401Headers the declared response headers of an HTTP 401 response for ApiKeyEnable
+type ApiKeyEnableResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// ApiKeyEnableResponse403Headers the declared response headers of an HTTP 403 response for ApiKeyEnable
+type ApiKeyEnableResponse403Headers struct {
+	XRequestId *string
+}
+
+// ApiKeyEnableResponse404Headers the declared response headers of an HTTP 404 response for ApiKeyEnable
+type ApiKeyEnableResponse404Headers struct {
+	XRequestId *string
+}
+
+// ApiKeyEnableResponse409Headers the declared response headers of an HTTP 409 response for ApiKeyEnable
+type ApiKeyEnableResponse409Headers struct {
+	XRequestId *string
+}
+
+// ApiKeyEnableResponse429Headers the declared response headers of an HTTP 429 response for ApiKeyEnable
+type ApiKeyEnableResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// ApiKeyEnableResponse503Headers the declared response headers of an HTTP 503 response for ApiKeyEnable
+type ApiKeyEnableResponse503Headers struct {
+	XRequestId *string
+}
+
+type ApiKeyEnableResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *APIKey
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ApiKeyEnableResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ApiKeyEnableResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ApiKeyEnableResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *ApiKeyEnableResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *ApiKeyEnableResponse409Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ApiKeyEnableResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ApiKeyEnableResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ApiKeyEnableResponse) GetJSON200() *APIKey {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ApiKeyEnableResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ApiKeyEnableResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ApiKeyEnableResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ApiKeyEnableResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r ApiKeyEnableResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ApiKeyEnableResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ApiKeyEnableResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ApiKeyEnableResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ApiKeyEnableResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ApiKeyEnableResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ApiKeyEnableResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -10177,6 +14747,527 @@ func (r CredentialUpdateResponse) ContentType() string {
 	return ""
 }
 
+// CredentialHealthListResponse400Headers the declared response headers of an HTTP 400 response for CredentialHealthList
+type CredentialHealthListResponse400Headers struct {
+	XRequestId *string
+}
+
+// CredentialHealthListResponse401Headers the declared response headers of an HTTP 401 response for CredentialHealthList
+type CredentialHealthListResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// CredentialHealthListResponse403Headers the declared response headers of an HTTP 403 response for CredentialHealthList
+type CredentialHealthListResponse403Headers struct {
+	XRequestId *string
+}
+
+// CredentialHealthListResponse404Headers the declared response headers of an HTTP 404 response for CredentialHealthList
+type CredentialHealthListResponse404Headers struct {
+	XRequestId *string
+}
+
+// CredentialHealthListResponse429Headers the declared response headers of an HTTP 429 response for CredentialHealthList
+type CredentialHealthListResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// CredentialHealthListResponse503Headers the declared response headers of an HTTP 503 response for CredentialHealthList
+type CredentialHealthListResponse503Headers struct {
+	XRequestId *string
+}
+
+type CredentialHealthListResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *HealthCheckPage
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CredentialHealthListResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CredentialHealthListResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CredentialHealthListResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *CredentialHealthListResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CredentialHealthListResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CredentialHealthListResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CredentialHealthListResponse) GetJSON200() *HealthCheckPage {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CredentialHealthListResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CredentialHealthListResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CredentialHealthListResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CredentialHealthListResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CredentialHealthListResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CredentialHealthListResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CredentialHealthListResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CredentialHealthListResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CredentialHealthListResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CredentialHealthListResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CredentialMonitorGetResponse401Headers the declared response headers of an HTTP 401 response for CredentialMonitorGet
+type CredentialMonitorGetResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// CredentialMonitorGetResponse403Headers the declared response headers of an HTTP 403 response for CredentialMonitorGet
+type CredentialMonitorGetResponse403Headers struct {
+	XRequestId *string
+}
+
+// CredentialMonitorGetResponse404Headers the declared response headers of an HTTP 404 response for CredentialMonitorGet
+type CredentialMonitorGetResponse404Headers struct {
+	XRequestId *string
+}
+
+// CredentialMonitorGetResponse429Headers the declared response headers of an HTTP 429 response for CredentialMonitorGet
+type CredentialMonitorGetResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// CredentialMonitorGetResponse503Headers the declared response headers of an HTTP 503 response for CredentialMonitorGet
+type CredentialMonitorGetResponse503Headers struct {
+	XRequestId *string
+}
+
+type CredentialMonitorGetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CredentialMonitor
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CredentialMonitorGetResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CredentialMonitorGetResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *CredentialMonitorGetResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CredentialMonitorGetResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CredentialMonitorGetResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CredentialMonitorGetResponse) GetJSON200() *CredentialMonitor {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CredentialMonitorGetResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CredentialMonitorGetResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CredentialMonitorGetResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CredentialMonitorGetResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CredentialMonitorGetResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CredentialMonitorGetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CredentialMonitorGetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CredentialMonitorGetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CredentialMonitorGetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CredentialMonitorPutResponse400Headers the declared response headers of an HTTP 400 response for CredentialMonitorPut
+type CredentialMonitorPutResponse400Headers struct {
+	XRequestId *string
+}
+
+// CredentialMonitorPutResponse401Headers the declared response headers of an HTTP 401 response for CredentialMonitorPut
+type CredentialMonitorPutResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// CredentialMonitorPutResponse403Headers the declared response headers of an HTTP 403 response for CredentialMonitorPut
+type CredentialMonitorPutResponse403Headers struct {
+	XRequestId *string
+}
+
+// CredentialMonitorPutResponse404Headers the declared response headers of an HTTP 404 response for CredentialMonitorPut
+type CredentialMonitorPutResponse404Headers struct {
+	XRequestId *string
+}
+
+// CredentialMonitorPutResponse413Headers the declared response headers of an HTTP 413 response for CredentialMonitorPut
+type CredentialMonitorPutResponse413Headers struct {
+	XRequestId *string
+}
+
+// CredentialMonitorPutResponse429Headers the declared response headers of an HTTP 429 response for CredentialMonitorPut
+type CredentialMonitorPutResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// CredentialMonitorPutResponse503Headers the declared response headers of an HTTP 503 response for CredentialMonitorPut
+type CredentialMonitorPutResponse503Headers struct {
+	XRequestId *string
+}
+
+type CredentialMonitorPutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CredentialMonitor
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *BodyTooLarge
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CredentialMonitorPutResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CredentialMonitorPutResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CredentialMonitorPutResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *CredentialMonitorPutResponse404Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *CredentialMonitorPutResponse413Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CredentialMonitorPutResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CredentialMonitorPutResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CredentialMonitorPutResponse) GetJSON200() *CredentialMonitor {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CredentialMonitorPutResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CredentialMonitorPutResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CredentialMonitorPutResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CredentialMonitorPutResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r CredentialMonitorPutResponse) GetJSON413() *BodyTooLarge {
+	return r.JSON413
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CredentialMonitorPutResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CredentialMonitorPutResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CredentialMonitorPutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CredentialMonitorPutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CredentialMonitorPutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CredentialMonitorPutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CredentialReconnectResponse400Headers the declared response headers of an HTTP 400 response for CredentialReconnect
+type CredentialReconnectResponse400Headers struct {
+	XRequestId *string
+}
+
+// CredentialReconnectResponse401Headers the declared response headers of an HTTP 401 response for CredentialReconnect
+type CredentialReconnectResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// CredentialReconnectResponse403Headers the declared response headers of an HTTP 403 response for CredentialReconnect
+type CredentialReconnectResponse403Headers struct {
+	XRequestId *string
+}
+
+// CredentialReconnectResponse404Headers the declared response headers of an HTTP 404 response for CredentialReconnect
+type CredentialReconnectResponse404Headers struct {
+	XRequestId *string
+}
+
+// CredentialReconnectResponse429Headers the declared response headers of an HTTP 429 response for CredentialReconnect
+type CredentialReconnectResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// CredentialReconnectResponse503Headers the declared response headers of an HTTP 503 response for CredentialReconnect
+type CredentialReconnectResponse503Headers struct {
+	RetryAfter *int
+	XRequestId *string
+}
+
+type CredentialReconnectResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Credential
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *OAuthUnavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CredentialReconnectResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CredentialReconnectResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CredentialReconnectResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *CredentialReconnectResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CredentialReconnectResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CredentialReconnectResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CredentialReconnectResponse) GetJSON200() *Credential {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CredentialReconnectResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CredentialReconnectResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CredentialReconnectResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CredentialReconnectResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CredentialReconnectResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CredentialReconnectResponse) GetJSON503() *OAuthUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CredentialReconnectResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CredentialReconnectResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CredentialReconnectResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CredentialReconnectResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // CredentialSharingResponse400Headers the declared response headers of an HTTP 400 response for CredentialSharing
 type CredentialSharingResponse400Headers struct {
 	XRequestId *string
@@ -11291,6 +16382,1422 @@ func (r InjectResponse) ContentType() string {
 	return ""
 }
 
+// IntegrationListResponse400Headers the declared response headers of an HTTP 400 response for IntegrationList
+type IntegrationListResponse400Headers struct {
+	XRequestId *string
+}
+
+// IntegrationListResponse401Headers the declared response headers of an HTTP 401 response for IntegrationList
+type IntegrationListResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// IntegrationListResponse403Headers the declared response headers of an HTTP 403 response for IntegrationList
+type IntegrationListResponse403Headers struct {
+	XRequestId *string
+}
+
+// IntegrationListResponse429Headers the declared response headers of an HTTP 429 response for IntegrationList
+type IntegrationListResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// IntegrationListResponse503Headers the declared response headers of an HTTP 503 response for IntegrationList
+type IntegrationListResponse503Headers struct {
+	XRequestId *string
+}
+
+type IntegrationListResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *IntegrationPage
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *IntegrationListResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *IntegrationListResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *IntegrationListResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *IntegrationListResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *IntegrationListResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r IntegrationListResponse) GetJSON200() *IntegrationPage {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r IntegrationListResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r IntegrationListResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r IntegrationListResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r IntegrationListResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r IntegrationListResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r IntegrationListResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r IntegrationListResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r IntegrationListResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r IntegrationListResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// IntegrationCreateResponse400Headers the declared response headers of an HTTP 400 response for IntegrationCreate
+type IntegrationCreateResponse400Headers struct {
+	XRequestId *string
+}
+
+// IntegrationCreateResponse401Headers the declared response headers of an HTTP 401 response for IntegrationCreate
+type IntegrationCreateResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// IntegrationCreateResponse403Headers the declared response headers of an HTTP 403 response for IntegrationCreate
+type IntegrationCreateResponse403Headers struct {
+	XRequestId *string
+}
+
+// IntegrationCreateResponse409Headers the declared response headers of an HTTP 409 response for IntegrationCreate
+type IntegrationCreateResponse409Headers struct {
+	XRequestId *string
+}
+
+// IntegrationCreateResponse413Headers the declared response headers of an HTTP 413 response for IntegrationCreate
+type IntegrationCreateResponse413Headers struct {
+	XRequestId *string
+}
+
+// IntegrationCreateResponse429Headers the declared response headers of an HTTP 429 response for IntegrationCreate
+type IntegrationCreateResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// IntegrationCreateResponse503Headers the declared response headers of an HTTP 503 response for IntegrationCreate
+type IntegrationCreateResponse503Headers struct {
+	XRequestId *string
+}
+
+type IntegrationCreateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Integration
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *BodyTooLarge
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *IntegrationCreateResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *IntegrationCreateResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *IntegrationCreateResponse403Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *IntegrationCreateResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *IntegrationCreateResponse413Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *IntegrationCreateResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *IntegrationCreateResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r IntegrationCreateResponse) GetJSON201() *Integration {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r IntegrationCreateResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r IntegrationCreateResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r IntegrationCreateResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r IntegrationCreateResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r IntegrationCreateResponse) GetJSON413() *BodyTooLarge {
+	return r.JSON413
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r IntegrationCreateResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r IntegrationCreateResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r IntegrationCreateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r IntegrationCreateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r IntegrationCreateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r IntegrationCreateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// IntegrationDeleteResponse401Headers the declared response headers of an HTTP 401 response for IntegrationDelete
+type IntegrationDeleteResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// IntegrationDeleteResponse403Headers the declared response headers of an HTTP 403 response for IntegrationDelete
+type IntegrationDeleteResponse403Headers struct {
+	XRequestId *string
+}
+
+// IntegrationDeleteResponse404Headers the declared response headers of an HTTP 404 response for IntegrationDelete
+type IntegrationDeleteResponse404Headers struct {
+	XRequestId *string
+}
+
+// IntegrationDeleteResponse409Headers the declared response headers of an HTTP 409 response for IntegrationDelete
+type IntegrationDeleteResponse409Headers struct {
+	XRequestId *string
+}
+
+// IntegrationDeleteResponse429Headers the declared response headers of an HTTP 429 response for IntegrationDelete
+type IntegrationDeleteResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// IntegrationDeleteResponse503Headers the declared response headers of an HTTP 503 response for IntegrationDelete
+type IntegrationDeleteResponse503Headers struct {
+	XRequestId *string
+}
+
+type IntegrationDeleteResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *IntegrationDeleteResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *IntegrationDeleteResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *IntegrationDeleteResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *IntegrationDeleteResponse409Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *IntegrationDeleteResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *IntegrationDeleteResponse503Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r IntegrationDeleteResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r IntegrationDeleteResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r IntegrationDeleteResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r IntegrationDeleteResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r IntegrationDeleteResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r IntegrationDeleteResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r IntegrationDeleteResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r IntegrationDeleteResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r IntegrationDeleteResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r IntegrationDeleteResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// IntegrationGetResponse401Headers the declared response headers of an HTTP 401 response for IntegrationGet
+type IntegrationGetResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// IntegrationGetResponse403Headers the declared response headers of an HTTP 403 response for IntegrationGet
+type IntegrationGetResponse403Headers struct {
+	XRequestId *string
+}
+
+// IntegrationGetResponse404Headers the declared response headers of an HTTP 404 response for IntegrationGet
+type IntegrationGetResponse404Headers struct {
+	XRequestId *string
+}
+
+// IntegrationGetResponse429Headers the declared response headers of an HTTP 429 response for IntegrationGet
+type IntegrationGetResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// IntegrationGetResponse503Headers the declared response headers of an HTTP 503 response for IntegrationGet
+type IntegrationGetResponse503Headers struct {
+	XRequestId *string
+}
+
+type IntegrationGetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Integration
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *IntegrationGetResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *IntegrationGetResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *IntegrationGetResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *IntegrationGetResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *IntegrationGetResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r IntegrationGetResponse) GetJSON200() *Integration {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r IntegrationGetResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r IntegrationGetResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r IntegrationGetResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r IntegrationGetResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r IntegrationGetResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r IntegrationGetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r IntegrationGetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r IntegrationGetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r IntegrationGetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// IntegrationUpdateResponse400Headers the declared response headers of an HTTP 400 response for IntegrationUpdate
+type IntegrationUpdateResponse400Headers struct {
+	XRequestId *string
+}
+
+// IntegrationUpdateResponse401Headers the declared response headers of an HTTP 401 response for IntegrationUpdate
+type IntegrationUpdateResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// IntegrationUpdateResponse403Headers the declared response headers of an HTTP 403 response for IntegrationUpdate
+type IntegrationUpdateResponse403Headers struct {
+	XRequestId *string
+}
+
+// IntegrationUpdateResponse404Headers the declared response headers of an HTTP 404 response for IntegrationUpdate
+type IntegrationUpdateResponse404Headers struct {
+	XRequestId *string
+}
+
+// IntegrationUpdateResponse409Headers the declared response headers of an HTTP 409 response for IntegrationUpdate
+type IntegrationUpdateResponse409Headers struct {
+	XRequestId *string
+}
+
+// IntegrationUpdateResponse413Headers the declared response headers of an HTTP 413 response for IntegrationUpdate
+type IntegrationUpdateResponse413Headers struct {
+	XRequestId *string
+}
+
+// IntegrationUpdateResponse429Headers the declared response headers of an HTTP 429 response for IntegrationUpdate
+type IntegrationUpdateResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// IntegrationUpdateResponse503Headers the declared response headers of an HTTP 503 response for IntegrationUpdate
+type IntegrationUpdateResponse503Headers struct {
+	XRequestId *string
+}
+
+type IntegrationUpdateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Integration
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *BodyTooLarge
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *IntegrationUpdateResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *IntegrationUpdateResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *IntegrationUpdateResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *IntegrationUpdateResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *IntegrationUpdateResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *IntegrationUpdateResponse413Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *IntegrationUpdateResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *IntegrationUpdateResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r IntegrationUpdateResponse) GetJSON200() *Integration {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r IntegrationUpdateResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r IntegrationUpdateResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r IntegrationUpdateResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r IntegrationUpdateResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r IntegrationUpdateResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r IntegrationUpdateResponse) GetJSON413() *BodyTooLarge {
+	return r.JSON413
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r IntegrationUpdateResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r IntegrationUpdateResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r IntegrationUpdateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r IntegrationUpdateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r IntegrationUpdateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r IntegrationUpdateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// IntegrationUsageResponse400Headers the declared response headers of an HTTP 400 response for IntegrationUsage
+type IntegrationUsageResponse400Headers struct {
+	XRequestId *string
+}
+
+// IntegrationUsageResponse401Headers the declared response headers of an HTTP 401 response for IntegrationUsage
+type IntegrationUsageResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// IntegrationUsageResponse403Headers the declared response headers of an HTTP 403 response for IntegrationUsage
+type IntegrationUsageResponse403Headers struct {
+	XRequestId *string
+}
+
+// IntegrationUsageResponse404Headers the declared response headers of an HTTP 404 response for IntegrationUsage
+type IntegrationUsageResponse404Headers struct {
+	XRequestId *string
+}
+
+// IntegrationUsageResponse429Headers the declared response headers of an HTTP 429 response for IntegrationUsage
+type IntegrationUsageResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// IntegrationUsageResponse503Headers the declared response headers of an HTTP 503 response for IntegrationUsage
+type IntegrationUsageResponse503Headers struct {
+	XRequestId *string
+}
+
+type IntegrationUsageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *IntegrationUsage
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *IntegrationUsageResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *IntegrationUsageResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *IntegrationUsageResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *IntegrationUsageResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *IntegrationUsageResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *IntegrationUsageResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r IntegrationUsageResponse) GetJSON200() *IntegrationUsage {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r IntegrationUsageResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r IntegrationUsageResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r IntegrationUsageResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r IntegrationUsageResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r IntegrationUsageResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r IntegrationUsageResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r IntegrationUsageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r IntegrationUsageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r IntegrationUsageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r IntegrationUsageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// OauthAppListResponse400Headers the declared response headers of an HTTP 400 response for OauthAppList
+type OauthAppListResponse400Headers struct {
+	XRequestId *string
+}
+
+// OauthAppListResponse401Headers the declared response headers of an HTTP 401 response for OauthAppList
+type OauthAppListResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// OauthAppListResponse403Headers the declared response headers of an HTTP 403 response for OauthAppList
+type OauthAppListResponse403Headers struct {
+	XRequestId *string
+}
+
+// OauthAppListResponse429Headers the declared response headers of an HTTP 429 response for OauthAppList
+type OauthAppListResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// OauthAppListResponse503Headers the declared response headers of an HTTP 503 response for OauthAppList
+type OauthAppListResponse503Headers struct {
+	XRequestId *string
+}
+
+type OauthAppListResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OAuthAppPage
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *OauthAppListResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *OauthAppListResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *OauthAppListResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *OauthAppListResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *OauthAppListResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r OauthAppListResponse) GetJSON200() *OAuthAppPage {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r OauthAppListResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r OauthAppListResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r OauthAppListResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r OauthAppListResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r OauthAppListResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r OauthAppListResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r OauthAppListResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r OauthAppListResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r OauthAppListResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// OauthAppCreateResponse400Headers the declared response headers of an HTTP 400 response for OauthAppCreate
+type OauthAppCreateResponse400Headers struct {
+	XRequestId *string
+}
+
+// OauthAppCreateResponse401Headers the declared response headers of an HTTP 401 response for OauthAppCreate
+type OauthAppCreateResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// OauthAppCreateResponse403Headers the declared response headers of an HTTP 403 response for OauthAppCreate
+type OauthAppCreateResponse403Headers struct {
+	XRequestId *string
+}
+
+// OauthAppCreateResponse409Headers the declared response headers of an HTTP 409 response for OauthAppCreate
+type OauthAppCreateResponse409Headers struct {
+	XRequestId *string
+}
+
+// OauthAppCreateResponse429Headers the declared response headers of an HTTP 429 response for OauthAppCreate
+type OauthAppCreateResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// OauthAppCreateResponse503Headers the declared response headers of an HTTP 503 response for OauthAppCreate
+type OauthAppCreateResponse503Headers struct {
+	XRequestId *string
+}
+
+type OauthAppCreateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *OAuthApp
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *OauthAppCreateResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *OauthAppCreateResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *OauthAppCreateResponse403Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *OauthAppCreateResponse409Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *OauthAppCreateResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *OauthAppCreateResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r OauthAppCreateResponse) GetJSON201() *OAuthApp {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r OauthAppCreateResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r OauthAppCreateResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r OauthAppCreateResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r OauthAppCreateResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r OauthAppCreateResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r OauthAppCreateResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r OauthAppCreateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r OauthAppCreateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r OauthAppCreateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r OauthAppCreateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// OauthAppDeleteResponse401Headers the declared response headers of an HTTP 401 response for OauthAppDelete
+type OauthAppDeleteResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// OauthAppDeleteResponse403Headers the declared response headers of an HTTP 403 response for OauthAppDelete
+type OauthAppDeleteResponse403Headers struct {
+	XRequestId *string
+}
+
+// OauthAppDeleteResponse404Headers the declared response headers of an HTTP 404 response for OauthAppDelete
+type OauthAppDeleteResponse404Headers struct {
+	XRequestId *string
+}
+
+// OauthAppDeleteResponse409Headers the declared response headers of an HTTP 409 response for OauthAppDelete
+type OauthAppDeleteResponse409Headers struct {
+	XRequestId *string
+}
+
+// OauthAppDeleteResponse429Headers the declared response headers of an HTTP 429 response for OauthAppDelete
+type OauthAppDeleteResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// OauthAppDeleteResponse503Headers the declared response headers of an HTTP 503 response for OauthAppDelete
+type OauthAppDeleteResponse503Headers struct {
+	XRequestId *string
+}
+
+type OauthAppDeleteResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *OauthAppDeleteResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *OauthAppDeleteResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *OauthAppDeleteResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *OauthAppDeleteResponse409Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *OauthAppDeleteResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *OauthAppDeleteResponse503Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r OauthAppDeleteResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r OauthAppDeleteResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r OauthAppDeleteResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r OauthAppDeleteResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r OauthAppDeleteResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r OauthAppDeleteResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r OauthAppDeleteResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r OauthAppDeleteResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r OauthAppDeleteResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r OauthAppDeleteResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// OauthAppGetResponse401Headers the declared response headers of an HTTP 401 response for OauthAppGet
+type OauthAppGetResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// OauthAppGetResponse403Headers the declared response headers of an HTTP 403 response for OauthAppGet
+type OauthAppGetResponse403Headers struct {
+	XRequestId *string
+}
+
+// OauthAppGetResponse404Headers the declared response headers of an HTTP 404 response for OauthAppGet
+type OauthAppGetResponse404Headers struct {
+	XRequestId *string
+}
+
+// OauthAppGetResponse429Headers the declared response headers of an HTTP 429 response for OauthAppGet
+type OauthAppGetResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// OauthAppGetResponse503Headers the declared response headers of an HTTP 503 response for OauthAppGet
+type OauthAppGetResponse503Headers struct {
+	XRequestId *string
+}
+
+type OauthAppGetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OAuthApp
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *OauthAppGetResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *OauthAppGetResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *OauthAppGetResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *OauthAppGetResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *OauthAppGetResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r OauthAppGetResponse) GetJSON200() *OAuthApp {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r OauthAppGetResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r OauthAppGetResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r OauthAppGetResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r OauthAppGetResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r OauthAppGetResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r OauthAppGetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r OauthAppGetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r OauthAppGetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r OauthAppGetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// OauthAppUpdateResponse400Headers the declared response headers of an HTTP 400 response for OauthAppUpdate
+type OauthAppUpdateResponse400Headers struct {
+	XRequestId *string
+}
+
+// OauthAppUpdateResponse401Headers the declared response headers of an HTTP 401 response for OauthAppUpdate
+type OauthAppUpdateResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// OauthAppUpdateResponse403Headers the declared response headers of an HTTP 403 response for OauthAppUpdate
+type OauthAppUpdateResponse403Headers struct {
+	XRequestId *string
+}
+
+// OauthAppUpdateResponse404Headers the declared response headers of an HTTP 404 response for OauthAppUpdate
+type OauthAppUpdateResponse404Headers struct {
+	XRequestId *string
+}
+
+// OauthAppUpdateResponse409Headers the declared response headers of an HTTP 409 response for OauthAppUpdate
+type OauthAppUpdateResponse409Headers struct {
+	XRequestId *string
+}
+
+// OauthAppUpdateResponse429Headers the declared response headers of an HTTP 429 response for OauthAppUpdate
+type OauthAppUpdateResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// OauthAppUpdateResponse503Headers the declared response headers of an HTTP 503 response for OauthAppUpdate
+type OauthAppUpdateResponse503Headers struct {
+	XRequestId *string
+}
+
+type OauthAppUpdateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OAuthApp
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *OauthAppUpdateResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *OauthAppUpdateResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *OauthAppUpdateResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *OauthAppUpdateResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *OauthAppUpdateResponse409Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *OauthAppUpdateResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *OauthAppUpdateResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r OauthAppUpdateResponse) GetJSON200() *OAuthApp {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r OauthAppUpdateResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r OauthAppUpdateResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r OauthAppUpdateResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r OauthAppUpdateResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r OauthAppUpdateResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r OauthAppUpdateResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r OauthAppUpdateResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r OauthAppUpdateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r OauthAppUpdateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r OauthAppUpdateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r OauthAppUpdateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ProxyDeleteResponse400Headers the declared response headers of an HTTP 400 response for ProxyDelete
 type ProxyDeleteResponse400Headers struct {
 	XRequestId *string
@@ -12354,6 +18861,11 @@ type ServiceListResponse401Headers struct {
 	XRequestId      *string
 }
 
+// ServiceListResponse403Headers the declared response headers of an HTTP 403 response for ServiceList
+type ServiceListResponse403Headers struct {
+	XRequestId *string
+}
+
 // ServiceListResponse429Headers the declared response headers of an HTTP 429 response for ServiceList
 type ServiceListResponse429Headers struct {
 	RateLimitLimit     *int
@@ -12375,12 +18887,16 @@ type ServiceListResponse struct {
 	JSON200 *ServicePresetList
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON429 the response for an HTTP 429 `application/json` response
 	JSON429 *TooManyRequests
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ServiceListResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ServiceListResponse403Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ServiceListResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -12395,6 +18911,11 @@ func (r ServiceListResponse) GetJSON200() *ServicePresetList {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ServiceListResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ServiceListResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
@@ -13246,10 +19767,992 @@ func (r UserSignInLinkCreateResponse) ContentType() string {
 	return ""
 }
 
+// WebhookListResponse400Headers the declared response headers of an HTTP 400 response for WebhookList
+type WebhookListResponse400Headers struct {
+	XRequestId *string
+}
+
+// WebhookListResponse401Headers the declared response headers of an HTTP 401 response for WebhookList
+type WebhookListResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// WebhookListResponse403Headers the declared response headers of an HTTP 403 response for WebhookList
+type WebhookListResponse403Headers struct {
+	XRequestId *string
+}
+
+// WebhookListResponse429Headers the declared response headers of an HTTP 429 response for WebhookList
+type WebhookListResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// WebhookListResponse503Headers the declared response headers of an HTTP 503 response for WebhookList
+type WebhookListResponse503Headers struct {
+	XRequestId *string
+}
+
+type WebhookListResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebhookPage
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *WebhookListResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *WebhookListResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *WebhookListResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *WebhookListResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *WebhookListResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r WebhookListResponse) GetJSON200() *WebhookPage {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r WebhookListResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r WebhookListResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r WebhookListResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r WebhookListResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r WebhookListResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r WebhookListResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r WebhookListResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r WebhookListResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r WebhookListResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// WebhookCreateResponse400Headers the declared response headers of an HTTP 400 response for WebhookCreate
+type WebhookCreateResponse400Headers struct {
+	XRequestId *string
+}
+
+// WebhookCreateResponse401Headers the declared response headers of an HTTP 401 response for WebhookCreate
+type WebhookCreateResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// WebhookCreateResponse403Headers the declared response headers of an HTTP 403 response for WebhookCreate
+type WebhookCreateResponse403Headers struct {
+	XRequestId *string
+}
+
+// WebhookCreateResponse413Headers the declared response headers of an HTTP 413 response for WebhookCreate
+type WebhookCreateResponse413Headers struct {
+	XRequestId *string
+}
+
+// WebhookCreateResponse429Headers the declared response headers of an HTTP 429 response for WebhookCreate
+type WebhookCreateResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// WebhookCreateResponse503Headers the declared response headers of an HTTP 503 response for WebhookCreate
+type WebhookCreateResponse503Headers struct {
+	XRequestId *string
+}
+
+type WebhookCreateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *WebhookCreated
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *BodyTooLarge
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *WebhookCreateResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *WebhookCreateResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *WebhookCreateResponse403Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *WebhookCreateResponse413Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *WebhookCreateResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *WebhookCreateResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r WebhookCreateResponse) GetJSON201() *WebhookCreated {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r WebhookCreateResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r WebhookCreateResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r WebhookCreateResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r WebhookCreateResponse) GetJSON413() *BodyTooLarge {
+	return r.JSON413
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r WebhookCreateResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r WebhookCreateResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r WebhookCreateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r WebhookCreateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r WebhookCreateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r WebhookCreateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// WebhookDeleteResponse401Headers the declared response headers of an HTTP 401 response for WebhookDelete
+type WebhookDeleteResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// WebhookDeleteResponse403Headers the declared response headers of an HTTP 403 response for WebhookDelete
+type WebhookDeleteResponse403Headers struct {
+	XRequestId *string
+}
+
+// WebhookDeleteResponse404Headers the declared response headers of an HTTP 404 response for WebhookDelete
+type WebhookDeleteResponse404Headers struct {
+	XRequestId *string
+}
+
+// WebhookDeleteResponse429Headers the declared response headers of an HTTP 429 response for WebhookDelete
+type WebhookDeleteResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// WebhookDeleteResponse503Headers the declared response headers of an HTTP 503 response for WebhookDelete
+type WebhookDeleteResponse503Headers struct {
+	XRequestId *string
+}
+
+type WebhookDeleteResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *WebhookDeleteResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *WebhookDeleteResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *WebhookDeleteResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *WebhookDeleteResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *WebhookDeleteResponse503Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r WebhookDeleteResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r WebhookDeleteResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r WebhookDeleteResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r WebhookDeleteResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r WebhookDeleteResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r WebhookDeleteResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r WebhookDeleteResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r WebhookDeleteResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r WebhookDeleteResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// WebhookGetResponse401Headers the declared response headers of an HTTP 401 response for WebhookGet
+type WebhookGetResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// WebhookGetResponse403Headers the declared response headers of an HTTP 403 response for WebhookGet
+type WebhookGetResponse403Headers struct {
+	XRequestId *string
+}
+
+// WebhookGetResponse404Headers the declared response headers of an HTTP 404 response for WebhookGet
+type WebhookGetResponse404Headers struct {
+	XRequestId *string
+}
+
+// WebhookGetResponse429Headers the declared response headers of an HTTP 429 response for WebhookGet
+type WebhookGetResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// WebhookGetResponse503Headers the declared response headers of an HTTP 503 response for WebhookGet
+type WebhookGetResponse503Headers struct {
+	XRequestId *string
+}
+
+type WebhookGetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Webhook
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *WebhookGetResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *WebhookGetResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *WebhookGetResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *WebhookGetResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *WebhookGetResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r WebhookGetResponse) GetJSON200() *Webhook {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r WebhookGetResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r WebhookGetResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r WebhookGetResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r WebhookGetResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r WebhookGetResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r WebhookGetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r WebhookGetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r WebhookGetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r WebhookGetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// WebhookUpdateResponse400Headers the declared response headers of an HTTP 400 response for WebhookUpdate
+type WebhookUpdateResponse400Headers struct {
+	XRequestId *string
+}
+
+// WebhookUpdateResponse401Headers the declared response headers of an HTTP 401 response for WebhookUpdate
+type WebhookUpdateResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// WebhookUpdateResponse403Headers the declared response headers of an HTTP 403 response for WebhookUpdate
+type WebhookUpdateResponse403Headers struct {
+	XRequestId *string
+}
+
+// WebhookUpdateResponse404Headers the declared response headers of an HTTP 404 response for WebhookUpdate
+type WebhookUpdateResponse404Headers struct {
+	XRequestId *string
+}
+
+// WebhookUpdateResponse413Headers the declared response headers of an HTTP 413 response for WebhookUpdate
+type WebhookUpdateResponse413Headers struct {
+	XRequestId *string
+}
+
+// WebhookUpdateResponse429Headers the declared response headers of an HTTP 429 response for WebhookUpdate
+type WebhookUpdateResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// WebhookUpdateResponse503Headers the declared response headers of an HTTP 503 response for WebhookUpdate
+type WebhookUpdateResponse503Headers struct {
+	XRequestId *string
+}
+
+type WebhookUpdateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Webhook
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *BodyTooLarge
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *WebhookUpdateResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *WebhookUpdateResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *WebhookUpdateResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *WebhookUpdateResponse404Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *WebhookUpdateResponse413Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *WebhookUpdateResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *WebhookUpdateResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r WebhookUpdateResponse) GetJSON200() *Webhook {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r WebhookUpdateResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r WebhookUpdateResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r WebhookUpdateResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r WebhookUpdateResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r WebhookUpdateResponse) GetJSON413() *BodyTooLarge {
+	return r.JSON413
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r WebhookUpdateResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r WebhookUpdateResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r WebhookUpdateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r WebhookUpdateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r WebhookUpdateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r WebhookUpdateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// WebhookDeliveryListResponse400Headers the declared response headers of an HTTP 400 response for WebhookDeliveryList
+type WebhookDeliveryListResponse400Headers struct {
+	XRequestId *string
+}
+
+// WebhookDeliveryListResponse401Headers the declared response headers of an HTTP 401 response for WebhookDeliveryList
+type WebhookDeliveryListResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// WebhookDeliveryListResponse403Headers the declared response headers of an HTTP 403 response for WebhookDeliveryList
+type WebhookDeliveryListResponse403Headers struct {
+	XRequestId *string
+}
+
+// WebhookDeliveryListResponse404Headers the declared response headers of an HTTP 404 response for WebhookDeliveryList
+type WebhookDeliveryListResponse404Headers struct {
+	XRequestId *string
+}
+
+// WebhookDeliveryListResponse429Headers the declared response headers of an HTTP 429 response for WebhookDeliveryList
+type WebhookDeliveryListResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// WebhookDeliveryListResponse503Headers the declared response headers of an HTTP 503 response for WebhookDeliveryList
+type WebhookDeliveryListResponse503Headers struct {
+	XRequestId *string
+}
+
+type WebhookDeliveryListResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DeliveryPage
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *WebhookDeliveryListResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *WebhookDeliveryListResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *WebhookDeliveryListResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *WebhookDeliveryListResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *WebhookDeliveryListResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *WebhookDeliveryListResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r WebhookDeliveryListResponse) GetJSON200() *DeliveryPage {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r WebhookDeliveryListResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r WebhookDeliveryListResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r WebhookDeliveryListResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r WebhookDeliveryListResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r WebhookDeliveryListResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r WebhookDeliveryListResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r WebhookDeliveryListResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r WebhookDeliveryListResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r WebhookDeliveryListResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r WebhookDeliveryListResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// WebhookRedeliverResponse401Headers the declared response headers of an HTTP 401 response for WebhookRedeliver
+type WebhookRedeliverResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// WebhookRedeliverResponse403Headers the declared response headers of an HTTP 403 response for WebhookRedeliver
+type WebhookRedeliverResponse403Headers struct {
+	XRequestId *string
+}
+
+// WebhookRedeliverResponse404Headers the declared response headers of an HTTP 404 response for WebhookRedeliver
+type WebhookRedeliverResponse404Headers struct {
+	XRequestId *string
+}
+
+// WebhookRedeliverResponse429Headers the declared response headers of an HTTP 429 response for WebhookRedeliver
+type WebhookRedeliverResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// WebhookRedeliverResponse503Headers the declared response headers of an HTTP 503 response for WebhookRedeliver
+type WebhookRedeliverResponse503Headers struct {
+	XRequestId *string
+}
+
+type WebhookRedeliverResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Delivery
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *WebhookRedeliverResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *WebhookRedeliverResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *WebhookRedeliverResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *WebhookRedeliverResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *WebhookRedeliverResponse503Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r WebhookRedeliverResponse) GetJSON202() *Delivery {
+	return r.JSON202
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r WebhookRedeliverResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r WebhookRedeliverResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r WebhookRedeliverResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r WebhookRedeliverResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r WebhookRedeliverResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r WebhookRedeliverResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r WebhookRedeliverResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r WebhookRedeliverResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r WebhookRedeliverResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// WebhookTestResponse401Headers the declared response headers of an HTTP 401 response for WebhookTest
+type WebhookTestResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestId      *string
+}
+
+// WebhookTestResponse403Headers the declared response headers of an HTTP 403 response for WebhookTest
+type WebhookTestResponse403Headers struct {
+	XRequestId *string
+}
+
+// WebhookTestResponse404Headers the declared response headers of an HTTP 404 response for WebhookTest
+type WebhookTestResponse404Headers struct {
+	XRequestId *string
+}
+
+// WebhookTestResponse429Headers the declared response headers of an HTTP 429 response for WebhookTest
+type WebhookTestResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// WebhookTestResponse503Headers the declared response headers of an HTTP 503 response for WebhookTest
+type WebhookTestResponse503Headers struct {
+	XRequestId *string
+}
+
+type WebhookTestResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Delivery
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *WebhookTestResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *WebhookTestResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *WebhookTestResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *WebhookTestResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *WebhookTestResponse503Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r WebhookTestResponse) GetJSON202() *Delivery {
+	return r.JSON202
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r WebhookTestResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r WebhookTestResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r WebhookTestResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r WebhookTestResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r WebhookTestResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r WebhookTestResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r WebhookTestResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r WebhookTestResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r WebhookTestResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // WhoamiResponse401Headers the declared response headers of an HTTP 401 response for Whoami
 type WhoamiResponse401Headers struct {
 	WWWAuthenticate *string
 	XRequestId      *string
+}
+
+// WhoamiResponse403Headers the declared response headers of an HTTP 403 response for Whoami
+type WhoamiResponse403Headers struct {
+	XRequestId *string
 }
 
 // WhoamiResponse429Headers the declared response headers of an HTTP 429 response for Whoami
@@ -13273,12 +20776,16 @@ type WhoamiResponse struct {
 	JSON200 *Whoami
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON429 the response for an HTTP 429 `application/json` response
 	JSON429 *TooManyRequests
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *WhoamiResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *WhoamiResponse403Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *WhoamiResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -13293,6 +20800,11 @@ func (r WhoamiResponse) GetJSON200() *Whoami {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r WhoamiResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r WhoamiResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
@@ -13359,9 +20871,7 @@ func (c *ClientWithResponses) JwksWithResponse(ctx context.Context, reqEditors .
 	return ParseJwksResponse(rsp)
 }
 
-// HealthzWithResponse Liveness - the process is up.
-//
-// Answers 200 while the process runs, whatever its dependencies say (see `/readyz` for those).
+// HealthzWithResponse Liveness, the older name of /livez.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -13372,6 +20882,21 @@ func (c *ClientWithResponses) HealthzWithResponse(ctx context.Context, reqEditor
 		return nil, err
 	}
 	return ParseHealthzResponse(rsp)
+}
+
+// LivezWithResponse Liveness - the process is up (the liveness probe; restart only when this fails).
+//
+// Answers 200 while the process runs, whatever its dependencies say (see `/readyz` for those).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /livez (the `Livez` operationId).
+func (c *ClientWithResponses) LivezWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*LivezResponse, error) {
+	rsp, err := c.Livez(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLivezResponse(rsp)
 }
 
 // MetricsWithResponse Prometheus metrics.
@@ -13405,25 +20930,62 @@ func (c *ClientWithResponses) MetricsWithResponse(ctx context.Context, reqEditor
 	return ParseMetricsResponse(rsp)
 }
 
-// ReadyzWithResponse Readiness - PostgreSQL, Vault (its token too), the known-key set and Redis (when configured) are usable.
+// OauthCallbackWithResponse Where OAuth providers send the person back after authorizing (no API key).
 //
-// Checks every dependency at once, each within 2 seconds: `postgres`,
-// `vault`, and `redis` when `REDIS_URL` is set (without it, rate
-// limits fall back to each instance's own). Answers 503
-// naming each dependency that is down, and 200 again as soon as it is
-// back, without a restart. Vault is usable when it is reachable,
-// initialised and unsealed (`sys/health`) and still accepts
-// credvault's token (`auth/token/lookup-self`, cached for 2 seconds);
-// `checks.vault` names the reason otherwise: `vault is sealed`, `vault
-// is unreachable`, or `vault token is invalid or expired` (credvault
-// then logs in again at once: AppRole, or the token in
-// `VAULT_TOKEN_FILE`, read again).
+// The redirect URI to register at every provider is
+// `{CREDVAULT_PUBLIC_URL}/oauth/callback` (each OAuth app shows it as
+// `redirect_uri`). The single-use `state` (bound to the org, the user
+// who started the authorization and the credential; valid 10 minutes)
+// is the proof; credvault stores only its SHA-256. An unknown,
+// replayed, expired or foreign state answers 400 and changes nothing.
+// When the provider sends `iss` (RFC 9207) and the app was discovered
+// from an issuer, they must match. The code is exchanged with the
+// PKCE verifier (RFC 7636, S256) and the credential becomes
+// `connected`. A provider error (`error=access_denied`) is shown and
+// kept as the credential's `oauth.last_error`; the credential stays as
+// it was (`pending`). The answer is an HTML page ("connected, you may
+// close this window"), or for a flow started in the console a 303 to
+// the credential's console page.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /oauth/callback (the `OauthCallback` operationId).
+func (c *ClientWithResponses) OauthCallbackWithResponse(ctx context.Context, params *OauthCallbackParams, reqEditors ...RequestEditorFn) (*OauthCallbackResponse, error) {
+	rsp, err := c.OauthCallback(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOauthCallbackResponse(rsp)
+}
+
+// ReadyzWithResponse Readiness - this instance can serve key checks and proxied calls (the load balancer's check).
+//
+// Runs every check at once, each within 2 seconds (a degradable one
+// within 750 ms in the default form, so that the answer comes within
+// 1 s even when a dependency hangs). `api_keys` (the
+// known-key set is loaded) and `key_state` (the key state log was read
+// to its end within `CREDVAULT_MAX_STALENESS`, default 60s, so that no
+// revoked key is accepted from cache) must pass: without them the
+// answer is 503. `postgres`, `vault` and `redis` (when `REDIS_URL` is
+// set) are degradable: while one is down the instance answers key
+// checks and proxied calls from its caches (rate limits per instance
+// without Redis), writes that need it answer 503 with `Retry-After`,
+// and `/readyz` answers 200 with `status: degraded` and the
+// dependency in `degraded`. With `?strict=1` every check must pass
+// (deploy gates: "is every dependency reachable from here").
+// Vault is usable when it is reachable, initialised and unsealed
+// (`sys/health`) and still accepts credvault's token
+// (`auth/token/lookup-self`, cached for 2 seconds); `checks.vault`
+// names the reason otherwise: `vault is sealed`, `vault is
+// unreachable`, or `vault token is invalid or expired` (credvault then
+// logs in again at once: AppRole, or the token in `VAULT_TOKEN_FILE`,
+// read again).
 //
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /readyz (the `Readyz` operationId).
-func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReadyzResponse, error) {
-	rsp, err := c.Readyz(ctx, reqEditors...)
+func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, params *ReadyzParams, reqEditors ...RequestEditorFn) (*ReadyzResponse, error) {
+	rsp, err := c.Readyz(ctx, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13513,7 +21075,9 @@ func (c *ClientWithResponses) ApiKeyListWithResponse(ctx context.Context, params
 // the service keys they stand behind.
 // `format: jwt` issues a signed JWT key (see "JWT keys" above) with
 // the optional `agent` label as its `agent` claim; 503 when Vault
-// cannot sign.
+// cannot sign. `integration_id` puts the key in an integration of the
+// org (400 naming it when there is none with that id); a key in a
+// disabled integration is refused from its first use.
 //
 // The answer holds the full `key`, in the format
 // `<prefix>_<live|test>_<41 base62>_<6 base62 crc32>` (or a compact JWS), exactly once:
@@ -13556,7 +21120,9 @@ func (c *ClientWithResponses) ApiKeyCreateWithBodyWithResponse(ctx context.Conte
 // the service keys they stand behind.
 // `format: jwt` issues a signed JWT key (see "JWT keys" above) with
 // the optional `agent` label as its `agent` claim; 503 when Vault
-// cannot sign.
+// cannot sign. `integration_id` puts the key in an integration of the
+// org (400 naming it when there is none with that id); a key in a
+// disabled integration is refused from its first use.
 //
 // The answer holds the full `key`, in the format
 // `<prefix>_<live|test>_<41 base62>_<6 base62 crc32>` (or a compact JWS), exactly once:
@@ -13583,6 +21149,13 @@ func (c *ClientWithResponses) ApiKeyCreateWithResponse(ctx context.Context, body
 // verifier polls it with the last `next_cursor` and refuses a token
 // whose `jti` is listed once `not_after` has passed; a revocation then
 // takes effect within its poll interval.
+//
+// Entries with reason `disabled` and `enabled` are not ends: a JWT
+// key was switched off (it, or its integration, was disabled) or on
+// again at `not_after`. Apply the entries in cursor order: refuse the
+// `jti` after a `disabled` entry until an `enabled` one follows. Only
+// changes of the key's effective state are listed (a key disabled by
+// itself and in a disabled integration is listed once).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -13616,6 +21189,8 @@ func (c *ClientWithResponses) ApiKeyRevocationsWithResponse(ctx context.Context,
 // | `REVOKED` | false | the key was revoked |
 // | `INSUFFICIENT_SCOPE` | false | the key lacks one of `required_scopes` or of the endpoint's `required_scopes` |
 // | `RATE_LIMITED` | false | the key exceeded its rate limit; `ratelimit` says when it resets |
+// | `DISABLED` | false | the key itself is disabled (`POST /v1/api-keys/{id}/disable`); enabling it restores it |
+// | `INTEGRATION_DISABLED` | false | the key's integration is disabled (`PATCH /v1/integrations/{id}`); enabling it restores the key |
 // | `BAD_SIGNATURE` | false | a JWT key whose signature does not match (altered) |
 // | `UNKNOWN_KID` | false | a JWT key whose `kid` is not a version of the signing key |
 // | `NOT_YET_VALID` | false | a JWT key whose `nbf` is in the future |
@@ -13671,6 +21246,8 @@ func (c *ClientWithResponses) ApiKeyVerifyWithBodyWithResponse(ctx context.Conte
 // | `REVOKED` | false | the key was revoked |
 // | `INSUFFICIENT_SCOPE` | false | the key lacks one of `required_scopes` or of the endpoint's `required_scopes` |
 // | `RATE_LIMITED` | false | the key exceeded its rate limit; `ratelimit` says when it resets |
+// | `DISABLED` | false | the key itself is disabled (`POST /v1/api-keys/{id}/disable`); enabling it restores it |
+// | `INTEGRATION_DISABLED` | false | the key's integration is disabled (`PATCH /v1/integrations/{id}`); enabling it restores the key |
 // | `BAD_SIGNATURE` | false | a JWT key whose signature does not match (altered) |
 // | `UNKNOWN_KID` | false | a JWT key whose `kid` is not a version of the signing key |
 // | `NOT_YET_VALID` | false | a JWT key whose `nbf` is in the future |
@@ -13739,7 +21316,11 @@ func (c *ClientWithResponses) ApiKeyGetWithResponse(ctx context.Context, id APIK
 // JWT key's `scopes` and expiry cannot change either (400 naming the
 // field): they are claims of its signed token, which offline
 // verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
-// key answer 409. Every instance applies the change at once. Audited
+// key answer 409. `integration_id` moves the key to another
+// integration of the org, and `null` takes it out of its integration;
+// taking a key out of a disabled integration switches it back on, so
+// a member needs an owner or admin for that (403 `forbidden_role`).
+// Every instance applies the change at once. Audited
 // as `api_key.update` with the names of the changed fields.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -13770,7 +21351,11 @@ func (c *ClientWithResponses) ApiKeyUpdateWithBodyWithResponse(ctx context.Conte
 // JWT key's `scopes` and expiry cannot change either (400 naming the
 // field): they are claims of its signed token, which offline
 // verifiers trust; create a new key and revoke the old one. Scopes, limit and expiry of a revoked
-// key answer 409. Every instance applies the change at once. Audited
+// key answer 409. `integration_id` moves the key to another
+// integration of the org, and `null` takes it out of its integration;
+// taking a key out of a disabled integration switches it back on, so
+// a member needs an owner or admin for that (403 `forbidden_role`).
+// Every instance applies the change at once. Audited
 // as `api_key.update` with the names of the changed fields.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -13782,6 +21367,53 @@ func (c *ClientWithResponses) ApiKeyUpdateWithResponse(ctx context.Context, id A
 		return nil, err
 	}
 	return ParseApiKeyUpdateResponse(rsp)
+}
+
+// ApiKeyDisableWithResponse Switch a key off without revoking it.
+//
+// Needs scope `keys:write`; the same people may disable a key as may
+// revoke it. Every credvault instance refuses the key within one
+// second with 403 `api_key_disabled` (`DISABLED` from verification,
+// and forward-auth 403); nothing else changes: its rate-limit window,
+// usage and settings stay, and `POST /v1/api-keys/{id}/enable`
+// restores it. It is an action, like revoke, rather than a PATCH
+// field: PATCH only narrows a key, and enabling widens one. Disabling
+// a disabled key changes nothing and answers 200 again. A revoked
+// key answers 409. No request body (an empty JSON object is
+// accepted). Audited as `api_key.disable`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/api-keys/{id}/disable (the `ApiKeyDisable` operationId).
+func (c *ClientWithResponses) ApiKeyDisableWithResponse(ctx context.Context, id APIKeyId, reqEditors ...RequestEditorFn) (*ApiKeyDisableResponse, error) {
+	rsp, err := c.ApiKeyDisable(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseApiKeyDisableResponse(rsp)
+}
+
+// ApiKeyEnableWithResponse Switch a disabled key on again.
+//
+// Needs scope `keys:write`. Every instance accepts the key again
+// within one second, with its rate-limit window as it was (refused
+// calls were not counted). Enabling a key someone else disabled needs
+// the role `owner` or `admin` (403 `forbidden_role`): a member cannot
+// undo a manager's switch. Enabling an enabled key changes nothing.
+// A key in a disabled integration stays refused
+// (`integration_disabled`) until the integration is enabled. A
+// revoked key answers 409. No request body (an empty JSON object is
+// accepted). Audited as `api_key.enable`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/api-keys/{id}/enable (the `ApiKeyEnable` operationId).
+func (c *ClientWithResponses) ApiKeyEnableWithResponse(ctx context.Context, id APIKeyId, reqEditors ...RequestEditorFn) (*ApiKeyEnableResponse, error) {
+	rsp, err := c.ApiKeyEnable(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseApiKeyEnableResponse(rsp)
 }
 
 // ApiKeyRevokeWithResponse Revoke a key at once.
@@ -13821,7 +21453,10 @@ func (c *ClientWithResponses) ApiKeyRevokeWithResponse(ctx context.Context, id A
 // carrying `credentials:resolve` (from before that was refused) cannot
 // be rolled: 400 naming `scopes`.
 //
-// A revoked, expired or already rolled key cannot be rolled (409).
+// A revoked, expired or already rolled key cannot be rolled (409),
+// nor a disabled one (enable it first: a roll issues a working key).
+// The new key stays in the old key's integration (`integration_id`),
+// so a disabled integration refuses it too.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13852,7 +21487,10 @@ func (c *ClientWithResponses) ApiKeyRollWithBodyWithResponse(ctx context.Context
 // carrying `credentials:resolve` (from before that was refused) cannot
 // be rolled: 400 naming `scopes`.
 //
-// A revoked, expired or already rolled key cannot be rolled (409).
+// A revoked, expired or already rolled key cannot be rolled (409),
+// nor a disabled one (enable it first: a roll issues a working key).
+// The new key stays in the old key's integration (`integration_id`),
+// so a disabled integration refuses it too.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13910,7 +21548,9 @@ func (c *ClientWithResponses) AuditListWithResponse(ctx context.Context, params 
 //     is public (`auth_mode: none`): no key is needed.
 //   - 401 with `WWW-Authenticate` for a missing, malformed, unknown,
 //     expired or revoked key, or a key in the query string.
-//   - 403 `insufficient_scope` when the key lacks a required scope.
+//   - 403 `insufficient_scope` when the key lacks a required scope,
+//     `api_key_disabled` when the key is disabled and
+//     `integration_disabled` when its integration is.
 //   - 429 `rate_limited` with `Retry-After` when the key is over its
 //     limit.
 //
@@ -14166,6 +21806,125 @@ func (c *ClientWithResponses) CredentialUpdateWithResponse(ctx context.Context, 
 		return nil, err
 	}
 	return ParseCredentialUpdateResponse(rsp)
+}
+
+// CredentialHealthListWithResponse List the credential's scheduled health checks, newest first.
+//
+// Needs scope `credentials:read` and at least the `use` permission.
+// Each check: the interval it belongs to (`slot`), whether it passed,
+// the HTTP status class (`2xx` … `5xx`, or `error` when no answer
+// came: unreachable, timed out, refused by the egress policy) with the
+// status, the latency and an error code. Never a response body.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/credentials/{id}/health (the `CredentialHealthList` operationId).
+func (c *ClientWithResponses) CredentialHealthListWithResponse(ctx context.Context, id CredentialId, params *CredentialHealthListParams, reqEditors ...RequestEditorFn) (*CredentialHealthListResponse, error) {
+	rsp, err := c.CredentialHealthList(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCredentialHealthListResponse(rsp)
+}
+
+// CredentialMonitorGetWithResponse Read what credvault watches on a credential.
+//
+// Needs scope `credentials:read` and at least the `use` permission
+// (404 otherwise). The scheduled health check (`interval_seconds`, 0
+// for none), the health status (`unknown` until the first check,
+// then `healthy` or `failing`), the last check, and the expiry of
+// the stored third-party value that the person entered.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/credentials/{id}/monitor (the `CredentialMonitorGet` operationId).
+func (c *ClientWithResponses) CredentialMonitorGetWithResponse(ctx context.Context, id CredentialId, reqEditors ...RequestEditorFn) (*CredentialMonitorGetResponse, error) {
+	rsp, err := c.CredentialMonitorGet(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCredentialMonitorGetResponse(rsp)
+}
+
+// CredentialMonitorPutWithBodyWithResponse Schedule the credential's health check and set its value's expiry.
+//
+// Needs scope `credentials:write` and the `manage` permission. Both
+// fields are required: this replaces the monitor.
+//
+// `interval_seconds` schedules the credential's Test connection (its
+// `test_request`, which it must have) every so often: from 60 to
+// 604800, or 0 for none. A new interval makes the first check due at
+// once. Each interval's check runs once across all instances (a job
+// queue claims it), as the system; its outcome (status class,
+// status, latency, never a body) is kept in
+// `GET /v1/credentials/{id}/health`. A change between `healthy` and
+// `failing` is an event: `credential.health_failed` (also for a first
+// check that fails) and `credential.health_recovered`.
+//
+// `value_expires_at` (in the future, or null) is when the stored
+// third-party value stops working (a provider key's end date);
+// `credential.expiring` is sent 7 days and 1 day before.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/credentials/{id}/monitor (the `CredentialMonitorPut` operationId).
+func (c *ClientWithResponses) CredentialMonitorPutWithBodyWithResponse(ctx context.Context, id CredentialId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CredentialMonitorPutResponse, error) {
+	rsp, err := c.CredentialMonitorPutWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCredentialMonitorPutResponse(rsp)
+}
+
+// CredentialMonitorPutWithResponse Schedule the credential's health check and set its value's expiry.
+//
+// Needs scope `credentials:write` and the `manage` permission. Both
+// fields are required: this replaces the monitor.
+//
+// `interval_seconds` schedules the credential's Test connection (its
+// `test_request`, which it must have) every so often: from 60 to
+// 604800, or 0 for none. A new interval makes the first check due at
+// once. Each interval's check runs once across all instances (a job
+// queue claims it), as the system; its outcome (status class,
+// status, latency, never a body) is kept in
+// `GET /v1/credentials/{id}/health`. A change between `healthy` and
+// `failing` is an event: `credential.health_failed` (also for a first
+// check that fails) and `credential.health_recovered`.
+//
+// `value_expires_at` (in the future, or null) is when the stored
+// third-party value stops working (a provider key's end date);
+// `credential.expiring` is sent 7 days and 1 day before.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/credentials/{id}/monitor (the `CredentialMonitorPut` operationId).
+func (c *ClientWithResponses) CredentialMonitorPutWithResponse(ctx context.Context, id CredentialId, body CredentialMonitorPutJSONRequestBody, reqEditors ...RequestEditorFn) (*CredentialMonitorPutResponse, error) {
+	rsp, err := c.CredentialMonitorPut(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCredentialMonitorPutResponse(rsp)
+}
+
+// CredentialReconnectWithResponse Start a new OAuth authorization for an oauth2 credential, keeping its id.
+//
+// Needs scope `credentials:write` and the `manage` permission. For
+// the `authorization_code` grant the answer carries a new
+// `authorize_url` (single-use state, PKCE S256, 10 minutes); the
+// current token, if any, keeps working until the callback replaces
+// it, and workflows keep referencing the same id. For
+// `client_credentials` a new token is fetched at once. 400 for a
+// credential that is not `oauth2`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/credentials/{id}/reconnect (the `CredentialReconnect` operationId).
+func (c *ClientWithResponses) CredentialReconnectWithResponse(ctx context.Context, id CredentialId, reqEditors ...RequestEditorFn) (*CredentialReconnectResponse, error) {
+	rsp, err := c.CredentialReconnect(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCredentialReconnectResponse(rsp)
 }
 
 // CredentialSharingWithBodyWithResponse Replace who may use or manage a credential.
@@ -14433,6 +22192,279 @@ func (c *ClientWithResponses) InjectWithResponse(ctx context.Context, body Injec
 		return nil, err
 	}
 	return ParseInjectResponse(rsp)
+}
+
+// IntegrationListWithResponse List the org's integrations.
+//
+// Needs scope `keys:read` (any role: members put their keys in
+// integrations). Newest first, keyset pages as for API keys. Filters
+// combine (AND); any other query parameter, or a bad value, answers
+// 400 naming it.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/integrations (the `IntegrationList` operationId).
+func (c *ClientWithResponses) IntegrationListWithResponse(ctx context.Context, params *IntegrationListParams, reqEditors ...RequestEditorFn) (*IntegrationListResponse, error) {
+	rsp, err := c.IntegrationList(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIntegrationListResponse(rsp)
+}
+
+// IntegrationCreateWithBodyWithResponse Create an integration (a group of API keys that can be switched off).
+//
+// Needs scope `keys:write` and the role `owner` or `admin` (403
+// `forbidden_role`). Names are unique in the org (409). `enabled`
+// defaults to true. Bad values answer 400 naming the field, and
+// nothing is written. Audited as `integration.create`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/integrations (the `IntegrationCreate` operationId).
+func (c *ClientWithResponses) IntegrationCreateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IntegrationCreateResponse, error) {
+	rsp, err := c.IntegrationCreateWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIntegrationCreateResponse(rsp)
+}
+
+// IntegrationCreateWithResponse Create an integration (a group of API keys that can be switched off).
+//
+// Needs scope `keys:write` and the role `owner` or `admin` (403
+// `forbidden_role`). Names are unique in the org (409). `enabled`
+// defaults to true. Bad values answer 400 naming the field, and
+// nothing is written. Audited as `integration.create`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/integrations (the `IntegrationCreate` operationId).
+func (c *ClientWithResponses) IntegrationCreateWithResponse(ctx context.Context, body IntegrationCreateJSONRequestBody, reqEditors ...RequestEditorFn) (*IntegrationCreateResponse, error) {
+	rsp, err := c.IntegrationCreate(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIntegrationCreateResponse(rsp)
+}
+
+// IntegrationDeleteWithResponse Delete an integration without usable keys.
+//
+// Needs scope `keys:write` and the role `owner` or `admin`. While the
+// integration has keys that are neither revoked nor expired the
+// answer is 409 `integration_has_keys` (with `details.keys`, their
+// number): move them (`PATCH /v1/api-keys/{id}`) or revoke them
+// first, so that deleting a disabled integration never switches its
+// keys back on. Revoked and expired keys are detached. Audited as
+// `integration.delete`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/integrations/{id} (the `IntegrationDelete` operationId).
+func (c *ClientWithResponses) IntegrationDeleteWithResponse(ctx context.Context, id IntegrationId, reqEditors ...RequestEditorFn) (*IntegrationDeleteResponse, error) {
+	rsp, err := c.IntegrationDelete(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIntegrationDeleteResponse(rsp)
+}
+
+// IntegrationGetWithResponse Get an integration.
+//
+// Needs scope `keys:read`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/integrations/{id} (the `IntegrationGet` operationId).
+func (c *ClientWithResponses) IntegrationGetWithResponse(ctx context.Context, id IntegrationId, reqEditors ...RequestEditorFn) (*IntegrationGetResponse, error) {
+	rsp, err := c.IntegrationGet(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIntegrationGetResponse(rsp)
+}
+
+// IntegrationUpdateWithBodyWithResponse Rename, relabel, retag, or enable/disable an integration.
+//
+// Needs scope `keys:write` and the role `owner` or `admin`. Absent
+// fields are left as they are; `agent: null` clears the agent, `tags`
+// replaces every tag. `enabled: false` makes every key of the
+// integration answer 403 `integration_disabled` on every instance
+// within one second (the path of a revocation: the change and a
+// notification to every instance commit together); `enabled: true`
+// restores them. Nothing is revoked and no rate-limit or usage state
+// is lost. Audited as `integration.disable` / `integration.enable`
+// when only `enabled` changes, else `integration.update`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/integrations/{id} (the `IntegrationUpdate` operationId).
+func (c *ClientWithResponses) IntegrationUpdateWithBodyWithResponse(ctx context.Context, id IntegrationId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IntegrationUpdateResponse, error) {
+	rsp, err := c.IntegrationUpdateWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIntegrationUpdateResponse(rsp)
+}
+
+// IntegrationUpdateWithResponse Rename, relabel, retag, or enable/disable an integration.
+//
+// Needs scope `keys:write` and the role `owner` or `admin`. Absent
+// fields are left as they are; `agent: null` clears the agent, `tags`
+// replaces every tag. `enabled: false` makes every key of the
+// integration answer 403 `integration_disabled` on every instance
+// within one second (the path of a revocation: the change and a
+// notification to every instance commit together); `enabled: true`
+// restores them. Nothing is revoked and no rate-limit or usage state
+// is lost. Audited as `integration.disable` / `integration.enable`
+// when only `enabled` changes, else `integration.update`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/integrations/{id} (the `IntegrationUpdate` operationId).
+func (c *ClientWithResponses) IntegrationUpdateWithResponse(ctx context.Context, id IntegrationId, body IntegrationUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*IntegrationUpdateResponse, error) {
+	rsp, err := c.IntegrationUpdate(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIntegrationUpdateResponse(rsp)
+}
+
+// IntegrationUsageWithResponse An integration's key verifications per UTC day, by outcome.
+//
+// Needs scope `keys:read`. Every verification of a key of the
+// integration (the API's own authentication, forward-auth and
+// `POST /v1/api-keys/verify`), counted under the integration the key
+// belonged to at the time. The counts are written in batches about
+// once a second, so the last second may be missing. Every day of the
+// range is listed, oldest first, zeros included.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/integrations/{id}/usage (the `IntegrationUsage` operationId).
+func (c *ClientWithResponses) IntegrationUsageWithResponse(ctx context.Context, id IntegrationId, params *IntegrationUsageParams, reqEditors ...RequestEditorFn) (*IntegrationUsageResponse, error) {
+	rsp, err := c.IntegrationUsage(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIntegrationUsageResponse(rsp)
+}
+
+// OauthAppListWithResponse List the org's OAuth apps (every member may, to connect with them).
+//
+// Scope `credentials:read`. Newest first; secrets are never shown.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/oauth-apps (the `OauthAppList` operationId).
+func (c *ClientWithResponses) OauthAppListWithResponse(ctx context.Context, params *OauthAppListParams, reqEditors ...RequestEditorFn) (*OauthAppListResponse, error) {
+	rsp, err := c.OauthAppList(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOauthAppListResponse(rsp)
+}
+
+// OauthAppCreateWithBodyWithResponse Register an OAuth app (a client at a provider); the client secret is write-only.
+//
+// Owners and admins, scope `credentials:write`. Name exactly one of
+// `preset` (see the README for the list and the provider documents
+// each fact comes from), `issuer` (OpenID Connect Discovery, else
+// RFC 8414 metadata; the metadata's issuer must equal it) or
+// `authorize_url` + `token_url` (+ `revocation_url` for RFC 7009).
+// Endpoint URLs are absolute `https` URLs (`http` only towards a
+// loopback host). `client_secret` is encrypted through Vault transit
+// and never shown again. The answer's `redirect_uri` is what to
+// register at the provider.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/oauth-apps (the `OauthAppCreate` operationId).
+func (c *ClientWithResponses) OauthAppCreateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*OauthAppCreateResponse, error) {
+	rsp, err := c.OauthAppCreateWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOauthAppCreateResponse(rsp)
+}
+
+// OauthAppCreateWithResponse Register an OAuth app (a client at a provider); the client secret is write-only.
+//
+// Owners and admins, scope `credentials:write`. Name exactly one of
+// `preset` (see the README for the list and the provider documents
+// each fact comes from), `issuer` (OpenID Connect Discovery, else
+// RFC 8414 metadata; the metadata's issuer must equal it) or
+// `authorize_url` + `token_url` (+ `revocation_url` for RFC 7009).
+// Endpoint URLs are absolute `https` URLs (`http` only towards a
+// loopback host). `client_secret` is encrypted through Vault transit
+// and never shown again. The answer's `redirect_uri` is what to
+// register at the provider.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/oauth-apps (the `OauthAppCreate` operationId).
+func (c *ClientWithResponses) OauthAppCreateWithResponse(ctx context.Context, body OauthAppCreateJSONRequestBody, reqEditors ...RequestEditorFn) (*OauthAppCreateResponse, error) {
+	rsp, err := c.OauthAppCreate(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOauthAppCreateResponse(rsp)
+}
+
+// OauthAppDeleteWithResponse Delete an app no credential uses (409 `oauth_app_in_use` otherwise).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/oauth-apps/{id} (the `OauthAppDelete` operationId).
+func (c *ClientWithResponses) OauthAppDeleteWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*OauthAppDeleteResponse, error) {
+	rsp, err := c.OauthAppDelete(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOauthAppDeleteResponse(rsp)
+}
+
+// OauthAppGetWithResponse Get an OAuth app (never its secret).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/oauth-apps/{id} (the `OauthAppGet` operationId).
+func (c *ClientWithResponses) OauthAppGetWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*OauthAppGetResponse, error) {
+	rsp, err := c.OauthAppGet(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOauthAppGetResponse(rsp)
+}
+
+// OauthAppUpdateWithBodyWithResponse Rename an app or change its client id, secret, scopes or token auth method.
+//
+// Owners and admins. Endpoints do not change; register another app for another provider.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/oauth-apps/{id} (the `OauthAppUpdate` operationId).
+func (c *ClientWithResponses) OauthAppUpdateWithBodyWithResponse(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*OauthAppUpdateResponse, error) {
+	rsp, err := c.OauthAppUpdateWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOauthAppUpdateResponse(rsp)
+}
+
+// OauthAppUpdateWithResponse Rename an app or change its client id, secret, scopes or token auth method.
+//
+// Owners and admins. Endpoints do not change; register another app for another provider.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/oauth-apps/{id} (the `OauthAppUpdate` operationId).
+func (c *ClientWithResponses) OauthAppUpdateWithResponse(ctx context.Context, id openapi_types.UUID, body OauthAppUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*OauthAppUpdateResponse, error) {
+	rsp, err := c.OauthAppUpdate(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOauthAppUpdateResponse(rsp)
 }
 
 // ProxyDeleteWithResponse Forward a DELETE call with the credential attached.
@@ -14727,6 +22759,210 @@ func (c *ClientWithResponses) UserSignInLinkCreateWithResponse(ctx context.Conte
 	return ParseUserSignInLinkCreateResponse(rsp)
 }
 
+// WebhookListWithResponse List the org's webhooks, newest first.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service key). Never the secret.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/webhooks (the `WebhookList` operationId).
+func (c *ClientWithResponses) WebhookListWithResponse(ctx context.Context, params *WebhookListParams, reqEditors ...RequestEditorFn) (*WebhookListResponse, error) {
+	rsp, err := c.WebhookList(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWebhookListResponse(rsp)
+}
+
+// WebhookCreateWithBodyWithResponse Add a webhook; its signing secret is in this answer only.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). credvault POSTs each event of the listed types (`*` for all,
+// current and future) to `url`, signed per the Standard Webhooks
+// specification (standardwebhooks.com): headers `webhook-id` (the
+// event's id, `evt_…`, the same on every attempt: deduplicate on it),
+// `webhook-timestamp` (Unix seconds of the attempt) and
+// `webhook-signature` (`v1,` + base64 of HMAC-SHA256 over
+// `<webhook-id>.<webhook-timestamp>.<body>`, keyed with the base64
+// after `whsec_` of `secret`). The body is
+// `{"type", "timestamp", "data"}`; `data` holds ids, names and
+// figures, never a secret.
+//
+// Deliveries come from an outbox written in the transaction of the
+// change that caused them: at least once, in no guaranteed order. A
+// 2xx answer delivers; anything else (a redirect included: it is
+// never followed) is retried after 5 s, doubling up to 1 h between
+// attempts, for 24 h after the event. The URL passes the egress
+// policy of the proxy: an address that is private, loopback or
+// link-local (as an IP literal or `localhost` here, and for any name
+// at every connection after DNS) is refused unless
+// `CREDVAULT_EGRESS_ALLOW_PRIVATE=true` (400 `egress_denied`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks (the `WebhookCreate` operationId).
+func (c *ClientWithResponses) WebhookCreateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*WebhookCreateResponse, error) {
+	rsp, err := c.WebhookCreateWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWebhookCreateResponse(rsp)
+}
+
+// WebhookCreateWithResponse Add a webhook; its signing secret is in this answer only.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). credvault POSTs each event of the listed types (`*` for all,
+// current and future) to `url`, signed per the Standard Webhooks
+// specification (standardwebhooks.com): headers `webhook-id` (the
+// event's id, `evt_…`, the same on every attempt: deduplicate on it),
+// `webhook-timestamp` (Unix seconds of the attempt) and
+// `webhook-signature` (`v1,` + base64 of HMAC-SHA256 over
+// `<webhook-id>.<webhook-timestamp>.<body>`, keyed with the base64
+// after `whsec_` of `secret`). The body is
+// `{"type", "timestamp", "data"}`; `data` holds ids, names and
+// figures, never a secret.
+//
+// Deliveries come from an outbox written in the transaction of the
+// change that caused them: at least once, in no guaranteed order. A
+// 2xx answer delivers; anything else (a redirect included: it is
+// never followed) is retried after 5 s, doubling up to 1 h between
+// attempts, for 24 h after the event. The URL passes the egress
+// policy of the proxy: an address that is private, loopback or
+// link-local (as an IP literal or `localhost` here, and for any name
+// at every connection after DNS) is refused unless
+// `CREDVAULT_EGRESS_ALLOW_PRIVATE=true` (400 `egress_denied`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks (the `WebhookCreate` operationId).
+func (c *ClientWithResponses) WebhookCreateWithResponse(ctx context.Context, body WebhookCreateJSONRequestBody, reqEditors ...RequestEditorFn) (*WebhookCreateResponse, error) {
+	rsp, err := c.WebhookCreate(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWebhookCreateResponse(rsp)
+}
+
+// WebhookDeleteWithResponse Delete a webhook with its delivery log; pending deliveries are dropped.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service key).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/webhooks/{id} (the `WebhookDelete` operationId).
+func (c *ClientWithResponses) WebhookDeleteWithResponse(ctx context.Context, id WebhookId, reqEditors ...RequestEditorFn) (*WebhookDeleteResponse, error) {
+	rsp, err := c.WebhookDelete(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWebhookDeleteResponse(rsp)
+}
+
+// WebhookGetWithResponse Read one webhook (never its secret).
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service key).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/webhooks/{id} (the `WebhookGet` operationId).
+func (c *ClientWithResponses) WebhookGetWithResponse(ctx context.Context, id WebhookId, reqEditors ...RequestEditorFn) (*WebhookGetResponse, error) {
+	rsp, err := c.WebhookGet(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWebhookGetResponse(rsp)
+}
+
+// WebhookUpdateWithBodyWithResponse Change a webhook's URL, description, event types or enabled.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). Send at least one field; `event_types` replaces the list. A
+// disabled webhook gets no new deliveries; the secret never changes
+// (delete and add the webhook to change it).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/webhooks/{id} (the `WebhookUpdate` operationId).
+func (c *ClientWithResponses) WebhookUpdateWithBodyWithResponse(ctx context.Context, id WebhookId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*WebhookUpdateResponse, error) {
+	rsp, err := c.WebhookUpdateWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWebhookUpdateResponse(rsp)
+}
+
+// WebhookUpdateWithResponse Change a webhook's URL, description, event types or enabled.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). Send at least one field; `event_types` replaces the list. A
+// disabled webhook gets no new deliveries; the secret never changes
+// (delete and add the webhook to change it).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/webhooks/{id} (the `WebhookUpdate` operationId).
+func (c *ClientWithResponses) WebhookUpdateWithResponse(ctx context.Context, id WebhookId, body WebhookUpdateJSONRequestBody, reqEditors ...RequestEditorFn) (*WebhookUpdateResponse, error) {
+	rsp, err := c.WebhookUpdate(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWebhookUpdateResponse(rsp)
+}
+
+// WebhookDeliveryListWithResponse The webhook's delivery log, newest first.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). Each delivery with its state and every attempt: number, the
+// receiver's HTTP status (0 when none came back), latency and a short
+// error. Never a body.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/webhooks/{id}/deliveries (the `WebhookDeliveryList` operationId).
+func (c *ClientWithResponses) WebhookDeliveryListWithResponse(ctx context.Context, id WebhookId, params *WebhookDeliveryListParams, reqEditors ...RequestEditorFn) (*WebhookDeliveryListResponse, error) {
+	rsp, err := c.WebhookDeliveryList(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWebhookDeliveryListResponse(rsp)
+}
+
+// WebhookRedeliverWithResponse Send a delivery again, under the same webhook-id.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). Makes the delivery pending again, whatever its state, and
+// queues it; a delivery already queued is not queued twice.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks/{id}/deliveries/{delivery_id}/redeliver (the `WebhookRedeliver` operationId).
+func (c *ClientWithResponses) WebhookRedeliverWithResponse(ctx context.Context, id WebhookId, deliveryId int64, reqEditors ...RequestEditorFn) (*WebhookRedeliverResponse, error) {
+	rsp, err := c.WebhookRedeliver(ctx, id, deliveryId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWebhookRedeliverResponse(rsp)
+}
+
+// WebhookTestWithResponse Send a signed webhook.test event to this webhook now.
+//
+// Needs scope `admin` and the role `owner` or `admin` (or a service
+// key). Queues one `webhook.test` event for this webhook only (enabled
+// or not), delivered and retried like every other; 202 with the
+// delivery, whose log shows the outcome.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks/{id}/test (the `WebhookTest` operationId).
+func (c *ClientWithResponses) WebhookTestWithResponse(ctx context.Context, id WebhookId, reqEditors ...RequestEditorFn) (*WebhookTestResponse, error) {
+	rsp, err := c.WebhookTest(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWebhookTestResponse(rsp)
+}
+
 // WhoamiWithResponse The caller's org, user, key and scopes.
 //
 // The connectivity check: any valid key, whatever its scopes and role,
@@ -14824,9 +23060,33 @@ func ParseHealthzResponse(rsp *http.Response) (*HealthzResponse, error) {
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest struct {
-			Status Healthz200JSONResponseBodyStatus `json:"status"`
+		var dest Liveness
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
 		}
+		response.JSON200 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseLivezResponse parses an HTTP response from a LivezWithResponse call
+func ParseLivezResponse(rsp *http.Response) (*LivezResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &LivezResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Liveness
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -14853,6 +23113,35 @@ func ParseMetricsResponse(rsp *http.Response) (*MetricsResponse, error) {
 	return response, nil
 }
 
+// ParseOauthCallbackResponse parses an HTTP response from a OauthCallbackWithResponse call
+func ParseOauthCallbackResponse(rsp *http.Response) (*OauthCallbackResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &OauthCallbackResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 303:
+		var headers OauthCallbackResponse303Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers303 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseReadyzResponse parses an HTTP response from a ReadyzWithResponse call
 func ParseReadyzResponse(rsp *http.Response) (*ReadyzResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -14874,6 +23163,13 @@ func ParseReadyzResponse(rsp *http.Response) (*ReadyzResponse, error) {
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Readiness
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -14881,6 +23177,19 @@ func ParseReadyzResponse(rsp *http.Response) (*ReadyzResponse, error) {
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ReadyzResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -15994,6 +24303,372 @@ func ParseApiKeyUpdateResponse(rsp *http.Response) (*ApiKeyUpdateResponse, error
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers ApiKeyUpdateResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseApiKeyDisableResponse parses an HTTP response from a ApiKeyDisableWithResponse call
+func ParseApiKeyDisableResponse(rsp *http.Response) (*ApiKeyDisableResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ApiKeyDisableResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest APIKey
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers ApiKeyDisableResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ApiKeyDisableResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ApiKeyDisableResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers ApiKeyDisableResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers ApiKeyDisableResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 429:
+		var headers ApiKeyDisableResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ApiKeyDisableResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseApiKeyEnableResponse parses an HTTP response from a ApiKeyEnableWithResponse call
+func ParseApiKeyEnableResponse(rsp *http.Response) (*ApiKeyEnableResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ApiKeyEnableResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest APIKey
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers ApiKeyEnableResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ApiKeyEnableResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ApiKeyEnableResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers ApiKeyEnableResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers ApiKeyEnableResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 429:
+		var headers ApiKeyEnableResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ApiKeyEnableResponse503Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -17542,6 +26217,677 @@ func ParseCredentialUpdateResponse(rsp *http.Response) (*CredentialUpdateRespons
 	return response, nil
 }
 
+// ParseCredentialHealthListResponse parses an HTTP response from a CredentialHealthListWithResponse call
+func ParseCredentialHealthListResponse(rsp *http.Response) (*CredentialHealthListResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CredentialHealthListResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest HealthCheckPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers CredentialHealthListResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers CredentialHealthListResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CredentialHealthListResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers CredentialHealthListResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers CredentialHealthListResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers CredentialHealthListResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCredentialMonitorGetResponse parses an HTTP response from a CredentialMonitorGetWithResponse call
+func ParseCredentialMonitorGetResponse(rsp *http.Response) (*CredentialMonitorGetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CredentialMonitorGetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CredentialMonitor
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers CredentialMonitorGetResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CredentialMonitorGetResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers CredentialMonitorGetResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers CredentialMonitorGetResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers CredentialMonitorGetResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCredentialMonitorPutResponse parses an HTTP response from a CredentialMonitorPutWithResponse call
+func ParseCredentialMonitorPutResponse(rsp *http.Response) (*CredentialMonitorPutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CredentialMonitorPutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CredentialMonitor
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest BodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers CredentialMonitorPutResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers CredentialMonitorPutResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CredentialMonitorPutResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers CredentialMonitorPutResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 413:
+		var headers CredentialMonitorPutResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 429:
+		var headers CredentialMonitorPutResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers CredentialMonitorPutResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCredentialReconnectResponse parses an HTTP response from a CredentialReconnectWithResponse call
+func ParseCredentialReconnectResponse(rsp *http.Response) (*CredentialReconnectResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CredentialReconnectResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Credential
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest OAuthUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers CredentialReconnectResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers CredentialReconnectResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CredentialReconnectResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers CredentialReconnectResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers CredentialReconnectResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers CredentialReconnectResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseCredentialSharingResponse parses an HTTP response from a CredentialSharingWithResponse call
 func ParseCredentialSharingResponse(rsp *http.Response) (*CredentialSharingResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -18963,6 +28309,1824 @@ func ParseInjectResponse(rsp *http.Response) (*InjectResponse, error) {
 	return response, nil
 }
 
+// ParseIntegrationListResponse parses an HTTP response from a IntegrationListWithResponse call
+func ParseIntegrationListResponse(rsp *http.Response) (*IntegrationListResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &IntegrationListResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest IntegrationPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers IntegrationListResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers IntegrationListResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers IntegrationListResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers IntegrationListResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers IntegrationListResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseIntegrationCreateResponse parses an HTTP response from a IntegrationCreateWithResponse call
+func ParseIntegrationCreateResponse(rsp *http.Response) (*IntegrationCreateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &IntegrationCreateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Integration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest BodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers IntegrationCreateResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers IntegrationCreateResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers IntegrationCreateResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 409:
+		var headers IntegrationCreateResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers IntegrationCreateResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 429:
+		var headers IntegrationCreateResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers IntegrationCreateResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseIntegrationDeleteResponse parses an HTTP response from a IntegrationDeleteWithResponse call
+func ParseIntegrationDeleteResponse(rsp *http.Response) (*IntegrationDeleteResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &IntegrationDeleteResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers IntegrationDeleteResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers IntegrationDeleteResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers IntegrationDeleteResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers IntegrationDeleteResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 429:
+		var headers IntegrationDeleteResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers IntegrationDeleteResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseIntegrationGetResponse parses an HTTP response from a IntegrationGetWithResponse call
+func ParseIntegrationGetResponse(rsp *http.Response) (*IntegrationGetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &IntegrationGetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Integration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers IntegrationGetResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers IntegrationGetResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers IntegrationGetResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers IntegrationGetResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers IntegrationGetResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseIntegrationUpdateResponse parses an HTTP response from a IntegrationUpdateWithResponse call
+func ParseIntegrationUpdateResponse(rsp *http.Response) (*IntegrationUpdateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &IntegrationUpdateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Integration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest BodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers IntegrationUpdateResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers IntegrationUpdateResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers IntegrationUpdateResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers IntegrationUpdateResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers IntegrationUpdateResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers IntegrationUpdateResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 429:
+		var headers IntegrationUpdateResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers IntegrationUpdateResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseIntegrationUsageResponse parses an HTTP response from a IntegrationUsageWithResponse call
+func ParseIntegrationUsageResponse(rsp *http.Response) (*IntegrationUsageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &IntegrationUsageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest IntegrationUsage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers IntegrationUsageResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers IntegrationUsageResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers IntegrationUsageResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers IntegrationUsageResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers IntegrationUsageResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers IntegrationUsageResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseOauthAppListResponse parses an HTTP response from a OauthAppListWithResponse call
+func ParseOauthAppListResponse(rsp *http.Response) (*OauthAppListResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &OauthAppListResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OAuthAppPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers OauthAppListResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers OauthAppListResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers OauthAppListResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers OauthAppListResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers OauthAppListResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseOauthAppCreateResponse parses an HTTP response from a OauthAppCreateWithResponse call
+func ParseOauthAppCreateResponse(rsp *http.Response) (*OauthAppCreateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &OauthAppCreateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest OAuthApp
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers OauthAppCreateResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers OauthAppCreateResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers OauthAppCreateResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 409:
+		var headers OauthAppCreateResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 429:
+		var headers OauthAppCreateResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers OauthAppCreateResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseOauthAppDeleteResponse parses an HTTP response from a OauthAppDeleteWithResponse call
+func ParseOauthAppDeleteResponse(rsp *http.Response) (*OauthAppDeleteResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &OauthAppDeleteResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers OauthAppDeleteResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers OauthAppDeleteResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers OauthAppDeleteResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers OauthAppDeleteResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 429:
+		var headers OauthAppDeleteResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers OauthAppDeleteResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseOauthAppGetResponse parses an HTTP response from a OauthAppGetWithResponse call
+func ParseOauthAppGetResponse(rsp *http.Response) (*OauthAppGetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &OauthAppGetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OAuthApp
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers OauthAppGetResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers OauthAppGetResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers OauthAppGetResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers OauthAppGetResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers OauthAppGetResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseOauthAppUpdateResponse parses an HTTP response from a OauthAppUpdateWithResponse call
+func ParseOauthAppUpdateResponse(rsp *http.Response) (*OauthAppUpdateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &OauthAppUpdateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OAuthApp
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers OauthAppUpdateResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers OauthAppUpdateResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers OauthAppUpdateResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers OauthAppUpdateResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers OauthAppUpdateResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 429:
+		var headers OauthAppUpdateResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers OauthAppUpdateResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseProxyDeleteResponse parses an HTTP response from a ProxyDeleteWithResponse call
 func ParseProxyDeleteResponse(rsp *http.Response) (*ProxyDeleteResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -20321,6 +31485,13 @@ func ParseServiceListResponse(rsp *http.Response) (*ServiceListResponse, error) 
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest TooManyRequests
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -20355,6 +31526,16 @@ func ParseServiceListResponse(rsp *http.Response) (*ServiceListResponse, error) 
 			headers.XRequestId = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ServiceListResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 429:
 		var headers ServiceListResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
@@ -21435,6 +32616,1262 @@ func ParseUserSignInLinkCreateResponse(rsp *http.Response) (*UserSignInLinkCreat
 	return response, nil
 }
 
+// ParseWebhookListResponse parses an HTTP response from a WebhookListWithResponse call
+func ParseWebhookListResponse(rsp *http.Response) (*WebhookListResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &WebhookListResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebhookPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers WebhookListResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers WebhookListResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers WebhookListResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers WebhookListResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers WebhookListResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseWebhookCreateResponse parses an HTTP response from a WebhookCreateWithResponse call
+func ParseWebhookCreateResponse(rsp *http.Response) (*WebhookCreateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &WebhookCreateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest WebhookCreated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest BodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers WebhookCreateResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers WebhookCreateResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers WebhookCreateResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 413:
+		var headers WebhookCreateResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 429:
+		var headers WebhookCreateResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers WebhookCreateResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseWebhookDeleteResponse parses an HTTP response from a WebhookDeleteWithResponse call
+func ParseWebhookDeleteResponse(rsp *http.Response) (*WebhookDeleteResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &WebhookDeleteResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers WebhookDeleteResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers WebhookDeleteResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers WebhookDeleteResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers WebhookDeleteResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers WebhookDeleteResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseWebhookGetResponse parses an HTTP response from a WebhookGetWithResponse call
+func ParseWebhookGetResponse(rsp *http.Response) (*WebhookGetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &WebhookGetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Webhook
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers WebhookGetResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers WebhookGetResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers WebhookGetResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers WebhookGetResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers WebhookGetResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseWebhookUpdateResponse parses an HTTP response from a WebhookUpdateWithResponse call
+func ParseWebhookUpdateResponse(rsp *http.Response) (*WebhookUpdateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &WebhookUpdateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Webhook
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest BodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers WebhookUpdateResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers WebhookUpdateResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers WebhookUpdateResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers WebhookUpdateResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 413:
+		var headers WebhookUpdateResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 429:
+		var headers WebhookUpdateResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers WebhookUpdateResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseWebhookDeliveryListResponse parses an HTTP response from a WebhookDeliveryListWithResponse call
+func ParseWebhookDeliveryListResponse(rsp *http.Response) (*WebhookDeliveryListResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &WebhookDeliveryListResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DeliveryPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers WebhookDeliveryListResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers WebhookDeliveryListResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers WebhookDeliveryListResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers WebhookDeliveryListResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers WebhookDeliveryListResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers WebhookDeliveryListResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseWebhookRedeliverResponse parses an HTTP response from a WebhookRedeliverWithResponse call
+func ParseWebhookRedeliverResponse(rsp *http.Response) (*WebhookRedeliverResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &WebhookRedeliverResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Delivery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers WebhookRedeliverResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers WebhookRedeliverResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers WebhookRedeliverResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers WebhookRedeliverResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers WebhookRedeliverResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseWebhookTestResponse parses an HTTP response from a WebhookTestWithResponse call
+func ParseWebhookTestResponse(rsp *http.Response) (*WebhookTestResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &WebhookTestResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Delivery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers WebhookTestResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers WebhookTestResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers WebhookTestResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers WebhookTestResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers WebhookTestResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseWhoamiResponse parses an HTTP response from a WhoamiWithResponse call
 func ParseWhoamiResponse(rsp *http.Response) (*WhoamiResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -21462,6 +33899,13 @@ func ParseWhoamiResponse(rsp *http.Response) (*WhoamiResponse, error) {
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest TooManyRequests
@@ -21497,6 +33941,16 @@ func ParseWhoamiResponse(rsp *http.Response) (*WhoamiResponse, error) {
 			headers.XRequestId = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers WhoamiResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 429:
 		var headers WhoamiResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {

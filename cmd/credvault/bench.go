@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"credvault/internal/bench"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -10,9 +11,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
+	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,9 +34,14 @@ type benchOptions struct {
 	coldKeys    int // keys in the table for verify-cold
 	revocations int
 	rewrapRows  int
-	cpuProfile  string // prefix: one CPU profile per load run
-	keys        int    // --keys: run only the key-scale measurement on this many keys
+	cpuProfile  string          // prefix: one CPU profile per load run
+	keys        int             // --keys: run only the key-scale measurement on this many keys
+	generator   string          // --generator: auto, wrk, exec or in-process
+	only        map[string]bool // --only: the groups of scenarios to run; nil = all
 }
+
+// benchGroups are the groups of scenarios --only selects, in run order.
+var benchGroups = []string{"verify", "revoke", "proxy", "tls", "events", "nginx", "rewrap"}
 
 // scenarioResult is one line of the report and one object of --json.
 type scenarioResult struct {
@@ -106,7 +113,11 @@ func runBench(ctx context.Context, cfg Config, args []string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	b := &bench{opts: opts, out: stdout, log: log, client: benchClient(opts.concurrency), gen: loadClient(opts.concurrency)}
+	gen, err := pickGenerator(opts)
+	if err != nil {
+		return err
+	}
+	b := &benchRun{opts: opts, out: stdout, log: log, client: benchClient(opts.concurrency), gen: gen, warm: bench.NewInProcess(opts.concurrency)}
 	defer b.stop()
 	var results []scenarioResult
 	if opts.keys > 0 {
@@ -141,6 +152,8 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchOptions, err
 	conc := fs.Int("concurrency", 64, "connections per load run")
 	dur := fs.Duration("duration", 0, "length of each load run (default 10s, 2s with --quick)")
 	prof := fs.String("cpuprofile", "", "write a CPU profile of each load run to PREFIX-<run>.pprof")
+	gen := fs.String("generator", "auto", "load generator: wrk, exec (credvault re-executed as a separate process), in-process (the earlier method: inside credvault's process) or auto (wrk when installed, else exec)")
+	only := fs.String("only", "", "run only these groups of scenarios, comma-separated: "+strings.Join(benchGroups, ", "))
 	keys := fs.Int("keys", 0, "only measure start-up, filter memory and unknown-key queries with this many keys stored (e.g. 10000000)")
 	if err := fs.Parse(args); err != nil {
 		return benchOptions{}, err
@@ -154,10 +167,25 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchOptions, err
 	if *conc < 1 || *conc > 1024 {
 		return benchOptions{}, errors.New("bench: --concurrency must be from 1 to 1024")
 	}
+	switch *gen {
+	case "auto", "wrk", "exec", "in-process":
+	default:
+		return benchOptions{}, fmt.Errorf("bench: --generator %q: want auto, wrk, exec or in-process", *gen)
+	}
 	o := benchOptions{quick: *quick, jsonFile: *jsonFile, concurrency: *conc, duration: 10 * time.Second, cpuProfile: *prof,
-		poolKeys: 10_000, coldKeys: 1_000_000, revocations: 100, rewrapRows: 100_000, keys: *keys}
+		poolKeys: 10_000, coldKeys: 1_000_000, revocations: 100, rewrapRows: 100_000, keys: *keys, generator: *gen}
 	if *quick {
 		o.duration, o.poolKeys, o.coldKeys, o.revocations, o.rewrapRows = 2*time.Second, 1_000, 20_000, 20, 5_000
+	}
+	if *only != "" {
+		o.only = map[string]bool{}
+		for _, g := range strings.Split(*only, ",") {
+			g = strings.TrimSpace(g)
+			if !slices.Contains(benchGroups, g) {
+				return benchOptions{}, fmt.Errorf("bench: --only %q: want a comma-separated list of %s", g, strings.Join(benchGroups, ", "))
+			}
+			o.only[g] = true
+		}
 	}
 	if *dur != 0 {
 		if *dur < 100*time.Millisecond || *dur > 10*time.Minute {
@@ -252,8 +280,8 @@ func throwawayDatabase(ctx context.Context) (string, func(), error) {
 	return u.String(), drop, nil
 }
 
-// baselineServer is a Fiber app in the same process that does nothing but
-// answer 200: what verify-cached is measured against.
+// baselineServer is a Fiber app in credvault's process that does nothing
+// but answer 200: what verify-cached is measured against.
 func baselineServer() (string, func(), error) {
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Get("/ok", func(c *fiber.Ctx) error { return c.SendStatus(fiber.StatusOK) })
@@ -265,20 +293,26 @@ func baselineServer() (string, func(), error) {
 	return "http://" + ln.Addr().String(), func() { _ = app.Shutdown() }, nil
 }
 
-// upstreamServer is the local third-party API the proxy scenario calls.
-func upstreamServer() (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
+// pickGenerator is the load generator of --generator: wrk (in its own
+// process; the default when installed), credvault re-executed as a
+// generator process, or the in-process generator of the earlier figures.
+func pickGenerator(opts benchOptions) (bench.Generator, error) {
+	threads := min(2, runtime.NumCPU())
+	if opts.generator == "in-process" {
+		return bench.NewInProcess(opts.concurrency), nil
 	}
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") && r.URL.Query().Get("direct") == "" {
-			w.WriteHeader(http.StatusUnauthorized)
-			return
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("bench: cannot re-execute credvault as the load generator: %w", err)
+	}
+	if opts.generator == "auto" || opts.generator == "wrk" {
+		if w := bench.FindWrk(threads, os.TempDir()); w != nil {
+			w.Fallback = bench.NewExec(exe) // runs shorter than a second
+			return w, nil
 		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"object":"balance","available":[{"amount":1000,"currency":"usd"}],"livemode":false}`)
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
+		if opts.generator == "wrk" {
+			return nil, errors.New("bench: --generator wrk: wrk is not installed (Debian: apt-get install wrk)")
+		}
+	}
+	return bench.NewExec(exe), nil
 }

@@ -30,7 +30,7 @@ const keyScaleSeedTimeout = 15 * time.Minute
 // and the process's resident memory growth, and how many database queries
 // a flood of well-formed unknown keys costs per second (the miss budget,
 // apikey.DefaultMissBudget, is the ceiling).
-func (bn *bench) keyScale(ctx context.Context, env benchEnv, n int) ([]scenarioResult, error) {
+func (bn *benchRun) keyScale(ctx context.Context, env benchEnv, n int) ([]scenarioResult, error) {
 	seeder, err := bn.instance(ctx, env.cfg, startOptions{createTransitKey: true})
 	if err != nil {
 		return nil, err
@@ -62,17 +62,20 @@ func (bn *bench) keyScale(ctx context.Context, env benchEnv, n int) ([]scenarioR
 	runtime.ReadMemStats(&ms)
 	filter := s.verifier.KnownBytes()
 
-	unknown := make([]reqSpec, 10_000)
+	unknown := make([]string, 10_000)
 	for i := range unknown {
 		k, err := apikey.Generate("cv", apikey.EnvLive)
 		if err != nil {
 			return nil, err
 		}
-		unknown[i] = newGet(s.URL()+"/v1/auth/check", "X-API-Key", k.Reveal())
+		unknown[i] = k.Reveal()
 	}
 	stats := s.verifier.Stats()
 	q0 := stats.DBLookups.Load()
-	run := bn.load(ctx, "keys-scale: well-formed unknown keys", func(i int) reqSpec { return unknown[i%len(unknown)] }, wantStatus(401))
+	run, err := bn.load(ctx, "keys-scale: well-formed unknown keys", &leg{reqs: withKeys(s.URL()+"/v1/auth/check", unknown), want: 401, proc: self()})
+	if err != nil {
+		return nil, err
+	}
 	queries := stats.DBLookups.Load() - q0
 
 	r := result("keys-scale", run, 0)
@@ -82,7 +85,7 @@ func (bn *bench) keyScale(ctx context.Context, env benchEnv, n int) ([]scenarioR
 	r.Extra["rss_growth_mb"] = round2(float64(rss) / 1e6)
 	r.Extra["heap_inuse_mb"] = round2(float64(ms.HeapInuse) / 1e6)
 	r.Extra["db_queries_unknown"] = queries
-	r.Extra["db_queries_per_second"] = round2(float64(queries) / run.elapsed.Seconds())
+	r.Extra["db_queries_per_second"] = round2(float64(queries) / run.Elapsed.Seconds())
 	r.Extra["miss_budget_per_second"] = apikey.DefaultMissBudget
 	return []scenarioResult{r}, nil
 }

@@ -8,42 +8,43 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"runtime/pprof"
 	"strings"
 	"time"
 
-	"github.com/valyala/fasthttp"
-
 	"credvault/internal/apikey"
+	"credvault/internal/bench"
 	"credvault/internal/credvault"
 )
 
-// bench holds the running pieces of one `credvault bench` run.
-type bench struct {
+// benchRun holds the running pieces of one `credvault bench` run.
+type benchRun struct {
 	opts   benchOptions
 	out    io.Writer
 	log    *slog.Logger
 	client *http.Client     // sequential calls
-	gen    *fasthttp.Client // the load generator
+	gen    bench.Generator  // the load generator (its own process unless --generator in-process)
+	warm   *bench.InProcess // unmeasured warm-up loads
 
 	a, b, cold, nocache *service // instances on one database
 	stops               []func()
 	baseline, upstream  string
-	owner               string // the bench org's owner key (scope admin)
+	up                  *bench.Upstream // the upstream process
+	ca                  bench.TestCA    // the TLS upstream's test CA
+	owner               string          // the bench org's owner key (scope admin)
 	orgID, userID       string
 	pool                []string // valid keys the verify scenarios send
 	profiles            int
 	ngx                 *nginxPeers // nil without nginx
 }
 
-func (bn *bench) stop() {
+func (bn *benchRun) stop() {
 	for i := len(bn.stops) - 1; i >= 0; i-- {
 		bn.stops[i]()
 	}
 }
 
 // instance starts one service on env's database and Vault.
-func (bn *bench) instance(ctx context.Context, cfg Config, opts startOptions) (*service, error) {
+func (bn *benchRun) instance(ctx context.Context, cfg Config, opts startOptions) (*service, error) {
 	s, err := startService(ctx, cfg, bn.log, opts)
 	if err != nil {
 		return nil, err
@@ -55,29 +56,66 @@ func (bn *bench) instance(ctx context.Context, cfg Config, opts startOptions) (*
 	return s, nil
 }
 
-func (bn *bench) setup(ctx context.Context, env benchEnv) error {
-	fmt.Fprintln(bn.out, "bench: starting four service instances, a baseline route and a local upstream")
+// startUpstream runs the upstream in its own process (plain HTTP and TLS
+// with a certificate of a throwaway CA) and makes every instance trust
+// that CA, as CREDVAULT_UPSTREAM_CA_FILE would.
+func (bn *benchRun) startUpstream(ctx context.Context, cfg *Config) error {
+	dir, err := os.MkdirTemp("", "credvault-bench-ca-")
+	if err != nil {
+		return err
+	}
+	bn.stops = append(bn.stops, func() { os.RemoveAll(dir) })
+	if bn.ca, err = bench.NewTestCA(dir); err != nil {
+		return err
+	}
+	if cfg.UpstreamCAs, err = loadUpstreamCAs(bn.ca.CAFile); err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if bn.up, err = bench.StartUpstream(ctx, exe, &bn.ca); err != nil {
+		return err
+	}
+	bn.stops = append(bn.stops, bn.up.Stop)
+	bn.upstream = "http://" + bn.up.HTTP
+	return nil
+}
+
+func (bn *benchRun) setup(ctx context.Context, env benchEnv) error {
+	fmt.Fprintf(bn.out, "bench: load generator: %s; upstream and generator in their own processes\n", bn.gen.Name())
+	if err := bn.startUpstream(ctx, &env.cfg); err != nil {
+		return err
+	}
+	fmt.Fprintln(bn.out, "bench: starting the service instances and a baseline route")
 	var err error
-	if bn.a, err = bn.instance(ctx, env.cfg, startOptions{createTransitKey: true}); err != nil {
+	// Instance a claims due health checks every second (River's shortest
+	// period) for the events-overhead scenario.
+	if bn.a, err = bn.instance(ctx, env.cfg, startOptions{createTransitKey: true, events: eventOptions{healthScan: time.Second}}); err != nil {
 		return err
 	}
-	if bn.b, err = bn.instance(ctx, env.cfg, startOptions{}); err != nil {
-		return err
+	// The other instances only where a selected group uses them:
+	// b for revoke, cold for verify, nocache for proxy.
+	if bn.runs("revoke") {
+		if bn.b, err = bn.instance(ctx, env.cfg, startOptions{}); err != nil {
+			return err
+		}
 	}
-	if bn.cold, err = bn.instance(ctx, env.cfg, startOptions{disableKeyCache: true}); err != nil {
-		return err
+	if bn.runs("verify") {
+		if bn.cold, err = bn.instance(ctx, env.cfg, startOptions{disableKeyCache: true}); err != nil {
+			return err
+		}
 	}
-	noCache := env.cfg
-	noCache.SecretCacheTTL = 0
-	if bn.nocache, err = bn.instance(ctx, noCache, startOptions{}); err != nil {
-		return err
+	if bn.runs("proxy") {
+		noCache := env.cfg
+		noCache.SecretCacheTTL = 0
+		if bn.nocache, err = bn.instance(ctx, noCache, startOptions{}); err != nil {
+			return err
+		}
 	}
 	var stop func()
 	if bn.baseline, stop, err = baselineServer(); err != nil {
-		return err
-	}
-	bn.stops = append(bn.stops, stop)
-	if bn.upstream, stop, err = upstreamServer(); err != nil {
 		return err
 	}
 	bn.stops = append(bn.stops, stop)
@@ -87,23 +125,34 @@ func (bn *bench) setup(ctx context.Context, env benchEnv) error {
 		return err
 	}
 	bn.owner, bn.orgID, bn.userID = res.APIKey.Reveal(), res.OrgID, res.UserID
-	fmt.Fprintf(bn.out, "bench: seeding %d API keys (%d of them sent in requests)\n", bn.opts.coldKeys, bn.opts.poolKeys)
-	if bn.pool, err = seedKeys(ctx, bn.a.db, bn.orgID, bn.userID, bn.opts.coldKeys, bn.opts.poolKeys, bn.out); err != nil {
-		return err
-	}
-	// Seeding bypassed NOTIFY: reload every instance's known-key set.
-	for _, s := range []*service{bn.a, bn.b, bn.cold, bn.nocache} {
-		s.verifier.Reset(ctx)
+	// Only the verify and nginx groups send the seeded keys.
+	if bn.runs("verify") || bn.runs("nginx") {
+		fmt.Fprintf(bn.out, "bench: seeding %d API keys (%d of them sent in requests)\n", bn.opts.coldKeys, bn.opts.poolKeys)
+		if bn.pool, err = seedKeys(ctx, bn.a.db, bn.orgID, bn.userID, bn.opts.coldKeys, bn.opts.poolKeys, bn.out); err != nil {
+			return err
+		}
+		// Seeding bypassed NOTIFY: reload every instance's known-key set.
+		for _, s := range []*service{bn.a, bn.b, bn.cold, bn.nocache} {
+			if s != nil {
+				s.verifier.Reset(ctx)
+			}
+		}
 	}
 	return bn.startNginx(ctx)
 }
 
-func (bn *bench) run(ctx context.Context) ([]scenarioResult, error) {
+// runs reports whether the group of scenarios is selected (--only).
+func (bn *benchRun) runs(group string) bool { return bn.opts.only == nil || bn.opts.only[group] }
+
+func (bn *benchRun) run(ctx context.Context) ([]scenarioResult, error) {
 	var out []scenarioResult
-	steps := []func(context.Context) ([]scenarioResult, error){
-		bn.verifyScenarios, bn.revokePropagation, bn.proxyScenarios, bn.nginxScenarios, bn.rewrap,
+	steps := []func(context.Context) ([]scenarioResult, error){ // in the order of benchGroups
+		bn.verifyScenarios, bn.revokePropagation, bn.proxyScenarios, bn.tlsScenarios, bn.eventsOverhead, bn.nginxScenarios, bn.rewrap,
 	}
-	for _, step := range steps {
+	for i, step := range steps {
+		if !bn.runs(benchGroups[i]) {
+			continue
+		}
 		rs, err := step(ctx)
 		if err != nil {
 			return out, err
@@ -116,150 +165,76 @@ func (bn *bench) run(ctx context.Context) ([]scenarioResult, error) {
 	return out, nil
 }
 
-// load runs one bounded load and prints what it is doing first.
-func (bn *bench) load(ctx context.Context, what string, next func(i int) reqSpec, ok func(int) bool) loadResult {
-	return bn.loadFor(ctx, what, bn.opts.duration, next, ok)
-}
-
-// loadFor is load for a given duration.
-func (bn *bench) loadFor(ctx context.Context, what string, dur time.Duration, next func(i int) reqSpec, ok func(int) bool) loadResult {
-	fmt.Fprintf(bn.out, "bench: %s: %d connections for %s\n", what, bn.opts.concurrency, dur)
-	if bn.opts.cpuProfile != "" {
-		name := fmt.Sprintf("%s-%02d.pprof", bn.opts.cpuProfile, bn.profiles)
-		bn.profiles++
-		if f, err := os.Create(name); err == nil { // #nosec G304 -- a profile file the operator asked for with a flag
-			if pprof.StartCPUProfile(f) == nil {
-				defer func() {
-					pprof.StopCPUProfile()
-					f.Close() // #nosec G104 -- closing on a path that has its result already (or an error being returned); nothing to add
-					fmt.Fprintf(bn.out, "  CPU profile of %s: %s\n", what, name)
-				}()
-			}
-		}
-	}
-	return runLoad(ctx, bn.gen, loadSpec{
-		concurrency: bn.opts.concurrency, duration: dur, maxRequests: 50_000_000, next: next, ok: ok,
-	})
-}
-
-// paired measures a scenario and its baseline alternately, in rounds of
-// half the duration each (baseline, scenario, baseline, scenario), so that
-// drift in the machine's load hits both alike.
-func (bn *bench) paired(ctx context.Context, what string, base, scen func(int) reqSpec, baseOK, scenOK func(int) bool) (loadResult, loadResult) {
-	rs := bn.rounds(ctx, what, &leg{name: "baseline", next: base, ok: baseOK}, &leg{next: scen, ok: scenOK})
-	return rs[0], rs[1]
-}
-
-// leg is one load of a round: a name ("" for the scenario itself), the
-// requests and the statuses that count as success.
-type leg struct {
-	name string
-	next func(int) reqSpec
-	ok   func(int) bool
-}
-
-// rounds measures each leg in turn, in two rounds of half the duration
-// each, and returns their merged results in the order given; a nil leg is
-// skipped (its result is empty).
-func (bn *bench) rounds(ctx context.Context, what string, legs ...*leg) []loadResult {
-	half := bn.opts.duration / 2
-	out := make([]loadResult, len(legs))
-	for round := 1; round <= 2; round++ {
-		for i, l := range legs {
-			if l == nil {
-				continue
-			}
-			label := what
-			if l.name != "" {
-				label += " " + l.name
-			}
-			out[i] = merge(out[i], bn.loadFor(ctx, fmt.Sprintf("%s, round %d/2", label, round), half, l.next, l.ok))
-		}
-	}
-	return out
-}
-
-// merge adds the requests and time of two runs.
-func merge(a, b loadResult) loadResult {
-	return loadResult{requests: a.requests + b.requests, failures: a.failures + b.failures,
-		elapsed: a.elapsed + b.elapsed, latency: append(a.latency, b.latency...)}
-}
-
-func newGet(url string, headers ...string) reqSpec { return reqSpec{url: url, headers: headers} }
-
-// newGetOf is a GET of a peer's URL, or the zero spec without nginx.
-func newGetOf(p *nginxPeers, url func(*nginxPeers) string) reqSpec {
-	if p == nil {
-		return reqSpec{}
-	}
-	return newGet(url(p))
-}
-
-// httpGet makes a net/http request of a reqSpec, for the few sequential
-// calls (revoke-propagation) that are not load.
-func httpGet(rs reqSpec) *http.Request {
-	req, _ := http.NewRequest(http.MethodGet, rs.url, nil)
-	for i := 0; i+1 < len(rs.headers); i += 2 {
-		req.Header.Set(rs.headers[i], rs.headers[i+1])
+// httpGet makes a net/http request of a bench.Request, for the few
+// sequential calls (revoke-propagation) that are not load.
+func httpGet(rs bench.Request) *http.Request {
+	req, _ := http.NewRequest(http.MethodGet, rs.URL, nil)
+	for i := 0; i+1 < len(rs.Headers); i += 2 {
+		req.Header.Set(rs.Headers[i], rs.Headers[i+1])
 	}
 	return req
 }
 
-func wantStatus(want int) func(int) bool { return func(s int) bool { return s == want } }
-
-func result(name string, r loadResult, baseline float64) scenarioResult {
-	res := scenarioResult{Name: name, RPS: r.rps(), P50: percentile(r.latency, 50), P99: percentile(r.latency, 99),
-		BaselineRPS: baseline, Requests: r.requests, Failures: r.failures, Extra: map[string]any{}}
-	if baseline > 0 {
-		res.Ratio = res.RPS / baseline
+// withKeys is one request to url per key, in the header X-API-Key; they
+// are built before a run, so that the generator does no work per request
+// beyond sending it.
+func withKeys(url string, keys []string) []bench.Request {
+	out := make([]bench.Request, len(keys))
+	for i, k := range keys {
+		out[i] = newGet(url, "X-API-Key", k)
 	}
-	return res
+	return out
 }
 
 // verifyScenarios: verify-cached, verify-cold and verify-garbage.
-func (bn *bench) verifyScenarios(ctx context.Context) ([]scenarioResult, error) {
-	baseSpec := newGet(bn.baseline + "/ok")
-	base := bn.load(ctx, "baseline (a Fiber route that only answers 200)", func(int) reqSpec { return baseSpec }, wantStatus(200))
-	// Requests are built before a run, so that the generator does no work
-	// per request beyond sending it.
-	specsFor := func(url string, keys []string) []reqSpec {
-		out := make([]reqSpec, len(keys))
-		for i, k := range keys {
-			out[i] = newGet(url, "X-API-Key", k)
-		}
-		return out
+func (bn *benchRun) verifyScenarios(ctx context.Context) ([]scenarioResult, error) {
+	baseLeg := &leg{name: "baseline", reqs: []bench.Request{newGet(bn.baseline + "/ok")}, want: 200, proc: self()}
+	base, err := bn.load(ctx, "baseline (a Fiber route that only answers 200)", baseLeg)
+	if err != nil {
+		return nil, err
 	}
-	cycle := func(specs []reqSpec) func(int) reqSpec {
-		return func(i int) reqSpec { return specs[i%len(specs)] }
+	check := func(s *service, keys []string, want int) *leg {
+		return &leg{reqs: withKeys(s.URL()+"/v1/auth/check", keys), want: want, proc: self()}
 	}
-	check := func(s *service) func(i int) reqSpec { return cycle(specsFor(s.URL()+"/v1/auth/check", bn.pool)) }
-	// Warm the cache of instance a with every pool key once.
-	warm := runLoad(ctx, bn.gen, loadSpec{concurrency: bn.opts.concurrency, duration: time.Minute, maxRequests: len(bn.pool), next: check(bn.a), ok: wantStatus(200)})
-	if warm.failures > 0 {
-		return nil, fmt.Errorf("bench: %d of %d pool keys failed to verify while warming up", warm.failures, len(bn.pool))
+	// Warm the cache of instance a with every pool key once (not measured).
+	warm, err := bn.warm.Run(ctx, bench.Spec{Connections: bn.opts.concurrency, Duration: time.Minute, MaxRequests: len(bn.pool),
+		Requests: withKeys(bn.a.URL()+"/v1/auth/check", bn.pool), WantStatus: 200})
+	if err != nil {
+		return nil, err
 	}
-	vr := bn.rounds(ctx, "verify-cached",
-		&leg{name: "baseline", next: func(int) reqSpec { return baseSpec }, ok: wantStatus(200)},
-		bn.peerLeg("peer nginx return 200", newGetOf(bn.ngx, func(p *nginxPeers) string { return "http://" + p.ok + "/ok" })),
-		&leg{next: check(bn.a), ok: wantStatus(200)})
+	if warm.Failures > 0 {
+		return nil, fmt.Errorf("bench: %d of %d pool keys failed to verify while warming up", warm.Failures, len(bn.pool))
+	}
+	vr, err := bn.rounds(ctx, "verify-cached", baseLeg,
+		bn.peerLeg("peer nginx return 200", func(p *nginxPeers) string { return "http://" + p.ok + "/ok" }),
+		check(bn.a, bn.pool, 200))
+	if err != nil {
+		return nil, err
+	}
 	basePaired, cached := vr[0], vr[2]
-	rCached := result("verify-cached", cached, basePaired.rps())
-	rCached.Extra["baseline_p99_ms"] = percentile(basePaired.latency, 99)
+	rCached := result("verify-cached", cached, basePaired.RPS())
+	withBaseline(&rCached, basePaired)
 	if bn.ngx != nil {
 		withPeer(&rCached, "nginx-return-200", vr[1])
 	}
 
 	before := bn.cold.verifier.Stats().DBLookups.Load()
-	cold := bn.load(ctx, fmt.Sprintf("verify-cold (no cache, %d keys in the table)", bn.opts.coldKeys), check(bn.cold), wantStatus(200))
-	rCold := result("verify-cold", cold, base.rps())
+	cold, err := bn.load(ctx, fmt.Sprintf("verify-cold (no cache, %d keys in the table)", bn.opts.coldKeys), check(bn.cold, bn.pool, 200))
+	if err != nil {
+		return nil, err
+	}
+	rCold := result("verify-cold", cold, base.RPS())
 	rCold.Extra["db_queries"] = bn.cold.verifier.Stats().DBLookups.Load() - before
 	rCold.Extra["keys_in_table"] = bn.opts.coldKeys
 	// At 64 connections the latency is mostly queueing for the 20 database
 	// connections; one connection shows the lookup itself.
 	fmt.Fprintf(bn.out, "bench: verify-cold: 1 connection for %s\n", bn.opts.duration/2)
-	serial := runLoad(ctx, bn.gen, loadSpec{concurrency: 1, duration: bn.opts.duration / 2, maxRequests: 50_000_000, next: check(bn.cold), ok: wantStatus(200)})
-	rCold.Extra["p50_ms_1conn"] = percentile(serial.latency, 50)
-	rCold.Extra["p99_ms_1conn"] = percentile(serial.latency, 99)
+	serial, err := bn.loadWith(ctx, 1, bn.opts.duration/2, check(bn.cold, bn.pool, 200))
+	if err != nil {
+		return nil, err
+	}
+	rCold.Extra["p50_ms_1conn"] = serial.P50
+	rCold.Extra["p99_ms_1conn"] = serial.P99
 
 	// Garbage: keys with one character changed (bad checksum), then
 	// well-formed keys that do not exist.
@@ -278,15 +253,19 @@ func (bn *bench) verifyScenarios(ctx context.Context) ([]scenarioResult, error) 
 		}
 		unknown[i] = k.Reveal()
 	}
-	garbage := func(keys []string) func(int) reqSpec { return cycle(specsFor(bn.a.URL()+"/v1/auth/check", keys)) }
 	stats := bn.a.verifier.Stats()
 	q0 := stats.DBLookups.Load()
-	badRun := bn.load(ctx, "verify-garbage (bad checksums)", garbage(bad), wantStatus(401))
+	badRun, err := bn.load(ctx, "verify-garbage (bad checksums)", check(bn.a, bad, 401))
+	if err != nil {
+		return nil, err
+	}
 	q1 := stats.DBLookups.Load()
-	unknownRun := bn.load(ctx, "verify-garbage (well-formed unknown keys)", garbage(unknown), wantStatus(401))
+	unknownRun, err := bn.load(ctx, "verify-garbage (well-formed unknown keys)", check(bn.a, unknown, 401))
+	if err != nil {
+		return nil, err
+	}
 	q2 := stats.DBLookups.Load()
-	both := merge(badRun, unknownRun)
-	rGarbage := result("verify-garbage", both, cached.rps())
+	rGarbage := result("verify-garbage", bench.Merge(badRun, unknownRun), cached.RPS())
 	rGarbage.Extra["db_queries_bad_checksum"] = q1 - q0
 	rGarbage.Extra["db_queries_unknown"] = q2 - q1
 	rGarbage.Extra["db_queries"] = q2 - q0
@@ -296,7 +275,7 @@ func (bn *bench) verifyScenarios(ctx context.Context) ([]scenarioResult, error) 
 
 // revokePropagation revokes keys through instance a and measures how long
 // instance b keeps accepting each.
-func (bn *bench) revokePropagation(ctx context.Context) ([]scenarioResult, error) {
+func (bn *benchRun) revokePropagation(ctx context.Context) ([]scenarioResult, error) {
 	fmt.Fprintf(bn.out, "bench: revoke-propagation: %d revocations on instance A, polled on instance B\n", bn.opts.revocations)
 	api := func(method, url string, body string) (int, map[string]any, error) {
 		var rd io.Reader
@@ -353,44 +332,93 @@ func (bn *bench) revokePropagation(ctx context.Context) ([]scenarioResult, error
 	return []scenarioResult{r}, nil
 }
 
-// proxyScenarios: calls through /v1/proxy with the secret cache on and off,
-// against direct calls to the same upstream.
-func (bn *bench) proxyScenarios(ctx context.Context) ([]scenarioResult, error) {
+// proxyCredential stores a bearer credential for base_url on instance A.
+func (bn *benchRun) proxyCredential(ctx context.Context, name, baseURL string) (string, error) {
 	ctxOwner := credvault.WithPrincipal(ctx, &credvault.Principal{OrgID: bn.orgID, UserID: bn.userID, Kind: credvault.KeyKindUser, Role: credvault.RoleOwner, Scopes: []string{credvault.ScopeAdmin}})
-	hostPort := bn.upstream[len("http://"):]
+	_, hostPort, _ := strings.Cut(baseURL, "://")
 	c, err := bn.a.creds.CreateCredential(ctxOwner, credvault.CreateCredentialInput{
-		Name: "bench upstream", Placement: credvault.PlacementBearer, Value: credvault.NewSecret(benchUpstreamSecret),
-		BaseURL: bn.upstream, AllowedHosts: []string{hostPort},
+		Name: name, Placement: credvault.PlacementBearer, Value: credvault.NewSecret(benchUpstreamSecret),
+		BaseURL: baseURL, AllowedHosts: []string{hostPort},
 	})
+	if err != nil {
+		return "", err
+	}
+	return c.ID, nil
+}
+
+// via is the leg of proxied calls through s with credential id.
+func (bn *benchRun) via(s *service, id string) *leg {
+	return &leg{reqs: []bench.Request{newGet(s.URL()+"/v1/proxy/"+id+"/v1/balance", "X-API-Key", bn.owner)}, want: 200, proc: self()}
+}
+
+// proxyScenarios: calls through /v1/proxy with the secret cache on and off,
+// against direct calls to the same upstream (charged to the upstream's
+// process) and nginx adding a static header.
+func (bn *benchRun) proxyScenarios(ctx context.Context) ([]scenarioResult, error) {
+	id, err := bn.proxyCredential(ctx, "bench upstream", bn.upstream)
 	if err != nil {
 		return nil, err
 	}
-	directSpec := newGet(bn.upstream + "/v1/balance?direct=1")
-	via := func(s *service) func(int) reqSpec {
-		spec := newGet(s.URL()+"/v1/proxy/"+c.ID+"/v1/balance", "X-API-Key", bn.owner)
-		return func(int) reqSpec { return spec }
+	direct := &leg{name: "baseline: direct calls", reqs: []bench.Request{newGet(bn.upstream + "/v1/balance?direct=1")}, want: 200,
+		proc: bench.Process{PID: bn.up.PID}}
+	pr, err := bn.rounds(ctx, "proxy (secret cache on)", direct,
+		bn.peerLeg("peer: nginx proxy with a static header", func(p *nginxPeers) string { return "http://" + p.static + "/v1/balance" }),
+		bn.via(bn.a, id))
+	if err != nil {
+		return nil, err
 	}
-	directFn := func(int) reqSpec { return directSpec }
-	pr := bn.rounds(ctx, "proxy (secret cache on)",
-		&leg{name: "baseline: direct calls", next: directFn, ok: wantStatus(200)},
-		bn.peerLeg("peer: nginx proxy with a static header", newGetOf(bn.ngx, func(p *nginxPeers) string { return "http://" + p.static + "/v1/balance" })),
-		&leg{next: via(bn.a), ok: wantStatus(200)})
-	direct, cached := pr[0], pr[2]
-	direct2, uncached := bn.paired(ctx, "proxy (secret cache off: a Vault decrypt per call) against direct calls", directFn, via(bn.nocache), wantStatus(200), wantStatus(200))
-	r1 := result("proxy", cached, direct.rps())
+	r1 := result("proxy", pr[2], pr[0].RPS())
 	r1.Extra["secret_cache"] = true
-	r1.Extra["baseline_p99_ms"] = percentile(direct.latency, 99)
+	withBaseline(&r1, pr[0])
 	if bn.ngx != nil {
 		withPeer(&r1, "nginx-static-header-proxy", pr[1])
 	}
-	r2 := result("proxy-nocache", uncached, direct2.rps())
+	nr, err := bn.rounds(ctx, "proxy (secret cache off: a Vault decrypt per call) against direct calls", direct, bn.via(bn.nocache, id))
+	if err != nil {
+		return nil, err
+	}
+	r2 := result("proxy-nocache", nr[1], nr[0].RPS())
 	r2.Extra["secret_cache"] = false
 	return []scenarioResult{r1, r2}, nil
 }
 
+// tlsScenarios: proxied calls to the upstream over TLS (certificate of the
+// bench's test CA, trusted through the configuration), once to a listener
+// that offers only HTTP/1.1 and once to one that offers HTTP/2, against
+// nginx proxy_pass https:// with session reuse and upstream keepalive to
+// the same upstream. Connections are reused throughout: this measures the
+// cost of TLS records, not of handshakes.
+func (bn *benchRun) tlsScenarios(ctx context.Context) ([]scenarioResult, error) {
+	h1, err := bn.proxyCredential(ctx, "bench upstream tls h1", "https://"+bn.up.HTTPS1)
+	if err != nil {
+		return nil, err
+	}
+	h2, err := bn.proxyCredential(ctx, "bench upstream tls h2", "https://"+bn.up.HTTPS2)
+	if err != nil {
+		return nil, err
+	}
+	peer := bn.peerLeg("peer: nginx proxy_pass https:// (keepalive, session reuse)", func(p *nginxPeers) string { return "http://" + p.tls + "/v1/balance" })
+	legH1, legH2 := bn.via(bn.a, h1), bn.via(bn.a, h2)
+	legH1.name, legH2.name = "HTTP/1.1", "HTTP/2"
+	tr, err := bn.rounds(ctx, "proxy to a TLS upstream", peer, legH1, legH2)
+	if err != nil {
+		return nil, err
+	}
+	var out []scenarioResult
+	for i, name := range []string{"proxy-tls-h1", "proxy-tls-h2"} {
+		r := result(name, tr[i+1], tr[0].RPS())
+		if bn.ngx != nil {
+			r.Extra["baseline"] = "nginx-proxy-pass-https"
+			withPeer(&r, "nginx-proxy-pass-https", tr[0])
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
 // rewrap measures rows rewrapped per second, against the transit rewrap
 // rate alone (no database) as the baseline.
-func (bn *bench) rewrap(ctx context.Context) ([]scenarioResult, error) {
+func (bn *benchRun) rewrap(ctx context.Context) ([]scenarioResult, error) {
 	n := bn.opts.rewrapRows
 	fmt.Fprintf(bn.out, "bench: rewrap: seeding %d credentials through Vault\n", n)
 	if err := seedCredentials(ctx, bn.a.db, bn.a.vault, bn.orgID, bn.userID, n, bn.out); err != nil {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,9 +15,8 @@ import (
 	"strings"
 	"time"
 
-	"credvault/internal/postgres"
-
 	"credvault/internal/credvault"
+	"credvault/internal/postgres"
 )
 
 // Config is credvault's whole configuration, read from the environment
@@ -31,24 +32,43 @@ type Config struct {
 	TransitMount   string
 	TransitKey     string
 	SigningKey     string // CREDVAULT_SIGNING_KEY: the ed25519 transit key of JWT API keys
-	Issuer         string // CREDVAULT_ISSUER: iss of JWT API keys; "" = PublicURL, else the listener's URL
+	Issuer         string // CREDVAULT_ISSUER: iss of JWT API keys; "" = PublicURL, else the installation's (from the database)
 	KeyPrefix      string
 	AuthHeaders    []string
 	RedisURL       credvault.Secret
 	SecretCacheTTL time.Duration
 	// RedisTimeout bounds each rate-limit round trip to Redis before the
 	// local fallback answers (CREDVAULT_REDIS_TIMEOUT, default 50ms).
-	RedisTimeout       time.Duration
+	RedisTimeout time.Duration
+	// MaxStaleness is how long an instance that cannot read the key state
+	// log (no database) keeps /readyz at 200 on its caches
+	// (CREDVAULT_MAX_STALENESS, default 60s).
+	MaxStaleness       time.Duration
 	EgressAllowPrivate bool
 	// EgressLoopbackPorts (CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS) are the
 	// loopback ports the proxy may reach while every other private address
 	// stays refused.
 	EgressLoopbackPorts []uint16
-	LogLevel            slog.Level
-	DataDir             string
+	// UpstreamCAs is the system's roots plus the certificates of
+	// CREDVAULT_UPSTREAM_CA_FILE (PEM), which proxied and tested calls
+	// trust; nil when the variable is unset (the system's roots alone).
+	UpstreamCAs    *x509.CertPool
+	UpstreamCAFile string
+	LogLevel       slog.Level
+	DataDir        string
 	// PublicURL is CREDVAULT_PUBLIC_URL: the origin browsers reach the
 	// console at. https makes the session cookie Secure and __Host-.
 	PublicURL string
+	// OAuthRefreshConcurrency bounds the token requests the proactive
+	// refresh has in flight per replica (CREDVAULT_OAUTH_REFRESH_CONCURRENCY,
+	// default 8); OAuthRefreshInterval is how often it looks for tokens
+	// due (CREDVAULT_OAUTH_REFRESH_INTERVAL, default 15s).
+	OAuthRefreshConcurrency int
+	OAuthRefreshInterval    time.Duration
+	// OAuthRefreshBackoff is the first wait after a transient refresh
+	// failure, doubled per failure up to 10 minutes
+	// (CREDVAULT_OAUTH_REFRESH_BACKOFF, default 5s).
+	OAuthRefreshBackoff time.Duration
 }
 
 // configError names the variable at fault; its text is the one line that
@@ -95,9 +115,14 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		return Config{}, &configError{"CREDVAULT_ADDR", err.Error()}
 	}
 	if !cfg.DatabaseURL.IsZero() {
-		if err := postgres.CheckURL(cfg.DatabaseURL.Reveal()); err != nil {
-			return Config{}, &configError{"DATABASE_URL", "not a valid postgres:// URL (want postgres://user:password@host:5432/dbname?sslmode=...)"}
+		norm, err := postgres.NormalizeURL(cfg.DatabaseURL.Reveal())
+		if err != nil {
+			return Config{}, &configError{"DATABASE_URL", strings.TrimPrefix(credvault.ErrorMessage(err), "DATABASE_URL ")}
 		}
+		if err := postgres.CheckURL(norm); err != nil {
+			return Config{}, &configError{"DATABASE_URL", "not a valid postgres:// URL (want postgres://user:password@host:5432/dbname?sslmode=..., or for a primary and standbys postgres://user:password@host1,host2/dbname?port=5432,5432&target_session_attrs=read-write)"}
+		}
+		cfg.DatabaseURL = credvault.NewSecret(norm)
 	}
 	if cfg.VaultAddr != "" {
 		u, err := url.Parse(cfg.VaultAddr)
@@ -130,14 +155,18 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		return Config{}, &configError{"CREDVAULT_AUTH_HEADERS", err.Error()}
 	}
 	if !cfg.RedisURL.IsZero() {
-		u, err := url.Parse(cfg.RedisURL.Reveal())
-		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-			return Config{}, &configError{"REDIS_URL", "not a redis:// or rediss:// URL (want redis://host:6379/0)"}
+		if _, err := parseRedisURL(cfg.RedisURL.Reveal()); err != nil {
+			return Config{}, &configError{"REDIS_URL", err.Error()}
 		}
 	}
 	if v := env.str("CREDVAULT_REDIS_TIMEOUT", "50ms"); v != "" {
 		if cfg.RedisTimeout, err = time.ParseDuration(v); err != nil || cfg.RedisTimeout < time.Millisecond || cfg.RedisTimeout > 10*time.Second {
 			return Config{}, &configError{"CREDVAULT_REDIS_TIMEOUT", fmt.Sprintf("%q is not a duration from 1ms to 10s, such as 50ms", v)}
+		}
+	}
+	if v := env.str("CREDVAULT_MAX_STALENESS", "60s"); v != "" {
+		if cfg.MaxStaleness, err = time.ParseDuration(v); err != nil || cfg.MaxStaleness < time.Second || cfg.MaxStaleness > 24*time.Hour {
+			return Config{}, &configError{"CREDVAULT_MAX_STALENESS", fmt.Sprintf("%q is not a duration from 1s to 24h, such as 60s", v)}
 		}
 	}
 	if cfg.SecretCacheTTL, err = parseTTL(env.str("CREDVAULT_SECRET_CACHE_TTL", "30s")); err != nil {
@@ -155,6 +184,26 @@ func loadConfig(getenv func(string) string) (Config, error) {
 				return Config{}, &configError{"CREDVAULT_EGRESS_ALLOW_LOOPBACK_PORTS", fmt.Sprintf("%q is not a comma-separated list of ports from 1 to 65535, such as 9000,9001", v)}
 			}
 			cfg.EgressLoopbackPorts = append(cfg.EgressLoopbackPorts, uint16(p))
+		}
+	}
+	if v := env.str("CREDVAULT_OAUTH_REFRESH_CONCURRENCY", "8"); v != "" {
+		if cfg.OAuthRefreshConcurrency, err = strconv.Atoi(v); err != nil || cfg.OAuthRefreshConcurrency < 1 || cfg.OAuthRefreshConcurrency > 256 {
+			return Config{}, &configError{"CREDVAULT_OAUTH_REFRESH_CONCURRENCY", fmt.Sprintf("%q is not a whole number from 1 to 256", v)}
+		}
+	}
+	if v := env.str("CREDVAULT_OAUTH_REFRESH_INTERVAL", "15s"); v != "" {
+		if cfg.OAuthRefreshInterval, err = time.ParseDuration(v); err != nil || cfg.OAuthRefreshInterval < 100*time.Millisecond || cfg.OAuthRefreshInterval > time.Hour {
+			return Config{}, &configError{"CREDVAULT_OAUTH_REFRESH_INTERVAL", fmt.Sprintf("%q is not a duration from 100ms to 1h, such as 15s", v)}
+		}
+	}
+	if v := env.str("CREDVAULT_OAUTH_REFRESH_BACKOFF", "5s"); v != "" {
+		if cfg.OAuthRefreshBackoff, err = time.ParseDuration(v); err != nil || cfg.OAuthRefreshBackoff < 100*time.Millisecond || cfg.OAuthRefreshBackoff > 10*time.Minute {
+			return Config{}, &configError{"CREDVAULT_OAUTH_REFRESH_BACKOFF", fmt.Sprintf("%q is not a duration from 100ms to 10m, such as 5s", v)}
+		}
+	}
+	if cfg.UpstreamCAFile = getenv("CREDVAULT_UPSTREAM_CA_FILE"); cfg.UpstreamCAFile != "" {
+		if cfg.UpstreamCAs, err = loadUpstreamCAs(cfg.UpstreamCAFile); err != nil {
+			return Config{}, &configError{"CREDVAULT_UPSTREAM_CA_FILE", err.Error()}
 		}
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(env.str("CREDVAULT_LOG_LEVEL", "info"))); err != nil {
@@ -238,6 +287,54 @@ func parseAuthHeaders(v string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// loadUpstreamCAs reads CREDVAULT_UPSTREAM_CA_FILE: one or more PEM
+// "CERTIFICATE" blocks of CA certificates (a private CA of upstreams that
+// are not publicly trusted), added to the system's roots. Anything else in
+// the file, a certificate that does not parse or is not a CA, or a file
+// without certificates is refused, so that a wrong file is found at start
+// and not at the first proxied call.
+func loadUpstreamCAs(file string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("cannot read %s: %v", file, err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	n := 0
+	for rest := b; ; {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil {
+			if len(strings.TrimSpace(string(rest))) > 0 {
+				return nil, fmt.Errorf("%s holds something other than PEM blocks", file)
+			}
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("%s holds a PEM %q block; want only CERTIFICATE blocks (CA certificates, no keys)", file, blk.Type)
+		}
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d of %s does not parse: %v", n+1, file, err)
+		}
+		if !cert.IsCA {
+			return nil, fmt.Errorf("certificate %d of %s (%q) is not a CA certificate; give the CA that signed the upstream's certificate", n+1, file, cert.Subject.CommonName)
+		}
+		pool.AddCert(cert)
+		n++
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("%s holds no PEM certificate", file)
+	}
+	return pool, nil
 }
 
 func parseTTL(v string) (time.Duration, error) {

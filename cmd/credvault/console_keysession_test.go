@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -57,5 +58,48 @@ func TestConsoleKeySessionNeverOutlivesItsKey(t *testing.T) {
 	}
 	if p := jb.get("/credentials"); p.status != 303 && p.status != 302 {
 		t.Fatalf("console session of a retired JWT key: %d, want a redirect to sign-in", p.status)
+	}
+}
+
+// TestConsoleKeySessionPausedWhileDisabled: a console session opened with
+// an API key is refused (403, saying why) while the key or its
+// integration is disabled, and works again once enabled; a disabled key
+// cannot sign in.
+func TestConsoleKeySessionPausedWhileDisabled(t *testing.T) {
+	t.Parallel() // with the other integration tests, after the package's serial ones: their waits overlap
+	cl, inst, ownerKey := consoleCluster(t)
+	iid := cl.as(ownerKey, "POST", inst.url+"/v1/integrations", map[string]any{"name": "ops"}).json(t)["id"].(string)
+	keyID, key := cl.createKey(inst, ownerKey, map[string]any{"name": "mine", "scopes": []string{"credentials:read", "keys:read"}, "integration_id": iid})
+	b := newBrowserish(t, inst.url)
+	tok := b.csrf("/sign-in")
+	if p := b.post("/sign-in/key", url.Values{"csrf": {tok}, "api_key": {key}}, nil); p.status != 303 {
+		t.Fatalf("sign in: %d %s", p.status, p.body)
+	}
+	if p := b.get("/api-keys"); p.status != 200 {
+		t.Fatalf("before: %d", p.status)
+	}
+	for _, step := range []struct {
+		method, path string
+		body         any
+		status       int
+		says         string
+	}{
+		{"PATCH", "/v1/integrations/" + iid, map[string]any{"enabled": false}, 403, "integration is disabled"},
+		{"PATCH", "/v1/integrations/" + iid, map[string]any{"enabled": true}, 200, ""},
+		{"POST", "/v1/api-keys/" + keyID + "/disable", nil, 403, "API key is disabled"},
+		{"POST", "/v1/api-keys/" + keyID + "/enable", nil, 200, ""},
+	} {
+		if r := cl.as(ownerKey, step.method, inst.url+step.path, step.body); r.status != 200 {
+			t.Fatalf("%s %s: %d", step.method, step.path, r.status)
+		}
+		if p := b.get("/api-keys"); p.status != step.status || !strings.Contains(p.body, step.says) {
+			t.Fatalf("after %s %s %v: console %d, want %d saying %q", step.method, step.path, step.body, p.status, step.status, step.says)
+		}
+	}
+	cl.as(ownerKey, "POST", inst.url+"/v1/api-keys/"+keyID+"/disable", nil)
+	nb := newBrowserish(t, inst.url)
+	tok = nb.csrf("/sign-in")
+	if p := nb.post("/sign-in/key", url.Values{"csrf": {tok}, "api_key": {key}}, nil); p.status != 403 || !strings.Contains(p.body, "disabled") {
+		t.Fatalf("sign in with a disabled key: %d", p.status)
 	}
 }

@@ -149,7 +149,7 @@ func TestConsoleProduct(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for countRows(t, cl.dbURL, `SELECT count(*) FROM credential_usage WHERE credential_id = $1`, crm) < 5 ||
 		countRows(t, cl.dbURL, `SELECT count(*) FROM api_key_daily_verifications WHERE key_id = $1 AND rate_limited = 1`, ciID) < 1 ||
-		countRows(t, cl.dbURL, `SELECT count(*) FROM api_key_daily_verifications WHERE key_id = $1 AND refused_revoked = 1`, oldID) < 1 {
+		countRows(t, cl.dbURL, `SELECT count(*) FROM api_key_daily_verifications WHERE key_id = $1 AND revoked = 1`, oldID) < 1 {
 		if time.Now().After(deadline) {
 			t.Fatal("uses and verifications were never written")
 		}

@@ -551,7 +551,7 @@ func TestKeyVerificationCounters(t *testing.T) {
 	for {
 		n := countRows(t, cl.dbURL, `SELECT count(*) FROM api_key_daily_verifications
 			WHERE key_id = $1 AND day = (now() AT TIME ZONE 'UTC')::date AND valid = 2 AND rate_limited = 1 AND refused = 1
-			AND refused_revoked = 1 AND refused_expired = 0`, id)
+			AND revoked = 1 AND expired = 0`, id)
 		if n == 1 {
 			break
 		}

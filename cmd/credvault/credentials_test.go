@@ -131,22 +131,7 @@ func TestMovedCiphertextDoesNotDecrypt(t *testing.T) {
 // database as it was.
 func TestVaultDownWritesNothing(t *testing.T) {
 	cl := newCluster(t, nil)
-	var down atomic.Bool
-	target, _ := url.Parse(cl.vault.Addr)
-	rp := httputil.NewSingleHostReverseProxy(target)
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if down.Load() {
-			if hj, ok := w.(http.Hijacker); ok {
-				if conn, _, err := hj.Hijack(); err == nil {
-					conn.Close()
-					return
-				}
-			}
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(proxy.Close)
-	cl.env["VAULT_ADDR"] = proxy.URL
+	down := cl.vaultSwitch()
 	a := cl.start()
 	res, owner := cl.bootstrap(a, "acme")
 	id := cl.createCredential(a, owner, map[string]any{"name": "kept", "service": "openai", "value": "sk-original-value-123"})["id"].(string)
@@ -164,15 +149,20 @@ func TestVaultDownWritesNothing(t *testing.T) {
 
 	down.Store(true)
 	r := cl.as(owner, "POST", a.url+"/v1/credentials", map[string]any{"name": "new", "service": "openai", "value": "sk-never-stored-456"})
-	if r.status != 503 || r.errCode(t) != "unavailable" {
-		t.Fatalf("create with vault down: %d %s", r.status, r.body)
+	if r.status != 503 || r.errCode(t) != "unavailable" || r.header.Get("Retry-After") != "1" {
+		t.Fatalf("create with vault down: %d %s Retry-After %q", r.status, r.body, r.header.Get("Retry-After"))
 	}
 	r = cl.as(owner, "PATCH", a.url+"/v1/credentials/"+id, map[string]any{"value": "sk-rotated-never-789"})
 	if r.status != 503 {
 		t.Fatalf("rotate with vault down: %d %s", r.status, r.body)
 	}
-	if rr := cl.call("GET", a.url+"/readyz", nil, nil); rr.status != 503 || !strings.Contains(string(rr.body), "vault") {
+	// Key checks and proxied calls still work from caches: the instance
+	// stays in the load balancer, and says what is down.
+	if rr := cl.call("GET", a.url+"/readyz", nil, nil); rr.status != 200 || !strings.Contains(string(rr.body), `"degraded":["vault"]`) {
 		t.Fatalf("readyz with vault down: %d %s", rr.status, rr.body)
+	}
+	if rr := cl.call("GET", a.url+"/readyz?strict=1", nil, nil); rr.status != 503 || !strings.Contains(string(rr.body), "vault") {
+		t.Fatalf("strict readyz with vault down: %d %s", rr.status, rr.body)
 	}
 	var after string
 	_ = a.s.db.Get(&after, `SELECT ciphertext FROM credentials WHERE id = $1`, id)
@@ -531,4 +521,27 @@ func TestEditNeverRestoresAnOlderCiphertext(t *testing.T) {
 	if err != nil || v.Reveal() != "sk-after-rotation-22" {
 		t.Fatalf("after a racing edit the value is %v", err)
 	}
+}
+
+// vaultSwitch puts a proxy in front of the cluster's Vault for the
+// instances started after it; storing true makes the proxy drop every
+// connection (Vault down), false lets them through again.
+func (cl *cluster) vaultSwitch() *atomic.Bool {
+	var down atomic.Bool
+	target, _ := url.Parse(cl.vault.Addr)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					conn.Close()
+					return
+				}
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	cl.t.Cleanup(proxy.Close)
+	cl.env["VAULT_ADDR"] = proxy.URL
+	return &down
 }

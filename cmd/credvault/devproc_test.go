@@ -29,13 +29,17 @@ import (
 // TestDevProcessHelper is not a test: the tests below run the test binary
 // again with CREDVAULT_TEST_DEV_PROCESS=1 to get a real `credvault dev`
 // process (as another user, killed with SIGKILL, stopped with SIGINT).
+//
+// CREDVAULT_TEST_DEV_PROCESS=serve runs `credvault serve` instead, for
+// TestKillBetweenCommitAndDelivery.
 func TestDevProcessHelper(t *testing.T) {
-	if os.Getenv("CREDVAULT_TEST_DEV_PROCESS") != "1" {
+	command := map[string]string{"1": "dev", "serve": "serve"}[os.Getenv("CREDVAULT_TEST_DEV_PROCESS")]
+	if command == "" {
 		t.Skip("helper process for the credvault dev process tests")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, []string{"credvault", "dev"}, os.Getenv, os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, []string{"credvault", command}, os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "credvault: "+cliMessage(err))
 		os.Exit(1)
 	}

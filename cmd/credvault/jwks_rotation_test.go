@@ -114,7 +114,7 @@ func TestJWKSRotationOfflineVerifierSurvives(t *testing.T) {
 	if kid := jwtHeader(t, k1).KeyID; kid != "credvault-jwt:v1" {
 		t.Fatalf("key created right after the rotation: kid %q, want credvault-jwt:v1 until v2 is published", kid)
 	}
-	if err := v.verify(k1, a.url); err != nil {
+	if err := v.verify(k1, a.s.issuer); err != nil {
 		t.Fatalf("verifier that cached the JWKS before the rotation: %v", err)
 	}
 	// The new version is published at once, under a new ETag.
@@ -141,7 +141,7 @@ func TestJWKSRotationOfflineVerifierSurvives(t *testing.T) {
 	}
 	v.fetched = clock() // inside the cooldown again: no refetch allowed
 	for _, k := range []string{k1, k2, k3} {
-		if err := v.verify(k, a.url); err != nil {
+		if err := v.verify(k, a.s.issuer); err != nil {
 			t.Errorf("cached verifier: %v", err)
 		}
 	}
@@ -190,7 +190,7 @@ func TestJWTKeyExpiryClaim(t *testing.T) {
 	if err := v.fetch(); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.verify(open.Key, a.url); err != nil {
+	if err := v.verify(open.Key, a.s.issuer); err != nil {
 		t.Errorf("a verifier that does not require exp: %v", err)
 	}
 }

@@ -29,15 +29,16 @@ type offlineClaims struct {
 }
 
 // offlineVerifier verifies keys with the JWKS and honours revocations
-// from the feed, as fresh as its last poll.
+// and disablements from the feed, as fresh as its last poll.
 type offlineVerifier struct {
 	baseURL, issuer, feedKey string
 	http                     *http.Client
 
-	mu      sync.RWMutex
-	keys    jose.JSONWebKeySet
-	revoked map[string]time.Time // jti -> not valid after
-	cursor  int64
+	mu       sync.RWMutex
+	keys     jose.JSONWebKeySet
+	revoked  map[string]time.Time // jti -> not valid after
+	disabled map[string]bool      // jti -> switched off (the key or its integration)
+	cursor   int64
 }
 
 // fetchJWKS loads the public keys (cache them: the answer says how long).
@@ -47,12 +48,15 @@ func (o *offlineVerifier) fetchJWKS() error {
 		return err
 	}
 	defer resp.Body.Close()
-	var set jose.JSONWebKeySet
+	var set struct {
+		jose.JSONWebKeySet
+		Issuer string `json:"issuer"` // the iss to expect
+	}
 	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
 		return err
 	}
 	o.mu.Lock()
-	o.keys = set
+	o.keys, o.issuer = set.JSONWebKeySet, set.Issuer
 	o.mu.Unlock()
 	return nil
 }
@@ -71,6 +75,7 @@ func (o *offlineVerifier) pollRevocations() error {
 			Data []struct {
 				JTI      string    `json:"jti"`
 				NotAfter time.Time `json:"not_after"`
+				Reason   string    `json:"reason"`
 			} `json:"data"`
 			NextCursor int64 `json:"next_cursor"`
 			HasMore    bool  `json:"has_more"`
@@ -82,7 +87,20 @@ func (o *offlineVerifier) pollRevocations() error {
 		}
 		o.mu.Lock()
 		for _, r := range page.Data {
-			o.revoked[r.JTI] = r.NotAfter
+			// Entries come in cursor order: "disabled" and "enabled"
+			// switch a key off and on again (it or its integration);
+			// "revoked", "rolled" and "deleted" end it for good.
+			switch r.Reason {
+			case "disabled":
+				if o.disabled == nil {
+					o.disabled = map[string]bool{}
+				}
+				o.disabled[r.JTI] = true
+			case "enabled":
+				delete(o.disabled, r.JTI)
+			default:
+				o.revoked[r.JTI] = r.NotAfter
+			}
 		}
 		o.cursor = page.NextCursor
 		o.mu.Unlock()
@@ -114,9 +132,13 @@ func (o *offlineVerifier) verify(token string, now time.Time) (*offlineClaims, e
 	}
 	o.mu.RLock()
 	notAfter, revoked := o.revoked[c.ID]
+	disabled := o.disabled[c.ID]
 	o.mu.RUnlock()
 	if revoked && !now.Before(notAfter) {
 		return nil, errors.New("revoked")
+	}
+	if disabled {
+		return nil, errors.New("disabled")
 	}
 	return &c, nil
 }
@@ -132,7 +154,7 @@ func TestOfflineVerificationWithJWKS(t *testing.T) {
 		"format": "jwt", "agent": "support-bot", "expires_in": "7d"})
 	_, feedKey := cl.createKey(a, owner, map[string]any{"name": "feed", "scopes": []string{"keys:verify"}})
 
-	o := &offlineVerifier{baseURL: a.url, issuer: a.url, feedKey: feedKey, http: &http.Client{Timeout: 5 * time.Second}, revoked: map[string]time.Time{}}
+	o := &offlineVerifier{baseURL: a.url, feedKey: feedKey, http: &http.Client{Timeout: 5 * time.Second}, revoked: map[string]time.Time{}}
 	if err := o.fetchJWKS(); err != nil {
 		t.Fatal(err)
 	}
@@ -161,5 +183,48 @@ func TestOfflineVerificationWithJWKS(t *testing.T) {
 	}
 	if _, err := o.verify(token, time.Now()); err == nil || err.Error() != "revoked" {
 		t.Fatalf("after polling the feed: got %v, want revoked", err)
+	}
+}
+
+// TestOfflineVerifierHonoursDisable: a JWT key of an integration that is
+// disabled is refused by the offline verifier after its next poll, and
+// accepted again after the poll that follows the enable; so is a key
+// disabled by itself.
+func TestOfflineVerifierHonoursDisable(t *testing.T) {
+	t.Parallel() // with the other integration tests, after the package's serial ones: their waits overlap
+	cl := newCluster(t, nil)
+	a := cl.start()
+	_, owner := cl.bootstrap(a, "acme")
+	iid := cl.as(owner, "POST", a.url+"/v1/integrations", map[string]any{"name": "agents"}).json(t)["id"].(string)
+	id, token := cl.createKey(a, owner, map[string]any{"name": "agent", "scopes": []string{"credentials:use"},
+		"format": "jwt", "integration_id": iid})
+	_, feedKey := cl.createKey(a, owner, map[string]any{"name": "feed", "scopes": []string{"keys:verify"}})
+	o := &offlineVerifier{baseURL: a.url, issuer: a.url, feedKey: feedKey, http: &http.Client{Timeout: 5 * time.Second}, revoked: map[string]time.Time{}}
+	if err := o.fetchJWKS(); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		method, path string
+		body         any
+		want         string // "" = accepted
+	}{
+		{"PATCH", "/v1/integrations/" + iid, map[string]any{"enabled": false}, "disabled"},
+		{"PATCH", "/v1/integrations/" + iid, map[string]any{"enabled": true}, ""},
+		{"POST", "/v1/api-keys/" + id + "/disable", nil, "disabled"},
+		{"PATCH", "/v1/integrations/" + iid, map[string]any{"enabled": false}, "disabled"}, // already off: no entry
+		{"POST", "/v1/api-keys/" + id + "/enable", nil, "disabled"},                        // its integration is still off
+		{"PATCH", "/v1/integrations/" + iid, map[string]any{"enabled": true}, ""},
+	}
+	for i, st := range steps {
+		if r := cl.as(owner, st.method, a.url+st.path, st.body); r.status != 200 {
+			t.Fatalf("step %d: %d %s", i, r.status, r.body)
+		}
+		if err := o.pollRevocations(); err != nil {
+			t.Fatal(err)
+		}
+		_, err := o.verify(token, time.Now())
+		if got := fmt.Sprint(err); (st.want == "" && err != nil) || (st.want != "" && got != st.want) {
+			t.Fatalf("step %d (%s %s %v): offline verifier says %v, want %q", i, st.method, st.path, st.body, err, st.want)
+		}
 	}
 }

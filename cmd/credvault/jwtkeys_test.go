@@ -89,7 +89,7 @@ func TestJWTKeysForEveryKindAndHeaderForm(t *testing.T) {
 			if env == "" {
 				env = "live"
 			}
-			want := map[string]any{"iss": a.url, "sub": tc.sub(id), "org": res.OrgID, "jti": id, "scope": "keys:read keys:verify", "env": env}
+			want := map[string]any{"iss": a.s.issuer, "sub": tc.sub(id), "org": res.OrgID, "jti": id, "scope": "keys:read keys:verify", "env": env}
 			if agent, ok := tc.body["agent"]; ok {
 				want["agent"] = agent
 			}
@@ -198,8 +198,8 @@ func TestJWTRefusalsHaveTheirOwnCodes(t *testing.T) {
 		{"tampered signature", parts[0] + "." + parts[1] + "." + string(sig), "invalid_signature"},
 		{"foreign kid", foreign.Key.Reveal(), "unknown_kid"},
 		{"unknown version", wrongVersion, "unknown_kid"},
-		{"expired", forge(t, a, a.url, past.Add(-time.Hour), &expired), "expired_api_key"},
-		{"nbf in the future", forge(t, a, a.url, time.Now().Add(time.Hour), same), "not_yet_valid_api_key"},
+		{"expired", forge(t, a, a.s.issuer, past.Add(-time.Hour), &expired), "expired_api_key"},
+		{"nbf in the future", forge(t, a, a.s.issuer, time.Now().Add(time.Hour), same), "not_yet_valid_api_key"},
 		{"wrong issuer", forge(t, a, "https://elsewhere.example", time.Now(), same), "wrong_issuer"},
 		{"not a JWS", "eyJhbGciOiJFZERTQSJ9.e30", "malformed_api_key"},
 	} {

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"credvault/internal/bench"
 	"errors"
 	"flag"
 	"fmt"
@@ -40,7 +41,8 @@ commands:
   version                  print credvault's version and build
   login --url URL          save credvault's URL and an API key (read from stdin or a prompt)
   logout                   remove the saved URL and API key
-  keys list|create|get|roll|revoke
+  keys list|create|get|roll|revoke|disable|enable
+  integrations list|create|get|disable|enable|delete|usage
   credentials list|create|share|rotate|test|delete
   users list|create|get|update|delete
                            manage credvault as the logged-in key (--output table|json)
@@ -89,6 +91,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	case "devtransit":
 		return ignoreHelp(runDevTransit(ctx, rest, getenv, stdout, stderr))
+	case bench.GeneratorCommand, bench.UpstreamCommand:
+		// The separate processes of `credvault bench` (not for users).
+		return ignoreHelp(runBenchChild(ctx, cmd, rest, stdout, stderr))
 	}
 
 	var cfg Config

@@ -220,8 +220,9 @@ func TestRefusalLogLines(t *testing.T) {
 	t.Logf("%d refusals in %s: %d lines", flood, elapsed, n)
 }
 
-// TestReadyzChecksRedis: with REDIS_URL, /readyz names Redis, and answers
-// 503 naming it when it does not answer.
+// TestReadyzChecksRedis: with REDIS_URL, /readyz names Redis; when it
+// does not answer, /readyz stays 200 listing it in "degraded" (limits fall
+// back to per instance) and /readyz?strict=1 answers 503 naming it.
 func TestReadyzChecksRedis(t *testing.T) {
 	redisURL := os.Getenv("REDIS_URL")
 	if redisURL == "" {
@@ -236,8 +237,12 @@ func TestReadyzChecksRedis(t *testing.T) {
 	dead := newCluster(t, map[string]string{"REDIS_URL": "redis://127.0.0.1:1/0"})
 	b := dead.start()
 	r = dead.call("GET", b.url+"/readyz", nil, nil)
-	if r.status != 503 || !strings.Contains(r.errMessage(t), "redis unavailable") {
+	if r.status != 200 || !strings.Contains(string(r.body), `"degraded":["redis"]`) {
 		t.Fatalf("/readyz with Redis down: %d %s", r.status, r.body)
+	}
+	r = dead.call("GET", b.url+"/readyz?strict=1", nil, nil)
+	if r.status != 503 || !strings.Contains(r.errMessage(t), "redis unavailable") {
+		t.Fatalf("/readyz?strict=1 with Redis down: %d %s", r.status, r.body)
 	}
 	// Without REDIS_URL there is no redis check.
 	plain := newCluster(t, nil)

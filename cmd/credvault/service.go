@@ -17,6 +17,7 @@ import (
 	"credvault/internal/apikey"
 	"credvault/internal/console"
 	"credvault/internal/credvault"
+	"credvault/internal/events"
 	"credvault/internal/httpapi"
 	"credvault/internal/injector"
 	"credvault/internal/jobs"
@@ -38,7 +39,9 @@ type service struct {
 	creds    *credvault.CredentialService
 	values   *credvault.ValueCache
 	usage    *postgres.UsageWriter
-	jobs     *jobs.Runner // background work once across replicas
+	follower *postgres.Follower // key_state_log -> caches
+	issuer   string             // iss of JWT API keys
+	jobs     *jobs.Runner       // background work once across replicas
 	sessions *credvault.SessionService
 	console  *console.Console
 	http     *httpapi.Server
@@ -46,7 +49,17 @@ type service struct {
 	log      *slog.Logger
 	registry *prometheus.Registry
 	metrics  *telemetry.Metrics
-	redis    *redis.Client // nil without REDIS_URL
+	redis    redis.UniversalClient // nil without REDIS_URL
+
+	// The event stream (events.go).
+	webhooks     *credvault.WebhookService
+	monitors     *credvault.MonitorService
+	sender       *events.Sender
+	counter      *events.Counter
+	eventMetrics *telemetry.EventMetrics
+	eventFlush   time.Duration
+
+	oauth *credvault.OAuthService
 
 	loopsCtx  context.Context // ends at close
 	stopLoops context.CancelFunc
@@ -58,6 +71,7 @@ type startOptions struct {
 	createTransitKey bool             // dev only: enable transit and create the derived key
 	disableKeyCache  bool             // bench only: every key verification reads PostgreSQL
 	ln               net.Listener     // already listening (dev opens it first); nil: listen on cfg.Addr
+	events           eventOptions     // tests shorten the event stream's periods
 	now              func() time.Time // tests only: the clock that picks the JWT signing-key version; nil: time.Now
 }
 
@@ -107,17 +121,20 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	if err = s.signing.Refresh(startCtx); err != nil {
 		return nil, err
 	}
-	// iss: CREDVAULT_ISSUER, else the public URL (the same on every
-	// replica), else this listener's URL.
+	s.store = postgres.NewStore(s.db)
+	// iss: CREDVAULT_ISSUER, else the public URL, else the installation's
+	// own, created once in the database: the same on every replica.
 	issuer := cfg.Issuer
 	if issuer == "" {
 		issuer = cfg.PublicURL
 	}
 	if issuer == "" {
-		issuer = s.URL()
+		if issuer, err = s.store.InstallationIssuer(startCtx); err != nil {
+			return nil, err
+		}
 	}
+	s.issuer = issuer
 
-	s.store = postgres.NewStore(s.db)
 	s.minter = apikey.Minter{Prefix: cfg.KeyPrefix}
 	limiter, rdb, err := newLimiter(startCtx, cfg, log)
 	if err != nil {
@@ -140,7 +157,18 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 			return err != nil || d.Allowed, d.RetryAfter
 		}}
 	s.store.OnInvalidate(s.invalidate)
-	s.jobs = jobs.New(s.db.DB, jobs.Config{Logger: log})
+	s.follower = postgres.NewFollower(s.db, cfg.DatabaseURL.Reveal(), log, cfg.MaxStaleness, s.invalidate, func() {
+		s.values.Reset()
+		s.verifier.RequestReset()
+	}, s.metrics.ListenReconnect)
+	s.metrics.WatchKeyState(s.follower.LastSeq, s.follower.Age)
+	// The proactive OAuth refresh is a job; polling at least as often as
+	// it runs keeps a short CREDVAULT_OAUTH_REFRESH_INTERVAL honest.
+	jobPoll := jobs.DefaultPollInterval
+	if opts.events.jobPoll > 0 {
+		jobPoll = opts.events.jobPoll
+	}
+	s.jobs = jobs.New(s.db.DB, jobs.Config{Logger: log, PollInterval: min(jobPoll, cfg.OAuthRefreshInterval)})
 	s.jobs.Every("purge_sessions", sessionPurgeInterval, func(ctx context.Context) error {
 		n, err := s.sessions.Purge(ctx)
 		if n > 0 {
@@ -148,6 +176,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 		}
 		return err
 	})
+	s.jobs.Every("prune_key_state_log", postgres.StateLogPruneEvery, s.follower.Prune)
 	s.startLoops(cfg)
 	// The listener loads the known-key set once LISTEN is in effect; wait
 	// for it (about 1 s a million keys, credvault bench --keys), so the
@@ -158,28 +187,43 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	}
 
 	users := &credvault.UserService{Store: s.store}
-	keys := &credvault.APIKeyService{Store: s.store, Users: s.store, Minter: s.minter, JWT: &apikey.JWTIssuer{Keys: s.signing, Issuer: issuer, VersionNow: opts.now}}
+	keys := &credvault.APIKeyService{Store: s.store, Users: s.store, Minter: s.minter, JWT: &apikey.JWTIssuer{Keys: s.signing, Issuer: issuer, VersionNow: opts.now},
+		Integrations: s.store}
+	integrations := &credvault.IntegrationService{Store: s.store}
 	s.creds = &credvault.CredentialService{Store: s.store, Users: s.store, Audit: s.store, Transit: s.vault, Values: s.values, ReservedHeaders: cfg.AuthHeaders}
-	client := injector.NewClient(injector.ClientOptions{AllowPrivate: cfg.EgressAllowPrivate, AllowLoopbackPorts: cfg.EgressLoopbackPorts})
+	client := injector.NewClient(injector.ClientOptions{AllowPrivate: cfg.EgressAllowPrivate, AllowLoopbackPorts: cfg.EgressLoopbackPorts,
+		RootCAs: cfg.UpstreamCAs})
+	proxy := &credvault.ProxyService{Credentials: s.creds, Outbound: outbound{client}, Usage: s.usage, Audit: s.store,
+		Observe: s.metrics.ProxyCall}
+	s.monitors = &credvault.MonitorService{Store: s.store, Credentials: s.creds, Proxy: proxy}
+	s.wireEvents(cfg, opts.events)
+	s.oauth = s.newOAuth(cfg, client)
 	services := httpapi.Services{
-		Credentials: s.creds,
-		Proxy: &credvault.ProxyService{Credentials: s.creds, Outbound: outbound{client}, Usage: s.usage, Audit: s.store,
-			Observe: s.metrics.ProxyCall},
-		Audit:     &credvault.AuditService{Store: s.store},
-		Rewrap:    &credvault.RewrapService{Store: s.store, Audit: s.store, Vault: s.vault, Log: log},
-		Users:     users,
-		Keys:      keys,
-		Endpoints: &credvault.EndpointService{Store: s.store},
-		Verify:    &credvault.VerifyService{Verifier: s.verifier, Endpoints: s.store},
-		Verifier:  s.verifier,
-		Sessions:  s.sessions,
-		JWKS:      s.signing,
+		OAuth:        s.oauth,
+		Credentials:  s.creds,
+		Proxy:        proxy,
+		Webhooks:     s.webhooks,
+		Monitors:     s.monitors,
+		Audit:        &credvault.AuditService{Store: s.store},
+		Rewrap:       &credvault.RewrapService{Store: s.store, Audit: s.store, Vault: s.vault, Log: log},
+		Users:        users,
+		Keys:         keys,
+		Endpoints:    &credvault.EndpointService{Store: s.store},
+		Verify:       &credvault.VerifyService{Verifier: s.verifier, Endpoints: s.store},
+		Verifier:     s.verifier,
+		Sessions:     s.sessions,
+		JWKS:         s.signing,
+		Integrations: integrations,
 	}
 	s.console, err = console.New(console.Config{
 		Services: console.Services{
 			Sessions: s.sessions, Users: users, Keys: keys, Endpoints: services.Endpoints, Credentials: s.creds,
 			Proxy: services.Proxy, Audit: services.Audit,
-			Stats: &credvault.StatsService{Keys: keys, Credentials: s.creds, Store: s.store},
+			Stats:    &credvault.StatsService{Keys: keys, Credentials: s.creds, Store: s.store},
+			Webhooks: s.webhooks, Monitors: s.monitors,
+			Integrations: integrations,
+			Activity:     &credvault.ActivityService{Store: s.store, Audit: services.Audit},
+			OAuth:        s.oauth,
 		},
 		PublicURL: cfg.PublicURL,
 		Logger:    log,
@@ -198,12 +242,15 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 		Registry:    s.registry,
 		Telemetry:   s.metrics,
 		Readiness:   s.readiness(),
+		Refusals:    s.counter,
+		JWTIssuer:   issuer,
 	})
 	// Every worker is registered by now: start the jobs that run once
 	// across all instances.
 	if err = s.jobs.Start(s.loopsCtx); err != nil {
 		return nil, err
 	}
+	s.eventsStarted(s.loopsCtx)
 	return s, nil
 }
 
@@ -278,13 +325,7 @@ func (s *service) startLoops(cfg Config) {
 	}()
 	go func() {
 		defer s.loops.Done()
-		reset := func() {
-			s.values.Reset()
-			s.verifier.RequestReset()
-		}
-		if err := postgres.Listen(ctx, cfg.DatabaseURL.Reveal(), s.log, s.invalidate, reset, s.metrics.ListenReconnect); err != nil {
-			s.log.Error("invalidation listener stopped", "error", err.Error())
-		}
+		s.follower.Run(ctx)
 	}()
 	go func() {
 		defer s.loops.Done()
@@ -396,17 +437,22 @@ func runMigrate(ctx context.Context, cfg Config, args []string, stdout io.Writer
 	return nil
 }
 
-// readiness lists what /readyz checks: PostgreSQL, Vault, and Redis when
-// REDIS_URL is set (rate limits fall back to per-instance while it is
-// down, which an operator must hear about).
+// readiness lists what /readyz checks. The instance cannot serve without
+// its known-key set (api_keys) and a recent read of the key state log
+// (key_state: without it a revoked key may still be accepted from cache).
+// PostgreSQL, Vault and Redis are degradable: while one is down, key
+// checks and proxied calls are answered from caches (rate limits fall
+// back to per instance without Redis), and writes that need it answer 503
+// with Retry-After; /readyz?strict=1 requires them all.
 func (s *service) readiness() []httpapi.ReadinessCheck {
 	checks := []httpapi.ReadinessCheck{
-		{Name: "postgres", Check: func(ctx context.Context) error { return postgres.Ping(ctx, s.db) }},
-		{Name: "vault", Check: s.vault.Health},
 		{Name: "api_keys", Check: s.verifier.Loaded},
+		{Name: "key_state", Check: s.follower.Fresh},
+		{Name: "postgres", Check: func(ctx context.Context) error { return postgres.PingWritable(ctx, s.db) }, Degradable: true},
+		{Name: "vault", Check: s.vault.Health, Degradable: true},
 	}
 	if s.redis != nil {
-		checks = append(checks, httpapi.ReadinessCheck{Name: "redis", Check: func(ctx context.Context) error {
+		checks = append(checks, httpapi.ReadinessCheck{Name: "redis", Degradable: true, Check: func(ctx context.Context) error {
 			if err := s.redis.Ping(ctx).Err(); err != nil {
 				return credvault.Errorf(credvault.EUNAVAILABLE, "redis does not answer; rate limits are per instance until it does")
 			}
@@ -419,18 +465,17 @@ func (s *service) readiness() []httpapi.ReadinessCheck {
 // newLimiter is the in-process token bucket, or with REDIS_URL the limiter
 // every instance shares (falling back to the local one while Redis is down)
 // and its Redis client.
-func newLimiter(ctx context.Context, cfg Config, log *slog.Logger) (apikey.Limiter, *redis.Client, error) {
+func newLimiter(ctx context.Context, cfg Config, log *slog.Logger) (apikey.Limiter, redis.UniversalClient, error) {
 	local := apikey.NewLocalLimiter()
 	if cfg.RedisURL.IsZero() {
 		return local, nil, nil
 	}
-	opts, err := redis.ParseURL(cfg.RedisURL.Reveal())
+	target, err := parseRedisURL(cfg.RedisURL.Reveal())
 	if err != nil {
-		return nil, nil, &configError{"REDIS_URL", "not a valid redis:// URL"}
+		return nil, nil, &configError{"REDIS_URL", err.Error()}
 	}
-	opts.ContextTimeoutEnabled = true // abandoned calls end at the limiter's deadline
 	setRedisLogger(log)
-	rdb := redis.NewClient(opts)
+	rdb := target.client() // abandoned calls end at the limiter's deadline
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		log.Warn("redis does not answer; rate limits are per instance until it does", "error", err.Error())
 	}

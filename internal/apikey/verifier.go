@@ -232,15 +232,23 @@ func (v *Verifier) verifyJWT(ctx context.Context, token string) (credvault.Verif
 }
 
 // admit finishes a verification of a found key of either format:
-// revocation, expiry, last-used time and the rate limit.
+// revocation, expiry, the key's and its integration's switches (before
+// the rate limit, so that a disabled key's calls leave its window as it
+// was), last-used time and the rate limit.
 func (v *Verifier) admit(ctx context.Context, ak *credvault.AuthKey, hash [32]byte, now time.Time) (credvault.Verification, error) {
+	refused := func(code string, outcome int) (credvault.Verification, error) {
+		v.used.count(hash[1], ak, now, outcome)
+		return credvault.Verification{Code: code, Key: ak}, nil
+	}
 	switch {
 	case ak.RevokedAt != nil:
-		v.used.count(hash[1], ak.ID, now, outcomeRevoked)
-		return credvault.Verification{Code: credvault.VerifyRevoked, Key: ak}, nil
+		return refused(credvault.VerifyRevoked, outcomeRevoked)
 	case ak.ExpiresAt != nil && !now.Before(*ak.ExpiresAt):
-		v.used.count(hash[1], ak.ID, now, outcomeExpired)
-		return credvault.Verification{Code: credvault.VerifyExpired, Key: ak}, nil
+		return refused(credvault.VerifyExpired, outcomeExpired)
+	case ak.Disabled:
+		return refused(credvault.VerifyDisabled, outcomeKeyDisabled)
+	case ak.IntegrationDisabled:
+		return refused(credvault.VerifyIntegrationDisabled, outcomeIntegrationDisabled)
 	}
 	res := credvault.Verification{Code: credvault.VerifyValid, Key: ak}
 	if ak.RateLimit != nil {
@@ -250,20 +258,20 @@ func (v *Verifier) admit(ctx context.Context, ak *credvault.AuthKey, hash [32]by
 			// an error here is a bug, and refusing every call would turn it
 			// into an outage.
 			v.log.Error("rate limiter failed; allowing the request", "key_id", ak.ID, "error", err.Error())
-			v.used.markCount(hash[1], ak.ID, now, outcomeValid)
+			v.used.markCount(hash[1], ak, now, outcomeValid)
 			return res, nil
 		}
 		res.Rate = credvault.RateDecision{Limited: true, Allowed: d.Allowed, Limit: d.Limit, Remaining: d.Remaining, Reset: d.Reset, RetryAfter: d.RetryAfter}
 		if !d.Allowed {
 			res.Code = credvault.VerifyRateLimited
 			v.stats.RateLimited.Add(1)
-			v.used.markCount(hash[1], ak.ID, now, outcomeRateLimited)
+			v.used.markCount(hash[1], ak, now, outcomeRateLimited)
 			return res, nil
 		} else {
 			v.stats.RateAllowed.Add(1)
 		}
 	}
-	v.used.markCount(hash[1], ak.ID, now, outcomeValid)
+	v.used.markCount(hash[1], ak, now, outcomeValid)
 	return res, nil
 }
 
@@ -374,8 +382,10 @@ func (v *Verifier) refresh(hash [32]byte) {
 }
 
 // Invalidate applies one notification from PostgreSQL: "key:<hex>" drops
-// that key, "user:<uuid>" drops that user's keys, "new:<hex>" records a new
-// key in the known-key set (and clears a negative entry for it).
+// that key, "user:<uuid>" drops that user's keys, "integration:<uuid>"
+// drops the keys of that integration (disabled or enabled), "new:<hex>"
+// records a new key in the known-key set (and clears a negative entry for
+// it). A dropped key is read again on its next use.
 func (v *Verifier) Invalidate(payload string) {
 	kind, arg, _ := strings.Cut(payload, ":")
 	switch kind {
@@ -394,6 +404,9 @@ func (v *Verifier) Invalidate(payload string) {
 	case "user":
 		v.generation.Add(1)
 		v.cache.deleteIf(func(e *entry) bool { return e.key.UserID == arg })
+	case "integration":
+		v.generation.Add(1)
+		v.cache.deleteIf(func(e *entry) bool { return e.key.IntegrationID == arg })
 	}
 	// Other kinds ("cred:") concern other caches.
 }
@@ -469,9 +482,11 @@ func (v *Verifier) flush(ctx context.Context) {
 	if len(counts) > 0 {
 		batch := make([]credvault.KeyDayCount, 0, len(counts))
 		for k, n := range counts {
-			batch = append(batch, credvault.KeyDayCount{KeyID: k.id, Day: time.Unix(k.day*86400, 0).UTC(),
-				Valid: n[outcomeValid], Refused: n[outcomeRevoked] + n[outcomeExpired], RefusedRevoked: n[outcomeRevoked],
-				RefusedExpired: n[outcomeExpired], RateLimited: n[outcomeRateLimited]})
+			batch = append(batch, credvault.KeyDayCount{KeyID: k.id, IntegrationID: k.integration, Day: time.Unix(k.day*86400, 0).UTC(),
+				Valid: n[outcomeValid], RateLimited: n[outcomeRateLimited],
+				Refused: n[outcomeRevoked] + n[outcomeExpired] + n[outcomeKeyDisabled] + n[outcomeIntegrationDisabled],
+				Revoked: n[outcomeRevoked], Expired: n[outcomeExpired],
+				KeyDisabled: n[outcomeKeyDisabled], IntegrationDisabled: n[outcomeIntegrationDisabled]})
 		}
 		if err := v.store.AddKeyVerifications(ctx, batch); err != nil {
 			v.log.Warn("writing verification counters failed; will retry", "keys", len(batch), "error", err.Error())
@@ -562,36 +577,41 @@ type usedTimes struct {
 	shards [64]struct {
 		sync.Mutex
 		m      map[string]time.Time
-		counts map[dayKey][outcomes]int64
+		counts map[dayKey]outcomeCounts
 	}
 }
 
-// dayKey is a key id and a UTC day (days since the Unix epoch).
+// dayKey is a key id, its integration's id ("" for none) when verified,
+// and a UTC day (days since the Unix epoch).
 type dayKey struct {
-	id  string
-	day int64
+	id, integration string
+	day             int64
 }
 
 // Verification outcomes, the indexes of a dayKey's counts.
 const (
 	outcomeValid = iota
+	outcomeRateLimited
 	outcomeRevoked
 	outcomeExpired
-	outcomeRateLimited
-	outcomes // how many
+	outcomeKeyDisabled
+	outcomeIntegrationDisabled
+	numOutcomes
 )
+
+type outcomeCounts [numOutcomes]int64
 
 func (u *usedTimes) init() {
 	for i := range u.shards {
 		u.shards[i].m = map[string]time.Time{}
-		u.shards[i].counts = map[dayKey][outcomes]int64{}
+		u.shards[i].counts = map[dayKey]outcomeCounts{}
 	}
 }
 
 // count adds one verification outcome for the key on t's UTC day.
-func (u *usedTimes) count(shard byte, id string, t time.Time, outcome int) {
+func (u *usedTimes) count(shard byte, ak *credvault.AuthKey, t time.Time, outcome int) {
 	sh := &u.shards[shard&63]
-	k := dayKey{id: id, day: t.Unix() / 86400}
+	k := dayKey{id: ak.ID, integration: ak.IntegrationID, day: t.Unix() / 86400}
 	sh.Lock()
 	n := sh.counts[k]
 	n[outcome]++
@@ -600,9 +620,10 @@ func (u *usedTimes) count(shard byte, id string, t time.Time, outcome int) {
 }
 
 // markCount records a use and its outcome under one lock.
-func (u *usedTimes) markCount(shard byte, id string, t time.Time, outcome int) {
+func (u *usedTimes) markCount(shard byte, ak *credvault.AuthKey, t time.Time, outcome int) {
 	sh := &u.shards[shard&63]
-	k := dayKey{id: id, day: t.Unix() / 86400}
+	id := ak.ID
+	k := dayKey{id: id, integration: ak.IntegrationID, day: t.Unix() / 86400}
 	sh.Lock()
 	if t.After(sh.m[id]) {
 		sh.m[id] = t
@@ -614,7 +635,7 @@ func (u *usedTimes) markCount(shard byte, id string, t time.Time, outcome int) {
 }
 
 // restoreCounts puts back counts a failed write-back took.
-func (u *usedTimes) restoreCounts(counts map[dayKey][outcomes]int64) {
+func (u *usedTimes) restoreCounts(counts map[dayKey]outcomeCounts) {
 	sh := &u.shards[0]
 	sh.Lock()
 	for k, n := range counts {
@@ -637,9 +658,9 @@ func (u *usedTimes) mark(shard byte, id string, t time.Time) {
 }
 
 // swap takes everything collected so far.
-func (u *usedTimes) swap() (map[string]time.Time, map[dayKey][outcomes]int64) {
+func (u *usedTimes) swap() (map[string]time.Time, map[dayKey]outcomeCounts) {
 	out := map[string]time.Time{}
-	counts := map[dayKey][outcomes]int64{}
+	counts := map[dayKey]outcomeCounts{}
 	for i := range u.shards {
 		sh := &u.shards[i]
 		sh.Lock()

@@ -60,7 +60,7 @@ type Env struct {
 }
 
 // Commands are the first words Run handles.
-var Commands = []string{"login", "logout", "keys", "credentials", "users", "completion"}
+var Commands = []string{"login", "logout", "keys", "integrations", "credentials", "users", "completion"}
 
 // Handles reports whether cmd is one of Commands.
 func Handles(cmd string) bool {
@@ -139,6 +139,8 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 	switch noun {
 	case "keys":
 		run = keyCommands[verb]
+	case "integrations":
+		run = integrationCommands[verb]
 	case "credentials":
 		run = credentialCommands[verb]
 	case "users":
@@ -152,9 +154,10 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 
 // verbs lists each noun's subcommands (for messages and completion).
 var verbs = map[string][]string{
-	"keys":        {"list", "create", "get", "roll", "revoke"},
-	"credentials": {"list", "create", "share", "rotate", "test", "delete"},
-	"users":       {"list", "create", "get", "update", "delete"},
+	"keys":         {"list", "create", "get", "roll", "revoke", "disable", "enable"},
+	"integrations": {"list", "create", "get", "disable", "enable", "delete", "usage"},
+	"credentials":  {"list", "create", "connect", "share", "rotate", "test", "delete"},
+	"users":        {"list", "create", "get", "update", "delete"},
 }
 
 // helpText is what --help asked for: printed on stdout, exit 0.

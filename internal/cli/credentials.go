@@ -11,12 +11,13 @@ import (
 )
 
 var credentialCommands = map[string]func(context.Context, *session, []string) error{
-	"list":   credentialsList,
-	"create": credentialsCreate,
-	"share":  credentialsShare,
-	"rotate": credentialsRotate,
-	"test":   credentialsTest,
-	"delete": credentialsDelete,
+	"list":    credentialsList,
+	"create":  credentialsCreate,
+	"share":   credentialsShare,
+	"rotate":  credentialsRotate,
+	"test":    credentialsTest,
+	"delete":  credentialsDelete,
+	"connect": credentialsConnect,
 }
 
 var credentialHeader = []string{"ID", "NAME", "SERVICE", "PLACEMENT", "BASE URL", "HINT", "SHARING", "PERMISSION"}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,11 +14,13 @@ import (
 )
 
 var keyCommands = map[string]func(context.Context, *session, []string) error{
-	"list":   keysList,
-	"create": keysCreate,
-	"get":    keysGet,
-	"roll":   keysRoll,
-	"revoke": keysRevoke,
+	"list":    keysList,
+	"create":  keysCreate,
+	"get":     keysGet,
+	"roll":    keysRoll,
+	"revoke":  keysRevoke,
+	"disable": func(ctx context.Context, s *session, args []string) error { return keysSwitch(ctx, s, args, false) },
+	"enable":  func(ctx context.Context, s *session, args []string) error { return keysSwitch(ctx, s, args, true) },
 }
 
 // parseID reads the one positional argument, an object id.
@@ -38,10 +41,15 @@ func keyRow(k client.APIKey) []string {
 	for i, s := range k.Scopes {
 		scopes[i] = string(s)
 	}
-	return []string{k.Id.String(), k.Name, k.Display, strings.Join(scopes, ","), string(k.Status), timeOrDash(k.ExpiresAt), timeOrDash(k.LastUsedAt)}
+	integration := "-"
+	if k.IntegrationId != nil {
+		integration = k.IntegrationId.String()
+	}
+	return []string{k.Id.String(), k.Name, k.Display, strings.Join(scopes, ","), string(k.Status), strconv.FormatBool(k.Enabled), integration,
+		timeOrDash(k.ExpiresAt), timeOrDash(k.LastUsedAt)}
 }
 
-var keyHeader = []string{"ID", "NAME", "OWNER", "KEY", "SCOPES", "STATUS", "EXPIRES", "LAST USED"}
+var keyHeader = []string{"ID", "NAME", "OWNER", "KEY", "SCOPES", "STATUS", "ENABLED", "INTEGRATION", "EXPIRES", "LAST USED"}
 
 func timeOrDash(t *time.Time) string {
 	if t == nil {
@@ -58,14 +66,23 @@ func keysList(ctx context.Context, s *session, args []string) error {
 	tag := fs.String("tag", "", "only keys with this tag, key=value")
 	q := fs.String("search", "", "only keys whose name contains this text")
 	owner := fs.String("user", "", "only keys of this member: EMAIL or USER_ID (owners and admins)")
-	if _, err := parseFlags(fs, args, 0, "[--status S] [--environment E] [--tag k=v] [--search TEXT] [--user EMAIL|ID] [--output table|json]"); err != nil {
+	integration := fs.String("integration", "", "only the keys of this integration (its id), or none")
+	if _, err := parseFlags(fs, args, 0, "[--status S] [--environment E] [--tag k=v] [--search TEXT] [--user EMAIL|ID] [--integration ID|none] [--output table|json]"); err != nil {
 		return err
+	}
+	params := &client.ApiKeyListParams{}
+	if *integration != "" {
+		if *integration != "none" {
+			if _, err := parseIntegrationFlag(*integration); err != nil {
+				return err
+			}
+		}
+		params.IntegrationId = integration
 	}
 	api, err := s.api(*out)
 	if err != nil {
 		return err
 	}
-	params := &client.ApiKeyListParams{}
 	if *status != "" {
 		st := client.ApiKeyListParamsStatus(*status)
 		params.Status = &st
@@ -151,8 +168,9 @@ func keysCreate(ctx context.Context, s *session, args []string) error {
 	fs.Var(&tags, "tag", "a tag key=value (repeat, or comma-separate)")
 	rlReq := fs.Int("rate-limit", 0, "requests allowed per --rate-window (0: none)")
 	rlWin := fs.Int("rate-window", 60, "rate-limit window in seconds")
+	integration := fs.String("integration", "", "put the key in this integration (its id)")
 	if _, err := parseFlags(fs, args, 0, "--name NAME --scope SCOPE... [--expires-in 30d | --expires-at TIME] [--format opaque|jwt] [--agent NAME] "+
-		"[--mode live|test] [--environment LABEL] [--tag k=v]... [--kind service | --user EMAIL|ID] [--rate-limit N --rate-window SECONDS]"); err != nil {
+		"[--mode live|test] [--environment LABEL] [--tag k=v]... [--kind service | --user EMAIL|ID] [--rate-limit N --rate-window SECONDS] [--integration ID]"); err != nil {
 		return err
 	}
 	if err := checkOutput(*out); err != nil {
@@ -206,6 +224,10 @@ func keysCreate(ctx context.Context, s *session, args []string) error {
 	}
 	if *rlReq > 0 {
 		body.RateLimit = &client.RateLimit{Requests: *rlReq, WindowSeconds: *rlWin}
+	}
+	var err error
+	if body.IntegrationId, err = parseIntegrationFlag(*integration); err != nil {
+		return err
 	}
 	api, err := s.client()
 	if err != nil {

@@ -80,6 +80,16 @@ func (c *Console) handleAPIKeys(ctx *fiber.Ctx, v *view) error {
 	return c.render(ctx, fiber.StatusOK, "apikeys", v)
 }
 
+// integrations lists the org's integrations for the key form's select;
+// none when the caller may not read them.
+func (c *Console) integrations(ctx *fiber.Ctx) []*credvault.Integration {
+	list, err := c.cfg.Services.Integrations.FindIntegrations(ctx.UserContext(), credvault.IntegrationQuery{}, credvault.Page{Limit: 500})
+	if err != nil {
+		return nil
+	}
+	return list
+}
+
 type apiKeyNewData struct {
 	Scopes    []string // what the creator holds, offered as checkboxes
 	Form      map[string]string
@@ -89,6 +99,8 @@ type apiKeyNewData struct {
 	// Invalid is the form field the error names ("agent", "environment",
 	// …), marked aria-invalid on the page; "" when none.
 	Invalid string
+	// Integrations are offered in a select (none when the org has none).
+	Integrations []*credvault.Integration
 }
 
 // newKeyDefaults is the create form before anything is typed: an opaque
@@ -117,7 +129,7 @@ func (c *Console) handleAPIKeyNew(ctx *fiber.Ctx, v *view) error {
 	p := credvault.PrincipalFrom(ctx.UserContext())
 	v.Title, v.Nav = "Create an API key", "api-keys"
 	v.Data = apiKeyNewData{Scopes: creatorScopes(p), Form: newKeyDefaults(),
-		Manager: v.Me.Manager, MinExpiry: time.Now().AddDate(0, 0, 1).Format(time.DateOnly)}
+		Manager: v.Me.Manager, MinExpiry: time.Now().AddDate(0, 0, 1).Format(time.DateOnly), Integrations: c.integrations(ctx)}
 	return c.render(ctx, fiber.StatusOK, "apikey_new", v)
 }
 
@@ -134,7 +146,7 @@ type revealData struct {
 
 // apiKeyFormFields are the create form's single-valued fields.
 var apiKeyFormFields = []string{"name", "expires_in", "expires_at", "format", "agent", "mode", "environment", "tags",
-	"rate_requests", "rate_window", "kind"}
+	"rate_requests", "rate_window", "kind", "integration_id"}
 
 // handleAPIKeyCreate creates a key and shows it once (no-store). Bad input
 // shows the form again with the service's message naming the field and
@@ -166,7 +178,7 @@ func (c *Console) handleAPIKeyCreate(ctx *fiber.Ctx, v *view) error {
 	p := credvault.PrincipalFrom(ctx.UserContext())
 	v.Title, v.Nav, v.Error = "Create an API key", "api-keys", credvault.ErrorMessage(err)
 	v.Data = apiKeyNewData{Scopes: creatorScopes(p), Form: form, Checked: scopes, Manager: v.Me.Manager,
-		MinExpiry: time.Now().AddDate(0, 0, 1).Format(time.DateOnly), Invalid: invalidField(err)}
+		MinExpiry: time.Now().AddDate(0, 0, 1).Format(time.DateOnly), Invalid: invalidField(err), Integrations: c.integrations(ctx)}
 	return c.render(ctx, statusOf(err), "apikey_new", v)
 }
 
@@ -177,7 +189,8 @@ func (c *Console) handleAPIKeyCreate(ctx *fiber.Ctx, v *view) error {
 // Errors: EINVALID naming the field.
 func apiKeyInput(form map[string]string, scopes []string) (credvault.CreateAPIKeyInput, error) {
 	in := credvault.CreateAPIKeyInput{Name: strings.TrimSpace(form["name"]), Scopes: scopes, Kind: form["kind"],
-		Format: form["format"], Mode: form["mode"], Environment: strings.TrimSpace(form["environment"])}
+		Format: form["format"], Mode: form["mode"], Environment: strings.TrimSpace(form["environment"]),
+		IntegrationID: form["integration_id"]}
 	if a := form["agent"]; a != "" {
 		in.Agent = &a
 	}
@@ -194,16 +207,11 @@ func apiKeyInput(form map[string]string, scopes []string) (credvault.CreateAPIKe
 	default:
 		in.ExpiresIn = form["expires_in"]
 	}
-	if tags := strings.TrimSpace(form["tags"]); tags != "" {
-		in.Tags = map[string]string{}
-		for _, pair := range splitList(tags) {
-			k, val, ok := strings.Cut(pair, "=")
-			if !ok || k == "" {
-				return in, credvault.Errorf(credvault.EINVALID, "field \"tags\" must be key=value pairs separated by commas, such as team=billing")
-			}
-			in.Tags[k] = val
-		}
+	tags, err := parseTags(form["tags"])
+	if err != nil {
+		return in, err
 	}
+	in.Tags = tags
 	if r := strings.TrimSpace(form["rate_requests"]); r != "" {
 		n, err := strconv.Atoi(r)
 		w, werr := strconv.Atoi(strings.TrimSpace(form["rate_window"]))
@@ -227,10 +235,11 @@ func formValues(ctx *fiber.Ctx, name string) []string {
 }
 
 type apiKeyData struct {
-	K      *credvault.APIKey
-	Status string
-	Owner  personRef
-	Chart  *chart
+	K           *credvault.APIKey
+	Status      string
+	Owner       personRef
+	Chart       *chart
+	Integration *credvault.Integration // nil for none
 }
 
 // keyOwner is the person a key acts as, or "service key" for a key with
@@ -260,12 +269,22 @@ func (c *Console) renderAPIKey(ctx *fiber.Ctx, v *view, status int) error {
 		return c.fail(ctx, v, err)
 	}
 	owner := keyOwner(c.people(ctx), k)
-	if ctx.Query("notice") == "revoked" {
+	switch ctx.Query("notice") {
+	case "revoked":
 		v.Notice = "Revoked. Every instance refuses it from now on."
+	case "disabled":
+		v.Notice = "Disabled. Every instance refuses it (403 api_key_disabled) within a second."
+	case "enabled":
+		v.Notice = "Enabled. The key works again."
 	}
-	v.Title, v.Nav = k.Name, "api-keys"
-	v.Data = apiKeyData{K: k, Status: k.Status(time.Now()), Owner: owner,
+	d := apiKeyData{K: k, Status: k.Status(time.Now()), Owner: owner,
 		Chart: verificationsChart(rows, since, "Not used in the last 14 days. Send it in the X-API-Key header (or Authorization: Bearer) and each verification shows up here.")}
+	if k.IntegrationID != nil {
+		if d.Integration, err = c.cfg.Services.Integrations.FindIntegration(ctx.UserContext(), *k.IntegrationID); err != nil {
+			return c.fail(ctx, v, err)
+		}
+	}
+	v.Title, v.Nav, v.Data = k.Name, "api-keys", d
 	return c.render(ctx, status, "apikey", v)
 }
 

@@ -205,11 +205,12 @@ func callsChart(rows []credvault.CallDayCount, since time.Time, empty string) *c
 
 // verificationSeries are the outcomes of verifying an API key
 // (credvault.KeyDayCount); "refused, reason not recorded" holds refusals
-// counted before reasons were (migration 0015).
+// counted before reasons were (migration 0011).
 var verificationSeries = []series{
 	{Name: "allowed", Class: "s0"},
 	{Name: "refused: revoked", Class: "s1"},
 	{Name: "refused: expired", Class: "s3"},
+	{Name: "refused: disabled", Class: "s5", Optional: true},
 	{Name: "refused, reason not recorded", Class: "s4", Optional: true},
 	{Name: "rate-limited", Class: "s2"},
 }
@@ -219,8 +220,9 @@ var verificationSeries = []series{
 func verificationsChart(rows []credvault.KeyDayCount, since time.Time, empty string) *chart {
 	by := map[string][]int64{}
 	for _, r := range rows {
-		other := max(r.Refused-r.RefusedRevoked-r.RefusedExpired, 0)
-		by[r.Day.UTC().Format(time.DateOnly)] = []int64{r.Valid, r.RefusedRevoked, r.RefusedExpired, other, r.RateLimited}
+		disabled := r.KeyDisabled + r.IntegrationDisabled
+		other := max(r.Refused-r.Revoked-r.Expired-disabled, 0)
+		by[r.Day.UTC().Format(time.DateOnly)] = []int64{r.Valid, r.Revoked, r.Expired, disabled, other, r.RateLimited}
 	}
 	days := fillDays(since, chartDays, func(d time.Time) []int64 { return valuesOr(by, d, len(verificationSeries)) })
 	return newChart(days, verificationSeries, empty)

@@ -45,6 +45,13 @@ type Services struct {
 	Proxy       *credvault.ProxyService
 	Audit       *credvault.AuditService
 	Stats       *credvault.StatsService
+	Webhooks    *credvault.WebhookService
+	Monitors    *credvault.MonitorService
+	// Integrations and Activity serve the Integrations and Activity pages.
+	Integrations *credvault.IntegrationService
+	Activity     *credvault.ActivityService
+	// OAuth connects OAuth 2.0 services; nil hides Connect and Reconnect.
+	OAuth *credvault.OAuthService
 }
 
 // Config holds what the console needs from the outside.
@@ -118,9 +125,11 @@ func (c *Console) SessionCookieName() string { return c.cookie }
 // layout.html.
 var pageNames = []string{
 	"signin", "signin_link", "error", "confirm", "reveal",
-	"credentials", "credential_new", "credential", "credential_delete",
+	"credentials", "credential_new", "credential", "credential_delete", "oauth_connect",
 	"apikeys", "apikey_new", "apikey",
 	"endpoints", "members", "audit",
+	"webhooks", "webhook",
+	"integrations", "integration", "activity",
 }
 
 func parsePages() (map[string]*template.Template, error) {
@@ -156,6 +165,8 @@ func (c *Console) Mount(r fiber.Router) {
 	r.Post("/credentials/:id/sharing", c.page(c.handleCredentialSharing, true))
 	r.Post("/credentials/:id/test", c.page(c.handleCredentialTest, true))
 	r.Post("/credentials/:id/delete", c.page(c.handleCredentialDelete, true))
+	r.Post("/credentials/:id/connect", c.page(c.handleOAuthReconnect, true))
+	r.Post("/oauth-connections", c.page(c.handleOAuthConnect, true))
 
 	r.Get("/api-keys", c.page(c.handleAPIKeys, false))
 	r.Get("/api-keys/new", c.page(c.handleAPIKeyNew, false))
@@ -164,6 +175,16 @@ func (c *Console) Mount(r fiber.Router) {
 	r.Post("/api-keys/:id/roll", c.page(c.handleAPIKeyRoll, true))
 	r.Get("/api-keys/:id/revoke", c.page(c.handleAPIKeyRevokeConfirm, false))
 	r.Post("/api-keys/:id/revoke", c.page(c.handleAPIKeyRevoke, true))
+	r.Post("/api-keys/:id/disable", c.page(c.handleAPIKeySwitch(false), true))
+	r.Post("/api-keys/:id/enable", c.page(c.handleAPIKeySwitch(true), true))
+
+	r.Get("/integrations", c.page(c.handleIntegrations, false))
+	r.Post("/integrations", c.page(c.handleIntegrationCreate, true))
+	r.Get("/integrations/:id", c.page(c.handleIntegration, false))
+	r.Post("/integrations/:id/disable", c.page(c.handleIntegrationSwitch(false), true))
+	r.Post("/integrations/:id/enable", c.page(c.handleIntegrationSwitch(true), true))
+
+	r.Get("/activity", c.page(c.handleActivity, false))
 
 	r.Get("/endpoints", c.page(c.handleEndpoints, false))
 	r.Post("/endpoints", c.page(c.handleEndpointCreate, true))
@@ -179,6 +200,16 @@ func (c *Console) Mount(r fiber.Router) {
 	r.Post("/members/:id/sign-in-link", c.page(c.handleMemberSignInLink, true))
 
 	r.Get("/audit", c.page(c.handleAudit, false))
+
+	r.Post("/credentials/:id/monitor", c.page(c.handleCredentialMonitor, true))
+	r.Get("/webhooks", c.page(c.handleWebhooks, false))
+	r.Post("/webhooks", c.page(c.handleWebhookCreate, true))
+	r.Get("/webhooks/:id", c.page(c.handleWebhook, false))
+	r.Post("/webhooks/:id", c.page(c.handleWebhookUpdate, true))
+	r.Post("/webhooks/:id/test", c.page(c.handleWebhookTest, true))
+	r.Post("/webhooks/:id/deliveries/:delivery/redeliver", c.page(c.handleWebhookRedeliver, true))
+	r.Get("/webhooks/:id/delete", c.page(c.handleWebhookDeleteConfirm, false))
+	r.Post("/webhooks/:id/delete", c.page(c.handleWebhookDelete, true))
 }
 
 // view is what every page template gets.

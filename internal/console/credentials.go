@@ -192,12 +192,17 @@ type credentialNewData struct {
 	Preset  *credvault.ServicePreset
 	Custom  bool
 	Form    map[string]string
+	Apps    []*credvault.OAuthApp // OAuth apps to connect through
 }
 
 // handleCredentialNew shows the preset grid, one preset's form (needs only
 // the key), or the custom API form.
 func (c *Console) handleCredentialNew(ctx *fiber.Ctx, v *view) error {
 	d := credentialNewData{Presets: credvault.ServicePresets(), Form: map[string]string{}}
+	if c.cfg.Services.OAuth != nil {
+		// Apps to connect through; a key without credentials:read sees none.
+		d.Apps, _ = c.cfg.Services.OAuth.FindOAuthApps(ctx.UserContext(), credvault.Page{Limit: 100})
+	}
 	if s := ctx.Query("service"); s != "" {
 		if s == "custom" {
 			d.Custom = true
@@ -280,6 +285,8 @@ type credentialData struct {
 	AuditShown bool
 	People     people // the org's members, for names instead of ids
 	Test       *credvault.TestResult
+	Monitor    *credvault.CredentialMonitor
+	Health     []*credvault.HealthCheck
 }
 
 // handleCredential is a credential's page: metadata, settings and rotation
@@ -293,6 +300,14 @@ func (c *Console) handleCredential(ctx *fiber.Ctx, v *view) error {
 		v.Notice = "Saved."
 	case "shared":
 		v.Notice = "Sharing updated."
+	case "monitor":
+		v.Notice = "Health check and expiry saved."
+	}
+	if ctx.Query("connected") == "1" {
+		v.Notice = "Connected. credvault keeps the token fresh; nobody can read it."
+	}
+	if e := ctx.Query("oauth_error"); e != "" {
+		v.Error = "The provider did not authorize the connection: " + truncateText(e, 300)
 	}
 	return c.renderCredential(ctx, v, nil, fiber.StatusOK)
 }
@@ -331,6 +346,14 @@ func (c *Console) renderCredential(ctx *fiber.Ctx, v *view, test *credvault.Test
 		return c.fail(ctx, v, err)
 	}
 	d.Chart = callsChart(days, since, "Not used in the last 14 days. Workflows that send it through credvault's proxy show up here, by outcome.")
+	if c.cfg.Services.Monitors != nil {
+		if d.Monitor, err = c.cfg.Services.Monitors.FindMonitor(uctx, cr.ID); err != nil {
+			return c.fail(ctx, v, err)
+		}
+		if d.Health, err = c.cfg.Services.Monitors.FindHealthChecks(uctx, cr.ID, 0, 20); err != nil {
+			return c.fail(ctx, v, err)
+		}
+	}
 	if v.Me.Manager {
 		if evs, err := c.cfg.Services.Audit.FindAuditEvents(uctx, credvault.AuditFilter{ResourceType: "credential", ResourceID: cr.ID, Limit: 20}); err == nil {
 			d.Audit, d.AuditShown = evs, true

@@ -106,11 +106,15 @@ var funcs = template.FuncMap{
 		}
 		return m
 	},
-	"plural": plural,
-	"person": person,
-	"day":    func(t time.Time) string { return t.UTC().Format("Jan 2") },
-	"join":   strings.Join,
-	"list":   func(s ...string) []string { return s },
+	"plural":    plural,
+	"person":    person,
+	"day":       func(t time.Time) string { return t.UTC().Format("Jan 2") },
+	"join":      strings.Join,
+	"list":      func(s ...string) []string { return s },
+	"minutes":   func(sec int) int { return sec / 60 },
+	"mul":       func(a, b int) int { return a * b },
+	"intervals": func() []int { return []int{5, 15, 30, 60, 360, 1440} },
+	"isoday":    func(t time.Time) string { return t.UTC().Format(time.DateOnly) },
 	"has": func(list []string, s string) bool {
 		for _, x := range list {
 			if x == s {

@@ -109,7 +109,7 @@ func TestCredentialRowsFilter(t *testing.T) {
 func TestChartLayout(t *testing.T) {
 	since := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	ch := verificationsChart([]credvault.KeyDayCount{
-		{Day: since, Valid: 10, Refused: 5, RefusedRevoked: 3, RefusedExpired: 2, RateLimited: 5},
+		{Day: since, Valid: 10, Refused: 5, Revoked: 3, Expired: 2, RateLimited: 5},
 		{Day: since.AddDate(0, 0, 13), Valid: 1},
 	}, since, "none")
 	if len(ch.Bars) != 5 || ch.Top != 20 || ch.Empty {

@@ -37,7 +37,10 @@ type APIKeyService struct {
 	Minter KeyMinter
 	// JWT issues keys of format "jwt"; nil refuses them.
 	JWT JWTMinter
-	Now func() time.Time
+	// Integrations resolves integration_id on create and move; nil
+	// refuses integration_id.
+	Integrations IntegrationStore
+	Now          func() time.Time
 }
 
 // CreateAPIKeyInput is POST /v1/api-keys.
@@ -54,6 +57,8 @@ type CreateAPIKeyInput struct {
 	UserID      string
 	Format      string  // "opaque" (default) or "jwt"
 	Agent       *string // agent or integration label of a JWT key
+	// IntegrationID puts the key in an integration of the caller's org.
+	IntegrationID string
 }
 
 func (s *APIKeyService) now() time.Time {
@@ -111,6 +116,9 @@ func (s *APIKeyService) CreateAPIKey(ctx context.Context, in CreateAPIKeyInput) 
 		return nil, Secret{}, err
 	}
 	k.RateLimit = in.RateLimit
+	if k.IntegrationID, err = s.checkIntegration(ctx, p.OrgID, in.IntegrationID); err != nil {
+		return nil, Secret{}, err
+	}
 	parent, err := s.creatorKey(ctx, p)
 	if err != nil {
 		return nil, Secret{}, err
@@ -126,6 +134,9 @@ func (s *APIKeyService) CreateAPIKey(ctx context.Context, in CreateAPIKeyInput) 
 	ev := newAuditEvent(ctx, p.OrgID, "api_key.create", "api_key", "", map[string]any{
 		"display": k.Display, "kind": k.Kind, "scopes": k.Scopes, "mode": k.Mode, "environment": k.Environment, "format": k.Format,
 	})
+	if k.IntegrationID != nil {
+		ev.Data["integration_id"] = *k.IntegrationID
+	}
 	if err := s.Store.CreateAPIKey(ctx, k, ev); err != nil {
 		return nil, Secret{}, err
 	}
@@ -298,6 +309,8 @@ type APIKeyQuery struct {
 	CreatedBy         string
 	Query             string
 	ExpiresWithinDays *int
+	IntegrationID     string // an integration id, or IntegrationNone
+	Enabled           string // "", "true" or "false": the key's own switch
 }
 
 // FindAPIKeys lists keys newest first: the caller's own, or for owners and
@@ -324,15 +337,11 @@ func (s *APIKeyService) FindAPIKeys(ctx context.Context, q APIKeyQuery, page Pag
 	if err := CheckEnvironmentLabel("environment", f.Environment); err != nil {
 		return nil, Errorf(EINVALID, "query parameter %s", strings.TrimPrefix(ErrorMessage(err), "field "))
 	}
-	if q.Tag != "" {
-		k, v, hasValue := strings.Cut(q.Tag, "=")
-		if k == "" || len(k) > maxTagKeyLen || len(v) > maxTagValueLen {
-			return nil, Errorf(EINVALID, "query parameter \"tag\" must be key or key=value (key 1-%d characters)", maxTagKeyLen)
-		}
-		f.TagKey = k
-		if hasValue {
-			f.TagValue = &v
-		}
+	if f.TagKey, f.TagValue, err = parseTagFilter(q.Tag); err != nil {
+		return nil, err
+	}
+	if f.IntegrationID, f.Enabled, err = q.switchFilters(); err != nil {
+		return nil, err
 	}
 	if len(f.Query) > 200 {
 		return nil, Errorf(EINVALID, "query parameter \"q\" is longer than 200 characters")
@@ -367,6 +376,10 @@ type UpdateAPIKeyInput struct {
 	ExpiresAt      *time.Time
 	ExpiresIn      string
 	ClearExpiry    bool
+	// IntegrationID moves the key to another integration of the org;
+	// ClearIntegration (an explicit null) takes it out of its integration.
+	IntegrationID    *string
+	ClearIntegration bool
 }
 
 // UpdateAPIKey edits a key's metadata and narrows what it may do: its name,
@@ -386,8 +399,14 @@ func (s *APIKeyService) UpdateAPIKey(ctx context.Context, id string, in UpdateAP
 	if err != nil {
 		return nil, err
 	}
+	if upd.IntegrationID, err = s.moveIntegration(ctx, p, k, in); err != nil {
+		return nil, err
+	}
+	if upd.IntegrationID != nil {
+		changed = append(changed, "integration_id")
+	}
 	if len(changed) == 0 {
-		return nil, Errorf(EINVALID, "nothing to change: send name, environment, tags, scopes, rate_limit, expires_at or expires_in")
+		return nil, Errorf(EINVALID, "nothing to change: send name, environment, tags, scopes, rate_limit, expires_at, expires_in or integration_id")
 	}
 	ev := newAuditEvent(ctx, p.OrgID, "api_key.update", "api_key", id, map[string]any{"display": k.Display, "changed": changed})
 	return s.Store.UpdateAPIKey(ctx, p.OrgID, id, upd, ev)
@@ -500,9 +519,9 @@ func lowerRate(next, cur RateLimit) bool {
 
 // RollAPIKey issues a replacement with the same settings; the old key keeps
 // working for graceSeconds, then expires. The replacement's created_by is
-// the roller (creatorOf), who receives its secret. Errors: EFORBIDDEN, ENOTFOUND,
-// EINVALID (grace out of range), ECONFLICT (revoked, expired or already
-// rolled).
+// the roller (creatorOf), who receives its secret; it stays in the old
+// key's integration. Errors: EFORBIDDEN, ENOTFOUND, EINVALID (grace out of
+// range), ECONFLICT (revoked, expired, disabled or already rolled).
 func (s *APIKeyService) RollAPIKey(ctx context.Context, id string, graceSeconds int) (*APIKey, Secret, error) {
 	if graceSeconds < 0 || graceSeconds > maxGraceSeconds {
 		return nil, Secret{}, Errorf(EINVALID, "field \"grace_seconds\" must be from 0 to %d", maxGraceSeconds)
@@ -524,11 +543,14 @@ func (s *APIKeyService) RollAPIKey(ctx context.Context, id string, graceSeconds 
 		return nil, Secret{}, Errorf(ECONFLICT, "this key was already rolled into %s; roll that one instead", *old.ReplacedBy)
 	case old.Status(now) != "active":
 		return nil, Secret{}, Errorf(ECONFLICT, "this key is %s and cannot be rolled; create a new key", old.Status(now))
+	case !old.Enabled:
+		// A roll issues a working key: it would step around the switch.
+		return nil, Secret{}, Errorf(ECONFLICT, "this key is disabled: enable it (POST /v1/api-keys/{id}/enable) before rolling it")
 	}
 	next := &APIKey{
 		OrgID: old.OrgID, UserID: old.UserID, Kind: old.Kind, Name: old.Name, Mode: old.Mode, Environment: old.Environment,
 		Scopes: old.Scopes, Tags: old.Tags, RateLimit: old.RateLimit, ExpiresAt: old.ExpiresAt,
-		Format: old.Format, Agent: old.Agent,
+		Format: old.Format, Agent: old.Agent, IntegrationID: old.IntegrationID,
 	}
 	parent, err := s.creatorKey(ctx, p)
 	if err != nil {
@@ -567,6 +589,7 @@ func (s *APIKeyService) RevokeAPIKey(ctx context.Context, id string) (*APIKey, e
 		return k, nil
 	}
 	ev := newAuditEvent(ctx, p.OrgID, "api_key.revoke", "api_key", id, map[string]any{"display": k.Display})
+	WithEvent(ev, EventKeyRevoked, id, map[string]any{"key_id": id, "name": k.Name, "display": k.Display, "environment": k.Environment})
 	return s.Store.RevokeAPIKey(ctx, p.OrgID, id, ev)
 }
 
@@ -750,6 +773,8 @@ func VerificationError(v Verification) error {
 		return &Error{Code: ERATELIMITED, Reason: "rate_limited", Message: fmt.Sprintf("rate limit exceeded: retry after %d second(s)", max(secs, 1))}
 	case VerifyInsufficientScope:
 		return &Error{Code: EFORBIDDEN, Reason: "insufficient_scope", Message: "this API key lacks a required scope"}
+	case VerifyDisabled, VerifyIntegrationDisabled:
+		return disabledError(v.Code)
 	}
 	return Errorf(EINTERNAL, "unknown verification code %s", v.Code)
 }

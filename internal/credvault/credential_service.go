@@ -35,6 +35,16 @@ type CredentialService struct {
 	// documented header (Anthropic's x-api-key) keeps it.
 	ReservedHeaders []string
 	Now             func() time.Time
+	// OAuth refreshes and revokes the tokens of oauth2 credentials
+	// (OAuthService); nil leaves them unusable.
+	OAuth OAuthTokens
+}
+
+// OAuthTokens is what credentials need from the OAuth side: a fresh token
+// (see OAuthService.Token) and revocation at delete.
+type OAuthTokens interface {
+	Token(ctx context.Context, c *Credential, rejected int64) (*Credential, Secret, error)
+	RevokeTokens(ctx context.Context, c *Credential) string
 }
 
 // CreateCredentialInput is POST /v1/credentials.
@@ -128,16 +138,27 @@ func (s *CredentialService) CreateCredential(ctx context.Context, in CreateCrede
 // encrypt sets c's ciphertext, key version, hint and rotation time from
 // value, through Vault with c's derivation context.
 func (s *CredentialService) encrypt(ctx context.Context, c *Credential, value Secret) error {
-	ct, err := s.Transit.Encrypt(ctx, []byte(value.Reveal()), CredentialContext(c.OrgID, c.ID))
+	ct, v, err := seal(ctx, s.Transit, value, CredentialContext(c.OrgID, c.ID))
 	if err != nil {
 		return err
 	}
-	v, err := CiphertextVersion(ct)
-	if err != nil {
-		return Wrap(EINTERNAL, err, "vault returned an unexpected ciphertext")
-	}
 	c.Ciphertext, c.KeyVersion, c.Hint, c.RotatedAt = ct, v, Hint(value.Reveal()), s.now().UTC()
 	return nil
+}
+
+// seal encrypts a secret through transit under a derivation context and
+// returns the ciphertext with its key version. Errors: the Transit's;
+// EINTERNAL for a ciphertext not in Vault's form.
+func seal(ctx context.Context, t Transit, value Secret, derivation []byte) (string, int, error) {
+	ct, err := t.Encrypt(ctx, []byte(value.Reveal()), derivation)
+	if err != nil {
+		return "", 0, err
+	}
+	v, err := CiphertextVersion(ct)
+	if err != nil {
+		return "", 0, Wrap(EINTERNAL, err, "vault returned an unexpected ciphertext")
+	}
+	return ct, v, nil
 }
 
 func applyPreset(c *Credential, p ServicePreset) {
@@ -332,6 +353,15 @@ func (s *CredentialService) UpdateCredential(ctx context.Context, id string, upd
 		return nil, err
 	}
 	widened := Widened(&before, c)
+	if c.Kind == KindOAuth2 {
+		if upd.Value != nil {
+			return nil, Errorf(EINVALID, "field \"value\" cannot be set on an oauth2 credential: credvault obtains its token; reconnect it with POST /v1/credentials/%s/reconnect", c.ID)
+		}
+		if len(widened) > 0 {
+			return nil, &Error{Code: EINVALID, Reason: "value_required", Details: map[string]any{"fields": widened},
+				Message: "field \"" + widened[0] + "\" widens where the access token may go, which an oauth2 credential cannot prove it may: create a new connection instead (" + strings.Join(widened, ", ") + ")"}
+		}
+	}
 	if len(widened) > 0 && upd.Value == nil {
 		if s.Audit != nil {
 			ev := newAuditEvent(ctx, c.OrgID, "credential.update_refused", "credential", c.ID, map[string]any{
@@ -448,7 +478,21 @@ func (s *CredentialService) DeleteCredential(ctx context.Context, id string, for
 	ev := newAuditEvent(ctx, c.OrgID, "credential.delete", "credential", c.ID, map[string]any{
 		"name": c.Name, "forced": force && len(recent) > 0, "recent_workflows": len(recent),
 	})
-	return s.Store.DeleteCredential(ctx, c.OrgID, c.ID, ev)
+	if err := s.Store.DeleteCredential(ctx, c.OrgID, c.ID, ev); err != nil {
+		return err
+	}
+	if c.Kind == KindOAuth2 && s.OAuth != nil {
+		// The tokens are revoked once the row is gone, so that nothing
+		// refreshes them again; the outcome is audited, never a token.
+		outcome := s.OAuth.RevokeTokens(ctx, c)
+		if s.Audit != nil {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = s.Audit.CreateAuditEvent(dctx, newAuditEvent(ctx, c.OrgID, "credential.oauth_disconnect", "credential", c.ID,
+				map[string]any{"revocation": outcome}))
+		}
+	}
+	return nil
 }
 
 // FindUsage lists a credential's uses, newest first. Errors: EFORBIDDEN,
@@ -479,7 +523,10 @@ func (s *CredentialService) UseCredential(ctx context.Context, id string) (*Cred
 	c, value, hit := s.Values.Get(id)
 	if !hit {
 		if c, err = s.Store.FindCredentialByID(ctx, p.OrgID, id); err != nil {
-			return nil, Secret{}, err
+			if c, value, err = s.staleOr(id, err); err != nil {
+				return nil, Secret{}, err
+			}
+			hit = true // the stale entry, checked below like a fresh one
 		}
 	}
 	// The permission is checked on every use, cached or not: the cached
@@ -491,18 +538,36 @@ func (s *CredentialService) UseCredential(ctx context.Context, id string) (*Cred
 		return nil, Secret{}, &Error{Code: EINVALID, Reason: "credential_not_usable",
 			Message: "field \"allowed_hosts\" of this credential is empty: set the hosts it may be sent to before using it"}
 	}
+	if !hit && c.Kind == KindOAuth2 {
+		return s.useOAuth(ctx, c, gen)
+	}
 	if !hit {
 		pt, err := s.Transit.Decrypt(ctx, c.Ciphertext, CredentialContext(c.OrgID, c.ID))
 		if errors.Is(err, ErrUndecryptable) {
 			return nil, Secret{}, s.undecryptable(ctx, c, err)
 		}
 		if err != nil {
+			if sc, sv, serr := s.staleOr(id, err); serr == nil && sc.PermissionOf(p) != "" {
+				return sc, sv, nil
+			}
 			return nil, Secret{}, err
 		}
 		value = NewSecret(string(pt))
 		s.Values.Put(c, value, gen)
 	}
 	return c, value, nil
+}
+
+// staleOr answers a use whose fresh read failed with err: from a cached
+// value past its TTL (ValueCache.GetStale) when err is EUNAVAILABLE, so
+// that a PostgreSQL or Vault blip does not fail proxied calls; else err.
+func (s *CredentialService) staleOr(id string, err error) (*Credential, Secret, error) {
+	if ErrorCode(err) == EUNAVAILABLE {
+		if c, v, ok := s.Values.GetStale(id); ok {
+			return c, v, nil
+		}
+	}
+	return nil, Secret{}, err
 }
 
 // load reads a credential the caller holds at least perm on. A caller
@@ -561,4 +626,59 @@ func (s *CredentialService) undecryptable(ctx context.Context, c *Credential, ca
 	return &Error{Code: EINTERNAL, Reason: ReasonUndecryptable, Err: cause, Message: fmt.Sprintf(
 		"the stored value of credential %s cannot be decrypted: Vault refused its ciphertext (key version %d retired or lost, or the row was altered); set a new value with PATCH /v1/credentials/%s",
 		c.ID, c.KeyVersion, c.ID)}
+}
+
+// useOAuth is UseCredential for an oauth2 credential read from the store:
+// its stored token while it is valid, else a refresh (waited for).
+func (s *CredentialService) useOAuth(ctx context.Context, c *Credential, gen uint64) (*Credential, Secret, error) {
+	o := c.OAuth
+	switch {
+	case o == nil || s.OAuth == nil:
+		return nil, Secret{}, Errorf(EINTERNAL, "credential %s is an OAuth connection but OAuth is not configured", c.ID)
+	case o.Status == OAuthPending && o.TokenVersion == 0:
+		return nil, Secret{}, notConnected(c)
+	case o.Status == OAuthNeedsReauth:
+		return nil, Secret{}, needsReauth(c)
+	}
+	if o.usable(s.now()) {
+		pt, err := s.Transit.Decrypt(ctx, c.Ciphertext, CredentialContext(c.OrgID, c.ID))
+		if errors.Is(err, ErrUndecryptable) {
+			return nil, Secret{}, s.undecryptable(ctx, c, err)
+		}
+		if err != nil {
+			return nil, Secret{}, err
+		}
+		value := NewSecret(string(pt))
+		s.Values.Put(c, value, gen)
+		return c, value, nil
+	}
+	fresh, value, err := s.OAuth.Token(ctx, c, 0)
+	if err != nil {
+		return nil, Secret{}, err
+	}
+	return withSharing(fresh, c), value, nil
+}
+
+// RefreshRejected is called when an upstream answered 401 to token
+// version c.OAuth.TokenVersion of an oauth2 credential: it refreshes once
+// (unless someone already replaced that token) and returns the new token.
+// Errors: those of OAuthService.Token.
+func (s *CredentialService) RefreshRejected(ctx context.Context, c *Credential) (*Credential, Secret, error) {
+	if c.Kind != KindOAuth2 || c.OAuth == nil || s.OAuth == nil {
+		return nil, Secret{}, Errorf(EINVALID, "credential %s is not an OAuth connection", c.ID)
+	}
+	fresh, value, err := s.OAuth.Token(ctx, c, c.OAuth.TokenVersion)
+	if err != nil {
+		return nil, Secret{}, err
+	}
+	return withSharing(fresh, c), value, nil
+}
+
+// withSharing is a copy of the refreshed credential (shared by every
+// caller that waited for the refresh) with the sharing of c: the locked
+// read leaves shares out, and the caller's permission was checked on c.
+func withSharing(fresh, c *Credential) *Credential {
+	cp := *fresh
+	cp.Sharing = c.Sharing
+	return &cp
 }

@@ -47,6 +47,10 @@ type Credential struct {
 	UpdatedAt    time.Time
 	RotatedAt    time.Time
 	LastUsedAt   *time.Time // last workflow use (proxy or inject); a test does not count
+	// Kind is KindStatic or KindOAuth2; an oauth2 credential's value is
+	// its current access token and OAuth describes its connection.
+	Kind  string
+	OAuth *OAuthConnection
 
 	memo *Memo // set by the value cache on the copy it keeps; see Memo
 }

@@ -6,6 +6,7 @@ package credvault
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes. Every adapter translates its own failures into one of these at
@@ -34,6 +35,9 @@ type Error struct {
 	// Details, when set, is shown to the caller next to the message (for
 	// example the workflows that still use a credential). Never a secret.
 	Details any
+	// RetryAfter, when positive, is how long the caller should wait before
+	// trying again (sent as Retry-After, RFC 9110 section 10.2.3).
+	RetryAfter time.Duration
 }
 
 // Error implements error. It shows the message and the cause, which is fine
@@ -99,4 +103,14 @@ func ErrorDetails(err error) any {
 		return e.Details
 	}
 	return nil
+}
+
+// ErrorRetryAfter returns the RetryAfter of the first *Error in err's
+// chain, or 0.
+func ErrorRetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
 }

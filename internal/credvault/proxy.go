@@ -83,6 +83,9 @@ func (s *ProxyService) forward(ctx context.Context, credentialID string, req *ht
 	req.URL, req.Host = u, ""
 	start := time.Now()
 	resp, err := s.Outbound.Send(req.WithContext(ctx), c, value)
+	if err == nil && resp.StatusCode == http.StatusUnauthorized && c.Kind == KindOAuth2 && replayable(req) {
+		resp, err = s.retryRefreshed(ctx, req, c, resp)
+	}
 	status := 0
 	if resp != nil {
 		status = resp.StatusCode
@@ -457,4 +460,33 @@ func (s *ProxyService) Test(ctx context.Context, credentialID string) (*TestResu
 	res.OK = res.Status == res.ExpectStatus
 	res.Rejected = res.Status == http.StatusUnauthorized || res.Status == http.StatusForbidden
 	return res, nil
+}
+
+// replayable reports whether req can be sent again: no body, or a body
+// credvault buffered (GetBody), which the HTTP layer does up to its body
+// limit.
+func replayable(req *http.Request) bool {
+	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+}
+
+// retryRefreshed handles an upstream's 401 to an oauth2 credential's
+// token: refresh once (unless another call already replaced that token)
+// and send the request once more. When the refresh fails, the caller gets
+// the upstream's 401 as it was.
+func (s *ProxyService) retryRefreshed(ctx context.Context, req *http.Request, c *Credential, first *http.Response) (*http.Response, error) {
+	fresh, value, err := s.Credentials.RefreshRejected(ctx, c)
+	if err != nil {
+		return first, nil
+	}
+	retry := req.Clone(ctx)
+	if req.GetBody != nil {
+		body, err := req.GetBody()
+		if err != nil {
+			return first, nil
+		}
+		retry.Body = body
+	}
+	_, _ = io.CopyN(io.Discard, first.Body, 64<<10)
+	first.Body.Close()
+	return s.Outbound.Send(retry, fresh, value)
 }

@@ -64,6 +64,10 @@ type Session struct {
 	KeyScopes []string   // joined from api_keys (key sessions)
 	KeyEnds   *time.Time // the key's expiry, if any
 	KeyGone   bool       // the key is revoked
+	// KeyOff is the key's refusal while it or its integration is
+	// disabled (VerifyDisabled, VerifyIntegrationDisabled), else "": the
+	// session is paused, not ended, and works again once enabled.
+	KeyOff string
 	// KeyFormat and KeySigningVersion: a JWT key's session ends when its
 	// signing key version is retired (min_decryption_version raised).
 	KeyFormat         string
@@ -297,8 +301,11 @@ func (s *SessionService) SignInWithKey(ctx context.Context, key string, at SignI
 	}
 	if v.Code != VerifyValid {
 		s.refused(ctx, org, user, SignInAPIKey, lowerCode(v.Code), at)
-		if v.Code == VerifyRateLimited {
+		switch v.Code {
+		case VerifyRateLimited:
 			return nil, Secret{}, &Error{Code: ERATELIMITED, Reason: "rate_limited", Message: "this API key's rate limit is exhausted; try again shortly"}
+		case VerifyDisabled, VerifyIntegrationDisabled:
+			return nil, Secret{}, disabledError(v.Code)
 		}
 		return nil, Secret{}, errSignIn("this API key cannot sign in: it is unknown, expired or revoked; check it and try again")
 	}
@@ -367,6 +374,9 @@ func (s *SessionService) Authenticate(ctx context.Context, token string) (*Princ
 	case sess.KeyID != nil && sess.KeyFormat == KeyFormatJWT && s.SigningMinVersion != nil && sess.KeySigningVersion < s.SigningMinVersion():
 		_ = s.Store.DeleteSession(ctx, sess.TokenHash, nil)
 		return nil, nil, errSession
+	}
+	if sess.KeyID != nil && sess.KeyOff != "" {
+		return nil, nil, disabledError(sess.KeyOff)
 	}
 	if sess.KeyID != nil && sess.KeyRateLimit != nil && s.Limit != nil {
 		if ok, retry := s.Limit(ctx, *sess.KeyID, *sess.KeyRateLimit); !ok {

@@ -5,20 +5,24 @@ import (
 	"time"
 )
 
-// KeyDayCount is how one API key's verifications (or, summed, an org's)
-// went on one UTC day: Valid (accepted), Refused (the key was expired or
-// revoked; RefusedRevoked and RefusedExpired split it, counted since
-// migration 0015, so Refused may exceed their sum on older days) and
-// RateLimited (its rate limit was exhausted). The verifier adds these up in
-// memory and writes them in batches, like last-used times.
+// KeyDayCount is how one API key's (or integration's) verifications went
+// on one UTC day: Valid (accepted), RateLimited (its rate limit was
+// exhausted) and Refused, the sum of the refusals by reason: Revoked,
+// Expired, KeyDisabled (the key's own switch) and IntegrationDisabled.
+// IntegrationID is the key's integration when it was verified ("" for
+// none). The verifier adds these up in memory and writes them in batches,
+// like last-used times.
 type KeyDayCount struct {
-	KeyID          string    `db:"key_id"`
-	Day            time.Time `db:"day"` // midnight UTC
-	Valid          int64     `db:"valid"`
-	Refused        int64     `db:"refused"`
-	RefusedRevoked int64     `db:"refused_revoked"`
-	RefusedExpired int64     `db:"refused_expired"`
-	RateLimited    int64     `db:"rate_limited"`
+	KeyID               string    `db:"key_id"`
+	IntegrationID       string    `db:"-"`
+	Day                 time.Time `db:"day"` // midnight UTC
+	Valid               int64     `db:"valid"`
+	Refused             int64     `db:"refused"`
+	RateLimited         int64     `db:"rate_limited"`
+	Revoked             int64     `db:"revoked"`
+	Expired             int64     `db:"expired"`
+	KeyDisabled         int64     `db:"key_disabled"`
+	IntegrationDisabled int64     `db:"integration_disabled"`
 }
 
 // CallDayCount is how one credential's calls through credvault (or, summed,
@@ -71,13 +75,16 @@ type StatsService struct {
 // StatsDays bounds how many days a chart may cover.
 const StatsDays = 90
 
-func (s *StatsService) since(days int) (time.Time, error) {
+func (s *StatsService) since(days int) (time.Time, error) { return statsSince(s.Now, days) }
+
+// statsSince is the first UTC day of a chart of the last days (1-90), by
+// the clock now (time.Now when nil). Errors: EINVALID naming "days".
+func statsSince(now func() time.Time, days int) (time.Time, error) {
 	if days < 1 || days > StatsDays {
 		return time.Time{}, Errorf(EINVALID, "field \"days\" must be 1 to %d", StatsDays)
 	}
-	now := time.Now
-	if s.Now != nil {
-		now = s.Now
+	if now == nil {
+		now = time.Now
 	}
 	today := now().UTC().Truncate(24 * time.Hour)
 	return today.AddDate(0, 0, -(days - 1)), nil

@@ -122,6 +122,10 @@ type APIKeyStore interface {
 	// FindAuthKeyByHash is the verification lookup; ENOTFOUND when no key
 	// has that hash.
 	FindAuthKeyByHash(ctx context.Context, hash [32]byte) (*AuthKey, error)
+	// SetAPIKeyDisabled switches the key's own state (disabledBy "" for
+	// no user) and tells every instance to reload it; ENOTFOUND for an id
+	// outside orgID, ECONFLICT for a revoked key.
+	SetAPIKeyDisabled(ctx context.Context, orgID, id string, disabled bool, disabledBy string, ev *AuditEvent) (*APIKey, error)
 	// FindRevocations lists orgID's JWT keys that stopped being valid
 	// before their exp (revoked, rolled, deleted), after cursor since, in
 	// cursor order.
@@ -139,7 +143,12 @@ type APIKeyFilter struct {
 	CreatedBy   string     // a user id, CreatedByLegacy, or "" for any creator
 	Query       string     // case-insensitive substring of the name
 	ExpiresBy   *time.Time // active keys expiring before this time
-	Now         time.Time  // what "expired" is measured against
+	// IntegrationID keeps the keys of one integration; IntegrationNone
+	// keeps the keys of none.
+	IntegrationID string
+	// Enabled keeps the keys whose own switch is on (true) or off (false).
+	Enabled *bool
+	Now     time.Time // what "expired" is measured against
 	Page
 }
 
@@ -160,7 +169,13 @@ type APIKeyUpdate struct {
 	Scopes      []string          // nil: unchanged
 	RateLimit   *RateLimit
 	ExpiresAt   *time.Time
+	// IntegrationID moves the key: nil leaves it, "" detaches it.
+	IntegrationID *string
 }
+
+// IntegrationNone as APIKeyFilter.IntegrationID lists the keys that belong
+// to no integration.
+const IntegrationNone = "none"
 
 // CreatedByLegacy as APIKeyFilter.CreatedBy lists the legacy keys: those
 // no known person stands behind.
@@ -234,6 +249,11 @@ const (
 	VerifyRevoked           = "REVOKED"
 	VerifyInsufficientScope = "INSUFFICIENT_SCOPE"
 	VerifyRateLimited       = "RATE_LIMITED"
+	// VerifyDisabled: the key itself is disabled (POST
+	// /v1/api-keys/{id}/disable); VerifyIntegrationDisabled: its
+	// integration is. Neither is revoked: enabling restores the key.
+	VerifyDisabled            = "DISABLED"
+	VerifyIntegrationDisabled = "INTEGRATION_DISABLED"
 	// Codes of JWT keys only.
 	VerifyBadSignature = "BAD_SIGNATURE"       // the signature does not match the header and payload
 	VerifyUnknownKid   = "UNKNOWN_KID"         // no signing key version with that kid

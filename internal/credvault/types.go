@@ -88,7 +88,15 @@ type APIKey struct {
 	// Legacy marks a service key from before creators were recorded, or
 	// minted by one: no person stands behind it, so an owner should
 	// review it (GET /v1/api-keys?created_by=legacy) and revoke it.
-	Legacy     bool       `json:"legacy"`
+	Legacy bool `json:"legacy"`
+	// IntegrationID is the integration the key belongs to, if any: while
+	// that integration is disabled the key is refused (integration_disabled).
+	IntegrationID *string `json:"integration_id"`
+	// Enabled is false while the key itself is disabled (api_key_disabled),
+	// since DisabledAt, by DisabledBy. Disabling revokes nothing.
+	Enabled    bool       `json:"enabled"`
+	DisabledAt *time.Time `json:"disabled_at"`
+	DisabledBy *string    `json:"disabled_by"`
 	CreatedAt  time.Time  `json:"created_at"`
 	UpdatedAt  time.Time  `json:"updated_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
@@ -127,6 +135,12 @@ type AuthKey struct {
 	// version refuses it even from the cache.
 	Format         string
 	SigningVersion int
+	// Disabled is the key's own switch; IntegrationID and
+	// IntegrationDisabled its integration's (read with the key, and
+	// dropped from every cache when either changes).
+	Disabled            bool
+	IntegrationID       string
+	IntegrationDisabled bool
 }
 
 // Endpoint is an entry of the endpoint registry: a platform API whose
@@ -160,6 +174,10 @@ type AuditEvent struct {
 	RequestID    string         `json:"request_id"`
 	Data         map[string]any `json:"data"`
 	CreatedAt    time.Time      `json:"created_at"`
+	// Emit, when set, is the event this change tells the org's webhooks
+	// (events.go): the store writes it, its deliveries and their jobs in
+	// the transaction of the change (the outbox).
+	Emit *Event `json:"-"`
 }
 
 // Principal is the authenticated caller of a request: the key and, for a

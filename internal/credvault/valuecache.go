@@ -49,6 +49,32 @@ func (vc *ValueCache) Get(id string) (*Credential, Secret, bool) {
 	if !ok || !vc.now().Before(e.expires) {
 		return nil, Secret{}, false
 	}
+	if o := e.cred.OAuth; o != nil && o.ExpiresAt != nil && !vc.now().Before(*o.ExpiresAt) {
+		return nil, Secret{}, false // an expired access token: UseCredential refreshes it
+	}
+	return e.cred, e.value, true
+}
+
+// StaleIfError is how long past its TTL a cached value may still be used
+// while PostgreSQL or Vault cannot be reached to read it again. Changes
+// reach the cache through key_state_log whatever the TTL, so an entry past
+// its TTL is old, not wrong; the bound keeps an instance that reaches
+// neither from serving one forever.
+const StaleIfError = 5 * time.Minute
+
+// GetStale returns the cached credential and value for id if it expired
+// less than StaleIfError ago (or is fresh): for use only when reading it
+// again failed with EUNAVAILABLE.
+func (vc *ValueCache) GetStale(id string) (*Credential, Secret, bool) {
+	if vc == nil || vc.ttl <= 0 {
+		return nil, Secret{}, false
+	}
+	vc.mu.RLock()
+	e, ok := vc.entries[id]
+	vc.mu.RUnlock()
+	if !ok || !vc.now().Before(e.expires.Add(StaleIfError)) {
+		return nil, Secret{}, false
+	}
 	return e.cred, e.value, true
 }
 

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -24,6 +25,8 @@ type createAPIKeyRequest struct {
 	UserID      string               `json:"user_id" validate:"omitempty,uuid"`
 	Format      string               `json:"format" validate:"omitempty,oneof=opaque jwt"`
 	Agent       *string              `json:"agent" validate:"omitempty,max=200"`
+	// IntegrationID puts the key in an integration of the caller's org.
+	IntegrationID string `json:"integration_id"`
 }
 
 // updateAPIKeyRequest is PATCH /v1/api-keys/{id}; an absent field is
@@ -36,6 +39,8 @@ type updateAPIKeyRequest struct {
 	RateLimit   optional[*credvault.RateLimit] `json:"rate_limit"`
 	ExpiresAt   optional[*time.Time]           `json:"expires_at"`
 	ExpiresIn   string                         `json:"expires_in" validate:"omitempty,oneof=7d 30d 90d never"`
+	// IntegrationID moves the key; null takes it out of its integration.
+	IntegrationID optional[string] `json:"integration_id"`
 }
 
 type rollAPIKeyRequest struct {
@@ -68,7 +73,7 @@ func (s *Server) handleAPIKeyCreate(c *fiber.Ctx) error {
 	k, secret, err := s.cfg.Services.Keys.CreateAPIKey(c.UserContext(), credvault.CreateAPIKeyInput{
 		Name: in.Name, Scopes: in.Scopes, ExpiresIn: in.ExpiresIn, ExpiresAt: in.ExpiresAt,
 		Mode: in.Mode, Environment: in.Environment, Tags: in.Tags, RateLimit: in.RateLimit, Kind: in.Kind, UserID: in.UserID,
-		Format: in.Format, Agent: in.Agent,
+		Format: in.Format, Agent: in.Agent, IntegrationID: in.IntegrationID,
 	})
 	if err != nil {
 		return err
@@ -78,9 +83,10 @@ func (s *Server) handleAPIKeyCreate(c *fiber.Ctx) error {
 }
 
 // handleAPIKeyList is GET /v1/api-keys: newest first, filtered by
-// user_id, status, environment, tag, created_by, q and expires_within.
+// user_id, status, environment, tag, created_by, q, expires_within,
+// integration_id and enabled.
 func (s *Server) handleAPIKeyList(c *fiber.Ctx) error {
-	p, err := pageParams(c, "user_id", "status", "environment", "tag", "created_by", "q", "expires_within")
+	p, err := pageParams(c, "user_id", "status", "environment", "tag", "created_by", "q", "expires_within", "integration_id", "enabled")
 	if err != nil {
 		return err
 	}
@@ -88,6 +94,7 @@ func (s *Server) handleAPIKeyList(c *fiber.Ctx) error {
 		UserID: strings.Clone(c.Query("user_id")), Status: strings.Clone(c.Query("status")),
 		Environment: strings.Clone(c.Query("environment")), Tag: strings.Clone(c.Query("tag")),
 		CreatedBy: strings.Clone(c.Query("created_by")), Query: strings.Clone(c.Query("q")),
+		IntegrationID: strings.Clone(c.Query("integration_id")), Enabled: strings.Clone(c.Query("enabled")),
 	}
 	if q.UserID != "" && !looksLikeUUID(q.UserID) {
 		return credvault.Errorf(credvault.EINVALID, "query parameter \"user_id\" must be a user id")
@@ -124,6 +131,10 @@ func (s *Server) handleAPIKeyUpdate(c *fiber.Ctx) error {
 		Name: in.Name, Environment: in.Environment, Tags: in.Tags.V, Scopes: in.Scopes.V,
 		RateLimit: in.RateLimit.V, ClearRateLimit: in.RateLimit.Null,
 		ExpiresAt: in.ExpiresAt.V, ExpiresIn: in.ExpiresIn, ClearExpiry: in.ExpiresAt.Null,
+		ClearIntegration: in.IntegrationID.Null,
+	}
+	if in.IntegrationID.Set && !in.IntegrationID.Null {
+		upd.IntegrationID = &in.IntegrationID.V
 	}
 	if in.Tags.Set && upd.Tags == nil {
 		upd.Tags = map[string]string{} // "tags": null or {} clears them
@@ -234,6 +245,13 @@ func (s *Server) handleAPIKeyVerify(c *fiber.Ctx) error {
 		return err
 	}
 	s.cfg.Telemetry.Verification(res.Code)
+	if !res.Valid && res.Code != credvault.VerifyPublicEndpoint && s.refusals.counter != nil {
+		org := res.OrgID
+		if p := credvault.PrincipalFrom(c.UserContext()); org == "" && p != nil {
+			org = p.OrgID // an unknown key, told by one of the org's services
+		}
+		s.refusals.counter(org, res.KeyID, res.Code == credvault.VerifyRateLimited)
+	}
 	out := verifyResponse{Valid: res.Valid, Code: res.Code, Scopes: res.Scopes, ExpiresAt: res.ExpiresAt,
 		KeyID: nullable(res.KeyID), OrgID: nullable(res.OrgID), UserID: nullable(res.UserID)}
 	if out.Scopes == nil {
@@ -282,16 +300,32 @@ func (s *Server) handleAuthCheck(c *fiber.Ctx) error {
 		c.Locals(refusedKeyLocal, rk)
 		return err
 	}
-	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	h := &c.Response().Header
+	h.SetContentTypeBytes(mimeJSON)
 	if res.Code == credvault.VerifyPublicEndpoint {
 		return c.Send(publicEndpointBody)
 	}
-	c.Set("X-Credvault-Org-Id", res.OrgID)
-	c.Set("X-Credvault-User-Id", res.UserID)
-	c.Set("X-Credvault-Key-Id", res.KeyID)
-	c.Set("X-Credvault-Scopes", res.ScopeHeader)
+	// Names already canonical: c.Set would normalize each name again on
+	// every check (a fifth of the handler's time; issue 24).
+	h.SetCanonical(headerOrgID, bytesOf(res.OrgID))
+	h.SetCanonical(headerUserID, bytesOf(res.UserID))
+	h.SetCanonical(headerKeyID, bytesOf(res.KeyID))
+	h.SetCanonical(headerScopes, bytesOf(res.ScopeHeader))
 	return c.Send(validBody)
 }
+
+// The identity headers of a successful check, in canonical form.
+var (
+	mimeJSON     = []byte(fiber.MIMEApplicationJSON)
+	headerOrgID  = []byte("X-Credvault-Org-Id")
+	headerUserID = []byte("X-Credvault-User-Id")
+	headerKeyID  = []byte("X-Credvault-Key-Id")
+	headerScopes = []byte("X-Credvault-Scopes")
+)
+
+// bytesOf views s as bytes without copying, for fasthttp setters that copy
+// the value they are given (SetCanonical does) and never write to it.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // knownScopes maps each scope name to itself, so that a required scope
 // named in a check's query is taken without copying it.

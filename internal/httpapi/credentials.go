@@ -22,11 +22,16 @@ type createCredentialRequest struct {
 	ParamName    string                 `json:"param_name" validate:"max=64"`
 	ValuePrefix  string                 `json:"value_prefix" validate:"max=64"`
 	Username     string                 `json:"username" validate:"max=256"`
-	Value        string                 `json:"value" validate:"required"`
+	Value        string                 `json:"value" validate:"required_unless=Kind oauth2"`
 	BaseURL      string                 `json:"base_url" validate:"max=2048"`
 	AllowedHosts []string               `json:"allowed_hosts"`
 	Sharing      *sharingRequest        `json:"sharing"`
 	TestRequest  *credvault.TestRequest `json:"test_request"`
+	// kind "oauth2": credvault obtains the token through the app.
+	Kind       string   `json:"kind" validate:"omitempty,oneof=static oauth2"`
+	OAuthAppID string   `json:"oauth_app_id" validate:"required_if=Kind oauth2,excluded_unless=Kind oauth2"`
+	Grant      string   `json:"grant" validate:"required_if=Kind oauth2,excluded_unless=Kind oauth2,omitempty,oneof=authorization_code client_credentials"`
+	Scopes     []string `json:"scopes" validate:"excluded_unless=Kind oauth2"`
 }
 
 type updateCredentialRequest struct {
@@ -64,6 +69,11 @@ type credentialResponse struct {
 	UpdatedAt    time.Time              `json:"updated_at"`
 	RotatedAt    time.Time              `json:"rotated_at"`
 	LastUsedAt   *time.Time             `json:"last_used_at"` // last workflow use; tests do not count
+	Kind         string                 `json:"kind"`
+	OAuth        *oauthStatus           `json:"oauth,omitempty"`
+	// AuthorizeURL is where the person authorizes, in the answer that
+	// starts an authorization (create, reconnect) only.
+	AuthorizeURL string `json:"authorize_url,omitempty"`
 }
 
 func credentialJSON(c *fiber.Ctx, cr *credvault.Credential) credentialResponse {
@@ -73,7 +83,7 @@ func credentialJSON(c *fiber.Ctx, cr *credvault.Credential) credentialResponse {
 		Hint: cr.Hint, KeyVersion: cr.KeyVersion, Sharing: cr.Sharing, TestRequest: cr.TestRequest,
 		Permission: cr.PermissionOf(credvault.PrincipalFrom(c.UserContext())),
 		CreatedAt:  cr.CreatedAt, UpdatedAt: cr.UpdatedAt, RotatedAt: cr.RotatedAt,
-		Username: cr.Username, LastUsedAt: cr.LastUsedAt,
+		Username: cr.Username, LastUsedAt: cr.LastUsedAt, Kind: cr.Kind, OAuth: oauthJSON(cr.OAuth),
 	}
 }
 
@@ -85,6 +95,9 @@ func (s *Server) handleCredentialCreate(c *fiber.Ctx) error {
 	var in createCredentialRequest
 	if err := decodeBody(c, &in); err != nil {
 		return err
+	}
+	if in.Kind == credvault.KindOAuth2 {
+		return s.createOAuthCredential(c, &in)
 	}
 	input := credvault.CreateCredentialInput{
 		Name: in.Name, Service: in.Service, Placement: in.Placement, ParamName: in.ParamName,

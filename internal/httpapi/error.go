@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -33,6 +34,10 @@ var statusOfReason = map[string]int{
 	"upstream_encoding":           http.StatusBadGateway,
 	"upstream_timeout":            http.StatusGatewayTimeout,
 }
+
+// retryAfterUnavailable is the Retry-After (seconds) of a 503: about how
+// long a PostgreSQL, Vault or Redis blip, or a database failover, takes.
+const retryAfterUnavailable = "1"
 
 // codeOf names the JSON error code of a status Fiber produced by itself
 // (unknown route, body too large, ...), outside any handler.
@@ -114,6 +119,13 @@ func errorHandler(log *slog.Logger, refusals *refusalLog) fiber.ErrorHandler {
 			body.Error = errorDetail{Code: apiCode(err), Message: credvault.ErrorMessage(err), Details: credvault.ErrorDetails(err)}
 		}
 		body.RequestID = requestID(c)
+		if ra := credvault.ErrorRetryAfter(err); ra > 0 {
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int((ra+time.Second-1)/time.Second)))
+		} else if status == http.StatusServiceUnavailable && len(c.Response().Header.Peek(fiber.HeaderRetryAfter)) == 0 {
+			// A dependency is down (or this instance follows a database
+			// failover): the same request may succeed in a moment.
+			c.Set(fiber.HeaderRetryAfter, retryAfterUnavailable)
+		}
 		if status == http.StatusUnauthorized {
 			c.Set(fiber.HeaderWWWAuthenticate, wwwAuthenticate(body.Error.Code, body.Error.Message))
 		}

@@ -12,17 +12,25 @@ import (
 	"credvault/internal/credvault"
 )
 
+// jwksBody is the JWK Set with one member of credvault's beside "keys"
+// (RFC 7517 section 5 lets a set carry members a reader ignores): the iss
+// every key it verifies carries.
+type jwksBody struct {
+	Keys   []jose.JSONWebKey `json:"keys"`
+	Issuer string            `json:"issuer,omitempty"`
+}
+
 // handleJWKS is GET /.well-known/jwks.json: the public keys of every
-// signing key version still allowed to verify, without authentication.
-// It is cacheable for credvault.JWKSMaxAge and carries a strong ETag (a
-// digest of the body); a request whose If-None-Match names it gets 304
-// without a body (RFC 9110 §13.1.2).
+// signing key version still allowed to verify, and the issuer, without
+// authentication. It is cacheable for credvault.JWKSMaxAge and carries a
+// strong ETag (a digest of the body); a request whose If-None-Match names
+// it gets 304 without a body (RFC 9110 §13.1.2).
 func (s *Server) handleJWKS(c *fiber.Ctx) error {
 	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{}}
 	if s.cfg.Services.JWKS != nil {
 		set = s.cfg.Services.JWKS.JWKS()
 	}
-	body, err := marshalJSON(set)
+	body, err := marshalJSON(jwksBody{Keys: set.Keys, Issuer: s.cfg.JWTIssuer})
 	if err != nil {
 		return credvault.Wrap(credvault.EINTERNAL, err, "encode JWKS")
 	}

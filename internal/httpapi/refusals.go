@@ -36,6 +36,10 @@ type refusalLog struct {
 	count      atomic.Int64 // lines let through (or tried) in that second
 	suppressed atomic.Int64 // lines left out since the last line written
 	onDrop     func(n int)
+	// counter, when set, is told every refusal (before the line limit): the
+	// org and key it was for, and whether it was a 429. It only counts in
+	// memory (events.Counter).
+	counter func(orgID, keyID string, rateLimited bool)
 }
 
 func newRefusalLog(log *slog.Logger, onDrop func(int)) *refusalLog {
@@ -64,6 +68,13 @@ func isRefusal(status int, code string) bool {
 // code), the key (its id, or prefix…last4 of an unknown key; never more),
 // the org, the client's address, method, route template and request id.
 func (r *refusalLog) record(c *fiber.Ctx, status int, code string) {
+	if r.counter != nil {
+		if k, ok := c.Locals(refusedKeyLocal).(*refusedKey); ok {
+			r.counter(k.orgID, k.id, status == fiber.StatusTooManyRequests)
+		} else if p := credvault.PrincipalFrom(c.UserContext()); p != nil {
+			r.counter(p.OrgID, p.KeyID, status == fiber.StatusTooManyRequests)
+		}
+	}
 	if !r.allow() {
 		r.suppressed.Add(1)
 		r.onDrop(1)

@@ -12,10 +12,12 @@ func (s *Server) routes() {
 	s.app.Use(s.observeMiddleware)
 	s.app.Use(s.routeGuard) // 404 and 405 before authentication; s.known is set below
 
+	s.app.Get("/livez", s.handleHealthz)
 	s.app.Get("/healthz", s.handleHealthz)
 	s.app.Get("/readyz", s.handleReadyz)
 	s.app.Get("/metrics", s.handleMetrics())
 	s.app.Get("/.well-known/jwks.json", s.handleJWKS)
+	s.app.Get("/oauth/callback", s.handleOAuthCallback)
 
 	if s.cfg.Services.Verifier != nil {
 		v1 := s.app.Group("/v1")
@@ -41,6 +43,15 @@ func (s *Server) routes() {
 		v1.Patch("/api-keys/:id", s.handleAPIKeyUpdate)
 		v1.Post("/api-keys/:id/roll", s.handleAPIKeyRoll)
 		v1.Post("/api-keys/:id/revoke", s.handleAPIKeyRevoke)
+		v1.Post("/api-keys/:id/disable", s.handleAPIKeyDisable)
+		v1.Post("/api-keys/:id/enable", s.handleAPIKeyEnable)
+
+		v1.Post("/integrations", s.handleIntegrationCreate)
+		v1.Get("/integrations", s.handleIntegrationList)
+		v1.Get("/integrations/:id", s.handleIntegrationGet)
+		v1.Patch("/integrations/:id", s.handleIntegrationUpdate)
+		v1.Delete("/integrations/:id", s.handleIntegrationDelete)
+		v1.Get("/integrations/:id/usage", s.handleIntegrationUsage)
 
 		v1.Post("/endpoints", s.handleEndpointCreate)
 		v1.Get("/endpoints", s.handleEndpointList)
@@ -56,10 +67,29 @@ func (s *Server) routes() {
 		v1.Put("/credentials/:id/sharing", s.handleCredentialSharing)
 		v1.Get("/credentials/:id/usage", s.handleCredentialUsage)
 		v1.Post("/credentials/:id/test", s.handleCredentialTest)
+		v1.Post("/credentials/:id/reconnect", s.handleCredentialReconnect)
+		v1.Post("/oauth-apps", s.handleOAuthAppCreate)
+		v1.Get("/oauth-apps", s.handleOAuthAppList)
+		v1.Get("/oauth-apps/:id", s.handleOAuthAppGet)
+		v1.Patch("/oauth-apps/:id", s.handleOAuthAppUpdate)
+		v1.Delete("/oauth-apps/:id", s.handleOAuthAppDelete)
 		for _, m := range proxyMethods {
 			v1.Add(m, "/proxy/:id/*", s.handleProxy)
 		}
 		v1.Post("/inject", s.handleInject)
+
+		v1.Get("/credentials/:id/monitor", s.handleMonitorGet)
+		v1.Put("/credentials/:id/monitor", s.handleMonitorPut)
+		v1.Get("/credentials/:id/health", s.handleHealthHistory)
+
+		v1.Post("/webhooks", s.handleWebhookCreate)
+		v1.Get("/webhooks", s.handleWebhookList)
+		v1.Get("/webhooks/:id", s.handleWebhookGet)
+		v1.Patch("/webhooks/:id", s.handleWebhookUpdate)
+		v1.Delete("/webhooks/:id", s.handleWebhookDelete)
+		v1.Get("/webhooks/:id/deliveries", s.handleWebhookDeliveries)
+		v1.Post("/webhooks/:id/test", s.handleWebhookTest)
+		v1.Post("/webhooks/:id/deliveries/:delivery_id/redeliver", s.handleWebhookRedeliver)
 
 		v1.Get("/audit", s.handleAuditList)
 		v1.Post("/admin/rewrap", s.handleRewrap)

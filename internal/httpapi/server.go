@@ -27,12 +27,15 @@ import (
 // a client pin memory.
 const DefaultBodyLimit = 1 << 20
 
-// ReadinessCheck is one dependency /readyz reports on, such as "postgres"
-// or "vault". Check returns nil when the dependency is usable; its error's
-// caller-safe message is shown.
+// ReadinessCheck is one thing /readyz reports on, such as "postgres" or
+// "vault". Check returns nil when it is usable; its error's caller-safe
+// message is shown. A Degradable check that fails leaves /readyz at 200
+// with its name in "degraded" (the instance still serves its hot paths
+// from caches); any failing check makes /readyz?strict=1 answer 503.
 type ReadinessCheck struct {
-	Name  string
-	Check func(context.Context) error
+	Name       string
+	Check      func(context.Context) error
+	Degradable bool
 }
 
 // Services are the domain services the handlers call.
@@ -47,6 +50,13 @@ type Services struct {
 	Rewrap      *credvault.RewrapService
 	Proxy       *credvault.ProxyService
 	Sessions    *credvault.SessionService
+	Webhooks    *credvault.WebhookService
+	Monitors    *credvault.MonitorService
+	// Integrations groups keys (/v1/integrations).
+	Integrations *credvault.IntegrationService
+	// OAuth serves OAuth apps, oauth2 credentials and the callback; nil
+	// leaves those routes out.
+	OAuth *credvault.OAuthService
 	// JWKS publishes the JWT signing key's public keys; nil serves none.
 	JWKS JWKSource
 }
@@ -54,6 +64,12 @@ type Services struct {
 // JWKSource is the JWT signing key's public half (apikey.SigningKeys).
 type JWKSource interface {
 	JWKS() jose.JSONWebKeySet
+}
+
+// RefusalCounter counts refusals in memory on the hot path; it must not
+// block. keyID is "" for a key that was not found.
+type RefusalCounter interface {
+	Refused(orgID, keyID string, rateLimited bool)
 }
 
 // Console is the web console, mounted at "/" next to /v1
@@ -68,10 +84,14 @@ type Config struct {
 	AuthHeaders []string // headers a key is read from, in order, as named in messages (CREDVAULT_AUTH_HEADERS)
 	KeyPrefix   string   // CREDVAULT_KEY_PREFIX, to spot keys put in URLs
 
-	Logger          *slog.Logger
-	Registry        *prometheus.Registry // metrics are registered here; nil = a fresh one
-	Telemetry       *telemetry.Metrics   // verification outcomes and the rest; nil = not counted
-	Readiness       []ReadinessCheck
+	Logger    *slog.Logger
+	Registry  *prometheus.Registry // metrics are registered here; nil = a fresh one
+	Telemetry *telemetry.Metrics   // verification outcomes and the rest; nil = not counted
+	Readiness []ReadinessCheck
+	// Refusals, when set, counts every refused request and every refused
+	// key of POST /v1/api-keys/verify in memory, for the refusal-spike
+	// and rate-limit events (events.Counter).
+	Refusals        RefusalCounter
 	BodyLimit       int           // bytes; 0 = DefaultBodyLimit
 	ShutdownTimeout time.Duration // how long in-flight requests may take to drain; 0 = 30s
 
@@ -80,6 +100,9 @@ type Config struct {
 	// PublicURL is CREDVAULT_PUBLIC_URL: sign-in links the API returns
 	// start with it ("" = the request's own scheme and host).
 	PublicURL string
+	// JWTIssuer is the iss of this installation's JWT API keys, published
+	// in the JWKS ("issuer") for offline verifiers.
+	JWTIssuer string
 
 	// testRoutes lets this package's tests mount extra handlers before
 	// the catch-all 404.
@@ -122,6 +145,9 @@ func NewServer(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registry), authErrs: newAuthErrors(cfg.AuthHeaders)}
 	s.refusals = newRefusalLog(cfg.Logger, cfg.Telemetry.LogLinesSuppressed)
+	if cfg.Refusals != nil {
+		s.refusals.counter = cfg.Refusals.Refused
+	}
 	s.authHeaderSet = map[string]bool{}
 	for _, h := range cfg.AuthHeaders {
 		s.authHeaderSet[textproto.CanonicalMIMEHeaderKey(h)] = true

@@ -142,9 +142,65 @@ func TestReadyzFollowsDependencies(t *testing.T) {
 
 func TestHealthz(t *testing.T) {
 	base, _ := testServer(t, Config{})
-	resp, b := do(t, "GET", base+"/healthz", nil, nil)
-	if resp.StatusCode != 200 || !strings.Contains(string(b), `"ok"`) {
-		t.Fatalf("healthz: %d %s", resp.StatusCode, b)
+	for _, path := range []string{"/livez", "/healthz"} {
+		resp, b := do(t, "GET", base+path, nil, nil)
+		if resp.StatusCode != 200 || !strings.Contains(string(b), `"ok"`) {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
+		}
+	}
+}
+
+// TestReadyzDegradedAndStrict: a degradable dependency that is down keeps
+// /readyz at 200 with it listed in "degraded" (before, any dependency down
+// was 503 and took every instance out of the load balancer); a check the
+// instance cannot serve without is 503 with Retry-After; ?strict=1 is 503
+// for any of them; a bad strict value is 400 naming the parameter.
+func TestReadyzDegradedAndStrict(t *testing.T) {
+	var redisDown, stale atomic.Bool
+	check := func(down *atomic.Bool) func(context.Context) error {
+		return func(context.Context) error {
+			if down.Load() {
+				return credvault.Errorf(credvault.EUNAVAILABLE, "down")
+			}
+			return nil
+		}
+	}
+	base, _ := testServer(t, Config{Readiness: []ReadinessCheck{
+		{Name: "key_state", Check: check(&stale)},
+		{Name: "redis", Check: check(&redisDown), Degradable: true},
+	}})
+	type body struct {
+		Status   string   `json:"status"`
+		Degraded []string `json:"degraded"`
+	}
+	get := func(path string) (int, body, http.Header) {
+		resp, b := do(t, "GET", base+path, nil, nil)
+		var out body
+		_ = json.Unmarshal(b, &out)
+		return resp.StatusCode, out, resp.Header
+	}
+	if code, b, _ := get("/readyz"); code != 200 || b.Status != "ready" || len(b.Degraded) != 0 {
+		t.Fatalf("all up: %d %+v", code, b)
+	}
+	redisDown.Store(true)
+	if code, b, _ := get("/readyz"); code != 200 || b.Status != "degraded" || strings.Join(b.Degraded, ",") != "redis" {
+		t.Fatalf("redis down: %d %+v, want 200 degraded [redis]", code, b)
+	}
+	if code, b, h := get("/readyz?strict=1"); code != 503 || h.Get("Retry-After") == "" || strings.Join(b.Degraded, ",") != "redis" {
+		t.Fatalf("redis down, strict: %d %+v Retry-After %q, want 503 with Retry-After", code, b, h.Get("Retry-After"))
+	}
+	redisDown.Store(false)
+	stale.Store(true)
+	if code, b, h := get("/readyz"); code != 503 || b.Status != "unavailable" || h.Get("Retry-After") == "" {
+		t.Fatalf("caches stale: %d %+v, want 503", code, b)
+	}
+	stale.Store(false)
+	if code, _, _ := get("/readyz?strict=true"); code != 200 {
+		t.Fatalf("all up, strict: %d", code)
+	}
+	resp, b := do(t, "GET", base+"/readyz?strict=yes", nil, nil)
+	if resp.StatusCode != 400 || !strings.Contains(string(b), `\"strict\"`) {
+		t.Fatalf("strict=yes: %d %s, want 400 naming strict", resp.StatusCode, b)
 	}
 }
 

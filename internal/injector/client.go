@@ -3,6 +3,7 @@ package injector
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -54,6 +55,10 @@ type ClientOptions struct {
 	// MaxResponseBytes caps the (decompressed) response body (default
 	// 10 MiB; negative: the default).
 	MaxResponseBytes int64
+	// RootCAs are the certificate authorities upstream TLS certificates
+	// must chain to; nil means the system's roots. credvault builds it from
+	// the system roots plus CREDVAULT_UPSTREAM_CA_FILE (a private CA).
+	RootCAs *x509.CertPool
 }
 
 // Client sends credential-bearing requests for the proxy and the credential
@@ -101,7 +106,7 @@ func NewClient(opts ClientOptions) *Client {
 		Proxy:                  nil,
 		DialContext:            guardedDial(d, opts.AllowPrivate, opts.AllowLoopbackPorts),
 		ForceAttemptHTTP2:      true,
-		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: opts.RootCAs},
 		TLSHandshakeTimeout:    opts.TLSHandshakeTimeout,
 		ResponseHeaderTimeout:  opts.ResponseHeaderTimeout,
 		ExpectContinueTimeout:  time.Second,
@@ -144,6 +149,16 @@ func CheckDialAddr(ap netip.AddrPort, loopbackPorts []uint16) error {
 		}
 	}
 	return CheckAddr(ap.Addr())
+}
+
+// HTTPClient is a plain client on the same egress-safe transport (the
+// dial-time address check, timeouts, no proxy from the environment) that
+// follows no redirects: for requests that carry no credential value, such
+// as OAuth token, discovery and revocation requests and webhook
+// deliveries. It cannot fail.
+func (c *Client) HTTPClient() *http.Client {
+	return &http.Client{Transport: c.transport, Timeout: c.opts.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // CloseIdleConnections closes the kept-alive connections, for shutdown and

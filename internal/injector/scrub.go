@@ -144,9 +144,15 @@ type scratch struct {
 	up     []int32 // where each view byte comes from in its parent view
 	folded []byte
 	spans  [][2]int
-	used   int // view bytes built so far
-	limit  int
-	over   bool
+	// views[d] is the view being searched at depth d (issue 24): kept
+	// here rather than in scan's frame, because a child view points to its
+	// parent and that made every scan's view escape to the heap (one
+	// allocation per scan, about eight per proxied call).
+	views [maxViewDepth + 1]view
+	in    []byte // the text String and Contains search, copied once
+	used  int    // view bytes built so far
+	limit int
+	over  bool
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -161,6 +167,7 @@ func putScratch(sc *scratch) {
 		return
 	}
 	sc.data, sc.lo, sc.hi, sc.up, sc.spans = sc.data[:0], sc.lo[:0], sc.hi[:0], sc.up[:0], sc.spans[:0]
+	sc.views, sc.in = [maxViewDepth + 1]view{}, sc.in[:0]
 	scratchPool.Put(sc)
 }
 
@@ -199,7 +206,8 @@ func (s *Scrubber) String(v string) string {
 	}
 	sc := getScratch()
 	defer putScratch(sc)
-	b := []byte(v)
+	sc.in = append(sc.in[:0], v...) // no allocation once the pooled buffer has grown
+	b := sc.in
 	s.find(sc, b)
 	switch {
 	case sc.over:
@@ -219,7 +227,8 @@ func (s *Scrubber) Contains(v string) bool {
 	}
 	sc := getScratch()
 	defer putScratch(sc)
-	s.find(sc, []byte(v))
+	sc.in = append(sc.in[:0], v...)
+	s.find(sc, sc.in)
 	return sc.over || len(sc.spans) > 0
 }
 
@@ -263,8 +272,9 @@ func (s *Scrubber) nameHolds(k string) bool {
 	if len(s.nameB64) == 0 {
 		return false
 	}
-	f := make([]byte, len(k))
-	foldInto(f, []byte(k))
+	var buf [64]byte // header names are short: no allocation per name (issue 24)
+	f := append(buf[:0], k...)
+	foldInto(f, f)
 	for _, core := range s.nameB64 {
 		if bytes.Contains(f, core) {
 			return true

@@ -63,42 +63,46 @@ func (vb *viewBuilder) pop() {
 }
 
 // scan looks for the value in v, then in the views decoded from v.
-func (s *Scrubber) scan(sc *scratch, v view, depth int) {
+func (s *Scrubber) scan(sc *scratch, in view, depth int) {
 	if sc.over {
 		return
 	}
-	sc.used += len(v.data)
+	sc.used += len(in.data)
 	if sc.used > sc.limit {
 		sc.over = true
 		return
 	}
-	s.match(sc, &v)
+	// The view lives in sc.views[depth] (see scratch.views); depth d is
+	// reused only after the view there and all its children are searched.
+	v := &sc.views[depth]
+	*v = in
+	s.match(sc, v)
 	if v.text {
-		s.matchSwallowed(sc, &v)
+		s.matchSwallowed(sc, v)
 	}
 	if depth == maxViewDepth {
 		// Layers of percent encoding ("%252541") are undone in views at
 		// the same depth (see textView), so a chain can go on here.
 		if v.pct > 0 && v.pct < maxPercentLayers && bytes.IndexByte(v.data, '%') >= 0 {
-			s.textView(sc, &v, '%', schemePercent, depth)
+			s.textView(sc, v, '%', schemePercent, depth)
 		}
 		return
 	}
 	if bytes.ContainsAny(v.data, `%\&=`) {
-		s.textViews(sc, &v, depth)
+		s.textViews(sc, v, depth)
 	}
 	if s.binary {
 		for i := range binaryAlphabets {
-			s.binaryViews(sc, &v, &binaryAlphabets[i], s.minRun[i], depth)
+			s.binaryViews(sc, v, &binaryAlphabets[i], s.minRun[i], depth)
 		}
 	}
 	if v.binary || v.parent == nil {
 		// The input itself may be a raw gzip or zlib stream (an
 		// application/gzip body, zlib inside a gzip body).
-		s.inflateViews(sc, &v, depth)
+		s.inflateViews(sc, v, depth)
 	}
 	if !v.wide {
-		s.wideView(sc, &v, depth)
+		s.wideView(sc, v, depth)
 	}
 }
 

@@ -164,6 +164,10 @@ func (p *Process) waitListening(addr string, limit time.Duration) error {
 	}
 }
 
+// PID is the process id of nginx's master process (its workers are its
+// children), for reading its CPU time from /proc.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
 // ErrorLog returns nginx's error log so far (for test failure messages).
 func (p *Process) ErrorLog() string {
 	b, _ := os.ReadFile(filepath.Join(p.Prefix, "logs", "error.log"))

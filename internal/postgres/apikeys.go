@@ -17,7 +17,7 @@ import (
 // #nosec G101 -- column names, not a credential
 const apiKeyColumns = `id, org_id, user_id, kind, name, mode, environment, key_hash, prefix, last4, scopes, tags,
 	rate_limit, rate_window_secs, expires_at, revoked_at, replaced_by, created_by, legacy, created_at, updated_at, last_used_at,
-	format, agent, signing_version`
+	format, agent, signing_version, integration_id, disabled_at, disabled_by`
 
 // apiKeyRow is the table's shape; toDomain turns it into an APIKey.
 type apiKeyRow struct {
@@ -46,6 +46,9 @@ type apiKeyRow struct {
 	Format         string         `db:"format"`
 	Agent          sql.NullString `db:"agent"`
 	SigningVersion sql.NullInt64  `db:"signing_version"`
+	IntegrationID  sql.NullString `db:"integration_id"`
+	DisabledAt     sql.NullTime   `db:"disabled_at"`
+	DisabledBy     sql.NullString `db:"disabled_by"`
 }
 
 func (r *apiKeyRow) toDomain() (*credvault.APIKey, error) {
@@ -56,6 +59,8 @@ func (r *apiKeyRow) toDomain() (*credvault.APIKey, error) {
 		ReplacedBy: nullString(r.ReplacedBy), CreatedBy: nullString(r.CreatedBy), Legacy: r.Legacy,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, LastUsedAt: nullTime(r.LastUsedAt),
 		Format: r.Format, Agent: nullString(r.Agent), SigningVersion: int(r.SigningVersion.Int64),
+		IntegrationID: nullString(r.IntegrationID), Enabled: !r.DisabledAt.Valid, DisabledAt: nullTime(r.DisabledAt),
+		DisabledBy: nullString(r.DisabledBy),
 	}
 	copy(k.Hash[:], r.KeyHash)
 	if err := json.Unmarshal(r.Tags, &k.Tags); err != nil {
@@ -89,12 +94,12 @@ func insertAPIKey(ctx context.Context, tx *txn, k *credvault.APIKey) error {
 	var row apiKeyRow
 	err = tx.GetContext(ctx, &row, `
 		INSERT INTO api_keys (id, org_id, user_id, kind, name, mode, environment, key_hash, prefix, last4, scopes, tags,
-			rate_limit, rate_window_secs, expires_at, created_by, legacy, format, agent, signing_version)
+			rate_limit, rate_window_secs, expires_at, created_by, legacy, format, agent, signing_version, integration_id)
 		VALUES (COALESCE(NULLIF($1, '')::uuid, gen_random_uuid()), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-			$15, $16, $17, $18, $19, $20)
+			$15, $16, $17, $18, $19, $20, $21)
 		RETURNING `+apiKeyColumns,
 		k.ID, k.OrgID, k.UserID, k.Kind, k.Name, k.Mode, k.Environment, k.Hash[:], k.Prefix, k.Last4, pq.StringArray(k.Scopes), tags,
-		rl, rw, k.ExpiresAt, k.CreatedBy, k.Legacy, format, k.Agent, signed)
+		rl, rw, k.ExpiresAt, k.CreatedBy, k.Legacy, format, k.Agent, signed, k.IntegrationID)
 	if err != nil {
 		return translate(err, "API key")
 	}
@@ -103,7 +108,8 @@ func insertAPIKey(ctx context.Context, tx *txn, k *credvault.APIKey) error {
 		return err
 	}
 	*k = *got
-	return tx.notify(ctx, "new:"+hex.EncodeToString(k.Hash[:]))
+	tx.logChange(ChangeCreated, "new:"+hex.EncodeToString(k.Hash[:]))
+	return nil
 }
 
 // checkCreator re-reads, under a share lock, the role of the person a new
@@ -174,9 +180,7 @@ func revokeCreatedKeys(ctx context.Context, tx *txn, orgID, userID string, allow
 		if _, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = now(), updated_at = now() WHERE id = $1`, r.ID); err != nil {
 			return nil, translate(err, "API key")
 		}
-		if err := tx.notify(ctx, "key:"+hex.EncodeToString(r.KeyHash)); err != nil {
-			return nil, err
-		}
+		tx.logChange(ChangeRevoked, "key:"+hex.EncodeToString(r.KeyHash))
 		ids = append(ids, r.ID)
 	}
 	return ids, nil
@@ -244,9 +248,11 @@ func (s *Store) FindAPIKeys(ctx context.Context, orgID string, f credvault.APIKe
 		  AND ($10 = '' OR created_by = $10::uuid) AND (NOT $14 OR legacy)
 		  AND ($11 = '' OR name ILIKE '%' || $11 || '%' ESCAPE '\')
 		  AND ($12::timestamptz IS NULL OR (expires_at IS NOT NULL AND expires_at <= $12))
+		  AND CASE $15 WHEN '' THEN true WHEN 'none' THEN integration_id IS NULL ELSE integration_id = $15::uuid END
+		  AND ($16::boolean IS NULL OR (disabled_at IS NULL) = $16)
 		ORDER BY created_at DESC, id DESC LIMIT $13`,
 		orgID, f.UserID, afterAt, afterID, f.Status, f.Now, f.Environment, f.TagKey, tagValue,
-		createdBy, escapeLike(f.Query), expiresBy, limit(f.Limit), legacy)
+		createdBy, escapeLike(f.Query), expiresBy, limit(f.Limit), legacy, f.IntegrationID, f.Enabled)
 	if err != nil {
 		return nil, translate(err, "API keys")
 	}
@@ -281,9 +287,8 @@ func (s *Store) UpdateAPIKey(ctx context.Context, orgID, id string, upd credvaul
 	if upd.RateLimit != nil {
 		rl, rw = upd.RateLimit.Requests, upd.RateLimit.WindowSeconds
 	}
-	var row apiKeyRow
-	err := s.inTx(ctx, "API key", func(tx *txn) error {
-		if err := tx.GetContext(ctx, &row, `
+	return s.changeAPIKey(ctx, ev, func(tx *txn, row *apiKeyRow) error {
+		err := tx.GetContext(ctx, row, `
 			UPDATE api_keys SET
 				name = COALESCE($3, name),
 				environment = COALESCE($4, environment),
@@ -292,14 +297,24 @@ func (s *Store) UpdateAPIKey(ctx context.Context, orgID, id string, upd credvaul
 				rate_limit = COALESCE($7, rate_limit),
 				rate_window_secs = COALESCE($8, rate_window_secs),
 				expires_at = COALESCE($9, expires_at),
+				integration_id = CASE WHEN $10::text IS NULL THEN integration_id ELSE NULLIF($10, '')::uuid END,
 				updated_at = now()
 			WHERE org_id = $1 AND id = $2 RETURNING `+apiKeyColumns,
-			orgID, id, upd.Name, upd.Environment, tags, scopes, rl, rw, upd.ExpiresAt); err != nil {
-			return translate(err, "API key")
-		}
-		if err := tx.notify(ctx, "key:"+hex.EncodeToString(row.KeyHash)); err != nil {
+			orgID, id, upd.Name, upd.Environment, tags, scopes, rl, rw, upd.ExpiresAt, upd.IntegrationID)
+		return translate(err, "API key")
+	})
+}
+
+// changeAPIKey runs update (one UPDATE … RETURNING of a key into row) in a
+// transaction that also tells every instance to reload the key, the path
+// of a revocation, and records ev.
+func (s *Store) changeAPIKey(ctx context.Context, ev *credvault.AuditEvent, update func(tx *txn, row *apiKeyRow) error) (*credvault.APIKey, error) {
+	var row apiKeyRow
+	err := s.inTx(ctx, "API key", func(tx *txn) error {
+		if err := update(tx, &row); err != nil {
 			return err
 		}
+		tx.logChange(ChangeUpdated, "key:"+hex.EncodeToString(row.KeyHash))
 		return insertAudit(ctx, tx, ev)
 	})
 	if err != nil {
@@ -326,9 +341,7 @@ func (s *Store) RollAPIKey(ctx context.Context, orgID, oldID string, next *credv
 		if err != nil {
 			return translate(err, "API key")
 		}
-		if err := tx.notify(ctx, "key:"+hex.EncodeToString(hash)); err != nil {
-			return err
-		}
+		tx.logChange(ChangeRolled, "key:"+hex.EncodeToString(hash))
 		ev.Data["new_key_id"] = next.ID
 		return insertAudit(ctx, tx, ev)
 	})
@@ -343,15 +356,35 @@ func (s *Store) RevokeAPIKey(ctx context.Context, orgID, id string, ev *credvaul
 			WHERE org_id = $1 AND id = $2 RETURNING `+apiKeyColumns, orgID, id); err != nil {
 			return translate(err, "API key")
 		}
-		if err := tx.notify(ctx, "key:"+hex.EncodeToString(row.KeyHash)); err != nil {
-			return err
-		}
+		tx.logChange(ChangeRevoked, "key:"+hex.EncodeToString(row.KeyHash))
 		return insertAudit(ctx, tx, ev)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return row.toDomain()
+}
+
+// SetAPIKeyDisabled switches the key's own state and tells every instance
+// to reload it, in the transaction of the change (the path of a
+// revocation). A JWT key's change of effective state enters the
+// revocation feed by trigger (migration 0011).
+func (s *Store) SetAPIKeyDisabled(ctx context.Context, orgID, id string, disabled bool, disabledBy string, ev *credvault.AuditEvent) (*credvault.APIKey, error) {
+	if !isUUID(id) {
+		return nil, credvault.Errorf(credvault.ENOTFOUND, "API key not found")
+	}
+	return s.changeAPIKey(ctx, ev, func(tx *txn, row *apiKeyRow) error {
+		err := tx.GetContext(ctx, row, `
+			UPDATE api_keys SET
+				disabled_at = CASE WHEN $3 THEN COALESCE(disabled_at, now()) END,
+				disabled_by = CASE WHEN NOT $3 THEN NULL WHEN disabled_at IS NULL THEN NULLIF($4, '')::uuid ELSE disabled_by END,
+				updated_at = now()
+			WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL RETURNING `+apiKeyColumns, orgID, id, disabled, disabledBy)
+		if err == sql.ErrNoRows {
+			return credvault.Errorf(credvault.ECONFLICT, "this key was revoked meanwhile")
+		}
+		return translate(err, "API key")
+	})
 }
 
 // FindAuthKeyByHash is the verification lookup (a unique index on the
@@ -372,6 +405,9 @@ func (s *Store) FindAuthKeyByHash(ctx context.Context, hash [32]byte) (*credvaul
 		RateWindowSecs sql.NullInt64  `db:"rate_window_secs"`
 		Format         string         `db:"format"`
 		SigningVersion sql.NullInt64  `db:"signing_version"`
+		Disabled       bool           `db:"disabled"`
+		IntegrationID  sql.NullString `db:"integration_id"`
+		IntegrationOff bool           `db:"integration_disabled"`
 	}
 	stmt, err := s.authKeyStmt(ctx)
 	if err != nil {
@@ -388,6 +424,7 @@ func (s *Store) FindAuthKeyByHash(ctx context.Context, hash [32]byte) (*credvaul
 		ID: row.ID, OrgID: row.OrgID, UserID: row.UserID.String, Kind: row.Kind, Role: credvault.Role(row.Role.String),
 		Scopes: scopes, ScopeHeader: strings.Join(scopes, ","), ExpiresAt: nullTime(row.ExpiresAt),
 		RevokedAt: nullTime(row.RevokedAt), Hash: hash, Format: row.Format, SigningVersion: int(row.SigningVersion.Int64),
+		Disabled: row.Disabled, IntegrationID: row.IntegrationID.String, IntegrationDisabled: row.IntegrationOff,
 	}
 	if row.RateLimit.Valid {
 		ak.RateLimit = &credvault.RateLimit{Requests: int(row.RateLimit.Int64), WindowSeconds: int(row.RateWindowSecs.Int64)}
@@ -397,8 +434,9 @@ func (s *Store) FindAuthKeyByHash(ctx context.Context, hash [32]byte) (*credvaul
 
 const authKeyQuery = `
 	SELECT k.id, k.org_id, k.user_id, k.kind, u.role, k.scopes, k.expires_at, k.revoked_at, k.rate_limit, k.rate_window_secs,
-		k.format, k.signing_version
-	FROM api_keys k LEFT JOIN users u ON u.id = k.user_id
+		k.format, k.signing_version, k.disabled_at IS NOT NULL AS disabled, k.integration_id,
+		COALESCE(NOT i.enabled, false) AS integration_disabled
+	FROM api_keys k LEFT JOIN users u ON u.id = k.user_id LEFT JOIN integrations i ON i.id = k.integration_id
 	WHERE k.key_hash = $1`
 
 // authKeyStmt prepares the verification lookup once: a prepared statement

@@ -14,7 +14,7 @@ import (
 // #nosec G101 -- column names, not a credential
 const credentialColumns = `id, org_id, owner_id, name, service, placement, param_name, value_prefix, base_url,
 	allowed_hosts, ciphertext, key_version, hint, sharing_mode, test_method, test_path, test_expect_status,
-	test_headers, created_at, updated_at, rotated_at, username, last_used_at`
+	test_headers, created_at, updated_at, rotated_at, username, last_used_at, kind`
 
 type credentialRow struct {
 	ID               string         `db:"id"`
@@ -40,6 +40,7 @@ type credentialRow struct {
 	RotatedAt        time.Time      `db:"rotated_at"`
 	Username         string         `db:"username"`
 	LastUsedAt       sql.NullTime   `db:"last_used_at"`
+	Kind             string         `db:"kind"`
 }
 
 func (r *credentialRow) toDomain() (*credvault.Credential, error) {
@@ -49,7 +50,7 @@ func (r *credentialRow) toDomain() (*credvault.Credential, error) {
 		AllowedHosts: []string(r.AllowedHosts), Ciphertext: r.Ciphertext, KeyVersion: r.KeyVersion, Hint: r.Hint,
 		Sharing:   credvault.Sharing{Mode: r.SharingMode, Members: []credvault.Share{}},
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, RotatedAt: r.RotatedAt,
-		Username: r.Username, LastUsedAt: nullTime(r.LastUsedAt),
+		Username: r.Username, LastUsedAt: nullTime(r.LastUsedAt), Kind: r.Kind,
 	}
 	if c.AllowedHosts == nil {
 		c.AllowedHosts = []string{}
@@ -82,30 +83,39 @@ func testFields(c *credvault.Credential) (method, path string, status int, heade
 // in one transaction. EINVALID when a shared user is not in the org.
 func (s *Store) CreateCredential(ctx context.Context, c *credvault.Credential, ev *credvault.AuditEvent) error {
 	return s.inTx(ctx, "credential", func(tx *txn) error {
-		m, p, st, hd := testFields(c)
-		var row credentialRow
-		err := tx.GetContext(ctx, &row, `
-			INSERT INTO credentials (id, org_id, owner_id, name, service, placement, param_name, value_prefix, base_url,
-				allowed_hosts, ciphertext, key_version, hint, sharing_mode, test_method, test_path, test_expect_status,
-				test_headers, rotated_at, username)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-			RETURNING `+credentialColumns,
-			c.ID, c.OrgID, c.OwnerID, c.Name, c.Service, c.Placement, c.ParamName, c.ValuePrefix, c.BaseURL,
-			pq.StringArray(c.AllowedHosts), c.Ciphertext, c.KeyVersion, c.Hint, c.Sharing.Mode, m, p, st, hd, c.RotatedAt, c.Username)
-		if err != nil {
-			return translate(err, "credential")
-		}
-		stored, err := row.toDomain()
-		if err != nil {
+		if err := insertCredential(ctx, tx, c); err != nil {
 			return err
 		}
-		stored.Sharing.Members = c.Sharing.Members
-		*c = *stored
 		if err := writeShares(ctx, tx, c); err != nil {
 			return err
 		}
 		return insertAudit(ctx, tx, ev)
 	})
+}
+
+// insertCredential inserts c (static or oauth2) and reads it back into c,
+// keeping the shares and OAuth connection c carries (written separately).
+func insertCredential(ctx context.Context, tx *txn, c *credvault.Credential) error {
+	m, p, st, hd := testFields(c)
+	var row credentialRow
+	err := tx.GetContext(ctx, &row, `
+		INSERT INTO credentials (id, org_id, owner_id, name, service, placement, param_name, value_prefix, base_url,
+			allowed_hosts, ciphertext, key_version, hint, sharing_mode, test_method, test_path, test_expect_status,
+			test_headers, rotated_at, username, kind)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+		RETURNING `+credentialColumns,
+		c.ID, c.OrgID, c.OwnerID, c.Name, c.Service, c.Placement, c.ParamName, c.ValuePrefix, c.BaseURL,
+		pq.StringArray(c.AllowedHosts), c.Ciphertext, c.KeyVersion, c.Hint, c.Sharing.Mode, m, p, st, hd, c.RotatedAt, c.Username, kindOf(c))
+	if err != nil {
+		return translate(err, "credential")
+	}
+	stored, err := row.toDomain()
+	if err != nil {
+		return err
+	}
+	stored.Sharing.Members, stored.OAuth = c.Sharing.Members, c.OAuth
+	*c = *stored
+	return nil
 }
 
 // writeShares replaces the credential's shares; users must be in its org.
@@ -153,6 +163,9 @@ func (s *Store) FindCredentialByID(ctx context.Context, orgID, id string) (*cred
 	if err := s.db.SelectContext(ctx, &c.Sharing.Members, `
 		SELECT user_id, permission FROM credential_shares WHERE credential_id = $1 ORDER BY user_id`, id); err != nil {
 		return nil, translate(err, "credential shares")
+	}
+	if err := loadConnections(ctx, s.db, c); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -206,6 +219,9 @@ func (s *Store) FindCredentials(ctx context.Context, orgID string, f credvault.C
 	for _, sh := range shares {
 		c := byID[sh.CredentialID]
 		c.Sharing.Members = append(c.Sharing.Members, sh.Share)
+	}
+	if err := loadConnections(ctx, s.db, out...); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -267,9 +283,7 @@ func (s *Store) DeleteCredential(ctx context.Context, orgID, id string, ev *cred
 
 // finishCredentialChange announces the change and records its events.
 func finishCredentialChange(ctx context.Context, tx *txn, id string, evs []*credvault.AuditEvent) error {
-	if err := tx.notify(ctx, "cred:"+id); err != nil {
-		return err
-	}
+	tx.logChange(ChangeCredential, "cred:"+id)
 	for _, ev := range evs {
 		if err := insertAudit(ctx, tx, ev); err != nil {
 			return err
@@ -339,7 +353,7 @@ func (s *Store) CiphertextsBelow(ctx context.Context, orgID string, version int,
 	var rows []credvault.CipherRow
 	err := s.db.SelectContext(ctx, &rows, `
 		SELECT id, org_id, ciphertext FROM credentials
-		WHERE key_version < $1 AND ($2 = '' OR org_id::text = $2) AND ($3 = '' OR id > $3::uuid)
+		WHERE key_version < $1 AND ciphertext <> '' AND ($2 = '' OR org_id::text = $2) AND ($3 = '' OR id > $3::uuid)
 		ORDER BY id LIMIT $4`, version, orgID, cursor(afterID), n)
 	return rows, translate(err, "credentials")
 }
@@ -347,7 +361,7 @@ func (s *Store) CiphertextsBelow(ctx context.Context, orgID string, version int,
 // CountCiphertextsBelow counts the rows a rewrap still has to do.
 func (s *Store) CountCiphertextsBelow(ctx context.Context, orgID string, version int) (int, error) {
 	var n int
-	err := s.db.GetContext(ctx, &n, `SELECT count(*) FROM credentials WHERE key_version < $1 AND ($2 = '' OR org_id::text = $2)`, version, orgID)
+	err := s.db.GetContext(ctx, &n, `SELECT count(*) FROM credentials WHERE key_version < $1 AND ciphertext <> '' AND ($2 = '' OR org_id::text = $2)`, version, orgID)
 	return n, translate(err, "credentials")
 }
 

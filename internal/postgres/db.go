@@ -23,8 +23,8 @@ import (
 const (
 	maxOpenConns    = 20
 	maxIdleConns    = 10
-	connMaxLifetime = 30 * time.Minute
-	connMaxIdleTime = 5 * time.Minute
+	connMaxLifetime = 5 * time.Minute // see failover.go; README "High availability"
+	connMaxIdleTime = time.Minute
 )
 
 // CheckURL reports whether s is a postgres:// (or postgresql://) URL, the
@@ -42,13 +42,18 @@ func CheckURL(s string) error {
 // put into an error (it may hold a password). Errors: EINVALID for a URL the
 // driver cannot parse, EUNAVAILABLE when the server does not answer.
 func Open(ctx context.Context, dbURL string) (*sqlx.DB, error) {
+	dbURL, err := NormalizeURL(dbURL)
+	if err != nil {
+		return nil, err
+	}
 	if err := CheckURL(dbURL); err != nil {
 		return nil, err
 	}
-	db, err := sqlx.Open("postgres", dbURL)
+	conn, err := pq.NewConnector(dbURL)
 	if err != nil {
-		return nil, credvault.Errorf(credvault.EINVALID, "DATABASE_URL is not usable")
+		return nil, credvault.Errorf(credvault.EINVALID, "DATABASE_URL is not a valid postgres:// URL")
 	}
+	db := sqlx.NewDb(sql.OpenDB(&failoverConnector{Connector: conn}), "postgres")
 	db.SetMaxOpenConns(maxOpenConns)
 	db.SetMaxIdleConns(maxIdleConns)
 	db.SetConnMaxLifetime(connMaxLifetime)
@@ -71,9 +76,31 @@ func Ping(ctx context.Context, db *sqlx.DB) error {
 	return nil
 }
 
+// PingWritable is the readiness check of PostgreSQL: nil when it answers
+// within a few seconds and takes writes. A server that answers but no
+// longer takes writes (a demoted primary, a standby, one set read-only)
+// is EUNAVAILABLE, and the pool drops the connections it made before, so
+// that the next ones go to the host that does (target_session_attrs).
+func PingWritable(ctx context.Context, db *sqlx.DB) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	_, err := db.ExecContext(ctx, `DO $$ BEGIN
+		IF pg_is_in_recovery() OR current_setting('default_transaction_read_only')::boolean THEN
+			RAISE EXCEPTION USING ERRCODE = '25006', MESSAGE = 'server does not take writes';
+		END IF; END $$`)
+	if err != nil {
+		if isDemoted(err) {
+			return credvault.Wrap(credvault.EUNAVAILABLE, err, "postgres does not take writes here (read-only or standby)")
+		}
+		return credvault.Wrap(credvault.EUNAVAILABLE, err, "postgres is not answering")
+	}
+	return nil
+}
+
 // translate maps a database error to a *credvault.Error: no rows ->
 // ENOTFOUND, unique violation -> ECONFLICT, foreign-key or check violation
-// -> EINVALID, connection failures -> EUNAVAILABLE, the rest EINTERNAL.
+// -> EINVALID, connection failures and a server that no longer takes
+// writes (25006, 57P0x: failover) -> EUNAVAILABLE, the rest EINTERNAL.
 // what names the thing for the message, e.g. "user".
 func translate(err error, what string) error {
 	if err == nil {
@@ -89,6 +116,12 @@ func translate(err error, what string) error {
 			return credvault.Wrap(credvault.ECONFLICT, err, "%s already exists", what)
 		case "23503", "23514", "22P02", "22021", "22P05":
 			return credvault.Wrap(credvault.EINVALID, err, "%s: invalid reference or value", what)
+		case "0A000":
+			if isDemoted(err) {
+				return credvault.Wrap(credvault.EUNAVAILABLE, err, "postgres does not take writes here (failover under way); retry")
+			}
+		case "25006":
+			return credvault.Wrap(credvault.EUNAVAILABLE, err, "postgres does not take writes here (failover under way); retry")
 		case "57P01", "57P02", "57P03", "53300":
 			return credvault.Wrap(credvault.EUNAVAILABLE, err, "postgres is unavailable")
 		}

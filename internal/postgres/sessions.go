@@ -98,16 +98,21 @@ func (s *Store) FindSession(ctx context.Context, hash [32]byte) (*credvault.Sess
 		KeySigned  sql.NullInt64  `db:"key_signing_version"`
 		KeyRate    sql.NullInt64  `db:"key_rate_limit"`
 		KeyWindow  sql.NullInt64  `db:"key_rate_window_secs"`
+		KeyOff     bool           `db:"key_disabled"`
+		IntegOff   bool           `db:"key_integration_disabled"`
 	}
 	err := s.db.GetContext(ctx, &r, `
 		SELECT s.id, s.org_id, s.user_id, s.key_id, s.method, s.created_at, s.last_seen_at, s.expires_at,
 		       u.role, u.email, k.scopes, k.expires_at AS key_expires_at,
 		       k.format AS key_format, k.signing_version AS key_signing_version,
 		       k.rate_limit AS key_rate_limit, k.rate_window_secs AS key_rate_window_secs,
-		       (s.key_id IS NOT NULL AND (k.id IS NULL OR k.revoked_at IS NOT NULL)) AS key_revoked
+		       (s.key_id IS NOT NULL AND (k.id IS NULL OR k.revoked_at IS NOT NULL)) AS key_revoked,
+		       COALESCE(k.disabled_at IS NOT NULL, false) AS key_disabled,
+		       COALESCE(NOT i.enabled, false) AS key_integration_disabled
 		FROM console_sessions s
 		JOIN users u ON u.id = s.user_id AND u.org_id = s.org_id
 		LEFT JOIN api_keys k ON k.id = s.key_id
+		LEFT JOIN integrations i ON i.id = k.integration_id
 		WHERE s.token_hash = $1`, hash[:])
 	if err != nil {
 		return nil, translate(err, "session")
@@ -117,6 +122,12 @@ func (s *Store) FindSession(ctx context.Context, hash [32]byte) (*credvault.Sess
 		Role: credvault.Role(r.Role), Email: r.Email, KeyScopes: []string(r.Scopes), KeyGone: r.KeyRevoked}
 	if r.KeyID.Valid {
 		sess.KeyID = &r.KeyID.String
+	}
+	switch {
+	case r.KeyOff:
+		sess.KeyOff = credvault.VerifyDisabled
+	case r.IntegOff:
+		sess.KeyOff = credvault.VerifyIntegrationDisabled
 	}
 	if r.KeyExpires.Valid {
 		sess.KeyEnds = &r.KeyExpires.Time
@@ -165,58 +176,6 @@ func (s *Store) PurgeSessions(ctx context.Context, idleBefore, now, linksBefore 
 func endSessions(ctx context.Context, tx *txn, userID string) error {
 	_, err := tx.ExecContext(ctx, `DELETE FROM console_sessions WHERE user_id = $1`, userID)
 	return translate(err, "session")
-}
-
-// AddKeyVerifications adds a batch of per-key daily counts in one
-// statement (the verifier's write-back).
-func (s *Store) AddKeyVerifications(ctx context.Context, counts []credvault.KeyDayCount) error {
-	if len(counts) == 0 {
-		return nil
-	}
-	ids := make([]string, len(counts))
-	days := make([]time.Time, len(counts))
-	var ok, refused, revoked, expired, limited []int64
-	for i, c := range counts {
-		ids[i], days[i] = c.KeyID, c.Day
-		ok, refused, limited = append(ok, c.Valid), append(refused, c.Refused), append(limited, c.RateLimited)
-		revoked, expired = append(revoked, c.RefusedRevoked), append(expired, c.RefusedExpired)
-	}
-	// Keys deleted since they were counted are skipped by the join.
-	_, err := s.db.ExecContext(ctx, `
-		INSERT INTO api_key_daily_verifications (key_id, day, valid, refused, rate_limited, refused_revoked, refused_expired)
-		SELECT v.id, v.day::date, v.ok, v.refused, v.limited, v.revoked, v.expired
-		FROM unnest($1::uuid[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
-			AS v(id, day, ok, refused, limited, revoked, expired)
-		JOIN api_keys k ON k.id = v.id
-		ON CONFLICT (key_id, day) DO UPDATE SET
-			valid = api_key_daily_verifications.valid + EXCLUDED.valid,
-			refused = api_key_daily_verifications.refused + EXCLUDED.refused,
-			rate_limited = api_key_daily_verifications.rate_limited + EXCLUDED.rate_limited,
-			refused_revoked = api_key_daily_verifications.refused_revoked + EXCLUDED.refused_revoked,
-			refused_expired = api_key_daily_verifications.refused_expired + EXCLUDED.refused_expired`,
-		pq.StringArray(ids), pq.Array(days), pq.Array(ok), pq.Array(refused), pq.Array(limited), pq.Array(revoked), pq.Array(expired))
-	return translate(err, "API key counters")
-}
-
-// KeyVerificationsPerDay returns a key's daily counts since then.
-func (s *Store) KeyVerificationsPerDay(ctx context.Context, keyID string, since time.Time) ([]credvault.KeyDayCount, error) {
-	var out []credvault.KeyDayCount
-	err := s.db.SelectContext(ctx, &out, `
-		SELECT key_id, day::timestamp AT TIME ZONE 'UTC' AS day, valid, refused, refused_revoked, refused_expired, rate_limited
-		FROM api_key_daily_verifications WHERE key_id = $1 AND day >= $2::timestamptz::date ORDER BY day`, keyID, since.UTC())
-	return out, translate(err, "API key counters")
-}
-
-// OrgVerificationsPerDay sums the daily counts of every key of the org.
-func (s *Store) OrgVerificationsPerDay(ctx context.Context, orgID string, since time.Time) ([]credvault.KeyDayCount, error) {
-	var out []credvault.KeyDayCount
-	err := s.db.SelectContext(ctx, &out, `
-		SELECT '' AS key_id, v.day::timestamp AT TIME ZONE 'UTC' AS day, sum(v.valid)::bigint AS valid, sum(v.refused)::bigint AS refused,
-			sum(v.refused_revoked)::bigint AS refused_revoked, sum(v.refused_expired)::bigint AS refused_expired,
-			sum(v.rate_limited)::bigint AS rate_limited
-		FROM api_key_daily_verifications v JOIN api_keys k ON k.id = v.key_id
-		WHERE k.org_id = $1 AND v.day >= $2::timestamptz::date GROUP BY v.day ORDER BY v.day`, orgID, since.UTC())
-	return out, translate(err, "API key counters")
 }
 
 // callOutcomes classifies credential_usage rows per day by the upstream's

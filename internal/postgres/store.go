@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"sync"
 
@@ -11,9 +12,11 @@ import (
 )
 
 // InvalidationChannel is the LISTEN/NOTIFY channel on which every change
-// that affects verification is announced to every instance. Payloads are
-// "key:<hex sha256>" (drop that key), "user:<uuid>" (drop that user's keys)
-// and "new:<hex sha256>" (a key was created).
+// that affects verification is announced to every instance, as
+// "log:<seq>:<payload>" where seq is the change's key_state_log row.
+// Payloads are "key:<hex sha256>" (drop that key), "user:<uuid>" (drop that
+// user's keys), "new:<hex sha256>" (a key was created) and "cred:<uuid>"
+// (drop that credential's cached value).
 const InvalidationChannel = "credvault_invalidate"
 
 // Store implements the domain's store interfaces on PostgreSQL.
@@ -26,6 +29,12 @@ type Store struct {
 
 	prepMu  sync.Mutex
 	authKey *sqlx.Stmt // the verification lookup, prepared on first use
+
+	// enqueue schedules the sending of new deliveries inside the
+	// transaction that stored them (OnJobs); emitted counts events
+	// once their transaction commits (OnEmitted).
+	enqueue func(ctx context.Context, tx *sql.Tx, jobs []credvault.Job) error
+	emitted func(eventType string)
 }
 
 // OnInvalidate sets the function that receives this instance's own
@@ -33,10 +42,12 @@ type Store struct {
 // payloads every instance gets through LISTEN/NOTIFY).
 func (s *Store) OnInvalidate(fn func(payload string)) { s.local = fn }
 
-// txn is a transaction that remembers what it announced.
+// txn is a transaction that remembers the key state changes it made.
 type txn struct {
 	*sqlx.Tx
-	notes []string
+	changes []stateChange
+	events  []string // types of the events stored, counted after commit
+	store   *Store
 }
 
 // NewStore returns a Store on db.
@@ -53,16 +64,24 @@ func (s *Store) inTx(ctx context.Context, what string, fn func(tx *txn) error) e
 		return translate(err, what)
 	}
 	defer tx.Rollback()
-	t := &txn{Tx: tx}
+	t := &txn{Tx: tx, store: s}
 	if err := fn(t); err != nil {
+		return err
+	}
+	if err := t.writeChanges(ctx); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return translate(err, what)
 	}
 	if s.local != nil {
-		for _, n := range t.notes {
-			s.local(n)
+		for _, c := range t.changes {
+			s.local(c.payload)
+		}
+	}
+	if s.emitted != nil {
+		for _, e := range t.events {
+			s.emitted(e)
 		}
 	}
 	return nil
@@ -73,6 +92,16 @@ func (s *Store) inTx(ctx context.Context, what string, fn func(tx *txn) error) e
 func insertAudit(ctx context.Context, tx *txn, ev *credvault.AuditEvent) error {
 	if ev == nil {
 		return nil
+	}
+	if ev.Emit != nil {
+		stored, err := insertEvent(ctx, tx, ev.Emit)
+		if err != nil || !stored {
+			return err // a duplicate: neither event nor audit record again
+		}
+		if ev.Data == nil {
+			ev.Data = map[string]any{}
+		}
+		ev.Data["event"], ev.Data["event_id"] = ev.Emit.Type, ev.Emit.ID
 	}
 	data, err := json.Marshal(ev.Data)
 	if err != nil {
@@ -89,16 +118,6 @@ func insertAudit(ctx context.Context, tx *txn, ev *credvault.AuditEvent) error {
 		orgID, ev.ActorType, ev.ActorID, ev.Action, ev.ResourceType, ev.ResourceID, ev.RequestID, data,
 	).Scan(&ev.ID, &ev.CreatedAt)
 	return translate(err, "audit event")
-}
-
-// notify announces an invalidation; PostgreSQL delivers it to every
-// instance on commit, and inTx to this one.
-func (tx *txn) notify(ctx context.Context, payload string) error {
-	if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, InvalidationChannel, payload); err != nil {
-		return translate(err, "notify")
-	}
-	tx.notes = append(tx.notes, payload)
-	return nil
 }
 
 // limit clamps a page size to 1..500, 100 by default.

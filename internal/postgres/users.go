@@ -113,9 +113,7 @@ func (s *Store) UpdateUser(ctx context.Context, orgID, id string, upd credvault.
 			if err := endSessions(ctx, tx, id); err != nil {
 				return err
 			}
-			if err := tx.notify(ctx, "user:"+id); err != nil {
-				return err
-			}
+			tx.logChange(ChangeUserKeys, "user:"+id)
 			revoked, err := revokeCreatedKeys(ctx, tx, orgID, id, func(k createdKey) bool {
 				if k.Kind == credvault.KeyKindService {
 					return credvault.RoleAllowsServiceKey(u.Role, k.Scopes)
@@ -126,6 +124,9 @@ func (s *Store) UpdateUser(ctx context.Context, orgID, id string, upd credvault.
 				return err
 			}
 			ev.Data["revoked_keys"] = revoked
+			if err := revokedEvents(ctx, tx, ev, revoked, "creator_demoted"); err != nil {
+				return err
+			}
 		}
 		return insertAudit(ctx, tx, ev)
 	})
@@ -153,14 +154,15 @@ func (s *Store) DeleteUser(ctx context.Context, orgID, id string, ev *credvault.
 		if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE org_id = $1 AND id = $2`, orgID, id); err != nil {
 			return translate(err, "user")
 		}
-		if err := tx.notify(ctx, "user:"+id); err != nil {
-			return err
-		}
+		tx.logChange(ChangeUserKeys, "user:"+id)
 		revoked, err := revokeCreatedKeys(ctx, tx, orgID, id, func(createdKey) bool { return false })
 		if err != nil {
 			return err
 		}
 		ev.Data["revoked_keys"] = revoked
+		if err := revokedEvents(ctx, tx, ev, revoked, "creator_removed"); err != nil {
+			return err
+		}
 		return insertAudit(ctx, tx, ev)
 	})
 }

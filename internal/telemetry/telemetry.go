@@ -37,7 +37,7 @@ type Metrics struct {
 var VerificationCodes = []string{
 	credvault.VerifyValid, credvault.VerifyPublicEndpoint, credvault.VerifyMissing, credvault.VerifyMalformed,
 	credvault.VerifyNotFound, credvault.VerifyExpired, credvault.VerifyRevoked, credvault.VerifyInsufficientScope,
-	credvault.VerifyRateLimited,
+	credvault.VerifyRateLimited, credvault.VerifyDisabled, credvault.VerifyIntegrationDisabled,
 	// JWT API keys' own refusals.
 	credvault.VerifyBadSignature, credvault.VerifyUnknownKid, credvault.VerifyNotYetValid, credvault.VerifyWrongIssuer,
 	credvault.VerifyKeyRetired,
@@ -85,7 +85,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"outcome"}),
 		listenReconnect: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "credvault_invalidation_listener_reconnects_total",
-			Help: "Reconnects of the PostgreSQL LISTEN connection that keeps caches current (each one drops the caches).",
+			Help: "Reconnects of the PostgreSQL LISTEN connection that keeps caches current (each one reads the key state log from the last applied change).",
 		}),
 		logsSuppressed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "credvault_refusal_log_lines_suppressed_total",
@@ -198,4 +198,22 @@ func (m *Metrics) WatchVerifier(c VerifierCounters) {
 	const rateHelp = "Rate-limit decisions for keys with a rate limit: allowed or limited."
 	add("credvault_rate_limit_decisions_total", rateHelp, "decision", "allowed", c.RateAllowed)
 	add("credvault_rate_limit_decisions_total", rateHelp, "decision", "limited", c.RateLimited)
+}
+
+// WatchKeyState exports the key state log follower:
+// credvault_key_state_seq (the last change applied here; equal on every
+// healthy instance) and credvault_key_state_age_seconds (since the log was
+// last read to its end; /readyz turns 503 past CREDVAULT_MAX_STALENESS).
+func (m *Metrics) WatchKeyState(lastSeq func() int64, age func() time.Duration) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "credvault_key_state_seq",
+			Help: "Sequence number of the last key_state_log change this instance applied."},
+			func() float64 { return float64(lastSeq()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "credvault_key_state_age_seconds",
+			Help: "Seconds since this instance last read the key state log to its end."},
+			func() float64 { return age().Seconds() }),
+	)
 }
