@@ -1,6 +1,7 @@
 package credvault
 
 import (
+	"unicode"
 	"unicode/utf8"
 
 	"context"
@@ -107,8 +108,9 @@ func (s *ProxyService) forward(ctx context.Context, credentialID string, req *ht
 // an escape that does not decode, bytes that are not valid UTF-8 once
 // decoded (an overlong "%c0%ae" is "." to a lenient decoder), or a
 // character that Unicode normalisation (NFKC) turns into ".", "/", "\",
-// ";" or "%" (the fullwidth full stop "%ef%bc%8e", the two-dot leader). raw is the path as sent (escaped
-// form). The rules follow RFC 3986 section 5.2.4 for dot segments and the
+// ";" or "%" (the fullwidth full stop "%ef%bc%8e", the two-dot leader), an
+// ideographic full stop or an invisible character (nonASCIIPathError).
+// raw is the path as sent (escaped form). The rules follow RFC 3986 section 5.2.4 for dot segments and the
 // OWASP path traversal guidance for encoded variants.
 //
 // It returns EINVALID reason "invalid_path", naming the problem, never
@@ -156,8 +158,13 @@ const pathLookalikes = "./\\;%"
 
 // nonASCIIPathError checks the decoded path from its first non-ASCII byte
 // on: it must be valid UTF-8 (an overlong "%c0%ae" is a "." to a lenient
-// decoder), and no character may normalise (NFKC, Unicode UAX #15) to a
-// path delimiter, as the fullwidth full stop "%ef%bc%8e" does to ".".
+// decoder), no character may normalise (NFKC, Unicode UAX #15) to a
+// path delimiter, as the fullwidth full stop "%ef%bc%8e" does to ".", and
+// none may be one that other normalisers turn into a dot or delete: the
+// ideographic full stops U+3002 and U+FF61 (UTS #46 maps them to "."), or
+// a default-ignorable character (format characters such as U+200B and
+// U+00AD, U+034F, variation selectors; NFKC_Casefold and UTS #46 delete
+// them, joining ".\u200b." into "..").
 // ASCII-only paths never come here, so the proxy's usual cost is
 // unchanged. It returns why the path is refused, or "".
 func nonASCIIPathError(p string) string {
@@ -172,6 +179,12 @@ func nonASCIIPathError(p string) string {
 		n := utf8.EncodeRune(buf[:], r)
 		if strings.ContainsAny(string(norm.NFKC.Bytes(buf[:n])), pathLookalikes) {
 			return "holds a character that Unicode normalisation (NFKC) turns into \".\", \"/\", \"\\\", \";\" or \"%\", such as a fullwidth full stop"
+		}
+		if r == '\u3002' || r == '\uff61' {
+			return "holds an ideographic full stop, which IDNA mapping (UTS #46) turns into \".\""
+		}
+		if unicode.In(r, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector) {
+			return "holds an invisible (default-ignorable) character, which NFKC_Casefold and IDNA mapping delete, so that \".\u200b.\" becomes \"..\""
 		}
 	}
 	return ""

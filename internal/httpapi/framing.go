@@ -55,9 +55,9 @@ const (
 // (checkRequestHead: request line, bytes, Host and framing, RFC 9112).
 // Bodies pass unchanged while it follows their length or chunks to where
 // the next head starts; the last chunk is held with its trailers until
-// they are checked. A request that fails is never passed on: Read reports
-// the end of the stream (so fasthttp stops after answering the requests
-// before it) and Close writes the refusal's status (400, 414, 431, 501 or
+// they are checked, and the trailer fields are then dropped. A request
+// that fails is never passed on: Read reports the end of the stream (so
+// fasthttp stops after answering the requests before it) and Close writes the refusal's status (400, 414, 431, 501 or
 // 505) with "Connection: close" before closing the socket.
 type framingConn struct {
 	net.Conn
@@ -214,7 +214,14 @@ func (c *framingConn) line(start int) *headRefusal {
 		if !blank {
 			return fieldLineError(ln[:len(ln)-2])
 		}
-		c.pass(c.head)
+		// Only the last-chunk line and the empty line go on: fasthttp
+		// would add trailer fields to the request's header, where a key
+		// or an X-Credvault-* field that a gateway checks only in the
+		// header would count (RFC 9110 section 6.5.1 forbids the merge;
+		// RFC 9112 section 7.1.2 lets a recipient discard trailers, as
+		// nginx does).
+		c.pass(c.head[:bytes.IndexByte(c.head, '\n')+1])
+		c.pass(ln)
 		c.head = c.head[:0]
 		c.state = inHead
 	}

@@ -42,7 +42,8 @@ const redactedMark = "[REDACTED]"
 //     also found inside a longer encoded text such as
 //     "Basic base64(user:value)";
 //   - decompression of a gzip (RFC 1952) or zlib (RFC 1950) stream found in
-//     a binary view (base64 of gzip), up to the budget;
+//     the raw input or a binary or decompressed view (an application/gzip
+//     body, base64 of gzip, gzip of gzip), up to the budget;
 //   - UTF-16 text (either byte order, alone or inside other data), read
 //     with the zero byte beside each ASCII character dropped.
 //

@@ -134,6 +134,9 @@ func TestClientScrubsIssue21Bodies(t *testing.T) {
 		"utf-16be json":           {"application/json; charset=utf-16", "", append([]byte{0xfe, 0xff}, utf16Of(`{"echo":"`+v+`"}`, false)...)},
 		"gzip of base64 of gzip":  {"application/json", "gzip", gzipOf([]byte(`{"blob":"` + base64.StdEncoding.EncodeToString(gzipOf([]byte(v))) + `"}`))},
 		"base64 of zlib in plain": {"text/plain", "", []byte(base64.StdEncoding.EncodeToString(zlibOf([]byte(v))))},
+		// A raw stream: an application/gzip body, zlib inside a gzip body.
+		"application/gzip":    {"application/gzip", "", gzipOf([]byte(`{"echo":"` + v + `"}`))},
+		"zlib in gzip coding": {"application/octet-stream", "gzip", gzipOf(zlibOf([]byte(`{"echo":"` + v + `"}`)))},
 	} {
 		t.Run(name, func(t *testing.T) {
 			up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {

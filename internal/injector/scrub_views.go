@@ -13,7 +13,7 @@ type view struct {
 	up     []int32 // index in the parent view where byte i's source starts
 	parent *view
 	text   bool // decoded from text escapes
-	binary bool // decoded from a binary-to-text alphabet
+	binary bool // raw bytes: decoded from a binary-to-text alphabet, or decompressed
 	wide   bool // UTF-16 (or -32) text with its zero bytes dropped
 	pct    int8 // percent-decoding layers that end in this view, in a row
 }
@@ -96,7 +96,9 @@ func (s *Scrubber) scan(sc *scratch, in view, depth int) {
 			s.binaryViews(sc, v, &binaryAlphabets[i], s.minRun[i], depth)
 		}
 	}
-	if v.binary {
+	if v.binary || v.parent == nil {
+		// The input itself may be a raw gzip or zlib stream (an
+		// application/gzip body, zlib inside a gzip body).
 		s.inflateViews(sc, v, depth)
 	}
 	if !v.wide {
