@@ -24,6 +24,7 @@ func (s *service) newOAuth(cfg Config, client *injector.Client) *credvault.OAuth
 		PublicURL: s.PublicURL(cfg),
 		Refresh:   credvault.RefreshPolicy{Concurrency: cfg.OAuthRefreshConcurrency, BackoffBase: cfg.OAuthRefreshBackoff},
 		OnRefresh: func(outcome string) { refreshes.WithLabelValues(outcome).Inc() },
+		Events:    s.store,
 	}
 	s.creds.OAuth = svc
 	// Once across all replicas (internal/jobs); each refresh also holds its

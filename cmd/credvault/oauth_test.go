@@ -454,6 +454,12 @@ func TestOAuthInvalidGrantNeedsReauth(t *testing.T) {
 	if reauth != 1 {
 		t.Fatalf("oauth_reauth_needed events = %d, want 1", reauth)
 	}
+	// The change is also an event for the org's webhooks, once.
+	var told int
+	_ = e.insts[0].s.db.Get(&told, `SELECT count(*) FROM events WHERE subject_id = $1 AND type = 'oauth.needs_reauth'`, id)
+	if told != 1 {
+		t.Fatalf("oauth.needs_reauth events = %d, want 1", told)
+	}
 	// Reconnect: a new authorization for the same id.
 	r := e.cl.as(e.owner, "POST", e.insts[0].url+"/v1/credentials/"+id+"/reconnect", nil)
 	if r.status != 200 || r.json(t)["id"] != id || r.json(t)["authorize_url"] == nil {

@@ -24,6 +24,8 @@ type OAuthService struct {
 	// OnRefresh, when set, is told of every token request's outcome
 	// ("ok", "invalid_grant", "failed", ...): the metrics hook.
 	OnRefresh func(outcome string)
+	// Events, when set, receives the oauth.* events of status changes.
+	Events EventStore
 
 	flight flightGroup
 }

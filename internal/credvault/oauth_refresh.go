@@ -125,6 +125,7 @@ func (s *OAuthService) refresh(ctx context.Context, orgID, id, trigger string, r
 	var (
 		out   *Credential
 		token Secret
+		from  string // the connection's status when the lock was taken
 	)
 	locked, err := s.Store.LockOAuthCredential(ctx, orgID, id, trigger != triggerProactive, func(c *Credential, mark func() error) (*OAuthWrite, error) {
 		out = c
@@ -132,6 +133,7 @@ func (s *OAuthService) refresh(ctx context.Context, orgID, id, trigger string, r
 		if o == nil {
 			return nil, Errorf(EINVALID, "credential %s is not an OAuth connection", c.ID)
 		}
+		from = o.Status
 		switch o.Status {
 		case OAuthPending:
 			if trigger != triggerReconnect {
@@ -180,6 +182,9 @@ func (s *OAuthService) refresh(ctx context.Context, orgID, id, trigger string, r
 		})
 		return &OAuthWrite{TokenChanged: true, Events: []*AuditEvent{ev}}, nil
 	})
+	if locked && out != nil && out.OAuth != nil && (err == nil || ErrorReason(err) == "oauth_needs_reauth" || ErrorReason(err) == "oauth_refresh_unavailable") {
+		s.emitTransition(ctx, out, from)
+	}
 	if err != nil || !locked || trigger == triggerProactive {
 		return out, token, err
 	}
@@ -408,4 +413,23 @@ func (s *OAuthService) RefreshDue(ctx context.Context, limit int) (int, error) {
 		})
 	}
 	return len(due), g.Wait()
+}
+
+// emitTransition tells the org's webhooks (oauth.needs_reauth,
+// oauth.refresh_failing, oauth.recovered) when a refresh changed the
+// connection's status, once per change: a refresh that fails again while
+// already failing tells nothing new. It runs after the refresh's own write,
+// in a transaction of its own (not the refresh's statement), so a crash
+// between the two loses the event but never the refresh's audit record; a
+// failure to store it never fails the refresh.
+func (s *OAuthService) emitTransition(ctx context.Context, c *Credential, from string) {
+	to := c.OAuth.Status
+	if s.Events == nil || from == to {
+		return
+	}
+	probe := OAuthEvent(&AuditEvent{}, c.ID, c.Name, from, to, c.OAuth.LastError, c.OAuth.Failures)
+	if probe.Emit == nil {
+		return
+	}
+	_ = EmitSystemEvent(context.WithoutCancel(ctx), s.Events, c.OrgID, probe.Emit.Type, "credential", c.ID, "", probe.Emit.Data)
 }
