@@ -128,8 +128,16 @@ func TestReceiverOutageLosesNothing(t *testing.T) {
 	if attempts != sent {
 		t.Errorf("delivery log holds %d attempts, the receiver saw %d", attempts, sent)
 	}
-	// Manual redelivery sends one again, under the same id.
+	// Manual redelivery sends one again, under the same id. River records
+	// a job's completion in batches just after it ran; until then the
+	// delivery's job counts as running and a redelivery is folded into it
+	// (deliveryOpts), so wait for the completion first.
 	d := log.Data[0]
+	deadline = time.Now().Add(10 * time.Second)
+	for countRows(t, cl.dbURL, `SELECT count(*) FROM river_job WHERE kind = $1 AND (args->>'delivery_id')::bigint = $2 AND state <> 'completed'`,
+		credvault.JobDelivery, d.ID) > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
 	if r := cl.as(owner, "POST", a.url+"/v1/webhooks/"+whID+"/deliveries/"+itoa(d.ID)+"/redeliver", nil); r.status != 202 {
 		t.Fatalf("redeliver: %d %s", r.status, r.body)
 	}
