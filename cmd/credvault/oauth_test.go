@@ -321,7 +321,19 @@ func TestOAuthSingleFlightAcrossInstances(t *testing.T) {
 	// 5 s tokens: the refreshed one outlives the burst even under the race
 	// detector (a 2 s token expired again mid-burst and was rightly
 	// refreshed a second time).
-	e := newOAuthEnv(t, 5*time.Second, 2, nil)
+	// No proactive refresh during the test (its job would refresh the
+	// token just before expiry, leaving nothing to race for): every
+	// refresh here is the on-demand one.
+	e := newOAuthEnv(t, 5*time.Second, 2, map[string]string{"CREDVAULT_OAUTH_REFRESH_INTERVAL": "1h"})
+	// The job's first run comes once a leader is elected, seconds after
+	// start: let it pass before the connection exists.
+	for deadline := time.Now().Add(20 * time.Second); countRows(t, e.cl.dbURL,
+		`SELECT count(*) FROM river_job WHERE kind = 'credvault_every' AND args->>'name' = 'oauth_refresh' AND state = 'completed'`) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the proactive refresh job did not run within 20 s of start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	id := e.connect()
 	exp, _ := time.Parse(time.RFC3339Nano, e.oauthOf(id)["expires_at"].(string))
 	for i := range e.insts {
