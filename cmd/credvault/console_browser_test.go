@@ -65,7 +65,7 @@ func newBrowser(t *testing.T, timeout time.Duration) (context.Context, context.C
 		chromedp.Flag("disable-default-apps", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.WindowSize(1280, 800),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(browserProfileDir(t)),
 	}
 	// A loaded machine occasionally fails a browser start; one more try
 	// tells that apart from a missing or broken chromium.
@@ -84,6 +84,31 @@ func newBrowser(t *testing.T, timeout time.Duration) (context.Context, context.C
 	}
 	t.Fatalf("start chromium: %v", err)
 	return nil, nil
+}
+
+// browserProfileDir makes Chromium's profile directory. It is not
+// t.TempDir: Chromium's helper processes (crashpad, the zygote) may still
+// write into the profile for a moment after the browser process has exited,
+// and t.TempDir's single RemoveAll then fails the test. The directory is
+// removed with retries over a few seconds instead, and a leftover is logged,
+// never a failure.
+func browserProfileDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "credvault-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		var err error
+		for range 20 {
+			if err = os.RemoveAll(dir); err == nil {
+				return
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		t.Logf("chromium profile %s left behind: %v", dir, err)
+	})
+	return dir
 }
 
 // tab is one browser profile (its own cookies) driven by the test, which

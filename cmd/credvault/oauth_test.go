@@ -237,7 +237,7 @@ func TestOAuthCallbackRefusals(t *testing.T) {
 			return cb
 		}, 400, "expired"},
 		{"PKCE verifier mismatch", func(cb string) string {
-			if _, err := db.Exec(`UPDATE oauth_states SET code_verifier = 'x' || substr(code_verifier, 2)`); err != nil {
+			if _, err := db.Exec(`UPDATE oauth_states SET code_verifier = CASE WHEN left(code_verifier, 1) = 'x' THEN 'y' ELSE 'x' END || substr(code_verifier, 2)`); err != nil {
 				t.Fatal(err)
 			}
 			return cb
