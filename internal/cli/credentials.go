@@ -231,11 +231,7 @@ func (s *session) printShares(ctx context.Context, api *client.ClientWithRespons
 func credentialsTest(ctx context.Context, s *session, args []string) error {
 	fs := flag.NewFlagSet("credentials test", flag.ContinueOnError)
 	out := outputFlag(fs)
-	id, err := parseID(fs, args)
-	if err != nil {
-		return err
-	}
-	api, err := s.api(*out)
+	api, id, err := s.idCommand(fs, out, args)
 	if err != nil {
 		return err
 	}
@@ -277,11 +273,7 @@ func credentialsDelete(ctx context.Context, s *session, args []string) error {
 	fs := flag.NewFlagSet("credentials delete", flag.ContinueOnError)
 	out := outputFlag(fs)
 	force := fs.Bool("force", false, "delete even if workflows used it in the last 30 days")
-	id, err := parseID(fs, args)
-	if err != nil {
-		return err
-	}
-	api, err := s.api(*out)
+	api, id, err := s.idCommand(fs, out, args)
 	if err != nil {
 		return err
 	}

@@ -139,11 +139,7 @@ func integrationsGet(ctx context.Context, s *session, args []string) error {
 func idStart(s *session, command string, args []string) (*client.ClientWithResponses, uuid.UUID, string, error) {
 	fs := flag.NewFlagSet(command, flag.ContinueOnError)
 	out := outputFlag(fs)
-	id, err := parseID(fs, args)
-	if err != nil {
-		return nil, id, "", err
-	}
-	api, err := s.api(*out)
+	api, id, err := s.idCommand(fs, out, args)
 	return api, id, *out, err
 }
 
@@ -205,11 +201,7 @@ func integrationsUsage(ctx context.Context, s *session, args []string) error {
 	fs := flag.NewFlagSet("integrations usage", flag.ContinueOnError)
 	out := outputFlag(fs)
 	days := fs.Int("days", 7, "how many days, today (UTC) included (1-90)")
-	id, err := parseID(fs, args)
-	if err != nil {
-		return err
-	}
-	api, err := s.api(*out)
+	api, id, err := s.idCommand(fs, out, args)
 	if err != nil {
 		return err
 	}

@@ -36,6 +36,21 @@ func parseID(fs *flag.FlagSet, args []string) (uuid.UUID, error) {
 	return id, nil
 }
 
+// idCommand is the start every `<noun> <verb> [flags] ID` command shares:
+// it parses fs's flags and the one id, checks --output and opens the API
+// client. Usage errors (exit code 2) name the command.
+func (s *session) idCommand(fs *flag.FlagSet, out *string, args []string) (*client.ClientWithResponses, uuid.UUID, error) {
+	id, err := parseID(fs, args)
+	if err != nil {
+		return nil, uuid.Nil, err
+	}
+	api, err := s.api(*out)
+	if err != nil {
+		return nil, uuid.Nil, err
+	}
+	return api, id, nil
+}
+
 func keyRow(k client.APIKey) []string {
 	scopes := make([]string, len(k.Scopes))
 	for i, s := range k.Scopes {
@@ -127,11 +142,7 @@ func keyRowOwner(ctx context.Context, members *memberIDs, k client.APIKey) []str
 func keysGet(ctx context.Context, s *session, args []string) error {
 	fs := flag.NewFlagSet("keys get", flag.ContinueOnError)
 	out := outputFlag(fs)
-	id, err := parseID(fs, args)
-	if err != nil {
-		return err
-	}
-	api, err := s.api(*out)
+	api, id, err := s.idCommand(fs, out, args)
 	if err != nil {
 		return err
 	}
@@ -265,11 +276,7 @@ func keysRoll(ctx context.Context, s *session, args []string) error {
 	fs := flag.NewFlagSet("keys roll", flag.ContinueOnError)
 	out := outputFlag(fs)
 	grace := fs.Int("grace", 0, "seconds the old key keeps working")
-	id, err := parseID(fs, args)
-	if err != nil {
-		return err
-	}
-	api, err := s.api(*out)
+	api, id, err := s.idCommand(fs, out, args)
 	if err != nil {
 		return err
 	}
@@ -286,11 +293,7 @@ func keysRoll(ctx context.Context, s *session, args []string) error {
 func keysRevoke(ctx context.Context, s *session, args []string) error {
 	fs := flag.NewFlagSet("keys revoke", flag.ContinueOnError)
 	out := outputFlag(fs)
-	id, err := parseID(fs, args)
-	if err != nil {
-		return err
-	}
-	api, err := s.api(*out)
+	api, id, err := s.idCommand(fs, out, args)
 	if err != nil {
 		return err
 	}
