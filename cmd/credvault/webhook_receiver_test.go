@@ -69,13 +69,16 @@ type receiver struct {
 	mu  sync.Mutex
 	got []received // every request, refused ones included
 	ok  []received // requests answered 2xx
-	// down makes it answer 503; redirect makes it answer 307 to itself.
-	down, redirect bool
-	attempts       int
+	// down makes it answer 503; redirect makes it answer 307 to itself;
+	// hang makes it read the request and never answer (until the sender
+	// hangs up or release is closed).
+	down, redirect, hang bool
+	attempts             int
+	release              chan struct{}
 }
 
 func newReceiver(t *testing.T) *receiver {
-	r := &receiver{}
+	r := &receiver{release: make(chan struct{})}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
 		var p struct {
@@ -85,9 +88,17 @@ func newReceiver(t *testing.T) *receiver {
 		_ = json.Unmarshal(body, &p)
 		rec := received{header: req.Header.Clone(), path: req.URL.Path, body: body, typ: p.Type, data: p.Data, at: time.Now()}
 		r.mu.Lock()
-		defer r.mu.Unlock()
 		r.attempts++
 		r.got = append(r.got, rec)
+		if r.hang {
+			r.mu.Unlock()
+			select {
+			case <-req.Context().Done():
+			case <-r.release:
+			}
+			return
+		}
+		defer r.mu.Unlock()
 		switch {
 		case r.redirect:
 			http.Redirect(w, req, "/elsewhere", http.StatusTemporaryRedirect)
@@ -98,8 +109,26 @@ func newReceiver(t *testing.T) *receiver {
 			w.WriteHeader(http.StatusNoContent)
 		}
 	}))
-	t.Cleanup(r.srv.Close)
+	t.Cleanup(func() {
+		close(r.release)
+		r.srv.Close()
+	})
 	return r
+}
+
+// setHang makes the receiver hold the requests that come from now on
+// unanswered (true) or answer again (false); held ones stay held.
+func (r *receiver) setHang(hang bool) {
+	r.mu.Lock()
+	r.hang = hang
+	r.mu.Unlock()
+}
+
+// requests returns every request so far, answered or not.
+func (r *receiver) requests() []received {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]received(nil), r.got...)
 }
 
 func (r *receiver) setDown(down bool) {

@@ -39,6 +39,29 @@ type DeliveryWorker struct {
 	Sender *Sender
 }
 
+// DeliveryOverhead bounds a delivery job's work besides its HTTP attempt:
+// loading the delivery, decrypting the webhook's secret through transit,
+// recording the attempt (PostgreSQL and Vault calls of milliseconds).
+const DeliveryOverhead = 5 * time.Second
+
+// DeliveryJobTimeout is the deadline of one delivery job whose HTTP attempt
+// is bounded by attempt (the sending client's Timeout): attempt plus
+// DeliveryOverhead; 0 (the job queue's default) for an unbounded attempt.
+// A job queue that takes a job running past it (plus a margin) for lost
+// retries a delivery whose instance died mid-send that soon.
+func DeliveryJobTimeout(attempt time.Duration) time.Duration {
+	if attempt <= 0 {
+		return 0
+	}
+	return attempt + DeliveryOverhead
+}
+
+// Timeout implements river.Worker: DeliveryJobTimeout of the sender's
+// client.
+func (w *DeliveryWorker) Timeout(*river.Job[DeliveryArgs]) time.Duration {
+	return DeliveryJobTimeout(w.Sender.Client.Timeout)
+}
+
 // Work implements river.Worker.
 func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	out, err := w.Sender.Send(ctx, job.Args.DeliveryID)
