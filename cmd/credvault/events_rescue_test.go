@@ -17,13 +17,7 @@ func TestDeliveryKilledMidSendIsRetriedSoon(t *testing.T) {
 	t.Parallel()
 	cl, rcv, db, kill, keys := revokedInServeProcess(t, 1, func(r *receiver) { r.setHang(true) })
 
-	deadline := time.Now().Add(20 * time.Second)
-	for len(rcv.requests()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the delivery never reached the receiver")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	rcv.waitRequests(t, 1, 20*time.Second)
 	var running int
 	if err := db.Get(&running, `SELECT count(*) FROM river_job WHERE kind = $1 AND state = 'running'`, credvault.JobDelivery); err != nil {
 		t.Fatal(err)

@@ -70,11 +70,12 @@ type receiver struct {
 	got []received // every request, refused ones included
 	ok  []received // requests answered 2xx
 	// down makes it answer 503; redirect makes it answer 307 to itself;
-	// hang makes it read the request and never answer (until the sender
-	// hangs up or release is closed).
+	// hang makes it read the request and hold it unanswered until the
+	// sender hangs up or releaseHeld answers it 204.
 	down, redirect, hang bool
 	attempts             int
 	release              chan struct{}
+	releaseOnce          sync.Once
 }
 
 func newReceiver(t *testing.T) *receiver {
@@ -95,6 +96,10 @@ func newReceiver(t *testing.T) *receiver {
 			select {
 			case <-req.Context().Done():
 			case <-r.release:
+				r.mu.Lock()
+				r.ok = append(r.ok, rec)
+				r.mu.Unlock()
+				w.WriteHeader(http.StatusNoContent)
 			}
 			return
 		}
@@ -110,7 +115,7 @@ func newReceiver(t *testing.T) *receiver {
 		}
 	}))
 	t.Cleanup(func() {
-		close(r.release)
+		r.releaseHeld()
 		r.srv.Close()
 	})
 	return r
@@ -122,6 +127,22 @@ func (r *receiver) setHang(hang bool) {
 	r.mu.Lock()
 	r.hang = hang
 	r.mu.Unlock()
+}
+
+// releaseHeld answers the requests held so far 204.
+func (r *receiver) releaseHeld() { r.releaseOnce.Do(func() { close(r.release) }) }
+
+// waitRequests waits until the receiver has got n requests, answered or
+// not (held ones included).
+func (r *receiver) waitRequests(t *testing.T, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for len(r.requests()) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests reached the receiver within %v, want %d", len(r.requests()), timeout, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // requests returns every request so far, answered or not.

@@ -14,6 +14,8 @@ import (
 // DeliveryArgs is the job that sends one delivery.
 type DeliveryArgs struct {
 	DeliveryID int64 `json:"delivery_id"`
+	// Manual: a redelivery a person asked for (credvault.Job.Manual).
+	Manual bool `json:"manual,omitempty"`
 }
 
 // Kind implements river.JobArgs.
@@ -63,8 +65,14 @@ func (w *DeliveryWorker) Timeout(*river.Job[DeliveryArgs]) time.Duration {
 }
 
 // Work implements river.Worker.
+//
+// A manual job's first run sends whatever the delivery's status: the
+// delivery's automatic job may have sent it meanwhile (it was in flight
+// when the person asked), and the person asked for one more request. A
+// first run is one River has not attempted before (no snooze, no rescue).
 func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
-	out, err := w.Sender.Send(ctx, job.Args.DeliveryID)
+	force := job.Args.Manual && len(job.AttemptedBy) <= 1
+	out, err := w.Sender.Send(ctx, job.Args.DeliveryID, force)
 	if err != nil {
 		return err
 	}
@@ -96,14 +104,20 @@ type Inserter interface {
 	InsertTx(ctx context.Context, tx *sql.Tx, args river.JobArgs, opts *river.InsertOpts) error
 }
 
-// deliveryOpts makes one live job per delivery: a delivery already queued,
-// waiting for its retry or being sent is not queued again (a sweep or a
-// redelivery that races the job). A completed job does not block a manual
-// redelivery.
+// deliveryOpts makes one live automatic job per delivery: a delivery
+// already queued, waiting for its retry or being sent is not queued again
+// (a sweep that races the job). A manual redelivery is a job of its own
+// (manualOpts): River records a job's end in batches just after it ran, so
+// a redelivery asked then, or while the automatic job is still sending,
+// would be folded into a job that never sends again.
 var deliveryOpts = &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
 	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
 	rivertype.JobStateRetryable, rivertype.JobStateScheduled,
 }}}
+
+// manualOpts: each manual redelivery is its own job, not unique against
+// anything.
+var manualOpts = &river.InsertOpts{}
 
 // healthOpts: a check is tried once. A retry would call the third party a
 // second time for one interval; a check lost to a crash is made up by the
@@ -118,7 +132,11 @@ func Enqueue(q Inserter) func(ctx context.Context, tx *sql.Tx, jobs []credvault.
 			var err error
 			switch j.Kind {
 			case credvault.JobDelivery:
-				err = q.InsertTx(ctx, tx, DeliveryArgs{DeliveryID: j.DeliveryID}, deliveryOpts)
+				opts := deliveryOpts
+				if j.Manual {
+					opts = manualOpts
+				}
+				err = q.InsertTx(ctx, tx, DeliveryArgs{DeliveryID: j.DeliveryID, Manual: j.Manual}, opts)
 			case credvault.JobHealthCheck:
 				err = q.InsertTx(ctx, tx, HealthArgs{CredentialID: j.CredentialID, OrgID: j.OrgID, Slot: j.Slot}, healthOpts)
 			}
