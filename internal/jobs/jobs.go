@@ -106,6 +106,8 @@ type Runner struct {
 	client   *river.Client[*sql.Tx]
 	kinds    int
 	every    *everyWorker // the worker of Every's jobs, made on first use
+	// everyNames: Every's names, in order, for the start runs.
+	everyNames []string
 }
 
 // New returns a Runner on db (credvault's pool). Nothing runs until Start.
@@ -218,6 +220,10 @@ func (r *Runner) Start(ctx context.Context) error {
 		return fmt.Errorf("jobs: start: %w", err)
 	}
 	r.client = client
+	if err := r.startRuns(ctx); err != nil {
+		// The periods still run them; only the prompt first run is lost.
+		r.cfg.Logger.Warn("background jobs: start runs not queued; they run at their next period", "error", err.Error())
+	}
 	return nil
 }
 
