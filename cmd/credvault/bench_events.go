@@ -179,10 +179,14 @@ func (bn *benchRun) countChecks(ctx context.Context) int {
 	return n
 }
 
-// revokeOne creates a key and revokes it through instance b's API: one
-// api_key.revoked event.
+// revokeOne creates a key and revokes it through instance b's API (a's
+// when b does not run, as with --only events): one api_key.revoked event.
 func (bn *benchRun) revokeOne(ctx context.Context) error {
-	return revokeVia(ctx, bn.client, bn.b.URL(), bn.owner)
+	via := bn.b
+	if via == nil {
+		via = bn.a
+	}
+	return revokeVia(ctx, bn.client, via.URL(), bn.owner)
 }
 
 // revokeVia creates a key and revokes it through the API at base, as
