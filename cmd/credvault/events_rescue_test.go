@@ -31,9 +31,9 @@ func TestDeliveryKilledMidSendIsRetriedSoon(t *testing.T) {
 
 	b := cl.start()
 	bound := b.s.jobs.LostJobRerunWithin()
-	// The bound counts from when the job's deadline ran out, at most a
-	// delivery job's timeout after the request went out; the test measures
-	// from the kill, which is later, and allows the loaded machine 10 s.
+	// The bound counts from when the job started, before the request went
+	// out; the test measures from the kill, which is later, and allows the
+	// loaded machine 10 s more.
 	got := rcv.waitFor(t, "the delivery sent again after the kill", bound+10*time.Second, distinctIDs(1))
 	took := got[0].at.Sub(killedAt)
 	sent, delivered, retried := deliveryFigures(t, rcv, keys)

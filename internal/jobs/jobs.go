@@ -159,9 +159,10 @@ func (w timeoutWorker[T]) Timeout(job *river.Job[T]) time.Duration {
 }
 
 // LostJobRerunWithin is the longest a job whose instance died mid-run
-// waits, after its own timeout, before another instance runs it again:
-// RescueAfter (or a dead leader's handover, whichever is later), then
-// River's rescuer pass, scheduler pass and one poll.
+// waits, counted from when it started, before another instance runs it
+// again, for a kind whose timeout is within RescueAfter: RescueAfter (or a
+// dead leader's handover, whichever is later), then River's rescuer pass,
+// scheduler pass and one poll.
 func (r *Runner) LostJobRerunWithin() time.Duration {
 	return max(r.cfg.RescueAfter, leaderHandover) + rescuerInterval + schedulerInterval + r.cfg.PollInterval
 }
