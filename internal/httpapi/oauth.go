@@ -34,7 +34,7 @@ func oauthJSON(o *credvault.OAuthConnection) *oauthStatus {
 }
 
 type oauthAppRequest struct {
-	Name            string   `json:"name" validate:"required,max=200"`
+	Name            string   `json:"name" validate:"required,max=200,printable_name"`
 	Preset          string   `json:"preset" validate:"max=64"`
 	Issuer          string   `json:"issuer" validate:"max=2048"`
 	AuthorizeURL    string   `json:"authorize_url" validate:"max=2048"`
@@ -47,7 +47,7 @@ type oauthAppRequest struct {
 }
 
 type oauthAppUpdateRequest struct {
-	Name            *string   `json:"name" validate:"omitempty,max=200"`
+	Name            *string   `json:"name" validate:"omitempty,max=200,printable_name"`
 	ClientID        *string   `json:"client_id" validate:"omitempty,max=500"`
 	ClientSecret    *string   `json:"client_secret" validate:"omitempty,max=2000"`
 	Scopes          *[]string `json:"scopes"`
