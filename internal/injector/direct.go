@@ -212,15 +212,13 @@ func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *ht
 		return nil, beforeResponse && dc.reused && !canceled.Load(), err
 	}
 	deadline, hasDeadline := ctx.Deadline()
-	headerBy := deadline
-	if t.headerTimeout > 0 {
-		if hb := time.Now().Add(t.headerTimeout); !hasDeadline || hb.Before(deadline) {
-			headerBy = hb
-		}
+	var by time.Time // the call's deadline, or none
+	if hasDeadline {
+		by = deadline
 	}
-	// The header deadline covers writing too: net/http's write has only
-	// the context, which here always has a deadline.
-	if err := setDeadline(dc.conn, headerBy, &canceled); err != nil {
+	// Writing has the call's deadline; ResponseHeaderTimeout starts once
+	// the request is written, as in net/http.
+	if err := setDeadline(dc.conn.SetDeadline, by, &canceled); err != nil {
 		return fail(err, false)
 	}
 	if err := req.Write(dc.bw); err != nil {
@@ -228,6 +226,15 @@ func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *ht
 	}
 	if err := dc.bw.Flush(); err != nil {
 		return fail(err, staleConn(err))
+	}
+	headerBy := by
+	if t.headerTimeout > 0 {
+		if hb := time.Now().Add(t.headerTimeout); !hasDeadline || hb.Before(deadline) {
+			headerBy = hb
+		}
+	}
+	if err := setDeadline(dc.conn.SetReadDeadline, headerBy, &canceled); err != nil {
+		return fail(err, false)
 	}
 	dc.src.left = directMaxHeaderBytes
 	if _, err := dc.br.Peek(1); err != nil {
@@ -248,11 +255,7 @@ func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *ht
 		}
 	}
 	dc.src.left = math.MaxInt64
-	var by time.Time
-	if hasDeadline {
-		by = deadline
-	}
-	if err := setDeadline(dc.conn, by, &canceled); err != nil {
+	if err := setDeadline(dc.conn.SetReadDeadline, by, &canceled); err != nil {
 		return fail(err, false)
 	}
 	keep := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols
@@ -260,16 +263,17 @@ func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *ht
 	return resp, false, nil
 }
 
-// setDeadline sets c's deadline to by, unless the call was canceled, in
-// which case the deadline stays in the past (checked again after setting,
-// since the cancellation may come in between).
-func setDeadline(c net.Conn, by time.Time, canceled *atomic.Bool) error {
+// setDeadline sets a connection's deadline (set is its SetDeadline or
+// SetReadDeadline) to by, unless the call was canceled, in which case the
+// deadline stays in the past (checked again after setting, since the
+// cancellation may come in between).
+func setDeadline(set func(time.Time) error, by time.Time, canceled *atomic.Bool) error {
 	if canceled.Load() {
 		return nil
 	}
-	err := c.SetDeadline(by)
+	err := set(by)
 	if canceled.Load() {
-		return c.SetDeadline(time.Unix(1, 0))
+		return set(time.Unix(1, 0))
 	}
 	return err
 }

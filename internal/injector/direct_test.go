@@ -333,3 +333,28 @@ func TestDirectNoGoroutinePerConnection(t *testing.T) {
 		t.Fatalf("%d client goroutines for %d idle connections, want none besides the pool's sweeper:\n%s", clientSide, up.conns.Load(), sb.String())
 	}
 }
+
+// TestDirectHeaderTimeoutStartsAfterWrite: ResponseHeaderTimeout bounds the
+// wait for the answer once the request is written, as in net/http, not the
+// writing of a large body to an upstream that reads it slowly.
+func TestDirectHeaderTimeoutStartsAfterWrite(t *testing.T) {
+	slow := rawUpstream(t, func(conn net.Conn) {
+		time.Sleep(500 * time.Millisecond) // the client's write blocks meanwhile
+		br := bufio.NewReader(conn)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, req.Body)
+		io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+	})
+	client := testClient(t, ClientOptions{ResponseHeaderTimeout: 250 * time.Millisecond})
+	body := strings.Repeat("b", 32<<20)
+	resp, err := client.Do(newRequest(t, http.MethodPost, "http://"+slow+"/upload", strings.NewReader(body)), queryCred(slow), credvault.NewSecret(testValue))
+	if err != nil {
+		t.Fatalf("a body written for longer than ResponseHeaderTimeout: %v", err)
+	}
+	if got := readAll(t, resp.Body); got != "ok" {
+		t.Fatalf("got %q", got)
+	}
+}
