@@ -55,6 +55,9 @@ type directTransport struct {
 // directConn is one kept-alive connection with its buffers.
 type directConn struct {
 	conn   net.Conn
+	raw    syscall.RawConn // for stillOpen; nil when conn has none
+	peek   func(fd uintptr) bool
+	open   bool // set by peek
 	src    limitedConn
 	br     *bufio.Reader
 	bw     *bufio.Writer
@@ -104,11 +107,10 @@ func directEligible(req *http.Request) bool {
 
 // directAddr is the host:port to dial for u (port 80 when absent).
 func directAddr(req *http.Request) string {
-	port := req.URL.Port()
-	if port == "" {
-		port = "80"
+	if req.URL.Port() != "" {
+		return req.URL.Host // already host:port, IPv6 in brackets
 	}
-	return net.JoinHostPort(req.URL.Hostname(), port)
+	return net.JoinHostPort(req.URL.Hostname(), "80")
 }
 
 // RoundTrip sends req and returns its response with the body still to be
@@ -355,7 +357,7 @@ func (t *directTransport) get(ctx context.Context, key string) (*directConn, err
 		}
 		t.nIdle--
 		t.mu.Unlock()
-		if now.Sub(dc.idleAt) < directIdleTimeout && stillOpen(dc.conn) {
+		if now.Sub(dc.idleAt) < directIdleTimeout && dc.stillOpen() {
 			dc.reused = true
 			return dc, nil
 		}
@@ -366,6 +368,12 @@ func (t *directTransport) get(ctx context.Context, key string) (*directConn, err
 		return nil, err
 	}
 	dc := &directConn{conn: conn, key: key}
+	if sc, ok := conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			dc.raw = raw
+			dc.peek = dc.peekOpen
+		}
+	}
 	dc.src.conn = conn
 	dc.br = bufio.NewReaderSize(&dc.src, 4<<10)
 	dc.bw = bufio.NewWriterSize(conn, 4<<10)
@@ -375,23 +383,21 @@ func (t *directTransport) get(ctx context.Context, key string) (*directConn, err
 // stillOpen reports whether an idle connection has neither been closed by
 // the upstream nor received bytes it did not ask for: a non-blocking peek
 // at the socket (net/http learns the same from its reader goroutine).
-func stillOpen(c net.Conn) bool {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
+func (dc *directConn) stillOpen() bool {
+	if dc.raw == nil {
 		return true
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	open := false
+	dc.open = false
+	return dc.raw.Read(dc.peek) == nil && dc.open
+}
+
+// peekOpen is directConn.peek: one MSG_PEEK|MSG_DONTWAIT receive, open
+// when there is nothing to read yet.
+func (dc *directConn) peekOpen(fd uintptr) bool {
 	var b [1]byte
-	err = rc.Read(func(fd uintptr) bool {
-		n, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		open = n < 0 && (rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK)
-		return true
-	})
-	return err == nil && open
+	n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	dc.open = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
+	return true
 }
 
 // put keeps dc for reuse, within the pool's bounds.
