@@ -127,6 +127,10 @@ func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	ctx := req.Context()
+	if err := ctx.Err(); err != nil {
+		closeBody(req) // as net/http: nothing is sent for a call already canceled
+		return nil, err
+	}
 	key := directAddr(req)
 	for attempt := 0; ; attempt++ {
 		dc, err := t.get(ctx, key)
