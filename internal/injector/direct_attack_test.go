@@ -481,3 +481,38 @@ func TestDirectAttackScrubStreamAndTrailers(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectAttackMalformedEcho: an upstream whose malformed answer repeats
+// the credential (as the status line, a header line without a colon, a
+// 1xx line, a chunk size) makes the call fail with errors that never hold
+// the value, and the connection is not used again.
+func TestDirectAttackMalformedEcho(t *testing.T) {
+	for _, shape := range []string{
+		"%s\r\n\r\n",
+		"HTTP/1.1 200 OK\r\n%s\r\n\r\n",
+		"HTTP/1.1 %s\r\n\r\n",
+		"HTTP/1.1 103 Early Hints\r\n%s\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: x%s\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%s\r\n",
+	} {
+		s := newScripted(t, func(conn net.Conn, _ *bufio.Reader, req *http.Request) bool {
+			if req.URL.Path != "/a" {
+				own(conn, req)
+				return true
+			}
+			fmt.Fprintf(conn, shape, req.Header.Get("Authorization"))
+			return true
+		})
+		c := testClient(t, ClientOptions{})
+		resp, err := callAs(t, c, s, secretA, http.MethodGet, "/a", nil)
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		if err == nil {
+			t.Fatalf("%q: no error", shape)
+		}
+		wantError(t, err, credvault.EUNAVAILABLE, "upstream_unreachable", secretA)
+		wantOwn(t, c, s, shape)
+	}
+}
