@@ -122,7 +122,7 @@ func NewClient(opts ClientOptions) *Client {
 		// compressed body through unscrubbed.
 		DisableCompression: true,
 	}
-	return &Client{opts: opts, transport: t, direct: &directTransport{dial: dial, headerTimeout: opts.ResponseHeaderTimeout}}
+	return &Client{opts: opts, transport: t, direct: newDirectTransport(dial, opts.ResponseHeaderTimeout)}
 }
 
 // dialCheck is the dialer's Control hook: it runs for every address the
@@ -233,6 +233,7 @@ func (c *Client) Do(req *http.Request, cred *credvault.Credential, value credvau
 		return nil, notUsable(fmt.Sprintf("the credential's value is shorter than %d bytes, too short to be scrubbed from responses reliably; rotate it with PATCH /v1/credentials/{id}", credvault.MinSecretValueLen), nil)
 	}
 	ctx, cancel := context.WithTimeout(req.Context(), c.opts.Timeout)
+	ctx = c.direct.withScope(ctx, v)
 
 	// A shallow copy with its own URL, header and trailer: apply changes
 	// those, and the caller's request must never hold the value.

@@ -3,6 +3,9 @@ package injector
 import (
 	"bufio"
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -45,11 +48,34 @@ const (
 type directTransport struct {
 	dial          func(ctx context.Context, network, address string) (net.Conn, error)
 	headerTimeout time.Duration
+	scopeKey      [32]byte // HMAC key of withScope, random per transport
 
 	mu      sync.Mutex
-	idle    map[string][]*directConn // by host:port; a key exists only while it has connections
+	idle    map[string][]*directConn // by host:port and scope; a key exists only while it has connections
 	nIdle   int
 	janitor bool
+}
+
+func newDirectTransport(dial func(ctx context.Context, network, address string) (net.Conn, error), headerTimeout time.Duration) *directTransport {
+	t := &directTransport{dial: dial, headerTimeout: headerTimeout}
+	_, _ = rand.Read(t.scopeKey[:]) // crypto/rand.Read never fails (Go 1.24)
+	return t
+}
+
+// scopeCtxKey is the context key of a call's pool scope.
+type scopeCtxKey struct{}
+
+// withScope marks ctx's calls as made with the credential value v: kept-
+// alive connections are shared only between calls with the same value, so
+// that an upstream that loses the framing of HTTP/1.1 (an early answer
+// with the request body left unread and parsed as a next request, a late
+// extra response) can only mix up the answers of one credential's calls,
+// never hand one credential's answer to another's caller. The scope is an
+// HMAC of v under a per-transport random key, never v.
+func (t *directTransport) withScope(ctx context.Context, v string) context.Context {
+	m := hmac.New(sha256.New, t.scopeKey[:])
+	m.Write([]byte(v)) // #nosec G104 -- hash.Hash.Write never fails
+	return context.WithValue(ctx, scopeCtxKey{}, string(m.Sum(nil)[:16]))
 }
 
 // directConn is one kept-alive connection with its buffers.
@@ -131,9 +157,11 @@ func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req) // as net/http: nothing is sent for a call already canceled
 		return nil, err
 	}
-	key := directAddr(req)
+	addr := directAddr(req)
+	scope, _ := ctx.Value(scopeCtxKey{}).(string)
+	key := addr + "|" + scope
 	for attempt := 0; ; attempt++ {
-		dc, err := t.get(ctx, key)
+		dc, err := t.get(ctx, key, addr)
 		if err != nil {
 			closeBody(req)
 			return nil, err
@@ -341,9 +369,9 @@ func (b *directBody) release(eof bool) {
 	b.dc.conn.Close() // #nosec G104 -- the connection is dropped; nothing to add
 }
 
-// get returns a kept-alive connection to key that is still open, or dials a
-// new one with the Client's egress-checked dialer.
-func (t *directTransport) get(ctx context.Context, key string) (*directConn, error) {
+// get returns a kept-alive connection of key (addr and scope) that is still
+// open, or dials addr anew with the Client's egress-checked dialer.
+func (t *directTransport) get(ctx context.Context, key, addr string) (*directConn, error) {
 	now := time.Now()
 	for {
 		t.mu.Lock()
@@ -367,7 +395,7 @@ func (t *directTransport) get(ctx context.Context, key string) (*directConn, err
 		}
 		dc.conn.Close() // #nosec G104 -- a stale idle connection is dropped; nothing to add
 	}
-	conn, err := t.dial(ctx, "tcp", key)
+	conn, err := t.dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}

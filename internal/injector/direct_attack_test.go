@@ -516,3 +516,51 @@ func TestDirectAttackMalformedEcho(t *testing.T) {
 		wantOwn(t, c, s, shape)
 	}
 }
+
+// TestDirectAttackCallerSmugglesThroughUpstream: an upstream that answers a
+// POST early (401) without reading its body, then parses that body as the
+// next request, lets a malicious caller M queue a request of its own on the
+// connection. With the pool shared between credentials, tenant B's next
+// call would read the answer to M's smuggled request, and M's call after
+// that would read B's answer (B's secret, not scrubbed for M). Connections
+// are kept per credential, so the desync stays on M's own connections.
+func TestDirectAttackCallerSmugglesThroughUpstream(t *testing.T) {
+	s := newScripted(t, func(conn net.Conn, _ *bufio.Reader, req *http.Request) bool {
+		switch req.URL.Path {
+		case "/reject": // early answer, body left unread on the connection
+			io.WriteString(conn, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+		case "/smuggled":
+			time.Sleep(150 * time.Millisecond)
+			io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nspoofed-by-M")
+		default:
+			time.Sleep(150 * time.Millisecond)
+			io.WriteString(conn, echoAuth(req))
+		}
+		return true
+	})
+	c := testClient(t, ClientOptions{})
+	smuggled := "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+	credM, credB := credential("bearer", "", "", s.host), credential("bearer", "", "", s.host)
+	credM.ID, credB.ID = "cred_M", "cred_B"
+	resp, err := c.Do(newRequest(t, http.MethodPost, "http://"+s.host+"/reject", strings.NewReader(smuggled)), credM, credvault.NewSecret(secretA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp.Body)
+	resp, err = c.Do(newRequest(t, http.MethodGet, "http://"+s.host+"/b", nil), credB, credvault.NewSecret(secretB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotB := readAll(t, resp.Body)
+	resp, err = c.Do(newRequest(t, http.MethodGet, "http://"+s.host+"/m", nil), credM, credvault.NewSecret(secretA))
+	gotM := ""
+	if err == nil {
+		gotM = readAll(t, resp.Body)
+	}
+	if gotB != "echo:Bearer [REDACTED]" && strings.Contains(gotB, "spoofed") || strings.Contains(gotM, "tenantB") {
+		t.Fatalf("B read %q, then M read %q", gotB, gotM)
+	}
+	if strings.Contains(gotB, "spoofed") {
+		t.Fatalf("B read M's smuggled answer %q", gotB)
+	}
+}
