@@ -3314,8 +3314,9 @@ type ClientInterface interface {
 	// No request body.
 	//
 	// After the transit key has been rotated in Vault, this rewraps every
-	// credential of the caller's org whose ciphertext is below the key's
-	// latest version, in batches of 200 (one Vault request each, sized for
+	// ciphertext of the caller's org below the key's latest version
+	// (credential values and OAuth access tokens, OAuth refresh tokens,
+	// OAuth app client secrets), in batches of 200 (one Vault request each, sized for
 	// OpenBao's default JSON limit), through Vault's rewrap:
 	// no plaintext is ever seen. Each batch is committed on its own, and a
 	// run only picks rows still below the latest version, so after a 503
@@ -4878,8 +4879,9 @@ func (c *Client) Readyz(ctx context.Context, params *ReadyzParams, reqEditors ..
 // No request body.
 //
 // After the transit key has been rotated in Vault, this rewraps every
-// credential of the caller's org whose ciphertext is below the key's
-// latest version, in batches of 200 (one Vault request each, sized for
+// ciphertext of the caller's org below the key's latest version
+// (credential values and OAuth access tokens, OAuth refresh tokens,
+// OAuth app client secrets), in batches of 200 (one Vault request each, sized for
 // OpenBao's default JSON limit), through Vault's rewrap:
 // no plaintext is ever seen. Each batch is committed on its own, and a
 // run only picks rows still below the latest version, so after a 503
@@ -10692,8 +10694,9 @@ type ClientWithResponsesInterface interface {
 	// No request body.
 	//
 	// After the transit key has been rotated in Vault, this rewraps every
-	// credential of the caller's org whose ciphertext is below the key's
-	// latest version, in batches of 200 (one Vault request each, sized for
+	// ciphertext of the caller's org below the key's latest version
+	// (credential values and OAuth access tokens, OAuth refresh tokens,
+	// OAuth app client secrets), in batches of 200 (one Vault request each, sized for
 	// OpenBao's default JSON limit), through Vault's rewrap:
 	// no plaintext is ever seen. Each batch is committed on its own, and a
 	// run only picks rows still below the latest version, so after a 503
@@ -21041,8 +21044,9 @@ func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, params *Re
 // No request body.
 //
 // After the transit key has been rotated in Vault, this rewraps every
-// credential of the caller's org whose ciphertext is below the key's
-// latest version, in batches of 200 (one Vault request each, sized for
+// ciphertext of the caller's org below the key's latest version
+// (credential values and OAuth access tokens, OAuth refresh tokens,
+// OAuth app client secrets), in batches of 200 (one Vault request each, sized for
 // OpenBao's default JSON limit), through Vault's rewrap:
 // no plaintext is ever seen. Each batch is committed on its own, and a
 // run only picks rows still below the latest version, so after a 503
