@@ -3268,9 +3268,13 @@ type ClientInterface interface {
 	// `redirect_uri`). The single-use `state` (bound to the org, the user
 	// who started the authorization and the credential; valid 10 minutes)
 	// is the proof; credvault stores only its SHA-256. An unknown,
-	// replayed, expired or foreign state answers 400 and changes nothing.
-	// When the provider sends `iss` (RFC 9207) and the app was discovered
-	// from an issuer, they must match. The code is exchanged with the
+	// replayed, expired or foreign state answers 400 and changes nothing;
+	// so does a browser signed in to the console as another user, or in
+	// another org, than the one who started the authorization (the state
+	// is spent). When the provider sends `iss` (RFC 9207) and the app was
+	// discovered from an issuer, they must match; when the issuer's
+	// metadata says `authorization_response_iss_parameter_supported`,
+	// `iss` is required. The code is exchanged with the
 	// PKCE verifier (RFC 7636, S256) and the credential becomes
 	// `connected`. A provider error (`error=access_denied`) is shown and
 	// kept as the credential's `oauth.last_error`; the credential stays as
@@ -4813,9 +4817,13 @@ func (c *Client) Metrics(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 // `redirect_uri`). The single-use `state` (bound to the org, the user
 // who started the authorization and the credential; valid 10 minutes)
 // is the proof; credvault stores only its SHA-256. An unknown,
-// replayed, expired or foreign state answers 400 and changes nothing.
-// When the provider sends `iss` (RFC 9207) and the app was discovered
-// from an issuer, they must match. The code is exchanged with the
+// replayed, expired or foreign state answers 400 and changes nothing;
+// so does a browser signed in to the console as another user, or in
+// another org, than the one who started the authorization (the state
+// is spent). When the provider sends `iss` (RFC 9207) and the app was
+// discovered from an issuer, they must match; when the issuer's
+// metadata says `authorization_response_iss_parameter_supported`,
+// `iss` is required. The code is exchanged with the
 // PKCE verifier (RFC 7636, S256) and the credential becomes
 // `connected`. A provider error (`error=access_denied`) is shown and
 // kept as the credential's `oauth.last_error`; the credential stays as
@@ -10644,9 +10652,13 @@ type ClientWithResponsesInterface interface {
 	// `redirect_uri`). The single-use `state` (bound to the org, the user
 	// who started the authorization and the credential; valid 10 minutes)
 	// is the proof; credvault stores only its SHA-256. An unknown,
-	// replayed, expired or foreign state answers 400 and changes nothing.
-	// When the provider sends `iss` (RFC 9207) and the app was discovered
-	// from an issuer, they must match. The code is exchanged with the
+	// replayed, expired or foreign state answers 400 and changes nothing;
+	// so does a browser signed in to the console as another user, or in
+	// another org, than the one who started the authorization (the state
+	// is spent). When the provider sends `iss` (RFC 9207) and the app was
+	// discovered from an issuer, they must match; when the issuer's
+	// metadata says `authorization_response_iss_parameter_supported`,
+	// `iss` is required. The code is exchanged with the
 	// PKCE verifier (RFC 7636, S256) and the credential becomes
 	// `connected`. A provider error (`error=access_denied`) is shown and
 	// kept as the credential's `oauth.last_error`; the credential stays as
@@ -20982,9 +20994,13 @@ func (c *ClientWithResponses) MetricsWithResponse(ctx context.Context, reqEditor
 // `redirect_uri`). The single-use `state` (bound to the org, the user
 // who started the authorization and the credential; valid 10 minutes)
 // is the proof; credvault stores only its SHA-256. An unknown,
-// replayed, expired or foreign state answers 400 and changes nothing.
-// When the provider sends `iss` (RFC 9207) and the app was discovered
-// from an issuer, they must match. The code is exchanged with the
+// replayed, expired or foreign state answers 400 and changes nothing;
+// so does a browser signed in to the console as another user, or in
+// another org, than the one who started the authorization (the state
+// is spent). When the provider sends `iss` (RFC 9207) and the app was
+// discovered from an issuer, they must match; when the issuer's
+// metadata says `authorization_response_iss_parameter_supported`,
+// `iss` is required. The code is exchanged with the
 // PKCE verifier (RFC 7636, S256) and the credential becomes
 // `connected`. A provider error (`error=access_denied`) is shown and
 // kept as the credential's `oauth.last_error`; the credential stays as

@@ -42,11 +42,15 @@ const (
 // transit ciphertext, never shown), the default scopes and how the client
 // authenticates at the token endpoint.
 type OAuthApp struct {
-	ID               string
-	OrgID            string
-	Name             string
-	Preset           string // a preset id, or ""
-	Issuer           string // the issuer endpoints were discovered from, or ""
+	ID     string
+	OrgID  string
+	Name   string
+	Preset string // a preset id, or ""
+	Issuer string // the issuer endpoints were discovered from, or ""
+	// IssRequired: the issuer's metadata says
+	// authorization_response_iss_parameter_supported (RFC 9207 section
+	// 3), so a callback without iss is refused.
+	IssRequired      bool
 	AuthorizeURL     string
 	TokenURL         string
 	RevocationURL    string            // RFC 7009 endpoint, "" when the provider has none
@@ -105,6 +109,7 @@ type OAuthToken struct {
 type OAuthEndpoints struct {
 	Preset          string
 	Issuer          string
+	IssRequired     bool // RFC 9207: the metadata's authorization_response_iss_parameter_supported
 	AuthorizeURL    string
 	TokenURL        string
 	RevocationURL   string
