@@ -855,3 +855,71 @@ func TestOAuthCallbackIssuer(t *testing.T) {
 	}
 	e.noTokenLeaks()
 }
+
+// TestOAuthEventsWithStatusChange: the oauth.* event of a status change is
+// stored in the transaction of the change (the outbox). While the events
+// table refuses oauth.needs_reauth, the refresh that meets invalid_grant
+// stores neither the new status nor the event; once it accepts it, both.
+// Reconnecting the needs_reauth credential through the callback emits
+// oauth.recovered.
+func TestOAuthEventsWithStatusChange(t *testing.T) {
+	e := newOAuthEnv(t, time.Hour, 1, nil)
+	a := e.insts[0]
+	id := e.connect()
+	issued := e.as.IssuedTokens()
+	if status, _ := e.as.RefreshDirectly(issued[len(issued)-1]); status != 200 {
+		t.Fatalf("out-of-band refresh: %d", status)
+	}
+	state := func() (status string, events, audits int) {
+		t.Helper()
+		if err := a.s.db.QueryRow(`SELECT
+			(SELECT status FROM credential_oauth WHERE credential_id::text = $1),
+			(SELECT count(*) FROM events WHERE subject_id = $1 AND type = 'oauth.needs_reauth'),
+			(SELECT count(*) FROM audit_events WHERE resource_id = $1 AND action = 'credential.oauth_reauth_needed')`, id).
+			Scan(&status, &events, &audits); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	due := func() {
+		t.Helper()
+		if _, err := a.s.db.Exec(`UPDATE credential_oauth SET refresh_at = now() - interval '1 second' WHERE credential_id = $1`, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.s.db.Exec(`ALTER TABLE events ADD CONSTRAINT test_refuses_reauth CHECK (type <> 'oauth.needs_reauth')`); err != nil {
+		t.Fatal(err)
+	}
+	due()
+	if _, err := a.s.oauth.RefreshDue(t.Context(), 10); err == nil {
+		t.Fatal("the refresh reported success although its event could not be stored")
+	}
+	if status, events, audits := state(); status == "needs_reauth" || events != 0 || audits != 0 {
+		t.Fatalf("event refused: status %s, %d events, %d audit records; want neither change nor event", status, events, audits)
+	}
+	if _, err := a.s.db.Exec(`ALTER TABLE events DROP CONSTRAINT test_refuses_reauth`); err != nil {
+		t.Fatal(err)
+	}
+	due()
+	if n, err := a.s.oauth.RefreshDue(t.Context(), 10); err != nil || n != 1 {
+		t.Fatalf("second refresh: %d %v", n, err)
+	}
+	if status, events, audits := state(); status != "needs_reauth" || events != 1 || audits != 1 {
+		t.Fatalf("event accepted: status %s, %d events, %d audit records; want needs_reauth with one of each", status, events, audits)
+	}
+	// Reconnected through the callback: oauth.recovered, once.
+	r := e.cl.as(e.owner, "POST", a.url+"/v1/credentials/"+id+"/reconnect", nil)
+	if r.status != 200 {
+		t.Fatalf("reconnect: %d %s", r.status, r.body)
+	}
+	if cb := e.cl.call("GET", e.authorize(r.json(t)["authorize_url"].(string)), nil, nil); cb.status != 200 {
+		t.Fatalf("callback after reconnect: %d %s", cb.status, cb.body)
+	}
+	var recovered int
+	var data string
+	if err := a.s.db.QueryRow(`SELECT count(*), coalesce(max(data::text), '') FROM events WHERE subject_id = $1 AND type = 'oauth.recovered'`, id).
+		Scan(&recovered, &data); err != nil || recovered != 1 || !strings.Contains(data, `"from": "needs_reauth"`) {
+		t.Fatalf("oauth.recovered events after the reconnect: %d %s %v", recovered, data, err)
+	}
+	e.noTokenLeaks()
+}

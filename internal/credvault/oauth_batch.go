@@ -28,9 +28,9 @@ type OAuthClaim interface {
 	// Credentials are the connections claimed, with the status they had
 	// before the claim marked them.
 	Credentials() []*Credential
-	// Store writes every outcome in one statement (connection fields,
-	// access tokens where TokenChanged, audit events) and announces
-	// "cred:<id>" for each, before the locks end.
+	// Store writes every outcome atomically (connection fields, access
+	// tokens where TokenChanged, audit events and the events they emit)
+	// and announces "cred:<id>" for each, before the locks end.
 	Store(ctx context.Context, items []OAuthBatchItem) error
 	// Release ends the locks; call it once, after Store.
 	Release()
@@ -109,7 +109,7 @@ func (s *OAuthService) RefreshDue(ctx context.Context, limit int) (int, error) {
 		} else if ErrorCode(err) == EUNAVAILABLE && stop == nil {
 			stop = err // Vault or PostgreSQL: the status goes back as it was
 		}
-		items[i] = OAuthBatchItem{Credential: c, Write: w}
+		items[i] = OAuthBatchItem{Credential: c, Write: s.withTransition(ctx, c, from[i], w)}
 	}
 	// The tokens are spent at the provider: the write outlives a caller
 	// that gave up.
@@ -117,9 +117,6 @@ func (s *OAuthService) RefreshDue(ctx context.Context, limit int) (int, error) {
 	defer cancel()
 	if err := claim.Store(wctx, items); err != nil {
 		return len(cs), err
-	}
-	for i, c := range cs {
-		s.emitTransition(ctx, c, from[i])
 	}
 	return len(cs), stop
 }

@@ -72,6 +72,7 @@ func (s *OAuthService) Callback(ctx context.Context, in CallbackInput) (*Callbac
 			return nil, Errorf(EINVALID, "credential %s is not an OAuth connection", c.ID)
 		}
 		o := c.OAuth
+		from := o.Status
 		app, err := s.Store.FindOAuthAppByID(sys, c.OrgID, o.AppID)
 		if err != nil {
 			return nil, err
@@ -111,7 +112,8 @@ func (s *OAuthService) Callback(ctx context.Context, in CallbackInput) (*Callbac
 		res.Status = o.Status
 		ev := newAuditEvent(sys, c.OrgID, "credential.oauth_connect", "credential", c.ID, map[string]any{
 			"grant": o.Grant, "outcome": "ok", "expires_at": o.ExpiresAt, "scopes_granted": o.ScopesGranted})
-		return &OAuthWrite{TokenChanged: true, Events: []*AuditEvent{ev}}, nil
+		// A needs_reauth (or failing) connection reconnected: oauth.recovered.
+		return s.withTransition(sys, c, from, &OAuthWrite{TokenChanged: true, Events: []*AuditEvent{ev}}), nil
 	})
 	if ErrorCode(err) == ENOTFOUND {
 		return nil, &Error{Code: EINVALID, Reason: "oauth_state_invalid", Message: "the credential of this authorization was deleted"}

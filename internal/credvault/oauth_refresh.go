@@ -169,17 +169,15 @@ func (s *OAuthService) refresh(ctx context.Context, orgID, id, trigger string, r
 		tok, err := s.requestToken(ctx, c, apps)
 		s.count(err)
 		if err != nil {
-			return s.failed(ctx, c, err, trigger, now)
+			w, err := s.failed(ctx, c, err, trigger, now)
+			return s.withTransition(ctx, c, from, w), err
 		}
 		if err := s.storeToken(ctx, c, tok, now); err != nil {
 			return nil, err
 		}
 		token = tok.AccessToken
-		return &OAuthWrite{TokenChanged: true, Events: []*AuditEvent{refreshedEvent(ctx, c, trigger, tok)}}, nil
+		return s.withTransition(ctx, c, from, &OAuthWrite{TokenChanged: true, Events: []*AuditEvent{refreshedEvent(ctx, c, trigger, tok)}}), nil
 	})
-	if locked && out != nil && out.OAuth != nil && (err == nil || ErrorReason(err) == "oauth_needs_reauth" || ErrorReason(err) == "oauth_refresh_unavailable") {
-		s.emitTransition(ctx, out, from)
-	}
 	if err != nil || !locked || trigger == triggerProactive {
 		return out, token, err
 	}
@@ -417,21 +415,21 @@ func refreshUnavailable(c *Credential, wait time.Duration) error {
 			strconv.Itoa(int((wait+time.Second-1)/time.Second)) + " seconds"}
 }
 
-// emitTransition tells the org's webhooks (oauth.needs_reauth,
-// oauth.refresh_failing, oauth.recovered) when a refresh changed the
-// connection's status, once per change: a refresh that fails again while
-// already failing tells nothing new. It runs after the refresh's own write,
-// in a transaction of its own (not the refresh's statement), so a crash
-// between the two loses the event but never the refresh's audit record; a
-// failure to store it never fails the refresh.
-func (s *OAuthService) emitTransition(ctx context.Context, c *Credential, from string) {
-	to := c.OAuth.Status
-	if s.Events == nil || from == to {
-		return
+// withTransition adds to w (when not nil) the event that tells the org's
+// webhooks of c's status change since from (oauth.needs_reauth,
+// oauth.refresh_failing, oauth.recovered), once per change: a refresh that
+// fails again while already failing tells nothing new. The store writes
+// it with the status change in one transaction (the outbox): both or
+// neither. Without Events set, nothing is added.
+func (s *OAuthService) withTransition(ctx context.Context, c *Credential, from string, w *OAuthWrite) *OAuthWrite {
+	if w == nil || s.Events == nil || from == c.OAuth.Status {
+		return w
 	}
-	probe := OAuthEvent(&AuditEvent{}, c.ID, c.Name, from, to, c.OAuth.LastError, c.OAuth.Failures)
-	if probe.Emit == nil {
-		return
+	ev := OAuthEvent(newAuditEvent(ctx, c.OrgID, "", "credential", c.ID, nil), c.ID, c.Name, from, c.OAuth.Status, c.OAuth.LastError, c.OAuth.Failures)
+	if ev.Emit == nil {
+		return w
 	}
-	_ = EmitSystemEvent(context.WithoutCancel(ctx), s.Events, c.OrgID, probe.Emit.Type, "credential", c.ID, "", probe.Emit.Data)
+	ev.Action, ev.Data = ev.Emit.Type, copyData(ev.Emit.Data)
+	w.Events = append(w.Events, ev)
+	return w
 }

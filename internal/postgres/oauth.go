@@ -117,12 +117,7 @@ func (s *Store) CreateOAuthCredential(ctx context.Context, c *credvault.Credenti
 		if err := insertAuthorization(ctx, tx, auth); err != nil {
 			return err
 		}
-		for _, ev := range evs {
-			if err := insertAudit(ctx, tx, ev); err != nil {
-				return err
-			}
-		}
-		return nil
+		return insertAudits(ctx, tx, evs)
 	})
 }
 
@@ -225,7 +220,7 @@ func (s *Store) LockOAuthCredential(ctx context.Context, orgID, id string, wait 
 	// The write outlives a caller that gave up: its tokens are spent.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := writeRefresh(wctx, conn, c, w); err != nil {
+	if err := s.writeRefresh(wctx, conn, c, w); err != nil {
 		return true, err
 	}
 	if s.local != nil {
@@ -235,8 +230,8 @@ func (s *Store) LockOAuthCredential(ctx context.Context, orgID, id string, wait 
 }
 
 // writeRefresh stores what one locked refresh decided.
-func writeRefresh(ctx context.Context, conn *sqlx.Conn, c *credvault.Credential, w *credvault.OAuthWrite) error {
-	return writeRefreshes(ctx, conn, []credvault.OAuthBatchItem{{Credential: c, Write: w}})
+func (s *Store) writeRefresh(ctx context.Context, conn *sqlx.Conn, c *credvault.Credential, w *credvault.OAuthWrite) error {
+	return s.writeRefreshes(ctx, conn, []credvault.OAuthBatchItem{{Credential: c, Write: w}})
 }
 
 // refreshJSON is one connection's row in writeRefreshes' document.
@@ -259,11 +254,40 @@ type refreshJSON struct {
 	TokenVersion      int64      `json:"token_version"`
 }
 
-// writeRefreshes stores what refreshes decided in one statement (one
-// round trip, atomic like a transaction), however many connections: the
-// access tokens that changed, the connections, the audit events, and the
-// "cred:<id>" announcements that drop every instance's cached tokens.
-func writeRefreshes(ctx context.Context, conn *sqlx.Conn, items []credvault.OAuthBatchItem) error {
+// writeRefreshes stores what refreshes decided, however many connections,
+// on conn: the access tokens that changed, the connections, the audit
+// events, and the "cred:<id>" announcements that drop every instance's
+// cached tokens, in one statement (one round trip, atomic like a
+// transaction). When a status change emits an event (oauth.*), the
+// statement, the events and their deliveries run in one transaction
+// instead: the change and its event are stored together or not at all.
+func (s *Store) writeRefreshes(ctx context.Context, conn *sqlx.Conn, items []credvault.OAuthBatchItem) error {
+	var emits []*credvault.AuditEvent
+	for _, it := range items {
+		for _, ev := range it.Write.Events {
+			if ev.Emit != nil {
+				emits = append(emits, ev)
+			}
+		}
+	}
+	if len(emits) == 0 {
+		return execRefreshes(ctx, conn, items)
+	}
+	tx, err := conn.BeginTxx(ctx, nil)
+	if err != nil {
+		return translate(err, "oauth connection")
+	}
+	return s.runTx(ctx, tx, "oauth connection", func(t *txn) error {
+		if err := execRefreshes(ctx, t, items); err != nil {
+			return err
+		}
+		return insertAudits(ctx, t, emits)
+	})
+}
+
+// execRefreshes is writeRefreshes' statement; events that emit are left
+// to the caller.
+func execRefreshes(ctx context.Context, q sqlx.ExecerContext, items []credvault.OAuthBatchItem) error {
 	rows := make([]refreshJSON, len(items))
 	var evs []*credvault.AuditEvent
 	for i, it := range items {
@@ -273,7 +297,11 @@ func writeRefreshes(ctx context.Context, conn *sqlx.Conn, items []credvault.OAut
 			RefreshCiphertext: o.RefreshCiphertext, ExpiresAt: o.ExpiresAt, RefreshAt: o.RefreshAt,
 			LastRefreshedAt: o.LastRefreshedAt, LastError: o.LastError, Failures: o.Failures,
 			NextAttemptAt: o.NextAttemptAt, TokenVersion: o.TokenVersion}
-		evs = append(evs, it.Write.Events...)
+		for _, ev := range it.Write.Events {
+			if ev.Emit == nil {
+				evs = append(evs, ev)
+			}
+		}
 	}
 	doc, err := json.Marshal(rows)
 	if err != nil {
@@ -283,7 +311,7 @@ func writeRefreshes(ctx context.Context, conn *sqlx.Conn, items []credvault.OAut
 	if err != nil {
 		return credvault.Wrap(credvault.EINTERNAL, err, "encode audit events")
 	}
-	_, err = conn.ExecContext(ctx, `
+	_, err = q.ExecContext(ctx, `
 		WITH v AS (
 			SELECT * FROM jsonb_to_recordset($1::jsonb) AS v(id uuid, token_changed boolean, ciphertext text,
 				key_version integer, hint text, rotated_at timestamptz, scopes_granted text[], status text,
@@ -393,7 +421,7 @@ func (c *oauthClaim) Store(ctx context.Context, items []credvault.OAuthBatchItem
 	if len(items) == 0 {
 		return nil
 	}
-	if err := writeRefreshes(ctx, c.conn, items); err != nil {
+	if err := c.store.writeRefreshes(ctx, c.conn, items); err != nil {
 		return err
 	}
 	if c.store.local != nil {
