@@ -3,11 +3,12 @@ package cli
 import (
 	"context"
 	"flag"
+	"strings"
 
 	"github.com/google/uuid"
-	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"credvault/api/client"
+	"credvault/internal/credvault"
 )
 
 var userCommands = []subcommand{
@@ -57,9 +58,9 @@ func usersCreate(ctx context.Context, s *session, args []string) error {
 	if *email == "" {
 		return usageErrorf("users create needs --email")
 	}
-	body := client.UserCreateRequest{Email: openapi_types.Email(*email), Role: client.Role(*role)}
-	if _, err := body.Email.MarshalJSON(); err != nil {
-		return usageErrorf("--email %q is not an email address", *email)
+	body := client.UserCreateRequest{Email: strings.TrimSpace(*email), Role: client.Role(*role)}
+	if !credvault.ValidEmail(body.Email) {
+		return usageErrorf("--email %q is not an email address such as ada@example.com or bob@intranet", *email)
 	}
 	setIf(&body.Name, *name)
 	api, err := s.client()
