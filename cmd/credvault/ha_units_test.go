@@ -94,7 +94,7 @@ func TestConfigHAForms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cfg.DatabaseURL.Reveal(); !strings.Contains(got, "@/cv?") || !strings.Contains(got, "host=10.0.0.1%2C10.0.0.2") || !strings.Contains(got, "port=5432%2C5433") {
+	if got := cfg.DatabaseURL.Reveal(); !strings.Contains(got, "@10.0.0.1,10.0.0.2/cv?") || !strings.Contains(got, "port=5432%2C5433") {
 		t.Errorf("rewritten DATABASE_URL %s", got)
 	}
 	// Issue 20: an IPv6 literal in a host list, in both libpq forms.

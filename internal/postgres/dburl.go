@@ -17,10 +17,11 @@ import (
 //	postgres://u@h1,[::1]/db?port=5432,5433&target_session_attrs=read-write
 //
 // lib/pq reads the authority with net/url, which takes neither a host
-// list with an IPv6 literal nor ports after each host, so a host list is
-// moved into the host parameter, brackets removed, and per-host ports
-// into the port parameter (a host without one gets 5432):
+// list with an IPv6 literal nor ports after each host, so per-host ports
+// move into the port parameter (a host without one gets 5432), and a list
+// with an IPv6 literal moves into the host parameter, brackets removed:
 //
+//	postgres://u@h1,h2/db?port=5432,5433&target_session_attrs=read-write
 //	postgres://u@/db?host=h1,::1&port=5432,5433&target_session_attrs=read-write
 //
 // It also adds connect_timeout=5 (seconds) when the URL has none, so that
@@ -65,8 +66,12 @@ func NormalizeURL(dsn string) (string, error) {
 			}
 			q.Set("port", strings.Join(ports, ","))
 		}
-		q.Set("host", strings.Join(hosts, ","))
-		hostlist = ""
+		if strings.Contains(hostlist, "[") {
+			q.Set("host", strings.Join(hosts, ","))
+			hostlist = ""
+		} else {
+			hostlist = strings.Join(hosts, ",")
+		}
 	}
 	return withConnectTimeout(scheme+"://"+userinfo+hostlist+path, q), nil
 }

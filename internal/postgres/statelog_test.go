@@ -261,15 +261,16 @@ func TestDemotedServerIs503AndConnectionDropped(t *testing.T) {
 
 // TestNormalizeURL: both multi-host forms libpq documents work, IPv6
 // literals in brackets included; a host list goes into ?host= and the port
-// per host into ?port=; a mix, or an IPv6 address without brackets, is
+// per host into ?port=; a list with an IPv6 literal goes into ?host=; a
+// mix, or an IPv6 address without brackets, is
 // refused naming the working form.
 func TestNormalizeURL(t *testing.T) {
 	for _, c := range []struct{ in, want, err string }{
 		{"postgres://u:p@h1:5432,h2:5433/db?target_session_attrs=read-write",
-			"postgres://u:p@/db?connect_timeout=5&host=h1%2Ch2&port=5432%2C5433&target_session_attrs=read-write", ""},
+			"postgres://u:p@h1,h2/db?connect_timeout=5&port=5432%2C5433&target_session_attrs=read-write", ""},
 		{"postgres://u@h1,h2/db?port=5432,5433&target_session_attrs=read-write",
-			"postgres://u@/db?connect_timeout=5&host=h1%2Ch2&port=5432%2C5433&target_session_attrs=read-write", ""},
-		{"postgres://u@h1:6000,h2/db", "postgres://u@/db?connect_timeout=5&host=h1%2Ch2&port=6000%2C5432", ""},
+			"postgres://u@h1,h2/db?connect_timeout=5&port=5432%2C5433&target_session_attrs=read-write", ""},
+		{"postgres://u@h1:6000,h2/db", "postgres://u@h1,h2/db?connect_timeout=5&port=6000%2C5432", ""},
 		{"postgres://u@h:5432/db?connect_timeout=2", "postgres://u@h:5432/db?connect_timeout=2", ""},
 		{"postgres://u@[::1]:5432/db", "postgres://u@[::1]:5432/db?connect_timeout=5", ""},
 		// Issue 20: IPv6 literals in a host list, both forms.
