@@ -5,12 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -152,14 +152,12 @@ func TestRedisSentinelSharedLimits(t *testing.T) {
 	}
 	dir := t.TempDir()
 	primary, sentinel := freePort(t), freePort(t)
-	startRedisProc(t, "--bind", "127.0.0.1", "--port", fmt.Sprint(primary), "--save", "", "--appendonly", "no", "--dir", dir)
+	startRedisProc(t, redisReadyRe, "--bind", "127.0.0.1", "--port", fmt.Sprint(primary), "--save", "", "--appendonly", "no", "--dir", dir)
 	conf := filepath.Join(dir, "sentinel.conf")
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf("bind 127.0.0.1\nport %d\ndir %s\nsentinel monitor cvprimary 127.0.0.1 %d 1\n", sentinel, dir, primary)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	startRedisProc(t, conf, "--sentinel")
-	waitTCP(t, primary)
-	waitTCP(t, sentinel)
+	startRedisProc(t, sentinelReadyRe, conf, "--sentinel")
 
 	cl := newCluster(t, map[string]string{"REDIS_URL": fmt.Sprintf("redis+sentinel://127.0.0.1:%d?master_name=cvprimary", sentinel)})
 	a, b := cl.start(), cl.start()
@@ -177,13 +175,29 @@ func TestRedisSentinelSharedLimits(t *testing.T) {
 	}
 }
 
-func startRedisProc(t *testing.T, args ...string) {
+// What redis-server prints once it accepts connections: the server, and a
+// Sentinel once it monitors its primary (it listens before it says so).
+var (
+	redisReadyRe    = regexp.MustCompile(`(Ready to accept connections)`)
+	sentinelReadyRe = regexp.MustCompile(`(\+monitor master)`)
+)
+
+// startRedisProc runs redis-server until the test ends and returns once it
+// printed ready: its own word, which another process holding the port
+// (picked free, then closed) cannot fake; if it exits first, the test
+// fails at once.
+func startRedisProc(t *testing.T, ready *regexp.Regexp, args ...string) {
 	t.Helper()
+	out := &lineBuffer{}
 	cmd := exec.Command("redis-server", args...)
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	exited, done := make(chan error, 1), make(chan struct{})
+	go func() { exited <- cmd.Wait(); close(done) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+	out.waitFor(t, ready, exited)
 }
 
 // TestProxyServesCachedValueWhileVaultDown: a credential value past its
@@ -233,18 +247,4 @@ func freePort(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// waitTCP waits until something accepts connections on 127.0.0.1:port.
-func waitTCP(t *testing.T, port int) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("nothing listens on 127.0.0.1:%d after 20s", port)
 }

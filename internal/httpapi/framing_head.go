@@ -5,8 +5,12 @@ import "bytes"
 // headRefusal is why the framing guard refused a request head: a
 // snake_case error code (statusOfHeadCode, in error.go, gives its status)
 // and a message that says what to send instead. Messages never echo the
-// request's bytes.
-type headRefusal struct{ code, message string }
+// request's bytes. page is set when the request was for an HTML page
+// (pagePaths), which answers with a page rather than JSON.
+type headRefusal struct {
+	code, message string
+	page          bool
+}
 
 // refuseFraming refuses a request whose body length cannot be read one way
 // only (RFC 9112 section 6).
