@@ -2566,9 +2566,16 @@ type UsagePage struct {
 
 // User defines model for User.
 type User struct {
-	CreatedAt time.Time           `json:"created_at"`
-	Email     openapi_types.Email `json:"email"`
-	Id        openapi_types.UUID  `json:"id"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// Email An email address: an RFC 5322 dot-atom of ASCII letters, digits
+	// and ``!#$%&'*+/=?^_`{|}~-`` before the `@`, then one or more host
+	// name labels (RFC 1123) separated by dots. A single label is a
+	// domain, so on-premises addresses such as `bob@intranet` and
+	// `admin@localhost` are accepted; quoted local parts, IP-literal
+	// domains and non-ASCII characters are not. At most 320 characters.
+	Email string             `json:"email"`
+	Id    openapi_types.UUID `json:"id"`
 
 	// Name May be empty.
 	Name  string             `json:"name"`
@@ -2581,9 +2588,11 @@ type User struct {
 
 // UserCreateRequest defines model for UserCreateRequest.
 type UserCreateRequest struct {
-	// Email A plain address such as ada@example.com, unique in the org.
-	Email openapi_types.Email `json:"email"`
-	Name  *string             `json:"name,omitempty"`
+	// Email An email address by the rule of `User.email` (`bob@intranet` and
+	// `ada@example.com` are addresses), unique in the org; spaces
+	// around it are removed.
+	Email string  `json:"email"`
+	Name  *string `json:"name,omitempty"`
 
 	// Role `owner` and `admin` manage users, endpoints and every key; `member` manages their own keys.
 	Role Role `json:"role"`
@@ -4476,8 +4485,9 @@ type ClientInterface interface {
 	//
 	// Needs scope `users:write` and the role `owner` or `admin` (or a
 	// service key). Only owners may create owners (403 `forbidden_role`).
-	// The email must be a plain address (`ada@example.com`) not yet used
-	// in the org (409 otherwise).
+	// The email must be an address such as `ada@example.com` or
+	// `bob@intranet` (the pattern of `UserCreateRequest.email`; 400
+	// otherwise) not yet used in the org (409 otherwise).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -4488,8 +4498,9 @@ type ClientInterface interface {
 	//
 	// Needs scope `users:write` and the role `owner` or `admin` (or a
 	// service key). Only owners may create owners (403 `forbidden_role`).
-	// The email must be a plain address (`ada@example.com`) not yet used
-	// in the org (409 otherwise).
+	// The email must be an address such as `ada@example.com` or
+	// `bob@intranet` (the pattern of `UserCreateRequest.email`; 400
+	// otherwise) not yet used in the org (409 otherwise).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -6695,8 +6706,9 @@ func (c *Client) UserList(ctx context.Context, params *UserListParams, reqEditor
 //
 // Needs scope `users:write` and the role `owner` or `admin` (or a
 // service key). Only owners may create owners (403 `forbidden_role`).
-// The email must be a plain address (`ada@example.com`) not yet used
-// in the org (409 otherwise).
+// The email must be an address such as `ada@example.com` or
+// `bob@intranet` (the pattern of `UserCreateRequest.email`; 400
+// otherwise) not yet used in the org (409 otherwise).
 //
 // Takes any type of body and a specified content type.
 //
@@ -6717,8 +6729,9 @@ func (c *Client) UserCreateWithBody(ctx context.Context, contentType string, bod
 //
 // Needs scope `users:write` and the role `owner` or `admin` (or a
 // service key). Only owners may create owners (403 `forbidden_role`).
-// The email must be a plain address (`ada@example.com`) not yet used
-// in the org (409 otherwise).
+// The email must be an address such as `ada@example.com` or
+// `bob@intranet` (the pattern of `UserCreateRequest.email`; 400
+// otherwise) not yet used in the org (409 otherwise).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -11934,8 +11947,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs scope `users:write` and the role `owner` or `admin` (or a
 	// service key). Only owners may create owners (403 `forbidden_role`).
-	// The email must be a plain address (`ada@example.com`) not yet used
-	// in the org (409 otherwise).
+	// The email must be an address such as `ada@example.com` or
+	// `bob@intranet` (the pattern of `UserCreateRequest.email`; 400
+	// otherwise) not yet used in the org (409 otherwise).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -11946,8 +11960,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs scope `users:write` and the role `owner` or `admin` (or a
 	// service key). Only owners may create owners (403 `forbidden_role`).
-	// The email must be a plain address (`ada@example.com`) not yet used
-	// in the org (409 otherwise).
+	// The email must be an address such as `ada@example.com` or
+	// `bob@intranet` (the pattern of `UserCreateRequest.email`; 400
+	// otherwise) not yet used in the org (409 otherwise).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -22678,8 +22693,9 @@ func (c *ClientWithResponses) UserListWithResponse(ctx context.Context, params *
 //
 // Needs scope `users:write` and the role `owner` or `admin` (or a
 // service key). Only owners may create owners (403 `forbidden_role`).
-// The email must be a plain address (`ada@example.com`) not yet used
-// in the org (409 otherwise).
+// The email must be an address such as `ada@example.com` or
+// `bob@intranet` (the pattern of `UserCreateRequest.email`; 400
+// otherwise) not yet used in the org (409 otherwise).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -22696,8 +22712,9 @@ func (c *ClientWithResponses) UserCreateWithBodyWithResponse(ctx context.Context
 //
 // Needs scope `users:write` and the role `owner` or `admin` (or a
 // service key). Only owners may create owners (403 `forbidden_role`).
-// The email must be a plain address (`ada@example.com`) not yet used
-// in the org (409 otherwise).
+// The email must be an address such as `ada@example.com` or
+// `bob@intranet` (the pattern of `UserCreateRequest.email`; 400
+// otherwise) not yet used in the org (409 otherwise).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

@@ -41,6 +41,16 @@ const (
 	deliveryTimeout = 15 * time.Second
 )
 
+// jobRescueAfter is how long a job may count as running before the job
+// queue's leader takes it for lost and another instance runs it again:
+// just above a delivery job's deadline (deliveryTimeout plus
+// events.DeliveryOverhead, plus jobs.RescueMargin: 25 s). A delivery whose
+// instance died after the request went out is then sent again (under its
+// one webhook-id) within jobs.Runner.LostJobRerunWithin, about a minute,
+// not River's default of an hour. Jobs with longer deadlines (the periodic
+// ones, a minute) are never taken before their own deadline.
+var jobRescueAfter = jobs.RescueAfter(events.DeliveryJobTimeout(deliveryTimeout))
+
 // wireEvents builds the event stream on s: the webhook and monitor
 // services, the sender, and the jobs (deliveries, health checks, the
 // aggregator, reminders, the outbox sweep) registered on s.jobs. Call it

@@ -4,27 +4,23 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 
 	"credvault/internal/apikey"
 	"credvault/internal/credvault"
 	"credvault/internal/postgres"
 )
 
-// TestKillBetweenCommitAndDelivery: a real `credvault serve` process
-// commits 10 revocations (each event, its delivery and its job in the
-// revocation's transaction) while the receiver is down, and is killed with
-// SIGKILL right after the last commit, before any delivery succeeded. A
-// new instance on the same database delivers every event, each under its
-// one id.
-func TestKillBetweenCommitAndDelivery(t *testing.T) {
-	t.Parallel()
-	cl := newCluster(t, map[string]string{"CREDVAULT_EGRESS_ALLOW_PRIVATE": "true"})
-	rcv := newReceiver(t)
-	rcv.setDown(true)
-
+// serveProcess runs `credvault serve` on the cluster's configuration as a
+// process of its own (the test binary's helper), and returns it and a
+// function that kills it with SIGKILL and waits for it to end.
+func (cl *cluster) serveProcess(t *testing.T) (*instance, func()) {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -41,29 +37,57 @@ func TestKillBetweenCommitAndDelivery(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
+	var once sync.Once
+	kill := func() {
+		once.Do(func() {
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Error(err)
+			}
 			<-done
-		}
-	})
-	proc := &instance{url: stdout.waitFor(t, listeningRe, done)}
+		})
+	}
+	t.Cleanup(kill)
+	return &instance{url: stdout.waitFor(t, listeningRe, done), logs: stderr}, kill
+}
 
+// revokedInServeProcess starts a cluster, a receiver (set up by prepare)
+// and a `credvault serve` process (serveProcess); creates the org acme
+// beside it, a webhook to the receiver for every event, and n
+// api_key.revoked events through the process. It returns them, the
+// database and the process's kill.
+func revokedInServeProcess(t *testing.T, n int, prepare func(*receiver)) (*cluster, *receiver, *sqlx.DB, func(), []string) {
+	t.Helper()
+	cl := newCluster(t, map[string]string{"CREDVAULT_EGRESS_ALLOW_PRIVATE": "true"})
+	rcv := newReceiver(t)
+	prepare(rcv)
+	proc, kill := cl.serveProcess(t)
 	db, err := postgres.Open(context.Background(), cl.dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	res, err := credvault.Bootstrap(context.Background(), postgres.NewStore(db), apikey.Minter{Prefix: "cv"}, "acme", "owner@acme.test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	owner := res.APIKey.Reveal()
 	cl.webhookFor(proc, owner, rcv)
-	keys := cl.revokeKeys(proc, owner, 10)
+	return cl, rcv, db, kill, cl.revokeKeys(proc, owner, n)
+}
+
+// TestKillBetweenCommitAndDelivery: a real `credvault serve` process
+// commits 10 revocations (each event, its delivery and its job in the
+// revocation's transaction) while the receiver is down, and is killed with
+// SIGKILL right after the last commit, before any delivery succeeded. A
+// new instance on the same database delivers every event, each under its
+// one id.
+func TestKillBetweenCommitAndDelivery(t *testing.T) {
+	t.Parallel()
+	cl, rcv, db, kill, keys := revokedInServeProcess(t, 10, func(r *receiver) { r.setDown(true) })
 	// Kill at once, at a moment no job is being worked (a job killed while
-	// running waits for River's rescuer, which this test does not wait
-	// for); the receiver is down, so nothing was delivered.
+	// running is rescued after about a minute, which
+	// TestDeliveryKilledMidSendIsRetriedSoon covers); the receiver is down,
+	// so nothing was delivered.
 	for {
 		var running int
 		if err := db.Get(&running, `SELECT count(*) FROM river_job WHERE kind = $1 AND state = 'running'`, credvault.JobDelivery); err != nil {
@@ -74,10 +98,7 @@ func TestKillBetweenCommitAndDelivery(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-done
+	kill()
 	var states []struct {
 		State string `db:"state"`
 		N     int    `db:"n"`

@@ -205,8 +205,11 @@ func TestEveryEventTypeIsDeliveredSigned(t *testing.T) {
 		t.Errorf("api_key.expiring delivered %d times, want 2 (7 d and 1 d)", count[credvault.EventKeyExpiring])
 	}
 	for _, g := range got {
-		if g.typ == credvault.EventKeyRefusalsSpike && (g.data["refusals"] != float64(80) || g.data["name"] != "noisy") {
-			t.Errorf("spike event data %v, want 80 refusals of key noisy", g.data)
+		// The event reports the count when the rule tripped: an aggregation
+		// may run while the 80 calls are still arriving (each second, here),
+		// so anything from the rule's floor (50) to all 80 is right.
+		if n, _ := g.data["refusals"].(float64); g.typ == credvault.EventKeyRefusalsSpike && (n < 50 || n > 80 || g.data["name"] != "noisy") {
+			t.Errorf("spike event data %v, want 50-80 refusals of key noisy", g.data)
 		}
 	}
 

@@ -5,12 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -97,9 +97,26 @@ func TestConfigHAForms(t *testing.T) {
 	if got := cfg.DatabaseURL.Reveal(); !strings.Contains(got, "@10.0.0.1,10.0.0.2/cv?") || !strings.Contains(got, "port=5432%2C5433") {
 		t.Errorf("rewritten DATABASE_URL %s", got)
 	}
-	_, err = load(map[string]string{"DATABASE_URL": "postgres://u:pw@h1:5432,h2:5433/cv?port=1,2"})
-	if err == nil || strings.Count(err.Error(), "\n") != 0 || !strings.Contains(err.Error(), "host1,host2/db?port=") || strings.Contains(err.Error(), "pw") {
-		t.Errorf("ports given twice: %v", err)
+	// Issue 20: an IPv6 literal in a host list, in both libpq forms.
+	for in, hosts := range map[string]string{
+		"postgres://u:pw@127.0.0.1:5432,[::1]:5432/cv?target_session_attrs=read-write":      "host=127.0.0.1%2C%3A%3A1",
+		"postgres://u:pw@[::1],127.0.0.1/cv?port=5432,5432&target_session_attrs=read-write": "host=%3A%3A1%2C127.0.0.1",
+	} {
+		cfg, err := load(map[string]string{"DATABASE_URL": in})
+		if err != nil {
+			t.Errorf("%s: %v", in, err)
+		} else if got := cfg.DatabaseURL.Reveal(); !strings.Contains(got, hosts) || !strings.Contains(got, "port=5432%2C5432") {
+			t.Errorf("%s rewritten to %s", in, got)
+		}
+	}
+	// Refusals are one line, name the form that works (IPv6 in brackets)
+	// and never the password.
+	for _, bad := range []string{"postgres://u:pw@h1:5432,h2:5433/cv?port=1,2", "postgres://u:pw@h1,::1/cv", "postgres://u:pw@h1:5432,[::1/cv",
+		"postgres://u:pw@::1:5432:5432/cv"} {
+		_, err = load(map[string]string{"DATABASE_URL": bad})
+		if err == nil || strings.Count(err.Error(), "\n") != 0 || !strings.Contains(err.Error(), "postgres://user@host1:5432,[::1]:5432/db?target_session_attrs=read-write") || strings.Contains(err.Error(), "pw") {
+			t.Errorf("%s: %v", bad, err)
+		}
 	}
 	for _, ok := range []string{"redis://127.0.0.1:6379/0", "rediss://h:6380", "redis+sentinel://s1:26379?addr=s2:26379&master_name=mymaster",
 		"redis+cluster://n1:6379?addr=n2:6379"} {
@@ -135,14 +152,12 @@ func TestRedisSentinelSharedLimits(t *testing.T) {
 	}
 	dir := t.TempDir()
 	primary, sentinel := freePort(t), freePort(t)
-	startRedisProc(t, "--bind", "127.0.0.1", "--port", fmt.Sprint(primary), "--save", "", "--appendonly", "no", "--dir", dir)
+	startRedisProc(t, redisReadyRe, "--bind", "127.0.0.1", "--port", fmt.Sprint(primary), "--save", "", "--appendonly", "no", "--dir", dir)
 	conf := filepath.Join(dir, "sentinel.conf")
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf("bind 127.0.0.1\nport %d\ndir %s\nsentinel monitor cvprimary 127.0.0.1 %d 1\n", sentinel, dir, primary)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	startRedisProc(t, conf, "--sentinel")
-	waitTCP(t, primary)
-	waitTCP(t, sentinel)
+	startRedisProc(t, sentinelReadyRe, conf, "--sentinel")
 
 	cl := newCluster(t, map[string]string{"REDIS_URL": fmt.Sprintf("redis+sentinel://127.0.0.1:%d?master_name=cvprimary", sentinel)})
 	a, b := cl.start(), cl.start()
@@ -160,13 +175,29 @@ func TestRedisSentinelSharedLimits(t *testing.T) {
 	}
 }
 
-func startRedisProc(t *testing.T, args ...string) {
+// What redis-server prints once it accepts connections: the server, and a
+// Sentinel once it monitors its primary (it listens before it says so).
+var (
+	redisReadyRe    = regexp.MustCompile(`(Ready to accept connections)`)
+	sentinelReadyRe = regexp.MustCompile(`(\+monitor master)`)
+)
+
+// startRedisProc runs redis-server until the test ends and returns once it
+// printed ready: its own word, which another process holding the port
+// (picked free, then closed) cannot fake; if it exits first, the test
+// fails at once.
+func startRedisProc(t *testing.T, ready *regexp.Regexp, args ...string) {
 	t.Helper()
+	out := &lineBuffer{}
 	cmd := exec.Command("redis-server", args...)
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	exited, done := make(chan error, 1), make(chan struct{})
+	go func() { exited <- cmd.Wait(); close(done) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+	out.waitFor(t, ready, exited)
 }
 
 // TestProxyServesCachedValueWhileVaultDown: a credential value past its
@@ -216,18 +247,4 @@ func freePort(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// waitTCP waits until something accepts connections on 127.0.0.1:port.
-func waitTCP(t *testing.T, port int) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("nothing listens on 127.0.0.1:%d after 20s", port)
 }

@@ -24,6 +24,9 @@ type instance struct {
 	s    *service
 	url  string
 	logs *lineBuffer
+	// stop shuts the instance down as SIGTERM does and waits for it (only
+	// for instances of startWith; again: a no-op).
+	stop func()
 }
 
 // cluster is a database and a transit key shared by the instances of a
@@ -86,13 +89,17 @@ func (cl *cluster) startWith(opts startOptions) *instance {
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	inst := &instance{s: s, url: s.URL(), logs: logs}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	inst := &instance{s: s, url: s.URL(), logs: logs, stop: stop}
 	waitReady(t, inst)
 	return inst
 }

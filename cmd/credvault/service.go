@@ -168,7 +168,8 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	if opts.events.jobPoll > 0 {
 		jobPoll = opts.events.jobPoll
 	}
-	s.jobs = jobs.New(s.db.DB, jobs.Config{Logger: log, PollInterval: min(jobPoll, cfg.OAuthRefreshInterval)})
+	s.jobs = jobs.New(s.db.DB, jobs.Config{Logger: log, PollInterval: min(jobPoll, cfg.OAuthRefreshInterval),
+		RescueAfter: jobRescueAfter})
 	s.jobs.Every("purge_sessions", sessionPurgeInterval, func(ctx context.Context) error {
 		n, err := s.sessions.Purge(ctx)
 		if n > 0 {

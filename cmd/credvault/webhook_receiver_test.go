@@ -69,13 +69,17 @@ type receiver struct {
 	mu  sync.Mutex
 	got []received // every request, refused ones included
 	ok  []received // requests answered 2xx
-	// down makes it answer 503; redirect makes it answer 307 to itself.
-	down, redirect bool
-	attempts       int
+	// down makes it answer 503; redirect makes it answer 307 to itself;
+	// hang makes it read the request and hold it unanswered until the
+	// sender hangs up or releaseHeld answers it 204.
+	down, redirect, hang bool
+	attempts             int
+	release              chan struct{}
+	releaseOnce          sync.Once
 }
 
 func newReceiver(t *testing.T) *receiver {
-	r := &receiver{}
+	r := &receiver{release: make(chan struct{})}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
 		var p struct {
@@ -85,9 +89,21 @@ func newReceiver(t *testing.T) *receiver {
 		_ = json.Unmarshal(body, &p)
 		rec := received{header: req.Header.Clone(), path: req.URL.Path, body: body, typ: p.Type, data: p.Data, at: time.Now()}
 		r.mu.Lock()
-		defer r.mu.Unlock()
 		r.attempts++
 		r.got = append(r.got, rec)
+		if r.hang {
+			r.mu.Unlock()
+			select {
+			case <-req.Context().Done():
+			case <-r.release:
+				r.mu.Lock()
+				r.ok = append(r.ok, rec)
+				r.mu.Unlock()
+				w.WriteHeader(http.StatusNoContent)
+			}
+			return
+		}
+		defer r.mu.Unlock()
 		switch {
 		case r.redirect:
 			http.Redirect(w, req, "/elsewhere", http.StatusTemporaryRedirect)
@@ -98,8 +114,42 @@ func newReceiver(t *testing.T) *receiver {
 			w.WriteHeader(http.StatusNoContent)
 		}
 	}))
-	t.Cleanup(r.srv.Close)
+	t.Cleanup(func() {
+		r.releaseHeld()
+		r.srv.Close()
+	})
 	return r
+}
+
+// setHang makes the receiver hold the requests that come from now on
+// unanswered (true) or answer again (false); held ones stay held.
+func (r *receiver) setHang(hang bool) {
+	r.mu.Lock()
+	r.hang = hang
+	r.mu.Unlock()
+}
+
+// releaseHeld answers the requests held so far 204.
+func (r *receiver) releaseHeld() { r.releaseOnce.Do(func() { close(r.release) }) }
+
+// waitRequests waits until the receiver has got n requests, answered or
+// not (held ones included).
+func (r *receiver) waitRequests(t *testing.T, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for len(r.requests()) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests reached the receiver within %v, want %d", len(r.requests()), timeout, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// requests returns every request so far, answered or not.
+func (r *receiver) requests() []received {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]received(nil), r.got...)
 }
 
 func (r *receiver) setDown(down bool) {

@@ -197,6 +197,9 @@ func apiKeyInput(form map[string]string, scopes []string) (credvault.CreateAPIKe
 	if in.Name == "" {
 		return in, credvault.Errorf(credvault.EINVALID, "field \"name\" is required: say what the key is for")
 	}
+	if err := credvault.CheckPrintable("name", in.Name, "agent", form["agent"]); err != nil {
+		return in, err
+	}
 	switch form["expires_in"] {
 	case "date":
 		t, err := time.Parse(time.DateOnly, form["expires_at"])

@@ -240,7 +240,11 @@ func (c *Console) handleCredentialCreate(ctx *fiber.Ctx, v *view) error {
 			in.TestRequest = &credvault.TestRequest{Method: "GET", Path: path}
 		}
 	}
-	cr, err := c.cfg.Services.Credentials.CreateCredential(ctx.UserContext(), in)
+	var cr *credvault.Credential
+	err := credvault.CheckPrintable("name", in.Name)
+	if err == nil {
+		cr, err = c.cfg.Services.Credentials.CreateCredential(ctx.UserContext(), in)
+	}
 	if err != nil {
 		// Show the form again with what was typed, except the value.
 		return c.inline(ctx, v, err, "", func(status int) error {
@@ -392,6 +396,11 @@ func (c *Console) handleCredentialSettings(ctx *fiber.Ctx, v *view) error {
 	if val := ctx.FormValue("value"); val != "" {
 		s := credvault.NewSecret(val)
 		upd.Value = &s
+	}
+	if upd.Name != nil {
+		if err := credvault.CheckPrintable("name", *upd.Name); err != nil {
+			return c.credentialFormError(ctx, v, err)
+		}
 	}
 	if _, err := c.cfg.Services.Credentials.UpdateCredential(ctx.UserContext(), id, upd); err != nil {
 		return c.credentialFormError(ctx, v, err)

@@ -56,6 +56,9 @@ func (c *Console) handleIntegrationCreate(ctx *fiber.Ctx, v *view) error {
 	}
 	tags, err := parseTags(form["tags"])
 	if err == nil {
+		err = credvault.CheckPrintable("name", in.Name, "agent", form["agent"])
+	}
+	if err == nil {
 		in.Tags = tags
 		var i *credvault.Integration
 		if i, err = c.cfg.Services.Integrations.CreateIntegration(ctx.UserContext(), in); err == nil {
@@ -86,6 +89,9 @@ func parseTags(s string) (map[string]string, error) {
 		k, val, ok := strings.Cut(pair, "=")
 		if !ok || k == "" {
 			return nil, credvault.Errorf(credvault.EINVALID, "field \"tags\" must be key=value pairs separated by commas, such as team=billing")
+		}
+		if err := credvault.CheckPrintable("tags", k, "tags", val); err != nil {
+			return nil, err
 		}
 		out[k] = val
 	}

@@ -73,7 +73,11 @@ func (c *Console) handleMemberCreate(ctx *fiber.Ctx, v *view) error {
 	in := credvault.CreateUserInput{
 		Email: strings.TrimSpace(ctx.FormValue("email")), Name: strings.TrimSpace(ctx.FormValue("name")), Role: credvault.Role(ctx.FormValue("role")),
 	}
-	if _, err := c.cfg.Services.Users.CreateUser(ctx.UserContext(), in); err != nil {
+	err := credvault.CheckPrintable("name", in.Name)
+	if err == nil {
+		_, err = c.cfg.Services.Users.CreateUser(ctx.UserContext(), in)
+	}
+	if err != nil {
 		field := ""
 		if credvault.ErrorCode(err) == credvault.ECONFLICT {
 			field = "email" // the one unique field of a member
@@ -177,7 +181,11 @@ func (c *Console) handleEndpointCreate(ctx *fiber.Ctx, v *view) error {
 	in := credvault.CreateEndpointInput{
 		Name: strings.TrimSpace(ctx.FormValue("name")), AuthMode: ctx.FormValue("auth_mode"), RequiredScopes: formValues(ctx, "required_scopes"),
 	}
-	if _, err := c.cfg.Services.Endpoints.CreateEndpoint(ctx.UserContext(), in); err != nil {
+	err := credvault.CheckPrintable("name", in.Name)
+	if err == nil {
+		_, err = c.cfg.Services.Endpoints.CreateEndpoint(ctx.UserContext(), in)
+	}
+	if err != nil {
 		field := ""
 		if credvault.ErrorCode(err) == credvault.ECONFLICT {
 			field = "name"

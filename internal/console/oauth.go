@@ -36,7 +36,11 @@ func (c *Console) handleOAuthConnect(ctx *fiber.Ctx, v *view) error {
 	if hosts := splitList(ctx.FormValue("allowed_hosts")); len(hosts) > 0 {
 		in.AllowedHosts = hosts
 	}
-	conn, err := c.cfg.Services.OAuth.CreateOAuthCredential(ctx.UserContext(), in)
+	var conn *credvault.Connection
+	err := credvault.CheckPrintable("name", in.Name)
+	if err == nil {
+		conn, err = c.cfg.Services.OAuth.CreateOAuthCredential(ctx.UserContext(), in)
+	}
 	if err != nil {
 		if credvault.ErrorCode(err) != credvault.EINVALID {
 			return c.fail(ctx, v, err)

@@ -45,6 +45,9 @@ func (c *Console) handleWebhookCreate(ctx *fiber.Ctx, v *view) error {
 	if ctx.FormValue("all") == "on" {
 		types = []string{"*"}
 	}
+	if err := credvault.CheckPrintable("description", ctx.FormValue("description")); err != nil {
+		return c.fail(ctx, v, err)
+	}
 	w, secret, err := c.cfg.Services.Webhooks.CreateWebhook(ctx.UserContext(), credvault.CreateWebhookInput{
 		URL: ctx.FormValue("url"), Description: ctx.FormValue("description"), EventTypes: types,
 	})

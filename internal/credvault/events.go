@@ -147,8 +147,12 @@ func copyData(m map[string]any) map[string]any {
 // Job is work a store hands to the job queue in the transaction that made
 // it: the sending of one delivery, or one scheduled health check.
 type Job struct {
-	Kind         string
-	DeliveryID   int64     // JobDelivery
+	Kind       string
+	DeliveryID int64 // JobDelivery
+	// Manual marks a JobDelivery asked for by a person (a redelivery): a
+	// job of its own, never folded into the delivery's automatic one, that
+	// sends on its first run whatever the delivery's status then.
+	Manual       bool
 	CredentialID string    // JobHealthCheck
 	OrgID        string    // JobHealthCheck
 	Slot         time.Time // JobHealthCheck: the interval it is the check of

@@ -84,9 +84,11 @@ const maxResponse = 64 << 10
 
 // Send makes one attempt of a delivery. A 2xx answer delivers it; any
 // other answer, a timeout or a refused address is a failed attempt,
-// retried on the Backoff schedule. err is for credvault's own trouble
-// (PostgreSQL, Vault): the job is retried as it stands.
-func (s *Sender) Send(ctx context.Context, deliveryID int64) (Outcome, error) {
+// retried on the Backoff schedule. A delivery no longer pending is not
+// sent, unless force (a manual redelivery's first run). err is for
+// credvault's own trouble (PostgreSQL, Vault): the job is retried as it
+// stands.
+func (s *Sender) Send(ctx context.Context, deliveryID int64, force bool) (Outcome, error) {
 	out, err := s.Store.FindOutgoing(ctx, deliveryID)
 	if credvault.ErrorCode(err) == credvault.ENOTFOUND {
 		return Outcome{Done: true}, nil // the webhook or the delivery was deleted
@@ -94,7 +96,7 @@ func (s *Sender) Send(ctx context.Context, deliveryID int64) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	if out.Delivery.Status != credvault.DeliveryPending {
+	if out.Delivery.Status != credvault.DeliveryPending && !force {
 		return Outcome{Done: true}, nil // delivered (or given up) by an earlier run of this job
 	}
 	secret, err := s.secret(ctx, out.Webhook)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -139,6 +141,108 @@ func TestCounterCountsAndFlushes(t *testing.T) {
 	}
 }
 
+// TestCounterHotPathTakesNoLock: once a subject is in the published
+// table (after a flush), counting it takes no lock and allocates nothing:
+// it completes while the counter's mutex is held (by a flush or a new
+// subject), and testing.AllocsPerRun is 0.
+func TestCounterHotPathTakesNoLock(t *testing.T) {
+	c := NewCounter()
+	c.Refused("org", "k1", false)
+	c.Refused("org", "", false)
+	st := &memCounts{}
+	if err := c.Flush(context.Background(), st, time.Now(), nil); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	done := make(chan struct{})
+	go func() {
+		c.Refused("org", "k1", true)
+		c.Refused("org", "", false)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		c.mu.Unlock()
+		t.Fatal("Refused waited for the counter's lock")
+	}
+	c.mu.Unlock()
+	for _, rl := range []bool{false, true} {
+		if a := testing.AllocsPerRun(1000, func() { c.Refused("org", "k1", rl) }); a != 0 {
+			t.Errorf("Refused (rate limited %v) allocates %v per call, want 0", rl, a)
+		}
+	}
+	if a := testing.AllocsPerRun(1000, func() { c.Refused("org", "", false) }); a != 0 {
+		t.Errorf("Refused of an unknown key allocates %v per call, want 0", a)
+	}
+}
+
+// TestCounterLosesNothingAcrossFlushes: refusals counted by 4 goroutines
+// while flushes run are all handed over, none twice.
+func TestCounterLosesNothingAcrossFlushes(t *testing.T) {
+	c := NewCounter()
+	st := &memCounts{}
+	const workers, each = 4, 20000
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				c.Refused("org", "k"+strconv.Itoa((w+i)%3), i%10 == 0)
+			}
+		}()
+	}
+	stop := make(chan struct{})
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				_ = c.Flush(context.Background(), st, time.Now(), nil)
+			}
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	<-flushed
+	// Two more flushes: the last period's counts and the retired tallies.
+	_ = c.Flush(context.Background(), st, time.Now(), nil)
+	_ = c.Flush(context.Background(), st, time.Now(), nil)
+	var refusals, limited int
+	for _, rc := range st.got {
+		refusals += rc.Refusals
+		limited += rc.RateLimited
+	}
+	if refusals != workers*each || limited != workers*each/10 {
+		t.Fatalf("flushed %d refusals (%d rate limited), want %d (%d)", refusals, limited, workers*each, workers*each/10)
+	}
+}
+
+// TestCounterRetiresQuietSubjects: a subject without refusals for
+// retireAfter leaves the published table (it does not grow for ever); its
+// next refusal is counted all the same.
+func TestCounterRetiresQuietSubjects(t *testing.T) {
+	c := NewCounter()
+	st := &memCounts{}
+	t0 := time.Now()
+	c.Refused("org", "k1", false)
+	for _, d := range []time.Duration{0, time.Second, retireAfter + 2*time.Second} {
+		_ = c.Flush(context.Background(), st, t0.Add(d), nil)
+	}
+	if n := len(*c.table.Load()); n != 0 {
+		t.Fatalf("%d subjects in the table after %v without refusals, want 0", n, retireAfter)
+	}
+	c.Refused("org", "k1", false)
+	_ = c.Flush(context.Background(), st, t0.Add(retireAfter+3*time.Second), nil)
+	if len(st.got) != 2 || st.got[0].Refusals != 1 || st.got[1].Refusals != 1 {
+		t.Fatalf("flushed %+v, want one refusal twice", st.got)
+	}
+}
+
 type memCounts struct {
 	fail bool
 	got  []credvault.RefusalCount
@@ -152,9 +256,16 @@ func (m *memCounts) AddRefusalCounts(_ context.Context, _ time.Time, counts []cr
 	return nil
 }
 
-// BenchmarkCounterRefused is the cost a refusal adds to the hot path.
+// BenchmarkCounterRefused is the cost a refusal adds to the hot path, for
+// a subject already published by a flush (every subject refused in the
+// last minute), from parallel goroutines on one subject (one contended
+// atomic add).
 func BenchmarkCounterRefused(b *testing.B) {
 	c := NewCounter()
+	c.Refused("org", "key", false)
+	_ = c.Flush(context.Background(), &memCounts{}, time.Now(), nil)
+	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			c.Refused("org", "key", false)

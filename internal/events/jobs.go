@@ -14,6 +14,8 @@ import (
 // DeliveryArgs is the job that sends one delivery.
 type DeliveryArgs struct {
 	DeliveryID int64 `json:"delivery_id"`
+	// Manual: a redelivery a person asked for (credvault.Job.Manual).
+	Manual bool `json:"manual,omitempty"`
 }
 
 // Kind implements river.JobArgs.
@@ -39,9 +41,38 @@ type DeliveryWorker struct {
 	Sender *Sender
 }
 
+// DeliveryOverhead bounds a delivery job's work besides its HTTP attempt:
+// loading the delivery, decrypting the webhook's secret through transit,
+// recording the attempt (PostgreSQL and Vault calls of milliseconds).
+const DeliveryOverhead = 5 * time.Second
+
+// DeliveryJobTimeout is the deadline of one delivery job whose HTTP attempt
+// is bounded by attempt (the sending client's Timeout): attempt plus
+// DeliveryOverhead; 0 (the job queue's default) for an unbounded attempt.
+// A job queue that takes a job running past it (plus a margin) for lost
+// retries a delivery whose instance died mid-send that soon.
+func DeliveryJobTimeout(attempt time.Duration) time.Duration {
+	if attempt <= 0 {
+		return 0
+	}
+	return attempt + DeliveryOverhead
+}
+
+// Timeout implements river.Worker: DeliveryJobTimeout of the sender's
+// client.
+func (w *DeliveryWorker) Timeout(*river.Job[DeliveryArgs]) time.Duration {
+	return DeliveryJobTimeout(w.Sender.Client.Timeout)
+}
+
 // Work implements river.Worker.
+//
+// A manual job's first run sends whatever the delivery's status: the
+// delivery's automatic job may have sent it meanwhile (it was in flight
+// when the person asked), and the person asked for one more request. A
+// first run is one River has not attempted before (no snooze, no rescue).
 func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
-	out, err := w.Sender.Send(ctx, job.Args.DeliveryID)
+	force := job.Args.Manual && len(job.AttemptedBy) <= 1
+	out, err := w.Sender.Send(ctx, job.Args.DeliveryID, force)
 	if err != nil {
 		return err
 	}
@@ -73,14 +104,20 @@ type Inserter interface {
 	InsertTx(ctx context.Context, tx *sql.Tx, args river.JobArgs, opts *river.InsertOpts) error
 }
 
-// deliveryOpts makes one live job per delivery: a delivery already queued,
-// waiting for its retry or being sent is not queued again (a sweep or a
-// redelivery that races the job). A completed job does not block a manual
-// redelivery.
+// deliveryOpts makes one live automatic job per delivery: a delivery
+// already queued, waiting for its retry or being sent is not queued again
+// (a sweep that races the job). A manual redelivery is a job of its own
+// (manualOpts): River records a job's end in batches just after it ran, so
+// a redelivery asked then, or while the automatic job is still sending,
+// would be folded into a job that never sends again.
 var deliveryOpts = &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
 	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
 	rivertype.JobStateRetryable, rivertype.JobStateScheduled,
 }}}
+
+// manualOpts: each manual redelivery is its own job, not unique against
+// anything.
+var manualOpts = &river.InsertOpts{}
 
 // healthOpts: a check is tried once. A retry would call the third party a
 // second time for one interval; a check lost to a crash is made up by the
@@ -95,7 +132,11 @@ func Enqueue(q Inserter) func(ctx context.Context, tx *sql.Tx, jobs []credvault.
 			var err error
 			switch j.Kind {
 			case credvault.JobDelivery:
-				err = q.InsertTx(ctx, tx, DeliveryArgs{DeliveryID: j.DeliveryID}, deliveryOpts)
+				opts := deliveryOpts
+				if j.Manual {
+					opts = manualOpts
+				}
+				err = q.InsertTx(ctx, tx, DeliveryArgs{DeliveryID: j.DeliveryID, Manual: j.Manual}, opts)
 			case credvault.JobHealthCheck:
 				err = q.InsertTx(ctx, tx, HealthArgs{CredentialID: j.CredentialID, OrgID: j.OrgID, Slot: j.Slot}, healthOpts)
 			}

@@ -13,18 +13,18 @@ import (
 )
 
 type createAPIKeyRequest struct {
-	Name        string               `json:"name" validate:"required,max=200"`
+	Name        string               `json:"name" validate:"required,max=200,printable_name"`
 	Scopes      []string             `json:"scopes" validate:"required"`
 	ExpiresIn   string               `json:"expires_in" validate:"omitempty,oneof=7d 30d 90d never"`
 	ExpiresAt   *time.Time           `json:"expires_at"`
 	Mode        string               `json:"mode" validate:"omitempty,oneof=live test"`
 	Environment string               `json:"environment"`
-	Tags        map[string]string    `json:"tags"`
+	Tags        map[string]string    `json:"tags" validate:"omitempty,dive,keys,printable_name,endkeys,printable_name"`
 	RateLimit   *credvault.RateLimit `json:"rate_limit"`
 	Kind        string               `json:"kind" validate:"omitempty,oneof=user service"`
 	UserID      string               `json:"user_id" validate:"omitempty,uuid"`
 	Format      string               `json:"format" validate:"omitempty,oneof=opaque jwt"`
-	Agent       *string              `json:"agent" validate:"omitempty,max=200"`
+	Agent       *string              `json:"agent" validate:"omitempty,max=200,printable_name"`
 	// IntegrationID puts the key in an integration of the caller's org.
 	IntegrationID string `json:"integration_id"`
 }
@@ -32,9 +32,9 @@ type createAPIKeyRequest struct {
 // updateAPIKeyRequest is PATCH /v1/api-keys/{id}; an absent field is
 // left as it is.
 type updateAPIKeyRequest struct {
-	Name        *string                        `json:"name"`
+	Name        *string                        `json:"name" validate:"omitempty,printable_name"`
 	Environment *string                        `json:"environment"`
-	Tags        optional[map[string]string]    `json:"tags"`
+	Tags        optional[map[string]string]    `json:"tags" validate:"omitempty,dive,keys,printable_name,endkeys,printable_name"`
 	Scopes      optional[[]string]             `json:"scopes"`
 	RateLimit   optional[*credvault.RateLimit] `json:"rate_limit"`
 	ExpiresAt   optional[*time.Time]           `json:"expires_at"`

@@ -30,6 +30,18 @@ func newValidator() *validator.Validate {
 		}
 		return name
 	})
+	// printable_name: a human-readable name, agent, tag or description
+	// holds no control or invisible formatting character
+	// (credvault.HiddenRune).
+	if err := v.RegisterValidation("printable_name", func(fl validator.FieldLevel) bool {
+		_, bad := credvault.HiddenRune(fl.Field().String())
+		return !bad
+	}); err != nil {
+		panic(err)
+	}
+	// Optional fields validate their value when they are present.
+	v.RegisterCustomTypeFunc(func(f reflect.Value) any { return f.Interface().(optional[string]).V }, optional[string]{})
+	v.RegisterCustomTypeFunc(func(f reflect.Value) any { return f.Interface().(optional[map[string]string]).V }, optional[map[string]string]{})
 	return v
 }
 
@@ -247,6 +259,11 @@ func validateStruct(v any) error {
 		return credvault.Errorf(credvault.EINVALID, "field %q must be an email address", name)
 	case "uuid", "uuid4":
 		return credvault.Errorf(credvault.EINVALID, "field %q must be a UUID", name)
+	case "printable_name":
+		// A tag's key is not echoed: it may be the offending text.
+		name, _, _ = strings.Cut(name, "[")
+		r, _ := credvault.HiddenRune(fmt.Sprint(fe.Value()))
+		return credvault.Errorf(credvault.EINVALID, "%s", credvault.PrintableMessage(name, r))
 	}
 	return credvault.Errorf(credvault.EINVALID, "field %q fails check %q", name, fe.Tag())
 }

@@ -16,7 +16,7 @@ type sharingRequest struct {
 }
 
 type createCredentialRequest struct {
-	Name         string                 `json:"name" validate:"required,max=200"`
+	Name         string                 `json:"name" validate:"required,max=200,printable_name"`
 	Service      string                 `json:"service" validate:"max=64"`
 	Placement    string                 `json:"placement" validate:"omitempty,oneof=header query bearer basic"`
 	ParamName    string                 `json:"param_name" validate:"max=64"`
@@ -35,7 +35,7 @@ type createCredentialRequest struct {
 }
 
 type updateCredentialRequest struct {
-	Name         *string                `json:"name" validate:"omitempty,max=200"`
+	Name         *string                `json:"name" validate:"omitempty,max=200,printable_name"`
 	Placement    *string                `json:"placement" validate:"omitempty,oneof=header query bearer basic"`
 	ParamName    *string                `json:"param_name" validate:"omitempty,max=64"`
 	ValuePrefix  *string                `json:"value_prefix" validate:"omitempty,max=64"`

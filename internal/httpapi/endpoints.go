@@ -7,13 +7,13 @@ import (
 )
 
 type createEndpointRequest struct {
-	Name           string   `json:"name" validate:"required,max=200"`
+	Name           string   `json:"name" validate:"required,max=200,printable_name"`
 	AuthMode       string   `json:"auth_mode" validate:"required,oneof=none private"`
 	RequiredScopes []string `json:"required_scopes"`
 }
 
 type updateEndpointRequest struct {
-	Name           *string   `json:"name" validate:"omitempty,max=200"`
+	Name           *string   `json:"name" validate:"omitempty,max=200,printable_name"`
 	AuthMode       *string   `json:"auth_mode" validate:"omitempty,oneof=none private"`
 	RequiredScopes *[]string `json:"required_scopes"`
 }

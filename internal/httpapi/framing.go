@@ -30,15 +30,19 @@ const (
 	maxChunkLine   = 4 << 10  // a chunk-size line, or the last one with its trailer section
 )
 
-// framingListener wraps each accepted connection in a framingConn.
-type framingListener struct{ net.Listener }
+// framingListener wraps each accepted connection in a framingConn; pages
+// are the paths whose refusals are HTML pages (nil: none).
+type framingListener struct {
+	net.Listener
+	pages pagePaths
+}
 
 func (l framingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return &framingConn{Conn: c}, nil
+	return &framingConn{Conn: c, pages: l.pages}, nil
 }
 
 // States of framingConn.
@@ -67,6 +71,7 @@ type framingConn struct {
 	state int
 	left  int64 // bytes of body or chunk data still to pass
 	err   error // the connection's read error, after ready is drained
+	pages pagePaths
 
 	mu     sync.Mutex
 	refuse *headRefusal // why a request was refused; nil when none
@@ -89,6 +94,7 @@ func (c *framingConn) Read(p []byte) (int, error) {
 		n, err := c.Conn.Read(c.buf[:])
 		c.ready = c.ready[:0]
 		if r := c.feed(c.buf[:n]); r != nil {
+			r.page = c.state == inHead && c.pages.serves(c.head)
 			c.mu.Lock()
 			c.refuse = r
 			c.mu.Unlock()
@@ -285,7 +291,8 @@ func hexVal(c byte) int {
 }
 
 // Close answers a refused request with its status and closes the
-// connection.
+// connection: a JSON error body, or an HTML page when the refused request
+// was for a page (framingListener.pages).
 func (c *framingConn) Close() error {
 	c.mu.Lock()
 	r, first := c.refuse, !c.closed
@@ -294,11 +301,14 @@ func (c *framingConn) Close() error {
 	if r != nil && first {
 		_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
 		status := statusOfHeadCode[r.code]
-		body, _ := json.Marshal(errorBody{
-			Error:     errorDetail{Code: r.code, Message: r.message},
-			RequestID: string(appendRequestID(nil)),
-		})
-		_, _ = fmt.Fprintf(c.Conn, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n%s", status, http.StatusText(status), len(body), body)
+		id := string(appendRequestID(nil))
+		head, body := "Content-Type: application/json", []byte(nil)
+		if r.page {
+			head, body = pageHeaders, headRefusalPage(status, r, id)
+		} else {
+			body, _ = json.Marshal(errorBody{Error: errorDetail{Code: r.code, Message: r.message}, RequestID: id})
+		}
+		_, _ = fmt.Fprintf(c.Conn, "HTTP/1.1 %d %s\r\n%s\r\nContent-Length: %d\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n%s", status, http.StatusText(status), head, len(body), body)
 		lingeringClose(c.Conn)
 	}
 	return c.Conn.Close()

@@ -10,20 +10,20 @@ import (
 )
 
 type createIntegrationRequest struct {
-	Name        string            `json:"name" validate:"required,max=200"`
-	Agent       *string           `json:"agent" validate:"omitempty,max=200"`
+	Name        string            `json:"name" validate:"required,max=200,printable_name"`
+	Agent       *string           `json:"agent" validate:"omitempty,max=200,printable_name"`
 	Environment string            `json:"environment"`
-	Tags        map[string]string `json:"tags"`
+	Tags        map[string]string `json:"tags" validate:"omitempty,dive,keys,printable_name,endkeys,printable_name"`
 	Enabled     *bool             `json:"enabled"`
 }
 
 // updateIntegrationRequest is PATCH /v1/integrations/{id}; an absent field
 // is left as it is, "agent": null clears the agent.
 type updateIntegrationRequest struct {
-	Name        *string                     `json:"name"`
-	Agent       optional[string]            `json:"agent"`
+	Name        *string                     `json:"name" validate:"omitempty,printable_name"`
+	Agent       optional[string]            `json:"agent" validate:"printable_name"`
 	Environment *string                     `json:"environment"`
-	Tags        optional[map[string]string] `json:"tags"`
+	Tags        optional[map[string]string] `json:"tags" validate:"omitempty,dive,keys,printable_name,endkeys,printable_name"`
 	Enabled     optional[bool]              `json:"enabled"`
 }
 

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"html/template"
 	"net/url"
 	"strings"
 	"time"
@@ -34,7 +33,7 @@ func oauthJSON(o *credvault.OAuthConnection) *oauthStatus {
 }
 
 type oauthAppRequest struct {
-	Name            string   `json:"name" validate:"required,max=200"`
+	Name            string   `json:"name" validate:"required,max=200,printable_name"`
 	Preset          string   `json:"preset" validate:"max=64"`
 	Issuer          string   `json:"issuer" validate:"max=2048"`
 	AuthorizeURL    string   `json:"authorize_url" validate:"max=2048"`
@@ -47,7 +46,7 @@ type oauthAppRequest struct {
 }
 
 type oauthAppUpdateRequest struct {
-	Name            *string   `json:"name" validate:"omitempty,max=200"`
+	Name            *string   `json:"name" validate:"omitempty,max=200,printable_name"`
 	ClientID        *string   `json:"client_id" validate:"omitempty,max=500"`
 	ClientSecret    *string   `json:"client_secret" validate:"omitempty,max=2000"`
 	Scopes          *[]string `json:"scopes"`
@@ -223,15 +222,6 @@ func (s *Server) handleCredentialReconnect(c *fiber.Ctx) error {
 	return c.JSON(out)
 }
 
-// callbackPage is what the person sees at the end of an authorization
-// started through the API (or when it failed).
-var callbackPage = template.Must(template.New("callback").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{.Title}} · credvault</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body style="font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem">
-<h1>{{.Title}}</h1><p>{{.Message}}</p>{{if .Detail}}<p><code>{{.Detail}}</code></p>{{end}}
-</body></html>`))
-
 // handleOAuthCallback is GET /oauth/callback, where providers send the
 // person back. It needs no API key: the single-use state is the proof.
 func (s *Server) handleOAuthCallback(c *fiber.Ctx) error {
@@ -300,8 +290,8 @@ func (s *Server) consoleSession(c *fiber.Ctx) (orgID, userID string, err error) 
 func (s *Server) callbackPage(c *fiber.Ctx, status int, title, msg, detail string) error {
 	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	c.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	c.Set("Content-Security-Policy", pageCSP)
 	c.Set("Referrer-Policy", "no-referrer")
 	c.Status(status)
-	return callbackPage.Execute(c.Response().BodyWriter(), map[string]string{"Title": title, "Message": msg, "Detail": detail})
+	return plainPage.Execute(c.Response().BodyWriter(), map[string]string{"Title": title, "Message": msg, "Detail": detail})
 }

@@ -95,8 +95,19 @@ func (s *Server) routes() {
 		v1.Post("/admin/rewrap", s.handleRewrap)
 	}
 
+	s.pages = pagePaths{}
+	s.pages.add("/oauth/callback")
 	if s.cfg.Console != nil {
+		api := map[string]bool{}
+		for _, r := range s.app.GetRoutes(true) {
+			api[r.Path] = true
+		}
 		s.cfg.Console.Mount(s.app)
+		for _, r := range s.app.GetRoutes(true) {
+			if !api[r.Path] {
+				s.pages.add(r.Path)
+			}
+		}
 	}
 	if s.cfg.testRoutes != nil {
 		s.cfg.testRoutes(s.app)

@@ -123,6 +123,9 @@ type Server struct {
 	// authHeaderSet holds the canonical names of cfg.AuthHeaders, which
 	// the proxy never forwards.
 	authHeaderSet map[string]bool
+	// pages are the paths that answer HTML (the console's, the OAuth
+	// callback), for the framing guard's refusals.
+	pages pagePaths
 }
 
 // NewServer builds the Fiber app with every route of the API.
@@ -182,7 +185,7 @@ func (s *Server) Handler() *fiber.App { return s.app }
 // finish. It returns nil after a clean shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
-	go func() { errc <- s.app.Listener(framingListener{ln}) }()
+	go func() { errc <- s.app.Listener(framingListener{Listener: ln, pages: s.pages}) }()
 	select {
 	case err := <-errc:
 		return err

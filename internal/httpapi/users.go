@@ -8,12 +8,12 @@ import (
 
 type createUserRequest struct {
 	Email string `json:"email" validate:"required,max=320"`
-	Name  string `json:"name" validate:"max=200"`
+	Name  string `json:"name" validate:"max=200,printable_name"`
 	Role  string `json:"role" validate:"required,oneof=owner admin member"`
 }
 
 type updateUserRequest struct {
-	Name *string `json:"name" validate:"omitempty,max=200"`
+	Name *string `json:"name" validate:"omitempty,max=200,printable_name"`
 	Role *string `json:"role" validate:"omitempty,oneof=owner admin member"`
 }
 

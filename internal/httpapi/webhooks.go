@@ -10,14 +10,14 @@ import (
 
 type createWebhookRequest struct {
 	URL         string   `json:"url" validate:"required,max=2048"`
-	Description string   `json:"description" validate:"max=500"`
+	Description string   `json:"description" validate:"max=500,printable_name"`
 	EventTypes  []string `json:"event_types" validate:"required"`
 	Enabled     *bool    `json:"enabled"`
 }
 
 type updateWebhookRequest struct {
 	URL         *string  `json:"url" validate:"omitempty,max=2048"`
-	Description *string  `json:"description" validate:"omitempty,max=500"`
+	Description *string  `json:"description" validate:"omitempty,max=500,printable_name"`
 	EventTypes  []string `json:"event_types"`
 	Enabled     *bool    `json:"enabled"`
 }

@@ -72,6 +72,7 @@ type ClientOptions struct {
 type Client struct {
 	opts      ClientOptions
 	transport *http.Transport
+	direct    *directTransport // plain-HTTP/1.1 calls (see directEligible)
 }
 
 // NewClient builds a Client; zero options take their defaults. It cannot
@@ -102,9 +103,10 @@ func NewClient(opts ClientOptions) *Client {
 	if !opts.AllowPrivate {
 		d.Control = dialCheck(opts.AllowLoopbackPorts)
 	}
+	dial := guardedDial(d, opts.AllowPrivate, opts.AllowLoopbackPorts)
 	t := &http.Transport{
 		Proxy:                  nil,
-		DialContext:            guardedDial(d, opts.AllowPrivate, opts.AllowLoopbackPorts),
+		DialContext:            dial,
 		ForceAttemptHTTP2:      true,
 		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: opts.RootCAs},
 		TLSHandshakeTimeout:    opts.TLSHandshakeTimeout,
@@ -120,7 +122,7 @@ func NewClient(opts ClientOptions) *Client {
 		// compressed body through unscrubbed.
 		DisableCompression: true,
 	}
-	return &Client{opts: opts, transport: t}
+	return &Client{opts: opts, transport: t, direct: &directTransport{dial: dial, headerTimeout: opts.ResponseHeaderTimeout}}
 }
 
 // dialCheck is the dialer's Control hook: it runs for every address the
@@ -163,7 +165,19 @@ func (c *Client) HTTPClient() *http.Client {
 
 // CloseIdleConnections closes the kept-alive connections, for shutdown and
 // for tests. It cannot fail.
-func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }
+func (c *Client) CloseIdleConnections() {
+	c.transport.CloseIdleConnections()
+	c.direct.closeIdle()
+}
+
+// roundTrip sends one hop: over the direct transport when it takes the
+// request (plain http, see directEligible), else over net/http's.
+func (c *Client) roundTrip(req *http.Request) (*http.Response, error) {
+	if directEligible(req) {
+		return c.direct.RoundTrip(req)
+	}
+	return c.transport.RoundTrip(req)
+}
 
 // Do applies the credential to a copy of req (as Apply does; req itself is
 // never changed and never holds the value), sends it, follows redirects and
@@ -229,7 +243,7 @@ func (c *Client) Do(req *http.Request, cred *credvault.Credential, value credvau
 	out.Trailer = req.Trailer.Clone()
 	pol.place(out, v, pc.header)
 	for hops := 0; ; hops++ {
-		resp, err := c.transport.RoundTrip(out)
+		resp, err := c.roundTrip(out)
 		if err != nil {
 			err = classify(ctx, err, out.URL.Host, scrub) // before cancel, which would look like the caller's
 			cancel()

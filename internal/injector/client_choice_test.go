@@ -41,33 +41,10 @@ func init() {
 // It reports this process's CPU per call (cpu-µs/op, from /proc) besides
 // ns/op and allocations; compare them as ratios.
 func BenchmarkUpstreamClients(b *testing.B) {
-	exe, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
-	up, err := bench.StartUpstream(context.Background(), exe, nil)
-	if err != nil {
-		b.Skip(err)
-	}
+	up := processUpstream(b)
 	defer up.Stop()
 	url := "http://" + up.HTTP + "/v1/balance"
-	run := func(b *testing.B, call func() error) {
-		b.ReportAllocs()
-		b.SetParallelism(32)
-		cpu0, _ := bench.ProcessCPU(os.Getpid(), false)
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if err := call(); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-		b.StopTimer()
-		cpu1, _ := bench.ProcessCPU(os.Getpid(), false)
-		b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
-	}
+	run := runWithCPU
 	client := NewClient(ClientOptions{AllowPrivate: true})
 	defer client.CloseIdleConnections()
 	b.Run("net-http", func(b *testing.B) {
@@ -111,6 +88,40 @@ func BenchmarkUpstreamClients(b *testing.B) {
 			return status(resp.StatusCode())
 		})
 	})
+}
+
+// processUpstream starts the bench's upstream in another process (this test
+// binary re-executed), or skips b.
+func processUpstream(b *testing.B) *bench.Upstream {
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	up, err := bench.StartUpstream(context.Background(), exe, nil)
+	if err != nil {
+		b.Skip(err)
+	}
+	return up
+}
+
+// runWithCPU runs call b.N times, 64 in flight on two cores, and reports
+// this process's CPU per call (cpu-µs/op, from /proc) and allocations.
+func runWithCPU(b *testing.B, call func() error) {
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	cpu0, _ := bench.ProcessCPU(os.Getpid(), false)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := call(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	cpu1, _ := bench.ProcessCPU(os.Getpid(), false)
+	b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 }
 
 func status(code int) error {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // Every runs fn every interval, once across all instances that share the
@@ -14,6 +15,13 @@ import (
 // the job's context, which ends at the Runner's JobTimeout; an error is
 // logged and that period's run is retried with River's backoff, so fn must
 // be safe to run again. It panics after Start or for a name used twice.
+//
+// Each instance's Start also runs fn once, within a poll interval, without
+// waiting for leadership: a restart within a period does not wait for the
+// next (River's RunOnStart would, being the leader's, unique per period
+// and deduplicated against the period's run already done). Instances
+// starting together share one such run (it is unique while queued or
+// running).
 //
 // Every is for work that is a function of the database's state at the
 // time it runs (refresh what expires soon, check what is due); work that
@@ -34,7 +42,30 @@ func (r *Runner) Every(name string, interval time.Duration, fn func(ctx context.
 	// period twice. A run that failed and waits for its retry does not hold
 	// the next period back.
 	r.addPeriodic(interval, func() river.JobArgs { return everyArgs{Name: name} },
-		river.UniqueOpts{ByArgs: true, ByPeriod: interval}, true)
+		river.UniqueOpts{ByArgs: true, ByPeriod: interval}, false)
+	r.everyNames = append(r.everyNames, name)
+}
+
+// liveStates are the states of a job that has not ended.
+var liveStates = []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+	rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+}
+
+// startRuns queues this instance's start run of every Every function:
+// unique by name while one is queued or running (not per period, so a run
+// done earlier in the period does not hold it back).
+func (r *Runner) startRuns(ctx context.Context) error {
+	if len(r.everyNames) == 0 {
+		return nil
+	}
+	params := make([]river.InsertManyParams, len(r.everyNames))
+	for i, name := range r.everyNames {
+		params[i] = river.InsertManyParams{Args: everyArgs{Name: name},
+			InsertOpts: &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: liveStates}}}
+	}
+	_, err := r.client.InsertMany(ctx, params)
+	return err
 }
 
 // everyArgs names the function an Every job runs.

@@ -49,7 +49,30 @@ const (
 	// DefaultJobTimeout bounds one job's run; a job past it is cancelled
 	// through its context and retried.
 	DefaultJobTimeout = time.Minute
+	// RescueMargin is how long past its own timeout a job may still count
+	// as running before it is taken for lost: the worker returns at its
+	// deadline and River records the outcome in a batch just after, well
+	// within this; it also absorbs clock skew between instances.
+	RescueMargin = 5 * time.Second
 )
+
+// River's fixed periods that bound how soon a lost job runs again (River
+// v0.51 internal/maintenance and internal/leadership; not configurable).
+const (
+	// rescuerInterval: how often the leader looks for stuck jobs.
+	rescuerInterval = 30 * time.Second
+	// leaderHandover: a dead leader's row lives its TTL (elect interval
+	// 5 s + 10 s padding) past its last re-election; a follower tries
+	// every 5–6 s.
+	leaderHandover = 21 * time.Second
+	// schedulerInterval: how often the leader makes retryable jobs
+	// available.
+	schedulerInterval = 5 * time.Second
+)
+
+// RescueAfter is the RescueAfter for jobs whose run is bounded by timeout:
+// timeout plus RescueMargin.
+func RescueAfter(timeout time.Duration) time.Duration { return timeout + RescueMargin }
 
 // Config tunes a Runner. The zero value takes the defaults above.
 type Config struct {
@@ -57,8 +80,17 @@ type Config struct {
 	PollInterval time.Duration
 	// MaxWorkers: jobs worked at once by this instance.
 	MaxWorkers int
-	// JobTimeout: a job's deadline; -1 for none.
+	// JobTimeout: a job's deadline, for workers that set none of their
+	// own (river.Worker's Timeout); -1 for none.
 	JobTimeout time.Duration
+	// RescueAfter: how long a job may count as running before the leader
+	// takes it for lost (its instance died mid-run) and lets another
+	// instance run it again; never before the job's own timeout has passed
+	// (River's rescuer checks each kind's Timeout). Set it just above the
+	// timeout of the kind whose loss must be noticed soonest (RescueAfter
+	// of that timeout). Default: RescueAfter(JobTimeout); for JobTimeout
+	// -1, River's own default (1 h).
+	RescueAfter time.Duration
 	// Logger receives River's own log lines at warning level and above,
 	// and one line per failed job attempt. Nil: slog.Default().
 	Logger *slog.Logger
@@ -74,6 +106,8 @@ type Runner struct {
 	client   *river.Client[*sql.Tx]
 	kinds    int
 	every    *everyWorker // the worker of Every's jobs, made on first use
+	// everyNames: Every's names, in order, for the start runs.
+	everyNames []string
 }
 
 // New returns a Runner on db (credvault's pool). Nothing runs until Start.
@@ -87,21 +121,50 @@ func New(db *sql.DB, cfg Config) *Runner {
 	if cfg.JobTimeout == 0 {
 		cfg.JobTimeout = DefaultJobTimeout
 	}
+	if cfg.RescueAfter <= 0 && cfg.JobTimeout > 0 {
+		cfg.RescueAfter = RescueAfter(cfg.JobTimeout)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	return &Runner{db: db, cfg: cfg, workers: river.NewWorkers()}
 }
 
-// AddWorker registers the worker for job kind T on r. It panics when r has
-// started or when T's kind is registered twice: both are wiring mistakes
-// found at start-up, never at run time.
+// AddWorker registers the worker for job kind T on r. A worker whose
+// Timeout is 0 gets the Runner's JobTimeout. It panics when r has started
+// or when T's kind is registered twice: both are wiring mistakes found at
+// start-up, never at run time.
 func AddWorker[T river.JobArgs](r *Runner, w river.Worker[T]) {
 	if r.client != nil {
 		panic("jobs: AddWorker after Start")
 	}
-	river.AddWorker(r.workers, w)
+	river.AddWorker[T](r.workers, timeoutWorker[T]{Worker: w, def: r.cfg.JobTimeout})
 	r.kinds++
+}
+
+// timeoutWorker gives a worker without a Timeout of its own the Runner's
+// JobTimeout. Every kind then states its own timeout, which River's rescuer
+// reads: a job is never rescued while still within it, however short
+// RescueAfter is.
+type timeoutWorker[T river.JobArgs] struct {
+	river.Worker[T]
+	def time.Duration
+}
+
+func (w timeoutWorker[T]) Timeout(job *river.Job[T]) time.Duration {
+	if d := w.Worker.Timeout(job); d != 0 {
+		return d
+	}
+	return w.def
+}
+
+// LostJobRerunWithin is the longest a job whose instance died mid-run
+// waits, counted from when it started, before another instance runs it
+// again, for a kind whose timeout is within RescueAfter: RescueAfter (or a
+// dead leader's handover, whichever is later), then River's rescuer pass,
+// scheduler pass and one poll.
+func (r *Runner) LostJobRerunWithin() time.Duration {
+	return max(r.cfg.RescueAfter, leaderHandover) + rescuerInterval + schedulerInterval + r.cfg.PollInterval
 }
 
 // Periodic makes args() run every interval, once across all instances that
@@ -132,16 +195,24 @@ func (r *Runner) Start(ctx context.Context) error {
 	if r.kinds == 0 {
 		return nil
 	}
+	// Every worker states its own timeout (timeoutWorker), so the
+	// client-level JobTimeout is never used; River only asks that it not
+	// exceed RescueStuckJobsAfter.
+	jobTimeout := r.cfg.JobTimeout
+	if r.cfg.RescueAfter > 0 {
+		jobTimeout = min(jobTimeout, r.cfg.RescueAfter)
+	}
 	client, err := river.NewClient(riverdatabasesql.New(r.db), &river.Config{
-		FetchPollInterval: r.cfg.PollInterval,
-		FetchCooldown:     min(r.cfg.PollInterval, river.FetchCooldownDefault),
-		JobTimeout:        r.cfg.JobTimeout,
-		Logger:            quiet(r.cfg.Logger),
-		PeriodicJobs:      r.periodic,
-		PollOnly:          true,
-		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: r.cfg.MaxWorkers}},
-		Workers:           r.workers,
-		ErrorHandler:      errorLog{r.cfg.Logger},
+		FetchPollInterval:    r.cfg.PollInterval,
+		FetchCooldown:        min(r.cfg.PollInterval, river.FetchCooldownDefault),
+		JobTimeout:           jobTimeout,
+		RescueStuckJobsAfter: max(r.cfg.RescueAfter, 0),
+		Logger:               quiet(r.cfg.Logger),
+		PeriodicJobs:         r.periodic,
+		PollOnly:             true,
+		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: r.cfg.MaxWorkers}},
+		Workers:              r.workers,
+		ErrorHandler:         errorLog{r.cfg.Logger},
 	})
 	if err != nil {
 		return fmt.Errorf("jobs: %w", err)
@@ -150,6 +221,10 @@ func (r *Runner) Start(ctx context.Context) error {
 		return fmt.Errorf("jobs: start: %w", err)
 	}
 	r.client = client
+	if err := r.startRuns(ctx); err != nil {
+		// The periods still run them; only the prompt first run is lost.
+		r.cfg.Logger.Warn("background jobs: start runs not queued; they run at their next period", "error", err.Error())
+	}
 	return nil
 }
 

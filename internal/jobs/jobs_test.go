@@ -129,13 +129,46 @@ func TestPeriodicRunsOnceAcrossInstances(t *testing.T) {
 	if span := int(last.Sub(first)/time.Second) + 1; span-len(runs) > span/4+1 {
 		t.Errorf("periods from %s to %s: %d worked of %d", first.Format(time.TimeOnly), last.Format(time.TimeOnly), len(runs), span)
 	}
-	// Every's function: once a period too, whichever instance works it.
+	// Every's function: once a period too, whichever instance works it,
+	// plus at most one start run per instance (Every runs at each start;
+	// instances that start together share one).
 	total := 0
 	for _, n := range everyRuns {
 		total += n
 	}
-	if total < len(runs)-1 || total > len(runs)+1 {
-		t.Errorf("Every ran %d times over %d periods (%v), want one a period", total, len(runs), everyRuns)
+	if total < len(runs)-1 || total > len(runs)+1+len(runners) {
+		t.Errorf("Every ran %d times over %d periods (%v), want one a period and at most one a start", total, len(runs), everyRuns)
+	}
+}
+
+// TestEveryRunsPromptlyAtEachStart: an Every function with a one-hour
+// period runs within seconds of a Runner starting, and again within
+// seconds of a restart in the same period (the period's run is done, and
+// River's RunOnStart alone would skip it until the next period).
+func TestEveryRunsPromptlyAtEachStart(t *testing.T) {
+	db := openDB(t)
+	ctx := context.Background()
+	if err := jobs.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	for _, round := range []string{"first start", "restart in the same period"} {
+		ran := make(chan struct{}, 10)
+		r := jobs.New(db, jobs.Config{})
+		r.Every("probe", time.Hour, func(context.Context) error {
+			ran <- struct{}{}
+			return nil
+		})
+		start := time.Now()
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-ran:
+			t.Logf("%s: first run %v after Start", round, time.Since(start).Round(10*time.Millisecond))
+		case <-time.After(10 * time.Second):
+			t.Errorf("%s: no run within 10 s of Start (period 1 h)", round)
+		}
+		r.Stop(ctx)
 	}
 }
 

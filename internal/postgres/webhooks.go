@@ -213,7 +213,8 @@ func (s *Store) CreateTestDelivery(ctx context.Context, orgID, webhookID string,
 	return s.findDelivery(ctx, id)
 }
 
-// RedeliverDelivery makes a delivery pending again and enqueues it.
+// RedeliverDelivery makes a delivery pending again and enqueues a manual
+// job for it (credvault.Job.Manual).
 func (s *Store) RedeliverDelivery(ctx context.Context, orgID, webhookID string, deliveryID int64, ev *credvault.AuditEvent) (*credvault.Delivery, error) {
 	if !isUUID(webhookID) {
 		return nil, credvault.Errorf(credvault.ENOTFOUND, "delivery not found")
@@ -229,7 +230,7 @@ func (s *Store) RedeliverDelivery(ctx context.Context, orgID, webhookID string, 
 		if n, _ := res.RowsAffected(); n == 0 {
 			return credvault.Errorf(credvault.ENOTFOUND, "delivery not found")
 		}
-		if err := tx.enqueue(ctx, []int64{deliveryID}); err != nil {
+		if err := tx.queue(ctx, []credvault.Job{{Kind: credvault.JobDelivery, DeliveryID: deliveryID, Manual: true}}); err != nil {
 			return err
 		}
 		return insertAudit(ctx, tx, ev)

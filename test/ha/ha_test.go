@@ -172,15 +172,26 @@ func appendFile(t *testing.T, path, s string) {
 	}
 }
 
+// The lines a process prints once it accepts connections. Waiting for
+// its own word, rather than for something to answer on its port, cannot be
+// fooled by another process that took the port in the meantime (this one
+// then exits, and ready says so at once).
+var (
+	redisReady   = regexp.MustCompile(`(Ready to accept connections)`)
+	transitReady = regexp.MustCompile(`devtransit listening on (http://\S+)`)
+)
+
 func (e *haEnv) startRedis() {
 	e.redis = e.start("redis", exec.Command("redis-server", "--bind", "127.0.0.1", "--port", fmt.Sprint(e.redisPort),
 		"--save", "", "--appendonly", "no", "--dir", e.base))
-	waitTCP(e.t, e.redisPort)
+	e.redis.ready(e.t, redisReady)
 }
 
 func (e *haEnv) startTransit() {
 	e.transit = e.helper("transit", nil, fmt.Sprintf("devtransit --addr 127.0.0.1:%d --token %s --data %s", e.vaultPort, e.vaultToken, filepath.Join(e.base, "transit")))
-	waitTCP(e.t, e.vaultPort)
+	if got, want := e.transit.ready(e.t, transitReady), fmt.Sprintf("http://127.0.0.1:%d", e.vaultPort); got != want {
+		e.t.Fatalf("transit listens on %s, want %s", got, want)
+	}
 }
 
 var haListening = regexp.MustCompile(`credvault listening on (http://\S+)`)
@@ -191,7 +202,7 @@ func (e *haEnv) startInstance(i int) {
 		"REDIS_URL=" + fmt.Sprintf("redis://127.0.0.1:%d/0", e.redisPort), "CREDVAULT_ADDR=" + strings.TrimPrefix(e.urls[i], "http://"),
 		"CREDVAULT_EGRESS_ALLOW_PRIVATE=true", "CREDVAULT_LOG_LEVEL=error",
 	}, "serve")
-	p.out.waitFor(e.t, haListening)
+	p.ready(e.t, haListening)
 	e.mu.Lock()
 	e.instances[i] = p
 	e.mu.Unlock()
@@ -204,17 +215,25 @@ func (e *haEnv) instance(i int) *haProc {
 	return e.instances[i]
 }
 
-func waitTCP(t *testing.T, port int) {
+// waitTCP waits until p accepts connections on port (HAProxy prints no
+// line when it does), failing at once if p exits (a port taken since it
+// was picked, a bad configuration) and after 20 s.
+func (p *haProc) waitTCP(t *testing.T, port int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
+		if !p.alive() {
+			t.Fatalf("%s exited before listening on 127.0.0.1:%d:\n%s", p.name, port, p.out.String())
+		}
 		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
 			c.Close()
-			return
+			if p.alive() {
+				return
+			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("nothing listens on 127.0.0.1:%d after 20s", port)
+	t.Fatalf("%s does not listen on 127.0.0.1:%d after 20s", p.name, port)
 }
 
 // startHAProxy runs deploy/haproxy.cfg with this test's bind port and servers.
@@ -239,9 +258,9 @@ func (e *haEnv) startHAProxy() {
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
 		e.t.Fatal(err)
 	}
-	e.start("haproxy", exec.Command(e.haproxy, "-db", "-f", path))
+	lb := e.start("haproxy", exec.Command(e.haproxy, "-db", "-f", path))
 	e.lb = fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitTCP(e.t, port)
+	lb.waitTCP(e.t, port)
 }
 
 type haResp struct {
@@ -798,17 +817,21 @@ func (b *lineBuffer) String() string {
 	return b.buf.String()
 }
 
-// waitFor returns re's first group once the output matches it; it fails
-// the test after 90 s.
-func (b *lineBuffer) waitFor(t *testing.T, re *regexp.Regexp) string {
+// ready returns re's first group once p's output matches it; it fails the
+// test at once if p exits first, and after 90 s.
+func (p *haProc) ready(t *testing.T, re *regexp.Regexp) string {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
-		if m := re.FindStringSubmatch(b.String()); m != nil {
+		exited := !p.alive() // read before the output, so that a last line is seen
+		if m := re.FindStringSubmatch(p.out.String()); m != nil {
 			return m[1]
+		}
+		if exited {
+			t.Fatalf("%s exited before printing %s:\n%s", p.name, re, p.out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("timed out waiting for %s; output so far:\n%s", re, b.String())
+	t.Fatalf("%s: timed out waiting for %s; output so far:\n%s", p.name, re, p.out.String())
 	return ""
 }

@@ -1,0 +1,483 @@
+package injector
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// Limits of the direct transport's pool of kept-alive connections, the
+// same as the net/http Transport's (see NewClient).
+const (
+	directMaxIdle        = 1024
+	directMaxIdlePerHost = 256
+	directIdleTimeout    = 90 * time.Second
+	directMaxHeaderBytes = 1 << 20
+	directMax1xx         = 5
+)
+
+// directTransport sends plain-HTTP/1.1 requests (http:// upstreams) in the
+// caller's goroutine: the request is written and the response read on the
+// calling goroutine, with no reader and writer goroutine per connection and
+// no hand-off between them, which is what Go's HTTP/1.1 Transport spends
+// most of its CPU on. The wire format is net/http's own (http.Request.Write
+// and http.ReadResponse: the same header parsing, framing checks and
+// trailers), so that only the scheduling differs. The dial function is the
+// Client's egress-checked one. Deadlines and cancellation act on the
+// connection: ResponseHeaderTimeout and the context's deadline set its
+// deadline, and a canceled context sets a deadline in the past.
+//
+// Requests it does not take (see directEligible) go to net/http's
+// Transport: https:// (ALPN, HTTP/2), request bodies of unknown length
+// (chunked), request trailers and "Expect: 100-continue".
+type directTransport struct {
+	dial          func(ctx context.Context, network, address string) (net.Conn, error)
+	headerTimeout time.Duration
+
+	mu      sync.Mutex
+	idle    map[string][]*directConn // by host:port; a key exists only while it has connections
+	nIdle   int
+	janitor bool
+}
+
+// directConn is one kept-alive connection with its buffers.
+type directConn struct {
+	conn   net.Conn
+	raw    syscall.RawConn // for stillOpen; nil when conn has none
+	peek   func(fd uintptr) bool
+	open   bool // set by peek
+	src    limitedConn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	key    string
+	idleAt time.Time
+	reused bool
+}
+
+// limitedConn is the read side of a connection with a byte budget, so that
+// the response header cannot exceed directMaxHeaderBytes.
+type limitedConn struct {
+	conn net.Conn
+	left int64
+}
+
+var errHeaderTooLarge = fmt.Errorf("upstream response headers exceeded %d bytes", directMaxHeaderBytes)
+
+func (l *limitedConn) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, errHeaderTooLarge
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.conn.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
+// directEligible reports whether req can go over the direct transport:
+// plain http, a body of known length (or none), no request trailers and
+// no Expect header.
+func directEligible(req *http.Request) bool {
+	if req.URL.Scheme != "http" || len(req.Trailer) > 0 || len(req.TransferEncoding) > 0 {
+		return false
+	}
+	if req.Body != nil && req.Body != http.NoBody && req.ContentLength <= 0 {
+		return false
+	}
+	for k := range req.Header {
+		if strings.EqualFold(k, "Expect") {
+			return false
+		}
+	}
+	return true
+}
+
+// directAddr is the host:port to dial for u (port 80 when absent).
+func directAddr(req *http.Request) string {
+	if req.URL.Port() != "" {
+		return req.URL.Host // already host:port, IPv6 in brackets
+	}
+	return net.JoinHostPort(req.URL.Hostname(), "80")
+}
+
+// RoundTrip sends req and returns its response with the body still to be
+// read; the connection goes back to the pool once the body is read to its
+// end, and is closed when the body is closed before. req.Body is closed.
+// Errors are the dialer's, the connection's (timeouts are net.Error with
+// Timeout true) and http.ReadResponse's; a request on a reused
+// connection that the upstream had closed is sent again on a new one when
+// it can be replayed (net/http's rule: no body or GetBody, and an
+// idempotent method or an Idempotency-Key).
+func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := validRequest(req); err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	ctx := req.Context()
+	if err := ctx.Err(); err != nil {
+		closeBody(req) // as net/http: nothing is sent for a call already canceled
+		return nil, err
+	}
+	key := directAddr(req)
+	for attempt := 0; ; attempt++ {
+		dc, err := t.get(ctx, key)
+		if err != nil {
+			closeBody(req)
+			return nil, err
+		}
+		resp, retry, err := t.roundTrip(ctx, dc, req)
+		if err == nil {
+			return resp, nil
+		}
+		if attempt > 0 || !retry || !replayable(req) {
+			closeBody(req)
+			return nil, err
+		}
+		if req.GetBody != nil && req.Body != nil && req.Body != http.NoBody {
+			body, gerr := req.GetBody()
+			if gerr != nil {
+				return nil, err
+			}
+			r2 := *req
+			r2.Body = body
+			req = &r2
+		}
+	}
+}
+
+// validRequest applies the checks net/http's Transport makes before
+// sending: a host, a valid method, and valid header field names and values
+// (RFC 9110 section 5). The errors name the field, never its value.
+func validRequest(req *http.Request) error {
+	if req.URL.Host == "" {
+		return errors.New("http: no Host in request URL")
+	}
+	if req.Method != "" && !validMethod(req.Method) {
+		return fmt.Errorf("net/http: invalid method %q", req.Method)
+	}
+	for k, vv := range req.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return fmt.Errorf("net/http: invalid header field name %q", k)
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return fmt.Errorf("net/http: invalid header field value for %q", k)
+			}
+		}
+	}
+	return nil
+}
+
+// validMethod reports whether m is a token (RFC 9110 section 9.1).
+func validMethod(m string) bool {
+	return len(m) > 0 && strings.IndexFunc(m, func(r rune) bool { return !httpguts.IsTokenRune(r) }) == -1
+}
+
+// replayable is net/http's rule for resending a request after a reused
+// connection failed before any response byte.
+func replayable(req *http.Request) bool {
+	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+		return false
+	}
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	for k := range req.Header {
+		if strings.EqualFold(k, "Idempotency-Key") || strings.EqualFold(k, "X-Idempotency-Key") {
+			return true
+		}
+	}
+	return false
+}
+
+// roundTrip is one attempt on dc. retry is true when dc was reused and
+// failed before the upstream sent any byte of a response.
+func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *http.Request) (*http.Response, bool, error) {
+	var canceled atomic.Bool
+	stop := context.AfterFunc(ctx, func() {
+		canceled.Store(true)
+		_ = dc.conn.SetDeadline(time.Unix(1, 0))
+	})
+	fail := func(err error, beforeResponse bool) (*http.Response, bool, error) {
+		stop()
+		dc.conn.Close() // #nosec G104 -- the connection is being dropped after an error; nothing to add
+		return nil, beforeResponse && dc.reused && !canceled.Load(), err
+	}
+	deadline, hasDeadline := ctx.Deadline()
+	var by time.Time // the call's deadline, or none
+	if hasDeadline {
+		by = deadline
+	}
+	// Writing has the call's deadline; ResponseHeaderTimeout starts once
+	// the request is written, as in net/http.
+	if err := setDeadline(dc.conn.SetDeadline, by, &canceled); err != nil {
+		return fail(err, false)
+	}
+	if err := req.Write(dc.bw); err != nil {
+		return fail(err, staleConn(err))
+	}
+	if err := dc.bw.Flush(); err != nil {
+		return fail(err, staleConn(err))
+	}
+	headerBy := by
+	if t.headerTimeout > 0 {
+		if hb := time.Now().Add(t.headerTimeout); !hasDeadline || hb.Before(deadline) {
+			headerBy = hb
+		}
+	}
+	if err := setDeadline(dc.conn.SetReadDeadline, headerBy, &canceled); err != nil {
+		return fail(err, false)
+	}
+	dc.src.left = directMaxHeaderBytes
+	if _, err := dc.br.Peek(1); err != nil {
+		return fail(err, staleConn(err))
+	}
+	var resp *http.Response
+	for n := 0; ; n++ {
+		r, err := http.ReadResponse(dc.br, req)
+		if err != nil {
+			return fail(err, false)
+		}
+		if r.StatusCode < 100 || r.StatusCode > 199 || r.StatusCode == http.StatusSwitchingProtocols {
+			resp = r
+			break
+		}
+		if n >= directMax1xx {
+			return fail(errors.New("upstream sent too many 1xx informational responses"), false)
+		}
+	}
+	dc.src.left = math.MaxInt64
+	if err := setDeadline(dc.conn.SetReadDeadline, by, &canceled); err != nil {
+		return fail(err, false)
+	}
+	keep := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols
+	resp.Body = &directBody{body: resp.Body, t: t, dc: dc, stop: stop, keep: keep}
+	return resp, false, nil
+}
+
+// setDeadline sets a connection's deadline (set is its SetDeadline or
+// SetReadDeadline) to by, unless the call was canceled, in which case the
+// deadline stays in the past (checked again after setting, since the
+// cancellation may come in between).
+func setDeadline(set func(time.Time) error, by time.Time, canceled *atomic.Bool) error {
+	if canceled.Load() {
+		return nil
+	}
+	err := set(by)
+	if canceled.Load() {
+		return set(time.Unix(1, 0))
+	}
+	return err
+}
+
+// staleConn reports whether err is how a connection the upstream had
+// already closed fails: reset, broken pipe or end of stream before any
+// response byte.
+func staleConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// directBody is a response body on a direct connection: at its end the
+// connection goes back to the pool (when the response allows keep-alive
+// and the call was not canceled); closed earlier, the connection is closed,
+// as net/http does, rather than read to the end.
+type directBody struct {
+	body io.ReadCloser
+	t    *directTransport
+	dc   *directConn
+	stop func() bool
+	keep bool
+	done atomic.Bool // Close may come from another goroutine while Read waits
+	eof  bool        // Read saw the end (written and read by Read only)
+}
+
+var errClosedBody = errors.New("read on a closed response body")
+
+func (b *directBody) Read(p []byte) (int, error) {
+	if b.done.Load() {
+		if b.eof {
+			return 0, io.EOF
+		}
+		return 0, errClosedBody
+	}
+	n, err := b.body.Read(p)
+	if err == io.EOF {
+		b.eof = true
+		b.release(true)
+	}
+	return n, err
+}
+
+// Close releases the connection (see directBody). It cannot fail.
+func (b *directBody) Close() error {
+	b.release(false)
+	return nil
+}
+
+func (b *directBody) release(eof bool) {
+	if !b.done.CompareAndSwap(false, true) {
+		return
+	}
+	live := b.stop()
+	if (eof || b.body == http.NoBody) && b.keep && live && b.dc.br.Buffered() == 0 && b.dc.conn.SetDeadline(time.Time{}) == nil {
+		b.t.put(b.dc)
+		return
+	}
+	b.dc.conn.Close() // #nosec G104 -- the connection is dropped; nothing to add
+}
+
+// get returns a kept-alive connection to key that is still open, or dials a
+// new one with the Client's egress-checked dialer.
+func (t *directTransport) get(ctx context.Context, key string) (*directConn, error) {
+	now := time.Now()
+	for {
+		t.mu.Lock()
+		list := t.idle[key]
+		if len(list) == 0 {
+			t.mu.Unlock()
+			break
+		}
+		dc := list[len(list)-1]
+		list[len(list)-1] = nil
+		if len(list) == 1 {
+			delete(t.idle, key)
+		} else {
+			t.idle[key] = list[:len(list)-1]
+		}
+		t.nIdle--
+		t.mu.Unlock()
+		if now.Sub(dc.idleAt) < directIdleTimeout && dc.stillOpen() {
+			dc.reused = true
+			return dc, nil
+		}
+		dc.conn.Close() // #nosec G104 -- a stale idle connection is dropped; nothing to add
+	}
+	conn, err := t.dial(ctx, "tcp", key)
+	if err != nil {
+		return nil, err
+	}
+	dc := &directConn{conn: conn, key: key}
+	if sc, ok := conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			dc.raw = raw
+			dc.peek = dc.peekOpen
+		}
+	}
+	dc.src.conn = conn
+	dc.br = bufio.NewReaderSize(&dc.src, 4<<10)
+	dc.bw = bufio.NewWriterSize(conn, 4<<10)
+	return dc, nil
+}
+
+// stillOpen reports whether an idle connection has neither been closed by
+// the upstream nor received bytes it did not ask for: a non-blocking peek
+// at the socket (net/http learns the same from its reader goroutine).
+func (dc *directConn) stillOpen() bool {
+	if dc.raw == nil {
+		return true
+	}
+	dc.open = false
+	return dc.raw.Read(dc.peek) == nil && dc.open
+}
+
+// peekOpen is directConn.peek: one MSG_PEEK|MSG_DONTWAIT receive, open
+// when there is nothing to read yet.
+func (dc *directConn) peekOpen(fd uintptr) bool {
+	var b [1]byte
+	n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	dc.open = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
+	return true
+}
+
+// put keeps dc for reuse, within the pool's bounds.
+func (t *directTransport) put(dc *directConn) {
+	dc.idleAt = time.Now()
+	t.mu.Lock()
+	list := t.idle[dc.key]
+	if t.nIdle >= directMaxIdle || len(list) >= directMaxIdlePerHost {
+		t.mu.Unlock()
+		dc.conn.Close() // #nosec G104 -- over the pool's bound; nothing to add
+		return
+	}
+	if t.idle == nil {
+		t.idle = make(map[string][]*directConn)
+	}
+	t.idle[dc.key] = append(list, dc)
+	t.nIdle++
+	start := !t.janitor
+	t.janitor = true
+	t.mu.Unlock()
+	if start {
+		go t.sweep()
+	}
+}
+
+// sweep closes connections idle for longer than directIdleTimeout, every
+// half of it, and ends when the pool is empty (put starts it again).
+func (t *directTransport) sweep() {
+	for {
+		time.Sleep(directIdleTimeout / 2)
+		cutoff := time.Now().Add(-directIdleTimeout)
+		var old []*directConn
+		t.mu.Lock()
+		for k, list := range t.idle {
+			kept := list[:0]
+			for _, dc := range list {
+				if dc.idleAt.Before(cutoff) {
+					old = append(old, dc)
+				} else {
+					kept = append(kept, dc)
+				}
+			}
+			for i := len(kept); i < len(list); i++ {
+				list[i] = nil
+			}
+			if len(kept) == 0 {
+				delete(t.idle, k)
+			} else {
+				t.idle[k] = kept
+			}
+		}
+		t.nIdle -= len(old)
+		empty := t.nIdle == 0
+		if empty {
+			t.janitor = false
+		}
+		t.mu.Unlock()
+		for _, dc := range old {
+			dc.conn.Close() // #nosec G104 -- idle too long; nothing to add
+		}
+		if empty {
+			return
+		}
+	}
+}
+
+// closeIdle closes every kept-alive connection. It cannot fail.
+func (t *directTransport) closeIdle() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = nil
+	t.nIdle = 0
+	t.mu.Unlock()
+	for _, list := range idle {
+		for _, dc := range list {
+			dc.conn.Close() // #nosec G104 -- shutting down; nothing to add
+		}
+	}
+}
