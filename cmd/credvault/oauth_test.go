@@ -371,9 +371,18 @@ func TestOAuthSingleFlightAcrossInstances(t *testing.T) {
 		}
 	}
 	got := e.as.TokenRequests.Load() - before
-	t.Logf("50 calls over 2 instances at expiry: %d token request(s), %v", got, time.Since(start).Round(time.Millisecond))
-	if got != 1 {
-		t.Fatalf("token requests at expiry = %d, want exactly 1", got)
+	took := time.Since(start)
+	t.Logf("50 calls over 2 instances at expiry: %d token request(s), %v", got, took.Round(time.Millisecond))
+	// One refresh for the burst. Only when the burst outlasted the
+	// refreshed token's refresh point (5 s lifetime less its 10% margin:
+	// a starved machine under the race detector) is a second refresh due,
+	// and then it is the right answer, not a lost single flight.
+	want := int64(1)
+	if took > 4500*time.Millisecond {
+		want = 2
+	}
+	if got < 1 || got > want {
+		t.Fatalf("token requests at expiry = %d, want exactly 1 (at most %d for a burst of %v)", got, want, took.Round(time.Millisecond))
 	}
 	e.noTokenLeaks()
 }
