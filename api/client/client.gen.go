@@ -2566,9 +2566,16 @@ type UsagePage struct {
 
 // User defines model for User.
 type User struct {
-	CreatedAt time.Time           `json:"created_at"`
-	Email     openapi_types.Email `json:"email"`
-	Id        openapi_types.UUID  `json:"id"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// Email An email address: an RFC 5322 dot-atom of ASCII letters, digits
+	// and ``!#$%&'*+/=?^_`{|}~-`` before the `@`, then one or more host
+	// name labels (RFC 1123) separated by dots. A single label is a
+	// domain, so on-premises addresses such as `bob@intranet` and
+	// `admin@localhost` are accepted; quoted local parts, IP-literal
+	// domains and non-ASCII characters are not. At most 320 characters.
+	Email string             `json:"email"`
+	Id    openapi_types.UUID `json:"id"`
 
 	// Name May be empty.
 	Name  string             `json:"name"`
@@ -2581,9 +2588,11 @@ type User struct {
 
 // UserCreateRequest defines model for UserCreateRequest.
 type UserCreateRequest struct {
-	// Email A plain address such as ada@example.com, unique in the org.
-	Email openapi_types.Email `json:"email"`
-	Name  *string             `json:"name,omitempty"`
+	// Email An email address by the rule of `User.email` (`bob@intranet` and
+	// `ada@example.com` are addresses), unique in the org; spaces
+	// around it are removed.
+	Email string  `json:"email"`
+	Name  *string `json:"name,omitempty"`
 
 	// Role `owner` and `admin` manage users, endpoints and every key; `member` manages their own keys.
 	Role Role `json:"role"`
@@ -3268,9 +3277,13 @@ type ClientInterface interface {
 	// `redirect_uri`). The single-use `state` (bound to the org, the user
 	// who started the authorization and the credential; valid 10 minutes)
 	// is the proof; credvault stores only its SHA-256. An unknown,
-	// replayed, expired or foreign state answers 400 and changes nothing.
-	// When the provider sends `iss` (RFC 9207) and the app was discovered
-	// from an issuer, they must match. The code is exchanged with the
+	// replayed, expired or foreign state answers 400 and changes nothing;
+	// so does a browser signed in to the console as another user, or in
+	// another org, than the one who started the authorization (the state
+	// is spent). When the provider sends `iss` (RFC 9207) and the app was
+	// discovered from an issuer, they must match; when the issuer's
+	// metadata says `authorization_response_iss_parameter_supported`,
+	// `iss` is required. The code is exchanged with the
 	// PKCE verifier (RFC 7636, S256) and the credential becomes
 	// `connected`. A provider error (`error=access_denied`) is shown and
 	// kept as the credential's `oauth.last_error`; the credential stays as
@@ -3314,8 +3327,9 @@ type ClientInterface interface {
 	// No request body.
 	//
 	// After the transit key has been rotated in Vault, this rewraps every
-	// credential of the caller's org whose ciphertext is below the key's
-	// latest version, in batches of 200 (one Vault request each, sized for
+	// ciphertext of the caller's org below the key's latest version
+	// (credential values and OAuth access tokens, OAuth refresh tokens,
+	// OAuth app client secrets), in batches of 200 (one Vault request each, sized for
 	// OpenBao's default JSON limit), through Vault's rewrap:
 	// no plaintext is ever seen. Each batch is committed on its own, and a
 	// run only picks rows still below the latest version, so after a 503
@@ -4471,8 +4485,9 @@ type ClientInterface interface {
 	//
 	// Needs scope `users:write` and the role `owner` or `admin` (or a
 	// service key). Only owners may create owners (403 `forbidden_role`).
-	// The email must be a plain address (`ada@example.com`) not yet used
-	// in the org (409 otherwise).
+	// The email must be an address such as `ada@example.com` or
+	// `bob@intranet` (the pattern of `UserCreateRequest.email`; 400
+	// otherwise) not yet used in the org (409 otherwise).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -4483,8 +4498,9 @@ type ClientInterface interface {
 	//
 	// Needs scope `users:write` and the role `owner` or `admin` (or a
 	// service key). Only owners may create owners (403 `forbidden_role`).
-	// The email must be a plain address (`ada@example.com`) not yet used
-	// in the org (409 otherwise).
+	// The email must be an address such as `ada@example.com` or
+	// `bob@intranet` (the pattern of `UserCreateRequest.email`; 400
+	// otherwise) not yet used in the org (409 otherwise).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -4812,9 +4828,13 @@ func (c *Client) Metrics(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 // `redirect_uri`). The single-use `state` (bound to the org, the user
 // who started the authorization and the credential; valid 10 minutes)
 // is the proof; credvault stores only its SHA-256. An unknown,
-// replayed, expired or foreign state answers 400 and changes nothing.
-// When the provider sends `iss` (RFC 9207) and the app was discovered
-// from an issuer, they must match. The code is exchanged with the
+// replayed, expired or foreign state answers 400 and changes nothing;
+// so does a browser signed in to the console as another user, or in
+// another org, than the one who started the authorization (the state
+// is spent). When the provider sends `iss` (RFC 9207) and the app was
+// discovered from an issuer, they must match; when the issuer's
+// metadata says `authorization_response_iss_parameter_supported`,
+// `iss` is required. The code is exchanged with the
 // PKCE verifier (RFC 7636, S256) and the credential becomes
 // `connected`. A provider error (`error=access_denied`) is shown and
 // kept as the credential's `oauth.last_error`; the credential stays as
@@ -4878,8 +4898,9 @@ func (c *Client) Readyz(ctx context.Context, params *ReadyzParams, reqEditors ..
 // No request body.
 //
 // After the transit key has been rotated in Vault, this rewraps every
-// credential of the caller's org whose ciphertext is below the key's
-// latest version, in batches of 200 (one Vault request each, sized for
+// ciphertext of the caller's org below the key's latest version
+// (credential values and OAuth access tokens, OAuth refresh tokens,
+// OAuth app client secrets), in batches of 200 (one Vault request each, sized for
 // OpenBao's default JSON limit), through Vault's rewrap:
 // no plaintext is ever seen. Each batch is committed on its own, and a
 // run only picks rows still below the latest version, so after a 503
@@ -6685,8 +6706,9 @@ func (c *Client) UserList(ctx context.Context, params *UserListParams, reqEditor
 //
 // Needs scope `users:write` and the role `owner` or `admin` (or a
 // service key). Only owners may create owners (403 `forbidden_role`).
-// The email must be a plain address (`ada@example.com`) not yet used
-// in the org (409 otherwise).
+// The email must be an address such as `ada@example.com` or
+// `bob@intranet` (the pattern of `UserCreateRequest.email`; 400
+// otherwise) not yet used in the org (409 otherwise).
 //
 // Takes any type of body and a specified content type.
 //
@@ -6707,8 +6729,9 @@ func (c *Client) UserCreateWithBody(ctx context.Context, contentType string, bod
 //
 // Needs scope `users:write` and the role `owner` or `admin` (or a
 // service key). Only owners may create owners (403 `forbidden_role`).
-// The email must be a plain address (`ada@example.com`) not yet used
-// in the org (409 otherwise).
+// The email must be an address such as `ada@example.com` or
+// `bob@intranet` (the pattern of `UserCreateRequest.email`; 400
+// otherwise) not yet used in the org (409 otherwise).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -10642,9 +10665,13 @@ type ClientWithResponsesInterface interface {
 	// `redirect_uri`). The single-use `state` (bound to the org, the user
 	// who started the authorization and the credential; valid 10 minutes)
 	// is the proof; credvault stores only its SHA-256. An unknown,
-	// replayed, expired or foreign state answers 400 and changes nothing.
-	// When the provider sends `iss` (RFC 9207) and the app was discovered
-	// from an issuer, they must match. The code is exchanged with the
+	// replayed, expired or foreign state answers 400 and changes nothing;
+	// so does a browser signed in to the console as another user, or in
+	// another org, than the one who started the authorization (the state
+	// is spent). When the provider sends `iss` (RFC 9207) and the app was
+	// discovered from an issuer, they must match; when the issuer's
+	// metadata says `authorization_response_iss_parameter_supported`,
+	// `iss` is required. The code is exchanged with the
 	// PKCE verifier (RFC 7636, S256) and the credential becomes
 	// `connected`. A provider error (`error=access_denied`) is shown and
 	// kept as the credential's `oauth.last_error`; the credential stays as
@@ -10692,8 +10719,9 @@ type ClientWithResponsesInterface interface {
 	// No request body.
 	//
 	// After the transit key has been rotated in Vault, this rewraps every
-	// credential of the caller's org whose ciphertext is below the key's
-	// latest version, in batches of 200 (one Vault request each, sized for
+	// ciphertext of the caller's org below the key's latest version
+	// (credential values and OAuth access tokens, OAuth refresh tokens,
+	// OAuth app client secrets), in batches of 200 (one Vault request each, sized for
 	// OpenBao's default JSON limit), through Vault's rewrap:
 	// no plaintext is ever seen. Each batch is committed on its own, and a
 	// run only picks rows still below the latest version, so after a 503
@@ -11919,8 +11947,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs scope `users:write` and the role `owner` or `admin` (or a
 	// service key). Only owners may create owners (403 `forbidden_role`).
-	// The email must be a plain address (`ada@example.com`) not yet used
-	// in the org (409 otherwise).
+	// The email must be an address such as `ada@example.com` or
+	// `bob@intranet` (the pattern of `UserCreateRequest.email`; 400
+	// otherwise) not yet used in the org (409 otherwise).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -11931,8 +11960,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs scope `users:write` and the role `owner` or `admin` (or a
 	// service key). Only owners may create owners (403 `forbidden_role`).
-	// The email must be a plain address (`ada@example.com`) not yet used
-	// in the org (409 otherwise).
+	// The email must be an address such as `ada@example.com` or
+	// `bob@intranet` (the pattern of `UserCreateRequest.email`; 400
+	// otherwise) not yet used in the org (409 otherwise).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -20979,9 +21009,13 @@ func (c *ClientWithResponses) MetricsWithResponse(ctx context.Context, reqEditor
 // `redirect_uri`). The single-use `state` (bound to the org, the user
 // who started the authorization and the credential; valid 10 minutes)
 // is the proof; credvault stores only its SHA-256. An unknown,
-// replayed, expired or foreign state answers 400 and changes nothing.
-// When the provider sends `iss` (RFC 9207) and the app was discovered
-// from an issuer, they must match. The code is exchanged with the
+// replayed, expired or foreign state answers 400 and changes nothing;
+// so does a browser signed in to the console as another user, or in
+// another org, than the one who started the authorization (the state
+// is spent). When the provider sends `iss` (RFC 9207) and the app was
+// discovered from an issuer, they must match; when the issuer's
+// metadata says `authorization_response_iss_parameter_supported`,
+// `iss` is required. The code is exchanged with the
 // PKCE verifier (RFC 7636, S256) and the credential becomes
 // `connected`. A provider error (`error=access_denied`) is shown and
 // kept as the credential's `oauth.last_error`; the credential stays as
@@ -21041,8 +21075,9 @@ func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, params *Re
 // No request body.
 //
 // After the transit key has been rotated in Vault, this rewraps every
-// credential of the caller's org whose ciphertext is below the key's
-// latest version, in batches of 200 (one Vault request each, sized for
+// ciphertext of the caller's org below the key's latest version
+// (credential values and OAuth access tokens, OAuth refresh tokens,
+// OAuth app client secrets), in batches of 200 (one Vault request each, sized for
 // OpenBao's default JSON limit), through Vault's rewrap:
 // no plaintext is ever seen. Each batch is committed on its own, and a
 // run only picks rows still below the latest version, so after a 503
@@ -22658,8 +22693,9 @@ func (c *ClientWithResponses) UserListWithResponse(ctx context.Context, params *
 //
 // Needs scope `users:write` and the role `owner` or `admin` (or a
 // service key). Only owners may create owners (403 `forbidden_role`).
-// The email must be a plain address (`ada@example.com`) not yet used
-// in the org (409 otherwise).
+// The email must be an address such as `ada@example.com` or
+// `bob@intranet` (the pattern of `UserCreateRequest.email`; 400
+// otherwise) not yet used in the org (409 otherwise).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -22676,8 +22712,9 @@ func (c *ClientWithResponses) UserCreateWithBodyWithResponse(ctx context.Context
 //
 // Needs scope `users:write` and the role `owner` or `admin` (or a
 // service key). Only owners may create owners (403 `forbidden_role`).
-// The email must be a plain address (`ada@example.com`) not yet used
-// in the org (409 otherwise).
+// The email must be an address such as `ada@example.com` or
+// `bob@intranet` (the pattern of `UserCreateRequest.email`; 400
+// otherwise) not yet used in the org (409 otherwise).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

@@ -433,7 +433,7 @@ func (bn *benchRun) rewrap(ctx context.Context) ([]scenarioResult, error) {
 	}
 	items := make([]credvault.TransitItem, len(rows))
 	for i, r := range rows {
-		items[i] = credvault.TransitItem{Ciphertext: r.Ciphertext, Context: credvault.CredentialContext(r.OrgID, r.ID)}
+		items[i] = credvault.TransitItem{Ciphertext: r.Ciphertext, Context: r.Context()}
 	}
 	fmt.Fprintf(bn.out, "bench: rewrap baseline: %d ciphertexts through Vault's rewrap alone\n", len(items))
 	t0 := time.Now()

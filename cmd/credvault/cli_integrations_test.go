@@ -93,7 +93,13 @@ func TestCLIIntegrations(t *testing.T) {
 		}
 	}
 	cl.as(owner, "POST", inst.url+"/v1/api-keys/"+keyID+"/revoke", nil)
-	if _, errOut, code := cliRun(t, env, "", secrets, "integrations", "delete", iid); code != 0 || !strings.Contains(errOut, "Deleted") {
-		t.Fatalf("integrations delete: %d %s", code, errOut)
+	// Like every delete, with --output json too (it was exit 2: no such flag).
+	out, errOut, code = cliRun(t, env, "", secrets, "integrations", "delete", iid, "--output", "json")
+	var deleted map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &deleted) != nil || deleted["id"] != iid || deleted["deleted"] != true {
+		t.Fatalf("integrations delete --output json: %d %q %s", code, out, errOut)
+	}
+	if _, errOut, code := cliRun(t, env, "", secrets, "integrations", "get", iid); code != cli.ExitNotFound {
+		t.Fatalf("integrations get after delete: %d %s", code, errOut)
 	}
 }

@@ -66,6 +66,56 @@ func TestUsageListsEveryCommand(t *testing.T) {
 	}
 }
 
+// TestEveryCommandTakesOutput: the top-level usage lists every verb each
+// noun's own usage lists (credentials connect was missing), every verb
+// answers --help, and every command for people, each verb of each noun
+// included, takes --output (integrations delete refused it with exit 2).
+// The verbs are read from the usages, so a new one is checked too.
+func TestEveryCommandTakesOutput(t *testing.T) {
+	help := func(args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if err := run(context.Background(), append([]string{"credvault"}, args...), envOf(nil), &out, &errOut); err != nil {
+			t.Fatalf("%v: %v (%s)", args, err, errOut.String())
+		}
+		return out.String()
+	}
+	top := help("--help")
+	commands := [][]string{}
+	for _, c := range cli.Commands {
+		nounHelp := help(c, "--help")
+		m := regexp.MustCompile(`^usage: credvault ` + c + ` (\S+) \[args\]`).FindStringSubmatch(nounHelp)
+		if m == nil { // a command without subcommands
+			commands = append(commands, []string{c})
+			continue
+		}
+		if !strings.Contains(top, "\n  "+c+" "+m[1]+"\n") {
+			t.Errorf("credvault --help does not list %s %s:\n%s", c, m[1], top)
+		}
+		for _, verb := range strings.Split(m[1], "|") {
+			commands = append(commands, []string{c, verb})
+		}
+	}
+	if len(commands) < 29 {
+		t.Fatalf("only %d commands found: %v", len(commands), commands)
+	}
+	home := t.TempDir()
+	env := envOf(map[string]string{"HOME": home, "XDG_CONFIG_HOME": home})
+	for _, c := range commands {
+		if h := help(append(c, "--help")...); !strings.Contains(h, "-output") {
+			t.Errorf("%s --help lists no --output:\n%s", strings.Join(c, " "), h)
+		}
+		for _, flag := range []string{"--output", "-o"} {
+			var errOut bytes.Buffer
+			_ = run(context.Background(), append(append([]string{"credvault"}, c...), flag, "json"), env, io.Discard, &errOut)
+			if strings.Contains(errOut.String(), "flag provided but not defined") {
+				t.Errorf("%s %s json: %s", strings.Join(c, " "), flag, errOut.String())
+			}
+		}
+	}
+	t.Logf("%d commands take --output", len(commands))
+}
+
 func TestVersionCommand(t *testing.T) {
 	for _, arg := range []string{"version", "--version"} {
 		var out bytes.Buffer

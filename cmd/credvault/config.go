@@ -121,7 +121,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			return Config{}, &configError{"DATABASE_URL", strings.TrimPrefix(credvault.ErrorMessage(err), "DATABASE_URL ")}
 		}
 		if err := postgres.CheckURL(norm); err != nil {
-			return Config{}, &configError{"DATABASE_URL", "not a valid postgres:// URL (want postgres://user:password@host:5432/dbname?sslmode=..., or for a primary and standbys postgres://user:password@host1,host2/dbname?port=5432,5432&target_session_attrs=read-write)"}
+			return Config{}, &configError{"DATABASE_URL", "not a valid postgres:// URL (want postgres://user:password@host:5432/dbname?sslmode=..., with an IPv6 address in brackets such as [::1]:5432; for a primary and standbys " + postgres.HostListForm + ")"}
 		}
 		cfg.DatabaseURL = credvault.NewSecret(norm)
 	}

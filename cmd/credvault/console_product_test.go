@@ -27,6 +27,20 @@ const fitJS = `(function(){var out=[];
 	document.querySelectorAll('.tablewrap').forEach(function(w,i){ if (w.scrollWidth > w.clientWidth+1) out.push('table '+i+' '+w.scrollWidth+'>'+w.clientWidth); });
 	return out;})()`
 
+// markerJS lists each visible person summary (details.person, as in the
+// audit log's Who column) whose ▸ marker wrapped onto a line of its own:
+// the summary's box then ends a line below its text's last line.
+const markerJS = `(function(){var out=[];
+	document.querySelectorAll('details.person summary').forEach(function(s){
+		if (!s.offsetParent) return;
+		var r=document.createRange(); r.selectNodeContents(s);
+		var rects=Array.prototype.filter.call(r.getClientRects(), function(x){ return x.width>0; });
+		if (!rects.length) return;
+		var last=rects[rects.length-1], box=s.getBoundingClientRect();
+		if (box.bottom-last.bottom > last.height/2) out.push(s.textContent.trim()+' (text ends '+Math.round(last.bottom)+', summary '+Math.round(box.bottom)+')');
+	});
+	return out;})()`
+
 // productPages are the pages TestConsoleProduct photographs at 1280 and
 // 390 px wide, with the element each waits for.
 type productPage struct {
@@ -344,6 +358,11 @@ func TestConsoleProduct(t *testing.T) {
 			b.run(chromedp.Evaluate(fitJS, &bad))
 			if len(bad) > 0 {
 				t.Errorf("%s at %d px does not fit: %v", p.label, w.w, bad)
+			}
+			var wrapped []string
+			b.run(chromedp.Evaluate(markerJS, &wrapped))
+			if len(wrapped) > 0 {
+				t.Errorf("%s at %d px: the ▸ after a person wraps to its own line: %v", p.label, w.w, wrapped)
 			}
 			b.shot(fmt.Sprintf("%s-%d", p.label, w.w), true)
 		}

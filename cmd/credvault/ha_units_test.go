@@ -97,9 +97,26 @@ func TestConfigHAForms(t *testing.T) {
 	if got := cfg.DatabaseURL.Reveal(); !strings.Contains(got, "@10.0.0.1,10.0.0.2/cv?") || !strings.Contains(got, "port=5432%2C5433") {
 		t.Errorf("rewritten DATABASE_URL %s", got)
 	}
-	_, err = load(map[string]string{"DATABASE_URL": "postgres://u:pw@h1:5432,h2:5433/cv?port=1,2"})
-	if err == nil || strings.Count(err.Error(), "\n") != 0 || !strings.Contains(err.Error(), "host1,host2/db?port=") || strings.Contains(err.Error(), "pw") {
-		t.Errorf("ports given twice: %v", err)
+	// Issue 20: an IPv6 literal in a host list, in both libpq forms.
+	for in, hosts := range map[string]string{
+		"postgres://u:pw@127.0.0.1:5432,[::1]:5432/cv?target_session_attrs=read-write":      "host=127.0.0.1%2C%3A%3A1",
+		"postgres://u:pw@[::1],127.0.0.1/cv?port=5432,5432&target_session_attrs=read-write": "host=%3A%3A1%2C127.0.0.1",
+	} {
+		cfg, err := load(map[string]string{"DATABASE_URL": in})
+		if err != nil {
+			t.Errorf("%s: %v", in, err)
+		} else if got := cfg.DatabaseURL.Reveal(); !strings.Contains(got, hosts) || !strings.Contains(got, "port=5432%2C5432") {
+			t.Errorf("%s rewritten to %s", in, got)
+		}
+	}
+	// Refusals are one line, name the form that works (IPv6 in brackets)
+	// and never the password.
+	for _, bad := range []string{"postgres://u:pw@h1:5432,h2:5433/cv?port=1,2", "postgres://u:pw@h1,::1/cv", "postgres://u:pw@h1:5432,[::1/cv",
+		"postgres://u:pw@::1:5432:5432/cv"} {
+		_, err = load(map[string]string{"DATABASE_URL": bad})
+		if err == nil || strings.Count(err.Error(), "\n") != 0 || !strings.Contains(err.Error(), "postgres://user@host1:5432,[::1]:5432/db?target_session_attrs=read-write") || strings.Contains(err.Error(), "pw") {
+			t.Errorf("%s: %v", bad, err)
+		}
 	}
 	for _, ok := range []string{"redis://127.0.0.1:6379/0", "rediss://h:6380", "redis+sentinel://s1:26379?addr=s2:26379&master_name=mymaster",
 		"redis+cluster://n1:6379?addr=n2:6379"} {

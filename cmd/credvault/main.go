@@ -23,7 +23,11 @@ import (
 // credential value from; tests replace it.
 var stdin io.Reader = os.Stdin
 
-const usage = `usage: credvault <command> [flags]
+// usage is the top-level help; the lines of the commands with subcommands
+// come from internal/cli's command table, so they list every verb it runs.
+var usage = usageHead + cli.NounUsage() + usageTail
+
+const usageHead = `usage: credvault <command> [flags]
 
 commands:
   dev [--reset]            run everything locally on embedded defaults;
@@ -41,11 +45,9 @@ commands:
   version                  print credvault's version and build
   login --url URL          save credvault's URL and an API key (read from stdin or a prompt)
   logout                   remove the saved URL and API key
-  keys list|create|get|roll|revoke|disable|enable
-  integrations list|create|get|disable|enable|delete|usage
-  credentials list|create|share|rotate|test|delete
-  users list|create|get|update|delete
-                           manage credvault as the logged-in key (--output table|json)
+`
+
+const usageTail = `                           manage credvault as the logged-in key (--output table|json)
   completion bash|zsh|fish print a shell completion script
   help                     show this text
 

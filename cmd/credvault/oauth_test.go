@@ -371,9 +371,18 @@ func TestOAuthSingleFlightAcrossInstances(t *testing.T) {
 		}
 	}
 	got := e.as.TokenRequests.Load() - before
-	t.Logf("50 calls over 2 instances at expiry: %d token request(s), %v", got, time.Since(start).Round(time.Millisecond))
-	if got != 1 {
-		t.Fatalf("token requests at expiry = %d, want exactly 1", got)
+	took := time.Since(start)
+	t.Logf("50 calls over 2 instances at expiry: %d token request(s), %v", got, took.Round(time.Millisecond))
+	// One refresh for the burst. Only when the burst outlasted the
+	// refreshed token's refresh point (5 s lifetime less its 10% margin:
+	// a starved machine under the race detector) is a second refresh due,
+	// and then it is the right answer, not a lost single flight.
+	want := int64(1)
+	if took > 4500*time.Millisecond {
+		want = 2
+	}
+	if got < 1 || got > want {
+		t.Fatalf("token requests at expiry = %d, want exactly 1 (at most %d for a burst of %v)", got, want, took.Round(time.Millisecond))
 	}
 	e.noTokenLeaks()
 }
@@ -758,4 +767,192 @@ func with(base, m map[string]any) map[string]any {
 		}
 	}
 	return base
+}
+
+// refusedThenRestart checks that a refused callback left credential id
+// pending without a token request (counted from before), then starts a new
+// authorization (the state is spent) and returns its authorize_url.
+func (e *oauthEnv) refusedThenRestart(id string, before int64, what string) string {
+	e.t.Helper()
+	if o := e.oauthOf(id); o["status"] != "pending" || o["expires_at"] != nil {
+		e.t.Fatalf("after %s: %v", what, o)
+	}
+	if got := e.as.TokenRequests.Load() - before; got != 0 {
+		e.t.Fatalf("%s: %d token requests", what, got)
+	}
+	rc := e.cl.as(e.owner, "POST", e.insts[0].url+"/v1/credentials/"+id+"/reconnect", nil)
+	if rc.status != 200 {
+		e.t.Fatalf("reconnect: %d %s", rc.status, rc.body)
+	}
+	return rc.json(e.t)["authorize_url"].(string)
+}
+
+// TestOAuthCallbackBoundToSessionUser: the state is bound to the person
+// who started the authorization. A browser signed in to the console as
+// another user of the org, or as someone of another org, is refused at
+// the callback (no token request, the credential stays pending); the
+// person who started it finishes it.
+func TestOAuthCallbackBoundToSessionUser(t *testing.T) {
+	e := newOAuthEnv(t, time.Hour, 1, nil)
+	inst := e.insts[0]
+	r := e.cl.as(e.owner, "POST", inst.url+"/v1/users", map[string]any{"email": "m@acme.test", "role": "admin"})
+	if r.status != 201 {
+		t.Fatalf("create user: %d %s", r.status, r.body)
+	}
+	signedIn := func(key, userID string) *browserish {
+		b := newBrowserish(t, inst.url)
+		if p := b.signInWithLink(newLink(t, e.cl, inst, key, userID)); p.status != 303 {
+			t.Fatalf("sign-in: %d %s", p.status, p.body)
+		}
+		return b
+	}
+	member := signedIn(e.owner, r.json(t)["id"].(string))
+	_, otherOwner := e.cl.bootstrap(inst, "globex")
+	foreign := signedIn(otherOwner, whoamiUser(t, e.cl, inst, otherOwner))
+	owner := signedIn(e.owner, whoamiUser(t, e.cl, inst, e.owner))
+
+	c := e.create("authorization_code")
+	id := c["id"].(string)
+	authorizeURL := c["authorize_url"].(string)
+	for _, tc := range []struct {
+		name string
+		b    *browserish
+	}{{"another user of the org", member}, {"a user of another org", foreign}} {
+		before := e.as.TokenRequests.Load()
+		cb := e.authorize(authorizeURL)
+		p := tc.b.get(strings.TrimPrefix(cb, inst.url))
+		if p.status != 400 || !strings.Contains(p.body, "started by another user") {
+			t.Fatalf("%s completing the owner's authorization: %d %s", tc.name, p.status, p.body)
+		}
+		authorizeURL = e.refusedThenRestart(id, before, tc.name)
+	}
+	p := owner.get(strings.TrimPrefix(e.authorize(authorizeURL), inst.url))
+	if p.status != 200 || !strings.Contains(p.body, "is connected") {
+		t.Fatalf("the owner's own callback: %d %s", p.status, p.body)
+	}
+	if o := e.oauthOf(id); o["status"] != "connected" {
+		t.Fatalf("after the owner's callback: %v", o)
+	}
+	e.noTokenLeaks()
+}
+
+// TestOAuthCallbackIssuer applies RFC 9207 with a provider whose
+// discovered metadata says authorization_response_iss_parameter_supported:
+// a callback without iss, or with another issuer's, is refused (no token
+// request, still pending); one with the provider's own iss connects.
+func TestOAuthCallbackIssuer(t *testing.T) {
+	e := newOAuthEnv(t, time.Hour, 1, nil)
+	inst := e.insts[0]
+	e.as.SetIssuerIdentification(true, false)
+	r := e.cl.as(e.owner, "POST", inst.url+"/v1/oauth-apps", map[string]any{
+		"name": "discovered", "issuer": e.as.URL, "client_id": oauthtest.ClientID, "client_secret": oauthtest.ClientSecret,
+		"scopes": []string{"read"},
+	})
+	if r.status != 201 || r.json(t)["issuer"] != e.as.URL {
+		t.Fatalf("create app by discovery: %d %s", r.status, r.body)
+	}
+	u, _ := url.Parse(e.as.URL)
+	c := e.cl.createCredential(inst, e.owner, map[string]any{
+		"name": "iss", "kind": "oauth2", "oauth_app_id": r.json(t)["id"], "grant": "authorization_code",
+		"base_url": e.as.URL + "/api", "allowed_hosts": []string{u.Host},
+	})
+	id := c["id"].(string)
+	authorizeURL := c["authorize_url"].(string)
+	for _, tc := range []struct {
+		name, add, want string
+	}{
+		{"iss missing", "", `query parameter &#34;iss&#34; is missing`},
+		{"another issuer", "&iss=" + url.QueryEscape("https://evil.example"), `names another issuer`},
+	} {
+		before := e.as.TokenRequests.Load()
+		cb := e.authorize(authorizeURL)
+		if strings.Contains(cb, "iss=") {
+			t.Fatalf("the provider sent iss: %s", cb)
+		}
+		res := e.cl.call("GET", cb+tc.add, nil, nil)
+		if res.status != 400 || !strings.Contains(string(res.body), tc.want) {
+			t.Fatalf("%s: %d %s", tc.name, res.status, res.body)
+		}
+		authorizeURL = e.refusedThenRestart(id, before, tc.name)
+	}
+	e.as.SetIssuerIdentification(true, true)
+	cb := e.authorize(authorizeURL)
+	if !strings.Contains(cb, "iss="+url.QueryEscape(e.as.URL)) {
+		t.Fatalf("the provider sent no iss: %s", cb)
+	}
+	if res := e.cl.call("GET", cb, nil, nil); res.status != 200 {
+		t.Fatalf("callback with the provider's iss: %d %s", res.status, res.body)
+	}
+	if o := e.oauthOf(id); o["status"] != "connected" {
+		t.Fatalf("after the callback with iss: %v", o)
+	}
+	e.noTokenLeaks()
+}
+
+// TestOAuthEventsWithStatusChange: the oauth.* event of a status change is
+// stored in the transaction of the change (the outbox). While the events
+// table refuses oauth.needs_reauth, the refresh that meets invalid_grant
+// stores neither the new status nor the event; once it accepts it, both.
+// Reconnecting the needs_reauth credential through the callback emits
+// oauth.recovered.
+func TestOAuthEventsWithStatusChange(t *testing.T) {
+	e := newOAuthEnv(t, time.Hour, 1, nil)
+	a := e.insts[0]
+	id := e.connect()
+	issued := e.as.IssuedTokens()
+	if status, _ := e.as.RefreshDirectly(issued[len(issued)-1]); status != 200 {
+		t.Fatalf("out-of-band refresh: %d", status)
+	}
+	state := func() (status string, events, audits int) {
+		t.Helper()
+		if err := a.s.db.QueryRow(`SELECT
+			(SELECT status FROM credential_oauth WHERE credential_id::text = $1),
+			(SELECT count(*) FROM events WHERE subject_id = $1 AND type = 'oauth.needs_reauth'),
+			(SELECT count(*) FROM audit_events WHERE resource_id = $1 AND action = 'credential.oauth_reauth_needed')`, id).
+			Scan(&status, &events, &audits); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	due := func() {
+		t.Helper()
+		if _, err := a.s.db.Exec(`UPDATE credential_oauth SET refresh_at = now() - interval '1 second' WHERE credential_id = $1`, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.s.db.Exec(`ALTER TABLE events ADD CONSTRAINT test_refuses_reauth CHECK (type <> 'oauth.needs_reauth')`); err != nil {
+		t.Fatal(err)
+	}
+	due()
+	if _, err := a.s.oauth.RefreshDue(t.Context(), 10); err == nil {
+		t.Fatal("the refresh reported success although its event could not be stored")
+	}
+	if status, events, audits := state(); status == "needs_reauth" || events != 0 || audits != 0 {
+		t.Fatalf("event refused: status %s, %d events, %d audit records; want neither change nor event", status, events, audits)
+	}
+	if _, err := a.s.db.Exec(`ALTER TABLE events DROP CONSTRAINT test_refuses_reauth`); err != nil {
+		t.Fatal(err)
+	}
+	due()
+	if n, err := a.s.oauth.RefreshDue(t.Context(), 10); err != nil || n != 1 {
+		t.Fatalf("second refresh: %d %v", n, err)
+	}
+	if status, events, audits := state(); status != "needs_reauth" || events != 1 || audits != 1 {
+		t.Fatalf("event accepted: status %s, %d events, %d audit records; want needs_reauth with one of each", status, events, audits)
+	}
+	// Reconnected through the callback: oauth.recovered, once.
+	r := e.cl.as(e.owner, "POST", a.url+"/v1/credentials/"+id+"/reconnect", nil)
+	if r.status != 200 {
+		t.Fatalf("reconnect: %d %s", r.status, r.body)
+	}
+	if cb := e.cl.call("GET", e.authorize(r.json(t)["authorize_url"].(string)), nil, nil); cb.status != 200 {
+		t.Fatalf("callback after reconnect: %d %s", cb.status, cb.body)
+	}
+	var recovered int
+	var data string
+	if err := a.s.db.QueryRow(`SELECT count(*), coalesce(max(data::text), '') FROM events WHERE subject_id = $1 AND type = 'oauth.recovered'`, id).
+		Scan(&recovered, &data); err != nil || recovered != 1 || !strings.Contains(data, `"from": "needs_reauth"`) {
+		t.Fatalf("oauth.recovered events after the reconnect: %d %s %v", recovered, data, err)
+	}
+	e.noTokenLeaks()
 }

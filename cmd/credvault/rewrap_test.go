@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"credvault/internal/credvault"
 )
@@ -285,4 +286,97 @@ func TestUndecryptableRowFailsRewrapAndUse(t *testing.T) {
 	if exitStatus(errors.New("x")) != 1 {
 		t.Fatal("a plain error must exit 1")
 	}
+}
+
+// TestRewrapCoversOAuth: after a transit key rotation, `credvault rewrap`
+// moves OAuth access tokens, refresh tokens and app client secrets to the
+// new key version too; a refresh token Vault refuses makes it exit 3 with
+// that row counted as left. With min_decryption_version raised, the
+// rewrapped tokens and secret still refresh and proxy.
+func TestRewrapCoversOAuth(t *testing.T) {
+	e := newOAuthEnv(t, time.Hour, 1, nil)
+	a := e.insts[0]
+	code := e.connect()
+	machine := e.create("client_credentials")["id"].(string)
+	bad := e.connect()
+	var badOriginal, stolen string
+	if err := a.s.db.Get(&badOriginal, `SELECT refresh_ciphertext FROM credential_oauth WHERE credential_id = $1`, bad); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.s.db.Get(&stolen, `SELECT refresh_ciphertext FROM credential_oauth WHERE credential_id = $1`, code); err != nil {
+		t.Fatal(err)
+	}
+	// Another row's refresh token: Vault refuses it under bad's context.
+	if _, err := a.s.db.Exec(`UPDATE credential_oauth SET refresh_ciphertext = $1 WHERE credential_id = $2`, stolen, bad); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.s.vault.RotateKey(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	versions := func() (access, refresh, secret string) {
+		t.Helper()
+		err := a.s.db.QueryRow(`SELECT
+			(SELECT string_agg(DISTINCT split_part(ciphertext, ':', 2) || '/' || key_version, ',') FROM credentials WHERE id IN ($1, $2)),
+			(SELECT string_agg(DISTINCT split_part(refresh_ciphertext, ':', 2), ',') FROM credential_oauth WHERE credential_id = $1),
+			(SELECT split_part(secret_ciphertext, ':', 2) || '/' || secret_key_version FROM oauth_apps WHERE id = $3)`,
+			code, machine, e.appID).Scan(&access, &refresh, &secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if ac, rt, sec := versions(); ac != "v1/1" || rt != "v1" || sec != "v1/1" {
+		t.Fatalf("before rewrap: access %s, refresh %s, secret %s", ac, rt, sec)
+	}
+
+	var out strings.Builder
+	err := run(context.Background(), []string{"credvault", "rewrap", "--raise-min-version"}, envOf(e.cl.env), &out, io.Discard)
+	if err == nil || exitStatus(err) != exitRewrapIncomplete {
+		t.Fatalf("rewrap with a refused refresh token: err %v (status %d), want exit status 3\n%s", err, exitStatus(err), out.String())
+	}
+	if !strings.Contains(out.String(), "1 failed") || !strings.Contains(out.String(), "1 row(s) are still on key versions older than 2") {
+		t.Fatalf("rewrap output:\n%s", out.String())
+	}
+	if ac, rt, sec := versions(); ac != "v2/2" || rt != "v2" || sec != "v2/2" {
+		t.Fatalf("after rewrap: access %s, refresh %s, secret %s; want all on v2", ac, rt, sec)
+	}
+	if strings.Contains(a.logs.String(), stolen[10:]) {
+		t.Fatal("a ciphertext appears in the log")
+	}
+
+	// Put the right refresh token back: a second run finishes, raises the
+	// minimum, and everything still works on the new version alone.
+	if _, err := a.s.db.Exec(`UPDATE credential_oauth SET refresh_ciphertext = $1 WHERE credential_id = $2`, badOriginal, bad); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"credvault", "rewrap", "--raise-min-version"}, envOf(e.cl.env), &out, io.Discard); err != nil ||
+		!strings.Contains(out.String(), "rewrap done: 1 rewrapped") || !strings.Contains(out.String(), "min_decryption_version raised to 2") {
+		t.Fatalf("second run: %v\n%s", err, out.String())
+	}
+	for _, id := range []string{code, machine} {
+		if p := e.proxy(0, id); p.status != 200 {
+			t.Fatalf("proxied call after rewrap: %d %s", p.status, p.body)
+		}
+	}
+	// A refresh decrypts the rewrapped refresh token and client secret.
+	before := e.as.TokenRequests.Load()
+	if _, err := a.s.db.Exec(`UPDATE credential_oauth SET refresh_at = now() - interval '1 second' WHERE credential_id IN ($1, $2, $3)`, code, machine, bad); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := a.s.oauth.RefreshDue(context.Background(), 10); err != nil || n != 3 {
+		t.Fatalf("refresh after rewrap: %d %v", n, err)
+	}
+	for _, id := range []string{code, machine, bad} {
+		if o := e.oauthOf(id); o["status"] != "connected" || o["last_error"] != "" {
+			t.Fatalf("%s after a refresh on the rewrapped tokens: %v", id, o)
+		}
+		if p := e.proxy(0, id); p.status != 200 {
+			t.Fatalf("proxied call after the refresh: %d %s", p.status, p.body)
+		}
+	}
+	if got := e.as.TokenRequests.Load() - before; got != 3 {
+		t.Fatalf("token requests = %d, want 3", got)
+	}
+	e.noTokenLeaks()
 }

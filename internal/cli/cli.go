@@ -127,37 +127,74 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 		return runCompletion(args[1:], env)
 	}
 	if len(args) < 2 {
-		return usageErrorf("%s needs a subcommand: %s", args[0], strings.Join(verbs[args[0]], ", "))
+		return usageErrorf("%s needs a subcommand: %s", args[0], strings.Join(verbs(args[0]), ", "))
 	}
 	if args[1] == "-h" || args[1] == "--help" || args[1] == "help" {
 		fmt.Fprintf(env.Stdout, "usage: credvault %s %s [args] [--output table|json]\n(see `credvault %s <subcommand> --help`)\n",
-			args[0], strings.Join(verbs[args[0]], "|"), args[0])
+			args[0], strings.Join(verbs(args[0]), "|"), args[0])
 		return nil
 	}
 	noun, verb, rest := args[0], args[1], args[2:]
-	var run func(context.Context, *session, []string) error
-	switch noun {
-	case "keys":
-		run = keyCommands[verb]
-	case "integrations":
-		run = integrationCommands[verb]
-	case "credentials":
-		run = credentialCommands[verb]
-	case "users":
-		run = userCommands[verb]
-	}
+	run := lookup(noun, verb)
 	if run == nil {
-		return usageErrorf("unknown command %q %q; one of: %s", noun, verb, strings.Join(verbs[noun], ", "))
+		return usageErrorf("unknown command %q %q; one of: %s", noun, verb, strings.Join(verbs(noun), ", "))
 	}
 	return run(ctx, &session{env: env}, rest)
 }
 
-// verbs lists each noun's subcommands (for messages and completion).
-var verbs = map[string][]string{
-	"keys":         {"list", "create", "get", "roll", "revoke", "disable", "enable"},
-	"integrations": {"list", "create", "get", "disable", "enable", "delete", "usage"},
-	"credentials":  {"list", "create", "connect", "share", "rotate", "test", "delete"},
-	"users":        {"list", "create", "get", "update", "delete"},
+// subcommand is one verb of a noun (`credvault keys list`) and what runs
+// it.
+type subcommand struct {
+	verb string
+	run  func(context.Context, *session, []string) error
+}
+
+// nouns is the one table of `credvault <noun> <verb>` commands, in the
+// order they are listed: dispatch, each noun's usage, completion and the
+// top-level usage (NounUsage) all read it, so none can miss a verb.
+var nouns = []struct {
+	name  string
+	verbs []subcommand
+}{
+	{"keys", keyCommands},
+	{"integrations", integrationCommands},
+	{"credentials", credentialCommands},
+	{"users", userCommands},
+}
+
+// verbs lists a noun's subcommands in table order (nil for no noun).
+func verbs(noun string) []string {
+	var vs []string
+	for _, n := range nouns {
+		if n.name == noun {
+			for _, v := range n.verbs {
+				vs = append(vs, v.verb)
+			}
+		}
+	}
+	return vs
+}
+
+// lookup returns what runs `credvault noun verb`, or nil.
+func lookup(noun, verb string) func(context.Context, *session, []string) error {
+	for _, n := range nouns {
+		for _, v := range n.verbs {
+			if n.name == noun && v.verb == verb {
+				return v.run
+			}
+		}
+	}
+	return nil
+}
+
+// NounUsage is the lines of the top-level usage that list the commands
+// for people with subcommands, one per noun: "  keys list|create|...\n".
+func NounUsage() string {
+	var b strings.Builder
+	for _, n := range nouns {
+		fmt.Fprintf(&b, "  %s %s\n", n.name, strings.Join(verbs(n.name), "|"))
+	}
+	return b.String()
 }
 
 // helpText is what --help asked for: printed on stdout, exit 0.
@@ -245,11 +282,14 @@ func parseFlags(fs *flag.FlagSet, args []string, want int, names string) ([]stri
 	return pos, nil
 }
 
-// outputFlag adds --output (and -o) to fs.
-func outputFlag(fs *flag.FlagSet) *string {
+// newFlags is the flag set of the command named name ("keys list",
+// "login"): every command's comes from here, so every command takes
+// --output table|json (and -o), whose value is returned.
+func newFlags(name string) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	o := fs.String("output", "table", "table or json")
 	fs.StringVar(o, "o", "table", "table or json")
-	return o
+	return fs, o
 }
 
 func checkOutput(o string) error {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -42,18 +41,17 @@ func TestExitCode(t *testing.T) {
 }
 
 func TestParseFlagsInterspersed(t *testing.T) {
-	fs := flag.NewFlagSet("keys roll", flag.ContinueOnError)
-	out := outputFlag(fs)
+	fs, out := newFlags("keys roll")
 	grace := fs.Int("grace", 0, "")
 	pos, err := parseFlags(fs, []string{"--grace", "60", "ID", "-o", "json"}, 1, "ID")
 	if err != nil || len(pos) != 1 || pos[0] != "ID" || *out != "json" || *grace != 60 {
 		t.Fatalf("got %v %v %q %d", pos, err, *out, *grace)
 	}
-	fs = flag.NewFlagSet("keys get", flag.ContinueOnError)
+	fs, _ = newFlags("keys get")
 	if _, err := parseFlags(fs, []string{"a", "b"}, 1, "ID"); ExitCode(err) != ExitUsage {
 		t.Errorf("two ids: %v", err)
 	}
-	fs = flag.NewFlagSet("credentials create", flag.ContinueOnError)
+	fs, _ = newFlags("credentials create")
 	if _, err := parseFlags(fs, []string{"--value", "s3cret"}, 0, ""); ExitCode(err) != ExitUsage || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("--value: %v", err)
 	}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"flag"
 	"fmt"
 	"sort"
 	"strings"
@@ -12,8 +11,7 @@ import (
 // `credvault completion bash > /etc/bash_completion.d/credvault`, or
 // `source <(credvault completion zsh)`.
 func runCompletion(args []string, env Env) error {
-	fs := flag.NewFlagSet("completion", flag.ContinueOnError)
-	out := outputFlag(fs)
+	fs, out := newFlags("completion")
 	pos, err := parseFlags(fs, args, 1, "bash|zsh|fish [--output table|json]")
 	if err != nil {
 		return err
@@ -22,17 +20,17 @@ func runCompletion(args []string, env Env) error {
 		return err
 	}
 	top := append([]string{"dev", "serve", "migrate", "bootstrap", "rewrap", "bench", "devtransit", "help"}, Commands...)
-	nouns := make([]string, 0, len(verbs))
-	for n := range verbs {
-		nouns = append(nouns, n)
+	names := make([]string, 0, len(nouns))
+	for _, n := range nouns {
+		names = append(names, n.name)
 	}
-	sort.Strings(nouns)
+	sort.Strings(names)
 	var script string
 	switch pos[0] {
 	case "bash":
 		var cases strings.Builder
-		for _, n := range nouns {
-			fmt.Fprintf(&cases, "    %s) COMPREPLY=($(compgen -W %q -- \"$cur\")) ;;\n", n, strings.Join(verbs[n], " "))
+		for _, n := range names {
+			fmt.Fprintf(&cases, "    %s) COMPREPLY=($(compgen -W %q -- \"$cur\")) ;;\n", n, strings.Join(verbs(n), " "))
 		}
 		script = fmt.Sprintf(`# bash completion for credvault
 _credvault() {
@@ -52,8 +50,8 @@ complete -F _credvault credvault
 `, strings.Join(top, " "), cases.String())
 	case "zsh":
 		var cases strings.Builder
-		for _, n := range nouns {
-			fmt.Fprintf(&cases, "      %s) compadd %s ;;\n", n, strings.Join(verbs[n], " "))
+		for _, n := range names {
+			fmt.Fprintf(&cases, "      %s) compadd %s ;;\n", n, strings.Join(verbs(n), " "))
 		}
 		script = fmt.Sprintf(`#compdef credvault
 # zsh completion for credvault
@@ -74,8 +72,8 @@ compdef _credvault credvault
 		var b strings.Builder
 		b.WriteString("# fish completion for credvault\ncomplete -c credvault -f\n")
 		fmt.Fprintf(&b, "complete -c credvault -n __fish_use_subcommand -a %q\n", strings.Join(top, " "))
-		for _, n := range nouns {
-			fmt.Fprintf(&b, "complete -c credvault -n '__fish_seen_subcommand_from %s' -a %q\n", n, strings.Join(verbs[n], " "))
+		for _, n := range names {
+			fmt.Fprintf(&b, "complete -c credvault -n '__fish_seen_subcommand_from %s' -a %q\n", n, strings.Join(verbs(n), " "))
 		}
 		b.WriteString("complete -c credvault -n '__fish_seen_subcommand_from completion' -a 'bash zsh fish'\n")
 		b.WriteString("complete -c credvault -l output -s o -xa 'table json'\n")

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -121,9 +120,8 @@ func readSecret(env Env, what string) (string, error) {
 // runLogin is `credvault login --url URL`: the key from stdin or a prompt,
 // checked with GET /v1/whoami, then saved.
 func runLogin(ctx context.Context, args []string, env Env) error {
-	fs := flag.NewFlagSet("login", flag.ContinueOnError)
+	fs, out := newFlags("login")
 	url := fs.String("url", "", "credvault's URL, e.g. http://127.0.0.1:8080 (default $CREDVAULT_URL)")
-	out := outputFlag(fs)
 	if _, err := parseFlags(fs, args, 0, "--url URL [--output table|json]   (the API key is read from stdin or a prompt)"); err != nil {
 		return err
 	}
@@ -193,8 +191,7 @@ func writePrivate(p string, b []byte) error {
 }
 
 func runLogout(args []string, env Env) error {
-	fs := flag.NewFlagSet("logout", flag.ContinueOnError)
-	out := outputFlag(fs)
+	fs, out := newFlags("logout")
 	if _, err := parseFlags(fs, args, 0, "[--output table|json]"); err != nil {
 		return err
 	}

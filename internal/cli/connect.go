@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -16,8 +15,7 @@ import (
 // authorization_code grant it prints the URL to open in a browser; for
 // client_credentials the connection is made at once.
 func credentialsConnect(ctx context.Context, s *session, args []string) error {
-	fs := flag.NewFlagSet("credentials connect", flag.ContinueOnError)
-	out := outputFlag(fs)
+	fs, out := newFlags("credentials connect")
 	app := fs.String("app", "", "the OAuth app to connect through (see GET /v1/oauth-apps); creates a new credential")
 	name := fs.String("name", "", "the new credential's name (with --app)")
 	grant := fs.String("grant", "authorization_code", "authorization_code (a person authorizes in a browser) or client_credentials")

@@ -3,21 +3,20 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"strings"
 
 	"credvault/api/client"
 )
 
-var credentialCommands = map[string]func(context.Context, *session, []string) error{
-	"list":    credentialsList,
-	"create":  credentialsCreate,
-	"share":   credentialsShare,
-	"rotate":  credentialsRotate,
-	"test":    credentialsTest,
-	"delete":  credentialsDelete,
-	"connect": credentialsConnect,
+var credentialCommands = []subcommand{
+	{"list", credentialsList},
+	{"create", credentialsCreate},
+	{"connect", credentialsConnect},
+	{"share", credentialsShare},
+	{"rotate", credentialsRotate},
+	{"test", credentialsTest},
+	{"delete", credentialsDelete},
 }
 
 var credentialHeader = []string{"ID", "NAME", "SERVICE", "PLACEMENT", "BASE URL", "HINT", "SHARING", "PERMISSION"}
@@ -27,8 +26,7 @@ func credentialRow(c client.Credential) []string {
 }
 
 func credentialsList(ctx context.Context, s *session, args []string) error {
-	fs := flag.NewFlagSet("credentials list", flag.ContinueOnError)
-	out := outputFlag(fs)
+	fs, out := newFlags("credentials list")
 	service := fs.String("service", "", "only this service (stripe, openai, a custom name)")
 	scope := fs.String("scope", "", "mine, shared or all (default: all you may use)")
 	if _, err := parseFlags(fs, args, 0, "[--service S] [--scope mine|shared|all] [--output table|json]"); err != nil {
@@ -57,8 +55,7 @@ func credentialsList(ctx context.Context, s *session, args []string) error {
 // credentialsCreate is `credentials create --name N [--service S] ...`;
 // the value is read from stdin or a prompt, never from a flag.
 func credentialsCreate(ctx context.Context, s *session, args []string) error {
-	fs := flag.NewFlagSet("credentials create", flag.ContinueOnError)
-	out := outputFlag(fs)
+	fs, out := newFlags("credentials create")
 	name := fs.String("name", "", "the credential's name (required)")
 	service := fs.String("service", "", "a preset (stripe, openai, ...) or a custom service name")
 	placement := fs.String("placement", "", "header, query, bearer or basic (default: the preset's)")
@@ -130,8 +127,7 @@ func setIf(dst **string, v string) {
 // credentialsRotate is `credentials rotate ID`: the new value from stdin or
 // a prompt; the id stays, so every workflow using it keeps working.
 func credentialsRotate(ctx context.Context, s *session, args []string) error {
-	fs := flag.NewFlagSet("credentials rotate", flag.ContinueOnError)
-	out := outputFlag(fs)
+	fs, out := newFlags("credentials rotate")
 	id, err := parseID(fs, args)
 	if err != nil {
 		return err
@@ -160,8 +156,7 @@ func credentialsRotate(ctx context.Context, s *session, args []string) error {
 // credentialsShare is `credentials share ID --mode personal|team|members
 // [--member EMAIL|USER_ID[:use|manage]]...`.
 func credentialsShare(ctx context.Context, s *session, args []string) error {
-	fs := flag.NewFlagSet("credentials share", flag.ContinueOnError)
-	out := outputFlag(fs)
+	fs, out := newFlags("credentials share")
 	mode := fs.String("mode", "", "personal, team or members (required)")
 	var members stringList
 	fs.Var(&members, "member", "a member's EMAIL or USER_ID, with :manage to let them edit (repeat; mode members)")
@@ -229,8 +224,7 @@ func (s *session) printShares(ctx context.Context, api *client.ClientWithRespons
 }
 
 func credentialsTest(ctx context.Context, s *session, args []string) error {
-	fs := flag.NewFlagSet("credentials test", flag.ContinueOnError)
-	out := outputFlag(fs)
+	fs, out := newFlags("credentials test")
 	api, id, err := s.idCommand(fs, out, args)
 	if err != nil {
 		return err
@@ -270,8 +264,7 @@ func credentialsTest(ctx context.Context, s *session, args []string) error {
 }
 
 func credentialsDelete(ctx context.Context, s *session, args []string) error {
-	fs := flag.NewFlagSet("credentials delete", flag.ContinueOnError)
-	out := outputFlag(fs)
+	fs, out := newFlags("credentials delete")
 	force := fs.Bool("force", false, "delete even if workflows used it in the last 30 days")
 	api, id, err := s.idCommand(fs, out, args)
 	if err != nil {

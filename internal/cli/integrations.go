@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,18 +11,18 @@ import (
 	"credvault/api/client"
 )
 
-var integrationCommands = map[string]func(context.Context, *session, []string) error{
-	"list":   integrationsList,
-	"create": integrationsCreate,
-	"get":    integrationsGet,
-	"disable": func(ctx context.Context, s *session, args []string) error {
+var integrationCommands = []subcommand{
+	{"list", integrationsList},
+	{"create", integrationsCreate},
+	{"get", integrationsGet},
+	{"disable", func(ctx context.Context, s *session, args []string) error {
 		return integrationsSwitch(ctx, s, args, false)
-	},
-	"enable": func(ctx context.Context, s *session, args []string) error {
+	}},
+	{"enable", func(ctx context.Context, s *session, args []string) error {
 		return integrationsSwitch(ctx, s, args, true)
-	},
-	"delete": integrationsDelete,
-	"usage":  integrationsUsage,
+	}},
+	{"delete", integrationsDelete},
+	{"usage", integrationsUsage},
 }
 
 var integrationHeader = []string{"ID", "NAME", "AGENT", "ENVIRONMENT", "ENABLED", "TAGS"}
@@ -42,8 +40,7 @@ func integrationRow(i client.Integration) []string {
 }
 
 func integrationsList(ctx context.Context, s *session, args []string) error {
-	fs := flag.NewFlagSet("integrations list", flag.ContinueOnError)
-	out := outputFlag(fs)
+	fs, out := newFlags("integrations list")
 	enabled := fs.String("enabled", "", "true or false: only enabled or disabled integrations")
 	if _, err := parseFlags(fs, args, 0, "[--enabled true|false] [--output table|json]"); err != nil {
 		return err
@@ -74,8 +71,7 @@ func integrationsList(ctx context.Context, s *session, args []string) error {
 // integrationsCreate is `integrations create --name N [--agent A]
 // [--environment E] [--tag k=v...] [--disabled]`.
 func integrationsCreate(ctx context.Context, s *session, args []string) error {
-	fs := flag.NewFlagSet("integrations create", flag.ContinueOnError)
-	out := outputFlag(fs)
+	fs, out := newFlags("integrations create")
 	name := fs.String("name", "", "the integration's name (required, unique in the org)")
 	agent := fs.String("agent", "", "the AI agent it serves")
 	env := fs.String("environment", "", "an environment label (production, staging, ...)")
@@ -137,8 +133,7 @@ func integrationsGet(ctx context.Context, s *session, args []string) error {
 // idStart parses `<command> ID [--output table|json]` and connects: the
 // shared start of the commands that act on one object.
 func idStart(s *session, command string, args []string) (*client.ClientWithResponses, uuid.UUID, string, error) {
-	fs := flag.NewFlagSet(command, flag.ContinueOnError)
-	out := outputFlag(fs)
+	fs, out := newFlags(command)
 	api, id, err := s.idCommand(fs, out, args)
 	return api, id, *out, err
 }
@@ -175,12 +170,7 @@ func integrationsSwitch(ctx context.Context, s *session, args []string, enabled 
 }
 
 func integrationsDelete(ctx context.Context, s *session, args []string) error {
-	fs := flag.NewFlagSet("integrations delete", flag.ContinueOnError)
-	id, err := parseID(fs, args)
-	if err != nil {
-		return err
-	}
-	api, err := s.client()
+	api, id, out, err := idStart(s, "integrations delete", args)
 	if err != nil {
 		return err
 	}
@@ -188,18 +178,13 @@ func integrationsDelete(ctx context.Context, s *session, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := client.Check(r.HTTPResponse, r.Body); err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(s.env.Stderr, "Deleted integration %s\n", id)
-	return err
+	return s.deleted(out, "integration", id.String(), r.HTTPResponse, r.Body)
 }
 
 // integrationsUsage is `integrations usage ID [--days N]`: verifications
 // per UTC day, by outcome.
 func integrationsUsage(ctx context.Context, s *session, args []string) error {
-	fs := flag.NewFlagSet("integrations usage", flag.ContinueOnError)
-	out := outputFlag(fs)
+	fs, out := newFlags("integrations usage")
 	days := fs.Int("days", 7, "how many days, today (UTC) included (1-90)")
 	api, id, err := s.idCommand(fs, out, args)
 	if err != nil {

@@ -13,14 +13,14 @@ import (
 	"credvault/api/client"
 )
 
-var keyCommands = map[string]func(context.Context, *session, []string) error{
-	"list":    keysList,
-	"create":  keysCreate,
-	"get":     keysGet,
-	"roll":    keysRoll,
-	"revoke":  keysRevoke,
-	"disable": func(ctx context.Context, s *session, args []string) error { return keysSwitch(ctx, s, args, false) },
-	"enable":  func(ctx context.Context, s *session, args []string) error { return keysSwitch(ctx, s, args, true) },
+var keyCommands = []subcommand{
+	{"list", keysList},
+	{"create", keysCreate},
+	{"get", keysGet},
+	{"roll", keysRoll},
+	{"revoke", keysRevoke},
+	{"disable", func(ctx context.Context, s *session, args []string) error { return keysSwitch(ctx, s, args, false) }},
+	{"enable", func(ctx context.Context, s *session, args []string) error { return keysSwitch(ctx, s, args, true) }},
 }
 
 // parseID reads the one positional argument, an object id.
@@ -74,8 +74,7 @@ func timeOrDash(t *time.Time) string {
 }
 
 func keysList(ctx context.Context, s *session, args []string) error {
-	fs := flag.NewFlagSet("keys list", flag.ContinueOnError)
-	out := outputFlag(fs)
+	fs, out := newFlags("keys list")
 	status := fs.String("status", "", "active, expired, revoked or all (default: active)")
 	env := fs.String("environment", "", "only keys with this environment label")
 	tag := fs.String("tag", "", "only keys with this tag, key=value")
@@ -140,8 +139,7 @@ func keyRowOwner(ctx context.Context, members *memberIDs, k client.APIKey) []str
 }
 
 func keysGet(ctx context.Context, s *session, args []string) error {
-	fs := flag.NewFlagSet("keys get", flag.ContinueOnError)
-	out := outputFlag(fs)
+	fs, out := newFlags("keys get")
 	api, id, err := s.idCommand(fs, out, args)
 	if err != nil {
 		return err
@@ -161,8 +159,7 @@ func keysGet(ctx context.Context, s *session, args []string) error {
 // just the key; in the JSON body with --output json), and never anywhere
 // else.
 func keysCreate(ctx context.Context, s *session, args []string) error {
-	fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
-	out := outputFlag(fs)
+	fs, out := newFlags("keys create")
 	name := fs.String("name", "", "the key's name (required)")
 	var scopes stringList
 	fs.Var(&scopes, "scope", "a scope the key holds (repeat, or comma-separate)")
@@ -273,8 +270,7 @@ func (s *session) printNewKey(k *client.APIKeyCreated) error {
 }
 
 func keysRoll(ctx context.Context, s *session, args []string) error {
-	fs := flag.NewFlagSet("keys roll", flag.ContinueOnError)
-	out := outputFlag(fs)
+	fs, out := newFlags("keys roll")
 	grace := fs.Int("grace", 0, "seconds the old key keeps working")
 	api, id, err := s.idCommand(fs, out, args)
 	if err != nil {
@@ -291,8 +287,7 @@ func keysRoll(ctx context.Context, s *session, args []string) error {
 }
 
 func keysRevoke(ctx context.Context, s *session, args []string) error {
-	fs := flag.NewFlagSet("keys revoke", flag.ContinueOnError)
-	out := outputFlag(fs)
+	fs, out := newFlags("keys revoke")
 	api, id, err := s.idCommand(fs, out, args)
 	if err != nil {
 		return err

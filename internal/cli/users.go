@@ -3,19 +3,20 @@ package cli
 import (
 	"context"
 	"flag"
+	"strings"
 
 	"github.com/google/uuid"
-	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"credvault/api/client"
+	"credvault/internal/credvault"
 )
 
-var userCommands = map[string]func(context.Context, *session, []string) error{
-	"list":   usersList,
-	"create": usersCreate,
-	"get":    usersGet,
-	"update": usersUpdate,
-	"delete": usersDelete,
+var userCommands = []subcommand{
+	{"list", usersList},
+	{"create", usersCreate},
+	{"get", usersGet},
+	{"update", usersUpdate},
+	{"delete", usersDelete},
 }
 
 var userHeader = []string{"ID", "EMAIL", "NAME", "ROLE", "CREATED"}
@@ -25,8 +26,7 @@ func userRow(u client.User) []string {
 }
 
 func usersList(ctx context.Context, s *session, args []string) error {
-	fs := flag.NewFlagSet("users list", flag.ContinueOnError)
-	out := outputFlag(fs)
+	fs, out := newFlags("users list")
 	if _, err := parseFlags(fs, args, 0, "[--output table|json]"); err != nil {
 		return err
 	}
@@ -45,8 +45,7 @@ func usersList(ctx context.Context, s *session, args []string) error {
 }
 
 func usersCreate(ctx context.Context, s *session, args []string) error {
-	fs := flag.NewFlagSet("users create", flag.ContinueOnError)
-	out := outputFlag(fs)
+	fs, out := newFlags("users create")
 	email := fs.String("email", "", "the user's email (required)")
 	name := fs.String("name", "", "display name")
 	role := fs.String("role", "member", "owner, admin or member")
@@ -59,9 +58,9 @@ func usersCreate(ctx context.Context, s *session, args []string) error {
 	if *email == "" {
 		return usageErrorf("users create needs --email")
 	}
-	body := client.UserCreateRequest{Email: openapi_types.Email(*email), Role: client.Role(*role)}
-	if _, err := body.Email.MarshalJSON(); err != nil {
-		return usageErrorf("--email %q is not an email address", *email)
+	body := client.UserCreateRequest{Email: strings.TrimSpace(*email), Role: client.Role(*role)}
+	if !credvault.ValidEmail(body.Email) {
+		return usageErrorf("--email %q is not an email address such as ada@example.com or bob@intranet", *email)
 	}
 	setIf(&body.Name, *name)
 	api, err := s.client()
@@ -79,8 +78,7 @@ func usersCreate(ctx context.Context, s *session, args []string) error {
 }
 
 func usersGet(ctx context.Context, s *session, args []string) error {
-	fs := flag.NewFlagSet("users get", flag.ContinueOnError)
-	out := outputFlag(fs)
+	fs, out := newFlags("users get")
 	api, id, err := s.memberArg(ctx, fs, args, out)
 	if err != nil {
 		return err
@@ -96,8 +94,7 @@ func usersGet(ctx context.Context, s *session, args []string) error {
 }
 
 func usersUpdate(ctx context.Context, s *session, args []string) error {
-	fs := flag.NewFlagSet("users update", flag.ContinueOnError)
-	out := outputFlag(fs)
+	fs, out := newFlags("users update")
 	name := fs.String("name", "", "new display name")
 	role := fs.String("role", "", "new role: owner, admin or member")
 	api, id, err := s.memberArg(ctx, fs, args, out)
@@ -136,8 +133,7 @@ func (s *session) memberArg(ctx context.Context, fs *flag.FlagSet, args []string
 }
 
 func usersDelete(ctx context.Context, s *session, args []string) error {
-	fs := flag.NewFlagSet("users delete", flag.ContinueOnError)
-	out := outputFlag(fs)
+	fs, out := newFlags("users delete")
 	api, id, err := s.memberArg(ctx, fs, args, out)
 	if err != nil {
 		return err

@@ -97,6 +97,7 @@ func (s *OAuthService) CreateOAuthApp(ctx context.Context, in OAuthAppInput) (*O
 		return nil, err
 	}
 	a.Preset, a.Issuer, a.AuthorizeURL, a.TokenURL, a.RevocationURL = ep.Preset, ep.Issuer, ep.AuthorizeURL, ep.TokenURL, ep.RevocationURL
+	a.IssRequired = ep.IssRequired
 	a.ScopeSeparator, a.AuthorizeParams, a.APIHosts, a.BaseURL = ep.ScopeSeparator, ep.AuthorizeParams, ep.APIHosts, ep.BaseURL
 	if a.TokenAuthMethod == "" {
 		a.TokenAuthMethod = ep.TokenAuthMethod

@@ -16,7 +16,10 @@ type CallbackInput struct {
 	Error            string
 	ErrorDescription string
 	Issuer           string
-	SessionUserID    string
+	// SessionOrgID and SessionUserID are the console session's org and
+	// user when the browser has one ("" otherwise).
+	SessionOrgID  string
+	SessionUserID string
 }
 
 // CallbackResult is how an authorization ended, for the page the person
@@ -33,10 +36,11 @@ type CallbackResult struct {
 // (refusing an unknown, replayed, expired or foreign one), checks RFC 9207
 // iss when the provider sends it, exchanges the code with the PKCE
 // verifier and stores the tokens: the credential becomes connected. A
-// provider error (access_denied) is kept as the credential's last_error and
-// returned in the result with nil error. Errors: EINVALID with reason
-// oauth_state_invalid, oauth_state_expired or oauth_issuer_mismatch;
-// EUNAVAILABLE.
+// browser signed in to the console as another user or org than the one
+// that started it is refused. A provider error (access_denied) is kept as
+// the credential's last_error and returned in the result with nil error.
+// Errors: EINVALID with reason oauth_state_invalid, oauth_state_expired,
+// oauth_issuer_missing or oauth_issuer_mismatch; EUNAVAILABLE.
 func (s *OAuthService) Callback(ctx context.Context, in CallbackInput) (*CallbackResult, error) {
 	if in.State == "" || len(in.State) > 200 {
 		return nil, &Error{Code: EINVALID, Reason: "oauth_state_invalid", Message: "query parameter \"state\" is missing: start the connection again from credvault"}
@@ -51,7 +55,11 @@ func (s *OAuthService) Callback(ctx context.Context, in CallbackInput) (*Callbac
 	if !s.now().Before(auth.ExpiresAt) {
 		return nil, &Error{Code: EINVALID, Reason: "oauth_state_expired", Message: "this authorization expired (it is valid for 10 minutes): start the connection again from credvault"}
 	}
-	if in.SessionUserID != "" && auth.UserID != nil && *auth.UserID != in.SessionUserID {
+	// The state is bound to org, user and credential: a browser signed in
+	// to the console as someone else (or in another org) does not finish
+	// another person's authorization. The state is spent either way.
+	if in.SessionOrgID != "" && in.SessionOrgID != auth.OrgID ||
+		in.SessionUserID != "" && auth.UserID != nil && *auth.UserID != in.SessionUserID {
 		return nil, &Error{Code: EINVALID, Reason: "oauth_state_invalid", Message: "this authorization was started by another user: start the connection again while signed in as yourself"}
 	}
 	res := &CallbackResult{OrgID: auth.OrgID, CredentialID: auth.CredentialID, ReturnTo: auth.ReturnTo}
@@ -64,12 +72,13 @@ func (s *OAuthService) Callback(ctx context.Context, in CallbackInput) (*Callbac
 			return nil, Errorf(EINVALID, "credential %s is not an OAuth connection", c.ID)
 		}
 		o := c.OAuth
+		from := o.Status
 		app, err := s.Store.FindOAuthAppByID(sys, c.OrgID, o.AppID)
 		if err != nil {
 			return nil, err
 		}
-		if in.Issuer != "" && app.Issuer != "" && in.Issuer != app.Issuer {
-			return nil, &Error{Code: EINVALID, Reason: "oauth_issuer_mismatch", Message: "the authorization response came from another issuer than the app's (RFC 9207): start the connection again"}
+		if err := checkIssuer(app, in.Issuer); err != nil {
+			return nil, err
 		}
 		var perr *OAuthProviderError
 		switch {
@@ -103,7 +112,8 @@ func (s *OAuthService) Callback(ctx context.Context, in CallbackInput) (*Callbac
 		res.Status = o.Status
 		ev := newAuditEvent(sys, c.OrgID, "credential.oauth_connect", "credential", c.ID, map[string]any{
 			"grant": o.Grant, "outcome": "ok", "expires_at": o.ExpiresAt, "scopes_granted": o.ScopesGranted})
-		return &OAuthWrite{TokenChanged: true, Events: []*AuditEvent{ev}}, nil
+		// A needs_reauth (or failing) connection reconnected: oauth.recovered.
+		return s.withTransition(sys, c, from, &OAuthWrite{TokenChanged: true, Events: []*AuditEvent{ev}}), nil
 	})
 	if ErrorCode(err) == ENOTFOUND {
 		return nil, &Error{Code: EINVALID, Reason: "oauth_state_invalid", Message: "the credential of this authorization was deleted"}
@@ -112,6 +122,20 @@ func (s *OAuthService) Callback(ctx context.Context, in CallbackInput) (*Callbac
 		return nil, err
 	}
 	return res, nil
+}
+
+// checkIssuer applies RFC 9207 section 2.4 to a callback's iss: when the
+// app's issuer metadata says the provider sends it, it must be there; when
+// there, it must equal the app's issuer. Errors: EINVALID
+// oauth_issuer_missing, oauth_issuer_mismatch.
+func checkIssuer(app *OAuthApp, iss string) error {
+	if iss == "" && app.IssRequired {
+		return &Error{Code: EINVALID, Reason: "oauth_issuer_missing", Message: "query parameter \"iss\" is missing: the provider's metadata says it sends one with every authorization response (RFC 9207), so this response may not come from it; start the connection again"}
+	}
+	if iss != "" && app.Issuer != "" && iss != app.Issuer {
+		return &Error{Code: EINVALID, Reason: "oauth_issuer_mismatch", Message: "query parameter \"iss\" names another issuer than the app's (RFC 9207): start the connection again"}
+	}
+	return nil
 }
 
 func asProviderError(err error, target **OAuthProviderError) bool {

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -170,21 +169,15 @@ func (s *OAuthService) refresh(ctx context.Context, orgID, id, trigger string, r
 		tok, err := s.requestToken(ctx, c, apps)
 		s.count(err)
 		if err != nil {
-			return s.failed(ctx, c, err, trigger, now)
+			w, err := s.failed(ctx, c, err, trigger, now)
+			return s.withTransition(ctx, c, from, w), err
 		}
 		if err := s.storeToken(ctx, c, tok, now); err != nil {
 			return nil, err
 		}
 		token = tok.AccessToken
-		ev := newAuditEvent(ctx, c.OrgID, "credential.oauth_refresh", "credential", c.ID, map[string]any{
-			"trigger": trigger, "outcome": "ok", "expires_at": o.ExpiresAt, "token_version": o.TokenVersion,
-			"refresh_token_rotated": !tok.RefreshToken.IsZero(),
-		})
-		return &OAuthWrite{TokenChanged: true, Events: []*AuditEvent{ev}}, nil
+		return s.withTransition(ctx, c, from, &OAuthWrite{TokenChanged: true, Events: []*AuditEvent{refreshedEvent(ctx, c, trigger, tok)}}), nil
 	})
-	if locked && out != nil && out.OAuth != nil && (err == nil || ErrorReason(err) == "oauth_needs_reauth" || ErrorReason(err) == "oauth_refresh_unavailable") {
-		s.emitTransition(ctx, out, from)
-	}
 	if err != nil || !locked || trigger == triggerProactive {
 		return out, token, err
 	}
@@ -200,6 +193,15 @@ func (s *OAuthService) refresh(ctx context.Context, orgID, id, trigger string, r
 		token = NewSecret(string(pt))
 	}
 	return out, token, nil
+}
+
+// refreshedEvent is the audit record of a successful refresh of c (tok
+// already applied).
+func refreshedEvent(ctx context.Context, c *Credential, trigger string, tok *OAuthToken) *AuditEvent {
+	return newAuditEvent(ctx, c.OrgID, "credential.oauth_refresh", "credential", c.ID, map[string]any{
+		"trigger": trigger, "outcome": "ok", "expires_at": c.OAuth.ExpiresAt, "token_version": c.OAuth.TokenVersion,
+		"refresh_token_rotated": !tok.RefreshToken.IsZero(),
+	})
 }
 
 // appCache keeps the apps (and their decrypted client secrets) one
@@ -257,6 +259,13 @@ func (s *OAuthService) requestToken(ctx context.Context, c *Credential, apps *ap
 			return nil, err
 		}
 	}
+	return s.askProvider(ctx, c, app, secret, rt)
+}
+
+// askProvider sends one token request for c, in one of this replica's
+// provider slots: the refresh token grant with rt (plaintext), or the
+// client credentials grant again.
+func (s *OAuthService) askProvider(ctx context.Context, c *Credential, app *OAuthApp, secret Secret, rt []byte) (*OAuthToken, error) {
 	release, err := s.providerSlot(ctx)
 	if err != nil {
 		return nil, err
@@ -273,22 +282,42 @@ func (s *OAuthService) requestToken(ctx context.Context, c *Credential, apps *ap
 // old) and the access token, with its expiry, refresh time and granted
 // scopes; c becomes connected.
 func (s *OAuthService) storeToken(ctx context.Context, c *Credential, tok *OAuthToken, now time.Time) error {
-	if err := CheckSecretValue(tok.AccessToken.Reveal()); err != nil {
-		return &Error{Code: EUNAVAILABLE, Reason: "oauth_refresh_unavailable", Message: "the OAuth provider answered an access token credvault cannot use"}
+	if err := checkAccessToken(tok); err != nil {
+		return err
 	}
-	o := c.OAuth
+	refreshCT := ""
 	if !tok.RefreshToken.IsZero() {
 		ct, _, err := seal(ctx, s.Transit, tok.RefreshToken, RefreshTokenContext(c.OrgID, c.ID))
 		if err != nil {
 			return err
 		}
-		o.RefreshCiphertext = ct
+		refreshCT = ct
 	}
 	ct, v, err := seal(ctx, s.Transit, tok.AccessToken, CredentialContext(c.OrgID, c.ID))
 	if err != nil {
 		return err
 	}
-	c.Ciphertext, c.KeyVersion, c.RotatedAt = ct, v, now
+	applyToken(c, tok, ct, v, refreshCT, now)
+	return nil
+}
+
+// checkAccessToken refuses an access token credvault could not send as a
+// header value. Errors: EUNAVAILABLE oauth_refresh_unavailable.
+func checkAccessToken(tok *OAuthToken) error {
+	if err := CheckSecretValue(tok.AccessToken.Reveal()); err != nil {
+		return &Error{Code: EUNAVAILABLE, Reason: "oauth_refresh_unavailable", Message: "the OAuth provider answered an access token credvault cannot use"}
+	}
+	return nil
+}
+
+// applyToken puts a new token pair, already encrypted (accessCT at key
+// version v; refreshCT "" when the provider rotated none), into c.
+func applyToken(c *Credential, tok *OAuthToken, accessCT string, v int, refreshCT string, now time.Time) {
+	o := c.OAuth
+	if refreshCT != "" {
+		o.RefreshCiphertext = refreshCT
+	}
+	c.Ciphertext, c.KeyVersion, c.RotatedAt = accessCT, v, now
 	o.Status, o.LastError, o.Failures, o.NextAttemptAt, o.TokenVersion = OAuthConnected, "", 0, nil, o.TokenVersion+1
 	o.LastRefreshedAt = &now
 	o.ExpiresAt, o.RefreshAt = nil, nil
@@ -302,7 +331,6 @@ func (s *OAuthService) storeToken(ctx context.Context, c *Credential, tok *OAuth
 	} else if len(o.ScopesGranted) == 0 {
 		o.ScopesGranted = append([]string{}, o.Scopes...)
 	}
-	return nil
 }
 
 // failed records a failed token request: a refusal makes the connection
@@ -387,49 +415,21 @@ func refreshUnavailable(c *Credential, wait time.Duration) error {
 			strconv.Itoa(int((wait+time.Second-1)/time.Second)) + " seconds"}
 }
 
-// RefreshDue is one run of the proactive refresh: every connection whose
-// refresh time passed (at most limit). Token requests are bounded by
-// Concurrency (the provider's share); the work around them (locks, Vault,
-// writes) runs for up to 12 connections at once, so that the provider
-// slots stay busy. A connection another replica is refreshing is skipped.
-// It returns how many it examined. Errors: EUNAVAILABLE (PostgreSQL).
-func (s *OAuthService) RefreshDue(ctx context.Context, limit int) (int, error) {
-	due, err := s.Store.DueOAuthCredentials(ctx, s.now(), limit)
-	if err != nil || len(due) == 0 {
-		return 0, err
+// withTransition adds to w (when not nil) the event that tells the org's
+// webhooks of c's status change since from (oauth.needs_reauth,
+// oauth.refresh_failing, oauth.recovered), once per change: a refresh that
+// fails again while already failing tells nothing new. The store writes
+// it with the status change in one transaction (the outbox): both or
+// neither. Without Events set, nothing is added.
+func (s *OAuthService) withTransition(ctx context.Context, c *Credential, from string, w *OAuthWrite) *OAuthWrite {
+	if w == nil || s.Events == nil || from == c.OAuth.Status {
+		return w
 	}
-	// Each connection in the pipeline holds a database connection (its
-	// lock) of a pool of 20: 12 leaves room for the API.
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(min(2*s.concurrency(), 12))
-	apps := &appCache{apps: map[string]*cachedApp{}}
-	for _, d := range due {
-		g.Go(func() error {
-			_, _, err := s.refresh(gctx, d.OrgID, d.ID, triggerProactive, 0, apps)
-			if code := ErrorCode(err); code == EUNAVAILABLE && ErrorReason(err) != "oauth_refresh_unavailable" {
-				return err // PostgreSQL or Vault down: stop this run
-			}
-			return nil
-		})
+	ev := OAuthEvent(newAuditEvent(ctx, c.OrgID, "", "credential", c.ID, nil), c.ID, c.Name, from, c.OAuth.Status, c.OAuth.LastError, c.OAuth.Failures)
+	if ev.Emit == nil {
+		return w
 	}
-	return len(due), g.Wait()
-}
-
-// emitTransition tells the org's webhooks (oauth.needs_reauth,
-// oauth.refresh_failing, oauth.recovered) when a refresh changed the
-// connection's status, once per change: a refresh that fails again while
-// already failing tells nothing new. It runs after the refresh's own write,
-// in a transaction of its own (not the refresh's statement), so a crash
-// between the two loses the event but never the refresh's audit record; a
-// failure to store it never fails the refresh.
-func (s *OAuthService) emitTransition(ctx context.Context, c *Credential, from string) {
-	to := c.OAuth.Status
-	if s.Events == nil || from == to {
-		return
-	}
-	probe := OAuthEvent(&AuditEvent{}, c.ID, c.Name, from, to, c.OAuth.LastError, c.OAuth.Failures)
-	if probe.Emit == nil {
-		return
-	}
-	_ = EmitSystemEvent(context.WithoutCancel(ctx), s.Events, c.OrgID, probe.Emit.Type, "credential", c.ID, "", probe.Emit.Data)
+	ev.Action, ev.Data = ev.Emit.Type, copyData(ev.Emit.Data)
+	w.Events = append(w.Events, ev)
+	return w
 }

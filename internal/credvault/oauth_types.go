@@ -42,11 +42,15 @@ const (
 // transit ciphertext, never shown), the default scopes and how the client
 // authenticates at the token endpoint.
 type OAuthApp struct {
-	ID               string
-	OrgID            string
-	Name             string
-	Preset           string // a preset id, or ""
-	Issuer           string // the issuer endpoints were discovered from, or ""
+	ID     string
+	OrgID  string
+	Name   string
+	Preset string // a preset id, or ""
+	Issuer string // the issuer endpoints were discovered from, or ""
+	// IssRequired: the issuer's metadata says
+	// authorization_response_iss_parameter_supported (RFC 9207 section
+	// 3), so a callback without iss is refused.
+	IssRequired      bool
 	AuthorizeURL     string
 	TokenURL         string
 	RevocationURL    string            // RFC 7009 endpoint, "" when the provider has none
@@ -105,6 +109,7 @@ type OAuthToken struct {
 type OAuthEndpoints struct {
 	Preset          string
 	Issuer          string
+	IssRequired     bool // RFC 9207: the metadata's authorization_response_iss_parameter_supported
 	AuthorizeURL    string
 	TokenURL        string
 	RevocationURL   string
@@ -174,12 +179,6 @@ type OAuthWrite struct {
 	Events       []*AuditEvent
 }
 
-// OAuthDue names a connection due for a proactive refresh.
-type OAuthDue struct {
-	OrgID string `db:"org_id"`
-	ID    string `db:"credential_id"`
-}
-
 // OAuthStore persists OAuth apps, connections and authorizations.
 type OAuthStore interface {
 	CreateOAuthApp(ctx context.Context, a *OAuthApp, ev *AuditEvent) error
@@ -209,9 +208,11 @@ type OAuthStore interface {
 	// announced ("cred:<id>") before the lock ends. ENOTFOUND when the
 	// credential is gone.
 	LockOAuthCredential(ctx context.Context, orgID, id string, wait bool, fn func(c *Credential, mark func() error) (*OAuthWrite, error)) (locked bool, err error)
-	// DueOAuthCredentials lists connected or failing connections whose
-	// refresh time (and backoff) passed at now, earliest first.
-	DueOAuthCredentials(ctx context.Context, now time.Time, limit int) ([]OAuthDue, error)
+	// ClaimDueOAuth takes the locks of up to limit connected or failing
+	// connections whose refresh time (and backoff) passed at now,
+	// earliest first, skipping those another holds, and reads and marks
+	// them under the locks. The caller must Release the claim.
+	ClaimDueOAuth(ctx context.Context, now time.Time, limit int) (OAuthClaim, error)
 }
 
 // OAuthAppContext is the derivation context of an app's client secret.

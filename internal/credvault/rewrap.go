@@ -1,6 +1,7 @@
 package credvault
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"time"
@@ -17,8 +18,9 @@ const (
 	DefaultRewrapBatch = 200
 )
 
-// RewrapService re-encrypts stored ciphertexts under the transit key's
-// latest version, in batches, without ever seeing a plaintext. It is
+// RewrapService re-encrypts stored ciphertexts (credential values, OAuth
+// access and refresh tokens, OAuth app client secrets) under the transit
+// key's latest version, in batches, without ever seeing a plaintext. It is
 // resumable by construction: each batch is committed on its own, and a
 // run only selects rows still below the latest version, so a run after an
 // interruption starts where the last one stopped.
@@ -112,7 +114,7 @@ func (s *RewrapService) run(ctx context.Context, opts RewrapOptions) (RewrapProg
 		if err := s.batch(ctx, rows, &pr); err != nil {
 			return pr, err
 		}
-		after = rows[len(rows)-1].ID
+		after = rows[len(rows)-1].Cursor()
 		pr.Batches++
 		pr.Elapsed = time.Since(start)
 		if opts.Progress != nil {
@@ -156,7 +158,7 @@ func (s *RewrapService) RewrapCallerOrg(ctx context.Context) (RewrapProgress, er
 func (s *RewrapService) batch(ctx context.Context, rows []CipherRow, pr *RewrapProgress) error {
 	items := make([]TransitItem, len(rows))
 	for i, r := range rows {
-		items[i] = TransitItem{Ciphertext: r.Ciphertext, Context: CredentialContext(r.OrgID, r.ID)}
+		items[i] = TransitItem{Ciphertext: r.Ciphertext, Context: r.Context()}
 	}
 	results, err := s.Vault.RewrapBatch(ctx, items)
 	if err != nil {
@@ -166,10 +168,10 @@ func (s *RewrapService) batch(ctx context.Context, rows []CipherRow, pr *RewrapP
 	for i, res := range results {
 		if res.Err != nil {
 			pr.Failed++
-			s.Log.Error("rewrap: vault refused a ciphertext; the row keeps its old one", "credential_id", rows[i].ID, "error", res.Err.Error())
+			s.Log.Error("rewrap: vault refused a ciphertext; the row keeps its old one", "kind", cmp.Or(rows[i].Kind, CipherValue), "id", rows[i].ID, "error", res.Err.Error())
 			continue
 		}
-		updates = append(updates, CipherUpdate{ID: rows[i].ID, OldCiphertext: rows[i].Ciphertext, NewCiphertext: res.Ciphertext, KeyVersion: res.KeyVersion})
+		updates = append(updates, CipherUpdate{Kind: rows[i].Kind, ID: rows[i].ID, OldCiphertext: rows[i].Ciphertext, NewCiphertext: res.Ciphertext, KeyVersion: res.KeyVersion})
 	}
 	n, err := s.Store.UpdateCiphertexts(ctx, updates)
 	if err != nil {

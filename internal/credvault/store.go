@@ -1,6 +1,7 @@
 package credvault
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"strconv"
@@ -307,8 +308,9 @@ type CredentialStore interface {
 	FindUsage(ctx context.Context, credentialID string, f UsageFilter) ([]*Usage, error)
 	RecordUsage(ctx context.Context, uses []Usage) error
 
-	// The rewrap job: ciphertexts older than version, in id order after
-	// afterID, in one org or all ("").
+	// The rewrap job: ciphertexts older than version, of every kind
+	// (CipherKinds, in that order, each in id order) after the cursor
+	// afterID (a CipherRow.Cursor, or "" to start), in one org or all ("").
 	CiphertextsBelow(ctx context.Context, orgID string, version int, afterID string, limit int) ([]CipherRow, error)
 	CountCiphertextsBelow(ctx context.Context, orgID string, version int) (int, error)
 	// UpdateCiphertexts replaces each row's ciphertext if it still holds
@@ -331,15 +333,50 @@ type UsageFilter struct {
 	Limit  int
 }
 
-// CipherRow is a stored ciphertext with what its context is made of.
+// Ciphertext kinds the rewrap job covers, in the order it does them.
+const (
+	// CipherValue is credentials.ciphertext: a static value or an OAuth
+	// access token (context CredentialContext).
+	CipherValue = "value"
+	// CipherRefreshToken is an OAuth connection's refresh token (context
+	// RefreshTokenContext).
+	CipherRefreshToken = "refresh_token"
+	// CipherAppSecret is an OAuth app's client secret (context
+	// OAuthAppContext).
+	CipherAppSecret = "oauth_app_secret"
+)
+
+// CipherKinds lists the ciphertext kinds in the rewrap job's order.
+var CipherKinds = []string{CipherValue, CipherRefreshToken, CipherAppSecret}
+
+// CipherRow is a stored ciphertext with what its context is made of. ID is
+// the credential's id, or the app's for CipherAppSecret.
 type CipherRow struct {
+	Kind       string `db:"kind"` // one of CipherKinds; "" is CipherValue
 	ID         string `db:"id"`
 	OrgID      string `db:"org_id"`
 	Ciphertext string `db:"ciphertext"`
 }
 
+// Context is the row's derivation context.
+func (r CipherRow) Context() []byte {
+	switch r.Kind {
+	case CipherRefreshToken:
+		return RefreshTokenContext(r.OrgID, r.ID)
+	case CipherAppSecret:
+		return OAuthAppContext(r.OrgID, r.ID)
+	}
+	return CredentialContext(r.OrgID, r.ID)
+}
+
+// Cursor is where a listing continues after r: "<kind>/<id>".
+func (r CipherRow) Cursor() string {
+	return cmp.Or(r.Kind, CipherValue) + "/" + r.ID
+}
+
 // CipherUpdate is one rewrapped ciphertext.
 type CipherUpdate struct {
+	Kind          string // as CipherRow.Kind
 	ID            string
 	OldCiphertext string
 	NewCiphertext string

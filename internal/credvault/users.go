@@ -2,7 +2,7 @@ package credvault
 
 import (
 	"context"
-	"net/mail"
+	"regexp"
 	"strings"
 )
 
@@ -149,11 +149,35 @@ func (s *UserService) canWrite(p *Principal, role Role) error {
 	return nil
 }
 
+// EmailPattern is the rule for a user's email address, the pattern
+// api/openapi.yaml gives User.email and UserCreateRequest.email: a local
+// part that is an RFC 5322 dot-atom (section 3.2.3) of ASCII characters,
+// "@", then one or more host name labels (RFC 1123 section 2.1: letters,
+// digits, hyphens inside, at most 63 characters each) separated by dots.
+// A single label is a domain, so on-premises addresses such as
+// bob@intranet and admin@localhost are accepted; quoted local parts,
+// IP-literal domains, comments, a trailing dot and non-ASCII characters
+// are refused. RE2 and ECMA-262 read it alike.
+const EmailPattern = "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*" +
+	"@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+
+// MaxEmailLength is the longest email address accepted, in bytes
+// (maxLength in api/openapi.yaml).
+const MaxEmailLength = 320
+
+var emailRE = regexp.MustCompile(EmailPattern)
+
+// ValidEmail reports whether s is an address by EmailPattern of at most
+// MaxEmailLength bytes (surrounding whitespace is not trimmed).
+func ValidEmail(s string) bool { return len(s) <= MaxEmailLength && emailRE.MatchString(s) }
+
+// normalizeEmail returns s without surrounding whitespace, or EINVALID
+// naming the field when that is not an address by EmailPattern of at most
+// MaxEmailLength bytes.
 func normalizeEmail(s string) (string, error) {
 	s = strings.TrimSpace(s)
-	a, err := mail.ParseAddress(s)
-	if err != nil || a.Address != s || !strings.Contains(s, "@") {
-		return "", Errorf(EINVALID, "field \"email\" must be a plain email address such as ada@example.com")
+	if !ValidEmail(s) {
+		return "", Errorf(EINVALID, "field \"email\" must be an address such as ada@example.com or bob@intranet: dot-separated letters, digits or !#$%%&'*+/=?^_`{|}~- before the @, host name labels after it, at most 320 characters")
 	}
 	return s, nil
 }

@@ -33,7 +33,8 @@ func refuseHead(why string) *headRefusal {
 //     invalid_request_head;
 //   - an HTTP major version of 2 or more: http_version_not_supported (505);
 //   - no Host in HTTP/1.1, more than one Host, or a Host that is not
-//     `uri-host [":" port]` (RFC 9112 section 3.2, RFC 3986 section 3.2):
+//     `uri-host [":" port]` once the spaces around it are removed (RFC 9112
+//     section 3.2, RFC 3986 section 3.2), a tab beside it included:
 //     invalid_host;
 //   - folded lines, whitespace before a colon, several or non-numeric
 //     Content-Length, Content-Length with Transfer-Encoding, a
@@ -77,8 +78,12 @@ func checkRequestHead(head []byte) (int64, *headRefusal) {
 		name, value := l[:colon], bytes.Trim(l[colon+1:], " \t")
 		switch {
 		case bytes.EqualFold(name, []byte("Host")):
+			// The host checked is the one fasthttp routes on: it strips
+			// only spaces around a value, so a tab (OWS to RFC 9110, kept
+			// by fasthttp) stays in the host and validHost refuses it, as
+			// nginx does.
 			nHost++
-			host = value
+			host = bytes.Trim(l[colon+1:], " ")
 		case bytes.EqualFold(name, []byte("Content-Length")):
 			nCL++
 			n, ok := decimal(value)

@@ -98,6 +98,13 @@ func TestRequestHeadRules(t *testing.T) {
 		{"Host with a bad port", "GET /test/hit HTTP/1.1\r\nHost: x:80a\r\n\r\n", 400, "invalid_host"},
 		{"Host with a percent escape", "GET /test/hit HTTP/1.1\r\nHost: e%41\r\n\r\n", 400, "invalid_host"},
 		{"Host unclosed bracket", "GET /test/hit HTTP/1.1\r\nHost: [::1\r\n\r\n", 400, "invalid_host"},
+		// fasthttp strips only spaces around a value, so a tab next to the
+		// host stays in the host it routes on: refused, as nginx does.
+		{"Host with a trailing tab", "GET /test/hit HTTP/1.1\r\nHost: a\t\r\n\r\n", 400, "invalid_host"},
+		{"Host with a leading tab", "GET /test/hit HTTP/1.1\r\nHost:\ta\r\n\r\n", 400, "invalid_host"},
+		{"Host with a tab then a space", "GET /healthz HTTP/1.1\r\nHost: a\t \r\n\r\n", 400, "invalid_host"},
+		{"Host with a space then a tab", "GET /test/hit HTTP/1.1\r\nHost: \t a:80\r\n\r\n", 400, "invalid_host"},
+		{"Host of a tab", "GET /test/hit HTTP/1.1\r\nHost:\t\r\n\r\n", 400, "invalid_host"},
 		// Item 4: long request target.
 		{"7 KB target", long(7 << 10), 414, "uri_too_long"},
 		{"70 KB target", long(70 << 10), 414, "uri_too_long"},
@@ -157,6 +164,8 @@ func TestRequestHeadRules(t *testing.T) {
 		{"chunked before an empty list element", post(" chunked ,")},
 		{"Host with a port", "GET /test/hit HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"},
 		{"Host IPv6", "GET /test/hit HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n"},
+		{"Host padded with spaces", "GET /test/hit HTTP/1.1\r\nHost:   a:80   \r\n\r\n"},
+		{"Host without OWS", "GET /test/hit HTTP/1.1\r\nHost:a\r\n\r\n"},
 		{"Host with sub-delims and escapes", "GET /test/hit HTTP/1.1\r\nHost: a-b.c_d~e!$&'()*+,;=\r\n\r\n"},
 		{"HTTP/1.0 without Host", "GET /test/hit HTTP/1.0\r\n\r\n"},
 		{"request line of 4 KiB", "GET /test/hit?q=" + strings.Repeat("a", 4<<10-30) + " HTTP/1.1\r\nHost: x\r\n\r\n"},

@@ -233,10 +233,15 @@ func (s *Server) handleOAuthCallback(c *fiber.Ctx) error {
 		"session_state", "authuser", "prompt", "hd"); err != nil {
 		return s.callbackPage(c, fiber.StatusBadRequest, "Connection failed", credvault.ErrorMessage(err), "")
 	}
-	res, err := o.Callback(c.UserContext(), credvault.CallbackInput{
+	in := credvault.CallbackInput{
 		State: strings.Clone(c.Query("state")), Code: strings.Clone(c.Query("code")), Error: strings.Clone(c.Query("error")),
 		ErrorDescription: strings.Clone(c.Query("error_description")), Issuer: strings.Clone(c.Query("iss")),
-	})
+	}
+	in.SessionOrgID, in.SessionUserID, err = s.consoleSession(c)
+	var res *credvault.CallbackResult
+	if err == nil {
+		res, err = o.Callback(c.UserContext(), in)
+	}
 	if err != nil {
 		status := statusOf[credvault.ErrorCode(err)]
 		if status == 0 || status >= 500 {
@@ -259,6 +264,27 @@ func (s *Server) handleOAuthCallback(c *fiber.Ctx) error {
 			"The provider did not authorize the connection. The credential stays pending; start again with POST /v1/credentials/"+res.CredentialID+"/reconnect.", res.Error)
 	}
 	return s.callbackPage(c, fiber.StatusOK, "Connected", "Credential "+res.CredentialID+" is connected. You may close this window.", "")
+}
+
+// consoleSession returns the org and user of the request's console
+// session, "" when it has none (or one that ended). Errors: as
+// SessionService.Authenticate, but for an ended session.
+func (s *Server) consoleSession(c *fiber.Ctx) (orgID, userID string, err error) {
+	if s.cfg.Console == nil || s.cfg.Services.Sessions == nil {
+		return "", "", nil
+	}
+	tok := c.Cookies(s.cfg.Console.SessionCookieName())
+	if tok == "" {
+		return "", "", nil
+	}
+	p, _, err := s.cfg.Services.Sessions.Authenticate(c.UserContext(), tok)
+	if credvault.ErrorCode(err) == credvault.EUNAUTHORIZED {
+		return "", "", nil
+	}
+	if err != nil {
+		return "", "", err
+	}
+	return p.OrgID, p.UserID, nil
 }
 
 func (s *Server) callbackPage(c *fiber.Ctx, status int, title, msg, detail string) error {

@@ -76,6 +76,8 @@ type RefusalCounter interface {
 // (internal/console implements it).
 type Console interface {
 	Mount(r fiber.Router)
+	// SessionCookieName is the cookie a console session lives in.
+	SessionCookieName() string
 }
 
 // Config holds what the HTTP layer needs from the outside.

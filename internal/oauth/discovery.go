@@ -83,6 +83,9 @@ type metadata struct {
 	TokenEndpoint         string   `json:"token_endpoint"`
 	RevocationEndpoint    string   `json:"revocation_endpoint"`
 	TokenAuthMethods      []string `json:"token_endpoint_auth_methods_supported"`
+	// RFC 9207 section 3: the provider puts iss in every authorization
+	// response.
+	IssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
 }
 
 // discover reads the issuer's metadata: OpenID Connect Discovery's
@@ -128,7 +131,7 @@ func (c *Client) discover(ctx context.Context, issuer string) (credvault.OAuthEn
 			}
 		}
 	}
-	ep := credvault.OAuthEndpoints{Issuer: md.Issuer, AuthorizeURL: md.AuthorizationEndpoint, TokenURL: md.TokenEndpoint,
+	ep := credvault.OAuthEndpoints{Issuer: md.Issuer, IssRequired: md.IssParameterSupported, AuthorizeURL: md.AuthorizationEndpoint, TokenURL: md.TokenEndpoint,
 		RevocationURL: md.RevocationEndpoint, ScopeSeparator: " "}
 	// RFC 8414 section 2: absent, the default is client_secret_basic.
 	if len(md.TokenAuthMethods) > 0 && !slices.Contains(md.TokenAuthMethods, credvault.AuthMethodBasic) && slices.Contains(md.TokenAuthMethods, credvault.AuthMethodPost) {

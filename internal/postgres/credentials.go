@@ -1,9 +1,11 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/lib/pq"
@@ -347,43 +349,93 @@ func (s *Store) RecordUsage(ctx context.Context, uses []credvault.Usage) error {
 	return translate(err, "credential usage")
 }
 
-// CiphertextsBelow returns up to limit rows whose ciphertext predates
-// version, after afterID in id order, in one org or all.
-func (s *Store) CiphertextsBelow(ctx context.Context, orgID string, version int, afterID string, n int) ([]credvault.CipherRow, error) {
-	var rows []credvault.CipherRow
-	err := s.db.SelectContext(ctx, &rows, `
-		SELECT id, org_id, ciphertext FROM credentials
+// cipherSources are the rewrap job's queries, one per ciphertext kind:
+// rows below version $1, in org $2 (or all for ”), after id $3 (or from
+// the start for ”), in id order, at most $4. A refresh token's version is
+// read from its "vault:vN:" prefix (the table keeps no column for it).
+var cipherSources = map[string]string{
+	credvault.CipherValue: `SELECT 'value' AS kind, id, org_id, ciphertext FROM credentials
 		WHERE key_version < $1 AND ciphertext <> '' AND ($2 = '' OR org_id::text = $2) AND ($3 = '' OR id > $3::uuid)
-		ORDER BY id LIMIT $4`, version, orgID, cursor(afterID), n)
-	return rows, translate(err, "credentials")
+		ORDER BY id LIMIT $4`,
+	credvault.CipherRefreshToken: `SELECT 'refresh_token' AS kind, credential_id AS id, org_id, refresh_ciphertext AS ciphertext
+		FROM credential_oauth
+		WHERE refresh_ciphertext <> '' AND substring(refresh_ciphertext FROM '^vault:v([0-9]+):')::int < $1
+		  AND ($2 = '' OR org_id::text = $2) AND ($3 = '' OR credential_id > $3::uuid)
+		ORDER BY credential_id LIMIT $4`,
+	credvault.CipherAppSecret: `SELECT 'oauth_app_secret' AS kind, id, org_id, secret_ciphertext AS ciphertext FROM oauth_apps
+		WHERE secret_key_version < $1 AND ($2 = '' OR org_id::text = $2) AND ($3 = '' OR id > $3::uuid)
+		ORDER BY id LIMIT $4`,
 }
 
-// CountCiphertextsBelow counts the rows a rewrap still has to do.
+// CiphertextsBelow returns up to n rows whose ciphertext predates version,
+// every kind in credvault.CipherKinds order, after the cursor afterID
+// ("<kind>/<id>"; a bare id continues among credential values), in one
+// org or all.
+func (s *Store) CiphertextsBelow(ctx context.Context, orgID string, version int, afterID string, n int) ([]credvault.CipherRow, error) {
+	kind, id, ok := strings.Cut(afterID, "/")
+	if !ok {
+		kind, id = credvault.CipherValue, afterID
+	}
+	var out []credvault.CipherRow
+	started := false
+	for _, k := range credvault.CipherKinds {
+		if k == kind {
+			started = true
+		} else if !started {
+			continue
+		} else {
+			id = ""
+		}
+		var rows []credvault.CipherRow
+		if err := s.db.SelectContext(ctx, &rows, cipherSources[k], version, orgID, cursor(id), n-len(out)); err != nil {
+			return nil, translate(err, "ciphertexts")
+		}
+		if out = append(out, rows...); len(out) == n {
+			break
+		}
+	}
+	return out, nil
+}
+
+// CountCiphertextsBelow counts the rows of every kind a rewrap still has
+// to do.
 func (s *Store) CountCiphertextsBelow(ctx context.Context, orgID string, version int) (int, error) {
 	var n int
-	err := s.db.GetContext(ctx, &n, `SELECT count(*) FROM credentials WHERE key_version < $1 AND ciphertext <> '' AND ($2 = '' OR org_id::text = $2)`, version, orgID)
-	return n, translate(err, "credentials")
+	err := s.db.GetContext(ctx, &n, `SELECT
+		(SELECT count(*) FROM credentials WHERE key_version < $1 AND ciphertext <> '' AND ($2 = '' OR org_id::text = $2))
+		+ (SELECT count(*) FROM credential_oauth WHERE refresh_ciphertext <> ''
+			AND substring(refresh_ciphertext FROM '^vault:v([0-9]+):')::int < $1 AND ($2 = '' OR org_id::text = $2))
+		+ (SELECT count(*) FROM oauth_apps WHERE secret_key_version < $1 AND ($2 = '' OR org_id::text = $2))`, version, orgID)
+	return n, translate(err, "ciphertexts")
 }
 
-// UpdateCiphertexts stores a batch of rewrapped ciphertexts in one
-// transaction; a row whose ciphertext changed meanwhile (rotated) is left
-// alone. It returns how many rows changed.
+// UpdateCiphertexts stores a batch of rewrapped ciphertexts of any kinds in
+// one statement; a row whose ciphertext changed meanwhile (rotated,
+// refreshed, a new client secret) is left alone. It returns how many rows
+// changed.
 func (s *Store) UpdateCiphertexts(ctx context.Context, rows []credvault.CipherUpdate) (int, error) {
 	if len(rows) == 0 {
 		return 0, nil
 	}
-	ids, olds, news, vers := make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows)), make([]int64, len(rows))
+	kinds, ids, olds, news, vers := make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows)), make([]int64, len(rows))
 	for i, r := range rows {
-		ids[i], olds[i], news[i], vers[i] = r.ID, r.OldCiphertext, r.NewCiphertext, int64(r.KeyVersion)
+		kinds[i], ids[i], olds[i], news[i], vers[i] = cmp.Or(r.Kind, credvault.CipherValue), r.ID, r.OldCiphertext, r.NewCiphertext, int64(r.KeyVersion)
 	}
-	res, err := s.db.ExecContext(ctx, `
-		UPDATE credentials c SET ciphertext = v.new, key_version = v.ver
-		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[]) AS v(id, old, new, ver)
-		WHERE c.id = v.id AND c.ciphertext = v.old`,
-		pq.StringArray(ids), pq.StringArray(olds), pq.StringArray(news), pq.Array(vers))
-	if err != nil {
-		return 0, translate(err, "credentials")
-	}
-	n, _ := res.RowsAffected()
-	return int(n), nil
+	var n int
+	err := s.db.GetContext(ctx, &n, `
+		WITH v AS (
+			SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::int[]) AS v(kind, id, old, new, ver)
+		), val AS (
+			UPDATE credentials c SET ciphertext = v.new, key_version = v.ver
+			FROM v WHERE v.kind = 'value' AND c.id = v.id AND c.ciphertext = v.old RETURNING 1
+		), rt AS (
+			UPDATE credential_oauth o SET refresh_ciphertext = v.new
+			FROM v WHERE v.kind = 'refresh_token' AND o.credential_id = v.id AND o.refresh_ciphertext = v.old RETURNING 1
+		), app AS (
+			UPDATE oauth_apps a SET secret_ciphertext = v.new, secret_key_version = v.ver
+			FROM v WHERE v.kind = 'oauth_app_secret' AND a.id = v.id AND a.secret_ciphertext = v.old RETURNING 1
+		)
+		SELECT (SELECT count(*) FROM val) + (SELECT count(*) FROM rt) + (SELECT count(*) FROM app)`,
+		pq.StringArray(kinds), pq.StringArray(ids), pq.StringArray(olds), pq.StringArray(news), pq.Array(vers))
+	return n, translate(err, "ciphertexts")
 }

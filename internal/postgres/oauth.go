@@ -117,12 +117,7 @@ func (s *Store) CreateOAuthCredential(ctx context.Context, c *credvault.Credenti
 		if err := insertAuthorization(ctx, tx, auth); err != nil {
 			return err
 		}
-		for _, ev := range evs {
-			if err := insertAudit(ctx, tx, ev); err != nil {
-				return err
-			}
-		}
-		return nil
+		return insertAudits(ctx, tx, evs)
 	})
 }
 
@@ -225,7 +220,7 @@ func (s *Store) LockOAuthCredential(ctx context.Context, orgID, id string, wait 
 	// The write outlives a caller that gave up: its tokens are spent.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := writeRefresh(wctx, conn, c, w); err != nil {
+	if err := s.writeRefresh(wctx, conn, c, w); err != nil {
 		return true, err
 	}
 	if s.local != nil {
@@ -234,45 +229,223 @@ func (s *Store) LockOAuthCredential(ctx context.Context, orgID, id string, wait 
 	return true, ferr
 }
 
-// writeRefresh stores what a locked refresh decided in one statement (one
-// round trip, atomic like a transaction): the access token when it
-// changed, the connection, the audit events, and the "cred:<id>"
-// announcement that drops every instance's cached token.
-func writeRefresh(ctx context.Context, conn *sqlx.Conn, c *credvault.Credential, w *credvault.OAuthWrite) error {
-	o := c.OAuth
-	orgs, actorTypes, actorIDs, actions, resTypes, resIDs, reqIDs, datas := make([]string, len(w.Events)), make([]string, len(w.Events)),
-		make([]string, len(w.Events)), make([]string, len(w.Events)), make([]string, len(w.Events)), make([]string, len(w.Events)),
-		make([]string, len(w.Events)), make([]string, len(w.Events))
-	for i, ev := range w.Events {
-		data, err := json.Marshal(ev.Data)
-		if err != nil {
-			return credvault.Wrap(credvault.EINTERNAL, err, "encode audit event")
+// writeRefresh stores what one locked refresh decided.
+func (s *Store) writeRefresh(ctx context.Context, conn *sqlx.Conn, c *credvault.Credential, w *credvault.OAuthWrite) error {
+	return s.writeRefreshes(ctx, conn, []credvault.OAuthBatchItem{{Credential: c, Write: w}})
+}
+
+// refreshJSON is one connection's row in writeRefreshes' document.
+type refreshJSON struct {
+	ID                string     `json:"id"`
+	TokenChanged      bool       `json:"token_changed"`
+	Ciphertext        string     `json:"ciphertext"`
+	KeyVersion        int        `json:"key_version"`
+	Hint              string     `json:"hint"`
+	RotatedAt         time.Time  `json:"rotated_at"`
+	ScopesGranted     []string   `json:"scopes_granted"`
+	Status            string     `json:"status"`
+	RefreshCiphertext string     `json:"refresh_ciphertext"`
+	ExpiresAt         *time.Time `json:"expires_at"`
+	RefreshAt         *time.Time `json:"refresh_at"`
+	LastRefreshedAt   *time.Time `json:"last_refreshed_at"`
+	LastError         string     `json:"last_error"`
+	Failures          int        `json:"failures"`
+	NextAttemptAt     *time.Time `json:"next_attempt_at"`
+	TokenVersion      int64      `json:"token_version"`
+}
+
+// writeRefreshes stores what refreshes decided, however many connections,
+// on conn: the access tokens that changed, the connections, the audit
+// events, and the "cred:<id>" announcements that drop every instance's
+// cached tokens, in one statement (one round trip, atomic like a
+// transaction). When a status change emits an event (oauth.*), the
+// statement, the events and their deliveries run in one transaction
+// instead: the change and its event are stored together or not at all.
+func (s *Store) writeRefreshes(ctx context.Context, conn *sqlx.Conn, items []credvault.OAuthBatchItem) error {
+	var emits []*credvault.AuditEvent
+	for _, it := range items {
+		for _, ev := range it.Write.Events {
+			if ev.Emit != nil {
+				emits = append(emits, ev)
+			}
 		}
-		orgs[i], actorTypes[i], actorIDs[i], actions[i] = ev.OrgID, ev.ActorType, ev.ActorID, ev.Action
-		resTypes[i], resIDs[i], reqIDs[i], datas[i] = ev.ResourceType, ev.ResourceID, ev.RequestID, string(data)
 	}
-	_, err := conn.ExecContext(ctx, `
-		WITH cred AS (
-			UPDATE credentials SET ciphertext = $3, key_version = $4, hint = $5, rotated_at = $6, updated_at = now()
-			WHERE id = $1 AND $2
+	if len(emits) == 0 {
+		return execRefreshes(ctx, conn, items)
+	}
+	tx, err := conn.BeginTxx(ctx, nil)
+	if err != nil {
+		return translate(err, "oauth connection")
+	}
+	return s.runTx(ctx, tx, "oauth connection", func(t *txn) error {
+		if err := execRefreshes(ctx, t, items); err != nil {
+			return err
+		}
+		return insertAudits(ctx, t, emits)
+	})
+}
+
+// execRefreshes is writeRefreshes' statement; events that emit are left
+// to the caller.
+func execRefreshes(ctx context.Context, q sqlx.ExecerContext, items []credvault.OAuthBatchItem) error {
+	rows := make([]refreshJSON, len(items))
+	var evs []*credvault.AuditEvent
+	for i, it := range items {
+		c, o := it.Credential, it.Credential.OAuth
+		rows[i] = refreshJSON{ID: c.ID, TokenChanged: it.Write.TokenChanged, Ciphertext: c.Ciphertext, KeyVersion: c.KeyVersion,
+			Hint: c.Hint, RotatedAt: c.RotatedAt, ScopesGranted: nonNil(o.ScopesGranted), Status: o.Status,
+			RefreshCiphertext: o.RefreshCiphertext, ExpiresAt: o.ExpiresAt, RefreshAt: o.RefreshAt,
+			LastRefreshedAt: o.LastRefreshedAt, LastError: o.LastError, Failures: o.Failures,
+			NextAttemptAt: o.NextAttemptAt, TokenVersion: o.TokenVersion}
+		for _, ev := range it.Write.Events {
+			if ev.Emit == nil {
+				evs = append(evs, ev)
+			}
+		}
+	}
+	doc, err := json.Marshal(rows)
+	if err != nil {
+		return credvault.Wrap(credvault.EINTERNAL, err, "encode oauth connections")
+	}
+	audit, err := json.Marshal(evs)
+	if err != nil {
+		return credvault.Wrap(credvault.EINTERNAL, err, "encode audit events")
+	}
+	_, err = q.ExecContext(ctx, `
+		WITH v AS (
+			SELECT * FROM jsonb_to_recordset($1::jsonb) AS v(id uuid, token_changed boolean, ciphertext text,
+				key_version integer, hint text, rotated_at timestamptz, scopes_granted text[], status text,
+				refresh_ciphertext text, expires_at timestamptz, refresh_at timestamptz, last_refreshed_at timestamptz,
+				last_error text, failures integer, next_attempt_at timestamptz, token_version bigint)
+		), cred AS (
+			UPDATE credentials c SET ciphertext = v.ciphertext, key_version = v.key_version, hint = v.hint,
+				rotated_at = v.rotated_at, updated_at = now()
+			FROM v WHERE c.id = v.id AND v.token_changed
 		), conn AS (
-			UPDATE credential_oauth SET scopes_granted = $7, status = $8, refresh_ciphertext = $9, expires_at = $10,
-				refresh_at = $11, last_refreshed_at = $12, last_error = $13, failures = $14, next_attempt_at = $15,
-				token_version = $16, updated_at = now()
-			WHERE credential_id = $1
+			UPDATE credential_oauth o SET scopes_granted = v.scopes_granted, status = v.status,
+				refresh_ciphertext = v.refresh_ciphertext, expires_at = v.expires_at, refresh_at = v.refresh_at,
+				last_refreshed_at = v.last_refreshed_at, last_error = v.last_error, failures = v.failures,
+				next_attempt_at = v.next_attempt_at, token_version = v.token_version, updated_at = now()
+			FROM v WHERE o.credential_id = v.id
 		), events AS (
 			INSERT INTO audit_events (org_id, actor_type, actor_id, action, resource_type, resource_id, request_id, data)
-			SELECT v.org_id, v.actor_type, v.actor_id, v.action, v.resource_type, v.resource_id, v.request_id, v.data::jsonb
-			FROM unnest($17::uuid[], $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[])
-				AS v(org_id, actor_type, actor_id, action, resource_type, resource_id, request_id, data)
+			SELECT NULLIF(e.org_id, '')::uuid, e.actor_type, e.actor_id, e.action, e.resource_type, e.resource_id,
+				e.request_id, COALESCE(e.data, '{}')
+			FROM jsonb_to_recordset($2::jsonb) AS e(org_id text, actor_type text, actor_id text, action text,
+				resource_type text, resource_id text, request_id text, data jsonb)
 		)
-		SELECT pg_notify($25, 'cred:' || $1::text)`,
-		c.ID, w.TokenChanged, c.Ciphertext, c.KeyVersion, c.Hint, c.RotatedAt,
-		pq.StringArray(nonNil(o.ScopesGranted)), o.Status, o.RefreshCiphertext, o.ExpiresAt, o.RefreshAt, o.LastRefreshedAt,
-		o.LastError, o.Failures, o.NextAttemptAt, o.TokenVersion,
-		pq.StringArray(orgs), pq.StringArray(actorTypes), pq.StringArray(actorIDs), pq.StringArray(actions),
-		pq.StringArray(resTypes), pq.StringArray(resIDs), pq.StringArray(reqIDs), pq.StringArray(datas), InvalidationChannel)
+		SELECT pg_notify($3, 'cred:' || v.id::text) FROM v`, doc, nullJSONArray(audit), InvalidationChannel)
 	return translate(err, "oauth connection")
+}
+
+// nullJSONArray turns an encoded nil slice ("null") into "[]".
+func nullJSONArray(b []byte) []byte {
+	if string(b) == "null" {
+		return []byte("[]")
+	}
+	return b
+}
+
+// dueCondition selects connections due for a proactive refresh at $1:
+// connected or failing, refresh time passed, backoff over.
+const dueCondition = `status IN ('connected', 'refreshing', 'refresh_failing') AND refresh_at <= $1
+	AND (next_attempt_at IS NULL OR next_attempt_at <= $1)`
+
+// ClaimDueOAuth takes, in one statement, the advisory locks of up to limit
+// due connections (earliest refresh time first; a connection another
+// holds is skipped), then reads those still due under the locks (a fresh
+// snapshot: one another replica refreshed just before is no longer due)
+// and marks them "refreshing", in a second statement. The locks live on a
+// connection of the claim's own until Release.
+func (s *Store) ClaimDueOAuth(ctx context.Context, now time.Time, limit int) (credvault.OAuthClaim, error) {
+	conn, err := s.db.Connx(ctx)
+	if err != nil {
+		return nil, translate(err, "oauth lock")
+	}
+	cl := &oauthClaim{store: s, conn: conn}
+	var ids []string
+	// The candidates (4 times limit: other batches of this run hold the
+	// earliest) are materialized first and tried in order; the outer LIMIT
+	// stops pulling once limit are locked, so a lock is tried, and taken,
+	// only for rows the statement returns.
+	err = conn.SelectContext(ctx, &ids, `
+		WITH due AS MATERIALIZED (
+			SELECT credential_id FROM credential_oauth WHERE `+dueCondition+` ORDER BY refresh_at LIMIT 4 * $2
+		)
+		SELECT credential_id FROM due WHERE pg_try_advisory_lock($3, hashtext(credential_id::text)) LIMIT $2`, now, limit, oauthLockClass)
+	if err != nil || len(ids) == 0 {
+		cl.Release()
+		return &oauthClaim{}, translate(err, "oauth lock")
+	}
+	var rows []struct {
+		credentialRow
+		connectionRow
+	}
+	err = conn.SelectContext(ctx, &rows, `
+		WITH marked AS (
+			UPDATE credential_oauth SET status = 'refreshing', updated_at = now()
+			WHERE credential_id = ANY($2::uuid[]) AND `+dueCondition+`
+			RETURNING credential_id
+		)
+		SELECT `+prefixed("c.", credentialColumns)+`, `+prefixed("o.", connectionColumns)+`
+		FROM credentials c JOIN credential_oauth o ON o.credential_id = c.id
+		WHERE c.id IN (SELECT credential_id FROM marked) ORDER BY o.refresh_at`, now, pq.StringArray(ids))
+	if err != nil {
+		cl.Release()
+		return nil, translate(err, "oauth connections")
+	}
+	for i := range rows {
+		c, err := rows[i].credentialRow.toDomain()
+		if err != nil {
+			cl.Release()
+			return nil, err
+		}
+		c.OAuth = rows[i].connectionRow.toDomain()
+		cl.creds = append(cl.creds, c)
+	}
+	return cl, nil
+}
+
+// oauthClaim is a claimed batch: its locks' connection and what was read.
+type oauthClaim struct {
+	store *Store
+	conn  *sqlx.Conn
+	creds []*credvault.Credential
+}
+
+func (c *oauthClaim) Credentials() []*credvault.Credential { return c.creds }
+
+// Store writes the outcomes in one statement and tells this instance's
+// caches at once.
+func (c *oauthClaim) Store(ctx context.Context, items []credvault.OAuthBatchItem) error {
+	if len(items) == 0 {
+		return nil
+	}
+	if err := c.store.writeRefreshes(ctx, c.conn, items); err != nil {
+		return err
+	}
+	if c.store.local != nil {
+		for _, it := range items {
+			c.store.local("cred:" + it.Credential.ID)
+		}
+	}
+	return nil
+}
+
+// Release ends every lock the claim's connection holds (only the claim's:
+// the connection is its own) and gives the connection back; when unsure
+// the locks ended, it drops the connection, which ends them.
+func (c *oauthClaim) Release() {
+	if c.conn == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.conn.ExecContext(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
+		_ = c.conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	_ = c.conn.Close()
+	c.conn = nil
 }
 
 // lockedCredential reads an oauth2 credential and its connection in one
@@ -297,18 +470,6 @@ func lockedCredential(ctx context.Context, q sqlx.QueryerContext, orgID, id stri
 	}
 	c.OAuth = row.connectionRow.toDomain()
 	return c, nil
-}
-
-// DueOAuthCredentials lists connections whose refresh time and backoff
-// passed at now, earliest first.
-func (s *Store) DueOAuthCredentials(ctx context.Context, now time.Time, n int) ([]credvault.OAuthDue, error) {
-	var due []credvault.OAuthDue
-	err := s.db.SelectContext(ctx, &due, `
-		SELECT org_id, credential_id FROM credential_oauth
-		WHERE status IN ('connected', 'refreshing', 'refresh_failing') AND refresh_at <= $1
-		  AND (next_attempt_at IS NULL OR next_attempt_at <= $1)
-		ORDER BY refresh_at LIMIT $2`, now, n)
-	return due, translate(err, "oauth connections")
 }
 
 // encodeParams stores an app's extra authorization parameters.

@@ -11,7 +11,7 @@ import (
 	"credvault/internal/credvault"
 )
 
-const oauthAppColumns = `id, org_id, name, preset, issuer, authorize_url, token_url, revocation_url, scope_separator,
+const oauthAppColumns = `id, org_id, name, preset, issuer, iss_required, authorize_url, token_url, revocation_url, scope_separator,
 	authorize_params, api_hosts, base_url, client_id, secret_ciphertext, secret_key_version, scopes, token_auth_method,
 	created_by, created_at, updated_at`
 
@@ -21,6 +21,7 @@ type oauthAppRow struct {
 	Name             string         `db:"name"`
 	Preset           string         `db:"preset"`
 	Issuer           string         `db:"issuer"`
+	IssRequired      bool           `db:"iss_required"`
 	AuthorizeURL     string         `db:"authorize_url"`
 	TokenURL         string         `db:"token_url"`
 	RevocationURL    string         `db:"revocation_url"`
@@ -40,7 +41,7 @@ type oauthAppRow struct {
 
 func (r *oauthAppRow) toDomain() (*credvault.OAuthApp, error) {
 	a := &credvault.OAuthApp{
-		ID: r.ID, OrgID: r.OrgID, Name: r.Name, Preset: r.Preset, Issuer: r.Issuer, AuthorizeURL: r.AuthorizeURL,
+		ID: r.ID, OrgID: r.OrgID, Name: r.Name, Preset: r.Preset, Issuer: r.Issuer, IssRequired: r.IssRequired, AuthorizeURL: r.AuthorizeURL,
 		TokenURL: r.TokenURL, RevocationURL: r.RevocationURL, ScopeSeparator: r.ScopeSeparator,
 		APIHosts: nonNil(r.APIHosts), BaseURL: r.BaseURL, ClientID: r.ClientID, SecretCiphertext: r.SecretCiphertext,
 		SecretKeyVersion: r.SecretKeyVersion, Scopes: nonNil(r.Scopes), TokenAuthMethod: r.TokenAuthMethod,
@@ -59,12 +60,13 @@ func (s *Store) CreateOAuthApp(ctx context.Context, a *credvault.OAuthApp, ev *c
 		var row oauthAppRow
 		err := tx.GetContext(ctx, &row, `
 			INSERT INTO oauth_apps (id, org_id, name, preset, issuer, authorize_url, token_url, revocation_url, scope_separator,
-				authorize_params, api_hosts, base_url, client_id, secret_ciphertext, secret_key_version, scopes, token_auth_method, created_by)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+				authorize_params, api_hosts, base_url, client_id, secret_ciphertext, secret_key_version, scopes, token_auth_method, created_by,
+				iss_required)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
 			RETURNING `+oauthAppColumns,
 			a.ID, a.OrgID, a.Name, a.Preset, a.Issuer, a.AuthorizeURL, a.TokenURL, a.RevocationURL, a.ScopeSeparator,
 			encodeParams(a.AuthorizeParams), pq.StringArray(nonNil(a.APIHosts)), a.BaseURL, a.ClientID, a.SecretCiphertext,
-			a.SecretKeyVersion, pq.StringArray(nonNil(a.Scopes)), a.TokenAuthMethod, a.CreatedBy)
+			a.SecretKeyVersion, pq.StringArray(nonNil(a.Scopes)), a.TokenAuthMethod, a.CreatedBy, a.IssRequired)
 		if err != nil {
 			return translate(err, "oauth app named "+a.Name)
 		}

@@ -3,10 +3,15 @@ package postgres_test
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	neturl "net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -254,9 +259,11 @@ func TestDemotedServerIs503AndConnectionDropped(t *testing.T) {
 	}
 }
 
-// TestNormalizeURL: both multi-host forms libpq documents work; the port
-// per host is rewritten into ?port=; a mix is refused naming the working
-// form.
+// TestNormalizeURL: both multi-host forms libpq documents work, IPv6
+// literals in brackets included; a host list goes into ?host= and the port
+// per host into ?port=; a list with an IPv6 literal goes into ?host=; a
+// mix, or an IPv6 address without brackets, is
+// refused naming the working form.
 func TestNormalizeURL(t *testing.T) {
 	for _, c := range []struct{ in, want, err string }{
 		{"postgres://u:p@h1:5432,h2:5433/db?target_session_attrs=read-write",
@@ -265,9 +272,25 @@ func TestNormalizeURL(t *testing.T) {
 			"postgres://u@h1,h2/db?connect_timeout=5&port=5432%2C5433&target_session_attrs=read-write", ""},
 		{"postgres://u@h1:6000,h2/db", "postgres://u@h1,h2/db?connect_timeout=5&port=6000%2C5432", ""},
 		{"postgres://u@h:5432/db?connect_timeout=2", "postgres://u@h:5432/db?connect_timeout=2", ""},
+		{"postgres://u@[::1]:5432/db", "postgres://u@[::1]:5432/db?connect_timeout=5", ""},
+		// Issue 20: IPv6 literals in a host list, both forms.
+		{"postgres://postgres@127.0.0.1:5432,[::1]:5432/db?target_session_attrs=read-write",
+			"postgres://postgres@/db?connect_timeout=5&host=127.0.0.1%2C%3A%3A1&port=5432%2C5432&target_session_attrs=read-write", ""},
+		{"postgres://postgres@[::1],127.0.0.1/db?port=5432,5432&target_session_attrs=read-write",
+			"postgres://postgres@/db?connect_timeout=5&host=%3A%3A1%2C127.0.0.1&port=5432%2C5432&target_session_attrs=read-write", ""},
+		{"postgres://u@[fd00::5]:6000,[2001:db8::1]/db", "postgres://u@/db?connect_timeout=5&host=fd00%3A%3A5%2C2001%3Adb8%3A%3A1&port=6000%2C5432", ""},
 		{"host=a port=1", "host=a port=1", ""},
-		{"postgres://u@h1:1,h2:2/db?port=1,2", "", "host1,host2/db?port="},
+		{"postgres://u@h1:1,h2:2/db?port=1,2", "", "ports both per host and in ?port=; write postgres://user@host1:5432,[::1]:5432/db"},
 		{"postgres://u@h1:1,:2/db", "", "empty host"},
+		{"postgres://u@h1,::1/db", "", "IPv6 address without brackets; write postgres://user@host1:5432,[::1]:5432/db"},
+		{"postgres://u@::1:5432/db", "", "IPv6 address without brackets"},
+		{"postgres://u@h:0/db", "", "not a number from 1 to 65535"},
+		{"postgres:///db?host=h1", "postgres:///db?connect_timeout=5&host=h1", ""},
+		{"postgres://u@h1,[::1/db", "", "unclosed ["},
+		{"postgres://u@h1,[h2]:5432/db", "", "not an IPv6 address"},
+		{"postgres://u@h1,[::1]5432/db", "", "not an IPv6 address followed by :port"},
+		{"postgres://u@h1:99999,h2/db", "", "not a number from 1 to 65535"},
+		{"postgres://u@h1,h2/db?host=h3", "", "hosts both before the path and in ?host="},
 	} {
 		got, err := postgres.NormalizeURL(c.in)
 		if c.err != "" {
@@ -282,7 +305,105 @@ func TestNormalizeURL(t *testing.T) {
 		if _, err := pq.NewConnector(got); err != nil {
 			t.Errorf("%s: lib/pq refuses the result: %v", c.in, err)
 		}
+		if err := postgres.CheckURL(got); err != nil && strings.HasPrefix(c.in, "postgres://") {
+			t.Errorf("%s: CheckURL refuses the result: %v", c.in, err)
+		}
 	}
+}
+
+// TestHostListWithIPv6Connects is issue 20's IPv6 case for real: both
+// libpq host-list forms with an IPv6 literal open a pool on the test
+// server. PostgreSQL here listens on 127.0.0.1 only, so a byte relay on
+// [::1] stands in for its IPv6 address; the first form's first host is a
+// closed port, so the pool reaches the server through [::1] after
+// failing over, and the relay counts the connections it carried (the
+// pool's and a LISTEN connection's, as the follower opens).
+func TestHostListWithIPv6Connects(t *testing.T) {
+	dbURL := pgtest.NewEmpty(t)
+	u, err := neturl.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay, carried := ipv6Relay(t, u.Host)
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := closed.Addr().(*net.TCPAddr).Port
+	closed.Close()
+	userinfo := ""
+	if u.User != nil {
+		userinfo = u.User.String() + "@"
+	}
+	q := u.Query()
+	q.Set("target_session_attrs", "read-write")
+	for _, form := range []string{
+		fmt.Sprintf("postgres://%s127.0.0.1:%d,[::1]:%d%s?%s", userinfo, dead, relay, u.Path, q.Encode()),
+		fmt.Sprintf("postgres://%s[::1],127.0.0.1/%s?port=%d,%d&%s", userinfo, strings.TrimPrefix(u.Path, "/"), relay, dead, q.Encode()),
+	} {
+		before := carried.Load()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		db, err := postgres.Open(ctx, form)
+		if err != nil {
+			cancel()
+			t.Fatalf("%s: %v", strings.Replace(form, userinfo, "", 1), err)
+		}
+		var name string
+		err = db.GetContext(ctx, &name, `SELECT current_database()`)
+		db.Close()
+		cancel()
+		if err != nil || "/"+name != u.Path {
+			t.Fatalf("current_database() = %q (%v), want %s", name, err, u.Path)
+		}
+		// The follower's LISTEN connection reads the same URL.
+		norm, err := postgres.NormalizeURL(form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := pq.NewListener(norm, 10*time.Millisecond, time.Second, nil)
+		err = l.Listen("cv_ipv6_host_list")
+		l.Close()
+		if err != nil {
+			t.Fatalf("LISTEN: %v", err)
+		}
+		n := carried.Load() - before
+		t.Logf("%s: %d connection(s) over [::1]", strings.Replace(form, userinfo, "", 1), n)
+		if n < 2 {
+			t.Fatalf("%d connection(s) went through [::1], want the pool's and the listener's", n)
+		}
+	}
+}
+
+// ipv6Relay listens on [::1] and copies each connection's bytes to and
+// from target; it returns its port and the number of connections
+// accepted. A relayed pair ends when either side closes (the test closes
+// its pools first). It skips the test when the machine has no IPv6
+// loopback.
+func ipv6Relay(t *testing.T, target string) (int, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	var carried atomic.Int64
+	var pairs sync.WaitGroup
+	done := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); <-done; pairs.Wait() })
+	go func() {
+		defer close(done)
+		for in, err := ln.Accept(); err == nil; in, err = ln.Accept() {
+			carried.Add(1)
+			out, err := net.DialTimeout("tcp", target, 5*time.Second)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			pairs.Add(2)
+			go func() { defer pairs.Done(); io.Copy(out, in); out.Close() }()
+			go func() { defer pairs.Done(); io.Copy(in, out); in.Close() }()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port, &carried
 }
 
 // TestFollowerLogWentBack: when the log ends before the last change this

@@ -63,6 +63,13 @@ func (s *Store) inTx(ctx context.Context, what string, fn func(tx *txn) error) e
 	if err != nil {
 		return translate(err, what)
 	}
+	return s.runTx(ctx, tx, what, fn)
+}
+
+// runTx runs fn in tx (begun by the caller, on the pool or on a connection
+// of its own), commits, and hands the transaction's invalidations and
+// events to this instance.
+func (s *Store) runTx(ctx context.Context, tx *sqlx.Tx, what string, fn func(tx *txn) error) error {
 	defer tx.Rollback()
 	t := &txn{Tx: tx, store: s}
 	if err := fn(t); err != nil {
@@ -82,6 +89,16 @@ func (s *Store) inTx(ctx context.Context, what string, fn func(tx *txn) error) e
 	if s.emitted != nil {
 		for _, e := range t.events {
 			s.emitted(e)
+		}
+	}
+	return nil
+}
+
+// insertAudits appends every one of evs inside tx, as insertAudit.
+func insertAudits(ctx context.Context, tx *txn, evs []*credvault.AuditEvent) error {
+	for _, ev := range evs {
+		if err := insertAudit(ctx, tx, ev); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -61,6 +61,10 @@ type Server struct {
 	delay time.Duration
 	// deny makes the authorization endpoint answer access_denied.
 	deny bool
+	// issAdvertised puts authorization_response_iss_parameter_supported
+	// in the metadata; issSent puts iss in authorization responses (RFC
+	// 9207).
+	issAdvertised, issSent bool
 	// rejected are access tokens the resource API refuses although fosite
 	// still accepts them (an upstream that revoked a grant on its side).
 	rejected map[string]bool
@@ -118,6 +122,7 @@ func Start(t testing.TB, opts Options) *Server {
 	mux.HandleFunc("/token", s.token)
 	mux.HandleFunc("/revoke", s.revoke)
 	mux.HandleFunc("/api/", s.api)
+	mux.HandleFunc("/.well-known/oauth-authorization-server", s.metadata)
 	s.srv = httptest.NewServer(mux)
 	s.URL = s.srv.URL
 	t.Cleanup(s.srv.Close)
@@ -137,6 +142,33 @@ func (s *Server) SetDown(down bool) { s.mu.Lock(); s.down = down; s.mu.Unlock() 
 
 // SetDelay slows every token request down.
 func (s *Server) SetDelay(d time.Duration) { s.mu.Lock(); s.delay = d; s.mu.Unlock() }
+
+// SetIssuerIdentification sets what the server does of RFC 9207: advertise
+// authorization_response_iss_parameter_supported in its metadata, and send
+// iss (its URL) in authorization responses. Set it before an app discovers
+// the metadata.
+func (s *Server) SetIssuerIdentification(advertise, send bool) {
+	s.mu.Lock()
+	s.issAdvertised, s.issSent = advertise, send
+	s.mu.Unlock()
+}
+
+// metadata is the RFC 8414 authorization server metadata, the issuer being
+// the server's URL.
+func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	advertised := s.issAdvertised
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"issuer": s.URL, "authorization_endpoint": s.URL + "/authorize", "token_endpoint": s.URL + "/token",
+		"revocation_endpoint": s.URL + "/revoke", "response_types_supported": []string{"code"},
+		"grant_types_supported":                          []string{"authorization_code", "refresh_token", "client_credentials"},
+		"token_endpoint_auth_methods_supported":          []string{"client_secret_basic", "client_secret_post"},
+		"code_challenge_methods_supported":               []string{"S256"},
+		"authorization_response_iss_parameter_supported": advertised,
+	})
+}
 
 // SetDeny makes the person refuse at the authorization endpoint.
 func (s *Server) SetDeny(deny bool) { s.mu.Lock(); s.deny = deny; s.mu.Unlock() }
@@ -170,7 +202,7 @@ func (s *Server) IssuedTokens() []string {
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	s.mu.Lock()
-	deny := s.deny
+	deny, sendIss := s.deny, s.issSent
 	s.mu.Unlock()
 	ar, err := s.provider.NewAuthorizeRequest(ctx, r)
 	if err != nil {
@@ -188,6 +220,9 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.provider.WriteAuthorizeError(ctx, w, ar, err)
 		return
+	}
+	if sendIss {
+		resp.AddParameter("iss", s.URL)
 	}
 	s.provider.WriteAuthorizeResponse(ctx, w, ar, resp)
 }
