@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -73,7 +74,21 @@ type Client struct {
 	opts      ClientOptions
 	transport *http.Transport
 	direct    *directTransport // plain-HTTP/1.1 calls (see directEligible)
+
+	// scoped holds clones of transport, one per credential scope (see
+	// directTransport.withScope), for the calls the direct transport does
+	// not take (https://): their kept-alive connections, too, are shared
+	// only between calls made with the same value. At most
+	// maxScopedTransports; the one evicted closes its idle connections.
+	scopedMu sync.Mutex
+	scoped   map[string]*http.Transport
 }
+
+// maxScopedTransports bounds Client.scoped: the number of credential
+// values whose https:// connections are kept apart at once. Past it, a
+// scope's transport is dropped and rebuilt on its next call (a new TLS
+// handshake, nothing else).
+const maxScopedTransports = 512
 
 // NewClient builds a Client; zero options take their defaults. It cannot
 // fail.
@@ -122,7 +137,7 @@ func NewClient(opts ClientOptions) *Client {
 		// compressed body through unscrubbed.
 		DisableCompression: true,
 	}
-	return &Client{opts: opts, transport: t, direct: newDirectTransport(dial, opts.ResponseHeaderTimeout)}
+	return &Client{opts: opts, transport: t, direct: newDirectTransport(dial, opts.ResponseHeaderTimeout), scoped: map[string]*http.Transport{}}
 }
 
 // dialCheck is the dialer's Control hook: it runs for every address the
@@ -168,6 +183,36 @@ func (c *Client) HTTPClient() *http.Client {
 func (c *Client) CloseIdleConnections() {
 	c.transport.CloseIdleConnections()
 	c.direct.closeIdle()
+	c.scopedMu.Lock()
+	for _, t := range c.scoped {
+		t.CloseIdleConnections()
+	}
+	c.scopedMu.Unlock()
+}
+
+// netTransport is the net/http Transport for req: the clone kept for the
+// credential scope of req's context, else the shared one (no scope: a
+// call that is not Do's).
+func (c *Client) netTransport(req *http.Request) *http.Transport {
+	scope, _ := req.Context().Value(scopeCtxKey{}).(string)
+	if scope == "" {
+		return c.transport
+	}
+	c.scopedMu.Lock()
+	defer c.scopedMu.Unlock()
+	if t, ok := c.scoped[scope]; ok {
+		return t
+	}
+	if len(c.scoped) >= maxScopedTransports {
+		for k, old := range c.scoped { // any one: map order
+			old.CloseIdleConnections()
+			delete(c.scoped, k)
+			break
+		}
+	}
+	t := c.transport.Clone()
+	c.scoped[scope] = t
+	return t
 }
 
 // roundTrip sends one hop: over the direct transport when it takes the
@@ -176,7 +221,7 @@ func (c *Client) roundTrip(req *http.Request) (*http.Response, error) {
 	if directEligible(req) {
 		return c.direct.RoundTrip(req)
 	}
-	return c.transport.RoundTrip(req)
+	return c.netTransport(req).RoundTrip(req)
 }
 
 // Do applies the credential to a copy of req (as Apply does; req itself is

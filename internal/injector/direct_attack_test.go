@@ -3,6 +3,7 @@ package injector
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -559,5 +560,31 @@ func TestDirectAttackCallerSmugglesThroughUpstream(t *testing.T) {
 	}
 	if strings.Contains(gotB, "spoofed") || !strings.HasPrefix(gotB, "echo:") || strings.Contains(gotM, "tenantB") {
 		t.Fatalf("B read %q, then M read %q; want B's own answer, and never B's secret for M", gotB, gotM)
+	}
+}
+
+// TestHTTPSConnectionsKeptPerCredential: calls to an https:// upstream
+// (net/http's transport, not the direct one) share kept-alive connections
+// only with calls made with the same credential value, as the direct
+// transport's do, so that an upstream that loses HTTP/1.1's framing cannot
+// hand one credential's answer to another's caller there either.
+func TestHTTPSConnectionsKeptPerCredential(t *testing.T) {
+	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }, nil, true)
+	client := testClient(t, ClientOptions{})
+	pool := x509.NewCertPool()
+	pool.AddCert(up.srv.Certificate())
+	client.transport.TLSClientConfig.RootCAs = pool
+	cred := &credvault.Credential{Placement: "bearer", BaseURL: up.url(), AllowedHosts: []string{up.host()}}
+	values := []string{testValue, testValue, secretB, testValue, secretB}
+	want := []int64{1, 1, 2, 2, 2} // connections accepted after each call
+	for i, v := range values {
+		resp, err := client.Do(newRequest(t, http.MethodGet, up.url()+"/", nil), cred, credvault.NewSecret(v))
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		readAll(t, resp.Body)
+		if n := up.conns.Load(); n != want[i] {
+			t.Fatalf("call %d: %d connections, want %d (one per credential value, reused by its own calls)", i, n, want[i])
+		}
 	}
 }
