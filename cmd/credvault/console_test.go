@@ -579,7 +579,8 @@ func TestConsoleSessionPurge(t *testing.T) {
 	for range 3 {
 		newBrowserish(t, inst.url).signInWithLink(newLink(t, cl, inst, ownerKey, ownerID))
 	}
-	newLink(t, cl, inst, ownerKey, ownerID) // unused, still valid
+	newLink(t, cl, inst, ownerKey, ownerID)      // unused, still valid
+	waitStartRuns(t, cl.dbURL, "purge_sessions") // its start run would purge the rows planted below
 	execSQL(t, cl.dbURL, `UPDATE console_sessions SET last_seen_at = now() - interval '2 hours'
 		WHERE id = (SELECT id FROM console_sessions ORDER BY created_at LIMIT 1)`)
 	execSQL(t, cl.dbURL, `UPDATE console_sessions SET expires_at = now() - interval '1 minute'

@@ -29,3 +29,19 @@ func TestJobsRunOnceAcrossInstances(t *testing.T) {
 		t.Errorf("session purge jobs after three starts: %d, want one to three (at most one a start)", n)
 	}
 }
+
+// waitStartRuns waits (up to 20 s) until the periodic function name has
+// run at least once and no run of it is queued or running: each instance's
+// start queues one (see jobs.Runner.Every), and a test that plants rows
+// for the function to find must not have a start run take them first.
+func waitStartRuns(t *testing.T, dbURL, name string) {
+	t.Helper()
+	q := `SELECT count(*) FILTER (WHERE state <> 'completed') + CASE WHEN count(*) FILTER (WHERE state = 'completed') = 0 THEN 1 ELSE 0 END
+		FROM river_job WHERE kind = 'credvault_every' AND args->>'name' = '` + name + `'`
+	for deadline := time.Now().Add(20 * time.Second); countRows(t, dbURL, q) > 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the periodic function %s did not finish its start run within 20 s", name)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -328,14 +328,7 @@ func TestOAuthSingleFlightAcrossInstances(t *testing.T) {
 	// Each instance's start runs the job once (two runs, or one when the
 	// second start came while the first's run was queued): let them pass
 	// before the connection exists.
-	for deadline := time.Now().Add(20 * time.Second); countRows(t, e.cl.dbURL,
-		`SELECT count(*) FILTER (WHERE state <> 'completed') + CASE WHEN count(*) FILTER (WHERE state = 'completed') = 0 THEN 1 ELSE 0 END
-		FROM river_job WHERE kind = 'credvault_every' AND args->>'name' = 'oauth_refresh'`) > 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("the proactive refresh job did not run within 20 s of start")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitStartRuns(t, e.cl.dbURL, "oauth_refresh")
 	id := e.connect()
 	exp, _ := time.Parse(time.RFC3339Nano, e.oauthOf(id)["expires_at"].(string))
 	for i := range e.insts {
