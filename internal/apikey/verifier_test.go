@@ -3,6 +3,7 @@ package apikey_test
 import (
 	"context"
 	"encoding/hex"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,13 +29,23 @@ func newVerifier(tb testing.TB) (*apikey.Verifier, string) {
 	return v, res.APIKey.Reveal()
 }
 
+// otherLast returns key with its last character changed, always to a
+// different one (appending a fixed "x" left a key that ended in x valid,
+// 1 in 62).
+func otherLast(key string) string {
+	if strings.HasSuffix(key, "x") {
+		return key[:len(key)-1] + "y"
+	}
+	return key[:len(key)-1] + "x"
+}
+
 func TestVerifierCodes(t *testing.T) {
 	v, key := newVerifier(t)
 	ctx := context.Background()
 	unknown, _ := apikey.Generate("cv", "live")
 	for name, tc := range map[string]struct{ key, want string }{
 		"valid":     {key, credvault.VerifyValid},
-		"malformed": {key[:len(key)-1] + "x", credvault.VerifyMalformed},
+		"malformed": {otherLast(key), credvault.VerifyMalformed},
 		"unknown":   {unknown.Reveal(), credvault.VerifyNotFound},
 		"empty":     {"", credvault.VerifyMalformed},
 	} {
@@ -87,7 +98,7 @@ func BenchmarkVerifyCached(b *testing.B) {
 // checksum alone.
 func BenchmarkVerifyBadChecksum(b *testing.B) {
 	v, key := newVerifier(b)
-	bad := key[:len(key)-1] + "x"
+	bad := otherLast(key)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
