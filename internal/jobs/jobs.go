@@ -256,9 +256,19 @@ func (r *Runner) Stop(ctx context.Context) {
 		return
 	}
 	if err := r.client.Stop(ctx); err != nil {
-		_ = r.client.StopAndCancel(context.Background())
+		// Cancel what still runs, and wait for it a bounded time: a job
+		// that ignores its context must not hold the process's shutdown
+		// (River then records it as running; the rescuer reruns it).
+		cctx, cancel := context.WithTimeout(context.Background(), stopAndCancelWait)
+		defer cancel()
+		if err := r.client.StopAndCancel(cctx); err != nil {
+			r.cfg.Logger.Warn("background jobs: some did not return after cancellation; stopping without them", "wait", stopAndCancelWait.String())
+		}
 	}
 }
+
+// stopAndCancelWait bounds how long Stop waits for cancelled jobs.
+const stopAndCancelWait = 5 * time.Second
 
 // Migrate creates or upgrades River's tables (river_job, river_leader, …)
 // in the database's search path, under an advisory lock so that instances
