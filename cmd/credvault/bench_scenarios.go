@@ -125,8 +125,8 @@ func (bn *benchRun) setup(ctx context.Context, env benchEnv) error {
 		return err
 	}
 	bn.owner, bn.orgID, bn.userID = res.APIKey.Reveal(), res.OrgID, res.UserID
-	// Only the verify and nginx groups send the seeded keys.
-	if bn.runs("verify") || bn.runs("nginx") {
+	// Only the verify, events and nginx groups send the seeded keys.
+	if bn.runs("verify") || bn.runs("events") || bn.runs("nginx") {
 		fmt.Fprintf(bn.out, "bench: seeding %d API keys (%d of them sent in requests)\n", bn.opts.coldKeys, bn.opts.poolKeys)
 		if bn.pool, err = seedKeys(ctx, bn.a.db, bn.orgID, bn.userID, bn.opts.coldKeys, bn.opts.poolKeys, bn.out); err != nil {
 			return err

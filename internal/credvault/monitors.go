@@ -139,7 +139,7 @@ func SystemPrincipal(orgID string) *Principal {
 func (s *MonitorService) RunHealthCheck(ctx context.Context, orgID, credentialID string, slot time.Time) (*HealthCheck, error) {
 	ctx = WithCaller(ctx, SystemPrincipal(orgID), "")
 	hc := &HealthCheck{Slot: slot}
-	res, err := s.Proxy.Test(ctx, credentialID)
+	res, c, err := s.Proxy.test(ctx, credentialID)
 	switch {
 	case ErrorCode(err) == ENOTFOUND:
 		return nil, err
@@ -157,7 +157,7 @@ func (s *MonitorService) RunHealthCheck(ctx context.Context, orgID, credentialID
 		status = HealthHealthy
 	}
 	name := ""
-	if c, _, err := s.Credentials.FindCredential(ctx, credentialID); err == nil {
+	if c != nil {
 		name = c.Name
 	}
 	err = s.Store.RecordHealthCheck(ctx, credentialID, hc, status, func(before string) *AuditEvent {

@@ -422,10 +422,22 @@ type TestResult struct {
 // An upstream failure is a result, not an error. Errors: those of
 // UseCredential; EINVALID when there is no test_request or base_url.
 func (s *ProxyService) Test(ctx context.Context, credentialID string) (*TestResult, error) {
+	res, _, err := s.test(ctx, credentialID)
+	return res, err
+}
+
+// test is Test, also returning the credential it tested (nil when it was
+// not found), so that a scheduled check names it without reading it again.
+func (s *ProxyService) test(ctx context.Context, credentialID string) (*TestResult, *Credential, error) {
 	c, _, err := s.Credentials.FindCredential(ctx, credentialID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	res, err := s.testFound(ctx, c)
+	return res, c, err
+}
+
+func (s *ProxyService) testFound(ctx context.Context, c *Credential) (*TestResult, error) {
 	if c.TestRequest == nil || c.BaseURL == "" {
 		return nil, Errorf(EINVALID, "this credential has no test_request and base_url to test with; set them with PATCH")
 	}
