@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -136,7 +137,10 @@ func (l *eventLoad) close() {
 // short load of each hot path. The ratio reported is the median over the
 // pairs of on/off (requests per second), the figure that one slow round on
 // a shared machine moves least; the per-pair ratios and the merged figures
-// are in the result too. The hot paths only count in memory, so the
+// are in the result too, and so is the median on/off of the serving
+// process's CPU per request with the background's CPU taken out (its rate
+// measured with no load just before each round), with the background's
+// CPU in each state in cores. The hot paths only count in memory, so the
 // ratios should be about 1. BenchmarkEventStreamOverhead is the finer
 // method (more pairs, several check rates).
 func (bn *benchRun) eventsOverhead(ctx context.Context) ([]scenarioResult, error) {
@@ -160,6 +164,8 @@ func (bn *benchRun) eventsOverhead(ctx context.Context) ([]scenarioResult, error
 	const eventPairs = 4
 	var off, on [2]bench.Result // verify, proxy: merged over the pairs
 	var ratios [2][]float64     // per pair, on/off
+	var cpuRatios [2][]float64  // per pair, on/off of CPU per request with the background taken out
+	var idle, idleCPU [2]time.Duration
 	checksBefore, hooksBefore, revokedBefore := bn.countChecks(ctx), load.received.Load(), load.revoked.Load()
 	leg := bn.opts.duration / eventPairs
 	for pair := 1; pair <= eventPairs; pair++ {
@@ -168,13 +174,26 @@ func (bn *benchRun) eventsOverhead(ctx context.Context) ([]scenarioResult, error
 			order = []bool{true, false}
 		}
 		var got [2][2]bench.Result // [stream off/on][verify/proxy]
+		var rates [2]float64       // the background's CPU rate, per state
 		for _, stream := range order {
 			if err := load.set(ctx, stream, benchChecksPerSecond); err != nil {
 				return nil, err
 			}
-			// Let the other state's work drain, or this one's begin:
-			// the health scan claims every second.
-			time.Sleep(time.Second)
+			// Let the other state's work drain, or this one's begin
+			// (the health scan claims every second), then take the
+			// background's CPU rate in this state, with no load.
+			time.Sleep(time.Second / 2)
+			c0, _ := bench.ProcessCPU(os.Getpid(), false)
+			t0 := time.Now()
+			time.Sleep(time.Second / 2)
+			c1, _ := bench.ProcessCPU(os.Getpid(), false)
+			si := 0
+			if stream {
+				si = 1
+			}
+			idleCPU[si] += c1 - c0
+			idle[si] += time.Since(t0)
+			rate := float64(c1-c0) / float64(time.Since(t0))
 			label := map[bool]string{false: "off", true: "on"}[stream]
 			v, err := bn.loadFor(ctx, fmt.Sprintf("verify-cached, event stream %s, pair %d/%d", label, pair, eventPairs), leg, checks)
 			if err != nil {
@@ -184,16 +203,16 @@ func (bn *benchRun) eventsOverhead(ctx context.Context) ([]scenarioResult, error
 			if err != nil {
 				return nil, err
 			}
-			i := 0
-			if stream {
-				i = 1
-			}
-			got[i] = [2]bench.Result{v, p}
+			got[si] = [2]bench.Result{v, p}
+			rates[si] = rate
 		}
 		for k := range 2 {
 			off[k], on[k] = bench.Merge(off[k], got[0][k]), bench.Merge(on[k], got[1][k])
 			if r := got[0][k].RPS(); r > 0 {
 				ratios[k] = append(ratios[k], got[1][k].RPS()/r)
+			}
+			if c := hotCPU(got[0][k], rates[0]); c > 0 {
+				cpuRatios[k] = append(cpuRatios[k], hotCPU(got[1][k], rates[1])/c)
 			}
 		}
 	}
@@ -207,12 +226,26 @@ func (bn *benchRun) eventsOverhead(ctx context.Context) ([]scenarioResult, error
 		r.Extra["merged_ratio"] = round2(r.Ratio)
 		r.Ratio = median(ratios[k])
 		r.Extra["pair_ratios"] = roundAll(ratios[k])
+		r.Extra["cpu_per_req_on_off"] = round2(median(cpuRatios[k]))
+		r.Extra["pair_cpu_ratios"] = roundAll(cpuRatios[k])
+		r.Extra["background_cores_off"] = round2(idleCPU[0].Seconds() / idle[0].Seconds())
+		r.Extra["background_cores_on"] = round2(idleCPU[1].Seconds() / idle[1].Seconds())
 		r.Extra["health_checks_run"] = bn.countChecks(ctx) - checksBefore
 		r.Extra["health_checks_per_second_on"] = benchChecksPerSecond
 		r.Extra["webhook_requests"] = load.received.Load() - hooksBefore
 		r.Extra["revocations"] = load.revoked.Load() - revokedBefore
 	}
 	return []scenarioResult{rv, rp}, nil
+}
+
+// hotCPU is r's serving-process CPU per request with the background's
+// (rate, the process's CPU per second of wall time with no load) taken
+// out, in ns; 0 when not measured.
+func hotCPU(r bench.Result, rate float64) float64 {
+	if r.Requests == 0 || r.CPU == 0 {
+		return 0
+	}
+	return (float64(r.CPU) - rate*float64(r.Elapsed)) / float64(r.Requests)
 }
 
 // median is the middle of v (the mean of the two middle values for an
