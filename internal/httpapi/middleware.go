@@ -30,13 +30,17 @@ const (
 // costs no allocation for it.
 func (s *Server) requestIDMiddleware(c *fiber.Ctx) error {
 	if in := c.Request().Header.Peek(headerRequestID); plainID(in) {
-		c.Response().Header.SetBytesV(headerRequestID, in)
+		c.Response().Header.SetCanonical(headerRequestIDName, in)
 	} else {
 		var buf [32]byte
-		c.Response().Header.SetBytesV(headerRequestID, appendRequestID(buf[:0]))
+		c.Response().Header.SetCanonical(headerRequestIDName, appendRequestID(buf[:0]))
 	}
 	return c.Next()
 }
+
+// headerRequestIDName is headerRequestID as the canonical bytes fasthttp
+// sets without normalizing them again.
+var headerRequestIDName = []byte(headerRequestID)
 
 func plainID(id []byte) bool {
 	if len(id) == 0 || len(id) > 128 {
@@ -76,7 +80,7 @@ func requestID(c *fiber.Ctx) string {
 	}
 	var buf [32]byte
 	id := appendRequestID(buf[:0])
-	c.Response().Header.SetBytesV(headerRequestID, id)
+	c.Response().Header.SetCanonical(headerRequestIDName, id)
 	return string(id)
 }
 
