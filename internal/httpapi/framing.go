@@ -72,10 +72,10 @@ type framingConn struct {
 	// front, and each feed refills it from the start, so that it is not
 	// reallocated on every read.
 	readyBuf []byte
-	state int
-	left  int64 // bytes of body or chunk data still to pass
-	err   error // the connection's read error, after ready is drained
-	pages pagePaths
+	state    int
+	left     int64 // bytes of body or chunk data still to pass
+	err      error // the connection's read error, after ready is drained
+	pages    pagePaths
 
 	mu     sync.Mutex
 	refuse *headRefusal // why a request was refused; nil when none

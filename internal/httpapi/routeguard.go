@@ -31,6 +31,7 @@ type tableRoute struct {
 	segments []string // "v1", "users", ":id"; a final "*" takes the rest
 	allow    string   // e.g. "GET, HEAD, PATCH"
 	methods  map[string]bool
+	series   seriesSlots // this route's metric series, by method and status
 }
 
 // newRouteTable builds the table from the routes registered on app (not
