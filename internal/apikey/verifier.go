@@ -92,6 +92,9 @@ type entry struct {
 	key        *credvault.AuthKey
 	loaded     int64       // unix nanos
 	refreshing atomic.Bool // a background reload is under way
+	// usage is the key's usage cell of the day (usedTimes.record), so
+	// that counting a verification takes no lock.
+	usage atomic.Pointer[usageCell]
 }
 
 // Stats counts what the verifier did, for tests, benchmarks and metrics.
@@ -189,14 +192,14 @@ func (v *Verifier) Verify(ctx context.Context, key string) (credvault.Verificati
 	}
 	hash := Hash(key)
 	now := v.opts.Now() // one clock read per verification
-	ak, err := v.lookup(ctx, hash, now.UnixNano())
+	ak, usage, err := v.lookup(ctx, hash, now.UnixNano())
 	if err != nil {
 		if credvault.ErrorCode(err) == credvault.ENOTFOUND {
 			return credvault.Verification{Code: credvault.VerifyNotFound}, nil
 		}
 		return credvault.Verification{}, err
 	}
-	return v.admit(ctx, ak, hash, now)
+	return v.admit(ctx, ak, usage, hash, now)
 }
 
 // verifyJWT checks a JWT key. A token this instance verified before is in
@@ -208,14 +211,19 @@ func (v *Verifier) Verify(ctx context.Context, key string) (credvault.Verificati
 func (v *Verifier) verifyJWT(ctx context.Context, token string) (credvault.Verification, error) {
 	hash := hashLong(token)
 	now := v.opts.Now()
-	ak, hit := v.cached(hash, now.UnixNano())
-	if !hit {
+	var (
+		ak    *credvault.AuthKey
+		usage *atomic.Pointer[usageCell]
+	)
+	if e := v.cached(hash, now.UnixNano()); e != nil {
+		ak, usage = e.key, &e.usage
+	} else {
 		code, claims := v.checkJWT(ctx, token, now)
 		if code != "" {
 			return credvault.Verification{Code: code}, nil
 		}
 		var err error
-		if ak, err = v.lookup(ctx, hash, now.UnixNano()); err != nil {
+		if ak, usage, err = v.lookup(ctx, hash, now.UnixNano()); err != nil {
 			if credvault.ErrorCode(err) == credvault.ENOTFOUND {
 				return credvault.Verification{Code: credvault.VerifyNotFound}, nil
 			}
@@ -228,16 +236,17 @@ func (v *Verifier) verifyJWT(ctx context.Context, token string) (credvault.Verif
 	if ak.Format == credvault.KeyFormatJWT && ak.SigningVersion < v.opts.SigningKeys.MinVersion() {
 		return credvault.Verification{Code: credvault.VerifyKeyRetired, Key: ak}, nil
 	}
-	return v.admit(ctx, ak, hash, now)
+	return v.admit(ctx, ak, usage, hash, now)
 }
 
 // admit finishes a verification of a found key of either format:
 // revocation, expiry, the key's and its integration's switches (before
 // the rate limit, so that a disabled key's calls leave its window as it
-// was), last-used time and the rate limit.
-func (v *Verifier) admit(ctx context.Context, ak *credvault.AuthKey, hash [32]byte, now time.Time) (credvault.Verification, error) {
+// was), last-used time and the rate limit. usage is the key's cache
+// entry's usage cell, nil for a key that is not cached.
+func (v *Verifier) admit(ctx context.Context, ak *credvault.AuthKey, usage *atomic.Pointer[usageCell], hash [32]byte, now time.Time) (credvault.Verification, error) {
 	refused := func(code string, outcome int) (credvault.Verification, error) {
-		v.used.count(hash[1], ak, now, outcome)
+		v.used.record(hash[1], usage, ak, now, outcome, false)
 		return credvault.Verification{Code: code, Key: ak}, nil
 	}
 	switch {
@@ -258,37 +267,39 @@ func (v *Verifier) admit(ctx context.Context, ak *credvault.AuthKey, hash [32]by
 			// an error here is a bug, and refusing every call would turn it
 			// into an outage.
 			v.log.Error("rate limiter failed; allowing the request", "key_id", ak.ID, "error", err.Error())
-			v.used.markCount(hash[1], ak, now, outcomeValid)
+			v.used.record(hash[1], usage, ak, now, outcomeValid, true)
 			return res, nil
 		}
 		res.Rate = credvault.RateDecision{Limited: true, Allowed: d.Allowed, Limit: d.Limit, Remaining: d.Remaining, Reset: d.Reset, RetryAfter: d.RetryAfter}
 		if !d.Allowed {
 			res.Code = credvault.VerifyRateLimited
 			v.stats.RateLimited.Add(1)
-			v.used.markCount(hash[1], ak, now, outcomeRateLimited)
+			v.used.record(hash[1], usage, ak, now, outcomeRateLimited, true)
 			return res, nil
 		} else {
 			v.stats.RateAllowed.Add(1)
 		}
 	}
-	v.used.markCount(hash[1], ak, now, outcomeValid)
+	v.used.record(hash[1], usage, ak, now, outcomeValid, true)
 	return res, nil
 }
 
 // lookup finds the key by hash: the cache, then the known-key set and
 // negative cache (no database), then PostgreSQL, once per hash at a time.
-func (v *Verifier) lookup(ctx context.Context, hash [32]byte, now int64) (*credvault.AuthKey, error) {
-	if ak, ok := v.cached(hash, now); ok {
-		return ak, nil
+// usage is the cache entry's usage cell, nil for a key read from the
+// database.
+func (v *Verifier) lookup(ctx context.Context, hash [32]byte, now int64) (ak *credvault.AuthKey, usage *atomic.Pointer[usageCell], err error) {
+	if e := v.cached(hash, now); e != nil {
+		return e.key, &e.usage, nil
 	}
 	if !v.opts.DisableCache {
 		if until, ok := v.negative.get(hash); ok && now < until {
 			v.stats.UnknownFast.Add(1)
-			return nil, errUnknown
+			return nil, nil, errUnknown
 		}
 		if !v.known.mayContain(hash) && !v.miss.Allow() {
 			v.stats.UnknownFast.Add(1)
-			return nil, errUnknown
+			return nil, nil, errUnknown
 		}
 	}
 	f, err := v.fetch(ctx, hash)
@@ -296,36 +307,37 @@ func (v *Verifier) lookup(ctx context.Context, hash [32]byte, now int64) (*credv
 		if credvault.ErrorCode(err) == credvault.ENOTFOUND && !v.opts.DisableCache {
 			v.negative.put(hash, v.opts.Now().Add(v.opts.NegativeTTL).UnixNano())
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	if !v.opts.DisableCache {
 		v.keep(hash, f, now)
 		v.known.add(hash)
 	}
-	return f.key, nil
+	return f.key, nil, nil
 }
 
 // cached answers from the cache: a fresh entry, or one past the TTL but
 // recent, which is answered from while it reloads in the background (so
 // that a busy key does not stall a request every TTL; changes arrive by
 // NOTIFY long before, the TTL only bounds a missed one).
-func (v *Verifier) cached(hash [32]byte, now int64) (*credvault.AuthKey, bool) {
+// It returns nil when the key must be read.
+func (v *Verifier) cached(hash [32]byte, now int64) *entry {
 	if v.opts.DisableCache {
-		return nil, false
+		return nil
 	}
 	e, ok := v.cache.get(hash)
 	if !ok {
-		return nil, false
+		return nil
 	}
 	age := now - e.loaded
 	if age >= 2*int64(v.opts.CacheTTL) {
-		return nil, false
+		return nil
 	}
 	v.stats.CacheHits.Add(1)
 	if age >= int64(v.opts.CacheTTL) && e.refreshing.CompareAndSwap(false, true) {
 		v.refresh(hash)
 	}
-	return e.key, true
+	return e
 }
 
 // fetched is a key read from the database with the invalidation
@@ -568,117 +580,4 @@ func (s *shardedMap[V]) clear() {
 		clear(s.shards[i].m)
 		s.shards[i].Unlock()
 	}
-}
-
-// usedTimes collects last-used times and per-key daily verification
-// counts between write-backs, in shards (by key hash) so that concurrent
-// verifications of different keys do not queue on one lock.
-type usedTimes struct {
-	shards [64]struct {
-		sync.Mutex
-		m      map[string]time.Time
-		counts map[dayKey]outcomeCounts
-	}
-}
-
-// dayKey is a key id, its integration's id ("" for none) when verified,
-// and a UTC day (days since the Unix epoch).
-type dayKey struct {
-	id, integration string
-	day             int64
-}
-
-// Verification outcomes, the indexes of a dayKey's counts.
-const (
-	outcomeValid = iota
-	outcomeRateLimited
-	outcomeRevoked
-	outcomeExpired
-	outcomeKeyDisabled
-	outcomeIntegrationDisabled
-	numOutcomes
-)
-
-type outcomeCounts [numOutcomes]int64
-
-func (u *usedTimes) init() {
-	for i := range u.shards {
-		u.shards[i].m = map[string]time.Time{}
-		u.shards[i].counts = map[dayKey]outcomeCounts{}
-	}
-}
-
-// count adds one verification outcome for the key on t's UTC day.
-func (u *usedTimes) count(shard byte, ak *credvault.AuthKey, t time.Time, outcome int) {
-	sh := &u.shards[shard&63]
-	k := dayKey{id: ak.ID, integration: ak.IntegrationID, day: t.Unix() / 86400}
-	sh.Lock()
-	n := sh.counts[k]
-	n[outcome]++
-	sh.counts[k] = n
-	sh.Unlock()
-}
-
-// markCount records a use and its outcome under one lock.
-func (u *usedTimes) markCount(shard byte, ak *credvault.AuthKey, t time.Time, outcome int) {
-	sh := &u.shards[shard&63]
-	id := ak.ID
-	k := dayKey{id: id, integration: ak.IntegrationID, day: t.Unix() / 86400}
-	sh.Lock()
-	if t.After(sh.m[id]) {
-		sh.m[id] = t
-	}
-	n := sh.counts[k]
-	n[outcome]++
-	sh.counts[k] = n
-	sh.Unlock()
-}
-
-// restoreCounts puts back counts a failed write-back took.
-func (u *usedTimes) restoreCounts(counts map[dayKey]outcomeCounts) {
-	sh := &u.shards[0]
-	sh.Lock()
-	for k, n := range counts {
-		m := sh.counts[k]
-		for i := range n {
-			m[i] += n[i]
-		}
-		sh.counts[k] = m
-	}
-	sh.Unlock()
-}
-
-func (u *usedTimes) mark(shard byte, id string, t time.Time) {
-	sh := &u.shards[shard&63]
-	sh.Lock()
-	if t.After(sh.m[id]) {
-		sh.m[id] = t
-	}
-	sh.Unlock()
-}
-
-// swap takes everything collected so far.
-func (u *usedTimes) swap() (map[string]time.Time, map[dayKey]outcomeCounts) {
-	out := map[string]time.Time{}
-	counts := map[dayKey]outcomeCounts{}
-	for i := range u.shards {
-		sh := &u.shards[i]
-		sh.Lock()
-		for id, t := range sh.m {
-			if t.After(out[id]) {
-				out[id] = t
-			}
-		}
-		for k, n := range sh.counts {
-			m := counts[k]
-			for j := range n {
-				m[j] += n[j]
-			}
-			counts[k] = m
-		}
-		clear(sh.m)
-		clear(sh.counts)
-		sh.Unlock()
-	}
-	return out, counts
 }

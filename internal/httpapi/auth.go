@@ -75,7 +75,7 @@ func ambiguousKey(first, second string) error {
 // or is named like, an API key.
 func (s *Server) keyInQuery(c *fiber.Ctx, checkNames bool) bool {
 	found := false
-	livePrefix, testPrefix := s.cfg.KeyPrefix+"_live_", s.cfg.KeyPrefix+"_test_"
+	livePrefix, testPrefix := s.keyPrefixes[0], s.keyPrefixes[1]
 	c.Context().QueryArgs().VisitAll(func(k, v []byte) {
 		if found {
 			return
@@ -205,13 +205,25 @@ func setRateHeaders(c *fiber.Ctx, d credvault.RateDecision) {
 	if !d.Limited {
 		return
 	}
-	c.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
-	c.Set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
-	c.Set("RateLimit-Reset", strconv.Itoa(ceilSeconds(d.Reset)))
+	// Canonical names and numbers formatted on the stack: c.Set would
+	// normalize each name and strconv.Itoa allocate each value over 99.
+	h := &c.Response().Header
+	var buf [20]byte
+	h.SetCanonical(headerRateLimit, strconv.AppendInt(buf[:0], int64(d.Limit), 10))
+	h.SetCanonical(headerRateRemaining, strconv.AppendInt(buf[:0], int64(d.Remaining), 10))
+	h.SetCanonical(headerRateReset, strconv.AppendInt(buf[:0], int64(ceilSeconds(d.Reset)), 10))
 	if !d.Allowed {
-		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(1, ceilSeconds(d.RetryAfter))))
+		h.SetCanonical(headerRetryAfter, strconv.AppendInt(buf[:0], int64(max(1, ceilSeconds(d.RetryAfter))), 10))
 	}
 }
+
+// The RateLimit headers' names in canonical form.
+var (
+	headerRateLimit     = []byte("Ratelimit-Limit")
+	headerRateRemaining = []byte("Ratelimit-Remaining")
+	headerRateReset     = []byte("Ratelimit-Reset")
+	headerRetryAfter    = []byte(fiber.HeaderRetryAfter)
+)
 
 // ceilSeconds rounds d up to whole seconds, as the headers count them.
 func ceilSeconds(d time.Duration) int {

@@ -1,6 +1,9 @@
 package httpapi
 
-import "testing"
+import (
+	"net"
+	"testing"
+)
 
 // BenchmarkFramingGuard measures what the framing guard costs per request
 // head (MB/s over the head's bytes): a proxied call as a workflow runner
@@ -20,6 +23,32 @@ func BenchmarkFramingGuard(b *testing.B) {
 		c.ready = c.ready[:0]
 		if r := c.feed(req); r != nil {
 			b.Fatal(r)
+		}
+	}
+}
+
+// repeatConn is a connection whose every Read returns the same request
+// head, as a keep-alive client sends one request after another.
+type repeatConn struct {
+	net.Conn
+	head []byte
+}
+
+func (c repeatConn) Read(p []byte) (int, error) { return copy(p, c.head), nil }
+
+// BenchmarkFramingConnGET is the framing guard as fasthttp reads through
+// it, for the request a forward-auth gateway or a load generator sends to
+// /v1/auth/check: a GET head that arrives whole in one read.
+func BenchmarkFramingConnGET(b *testing.B) {
+	head := []byte("GET /v1/auth/check HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n" +
+		"X-API-Key: cv_live_35bSWUXwbMav13ZVB95QZNaLDf2cd5n6SV7ty7atu_2fywqC\r\n\r\n")
+	c := &framingConn{Conn: repeatConn{head: head}}
+	p := make([]byte, readBufferSize)
+	b.SetBytes(int64(len(head)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if n, err := c.Read(p); err != nil || n != len(head) {
+			b.Fatal(n, err)
 		}
 	}
 }

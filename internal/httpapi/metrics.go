@@ -3,6 +3,7 @@ package httpapi
 import (
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -38,6 +39,23 @@ type seriesObs struct {
 	latency prometheus.Observer
 }
 
+// seriesSlots keep a matched route's series without the lock and the map
+// of metrics.series: the route's first series per slot (by method and
+// status), set once and never replaced, so that it allocates nothing in
+// a steady state; a series whose slot another holds goes through the
+// map. A route answers a few (method, status) pairs, most often one.
+type seriesSlots [16]atomic.Pointer[slotSeries]
+
+type slotSeries struct {
+	method string
+	status int
+	obs    seriesObs
+}
+
+func (t *seriesSlots) slot(method string, status int) *atomic.Pointer[slotSeries] {
+	return &t[(uint(status)*31+uint(len(method))+uint(method[0]))%uint(len(t))]
+}
+
 func newMetrics(reg *prometheus.Registry) *metrics {
 	m := &metrics{
 		reg: reg,
@@ -69,7 +87,28 @@ var statusText = func() (t [600]string) {
 	return t
 }()
 
-func (m *metrics) observe(method, route string, status int, elapsed time.Duration) {
+// observe counts one request and its latency. slots are the matched
+// route's (nil for none); method is a methodLabel constant.
+func (m *metrics) observe(method, route string, status int, elapsed time.Duration, slots *seriesSlots) {
+	var slot *atomic.Pointer[slotSeries]
+	if slots != nil {
+		slot = slots.slot(method, status)
+		if ss := slot.Load(); ss != nil && ss.status == status && ss.method == method {
+			ss.obs.count.Inc()
+			ss.obs.latency.Observe(elapsed.Seconds())
+			return
+		}
+	}
+	o := m.seriesOf(method, route, status)
+	if slot != nil && slot.Load() == nil {
+		slot.CompareAndSwap(nil, &slotSeries{method: method, status: status, obs: o})
+	}
+	o.count.Inc()
+	o.latency.Observe(elapsed.Seconds())
+}
+
+// seriesOf finds or makes the series of (method, route, status).
+func (m *metrics) seriesOf(method, route string, status int) seriesObs {
 	k := seriesKey{method, route, status}
 	m.mu.RLock()
 	o, ok := m.series[k]
@@ -87,8 +126,7 @@ func (m *metrics) observe(method, route string, status int, elapsed time.Duratio
 		m.series[k] = o
 		m.mu.Unlock()
 	}
-	o.count.Inc()
-	o.latency.Observe(elapsed.Seconds())
+	return o
 }
 
 func (s *Server) handleMetrics() fiber.Handler {

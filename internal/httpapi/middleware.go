@@ -30,13 +30,17 @@ const (
 // costs no allocation for it.
 func (s *Server) requestIDMiddleware(c *fiber.Ctx) error {
 	if in := c.Request().Header.Peek(headerRequestID); plainID(in) {
-		c.Response().Header.SetBytesV(headerRequestID, in)
+		c.Response().Header.SetCanonical(headerRequestIDName, in)
 	} else {
 		var buf [32]byte
-		c.Response().Header.SetBytesV(headerRequestID, appendRequestID(buf[:0]))
+		c.Response().Header.SetCanonical(headerRequestIDName, appendRequestID(buf[:0]))
 	}
 	return c.Next()
 }
+
+// headerRequestIDName is headerRequestID as the canonical bytes fasthttp
+// sets without normalizing them again.
+var headerRequestIDName = []byte(headerRequestID)
 
 func plainID(id []byte) bool {
 	if len(id) == 0 || len(id) > 128 {
@@ -76,7 +80,7 @@ func requestID(c *fiber.Ctx) string {
 	}
 	var buf [32]byte
 	id := appendRequestID(buf[:0])
-	c.Response().Header.SetBytesV(headerRequestID, id)
+	c.Response().Header.SetCanonical(headerRequestIDName, id)
 	return string(id)
 }
 
@@ -89,8 +93,19 @@ const routeLocal = "credvault.route"
 // own c.Route() is the middleware that answered, so a request refused by
 // the authentication of the /v1 group would be labelled "/v1".
 func routeOf(c *fiber.Ctx) string {
-	if r, ok := c.Locals(routeLocal).(*tableRoute); ok {
-		return r.path
+	return routeName(c, matchedRoute(c))
+}
+
+// matchedRoute is the *tableRoute routeGuard matched, nil when none.
+func matchedRoute(c *fiber.Ctx) *tableRoute {
+	r, _ := c.Locals(routeLocal).(*tableRoute)
+	return r
+}
+
+// routeName is routeOf given matchedRoute's answer.
+func routeName(c *fiber.Ctx, tr *tableRoute) string {
+	if tr != nil {
+		return tr.path
 	}
 	r := c.Route()
 	if r == nil || r.Path == "" || r.Path == "/" && c.Path() != "/" {
@@ -126,9 +141,14 @@ func (s *Server) observeMiddleware(c *fiber.Ctx) error {
 	}
 	elapsed := time.Since(start)
 	status := c.Response().StatusCode()
-	route := routeOf(c)
+	tr := matchedRoute(c)
+	route := routeName(c, tr)
 	method := methodLabel(c.Method())
-	s.metrics.observe(method, route, status, elapsed)
+	var slots *seriesSlots
+	if tr != nil {
+		slots = &tr.series
+	}
+	s.metrics.observe(method, route, status, elapsed, slots)
 	if s.log.Enabled(c.UserContext(), slog.LevelDebug) { // spare the hot path the attribute boxing
 		attrs := []any{"request_id", requestID(c), "method", method, "route", route,
 			"status", status, "duration_ms", float64(elapsed.Microseconds()) / 1000, "client_ip", c.IP()}

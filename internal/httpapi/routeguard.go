@@ -17,13 +17,21 @@ import (
 // errs towards "known", which sends the request on to authentication.
 type routeTable struct {
 	routes []tableRoute
+	// exact holds lookup's answer for each method of each template that
+	// has no parameter, asked with the template itself as the path (the
+	// path every gateway sends to /v1/auth/check), so that those are
+	// answered with one map read instead of a walk of the table.
+	exact map[methodPath]*tableRoute
 }
+
+type methodPath struct{ method, path string }
 
 type tableRoute struct {
 	path     string   // the template as registered, "/v1/users/:id"
 	segments []string // "v1", "users", ":id"; a final "*" takes the rest
 	allow    string   // e.g. "GET, HEAD, PATCH"
 	methods  map[string]bool
+	series   seriesSlots // this route's metric series, by method and status
 }
 
 // newRouteTable builds the table from the routes registered on app (not
@@ -47,6 +55,18 @@ func newRouteTable(app *fiber.App) *routeTable {
 		sort.Strings(methods)
 		t.routes = append(t.routes, tableRoute{path: p, segments: splitPath(p), allow: strings.Join(methods, ", "), methods: byPath[p]})
 	}
+	t.exact = map[methodPath]*tableRoute{}
+	for i := range t.routes {
+		r := &t.routes[i]
+		if strings.ContainsAny(r.path, ":*") {
+			continue
+		}
+		for m := range r.methods {
+			if found, _, _ := t.walk(m, r.path); found != nil {
+				t.exact[methodPath{m, r.path}] = found
+			}
+		}
+	}
 	return t
 }
 
@@ -63,6 +83,14 @@ func splitPath(p string) []string {
 // any template matches path, and allow lists the methods of those that
 // do. It allocates only for a 405.
 func (t *routeTable) lookup(method, path string) (route *tableRoute, known bool, allow string) {
+	if r := t.exact[methodPath{method, path}]; r != nil {
+		return r, true, ""
+	}
+	return t.walk(method, path)
+}
+
+// walk is lookup through the whole table.
+func (t *routeTable) walk(method, path string) (route *tableRoute, known bool, allow string) {
 	var allows []string
 	for i := range t.routes {
 		r := &t.routes[i]

@@ -126,6 +126,9 @@ type Server struct {
 	// pages are the paths that answer HTML (the console's, the OAuth
 	// callback), for the framing guard's refusals.
 	pages pagePaths
+	// keyPrefixes are the starts of a live and a test key
+	// ("cv_live_", "cv_test_"), which keyInQuery looks for.
+	keyPrefixes [2]string
 }
 
 // NewServer builds the Fiber app with every route of the API.
@@ -148,7 +151,8 @@ func NewServer(cfg Config) *Server {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registry), authErrs: newAuthErrors(cfg.AuthHeaders)}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registry), authErrs: newAuthErrors(cfg.AuthHeaders),
+		keyPrefixes: [2]string{cfg.KeyPrefix + "_live_", cfg.KeyPrefix + "_test_"}}
 	s.refusals = newRefusalLog(cfg.Logger, cfg.Telemetry.LogLinesSuppressed)
 	if cfg.Refusals != nil {
 		s.refusals.counter = cfg.Refusals.Refused
