@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -76,7 +77,7 @@ type Client struct {
 	direct    *directTransport // plain-HTTP/1.1 calls (see directEligible)
 
 	// scoped holds clones of transport, one per credential scope (see
-	// directTransport.withScope), for the calls the direct transport does
+	// directTransport.scopeOf), for the calls the direct transport does
 	// not take (https://): their kept-alive connections, too, are shared
 	// only between calls made with the same value. At most
 	// maxScopedTransports; the one evicted closes its idle connections.
@@ -216,12 +217,17 @@ func (c *Client) netTransport(req *http.Request) *http.Transport {
 }
 
 // roundTrip sends one hop: over the direct transport when it takes the
-// request (plain http, see directEligible), else over net/http's.
+// request (plain http, see directEligible), else over net/http's, with the
+// call's context as a context of Go's own (see callCtx).
 func (c *Client) roundTrip(req *http.Request) (*http.Response, error) {
 	if directEligible(req) {
 		return c.direct.RoundTrip(req)
 	}
-	return c.netTransport(req).RoundTrip(req)
+	t := c.netTransport(req)
+	if cc, ok := req.Context().(*callCtx); ok {
+		req = req.WithContext(cc.realCtx())
+	}
+	return t.RoundTrip(req)
 }
 
 // Do applies the credential to a copy of req (as Apply does; req itself is
@@ -277,8 +283,8 @@ func (c *Client) Do(req *http.Request, cred *credvault.Credential, value credvau
 		closeBody(req)
 		return nil, notUsable(fmt.Sprintf("the credential's value is shorter than %d bytes, too short to be scrubbed from responses reliably; rotate it with PATCH /v1/credentials/{id}", credvault.MinSecretValueLen), nil)
 	}
-	ctx, cancel := context.WithTimeout(req.Context(), c.opts.Timeout)
-	ctx = c.direct.withScope(ctx, v)
+	cc := newCallCtx(req.Context(), c.opts.Timeout, pc.scopeFor(c.direct))
+	ctx, cancel := context.Context(cc), cc.end
 
 	// A shallow copy with its own URL, header and trailer: apply changes
 	// those, and the caller's request must never hold the value.
@@ -391,12 +397,32 @@ func (c *Client) redirect(ctx context.Context, orig, prev *http.Request, resp *h
 }
 
 // prepared is what Do derives from a credential and its value: the parsed
-// placement and allowed_hosts, and the response scrubber. It is immutable.
+// placement and allowed_hosts, and the response scrubber. It is immutable
+// but for the pool scope it keeps (scopeFor).
 type prepared struct {
 	pol    *policy
 	scrub  responseScrubber
 	value  string
 	header []string // the header value placed (policy.headerValues)
+
+	scope atomic.Pointer[preparedScope] // the last scopeFor's answer
+}
+
+// preparedScope is the pool scope of a prepared value on one transport.
+type preparedScope struct {
+	t     *directTransport
+	scope string
+}
+
+// scopeFor is t.scopeOf(pc.value), computed once per transport and kept
+// (a process has one Client; tests have several, which then recompute).
+func (pc *prepared) scopeFor(t *directTransport) string {
+	if s := pc.scope.Load(); s != nil && s.t == t {
+		return s.scope
+	}
+	s := &preparedScope{t: t, scope: t.scopeOf(pc.value)}
+	pc.scope.Store(s)
+	return s.scope
 }
 
 // prepare returns cred's prepared state: from the credential's Memo when

@@ -40,7 +40,9 @@ const (
 // trailers), so that only the scheduling differs. The dial function is the
 // Client's egress-checked one. Deadlines and cancellation act on the
 // connection: ResponseHeaderTimeout and the context's deadline set its
-// deadline, and a canceled context sets a deadline in the past.
+// deadline, and a canceled context sets a deadline in the past (watched
+// only when the context can be canceled at all; for Do's callCtx, the
+// caller's context).
 //
 // Requests it does not take (see directEligible) go to net/http's
 // Transport: https:// (ALPN, HTTP/2), request bodies of unknown length
@@ -48,7 +50,7 @@ const (
 type directTransport struct {
 	dial          func(ctx context.Context, network, address string) (net.Conn, error)
 	headerTimeout time.Duration
-	scopeKey      [32]byte // HMAC key of withScope, random per transport
+	scopeKey      [32]byte // HMAC key of scopeOf, random per transport
 
 	mu      sync.Mutex
 	idle    map[string][]*directConn // by host:port and scope; a key exists only while it has connections
@@ -65,17 +67,19 @@ func newDirectTransport(dial func(ctx context.Context, network, address string) 
 // scopeCtxKey is the context key of a call's pool scope.
 type scopeCtxKey struct{}
 
-// withScope marks ctx's calls as made with the credential value v: kept-
-// alive connections are shared only between calls with the same value, so
-// that an upstream that loses the framing of HTTP/1.1 (an early answer
-// with the request body left unread and parsed as a next request, a late
-// extra response) can only mix up the answers of one credential's calls,
-// never hand one credential's answer to another's caller. The scope is an
-// HMAC of v under a per-transport random key, never v.
-func (t *directTransport) withScope(ctx context.Context, v string) context.Context {
+// scopeOf is the pool scope of calls made with the credential value v:
+// kept-alive connections are shared only between calls with the same
+// value, so that an upstream that loses the framing of HTTP/1.1 (an early
+// answer with the request body left unread and parsed as a next request, a
+// late extra response) can only mix up the answers of one credential's
+// calls, never hand one credential's answer to another's caller. The scope
+// is an HMAC of v under a per-transport random key, never v. Do keeps it
+// with the credential's prepared state (prepared.scopeFor), so that it is
+// computed once per value, not per call.
+func (t *directTransport) scopeOf(v string) string {
 	m := hmac.New(sha256.New, t.scopeKey[:])
 	m.Write([]byte(v)) // #nosec G104 -- hash.Hash.Write never fails
-	return context.WithValue(ctx, scopeCtxKey{}, string(m.Sum(nil)[:16]))
+	return string(m.Sum(nil)[:16])
 }
 
 // directConn is one kept-alive connection with its buffers.
@@ -236,10 +240,13 @@ func replayable(req *http.Request) bool {
 // failed before the upstream sent any byte of a response.
 func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *http.Request) (*http.Response, bool, error) {
 	var canceled atomic.Bool
-	stop := context.AfterFunc(ctx, func() {
-		canceled.Store(true)
-		_ = dc.conn.SetDeadline(time.Unix(1, 0))
-	})
+	stop := neverCanceled
+	if src := cancelSource(ctx); src.Done() != nil {
+		stop = context.AfterFunc(src, func() {
+			canceled.Store(true)
+			_ = dc.conn.SetDeadline(time.Unix(1, 0))
+		})
+	}
 	fail := func(err error, beforeResponse bool) (*http.Response, bool, error) {
 		stop()
 		dc.conn.Close() // #nosec G104 -- the connection is being dropped after an error; nothing to add
@@ -296,6 +303,10 @@ func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *ht
 	resp.Body = &directBody{body: resp.Body, t: t, dc: dc, stop: stop, keep: keep}
 	return resp, false, nil
 }
+
+// neverCanceled is roundTrip's stop when the call's context cannot be
+// canceled (Done is nil): there is nothing to watch, and the call is live.
+func neverCanceled() bool { return true }
 
 // setDeadline sets a connection's deadline (set is its SetDeadline or
 // SetReadDeadline) to by, unless the call was canceled, in which case the
@@ -395,7 +406,7 @@ func (t *directTransport) get(ctx context.Context, key, addr string) (*directCon
 		}
 		dc.conn.Close() // #nosec G104 -- a stale idle connection is dropped; nothing to add
 	}
-	conn, err := t.dial(ctx, "tcp", addr)
+	conn, err := t.dial(realContext(ctx), "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
