@@ -262,7 +262,7 @@ func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *ht
 	if err := setDeadline(dc.conn.SetDeadline, by, &canceled); err != nil {
 		return fail(err, false)
 	}
-	if err := req.Write(dc.bw); err != nil {
+	if err := writeRequest(dc.bw, req); err != nil {
 		return fail(err, staleConn(err))
 	}
 	if err := dc.bw.Flush(); err != nil {
