@@ -28,7 +28,7 @@ import (
 type callCtx struct {
 	parent   context.Context
 	deadline time.Time
-	scope    string
+	scope    any // a string, boxed once per credential value (prepared.scopeFor)
 
 	// real and cancelReal are set by realCtx, in Do's goroutine only,
 	// before Do returns.
@@ -37,13 +37,13 @@ type callCtx struct {
 	ended      atomic.Bool // end was called (the body may be closed from another goroutine)
 }
 
-// newCallCtx starts a call of at most timeout under parent.
-func newCallCtx(parent context.Context, timeout time.Duration, scope string) *callCtx {
+// start starts c as a call of at most timeout under parent.
+func (c *callCtx) start(parent context.Context, timeout time.Duration, scope any) {
 	deadline := time.Now().Add(timeout)
 	if d, ok := parent.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	return &callCtx{parent: parent, deadline: deadline, scope: scope}
+	c.parent, c.deadline, c.scope = parent, deadline, scope
 }
 
 func (c *callCtx) Deadline() (time.Time, bool) { return c.deadline, true }
