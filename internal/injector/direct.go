@@ -86,7 +86,7 @@ func (t *directTransport) scopeOf(v string) string {
 type directConn struct {
 	conn   net.Conn
 	raw    syscall.RawConn // for stillOpen; nil when conn has none
-	peek   func(fd uintptr) bool
+	peek   func(fd uintptr)
 	open   bool // set by peek
 	src    limitedConn
 	br     *bufio.Reader
@@ -258,8 +258,11 @@ func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *ht
 		by = deadline
 	}
 	// Writing has the call's deadline; ResponseHeaderTimeout starts once
-	// the request is written, as in net/http.
-	if err := setDeadline(dc.conn.SetDeadline, by, &canceled); err != nil {
+	// the request is written, as in net/http. The read deadline is set
+	// before the first read; a kept connection keeps the deadlines of its
+	// last call while idle (nothing reads or writes it there, and
+	// stillOpen's peek does not look at them).
+	if err := setDeadline(dc.conn.SetWriteDeadline, by, &canceled); err != nil {
 		return fail(err, false)
 	}
 	if err := writeRequest(dc.bw, req); err != nil {
@@ -296,8 +299,10 @@ func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *ht
 		}
 	}
 	dc.src.left = math.MaxInt64
-	if err := setDeadline(dc.conn.SetReadDeadline, by, &canceled); err != nil {
-		return fail(err, false)
+	if !headerBy.Equal(by) {
+		if err := setDeadline(dc.conn.SetReadDeadline, by, &canceled); err != nil {
+			return fail(err, false)
+		}
 	}
 	keep := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols
 	resp.Body = &directBody{body: resp.Body, t: t, dc: dc, stop: stop, keep: keep}
@@ -373,7 +378,7 @@ func (b *directBody) release(eof bool) {
 		return
 	}
 	live := b.stop()
-	if (eof || b.body == http.NoBody) && b.keep && live && b.dc.br.Buffered() == 0 && b.dc.conn.SetDeadline(time.Time{}) == nil {
+	if (eof || b.body == http.NoBody) && b.keep && live && b.dc.br.Buffered() == 0 {
 		b.t.put(b.dc)
 		return
 	}
@@ -425,22 +430,23 @@ func (t *directTransport) get(ctx context.Context, key, addr string) (*directCon
 
 // stillOpen reports whether an idle connection has neither been closed by
 // the upstream nor received bytes it did not ask for: a non-blocking peek
-// at the socket (net/http learns the same from its reader goroutine).
+// at the socket (net/http learns the same from its reader goroutine),
+// through RawConn.Control, which neither waits nor looks at the deadlines
+// the connection kept from its last call.
 func (dc *directConn) stillOpen() bool {
 	if dc.raw == nil {
 		return true
 	}
 	dc.open = false
-	return dc.raw.Read(dc.peek) == nil && dc.open
+	return dc.raw.Control(dc.peek) == nil && dc.open
 }
 
 // peekOpen is directConn.peek: one MSG_PEEK|MSG_DONTWAIT receive, open
 // when there is nothing to read yet.
-func (dc *directConn) peekOpen(fd uintptr) bool {
+func (dc *directConn) peekOpen(fd uintptr) {
 	var b [1]byte
 	n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 	dc.open = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
-	return true
 }
 
 // put keeps dc for reuse, within the pool's bounds.
