@@ -53,7 +53,7 @@ type directTransport struct {
 	scopeKey      [32]byte // HMAC key of scopeOf, random per transport
 
 	mu      sync.Mutex
-	idle    map[string][]*directConn // by host:port and scope; a key exists only while it has connections
+	idle    map[poolKey][]*directConn // a key whose list is empty stays until the next sweep
 	nIdle   int
 	janitor bool
 }
@@ -82,6 +82,10 @@ func (t *directTransport) scopeOf(v string) string {
 	return string(m.Sum(nil)[:16])
 }
 
+// poolKey is what kept-alive connections are pooled by: the host:port
+// dialed and the credential scope (see scopeOf).
+type poolKey struct{ addr, scope string }
+
 // directConn is one kept-alive connection with its buffers.
 type directConn struct {
 	conn   net.Conn
@@ -91,7 +95,7 @@ type directConn struct {
 	src    limitedConn
 	br     *bufio.Reader
 	bw     *bufio.Writer
-	key    string
+	key    poolKey
 	idleAt time.Time
 	reused bool
 }
@@ -163,7 +167,7 @@ func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	addr := directAddr(req)
 	scope, _ := ctx.Value(scopeCtxKey{}).(string)
-	key := addr + "|" + scope
+	key := poolKey{addr: addr, scope: scope}
 	for attempt := 0; ; attempt++ {
 		dc, err := t.get(ctx, key, addr)
 		if err != nil {
@@ -387,7 +391,7 @@ func (b *directBody) release(eof bool) {
 
 // get returns a kept-alive connection of key (addr and scope) that is still
 // open, or dials addr anew with the Client's egress-checked dialer.
-func (t *directTransport) get(ctx context.Context, key, addr string) (*directConn, error) {
+func (t *directTransport) get(ctx context.Context, key poolKey, addr string) (*directConn, error) {
 	now := time.Now()
 	for {
 		t.mu.Lock()
@@ -398,11 +402,7 @@ func (t *directTransport) get(ctx context.Context, key, addr string) (*directCon
 		}
 		dc := list[len(list)-1]
 		list[len(list)-1] = nil
-		if len(list) == 1 {
-			delete(t.idle, key)
-		} else {
-			t.idle[key] = list[:len(list)-1]
-		}
+		t.idle[key] = list[:len(list)-1] // kept when empty: the next put reuses its array
 		t.nIdle--
 		t.mu.Unlock()
 		if now.Sub(dc.idleAt) < directIdleTimeout && dc.stillOpen() {
@@ -460,7 +460,7 @@ func (t *directTransport) put(dc *directConn) {
 		return
 	}
 	if t.idle == nil {
-		t.idle = make(map[string][]*directConn)
+		t.idle = make(map[poolKey][]*directConn)
 	}
 	t.idle[dc.key] = append(list, dc)
 	t.nIdle++
@@ -473,7 +473,8 @@ func (t *directTransport) put(dc *directConn) {
 }
 
 // sweep closes connections idle for longer than directIdleTimeout, every
-// half of it, and ends when the pool is empty (put starts it again).
+// half of it, deletes the keys left without connections, and ends when the
+// pool is empty (put starts it again).
 func (t *directTransport) sweep() {
 	for {
 		time.Sleep(directIdleTimeout / 2)
