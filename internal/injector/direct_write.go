@@ -7,7 +7,6 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"slices"
-	"strings"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -28,7 +27,8 @@ var errCTLInURL = errors.New("net/http: can't write control character in Request
 // fields sorted by name, values trimmed): no fmt, no header sorter, no
 // transfer writer, no allocation. Every other request goes to
 // Request.Write itself. The caller has run validRequest (valid method,
-// header names and values), as both paths assume. The request is not
+// header names and values: no CR or LF, which Request.Write would turn into
+// spaces and this path would not), as both paths assume. The request is not
 // flushed. Errors: Request.Write's; a control byte in the request target
 // is refused with Request.Write's error before anything is written.
 func writeRequest(bw *bufio.Writer, req *http.Request) error {
@@ -114,15 +114,6 @@ func fastHead(req *http.Request) (string, bool) {
 	}
 	if host == "" || !httpguts.ValidHostHeader(host) {
 		return "", false
-	}
-	// validRequest refused CR and LF in values already; Request.Write
-	// would turn them into spaces, which this path does not.
-	for _, vv := range req.Header {
-		for _, v := range vv {
-			if strings.ContainsAny(v, "\r\n") {
-				return "", false
-			}
-		}
 	}
 	if httptrace.ContextClientTrace(req.Context()) != nil {
 		return "", false
