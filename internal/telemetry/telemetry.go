@@ -22,22 +22,23 @@ import (
 
 // Metrics are the collectors, registered on one registry.
 type Metrics struct {
-	verifications map[string]prometheus.Counter // by verification code, made up front
-	verifyOther   prometheus.Counter
-	vaultCalls    *prometheus.CounterVec
-	vaultLatency  *prometheus.HistogramVec
-	proxyCalls    *prometheus.CounterVec
-	proxyLatency  *prometheus.HistogramVec
+	verifications   map[string]prometheus.Counter // by verification code, made up front
+	verifyOther     prometheus.Counter
+	vaultCalls      *prometheus.CounterVec
+	vaultLatency    *prometheus.HistogramVec
+	proxyCalls      *prometheus.CounterVec
+	proxyLatency    *prometheus.HistogramVec
+	listenReconnect prometheus.Counter
+	logsSuppressed  prometheus.Counter
+	reg             prometheus.Registerer
+
 	// proxySeries caches each proxy outcome's counter and histogram, made
 	// on the outcome's first call (so that /metrics shows only outcomes
 	// that happened): WithLabelValues hashes the label and takes the
 	// vector's lock, twice per proxied call (issue 24). The outcomes are a
 	// fixed set (status classes, error, proxyReasons).
-	proxyMu         sync.RWMutex
-	proxySeries     map[string]proxyObs
-	listenReconnect prometheus.Counter
-	logsSuppressed  prometheus.Counter
-	reg             prometheus.Registerer
+	proxyMu     sync.RWMutex
+	proxySeries map[string]proxyObs
 }
 
 // VerificationCodes are the values of the code label, as
