@@ -41,12 +41,17 @@ func BenchmarkProxyPathDo(b *testing.B) {
 		req.URL, req.Host = &u, ""
 		req.Header["User-Agent"] = []string{"wrk"}
 		req.Header["Accept"] = []string{"application/json"}
-		resp, err := client.Do(req, cred, value)
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return status(resp.StatusCode)
+		return drained(client.Do(req, cred, value))
 	})
+}
+
+// drained reads resp's body to its end and closes it, and reports err or
+// a status other than 200.
+func drained(resp *http.Response, err error) error {
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return status(resp.StatusCode)
 }
