@@ -82,7 +82,10 @@ func (s *ProxyService) forward(ctx context.Context, credentialID string, req *ht
 	}
 	req.URL, req.Host = u, ""
 	start := time.Now()
-	resp, err := s.Outbound.Send(req.WithContext(ctx), c, value)
+	if req.Context() != ctx {
+		req = req.WithContext(ctx)
+	}
+	resp, err := s.Outbound.Send(req, c, value)
 	if err == nil && resp.StatusCode == http.StatusUnauthorized && c.Kind == KindOAuth2 && replayable(req) {
 		resp, err = s.retryRefreshed(ctx, req, c, resp)
 	}
@@ -140,13 +143,17 @@ func CheckProxyPath(raw string) error {
 			i = len(p)
 		}
 	}
-	for _, seg := range strings.Split(p, "/") {
+	for rest := p; ; {
+		seg, next, more := strings.Cut(rest, "/")
 		name, _, _ := strings.Cut(seg, ";")
 		if strings.TrimRight(name, " \t") == ".." {
 			return bad("holds a \"..\" segment (also as \"..;\" or encoded)")
 		}
+		if !more {
+			return nil
+		}
+		rest = next
 	}
-	return nil
 }
 
 // pathLookalikes are the ASCII characters that separate or climb a path

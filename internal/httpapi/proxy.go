@@ -135,14 +135,15 @@ func (s *Server) copyRequestHeaders(c *fiber.Ctx, h http.Header) {
 	if count == 0 {
 		return
 	}
-	buf := make([]byte, 0, size)
+	var buf strings.Builder // String hands its bytes over without a copy
+	buf.Grow(size)
 	hdr.VisitAll(func(k, v []byte) {
 		if s.forwardHeader(k) {
-			buf = append(buf, k...)
-			buf = append(buf, v...)
+			buf.Write(k)
+			buf.Write(v)
 		}
 	})
-	all := string(buf)
+	all := buf.String()
 	vals := make([]string, count)
 	i, off := 0, 0
 	hdr.VisitAll(func(k, v []byte) {

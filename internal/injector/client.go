@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -76,7 +77,7 @@ type Client struct {
 	direct    *directTransport // plain-HTTP/1.1 calls (see directEligible)
 
 	// scoped holds clones of transport, one per credential scope (see
-	// directTransport.withScope), for the calls the direct transport does
+	// directTransport.scopeOf), for the calls the direct transport does
 	// not take (https://): their kept-alive connections, too, are shared
 	// only between calls made with the same value. At most
 	// maxScopedTransports; the one evicted closes its idle connections.
@@ -216,12 +217,20 @@ func (c *Client) netTransport(req *http.Request) *http.Transport {
 }
 
 // roundTrip sends one hop: over the direct transport when it takes the
-// request (plain http, see directEligible), else over net/http's.
-func (c *Client) roundTrip(req *http.Request) (*http.Response, error) {
+// request (plain http, see directEligible), else over net/http's, with the
+// call's context as a context of Go's own (see callCtx);
+// direct reports which one sent it.
+func (c *Client) roundTrip(req *http.Request) (resp *http.Response, direct bool, err error) {
 	if directEligible(req) {
-		return c.direct.RoundTrip(req)
+		resp, err = c.direct.RoundTrip(req)
+		return resp, true, err
 	}
-	return c.netTransport(req).RoundTrip(req)
+	t := c.netTransport(req)
+	if cc, ok := req.Context().(*callCtx); ok {
+		req = req.WithContext(cc.realCtx())
+	}
+	resp, err = t.RoundTrip(req)
+	return resp, false, err
 }
 
 // Do applies the credential to a copy of req (as Apply does; req itself is
@@ -277,28 +286,41 @@ func (c *Client) Do(req *http.Request, cred *credvault.Credential, value credvau
 		closeBody(req)
 		return nil, notUsable(fmt.Sprintf("the credential's value is shorter than %d bytes, too short to be scrubbed from responses reliably; rotate it with PATCH /v1/credentials/{id}", credvault.MinSecretValueLen), nil)
 	}
-	ctx, cancel := context.WithTimeout(req.Context(), c.opts.Timeout)
-	ctx = c.direct.withScope(ctx, v)
+	call := &doCall{}
+	call.start(req.Context(), c.opts.Timeout, pc.scopeFor(c.direct))
+	ctx, cancel := context.Context(&call.callCtx), call.end
 
 	// A shallow copy with its own URL, header and trailer: apply changes
-	// those, and the caller's request must never hold the value.
+	// those, and the caller's request must never hold the value. The
+	// header of the first hop comes from outHeaders and goes back there
+	// once the hop is done, when the direct transport sent it (it keeps
+	// nothing of the request after RoundTrip returns; net/http's Transport
+	// may, so a header it sent is left to the collector).
 	out := req.WithContext(ctx)
-	u := *req.URL
-	out.URL = &u
-	out.Header = baseHeader(req.Header)
+	call.url = *req.URL
+	out.URL = &call.url
+	oh := outHeaders.Get().(*outHeader)
+	out.Header = oh.base(req.Header)
 	out.Trailer = req.Trailer.Clone()
 	pol.place(out, v, pc.header)
 	for hops := 0; ; hops++ {
-		resp, err := c.roundTrip(out)
+		resp, direct, err := c.roundTrip(out)
+		if oh != nil && !direct {
+			oh = nil // net/http may still hold it
+		}
 		if err != nil {
 			err = classify(ctx, err, out.URL.Host, scrub) // before cancel, which would look like the caller's
+			oh.release()
 			cancel()
 			return nil, err
 		}
 		if hops >= c.opts.MaxRedirects || !isRedirect(resp.StatusCode) {
+			oh.release()
 			return c.finish(ctx, cancel, req, out.URL.Host, resp, scrub)
 		}
 		next := c.redirect(ctx, req, out, resp, pol, hostKey(req.URL), v, scrub)
+		oh.release()
+		oh = nil
 		if next == nil {
 			return c.finish(ctx, cancel, req, out.URL.Host, resp, scrub)
 		}
@@ -308,24 +330,82 @@ func (c *Client) Do(req *http.Request, cred *credvault.Credential, value credvau
 	}
 }
 
+// doCall is what Do allocates once per call: the call's context and the
+// outbound request's URL.
+type doCall struct {
+	callCtx
+	url url.URL
+}
+
 // baseHeader is the caller's header as every hop starts from it: a copy
-// with the caller's Accept-Encoding replaced by "gzip" (the one coding
-// finish decodes, so that the body can be scrubbed), or by "identity" when
-// the caller asks for a range.
+// with the caller's Accept-Encoding and Host removed and Accept-Encoding
+// set to "gzip" (the one coding finish decodes, so that the body can be
+// scrubbed), or to "identity" when the caller asks for a range.
 func baseHeader(h http.Header) http.Header {
-	out := h.Clone()
-	if out == nil {
-		out = make(http.Header, 2)
+	var oh outHeader
+	return oh.base(h)
+}
+
+// outHeader is a reusable outbound header: the map and one array behind
+// all of its values.
+type outHeader struct {
+	h    http.Header
+	vals []string
+}
+
+// outHeaders recycles Do's outbound headers (see Do).
+var outHeaders = sync.Pool{New: func() any { return &outHeader{} }}
+
+// Accept-Encoding values of baseHeader, shared: every use is a slice of
+// length and capacity 1, so that an append copies, and nothing in this
+// package writes into a header's value slice.
+var (
+	acceptGzip     = []string{"gzip"}
+	acceptIdentity = []string{"identity"}
+)
+
+// base fills oh with baseHeader(h) in one pass over h and returns it.
+func (oh *outHeader) base(h http.Header) http.Header {
+	if oh.h == nil {
+		oh.h = make(http.Header, len(h)+1)
 	}
-	deleteHeader(out, "Accept-Encoding")
-	deleteHeader(out, "Host")
-	out["Accept-Encoding"] = []string{"gzip"}
-	for k := range out {
-		if strings.EqualFold(k, "Range") {
-			out["Accept-Encoding"] = []string{"identity"}
+	out, vals := oh.h, oh.vals[:0]
+	ranged := false
+	for k, vv := range h {
+		switch {
+		case strings.EqualFold(k, "Accept-Encoding"), strings.EqualFold(k, "Host"):
+			continue
+		case strings.EqualFold(k, "Range"):
+			ranged = true
 		}
+		if vv == nil {
+			out[k] = nil
+			continue
+		}
+		i := len(vals)
+		vals = append(vals, vv...)
+		out[k] = vals[i:len(vals):len(vals)]
 	}
+	out["Accept-Encoding"] = acceptGzip[:1:1]
+	if ranged {
+		out["Accept-Encoding"] = acceptIdentity[:1:1]
+	}
+	oh.vals = vals
 	return out
+}
+
+// release empties oh and puts it back in outHeaders; a nil oh is left
+// alone. Nothing may use the header afterwards.
+func (oh *outHeader) release() {
+	if oh == nil {
+		return
+	}
+	clear(oh.h)
+	clear(oh.vals)
+	if len(oh.h) > 64 || cap(oh.vals) > 256 {
+		return // an unusually large header is not kept
+	}
+	outHeaders.Put(oh)
 }
 
 func isRedirect(status int) bool {
@@ -391,12 +471,33 @@ func (c *Client) redirect(ctx context.Context, orig, prev *http.Request, resp *h
 }
 
 // prepared is what Do derives from a credential and its value: the parsed
-// placement and allowed_hosts, and the response scrubber. It is immutable.
+// placement and allowed_hosts, and the response scrubber. It is immutable
+// but for the pool scope it keeps (scopeFor).
 type prepared struct {
 	pol    *policy
 	scrub  responseScrubber
 	value  string
 	header []string // the header value placed (policy.headerValues)
+
+	scope atomic.Pointer[preparedScope] // the last scopeFor's answer
+}
+
+// preparedScope is the pool scope of a prepared value on one transport,
+// boxed as the context value it becomes (a string).
+type preparedScope struct {
+	t     *directTransport
+	scope any
+}
+
+// scopeFor is t.scopeOf(pc.value), computed once per transport and kept
+// (a process has one Client; tests have several, which then recompute).
+func (pc *prepared) scopeFor(t *directTransport) any {
+	if s := pc.scope.Load(); s != nil && s.t == t {
+		return s.scope
+	}
+	s := &preparedScope{t: t, scope: any(t.scopeOf(pc.value))}
+	pc.scope.Store(s)
+	return s.scope
 }
 
 // prepare returns cred's prepared state: from the credential's Memo when

@@ -40,7 +40,9 @@ const (
 // trailers), so that only the scheduling differs. The dial function is the
 // Client's egress-checked one. Deadlines and cancellation act on the
 // connection: ResponseHeaderTimeout and the context's deadline set its
-// deadline, and a canceled context sets a deadline in the past.
+// deadline, and a canceled context sets a deadline in the past (watched
+// only when the context can be canceled at all; for Do's callCtx, the
+// caller's context).
 //
 // Requests it does not take (see directEligible) go to net/http's
 // Transport: https:// (ALPN, HTTP/2), request bodies of unknown length
@@ -48,10 +50,10 @@ const (
 type directTransport struct {
 	dial          func(ctx context.Context, network, address string) (net.Conn, error)
 	headerTimeout time.Duration
-	scopeKey      [32]byte // HMAC key of withScope, random per transport
+	scopeKey      [32]byte // HMAC key of scopeOf, random per transport
 
 	mu      sync.Mutex
-	idle    map[string][]*directConn // by host:port and scope; a key exists only while it has connections
+	idle    map[poolKey][]*directConn // a key whose list is empty stays until the next sweep
 	nIdle   int
 	janitor bool
 }
@@ -65,29 +67,35 @@ func newDirectTransport(dial func(ctx context.Context, network, address string) 
 // scopeCtxKey is the context key of a call's pool scope.
 type scopeCtxKey struct{}
 
-// withScope marks ctx's calls as made with the credential value v: kept-
-// alive connections are shared only between calls with the same value, so
-// that an upstream that loses the framing of HTTP/1.1 (an early answer
-// with the request body left unread and parsed as a next request, a late
-// extra response) can only mix up the answers of one credential's calls,
-// never hand one credential's answer to another's caller. The scope is an
-// HMAC of v under a per-transport random key, never v.
-func (t *directTransport) withScope(ctx context.Context, v string) context.Context {
+// scopeOf is the pool scope of calls made with the credential value v:
+// kept-alive connections are shared only between calls with the same
+// value, so that an upstream that loses the framing of HTTP/1.1 (an early
+// answer with the request body left unread and parsed as a next request, a
+// late extra response) can only mix up the answers of one credential's
+// calls, never hand one credential's answer to another's caller. The scope
+// is an HMAC of v under a per-transport random key, never v. Do keeps it
+// with the credential's prepared state (prepared.scopeFor), so that it is
+// computed once per value, not per call.
+func (t *directTransport) scopeOf(v string) string {
 	m := hmac.New(sha256.New, t.scopeKey[:])
 	m.Write([]byte(v)) // #nosec G104 -- hash.Hash.Write never fails
-	return context.WithValue(ctx, scopeCtxKey{}, string(m.Sum(nil)[:16]))
+	return string(m.Sum(nil)[:16])
 }
+
+// poolKey is what kept-alive connections are pooled by: the host:port
+// dialed and the credential scope (see scopeOf).
+type poolKey struct{ addr, scope string }
 
 // directConn is one kept-alive connection with its buffers.
 type directConn struct {
 	conn   net.Conn
 	raw    syscall.RawConn // for stillOpen; nil when conn has none
-	peek   func(fd uintptr) bool
+	peek   func(fd uintptr)
 	open   bool // set by peek
 	src    limitedConn
 	br     *bufio.Reader
 	bw     *bufio.Writer
-	key    string
+	key    poolKey
 	idleAt time.Time
 	reused bool
 }
@@ -159,7 +167,7 @@ func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	addr := directAddr(req)
 	scope, _ := ctx.Value(scopeCtxKey{}).(string)
-	key := addr + "|" + scope
+	key := poolKey{addr: addr, scope: scope}
 	for attempt := 0; ; attempt++ {
 		dc, err := t.get(ctx, key, addr)
 		if err != nil {
@@ -236,10 +244,13 @@ func replayable(req *http.Request) bool {
 // failed before the upstream sent any byte of a response.
 func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *http.Request) (*http.Response, bool, error) {
 	var canceled atomic.Bool
-	stop := context.AfterFunc(ctx, func() {
-		canceled.Store(true)
-		_ = dc.conn.SetDeadline(time.Unix(1, 0))
-	})
+	stop := neverCanceled
+	if src := cancelSource(ctx); src.Done() != nil {
+		stop = context.AfterFunc(src, func() {
+			canceled.Store(true)
+			_ = dc.conn.SetDeadline(time.Unix(1, 0))
+		})
+	}
 	fail := func(err error, beforeResponse bool) (*http.Response, bool, error) {
 		stop()
 		dc.conn.Close() // #nosec G104 -- the connection is being dropped after an error; nothing to add
@@ -251,11 +262,14 @@ func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *ht
 		by = deadline
 	}
 	// Writing has the call's deadline; ResponseHeaderTimeout starts once
-	// the request is written, as in net/http.
-	if err := setDeadline(dc.conn.SetDeadline, by, &canceled); err != nil {
+	// the request is written, as in net/http. The read deadline is set
+	// before the first read; a kept connection keeps the deadlines of its
+	// last call while idle (nothing reads or writes it there, and
+	// stillOpen's peek does not look at them).
+	if err := setDeadline(dc.conn.SetWriteDeadline, by, &canceled); err != nil {
 		return fail(err, false)
 	}
-	if err := req.Write(dc.bw); err != nil {
+	if err := writeRequest(dc.bw, req); err != nil {
 		return fail(err, staleConn(err))
 	}
 	if err := dc.bw.Flush(); err != nil {
@@ -289,13 +303,19 @@ func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *ht
 		}
 	}
 	dc.src.left = math.MaxInt64
-	if err := setDeadline(dc.conn.SetReadDeadline, by, &canceled); err != nil {
-		return fail(err, false)
+	if !headerBy.Equal(by) {
+		if err := setDeadline(dc.conn.SetReadDeadline, by, &canceled); err != nil {
+			return fail(err, false)
+		}
 	}
 	keep := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols
 	resp.Body = &directBody{body: resp.Body, t: t, dc: dc, stop: stop, keep: keep}
 	return resp, false, nil
 }
+
+// neverCanceled is roundTrip's stop when the call's context cannot be
+// canceled (Done is nil): there is nothing to watch, and the call is live.
+func neverCanceled() bool { return true }
 
 // setDeadline sets a connection's deadline (set is its SetDeadline or
 // SetReadDeadline) to by, unless the call was canceled, in which case the
@@ -362,7 +382,7 @@ func (b *directBody) release(eof bool) {
 		return
 	}
 	live := b.stop()
-	if (eof || b.body == http.NoBody) && b.keep && live && b.dc.br.Buffered() == 0 && b.dc.conn.SetDeadline(time.Time{}) == nil {
+	if (eof || b.body == http.NoBody) && b.keep && live && b.dc.br.Buffered() == 0 {
 		b.t.put(b.dc)
 		return
 	}
@@ -371,7 +391,7 @@ func (b *directBody) release(eof bool) {
 
 // get returns a kept-alive connection of key (addr and scope) that is still
 // open, or dials addr anew with the Client's egress-checked dialer.
-func (t *directTransport) get(ctx context.Context, key, addr string) (*directConn, error) {
+func (t *directTransport) get(ctx context.Context, key poolKey, addr string) (*directConn, error) {
 	now := time.Now()
 	for {
 		t.mu.Lock()
@@ -382,11 +402,7 @@ func (t *directTransport) get(ctx context.Context, key, addr string) (*directCon
 		}
 		dc := list[len(list)-1]
 		list[len(list)-1] = nil
-		if len(list) == 1 {
-			delete(t.idle, key)
-		} else {
-			t.idle[key] = list[:len(list)-1]
-		}
+		t.idle[key] = list[:len(list)-1] // kept when empty: the next put reuses its array
 		t.nIdle--
 		t.mu.Unlock()
 		if now.Sub(dc.idleAt) < directIdleTimeout && dc.stillOpen() {
@@ -395,7 +411,7 @@ func (t *directTransport) get(ctx context.Context, key, addr string) (*directCon
 		}
 		dc.conn.Close() // #nosec G104 -- a stale idle connection is dropped; nothing to add
 	}
-	conn, err := t.dial(ctx, "tcp", addr)
+	conn, err := t.dial(realContext(ctx), "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -414,22 +430,23 @@ func (t *directTransport) get(ctx context.Context, key, addr string) (*directCon
 
 // stillOpen reports whether an idle connection has neither been closed by
 // the upstream nor received bytes it did not ask for: a non-blocking peek
-// at the socket (net/http learns the same from its reader goroutine).
+// at the socket (net/http learns the same from its reader goroutine),
+// through RawConn.Control, which neither waits nor looks at the deadlines
+// the connection kept from its last call.
 func (dc *directConn) stillOpen() bool {
 	if dc.raw == nil {
 		return true
 	}
 	dc.open = false
-	return dc.raw.Read(dc.peek) == nil && dc.open
+	return dc.raw.Control(dc.peek) == nil && dc.open
 }
 
 // peekOpen is directConn.peek: one MSG_PEEK|MSG_DONTWAIT receive, open
 // when there is nothing to read yet.
-func (dc *directConn) peekOpen(fd uintptr) bool {
+func (dc *directConn) peekOpen(fd uintptr) {
 	var b [1]byte
 	n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 	dc.open = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
-	return true
 }
 
 // put keeps dc for reuse, within the pool's bounds.
@@ -443,7 +460,7 @@ func (t *directTransport) put(dc *directConn) {
 		return
 	}
 	if t.idle == nil {
-		t.idle = make(map[string][]*directConn)
+		t.idle = make(map[poolKey][]*directConn)
 	}
 	t.idle[dc.key] = append(list, dc)
 	t.nIdle++
@@ -456,7 +473,8 @@ func (t *directTransport) put(dc *directConn) {
 }
 
 // sweep closes connections idle for longer than directIdleTimeout, every
-// half of it, and ends when the pool is empty (put starts it again).
+// half of it, deletes the keys left without connections, and ends when the
+// pool is empty (put starts it again).
 func (t *directTransport) sweep() {
 	for {
 		time.Sleep(directIdleTimeout / 2)

@@ -43,9 +43,9 @@ func (c *Client) finish(ctx context.Context, cancel context.CancelFunc, req *htt
 		resp.Header.Del("Content-Encoding") // a lone "identity"
 	}
 	declared := resp.ContentLength
+	resp.Header.Del("Content-Length") // before scrubbing: nothing to read in a field that goes
 	scrub.Header(resp.Header)
 	resp.Status = scrub.String(resp.Status) // the reason phrase is the upstream's text
-	resp.Header.Del("Content-Length")
 	resp.ContentLength = -1
 	resp.Request = req
 	resp.Body = &responseBody{

@@ -322,16 +322,7 @@ func (s *Store) RecordUsage(ctx context.Context, uses []credvault.Usage) error {
 	if len(uses) == 0 {
 		return nil
 	}
-	n := len(uses)
-	cred, org, wf, node, user, host := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]sql.NullString, n), make([]string, n)
-	status, lat, at := make([]int64, n), make([]int64, n), make([]time.Time, n)
-	for i, u := range uses {
-		cred[i], org[i], wf[i], node[i], host[i] = u.CredentialID, u.OrgID, u.WorkflowID, u.NodeID, u.DestinationHost
-		if u.UserID != nil {
-			user[i] = sql.NullString{String: *u.UserID, Valid: true}
-		}
-		status[i], lat[i], at[i] = int64(u.Status), int64(u.LatencyMS), u.CreatedAt
-	}
+	a := newUsageArrays(uses)
 	_, err := s.db.ExecContext(ctx, `
 		WITH v AS (
 			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::text[], $7::int[], $8::int[], $9::timestamptz[])
@@ -344,8 +335,7 @@ func (s *Store) RecordUsage(ctx context.Context, uses []credvault.Usage) error {
 		)
 		INSERT INTO credential_usage (credential_id, org_id, workflow_id, node_id, user_id, destination_host, status, latency_ms, created_at)
 		SELECT v.cred, v.org, v.wf, v.node, v.usr, v.host, v.status, v.lat, v.at FROM v ORDER BY v.ord`,
-		pq.StringArray(cred), pq.StringArray(org), pq.StringArray(wf), pq.StringArray(node), pq.Array(user),
-		pq.StringArray(host), pq.Array(status), pq.Array(lat), pq.Array(at), credvault.TestWorkflowID)
+		a.cred, a.org, a.wf, a.node, a.user, a.host, a.status, a.lat, a.at, credvault.TestWorkflowID)
 	return translate(err, "credential usage")
 }
 

@@ -18,7 +18,11 @@ type UsageWriter struct {
 
 	mu      sync.Mutex
 	pending []credvault.Usage
+	spare   []credvault.Usage // the last written batch's array, emptied, for the next one
 }
+
+// maxSpareUsage bounds the array a writer keeps between flushes.
+const maxSpareUsage = 1 << 16
 
 // maxPendingUsage bounds memory while PostgreSQL is down: past it, the
 // oldest uses are dropped (and counted in the log).
@@ -59,28 +63,39 @@ func (w *UsageWriter) Run(ctx context.Context) {
 	}
 }
 
-// Flush writes what is queued; on failure the batch is queued again.
+// Flush writes what is queued; on failure the batch is queued again. A
+// written batch's array is kept (emptied) for the next batch.
 func (w *UsageWriter) Flush(ctx context.Context) {
 	w.mu.Lock()
 	batch := w.pending
-	w.pending = nil
+	w.pending, w.spare = w.spare, nil
 	w.mu.Unlock()
 	if len(batch) == 0 {
 		return
 	}
-	if err := w.store.RecordUsage(ctx, batch); err != nil {
-		if credvault.ErrorCode(err) != credvault.EUNAVAILABLE {
-			// The batch itself is bad: retrying it would block every later
-			// use. Drop it and say so.
-			w.log.Error("credential usage batch refused by the database; dropped", "uses", len(batch), "error", err.Error())
-			return
+	err := w.store.RecordUsage(ctx, batch)
+	if err == nil {
+		if cap(batch) <= maxSpareUsage {
+			clear(batch) // no references kept
+			w.mu.Lock()
+			if w.spare == nil {
+				w.spare = batch[:0]
+			}
+			w.mu.Unlock()
 		}
-		w.log.Warn("recording credential usage failed; will retry", "uses", len(batch), "error", err.Error())
-		w.mu.Lock()
-		w.pending = append(batch, w.pending...)
-		if len(w.pending) > maxPendingUsage {
-			w.pending = w.pending[len(w.pending)-maxPendingUsage:]
-		}
-		w.mu.Unlock()
+		return
 	}
+	if credvault.ErrorCode(err) != credvault.EUNAVAILABLE {
+		// The batch itself is bad: retrying it would block every later
+		// use. Drop it and say so.
+		w.log.Error("credential usage batch refused by the database; dropped", "uses", len(batch), "error", err.Error())
+		return
+	}
+	w.log.Warn("recording credential usage failed; will retry", "uses", len(batch), "error", err.Error())
+	w.mu.Lock()
+	w.pending = append(batch, w.pending...)
+	if len(w.pending) > maxPendingUsage {
+		w.pending = w.pending[len(w.pending)-maxPendingUsage:]
+	}
+	w.mu.Unlock()
 }

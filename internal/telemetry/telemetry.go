@@ -12,6 +12,7 @@
 package telemetry
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +31,14 @@ type Metrics struct {
 	listenReconnect prometheus.Counter
 	logsSuppressed  prometheus.Counter
 	reg             prometheus.Registerer
+
+	// proxySeries caches each proxy outcome's counter and histogram, made
+	// on the outcome's first call (so that /metrics shows only outcomes
+	// that happened): WithLabelValues hashes the label and takes the
+	// vector's lock, twice per proxied call (issue 24). The outcomes are a
+	// fixed set (status classes, error, proxyReasons).
+	proxyMu     sync.RWMutex
+	proxySeries map[string]proxyObs
 }
 
 // VerificationCodes are the values of the code label, as
@@ -151,8 +160,33 @@ func (m *Metrics) ProxyCall(status int, err error, elapsed time.Duration) {
 	case err != nil && proxyReasons[credvault.ErrorReason(err)]:
 		outcome = credvault.ErrorReason(err)
 	}
-	m.proxyCalls.WithLabelValues(outcome).Inc()
-	m.proxyLatency.WithLabelValues(outcome).Observe(elapsed.Seconds())
+	o := m.proxyObs(outcome)
+	o.calls.Inc()
+	o.latency.Observe(elapsed.Seconds())
+}
+
+// proxyObs is one proxy outcome's series.
+type proxyObs struct {
+	calls   prometheus.Counter
+	latency prometheus.Observer
+}
+
+// proxyObs returns outcome's series from proxySeries, made on first use.
+func (m *Metrics) proxyObs(outcome string) proxyObs {
+	m.proxyMu.RLock()
+	o, ok := m.proxySeries[outcome]
+	m.proxyMu.RUnlock()
+	if ok {
+		return o
+	}
+	o = proxyObs{calls: m.proxyCalls.WithLabelValues(outcome), latency: m.proxyLatency.WithLabelValues(outcome)}
+	m.proxyMu.Lock()
+	if m.proxySeries == nil {
+		m.proxySeries = map[string]proxyObs{}
+	}
+	m.proxySeries[outcome] = o
+	m.proxyMu.Unlock()
+	return o
 }
 
 // ListenReconnect counts one reconnect of the invalidation listener.
