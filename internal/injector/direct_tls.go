@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,8 +18,8 @@ import (
 // Go's tls keys sessions by ServerName).
 const directTLSSessions = 1024
 
-// directMaxH2Addrs bounds directTLS.h2: past it the set is emptied, and
-// each address is tried again once (one handshake each).
+// directMaxH2Addrs bounds directTLS.h2: past it the set starts again
+// empty, and each upstream is tried again once (one handshake each).
 const directMaxH2Addrs = 4096
 
 // errUseHTTP2 is the direct transport's answer for an https:// upstream
@@ -38,16 +39,20 @@ var errUseHTTP2 = errors.New("injector: the upstream speaks HTTP/2; sent over ne
 // With HTTP/2 allowed (ClientOptions.HTTP1Only false,
 // CREDVAULT_UPSTREAM_HTTP2=true, the default), a new connection offers
 // "h2" and "http/1.1" in ALPN; an upstream that picks h2 gets its calls
-// over net/http's Transport from then on (its address is remembered in h2,
-// the connection that found it is closed unused). With HTTP/1.1 only, the
+// over net/http's Transport from then on (its URL host is remembered in
+// h2, the connection that found it is closed unused). With HTTP/1.1 only, the
 // direct transport offers "http/1.1" alone and takes every https:// call.
 type directTLS struct {
 	config           *tls.Config // shared with the net/http Transport; read only after NewClient
 	handshakeTimeout time.Duration
 	http2            bool
 
+	// h2 holds the URL hosts (host or host:port, as in the URL) of the
+	// upstreams that chose h2: a map never changed once stored, replaced
+	// whole under mu when one is added, so that takes reads it without a
+	// lock.
 	mu sync.Mutex
-	h2 map[string]struct{} // host:port of upstreams that chose h2
+	h2 atomic.Pointer[map[string]struct{}]
 }
 
 // takes reports whether the direct transport sends req (directEligible
@@ -70,10 +75,24 @@ func (d *directTLS) takes(req *http.Request) bool {
 	if !d.http2 {
 		return true
 	}
+	if known := d.h2.Load(); known != nil {
+		_, h2 := (*known)[req.URL.Host]
+		return !h2
+	}
+	return true
+}
+
+// chose2 remembers that the upstream at host (a URL's Host) chose h2.
+func (d *directTLS) chose2(host string) {
 	d.mu.Lock()
-	_, h2 := d.h2[directAddr(req)]
-	d.mu.Unlock()
-	return !h2
+	defer d.mu.Unlock()
+	next := map[string]struct{}{host: {}}
+	if old := d.h2.Load(); old != nil && len(*old) < directMaxH2Addrs {
+		for k := range *old {
+			next[k] = struct{}{}
+		}
+	}
+	d.h2.Store(&next)
 }
 
 // dial opens a connection to addr for u's scheme with dial (the Client's
@@ -101,12 +120,7 @@ func (d *directTLS) dial(ctx context.Context, dial func(context.Context, string,
 		return nil, nil, fmt.Errorf("TLS handshake: %w", err)
 	}
 	if tc.ConnectionState().NegotiatedProtocol == "h2" {
-		d.mu.Lock()
-		if len(d.h2) >= directMaxH2Addrs || d.h2 == nil {
-			d.h2 = make(map[string]struct{})
-		}
-		d.h2[addr] = struct{}{}
-		d.mu.Unlock()
+		d.chose2(u.Host)
 		tc.Close() // #nosec G104 -- unused; net/http dials its own
 		return nil, nil, errUseHTTP2
 	}
