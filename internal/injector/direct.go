@@ -33,10 +33,10 @@ const (
 )
 
 // directTransport sends HTTP/1.1 requests (http:// upstreams, and https://
-// ones over TLS, see directTLS) in the caller's goroutine: the request is written and the response read on the
-// calling goroutine, with no reader and writer goroutine per connection and
-// no hand-off between them, which is what Go's HTTP/1.1 Transport spends
-// most of its CPU on. The wire format is net/http's own (http.Request.Write
+// ones over TLS, see directTLS) in the caller's goroutine: the request is
+// written and the response read on the calling goroutine, with no reader
+// and writer goroutine per connection and no hand-off between them, which
+// is what Go's HTTP/1.1 Transport spends most of its CPU on. The wire format is net/http's own (http.Request.Write
 // and http.ReadResponse: the same header parsing, framing checks and
 // trailers), so that only the scheduling differs. The dial function is the
 // Client's egress-checked one. Deadlines and cancellation act on the
