@@ -2,6 +2,7 @@ package injector
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"io"
@@ -35,20 +36,29 @@ func httpsCred(host string) *credvault.Credential {
 	return &credvault.Credential{Placement: "bearer", BaseURL: "https://" + host, AllowedHosts: []string{host}}
 }
 
-// pooled lists the direct transport's idle connections by pool key, with
-// the scope (the HMAC of the value) cut to a short name.
-func pooled(c *Client) map[string]int {
+// pool is one non-empty pool of the direct transport's idle connections:
+// how many, and how many of them TLS.
+type pool struct{ n, tls int }
+
+// pooled lists the direct transport's non-empty pools (by key; the key's
+// form is not looked at).
+func pooled(c *Client) []pool {
 	c.direct.mu.Lock()
 	defer c.direct.mu.Unlock()
-	out := map[string]int{}
-	for k, list := range c.direct.idle {
-		out[k] = len(list)
+	var out []pool
+	for _, list := range c.direct.idle {
+		p := pool{n: len(list)}
+		for _, dc := range list {
+			if _, ok := dc.conn.(*tls.Conn); ok {
+				p.tls++
+			}
+		}
+		if p.n > 0 {
+			out = append(out, p)
+		}
 	}
 	return out
 }
-
-// schemeOf is the scheme part of a pool key.
-func schemeOf(key string) string { return key[:strings.IndexByte(key, '|')] }
 
 // TestDirectTLSNoGoroutinePerConnection: https:// calls to an HTTP/1.1
 // upstream go over the direct transport (their connections sit in its pool)
@@ -81,11 +91,11 @@ func TestDirectTLSNoGoroutinePerConnection(t *testing.T) {
 		t.Skip("the calls did not overlap on this machine")
 	}
 	total := 0
-	for k, n := range pooled(client) {
-		if schemeOf(k) != "https" {
-			t.Errorf("pool key %q for an https:// call", k)
+	for _, p := range pooled(client) {
+		if p.tls != p.n {
+			t.Errorf("a pool of https:// calls holds %d plain connections", p.n-p.tls)
 		}
-		total += n
+		total += p.tls
 	}
 	if total != int(up.conns.Load()) {
 		t.Fatalf("the direct pool holds %d connections of the %d the upstream accepted", total, up.conns.Load())
@@ -192,15 +202,16 @@ func TestDirectTLSConnectionsKeptPerCredential(t *testing.T) {
 		t.Fatal(err)
 	}
 	readAll(t, resp.Body)
-	schemes := map[string]int{}
-	for k, n := range pooled(client) {
-		if n != 1 {
-			t.Errorf("pool %q holds %d connections, want 1", k, n)
+	pools := pooled(client)
+	tlsPools := 0
+	for _, p := range pools {
+		if p.n != 1 {
+			t.Errorf("a pool holds %d connections, want 1", p.n)
 		}
-		schemes[schemeOf(k)]++
+		tlsPools += p.tls
 	}
-	if schemes["https"] != 2 || schemes["http"] != 1 || len(schemes) != 2 {
-		t.Fatalf("pools by scheme %v, want 2 https (one per value) and 1 http", schemes)
+	if len(pools) != 3 || tlsPools != 2 {
+		t.Fatalf("pools %v, want 2 of TLS connections (one per value) and 1 of plain ones", pools)
 	}
 }
 
@@ -241,8 +252,8 @@ func TestDirectTLSIdleCloseNotReused(t *testing.T) {
 	if got, _ := posted.Load().(string); got != "body" || up.conns.Load() != 2 {
 		t.Fatalf("upstream got POST body %q over %d connections; want it over a second one", got, up.conns.Load())
 	}
-	if total := len(pooled(client)); total != 1 {
-		t.Fatalf("direct pools %v, want the https one", pooled(client))
+	if p := pooled(client); len(p) != 1 || p[0].tls != 1 {
+		t.Fatalf("direct pools %v, want one TLS connection", p)
 	}
 }
 
@@ -313,7 +324,7 @@ func TestDirectTLSDialChecksAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	readAll(t, resp.Body)
-	if resp.StatusCode != http.StatusOK || up.conns.Load() != 1 || len(pooled(allowing)) != 1 {
+	if resp.StatusCode != http.StatusOK || up.conns.Load() != 1 || len(pooled(allowing)) != 1 || pooled(allowing)[0].tls != 1 {
 		t.Fatalf("status %d, %d connections, direct pools %v; want 200 over one direct connection", resp.StatusCode, up.conns.Load(), pooled(allowing))
 	}
 }
