@@ -55,6 +55,11 @@ type Config struct {
 	// trust; nil when the variable is unset (the system's roots alone).
 	UpstreamCAs    *x509.CertPool
 	UpstreamCAFile string
+	// UpstreamHTTP1Only is CREDVAULT_UPSTREAM_HTTP2=false (default true,
+	// so the zero value is the default): every proxied call stays on
+	// HTTP/1.1, over the injector's direct transport, even to an https://
+	// upstream that offers HTTP/2 in ALPN (injector.ClientOptions.HTTP1Only).
+	UpstreamHTTP1Only bool
 	LogLevel       slog.Level
 	DataDir        string
 	// PublicURL is CREDVAULT_PUBLIC_URL: the origin browsers reach the
@@ -203,6 +208,13 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		if cfg.OAuthRefreshBackoff, err = time.ParseDuration(v); err != nil || cfg.OAuthRefreshBackoff < 100*time.Millisecond || cfg.OAuthRefreshBackoff > 10*time.Minute {
 			return Config{}, &configError{"CREDVAULT_OAUTH_REFRESH_BACKOFF", fmt.Sprintf("%q is not a duration from 100ms to 10m, such as 5s", v)}
 		}
+	}
+	if v := env.str("CREDVAULT_UPSTREAM_HTTP2", "true"); v != "" {
+		http2, err := strconv.ParseBool(v)
+		if err != nil {
+			return Config{}, &configError{"CREDVAULT_UPSTREAM_HTTP2", fmt.Sprintf("%q is not true or false", v)}
+		}
+		cfg.UpstreamHTTP1Only = !http2
 	}
 	if cfg.UpstreamCAFile = getenv("CREDVAULT_UPSTREAM_CA_FILE"); cfg.UpstreamCAFile != "" {
 		if cfg.UpstreamCAs, err = loadUpstreamCAs(cfg.UpstreamCAFile); err != nil {

@@ -193,7 +193,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 	integrations := &credvault.IntegrationService{Store: s.store}
 	s.creds = &credvault.CredentialService{Store: s.store, Users: s.store, Audit: s.store, Transit: s.vault, Values: s.values, ReservedHeaders: cfg.AuthHeaders}
 	client := injector.NewClient(injector.ClientOptions{AllowPrivate: cfg.EgressAllowPrivate, AllowLoopbackPorts: cfg.EgressLoopbackPorts,
-		RootCAs: cfg.UpstreamCAs})
+		RootCAs: cfg.UpstreamCAs, HTTP1Only: cfg.UpstreamHTTP1Only})
 	proxy := &credvault.ProxyService{Credentials: s.creds, Outbound: outbound{client}, Usage: s.usage, Audit: s.store,
 		Observe: s.metrics.ProxyCall}
 	s.monitors = &credvault.MonitorService{Store: s.store, Credentials: s.creds, Proxy: proxy}

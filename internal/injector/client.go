@@ -61,6 +61,12 @@ type ClientOptions struct {
 	// must chain to; nil means the system's roots. credvault builds it from
 	// the system roots plus CREDVAULT_UPSTREAM_CA_FILE (a private CA).
 	RootCAs *x509.CertPool
+	// HTTP1Only keeps every https:// call on HTTP/1.1
+	// (CREDVAULT_UPSTREAM_HTTP2=false): ALPN offers only "http/1.1", and
+	// the calls the direct transport takes all go over it. The default
+	// (false) offers "h2" too and sends the calls to an upstream that
+	// chooses it over net/http's HTTP/2 client (see directTLS).
+	HTTP1Only bool
 }
 
 // Client sends credential-bearing requests for the proxy and the credential
@@ -74,11 +80,12 @@ type ClientOptions struct {
 type Client struct {
 	opts      ClientOptions
 	transport *http.Transport
-	direct    *directTransport // plain-HTTP/1.1 calls (see directEligible)
+	direct    *directTransport // HTTP/1.1 calls, http:// and https:// (see directTLS.takes)
 
 	// scoped holds clones of transport, one per credential scope (see
 	// directTransport.scopeOf), for the calls the direct transport does
-	// not take (https://): their kept-alive connections, too, are shared
+	// not take (HTTP/2 upstreams, chunked bodies): their kept-alive
+	// connections, too, are shared
 	// only between calls made with the same value. At most
 	// maxScopedTransports; the one evicted closes its idle connections.
 	scopedMu sync.Mutex
@@ -120,11 +127,20 @@ func NewClient(opts ClientOptions) *Client {
 		d.Control = dialCheck(opts.AllowLoopbackPorts)
 	}
 	dial := guardedDial(d, opts.AllowPrivate, opts.AllowLoopbackPorts)
+	// One tls.Config for both transports (see directTLS): sessions
+	// resume across them and across credential scopes (a session
+	// authenticates the server only; its chain is verified again on
+	// resumption).
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: opts.RootCAs,
+		ClientSessionCache: tls.NewLRUClientSessionCache(directTLSSessions)}
+	if !opts.HTTP1Only {
+		tlsConfig.NextProtos = []string{"h2", "http/1.1"}
+	}
 	t := &http.Transport{
 		Proxy:                  nil,
 		DialContext:            dial,
-		ForceAttemptHTTP2:      true,
-		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: opts.RootCAs},
+		ForceAttemptHTTP2:      !opts.HTTP1Only,
+		TLSClientConfig:        tlsConfig,
 		TLSHandshakeTimeout:    opts.TLSHandshakeTimeout,
 		ResponseHeaderTimeout:  opts.ResponseHeaderTimeout,
 		ExpectContinueTimeout:  time.Second,
@@ -138,7 +154,16 @@ func NewClient(opts ClientOptions) *Client {
 		// compressed body through unscrubbed.
 		DisableCompression: true,
 	}
-	return &Client{opts: opts, transport: t, direct: newDirectTransport(dial, opts.ResponseHeaderTimeout), scoped: map[string]*http.Transport{}}
+	if opts.HTTP1Only {
+		t.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{} // net/http's documented way to turn HTTP/2 off
+	}
+	// The Transport writes TLSClientConfig.NextProtos once, on its first
+	// use; Clone does that now, so that the direct transport's reads of the
+	// shared config never race with it.
+	_ = t.Clone()
+	direct := newDirectTransport(dial, opts.ResponseHeaderTimeout)
+	direct.tls = &directTLS{config: tlsConfig, handshakeTimeout: opts.TLSHandshakeTimeout, http2: !opts.HTTP1Only}
+	return &Client{opts: opts, transport: t, direct: direct, scoped: map[string]*http.Transport{}}
 }
 
 // dialCheck is the dialer's Control hook: it runs for every address the
@@ -217,13 +242,16 @@ func (c *Client) netTransport(req *http.Request) *http.Transport {
 }
 
 // roundTrip sends one hop: over the direct transport when it takes the
-// request (plain http, see directEligible), else over net/http's, with the
-// call's context as a context of Go's own (see callCtx);
-// direct reports which one sent it.
+// request (see directEligible and directTLS.takes), else, and when an
+// https:// upstream turns out to choose HTTP/2, over net/http's, with the
+// call's context as a context of Go's own (see callCtx); direct reports
+// which one sent it.
 func (c *Client) roundTrip(req *http.Request) (resp *http.Response, direct bool, err error) {
-	if directEligible(req) {
+	if c.direct.tls.takes(req) {
 		resp, err = c.direct.RoundTrip(req)
-		return resp, true, err
+		if err != errUseHTTP2 {
+			return resp, true, err
+		}
 	}
 	t := c.netTransport(req)
 	if cc, ok := req.Context().(*callCtx); ok {

@@ -12,6 +12,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,11 +32,11 @@ const (
 	directMax1xx         = 5
 )
 
-// directTransport sends plain-HTTP/1.1 requests (http:// upstreams) in the
-// caller's goroutine: the request is written and the response read on the
-// calling goroutine, with no reader and writer goroutine per connection and
-// no hand-off between them, which is what Go's HTTP/1.1 Transport spends
-// most of its CPU on. The wire format is net/http's own (http.Request.Write
+// directTransport sends HTTP/1.1 requests (http:// upstreams, and https://
+// ones over TLS, see directTLS) in the caller's goroutine: the request is
+// written and the response read on the calling goroutine, with no reader
+// and writer goroutine per connection and no hand-off between them, which
+// is what Go's HTTP/1.1 Transport spends most of its CPU on. The wire format is net/http's own (http.Request.Write
 // and http.ReadResponse: the same header parsing, framing checks and
 // trailers), so that only the scheduling differs. The dial function is the
 // Client's egress-checked one. Deadlines and cancellation act on the
@@ -44,16 +45,18 @@ const (
 // only when the context can be canceled at all; for Do's callCtx, the
 // caller's context).
 //
-// Requests it does not take (see directEligible) go to net/http's
-// Transport: https:// (ALPN, HTTP/2), request bodies of unknown length
-// (chunked), request trailers and "Expect: 100-continue".
+// Requests it does not take (see directEligible and directTLS.takes) go to
+// net/http's Transport: https:// upstreams that chose HTTP/2 in ALPN,
+// request bodies of unknown length (chunked), request trailers and
+// "Expect: 100-continue".
 type directTransport struct {
 	dial          func(ctx context.Context, network, address string) (net.Conn, error)
 	headerTimeout time.Duration
-	scopeKey      [32]byte // HMAC key of scopeOf, random per transport
+	scopeKey      [32]byte   // HMAC key of scopeOf, random per transport
+	tls           *directTLS // https:// connections; set by NewClient
 
 	mu      sync.Mutex
-	idle    map[poolKey][]*directConn // a key whose list is empty stays until the next sweep
+	idle    map[poolKey][]*directConn // by scheme, host:port and scope; a key whose list is empty stays until the next sweep
 	nIdle   int
 	janitor bool
 }
@@ -82,9 +85,12 @@ func (t *directTransport) scopeOf(v string) string {
 	return string(m.Sum(nil)[:16])
 }
 
-// poolKey is what kept-alive connections are pooled by: the host:port
-// dialed and the credential scope (see scopeOf).
-type poolKey struct{ addr, scope string }
+// poolKey is what kept-alive connections are pooled by: the scheme (TLS
+// or not), the host:port dialed and the credential scope (see scopeOf).
+type poolKey struct {
+	tls         bool // https://: a TLS connection, never handed to a plain request nor the reverse
+	addr, scope string
+}
 
 // directConn is one kept-alive connection with its buffers.
 type directConn struct {
@@ -122,10 +128,10 @@ func (l *limitedConn) Read(p []byte) (int, error) {
 }
 
 // directEligible reports whether req can go over the direct transport:
-// plain http, a body of known length (or none), no request trailers and
-// no Expect header.
+// http or https (see directTLS.takes for what more https needs), a body of
+// known length (or none), no request trailers and no Expect header.
 func directEligible(req *http.Request) bool {
-	if req.URL.Scheme != "http" || len(req.Trailer) > 0 || len(req.TransferEncoding) > 0 {
+	if (req.URL.Scheme != "http" && req.URL.Scheme != "https") || len(req.Trailer) > 0 || len(req.TransferEncoding) > 0 {
 		return false
 	}
 	if req.Body != nil && req.Body != http.NoBody && req.ContentLength <= 0 {
@@ -139,10 +145,14 @@ func directEligible(req *http.Request) bool {
 	return true
 }
 
-// directAddr is the host:port to dial for u (port 80 when absent).
+// directAddr is the host:port to dial for u (port 80 for http and 443 for
+// https when absent).
 func directAddr(req *http.Request) string {
 	if req.URL.Port() != "" {
 		return req.URL.Host // already host:port, IPv6 in brackets
+	}
+	if req.URL.Scheme == "https" {
+		return net.JoinHostPort(req.URL.Hostname(), "443")
 	}
 	return net.JoinHostPort(req.URL.Hostname(), "80")
 }
@@ -154,7 +164,9 @@ func directAddr(req *http.Request) string {
 // Timeout true) and http.ReadResponse's; a request on a reused
 // connection that the upstream had closed is sent again on a new one when
 // it can be replayed (net/http's rule: no body or GetBody, and an
-// idempotent method or an Idempotency-Key).
+// idempotent method or an Idempotency-Key). errUseHTTP2 (an https://
+// upstream that chose h2 on the first connection tried) leaves req.Body
+// open and unread, for net/http's Transport to send.
 func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := validRequest(req); err != nil {
 		closeBody(req)
@@ -167,10 +179,19 @@ func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	addr := directAddr(req)
 	scope, _ := ctx.Value(scopeCtxKey{}).(string)
-	key := poolKey{addr: addr, scope: scope}
+	// A TLS connection is never handed to a plain request (nor the
+	// reverse), nor to another credential's call.
+	key := poolKey{tls: req.URL.Scheme == "https", addr: addr, scope: scope}
+	var lastErr error
 	for attempt := 0; ; attempt++ {
-		dc, err := t.get(ctx, key, addr)
+		dc, err := t.get(ctx, key, addr, req.URL)
 		if err != nil {
+			if err == errUseHTTP2 {
+				if attempt == 0 {
+					return nil, err // nothing sent; the body is untouched
+				}
+				err = lastErr // the body may be spent: fail as the reused connection did
+			}
 			closeBody(req)
 			return nil, err
 		}
@@ -182,6 +203,7 @@ func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeBody(req)
 			return nil, err
 		}
+		lastErr = err
 		if req.GetBody != nil && req.Body != nil && req.Body != http.NoBody {
 			body, gerr := req.GetBody()
 			if gerr != nil {
@@ -389,9 +411,10 @@ func (b *directBody) release(eof bool) {
 	b.dc.conn.Close() // #nosec G104 -- the connection is dropped; nothing to add
 }
 
-// get returns a kept-alive connection of key (addr and scope) that is still
-// open, or dials addr anew with the Client's egress-checked dialer.
-func (t *directTransport) get(ctx context.Context, key poolKey, addr string) (*directConn, error) {
+// get returns a kept-alive connection of key (scheme, addr and scope) that
+// is still open, or dials addr anew with the Client's egress-checked dialer
+// (and TLS for https, see directTLS.dial).
+func (t *directTransport) get(ctx context.Context, key poolKey, addr string, u *url.URL) (*directConn, error) {
 	now := time.Now()
 	for {
 		t.mu.Lock()
@@ -411,12 +434,15 @@ func (t *directTransport) get(ctx context.Context, key poolKey, addr string) (*d
 		}
 		dc.conn.Close() // #nosec G104 -- a stale idle connection is dropped; nothing to add
 	}
-	conn, err := t.dial(realContext(ctx), "tcp", addr)
+	conn, netConn, err := t.tls.dial(realContext(ctx), t.dial, u, addr)
 	if err != nil {
 		return nil, err
 	}
 	dc := &directConn{conn: conn, key: key}
-	if sc, ok := conn.(syscall.Conn); ok {
+	// The idle check looks at the TCP socket, under TLS too: any byte
+	// there (a close_notify alert, a late session ticket) or its end means
+	// the connection is dropped rather than reused.
+	if sc, ok := netConn.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			dc.raw = raw
 			dc.peek = dc.peekOpen
