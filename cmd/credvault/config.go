@@ -60,8 +60,8 @@ type Config struct {
 	// HTTP/1.1, over the injector's direct transport, even to an https://
 	// upstream that offers HTTP/2 in ALPN (injector.ClientOptions.HTTP1Only).
 	UpstreamHTTP1Only bool
-	LogLevel       slog.Level
-	DataDir        string
+	LogLevel          slog.Level
+	DataDir           string
 	// PublicURL is CREDVAULT_PUBLIC_URL: the origin browsers reach the
 	// console at. https makes the session cookie Secure and __Host-.
 	PublicURL string
