@@ -212,3 +212,31 @@ func TestFramingLineSplitAcrossReads(t *testing.T) {
 		})
 	}
 }
+
+// TestFramingPassesValidStreamsSplitAnywhere reads valid requests (a GET,
+// a chunked POST with a trailer, a Content-Length POST, pipelined) split
+// into two reads at every byte, and into single bytes, through framingConn:
+// each is passed on whole, minus the trailer fields, with no refusal.
+func TestFramingPassesValidStreamsSplitAnywhere(t *testing.T) {
+	get := "GET /v1/auth/check HTTP/1.1\r\nHost: x\r\nX-API-Key: cv_live_abc\r\n\r\n"
+	post := "POST /test/hit HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+	chunked := "POST /test/hit HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;e=1\r\nhello\r\n0\r\nX-T: 1\r\n\r\n"
+	stream := "\r\n" + get + post + chunked + get
+	want := strings.Replace(stream, "X-T: 1\r\n", "", 1)
+	var splits [][][]byte
+	for i := 1; i < len(stream); i++ {
+		splits = append(splits, [][]byte{[]byte(stream[:i]), []byte(stream[i:])})
+	}
+	var bytewise [][]byte
+	for i := range len(stream) {
+		bytewise = append(bytewise, []byte{stream[i]})
+	}
+	splits = append(splits, bytewise)
+	for _, s := range splits {
+		for _, size := range []int{readBufferSize, 100} {
+			if out, code := throughFraming(s, size); out != want || code != "" {
+				t.Fatalf("reads %q (buffer %d): passed %q, refusal %q; want %q passed", s, size, out, code, want)
+			}
+		}
+	}
+}
