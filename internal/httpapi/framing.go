@@ -175,7 +175,10 @@ func (c *framingConn) feed(b []byte) *headRefusal {
 				c.head = append(c.head, b...)
 				return c.tooLong()
 			}
-			start := len(c.head)
+			// The line starts after the last line feed collected: a line
+			// that arrived in several reads is partly in c.head already
+			// (a head split before its CRLF is not an empty line).
+			start := bytes.LastIndexByte(c.head, '\n') + 1
 			c.head = append(c.head, b[:i+1]...)
 			b = b[i+1:]
 			if r := c.tooLong(); r != nil {
