@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -79,7 +80,11 @@ func startRun(t *testing.T, env map[string]string, cmd string) *started {
 			select {
 			case result = <-errc:
 			case <-time.After(60 * time.Second):
-				t.Fatalf("run did not stop within 60s after cancel")
+				// Every goroutine's stack, so that what holds the
+				// shutdown is named in the log of the run that saw it.
+				var stacks bytes.Buffer
+				_ = pprof.Lookup("goroutine").WriteTo(&stacks, 2)
+				t.Fatalf("run did not stop within 60s after cancel; goroutines:\n%s", stacks.String())
 			}
 		})
 		return result
