@@ -196,8 +196,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	s.log.Info("http: shutting down; draining in-flight requests")
-	if err := s.app.ShutdownWithTimeout(s.cfg.ShutdownTimeout); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
+	shutErr := s.app.ShutdownWithTimeout(s.cfg.ShutdownTimeout)
+	// A cancel that comes before the server has begun accepting finds no
+	// listener for the shutdown to close, and the listener served after it
+	// would keep Serve waiting for ever: closing it here ends that serving
+	// at its first accept (harmless when the shutdown closed it already).
+	ln.Close() // #nosec G104 -- already closed by the shutdown, or closed to end a late start; nothing to add
+	if shutErr != nil && !errors.Is(shutErr, context.DeadlineExceeded) {
+		return shutErr
 	}
 	if err := <-errc; err != nil {
 		return err

@@ -414,3 +414,31 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 		t.Fatalf("server still accepts requests after shutdown")
 	}
 }
+
+// TestServeStopsWhenCanceledBeforeServing: a context canceled before the
+// server has begun accepting (a stop right after start, on a busy machine)
+// still ends Serve. Fiber's shutdown finds no listener to close then, and
+// the listener, served afterwards, kept Serve waiting for ever ("run did
+// not stop within 60s after cancel").
+func TestServeStopsWhenCanceledBeforeServing(t *testing.T) {
+	for i := range 20 {
+		s := NewServer(Config{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(ctx, ln) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("run %d: Serve: %v", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			ln.Close()
+			t.Fatalf("run %d: Serve did not return within 10 s of a cancel that came before serving", i)
+		}
+	}
+}
