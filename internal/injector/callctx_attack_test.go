@@ -3,6 +3,7 @@ package injector
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -208,4 +209,58 @@ func sameTenant(req *http.Request) string {
 		return "same"
 	}
 	return "other"
+}
+
+// TestCallDeadlineAttackHTTPS: on net/http's Transport (https://), which
+// gets the call as a context.WithDeadline of its own, a body trickled a
+// byte at a time and a stalled header both end at the call's timeout
+// with upstream_timeout; a caller's cancel mid-body ends the read as
+// canceled.
+func TestCallDeadlineAttackHTTPS(t *testing.T) {
+	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/stall" {
+			sleeper(2*time.Second)(w, r)
+			return
+		}
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(http.StatusOK)
+		for stop := time.Now().Add(2 * time.Second); time.Now().Before(stop); time.Sleep(20 * time.Millisecond) {
+			if _, err := w.Write([]byte("x")); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+		}
+	}, nil, true)
+	client := testClient(t, ClientOptions{Timeout: 300 * time.Millisecond})
+	pool := x509.NewCertPool()
+	pool.AddCert(up.srv.Certificate())
+	client.transport.TLSClientConfig.RootCAs = pool
+	cred := &credvault.Credential{Placement: "bearer", BaseURL: up.url(), AllowedHosts: []string{up.host()}}
+	for _, path := range []string{"/stall", "/trickle"} {
+		start := time.Now()
+		resp, err := client.Do(newRequest(t, http.MethodGet, up.url()+path, nil), cred, credvault.NewSecret(secretA))
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		if d := time.Since(start); d > 1500*time.Millisecond {
+			t.Fatalf("%s: the call took %v, past its 300ms timeout", path, d)
+		}
+		wantError(t, err, credvault.EUNAVAILABLE, "upstream_timeout", secretA)
+	}
+	slow := testClient(t, ClientOptions{Timeout: 10 * time.Second})
+	slow.transport.TLSClientConfig.RootCAs = pool
+	ctx, cancel := context.WithCancel(context.Background())
+	resp, err := slow.Do(newRequest(t, http.MethodGet, up.url()+"/trickle", nil).WithContext(ctx), cred, credvault.NewSecret(secretA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	_, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Fatalf("reading went on %v after the caller canceled", d)
+	}
+	wantError(t, err, credvault.EUNAVAILABLE, "upstream_unreachable", secretA)
 }
