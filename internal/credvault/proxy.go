@@ -130,17 +130,18 @@ func CheckProxyPath(raw string) error {
 		// Decoding once more would change the path again.
 		return bad("is percent-encoded twice (\"%25\" followed by hex digits)")
 	}
+	nonASCIIChecked := false // nonASCIIPathError reads the rest of p at once
 	for i := 0; i < len(p); i++ {
 		switch c := p[i]; {
 		case c == '\\':
 			return bad("holds a backslash (raw or encoded)")
 		case c < 0x20 || c == 0x7f:
 			return bad("holds a control character")
-		case c >= utf8.RuneSelf:
+		case c >= utf8.RuneSelf && !nonASCIIChecked:
 			if why := nonASCIIPathError(p[i:]); why != "" {
 				return bad(why)
 			}
-			i = len(p)
+			nonASCIIChecked = true // the ASCII bytes after it are still checked
 		}
 	}
 	for rest := p; ; {

@@ -428,9 +428,10 @@ func (oh *outHeader) release() {
 	if oh == nil {
 		return
 	}
+	large := len(oh.h) > 64 || cap(oh.vals) > 256 // read before clear empties the map
 	clear(oh.h)
 	clear(oh.vals)
-	if len(oh.h) > 64 || cap(oh.vals) > 256 {
+	if large {
 		return // an unusually large header is not kept
 	}
 	outHeaders.Put(oh)

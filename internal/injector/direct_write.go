@@ -20,7 +20,8 @@ const defaultUserAgent = "Go-http-client/1.1"
 var errCTLInURL = errors.New("net/http: can't write control character in Request.URL")
 
 // writeRequest writes req to bw as net/http's Request.Write does, byte for
-// byte. A request without a body, without Close, with an ASCII host (no
+// byte. A request without a body, without Close, not a CONNECT (whose
+// target Request.Write may make the host), with an ASCII host (no
 // zone) and a URL without Opaque, and no httptrace hooks — every proxied GET
 // — has its head written straight into bw (request line, Host,
 // User-Agent, Content-Length for POST, PUT and PATCH, the other header
@@ -98,7 +99,8 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 // there), and the Host it sends.
 func fastHead(req *http.Request) (string, bool) {
 	if (req.Body != nil && req.Body != http.NoBody) || (req.Body == nil && req.ContentLength != 0) ||
-		req.Close || req.URL == nil || req.URL.Opaque != "" || len(req.TransferEncoding) > 0 {
+		req.Close || req.URL == nil || req.URL.Opaque != "" || len(req.TransferEncoding) > 0 ||
+		req.Method == http.MethodConnect { // Request.Write's target for CONNECT may be the host
 		return "", false
 	}
 	host := req.Host

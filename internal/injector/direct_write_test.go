@@ -161,3 +161,29 @@ func BenchmarkWriteRequest(b *testing.B) {
 		})
 	}
 }
+
+// TestWriteRequestConnectMatchesNetHTTP: a CONNECT whose URL has no path
+// is written as Request.Write writes it, with the host as its target
+// ("CONNECT up.example:443 HTTP/1.1"), not "/".
+func TestWriteRequestConnectMatchesNetHTTP(t *testing.T) {
+	build := func() *http.Request {
+		r, err := http.NewRequest(http.MethodConnect, "http://up.example:8080", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	var want, got bytes.Buffer
+	wbw, gbw := bufio.NewWriter(&want), bufio.NewWriter(&got)
+	if err := build().Write(wbw); err != nil {
+		t.Fatal(err)
+	}
+	wbw.Flush()
+	if err := writeRequest(gbw, build()); err != nil {
+		t.Fatal(err)
+	}
+	gbw.Flush()
+	if got.String() != want.String() {
+		t.Fatalf("wrote\n%q\nnet/http writes\n%q", got.String(), want.String())
+	}
+}
