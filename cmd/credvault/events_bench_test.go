@@ -48,7 +48,7 @@ func BenchmarkEventStreamOverhead(b *testing.B) {
 	}
 	defer load.close()
 
-	const workers, verifyCalls, proxyCalls = 8, 4000, 2000
+	const workers, verifyCalls, proxyCalls = 8, 16000, 8000
 	round := func(url string, calls int) time.Duration {
 		var wg sync.WaitGroup
 		start := time.Now()
