@@ -41,7 +41,14 @@ func refuseHead(why string) *headRefusal {
 //     Transfer-Encoding whose final coding is not chunked, or chunked twice,
 //     or Transfer-Encoding in HTTP/1.0 (RFC 9112 section 6): invalid_framing;
 //   - a transfer coding other than chunked before the final chunked:
-//     unsupported_transfer_coding (501, RFC 9112 section 6.1).
+//     unsupported_transfer_coding (501, RFC 9112 section 6.1);
+//   - Transfer-Encoding on more than one line (fasthttp reads one; with
+//     chunked accepted, the others held only empty elements):
+//     invalid_framing.
+//
+// An accepted Transfer-Encoding value is left as `chunked` with
+// whitespace around it, which is all fasthttp accepts: each comma of an
+// empty list element is overwritten with a space in head itself.
 //
 // Transfer coding names are case-insensitive and list elements are
 // separated by commas with optional whitespace, empty elements ignored
@@ -64,7 +71,8 @@ func checkRequestHead(head []byte) (int64, *headRefusal) {
 		nHost    int
 		host     []byte
 		codings  [][]byte
-		sawTE    bool
+		teValue  []byte // the Transfer-Encoding line's value, within head
+		nTE      int
 		valueErr string
 	)
 	for len(rest) > 0 {
@@ -92,7 +100,8 @@ func checkRequestHead(head []byte) (int64, *headRefusal) {
 			}
 			cl = n
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			sawTE = true
+			nTE++
+			teValue = value
 			for _, c := range bytes.Split(value, []byte(",")) {
 				if c = bytes.Trim(c, " \t"); len(c) > 0 {
 					codings = append(codings, c)
@@ -111,13 +120,27 @@ func checkRequestHead(head []byte) (int64, *headRefusal) {
 		return 0, refuseFraming(valueErr)
 	case nCL > 1:
 		return 0, refuseFraming("Content-Length is sent more than once")
-	case nCL > 0 && sawTE:
+	case nCL > 0 && nTE > 0:
 		return 0, refuseFraming("both Content-Length and Transfer-Encoding are sent")
-	case sawTE && http10:
+	case nTE > 0 && http10:
 		return 0, refuseFraming("Transfer-Encoding is not defined for HTTP/1.0")
-	case sawTE:
+	case nTE > 0:
 		if r := checkTransferCodings(codings); r != nil {
 			return 0, r
+		}
+		if nTE > 1 {
+			// fasthttp reads one Transfer-Encoding line; the others
+			// could only have held empty list elements here.
+			return 0, refuseFraming("Transfer-Encoding is sent on more than one line")
+		}
+		// The one coding is chunked, among empty list elements that
+		// RFC 9110 section 5.6.1 says to ignore; fasthttp accepts only
+		// `chunked` with whitespace around it, so each comma becomes a
+		// space, in place (the head keeps its length).
+		for i, b := range teValue {
+			if b == ',' {
+				teValue[i] = ' '
+			}
 		}
 		return -1, nil
 	case cl > 0:
