@@ -11,10 +11,13 @@ import (
 	"time"
 )
 
-// fasthttp (v1.51, under Fiber) frames requests leniently: of several
-// Content-Length lines the last wins, and any Transfer-Encoding other than
-// "identity" is read as chunked ("xchunked" included), with no option to
-// refuse either (header.go, RequestHeader.parseHeaders). A front proxy that
+// fasthttp (v1.51, under Fiber) framed requests leniently: of several
+// Content-Length lines the last won, and any Transfer-Encoding other than
+// "identity" was read as chunked ("xchunked" included), with no option to
+// refuse either (header.go, RequestHeader.parseHeaders). v1.79, which
+// credvault now builds with, is stricter (one Transfer-Encoding line whose
+// value is exactly chunked), but its rules are not RFC 9112's in every
+// case and may change again; the guard stays the one rule. A front proxy that
 // reads the same bytes another way lets a second request ride in the body
 // of the first (request smuggling). So every connection is read through
 // framingConn, which checks each request head before fasthttp sees it and
