@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -80,6 +81,8 @@ type framingConn struct {
 	err      error // the connection's read error, after ready is drained
 	pages    pagePaths
 
+	wrote bool // a response was written since the last read (see Read)
+
 	mu     sync.Mutex
 	refuse *headRefusal // why a request was refused; nil when none
 	closed bool
@@ -108,6 +111,17 @@ func (c *framingConn) Read(p []byte) (int, error) {
 		if direct {
 			buf = p[:len(c.buf)]
 		}
+		// Right after a response, the client has not sent its next
+		// request yet: a read now almost always finds nothing, and costs
+		// a system call and a trip through the poller. Under load,
+		// letting the goroutines that are ready run first gives the
+		// request time to arrive (issue 24: read calls per proxied call
+		// 3.8 → 3.3-3.5 in perf stat counts); with nothing else ready,
+		// Gosched returns at once.
+		if c.wrote && direct {
+			c.wrote = false
+			runtime.Gosched()
+		}
 		n, err := c.Conn.Read(buf)
 		if direct && c.wholeHead(buf[:n]) {
 			if err != nil {
@@ -128,6 +142,12 @@ func (c *framingConn) Read(p []byte) (int, error) {
 			c.err = err
 		}
 	}
+}
+
+// Write writes a response; the next Read yields first (see Read).
+func (c *framingConn) Write(p []byte) (int, error) {
+	c.wrote = true
+	return c.Conn.Write(p)
 }
 
 // wholeHead is the fast path of framingConn: b is a read that holds one
