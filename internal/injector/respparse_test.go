@@ -609,3 +609,56 @@ func BenchmarkReadResponseHead(b *testing.B) {
 		})
 	}
 }
+
+// TestDirectTransportFastPath: the direct transport reads a net/http
+// server's responses (a Content-Length one and a chunked one with an
+// undeclared trailer) through the fast path, and keeps the connection for the next
+// call.
+func TestDirectTransportFastPath(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/chunked" { // a trailer not declared (a declared one takes net/http's path)
+			io.WriteString(w, "part one ")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "part two")
+			w.Header().Set(http.TrailerPrefix+"X-Sum", "abc")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"ok":true}`)
+	}))
+	defer srv.Close()
+	client := NewClient(ClientOptions{AllowPrivate: true})
+	defer client.CloseIdleConnections()
+	for i, path := range []string{"/json", "/chunked", "/json"} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		resp, err := client.direct.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, ok := resp.Body.(*directBody)
+		if !ok {
+			t.Fatalf("body %T", resp.Body)
+		}
+		if _, ok := db.body.(*fastBody); !ok {
+			t.Fatalf("%s: not read by the fast path (body %T)", path, db.body)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch path {
+		case "/json":
+			if string(body) != `{"ok":true}` || resp.ContentLength != 11 || resp.Header.Get("Content-Type") != "application/json" {
+				t.Fatalf("%s: %q %d %q", path, body, resp.ContentLength, resp.Header)
+			}
+		case "/chunked":
+			if string(body) != "part one part two" || resp.Trailer.Get("X-Sum") != "abc" || len(resp.TransferEncoding) != 1 {
+				t.Fatalf("%s: %q trailer %q TE %q", path, body, resp.Trailer, resp.TransferEncoding)
+			}
+		}
+		if i > 0 && !db.dc.reused {
+			t.Fatalf("call %d: the connection was not kept", i)
+		}
+	}
+}
