@@ -38,7 +38,9 @@ const (
 // and writer goroutine per connection and no hand-off between them, which
 // is what Go's HTTP/1.1 Transport spends most of its CPU on. The wire format is net/http's own (http.Request.Write
 // and http.ReadResponse: the same header parsing, framing checks and
-// trailers), so that only the scheduling differs. The dial function is the
+// trailers; the common response head takes readResponse's fast path,
+// held to http.ReadResponse by differential tests), so that only the
+// scheduling differs. The dial function is the
 // Client's egress-checked one. Deadlines and cancellation act on the
 // connection: ResponseHeaderTimeout and the context's deadline set its
 // deadline, and a canceled context sets a deadline in the past (watched
@@ -312,7 +314,7 @@ func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *ht
 	}
 	var resp *http.Response
 	for n := 0; ; n++ {
-		r, err := http.ReadResponse(dc.br, req)
+		r, err := readResponse(dc.br, req)
 		if err != nil {
 			return fail(err, false)
 		}
