@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -309,6 +310,11 @@ func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *ht
 		return fail(err, false)
 	}
 	dc.src.left = directMaxHeaderBytes
+	// The upstream has not answered yet: a read now would find nothing
+	// and park in the poller. Under load, the goroutines that are ready
+	// run first; with none, Gosched returns at once (as framingConn does
+	// between a response and the next request; issue 24).
+	runtime.Gosched()
 	if _, err := dc.br.Peek(1); err != nil {
 		return fail(err, staleConn(err))
 	}
