@@ -11,6 +11,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
+	"golang.org/x/net/http/httpguts"
 
 	"credvault/internal/credvault"
 )
@@ -79,51 +80,19 @@ func cleanLabel(s string) string {
 // outboundRequest builds the upstream request from the caller's: method,
 // path after /v1/proxy/{id}, raw query, body and end-to-end headers, minus
 // hop-by-hop headers, the caller's credvault key headers and every
-// X-Credvault-* header. The kept header names and values share one string
-// and their value slices one array, to keep the per-call allocations few.
-func (s *Server) outboundRequest(c *fiber.Ctx, id string) (*http.Request, error) {
+// X-Credvault-* header. It returns the request and the credential id
+// (pathID's). To keep the per-call allocations few, the id, the path, the
+// query, the kept header names and values and the body share one
+// immutable string, and the request, its URL and the first header values
+// one proxyRequest.
+func (s *Server) outboundRequest(c *fiber.Ctx) (*http.Request, string, error) {
+	rawID := c.Params("id") // Fiber's buffer: copied below
 	uri := c.Request().URI()
 	path := uri.PathOriginal()
-	if len(path) >= len(proxyPrefix)+len(id) && string(path[:len(proxyPrefix)]) == proxyPrefix && string(path[len(proxyPrefix):len(proxyPrefix)+len(id)]) == id {
-		path = path[len(proxyPrefix)+len(id):]
+	if len(path) >= len(proxyPrefix)+len(rawID) && string(path[:len(proxyPrefix)]) == proxyPrefix && string(path[len(proxyPrefix):len(proxyPrefix)+len(rawID)]) == rawID {
+		path = path[len(proxyPrefix)+len(rawID):]
 	}
-	rest := string(path)
-	if err := credvault.CheckProxyPath(rest); err != nil {
-		return nil, err
-	}
-	p, err := url.PathUnescape(rest)
-	if err != nil {
-		return nil, credvault.Errorf(credvault.EINVALID, "the path after /v1/proxy/{credential_id} is not a valid URL path")
-	}
-	req, err := http.NewRequestWithContext(c.UserContext(), c.Method(), "/", http.NoBody)
-	if err != nil {
-		return nil, credvault.Errorf(credvault.EINVALID, "method %q is not valid", c.Method())
-	}
-	if len(c.Body()) > 0 {
-		b := bytes.Clone(c.Body())
-		req.Body = io.NopCloser(bytes.NewReader(b))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-	}
-	rel := req.URL
-	rel.RawQuery = string(uri.QueryString())
-	rel.Path, rel.RawPath = p, ""
-	if rest != rel.EscapedPath() {
-		rel.RawPath = rest
-	}
-	s.copyRequestHeaders(c, req.Header)
-	if conn := c.Get(fiber.HeaderConnection); conn != "" {
-		for _, h := range strings.Split(conn, ",") {
-			req.Header.Del(strings.TrimSpace(h))
-		}
-	}
-	req.ContentLength = int64(len(c.Body()))
-	return req, nil
-}
-
-// copyRequestHeaders adds the caller's forwardable headers (see
-// outboundRequest) to h, in two passes: the first sizes one buffer for
-// every kept name and value, the second cuts the strings out of it.
-func (s *Server) copyRequestHeaders(c *fiber.Ctx, h http.Header) {
+	query, body := uri.QueryString(), c.Body()
 	hdr := &c.Request().Header
 	size, count := 0, 0
 	hdr.VisitAll(func(k, v []byte) {
@@ -132,19 +101,108 @@ func (s *Server) copyRequestHeaders(c *fiber.Ctx, h http.Header) {
 			count++
 		}
 	})
+	var buf strings.Builder // String hands its bytes over without a copy
+	buf.Grow(len(rawID) + len(path) + len(query) + len(body) + size)
+	buf.WriteString(rawID)
+	buf.Write(path)
+	buf.Write(query)
+	buf.Write(body)
+	if count > 0 {
+		hdr.VisitAll(func(k, v []byte) {
+			if s.forwardHeader(k) {
+				buf.Write(k)
+				buf.Write(v)
+			}
+		})
+	}
+	all := buf.String()
+	id, all := all[:len(rawID)], all[len(rawID):]
+	rest, all := all[:len(path)], all[len(path):]
+	rawQuery, all := all[:len(query)], all[len(query):]
+	bodyText, all := all[:len(body)], all[len(body):]
+
+	if err := credvault.CheckProxyPath(rest); err != nil {
+		return nil, id, err
+	}
+	p, err := url.PathUnescape(rest)
+	if err != nil {
+		return nil, id, credvault.Errorf(credvault.EINVALID, "the path after /v1/proxy/{credential_id} is not a valid URL path")
+	}
+	method := c.Method()
+	if !validMethod(method) {
+		return nil, id, credvault.Errorf(credvault.EINVALID, "method %q is not valid", method)
+	}
+	pr := &proxyRequest{}
+	rel := &pr.url
+	rel.RawQuery = rawQuery
+	rel.Path = p
+	if rest != rel.EscapedPath() {
+		rel.RawPath = rest
+	}
+	// What http.NewRequestWithContext(ctx, method, "/", http.NoBody)
+	// gives, with the URL above; WithContext is inlined, so that its copy
+	// stays on the stack and only pr is allocated.
+	pr.req = *(&http.Request{
+		Method: method, URL: rel, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: make(http.Header, count), Body: http.NoBody,
+	}).WithContext(c.UserContext())
+	req := &pr.req
+	if len(bodyText) > 0 {
+		pr.body.Reader.Reset(bodyText)
+		req.Body = &pr.body
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(bodyText)), nil }
+	}
+	s.copyRequestHeaders(hdr, req.Header, all, count, pr.vals[:])
+	if conn := c.Get(fiber.HeaderConnection); conn != "" {
+		for h := range strings.SplitSeq(conn, ",") {
+			req.Header.Del(strings.TrimSpace(h))
+		}
+	}
+	req.ContentLength = int64(len(bodyText))
+	return req, id, nil
+}
+
+// proxyRequest is outboundRequest's request, with its URL, its body reader
+// and the backing of its first header values, in one allocation.
+type proxyRequest struct {
+	req  http.Request
+	url  url.URL
+	body proxyBody
+	vals [4]string
+}
+
+// proxyBody is the request body outboundRequest sends: the caller's body,
+// copied.
+type proxyBody struct{ strings.Reader }
+
+func (*proxyBody) Close() error { return nil }
+
+// validMethod reports whether m is a token (RFC 9110 section 9.1), as
+// http.NewRequest requires.
+func validMethod(m string) bool {
+	if m == "" {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if !httpguts.IsTokenRune(rune(m[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+// copyRequestHeaders adds the caller's forwardable headers (see
+// outboundRequest) to h: count of them, whose names and values are all,
+// one after the other in visiting order. Their value slices are cut from
+// inline when it holds count values, else from one new array.
+func (s *Server) copyRequestHeaders(hdr *fasthttp.RequestHeader, h http.Header, all string, count int, inline []string) {
 	if count == 0 {
 		return
 	}
-	var buf strings.Builder // String hands its bytes over without a copy
-	buf.Grow(size)
-	hdr.VisitAll(func(k, v []byte) {
-		if s.forwardHeader(k) {
-			buf.Write(k)
-			buf.Write(v)
-		}
-	})
-	all := buf.String()
-	vals := make([]string, count)
+	vals := inline
+	if count > len(inline) {
+		vals = make([]string, count)
+	}
 	i, off := 0, 0
 	hdr.VisitAll(func(k, v []byte) {
 		if !s.forwardHeader(k) {
@@ -201,8 +259,7 @@ func (s *Server) handleProxy(c *fiber.Ctx) error {
 	if err := s.actingContext(c); err != nil {
 		return err
 	}
-	id := pathID(c)
-	req, err := s.outboundRequest(c, id)
+	req, id, err := s.outboundRequest(c)
 	if err != nil {
 		return err
 	}
