@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/url"
@@ -93,12 +94,14 @@ func (s *Server) outboundRequest(c *fiber.Ctx) (*http.Request, string, error) {
 		path = path[len(proxyPrefix)+len(rawID):]
 	}
 	query, body := uri.QueryString(), c.Body()
-	hdr := &c.Request().Header
-	size, count := 0, 0
-	hdr.VisitAll(func(k, v []byte) {
+	// The kept headers, as Fasthttp's slices (valid during the handler),
+	// collected in one pass; past len(keptArr) the slice grows on the heap.
+	var keptArr [16]keptHeader
+	kept, size := keptArr[:0], 0
+	c.Request().Header.VisitAll(func(k, v []byte) {
 		if s.forwardHeader(k) {
+			kept = append(kept, keptHeader{k, v})
 			size += len(k) + len(v)
-			count++
 		}
 	})
 	var buf strings.Builder // String hands its bytes over without a copy
@@ -107,13 +110,9 @@ func (s *Server) outboundRequest(c *fiber.Ctx) (*http.Request, string, error) {
 	buf.Write(path)
 	buf.Write(query)
 	buf.Write(body)
-	if count > 0 {
-		hdr.VisitAll(func(k, v []byte) {
-			if s.forwardHeader(k) {
-				buf.Write(k)
-				buf.Write(v)
-			}
-		})
+	for _, kv := range kept {
+		buf.Write(kv.name)
+		buf.Write(kv.value)
 	}
 	all := buf.String()
 	id, all := all[:len(rawID)], all[len(rawID):]
@@ -144,7 +143,7 @@ func (s *Server) outboundRequest(c *fiber.Ctx) (*http.Request, string, error) {
 	// stays on the stack and only pr is allocated.
 	pr.req = *(&http.Request{
 		Method: method, URL: rel, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: make(http.Header, count), Body: http.NoBody,
+		Header: proxyHeaders.Get().(http.Header), Body: http.NoBody,
 	}).WithContext(c.UserContext())
 	req := &pr.req
 	if len(bodyText) > 0 {
@@ -152,7 +151,7 @@ func (s *Server) outboundRequest(c *fiber.Ctx) (*http.Request, string, error) {
 		req.Body = &pr.body
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(bodyText)), nil }
 	}
-	s.copyRequestHeaders(hdr, req.Header, all, count, pr.vals[:])
+	copyRequestHeaders(req.Header, kept, all, pr.vals[:])
 	if conn := c.Get(fiber.HeaderConnection); conn != "" {
 		for h := range strings.SplitSeq(conn, ",") {
 			req.Header.Del(strings.TrimSpace(h))
@@ -160,6 +159,32 @@ func (s *Server) outboundRequest(c *fiber.Ctx) (*http.Request, string, error) {
 	}
 	req.ContentLength = int64(len(bodyText))
 	return req, id, nil
+}
+
+// proxyHeaders recycles the header maps of outboundRequest's requests.
+// The injector reads a request's header only while Forward runs: Do
+// copies it into the header it sends (and Clone copies it for a retry or
+// a redirect), and nothing it returns or keeps refers to the map. So once
+// Forward has returned, proxyVia takes the map out of the request
+// (releaseHeader) and no request, response or body reaches it any more
+// (TestProxyHeaderPool).
+var proxyHeaders = sync.Pool{New: func() any { return make(http.Header, 8) }}
+
+// maxPooledHeader keeps a map that grew on an unusually long header out of
+// proxyHeaders.
+const maxPooledHeader = 32
+
+// releaseHeader takes req's header map (outboundRequest's, from
+// proxyHeaders) out of req, empties it and puts it back in proxyHeaders.
+// Nothing may use req's header afterwards.
+func releaseHeader(req *http.Request) {
+	h := req.Header
+	req.Header = nil
+	if len(h) > maxPooledHeader {
+		return
+	}
+	clear(h)
+	proxyHeaders.Put(h)
 }
 
 // proxyRequest is outboundRequest's request, with its URL, its body reader
@@ -191,35 +216,32 @@ func validMethod(m string) bool {
 	return true
 }
 
-// copyRequestHeaders adds the caller's forwardable headers (see
-// outboundRequest) to h: count of them, whose names and values are all,
-// one after the other in visiting order. Their value slices are cut from
-// inline when it holds count values, else from one new array.
-func (s *Server) copyRequestHeaders(hdr *fasthttp.RequestHeader, h http.Header, all string, count int, inline []string) {
-	if count == 0 {
-		return
-	}
+// keptHeader is a caller's header that goes to the upstream, as Fasthttp
+// holds it.
+type keptHeader struct{ name, value []byte }
+
+// copyRequestHeaders adds the kept headers to h: their names and values
+// are all, one after the other in order. Their value slices are cut from
+// inline when it holds them all, else from one new array.
+func copyRequestHeaders(h http.Header, kept []keptHeader, all string, inline []string) {
 	vals := inline
-	if count > len(inline) {
-		vals = make([]string, count)
+	if len(kept) > len(inline) {
+		vals = make([]string, len(kept))
 	}
 	i, off := 0, 0
-	hdr.VisitAll(func(k, v []byte) {
-		if !s.forwardHeader(k) {
-			return
-		}
-		name := all[off : off+len(k)]
-		value := all[off+len(k) : off+len(k)+len(v)]
-		off += len(k) + len(v)
+	for _, kv := range kept {
+		name := all[off : off+len(kv.name)]
+		value := all[off+len(kv.name) : off+len(kv.name)+len(kv.value)]
+		off += len(kv.name) + len(kv.value)
 		name = http.CanonicalHeaderKey(name) // no copy when already canonical, as fasthttp keeps it
 		if old, ok := h[name]; ok {
 			h[name] = append(old, value)
-			return
+			continue
 		}
 		vals[i] = value
 		h[name] = vals[i : i+1 : i+1]
 		i++
-	})
+	}
 }
 
 // forwardHeader reports whether the caller's header named k goes to the
@@ -256,6 +278,14 @@ func isCanonicalHeader(k []byte) bool {
 // sent to the credential's base_url with the credential attached, the
 // response streamed back with the value scrubbed out.
 func (s *Server) handleProxy(c *fiber.Ctx) error {
+	return s.proxyVia(c, s.cfg.Services.Proxy.Forward)
+}
+
+// forwardFunc is credvault.ProxyService.Forward.
+type forwardFunc func(ctx context.Context, credentialID string, req *http.Request, target string, meta credvault.UseMeta) (*http.Response, error)
+
+// proxyVia is handleProxy with the call forwarded by forward.
+func (s *Server) proxyVia(c *fiber.Ctx, forward forwardFunc) error {
 	if err := s.actingContext(c); err != nil {
 		return err
 	}
@@ -263,7 +293,8 @@ func (s *Server) handleProxy(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	resp, err := s.cfg.Services.Proxy.Forward(c.UserContext(), id, req, strings.Clone(c.Get("X-Credvault-Target")), useMeta(c))
+	resp, err := forward(c.UserContext(), id, req, strings.Clone(c.Get("X-Credvault-Target")), useMeta(c))
+	releaseHeader(req)
 	if err != nil {
 		return err
 	}
