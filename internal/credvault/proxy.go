@@ -98,11 +98,12 @@ func (s *ProxyService) forward(ctx context.Context, credentialID string, req *ht
 	if resp != nil {
 		status = resp.StatusCode
 	}
-	elapsed := time.Since(start)
+	end := time.Now()
+	elapsed := end.Sub(start)
 	if s.Observe != nil {
 		s.Observe(status, err, elapsed)
 	}
-	s.record(ctx, c, u.Host, status, elapsed, meta)
+	s.recordAt(ctx, c, u.Host, status, elapsed, meta, end)
 	return resp, err
 }
 
@@ -296,9 +297,18 @@ func (s *ProxyService) record(ctx context.Context, c *Credential, host string, s
 	if s.Usage == nil {
 		return
 	}
+	s.recordAt(ctx, c, host, status, latency, meta, time.Now())
+}
+
+// recordAt is record for a use that ended at now (the time forward read
+// already).
+func (s *ProxyService) recordAt(ctx context.Context, c *Credential, host string, status int, latency time.Duration, meta UseMeta, now time.Time) {
+	if s.Usage == nil {
+		return
+	}
 	u := Usage{
 		CredentialID: c.ID, OrgID: c.OrgID, WorkflowID: meta.WorkflowID, NodeID: meta.NodeID,
-		DestinationHost: strings.ToValidUTF8(host, "?"), Status: status, LatencyMS: int(latency.Milliseconds()), CreatedAt: time.Now().UTC(),
+		DestinationHost: strings.ToValidUTF8(host, "?"), Status: status, LatencyMS: int(latency.Milliseconds()), CreatedAt: now.UTC(),
 	}
 	if p := PrincipalFrom(ctx); p != nil && p.UserID != "" {
 		u.UserID = &p.UserID
