@@ -51,7 +51,8 @@ type ProxyService struct {
 // Forward sends req with the credential applied and returns the upstream's
 // response (the caller closes its body). req.URL holds the path and query
 // relative to the credential's base_url; without a base_url, target is
-// the absolute URL to call. Errors: those of UseCredential; EINVALID (no
+// the absolute URL to call. Forward takes req over: it writes the URL it
+// calls over *req.URL (so req.URL must not be shared) and clears req.Host. Errors: those of UseCredential; EINVALID (no
 // target); EFORBIDDEN egress_denied; EUNAVAILABLE upstream_unreachable or
 // upstream_timeout. The workflow id TestWorkflowID is the credential
 // test's own and is refused (EINVALID) from callers.
