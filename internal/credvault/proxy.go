@@ -51,7 +51,8 @@ type ProxyService struct {
 // Forward sends req with the credential applied and returns the upstream's
 // response (the caller closes its body). req.URL holds the path and query
 // relative to the credential's base_url; without a base_url, target is
-// the absolute URL to call. Errors: those of UseCredential; EINVALID (no
+// the absolute URL to call. Forward takes req over: it writes the URL it
+// calls over *req.URL (so req.URL must not be shared) and clears req.Host. Errors: those of UseCredential; EINVALID (no
 // target); EFORBIDDEN egress_denied; EUNAVAILABLE upstream_unreachable or
 // upstream_timeout. The workflow id TestWorkflowID is the credential
 // test's own and is refused (EINVALID) from callers.
@@ -76,11 +77,16 @@ func (s *ProxyService) forward(ctx context.Context, credentialID string, req *ht
 	if err != nil {
 		return nil, err
 	}
-	u, err := targetURL(c, req.URL, target)
-	if err != nil {
+	if req.URL == nil {
+		req.URL = &url.URL{}
+	}
+	// The target is written over req.URL (the caller's relative URL, which
+	// Forward takes over with req), saving a URL per call.
+	if err := targetURLInto(req.URL, c, req.URL, target); err != nil {
 		return nil, err
 	}
-	req.URL, req.Host = u, ""
+	u := req.URL
+	req.Host = ""
 	start := time.Now()
 	if req.Context() != ctx {
 		req = req.WithContext(ctx)
@@ -93,11 +99,12 @@ func (s *ProxyService) forward(ctx context.Context, credentialID string, req *ht
 	if resp != nil {
 		status = resp.StatusCode
 	}
-	elapsed := time.Since(start)
+	end := time.Now()
+	elapsed := end.Sub(start)
 	if s.Observe != nil {
 		s.Observe(status, err, elapsed)
 	}
-	s.record(ctx, c, u.Host, status, elapsed, meta)
+	s.recordAt(ctx, c, u.Host, status, elapsed, meta, end)
 	return resp, err
 }
 
@@ -218,29 +225,44 @@ func isHex(c byte) bool {
 // no path can point the call elsewhere), or the caller's absolute target
 // when the credential has no base_url.
 func targetURL(c *Credential, rel *url.URL, target string) (*url.URL, error) {
+	var u url.URL
+	if err := targetURLInto(&u, c, rel, target); err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+// targetURLInto is targetURL writing the URL into dst, which may be rel
+// itself; on an error dst is left as it was.
+func targetURLInto(dst *url.URL, c *Credential, rel *url.URL, target string) error {
 	if c.BaseURL == "" {
 		if target == "" {
-			return nil, Errorf(EINVALID, "this credential has no base_url: name the absolute URL to call in the X-Credvault-Target header")
+			return Errorf(EINVALID, "this credential has no base_url: name the absolute URL to call in the X-Credvault-Target header")
 		}
 		u, err := url.Parse(target)
 		if err != nil || !u.IsAbs() || u.Host == "" || u.User != nil {
-			return nil, Errorf(EINVALID, "header X-Credvault-Target must be an absolute http(s) URL without credentials")
+			return Errorf(EINVALID, "header X-Credvault-Target must be an absolute http(s) URL without credentials")
 		}
 		if err := CheckProxyPath(u.EscapedPath()); err != nil {
-			return nil, err
+			return err
 		}
-		return u, nil
+		*dst = *u
+		return nil
 	}
 	if err := CheckProxyPath(rel.EscapedPath()); err != nil {
-		return nil, err
+		return err
 	}
 	base, err := c.baseURL()
 	if err != nil {
-		return nil, Wrap(EINTERNAL, err, "stored base_url does not parse")
+		return Wrap(EINTERNAL, err, "stored base_url does not parse")
 	}
 	u := *base
 	prefix := strings.TrimSuffix(base.Path, "/")
-	u.Path = prefix + "/" + strings.TrimPrefix(rel.Path, "/")
+	if prefix == "" && strings.HasPrefix(rel.Path, "/") {
+		u.Path = rel.Path // what the join below gives, without building it
+	} else {
+		u.Path = prefix + "/" + strings.TrimPrefix(rel.Path, "/")
+	}
 	if rel.RawPath != "" {
 		u.RawPath = strings.TrimSuffix(base.EscapedPath(), "/") + "/" + strings.TrimPrefix(rel.RawPath, "/")
 	}
@@ -248,32 +270,46 @@ func targetURL(c *Credential, rel *url.URL, target string) (*url.URL, error) {
 	// base_url's path (a credential scoped to /tenants/42 stays there).
 	cleaned := path.Clean(u.Path)
 	if strings.HasSuffix(u.Path, "/") && cleaned != "/" {
-		cleaned += "/"
+		if cleaned == u.Path[:len(u.Path)-1] {
+			cleaned = u.Path // clean but for the kept trailing slash
+		} else {
+			cleaned += "/"
+		}
 	}
 	if cleaned != u.Path {
 		u.Path, u.RawPath = cleaned, ""
 	}
-	if prefix != "" && u.Path != prefix && !strings.HasPrefix(u.Path, prefix+"/") {
-		return nil, &Error{Code: EFORBIDDEN, Reason: "egress_denied", Message: "the path leaves the credential's base_url path"}
+	if prefix != "" && u.Path != prefix && !(strings.HasPrefix(u.Path, prefix) && u.Path[len(prefix)] == '/') {
+		return &Error{Code: EFORBIDDEN, Reason: "egress_denied", Message: "the path leaves the credential's base_url path"}
 	}
 	for i := 0; i < len(rel.RawQuery); i++ {
 		if c := rel.RawQuery[i]; c <= ' ' || c == 0x7f {
-			return nil, Errorf(EINVALID, "the query string holds a space or control character; percent-encode it")
+			return Errorf(EINVALID, "the query string holds a space or control character; percent-encode it")
 		}
 	}
 	// A '#' cannot be part of a query on the wire; escaped, it cannot cut
 	// the URL short either.
 	u.RawQuery = strings.ReplaceAll(rel.RawQuery, "#", "%23")
-	return &u, nil
+	*dst = u
+	return nil
 }
 
 func (s *ProxyService) record(ctx context.Context, c *Credential, host string, status int, latency time.Duration, meta UseMeta) {
 	if s.Usage == nil {
 		return
 	}
+	s.recordAt(ctx, c, host, status, latency, meta, time.Now())
+}
+
+// recordAt is record for a use that ended at now (the time forward read
+// already).
+func (s *ProxyService) recordAt(ctx context.Context, c *Credential, host string, status int, latency time.Duration, meta UseMeta, now time.Time) {
+	if s.Usage == nil {
+		return
+	}
 	u := Usage{
 		CredentialID: c.ID, OrgID: c.OrgID, WorkflowID: meta.WorkflowID, NodeID: meta.NodeID,
-		DestinationHost: strings.ToValidUTF8(host, "?"), Status: status, LatencyMS: int(latency.Milliseconds()), CreatedAt: time.Now().UTC(),
+		DestinationHost: strings.ToValidUTF8(host, "?"), Status: status, LatencyMS: int(latency.Milliseconds()), CreatedAt: now.UTC(),
 	}
 	if p := PrincipalFrom(ctx); p != nil && p.UserID != "" {
 		u.UserID = &p.UserID

@@ -195,8 +195,12 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 }
 
 func (s *Server) setPrincipal(c *fiber.Ctx, k *credvault.AuthKey) {
-	p := &credvault.Principal{OrgID: k.OrgID, UserID: k.UserID, KeyID: k.ID, Kind: k.Kind, Role: k.Role, Scopes: k.Scopes}
-	c.SetUserContext(credvault.WithCaller(c.UserContext(), p, requestID(c)))
+	p := credvault.Principal{OrgID: k.OrgID, UserID: k.UserID, KeyID: k.ID, Kind: k.Kind, Role: k.Role, Scopes: k.Scopes}
+	id := c.Response().Header.Peek(headerRequestID) // copied by WithCallerCopy
+	if len(id) == 0 {
+		id = []byte(requestID(c))
+	}
+	c.SetUserContext(credvault.WithCallerCopy(c.UserContext(), p, id))
 }
 
 // setRateHeaders writes the RateLimit-* headers (IETF draft) for a key

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
+	"golang.org/x/net/http/httpguts"
 
 	"credvault/internal/credvault"
 )
@@ -79,89 +81,167 @@ func cleanLabel(s string) string {
 // outboundRequest builds the upstream request from the caller's: method,
 // path after /v1/proxy/{id}, raw query, body and end-to-end headers, minus
 // hop-by-hop headers, the caller's credvault key headers and every
-// X-Credvault-* header. The kept header names and values share one string
-// and their value slices one array, to keep the per-call allocations few.
-func (s *Server) outboundRequest(c *fiber.Ctx, id string) (*http.Request, error) {
+// X-Credvault-* header. It returns the request and the credential id
+// (pathID's). To keep the per-call allocations few, the id, the path, the
+// query, the kept header names and values and the body share one
+// immutable string, and the request, its URL and the first header values
+// one proxyRequest.
+func (s *Server) outboundRequest(c *fiber.Ctx) (*http.Request, string, error) {
+	rawID := c.Params("id") // Fiber's buffer: copied below
 	uri := c.Request().URI()
 	path := uri.PathOriginal()
-	if len(path) >= len(proxyPrefix)+len(id) && string(path[:len(proxyPrefix)]) == proxyPrefix && string(path[len(proxyPrefix):len(proxyPrefix)+len(id)]) == id {
-		path = path[len(proxyPrefix)+len(id):]
+	if len(path) >= len(proxyPrefix)+len(rawID) && string(path[:len(proxyPrefix)]) == proxyPrefix && string(path[len(proxyPrefix):len(proxyPrefix)+len(rawID)]) == rawID {
+		path = path[len(proxyPrefix)+len(rawID):]
 	}
-	rest := string(path)
+	query, body := uri.QueryString(), c.Body()
+	// The kept headers, as Fasthttp's slices (valid during the handler),
+	// collected in one pass; past len(keptArr) the slice grows on the heap.
+	var keptArr [16]keptHeader
+	kept, size := keptArr[:0], 0
+	c.Request().Header.VisitAll(func(k, v []byte) {
+		if s.forwardHeader(k) {
+			kept = append(kept, keptHeader{k, v})
+			size += len(k) + len(v)
+		}
+	})
+	var buf strings.Builder // String hands its bytes over without a copy
+	buf.Grow(len(rawID) + len(path) + len(query) + len(body) + size)
+	buf.WriteString(rawID)
+	buf.Write(path)
+	buf.Write(query)
+	buf.Write(body)
+	for _, kv := range kept {
+		buf.Write(kv.name)
+		buf.Write(kv.value)
+	}
+	all := buf.String()
+	id, all := all[:len(rawID)], all[len(rawID):]
+	rest, all := all[:len(path)], all[len(path):]
+	rawQuery, all := all[:len(query)], all[len(query):]
+	bodyText, all := all[:len(body)], all[len(body):]
+
 	if err := credvault.CheckProxyPath(rest); err != nil {
-		return nil, err
+		return nil, id, err
 	}
 	p, err := url.PathUnescape(rest)
 	if err != nil {
-		return nil, credvault.Errorf(credvault.EINVALID, "the path after /v1/proxy/{credential_id} is not a valid URL path")
+		return nil, id, credvault.Errorf(credvault.EINVALID, "the path after /v1/proxy/{credential_id} is not a valid URL path")
 	}
-	req, err := http.NewRequestWithContext(c.UserContext(), c.Method(), "/", http.NoBody)
-	if err != nil {
-		return nil, credvault.Errorf(credvault.EINVALID, "method %q is not valid", c.Method())
+	method := c.Method()
+	if !validMethod(method) {
+		return nil, id, credvault.Errorf(credvault.EINVALID, "method %q is not valid", method)
 	}
-	if len(c.Body()) > 0 {
-		b := bytes.Clone(c.Body())
-		req.Body = io.NopCloser(bytes.NewReader(b))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-	}
-	rel := req.URL
-	rel.RawQuery = string(uri.QueryString())
-	rel.Path, rel.RawPath = p, ""
+	pr := &proxyRequest{}
+	rel := &pr.url
+	rel.RawQuery = rawQuery
+	rel.Path = p
 	if rest != rel.EscapedPath() {
 		rel.RawPath = rest
 	}
-	s.copyRequestHeaders(c, req.Header)
+	// What http.NewRequestWithContext(ctx, method, "/", http.NoBody)
+	// gives, with the URL above; WithContext is inlined, so that its copy
+	// stays on the stack and only pr is allocated.
+	pr.req = *(&http.Request{
+		Method: method, URL: rel, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: proxyHeaders.Get().(http.Header), Body: http.NoBody,
+	}).WithContext(c.UserContext())
+	req := &pr.req
+	if len(bodyText) > 0 {
+		pr.body.Reader.Reset(bodyText)
+		req.Body = &pr.body
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(bodyText)), nil }
+	}
+	copyRequestHeaders(req.Header, kept, all, pr.vals[:])
 	if conn := c.Get(fiber.HeaderConnection); conn != "" {
-		for _, h := range strings.Split(conn, ",") {
+		for h := range strings.SplitSeq(conn, ",") {
 			req.Header.Del(strings.TrimSpace(h))
 		}
 	}
-	req.ContentLength = int64(len(c.Body()))
-	return req, nil
+	req.ContentLength = int64(len(bodyText))
+	return req, id, nil
 }
 
-// copyRequestHeaders adds the caller's forwardable headers (see
-// outboundRequest) to h, in two passes: the first sizes one buffer for
-// every kept name and value, the second cuts the strings out of it.
-func (s *Server) copyRequestHeaders(c *fiber.Ctx, h http.Header) {
-	hdr := &c.Request().Header
-	size, count := 0, 0
-	hdr.VisitAll(func(k, v []byte) {
-		if s.forwardHeader(k) {
-			size += len(k) + len(v)
-			count++
-		}
-	})
-	if count == 0 {
+// proxyHeaders recycles the header maps of outboundRequest's requests.
+// The injector reads a request's header only while Forward runs: Do
+// copies it into the header it sends (and Clone copies it for a retry or
+// a redirect), and nothing it returns or keeps refers to the map. So once
+// Forward has returned, proxyVia takes the map out of the request
+// (releaseHeader) and no request, response or body reaches it any more
+// (TestProxyHeaderPool).
+var proxyHeaders = sync.Pool{New: func() any { return make(http.Header, 8) }}
+
+// maxPooledHeader keeps a map that grew on an unusually long header out of
+// proxyHeaders.
+const maxPooledHeader = 32
+
+// releaseHeader takes req's header map (outboundRequest's, from
+// proxyHeaders) out of req, empties it and puts it back in proxyHeaders.
+// Nothing may use req's header afterwards.
+func releaseHeader(req *http.Request) {
+	h := req.Header
+	req.Header = nil
+	if len(h) > maxPooledHeader {
 		return
 	}
-	var buf strings.Builder // String hands its bytes over without a copy
-	buf.Grow(size)
-	hdr.VisitAll(func(k, v []byte) {
-		if s.forwardHeader(k) {
-			buf.Write(k)
-			buf.Write(v)
+	clear(h)
+	proxyHeaders.Put(h)
+}
+
+// proxyRequest is outboundRequest's request, with its URL, its body reader
+// and the backing of its first header values, in one allocation.
+type proxyRequest struct {
+	req  http.Request
+	url  url.URL
+	body proxyBody
+	vals [4]string
+}
+
+// proxyBody is the request body outboundRequest sends: the caller's body,
+// copied.
+type proxyBody struct{ strings.Reader }
+
+func (*proxyBody) Close() error { return nil }
+
+// validMethod reports whether m is a token (RFC 9110 section 9.1), as
+// http.NewRequest requires.
+func validMethod(m string) bool {
+	if m == "" {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if !httpguts.IsTokenRune(rune(m[i])) {
+			return false
 		}
-	})
-	all := buf.String()
-	vals := make([]string, count)
+	}
+	return true
+}
+
+// keptHeader is a caller's header that goes to the upstream, as Fasthttp
+// holds it.
+type keptHeader struct{ name, value []byte }
+
+// copyRequestHeaders adds the kept headers to h: their names and values
+// are all, one after the other in order. Their value slices are cut from
+// inline when it holds them all, else from one new array.
+func copyRequestHeaders(h http.Header, kept []keptHeader, all string, inline []string) {
+	vals := inline
+	if len(kept) > len(inline) {
+		vals = make([]string, len(kept))
+	}
 	i, off := 0, 0
-	hdr.VisitAll(func(k, v []byte) {
-		if !s.forwardHeader(k) {
-			return
-		}
-		name := all[off : off+len(k)]
-		value := all[off+len(k) : off+len(k)+len(v)]
-		off += len(k) + len(v)
+	for _, kv := range kept {
+		name := all[off : off+len(kv.name)]
+		value := all[off+len(kv.name) : off+len(kv.name)+len(kv.value)]
+		off += len(kv.name) + len(kv.value)
 		name = http.CanonicalHeaderKey(name) // no copy when already canonical, as fasthttp keeps it
 		if old, ok := h[name]; ok {
 			h[name] = append(old, value)
-			return
+			continue
 		}
 		vals[i] = value
 		h[name] = vals[i : i+1 : i+1]
 		i++
-	})
+	}
 }
 
 // forwardHeader reports whether the caller's header named k goes to the
@@ -198,15 +278,23 @@ func isCanonicalHeader(k []byte) bool {
 // sent to the credential's base_url with the credential attached, the
 // response streamed back with the value scrubbed out.
 func (s *Server) handleProxy(c *fiber.Ctx) error {
+	return s.proxyVia(c, s.cfg.Services.Proxy.Forward)
+}
+
+// forwardFunc is credvault.ProxyService.Forward.
+type forwardFunc func(ctx context.Context, credentialID string, req *http.Request, target string, meta credvault.UseMeta) (*http.Response, error)
+
+// proxyVia is handleProxy with the call forwarded by forward.
+func (s *Server) proxyVia(c *fiber.Ctx, forward forwardFunc) error {
 	if err := s.actingContext(c); err != nil {
 		return err
 	}
-	id := pathID(c)
-	req, err := s.outboundRequest(c, id)
+	req, id, err := s.outboundRequest(c)
 	if err != nil {
 		return err
 	}
-	resp, err := s.cfg.Services.Proxy.Forward(c.UserContext(), id, req, strings.Clone(c.Get("X-Credvault-Target")), useMeta(c))
+	resp, err := forward(c.UserContext(), id, req, strings.Clone(c.Get("X-Credvault-Target")), useMeta(c))
+	releaseHeader(req)
 	if err != nil {
 		return err
 	}

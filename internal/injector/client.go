@@ -316,15 +316,17 @@ func (c *Client) Do(req *http.Request, cred *credvault.Credential, value credvau
 	}
 	call := &doCall{}
 	call.start(req.Context(), c.opts.Timeout, pc.scopeFor(c.direct))
-	ctx, cancel := context.Context(&call.callCtx), call.end
+	ctx := context.Context(&call.callCtx)
 
 	// A shallow copy with its own URL, header and trailer: apply changes
 	// those, and the caller's request must never hold the value. The
 	// header of the first hop comes from outHeaders and goes back there
 	// once the hop is done, when the direct transport sent it (it keeps
 	// nothing of the request after RoundTrip returns; net/http's Transport
-	// may, so a header it sent is left to the collector).
-	out := req.WithContext(ctx)
+	// may, so a header it sent is left to the collector). The copy lives
+	// in call (WithContext is inlined, so its own copy stays on the stack).
+	call.req = *req.WithContext(ctx)
+	out := &call.req
 	call.url = *req.URL
 	out.URL = &call.url
 	oh := outHeaders.Get().(*outHeader)
@@ -339,18 +341,18 @@ func (c *Client) Do(req *http.Request, cred *credvault.Credential, value credvau
 		if err != nil {
 			err = classify(ctx, err, out.URL.Host, scrub) // before cancel, which would look like the caller's
 			oh.release()
-			cancel()
+			call.end()
 			return nil, err
 		}
 		if hops >= c.opts.MaxRedirects || !isRedirect(resp.StatusCode) {
 			oh.release()
-			return c.finish(ctx, cancel, req, out.URL.Host, resp, scrub)
+			return c.finish(call, req, out.URL.Host, resp, scrub)
 		}
 		next := c.redirect(ctx, req, out, resp, pol, hostKey(req.URL), v, scrub)
 		oh.release()
 		oh = nil
 		if next == nil {
-			return c.finish(ctx, cancel, req, out.URL.Host, resp, scrub)
+			return c.finish(call, req, out.URL.Host, resp, scrub)
 		}
 		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
 		resp.Body.Close() // #nosec G104 -- closing on a path that has its result already (or an error being returned); nothing to add
@@ -358,11 +360,17 @@ func (c *Client) Do(req *http.Request, cred *credvault.Credential, value credvau
 	}
 }
 
-// doCall is what Do allocates once per call: the call's context and the
-// outbound request's URL.
+// doCall is what Do allocates once per call: the call's context, the
+// first hop's request and URL, and the response body finish hands out
+// with the readers under it (the size cap and, for a single Scrubber, the
+// scrubbing reader). It is never reused: the body may outlive Do.
 type doCall struct {
 	callCtx
-	url url.URL
+	url   url.URL
+	req   http.Request
+	body  responseBody
+	cap   capReader
+	scrub scrubReader
 }
 
 // baseHeader is the caller's header as every hop starts from it: a copy

@@ -16,10 +16,10 @@ import (
 // finish turns the upstream's response into what Do returns: size and
 // encoding checked, headers scrubbed, body capped, scrubbed and tied to the
 // call's context. It owns cancel from here on.
-func (c *Client) finish(ctx context.Context, cancel context.CancelFunc, req *http.Request, host string, resp *http.Response, scrub responseScrubber) (*http.Response, error) {
+func (c *Client) finish(call *doCall, req *http.Request, host string, resp *http.Response, scrub responseScrubber) (*http.Response, error) {
 	fail := func(err error) (*http.Response, error) {
 		resp.Body.Close() // #nosec G104 -- closing on a path that has its result already (or an error being returned); nothing to add
-		cancel()
+		call.end()
 		return nil, err
 	}
 	if resp.ContentLength > c.opts.MaxResponseBytes {
@@ -48,15 +48,23 @@ func (c *Client) finish(ctx context.Context, cancel context.CancelFunc, req *htt
 	resp.Status = scrub.String(resp.Status) // the reason phrase is the upstream's text
 	resp.ContentLength = -1
 	resp.Request = req
-	resp.Body = &responseBody{
-		r:      scrub.Reader(&capReader{r: body, left: c.opts.MaxResponseBytes, max: c.opts.MaxResponseBytes, host: host}),
-		ctx:    ctx,
-		cancel: cancel,
+	// The readers live in call, which Do allocated anyway.
+	call.cap = capReader{r: body, left: c.opts.MaxResponseBytes, max: c.opts.MaxResponseBytes, host: host}
+	var r io.ReadCloser
+	if s, ok := scrub.(*Scrubber); ok {
+		r = s.readerIn(&call.scrub, &call.cap)
+	} else {
+		r = scrub.Reader(&call.cap)
+	}
+	call.body = responseBody{
+		r:      r,
+		call:   &call.callCtx,
 		host:   host,
 		scrub:  scrub,
 		resp:   resp,
 		length: declared,
 	}
+	resp.Body = &call.body
 	return resp, nil
 }
 
@@ -106,8 +114,7 @@ func tooLarge(host string, max int64) *credvault.Error {
 // Close releases the call's context.
 type responseBody struct {
 	r      io.ReadCloser
-	ctx    context.Context
-	cancel context.CancelFunc
+	call   *callCtx // the call's context; Close ends it
 	host   string
 	scrub  responseScrubber
 	resp   *http.Response
@@ -134,7 +141,7 @@ func (b *responseBody) Read(p []byte) (int, error) {
 	default:
 		var ce *credvault.Error
 		if !errors.As(err, &ce) {
-			err = classify(b.ctx, err, b.host, b.scrub)
+			err = classify(b.call, err, b.host, b.scrub)
 		}
 	}
 	return n, err
@@ -142,7 +149,7 @@ func (b *responseBody) Read(p []byte) (int, error) {
 
 func (b *responseBody) Close() error {
 	err := b.r.Close()
-	b.cancel()
+	b.call.end()
 	return err
 }
 

@@ -51,7 +51,17 @@ func (s *Scrubber) Reader(r io.ReadCloser) io.ReadCloser {
 	if s.emptyVal {
 		return r
 	}
-	return &scrubReader{s: s, r: r}
+	return s.readerIn(&scrubReader{}, r)
+}
+
+// readerIn is Reader, in z (a zero scrubReader that the caller allocated
+// with something else; Do's call holds one) unless the value is empty.
+func (s *Scrubber) readerIn(z *scrubReader, r io.ReadCloser) io.ReadCloser {
+	if s.emptyVal {
+		return r
+	}
+	z.s, z.r = s, r
+	return z
 }
 
 // Window is how many bytes Reader holds back (18 times the value's length
