@@ -229,11 +229,11 @@ func apiKeyInput(form map[string]string, scopes []string) (credvault.CreateAPIKe
 // formValues returns every value of a repeated form field (checkboxes).
 func formValues(ctx *fiber.Ctx, name string) []string {
 	var out []string
-	ctx.Request().PostArgs().VisitAll(func(k, val []byte) {
+	for k, val := range ctx.Request().PostArgs().All() {
 		if string(k) == name {
 			out = append(out, string(val))
 		}
-	})
+	}
 	return out
 }
 

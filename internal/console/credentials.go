@@ -426,14 +426,14 @@ func formField(ctx *fiber.Ctx, name string) (string, bool) {
 func (c *Console) handleCredentialSharing(ctx *fiber.Ctx, v *view) error {
 	id := ctx.Params("id")
 	sh := credvault.Sharing{Mode: ctx.FormValue("mode")}
-	ctx.Request().PostArgs().VisitAll(func(k, val []byte) {
+	for k, val := range ctx.Request().PostArgs().All() {
 		name := string(k)
 		if uid, ok := strings.CutPrefix(name, "perm_"); ok {
 			if p := string(val); p == credvault.PermissionUse || p == credvault.PermissionManage {
 				sh.Members = append(sh.Members, credvault.Share{UserID: uid, Permission: p})
 			}
 		}
-	})
+	}
 	if sh.Mode == credvault.SharingPersonal {
 		sh.Members = nil
 	}

@@ -268,11 +268,11 @@ func (s *Server) handleAPIKeyVerify(c *fiber.Ctx) error {
 // configured headers; 200 with identity headers, or 401/403/429.
 func (s *Server) handleAuthCheck(c *fiber.Ctx) error {
 	var scopes []string
-	c.Context().QueryArgs().VisitAll(func(k, v []byte) {
+	for k, v := range c.Context().QueryArgs().All() {
 		if string(k) == "scope" {
 			scopes = appendScopes(scopes, v)
 		}
-	})
+	}
 	endpoint := strings.Clone(c.Query("endpoint"))
 	if s.keyInQuery(c, true) {
 		return s.authErrs.inQuery

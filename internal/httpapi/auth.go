@@ -76,37 +76,37 @@ func ambiguousKey(first, second string) error {
 func (s *Server) keyInQuery(c *fiber.Ctx, checkNames bool) bool {
 	found := false
 	livePrefix, testPrefix := s.keyPrefixes[0], s.keyPrefixes[1]
-	c.Context().QueryArgs().VisitAll(func(k, v []byte) {
+	for k, v := range c.Context().QueryArgs().All() {
 		if found {
-			return
+			continue
 		}
 		val := string(v)
 		if strings.HasPrefix(val, livePrefix) || strings.HasPrefix(val, testPrefix) {
 			found = true
-			return
+			continue
 		}
 		if checkNames {
 			// A JWT key too; not on proxied paths, whose query belongs to
 			// the upstream (which may well use JWTs of its own).
 			if credvault.LooksLikeJWS(val) {
 				found = true
-				return
+				continue
 			}
 			name := strings.ToLower(string(k))
 			for _, n := range queryKeyNames {
 				if name == n {
 					found = true
-					return
+					continue
 				}
 			}
 			for _, h := range s.cfg.AuthHeaders {
 				if strings.EqualFold(name, h) {
 					found = true
-					return
+					continue
 				}
 			}
 		}
-	})
+	}
 	return found
 }
 

@@ -56,15 +56,15 @@ func limitParam(c *fiber.Ctx) (int, error) {
 // unknown parameter and listing the accepted ones.
 func knownParams(c *fiber.Ctx, names ...string) error {
 	var unknown string
-	c.Context().QueryArgs().VisitAll(func(k, _ []byte) {
+	for k := range c.Context().QueryArgs().All() {
 		if unknown != "" {
-			return
+			continue
 		}
 		name := string(k)
 		if name != "cursor" && name != "limit" && !slices.Contains(names, name) {
 			unknown = name
 		}
-	})
+	}
 	if unknown == "" {
 		return nil
 	}

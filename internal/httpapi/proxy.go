@@ -98,12 +98,12 @@ func (s *Server) outboundRequest(c *fiber.Ctx) (*http.Request, string, error) {
 	// collected in one pass; past len(keptArr) the slice grows on the heap.
 	var keptArr [16]keptHeader
 	kept, size := keptArr[:0], 0
-	c.Request().Header.VisitAll(func(k, v []byte) {
+	for k, v := range c.Request().Header.All() {
 		if s.forwardHeader(k) {
 			kept = append(kept, keptHeader{k, v})
 			size += len(k) + len(v)
 		}
-	})
+	}
 	var buf strings.Builder // String hands its bytes over without a copy
 	buf.Grow(len(rawID) + len(path) + len(query) + len(body) + size)
 	buf.WriteString(rawID)
