@@ -149,24 +149,34 @@ func writeShares(ctx context.Context, tx *txn, c *credvault.Credential) error {
 }
 
 // FindCredentialByID returns ENOTFOUND for an unknown id or one in
-// another org.
+// another org. The credential, its shares and its OAuth connection come
+// from one snapshot (a read-only REPEATABLE READ transaction).
 func (s *Store) FindCredentialByID(ctx context.Context, orgID, id string) (*credvault.Credential, error) {
 	if !isUUID(id) {
 		return nil, credvault.Errorf(credvault.ENOTFOUND, "credential not found")
 	}
+	// The row, its shares and its OAuth connection are read in one
+	// snapshot: read one by one, a refresh committed in between paired
+	// the old access token's ciphertext with the new token's version and
+	// expiry, a usable-looking credential carrying a revoked token.
+	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return nil, translate(err, "credential")
+	}
+	defer tx.Rollback() // #nosec G104 -- read-only: nothing to keep or undo
 	var row credentialRow
-	if err := s.db.GetContext(ctx, &row, `SELECT `+credentialColumns+` FROM credentials WHERE org_id = $1 AND id = $2`, orgID, id); err != nil {
+	if err := tx.GetContext(ctx, &row, `SELECT `+credentialColumns+` FROM credentials WHERE org_id = $1 AND id = $2`, orgID, id); err != nil {
 		return nil, translate(err, "credential")
 	}
 	c, err := row.toDomain()
 	if err != nil {
 		return nil, err
 	}
-	if err := s.db.SelectContext(ctx, &c.Sharing.Members, `
+	if err := tx.SelectContext(ctx, &c.Sharing.Members, `
 		SELECT user_id, permission FROM credential_shares WHERE credential_id = $1 ORDER BY user_id`, id); err != nil {
 		return nil, translate(err, "credential shares")
 	}
-	if err := loadConnections(ctx, s.db, c); err != nil {
+	if err := loadConnections(ctx, tx, c); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -68,6 +69,18 @@ type Server struct {
 	// rejected are access tokens the resource API refuses although fosite
 	// still accepts them (an upstream that revoked a grant on its side).
 	rejected map[string]bool
+	// refusals are why the resource API answered 401, in order (fosite's
+	// error, never the token).
+	refusals []string
+}
+
+// APIRefusals returns why the resource API refused each token it
+// answered 401 to, in order: fosite's introspection error, or "rejected"
+// for a token refused by RejectAtAPI.
+func (s *Server) APIRefusals() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.refusals...)
 }
 
 // Options tune the server.
@@ -306,6 +319,19 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 	refused := s.rejected[tok]
 	s.mu.Unlock()
 	if err != nil || refused {
+		why := "rejected"
+		if err != nil {
+			why = fosite.ErrorToRFC6749Error(err).WithExposeDebug(true).GetDescription()
+		}
+		s.mu.Lock()
+		which := "a token never issued"
+		for i, t := range s.issued {
+			if t == tok {
+				which = fmt.Sprintf("token %d issued", i)
+			}
+		}
+		s.refusals = append(s.refusals, time.Now().Format("15:04:05.000")+" "+which+": "+why)
+		s.mu.Unlock()
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		http.Error(w, `{"error":"invalid_token"}`, http.StatusUnauthorized)
 		return
