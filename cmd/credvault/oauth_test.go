@@ -936,6 +936,11 @@ func TestOAuthCallbackIssuer(t *testing.T) {
 // oauth.recovered.
 func TestOAuthEventsWithStatusChange(t *testing.T) {
 	e := newOAuthEnv(t, time.Hour, 1, nil)
+	// The instance's start run of the refresh job must be over before the
+	// connection is made due: run late (a loaded machine), it claimed the
+	// connection between the test's two refreshes and wrote needs_reauth
+	// itself, leaving the second nothing to claim (CI: "second refresh: 0").
+	waitStartRuns(t, e.cl.dbURL, "oauth_refresh")
 	a := e.insts[0]
 	id := e.connect()
 	issued := e.as.IssuedTokens()

@@ -295,6 +295,9 @@ func TestUndecryptableRowFailsRewrapAndUse(t *testing.T) {
 // rewrapped tokens and secret still refresh and proxy.
 func TestRewrapCoversOAuth(t *testing.T) {
 	e := newOAuthEnv(t, time.Hour, 1, nil)
+	// The start run of the refresh job, if late, would claim the
+	// connections made due below (see TestOAuthEventsWithStatusChange).
+	waitStartRuns(t, e.cl.dbURL, "oauth_refresh")
 	a := e.insts[0]
 	code := e.connect()
 	machine := e.create("client_credentials")["id"].(string)
