@@ -128,7 +128,9 @@ func (s *Server) outboundRequest(c *fiber.Ctx) (*http.Request, string, error) {
 		return nil, id, credvault.Errorf(credvault.EINVALID, "the path after /v1/proxy/{credential_id} is not a valid URL path")
 	}
 	method := c.Method()
-	if !validMethod(method) {
+	// A method is a token (RFC 9110 section 9.1), as is a field name:
+	// what http.NewRequest requires.
+	if !httpguts.ValidHeaderFieldName(method) {
 		return nil, id, credvault.Errorf(credvault.EINVALID, "method %q is not valid", method)
 	}
 	pr := &proxyRequest{}
@@ -201,20 +203,6 @@ type proxyRequest struct {
 type proxyBody struct{ strings.Reader }
 
 func (*proxyBody) Close() error { return nil }
-
-// validMethod reports whether m is a token (RFC 9110 section 9.1), as
-// http.NewRequest requires.
-func validMethod(m string) bool {
-	if m == "" {
-		return false
-	}
-	for i := 0; i < len(m); i++ {
-		if !httpguts.IsTokenRune(rune(m[i])) {
-			return false
-		}
-	}
-	return true
-}
 
 // keptHeader is a caller's header that goes to the upstream, as Fasthttp
 // holds it.

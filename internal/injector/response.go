@@ -15,7 +15,8 @@ import (
 
 // finish turns the upstream's response into what Do returns: size and
 // encoding checked, headers scrubbed, body capped, scrubbed and tied to the
-// call's context. It owns cancel from here on.
+// call's context. It owns call from here on: it ends call on a failure,
+// else the returned body's Close does.
 func (c *Client) finish(call *doCall, req *http.Request, host string, resp *http.Response, scrub responseScrubber) (*http.Response, error) {
 	fail := func(err error) (*http.Response, error) {
 		resp.Body.Close() // #nosec G104 -- closing on a path that has its result already (or an error being returned); nothing to add

@@ -557,9 +557,6 @@ func TestFastResponseHeaderAliasing(t *testing.T) {
 
 // TestFastResponseAllocs: the fast path's allocations on a typical head.
 func TestFastResponseAllocs(t *testing.T) {
-	if raceEnabled {
-		t.Skip("allocations differ under the race detector")
-	}
 	data := []byte(typicalHead)
 	rd := bytes.NewReader(data)
 	br := bufio.NewReaderSize(rd, 4096)
