@@ -50,6 +50,7 @@ type service struct {
 	registry *prometheus.Registry
 	metrics  *telemetry.Metrics
 	redis    redis.UniversalClient // nil without REDIS_URL
+	fanout   *keyStateFanout       // key state changes through Redis; nil without REDIS_URL
 
 	// The event stream (events.go).
 	webhooks     *credvault.WebhookService
@@ -157,6 +158,13 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 			return err != nil || d.Allowed, d.RetryAfter
 		}}
 	s.store.OnInvalidate(s.invalidate)
+	if s.redis != nil {
+		s.fanout = newKeyStateFanout(s.redis, issuer, cfg.RedisTimeout, log, s.invalidate, s.metrics.KeyStateFanout)
+		s.store.OnInvalidate(func(payload string) {
+			s.invalidate(payload)
+			s.fanout.publish(payload)
+		})
+	}
 	s.follower = postgres.NewFollower(s.db, cfg.DatabaseURL.Reveal(), log, cfg.MaxStaleness, s.invalidate, func() {
 		s.values.Reset()
 		s.verifier.RequestReset()
@@ -320,6 +328,13 @@ func (s *service) startLoops(cfg Config) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.loopsCtx, s.stopLoops = ctx, cancel
 	s.loops.Add(4)
+	if s.fanout != nil {
+		s.loops.Add(1)
+		go func() {
+			defer s.loops.Done()
+			s.fanout.run(ctx)
+		}()
+	}
 	go func() {
 		defer s.loops.Done()
 		s.signing.Run(ctx, credvault.SigningKeyRefresh)
@@ -342,8 +357,9 @@ func (s *service) startLoops(cfg Config) {
 // sign-in links are deleted (once across all instances).
 const sessionPurgeInterval = 10 * time.Minute
 
-// invalidate hands one invalidation (from this instance's own commit or
-// from LISTEN/NOTIFY) to every cache.
+// invalidate hands one invalidation (from this instance's own commit, from
+// LISTEN/NOTIFY or the key state log, or from another instance through
+// Redis) to every cache.
 func (s *service) invalidate(payload string) {
 	s.verifier.Invalidate(payload)
 	s.values.Invalidate(payload)

@@ -185,8 +185,11 @@ func (f *Follower) begin(ctx context.Context) error {
 }
 
 // notified applies one NOTIFY payload "log:<seq>:<payload>": in order it is
-// applied at once; after a gap the log is read from the last applied seq;
-// one already applied is ignored.
+// applied at once; after a gap it is applied at once too and the log is
+// read from the last applied seq (a payload only drops cache entries, so
+// applying it early or twice is harmless, and a revocation must not wait
+// for a read that fails while the database goes away); one already
+// applied is ignored.
 func (f *Follower) notified(ctx context.Context, extra string) {
 	rest, ok := strings.CutPrefix(extra, "log:")
 	num, payload, ok2 := strings.Cut(rest, ":")
@@ -200,6 +203,7 @@ func (f *Follower) notified(ctx context.Context, extra string) {
 		f.apply(payload)
 		f.last.Store(seq)
 	case seq > last+1:
+		f.apply(payload)
 		f.catchUp(ctx)
 	}
 }

@@ -187,6 +187,37 @@ func TestFollowerReconnectCatchUp(t *testing.T) {
 	}
 }
 
+// TestFollowerAppliesNotifyAfterGapWithoutPool: a notification that
+// arrives after a gap (the ones before it were lost, as when the server
+// shut down while delivering them) is applied at once, even though the
+// catch-up read it triggers fails (the pool cannot reach the database).
+// Before, only the catch-up applied it, and the revocation waited for the
+// database to be readable again.
+func TestFollowerAppliesNotifyAfterGapWithoutPool(t *testing.T) {
+	other, url := pgtest.New(t)
+	db, err := postgres.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, a := startFollower(t, db, url, time.Minute)
+	deadline := time.Now().Add(5 * time.Second)
+	for !f.Listening() {
+		if time.Now().After(deadline) {
+			t.Fatal("not listening within 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	db.Close() // every catch-up read fails from now on; LISTEN stays up
+	payload := "key:" + strings.Repeat("ab", 32)
+	if _, err := other.Exec(`SELECT pg_notify($1, $2)`, postgres.InvalidationChannel,
+		fmt.Sprintf("log:%d:%s", f.LastSeq()+5, payload)); err != nil {
+		t.Fatal(err)
+	}
+	if d := a.waitFor(t, payload, 5*time.Second); d > time.Second {
+		t.Errorf("notification after a gap applied %s after it was sent, want <= 1s", d)
+	}
+}
+
 // TestFollowerStaleWithoutDatabase: once the log cannot be read for
 // longer than maxStale, Fresh fails (readiness turns 503).
 func TestFollowerStaleWithoutDatabase(t *testing.T) {

@@ -29,6 +29,7 @@ type Metrics struct {
 	proxyCalls      *prometheus.CounterVec
 	proxyLatency    *prometheus.HistogramVec
 	listenReconnect prometheus.Counter
+	fanout          *prometheus.CounterVec
 	logsSuppressed  prometheus.Counter
 	reg             prometheus.Registerer
 
@@ -96,6 +97,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "credvault_invalidation_listener_reconnects_total",
 			Help: "Reconnects of the PostgreSQL LISTEN connection that keeps caches current (each one reads the key state log from the last applied change).",
 		}),
+		fanout: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "credvault_key_state_fanout_total",
+			Help: "Key state changes sent to the other instances through Redis (published, publish_failed) and received from them (received, malformed).",
+		}, []string{"result"}),
 		logsSuppressed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "credvault_refusal_log_lines_suppressed_total",
 			Help: "Refusal log lines left out by the log rate limit.",
@@ -105,7 +110,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.verifications[code] = verifications.WithLabelValues(code)
 	}
 	m.verifyOther = verifications.WithLabelValues("OTHER")
-	reg.MustRegister(verifications, m.vaultCalls, m.vaultLatency, m.proxyCalls, m.proxyLatency, m.listenReconnect, m.logsSuppressed)
+	reg.MustRegister(verifications, m.vaultCalls, m.vaultLatency, m.proxyCalls, m.proxyLatency, m.listenReconnect, m.fanout, m.logsSuppressed)
 	return m
 }
 
@@ -193,6 +198,14 @@ func (m *Metrics) proxyObs(outcome string) proxyObs {
 func (m *Metrics) ListenReconnect() {
 	if m != nil {
 		m.listenReconnect.Inc()
+	}
+}
+
+// KeyStateFanout counts one key state change sent or received through
+// Redis; result is published, publish_failed, received or malformed.
+func (m *Metrics) KeyStateFanout(result string) {
+	if m != nil {
+		m.fanout.WithLabelValues(result).Inc()
 	}
 }
 

@@ -7,6 +7,7 @@ package ha_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -200,7 +201,7 @@ func (e *haEnv) startInstance(i int) {
 	p := e.helper(fmt.Sprintf("cv%d", i+1), []string{
 		"DATABASE_URL=" + e.dbURL, "VAULT_ADDR=" + fmt.Sprintf("http://127.0.0.1:%d", e.vaultPort), "VAULT_TOKEN=" + e.vaultToken,
 		"REDIS_URL=" + fmt.Sprintf("redis://127.0.0.1:%d/0", e.redisPort), "CREDVAULT_ADDR=" + strings.TrimPrefix(e.urls[i], "http://"),
-		"CREDVAULT_EGRESS_ALLOW_PRIVATE=true", "CREDVAULT_LOG_LEVEL=error",
+		"CREDVAULT_EGRESS_ALLOW_PRIVATE=true", "CREDVAULT_LOG_LEVEL=" + cmp.Or(os.Getenv("HA_LOG_LEVEL"), "error"),
 	}, "serve")
 	p.ready(e.t, haListening)
 	e.mu.Lock()
@@ -302,6 +303,7 @@ type phaseStats struct {
 	mu                   sync.Mutex
 	acceptedAfter        []time.Duration // per revocation and instance: when its last accepting check was sent
 	refusedBy            []time.Duration // and when its first refusal was answered
+	late                 []string        // each acceptance past the bound: which instance, key and when
 	failover             time.Duration
 	redisDown, vaultDown bool
 }
@@ -394,6 +396,12 @@ func TestHAFaults(t *testing.T) {
 				cmd := exec.Command(filepath.Join(pgBin, "pg_ctl"), "stop", "-D", e.pgDirs[i], "-m", "immediate", "-s")
 				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: runAs}
 				_ = cmd.Run()
+			}
+		}
+		if dir := os.Getenv("HA_LOG_DIR"); dir != "" {
+			// Every process's whole output, for a run that is studied.
+			for i, p := range procs {
+				_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("%02d-%s.log", i, p.name)), []byte(p.out.String()), 0o600)
 			}
 		}
 		if t.Failed() {
@@ -602,7 +610,8 @@ func TestHAFaults(t *testing.T) {
 		t.Logf("%-18s %8d %9d %8d %9d %21s %21s %6d", p.name, p.reads.Load(), p.readsBad.Load(), p.writes.Load(), p.writes503.Load(),
 			ms(a99, amax), ms(r99, rmax), n)
 		if amax > time.Second {
-			t.Errorf("%s: a revoked key was accepted by a check sent %s after the revocation was acknowledged (bound 1s)", p.name, amax)
+			t.Errorf("%s: a revoked key was accepted by a check sent %s after the revocation was acknowledged (bound 1s): %s",
+				p.name, amax, strings.Join(p.late, "; "))
 		}
 		if (p.redisDown || p.vaultDown) && p.reads.Load() > 0 && float64(p.readsBad.Load()) > 0.01*float64(p.reads.Load()) {
 			t.Errorf("%s: %d of %d key checks and proxied calls through the LB were not 2xx (want >= 99%% 2xx)", p.name, p.readsBad.Load(), p.reads.Load())
@@ -750,6 +759,12 @@ func haRevocationRound(t *testing.T, e *haEnv, admin string, i int, phase func()
 			for time.Since(acked) < 10*time.Second {
 				sent := time.Since(acked)
 				st := haCall("GET", u+"/v1/auth/check?scope=keys:read", key, nil).status
+				if st == 200 && sent > time.Second {
+					p.mu.Lock()
+					p.late = append(p.late, fmt.Sprintf("%s accepted key %s at %s (acknowledged at %s)", u, id,
+						acked.Add(sent).UTC().Format("15:04:05.000"), acked.UTC().Format("15:04:05.000")))
+					p.mu.Unlock()
+				}
 				if st == 401 || st == 403 {
 					p.addLatency(lastAccepted, time.Since(acked))
 					return
