@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -123,17 +124,14 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 		return nil, err
 	}
 	s.store = postgres.NewStore(s.db)
-	// iss: CREDVAULT_ISSUER, else the public URL, else the installation's
-	// own, created once in the database: the same on every replica.
-	issuer := cfg.Issuer
-	if issuer == "" {
-		issuer = cfg.PublicURL
+	// The installation's own name, created once in the database: the same
+	// on every replica whatever its configuration. iss: CREDVAULT_ISSUER,
+	// else the public URL, else that name.
+	installation, err := s.store.InstallationIssuer(startCtx)
+	if err != nil {
+		return nil, err
 	}
-	if issuer == "" {
-		if issuer, err = s.store.InstallationIssuer(startCtx); err != nil {
-			return nil, err
-		}
-	}
+	issuer := cmp.Or(cfg.Issuer, cfg.PublicURL, installation)
 	s.issuer = issuer
 
 	s.minter = apikey.Minter{Prefix: cfg.KeyPrefix}
@@ -159,7 +157,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 		}}
 	s.store.OnInvalidate(s.invalidate)
 	if s.redis != nil {
-		s.fanout = newKeyStateFanout(s.redis, issuer, cfg.RedisTimeout, log, s.invalidate, s.metrics.KeyStateFanout)
+		s.fanout = newKeyStateFanout(s.redis, installation, cfg.RedisTimeout, log, s.invalidate, s.metrics.KeyStateFanout)
 		s.store.OnInvalidate(func(payload string) {
 			s.invalidate(payload)
 			s.fanout.publish(payload)
