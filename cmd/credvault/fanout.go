@@ -57,26 +57,58 @@ func newKeyStateFanout(rdb redis.UniversalClient, issuer string, timeout time.Du
 		timeout: timeout, log: log, apply: apply, count: count}
 }
 
-// publish sends one payload this instance committed. It waits at most
-// the Redis timeout; a failure is counted and logged at debug level (the
-// other instances still read the change from PostgreSQL).
-func (f *keyStateFanout) publish(payload string) {
-	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
-	defer cancel()
-	if err := f.rdb.Publish(ctx, f.channel, f.sender+" "+payload).Err(); err != nil {
-		f.count("publish_failed")
-		f.log.Debug("publishing a key state change to redis failed; other instances read it from postgres", "error", err.Error())
+// publish sends the payloads of one commit of this instance, in one
+// round trip. It waits at most the Redis timeout; a failure is counted
+// (per payload) and logged at debug level (the other instances still read
+// the changes from PostgreSQL).
+func (f *keyStateFanout) publish(payloads ...string) {
+	if len(payloads) == 0 {
 		return
 	}
-	f.count("published")
+	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	defer cancel()
+	cmds, err := f.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, payload := range payloads {
+			p.Publish(ctx, f.channel, f.sender+" "+payload)
+		}
+		return nil
+	})
+	failed := 0
+	for i := range payloads {
+		if err != nil && (i >= len(cmds) || cmds[i].Err() != nil) {
+			failed++
+			f.count("publish_failed")
+		} else {
+			f.count("published")
+		}
+	}
+	if failed > 0 {
+		f.log.Debug("publishing key state changes to redis failed; other instances read them from postgres", "changes", failed, "error", err.Error())
+	}
 }
 
 // run receives the other instances' payloads until ctx ends. go-redis
 // reconnects and subscribes again after Redis restarts; what was published
-// meanwhile arrives through PostgreSQL.
+// meanwhile arrives through PostgreSQL. It returns as soon as ctx ends:
+// go-redis holds the subscription's lock through a connection attempt
+// (the subscribe, a reconnect after a failed health check), which lasts
+// up to its read timeout, or the 10 s reconnect timeout, when Redis hangs;
+// shutdown does not wait for that, the subscription closes behind it.
 func (f *keyStateFanout) run(ctx context.Context) {
-	ps := f.rdb.Subscribe(ctx, f.channel)
-	defer ps.Close()
+	ps := f.rdb.Subscribe(ctx)       // no channel yet: no round trip
+	defer func() { go ps.Close() }() // #nosec G104 -- nothing to do with its error at shutdown
+	subscribed := make(chan struct{})
+	go func() {
+		// A failed subscribe is retried by the receiving goroutine
+		// (go-redis keeps the channel and subscribes on every connect).
+		_ = ps.Subscribe(ctx, f.channel)
+		close(subscribed)
+	}()
+	select {
+	case <-ctx.Done():
+		return
+	case <-subscribed:
+	}
 	ch := ps.Channel()
 	for {
 		select {

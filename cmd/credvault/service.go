@@ -157,14 +157,20 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 			d, err := limiter.Allow(ctx, keyID, apikey.Limit{Requests: rl.Requests, Window: time.Duration(rl.WindowSeconds) * time.Second})
 			return err != nil || d.Allowed, d.RetryAfter
 		}}
-	s.store.OnInvalidate(s.invalidate)
 	if s.redis != nil {
 		s.fanout = newKeyStateFanout(s.redis, issuer, cfg.RedisTimeout, log, s.invalidate, s.metrics.KeyStateFanout)
-		s.store.OnInvalidate(func(payload string) {
-			s.invalidate(payload)
-			s.fanout.publish(payload)
-		})
 	}
+	// A commit's changes apply here at once, then go to the other
+	// instances through Redis in one round trip (one wait when Redis
+	// hangs, however many keys the commit changed).
+	s.store.OnInvalidate(func(payloads ...string) {
+		for _, p := range payloads {
+			s.invalidate(p)
+		}
+		if s.fanout != nil {
+			s.fanout.publish(payloads...)
+		}
+	})
 	s.follower = postgres.NewFollower(s.db, cfg.DatabaseURL.Reveal(), log, cfg.MaxStaleness, s.invalidate, func() {
 		s.values.Reset()
 		s.verifier.RequestReset()
