@@ -28,10 +28,11 @@ import (
 //
 // A message is "<sender> <payload>", payload as in key_state_log
 // ("key:<64 hex>", "new:<64 hex>", "user:<uuid>", "cred:<uuid>",
-// "integration:<uuid>"). A payload only removes cache entries (or marks a
-// key hash as possibly known), so a message from anyone who can publish on
-// the channel costs database reads at worst, never an acceptance; applying
-// one twice, or before the log's row, is harmless. Publishing is best
+// "integration:<uuid>"). A payload only removes cache entries (what
+// arrives here adds nothing to the known-key set, which keeps additions
+// until its next reload), so a message from anyone who can publish on the
+// channel costs database reads at worst, never an acceptance nor memory
+// that stays; applying one twice, or before the log's row, is harmless. Publishing is best
 // effort, bounded by CREDVAULT_REDIS_TIMEOUT: without Redis, changes travel
 // by PostgreSQL alone, as before.
 type keyStateFanout struct {

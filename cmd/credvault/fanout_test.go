@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -372,5 +374,58 @@ func TestFanoutWithRedisHangingWaitsOnceACommitAndStopsAtOnce(t *testing.T) {
 	if stop > 10*one {
 		t.Errorf("with Redis hanging, the instance took %s to stop, %.1f times a single revocation (want under 10)",
 			stop.Round(time.Millisecond), float64(stop)/float64(one))
+	}
+}
+
+// TestFanoutFloodDoesNotGrowKnownKeySet: anyone who reaches Redis can
+// publish on the channel. 5,000 made-up "new:" and "key:" payloads must
+// cost the receiving instance no memory that stays: the known-key set
+// keeps its additions until its next reload (a LISTEN reconnect), so
+// before, each payload grew it for good (16 bytes counted a hash; a flood
+// of 100,000 a second: 1.6 MB a second, without bound). The instance
+// still answers a real key.
+func TestFanoutFloodDoesNotGrowKnownKeySet(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not installed")
+	}
+	port := freePort(t)
+	startRedisProc(t, redisReadyRe, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	cl := newCluster(t, map[string]string{"REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d/0", port)})
+	a := cl.start()
+	_, owner := cl.bootstrap(a, "acme")
+	before := a.s.verifier.KnownBytes()
+
+	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
+	defer rdb.Close()
+	ctx := context.Background()
+	const flood = 5000
+	for sent := 0; sent < flood; {
+		pipe := rdb.Pipeline()
+		for range 500 {
+			var h [32]byte
+			_, _ = rand.Read(h[:])
+			kind := "new:"
+			if sent%2 == 1 {
+				kind = "key:"
+			}
+			pipe.Publish(ctx, a.s.fanout.channel, "intruder "+kind+hex.EncodeToString(h[:]))
+			sent++
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if got := scrape(t, cl, a)[`credvault_key_state_fanout_total{result="received"}`]; got >= flood {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("received %v of %d payloads in 10s", got, flood)
+		}
+	}
+	if after := a.s.verifier.KnownBytes(); after != before {
+		t.Errorf("the known-key set holds %d bytes after %d made-up payloads, %d before (want no growth)", after, flood, before)
+	}
+	if r := cl.as(owner, "GET", a.url+"/v1/auth/check?scope=keys:read", nil); r.status != 200 {
+		t.Errorf("owner's key after the flood: %d %s", r.status, r.body)
 	}
 }

@@ -158,7 +158,12 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 			return err != nil || d.Allowed, d.RetryAfter
 		}}
 	if s.redis != nil {
-		s.fanout = newKeyStateFanout(s.redis, issuer, cfg.RedisTimeout, log, s.invalidate, s.metrics.KeyStateFanout)
+		// What arrives through Redis only drops cache entries (anyone who
+		// reaches Redis can publish): it adds nothing to the known-key set.
+		s.fanout = newKeyStateFanout(s.redis, issuer, cfg.RedisTimeout, log, func(payload string) {
+			s.verifier.Drop(payload)
+			s.values.Invalidate(payload)
+		}, s.metrics.KeyStateFanout)
 	}
 	// A commit's changes apply here at once, then go to the other
 	// instances through Redis in one round trip (one wait when Redis
@@ -364,8 +369,9 @@ func (s *service) startLoops(cfg Config) {
 const sessionPurgeInterval = 10 * time.Minute
 
 // invalidate hands one invalidation (from this instance's own commit, from
-// LISTEN/NOTIFY or the key state log, or from another instance through
-// Redis) to every cache.
+// LISTEN/NOTIFY or the key state log) to every cache; one from another
+// instance through Redis goes to the same caches, but only drops entries
+// (see startService).
 func (s *service) invalidate(payload string) {
 	s.verifier.Invalidate(payload)
 	s.values.Invalidate(payload)

@@ -419,7 +419,17 @@ func (v *Verifier) refresh(hash [32]byte) {
 // drops the keys of that integration (disabled or enabled), "new:<hex>"
 // records a new key in the known-key set (and clears a negative entry for
 // it). A dropped key is read again on its next use.
-func (v *Verifier) Invalidate(payload string) {
+func (v *Verifier) Invalidate(payload string) { v.invalidate(payload, true) }
+
+// Drop is Invalidate for a payload from a source that anyone who can
+// reach it may write to (the Redis channel between instances): it only
+// drops cache entries, and adds nothing to the known-key set, whose
+// additions are kept until the next reload (a flood of made-up hashes
+// would grow it without bound). A new key it names is learnt from
+// PostgreSQL, or looked up within the miss budget.
+func (v *Verifier) Drop(payload string) { v.invalidate(payload, false) }
+
+func (v *Verifier) invalidate(payload string, learn bool) {
 	kind, arg, _ := strings.Cut(payload, ":")
 	switch kind {
 	case "key", "new":
@@ -433,7 +443,9 @@ func (v *Verifier) Invalidate(payload string) {
 		v.generation.Add(1)
 		v.cache.delete(h)
 		v.negative.delete(h)
-		v.known.add(h)
+		if learn {
+			v.known.add(h)
+		}
 	case "user":
 		v.generation.Add(1)
 		v.cache.deleteIf(func(e *entry) bool { return e.key.UserID == arg })
