@@ -45,13 +45,14 @@ type keyStateFanout struct {
 	count   func(result string)
 }
 
-// fanoutChannelPrefix names the channel; the installation's issuer,
-// hashed, completes it, so that installations sharing one Redis do not
-// drop each other's cache entries.
+// fanoutChannelPrefix names the channel; the installation's own issuer
+// (the one in its database, whatever CREDVAULT_ISSUER says), hashed,
+// completes it, so that installations sharing one Redis do not drop each
+// other's cache entries and every instance of one hears the others.
 const fanoutChannelPrefix = "credvault:key_state:"
 
-func newKeyStateFanout(rdb redis.UniversalClient, issuer string, timeout time.Duration, log *slog.Logger, apply func(string), count func(string)) *keyStateFanout {
-	sum := sha256.Sum256([]byte(issuer))
+func newKeyStateFanout(rdb redis.UniversalClient, installation string, timeout time.Duration, log *slog.Logger, apply func(string), count func(string)) *keyStateFanout {
+	sum := sha256.Sum256([]byte(installation))
 	var id [8]byte
 	_, _ = rand.Read(id[:]) // crypto/rand.Read does not fail (Go 1.24+)
 	return &keyStateFanout{rdb: rdb, channel: fanoutChannelPrefix + hex.EncodeToString(sum[:8]), sender: hex.EncodeToString(id[:]),

@@ -429,3 +429,33 @@ func TestFanoutFloodDoesNotGrowKnownKeySet(t *testing.T) {
 		t.Errorf("owner's key after the flood: %d %s", r.status, r.body)
 	}
 }
+
+// TestFanoutChannelIsTheInstallations: every instance on one database
+// uses one channel, whatever its CREDVAULT_PUBLIC_URL or CREDVAULT_ISSUER
+// (set on some instances and not on others, during a rolling change of
+// either, or spelt differently): the channel was named from the issuer,
+// so such instances silently stopped hearing each other's revocations.
+// Another installation (another database) on the same Redis has another.
+func TestFanoutChannelIsTheInstallations(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not installed")
+	}
+	port := freePort(t)
+	startRedisProc(t, redisReadyRe, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	redisURL := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	cl := newCluster(t, map[string]string{"REDIS_URL": redisURL})
+	plain := cl.start()
+	cl.env["CREDVAULT_PUBLIC_URL"] = "https://vault.example.com"
+	withURL := cl.start()
+	cl.env["CREDVAULT_ISSUER"] = "https://keys.example.com"
+	withIssuer := cl.start()
+	for name, inst := range map[string]*instance{"CREDVAULT_PUBLIC_URL set": withURL, "CREDVAULT_ISSUER set": withIssuer} {
+		if got, want := inst.s.fanout.channel, plain.s.fanout.channel; got != want {
+			t.Errorf("instance with %s: channel %s, the installation's other instances %s", name, got, want)
+		}
+	}
+	other := newCluster(t, map[string]string{"REDIS_URL": redisURL}).start()
+	if other.s.fanout.channel == plain.s.fanout.channel {
+		t.Errorf("another installation on the same Redis has the same channel %s", plain.s.fanout.channel)
+	}
+}

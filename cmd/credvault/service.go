@@ -158,9 +158,20 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 			return err != nil || d.Allowed, d.RetryAfter
 		}}
 	if s.redis != nil {
+		// The channel is named from the installation's own issuer in the
+		// database, which every instance on it reads alike, not from the
+		// configured one: an instance with another CREDVAULT_ISSUER or
+		// CREDVAULT_PUBLIC_URL (mid-rollout, or set on some instances
+		// only) would silently not hear the others.
+		installation := issuer
+		if cfg.Issuer != "" || cfg.PublicURL != "" {
+			if installation, err = s.store.InstallationIssuer(startCtx); err != nil {
+				return nil, err
+			}
+		}
 		// What arrives through Redis only drops cache entries (anyone who
 		// reaches Redis can publish): it adds nothing to the known-key set.
-		s.fanout = newKeyStateFanout(s.redis, issuer, cfg.RedisTimeout, log, func(payload string) {
+		s.fanout = newKeyStateFanout(s.redis, installation, cfg.RedisTimeout, log, func(payload string) {
 			s.verifier.Drop(payload)
 			s.values.Invalidate(payload)
 		}, s.metrics.KeyStateFanout)
