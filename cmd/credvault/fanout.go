@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
 )
 
 // keyStateFanout is the second path of key state changes between the
@@ -43,7 +44,14 @@ type keyStateFanout struct {
 	log     *slog.Logger
 	apply   func(payload string)
 	count   func(result string)
+	// warnMalformed bounds the warnings about malformed messages to one
+	// a minute (anyone who reaches Redis can publish; the metric counts
+	// every one).
+	warnMalformed rate.Sometimes
 }
+
+// malformedWarnEvery is how often at most a malformed message is logged.
+const malformedWarnEvery = time.Minute
 
 // fanoutChannelPrefix names the channel; the installation's own issuer
 // (the one in its database, whatever CREDVAULT_ISSUER says), hashed,
@@ -56,7 +64,7 @@ func newKeyStateFanout(rdb redis.UniversalClient, installation string, timeout t
 	var id [8]byte
 	_, _ = rand.Read(id[:]) // crypto/rand.Read does not fail (Go 1.24+)
 	return &keyStateFanout{rdb: rdb, channel: fanoutChannelPrefix + hex.EncodeToString(sum[:8]), sender: hex.EncodeToString(id[:]),
-		timeout: timeout, log: log, apply: apply, count: count}
+		timeout: timeout, log: log, apply: apply, count: count, warnMalformed: rate.Sometimes{Interval: malformedWarnEvery}}
 }
 
 // publish sends the payloads of one commit of this instance, in one
@@ -131,7 +139,9 @@ func (f *keyStateFanout) received(msg string) {
 	sender, payload, ok := strings.Cut(msg, " ")
 	if !ok || !validStatePayload(payload) {
 		f.count("malformed")
-		f.log.Warn("ignoring a malformed key state message on redis", "channel", f.channel)
+		f.warnMalformed.Do(func() {
+			f.log.Warn("ignoring a malformed key state message on redis (logged once a minute at most; credvault_key_state_fanout_total{result=\"malformed\"} counts them)", "channel", f.channel)
+		})
 		return
 	}
 	if sender == f.sender {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
 )
 
 // tcpGate forwards loopback connections to target until it is cut: then
@@ -457,5 +458,30 @@ func TestFanoutChannelIsTheInstallations(t *testing.T) {
 	other := newCluster(t, map[string]string{"REDIS_URL": redisURL}).start()
 	if other.s.fanout.channel == plain.s.fanout.channel {
 		t.Errorf("another installation on the same Redis has the same channel %s", plain.s.fanout.channel)
+	}
+}
+
+// TestFanoutMalformedFloodLogsRarely: whoever reaches Redis can publish
+// anything on the channel. Each malformed message is counted, but a flood
+// of them must not become a flood of log lines (one warning a message
+// before: 1,000 lines for 1,000 messages).
+func TestFanoutMalformedFloodLogsRarely(t *testing.T) {
+	var logs strings.Builder
+	f := &keyStateFanout{sender: "me", channel: "credvault:key_state:test", log: slog.New(slog.NewTextHandler(&logs, nil)),
+		apply: func(string) { t.Fatal("a malformed message was applied") }, warnMalformed: rate.Sometimes{Interval: malformedWarnEvery}}
+	malformed := 0
+	f.count = func(r string) {
+		if r == "malformed" {
+			malformed++
+		}
+	}
+	for i := range 1000 {
+		f.received(fmt.Sprintf("x junk:%d", i))
+	}
+	if malformed != 1000 {
+		t.Errorf("counted %d malformed, want 1000", malformed)
+	}
+	if n := strings.Count(logs.String(), "\n"); n != 1 {
+		t.Errorf("%d log lines for 1000 malformed messages, want 1:\n%s", n, logs.String())
 	}
 }
