@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +14,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
 )
 
 // tcpGate forwards loopback connections to target until it is cut: then
@@ -241,5 +247,241 @@ func TestFanoutReceivedAppliesOnlyStatePayloads(t *testing.T) {
 		if got := strings.Join(counted, ","); got != c.counted {
 			t.Errorf("%q counted %q, want %q", c.msg, got, c.counted)
 		}
+	}
+}
+
+// silentListener accepts connections and reads what they send, never
+// answering: a Redis that hangs (overloaded, or a network that drops its
+// replies). got is closed when the first bytes arrive. It stops when the
+// test ends.
+func silentListener(t *testing.T) (addr string, got <-chan struct{}) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	first := make(chan struct{})
+	var once sync.Once
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			go func() {
+				buf := make([]byte, 4096)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+					once.Do(func() { close(first) })
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return ln.Addr().String(), first
+}
+
+// TestFanoutRunReturnsAtOnceWhileRedisHangs: the subscriber returns as
+// soon as its context ends, though a connection attempt to a Redis that
+// does not answer is under way (go-redis holds the subscription through
+// it until its read timeout, 3 s, or its 10 s reconnect timeout). Before,
+// run subscribed in its own goroutine and closed the subscription before
+// returning, so an instance's shutdown waited for that attempt (7.9 s
+// seen in TestFanoutWithRedisHangingWaitsOnceACommitAndStopsAtOnce).
+func TestFanoutRunReturnsAtOnceWhileRedisHangs(t *testing.T) {
+	addr, got := silentListener(t)
+	rdb := redis.NewClient(&redis.Options{Addr: addr, ReadTimeout: 3 * time.Second, ContextTimeoutEnabled: true})
+	defer rdb.Close()
+	f := newKeyStateFanout(rdb, "https://credvault.test", 100*time.Millisecond, slog.New(slog.DiscardHandler), func(string) {}, func(string) {})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { f.run(ctx); close(done) }()
+	<-got // a connection attempt waits for Redis
+	start := time.Now()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return 10s after its context ended")
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("run returned %s after its context ended, want at once (under 1s; the read timeout is 3s)", took.Round(time.Millisecond))
+	}
+}
+
+// TestFanoutWithRedisHangingWaitsOnceACommitAndStopsAtOnce: with Redis
+// hanging (it takes connections and never answers), a commit that changes
+// many keys waits for Redis once (CREDVAULT_REDIS_TIMEOUT), not once a
+// key: deleting a user who created 20 service keys revokes them in one
+// transaction (21 payloads), which took 21 timeouts before (2.1 s at
+// 100ms; 210 s at the 10 s maximum) against one for a single revocation.
+// And the instance stops without waiting for its subscription, which
+// go-redis holds locked through each connection attempt (7.9 s before in
+// one run; how long depends on where the attempt is, see
+// TestFanoutRunReturnsAtOnceWhileRedisHangs).
+func TestFanoutWithRedisHangingWaitsOnceACommitAndStopsAtOnce(t *testing.T) {
+	silentAddr, _ := silentListener(t)
+	cl := newCluster(t, map[string]string{"REDIS_URL": "redis://" + silentAddr + "/0", "CREDVAULT_REDIS_TIMEOUT": "100ms"})
+	a := cl.start()
+	_, owner := cl.bootstrap(a, "acme")
+	r := cl.as(owner, "POST", a.url+"/v1/users", map[string]any{"email": "admin@acme.test", "role": "admin"})
+	if r.status != 201 {
+		t.Fatalf("create user: %d %s", r.status, r.body)
+	}
+	adminID := r.json(t)["id"].(string)
+	_, admin := cl.createKey(a, owner, map[string]any{"name": "admin", "scopes": []string{"admin"}, "user_id": adminID})
+	const keys = 20
+	for i := range keys {
+		cl.createKey(a, admin, map[string]any{"name": fmt.Sprintf("svc%d", i), "kind": "service", "scopes": []string{"keys:read"}})
+	}
+	oneID, _ := cl.createKey(a, owner, map[string]any{"name": "one", "scopes": []string{"keys:read"}})
+	start := time.Now()
+	if r := cl.as(owner, "POST", a.url+"/v1/api-keys/"+oneID+"/revoke", nil); r.status != 200 {
+		t.Fatalf("revoke: %d %s", r.status, r.body)
+	}
+	one := time.Since(start)
+	start = time.Now()
+	if r := cl.as(owner, "DELETE", a.url+"/v1/users/"+adminID, nil); r.status != 204 {
+		t.Fatalf("delete user: %d %s", r.status, r.body)
+	}
+	many := time.Since(start)
+	if many > 5*one {
+		t.Errorf("with Redis hanging, deleting a user who created %d keys took %s, a single revocation %s (%.1f times; want under 5)",
+			keys, many.Round(time.Millisecond), one.Round(time.Millisecond), float64(many)/float64(one))
+	}
+	// Every payload is counted: the bootstrap key, the admin's, the 20
+	// service keys, "one", its revocation, and the deletion's 21.
+	if got := scrape(t, cl, a)[`credvault_key_state_fanout_total{result="publish_failed"}`]; got != 2*keys+5 {
+		t.Errorf("credvault_key_state_fanout_total{result=\"publish_failed\"} = %v, want %d (one a payload)", got, 2*keys+5)
+	}
+	start = time.Now()
+	a.stop()
+	stop := time.Since(start)
+	t.Logf("stopped in %s, a single revocation %s", stop.Round(time.Millisecond), one.Round(time.Millisecond))
+	if stop > 10*one {
+		t.Errorf("with Redis hanging, the instance took %s to stop, %.1f times a single revocation (want under 10)",
+			stop.Round(time.Millisecond), float64(stop)/float64(one))
+	}
+}
+
+// TestFanoutFloodDoesNotGrowKnownKeySet: anyone who reaches Redis can
+// publish on the channel. 5,000 made-up "new:" and "key:" payloads must
+// cost the receiving instance no memory that stays: the known-key set
+// keeps its additions until its next reload (a LISTEN reconnect), so
+// before, each payload grew it for good (16 bytes counted a hash; a flood
+// of 100,000 a second: 1.6 MB a second, without bound). The instance
+// still answers a real key.
+func TestFanoutFloodDoesNotGrowKnownKeySet(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not installed")
+	}
+	port := freePort(t)
+	startRedisProc(t, redisReadyRe, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	cl := newCluster(t, map[string]string{"REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d/0", port)})
+	a := cl.start()
+	_, owner := cl.bootstrap(a, "acme")
+	before := a.s.verifier.KnownBytes()
+
+	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
+	defer rdb.Close()
+	ctx := context.Background()
+	const flood = 5000
+	for sent := 0; sent < flood; {
+		pipe := rdb.Pipeline()
+		for range 500 {
+			var h [32]byte
+			_, _ = rand.Read(h[:])
+			kind := "new:"
+			if sent%2 == 1 {
+				kind = "key:"
+			}
+			pipe.Publish(ctx, a.s.fanout.channel, "intruder "+kind+hex.EncodeToString(h[:]))
+			sent++
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if got := scrape(t, cl, a)[`credvault_key_state_fanout_total{result="received"}`]; got >= flood {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("received %v of %d payloads in 10s", got, flood)
+		}
+	}
+	if after := a.s.verifier.KnownBytes(); after != before {
+		t.Errorf("the known-key set holds %d bytes after %d made-up payloads, %d before (want no growth)", after, flood, before)
+	}
+	if r := cl.as(owner, "GET", a.url+"/v1/auth/check?scope=keys:read", nil); r.status != 200 {
+		t.Errorf("owner's key after the flood: %d %s", r.status, r.body)
+	}
+}
+
+// TestFanoutChannelIsTheInstallations: every instance on one database
+// uses one channel, whatever its CREDVAULT_PUBLIC_URL or CREDVAULT_ISSUER
+// (set on some instances and not on others, during a rolling change of
+// either, or spelt differently): the channel was named from the issuer,
+// so such instances silently stopped hearing each other's revocations.
+// Another installation (another database) on the same Redis has another.
+func TestFanoutChannelIsTheInstallations(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not installed")
+	}
+	port := freePort(t)
+	startRedisProc(t, redisReadyRe, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	redisURL := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	cl := newCluster(t, map[string]string{"REDIS_URL": redisURL})
+	plain := cl.start()
+	cl.env["CREDVAULT_PUBLIC_URL"] = "https://vault.example.com"
+	withURL := cl.start()
+	cl.env["CREDVAULT_ISSUER"] = "https://keys.example.com"
+	withIssuer := cl.start()
+	for name, inst := range map[string]*instance{"CREDVAULT_PUBLIC_URL set": withURL, "CREDVAULT_ISSUER set": withIssuer} {
+		if got, want := inst.s.fanout.channel, plain.s.fanout.channel; got != want {
+			t.Errorf("instance with %s: channel %s, the installation's other instances %s", name, got, want)
+		}
+	}
+	other := newCluster(t, map[string]string{"REDIS_URL": redisURL}).start()
+	if other.s.fanout.channel == plain.s.fanout.channel {
+		t.Errorf("another installation on the same Redis has the same channel %s", plain.s.fanout.channel)
+	}
+}
+
+// TestFanoutMalformedFloodLogsRarely: whoever reaches Redis can publish
+// anything on the channel. Each malformed message is counted, but a flood
+// of them must not become a flood of log lines (one warning a message
+// before: 1,000 lines for 1,000 messages).
+func TestFanoutMalformedFloodLogsRarely(t *testing.T) {
+	var logs strings.Builder
+	f := &keyStateFanout{sender: "me", channel: "credvault:key_state:test", log: slog.New(slog.NewTextHandler(&logs, nil)),
+		apply: func(string) { t.Fatal("a malformed message was applied") }, warnMalformed: rate.Sometimes{Interval: malformedWarnEvery}}
+	malformed := 0
+	f.count = func(r string) {
+		if r == "malformed" {
+			malformed++
+		}
+	}
+	for i := range 1000 {
+		f.received(fmt.Sprintf("x junk:%d", i))
+	}
+	if malformed != 1000 {
+		t.Errorf("counted %d malformed, want 1000", malformed)
+	}
+	if n := strings.Count(logs.String(), "\n"); n != 1 {
+		t.Errorf("%d log lines for 1000 malformed messages, want 1:\n%s", n, logs.String())
 	}
 }

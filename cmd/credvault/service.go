@@ -155,14 +155,30 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, opts startO
 			d, err := limiter.Allow(ctx, keyID, apikey.Limit{Requests: rl.Requests, Window: time.Duration(rl.WindowSeconds) * time.Second})
 			return err != nil || d.Allowed, d.RetryAfter
 		}}
-	s.store.OnInvalidate(s.invalidate)
 	if s.redis != nil {
-		s.fanout = newKeyStateFanout(s.redis, installation, cfg.RedisTimeout, log, s.invalidate, s.metrics.KeyStateFanout)
-		s.store.OnInvalidate(func(payload string) {
-			s.invalidate(payload)
-			s.fanout.publish(payload)
-		})
+		// The channel is named from the installation's name in the
+		// database (above), which every instance on it reads alike: an
+		// instance with another CREDVAULT_ISSUER or CREDVAULT_PUBLIC_URL
+		// (mid-rollout, or set on some instances only) still hears the
+		// others. What arrives through Redis only drops cache entries
+		// (anyone who reaches Redis can publish): it adds nothing to the
+		// known-key set.
+		s.fanout = newKeyStateFanout(s.redis, installation, cfg.RedisTimeout, log, func(payload string) {
+			s.verifier.Drop(payload)
+			s.values.Invalidate(payload)
+		}, s.metrics.KeyStateFanout)
 	}
+	// A commit's changes apply here at once, then go to the other
+	// instances through Redis in one round trip (one wait when Redis
+	// hangs, however many keys the commit changed).
+	s.store.OnInvalidate(func(payloads ...string) {
+		for _, p := range payloads {
+			s.invalidate(p)
+		}
+		if s.fanout != nil {
+			s.fanout.publish(payloads...)
+		}
+	})
 	s.follower = postgres.NewFollower(s.db, cfg.DatabaseURL.Reveal(), log, cfg.MaxStaleness, s.invalidate, func() {
 		s.values.Reset()
 		s.verifier.RequestReset()
@@ -356,8 +372,9 @@ func (s *service) startLoops(cfg Config) {
 const sessionPurgeInterval = 10 * time.Minute
 
 // invalidate hands one invalidation (from this instance's own commit, from
-// LISTEN/NOTIFY or the key state log, or from another instance through
-// Redis) to every cache.
+// LISTEN/NOTIFY or the key state log) to every cache; one from another
+// instance through Redis goes to the same caches, but only drops entries
+// (see startService).
 func (s *service) invalidate(payload string) {
 	s.verifier.Invalidate(payload)
 	s.values.Invalidate(payload)

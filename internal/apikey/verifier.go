@@ -305,7 +305,7 @@ func (v *Verifier) lookup(ctx context.Context, hash [32]byte, now int64) (ak *cr
 	f, err := v.fetch(ctx, hash)
 	if err != nil {
 		if credvault.ErrorCode(err) == credvault.ENOTFOUND && !v.opts.DisableCache {
-			v.negative.put(hash, v.opts.Now().Add(v.opts.NegativeTTL).UnixNano())
+			v.keepMiss(hash, f)
 		}
 		return nil, nil, err
 	}
@@ -347,20 +347,27 @@ type fetched struct {
 	gen uint64
 }
 
-// fetch reads a key once at a time per hash. The generation is taken
-// inside the shared read, so a caller who joins a read that began before
-// an invalidation learns that it did.
+// fetch reads a key once at a time per hash and invalidation generation:
+// a caller joins only a read begun in the generation it began in, never
+// one begun before an invalidation it has seen (that read may hold the
+// key as it was before a revocation acknowledged to the caller's client).
+// The generation is taken again inside the shared read, for keep and
+// keepMiss; it is returned with ENOTFOUND too.
 func (v *Verifier) fetch(ctx context.Context, hash [32]byte) (fetched, error) {
-	res, err, _ := v.flight.Do(string(hash[:]), func() (any, error) {
+	var k [40]byte
+	copy(k[:], hash[:])
+	binary.LittleEndian.PutUint64(k[32:], v.generation.Load())
+	res, err, _ := v.flight.Do(string(k[:]), func() (any, error) {
 		gen := v.generation.Load()
 		v.stats.DBLookups.Add(1)
 		ak, err := v.store.FindAuthKeyByHash(ctx, hash)
 		return fetched{key: ak, gen: gen}, err
 	})
+	f, _ := res.(fetched)
 	if err != nil {
-		return fetched{}, err
+		return fetched{gen: f.gen}, err
 	}
-	return res.(fetched), nil
+	return f, nil
 }
 
 // keep caches f unless an invalidation happened since its read began; an
@@ -372,6 +379,20 @@ func (v *Verifier) keep(hash [32]byte, f fetched, now int64) {
 	v.cache.put(hash, &entry{key: f.key, loaded: now})
 	if v.generation.Load() != f.gen {
 		v.cache.delete(hash)
+	}
+}
+
+// keepMiss remembers in the negative cache that hash was not found,
+// unless an invalidation happened since the read began (a "new:<hash>"
+// for a key created meanwhile would otherwise be hidden for the negative
+// TTL); one that lands while it is being stored removes it again.
+func (v *Verifier) keepMiss(hash [32]byte, f fetched) {
+	if v.generation.Load() != f.gen {
+		return
+	}
+	v.negative.put(hash, v.opts.Now().Add(v.opts.NegativeTTL).UnixNano())
+	if v.generation.Load() != f.gen {
+		v.negative.delete(hash)
 	}
 }
 
@@ -398,7 +419,17 @@ func (v *Verifier) refresh(hash [32]byte) {
 // drops the keys of that integration (disabled or enabled), "new:<hex>"
 // records a new key in the known-key set (and clears a negative entry for
 // it). A dropped key is read again on its next use.
-func (v *Verifier) Invalidate(payload string) {
+func (v *Verifier) Invalidate(payload string) { v.invalidate(payload, true) }
+
+// Drop is Invalidate for a payload from a source that anyone who can
+// reach it may write to (the Redis channel between instances): it only
+// drops cache entries, and adds nothing to the known-key set, whose
+// additions are kept until the next reload (a flood of made-up hashes
+// would grow it without bound). A new key it names is learnt from
+// PostgreSQL, or looked up within the miss budget.
+func (v *Verifier) Drop(payload string) { v.invalidate(payload, false) }
+
+func (v *Verifier) invalidate(payload string, learn bool) {
 	kind, arg, _ := strings.Cut(payload, ":")
 	switch kind {
 	case "key", "new":
@@ -412,7 +443,9 @@ func (v *Verifier) Invalidate(payload string) {
 		v.generation.Add(1)
 		v.cache.delete(h)
 		v.negative.delete(h)
-		v.known.add(h)
+		if learn {
+			v.known.add(h)
+		}
 	case "user":
 		v.generation.Add(1)
 		v.cache.deleteIf(func(e *entry) bool { return e.key.UserID == arg })

@@ -425,9 +425,11 @@ func (c *oauthClaim) Store(ctx context.Context, items []credvault.OAuthBatchItem
 		return err
 	}
 	if c.store.local != nil {
-		for _, it := range items {
-			c.store.local("cred:" + it.Credential.ID)
+		payloads := make([]string, len(items))
+		for i, it := range items {
+			payloads[i] = "cred:" + it.Credential.ID
 		}
+		c.store.local(payloads...)
 	}
 	return nil
 }

@@ -22,10 +22,10 @@ const InvalidationChannel = "credvault_invalidate"
 // Store implements the domain's store interfaces on PostgreSQL.
 type Store struct {
 	db *sqlx.DB
-	// local receives this instance's own invalidations right after commit,
-	// so that it never answers from stale cache while the notification
-	// travels through PostgreSQL.
-	local func(payload string)
+	// local receives this instance's own invalidations right after commit
+	// (all of one transaction in one call), so that it never answers from
+	// stale cache while the notification travels through PostgreSQL.
+	local func(payloads ...string)
 
 	prepMu  sync.Mutex
 	authKey *sqlx.Stmt // the verification lookup, prepared on first use
@@ -39,8 +39,9 @@ type Store struct {
 
 // OnInvalidate sets the function that receives this instance's own
 // invalidation payloads as soon as their transaction commits (the same
-// payloads every instance gets through LISTEN/NOTIFY).
-func (s *Store) OnInvalidate(fn func(payload string)) { s.local = fn }
+// payloads every instance gets through LISTEN/NOTIFY), those of one
+// transaction in one call.
+func (s *Store) OnInvalidate(fn func(payloads ...string)) { s.local = fn }
 
 // txn is a transaction that remembers the key state changes it made.
 type txn struct {
@@ -81,10 +82,12 @@ func (s *Store) runTx(ctx context.Context, tx *sqlx.Tx, what string, fn func(tx 
 	if err := tx.Commit(); err != nil {
 		return translate(err, what)
 	}
-	if s.local != nil {
-		for _, c := range t.changes {
-			s.local(c.payload)
+	if s.local != nil && len(t.changes) > 0 {
+		payloads := make([]string, len(t.changes))
+		for i, c := range t.changes {
+			payloads[i] = c.payload
 		}
+		s.local(payloads...)
 	}
 	if s.emitted != nil {
 		for _, e := range t.events {
