@@ -72,7 +72,7 @@ func TestUsageWriterKeepsNoCallerMemory(t *testing.T) {
 	}
 	w := postgres.NewUsageWriter(store, slog.New(slog.DiscardHandler), time.Hour)
 	type request struct {
-		pad    [4096]byte
+		_      [4096]byte // makes the request large, as a context with its principal is
 		userID string
 	}
 	collected := make(chan struct{})
