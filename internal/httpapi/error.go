@@ -62,6 +62,7 @@ var statusOfHeadCode = map[string]int{
 	"uri_too_long":                    http.StatusRequestURITooLong,
 	"request_header_fields_too_large": http.StatusRequestHeaderFieldsTooLarge,
 	"unsupported_transfer_coding":     http.StatusNotImplemented,
+	"method_not_implemented":          http.StatusNotImplemented,
 	"http_version_not_supported":      http.StatusHTTPVersionNotSupported,
 }
 

@@ -28,9 +28,12 @@ func refuseHead(why string) *headRefusal {
 // length of the body that follows (-1: chunked), or why the head is
 // refused:
 //   - a request line that is not `method SP request-target SP HTTP/d.d`,
-//     and a NUL, a bare CR or another control character anywhere in the
-//     head (RFC 9112 sections 2.2 and 3, RFC 9110 section 5.5):
-//     invalid_request_head;
+//     a method that is not a token, and a NUL, a bare CR or another
+//     control character anywhere in the head (RFC 9112 sections 2.2 and 3,
+//     RFC 9110 sections 5.5 and 9.1): invalid_request_head;
+//   - a method token the server does not implement (any but GET, HEAD,
+//     POST, PUT, PATCH, DELETE, OPTIONS, CONNECT, TRACE; names are
+//     case-sensitive): method_not_implemented (501, RFC 9110 section 9.1);
 //   - an HTTP major version of 2 or more: http_version_not_supported (505);
 //   - no Host in HTTP/1.1, more than one Host, or a Host that is not
 //     `uri-host [":" port]` once the spaces around it are removed (RFC 9112
@@ -182,8 +185,15 @@ func refuseHostHeader(why string) *headRefusal {
 func checkRequestLine(l []byte) (http10 bool, r *headRefusal) {
 	sp1 := bytes.IndexByte(l, ' ')
 	sp2 := bytes.LastIndexByte(l, ' ')
-	if sp1 <= 0 || sp2 <= sp1+1 || !isToken(l[:sp1]) {
+	if sp1 <= 0 || sp2 <= sp1+1 {
 		return false, refuseHead("the request line is not method, request target and HTTP version separated by single spaces (RFC 9112 section 3)")
+	}
+	if !isToken(l[:sp1]) {
+		return false, refuseHead("the method holds a character that is not a token character (RFC 9110 section 9.1)")
+	}
+	if !implementedMethod(l[:sp1]) {
+		return false, &headRefusal{code: "method_not_implemented", message: "credvault implements the methods GET, HEAD, POST, PUT, PATCH, DELETE, " +
+			"OPTIONS, CONNECT and TRACE (method names are case-sensitive; an unrecognized method is 501, RFC 9110 section 9.1)"}
 	}
 	for _, b := range l[sp1+1 : sp2] {
 		if b <= ' ' || b == 0x7f {
@@ -203,6 +213,18 @@ func checkRequestLine(l []byte) (http10 bool, r *headRefusal) {
 		return false, &headRefusal{code: "http_version_not_supported", message: "credvault speaks HTTP/1.1 on this listener (RFC 9110 section 15.6.6); send HTTP/1.1"}
 	}
 	return v[7] == '0', nil
+}
+
+// implementedMethod reports whether m is a method the server routes
+// (fiber.DefaultMethods; the routes answer 405 with Allow for those they
+// do not take). Another token reached the router as Fiber's plain-text
+// 400 "Invalid http method".
+func implementedMethod(m []byte) bool {
+	switch string(m) {
+	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE":
+		return true
+	}
+	return false
 }
 
 // fieldLineError says why a field line (without its CRLF) is not
