@@ -94,7 +94,7 @@ func BenchmarkAuthCheckConn(b *testing.B) {
 }
 
 // socketPair is a connected loopback socket, whose deadlines memConn uses.
-func socketPair(b *testing.B) *net.TCPConn {
+func socketPair(b testing.TB) *net.TCPConn {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
