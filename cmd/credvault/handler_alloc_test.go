@@ -32,7 +32,10 @@ func TestAuthCheckAllocs(t *testing.T) {
 		}
 	}
 	check() // the key is cached from here on
-	if n := testing.AllocsPerRun(2000, check); n != 0 {
+	// The race detector makes sync.Pool drop items on purpose (fasthttp
+	// and Fiber pool their per-request objects), so under it the counts
+	// are not checked.
+	if n := testing.AllocsPerRun(2000, check); n != 0 && !raceEnabled {
 		t.Errorf("handler: %v allocations per check, want 0", n)
 	}
 
@@ -53,8 +56,6 @@ func TestAuthCheckAllocs(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	serve(requests)
 	runtime.ReadMemStats(&after)
-	// The race detector makes sync.Pool drop items on purpose (fasthttp
-	// and Fiber pool their per-request objects).
 	if n := (after.Mallocs - before.Mallocs) / requests; n != 0 && !raceEnabled {
 		t.Errorf("connection: %d allocations per check (%d for %d checks), want 0", n, after.Mallocs-before.Mallocs, requests)
 	}
