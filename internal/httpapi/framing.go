@@ -83,6 +83,8 @@ type framingConn struct {
 
 	wrote bool // a response was written since the last read (see Read)
 
+	rd, wd lazyDeadline
+
 	mu     sync.Mutex
 	refuse *headRefusal // why a request was refused; nil when none
 	closed bool
@@ -122,6 +124,9 @@ func (c *framingConn) Read(p []byte) (int, error) {
 			c.wrote = false
 			runtime.Gosched()
 		}
+		if err := c.rd.apply(c.Conn.SetReadDeadline); err != nil {
+			return 0, err
+		}
 		n, err := c.Conn.Read(buf)
 		if direct && c.wholeHead(buf[:n]) {
 			if err != nil {
@@ -147,7 +152,59 @@ func (c *framingConn) Read(p []byte) (int, error) {
 // Write writes a response; the next Read yields first (see Read).
 func (c *framingConn) Write(p []byte) (int, error) {
 	c.wrote = true
+	if err := c.wd.apply(c.Conn.SetWriteDeadline); err != nil {
+		return 0, err
+	}
 	return c.Conn.Write(p)
+}
+
+// SetDeadline, SetReadDeadline and SetWriteDeadline note the deadline;
+// the next Read or Write applies it (lazyDeadline). fasthttp sets them
+// from the connection's own goroutine, between its reads and writes
+// (credvault's handlers never call RequestCtx.SetReadDeadline or the
+// like), so noting is enough: a deadline matters only to a read or write
+// that waits.
+func (c *framingConn) SetDeadline(t time.Time) error {
+	c.rd.want, c.wd.want = t, t
+	return nil
+}
+
+func (c *framingConn) SetReadDeadline(t time.Time) error {
+	c.rd.want = t
+	return nil
+}
+
+func (c *framingConn) SetWriteDeadline(t time.Time) error {
+	c.wd.want = t
+	return nil
+}
+
+// deadlineSlack is how much earlier than asked a deadline may fall.
+const deadlineSlack = time.Second
+
+// lazyDeadline is one direction's deadline: want is the last one asked
+// for, set the one the socket has. fasthttp asks for three per keep-alive
+// request (the idle time before it, the read timeout after its first
+// byte, the write timeout before the response), each a trip through the
+// runtime's timers (an eighth of the CPU of /v1/auth/check served over a
+// connection in BenchmarkAuthCheckConn, issue 24), while the read that
+// follows finds the whole request in one go and the write never waits.
+// apply, called before each read or write, gives the socket want unless
+// it falls less than deadlineSlack after set: the socket's deadline is
+// then never later than asked, and at most deadlineSlack earlier (29-30 s
+// for the 30 s read timeout), and a keep-alive connection's deadlines
+// move about once a second instead of three times a request.
+type lazyDeadline struct{ want, set time.Time }
+
+func (d *lazyDeadline) apply(set func(time.Time) error) error {
+	if d.want.IsZero() == d.set.IsZero() && !d.want.Before(d.set) && d.want.Sub(d.set) < deadlineSlack {
+		return nil
+	}
+	if err := set(d.want); err != nil {
+		return err
+	}
+	d.set = d.want
+	return nil
 }
 
 // wholeHead is the fast path of framingConn: b is a read that holds one

@@ -20,7 +20,7 @@ const (
 	unmatchedRoute  = "unmatched"
 )
 
-// requestIDMiddleware gives every request an id: the caller's X-Request-Id
+// setRequestID gives every request an id: the caller's X-Request-Id
 // when it is short and plain (so that a platform can trace a call across
 // services), else a fresh random one. It is echoed in the response header,
 // the error body and every log line about the request.
@@ -28,14 +28,22 @@ const (
 // The id lives in the response header only; requestID reads it back where
 // it is needed (errors, logs, audit), so a request that needs none of them
 // costs no allocation for it.
-func (s *Server) requestIDMiddleware(c *fiber.Ctx) error {
+func setRequestID(c *fiber.Ctx) {
 	if in := c.Request().Header.Peek(headerRequestID); plainID(in) {
 		c.Response().Header.SetCanonical(headerRequestIDName, in)
 	} else {
 		var buf [32]byte
 		c.Response().Header.SetCanonical(headerRequestIDName, appendRequestID(buf[:0]))
 	}
-	return c.Next()
+}
+
+// front is the middleware in front of every route: setRequestID, then
+// recoverFrom around observe around routeGuard, which passes the request
+// on. They are one Fiber middleware, not four: each app.Use layer costs
+// Fiber a lookup of the route stack and a match per request (issue 24).
+func (s *Server) front(c *fiber.Ctx) error {
+	setRequestID(c)
+	return s.recoverFrom(c)
 }
 
 // headerRequestIDName is headerRequestID as the canonical bytes fasthttp
@@ -114,9 +122,10 @@ func routeName(c *fiber.Ctx, tr *tableRoute) string {
 	return r.Path
 }
 
-// recoverMiddleware turns a panic into a 500 with the request id, logging
-// the stack (which holds code locations, not request data).
-func (s *Server) recoverMiddleware(c *fiber.Ctx) (err error) {
+// recoverFrom turns a panic in observe (and what it calls) into a 500
+// with the request id, logging the stack (which holds code locations, not
+// request data).
+func (s *Server) recoverFrom(c *fiber.Ctx) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic in handler", "request_id", requestID(c), "route", routeOf(c),
@@ -124,15 +133,20 @@ func (s *Server) recoverMiddleware(c *fiber.Ctx) (err error) {
 			err = fmt.Errorf("panic in handler: %T", r)
 		}
 	}()
-	return c.Next()
+	return s.observe(c)
 }
 
-// observeMiddleware records the request in the metrics and writes one
-// access log line: method, route template, status, duration, request id.
-// Query strings and headers are never logged: they may carry keys.
-func (s *Server) observeMiddleware(c *fiber.Ctx) error {
-	start := time.Now()
-	err := c.Next()
+// observe records the request in the metrics and writes one access log
+// line: method, route template, status, duration, request id. Query
+// strings and headers are never logged: they may carry keys. The clock is
+// read here, through fasthttp's request time (LazyRequestTime: the
+// server reads it on the first call, not for every request).
+func (s *Server) observe(c *fiber.Ctx) error {
+	start := c.Context().Time()
+	if start.IsZero() { // a RequestCtx served outside a fasthttp Server
+		start = time.Now()
+	}
+	err := s.routeGuard(c)
 	if err != nil {
 		// Render now so that the status below is the one the client gets.
 		if herr := s.app.ErrorHandler(c, err); herr != nil {

@@ -7,10 +7,10 @@ import (
 // routes is the whole API surface in one list, in the order of
 // api/openapi.yaml.
 func (s *Server) routes() {
-	s.app.Use(s.requestIDMiddleware)
-	s.app.Use(s.recoverMiddleware)
-	s.app.Use(s.observeMiddleware)
-	s.app.Use(s.routeGuard) // 404 and 405 before authentication; s.known is set below
+	// The request id, panic recovery, metrics and access log, and the
+	// route guard (404 and 405 before authentication; s.known is set
+	// below), in that order, as one middleware.
+	s.app.Use(s.front)
 
 	s.app.Get("/livez", s.handleHealthz)
 	s.app.Get("/healthz", s.handleHealthz)

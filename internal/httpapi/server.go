@@ -172,6 +172,9 @@ func NewServer(cfg Config) *Server {
 		DisableStartupMessage: true,
 		JSONEncoder:           marshalJSON,
 	})
+	// The request time is read when observe asks for it, not for every
+	// request before the handler as well.
+	s.app.Server().LazyRequestTime = true
 	s.routes()
 	return s
 }
