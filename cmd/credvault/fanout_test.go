@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	neturl "net/url"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -18,6 +19,23 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 )
+
+// privateRedis runs a redis-server of the test's own on a free loopback
+// port (so that no other test's instances share its channels) and returns
+// the port. Without redis-server the test is skipped, except under CI
+// (CI set), whose script installs it: there it fails.
+func privateRedis(t *testing.T) int {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("redis-server not installed (.ci/run installs it)")
+		}
+		t.Skip("redis-server not installed")
+	}
+	port := freePort(t)
+	startRedisProc(t, redisReadyRe, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	return port
+}
 
 // tcpGate forwards loopback connections to target until it is cut: then
 // every forwarded connection is closed and new ones are refused, as when
@@ -140,11 +158,7 @@ func pgHostPort(t *testing.T, dbURL string) string {
 // PostgreSQL restarts: its NOTIFY lost in the shutdown, TestHAFaults's
 // "accepted 2.97s" in CI).
 func TestRevocationReachesInstanceCutOffFromDatabase(t *testing.T) {
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not installed")
-	}
-	port := freePort(t)
-	startRedisProc(t, redisReadyRe, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	port := privateRedis(t)
 	cl := newCluster(t, map[string]string{"REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d/0", port)})
 	a := cl.start()
 	gate := newTCPGate(t, pgHostPort(t, cl.dbURL))
@@ -386,11 +400,7 @@ func TestFanoutWithRedisHangingWaitsOnceACommitAndStopsAtOnce(t *testing.T) {
 // of 100,000 a second: 1.6 MB a second, without bound). The instance
 // still answers a real key.
 func TestFanoutFloodDoesNotGrowKnownKeySet(t *testing.T) {
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not installed")
-	}
-	port := freePort(t)
-	startRedisProc(t, redisReadyRe, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	port := privateRedis(t)
 	cl := newCluster(t, map[string]string{"REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d/0", port)})
 	a := cl.start()
 	_, owner := cl.bootstrap(a, "acme")
@@ -438,11 +448,7 @@ func TestFanoutFloodDoesNotGrowKnownKeySet(t *testing.T) {
 // so such instances silently stopped hearing each other's revocations.
 // Another installation (another database) on the same Redis has another.
 func TestFanoutChannelIsTheInstallations(t *testing.T) {
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not installed")
-	}
-	port := freePort(t)
-	startRedisProc(t, redisReadyRe, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	port := privateRedis(t)
 	redisURL := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
 	cl := newCluster(t, map[string]string{"REDIS_URL": redisURL})
 	plain := cl.start()

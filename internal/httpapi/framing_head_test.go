@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -181,5 +182,22 @@ func TestRequestHeadRules(t *testing.T) {
 				t.Fatalf("%d requests were served, want 1", n)
 			}
 		})
+	}
+}
+
+// TestImplementedMethodsAreFibers: the framing guard's list of implemented
+// methods is exactly the router's (fiber.DefaultMethods): a method the
+// router knows is never refused 501 before it, and one it does not know
+// never reaches it.
+func TestImplementedMethodsAreFibers(t *testing.T) {
+	for _, m := range fiber.DefaultMethods {
+		if !implementedMethod([]byte(m)) {
+			t.Errorf("%s is routed by Fiber but refused 501 by the framing guard", m)
+		}
+	}
+	for _, m := range []string{"BREW", "PROPFIND", "get", "Get", "GETS", "POS", ""} {
+		if implementedMethod([]byte(m)) != slices.Contains(fiber.DefaultMethods, m) {
+			t.Errorf("%q: the framing guard and Fiber's router disagree on whether it is implemented", m)
+		}
 	}
 }
