@@ -92,7 +92,7 @@ func BenchmarkUpstreamClients(b *testing.B) {
 
 // processUpstream starts the bench's upstream in another process (this test
 // binary re-executed), or skips b.
-func processUpstream(b *testing.B) *bench.Upstream {
+func processUpstream(b testing.TB) *bench.Upstream {
 	exe, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)

@@ -97,16 +97,49 @@ type poolKey struct {
 
 // directConn is one kept-alive connection with its buffers.
 type directConn struct {
+	conn net.Conn
+	raw  syscall.RawConn // for stillOpen; nil when conn has none
+	peek func(fd uintptr)
+	open bool // set by peek
+	src  limitedConn
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	sink countingConn // bw's destination: conn, counting the writes
+	// flushWait is flushThenReady as a method value, made once per
+	// connection so that RawConn.Read is given no new closure per call.
+	flushWait func(fd uintptr) bool
+	flushed   bool  // flushThenReady has written the request
+	flushErr  error // and the write's error
+	key       poolKey
+	idleAt    time.Time
+	reused    bool
+}
+
+// countingConn is the write side of a connection, counting the writes
+// made to it, so that roundTrip knows whether a request is still whole in
+// the connection's buffer (see flushAndWait).
+type countingConn struct {
 	conn   net.Conn
-	raw    syscall.RawConn // for stillOpen; nil when conn has none
-	peek   func(fd uintptr)
-	open   bool // set by peek
-	src    limitedConn
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	key    poolKey
-	idleAt time.Time
-	reused bool
+	writes int
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes++
+	return c.conn.Write(p)
+}
+
+// countingReaderFrom is a countingConn whose conn is an io.ReaderFrom (a
+// TCP connection): bufio.Writer hands a large body to its ReadFrom
+// (splice or sendfile) as it would to the connection itself.
+type countingReaderFrom countingConn
+
+func (c *countingReaderFrom) Write(p []byte) (int, error) {
+	return (*countingConn)(c).Write(p)
+}
+
+func (c *countingReaderFrom) ReadFrom(r io.Reader) (int64, error) {
+	c.writes++
+	return c.conn.(io.ReaderFrom).ReadFrom(r)
 }
 
 // limitedConn is the read side of a connection with a byte budget, so that
@@ -287,34 +320,55 @@ func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *ht
 		by = deadline
 	}
 	// Writing has the call's deadline; ResponseHeaderTimeout starts once
-	// the request is written, as in net/http. The read deadline is set
+	// the request is written, as in net/http (a request whole in the
+	// buffer: just before its one write). The read deadline is set
 	// before the first read; a kept connection keeps the deadlines of its
 	// last call while idle (nothing reads or writes it there, and
 	// stillOpen's peek does not look at them).
 	if err := setDeadline(dc.conn.SetWriteDeadline, by, &canceled); err != nil {
 		return fail(err, false)
 	}
+	writes := dc.sink.writes
 	if err := writeRequest(dc.bw, req); err != nil {
 		return fail(err, staleConn(err))
 	}
-	if err := dc.bw.Flush(); err != nil {
-		return fail(err, staleConn(err))
-	}
-	headerBy := by
-	if t.headerTimeout > 0 {
-		if hb := time.Now().Add(t.headerTimeout); !hasDeadline || hb.Before(deadline) {
-			headerBy = hb
+	headerBy := func() time.Time {
+		if t.headerTimeout > 0 {
+			if hb := time.Now().Add(t.headerTimeout); !hasDeadline || hb.Before(deadline) {
+				return hb
+			}
 		}
+		return by
 	}
-	if err := setDeadline(dc.conn.SetReadDeadline, headerBy, &canceled); err != nil {
-		return fail(err, false)
+	var readBy time.Time
+	if dc.flushWait != nil && dc.sink.writes == writes && dc.br.Buffered() == 0 {
+		// The whole request is in dc.bw (at most its 4 KiB, written in one
+		// write, which waits only when the upstream has stopped reading),
+		// so the header timeout starts just before that write rather than
+		// after it.
+		readBy = headerBy()
+		if err := setDeadline(dc.conn.SetReadDeadline, readBy, &canceled); err != nil {
+			return fail(err, false)
+		}
+		if err := dc.flushAndWait(); err != nil {
+			return fail(err, staleConn(err))
+		}
+	} else {
+		if err := dc.bw.Flush(); err != nil {
+			return fail(err, staleConn(err))
+		}
+		readBy = headerBy()
+		if err := setDeadline(dc.conn.SetReadDeadline, readBy, &canceled); err != nil {
+			return fail(err, false)
+		}
+		// The upstream has not answered yet: a read now would find
+		// nothing and park in the poller. Under load, the goroutines
+		// that are ready run first; with none, Gosched returns at once
+		// (as framingConn does between a response and the next request;
+		// issue 24).
+		runtime.Gosched()
 	}
 	dc.src.left = directMaxHeaderBytes
-	// The upstream has not answered yet: a read now would find nothing
-	// and park in the poller. Under load, the goroutines that are ready
-	// run first; with none, Gosched returns at once (as framingConn does
-	// between a response and the next request; issue 24).
-	runtime.Gosched()
 	if _, err := dc.br.Peek(1); err != nil {
 		return fail(err, staleConn(err))
 	}
@@ -333,7 +387,7 @@ func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *ht
 		}
 	}
 	dc.src.left = math.MaxInt64
-	if !headerBy.Equal(by) {
+	if !readBy.Equal(by) {
 		if err := setDeadline(dc.conn.SetReadDeadline, by, &canceled); err != nil {
 			return fail(err, false)
 		}
@@ -454,12 +508,53 @@ func (t *directTransport) get(ctx context.Context, key poolKey, addr string, u *
 		if raw, err := sc.SyscallConn(); err == nil {
 			dc.raw = raw
 			dc.peek = dc.peekOpen
+			dc.flushWait = dc.flushThenReady
 		}
 	}
 	dc.src.conn = conn
+	dc.sink.conn = conn
 	dc.br = bufio.NewReaderSize(&dc.src, 4<<10)
-	dc.bw = bufio.NewWriterSize(conn, 4<<10)
+	if _, ok := conn.(io.ReaderFrom); ok {
+		dc.bw = bufio.NewWriterSize((*countingReaderFrom)(&dc.sink), 4<<10)
+	} else {
+		dc.bw = bufio.NewWriterSize(&dc.sink, 4<<10)
+	}
 	return dc, nil
+}
+
+// flushAndWait writes the request held whole in dc.bw and waits until
+// the connection has something to read (the upstream's answer, its end,
+// or the read deadline), so that the read that follows finds the answer
+// instead of finding nothing and parking: one read system call per
+// answer instead of two (issue 24). The write is made from inside
+// RawConn.Read, after it has cleared the socket's readiness and before it
+// waits: whatever the upstream sends in reply arrives after that, and
+// wakes the wait. Writing before RawConn.Read would lose an answer that
+// came (and was noted ready) in between, leaving the call to wait for its
+// deadline. A wait that ends in an error (the deadline, a cancellation,
+// the connection closed) is left to the read that follows, which reports
+// it as a read always has. Errors: the write's.
+func (dc *directConn) flushAndWait() error {
+	dc.flushed, dc.flushErr = false, nil
+	_ = dc.raw.Read(dc.flushWait) // #nosec G104 -- a failed wait is the next read's error (see above)
+	if !dc.flushed {
+		// RawConn.Read failed before calling flushWait (the read deadline
+		// had passed: a cancellation); the write reports it.
+		return dc.bw.Flush()
+	}
+	return dc.flushErr
+}
+
+// flushThenReady is the function flushAndWait gives RawConn.Read: on its
+// first call it writes the request and asks to wait; called again, the
+// connection is readable.
+func (dc *directConn) flushThenReady(uintptr) bool {
+	if dc.flushed {
+		return true
+	}
+	dc.flushed = true
+	dc.flushErr = dc.bw.Flush()
+	return dc.flushErr != nil
 }
 
 // stillOpen reports whether an idle connection has neither been closed by
