@@ -57,6 +57,11 @@ type directTransport struct {
 	headerTimeout time.Duration
 	scopeKey      [32]byte   // HMAC key of scopeOf, random per transport
 	tls           *directTLS // https:// connections; set by NewClient
+	// awaiting is the number of calls that have written their request
+	// and not yet read the first byte of its answer; procs is GOMAXPROCS
+	// when the transport was made. See roundTrip.
+	awaiting atomic.Int32
+	procs    int32
 
 	mu      sync.Mutex
 	idle    map[poolKey][]*directConn // by scheme, host:port and scope; a key whose list is empty stays until the next sweep
@@ -65,7 +70,7 @@ type directTransport struct {
 }
 
 func newDirectTransport(dial func(ctx context.Context, network, address string) (net.Conn, error), headerTimeout time.Duration) *directTransport {
-	t := &directTransport{dial: dial, headerTimeout: headerTimeout}
+	t := &directTransport{dial: dial, headerTimeout: headerTimeout, procs: int32(runtime.GOMAXPROCS(0))}
 	_, _ = rand.Read(t.scopeKey[:]) // crypto/rand.Read never fails (Go 1.24)
 	return t
 }
@@ -340,36 +345,50 @@ func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *ht
 		}
 		return by
 	}
+	// Once the request is written, the upstream has not answered yet: a
+	// read at once would find nothing and park in the poller, and the
+	// read that finds the answer is a second system call (issue 24).
+	//   - Under load (more calls awaiting answers than there are Ps), the
+	//     goroutines that are ready run first (Gosched, as framingConn
+	//     does between a response and the next request), and the read
+	//     then mostly finds the answer. Parking in the poller instead
+	//     would wait for the scheduler's next poll, which busy Ps make
+	//     late.
+	//   - Otherwise Gosched finds nothing to run and wakes an idle P for
+	//     nothing, and the read finds nothing: a request whole in dc.bw
+	//     (no write during writeRequest: at most its 4 KiB, written in
+	//     one write, which waits only when the upstream has stopped
+	//     reading) is written by flushAndWait, which waits for the answer
+	//     before the read. Its header timeout starts just before that
+	//     write rather than after it.
 	var readBy time.Time
-	if dc.flushWait != nil && dc.sink.writes == writes && dc.br.Buffered() == 0 {
-		// The whole request is in dc.bw (at most its 4 KiB, written in one
-		// write, which waits only when the upstream has stopped reading),
-		// so the header timeout starts just before that write rather than
-		// after it.
+	loaded := t.awaiting.Add(1) > t.procs
+	if !loaded && dc.flushWait != nil && dc.sink.writes == writes && dc.br.Buffered() == 0 {
 		readBy = headerBy()
 		if err := setDeadline(dc.conn.SetReadDeadline, readBy, &canceled); err != nil {
+			t.awaiting.Add(-1)
 			return fail(err, false)
 		}
 		if err := dc.flushAndWait(); err != nil {
+			t.awaiting.Add(-1)
 			return fail(err, staleConn(err))
 		}
 	} else {
 		if err := dc.bw.Flush(); err != nil {
+			t.awaiting.Add(-1)
 			return fail(err, staleConn(err))
 		}
 		readBy = headerBy()
 		if err := setDeadline(dc.conn.SetReadDeadline, readBy, &canceled); err != nil {
+			t.awaiting.Add(-1)
 			return fail(err, false)
 		}
-		// The upstream has not answered yet: a read now would find
-		// nothing and park in the poller. Under load, the goroutines
-		// that are ready run first; with none, Gosched returns at once
-		// (as framingConn does between a response and the next request;
-		// issue 24).
 		runtime.Gosched()
 	}
 	dc.src.left = directMaxHeaderBytes
-	if _, err := dc.br.Peek(1); err != nil {
+	_, err := dc.br.Peek(1)
+	t.awaiting.Add(-1)
+	if err != nil {
 		return fail(err, staleConn(err))
 	}
 	var resp *http.Response

@@ -1,12 +1,17 @@
 package injector
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"credvault/internal/credvault"
 )
@@ -74,4 +79,79 @@ func readCalls() (int64, error) {
 		}
 	}
 	return 0, os.ErrNotExist
+}
+
+// TestDirectAwaitingCountsEveryOutcome: the count of calls awaiting an
+// answer, which chooses between waiting in the poller and yielding
+// (roundTrip), goes back to zero after calls that end every way: an
+// answer, a body larger than the write buffer, the header timeout, a
+// cancellation while waiting, and an upstream that closes without
+// answering; and a call made while the transport counts itself loaded
+// (as many calls awaiting as Ps) takes the yielding path and gets its
+// answer.
+func TestDirectAwaitingCountsEveryOutcome(t *testing.T) {
+	addr := rawUpstream(t, func(conn net.Conn) {
+		br := bufio.NewReader(conn)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, req.Body)
+			switch req.URL.Path {
+			case "/silent":
+				time.Sleep(2 * time.Second)
+				return
+			case "/close":
+				return
+			}
+			io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	client := testClient(t, ClientOptions{ResponseHeaderTimeout: 200 * time.Millisecond})
+	cred, value := queryCred(addr), credvault.NewSecret(testValue)
+	do := func(ctx context.Context, method, path string, body io.Reader) error {
+		req := newRequest(t, method, "http://"+addr+path, body).WithContext(ctx)
+		resp, err := client.Do(req, cred, value)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		got, err := io.ReadAll(resp.Body)
+		if err == nil && string(got) != "ok" {
+			t.Fatalf("%s %s: body %q", method, path, got)
+		}
+		return err
+	}
+	bg := context.Background()
+	if err := do(bg, http.MethodGet, "/ok", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := do(bg, http.MethodPost, "/ok", strings.NewReader(strings.Repeat("b", 64<<10))); err != nil {
+		t.Fatal(err)
+	}
+	if err := do(bg, http.MethodGet, "/silent", nil); err == nil {
+		t.Fatal("a silent upstream answered")
+	}
+	ctx, cancel := context.WithTimeout(bg, 50*time.Millisecond)
+	err := do(ctx, http.MethodGet, "/silent", nil)
+	cancel()
+	if err == nil {
+		t.Fatal("a canceled call answered")
+	}
+	if err := do(bg, http.MethodPost, "/close", strings.NewReader("x")); err == nil {
+		t.Fatal("an upstream that closed answered")
+	}
+	if n := client.direct.awaiting.Load(); n != 0 {
+		t.Fatalf("%d calls still counted as awaiting an answer, want 0", n)
+	}
+	client.direct.awaiting.Store(client.direct.procs) // loaded: the next call yields
+	for range 3 {
+		if err := do(bg, http.MethodGet, "/ok", nil); err != nil {
+			t.Fatalf("a call under load: %v", err)
+		}
+	}
+	if n := client.direct.awaiting.Load(); n != client.direct.procs {
+		t.Fatalf("awaiting %d after loaded calls, want %d", n, client.direct.procs)
+	}
 }
