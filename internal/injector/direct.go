@@ -341,11 +341,17 @@ func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *ht
 		return by
 	}
 	var readBy time.Time
-	if dc.flushWait != nil && dc.sink.writes == writes && dc.br.Buffered() == 0 {
+	if dc.reused && dc.flushWait != nil && dc.sink.writes == writes && dc.br.Buffered() == 0 {
 		// The whole request is in dc.bw (at most its 4 KiB, written in one
 		// write, which waits only when the upstream has stopped reading),
 		// so the header timeout starts just before that write rather than
-		// after it.
+		// after it. Only on a reused connection, whose socket stillOpen
+		// has just found empty: a new one may already hold the answer
+		// (an upstream that answers before reading the request), on the
+		// socket or, over TLS, read along with the handshake into the
+		// tls.Conn's buffer, where the wait does not see it (it waits for
+		// bytes that come after the write): it would last until the read
+		// deadline (TestDirectWaitEarlyAnswer, TestDirectWaitTLSEarlyAnswer).
 		readBy = headerBy()
 		if err := setDeadline(dc.conn.SetReadDeadline, readBy, &canceled); err != nil {
 			return fail(err, false)
