@@ -1,0 +1,118 @@
+package injector
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"credvault/internal/credvault"
+)
+
+// TestDirectWaitHeaderTimeoutAfterBlockedWrite: ResponseHeaderTimeout
+// starts once the request is written (net/http's rule, and
+// ClientOptions'), for a request small enough for the connection's buffer
+// too. An upstream answers a large POST before reading its body, reads it,
+// then stops for a while with the body's last kilobytes unread, so that
+// the next (small) request's write waits for it; once it reads again, it
+// answers at once, well within the header timeout counted from the write.
+// Small socket buffers on both sides, and the pause at several points,
+// so that in some of the runs the next request's write waits.
+func TestDirectWaitHeaderTimeoutAfterBlockedWrite(t *testing.T) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) {
+			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const pause, headerTimeout = 500 * time.Millisecond, 200 * time.Millisecond
+	var left atomic.Int64 // body bytes left unread during the pause (set per run)
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			keep := left.Load()
+			go func() {
+				defer conn.Close()
+				br := bufio.NewReaderSize(conn, 16)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					if req.Method != http.MethodPost {
+						io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
+						continue
+					}
+					io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")
+					io.CopyN(io.Discard, req.Body, req.ContentLength-keep)
+					time.Sleep(pause)
+					io.Copy(io.Discard, req.Body)
+				}
+			}()
+		}
+	}()
+	host := ln.Addr().String()
+	blocked, failed := 0, 0
+	for keep := int64(5 << 10); keep <= 14<<10; keep += 1 << 10 {
+		left.Store(keep)
+		c := testClient(t, ClientOptions{ResponseHeaderTimeout: headerTimeout})
+		dial := c.direct.dial
+		c.direct.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := dial(ctx, network, addr)
+			if tc, ok := conn.(*net.TCPConn); ok {
+				tc.SetWriteBuffer(4096)
+			}
+			return conn, err
+		}
+		cred, value := queryCred(host), credvault.NewSecret(testValue)
+		resp, err := c.Do(newRequest(t, http.MethodPost, "http://"+host+"/up", strings.NewReader(strings.Repeat("b", 256<<10))), cred, value)
+		if err != nil {
+			t.Fatalf("left %d: the POST: %v", keep, err)
+		}
+		readAll(t, resp.Body)
+		req := newRequest(t, http.MethodGet, "http://"+host+"/next", nil)
+		req.Header.Set("X-Pad", strings.Repeat("p", 3800)) // the request fills most of the 4 KiB buffer
+		start := time.Now()
+		resp, err = c.Do(req, cred, value)
+		d := time.Since(start)
+		// The GET's write waited when the call took well over the header
+		// timeout: the upstream answers as soon as its pause ends and it
+		// has read the GET, so the call must then be answered. A call
+		// that fails at about the header timeout had its request written
+		// at once, into the upstream's unread buffer, behind the pause:
+		// that timeout is right.
+		waited := d > headerTimeout+150*time.Millisecond
+		if waited {
+			blocked++
+		}
+		switch {
+		case err != nil && waited:
+			failed++
+			t.Errorf("left %d: the GET's write waited, and the call failed at once after it, %v after its start: %v", keep, d, err)
+		case err != nil:
+			t.Logf("left %d: the GET was written at once and timed out behind the pause after %v (right)", keep, d)
+		default:
+			if got := readAll(t, resp.Body); got != "second" {
+				t.Fatalf("left %d: got %q", keep, got)
+			}
+		}
+		c.CloseIdleConnections()
+	}
+	t.Logf("%d runs where the GET's write waited, %d of them failed", blocked, failed)
+	if blocked == 0 {
+		t.Skip("no run made the GET's write wait")
+	}
+}
