@@ -114,10 +114,18 @@ type directConn struct {
 	// connection so that RawConn.Read is given no new closure per call.
 	flushWait func(fd uintptr) bool
 	flushed   bool  // flushThenReady has written the request
-	flushErr  error // and the write's error
-	key       poolKey
-	idleAt    time.Time
-	reused    bool
+	flushErr  error // and the write's error, or setting the read deadline's
+	// The read deadline flushThenReady sets once the request is written
+	// (ResponseHeaderTimeout from then, or the call's deadline when
+	// sooner), from these, set by roundTrip for the call.
+	headerTimeout time.Duration
+	callBy        time.Time // the call's deadline, or none
+	callHas       bool      // the call has a deadline
+	canceled      *atomic.Bool
+	readBy        time.Time // the read deadline set
+	key           poolKey
+	idleAt        time.Time
+	reused        bool
 }
 
 // countingConn is the write side of a connection, counting the writes
@@ -326,24 +334,19 @@ func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *ht
 	}
 	// Writing has the call's deadline; ResponseHeaderTimeout starts once
 	// the request is written, as in net/http (a request whole in the
-	// buffer: just before its one write). The read deadline is set
-	// before the first read; a kept connection keeps the deadlines of its
-	// last call while idle (nothing reads or writes it there, and
-	// stillOpen's peek does not look at them).
-	if err := setDeadline(dc.conn.SetWriteDeadline, by, &canceled); err != nil {
+	// buffer too: a write that waits, for an upstream that has stopped
+	// reading, is not counted in it). Reading has the call's deadline
+	// until then (the one call sets both): a kept connection keeps the
+	// deadlines of its last call while idle (nothing reads or writes it
+	// there, and stillOpen's peek does not look at them), and
+	// flushAndWait's RawConn.Read would fail at once on a read deadline
+	// that has passed since.
+	if err := setDeadline(dc.conn.SetDeadline, by, &canceled); err != nil {
 		return fail(err, false)
 	}
 	writes := dc.sink.writes
 	if err := writeRequest(dc.bw, req); err != nil {
 		return fail(err, staleConn(err))
-	}
-	headerBy := func() time.Time {
-		if t.headerTimeout > 0 {
-			if hb := time.Now().Add(t.headerTimeout); !hasDeadline || hb.Before(deadline) {
-				return hb
-			}
-		}
-		return by
 	}
 	// Once the request is written, the upstream has not answered yet: a
 	// read at once would find nothing and park in the poller, and the
@@ -355,21 +358,25 @@ func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *ht
 	//     would wait for the scheduler's next poll, which busy Ps make
 	//     late.
 	//   - Otherwise Gosched finds nothing to run and wakes an idle P for
-	//     nothing, and the read finds nothing: a request whole in dc.bw
+	//     nothing, and the read finds nothing. A request whole in dc.bw
 	//     (no write during writeRequest: at most its 4 KiB, written in
-	//     one write, which waits only when the upstream has stopped
-	//     reading) is written by flushAndWait, which waits for the answer
-	//     before the read. Its header timeout starts just before that
-	//     write rather than after it.
+	//     one write) on a reused connection is written by flushAndWait,
+	//     which waits for the answer before the read; flushThenReady sets
+	//     the read deadline once the request is written. Only on a reused
+	//     connection, whose socket stillOpen has just found empty: a new
+	//     one may already hold the answer (an upstream that answers
+	//     before reading the request), on the socket or, over TLS, read
+	//     along with the handshake into the tls.Conn's buffer, where the
+	//     wait does not see it (it waits for bytes that come after the
+	//     write): it would last until the read deadline
+	//     (TestDirectWaitEarlyAnswer, TestDirectWaitTLSEarlyAnswer).
 	var readBy time.Time
 	loaded := t.awaiting.Add(1) > t.procs
-	if !loaded && dc.flushWait != nil && dc.sink.writes == writes && dc.br.Buffered() == 0 {
-		readBy = headerBy()
-		if err := setDeadline(dc.conn.SetReadDeadline, readBy, &canceled); err != nil {
-			t.awaiting.Add(-1)
-			return fail(err, false)
-		}
-		if err := dc.flushAndWait(); err != nil {
+	if !loaded && dc.reused && dc.flushWait != nil && dc.sink.writes == writes && dc.br.Buffered() == 0 {
+		dc.headerTimeout, dc.callBy, dc.callHas, dc.canceled = t.headerTimeout, by, hasDeadline, &canceled
+		err := dc.flushAndWait()
+		readBy, dc.canceled = dc.readBy, nil
+		if err != nil {
 			t.awaiting.Add(-1)
 			return fail(err, staleConn(err))
 		}
@@ -378,7 +385,7 @@ func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *ht
 			t.awaiting.Add(-1)
 			return fail(err, staleConn(err))
 		}
-		readBy = headerBy()
+		readBy = headerBy(t.headerTimeout, by, hasDeadline)
 		if err := setDeadline(dc.conn.SetReadDeadline, readBy, &canceled); err != nil {
 			t.awaiting.Add(-1)
 			return fail(err, false)
@@ -414,6 +421,18 @@ func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *ht
 	keep := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols
 	resp.Body = &directBody{body: resp.Body, t: t, dc: dc, stop: stop, keep: keep}
 	return resp, false, nil
+}
+
+// headerBy is the read deadline for a response's head, from a request
+// written now: ResponseHeaderTimeout (timeout, when set) from now, or the
+// call's deadline by (hasBy) when sooner.
+func headerBy(timeout time.Duration, by time.Time, hasBy bool) time.Time {
+	if timeout > 0 {
+		if hb := time.Now().Add(timeout); !hasBy || hb.Before(by) {
+			return hb
+		}
+	}
+	return by
 }
 
 // neverCanceled is roundTrip's stop when the call's context cannot be
@@ -552,16 +571,31 @@ func (t *directTransport) get(ctx context.Context, key poolKey, addr string, u *
 // came (and was noted ready) in between, leaving the call to wait for its
 // deadline. A wait that ends in an error (the deadline, a cancellation,
 // the connection closed) is left to the read that follows, which reports
-// it as a read always has. Errors: the write's.
+// it as a read always has. The read deadline (ResponseHeaderTimeout) is
+// set once the request is written, in dc.readBy. Errors: the write's and
+// setting the deadline's.
 func (dc *directConn) flushAndWait() error {
 	dc.flushed, dc.flushErr = false, nil
 	_ = dc.raw.Read(dc.flushWait) // #nosec G104 -- a failed wait is the next read's error (see above)
 	if !dc.flushed {
-		// RawConn.Read failed before calling flushWait (the read deadline
-		// had passed: a cancellation); the write reports it.
-		return dc.bw.Flush()
+		// RawConn.Read failed before calling flushWait (the call's
+		// deadline had passed, or a cancellation); the write reports it.
+		if err := dc.bw.Flush(); err != nil {
+			return err
+		}
+		return dc.setReadBy()
 	}
 	return dc.flushErr
+}
+
+// setReadBy sets the read deadline for the answer to a request just
+// written (see headerBy), unless it is the call's deadline, set already.
+func (dc *directConn) setReadBy() error {
+	dc.readBy = headerBy(dc.headerTimeout, dc.callBy, dc.callHas)
+	if dc.readBy.Equal(dc.callBy) {
+		return nil
+	}
+	return setDeadline(dc.conn.SetReadDeadline, dc.readBy, dc.canceled)
 }
 
 // flushThenReady is the function flushAndWait gives RawConn.Read: on its
@@ -572,7 +606,9 @@ func (dc *directConn) flushThenReady(uintptr) bool {
 		return true
 	}
 	dc.flushed = true
-	dc.flushErr = dc.bw.Flush()
+	if dc.flushErr = dc.bw.Flush(); dc.flushErr == nil {
+		dc.flushErr = dc.setReadBy()
+	}
 	return dc.flushErr != nil
 }
 
