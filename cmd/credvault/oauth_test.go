@@ -289,7 +289,11 @@ func TestOAuthCallbackRefusals(t *testing.T) {
 // any call.
 func TestOAuthProactiveRefresh(t *testing.T) {
 	t.Parallel() // mostly waiting for tokens to expire
-	e := newOAuthEnv(t, 6*time.Second, 1, map[string]string{"CREDVAULT_OAUTH_REFRESH_INTERVAL": "1s"})
+	// 10 s tokens are due for refresh 5 s before they expire
+	// (RefreshMargin): room for a 1 s job that runs late on a loaded
+	// machine (6 s tokens left 3 s, and a CI run under the race detector
+	// refreshed 0.27 s after expiry).
+	e := newOAuthEnv(t, 10*time.Second, 1, map[string]string{"CREDVAULT_OAUTH_REFRESH_INTERVAL": "1s"})
 	id := e.connect()
 	first := e.oauthOf(id)
 	exp, _ := time.Parse(time.RFC3339Nano, first["expires_at"].(string))

@@ -51,6 +51,14 @@ type Server struct {
 	inFlight    atomic.Int64
 	MaxInFlight atomic.Int64
 
+	// grants runs the provider's grants (authorize, token, revoke,
+	// introspect) one at a time. fosite's MemoryStore (v0.49.0) is not safe
+	// for concurrent grants: RevokeRefreshToken writes its RefreshTokens
+	// map under the lock of another map, so two refreshes of one token
+	// race (seen under go test -race in TestRewrapCoversOAuth). The
+	// counters above count requests as they arrive, before this lock.
+	grants sync.Mutex
+
 	mu sync.Mutex
 	// sentRefresh records every refresh token the client sent, in order.
 	sentRefresh []string
@@ -217,6 +225,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	deny, sendIss := s.deny, s.issSent
 	s.mu.Unlock()
+	s.grants.Lock()
+	defer s.grants.Unlock()
 	ar, err := s.provider.NewAuthorizeRequest(ctx, r)
 	if err != nil {
 		s.provider.WriteAuthorizeError(ctx, w, ar, err)
@@ -274,6 +284,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	s.grants.Lock()
+	defer s.grants.Unlock()
 	ar, err := s.provider.NewAccessRequest(ctx, r, &fosite.DefaultSession{})
 	if err != nil {
 		s.provider.WriteAccessError(ctx, w, ar, err)
@@ -301,6 +313,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 // revoke is the RFC 7009 revocation endpoint.
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	s.Revocations.Add(1)
+	s.grants.Lock()
+	defer s.grants.Unlock()
 	err := s.provider.NewRevocationRequest(r.Context(), r)
 	s.provider.WriteRevocationResponse(r.Context(), w, err)
 }
