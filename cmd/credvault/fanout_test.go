@@ -172,6 +172,12 @@ func TestRevocationReachesInstanceCutOffFromDatabase(t *testing.T) {
 	check := func(inst *instance) response {
 		return cl.as(key, "GET", inst.url+"/v1/auth/check?scope=keys:read", nil)
 	}
+	// b applies the key's creation first: both of its paths (NOTIFY and
+	// the Redis fan-out) drop b's cache entry for the key, so one that
+	// arrived after the check below filled the cache would empty it
+	// again, and the check after the cut would need the database (a CI
+	// run under the race detector answered 503 there).
+	waitAppliedOn(t, cl, a, b)
 	if r := check(b); r.status != 200 {
 		t.Fatalf("check on b before the cut: %d %s", r.status, r.body)
 	}
@@ -224,6 +230,24 @@ func TestRevocationReachesInstanceCutOffFromDatabase(t *testing.T) {
 	}
 	if got := scrape(t, cl, a)[`credvault_key_state_fanout_total{result="published"}`]; got < 1 {
 		t.Errorf("a's credvault_key_state_fanout_total{result=\"published\"} = %v, want >= 1", got)
+	}
+}
+
+// waitAppliedOn waits until b has applied every key state change a
+// made, through the log (credvault_key_state_seq) and through Redis (a's
+// published fan-out messages, received by b).
+func waitAppliedOn(t *testing.T, cl *cluster, a, b *instance) {
+	t.Helper()
+	const seq, published, received = `credvault_key_state_seq`, `credvault_key_state_fanout_total{result="published"}`,
+		`credvault_key_state_fanout_total{result="received"}`
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ma, mb := scrape(t, cl, a), scrape(t, cl, b)
+		if mb[seq] >= ma[seq] && mb[received] >= ma[published] {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b has not applied a's key state changes in 10s: seq %v of %v, fan-out %v of %v", mb[seq], ma[seq], mb[received], ma[published])
+		}
 	}
 }
 
