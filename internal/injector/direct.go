@@ -119,8 +119,7 @@ type directConn struct {
 	// (ResponseHeaderTimeout from then, or the call's deadline when
 	// sooner), from these, set by roundTrip for the call.
 	headerTimeout time.Duration
-	callBy        time.Time // the call's deadline, or none
-	callHas       bool      // the call has a deadline
+	callBy        time.Time // the call's deadline, or zero for none
 	canceled      *atomic.Bool
 	readBy        time.Time // the read deadline set
 	key           poolKey
@@ -327,11 +326,7 @@ func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *ht
 		dc.conn.Close() // #nosec G104 -- the connection is being dropped after an error; nothing to add
 		return nil, beforeResponse && dc.reused && !canceled.Load(), err
 	}
-	deadline, hasDeadline := ctx.Deadline()
-	var by time.Time // the call's deadline, or none
-	if hasDeadline {
-		by = deadline
-	}
+	by, _ := ctx.Deadline() // the call's deadline, or zero for none
 	// Writing has the call's deadline; ResponseHeaderTimeout starts once
 	// the request is written, as in net/http (a request whole in the
 	// buffer too: a write that waits, for an upstream that has stopped
@@ -371,31 +366,26 @@ func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *ht
 	//     write): it would last until the read deadline
 	//     (TestDirectWaitEarlyAnswer, TestDirectWaitTLSEarlyAnswer).
 	var readBy time.Time
+	var err error
 	loaded := t.awaiting.Add(1) > t.procs
 	if !loaded && dc.reused && dc.flushWait != nil && dc.sink.writes == writes && dc.br.Buffered() == 0 {
-		dc.headerTimeout, dc.callBy, dc.callHas, dc.canceled = t.headerTimeout, by, hasDeadline, &canceled
-		err := dc.flushAndWait()
+		dc.headerTimeout, dc.callBy, dc.canceled = t.headerTimeout, by, &canceled
+		err = dc.flushAndWait()
 		readBy, dc.canceled = dc.readBy, nil
-		if err != nil {
-			t.awaiting.Add(-1)
-			return fail(err, staleConn(err))
+	} else if err = dc.bw.Flush(); err == nil {
+		readBy = headerBy(t.headerTimeout, by)
+		if err = setDeadline(dc.conn.SetReadDeadline, readBy, &canceled); err == nil {
+			runtime.Gosched()
 		}
-	} else {
-		if err := dc.bw.Flush(); err != nil {
-			t.awaiting.Add(-1)
-			return fail(err, staleConn(err))
-		}
-		readBy = headerBy(t.headerTimeout, by, hasDeadline)
-		if err := setDeadline(dc.conn.SetReadDeadline, readBy, &canceled); err != nil {
-			t.awaiting.Add(-1)
-			return fail(err, false)
-		}
-		runtime.Gosched()
 	}
-	dc.src.left = directMaxHeaderBytes
-	_, err := dc.br.Peek(1)
+	if err == nil {
+		dc.src.left = directMaxHeaderBytes
+		_, err = dc.br.Peek(1)
+	}
 	t.awaiting.Add(-1)
 	if err != nil {
+		// Setting a deadline fails only on a closed connection, which
+		// staleConn does not take for a stale one either.
 		return fail(err, staleConn(err))
 	}
 	var resp *http.Response
@@ -425,10 +415,10 @@ func (t *directTransport) roundTrip(ctx context.Context, dc *directConn, req *ht
 
 // headerBy is the read deadline for a response's head, from a request
 // written now: ResponseHeaderTimeout (timeout, when set) from now, or the
-// call's deadline by (hasBy) when sooner.
-func headerBy(timeout time.Duration, by time.Time, hasBy bool) time.Time {
+// call's deadline by (zero for none) when sooner.
+func headerBy(timeout time.Duration, by time.Time) time.Time {
 	if timeout > 0 {
-		if hb := time.Now().Add(timeout); !hasBy || hb.Before(by) {
+		if hb := time.Now().Add(timeout); by.IsZero() || hb.Before(by) {
 			return hb
 		}
 	}
@@ -591,7 +581,7 @@ func (dc *directConn) flushAndWait() error {
 // setReadBy sets the read deadline for the answer to a request just
 // written (see headerBy), unless it is the call's deadline, set already.
 func (dc *directConn) setReadBy() error {
-	dc.readBy = headerBy(dc.headerTimeout, dc.callBy, dc.callHas)
+	dc.readBy = headerBy(dc.headerTimeout, dc.callBy)
 	if dc.readBy.Equal(dc.callBy) {
 		return nil
 	}

@@ -1,8 +1,6 @@
 package injector
 
 import (
-	"io"
-	"net/http"
 	"os"
 	"testing"
 
@@ -23,16 +21,7 @@ func BenchmarkDirectSequential(b *testing.B) {
 	client := NewClient(ClientOptions{AllowPrivate: true})
 	defer client.CloseIdleConnections()
 	cred, value := credential("bearer", "", "", up.HTTP), credvault.NewSecret(testValue)
-	call := func() error {
-		req, _ := http.NewRequest(http.MethodGet, url, nil)
-		resp, err := client.Do(req, cred, value)
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return status(resp.StatusCode)
-	}
+	call := func() error { return getThrough(client, url, cred, value) }
 	if err := call(); err != nil { // the connection is dialed and kept
 		b.Fatal(err)
 	}
